@@ -1,0 +1,52 @@
+#include <fmt/format.h>
+
+#include <array>
+
+#include "verb.h"
+
+namespace cmf::cli {
+
+// One factory per verb, each defined in verbs/<name>.cpp.
+std::unique_ptr<Verb> MakeInitVerb();
+std::unique_ptr<Verb> MakeExecVerb();
+std::unique_ptr<Verb> MakeLogVerb();
+std::unique_ptr<Verb> MakeShowVerb();
+std::unique_ptr<Verb> MakeMetricsVerb();
+std::unique_ptr<Verb> MakeConfigVerb();
+std::unique_ptr<Verb> MakeHelpVerb();
+
+namespace {
+
+constexpr std::array kVerbs = {
+    VerbInfo{"init", "Create an empty cmf repository here or in DIR", false, MakeInitVerb},
+    VerbInfo{"exec", "Run a command and record it as an execution of a stage", true,
+             MakeExecVerb},
+    VerbInfo{"log", "List executions, newest first", true, MakeLogVerb},
+    VerbInfo{"show", "Show one execution in full", true, MakeShowVerb},
+    VerbInfo{"metrics", "Print an execution's step metrics", true, MakeMetricsVerb},
+    VerbInfo{"config", "Get and set repository options", true, MakeConfigVerb},
+    VerbInfo{"help", "Show the manual page of cmf or of a verb", false, MakeHelpVerb},
+};
+
+}  // namespace
+
+std::span<const VerbInfo> Verbs() { return kVerbs; }
+
+const VerbInfo* FindVerb(std::string_view name) {
+  for (const VerbInfo& v : kVerbs) {
+    if (v.name == name) return &v;
+  }
+  return nullptr;
+}
+
+int Fail(const Status& status) {
+  fmt::print(stderr, "cmf: error: {}\n", status.message());
+  return kExitFailure;
+}
+
+int UsageError(std::string_view message) {
+  fmt::print(stderr, "cmf: error: {}\n", message);
+  return kExitUsage;
+}
+
+}  // namespace cmf::cli

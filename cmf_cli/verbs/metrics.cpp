@@ -1,0 +1,58 @@
+#include <fmt/format.h>
+
+#include <optional>
+
+#include "../verb.h"
+#include "cmf/json_output.h"
+
+namespace cmf::cli {
+namespace {
+
+class MetricsVerb : public Verb {
+ public:
+  void Setup(CLI::App& app) override {
+    app.add_option("id", id_, "Execution id, or any unique prefix of it")->required();
+    app.add_option("--series", series_, "Only this series");
+    auto* json = app.add_flag("--json", json_, "Print {\"series\": {NAME: [[step, value], ...]}}");
+    auto* csv = app.add_flag("--csv", csv_, "Print CSV: series,step,value");
+    json->excludes(csv);
+  }
+
+  int Run(Context& ctx) override {
+    Store& store = ctx.repo->store();
+    Result<std::string> id = store.ResolveExecution(id_);
+    if (!id.ok()) return Fail(id.status());
+    Result<MetricSeries> series = store.GetMetrics(*id, series_);
+    if (!series.ok()) return Fail(series.status());
+    if (json_) {
+      fmt::print("{}\n", MetricsJson(*series));
+      return kExitOk;
+    }
+    std::string out;
+    if (csv_) {
+      out = "series,step,value\n";
+      for (const auto& [name, points] : *series) {
+        for (const MetricPoint& p : points) out += fmt::format("{},{},{}\n", name, p.step, p.value);
+      }
+    } else {
+      for (const auto& [name, points] : *series) {
+        out += fmt::format("{}{} ({} steps)\n", out.empty() ? "" : "\n", name, points.size());
+        for (const MetricPoint& p : points) out += fmt::format("  {:>8}  {}\n", p.step, p.value);
+      }
+    }
+    fmt::print("{}", out);
+    return kExitOk;
+  }
+
+ private:
+  std::string id_;
+  std::optional<std::string> series_;
+  bool json_ = false;
+  bool csv_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> MakeMetricsVerb() { return std::make_unique<MetricsVerb>(); }
+
+}  // namespace cmf::cli

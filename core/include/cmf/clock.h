@@ -1,0 +1,43 @@
+// Time and identity for records: a Clock seam, UUIDv7 execution ids and timestamps as text.
+//
+// Clock is an interface so that tests can fix time; SystemClock is the real one and is
+// thread-safe. NewUuidV7 draws its random bits from the kernel (getrandom) and is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace cmf {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Unix time in milliseconds.
+  virtual std::int64_t NowMs() const = 0;
+};
+
+class SystemClock : public Clock {
+ public:
+  std::int64_t NowMs() const override;
+  // The process-wide instance.
+  static std::shared_ptr<Clock> Get();
+};
+
+// A UUID version 7 (RFC 9562) for the given Unix time in milliseconds: 48 bits of time, then 74
+// random bits, as 36 lowercase characters with dashes. Ids made later sort after earlier ones.
+std::string NewUuidV7(std::int64_t unix_ms);
+
+// Random bytes as lowercase hex (2 * BYTES characters), from the kernel.
+std::string RandomHex(int bytes);
+
+// "2026-11-27T10:41:02.123Z".
+std::string FormatIsoUtc(std::int64_t unix_ms);
+
+// "2026-11-27 10:41:02" in UTC, for people.
+std::string FormatHumanUtc(std::int64_t unix_ms);
+
+// "850 ms", "3.2 s", "4 min 12 s", "2 h 03 min".
+std::string FormatDuration(std::int64_t ms);
+
+}  // namespace cmf

@@ -1,0 +1,85 @@
+// The metadata model as plain values: what the store records and what queries return.
+//
+// Identity is global so that records from many sites merge without coordination: an execution is
+// a UUIDv7, an artifact is its content hash, a pipeline or a stage is its name (a stage's name is
+// unique within its pipeline). Paths hang off events. These structs own their data and carry no
+// behaviour beyond small conversions; they are safe to copy between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace cmf {
+
+enum class ExecStatus { kRunning, kOk, kFailed, kInterrupted };
+
+// "running", "ok", "failed", "interrupted".
+std::string_view ToString(ExecStatus status);
+std::optional<ExecStatus> ParseExecStatus(std::string_view text);
+
+// What an artifact is. The kinds are fixed; the string forms are part of the JSON contract.
+enum class ArtifactKind { kDataset, kDataslice, kModel, kMetrics, kFile, kDirectory };
+
+// "dataset", "dataslice", "model", "metrics", "file", "directory".
+std::string_view ToString(ArtifactKind kind);
+std::optional<ArtifactKind> ParseArtifactKind(std::string_view text);
+
+// A typed value of a parameter or a property.
+using Value = std::variant<std::int64_t, double, bool, std::string>;
+
+// "int", "real", "bool", "string".
+std::string_view TypeName(const Value& value);
+// The value as a user would write it: 3, 0.01, true, text.
+std::string ToText(const Value& value);
+
+enum class Direction { kInput, kOutput };
+
+struct ArtifactRef {
+  std::string path;  // as given by the user, relative to where they ran the command
+  std::string hash;  // 64 lowercase hex digits (SHA-256 of the content or the manifest)
+  std::uint64_t size = 0;
+  ArtifactKind kind = ArtifactKind::kFile;
+};
+
+// The enclosing git repository's state when an execution started.
+struct CodeVersion {
+  std::string commit;  // 40 hex digits, or empty for a repository with no commit yet
+  bool dirty = false;  // tracked files differ from HEAD
+  std::string repo;    // the work tree's path
+};
+
+struct ExecutionRecord {
+  std::string id;  // UUIDv7, 36 characters
+  std::string pipeline;
+  std::string stage;
+  std::vector<std::string> command;  // argv
+  std::map<std::string, Value> params;
+  std::optional<CodeVersion> code;  // absent outside a git repository
+  std::string host;
+  std::string user;
+  std::string site;
+  std::int64_t started_ms = 0;  // Unix time in milliseconds
+  std::optional<std::int64_t> ended_ms;
+  ExecStatus status = ExecStatus::kRunning;
+  std::optional<int> exit_code;
+  std::string message;  // why it failed, when it did
+  std::map<std::string, Value> properties;
+  std::vector<ArtifactRef> inputs;
+  std::vector<ArtifactRef> outputs;
+};
+
+// One step of a step-metric series.
+struct MetricPoint {
+  std::int64_t step = 0;
+  double value = 0;
+};
+
+// An execution's step metrics: series name -> points, steps ascending.
+using MetricSeries = std::map<std::string, std::vector<MetricPoint>>;
+
+}  // namespace cmf

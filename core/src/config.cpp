@@ -1,0 +1,72 @@
+#include "cmf/config.h"
+
+#include <git2.h>
+
+#include "git_util.h"
+
+namespace cmf {
+
+struct Config::Impl {
+  git_config* cfg = nullptr;
+  std::string path;
+  ~Impl() { git_config_free(cfg); }
+};
+
+Config::Config(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Config::Config(Config&&) noexcept = default;
+Config& Config::operator=(Config&&) noexcept = default;
+Config::~Config() = default;
+
+Result<Config> Config::Open(const std::filesystem::path& path) {
+  git::EnsureInit();
+  auto impl = std::make_unique<Impl>();
+  impl->path = path.string();
+  int rc = git_config_open_ondisk(&impl->cfg, impl->path.c_str());
+  if (rc < 0) return git::Error(rc, "cannot read config '" + impl->path + "'");
+  return Config(std::move(impl));
+}
+
+Result<std::string> Config::Get(const std::string& key) const {
+  git_buf buf = GIT_BUF_INIT;
+  int rc = git_config_get_string_buf(&buf, impl_->cfg, key.c_str());
+  if (rc == GIT_ENOTFOUND) return Status::NotFound("config key '" + key + "' is not set");
+  if (rc < 0) return git::Error(rc, "cannot read config key '" + key + "'");
+  std::string value(buf.ptr, buf.size);
+  git_buf_dispose(&buf);
+  return value;
+}
+
+std::string Config::GetOr(const std::string& key, const std::string& fallback) const {
+  Result<std::string> value = Get(key);
+  return value.ok() ? value.value() : fallback;
+}
+
+Status Config::Set(const std::string& key, const std::string& value) {
+  int rc = git_config_set_string(impl_->cfg, key.c_str(), value.c_str());
+  if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument("invalid config key '" + key + "'");
+  if (rc < 0) return git::Error(rc, "cannot write config key '" + key + "'");
+  return Status::Ok();
+}
+
+Status Config::Unset(const std::string& key) {
+  int rc = git_config_delete_entry(impl_->cfg, key.c_str());
+  if (rc == GIT_ENOTFOUND) return Status::NotFound("config key '" + key + "' is not set");
+  if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument("invalid config key '" + key + "'");
+  if (rc < 0) return git::Error(rc, "cannot remove config key '" + key + "'");
+  return Status::Ok();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Config::List() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc = git_config_foreach(
+      impl_->cfg,
+      [](const git_config_entry* e, void* payload) {
+        static_cast<decltype(out)*>(payload)->emplace_back(e->name, e->value);
+        return 0;
+      },
+      &out);
+  if (rc < 0) return git::Error(rc, "cannot read config '" + impl_->path + "'");
+  return out;
+}
+
+}  // namespace cmf

@@ -1,0 +1,23 @@
+#include "git_util.h"
+
+#include <git2.h>
+
+#include <mutex>
+
+namespace cmf::git {
+
+void EnsureInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+Status Error(int rc, const std::string& what) {
+  const git_error* e = git_error_last();
+  std::string msg = what + ": " + (e && e->message ? e->message : "unknown libgit2 error");
+  if (rc == GIT_ENOTFOUND) return Status::NotFound(msg);
+  if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument(msg);
+  if (rc == GIT_ELOCKED) return Status::Conflict(msg);
+  return Status::IOError(msg);
+}
+
+}  // namespace cmf::git

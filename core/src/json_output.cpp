@@ -1,0 +1,84 @@
+#include "cmf/json_output.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "cmf/clock.h"
+
+namespace cmf {
+namespace {
+
+using nlohmann::json;
+
+json ValueJson(const Value& value) {
+  return std::visit([](const auto& v) { return json(v); }, value);
+}
+
+json ArtifactsJson(const std::vector<ArtifactRef>& refs) {
+  json out = json::array();
+  for (const ArtifactRef& a : refs) {
+    out.push_back({{"path", a.path}, {"hash", a.hash}, {"size", a.size},
+                   {"kind", std::string(ToString(a.kind))}});
+  }
+  return out;
+}
+
+json ToJson(const ExecutionRecord& r) {
+  json params = json::object();
+  for (const auto& [name, value] : r.params) params[name] = ValueJson(value);
+  json properties = json::object();
+  for (const auto& [name, value] : r.properties) properties[name] = ValueJson(value);
+  json code = nullptr;
+  if (r.code) code = {{"commit", r.code->commit}, {"dirty", r.code->dirty}, {"repo", r.code->repo}};
+  json out = {
+      {"id", r.id},
+      {"pipeline", r.pipeline},
+      {"stage", r.stage},
+      {"command", r.command},
+      {"status", std::string(ToString(r.status))},
+      {"exit_code", r.exit_code ? json(*r.exit_code) : json(nullptr)},
+      {"started", FormatIsoUtc(r.started_ms)},
+      {"ended", r.ended_ms ? json(FormatIsoUtc(*r.ended_ms)) : json(nullptr)},
+      {"params", params},
+      {"properties", properties},
+      {"code", code},
+      {"host", r.host},
+      {"user", r.user},
+      {"site", r.site},
+      {"message", r.message},
+      {"inputs", ArtifactsJson(r.inputs)},
+      {"outputs", ArtifactsJson(r.outputs)},
+  };
+  return out;
+}
+
+std::string Dump(const json& j, int indent) {
+  return j.dump(indent, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ExecutionJson(const ExecutionRecord& record, int indent) {
+  return Dump(ToJson(record), indent);
+}
+
+std::string ExecutionsJson(const std::vector<ExecutionRecord>& records, int indent) {
+  json out = json::array();
+  for (const ExecutionRecord& r : records) out.push_back(ToJson(r));
+  return Dump(out, indent);
+}
+
+std::string MetricsJson(const MetricSeries& series, int indent) {
+  json all = json::object();
+  for (const auto& [name, points] : series) {
+    json rows = json::array();
+    for (const MetricPoint& p : points) {
+      rows.push_back({p.step, std::isfinite(p.value) ? json(p.value) : json(nullptr)});
+    }
+    all[name] = std::move(rows);
+  }
+  return Dump(json{{"series", all}}, indent);
+}
+
+}  // namespace cmf

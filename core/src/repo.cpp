@@ -1,0 +1,148 @@
+#include "cmf/repo.h"
+
+#include <git2.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+
+#include "cmf/clock.h"
+#include "cmf/data/object_cache.h"
+#include "git_util.h"
+
+namespace fs = std::filesystem;
+
+namespace cmf {
+namespace {
+
+constexpr char kCmfDirName[] = ".cmf";
+
+bool IsCmfDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::is_regular_file(dir / "config", ec);
+}
+
+// Writes a new .cmf folder's contents into DIR.
+Status Populate(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir / "objects", ec);
+  if (ec) return Status::IOError("cannot create '" + (dir / "objects").string() + "': " + ec.message());
+
+  CMF_ASSIGN_OR_RETURN(Config config, Config::Open(dir / "config"));
+  CMF_RETURN_IF_ERROR(config.Set("core.repositoryformatversion", "1"));
+  CMF_RETURN_IF_ERROR(config.Set("core.site", RandomHex(8)));
+
+  git::EnsureInit();
+  git_repository* log = nullptr;
+  int rc = git_repository_init(&log, (dir / "log.git").c_str(), /*is_bare=*/1);
+  if (rc < 0) return git::Error(rc, "cannot create the metadata log");
+  git_repository_free(log);
+
+  {  // keeps the code's git repository from ever seeing cmf's own files
+    std::ofstream ignore(dir / ".gitignore");
+    ignore << "# cmf's repository: not part of the code's git history\n*\n";
+    if (!ignore) return Status::IOError("cannot write '" + (dir / ".gitignore").string() + "'");
+  }
+
+  StoreOptions options;
+  options.create = true;
+  CMF_ASSIGN_OR_RETURN(auto store, Store::Open(dir / "metadata.db", options));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Repo::Repo(Repo&&) noexcept = default;
+Repo& Repo::operator=(Repo&&) noexcept = default;
+Repo::~Repo() = default;
+
+Result<Repo> Repo::Init(const fs::path& workspace) {
+  std::error_code ec;
+  fs::path root = fs::absolute(workspace, ec).lexically_normal();
+  if (!fs::is_directory(root, ec)) {
+    return Status::NotFound("no such directory '" + workspace.string() + "'");
+  }
+  fs::path final_dir = root / kCmfDirName;
+  if (fs::exists(fs::symlink_status(final_dir, ec))) {
+    return Status::AlreadyExists("a cmf repository already exists in '" + root.string() + "'");
+  }
+  // Built under a temporary name and renamed, so that a failed or concurrent init leaves either
+  // nothing or a whole repository.
+  std::string temp_pattern = (root / ".cmf-init-XXXXXX").string();
+  if (::mkdtemp(temp_pattern.data()) == nullptr) {
+    return Status::IOError("cannot create a repository in '" + root.string() +
+                           "': " + std::strerror(errno));
+  }
+  fs::path temp = temp_pattern;
+  mode_t mask = ::umask(0);  // mkdtemp made it 0700; give it the mode mkdir would
+  ::umask(mask);
+  ::chmod(temp.c_str(), 0777 & ~mask);
+  Status st = Populate(temp);
+  if (st.ok() && ::rename(temp.c_str(), final_dir.c_str()) != 0) {
+    st = errno == EEXIST || errno == ENOTEMPTY
+             ? Status::AlreadyExists("a cmf repository already exists in '" + root.string() + "'")
+             : Status::IOError("cannot create '" + final_dir.string() + "': " +
+                               std::strerror(errno));
+  }
+  if (!st.ok()) {
+    fs::remove_all(temp, ec);
+    return st;
+  }
+  return OpenAt(final_dir);
+}
+
+Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
+  std::error_code ec;
+  if (!options.cmf_dir.empty()) {
+    fs::path dir = fs::absolute(options.cmf_dir, ec).lexically_normal();
+    if (IsCmfDir(dir)) return dir;
+    if (IsCmfDir(dir / kCmfDirName)) return dir / kCmfDirName;
+    return Status::NotFound("CMF_DIR '" + options.cmf_dir.string() +
+                            "' is not a cmf repository");
+  }
+  fs::path start = options.start.empty() ? fs::current_path(ec) : options.start;
+  if (ec) return Status::IOError("cannot read the current directory: " + ec.message());
+  fs::path dir = fs::absolute(start, ec).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "a/b/" -> "a/b"
+  for (;;) {
+    if (IsCmfDir(dir / kCmfDirName)) return dir / kCmfDirName;
+    if (dir == dir.root_path() || dir.empty()) break;
+    dir = dir.parent_path();
+  }
+  return Status::NotFound("not a cmf repository (or any of the parent directories): .cmf");
+}
+
+Result<Repo> Repo::Open(const DiscoverOptions& options) {
+  CMF_ASSIGN_OR_RETURN(fs::path dir, DiscoverCmfDir(options));
+  return OpenAt(dir);
+}
+
+Result<Repo> Repo::OpenAt(const fs::path& cmf_dir) {
+  Repo repo;
+  repo.cmf_dir_ = cmf_dir;
+  repo.workspace_ = cmf_dir.parent_path();
+  CMF_ASSIGN_OR_RETURN(Config config, Config::Open(cmf_dir / "config"));
+  repo.config_ = std::make_unique<Config>(std::move(config));
+  repo.site_ = repo.config_->GetOr("core.site", "");
+  if (repo.site_.empty()) {
+    return Status::Corruption("config '" + (cmf_dir / "config").string() +
+                              "' has no core.site");
+  }
+  std::string sync = repo.config_->GetOr("store.synchronous", "full");
+  if (sync != "full" && sync != "normal") {
+    return Status::InvalidArgument("config store.synchronous must be 'full' or 'normal', not '" +
+                                   sync + "'");
+  }
+  StoreOptions options;
+  options.site = repo.site_;
+  options.synchronous_full = sync == "full";
+  CMF_ASSIGN_OR_RETURN(repo.store_, Store::Open(cmf_dir / "metadata.db", options));
+  repo.objects_ = std::make_unique<data::ObjectCache>(cmf_dir / "objects");
+  return repo;
+}
+
+}  // namespace cmf

@@ -1,0 +1,149 @@
+#include "cmf/run.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <system_error>
+
+#include "cmf/clock.h"
+#include "cmf/code_version.h"
+#include "cmf/data/object_cache.h"
+
+namespace fs = std::filesystem;
+
+namespace cmf {
+namespace {
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string UserName() {
+  if (const char* user = std::getenv("USER"); user && *user) return user;
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_name) return pw->pw_name;
+  return std::to_string(::geteuid());
+}
+
+}  // namespace
+
+ArtifactKind GuessKind(const fs::path& path, bool is_directory) {
+  if (is_directory) return ArtifactKind::kDirectory;
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static constexpr std::array<std::string_view, 14> kDatasets = {
+      ".h5", ".hdf5", ".hdf", ".nc", ".npy", ".npz", ".csv", ".tsv",
+      ".parquet", ".tif", ".tiff", ".dm3", ".dm4", ".emd"};
+  static constexpr std::array<std::string_view, 7> kModels = {
+      ".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".pkl", ".joblib"};
+  if (std::find(kDatasets.begin(), kDatasets.end(), ext) != kDatasets.end()) {
+    return ArtifactKind::kDataset;
+  }
+  if (std::find(kModels.begin(), kModels.end(), ext) != kModels.end()) {
+    return ArtifactKind::kModel;
+  }
+  return ArtifactKind::kFile;
+}
+
+Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec).lexically_normal();
+  if (ec) return Status::IOError("cannot resolve '" + path.string() + "': " + ec.message());
+  fs::path relative = absolute.lexically_relative(repo.workspace());
+  bool inside = !relative.empty() && *relative.begin() != "..";
+  if (!inside) return absolute.string();
+  if (*relative.begin() == ".cmf") {
+    return Status::InvalidArgument("'" + path.string() + "' is inside the repository's .cmf/");
+  }
+  std::string text = relative.generic_string();
+  if (!text.empty() && text.back() == '/') text.pop_back();
+  return text;
+}
+
+Result<Run> Run::Start(Repo& repo, RunSpec spec) {
+  if (spec.stage.empty()) return Status::InvalidArgument("a run needs a stage name");
+  if (spec.pipeline.empty()) {
+    spec.pipeline = repo.config().GetOr("core.pipeline", repo.workspace().filename().string());
+  }
+  if (spec.pipeline.empty()) return Status::InvalidArgument("a run needs a pipeline name");
+
+  ExecutionRecord record;
+  record.started_ms = SystemClock::Get()->NowMs();
+  record.id = NewUuidV7(record.started_ms);
+  record.pipeline = spec.pipeline;
+  record.stage = spec.stage;
+  record.command = std::move(spec.command);
+  record.params = std::move(spec.params);
+  record.code = ReadCodeVersion(repo.workspace());
+  record.host = HostName();
+  record.user = UserName();
+  record.site = repo.site();
+
+  Run run;
+  CMF_ASSIGN_OR_RETURN(run.row_, repo.store().BeginExecution(record));
+  run.repo_ = &repo;
+  run.id_ = record.id;
+  run.pipeline_ = record.pipeline;
+  run.stage_ = record.stage;
+  return run;
+}
+
+Result<ArtifactRef> Run::LogArtifact(const fs::path& path, std::optional<ArtifactKind> kind,
+                                     Direction direction) {
+  CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(*repo_, path));
+  const data::ObjectCache& objects = repo_->objects();
+  Result<data::ObjectInfo> info =
+      direction == Direction::kOutput ? objects.Store(path) : objects.Hash(path);
+  if (!info.ok()) return info.status();
+  ArtifactRef ref;
+  ref.path = std::move(event_path);
+  ref.hash = info->hash;
+  ref.size = info->size;
+  ref.kind = kind.value_or(GuessKind(path, info->is_directory));
+  CMF_RETURN_IF_ERROR(LogHashed(direction, ref));
+  return ref;
+}
+
+Status Run::LogHashed(Direction direction, const ArtifactRef& ref) {
+  int& position = direction == Direction::kInput ? inputs_ : outputs_;
+  CMF_RETURN_IF_ERROR(repo_->store().AddEvent(row_, direction, position, ref));
+  ++position;
+  return Status::Ok();
+}
+
+Result<ArtifactRef> Run::LogInput(const fs::path& path, std::optional<ArtifactKind> kind) {
+  return LogArtifact(path, kind, Direction::kInput);
+}
+
+Result<ArtifactRef> Run::LogOutput(const fs::path& path, std::optional<ArtifactKind> kind) {
+  return LogArtifact(path, kind, Direction::kOutput);
+}
+
+Status Run::LogDerivedFrom(const std::string& child_hash, const std::string& parent_hash) {
+  return repo_->store().AddDerivedFrom(child_hash, parent_hash);
+}
+
+Status Run::LogMetric(const std::string& series, std::int64_t step, double value) {
+  MetricPoint point{step, value};
+  return repo_->store().LogMetrics(row_, series, std::span<const MetricPoint>(&point, 1));
+}
+
+Status Run::LogMetrics(const std::string& series, std::span<const MetricPoint> points) {
+  return repo_->store().LogMetrics(row_, series, points);
+}
+
+Status Run::SetProperty(const std::string& name, const Value& value) {
+  return repo_->store().SetProperty(RecordType::kExecution, id_, name, value);
+}
+
+Status Run::Finish(ExecStatus status, std::optional<int> exit_code, const std::string& message) {
+  return repo_->store().SetExecutionState(row_, status, exit_code, SystemClock::Get()->NowMs(),
+                                          message);
+}
+
+}  // namespace cmf

@@ -1,0 +1,693 @@
+#include "cmf/store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <system_error>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sqlite_util.h"
+
+namespace fs = std::filesystem;
+
+namespace cmf {
+namespace {
+
+constexpr char kFormatName[] = "cmf-metadata";
+
+// Schema version 1. doc/metadata-store.md describes every table; change both together, and
+// add a migration step in Store::Open when kStoreSchemaVersion goes up.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value
+) WITHOUT ROWID;
+
+CREATE TABLE pipeline (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE stage (
+  id          INTEGER PRIMARY KEY,
+  pipeline_id INTEGER NOT NULL REFERENCES pipeline(id),
+  name        TEXT NOT NULL,
+  UNIQUE (pipeline_id, name)
+);
+
+CREATE TABLE execution (
+  id          INTEGER PRIMARY KEY,
+  uuid        TEXT NOT NULL UNIQUE,
+  stage_id    INTEGER NOT NULL REFERENCES stage(id),
+  command     TEXT NOT NULL,
+  code_commit TEXT,
+  code_dirty  INTEGER,
+  code_repo   TEXT,
+  host        TEXT NOT NULL,
+  user        TEXT NOT NULL,
+  site        TEXT NOT NULL,
+  started_ms  INTEGER NOT NULL
+);
+CREATE INDEX execution_by_start ON execution(started_ms);
+CREATE INDEX execution_by_stage ON execution(stage_id, started_ms);
+
+CREATE TABLE execution_state (
+  execution_id INTEGER NOT NULL REFERENCES execution(id),
+  hlc          INTEGER NOT NULL,
+  site         TEXT NOT NULL,
+  status       TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
+  exit_code    INTEGER,
+  ended_ms     INTEGER,
+  message      TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (execution_id, hlc, site)
+) WITHOUT ROWID;
+
+CREATE TABLE param (
+  execution_id INTEGER NOT NULL REFERENCES execution(id),
+  name         TEXT NOT NULL,
+  type         TEXT NOT NULL CHECK (type IN ('int', 'real', 'bool', 'string')),
+  value,
+  PRIMARY KEY (execution_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE artifact (
+  id        INTEGER PRIMARY KEY,
+  hash      TEXT NOT NULL UNIQUE,
+  algorithm TEXT NOT NULL DEFAULT 'sha256',
+  kind      TEXT NOT NULL CHECK (kind IN ('dataset', 'dataslice', 'model', 'metrics', 'file',
+                                          'directory')),
+  size      INTEGER
+);
+
+CREATE TABLE event (
+  execution_id INTEGER NOT NULL REFERENCES execution(id),
+  direction    INTEGER NOT NULL CHECK (direction IN (0, 1)),
+  position     INTEGER NOT NULL,
+  artifact_id  INTEGER NOT NULL REFERENCES artifact(id),
+  path         TEXT NOT NULL,
+  PRIMARY KEY (execution_id, direction, position)
+) WITHOUT ROWID;
+CREATE INDEX event_by_artifact ON event(artifact_id, direction, execution_id);
+
+CREATE TABLE derived_from (
+  artifact_id INTEGER NOT NULL REFERENCES artifact(id),
+  parent_id   INTEGER NOT NULL REFERENCES artifact(id),
+  PRIMARY KEY (artifact_id, parent_id)
+) WITHOUT ROWID;
+CREATE INDEX derived_from_by_parent ON derived_from(parent_id, artifact_id);
+
+CREATE TABLE series (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE metric (
+  execution_id INTEGER NOT NULL REFERENCES execution(id),
+  series_id    INTEGER NOT NULL REFERENCES series(id),
+  step         INTEGER NOT NULL,
+  value        REAL,
+  PRIMARY KEY (execution_id, series_id, step)
+) WITHOUT ROWID;
+
+CREATE TABLE property (
+  target_type TEXT NOT NULL CHECK (target_type IN ('pipeline', 'stage', 'execution', 'artifact')),
+  target_id   INTEGER NOT NULL,
+  name        TEXT NOT NULL,
+  hlc         INTEGER NOT NULL,
+  site        TEXT NOT NULL,
+  type        TEXT NOT NULL CHECK (type IN ('int', 'real', 'bool', 'string')),
+  value,
+  PRIMARY KEY (target_type, target_id, name, hlc, site)
+) WITHOUT ROWID;
+)sql";
+
+std::string_view RecordTypeName(RecordType type) {
+  switch (type) {
+    case RecordType::kPipeline: return "pipeline";
+    case RecordType::kStage: return "stage";
+    case RecordType::kExecution: return "execution";
+    case RecordType::kArtifact: return "artifact";
+  }
+  return "execution";
+}
+
+}  // namespace
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  fs::path path;
+  StoreOptions options;
+  std::unordered_map<std::string, sqlite3_stmt*> statements;
+  std::unordered_map<std::string, std::int64_t> series_ids;
+
+  ~Impl() {
+    for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
+    if (db) sqlite3_close_v2(db);
+  }
+
+  std::string Where() const { return "metadata store '" + path.string() + "'"; }
+
+  Status Exec(const char* sql) {
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    return Status::Ok();
+  }
+
+  // A cached prepared statement, reset and ready to bind. Errors are programming errors in the
+  // SQL or a store whose schema does not match; both are reported as the prepare error.
+  Result<sql::Stmt> Prepare(const std::string& text) {
+    auto it = statements.find(text);
+    if (it != statements.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return sql::Stmt(db, it->second);
+    }
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db, text.c_str(), static_cast<int>(text.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    statements.emplace(text, stmt);
+    return sql::Stmt(db, stmt);
+  }
+
+  // The next hybrid logical clock value: after every value this store has handed out, and at
+  // least the wall clock (milliseconds in the high bits, a counter in the low 16). Call inside a
+  // write transaction.
+  Result<std::int64_t> NextHlc() {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt get, Prepare("SELECT value FROM meta WHERE key = 'hlc'"));
+    Status st;
+    std::int64_t last = get.Step(&st) ? get.Int(0) : 0;
+    get.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    std::int64_t next = std::max(options.clock->NowMs() << 16, last + 1);
+    CMF_ASSIGN_OR_RETURN(sql::Stmt put,
+                         Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));
+    CMF_RETURN_IF_ERROR(put.Bind(1, next).Run());
+    return next;
+  }
+
+  // Looks up the row id of a named row, inserting it first when new.
+  Result<RowId> Ensure(const std::string& insert, const std::string& select,
+                       const std::function<void(sql::Stmt&)>& bind) {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt ins, Prepare(insert));
+    bind(ins);
+    CMF_RETURN_IF_ERROR(ins.Run());
+    CMF_ASSIGN_OR_RETURN(sql::Stmt sel, Prepare(select));
+    bind(sel);
+    Status st;
+    if (!sel.Step(&st)) {
+      return st.ok() ? Status::Corruption(Where() + ": a row vanished after insert") : st;
+    }
+    RowId id = sel.Int(0);
+    sel.Reset();
+    return id;
+  }
+
+  Result<RowId> EnsureSeries(const std::string& name) {
+    auto it = series_ids.find(name);
+    if (it != series_ids.end()) return it->second;
+    CMF_ASSIGN_OR_RETURN(RowId id, Ensure("INSERT OR IGNORE INTO series(name) VALUES(?1)",
+                                          "SELECT id FROM series WHERE name = ?1",
+                                          [&](sql::Stmt& s) { s.Bind(1, name); }));
+    series_ids.emplace(name, id);
+    return id;
+  }
+
+  // Runs BODY in one write transaction (BEGIN IMMEDIATE, so that waiting for another writer
+  // happens up front, under the busy timeout); commits when it returns ok, rolls back otherwise.
+  template <typename F>
+  Status InWrite(F&& body) {
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    Status st = body();
+    if (st.ok()) {
+      rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) return st;
+      st = sql::Error(db, rc, Where());
+    }
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    series_ids.clear();  // ids made in the rolled-back transaction are gone
+    return st;
+  }
+
+  Result<std::vector<ExecutionRecord>> Load(const std::string& where,
+                                            const std::function<void(sql::Stmt&)>& bind,
+                                            std::int64_t limit);
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+const fs::path& Store::path() const { return impl_->path; }
+
+Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->options = options;
+  const std::string where = impl->Where();
+  std::error_code ec;
+  if (!options.create && !fs::exists(path, ec)) {
+    return Status::NotFound("cannot open " + where + ": no such file");
+  }
+  int flags = SQLITE_OPEN_READWRITE | (options.create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(impl->db, rc, "cannot open " + where);
+  sqlite3_extended_result_codes(impl->db, 1);
+  sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
+
+  // Read before anything is written: a file that is not a database, or not ours, is refused
+  // untouched.
+  int user_version = 0;
+  int tables = 0;
+  {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl->Prepare("PRAGMA user_version"));
+    Status st;
+    if (s.Step(&st)) user_version = static_cast<int>(s.Int(0));
+    s.Reset();
+    if (!st.ok()) {
+      return Status::Corruption("cannot open " + where + ": " + sqlite3_errmsg(impl->db));
+    }
+    CMF_ASSIGN_OR_RETURN(sql::Stmt t, impl->Prepare("SELECT count(*) FROM sqlite_master"));
+    if (t.Step(&st)) tables = static_cast<int>(t.Int(0));
+    t.Reset();
+    if (!st.ok()) {
+      return Status::Corruption("cannot open " + where + ": " + sqlite3_errmsg(impl->db));
+    }
+  }
+  if (user_version > kStoreSchemaVersion) {
+    return Status::InvalidArgument(fmt::format(
+        "cannot open {}: it has schema version {}, newer than this cmf understands ({}); "
+        "upgrade cmf",
+        where, user_version, kStoreSchemaVersion));
+  }
+  if (user_version == 0) {
+    if (!options.create || tables != 0) {
+      return Status::Corruption("cannot open " + where + ": not a cmf metadata store");
+    }
+    // journal_mode cannot change inside a transaction; WAL is a property of the file.
+    CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL"));
+    CMF_RETURN_IF_ERROR(impl->InWrite([&]() -> Status {
+      CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
+      CMF_ASSIGN_OR_RETURN(
+          sql::Stmt s, impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
+      CMF_RETURN_IF_ERROR(s.Bind(1, kFormatName).Run());
+      return impl->Exec(fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
+    }));
+  } else {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl->Prepare("SELECT value FROM meta WHERE key='format'"));
+    Status st;
+    bool ours = s.Step(&st) && s.Text(0) == kFormatName;
+    s.Reset();
+    if (!ours) return Status::Corruption("cannot open " + where + ": not a cmf metadata store");
+  }
+  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
+  CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL"
+                                                          : "PRAGMA synchronous=NORMAL"));
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
+  Impl& m = *impl_;
+  RowId execution = 0;
+  Status st = m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(RowId pipeline,
+                         m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
+                                  "SELECT id FROM pipeline WHERE name = ?1",
+                                  [&](sql::Stmt& s) { s.Bind(1, r.pipeline); }));
+    CMF_ASSIGN_OR_RETURN(
+        RowId stage,
+        m.Ensure("INSERT OR IGNORE INTO stage(pipeline_id, name) VALUES(?1, ?2)",
+                 "SELECT id FROM stage WHERE pipeline_id = ?1 AND name = ?2",
+                 [&](sql::Stmt& s) { s.Bind(1, pipeline).Bind(2, r.stage); }));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ins,
+        m.Prepare("INSERT INTO execution(uuid, stage_id, command, code_commit, code_dirty, "
+                  "code_repo, host, user, site, started_ms) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+    ins.Bind(1, r.id).Bind(2, stage).Bind(3, nlohmann::json(r.command).dump());
+    if (r.code) {
+      ins.Bind(4, r.code->commit).Bind(5, static_cast<std::int64_t>(r.code->dirty))
+          .Bind(6, r.code->repo);
+    }
+    ins.Bind(7, r.host).Bind(8, r.user).Bind(9, r.site).Bind(10, r.started_ms);
+    Status run = ins.Run();
+    if (run.code() == Code::kAlreadyExists) {
+      return Status::AlreadyExists("execution '" + r.id + "' already exists");
+    }
+    CMF_RETURN_IF_ERROR(run);
+    execution = sqlite3_last_insert_rowid(m.db);
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt param,
+        m.Prepare("INSERT INTO param(execution_id, name, type, value) VALUES(?1, ?2, ?3, ?4)"));
+    for (const auto& [name, value] : r.params) {
+      param.Bind(1, execution).Bind(2, name).Bind(3, TypeName(value)).BindValue(4, value);
+      CMF_RETURN_IF_ERROR(param.Run());
+    }
+    CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt state,
+        m.Prepare("INSERT INTO execution_state(execution_id, hlc, site, status) "
+                  "VALUES(?1, ?2, ?3, 'running')"));
+    return state.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Run();
+  });
+  if (!st.ok()) return st;
+  return execution;
+}
+
+Status Store::SetExecutionState(RowId execution, ExecStatus status,
+                                std::optional<int> exit_code,
+                                std::optional<std::int64_t> ended_ms,
+                                const std::string& message) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT INTO execution_state(execution_id, hlc, site, status, exit_code, "
+                  "ended_ms, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    s.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Bind(4, ToString(status));
+    s.Bind(5, exit_code).Bind(6, ended_ms).Bind(7, message);
+    return s.Run();
+  });
+}
+
+Status Store::AddEvent(RowId execution, Direction direction, int position,
+                       const ArtifactRef& a) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ins,
+        m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
+                  "ON CONFLICT(hash) DO NOTHING"));
+    CMF_RETURN_IF_ERROR(ins.Bind(1, a.hash).Bind(2, ToString(a.kind))
+                            .Bind(3, static_cast<std::int64_t>(a.size)).Run());
+    CMF_ASSIGN_OR_RETURN(sql::Stmt ev,
+                         m.Prepare("INSERT INTO event(execution_id, direction, position, "
+                                   "artifact_id, path) "
+                                   "SELECT ?1, ?2, ?3, id, ?4 FROM artifact WHERE hash = ?5"));
+    ev.Bind(1, execution).Bind(2, direction == Direction::kInput ? 0 : 1).Bind(3, position);
+    return ev.Bind(4, a.path).Bind(5, a.hash).Run();
+  });
+}
+
+Status Store::AddDerivedFrom(const std::string& child_hash, const std::string& parent_hash) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT OR IGNORE INTO derived_from(artifact_id, parent_id) "
+                  "SELECT c.id, p.id FROM artifact c, artifact p "
+                  "WHERE c.hash = ?1 AND p.hash = ?2"));
+    CMF_RETURN_IF_ERROR(s.Bind(1, child_hash).Bind(2, parent_hash).Run());
+    if (sqlite3_changes(m.db) == 0) {
+      CMF_ASSIGN_OR_RETURN(sql::Stmt q, m.Prepare("SELECT count(*) FROM artifact "
+                                                  "WHERE hash IN (?1, ?2)"));
+      Status st;
+      std::int64_t found = q.Bind(1, child_hash).Bind(2, parent_hash).Step(&st) ? q.Int(0) : 0;
+      q.Reset();
+      CMF_RETURN_IF_ERROR(st);
+      if (found < (child_hash == parent_hash ? 1 : 2)) {
+        return Status::NotFound("no artifact '" + child_hash + "' or '" + parent_hash + "'");
+      }
+    }
+    return Status::Ok();
+  });
+}
+
+Status Store::LogMetrics(RowId execution, const std::string& series,
+                         std::span<const MetricPoint> points) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(RowId series_id, m.EnsureSeries(series));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT OR REPLACE INTO metric(execution_id, series_id, step, value) "
+                  "VALUES(?1, ?2, ?3, ?4)"));
+    for (const MetricPoint& p : points) {
+      CMF_RETURN_IF_ERROR(s.Bind(1, execution).Bind(2, series_id).Bind(3, p.step)
+                              .Bind(4, p.value).Run());
+    }
+    return Status::Ok();
+  });
+}
+
+Status Store::SetProperty(RecordType type, const std::string& key, const std::string& name,
+                          const Value& value) {
+  Impl& m = *impl_;
+  std::string lookup;
+  std::string subject = key;
+  std::string second;  // the stage's name when TYPE is kStage ("pipeline/stage")
+  switch (type) {
+    case RecordType::kPipeline:
+      lookup = "SELECT id FROM pipeline WHERE name = ?1";
+      break;
+    case RecordType::kStage: {
+      auto slash = key.rfind('/');
+      if (slash == std::string::npos) {
+        return Status::InvalidArgument("a stage is named 'PIPELINE/STAGE', not '" + key + "'");
+      }
+      subject = key.substr(0, slash);
+      second = key.substr(slash + 1);
+      lookup = "SELECT s.id FROM stage s JOIN pipeline p ON p.id = s.pipeline_id "
+               "WHERE p.name = ?1 AND s.name = ?2";
+      break;
+    }
+    case RecordType::kExecution:
+      lookup = "SELECT id FROM execution WHERE uuid = ?1";
+      break;
+    case RecordType::kArtifact:
+      lookup = "SELECT id FROM artifact WHERE hash = ?1";
+      break;
+  }
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt q, m.Prepare(lookup));
+    q.Bind(1, subject);
+    if (type == RecordType::kStage) q.Bind(2, second);
+    Status st;
+    bool found = q.Step(&st);
+    RowId target = found ? q.Int(0) : 0;
+    q.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    if (!found) {
+      return Status::NotFound(fmt::format("no {} '{}'", RecordTypeName(type), key));
+    }
+    CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT INTO property(target_type, target_id, name, hlc, site, type, value) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    s.Bind(1, RecordTypeName(type)).Bind(2, target).Bind(3, name).Bind(4, hlc);
+    return s.Bind(5, m.options.site).Bind(6, TypeName(value)).BindValue(7, value).Run();
+  });
+}
+
+// Loads the executions selected by WHERE (a condition on e, s and p, with its parameters bound
+// by BIND), newest first, at most LIMIT (-1: all). Everything is read in one snapshot with a
+// fixed number of queries, whatever the number of executions.
+Result<std::vector<ExecutionRecord>> Store::Impl::Load(
+    const std::string& where, const std::function<void(sql::Stmt&)>& bind, std::int64_t limit) {
+  int rc = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{db};
+
+  CMF_RETURN_IF_ERROR(
+      Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY KEY, pos INTEGER)"));
+  CMF_RETURN_IF_ERROR(Exec("DELETE FROM temp.selected"));
+
+  std::vector<ExecutionRecord> out;
+  std::unordered_map<RowId, std::size_t> index;
+  {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT e.id, e.uuid, p.name, s.name, e.command, e.code_commit, e.code_dirty, "
+                "e.code_repo, e.host, e.user, e.site, e.started_ms "
+                "FROM execution e JOIN stage s ON s.id = e.stage_id "
+                "JOIN pipeline p ON p.id = s.pipeline_id WHERE " + where +
+                " ORDER BY e.started_ms DESC, e.uuid DESC LIMIT ?9"));
+    bind(s);
+    s.Bind(9, limit);
+    CMF_ASSIGN_OR_RETURN(sql::Stmt keep,
+                         Prepare("INSERT INTO temp.selected(id, pos) VALUES(?1, ?2)"));
+    Status st;
+    while (s.Step(&st)) {
+      ExecutionRecord r;
+      RowId id = s.Int(0);
+      r.id = s.Text(1);
+      r.pipeline = s.Text(2);
+      r.stage = s.Text(3);
+      auto command = nlohmann::json::parse(s.Text(4), nullptr, /*allow_exceptions=*/false);
+      if (command.is_array()) {
+        for (const auto& arg : command) {
+          if (arg.is_string()) r.command.push_back(arg.get<std::string>());
+        }
+      }
+      if (!s.IsNull(5)) r.code = CodeVersion{s.Text(5), s.Int(6) != 0, s.Text(7)};
+      r.host = s.Text(8);
+      r.user = s.Text(9);
+      r.site = s.Text(10);
+      r.started_ms = s.Int(11);
+      CMF_RETURN_IF_ERROR(keep.Bind(1, id).Bind(2, static_cast<std::int64_t>(out.size())).Run());
+      index.emplace(id, out.size());
+      out.push_back(std::move(r));
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  if (out.empty()) return out;
+
+  Status st;
+  {  // the newest state fact wins: rows come oldest first, so the last one stays
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT x.execution_id, x.status, x.exit_code, x.ended_ms, x.message "
+                "FROM execution_state x JOIN temp.selected t ON t.id = x.execution_id "
+                "ORDER BY x.execution_id, x.hlc, x.site"));
+    while (s.Step(&st)) {
+      ExecutionRecord& r = out[index.at(s.Int(0))];
+      r.status = ParseExecStatus(s.Text(1)).value_or(ExecStatus::kFailed);
+      r.exit_code = s.IsNull(2) ? std::nullopt : std::optional<int>(static_cast<int>(s.Int(2)));
+      r.ended_ms = s.IsNull(3) ? std::nullopt : std::optional<std::int64_t>(s.Int(3));
+      r.message = s.Text(4);
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value FROM param x "
+                             "JOIN temp.selected t ON t.id = x.execution_id"));
+    while (s.Step(&st)) {
+      out[index.at(s.Int(0))].params[s.Text(1)] = s.ValueAs(3, s.Text(2));
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT x.target_id, x.name, x.type, x.value FROM property x "
+                "JOIN temp.selected t ON t.id = x.target_id "
+                "WHERE x.target_type = 'execution' ORDER BY x.target_id, x.name, x.hlc, x.site"));
+    while (s.Step(&st)) {
+      out[index.at(s.Int(0))].properties[s.Text(1)] = s.ValueAs(3, s.Text(2));
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT x.execution_id, x.direction, x.path, a.hash, a.size, a.kind "
+                "FROM event x JOIN temp.selected t ON t.id = x.execution_id "
+                "JOIN artifact a ON a.id = x.artifact_id "
+                "ORDER BY x.execution_id, x.direction, x.position"));
+    while (s.Step(&st)) {
+      ExecutionRecord& r = out[index.at(s.Int(0))];
+      ArtifactRef a;
+      a.path = s.Text(2);
+      a.hash = s.Text(3);
+      a.size = static_cast<std::uint64_t>(s.Int(4));
+      a.kind = ParseArtifactKind(s.Text(5)).value_or(ArtifactKind::kFile);
+      (s.Int(1) == 0 ? r.inputs : r.outputs).push_back(std::move(a));
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  return out;
+}
+
+Result<std::vector<ExecutionRecord>> Store::ListExecutions(const ExecutionFilter& filter) {
+  return impl_->Load("(?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR s.name = ?2)",
+                     [&](sql::Stmt& s) { s.Bind(1, filter.pipeline).Bind(2, filter.stage); },
+                     filter.limit.value_or(-1));
+}
+
+Result<std::string> Store::ResolveExecution(const std::string& prefix) {
+  std::string hex;
+  for (char c : prefix) {
+    if (c == '-') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return Status::InvalidArgument("'" + prefix + "' is not an execution id");
+    }
+    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (hex.empty() || hex.size() > 32) {
+    return Status::InvalidArgument("'" + prefix + "' is not an execution id");
+  }
+  std::string dashed;  // the prefix in the stored form, 8-4-4-4-12
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) dashed += '-';
+    dashed += hex[i];
+  }
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                       impl_->Prepare("SELECT uuid FROM execution WHERE uuid >= ?1 AND uuid < ?2 "
+                                      "ORDER BY uuid LIMIT 4"));
+  s.Bind(1, dashed).Bind(2, dashed + "g");  // 'g' sorts after every hex digit and '-'
+  std::vector<std::string> matches;
+  Status st;
+  while (s.Step(&st)) matches.push_back(s.Text(0));
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (matches.empty()) return Status::NotFound("no execution '" + prefix + "'");
+  if (matches.size() > 1) {
+    std::string names;
+    for (std::size_t i = 0; i < matches.size() && i < 3; ++i) {
+      names += (i ? ", " : "") + matches[i];
+    }
+    return Status::InvalidArgument(fmt::format("execution id '{}' is ambiguous: {}{}", prefix,
+                                               names, matches.size() > 3 ? ", ..." : ""));
+  }
+  return matches.front();
+}
+
+Result<ExecutionRecord> Store::GetExecution(const std::string& id) {
+  CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> found,
+                       impl_->Load("e.uuid = ?1", [&](sql::Stmt& s) { s.Bind(1, id); }, 1));
+  if (found.empty()) return Status::NotFound("no execution '" + id + "'");
+  return std::move(found.front());
+}
+
+Result<MetricSeries> Store::GetMetrics(const std::string& id,
+                                       const std::optional<std::string>& series) {
+  CMF_ASSIGN_OR_RETURN(sql::Stmt e, impl_->Prepare("SELECT id FROM execution WHERE uuid = ?1"));
+  Status st;
+  bool found = e.Bind(1, id).Step(&st);
+  RowId execution = found ? e.Int(0) : 0;
+  e.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (!found) return Status::NotFound("no execution '" + id + "'");
+
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT n.name, m.step, m.value FROM metric m "
+                     "JOIN series n ON n.id = m.series_id "
+                     "WHERE m.execution_id = ?1 AND (?2 IS NULL OR n.name = ?2) "
+                     "ORDER BY n.name, m.step"));
+  s.Bind(1, execution).Bind(2, series);
+  MetricSeries out;
+  while (s.Step(&st)) out[s.Text(0)].push_back({s.Int(1), s.Real(2)});
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (series && out.empty()) {
+    return Status::NotFound("execution '" + id + "' has no metric series '" + *series + "'");
+  }
+  return out;
+}
+
+Result<std::int64_t> Store::CountExecutions() {
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl_->Prepare("SELECT count(*) FROM execution"));
+  Status st;
+  std::int64_t n = s.Step(&st) ? s.Int(0) : 0;
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return n;
+}
+
+}  // namespace cmf

@@ -1,0 +1,72 @@
+#include "cmf/data/hash.h"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+#include "file_reader.h"
+
+namespace cmf::data {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+};
+
+Sha256::Sha256() : impl_(new Impl) {
+  impl_->ctx = EVP_MD_CTX_new();
+  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("OpenSSL cannot initialise SHA-256");
+  }
+}
+
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+  delete impl_;
+}
+
+void Sha256::Update(const void* data, std::size_t size) {
+  EVP_DigestUpdate(impl_->ctx, data, size);
+}
+
+Digest Sha256::Finish() {
+  Digest digest{};
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(impl_->ctx, digest.data(), &length);
+  return digest;
+}
+
+std::string ToHex(const Digest& digest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(digest.size() * 2, '0');
+  for (std::size_t i = 0; i < digest.size(); ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+std::string HashBytes(std::string_view bytes) {
+  Sha256 hasher;
+  hasher.Update(bytes);
+  return ToHex(hasher.Finish());
+}
+
+bool IsSha256Hex(std::string_view text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Result<std::string> HashFile(const std::filesystem::path& path) {
+  Sha256 hasher;
+  Status st = ReadFileInBlocks(path, [&](const char* data, std::size_t size) {
+    hasher.Update(data, size);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return ToHex(hasher.Finish());
+}
+
+}  // namespace cmf::data
