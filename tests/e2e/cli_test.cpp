@@ -1,0 +1,374 @@
+// End-to-end tests: the real cmf binary in temporary workspaces.
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "support.h"
+#include "verb.h"
+
+using cmf::test::Cmf;
+using cmf::test::Outcome;
+using cmf::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A workspace with an initialised repository.
+struct Workspace {
+  TempDir dir;
+  Workspace() {
+    Outcome o = Cmf({"init", "-q"}, dir.path());
+    REQUIRE(o.exit_code == 0);
+  }
+  fs::path operator/(const std::string& name) const { return dir / name; }
+  Outcome operator()(const std::vector<std::string>& args) const { return Cmf(args, dir.path()); }
+  json Log() const {
+    Outcome o = Cmf({"log", "--json"}, dir.path());
+    REQUIRE(o.exit_code == 0);
+    return json::parse(o.out);
+  }
+};
+
+bool IsError(const Outcome& o, const std::string& fragment) {
+  return o.err.rfind("cmf: error: ", 0) == 0 && o.err.find(fragment) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("cli: init creates .cmf/ and says where") {
+  TempDir dir;
+  Outcome o = Cmf({"init"}, dir.path());
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("Initialized empty cmf repository in " + (dir / ".cmf").string()) !=
+        std::string::npos);
+  CHECK(fs::is_regular_file(dir / ".cmf" / "metadata.db"));
+}
+
+TEST_CASE("cli: init where a repository exists is an error that changes nothing") {
+  Workspace ws;
+  std::string db = cmf::test::ReadFile(ws / ".cmf/metadata.db");
+  Outcome o = ws({"init"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "already exists"));
+  CHECK(cmf::test::ReadFile(ws / ".cmf/metadata.db") == db);
+}
+
+TEST_CASE("cli: verbs that need a repository fail outside one") {
+  TempDir dir;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"log"}, {"show", "01"}, {"metrics", "01"}, {"config", "-l"},
+           {"exec", "--stage", "s", "--", "true"}}) {
+    Outcome o = Cmf(args, dir.path());
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, "not a cmf repository"));
+  }
+}
+
+TEST_CASE("cli: an unknown verb is a usage error with a suggestion when one is close") {
+  TempDir dir;
+  Outcome o = Cmf({"lgo"}, dir.path());
+  CHECK(o.exit_code == 2);
+  CHECK(IsError(o, "'lgo' is not a cmf verb"));
+  CHECK(o.err.find("\tlog") != std::string::npos);
+  Outcome far = Cmf({"frobnicate"}, dir.path());
+  CHECK(far.exit_code == 2);
+  CHECK(far.err.find("most similar") == std::string::npos);
+}
+
+TEST_CASE("cli: a bad option is a usage error") {
+  Workspace ws;
+  CHECK(ws({"log", "--no-such-flag"}).exit_code == 2);
+  CHECK(ws({"exec", "--", "true"}).exit_code == 2);  // --stage is required
+  Outcome bad_param = ws({"exec", "--stage", "s", "-p", "novalue", "--", "true"});
+  CHECK(bad_param.exit_code == 2);
+  CHECK(IsError(bad_param, "not KEY=VALUE"));
+  CHECK(ws.Log().empty());
+}
+
+TEST_CASE("cli: every verb has a man page and a --help that works outside a repository") {
+  TempDir dir;
+  fs::path man = fs::path(std::getenv("CMF_SOURCE_ROOT")) / "man";
+  CHECK(fs::is_regular_file(man / "cmf.1"));
+  for (const auto& verb : cmf::cli::Verbs()) {
+    std::string name(verb.name);
+    CAPTURE(name);
+    CHECK(fs::is_regular_file(man / ("cmf-" + name + ".1")));
+    Outcome o = Cmf({name, "--help"}, dir.path());
+    CHECK(o.exit_code == 0);
+    CHECK(o.out.find(std::string(verb.summary)) != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: help VERB shows that verb's manual page") {
+  TempDir dir;
+  Outcome o = Cmf({"help", "exec"}, dir.path());
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("CMF_METRICS_FD") != std::string::npos);
+  CHECK(Cmf({"help", "nope"}, dir.path()).exit_code == 2);
+}
+
+TEST_CASE("cli: exec runs the command, streams its output and records it all") {
+  Workspace ws;
+  cmf::test::WriteFile(ws / "raw.h5", "raw bytes");
+  Outcome o = ws({"exec", "--stage", "prepare", "--in", "raw.h5", "--out", "patches.h5", "-p",
+                  "window=16", "--", "sh", "-c", "echo preparing; cp raw.h5 patches.h5"});
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "preparing\n");
+  json log = ws.Log();
+  REQUIRE(log.size() == 1);
+  const json& e = log[0];
+  CHECK(e["stage"] == "prepare");
+  CHECK(e["pipeline"] == ws.dir.path().filename().string());
+  CHECK(e["status"] == "ok");
+  CHECK(e["exit_code"] == 0);
+  CHECK(e["params"] == json{{"window", "16"}});
+  CHECK(e["command"] == json{"sh", "-c", "echo preparing; cp raw.h5 patches.h5"});
+  CHECK(e["code"].is_null());
+  CHECK(std::regex_match(e["id"].get<std::string>(),
+                         std::regex("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                    "[0-9a-f]{12}")));
+  CHECK(std::regex_match(e["started"].get<std::string>(),
+                         std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+  CHECK(e["ended"].is_string());
+  REQUIRE(e["inputs"].size() == 1);
+  REQUIRE(e["outputs"].size() == 1);
+  for (const json& a : {e["inputs"][0], e["outputs"][0]}) {
+    CHECK(std::regex_match(a["hash"].get<std::string>(), std::regex("[0-9a-f]{64}")));
+    CHECK(a["size"] == 9);
+    CHECK(a["kind"] == "dataset");
+  }
+  CHECK(e["inputs"][0]["path"] == "raw.h5");
+  CHECK(e["outputs"][0]["path"] == "patches.h5");
+  CHECK(e["inputs"][0]["hash"] == e["outputs"][0]["hash"]);  // same bytes, same artifact
+  std::string hash = e["outputs"][0]["hash"];
+  CHECK(fs::is_regular_file(ws / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" +
+                                  hash.substr(2))));
+}
+
+TEST_CASE("cli: exec from a subfolder records workspace-relative paths and config pipeline") {
+  Workspace ws;
+  REQUIRE(ws({"config", "core.pipeline", "ALDKL"}).exit_code == 0);
+  cmf::test::WriteFile(ws / "data/raw.csv", "1,2\n");
+  Outcome o = Cmf({"exec", "--stage", "s", "--in", "raw.csv", "--", "true"}, ws / "data");
+  REQUIRE(o.exit_code == 0);
+  json e = ws.Log()[0];
+  CHECK(e["pipeline"] == "ALDKL");
+  CHECK(e["inputs"][0]["path"] == "data/raw.csv");
+}
+
+TEST_CASE("cli: a failing command is recorded as failed and cmf exits with its code") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--", "sh", "-c", "echo oops >&2; exit 3"});
+  CHECK(o.exit_code == 3);
+  CHECK(o.err.find("oops") != std::string::npos);
+  json e = ws.Log()[0];
+  CHECK(e["status"] == "failed");
+  CHECK(e["exit_code"] == 3);
+}
+
+TEST_CASE("cli: a command killed by SIGINT is recorded as interrupted") {
+  Workspace ws;
+  cmf::test::WriteFile(ws / "in.txt", "x");
+  Outcome o = ws({"exec", "--stage", "s", "--in", "in.txt", "--", "sh", "-c",
+                  "echo 'sigma 0 0.5' >&$CMF_METRICS_FD; kill -INT $$"});
+  CHECK(o.exit_code == 130);
+  json e = ws.Log()[0];
+  CHECK(e["status"] == "interrupted");
+  CHECK(e["exit_code"] == 130);
+  CHECK(e["inputs"].size() == 1);  // what was logged before the interruption is kept
+  Outcome m = ws({"metrics", e["id"], "--json"});
+  CHECK(json::parse(m.out)["series"]["sigma"] == json{{0, 0.5}});
+}
+
+TEST_CASE("cli: a declared output that the command did not produce fails the execution") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--out", "model.pt", "--", "true"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "output 'model.pt' was not produced"));
+  CHECK(ws.Log()[0]["status"] == "failed");
+}
+
+TEST_CASE("cli: a missing input is an error before the command runs, and nothing is recorded") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--in", "missing.h5", "--", "touch", "ran"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "input 'missing.h5' does not exist"));
+  CHECK_FALSE(fs::exists(ws / "ran"));
+  CHECK(ws.Log().empty());
+}
+
+TEST_CASE("cli: an unreadable input is an error before the command runs") {
+  Workspace ws;
+  fs::create_directories(ws / "d");
+  REQUIRE(::mkfifo((ws / "d/pipe").c_str(), 0644) == 0);
+  Outcome o = ws({"exec", "--stage", "s", "--in", "d", "--", "touch", "ran"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "neither a regular file nor a directory"));
+  CHECK_FALSE(fs::exists(ws / "ran"));
+  CHECK(ws.Log().empty());
+}
+
+TEST_CASE("cli: an input inside .cmf/ is refused") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--in", ".cmf/config", "--", "true"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "inside the repository's .cmf/"));
+  CHECK(ws.Log().empty());
+}
+
+TEST_CASE("cli: a command that cannot be started is an error and nothing is recorded") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--", "no-such-command-anywhere"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "cannot run 'no-such-command-anywhere'"));
+  cmf::test::WriteFile(ws / "script.sh", "#!/bin/sh\n");  // not executable
+  Outcome o2 = ws({"exec", "--stage", "s", "--", "./script.sh"});
+  CHECK(o2.exit_code == 1);
+  CHECK(ws.Log().empty());
+}
+
+TEST_CASE("cli: step metrics written to CMF_METRICS_FD are recorded and printed") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "train", "--", "sh", "-c",
+                  "for i in 2 0 1; do echo \"loss $i 0.$i\" >&$CMF_METRICS_FD; done; "
+                  "echo 'sigma 0 1.5' >&$CMF_METRICS_FD; echo 'garbage' >&$CMF_METRICS_FD; "
+                  "test -n \"$CMF_EXECUTION_ID\""});
+  REQUIRE(o.exit_code == 0);
+  CHECK(o.err.find("cmf: warning: ignoring metrics line 'garbage'") != std::string::npos);
+  std::string id = ws.Log()[0]["id"];
+  json m = json::parse(ws({"metrics", id, "--json"}).out);
+  CHECK(m == json{{"series", {{"loss", {{0, 0.0}, {1, 0.1}, {2, 0.2}}}, {"sigma", {{0, 1.5}}}}}});
+  json only = json::parse(ws({"metrics", id.substr(0, 23), "--series", "sigma", "--json"}).out);
+  CHECK(only["series"].size() == 1);
+  Outcome csv = ws({"metrics", id, "--csv", "--series", "sigma"});
+  CHECK(csv.out == "series,step,value\nsigma,0,1.5\n");
+  Outcome missing = ws({"metrics", id, "--series", "nope"});
+  CHECK(missing.exit_code == 1);
+  CHECK(IsError(missing, "no metric series 'nope'"));
+}
+
+TEST_CASE("cli: show prints one execution by unique prefix, and refuses bad prefixes") {
+  Workspace ws;
+  REQUIRE(ws({"exec", "--stage", "a", "-q", "--", "true"}).exit_code == 0);
+  REQUIRE(ws({"exec", "--stage", "b", "-q", "--", "true"}).exit_code == 0);
+  json log = ws.Log();
+  REQUIRE(log.size() == 2);
+  CHECK(log[0]["stage"] == "b");  // newest first
+  std::string id = log[1]["id"];
+  Outcome o = ws({"show", id, "--json"});
+  REQUIRE(o.exit_code == 0);
+  CHECK(json::parse(o.out) == log[1]);
+  Outcome text = ws({"show", id});
+  CHECK(text.out.find("execution " + id) != std::string::npos);
+
+  std::string a = log[0]["id"], b = log[1]["id"];
+  std::size_t common = 0;
+  while (a[common] == b[common]) ++common;
+  Outcome ambiguous = ws({"show", a.substr(0, common)});
+  CHECK(ambiguous.exit_code == 1);
+  CHECK(IsError(ambiguous, "ambiguous"));
+  Outcome unknown = ws({"show", "ffffffff"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(IsError(unknown, "no execution 'ffffffff'"));
+}
+
+TEST_CASE("cli: log filters by stage and limits with -n") {
+  Workspace ws;
+  for (const char* stage : {"a", "b", "a"}) {
+    REQUIRE(ws({"exec", "--stage", stage, "-q", "--", "true"}).exit_code == 0);
+  }
+  CHECK(json::parse(ws({"log", "--json", "--stage", "a"}).out).size() == 2);
+  CHECK(json::parse(ws({"log", "--json", "-n", "1"}).out).size() == 1);
+  Outcome oneline = ws({"log", "--oneline"});
+  CHECK(std::count(oneline.out.begin(), oneline.out.end(), '\n') == 3);
+}
+
+TEST_CASE("cli: a corrupt metadata.db is reported and left as it was") {
+  Workspace ws;
+  std::string junk(8192, '\x5a');
+  cmf::test::WriteFile(ws / ".cmf/metadata.db", junk);
+  fs::remove(ws / ".cmf/metadata.db-wal");
+  fs::remove(ws / ".cmf/metadata.db-shm");
+  Outcome o = ws({"log"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "cannot open metadata store"));
+  CHECK(IsError(o, "file is not a database"));
+  CHECK(cmf::test::ReadFile(ws / ".cmf/metadata.db") == junk);
+}
+
+TEST_CASE("cli: a foreign SQLite database in place of metadata.db is refused") {
+  Workspace ws;
+  fs::path db_path = ws / ".cmf/metadata.db";
+  fs::remove(db_path);
+  fs::remove(ws / ".cmf/metadata.db-wal");
+  fs::remove(ws / ".cmf/metadata.db-shm");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "CREATE TABLE Execution(id INTEGER)", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(db);
+  Outcome o = ws({"log"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "not a cmf metadata store"));
+}
+
+TEST_CASE("cli: a store from a newer cmf is refused with a clear message") {
+  Workspace ws;
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((ws / ".cmf/metadata.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version=42", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  Outcome o = ws({"log"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "schema version 42, newer than this cmf"));
+}
+
+TEST_CASE("cli: -C and CMF_DIR choose the repository") {
+  Workspace ws;
+  TempDir elsewhere;
+  REQUIRE(ws({"exec", "--stage", "s", "-q", "--", "true"}).exit_code == 0);
+  Outcome c = Cmf({"-C", ws.dir.path().string(), "log", "--json"}, elsewhere.path());
+  CHECK(c.exit_code == 0);
+  CHECK(json::parse(c.out).size() == 1);
+  Outcome env = Cmf({"log", "--json"}, elsewhere.path(), {{"CMF_DIR", (ws / ".cmf").string()}});
+  CHECK(env.exit_code == 0);
+  CHECK(json::parse(env.out).size() == 1);
+  Outcome bad = Cmf({"-C", (elsewhere / "nope").string(), "log"}, elsewhere.path());
+  CHECK(bad.exit_code == 1);
+  CHECK(IsError(bad, "cannot change to"));
+}
+
+TEST_CASE("cli: config gets, sets, lists and unsets; a missing key is an error") {
+  Workspace ws;
+  CHECK(ws({"config", "core.pipeline", "ALDKL"}).exit_code == 0);
+  CHECK(ws({"config", "core.pipeline"}).out == "ALDKL\n");
+  CHECK(ws({"config", "--list"}).out.find("core.pipeline=ALDKL") != std::string::npos);
+  CHECK(ws({"config", "--unset", "core.pipeline"}).exit_code == 0);
+  Outcome missing = ws({"config", "core.pipeline"});
+  CHECK(missing.exit_code == 1);
+  CHECK(IsError(missing, "'core.pipeline' is not set"));
+  Outcome bad = ws({"config", "nodot", "x"});
+  CHECK(bad.exit_code == 1);
+  CHECK(IsError(bad, "invalid config key 'nodot'"));
+}
+
+TEST_CASE("cli: two cmf exec processes logging at once are both recorded") {
+  Workspace ws;
+  std::string script =
+      "C=\"$0\"; for s in a b; do \"$C\" exec -q --stage $s -- sh -c "
+      "'i=0; while [ $i -lt 50 ]; do echo \"m $i $i\" >&$CMF_METRICS_FD; i=$((i+1)); done' & "
+      "done; wait";
+  Outcome o = cmf::test::RunProcess({"sh", "-c", script, cmf::test::CmfBinary()}, ws.dir.path());
+  REQUIRE(o.exit_code == 0);
+  json log = ws.Log();
+  REQUIRE(log.size() == 2);
+  for (const json& e : log) {
+    CHECK(e["status"] == "ok");
+    json m = json::parse(ws({"metrics", e["id"], "--json"}).out);
+    CHECK(m["series"]["m"].size() == 50);
+  }
+}

@@ -1,0 +1,47 @@
+// Helpers shared by the unit and end-to-end tests: temporary folders, files, and running the
+// real cmf binary.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cmf::test {
+
+// A fresh folder under the system's temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void WriteFile(const std::filesystem::path& path, const std::string& content);
+std::string ReadFile(const std::filesystem::path& path);
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs ARGV (argv[0] found in PATH) in CWD with ENV added to the environment (a value of
+// "\x01unset" removes the variable); waits and captures its output.
+Outcome RunProcess(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
+                   const std::map<std::string, std::string>& env = {});
+
+// The cmf binary under test (CMF_BINARY, set by meson test).
+std::string CmfBinary();
+
+// Runs cmf with ARGS in CWD.
+Outcome Cmf(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+            const std::map<std::string, std::string>& env = {});
+
+}  // namespace cmf::test

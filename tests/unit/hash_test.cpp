@@ -1,0 +1,38 @@
+#include <doctest/doctest.h>
+
+#include "cmf/data/hash.h"
+#include "support.h"
+
+using namespace cmf;
+using cmf::test::TempDir;
+
+TEST_CASE("hash: SHA-256 of known strings matches the published test vectors") {
+  CHECK(data::HashBytes("") ==
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(data::HashBytes("abc") ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("hash: a file hashes to the hash of its bytes, read in blocks") {
+  TempDir dir;
+  std::string content(3 * (1 << 20) + 17, '\0');  // spans several read blocks
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 7 + 3);
+  test::WriteFile(dir / "big.bin", content);
+  Result<std::string> h = data::HashFile(dir / "big.bin");
+  REQUIRE(h.ok());
+  CHECK(*h == data::HashBytes(content));
+  CHECK(data::IsSha256Hex(*h));
+}
+
+TEST_CASE("hash: a missing file is NotFound, a directory is an IOError") {
+  TempDir dir;
+  CHECK(data::HashFile(dir / "nope").status().code() == Code::kNotFound);
+  CHECK(data::HashFile(dir.path()).status().code() == Code::kIOError);
+}
+
+TEST_CASE("hash: IsSha256Hex accepts only 64 lowercase hex digits") {
+  CHECK(data::IsSha256Hex(std::string(64, 'a')));
+  CHECK_FALSE(data::IsSha256Hex(std::string(64, 'A')));
+  CHECK_FALSE(data::IsSha256Hex(std::string(63, 'a')));
+  CHECK_FALSE(data::IsSha256Hex(std::string(64, 'g')));
+}

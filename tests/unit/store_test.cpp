@@ -1,0 +1,306 @@
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <cmath>
+#include <thread>
+
+#include "cmf/clock.h"
+#include "cmf/store.h"
+#include "support.h"
+
+using namespace cmf;
+using cmf::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::unique_ptr<Store> NewStore(const fs::path& path, const std::string& site = "site-a") {
+  StoreOptions options;
+  options.create = true;
+  options.site = site;
+  Result<std::unique_ptr<Store>> store = Store::Open(path, options);
+  REQUIRE(store.ok());
+  return std::move(store).value();
+}
+
+ExecutionRecord Record(const std::string& stage, std::int64_t started_ms) {
+  ExecutionRecord r;
+  r.id = NewUuidV7(started_ms);
+  r.pipeline = "ALDKL";
+  r.stage = stage;
+  r.command = {"./train", "--epochs", "3"};
+  r.params = {{"lr", 0.01}, {"epochs", std::int64_t{3}}, {"name", std::string("x")},
+              {"cold", true}};
+  r.host = "edge";
+  r.user = "sci";
+  r.site = "site-a";
+  r.started_ms = started_ms;
+  return r;
+}
+
+int UserVersion(const fs::path& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr);
+  int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return v;
+}
+
+void RunSql(const fs::path& path, const char* sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+
+}  // namespace
+
+TEST_CASE("store: a new store has the current schema version and uses WAL") {
+  TempDir dir;
+  { auto store = NewStore(dir / "m.db"); }
+  CHECK(UserVersion(dir / "m.db") == kStoreSchemaVersion);
+  sqlite3* db = nullptr;
+  sqlite3_open((dir / "m.db").c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "wal");
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_CASE("store: a store written by a newer cmf is refused, and left as it was") {
+  TempDir dir;
+  { auto store = NewStore(dir / "m.db"); }
+  RunSql(dir / "m.db", "PRAGMA user_version=99");
+  std::string before = test::ReadFile(dir / "m.db");
+  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", StoreOptions{});
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == Code::kInvalidArgument);
+  CHECK(store.status().message().find("newer") != std::string::npos);
+  CHECK(test::ReadFile(dir / "m.db") == before);
+}
+
+TEST_CASE("store: a file that is not a database is refused untouched") {
+  TempDir dir;
+  std::string junk(5000, 'j');
+  test::WriteFile(dir / "m.db", junk);
+  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", StoreOptions{});
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == Code::kCorruption);
+  CHECK(store.status().message().find("file is not a database") != std::string::npos);
+  CHECK(test::ReadFile(dir / "m.db") == junk);
+}
+
+TEST_CASE("store: another program's SQLite database is refused as not a cmf store") {
+  TempDir dir;
+  RunSql(dir / "m.db", "CREATE TABLE Artifact(id INTEGER PRIMARY KEY)");
+  std::string before = test::ReadFile(dir / "m.db");
+  for (bool create : {false, true}) {
+    StoreOptions options;
+    options.create = create;
+    Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
+    REQUIRE_FALSE(store.ok());
+    CHECK(store.status().message().find("not a cmf metadata store") != std::string::npos);
+  }
+  CHECK(test::ReadFile(dir / "m.db") == before);
+}
+
+TEST_CASE("store: a missing store is NotFound unless asked to create it") {
+  TempDir dir;
+  CHECK(Store::Open(dir / "m.db", StoreOptions{}).status().code() == Code::kNotFound);
+  CHECK_FALSE(fs::exists(dir / "m.db"));
+}
+
+TEST_CASE("store: an execution reads back with its parameters, state and events") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord r = Record("train", 1'700'000'000'000);
+  r.code = CodeVersion{std::string(40, 'a'), true, "/src"};
+  Result<RowId> row = store->BeginExecution(r);
+  REQUIRE(row.ok());
+  ArtifactRef in{"data/raw.h5", std::string(64, '1'), 100, ArtifactKind::kDataset};
+  ArtifactRef out{"model.pt", std::string(64, '2'), 7, ArtifactKind::kModel};
+  REQUIRE(store->AddEvent(*row, Direction::kInput, 0, in).ok());
+  REQUIRE(store->AddEvent(*row, Direction::kOutput, 0, out).ok());
+
+  Result<ExecutionRecord> got = store->GetExecution(r.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == ExecStatus::kRunning);
+  CHECK_FALSE(got->exit_code.has_value());
+  CHECK(got->command == r.command);
+  CHECK(got->params == r.params);
+  REQUIRE(got->code.has_value());
+  CHECK(got->code->commit == std::string(40, 'a'));
+  CHECK(got->code->dirty);
+  REQUIRE(got->inputs.size() == 1);
+  CHECK(got->inputs[0].path == "data/raw.h5");
+  CHECK(got->inputs[0].kind == ArtifactKind::kDataset);
+  REQUIRE(got->outputs.size() == 1);
+  CHECK(got->outputs[0].hash == std::string(64, '2'));
+
+  REQUIRE(store->SetExecutionState(*row, ExecStatus::kOk, 0, r.started_ms + 5, "").ok());
+  got = store->GetExecution(r.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == ExecStatus::kOk);
+  CHECK(got->exit_code == 0);
+  CHECK(got->ended_ms == r.started_ms + 5);
+}
+
+TEST_CASE("store: the same execution id cannot be recorded twice") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord r = Record("train", 1'700'000'000'000);
+  REQUIRE(store->BeginExecution(r).ok());
+  CHECK(store->BeginExecution(r).status().code() == Code::kAlreadyExists);
+}
+
+TEST_CASE("store: executions list newest first, filtered by stage and limited") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(store->BeginExecution(Record(i % 2 ? "train" : "prepare", 1000 + i)).ok());
+  }
+  Result<std::vector<ExecutionRecord>> all = store->ListExecutions({});
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 5);
+  for (std::size_t i = 1; i < all->size(); ++i) {
+    CHECK((*all)[i - 1].started_ms > (*all)[i].started_ms);
+  }
+  ExecutionFilter filter;
+  filter.stage = "train";
+  Result<std::vector<ExecutionRecord>> train = store->ListExecutions(filter);
+  REQUIRE(train.ok());
+  CHECK(train->size() == 2);
+  filter.limit = 1;
+  train = store->ListExecutions(filter);
+  REQUIRE(train.ok());
+  REQUIRE(train->size() == 1);
+  CHECK(train->front().started_ms == 1003);
+  CHECK(store->CountExecutions().value() == 5);
+}
+
+TEST_CASE("store: id prefixes resolve when unique and are refused when ambiguous or unknown") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord a = Record("s", 1000), b = Record("s", 1000);
+  a.id = "01a21c9f-88c9-7f7f-b3ab-7fa20183429a";
+  b.id = "01a21c9f-88e0-76ac-b9cb-6c21ce121031";
+  REQUIRE(store->BeginExecution(a).ok());
+  REQUIRE(store->BeginExecution(b).ok());
+  CHECK(store->ResolveExecution("01a21c9f-88c").value() == a.id);
+  CHECK(store->ResolveExecution("01A21C9F88E0").value() == b.id);  // no dashes, any case
+  CHECK(store->ResolveExecution(b.id).value() == b.id);
+  Result<std::string> ambiguous = store->ResolveExecution("01a21c9f");
+  CHECK(ambiguous.status().code() == Code::kInvalidArgument);
+  CHECK(ambiguous.status().message().find("ambiguous") != std::string::npos);
+  CHECK(store->ResolveExecution("ffff").status().code() == Code::kNotFound);
+  CHECK(store->ResolveExecution("xyz").status().code() == Code::kInvalidArgument);
+  CHECK(store->ResolveExecution("").status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("store: step metrics come back by series, steps ascending; NaN survives") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord r = Record("train", 1000);
+  RowId row = store->BeginExecution(r).value();
+  std::vector<MetricPoint> loss = {{2, 0.5}, {0, 1.5}, {1, NAN}};
+  REQUIRE(store->LogMetrics(row, "loss", loss).ok());
+  std::vector<MetricPoint> sigma = {{0, 0.25}};
+  REQUIRE(store->LogMetrics(row, "sigma", sigma).ok());
+  std::vector<MetricPoint> again = {{2, 0.4}};  // a step logged again replaces its value
+  REQUIRE(store->LogMetrics(row, "loss", again).ok());
+
+  Result<MetricSeries> all = store->GetMetrics(r.id);
+  REQUIRE(all.ok());
+  REQUIRE(all->count("loss") == 1);
+  const auto& l = all->at("loss");
+  REQUIRE(l.size() == 3);
+  CHECK(l[0].step == 0);
+  CHECK(l[0].value == 1.5);
+  CHECK(std::isnan(l[1].value));
+  CHECK(l[2].value == 0.4);
+  CHECK(all->at("sigma").size() == 1);
+
+  Result<MetricSeries> one = store->GetMetrics(r.id, std::string("sigma"));
+  REQUIRE(one.ok());
+  CHECK(one->size() == 1);
+  CHECK(store->GetMetrics(r.id, std::string("nope")).status().code() == Code::kNotFound);
+  CHECK(store->GetMetrics(NewUuidV7(1)).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("store: the newest property value wins") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord r = Record("train", 1000);
+  REQUIRE(store->BeginExecution(r).ok());
+  REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "note", std::string("first")).ok());
+  REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "note", std::string("second")).ok());
+  REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "best", 0.25).ok());
+  REQUIRE(store->SetProperty(RecordType::kStage, "ALDKL/train", "owner", std::string("me")).ok());
+  CHECK(store->SetProperty(RecordType::kStage, "ALDKL/none", "x", true).code() ==
+        Code::kNotFound);
+  CHECK(store->SetProperty(RecordType::kArtifact, std::string(64, '0'), "x", true).code() ==
+        Code::kNotFound);
+  ExecutionRecord got = store->GetExecution(r.id).value();
+  CHECK(std::get<std::string>(got.properties.at("note")) == "second");
+  CHECK(std::get<double>(got.properties.at("best")) == 0.25);
+}
+
+TEST_CASE("store: derived_from links two recorded artifacts and refuses unknown ones") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  RowId row = store->BeginExecution(Record("slice", 1000)).value();
+  std::string parent(64, 'a'), child(64, 'b');
+  REQUIRE(store->AddEvent(row, Direction::kInput, 0, {"raw.h5", parent, 10, ArtifactKind::kDataset})
+              .ok());
+  REQUIRE(store->AddEvent(row, Direction::kOutput, 0, {"s.h5", child, 1, ArtifactKind::kDataslice})
+              .ok());
+  CHECK(store->AddDerivedFrom(child, parent).ok());
+  CHECK(store->AddDerivedFrom(child, parent).ok());  // recording it again changes nothing
+  CHECK(store->AddDerivedFrom(child, std::string(64, 'c')).code() == Code::kNotFound);
+}
+
+TEST_CASE("store: a fact is visible to another connection as soon as the call returns") {
+  TempDir dir;
+  auto writer = NewStore(dir / "m.db");
+  ExecutionRecord r = Record("train", 1000);
+  RowId row = writer->BeginExecution(r).value();
+  std::vector<MetricPoint> p = {{7, 0.5}};
+  REQUIRE(writer->LogMetrics(row, "loss", p).ok());
+  auto reader = Store::Open(dir / "m.db", StoreOptions{});
+  REQUIRE(reader.ok());
+  CHECK((*reader)->GetMetrics(r.id).value().at("loss").at(0).step == 7);
+}
+
+TEST_CASE("store: two connections logging at once lose nothing") {
+  TempDir dir;
+  { auto init = NewStore(dir / "m.db"); }
+  constexpr int kPerThread = 200;
+  auto work = [&](std::string site) {
+    StoreOptions options;
+    options.site = site;
+    options.synchronous_full = false;
+    auto store = Store::Open(dir / "m.db", options);
+    REQUIRE(store.ok());
+    ExecutionRecord r = Record("al-" + site, 1000);
+    RowId row = (*store)->BeginExecution(r).value();
+    for (int i = 0; i < kPerThread; ++i) {
+      MetricPoint point{i, i * 0.5};
+      REQUIRE((*store)->LogMetrics(row, "sigma", std::span<const MetricPoint>(&point, 1)).ok());
+    }
+  };
+  std::thread a(work, "a"), b(work, "b");
+  a.join();
+  b.join();
+  auto store = Store::Open(dir / "m.db", StoreOptions{});
+  REQUIRE(store.ok());
+  auto list = (*store)->ListExecutions({}).value();
+  REQUIRE(list.size() == 2);
+  for (const auto& r : list) {
+    CHECK((*store)->GetMetrics(r.id).value().at("sigma").size() == kPerThread);
+  }
+}
