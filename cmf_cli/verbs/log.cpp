@@ -26,22 +26,29 @@ class LogVerb : public Verb {
     filter.limit = limit_;
     filter.pipeline = pipeline_;
     filter.stage = stage_;
-    Result<std::vector<ExecutionRecord>> list = ctx.repo->store().ListExecutions(filter);
-    if (!list.ok()) return Fail(list.status());
-    if (json_) {
-      fmt::print("{}\n", ExecutionsJson(*list));
-      return kExitOk;
-    }
-    std::string out;
-    for (std::size_t i = 0; i < list->size(); ++i) {
-      const ExecutionRecord& r = (*list)[i];
-      if (oneline_) {
-        out += ExecutionOneLine(r) + "\n";
+    // Printed a page at a time: memory stays flat however many executions there are.
+    ExecutionsJsonWriter writer;
+    bool first = true;
+    if (json_) fmt::print("{}", writer.Begin());
+    Status st = ctx.repo->store().ScanExecutions(filter, [&](std::vector<ExecutionRecord>& page) {
+      std::string out;
+      if (json_) {
+        out = writer.Add(page);
       } else {
-        out += (i ? "\n" : "") + ExecutionSummary(r);
+        for (const ExecutionRecord& r : page) {
+          if (oneline_) {
+            out += ExecutionOneLine(r) + "\n";
+          } else {
+            out += (first ? "" : "\n") + ExecutionSummary(r);
+          }
+          first = false;
+        }
       }
-    }
-    fmt::print("{}", out);
+      fmt::print("{}", out);
+      return Status::Ok();
+    });
+    if (json_) fmt::print("{}\n", writer.End());
+    if (!st.ok()) return Fail(st);
     return kExitOk;
   }
 

@@ -69,6 +69,19 @@ std::string ExecutionsJson(const std::vector<ExecutionRecord>& records, int inde
   return Dump(out, indent);
 }
 
+std::string ExecutionsJsonWriter::Add(const std::vector<ExecutionRecord>& records) {
+  std::string out;
+  for (const ExecutionRecord& r : records) {
+    out += count_++ ? ",\n  " : "\n  ";
+    std::string element = Dump(ToJson(r), 2);
+    for (char c : element) {  // one level deeper than a top-level object
+      out += c;
+      if (c == '\n') out += "  ";
+    }
+  }
+  return out;
+}
+
 std::string MetricsJson(const MetricSeries& series, int indent) {
   json all = json::object();
   for (const auto& [name, points] : series) {

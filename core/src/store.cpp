@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <system_error>
 #include <unordered_map>
@@ -603,10 +604,42 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   return out;
 }
 
+Status Store::ScanExecutions(const ExecutionFilter& filter,
+                             const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
+                             int page_size) {
+  // Keyset pagination: each page continues after the last (started_ms, uuid) of the one before.
+  std::optional<std::int64_t> after_started;
+  std::optional<std::string> after_id;
+  std::int64_t left = filter.limit.value_or(-1);
+  while (left != 0) {
+    std::int64_t want = left < 0 ? page_size : std::min<std::int64_t>(left, page_size);
+    CMF_ASSIGN_OR_RETURN(
+        std::vector<ExecutionRecord> page,
+        impl_->Load("(?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR s.name = ?2) AND "
+                    "(?3 IS NULL OR (e.started_ms, e.uuid) < (?3, ?4))",
+                    [&](sql::Stmt& s) {
+                      s.Bind(1, filter.pipeline).Bind(2, filter.stage);
+                      s.Bind(3, after_started).Bind(4, after_id);
+                    },
+                    want));
+    if (page.empty()) break;
+    after_started = page.back().started_ms;
+    after_id = page.back().id;
+    if (left > 0) left -= static_cast<std::int64_t>(page.size());
+    bool last = static_cast<std::int64_t>(page.size()) < want;
+    CMF_RETURN_IF_ERROR(sink(page));
+    if (last) break;
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<ExecutionRecord>> Store::ListExecutions(const ExecutionFilter& filter) {
-  return impl_->Load("(?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR s.name = ?2)",
-                     [&](sql::Stmt& s) { s.Bind(1, filter.pipeline).Bind(2, filter.stage); },
-                     filter.limit.value_or(-1));
+  std::vector<ExecutionRecord> all;
+  CMF_RETURN_IF_ERROR(ScanExecutions(filter, [&](std::vector<ExecutionRecord>& page) {
+    std::move(page.begin(), page.end(), std::back_inserter(all));
+    return Status::Ok();
+  }));
+  return all;
 }
 
 Result<std::string> Store::ResolveExecution(const std::string& prefix) {

@@ -17,6 +17,19 @@ std::string ExecutionJson(const ExecutionRecord& record, int indent = 2);
 // A JSON array of executions, in the order given.
 std::string ExecutionsJson(const std::vector<ExecutionRecord>& records, int indent = 2);
 
+// Writes a JSON array of executions a part at a time, for listings too large to hold at once:
+// Begin(), then Add() for each page, then End(); the text is the same as ExecutionsJson's.
+class ExecutionsJsonWriter {
+ public:
+  std::string Begin() const { return "["; }
+  // The JSON of RECORDS, each preceded by its separator.
+  std::string Add(const std::vector<ExecutionRecord>& records);
+  std::string End() const { return count_ ? "\n]" : "]"; }
+
+ private:
+  std::size_t count_ = 0;
+};
+
 // {"series": {"NAME": [[step, value], ...], ...}}; NaN and infinities are written as null.
 std::string MetricsJson(const MetricSeries& series, int indent = 2);
 

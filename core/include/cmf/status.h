@@ -78,7 +78,8 @@ class [[nodiscard]] Result {
     assert(ok());
     return *value_;
   }
-  T&& value() && {
+  // On a temporary, moves the value out (by value, so that `for (x : F().value())` is safe).
+  T value() && {
     assert(ok());
     return std::move(*value_);
   }

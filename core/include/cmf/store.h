@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -97,6 +98,14 @@ class Store {
 
   // Executions matching FILTER, newest first, with everything in ExecutionRecord.
   Result<std::vector<ExecutionRecord>> ListExecutions(const ExecutionFilter& filter);
+
+  // As ListExecutions, but hands them to SINK a page at a time (at most PAGE_SIZE each), so that
+  // memory stays bounded whatever the store's size. Stops at, and returns, SINK's first error.
+  // Each page is read in its own snapshot; executions recorded meanwhile start later and so are
+  // never seen twice.
+  Status ScanExecutions(const ExecutionFilter& filter,
+                        const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
+                        int page_size = 512);
 
   // The full id of the one execution whose id starts with PREFIX (dashes optional, any case).
   // NotFound when none does; InvalidArgument when several do (the message names some) or PREFIX
