@@ -6,7 +6,8 @@
 //  2. `cmf log` over a store of 100,000 executions, against `git log` over a repository of
 //     100,000 commits (when git is installed).
 //
-// Usage: cmf_bench [--executions N] [--cmf PATH]   (build with --buildtype=release)
+// Usage: cmf_bench [--executions N] [--cmf PATH] [--keep]   (build with --buildtype=release)
+// --keep leaves the workspaces it built under /tmp/cmf-bench-PID for a closer look.
 // Prints figures only; it asserts nothing (these machines are shared and noisy).
 #include <sqlite3.h>
 #include <spawn.h>
@@ -205,10 +206,13 @@ bool BuildGitPeer(const fs::path& dir, int commits) {
 int main(int argc, char** argv) {
   int executions = 100000;
   std::string cmf_binary;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool keep = false;
+  for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--executions") executions = std::atoi(argv[i + 1]);
-    if (flag == "--cmf") cmf_binary = argv[i + 1];
+    if (flag == "--keep") keep = true;
+    if (i + 1 >= argc) continue;
+    if (flag == "--executions") executions = std::atoi(argv[++i]);
+    if (flag == "--cmf") cmf_binary = argv[++i];
   }
   if (cmf_binary.empty()) {
     cmf_binary = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf").string();
@@ -278,6 +282,10 @@ int main(int argc, char** argv) {
   } else {
     fmt::print("  (git not installed: no git log peer)\n");
   }
-  fs::remove_all(root, ec);
+  if (keep) {
+    fmt::print("\nworkspaces kept under {}\n", root.string());
+  } else {
+    fs::remove_all(root, ec);
+  }
   return 0;
 }

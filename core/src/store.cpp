@@ -53,8 +53,8 @@ CREATE TABLE execution (
   site        TEXT NOT NULL,
   started_ms  INTEGER NOT NULL
 );
-CREATE INDEX execution_by_start ON execution(started_ms);
-CREATE INDEX execution_by_stage ON execution(stage_id, started_ms);
+CREATE INDEX execution_by_start ON execution(started_ms, uuid);
+CREATE INDEX execution_by_stage ON execution(stage_id, started_ms, uuid);
 
 CREATE TABLE execution_state (
   execution_id INTEGER NOT NULL REFERENCES execution(id),
@@ -513,7 +513,7 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
                 "JOIN pipeline p ON p.id = s.pipeline_id WHERE " + where +
                 " ORDER BY e.started_ms DESC, e.uuid DESC LIMIT ?9"));
     bind(s);
-    s.Bind(9, limit);
+    s.Bind(9, limit);  // ?9: parameters ?1..?8 belong to WHERE
     CMF_ASSIGN_OR_RETURN(sql::Stmt keep,
                          Prepare("INSERT INTO temp.selected(id, pos) VALUES(?1, ?2)"));
     Status st;
@@ -543,13 +543,15 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   }
   if (out.empty()) return out;
 
+  // Each query below walks the selected ids (CROSS JOIN keeps SQLite from scanning the big table
+  // instead) and reaches their rows through the primary keys, in key order.
   Status st;
   {  // the newest state fact wins: rows come oldest first, so the last one stays
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         Prepare("SELECT x.execution_id, x.status, x.exit_code, x.ended_ms, x.message "
-                "FROM execution_state x JOIN temp.selected t ON t.id = x.execution_id "
-                "ORDER BY x.execution_id, x.hlc, x.site"));
+                "FROM temp.selected t CROSS JOIN execution_state x ON x.execution_id = t.id "
+                "ORDER BY t.id, x.hlc, x.site"));
     while (s.Step(&st)) {
       ExecutionRecord& r = out[index.at(s.Int(0))];
       r.status = ParseExecStatus(s.Text(1)).value_or(ExecStatus::kFailed);
@@ -562,8 +564,8 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   }
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value FROM param x "
-                             "JOIN temp.selected t ON t.id = x.execution_id"));
+        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value FROM temp.selected t "
+                             "CROSS JOIN param x ON x.execution_id = t.id"));
     while (s.Step(&st)) {
       out[index.at(s.Int(0))].params[s.Text(1)] = s.ValueAs(3, s.Text(2));
     }
@@ -573,9 +575,9 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT x.target_id, x.name, x.type, x.value FROM property x "
-                "JOIN temp.selected t ON t.id = x.target_id "
-                "WHERE x.target_type = 'execution' ORDER BY x.target_id, x.name, x.hlc, x.site"));
+        Prepare("SELECT x.target_id, x.name, x.type, x.value FROM temp.selected t "
+                "CROSS JOIN property x ON x.target_type = 'execution' AND x.target_id = t.id "
+                "ORDER BY t.id, x.name, x.hlc, x.site"));
     while (s.Step(&st)) {
       out[index.at(s.Int(0))].properties[s.Text(1)] = s.ValueAs(3, s.Text(2));
     }
@@ -586,9 +588,9 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         Prepare("SELECT x.execution_id, x.direction, x.path, a.hash, a.size, a.kind "
-                "FROM event x JOIN temp.selected t ON t.id = x.execution_id "
+                "FROM temp.selected t CROSS JOIN event x ON x.execution_id = t.id "
                 "JOIN artifact a ON a.id = x.artifact_id "
-                "ORDER BY x.execution_id, x.direction, x.position"));
+                "ORDER BY t.id, x.direction, x.position"));
     while (s.Step(&st)) {
       ExecutionRecord& r = out[index.at(s.Int(0))];
       ArtifactRef a;
@@ -613,15 +615,20 @@ Status Store::ScanExecutions(const ExecutionFilter& filter,
   std::int64_t left = filter.limit.value_or(-1);
   while (left != 0) {
     std::int64_t want = left < 0 ? page_size : std::min<std::int64_t>(left, page_size);
-    CMF_ASSIGN_OR_RETURN(
-        std::vector<ExecutionRecord> page,
-        impl_->Load("(?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR s.name = ?2) AND "
-                    "(?3 IS NULL OR (e.started_ms, e.uuid) < (?3, ?4))",
-                    [&](sql::Stmt& s) {
-                      s.Bind(1, filter.pipeline).Bind(2, filter.stage);
-                      s.Bind(3, after_started).Bind(4, after_id);
-                    },
-                    want));
+    // Only the conditions in use, so that SQLite walks execution_by_start (or _by_stage) in
+    // order and stops after WANT rows.
+    std::string where = "1";
+    if (filter.pipeline) where += " AND p.name = ?1";
+    if (filter.stage) where += " AND s.name = ?2";
+    if (after_started) where += " AND e.started_ms <= ?3 AND (e.started_ms < ?3 OR e.uuid < ?4)";
+    CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> page,
+                         impl_->Load(where,
+                                     [&](sql::Stmt& s) {
+                                       if (filter.pipeline) s.Bind(1, *filter.pipeline);
+                                       if (filter.stage) s.Bind(2, *filter.stage);
+                                       if (after_started) s.Bind(3, *after_started).Bind(4, *after_id);
+                                     },
+                                     want));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;
