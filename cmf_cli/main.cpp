@@ -115,8 +115,9 @@ int Main(int argc, char** argv) {
     ctx.app = e.sub;
     if (const char* dir = std::getenv("CMF_DIR"); dir && *dir) ctx.discover.cmf_dir = dir;
     Result<Repo> repo = Status::NotFound("no repository");
-    if (e.info->needs_repo) {
-      repo = Repo::Open(ctx.discover);
+    if (e.info->needs != Needs::kNothing) {
+      repo = Repo::Open(ctx.discover, e.info->needs == Needs::kRepo ? OpenMode::kReadWrite
+                                                                    : OpenMode::kRead);
       if (!repo.ok()) return Fail(repo.status());
       ctx.repo = &repo.value();
     }

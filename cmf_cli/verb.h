@@ -35,10 +35,13 @@ class Verb {
   virtual int Run(Context& ctx) = 0;
 };
 
+// What the dispatcher opens before a verb runs.
+enum class Needs { kNothing, kRepoToRead, kRepo };
+
 struct VerbInfo {
   std::string_view name;
   std::string_view summary;
-  bool needs_repo;
+  Needs needs;
   std::unique_ptr<Verb> (*make)();
 };
 

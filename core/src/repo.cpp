@@ -92,7 +92,7 @@ Result<Repo> Repo::Init(const fs::path& workspace) {
     fs::remove_all(temp, ec);
     return st;
   }
-  return OpenAt(final_dir);
+  return OpenAt(final_dir, OpenMode::kReadWrite);
 }
 
 Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
@@ -116,15 +116,22 @@ Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
   return Status::NotFound("not a cmf repository (or any of the parent directories): .cmf");
 }
 
-Result<Repo> Repo::Open(const DiscoverOptions& options) {
+Result<Repo> Repo::Open(const DiscoverOptions& options, OpenMode mode) {
   CMF_ASSIGN_OR_RETURN(fs::path dir, DiscoverCmfDir(options));
-  return OpenAt(dir);
+  return OpenAt(dir, mode);
 }
 
-Result<Repo> Repo::OpenAt(const fs::path& cmf_dir) {
+Result<Repo> Repo::OpenAt(const fs::path& cmf_dir, OpenMode mode) {
   Repo repo;
   repo.cmf_dir_ = cmf_dir;
   repo.workspace_ = cmf_dir.parent_path();
+  repo.objects_ = std::make_unique<data::ObjectCache>(cmf_dir / "objects");
+  if (mode == OpenMode::kRead) {
+    StoreOptions options;
+    options.read_only = true;
+    CMF_ASSIGN_OR_RETURN(repo.store_, Store::Open(cmf_dir / "metadata.db", options));
+    return repo;
+  }
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(cmf_dir / "config"));
   repo.config_ = std::make_unique<Config>(std::move(config));
   repo.site_ = repo.config_->GetOr("core.site", "");
@@ -141,7 +148,6 @@ Result<Repo> Repo::OpenAt(const fs::path& cmf_dir) {
   options.site = repo.site_;
   options.synchronous_full = sync == "full";
   CMF_ASSIGN_OR_RETURN(repo.store_, Store::Open(cmf_dir / "metadata.db", options));
-  repo.objects_ = std::make_unique<data::ObjectCache>(cmf_dir / "objects");
   return repo;
 }
 

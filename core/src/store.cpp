@@ -222,6 +222,9 @@ struct Store::Impl {
   // happens up front, under the busy timeout); commits when it returns ok, rolls back otherwise.
   template <typename F>
   Status InWrite(F&& body) {
+    if (options.read_only) {
+      return Status::InvalidArgument(Where() + " was opened for reading only");
+    }
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
     Status st = body();

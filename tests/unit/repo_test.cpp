@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "cmf/clock.h"
 #include "cmf/repo.h"
 #include "support.h"
 
@@ -95,4 +96,20 @@ TEST_CASE("repo: an unknown store.synchronous value is refused when opening") {
   REQUIRE(repo.config().Set("store.synchronous", "sometimes").ok());
   Result<Repo> again = Repo::Open({.start = dir.path()});
   CHECK(again.status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("repo: opened for reading, the store refuses writes and the config is not read") {
+  TempDir dir;
+  REQUIRE(Repo::Init(dir.path()).ok());
+  Result<Repo> repo = Repo::Open({.start = dir.path()}, OpenMode::kRead);
+  REQUIRE(repo.ok());
+  CHECK(repo->site().empty());
+  ExecutionRecord r;
+  r.id = NewUuidV7(1);
+  r.pipeline = "p";
+  r.stage = "s";
+  Result<RowId> row = repo->store().BeginExecution(r);
+  CHECK(row.status().code() == Code::kInvalidArgument);
+  CHECK(row.status().message().find("reading only") != std::string::npos);
+  CHECK(repo->store().ListExecutions({}).ok());
 }

@@ -25,6 +25,10 @@ class ObjectCache;
 
 namespace cmf {
 
+// What a Repo is opened for. Reading skips the config (and with it libgit2's start-up, which
+// costs milliseconds): config() is unavailable and the store refuses writes.
+enum class OpenMode { kReadWrite, kRead };
+
 struct DiscoverOptions {
   // Where to start looking for .cmf/ (walking up to the root). Empty: the current directory.
   std::filesystem::path start;
@@ -42,7 +46,7 @@ class Repo {
 
   // Finds and opens the repository. NotFound when there is none; the store's errors (corrupt,
   // foreign or newer store) otherwise.
-  static Result<Repo> Open(const DiscoverOptions& options);
+  static Result<Repo> Open(const DiscoverOptions& options, OpenMode mode = OpenMode::kReadWrite);
 
   Repo(Repo&&) noexcept;
   Repo& operator=(Repo&&) noexcept;
@@ -50,15 +54,16 @@ class Repo {
 
   const std::filesystem::path& workspace() const { return workspace_; }
   const std::filesystem::path& cmf_dir() const { return cmf_dir_; }
+  // The config; only when opened kReadWrite.
   Config& config() { return *config_; }
   Store& store() { return *store_; }
   const data::ObjectCache& objects() const { return *objects_; }
-  // This site's id (config core.site).
+  // This site's id (config core.site); empty when opened kRead.
   const std::string& site() const { return site_; }
 
  private:
   Repo() = default;
-  static Result<Repo> OpenAt(const std::filesystem::path& cmf_dir);
+  static Result<Repo> OpenAt(const std::filesystem::path& cmf_dir, OpenMode mode);
 
   std::filesystem::path workspace_;
   std::filesystem::path cmf_dir_;

@@ -33,6 +33,7 @@ inline constexpr int kStoreSchemaVersion = 1;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
+  bool read_only = false;        // refuse every write method (InvalidArgument)
   bool synchronous_full = true;  // false: PRAGMA synchronous=NORMAL
   int busy_timeout_ms = 30000;
   std::string site;              // stamped on facts written through this store
