@@ -1,16 +1,22 @@
 // Benchmarks of the foundation, each beside a peer measured in the same run:
 //
-//  1. the cost of logging one step metric through the logging API (store.synchronous full and
-//     normal), against the floor (one raw SQLite INSERT + COMMIT with the same settings) and
-//     against the pattern cmflib's users complain of, a process spawned per log call;
-//  2. `cmf log` over a store of 100,000 executions, against `git log` over a repository of
+//  1. the cost of logging one step metric through the logging API
+//  (store.synchronous full and
+//     normal), against the floor (one raw SQLite INSERT + COMMIT with the same
+//     settings) and against the pattern cmflib's users complain of, a process
+//     spawned per log call;
+//  2. `cmf log` over a store of 100,000 executions, against `git log` over a
+//  repository of
 //     100,000 commits (when git is installed).
 //
-// Usage: cmf_bench [--executions N] [--cmf PATH] [--keep]   (build with --buildtype=release)
-// --keep leaves the workspaces it built under /tmp/cmf-bench-PID for a closer look.
-// Prints figures only; it asserts nothing (these machines are shared and noisy).
-#include <sqlite3.h>
+// Usage: cmf_bench [--executions N] [--cmf PATH] [--keep]   (build with
+// --buildtype=release)
+// --keep leaves the workspaces it built under /tmp/cmf-bench-PID for a closer
+// look. Prints figures only; it asserts nothing (these machines are shared and
+// noisy).
+#include <fmt/format.h>
 #include <spawn.h>
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,8 +29,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "cmf/run.h"
 
@@ -45,10 +49,12 @@ struct ProcessCost {
   int exit_code = -1;
 };
 
-// Runs ARGV in CWD with its output sent to /dev/null; wall time and peak memory.
-ProcessCost RunQuiet(const std::vector<std::string>& argv, const fs::path& cwd) {
-  std::vector<std::string> args = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\" >/dev/null",
-                                   cwd.string()};
+// Runs ARGV in CWD with its output sent to /dev/null; wall time and peak
+// memory.
+ProcessCost RunQuiet(const std::vector<std::string>& argv,
+                     const fs::path& cwd) {
+  std::vector<std::string> args = {
+      "/bin/sh", "-c", "cd \"$0\" && exec \"$@\" >/dev/null", cwd.string()};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> p;
   for (auto& a : args) p.push_back(a.data());
@@ -56,7 +62,8 @@ ProcessCost RunQuiet(const std::vector<std::string>& argv, const fs::path& cwd) 
   auto start = Clock::now();
   pid_t pid = 0;
   ProcessCost cost;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0) return cost;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
+    return cost;
   int status = 0;
   rusage usage{};
   wait4(pid, &status, 0, &usage);
@@ -67,13 +74,17 @@ ProcessCost RunQuiet(const std::vector<std::string>& argv, const fs::path& cwd) 
 }
 
 // The median wall time of REPEAT runs, and the largest peak memory.
-ProcessCost Median(const std::vector<std::string>& argv, const fs::path& cwd, int repeat) {
+ProcessCost Median(const std::vector<std::string>& argv, const fs::path& cwd,
+                   int repeat) {
   std::vector<ProcessCost> runs;
   for (int i = 0; i < repeat; ++i) runs.push_back(RunQuiet(argv, cwd));
   std::sort(runs.begin(), runs.end(),
-            [](const ProcessCost& a, const ProcessCost& b) { return a.seconds < b.seconds; });
+            [](const ProcessCost& a, const ProcessCost& b) {
+              return a.seconds < b.seconds;
+            });
   ProcessCost m = runs[runs.size() / 2];
-  for (const auto& r : runs) m.max_rss_kib = std::max(m.max_rss_kib, r.max_rss_kib);
+  for (const auto& r : runs)
+    m.max_rss_kib = std::max(m.max_rss_kib, r.max_rss_kib);
   return m;
 }
 
@@ -87,13 +98,16 @@ void Die(const cmf::Status& st) {
 }
 
 // Microseconds per LogMetric call, one transaction each.
-double MetricCostUs(const fs::path& workspace, const std::string& synchronous, int calls) {
+double MetricCostUs(const fs::path& workspace, const std::string& synchronous,
+                    int calls) {
   fs::remove_all(workspace);
   fs::create_directories(workspace);
   {
     auto repo = cmf::Repo::Init(workspace);
     if (!repo.ok()) Die(repo.status());
-    if (auto st = repo->config().Set("store.synchronous", synchronous); !st.ok()) Die(st);
+    if (auto st = repo->config().Set("store.synchronous", synchronous);
+        !st.ok())
+      Die(st);
   }
   auto repo = cmf::Repo::Open({.start = workspace});
   if (!repo.ok()) Die(repo.status());
@@ -118,17 +132,23 @@ double BatchCostUs(const fs::path& workspace, int points) {
   return SecondsSince(start) / points * 1e6;
 }
 
-// The floor: one INSERT and one COMMIT per value through the SQLite C API, same pragmas.
-double RawSqliteCostUs(const fs::path& path, const std::string& synchronous, int calls) {
+// The floor: one INSERT and one COMMIT per value through the SQLite C API, same
+// pragmas.
+double RawSqliteCostUs(const fs::path& path, const std::string& synchronous,
+                       int calls) {
   fs::remove(path);
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
-  sqlite3_exec(db, ("PRAGMA synchronous=" + synchronous).c_str(), nullptr, nullptr, nullptr);
-  sqlite3_exec(db, "CREATE TABLE m(e INTEGER, s INTEGER, step INTEGER, v REAL, "
-                   "PRIMARY KEY(e, s, step)) WITHOUT ROWID", nullptr, nullptr, nullptr);
+  sqlite3_exec(db, ("PRAGMA synchronous=" + synchronous).c_str(), nullptr,
+               nullptr, nullptr);
+  sqlite3_exec(db,
+               "CREATE TABLE m(e INTEGER, s INTEGER, step INTEGER, v REAL, "
+               "PRIMARY KEY(e, s, step)) WITHOUT ROWID",
+               nullptr, nullptr, nullptr);
   sqlite3_stmt* ins = nullptr;
-  sqlite3_prepare_v2(db, "INSERT INTO m VALUES(1, 1, ?1, ?2)", -1, &ins, nullptr);
+  sqlite3_prepare_v2(db, "INSERT INTO m VALUES(1, 1, ?1, ?2)", -1, &ins,
+                     nullptr);
   auto start = Clock::now();
   for (int i = 0; i < calls; ++i) {
     sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
@@ -144,38 +164,45 @@ double RawSqliteCostUs(const fs::path& path, const std::string& synchronous, int
   return us;
 }
 
-// Builds a store of N executions through the logging API: chains of active-learning steps, each
-// with an input, an output and a few step metrics.
+// Builds a store of N executions through the logging API: chains of
+// active-learning steps, each with an input, an output and a few step metrics.
 void BuildStore(const fs::path& workspace, int executions) {
   fs::remove_all(workspace);
   fs::create_directories(workspace);
   {
     auto repo = cmf::Repo::Init(workspace);
     if (!repo.ok()) Die(repo.status());
-    if (auto st = repo->config().Set("store.synchronous", "normal"); !st.ok()) Die(st);
-    if (auto st = repo->config().Set("core.pipeline", "ALDKL"); !st.ok()) Die(st);
+    if (auto st = repo->config().Set("store.synchronous", "normal"); !st.ok())
+      Die(st);
+    if (auto st = repo->config().Set("core.pipeline", "ALDKL"); !st.ok())
+      Die(st);
   }
   auto repo = cmf::Repo::Open({.start = workspace});
   if (!repo.ok()) Die(repo.status());
   auto start = Clock::now();
   std::string previous = std::string(64, '0');
   for (int i = 0; i < executions; ++i) {
-    auto run = cmf::Run::Start(*repo, {.stage = i % 10 == 0 ? "train" : "al-step",
-                                      .command = {"cmf", "run", "dkl-al", "--step",
-                                                  std::to_string(i)},
-                                      .params = {{"step", std::int64_t{i}}, {"lr", 0.01}}});
+    auto run = cmf::Run::Start(
+        *repo,
+        {.stage = i % 10 == 0 ? "train" : "al-step",
+         .command = {"cmf", "run", "dkl-al", "--step", std::to_string(i)},
+         .params = {{"step", std::int64_t{i}}, {"lr", 0.01}}});
     if (!run.ok()) Die(run.status());
     std::string next = fmt::format("{:064x}", i + 1);
-    cmf::ArtifactRef in{"al/state.h5", previous, 4096, cmf::ArtifactKind::kDataslice};
-    cmf::ArtifactRef out{"al/state.h5", next, 4096, cmf::ArtifactKind::kDataslice};
+    cmf::ArtifactRef in{"al/state.h5", previous, 4096,
+                        cmf::ArtifactKind::kDataslice};
+    cmf::ArtifactRef out{"al/state.h5", next, 4096,
+                         cmf::ArtifactKind::kDataslice};
     if (auto st = run->LogHashed(cmf::Direction::kInput, in); !st.ok()) Die(st);
-    if (auto st = run->LogHashed(cmf::Direction::kOutput, out); !st.ok()) Die(st);
+    if (auto st = run->LogHashed(cmf::Direction::kOutput, out); !st.ok())
+      Die(st);
     std::vector<cmf::MetricPoint> sigma = {{0, 0.3}, {1, 0.2}, {2, 0.1}};
     if (auto st = run->LogMetrics("sigma", sigma); !st.ok()) Die(st);
     if (auto st = run->Finish(cmf::ExecStatus::kOk, 0); !st.ok()) Die(st);
     previous = next;
     if ((i + 1) % 20000 == 0) {
-      fmt::print(stderr, "  built {} executions in {:.1f} s\n", i + 1, SecondsSince(start));
+      fmt::print(stderr, "  built {} executions in {:.1f} s\n", i + 1,
+                 SecondsSince(start));
     }
   }
 }
@@ -189,15 +216,21 @@ bool BuildGitPeer(const fs::path& dir, int commits) {
   {
     std::ofstream out(stream);
     for (int i = 0; i < commits; ++i) {
-      std::string msg = fmt::format("al-step {}: cmf run dkl-al --step {}", i, i);
+      std::string msg =
+          fmt::format("al-step {}: cmf run dkl-al --step {}", i, i);
       out << "commit refs/heads/main\nmark :" << i + 1 << "\n"
-          << "committer Bench <bench@example.org> " << 1700000000 + i << " +0000\n"
-          << "data " << msg.size() << "\n" << msg << "\n";
+          << "committer Bench <bench@example.org> " << 1700000000 + i
+          << " +0000\n"
+          << "data " << msg.size() << "\n"
+          << msg << "\n";
       if (i > 0) out << "from :" << i << "\n";
-      out << "M 644 inline state.txt\ndata " << std::to_string(i).size() << "\n" << i << "\n\n";
+      out << "M 644 inline state.txt\ndata " << std::to_string(i).size() << "\n"
+          << i << "\n\n";
     }
   }
-  std::string cmd = "git fast-import --quiet < import.txt && git symbolic-ref HEAD refs/heads/main";
+  std::string cmd =
+      "git fast-import --quiet < import.txt && git symbolic-ref HEAD "
+      "refs/heads/main";
   return RunQuiet({"sh", "-c", cmd}, dir).exit_code == 0;
 }
 
@@ -215,13 +248,17 @@ int main(int argc, char** argv) {
     if (flag == "--cmf") cmf_binary = argv[++i];
   }
   if (cmf_binary.empty()) {
-    cmf_binary = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf").string();
+    cmf_binary =
+        (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
+            .string();
   }
   cmf_binary = fs::absolute(cmf_binary).string();
-  fs::path root = fs::temp_directory_path() / fmt::format("cmf-bench-{}", ::getpid());
+  fs::path root =
+      fs::temp_directory_path() / fmt::format("cmf-bench-{}", ::getpid());
   fs::create_directories(root);
 
-  fmt::print("# cmf benchmarks (figures vary with the machine and its load)\n\n");
+  fmt::print(
+      "# cmf benchmarks (figures vary with the machine and its load)\n\n");
   fmt::print("## Logging one step metric (one transaction per call)\n");
   constexpr int kCalls = 2000;
   double full = MetricCostUs(root / "ws-full", "full", kCalls);
@@ -230,29 +267,36 @@ int main(int argc, char** argv) {
   double raw_normal = RawSqliteCostUs(root / "raw-normal.db", "NORMAL", kCalls);
   double batch = BatchCostUs(root / "ws-normal", 100000);
   fmt::print("{:<58} {:>10}\n", "what", "us/metric");
-  fmt::print("{:<58} {:>10.1f}\n", "cmf Run::LogMetric, store.synchronous=full (default)", full);
-  fmt::print("{:<58} {:>10.1f}\n", "  peer: raw SQLite INSERT+COMMIT, synchronous=FULL", raw_full);
-  fmt::print("{:<58} {:>10.1f}\n", "cmf Run::LogMetric, store.synchronous=normal", normal);
-  fmt::print("{:<58} {:>10.1f}\n", "  peer: raw SQLite INSERT+COMMIT, synchronous=NORMAL",
+  fmt::print("{:<58} {:>10.1f}\n",
+             "cmf Run::LogMetric, store.synchronous=full (default)", full);
+  fmt::print("{:<58} {:>10.1f}\n",
+             "  peer: raw SQLite INSERT+COMMIT, synchronous=FULL", raw_full);
+  fmt::print("{:<58} {:>10.1f}\n",
+             "cmf Run::LogMetric, store.synchronous=normal", normal);
+  fmt::print("{:<58} {:>10.1f}\n",
+             "  peer: raw SQLite INSERT+COMMIT, synchronous=NORMAL",
              raw_normal);
-  fmt::print("{:<58} {:>10.2f}\n", "cmf Run::LogMetrics, batch of 100,000", batch);
+  fmt::print("{:<58} {:>10.2f}\n", "cmf Run::LogMetrics, batch of 100,000",
+             batch);
   {
     constexpr int kSpawns = 100;
     bool have_sqlite_cli = HaveProgram("sqlite3");
     auto start = Clock::now();
     for (int i = 0; i < kSpawns; ++i) {
       if (have_sqlite_cli) {
-        RunQuiet({"sqlite3", (root / "raw-normal.db").string(),
-                  fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)", i)},
-                 root);
+        RunQuiet(
+            {"sqlite3", (root / "raw-normal.db").string(),
+             fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)", i)},
+            root);
       } else {
         RunQuiet({"true"}, root);
       }
     }
     double us = SecondsSince(start) / kSpawns * 1e6;
     fmt::print("{:<58} {:>10.1f}\n",
-               have_sqlite_cli ? "  peer: a process per log call (sqlite3 CLI insert)"
-                               : "  peer: a process per log call (spawn of true only)",
+               have_sqlite_cli
+                   ? "  peer: a process per log call (sqlite3 CLI insert)"
+                   : "  peer: a process per log call (spawn of true only)",
                us);
   }
 
@@ -260,25 +304,34 @@ int main(int argc, char** argv) {
   auto build_start = Clock::now();
   BuildStore(root / "ws-log", executions);
   double build_s = SecondsSince(build_start);
-  std::uintmax_t db_size = fs::file_size(root / "ws-log" / ".cmf" / "metadata.db");
+  std::uintmax_t db_size =
+      fs::file_size(root / "ws-log" / ".cmf" / "metadata.db");
   std::error_code ec;
-  std::uintmax_t wal = fs::file_size(root / "ws-log" / ".cmf" / "metadata.db-wal", ec);
-  fmt::print("built through the logging API in {:.1f} s ({:.0f} us per execution with one input, "
-             "one output, 3 metrics); store {:.1f} MiB\n",
-             build_s, build_s / executions * 1e6, (db_size + (ec ? 0 : wal)) / 1048576.0);
+  std::uintmax_t wal =
+      fs::file_size(root / "ws-log" / ".cmf" / "metadata.db-wal", ec);
+  fmt::print(
+      "built through the logging API in {:.1f} s ({:.0f} us per execution with "
+      "one input, "
+      "one output, 3 metrics); store {:.1f} MiB\n",
+      build_s, build_s / executions * 1e6,
+      (db_size + (ec ? 0 : wal)) / 1048576.0);
   fmt::print("{:<44} {:>10} {:>12}\n", "command", "ms", "peak MiB");
   auto show = [](const std::string& what, const ProcessCost& c) {
-    fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3, c.max_rss_kib / 1024.0);
+    fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3,
+               c.max_rss_kib / 1024.0);
   };
   fs::path ws = root / "ws-log";
   show("cmf log -n 20", Median({cmf_binary, "log", "-n", "20"}, ws, 7));
-  show("cmf log -n 20 --json", Median({cmf_binary, "log", "-n", "20", "--json"}, ws, 7));
-  show("cmf log --oneline (all)", Median({cmf_binary, "log", "--oneline"}, ws, 3));
+  show("cmf log -n 20 --json",
+       Median({cmf_binary, "log", "-n", "20", "--json"}, ws, 7));
+  show("cmf log --oneline (all)",
+       Median({cmf_binary, "log", "--oneline"}, ws, 3));
   show("cmf log --json (all)", Median({cmf_binary, "log", "--json"}, ws, 3));
   if (HaveProgram("git") && BuildGitPeer(root / "git-peer", executions)) {
     fs::path g = root / "git-peer";
     show("  peer: git log -n 20", Median({"git", "log", "-n", "20"}, g, 7));
-    show("  peer: git log --oneline (all)", Median({"git", "log", "--oneline"}, g, 3));
+    show("  peer: git log --oneline (all)",
+         Median({"git", "log", "--oneline"}, g, 3));
   } else {
     fmt::print("  (git not installed: no git log peer)\n");
   }

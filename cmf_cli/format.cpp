@@ -11,14 +11,16 @@ std::string ShellJoin(const std::vector<std::string>& argv) {
   for (const std::string& arg : argv) {
     if (!out.empty()) out += ' ';
     bool plain = !arg.empty() &&
-                 arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789-_./=:,+@%") == std::string::npos;
+                 arg.find_first_not_of(
+                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-_./=:,+@%") == std::string::npos;
     if (plain) {
       out += arg;
       continue;
     }
     out += '\'';
-    for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    for (char c : arg)
+      out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     out += '\'';
   }
   return out;
@@ -29,7 +31,8 @@ namespace {
 std::string StatusText(const ExecutionRecord& r) {
   std::string text(ToString(r.status));
   if (r.exit_code) text += fmt::format(" (exit {})", *r.exit_code);
-  if (!r.message.empty() && r.status != ExecStatus::kOk) text += ": " + r.message;
+  if (!r.message.empty() && r.status != ExecStatus::kOk)
+    text += ": " + r.message;
   return text;
 }
 
@@ -40,15 +43,18 @@ std::string ExecutionSummary(const ExecutionRecord& r) {
   out += fmt::format("Stage:    {}/{}\n", r.pipeline, r.stage);
   out += fmt::format("Status:   {}\n", StatusText(r));
   out += fmt::format("Started:  {} UTC", FormatHumanUtc(r.started_ms));
-  if (r.ended_ms) out += fmt::format(", took {}", FormatDuration(*r.ended_ms - r.started_ms));
+  if (r.ended_ms)
+    out += fmt::format(", took {}", FormatDuration(*r.ended_ms - r.started_ms));
   out += "\n";
-  if (!r.command.empty()) out += fmt::format("Command:  {}\n", ShellJoin(r.command));
+  if (!r.command.empty())
+    out += fmt::format("Command:  {}\n", ShellJoin(r.command));
   return out;
 }
 
 std::string ExecutionOneLine(const ExecutionRecord& r) {
-  return fmt::format("{} {:<11} {}/{}  {}  {}", r.id, ToString(r.status), r.pipeline, r.stage,
-                     FormatHumanUtc(r.started_ms), ShellJoin(r.command));
+  return fmt::format("{} {:<11} {}/{}  {}  {}", r.id, ToString(r.status),
+                     r.pipeline, r.stage, FormatHumanUtc(r.started_ms),
+                     ShellJoin(r.command));
 }
 
 std::string HumanSize(std::uint64_t bytes) {

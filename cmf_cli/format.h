@@ -1,5 +1,5 @@
-// Human-readable forms of records, shared by the verbs that print them. Unlike --json, this
-// output is for people and may change.
+// Human-readable forms of records, shared by the verbs that print them. Unlike
+// --json, this output is for people and may change.
 #pragma once
 
 #include <string>
@@ -9,7 +9,8 @@
 
 namespace cmf::cli {
 
-// ARGV as a shell would need it typed: arguments with blanks or quotes are single-quoted.
+// ARGV as a shell would need it typed: arguments with blanks or quotes are
+// single-quoted.
 std::string ShellJoin(const std::vector<std::string>& argv);
 
 // The execution's header block, as `cmf log` prints it.

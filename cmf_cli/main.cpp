@@ -1,5 +1,7 @@
-// The cmf executable: builds the command line from the verb table, opens the repository for the
-// verbs that need one, and maps failures to exit codes (0 success, 1 failure, 2 usage).
+// The cmf executable: builds the command line from the verb table, opens the
+// repository for the verbs that need one, and maps failures to exit codes (0
+// success, 1 failure, 2 usage).
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,8 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "cmf_config.h"
 #include "verb.h"
@@ -18,13 +18,15 @@ namespace {
 
 // Edits (insert, delete, substitute, swap two neighbours) that turn A into B.
 std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  std::vector<std::vector<std::size_t>> d(
+      a.size() + 1, std::vector<std::size_t>(b.size() + 1));
   for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
   for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     for (std::size_t j = 1; j <= b.size(); ++j) {
       std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      d[i][j] =
+          std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
       }
@@ -33,7 +35,8 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
-// The first argument that is not a global option: the verb the user asked for, or empty.
+// The first argument that is not a global option: the verb the user asked for,
+// or empty.
 std::string RequestedVerb(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -49,11 +52,13 @@ std::string RequestedVerb(int argc, char** argv) {
 }
 
 int UnknownVerb(const std::string& name) {
-  std::string message = fmt::format("'{}' is not a cmf verb; see 'cmf --help'", name);
+  std::string message =
+      fmt::format("'{}' is not a cmf verb; see 'cmf --help'", name);
   std::vector<std::string_view> close;
   for (const VerbInfo& v : Verbs()) {
     std::size_t allowed = name.size() <= 4 ? 1 : 2;
-    if (EditDistance(name, v.name) <= allowed || (name.size() >= 2 && v.name.starts_with(name))) {
+    if (EditDistance(name, v.name) <= allowed ||
+        (name.size() >= 2 && v.name.starts_with(name))) {
       close.push_back(v.name);
     }
   }
@@ -67,14 +72,18 @@ int UnknownVerb(const std::string& name) {
 
 int Main(int argc, char** argv) {
   std::string verb_name = RequestedVerb(argc, argv);
-  if (!verb_name.empty() && FindVerb(verb_name) == nullptr) return UnknownVerb(verb_name);
+  if (!verb_name.empty() && FindVerb(verb_name) == nullptr)
+    return UnknownVerb(verb_name);
 
-  CLI::App app{"cmf records the lineage of scientific workflows (executions, data, code, "
-               "metrics) and shares it between sites.",
-               "cmf"};
+  CLI::App app{
+      "cmf records the lineage of scientific workflows (executions, data, "
+      "code, "
+      "metrics) and shares it between sites.",
+      "cmf"};
   app.set_version_flag("--version", "cmf " CMF_VERSION);
   std::string directory;
-  app.add_option("-C", directory, "Run as if cmf was started in DIR")->type_name("DIR");
+  app.add_option("-C", directory, "Run as if cmf was started in DIR")
+      ->type_name("DIR");
   app.require_subcommand(0, 1);
   app.footer("Run 'cmf help VERB' for a verb's manual page.");
 
@@ -85,7 +94,8 @@ int Main(int argc, char** argv) {
   };
   std::vector<Entry> entries;
   for (const VerbInfo& info : Verbs()) {
-    CLI::App* sub = app.add_subcommand(std::string(info.name), std::string(info.summary));
+    CLI::App* sub =
+        app.add_subcommand(std::string(info.name), std::string(info.summary));
     std::unique_ptr<Verb> verb = info.make();
     verb->Setup(*sub);
     entries.push_back({&info, sub, std::move(verb)});
@@ -100,24 +110,27 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string where = verb_name.empty() ? "cmf --help" : "cmf " + verb_name + " --help";
+    std::string where =
+        verb_name.empty() ? "cmf --help" : "cmf " + verb_name + " --help";
     return UsageError(fmt::format("{} (see '{}')", e.what(), where));
   }
 
   if (!directory.empty() && ::chdir(directory.c_str()) != 0) {
-    return Fail(Status::NotFound(
-        fmt::format("cannot change to '{}': {}", directory, std::strerror(errno))));
+    return Fail(Status::NotFound(fmt::format("cannot change to '{}': {}",
+                                             directory, std::strerror(errno))));
   }
 
   for (Entry& e : entries) {
     if (!e.sub->parsed()) continue;
     Context ctx;
     ctx.app = e.sub;
-    if (const char* dir = std::getenv("CMF_DIR"); dir && *dir) ctx.discover.cmf_dir = dir;
+    if (const char* dir = std::getenv("CMF_DIR"); dir && *dir)
+      ctx.discover.cmf_dir = dir;
     Result<Repo> repo = Status::NotFound("no repository");
     if (e.info->needs != Needs::kNothing) {
-      repo = Repo::Open(ctx.discover, e.info->needs == Needs::kRepo ? OpenMode::kReadWrite
-                                                                    : OpenMode::kRead);
+      repo = Repo::Open(ctx.discover, e.info->needs == Needs::kRepo
+                                          ? OpenMode::kReadWrite
+                                          : OpenMode::kRead);
       if (!repo.ok()) return Fail(repo.status());
       ctx.repo = &repo.value();
     }

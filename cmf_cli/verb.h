@@ -1,10 +1,10 @@
-// The verb table of the cmf executable. Each verb lives in verbs/<name>.cpp, fills its options
-// from the command line, calls one function of core/ or dvc_like/, and prints. The dispatcher
-// in main.cpp builds the CLI from kVerbs and opens the repository for the verbs that need one.
+// The verb table of the cmf executable. Each verb lives in verbs/<name>.cpp,
+// fills its options from the command line, calls one function of core/ or
+// dvc_like/, and prints. The dispatcher in main.cpp builds the CLI from kVerbs
+// and opens the repository for the verbs that need one.
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <span>
 #include <string>
@@ -21,9 +21,10 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
 struct Context {
-  Repo* repo = nullptr;          // opened by the dispatcher when the verb needs a repository
-  DiscoverOptions discover;      // where the repository is looked for (-C, CMF_DIR)
-  CLI::App* app = nullptr;       // the verb's own subcommand, for help text
+  Repo* repo =
+      nullptr;  // opened by the dispatcher when the verb needs a repository
+  DiscoverOptions discover;  // where the repository is looked for (-C, CMF_DIR)
+  CLI::App* app = nullptr;   // the verb's own subcommand, for help text
 };
 
 class Verb {

@@ -18,14 +18,20 @@ std::unique_ptr<Verb> MakeHelpVerb();
 namespace {
 
 constexpr std::array kVerbs = {
-    VerbInfo{"init", "Create an empty cmf repository here or in DIR", Needs::kNothing, MakeInitVerb},
-    VerbInfo{"exec", "Run a command and record it as an execution of a stage", Needs::kRepo,
-             MakeExecVerb},
-    VerbInfo{"log", "List executions, newest first", Needs::kRepoToRead, MakeLogVerb},
-    VerbInfo{"show", "Show one execution in full", Needs::kRepoToRead, MakeShowVerb},
-    VerbInfo{"metrics", "Print an execution's step metrics", Needs::kRepoToRead, MakeMetricsVerb},
-    VerbInfo{"config", "Get and set repository options", Needs::kRepo, MakeConfigVerb},
-    VerbInfo{"help", "Show the manual page of cmf or of a verb", Needs::kNothing, MakeHelpVerb},
+    VerbInfo{"init", "Create an empty cmf repository here or in DIR",
+             Needs::kNothing, MakeInitVerb},
+    VerbInfo{"exec", "Run a command and record it as an execution of a stage",
+             Needs::kRepo, MakeExecVerb},
+    VerbInfo{"log", "List executions, newest first", Needs::kRepoToRead,
+             MakeLogVerb},
+    VerbInfo{"show", "Show one execution in full", Needs::kRepoToRead,
+             MakeShowVerb},
+    VerbInfo{"metrics", "Print an execution's step metrics", Needs::kRepoToRead,
+             MakeMetricsVerb},
+    VerbInfo{"config", "Get and set repository options", Needs::kRepo,
+             MakeConfigVerb},
+    VerbInfo{"help", "Show the manual page of cmf or of a verb",
+             Needs::kNothing, MakeHelpVerb},
 };
 
 }  // namespace

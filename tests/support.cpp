@@ -18,8 +18,10 @@ namespace fs = std::filesystem;
 namespace cmf::test {
 
 TempDir::TempDir() {
-  std::string pattern = (fs::temp_directory_path() / "cmf-test-XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  std::string pattern =
+      (fs::temp_directory_path() / "cmf-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
   path_ = fs::canonical(pattern);
 }
 
@@ -28,7 +30,8 @@ TempDir::~TempDir() {
   // Objects are read-only; make everything writable so that it can be removed.
   for (auto it = fs::recursive_directory_iterator(path_, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add,
+                    ec);
   }
   fs::remove_all(path_, ec);
 }
@@ -73,25 +76,30 @@ Outcome RunProcess(const std::vector<std::string>& argv, const fs::path& cwd,
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  // The working directory is changed by a small shell so that this works on every glibc.
-  std::vector<std::string> shell = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd.string()};
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // The working directory is changed by a small shell so that this works on
+  // every glibc.
+  std::vector<std::string> shell = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"",
+                                    cwd.string()};
   for (auto& a : args) shell.push_back(a);
   std::vector<char*> shellp;
   for (auto& a : shell) shellp.push_back(a.data());
   shellp.push_back(nullptr);
 
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, shellp.data(), envp.data());
+  int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, shellp.data(),
+                         envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
+  if (rc != 0)
+    throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
   int status = 0;
   ::waitpid(pid, &status, 0);
   Outcome o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   o.out = ReadFile(out_path);
   o.err = ReadFile(err_path);
   return o;
@@ -99,7 +107,9 @@ Outcome RunProcess(const std::vector<std::string>& argv, const fs::path& cwd,
 
 std::string CmfBinary() {
   const char* bin = std::getenv("CMF_BINARY");
-  if (!bin || !*bin) throw std::runtime_error("CMF_BINARY is not set (run the tests with meson test)");
+  if (!bin || !*bin)
+    throw std::runtime_error(
+        "CMF_BINARY is not set (run the tests with meson test)");
   return bin;
 }
 

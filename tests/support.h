@@ -1,5 +1,5 @@
-// Helpers shared by the unit and end-to-end tests: temporary folders, files, and running the
-// real cmf binary.
+// Helpers shared by the unit and end-to-end tests: temporary folders, files,
+// and running the real cmf binary.
 #pragma once
 
 #include <filesystem>
@@ -9,7 +9,8 @@
 
 namespace cmf::test {
 
-// A fresh folder under the system's temporary directory, removed with everything in it.
+// A fresh folder under the system's temporary directory, removed with
+// everything in it.
 class TempDir {
  public:
   TempDir();
@@ -17,7 +18,9 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  std::filesystem::path operator/(const std::string& name) const {
+    return path_ / name;
+  }
 
  private:
   std::filesystem::path path_;
@@ -32,16 +35,19 @@ struct Outcome {
   std::string err;
 };
 
-// Runs ARGV (argv[0] found in PATH) in CWD with ENV added to the environment (a value of
+// Runs ARGV (argv[0] found in PATH) in CWD with ENV added to the environment (a
+// value of
 // "\x01unset" removes the variable); waits and captures its output.
-Outcome RunProcess(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
+Outcome RunProcess(const std::vector<std::string>& argv,
+                   const std::filesystem::path& cwd,
                    const std::map<std::string, std::string>& env = {});
 
 // The cmf binary under test (CMF_BINARY, set by meson test).
 std::string CmfBinary();
 
 // Runs cmf with ARGS in CWD.
-Outcome Cmf(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+Outcome Cmf(const std::vector<std::string>& args,
+            const std::filesystem::path& cwd,
             const std::map<std::string, std::string>& env = {});
 
 }  // namespace cmf::test

@@ -10,8 +10,10 @@ namespace {
 class ConfigVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("key", key_, "Option name, as section.name (e.g. core.pipeline)");
-    app.add_option("value", value_, "New value; without it the current value is printed");
+    app.add_option("key", key_,
+                   "Option name, as section.name (e.g. core.pipeline)");
+    app.add_option("value", value_,
+                   "New value; without it the current value is printed");
     app.add_flag("-l,--list", list_, "List every option");
     app.add_flag("--unset", unset_, "Remove KEY");
   }
@@ -20,7 +22,8 @@ class ConfigVerb : public Verb {
     Config& config = ctx.repo->config();
     if (list_) {
       if (key_) return UsageError("--list takes no KEY");
-      Result<std::vector<std::pair<std::string, std::string>>> all = config.List();
+      Result<std::vector<std::pair<std::string, std::string>>> all =
+          config.List();
       if (!all.ok()) return Fail(all.status());
       for (const auto& [k, v] : *all) fmt::print("{}={}\n", k, v);
       return kExitOk;
@@ -50,6 +53,8 @@ class ConfigVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeConfigVerb() { return std::make_unique<ConfigVerb>(); }
+std::unique_ptr<Verb> MakeConfigVerb() {
+  return std::make_unique<ConfigVerb>();
+}
 
 }  // namespace cmf::cli

@@ -1,7 +1,8 @@
+#include "cmf/exec.h"
+
 #include <fmt/format.h>
 
 #include "../verb.h"
-#include "cmf/exec.h"
 
 namespace cmf::cli {
 namespace {
@@ -10,24 +11,30 @@ class ExecVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
     app.add_option("--pipeline", pipeline_,
-                   "Pipeline to record in (default: config core.pipeline, else the workspace "
+                   "Pipeline to record in (default: config core.pipeline, else "
+                   "the workspace "
                    "folder's name)");
     app.add_option("--stage", stage_, "Stage this execution runs")->required();
     app.add_option("--in", inputs_, "An input file or directory (repeatable)")
         ->type_name("PATH")
         ->allow_extra_args(false);
-    app.add_option("--out", outputs_, "An output file or directory (repeatable)")
+    app.add_option("--out", outputs_,
+                   "An output file or directory (repeatable)")
         ->type_name("PATH")
         ->allow_extra_args(false);
     app.add_option("-p,--param", params_, "A parameter KEY=VALUE (repeatable)")
         ->type_name("KEY=VALUE")
         ->allow_extra_args(false);
     app.add_flag("-q,--quiet", quiet_, "Do not report the recorded execution");
-    app.add_option("command", command_, "The command to run, after --")->required();
-    app.footer("Example: cmf exec --stage train --in patches.h5 --out model.pt -p lr=0.01 -- "
-               "./train\n"
-               "The command may log step metrics by writing 'SERIES STEP VALUE' lines to the "
-               "file descriptor in $CMF_METRICS_FD.");
+    app.add_option("command", command_, "The command to run, after --")
+        ->required();
+    app.footer(
+        "Example: cmf exec --stage train --in patches.h5 --out model.pt -p "
+        "lr=0.01 -- "
+        "./train\n"
+        "The command may log step metrics by writing 'SERIES STEP VALUE' lines "
+        "to the "
+        "file descriptor in $CMF_METRICS_FD.");
   }
 
   int Run(Context& ctx) override {
@@ -44,7 +51,8 @@ class ExecVerb : public Verb {
       if (options.run.params.count(key)) {
         return UsageError(fmt::format("parameter '{}' given twice", key));
       }
-      options.run.params[key] = p.substr(eq + 1);  // kept as the text the user wrote
+      options.run.params[key] =
+          p.substr(eq + 1);  // kept as the text the user wrote
     }
     options.inputs.assign(inputs_.begin(), inputs_.end());
     options.outputs.assign(outputs_.begin(), outputs_.end());

@@ -1,9 +1,8 @@
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <system_error>
-
-#include <fmt/format.h>
 
 #include "../verb.h"
 #include "cmf_config.h"
@@ -13,13 +12,15 @@ namespace fs = std::filesystem;
 namespace cmf::cli {
 namespace {
 
-// Where the page named PAGE (e.g. "cmf-log") is: the install tree (also found relative to the
-// executable, for a moved install), then the source tree the binary was built from.
+// Where the page named PAGE (e.g. "cmf-log") is: the install tree (also found
+// relative to the executable, for a moved install), then the source tree the
+// binary was built from.
 std::optional<fs::path> FindPage(const std::string& page) {
   std::vector<fs::path> dirs = {fs::path(CMF_MANDIR) / "man1"};
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) dirs.push_back(exe.parent_path().parent_path() / "share" / "man" / "man1");
+  if (!ec)
+    dirs.push_back(exe.parent_path().parent_path() / "share" / "man" / "man1");
   dirs.push_back(fs::path(CMF_SOURCE_MANDIR));
   for (const fs::path& dir : dirs) {
     fs::path candidate = dir / (page + ".1");
@@ -45,7 +46,8 @@ bool HaveMan() {
 class HelpVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("verb", verb_, "The verb whose page to show (default: cmf's own)");
+    app.add_option("verb", verb_,
+                   "The verb whose page to show (default: cmf's own)");
   }
 
   int Run(Context& ctx) override {
@@ -54,7 +56,8 @@ class HelpVerb : public Verb {
     std::string page = "cmf";
     if (!verb_.empty()) {
       if (FindVerb(verb_) == nullptr) {
-        return UsageError(fmt::format("'{}' is not a cmf verb; see 'cmf --help'", verb_));
+        return UsageError(
+            fmt::format("'{}' is not a cmf verb; see 'cmf --help'", verb_));
       }
       subject = root->get_subcommand(verb_);
       page = "cmf-" + verb_;
@@ -65,7 +68,8 @@ class HelpVerb : public Verb {
       std::fflush(stdout);
       ::execlp("man", "man", "-l", file.c_str(), static_cast<char*>(nullptr));
     }
-    // No man page viewer here (or no page): the built-in help says the essentials.
+    // No man page viewer here (or no page): the built-in help says the
+    // essentials.
     fmt::print("{}", subject->help());
     if (path) fmt::print("\nThe full manual page is {}.\n", path->string());
     return kExitOk;

@@ -18,7 +18,8 @@ class LogVerb : public Verb {
     app.add_option("--pipeline", pipeline_, "Only executions of this pipeline");
     app.add_option("--stage", stage_, "Only executions of this stage");
     app.add_flag("--oneline", oneline_, "One line per execution");
-    app.add_flag("--json", json_, "Print a JSON array (the format of doc/json.md)");
+    app.add_flag("--json", json_,
+                 "Print a JSON array (the format of doc/json.md)");
   }
 
   int Run(Context& ctx) override {
@@ -26,27 +27,29 @@ class LogVerb : public Verb {
     filter.limit = limit_;
     filter.pipeline = pipeline_;
     filter.stage = stage_;
-    // Printed a page at a time: memory stays flat however many executions there are.
+    // Printed a page at a time: memory stays flat however many executions there
+    // are.
     ExecutionsJsonWriter writer;
     bool first = true;
     if (json_) fmt::print("{}", writer.Begin());
-    Status st = ctx.repo->store().ScanExecutions(filter, [&](std::vector<ExecutionRecord>& page) {
-      std::string out;
-      if (json_) {
-        out = writer.Add(page);
-      } else {
-        for (const ExecutionRecord& r : page) {
-          if (oneline_) {
-            out += ExecutionOneLine(r) + "\n";
+    Status st = ctx.repo->store().ScanExecutions(
+        filter, [&](std::vector<ExecutionRecord>& page) {
+          std::string out;
+          if (json_) {
+            out = writer.Add(page);
           } else {
-            out += (first ? "" : "\n") + ExecutionSummary(r);
+            for (const ExecutionRecord& r : page) {
+              if (oneline_) {
+                out += ExecutionOneLine(r) + "\n";
+              } else {
+                out += (first ? "" : "\n") + ExecutionSummary(r);
+              }
+              first = false;
+            }
           }
-          first = false;
-        }
-      }
-      fmt::print("{}", out);
-      return Status::Ok();
-    });
+          fmt::print("{}", out);
+          return Status::Ok();
+        });
     if (json_) fmt::print("{}\n", writer.End());
     if (!st.ok()) return Fail(st);
     return kExitOk;

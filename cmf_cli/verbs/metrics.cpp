@@ -11,9 +11,11 @@ namespace {
 class MetricsVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("id", id_, "Execution id, or any unique prefix of it")->required();
+    app.add_option("id", id_, "Execution id, or any unique prefix of it")
+        ->required();
     app.add_option("--series", series_, "Only this series");
-    auto* json = app.add_flag("--json", json_, "Print {\"series\": {NAME: [[step, value], ...]}}");
+    auto* json = app.add_flag(
+        "--json", json_, "Print {\"series\": {NAME: [[step, value], ...]}}");
     auto* csv = app.add_flag("--csv", csv_, "Print CSV: series,step,value");
     json->excludes(csv);
   }
@@ -32,12 +34,15 @@ class MetricsVerb : public Verb {
     if (csv_) {
       out = "series,step,value\n";
       for (const auto& [name, points] : *series) {
-        for (const MetricPoint& p : points) out += fmt::format("{},{},{}\n", name, p.step, p.value);
+        for (const MetricPoint& p : points)
+          out += fmt::format("{},{},{}\n", name, p.step, p.value);
       }
     } else {
       for (const auto& [name, points] : *series) {
-        out += fmt::format("{}{} ({} steps)\n", out.empty() ? "" : "\n", name, points.size());
-        for (const MetricPoint& p : points) out += fmt::format("  {:>8}  {}\n", p.step, p.value);
+        out += fmt::format("{}{} ({} steps)\n", out.empty() ? "" : "\n", name,
+                           points.size());
+        for (const MetricPoint& p : points)
+          out += fmt::format("  {:>8}  {}\n", p.step, p.value);
       }
     }
     fmt::print("{}", out);
@@ -53,6 +58,8 @@ class MetricsVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeMetricsVerb() { return std::make_unique<MetricsVerb>(); }
+std::unique_ptr<Verb> MakeMetricsVerb() {
+  return std::make_unique<MetricsVerb>();
+}
 
 }  // namespace cmf::cli

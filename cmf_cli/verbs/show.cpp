@@ -12,8 +12,8 @@ namespace {
 std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
   std::string out;
   for (const ArtifactRef& a : refs) {
-    out += fmt::format("  {}  {:<9} {:>10}  {}\n", a.hash.substr(0, 12), ToString(a.kind),
-                       HumanSize(a.size), a.path);
+    out += fmt::format("  {}  {:<9} {:>10}  {}\n", a.hash.substr(0, 12),
+                       ToString(a.kind), HumanSize(a.size), a.path);
   }
   return out;
 }
@@ -21,8 +21,10 @@ std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
 class ShowVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("id", id_, "Execution id, or any unique prefix of it")->required();
-    app.add_flag("--json", json_, "Print a JSON object (the format of doc/json.md)");
+    app.add_option("id", id_, "Execution id, or any unique prefix of it")
+        ->required();
+    app.add_flag("--json", json_,
+                 "Print a JSON object (the format of doc/json.md)");
   }
 
   int Run(Context& ctx) override {
@@ -40,13 +42,15 @@ class ShowVerb : public Verb {
 
     std::string out = ExecutionSummary(*r);
     if (r->code) {
-      out += fmt::format("Code:     {}{} in {}\n",
-                         r->code->commit.empty() ? "(no commit yet)" : r->code->commit,
-                         r->code->dirty ? " (dirty)" : "", r->code->repo);
+      out += fmt::format(
+          "Code:     {}{} in {}\n",
+          r->code->commit.empty() ? "(no commit yet)" : r->code->commit,
+          r->code->dirty ? " (dirty)" : "", r->code->repo);
     } else {
       out += "Code:     not in a git repository\n";
     }
-    out += fmt::format("Where:    {}@{} (site {})\n", r->user, r->host, r->site);
+    out +=
+        fmt::format("Where:    {}@{} (site {})\n", r->user, r->host, r->site);
     if (!r->params.empty()) {
       out += "Params:\n";
       for (const auto& [name, value] : r->params) {
@@ -64,8 +68,9 @@ class ShowVerb : public Verb {
     if (!metrics->empty()) {
       out += "Metrics:\n";
       for (const auto& [name, points] : *metrics) {
-        out += fmt::format("  {}: {} steps, last {} = {}\n", name, points.size(),
-                           points.back().step, points.back().value);
+        out +=
+            fmt::format("  {}: {} steps, last {} = {}\n", name, points.size(),
+                        points.back().step, points.back().value);
       }
     }
     fmt::print("{}", out);

@@ -1,18 +1,18 @@
 #include "cmf/clock.h"
 
+#include <fmt/format.h>
 #include <sys/random.h>
 
 #include <chrono>
 #include <ctime>
 #include <stdexcept>
 
-#include <fmt/format.h>
-
 namespace cmf {
 
 std::int64_t SystemClock::NowMs() const {
   using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::shared_ptr<Clock> SystemClock::Get() {
@@ -48,7 +48,8 @@ std::string NewUuidV7(std::int64_t unix_ms) {
   unsigned char b[16];
   FillRandom(b + 6, 10);
   std::uint64_t ms = static_cast<std::uint64_t>(unix_ms);
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; ++i)
+    b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));  // version 7
   b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));  // RFC 9562 variant
   static constexpr char kHex[] = "0123456789abcdef";
@@ -73,19 +74,21 @@ std::string RandomHex(int bytes) {
 std::string FormatIsoUtc(std::int64_t unix_ms) {
   std::tm t = UtcParts(unix_ms);
   int millis = static_cast<int>(((unix_ms % 1000) + 1000) % 1000);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1,
-                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, millis);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                     t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+                     t.tm_min, t.tm_sec, millis);
 }
 
 std::string FormatHumanUtc(std::int64_t unix_ms) {
   std::tm t = UtcParts(unix_ms);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.tm_year + 1900, t.tm_mon + 1,
-                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.tm_year + 1900,
+                     t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
 }
 
 std::string FormatDuration(std::int64_t ms) {
   if (ms < 1000) return fmt::format("{} ms", ms);
-  if (ms < 60'000) return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+  if (ms < 60'000)
+    return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
   std::int64_t s = ms / 1000;
   if (s < 3600) return fmt::format("{} min {} s", s / 60, s % 60);
   return fmt::format("{} h {:02} min", s / 3600, (s % 3600) / 60);

@@ -29,29 +29,34 @@ Result<Config> Config::Open(const std::filesystem::path& path) {
 Result<std::string> Config::Get(const std::string& key) const {
   git_buf buf = GIT_BUF_INIT;
   int rc = git_config_get_string_buf(&buf, impl_->cfg, key.c_str());
-  if (rc == GIT_ENOTFOUND) return Status::NotFound("config key '" + key + "' is not set");
+  if (rc == GIT_ENOTFOUND)
+    return Status::NotFound("config key '" + key + "' is not set");
   if (rc < 0) return git::Error(rc, "cannot read config key '" + key + "'");
   std::string value(buf.ptr, buf.size);
   git_buf_dispose(&buf);
   return value;
 }
 
-std::string Config::GetOr(const std::string& key, const std::string& fallback) const {
+std::string Config::GetOr(const std::string& key,
+                          const std::string& fallback) const {
   Result<std::string> value = Get(key);
   return value.ok() ? value.value() : fallback;
 }
 
 Status Config::Set(const std::string& key, const std::string& value) {
   int rc = git_config_set_string(impl_->cfg, key.c_str(), value.c_str());
-  if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument("invalid config key '" + key + "'");
+  if (rc == GIT_EINVALIDSPEC)
+    return Status::InvalidArgument("invalid config key '" + key + "'");
   if (rc < 0) return git::Error(rc, "cannot write config key '" + key + "'");
   return Status::Ok();
 }
 
 Status Config::Unset(const std::string& key) {
   int rc = git_config_delete_entry(impl_->cfg, key.c_str());
-  if (rc == GIT_ENOTFOUND) return Status::NotFound("config key '" + key + "' is not set");
-  if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument("invalid config key '" + key + "'");
+  if (rc == GIT_ENOTFOUND)
+    return Status::NotFound("config key '" + key + "' is not set");
+  if (rc == GIT_EINVALIDSPEC)
+    return Status::InvalidArgument("invalid config key '" + key + "'");
   if (rc < 0) return git::Error(rc, "cannot remove config key '" + key + "'");
   return Status::Ok();
 }

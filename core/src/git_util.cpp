@@ -13,7 +13,8 @@ void EnsureInit() {
 
 Status Error(int rc, const std::string& what) {
   const git_error* e = git_error_last();
-  std::string msg = what + ": " + (e && e->message ? e->message : "unknown libgit2 error");
+  std::string msg =
+      what + ": " + (e && e->message ? e->message : "unknown libgit2 error");
   if (rc == GIT_ENOTFOUND) return Status::NotFound(msg);
   if (rc == GIT_EINVALIDSPEC) return Status::InvalidArgument(msg);
   if (rc == GIT_ELOCKED) return Status::Conflict(msg);

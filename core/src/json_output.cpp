@@ -1,7 +1,6 @@
 #include "cmf/json_output.h"
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "cmf/clock.h"
@@ -18,7 +17,9 @@ json ValueJson(const Value& value) {
 json ArtifactsJson(const std::vector<ArtifactRef>& refs) {
   json out = json::array();
   for (const ArtifactRef& a : refs) {
-    out.push_back({{"path", a.path}, {"hash", a.hash}, {"size", a.size},
+    out.push_back({{"path", a.path},
+                   {"hash", a.hash},
+                   {"size", a.size},
                    {"kind", std::string(ToString(a.kind))}});
   }
   return out;
@@ -28,9 +29,13 @@ json ToJson(const ExecutionRecord& r) {
   json params = json::object();
   for (const auto& [name, value] : r.params) params[name] = ValueJson(value);
   json properties = json::object();
-  for (const auto& [name, value] : r.properties) properties[name] = ValueJson(value);
+  for (const auto& [name, value] : r.properties)
+    properties[name] = ValueJson(value);
   json code = nullptr;
-  if (r.code) code = {{"commit", r.code->commit}, {"dirty", r.code->dirty}, {"repo", r.code->repo}};
+  if (r.code)
+    code = {{"commit", r.code->commit},
+            {"dirty", r.code->dirty},
+            {"repo", r.code->repo}};
   json out = {
       {"id", r.id},
       {"pipeline", r.pipeline},
@@ -54,7 +59,8 @@ json ToJson(const ExecutionRecord& r) {
 }
 
 std::string Dump(const json& j, int indent) {
-  return j.dump(indent, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
+  return j.dump(indent, ' ', /*ensure_ascii=*/false,
+                json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -63,13 +69,15 @@ std::string ExecutionJson(const ExecutionRecord& record, int indent) {
   return Dump(ToJson(record), indent);
 }
 
-std::string ExecutionsJson(const std::vector<ExecutionRecord>& records, int indent) {
+std::string ExecutionsJson(const std::vector<ExecutionRecord>& records,
+                           int indent) {
   json out = json::array();
   for (const ExecutionRecord& r : records) out.push_back(ToJson(r));
   return Dump(out, indent);
 }
 
-std::string ExecutionsJsonWriter::Add(const std::vector<ExecutionRecord>& records) {
+std::string ExecutionsJsonWriter::Add(
+    const std::vector<ExecutionRecord>& records) {
   std::string out;
   for (const ExecutionRecord& r : records) {
     out += count_++ ? ",\n  " : "\n  ";
@@ -87,7 +95,8 @@ std::string MetricsJson(const MetricSeries& series, int indent) {
   for (const auto& [name, points] : series) {
     json rows = json::array();
     for (const MetricPoint& p : points) {
-      rows.push_back({p.step, std::isfinite(p.value) ? json(p.value) : json(nullptr)});
+      rows.push_back(
+          {p.step, std::isfinite(p.value) ? json(p.value) : json(nullptr)});
     }
     all[name] = std::move(rows);
   }

@@ -56,10 +56,14 @@ std::optional<ArtifactKind> ParseArtifactKind(std::string_view text) {
 
 std::string_view TypeName(const Value& value) {
   switch (value.index()) {
-    case 0: return "int";
-    case 1: return "real";
-    case 2: return "bool";
-    default: return "string";
+    case 0:
+      return "int";
+    case 1:
+      return "real";
+    case 2:
+      return "bool";
+    default:
+      return "string";
   }
 }
 

@@ -30,7 +30,9 @@ bool IsCmfDir(const fs::path& dir) {
 Status Populate(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir / "objects", ec);
-  if (ec) return Status::IOError("cannot create '" + (dir / "objects").string() + "': " + ec.message());
+  if (ec)
+    return Status::IOError("cannot create '" + (dir / "objects").string() +
+                           "': " + ec.message());
 
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(dir / "config"));
   CMF_RETURN_IF_ERROR(config.Set("core.repositoryformatversion", "1"));
@@ -45,7 +47,9 @@ Status Populate(const fs::path& dir) {
   {  // keeps the code's git repository from ever seeing cmf's own files
     std::ofstream ignore(dir / ".gitignore");
     ignore << "# cmf's repository: not part of the code's git history\n*\n";
-    if (!ignore) return Status::IOError("cannot write '" + (dir / ".gitignore").string() + "'");
+    if (!ignore)
+      return Status::IOError("cannot write '" + (dir / ".gitignore").string() +
+                             "'");
   }
 
   StoreOptions options;
@@ -68,25 +72,28 @@ Result<Repo> Repo::Init(const fs::path& workspace) {
   }
   fs::path final_dir = root / kCmfDirName;
   if (fs::exists(fs::symlink_status(final_dir, ec))) {
-    return Status::AlreadyExists("a cmf repository already exists in '" + root.string() + "'");
+    return Status::AlreadyExists("a cmf repository already exists in '" +
+                                 root.string() + "'");
   }
-  // Built under a temporary name and renamed, so that a failed or concurrent init leaves either
-  // nothing or a whole repository.
+  // Built under a temporary name and renamed, so that a failed or concurrent
+  // init leaves either nothing or a whole repository.
   std::string temp_pattern = (root / ".cmf-init-XXXXXX").string();
   if (::mkdtemp(temp_pattern.data()) == nullptr) {
     return Status::IOError("cannot create a repository in '" + root.string() +
                            "': " + std::strerror(errno));
   }
   fs::path temp = temp_pattern;
-  mode_t mask = ::umask(0);  // mkdtemp made it 0700; give it the mode mkdir would
+  mode_t mask =
+      ::umask(0);  // mkdtemp made it 0700; give it the mode mkdir would
   ::umask(mask);
   ::chmod(temp.c_str(), 0777 & ~mask);
   Status st = Populate(temp);
   if (st.ok() && ::rename(temp.c_str(), final_dir.c_str()) != 0) {
     st = errno == EEXIST || errno == ENOTEMPTY
-             ? Status::AlreadyExists("a cmf repository already exists in '" + root.string() + "'")
-             : Status::IOError("cannot create '" + final_dir.string() + "': " +
-                               std::strerror(errno));
+             ? Status::AlreadyExists("a cmf repository already exists in '" +
+                                     root.string() + "'")
+             : Status::IOError("cannot create '" + final_dir.string() +
+                               "': " + std::strerror(errno));
   }
   if (!st.ok()) {
     fs::remove_all(temp, ec);
@@ -105,7 +112,9 @@ Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
                             "' is not a cmf repository");
   }
   fs::path start = options.start.empty() ? fs::current_path(ec) : options.start;
-  if (ec) return Status::IOError("cannot read the current directory: " + ec.message());
+  if (ec)
+    return Status::IOError("cannot read the current directory: " +
+                           ec.message());
   fs::path dir = fs::absolute(start, ec).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();  // "a/b/" -> "a/b"
   for (;;) {
@@ -113,7 +122,8 @@ Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
     if (dir == dir.root_path() || dir.empty()) break;
     dir = dir.parent_path();
   }
-  return Status::NotFound("not a cmf repository (or any of the parent directories): .cmf");
+  return Status::NotFound(
+      "not a cmf repository (or any of the parent directories): .cmf");
 }
 
 Result<Repo> Repo::Open(const DiscoverOptions& options, OpenMode mode) {
@@ -129,7 +139,8 @@ Result<Repo> Repo::OpenAt(const fs::path& cmf_dir, OpenMode mode) {
   if (mode == OpenMode::kRead) {
     StoreOptions options;
     options.read_only = true;
-    CMF_ASSIGN_OR_RETURN(repo.store_, Store::Open(cmf_dir / "metadata.db", options));
+    CMF_ASSIGN_OR_RETURN(repo.store_,
+                         Store::Open(cmf_dir / "metadata.db", options));
     return repo;
   }
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(cmf_dir / "config"));
@@ -141,13 +152,15 @@ Result<Repo> Repo::OpenAt(const fs::path& cmf_dir, OpenMode mode) {
   }
   std::string sync = repo.config_->GetOr("store.synchronous", "full");
   if (sync != "full" && sync != "normal") {
-    return Status::InvalidArgument("config store.synchronous must be 'full' or 'normal', not '" +
-                                   sync + "'");
+    return Status::InvalidArgument(
+        "config store.synchronous must be 'full' or 'normal', not '" + sync +
+        "'");
   }
   StoreOptions options;
   options.site = repo.site_;
   options.synchronous_full = sync == "full";
-  CMF_ASSIGN_OR_RETURN(repo.store_, Store::Open(cmf_dir / "metadata.db", options));
+  CMF_ASSIGN_OR_RETURN(repo.store_,
+                       Store::Open(cmf_dir / "metadata.db", options));
   return repo;
 }
 

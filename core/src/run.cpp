@@ -25,7 +25,8 @@ std::string HostName() {
 
 std::string UserName() {
   if (const char* user = std::getenv("USER"); user && *user) return user;
-  if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_name) return pw->pw_name;
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_name)
+    return pw->pw_name;
   return std::to_string(::geteuid());
 }
 
@@ -34,11 +35,12 @@ std::string UserName() {
 ArtifactKind GuessKind(const fs::path& path, bool is_directory) {
   if (is_directory) return ArtifactKind::kDirectory;
   std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
   static constexpr std::array<std::string_view, 14> kDatasets = {
-      ".h5", ".hdf5", ".hdf", ".nc", ".npy", ".npz", ".csv", ".tsv",
-      ".parquet", ".tif", ".tiff", ".dm3", ".dm4", ".emd"};
+      ".h5",  ".hdf5",    ".hdf", ".nc",   ".npy", ".npz", ".csv",
+      ".tsv", ".parquet", ".tif", ".tiff", ".dm3", ".dm4", ".emd"};
   static constexpr std::array<std::string_view, 7> kModels = {
       ".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".pkl", ".joblib"};
   if (std::find(kDatasets.begin(), kDatasets.end(), ext) != kDatasets.end()) {
@@ -53,12 +55,15 @@ ArtifactKind GuessKind(const fs::path& path, bool is_directory) {
 Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec).lexically_normal();
-  if (ec) return Status::IOError("cannot resolve '" + path.string() + "': " + ec.message());
+  if (ec)
+    return Status::IOError("cannot resolve '" + path.string() +
+                           "': " + ec.message());
   fs::path relative = absolute.lexically_relative(repo.workspace());
   bool inside = !relative.empty() && *relative.begin() != "..";
   if (!inside) return absolute.string();
   if (*relative.begin() == ".cmf") {
-    return Status::InvalidArgument("'" + path.string() + "' is inside the repository's .cmf/");
+    return Status::InvalidArgument("'" + path.string() +
+                                   "' is inside the repository's .cmf/");
   }
   std::string text = relative.generic_string();
   if (!text.empty() && text.back() == '/') text.pop_back();
@@ -66,11 +71,14 @@ Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
 }
 
 Result<Run> Run::Start(Repo& repo, RunSpec spec) {
-  if (spec.stage.empty()) return Status::InvalidArgument("a run needs a stage name");
+  if (spec.stage.empty())
+    return Status::InvalidArgument("a run needs a stage name");
   if (spec.pipeline.empty()) {
-    spec.pipeline = repo.config().GetOr("core.pipeline", repo.workspace().filename().string());
+    spec.pipeline = repo.config().GetOr("core.pipeline",
+                                        repo.workspace().filename().string());
   }
-  if (spec.pipeline.empty()) return Status::InvalidArgument("a run needs a pipeline name");
+  if (spec.pipeline.empty())
+    return Status::InvalidArgument("a run needs a pipeline name");
 
   ExecutionRecord record;
   record.started_ms = SystemClock::Get()->NowMs();
@@ -93,12 +101,14 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
   return run;
 }
 
-Result<ArtifactRef> Run::LogArtifact(const fs::path& path, std::optional<ArtifactKind> kind,
+Result<ArtifactRef> Run::LogArtifact(const fs::path& path,
+                                     std::optional<ArtifactKind> kind,
                                      Direction direction) {
   CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(*repo_, path));
   const data::ObjectCache& objects = repo_->objects();
-  Result<data::ObjectInfo> info =
-      direction == Direction::kOutput ? objects.Store(path) : objects.Hash(path);
+  Result<data::ObjectInfo> info = direction == Direction::kOutput
+                                      ? objects.Store(path)
+                                      : objects.Hash(path);
   if (!info.ok()) return info.status();
   ArtifactRef ref;
   ref.path = std::move(event_path);
@@ -116,24 +126,30 @@ Status Run::LogHashed(Direction direction, const ArtifactRef& ref) {
   return Status::Ok();
 }
 
-Result<ArtifactRef> Run::LogInput(const fs::path& path, std::optional<ArtifactKind> kind) {
+Result<ArtifactRef> Run::LogInput(const fs::path& path,
+                                  std::optional<ArtifactKind> kind) {
   return LogArtifact(path, kind, Direction::kInput);
 }
 
-Result<ArtifactRef> Run::LogOutput(const fs::path& path, std::optional<ArtifactKind> kind) {
+Result<ArtifactRef> Run::LogOutput(const fs::path& path,
+                                   std::optional<ArtifactKind> kind) {
   return LogArtifact(path, kind, Direction::kOutput);
 }
 
-Status Run::LogDerivedFrom(const std::string& child_hash, const std::string& parent_hash) {
+Status Run::LogDerivedFrom(const std::string& child_hash,
+                           const std::string& parent_hash) {
   return repo_->store().AddDerivedFrom(child_hash, parent_hash);
 }
 
-Status Run::LogMetric(const std::string& series, std::int64_t step, double value) {
+Status Run::LogMetric(const std::string& series, std::int64_t step,
+                      double value) {
   MetricPoint point{step, value};
-  return repo_->store().LogMetrics(row_, series, std::span<const MetricPoint>(&point, 1));
+  return repo_->store().LogMetrics(row_, series,
+                                   std::span<const MetricPoint>(&point, 1));
 }
 
-Status Run::LogMetrics(const std::string& series, std::span<const MetricPoint> points) {
+Status Run::LogMetrics(const std::string& series,
+                       std::span<const MetricPoint> points) {
   return repo_->store().LogMetrics(row_, series, points);
 }
 
@@ -141,9 +157,10 @@ Status Run::SetProperty(const std::string& name, const Value& value) {
   return repo_->store().SetProperty(RecordType::kExecution, id_, name, value);
 }
 
-Status Run::Finish(ExecStatus status, std::optional<int> exit_code, const std::string& message) {
-  return repo_->store().SetExecutionState(row_, status, exit_code, SystemClock::Get()->NowMs(),
-                                          message);
+Status Run::Finish(ExecStatus status, std::optional<int> exit_code,
+                   const std::string& message) {
+  return repo_->store().SetExecutionState(row_, status, exit_code,
+                                          SystemClock::Get()->NowMs(), message);
 }
 
 }  // namespace cmf

@@ -34,7 +34,8 @@ Stmt& Stmt::Bind(int index, double v) {
 Stmt& Stmt::BindValue(int index, const Value& v) {
   if (auto* i = std::get_if<std::int64_t>(&v)) return Bind(index, *i);
   if (auto* d = std::get_if<double>(&v)) return Bind(index, *d);
-  if (auto* b = std::get_if<bool>(&v)) return Bind(index, static_cast<std::int64_t>(*b ? 1 : 0));
+  if (auto* b = std::get_if<bool>(&v))
+    return Bind(index, static_cast<std::int64_t>(*b ? 1 : 0));
   return Bind(index, std::get<std::string>(v));
 }
 

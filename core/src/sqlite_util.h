@@ -1,4 +1,5 @@
-// Internal: a thin layer over the SQLite C API that turns its return codes into cmf::Status.
+// Internal: a thin layer over the SQLite C API that turns its return codes into
+// cmf::Status.
 #pragma once
 
 #include <sqlite3.h>
@@ -16,7 +17,8 @@ namespace cmf::sql {
 // A Status for the last error on DB, prefixed with WHAT.
 Status Error(sqlite3* db, int rc, const std::string& what);
 
-// A prepared statement. Owned by the cache in Db (not finalized by this wrapper) or by itself.
+// A prepared statement. Owned by the cache in Db (not finalized by this
+// wrapper) or by itself.
 class Stmt {
  public:
   Stmt() = default;
@@ -26,14 +28,21 @@ class Stmt {
     sqlite3_bind_int64(stmt_, index, v);
     return *this;
   }
-  Stmt& Bind(int index, int v) { return Bind(index, static_cast<std::int64_t>(v)); }
+  Stmt& Bind(int index, int v) {
+    return Bind(index, static_cast<std::int64_t>(v));
+  }
   Stmt& Bind(int index, double v);
   Stmt& Bind(int index, std::string_view v) {
-    sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
     return *this;
   }
-  Stmt& Bind(int index, const char* v) { return Bind(index, std::string_view(v)); }
-  Stmt& Bind(int index, const std::string& v) { return Bind(index, std::string_view(v)); }
+  Stmt& Bind(int index, const char* v) {
+    return Bind(index, std::string_view(v));
+  }
+  Stmt& Bind(int index, const std::string& v) {
+    return Bind(index, std::string_view(v));
+  }
   Stmt& BindNull(int index) {
     sqlite3_bind_null(stmt_, index);
     return *this;
@@ -53,11 +62,14 @@ class Stmt {
 
   std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Real(int col) const;  // NULL reads as NaN
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  bool IsNull(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
   std::string Text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+    return p ? std::string(
+                   reinterpret_cast<const char*>(p),
+                   static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
              : std::string();
   }
   // Reads a Value stored with BindValue whose type name is TYPE.

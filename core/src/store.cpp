@@ -1,15 +1,15 @@
 #include "cmf/store.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <system_error>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "sqlite_util.h"
 
@@ -20,8 +20,9 @@ namespace {
 
 constexpr char kFormatName[] = "cmf-metadata";
 
-// Schema version 1. doc/metadata-store.md describes every table; change both together, and
-// add a migration step in Store::Open when kStoreSchemaVersion goes up.
+// Schema version 1. doc/metadata-store.md describes every table; change both
+// together, and add a migration step in Store::Open when kStoreSchemaVersion
+// goes up.
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
@@ -128,10 +129,14 @@ CREATE TABLE property (
 
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
-    case RecordType::kPipeline: return "pipeline";
-    case RecordType::kStage: return "stage";
-    case RecordType::kExecution: return "execution";
-    case RecordType::kArtifact: return "artifact";
+    case RecordType::kPipeline:
+      return "pipeline";
+    case RecordType::kStage:
+      return "stage";
+    case RecordType::kExecution:
+      return "execution";
+    case RecordType::kArtifact:
+      return "artifact";
   }
   return "execution";
 }
@@ -158,8 +163,9 @@ struct Store::Impl {
     return Status::Ok();
   }
 
-  // A cached prepared statement, reset and ready to bind. Errors are programming errors in the
-  // SQL or a store whose schema does not match; both are reported as the prepare error.
+  // A cached prepared statement, reset and ready to bind. Errors are
+  // programming errors in the SQL or a store whose schema does not match; both
+  // are reported as the prepare error.
   Result<sql::Stmt> Prepare(const std::string& text) {
     auto it = statements.find(text);
     if (it != statements.end()) {
@@ -175,18 +181,20 @@ struct Store::Impl {
     return sql::Stmt(db, stmt);
   }
 
-  // The next hybrid logical clock value: after every value this store has handed out, and at
-  // least the wall clock (milliseconds in the high bits, a counter in the low 16). Call inside a
-  // write transaction.
+  // The next hybrid logical clock value: after every value this store has
+  // handed out, and at least the wall clock (milliseconds in the high bits, a
+  // counter in the low 16). Call inside a write transaction.
   Result<std::int64_t> NextHlc() {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt get, Prepare("SELECT value FROM meta WHERE key = 'hlc'"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt get,
+                         Prepare("SELECT value FROM meta WHERE key = 'hlc'"));
     Status st;
     std::int64_t last = get.Step(&st) ? get.Int(0) : 0;
     get.Reset();
     CMF_RETURN_IF_ERROR(st);
     std::int64_t next = std::max(options.clock->NowMs() << 16, last + 1);
-    CMF_ASSIGN_OR_RETURN(sql::Stmt put,
-                         Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt put,
+        Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));
     CMF_RETURN_IF_ERROR(put.Bind(1, next).Run());
     return next;
   }
@@ -201,7 +209,9 @@ struct Store::Impl {
     bind(sel);
     Status st;
     if (!sel.Step(&st)) {
-      return st.ok() ? Status::Corruption(Where() + ": a row vanished after insert") : st;
+      return st.ok()
+                 ? Status::Corruption(Where() + ": a row vanished after insert")
+                 : st;
     }
     RowId id = sel.Int(0);
     sel.Reset();
@@ -211,15 +221,17 @@ struct Store::Impl {
   Result<RowId> EnsureSeries(const std::string& name) {
     auto it = series_ids.find(name);
     if (it != series_ids.end()) return it->second;
-    CMF_ASSIGN_OR_RETURN(RowId id, Ensure("INSERT OR IGNORE INTO series(name) VALUES(?1)",
-                                          "SELECT id FROM series WHERE name = ?1",
-                                          [&](sql::Stmt& s) { s.Bind(1, name); }));
+    CMF_ASSIGN_OR_RETURN(RowId id,
+                         Ensure("INSERT OR IGNORE INTO series(name) VALUES(?1)",
+                                "SELECT id FROM series WHERE name = ?1",
+                                [&](sql::Stmt& s) { s.Bind(1, name); }));
     series_ids.emplace(name, id);
     return id;
   }
 
-  // Runs BODY in one write transaction (BEGIN IMMEDIATE, so that waiting for another writer
-  // happens up front, under the busy timeout); commits when it returns ok, rolls back otherwise.
+  // Runs BODY in one write transaction (BEGIN IMMEDIATE, so that waiting for
+  // another writer happens up front, under the busy timeout); commits when it
+  // returns ok, rolls back otherwise.
   template <typename F>
   Status InWrite(F&& body) {
     if (options.read_only) {
@@ -238,9 +250,9 @@ struct Store::Impl {
     return st;
   }
 
-  Result<std::vector<ExecutionRecord>> Load(const std::string& where,
-                                            const std::function<void(sql::Stmt&)>& bind,
-                                            std::int64_t limit);
+  Result<std::vector<ExecutionRecord>> Load(
+      const std::string& where, const std::function<void(sql::Stmt&)>& bind,
+      std::int64_t limit);
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -248,7 +260,8 @@ Store::~Store() = default;
 
 const fs::path& Store::path() const { return impl_->path; }
 
-Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, const StoreOptions& options) {
+Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
+                                           const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->options = options;
@@ -263,8 +276,8 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, const StoreOpti
   sqlite3_extended_result_codes(impl->db, 1);
   sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
 
-  // Read before anything is written: a file that is not a database, or not ours, is refused
-  // untouched.
+  // Read before anything is written: a file that is not a database, or not
+  // ours, is refused untouched.
   int user_version = 0;
   int tables = 0;
   {
@@ -273,44 +286,57 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, const StoreOpti
     if (s.Step(&st)) user_version = static_cast<int>(s.Int(0));
     s.Reset();
     if (!st.ok()) {
-      return Status::Corruption("cannot open " + where + ": " + sqlite3_errmsg(impl->db));
+      return Status::Corruption("cannot open " + where + ": " +
+                                sqlite3_errmsg(impl->db));
     }
-    CMF_ASSIGN_OR_RETURN(sql::Stmt t, impl->Prepare("SELECT count(*) FROM sqlite_master"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt t,
+                         impl->Prepare("SELECT count(*) FROM sqlite_master"));
     if (t.Step(&st)) tables = static_cast<int>(t.Int(0));
     t.Reset();
     if (!st.ok()) {
-      return Status::Corruption("cannot open " + where + ": " + sqlite3_errmsg(impl->db));
+      return Status::Corruption("cannot open " + where + ": " +
+                                sqlite3_errmsg(impl->db));
     }
   }
   if (user_version > kStoreSchemaVersion) {
-    return Status::InvalidArgument(fmt::format(
-        "cannot open {}: it has schema version {}, newer than this cmf understands ({}); "
-        "upgrade cmf",
-        where, user_version, kStoreSchemaVersion));
+    return Status::InvalidArgument(
+        fmt::format("cannot open {}: it has schema version {}, newer than this "
+                    "cmf understands ({}); "
+                    "upgrade cmf",
+                    where, user_version, kStoreSchemaVersion));
   }
   if (user_version == 0) {
     if (!options.create || tables != 0) {
-      return Status::Corruption("cannot open " + where + ": not a cmf metadata store");
+      return Status::Corruption("cannot open " + where +
+                                ": not a cmf metadata store");
     }
-    // journal_mode cannot change inside a transaction; WAL is a property of the file.
+    // journal_mode cannot change inside a transaction; WAL is a property of the
+    // file.
     CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL"));
     CMF_RETURN_IF_ERROR(impl->InWrite([&]() -> Status {
       CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
       CMF_ASSIGN_OR_RETURN(
-          sql::Stmt s, impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
+          sql::Stmt s,
+          impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
       CMF_RETURN_IF_ERROR(s.Bind(1, kFormatName).Run());
-      return impl->Exec(fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
+      return impl->Exec(
+          fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
     }));
   } else {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl->Prepare("SELECT value FROM meta WHERE key='format'"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        impl->Prepare("SELECT value FROM meta WHERE key='format'"));
     Status st;
     bool ours = s.Step(&st) && s.Text(0) == kFormatName;
     s.Reset();
-    if (!ours) return Status::Corruption("cannot open " + where + ": not a cmf metadata store");
+    if (!ours)
+      return Status::Corruption("cannot open " + where +
+                                ": not a cmf metadata store");
   }
   CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
-  CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL"
-                                                          : "PRAGMA synchronous=NORMAL"));
+  CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full
+                                     ? "PRAGMA synchronous=FULL"
+                                     : "PRAGMA synchronous=NORMAL"));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -318,23 +344,27 @@ Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
   Impl& m = *impl_;
   RowId execution = 0;
   Status st = m.InWrite([&]() -> Status {
-    CMF_ASSIGN_OR_RETURN(RowId pipeline,
-                         m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
-                                  "SELECT id FROM pipeline WHERE name = ?1",
-                                  [&](sql::Stmt& s) { s.Bind(1, r.pipeline); }));
+    CMF_ASSIGN_OR_RETURN(
+        RowId pipeline,
+        m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
+                 "SELECT id FROM pipeline WHERE name = ?1",
+                 [&](sql::Stmt& s) { s.Bind(1, r.pipeline); }));
     CMF_ASSIGN_OR_RETURN(
         RowId stage,
-        m.Ensure("INSERT OR IGNORE INTO stage(pipeline_id, name) VALUES(?1, ?2)",
-                 "SELECT id FROM stage WHERE pipeline_id = ?1 AND name = ?2",
-                 [&](sql::Stmt& s) { s.Bind(1, pipeline).Bind(2, r.stage); }));
+        m.Ensure(
+            "INSERT OR IGNORE INTO stage(pipeline_id, name) VALUES(?1, ?2)",
+            "SELECT id FROM stage WHERE pipeline_id = ?1 AND name = ?2",
+            [&](sql::Stmt& s) { s.Bind(1, pipeline).Bind(2, r.stage); }));
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt ins,
-        m.Prepare("INSERT INTO execution(uuid, stage_id, command, code_commit, code_dirty, "
+        m.Prepare("INSERT INTO execution(uuid, stage_id, command, code_commit, "
+                  "code_dirty, "
                   "code_repo, host, user, site, started_ms) "
                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
     ins.Bind(1, r.id).Bind(2, stage).Bind(3, nlohmann::json(r.command).dump());
     if (r.code) {
-      ins.Bind(4, r.code->commit).Bind(5, static_cast<std::int64_t>(r.code->dirty))
+      ins.Bind(4, r.code->commit)
+          .Bind(5, static_cast<std::int64_t>(r.code->dirty))
           .Bind(6, r.code->repo);
     }
     ins.Bind(7, r.host).Bind(8, r.user).Bind(9, r.site).Bind(10, r.started_ms);
@@ -344,18 +374,22 @@ Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
     }
     CMF_RETURN_IF_ERROR(run);
     execution = sqlite3_last_insert_rowid(m.db);
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt param,
-        m.Prepare("INSERT INTO param(execution_id, name, type, value) VALUES(?1, ?2, ?3, ?4)"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt param,
+                         m.Prepare("INSERT INTO param(execution_id, name, "
+                                   "type, value) VALUES(?1, ?2, ?3, ?4)"));
     for (const auto& [name, value] : r.params) {
-      param.Bind(1, execution).Bind(2, name).Bind(3, TypeName(value)).BindValue(4, value);
+      param.Bind(1, execution)
+          .Bind(2, name)
+          .Bind(3, TypeName(value))
+          .BindValue(4, value);
       CMF_RETURN_IF_ERROR(param.Run());
     }
     CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt state,
-        m.Prepare("INSERT INTO execution_state(execution_id, hlc, site, status) "
-                  "VALUES(?1, ?2, ?3, 'running')"));
+        m.Prepare(
+            "INSERT INTO execution_state(execution_id, hlc, site, status) "
+            "VALUES(?1, ?2, ?3, 'running')"));
     return state.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Run();
   });
   if (!st.ok()) return st;
@@ -371,9 +405,13 @@ Status Store::SetExecutionState(RowId execution, ExecStatus status,
     CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("INSERT INTO execution_state(execution_id, hlc, site, status, exit_code, "
+        m.Prepare("INSERT INTO execution_state(execution_id, hlc, site, "
+                  "status, exit_code, "
                   "ended_ms, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-    s.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Bind(4, ToString(status));
+    s.Bind(1, execution)
+        .Bind(2, hlc)
+        .Bind(3, m.options.site)
+        .Bind(4, ToString(status));
     s.Bind(5, exit_code).Bind(6, ended_ms).Bind(7, message);
     return s.Run();
   });
@@ -387,18 +425,24 @@ Status Store::AddEvent(RowId execution, Direction direction, int position,
         sql::Stmt ins,
         m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
                   "ON CONFLICT(hash) DO NOTHING"));
-    CMF_RETURN_IF_ERROR(ins.Bind(1, a.hash).Bind(2, ToString(a.kind))
-                            .Bind(3, static_cast<std::int64_t>(a.size)).Run());
-    CMF_ASSIGN_OR_RETURN(sql::Stmt ev,
-                         m.Prepare("INSERT INTO event(execution_id, direction, position, "
-                                   "artifact_id, path) "
-                                   "SELECT ?1, ?2, ?3, id, ?4 FROM artifact WHERE hash = ?5"));
-    ev.Bind(1, execution).Bind(2, direction == Direction::kInput ? 0 : 1).Bind(3, position);
+    CMF_RETURN_IF_ERROR(ins.Bind(1, a.hash)
+                            .Bind(2, ToString(a.kind))
+                            .Bind(3, static_cast<std::int64_t>(a.size))
+                            .Run());
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ev,
+        m.Prepare("INSERT INTO event(execution_id, direction, position, "
+                  "artifact_id, path) "
+                  "SELECT ?1, ?2, ?3, id, ?4 FROM artifact WHERE hash = ?5"));
+    ev.Bind(1, execution)
+        .Bind(2, direction == Direction::kInput ? 0 : 1)
+        .Bind(3, position);
     return ev.Bind(4, a.path).Bind(5, a.hash).Run();
   });
 }
 
-Status Store::AddDerivedFrom(const std::string& child_hash, const std::string& parent_hash) {
+Status Store::AddDerivedFrom(const std::string& child_hash,
+                             const std::string& parent_hash) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
     CMF_ASSIGN_OR_RETURN(
@@ -408,14 +452,17 @@ Status Store::AddDerivedFrom(const std::string& child_hash, const std::string& p
                   "WHERE c.hash = ?1 AND p.hash = ?2"));
     CMF_RETURN_IF_ERROR(s.Bind(1, child_hash).Bind(2, parent_hash).Run());
     if (sqlite3_changes(m.db) == 0) {
-      CMF_ASSIGN_OR_RETURN(sql::Stmt q, m.Prepare("SELECT count(*) FROM artifact "
-                                                  "WHERE hash IN (?1, ?2)"));
+      CMF_ASSIGN_OR_RETURN(sql::Stmt q,
+                           m.Prepare("SELECT count(*) FROM artifact "
+                                     "WHERE hash IN (?1, ?2)"));
       Status st;
-      std::int64_t found = q.Bind(1, child_hash).Bind(2, parent_hash).Step(&st) ? q.Int(0) : 0;
+      std::int64_t found =
+          q.Bind(1, child_hash).Bind(2, parent_hash).Step(&st) ? q.Int(0) : 0;
       q.Reset();
       CMF_RETURN_IF_ERROR(st);
       if (found < (child_hash == parent_hash ? 1 : 2)) {
-        return Status::NotFound("no artifact '" + child_hash + "' or '" + parent_hash + "'");
+        return Status::NotFound("no artifact '" + child_hash + "' or '" +
+                                parent_hash + "'");
       }
     }
     return Status::Ok();
@@ -428,23 +475,27 @@ Status Store::LogMetrics(RowId execution, const std::string& series,
   return m.InWrite([&]() -> Status {
     CMF_ASSIGN_OR_RETURN(RowId series_id, m.EnsureSeries(series));
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare("INSERT OR REPLACE INTO metric(execution_id, series_id, step, value) "
-                  "VALUES(?1, ?2, ?3, ?4)"));
+        sql::Stmt s, m.Prepare("INSERT OR REPLACE INTO metric(execution_id, "
+                               "series_id, step, value) "
+                               "VALUES(?1, ?2, ?3, ?4)"));
     for (const MetricPoint& p : points) {
-      CMF_RETURN_IF_ERROR(s.Bind(1, execution).Bind(2, series_id).Bind(3, p.step)
-                              .Bind(4, p.value).Run());
+      CMF_RETURN_IF_ERROR(s.Bind(1, execution)
+                              .Bind(2, series_id)
+                              .Bind(3, p.step)
+                              .Bind(4, p.value)
+                              .Run());
     }
     return Status::Ok();
   });
 }
 
-Status Store::SetProperty(RecordType type, const std::string& key, const std::string& name,
-                          const Value& value) {
+Status Store::SetProperty(RecordType type, const std::string& key,
+                          const std::string& name, const Value& value) {
   Impl& m = *impl_;
   std::string lookup;
   std::string subject = key;
-  std::string second;  // the stage's name when TYPE is kStage ("pipeline/stage")
+  std::string
+      second;  // the stage's name when TYPE is kStage ("pipeline/stage")
   switch (type) {
     case RecordType::kPipeline:
       lookup = "SELECT id FROM pipeline WHERE name = ?1";
@@ -452,12 +503,14 @@ Status Store::SetProperty(RecordType type, const std::string& key, const std::st
     case RecordType::kStage: {
       auto slash = key.rfind('/');
       if (slash == std::string::npos) {
-        return Status::InvalidArgument("a stage is named 'PIPELINE/STAGE', not '" + key + "'");
+        return Status::InvalidArgument(
+            "a stage is named 'PIPELINE/STAGE', not '" + key + "'");
       }
       subject = key.substr(0, slash);
       second = key.substr(slash + 1);
-      lookup = "SELECT s.id FROM stage s JOIN pipeline p ON p.id = s.pipeline_id "
-               "WHERE p.name = ?1 AND s.name = ?2";
+      lookup =
+          "SELECT s.id FROM stage s JOIN pipeline p ON p.id = s.pipeline_id "
+          "WHERE p.name = ?1 AND s.name = ?2";
       break;
     }
     case RecordType::kExecution:
@@ -477,23 +530,29 @@ Status Store::SetProperty(RecordType type, const std::string& key, const std::st
     q.Reset();
     CMF_RETURN_IF_ERROR(st);
     if (!found) {
-      return Status::NotFound(fmt::format("no {} '{}'", RecordTypeName(type), key));
+      return Status::NotFound(
+          fmt::format("no {} '{}'", RecordTypeName(type), key));
     }
     CMF_ASSIGN_OR_RETURN(std::int64_t hlc, m.NextHlc());
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare("INSERT INTO property(target_type, target_id, name, hlc, site, type, value) "
-                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                         m.Prepare("INSERT INTO property(target_type, "
+                                   "target_id, name, hlc, site, type, value) "
+                                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
     s.Bind(1, RecordTypeName(type)).Bind(2, target).Bind(3, name).Bind(4, hlc);
-    return s.Bind(5, m.options.site).Bind(6, TypeName(value)).BindValue(7, value).Run();
+    return s.Bind(5, m.options.site)
+        .Bind(6, TypeName(value))
+        .BindValue(7, value)
+        .Run();
   });
 }
 
-// Loads the executions selected by WHERE (a condition on e, s and p, with its parameters bound
-// by BIND), newest first, at most LIMIT (-1: all). Everything is read in one snapshot with a
-// fixed number of queries, whatever the number of executions.
+// Loads the executions selected by WHERE (a condition on e, s and p, with its
+// parameters bound by BIND), newest first, at most LIMIT (-1: all). Everything
+// is read in one snapshot with a fixed number of queries, whatever the number
+// of executions.
 Result<std::vector<ExecutionRecord>> Store::Impl::Load(
-    const std::string& where, const std::function<void(sql::Stmt&)>& bind, std::int64_t limit) {
+    const std::string& where, const std::function<void(sql::Stmt&)>& bind,
+    std::int64_t limit) {
   int rc = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
   struct EndRead {
@@ -502,7 +561,8 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   } end_read{db};
 
   CMF_RETURN_IF_ERROR(
-      Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY KEY, pos INTEGER)"));
+      Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY KEY, "
+           "pos INTEGER)"));
   CMF_RETURN_IF_ERROR(Exec("DELETE FROM temp.selected"));
 
   std::vector<ExecutionRecord> out;
@@ -510,15 +570,17 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT e.id, e.uuid, p.name, s.name, e.command, e.code_commit, e.code_dirty, "
+        Prepare("SELECT e.id, e.uuid, p.name, s.name, e.command, "
+                "e.code_commit, e.code_dirty, "
                 "e.code_repo, e.host, e.user, e.site, e.started_ms "
                 "FROM execution e JOIN stage s ON s.id = e.stage_id "
-                "JOIN pipeline p ON p.id = s.pipeline_id WHERE " + where +
-                " ORDER BY e.started_ms DESC, e.uuid DESC LIMIT ?9"));
+                "JOIN pipeline p ON p.id = s.pipeline_id WHERE " +
+                where + " ORDER BY e.started_ms DESC, e.uuid DESC LIMIT ?9"));
     bind(s);
     s.Bind(9, limit);  // ?9: parameters ?1..?8 belong to WHERE
-    CMF_ASSIGN_OR_RETURN(sql::Stmt keep,
-                         Prepare("INSERT INTO temp.selected(id, pos) VALUES(?1, ?2)"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt keep,
+        Prepare("INSERT INTO temp.selected(id, pos) VALUES(?1, ?2)"));
     Status st;
     while (s.Step(&st)) {
       ExecutionRecord r;
@@ -526,18 +588,22 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
       r.id = s.Text(1);
       r.pipeline = s.Text(2);
       r.stage = s.Text(3);
-      auto command = nlohmann::json::parse(s.Text(4), nullptr, /*allow_exceptions=*/false);
+      auto command =
+          nlohmann::json::parse(s.Text(4), nullptr, /*allow_exceptions=*/false);
       if (command.is_array()) {
         for (const auto& arg : command) {
           if (arg.is_string()) r.command.push_back(arg.get<std::string>());
         }
       }
-      if (!s.IsNull(5)) r.code = CodeVersion{s.Text(5), s.Int(6) != 0, s.Text(7)};
+      if (!s.IsNull(5))
+        r.code = CodeVersion{s.Text(5), s.Int(6) != 0, s.Text(7)};
       r.host = s.Text(8);
       r.user = s.Text(9);
       r.site = s.Text(10);
       r.started_ms = s.Int(11);
-      CMF_RETURN_IF_ERROR(keep.Bind(1, id).Bind(2, static_cast<std::int64_t>(out.size())).Run());
+      CMF_RETURN_IF_ERROR(keep.Bind(1, id)
+                              .Bind(2, static_cast<std::int64_t>(out.size()))
+                              .Run());
       index.emplace(id, out.size());
       out.push_back(std::move(r));
     }
@@ -546,20 +612,26 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   }
   if (out.empty()) return out;
 
-  // Each query below walks the selected ids (CROSS JOIN keeps SQLite from scanning the big table
-  // instead) and reaches their rows through the primary keys, in key order.
+  // Each query below walks the selected ids (CROSS JOIN keeps SQLite from
+  // scanning the big table instead) and reaches their rows through the primary
+  // keys, in key order.
   Status st;
-  {  // the newest state fact wins: rows come oldest first, so the last one stays
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        Prepare("SELECT x.execution_id, x.status, x.exit_code, x.ended_ms, x.message "
-                "FROM temp.selected t CROSS JOIN execution_state x ON x.execution_id = t.id "
-                "ORDER BY t.id, x.hlc, x.site"));
+  {  // the newest state fact wins: rows come oldest first, so the last one
+     // stays
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                         Prepare("SELECT x.execution_id, x.status, "
+                                 "x.exit_code, x.ended_ms, x.message "
+                                 "FROM temp.selected t CROSS JOIN "
+                                 "execution_state x ON x.execution_id = t.id "
+                                 "ORDER BY t.id, x.hlc, x.site"));
     while (s.Step(&st)) {
       ExecutionRecord& r = out[index.at(s.Int(0))];
       r.status = ParseExecStatus(s.Text(1)).value_or(ExecStatus::kFailed);
-      r.exit_code = s.IsNull(2) ? std::nullopt : std::optional<int>(static_cast<int>(s.Int(2)));
-      r.ended_ms = s.IsNull(3) ? std::nullopt : std::optional<std::int64_t>(s.Int(3));
+      r.exit_code = s.IsNull(2)
+                        ? std::nullopt
+                        : std::optional<int>(static_cast<int>(s.Int(2)));
+      r.ended_ms =
+          s.IsNull(3) ? std::nullopt : std::optional<std::int64_t>(s.Int(3));
       r.message = s.Text(4);
     }
     s.Reset();
@@ -567,7 +639,8 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   }
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value FROM temp.selected t "
+        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value "
+                             "FROM temp.selected t "
                              "CROSS JOIN param x ON x.execution_id = t.id"));
     while (s.Step(&st)) {
       out[index.at(s.Int(0))].params[s.Text(1)] = s.ValueAs(3, s.Text(2));
@@ -578,9 +651,11 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT x.target_id, x.name, x.type, x.value FROM temp.selected t "
-                "CROSS JOIN property x ON x.target_type = 'execution' AND x.target_id = t.id "
-                "ORDER BY t.id, x.name, x.hlc, x.site"));
+        Prepare(
+            "SELECT x.target_id, x.name, x.type, x.value FROM temp.selected t "
+            "CROSS JOIN property x ON x.target_type = 'execution' AND "
+            "x.target_id = t.id "
+            "ORDER BY t.id, x.name, x.hlc, x.site"));
     while (s.Step(&st)) {
       out[index.at(s.Int(0))].properties[s.Text(1)] = s.ValueAs(3, s.Text(2));
     }
@@ -590,10 +665,12 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT x.execution_id, x.direction, x.path, a.hash, a.size, a.kind "
-                "FROM temp.selected t CROSS JOIN event x ON x.execution_id = t.id "
-                "JOIN artifact a ON a.id = x.artifact_id "
-                "ORDER BY t.id, x.direction, x.position"));
+        Prepare(
+            "SELECT x.execution_id, x.direction, x.path, a.hash, a.size, "
+            "a.kind "
+            "FROM temp.selected t CROSS JOIN event x ON x.execution_id = t.id "
+            "JOIN artifact a ON a.id = x.artifact_id "
+            "ORDER BY t.id, x.direction, x.position"));
     while (s.Step(&st)) {
       ExecutionRecord& r = out[index.at(s.Int(0))];
       ArtifactRef a;
@@ -609,29 +686,35 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   return out;
 }
 
-Status Store::ScanExecutions(const ExecutionFilter& filter,
-                             const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
-                             int page_size) {
-  // Keyset pagination: each page continues after the last (started_ms, uuid) of the one before.
+Status Store::ScanExecutions(
+    const ExecutionFilter& filter,
+    const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
+    int page_size) {
+  // Keyset pagination: each page continues after the last (started_ms, uuid) of
+  // the one before.
   std::optional<std::int64_t> after_started;
   std::optional<std::string> after_id;
   std::int64_t left = filter.limit.value_or(-1);
   while (left != 0) {
-    std::int64_t want = left < 0 ? page_size : std::min<std::int64_t>(left, page_size);
-    // Only the conditions in use, so that SQLite walks execution_by_start (or _by_stage) in
-    // order and stops after WANT rows.
+    std::int64_t want =
+        left < 0 ? page_size : std::min<std::int64_t>(left, page_size);
+    // Only the conditions in use, so that SQLite walks execution_by_start (or
+    // _by_stage) in order and stops after WANT rows.
     std::string where = "1";
     if (filter.pipeline) where += " AND p.name = ?1";
     if (filter.stage) where += " AND s.name = ?2";
-    if (after_started) where += " AND e.started_ms <= ?3 AND (e.started_ms < ?3 OR e.uuid < ?4)";
+    if (after_started)
+      where += " AND e.started_ms <= ?3 AND (e.started_ms < ?3 OR e.uuid < ?4)";
     CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> page,
-                         impl_->Load(where,
-                                     [&](sql::Stmt& s) {
-                                       if (filter.pipeline) s.Bind(1, *filter.pipeline);
-                                       if (filter.stage) s.Bind(2, *filter.stage);
-                                       if (after_started) s.Bind(3, *after_started).Bind(4, *after_id);
-                                     },
-                                     want));
+                         impl_->Load(
+                             where,
+                             [&](sql::Stmt& s) {
+                               if (filter.pipeline) s.Bind(1, *filter.pipeline);
+                               if (filter.stage) s.Bind(2, *filter.stage);
+                               if (after_started)
+                                 s.Bind(3, *after_started).Bind(4, *after_id);
+                             },
+                             want));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;
@@ -643,12 +726,14 @@ Status Store::ScanExecutions(const ExecutionFilter& filter,
   return Status::Ok();
 }
 
-Result<std::vector<ExecutionRecord>> Store::ListExecutions(const ExecutionFilter& filter) {
+Result<std::vector<ExecutionRecord>> Store::ListExecutions(
+    const ExecutionFilter& filter) {
   std::vector<ExecutionRecord> all;
-  CMF_RETURN_IF_ERROR(ScanExecutions(filter, [&](std::vector<ExecutionRecord>& page) {
-    std::move(page.begin(), page.end(), std::back_inserter(all));
-    return Status::Ok();
-  }));
+  CMF_RETURN_IF_ERROR(
+      ScanExecutions(filter, [&](std::vector<ExecutionRecord>& page) {
+        std::move(page.begin(), page.end(), std::back_inserter(all));
+        return Status::Ok();
+      }));
   return all;
 }
 
@@ -669,10 +754,13 @@ Result<std::string> Store::ResolveExecution(const std::string& prefix) {
     if (i == 8 || i == 12 || i == 16 || i == 20) dashed += '-';
     dashed += hex[i];
   }
-  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
-                       impl_->Prepare("SELECT uuid FROM execution WHERE uuid >= ?1 AND uuid < ?2 "
-                                      "ORDER BY uuid LIMIT 4"));
-  s.Bind(1, dashed).Bind(2, dashed + "g");  // 'g' sorts after every hex digit and '-'
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(
+          "SELECT uuid FROM execution WHERE uuid >= ?1 AND uuid < ?2 "
+          "ORDER BY uuid LIMIT 4"));
+  s.Bind(1, dashed).Bind(
+      2, dashed + "g");  // 'g' sorts after every hex digit and '-'
   std::vector<std::string> matches;
   Status st;
   while (s.Step(&st)) matches.push_back(s.Text(0));
@@ -684,22 +772,26 @@ Result<std::string> Store::ResolveExecution(const std::string& prefix) {
     for (std::size_t i = 0; i < matches.size() && i < 3; ++i) {
       names += (i ? ", " : "") + matches[i];
     }
-    return Status::InvalidArgument(fmt::format("execution id '{}' is ambiguous: {}{}", prefix,
-                                               names, matches.size() > 3 ? ", ..." : ""));
+    return Status::InvalidArgument(
+        fmt::format("execution id '{}' is ambiguous: {}{}", prefix, names,
+                    matches.size() > 3 ? ", ..." : ""));
   }
   return matches.front();
 }
 
 Result<ExecutionRecord> Store::GetExecution(const std::string& id) {
-  CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> found,
-                       impl_->Load("e.uuid = ?1", [&](sql::Stmt& s) { s.Bind(1, id); }, 1));
+  CMF_ASSIGN_OR_RETURN(
+      std::vector<ExecutionRecord> found,
+      impl_->Load(
+          "e.uuid = ?1", [&](sql::Stmt& s) { s.Bind(1, id); }, 1));
   if (found.empty()) return Status::NotFound("no execution '" + id + "'");
   return std::move(found.front());
 }
 
-Result<MetricSeries> Store::GetMetrics(const std::string& id,
-                                       const std::optional<std::string>& series) {
-  CMF_ASSIGN_OR_RETURN(sql::Stmt e, impl_->Prepare("SELECT id FROM execution WHERE uuid = ?1"));
+Result<MetricSeries> Store::GetMetrics(
+    const std::string& id, const std::optional<std::string>& series) {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt e, impl_->Prepare("SELECT id FROM execution WHERE uuid = ?1"));
   Status st;
   bool found = e.Bind(1, id).Step(&st);
   RowId execution = found ? e.Int(0) : 0;
@@ -709,23 +801,26 @@ Result<MetricSeries> Store::GetMetrics(const std::string& id,
 
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
-      impl_->Prepare("SELECT n.name, m.step, m.value FROM metric m "
-                     "JOIN series n ON n.id = m.series_id "
-                     "WHERE m.execution_id = ?1 AND (?2 IS NULL OR n.name = ?2) "
-                     "ORDER BY n.name, m.step"));
+      impl_->Prepare(
+          "SELECT n.name, m.step, m.value FROM metric m "
+          "JOIN series n ON n.id = m.series_id "
+          "WHERE m.execution_id = ?1 AND (?2 IS NULL OR n.name = ?2) "
+          "ORDER BY n.name, m.step"));
   s.Bind(1, execution).Bind(2, series);
   MetricSeries out;
   while (s.Step(&st)) out[s.Text(0)].push_back({s.Int(1), s.Real(2)});
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
   if (series && out.empty()) {
-    return Status::NotFound("execution '" + id + "' has no metric series '" + *series + "'");
+    return Status::NotFound("execution '" + id + "' has no metric series '" +
+                            *series + "'");
   }
   return out;
 }
 
 Result<std::int64_t> Store::CountExecutions() {
-  CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl_->Prepare("SELECT count(*) FROM execution"));
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                       impl_->Prepare("SELECT count(*) FROM execution"));
   Status st;
   std::int64_t n = s.Step(&st) ? s.Int(0) : 0;
   s.Reset();

@@ -11,7 +11,8 @@
 namespace cmf::data {
 namespace {
 
-constexpr std::size_t kBlockSize = 1 << 20;  // large blocks: one syscall per MiB
+constexpr std::size_t kBlockSize = 1
+                                   << 20;  // large blocks: one syscall per MiB
 
 bool SameVersion(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
@@ -20,13 +21,15 @@ bool SameVersion(const struct stat& a, const struct stat& b) {
 
 }  // namespace
 
-Status ReadFileInBlocks(const std::filesystem::path& path,
-                        const std::function<Status(const char*, std::size_t)>& sink) {
+Status ReadFileInBlocks(
+    const std::filesystem::path& path,
+    const std::function<Status(const char*, std::size_t)>& sink) {
   const std::string name = path.string();
   int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return Status::NotFound("no such file '" + name + "'");
+    if (err == ENOENT || err == ENOTDIR)
+      return Status::NotFound("no such file '" + name + "'");
     return Status::IOError("cannot read '" + name + "': " + std::strerror(err));
   }
   struct Closer {
@@ -36,9 +39,11 @@ Status ReadFileInBlocks(const std::filesystem::path& path,
 
   struct stat before {};
   if (::fstat(fd, &before) != 0) {
-    return Status::IOError("cannot stat '" + name + "': " + std::strerror(errno));
+    return Status::IOError("cannot stat '" + name +
+                           "': " + std::strerror(errno));
   }
-  if (!S_ISREG(before.st_mode)) return Status::IOError("'" + name + "' is not a regular file");
+  if (!S_ISREG(before.st_mode))
+    return Status::IOError("'" + name + "' is not a regular file");
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   std::unique_ptr<char[]> buffer(new char[kBlockSize]);
@@ -46,7 +51,8 @@ Status ReadFileInBlocks(const std::filesystem::path& path,
     ssize_t n = ::read(fd, buffer.get(), kBlockSize);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError("cannot read '" + name + "': " + std::strerror(errno));
+      return Status::IOError("cannot read '" + name +
+                             "': " + std::strerror(errno));
     }
     if (n == 0) break;
     CMF_RETURN_IF_ERROR(sink(buffer.get(), static_cast<std::size_t>(n)));

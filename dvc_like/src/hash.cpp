@@ -14,7 +14,8 @@ struct Sha256::Impl {
 
 Sha256::Sha256() : impl_(new Impl) {
   impl_->ctx = EVP_MD_CTX_new();
-  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+  if (impl_->ctx == nullptr ||
+      EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("OpenSSL cannot initialise SHA-256");
   }
 }

@@ -51,7 +51,8 @@ Status ErrnoStatus(const std::string& what, int err) {
   return Status::IOError(what + ": " + std::strerror(err));
 }
 
-// A temporary file under the cache's tmp/ folder that is removed unless it is renamed.
+// A temporary file under the cache's tmp/ folder that is removed unless it is
+// renamed.
 class TempObject {
  public:
   ~TempObject() {
@@ -64,27 +65,35 @@ class TempObject {
     fs::create_directories(tmp_dir, ec);
     std::string pattern = (tmp_dir / "obj-XXXXXX").string();
     fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
-    if (fd_ < 0) return ErrnoStatus("cannot write to the object cache '" + tmp_dir.string() + "'", errno);
+    if (fd_ < 0)
+      return ErrnoStatus(
+          "cannot write to the object cache '" + tmp_dir.string() + "'", errno);
     path_ = pattern;
     return Status::Ok();
   }
 
   int fd() const { return fd_; }
 
-  // Makes the object read-only, flushes it and moves it to FINAL (unless an object is already
-  // there: same name, same bytes).
+  // Makes the object read-only, flushes it and moves it to FINAL (unless an
+  // object is already there: same name, same bytes).
   Status Commit(FileOps& ops, const fs::path& final_path) {
-    if (::fchmod(fd_, 0444) != 0) return ErrnoStatus("cannot protect object", errno);
-    if (int err = ops.Fsync(fd_)) return ErrnoStatus("cannot flush object to disk", err);
+    if (::fchmod(fd_, 0444) != 0)
+      return ErrnoStatus("cannot protect object", errno);
+    if (int err = ops.Fsync(fd_))
+      return ErrnoStatus("cannot flush object to disk", err);
     ::close(fd_);
     fd_ = -1;
     std::error_code ec;
-    if (fs::exists(final_path, ec)) return Status::Ok();  // the destructor removes the copy
+    if (fs::exists(final_path, ec))
+      return Status::Ok();  // the destructor removes the copy
     fs::path dir = final_path.parent_path();
     fs::create_directories(dir, ec);
-    if (ec) return Status::IOError("cannot create '" + dir.string() + "': " + ec.message());
+    if (ec)
+      return Status::IOError("cannot create '" + dir.string() +
+                             "': " + ec.message());
     if (int err = ops.Rename(path_, final_path.string())) {
-      return ErrnoStatus("cannot move object into '" + final_path.string() + "'", err);
+      return ErrnoStatus(
+          "cannot move object into '" + final_path.string() + "'", err);
     }
     path_.clear();
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -123,21 +132,27 @@ Result<ObjectInfo> ObjectCache::Store(const fs::path& path) const {
   return HashOrStore(path, /*store=*/true);
 }
 
-Result<ObjectInfo> ObjectCache::HashOrStore(const fs::path& path, bool store) const {
+Result<ObjectInfo> ObjectCache::HashOrStore(const fs::path& path,
+                                            bool store) const {
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) {
-    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
-      return Status::IOError("cannot read '" + path.string() + "': " + ec.message());
+    if (ec && ec != std::errc::no_such_file_or_directory &&
+        ec != std::errc::not_a_directory) {
+      return Status::IOError("cannot read '" + path.string() +
+                             "': " + ec.message());
     }
-    return Status::NotFound("no such file or directory '" + path.string() + "'");
+    return Status::NotFound("no such file or directory '" + path.string() +
+                            "'");
   }
   if (fs::is_directory(st)) return DirectoryObject(path, store);
   if (fs::is_regular_file(st)) return FileObject(path, store);
-  return Status::IOError("'" + path.string() + "' is neither a regular file nor a directory");
+  return Status::IOError("'" + path.string() +
+                         "' is neither a regular file nor a directory");
 }
 
-Result<ObjectInfo> ObjectCache::FileObject(const fs::path& path, bool store) const {
+Result<ObjectInfo> ObjectCache::FileObject(const fs::path& path,
+                                           bool store) const {
   ObjectInfo info;
   Sha256 hasher;
   TempObject temp;
@@ -158,7 +173,8 @@ Result<ObjectInfo> ObjectCache::FileObject(const fs::path& path, bool store) con
   return info;
 }
 
-Result<ObjectInfo> ObjectCache::DirectoryObject(const fs::path& path, bool store) const {
+Result<ObjectInfo> ObjectCache::DirectoryObject(const fs::path& path,
+                                                bool store) const {
   struct Entry {
     std::string relative;
     bool executable;
@@ -166,30 +182,40 @@ Result<ObjectInfo> ObjectCache::DirectoryObject(const fs::path& path, bool store
   std::vector<Entry> entries;
   std::error_code ec;
   fs::recursive_directory_iterator it(path, ec), end;
-  if (ec) return Status::IOError("cannot list '" + path.string() + "': " + ec.message());
+  if (ec)
+    return Status::IOError("cannot list '" + path.string() +
+                           "': " + ec.message());
   for (; it != end; it.increment(ec)) {
-    if (ec) return Status::IOError("cannot list '" + path.string() + "': " + ec.message());
+    if (ec)
+      return Status::IOError("cannot list '" + path.string() +
+                             "': " + ec.message());
     const fs::directory_entry& entry = *it;
     if (entry.path().filename() == ".cmf" && entry.is_directory()) {
       it.disable_recursion_pending();  // a nested cmf repository is not data
       continue;
     }
     fs::file_status fst = entry.status(ec);
-    if (ec) return Status::IOError("cannot stat '" + entry.path().string() + "': " + ec.message());
+    if (ec)
+      return Status::IOError("cannot stat '" + entry.path().string() +
+                             "': " + ec.message());
     if (fs::is_directory(fst)) continue;
     if (!fs::is_regular_file(fst)) {
       return Status::IOError("'" + entry.path().string() +
                              "' is neither a regular file nor a directory");
     }
-    std::string relative = entry.path().lexically_relative(path).generic_string();
+    std::string relative =
+        entry.path().lexically_relative(path).generic_string();
     if (relative.find('\n') != std::string::npos) {
-      return Status::InvalidArgument("file name with a line break under '" + path.string() + "'");
+      return Status::InvalidArgument("file name with a line break under '" +
+                                     path.string() + "'");
     }
-    bool executable = (fst.permissions() & fs::perms::owner_exec) != fs::perms::none;
+    bool executable =
+        (fst.permissions() & fs::perms::owner_exec) != fs::perms::none;
     entries.push_back({std::move(relative), executable});
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.relative < b.relative; });
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.relative < b.relative;
+  });
 
   ObjectInfo info;
   info.is_directory = true;
@@ -198,14 +224,16 @@ Result<ObjectInfo> ObjectCache::DirectoryObject(const fs::path& path, bool store
     CMF_ASSIGN_OR_RETURN(ObjectInfo file, FileObject(path / e.relative, store));
     info.size += file.size;
     manifest += e.executable ? "100755 " : "100644 ";
-    manifest += std::to_string(file.size) + " " + file.hash + " " + e.relative + "\n";
+    manifest +=
+        std::to_string(file.size) + " " + file.hash + " " + e.relative + "\n";
   }
   info.hash = HashBytes(manifest);
   if (store) CMF_RETURN_IF_ERROR(PutBytes(info.hash, manifest));
   return info;
 }
 
-Status ObjectCache::PutBytes(const std::string& hash, const std::string& bytes) const {
+Status ObjectCache::PutBytes(const std::string& hash,
+                             const std::string& bytes) const {
   if (Has(hash)) return Status::Ok();
   TempObject temp;
   CMF_RETURN_IF_ERROR(temp.Open(root_ / "tmp"));

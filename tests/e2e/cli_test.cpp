@@ -25,7 +25,9 @@ struct Workspace {
     REQUIRE(o.exit_code == 0);
   }
   fs::path operator/(const std::string& name) const { return dir / name; }
-  Outcome operator()(const std::vector<std::string>& args) const { return Cmf(args, dir.path()); }
+  Outcome operator()(const std::vector<std::string>& args) const {
+    return Cmf(args, dir.path());
+  }
   json Log() const {
     Outcome o = Cmf({"log", "--json"}, dir.path());
     REQUIRE(o.exit_code == 0);
@@ -34,7 +36,8 @@ struct Workspace {
 };
 
 bool IsError(const Outcome& o, const std::string& fragment) {
-  return o.err.rfind("cmf: error: ", 0) == 0 && o.err.find(fragment) != std::string::npos;
+  return o.err.rfind("cmf: error: ", 0) == 0 &&
+         o.err.find(fragment) != std::string::npos;
 }
 
 }  // namespace
@@ -43,12 +46,13 @@ TEST_CASE("cli: init creates .cmf/ and says where") {
   TempDir dir;
   Outcome o = Cmf({"init"}, dir.path());
   CHECK(o.exit_code == 0);
-  CHECK(o.out.find("Initialized empty cmf repository in " + (dir / ".cmf").string()) !=
-        std::string::npos);
+  CHECK(o.out.find("Initialized empty cmf repository in " +
+                   (dir / ".cmf").string()) != std::string::npos);
   CHECK(fs::is_regular_file(dir / ".cmf" / "metadata.db"));
 }
 
-TEST_CASE("cli: init where a repository exists is an error that changes nothing") {
+TEST_CASE(
+    "cli: init where a repository exists is an error that changes nothing") {
   Workspace ws;
   std::string db = cmf::test::ReadFile(ws / ".cmf/metadata.db");
   Outcome o = ws({"init"});
@@ -60,7 +64,10 @@ TEST_CASE("cli: init where a repository exists is an error that changes nothing"
 TEST_CASE("cli: verbs that need a repository fail outside one") {
   TempDir dir;
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {"log"}, {"show", "01"}, {"metrics", "01"}, {"config", "-l"},
+           {"log"},
+           {"show", "01"},
+           {"metrics", "01"},
+           {"config", "-l"},
            {"exec", "--stage", "s", "--", "true"}}) {
     Outcome o = Cmf(args, dir.path());
     CHECK(o.exit_code == 1);
@@ -68,7 +75,9 @@ TEST_CASE("cli: verbs that need a repository fail outside one") {
   }
 }
 
-TEST_CASE("cli: an unknown verb is a usage error with a suggestion when one is close") {
+TEST_CASE(
+    "cli: an unknown verb is a usage error with a suggestion when one is "
+    "close") {
   TempDir dir;
   Outcome o = Cmf({"lgo"}, dir.path());
   CHECK(o.exit_code == 2);
@@ -83,13 +92,16 @@ TEST_CASE("cli: a bad option is a usage error") {
   Workspace ws;
   CHECK(ws({"log", "--no-such-flag"}).exit_code == 2);
   CHECK(ws({"exec", "--", "true"}).exit_code == 2);  // --stage is required
-  Outcome bad_param = ws({"exec", "--stage", "s", "-p", "novalue", "--", "true"});
+  Outcome bad_param =
+      ws({"exec", "--stage", "s", "-p", "novalue", "--", "true"});
   CHECK(bad_param.exit_code == 2);
   CHECK(IsError(bad_param, "not KEY=VALUE"));
   CHECK(ws.Log().empty());
 }
 
-TEST_CASE("cli: every verb has a man page and a --help that works outside a repository") {
+TEST_CASE(
+    "cli: every verb has a man page and a --help that works outside a "
+    "repository") {
   TempDir dir;
   fs::path man = fs::path(std::getenv("CMF_SOURCE_ROOT")) / "man";
   CHECK(fs::is_regular_file(man / "cmf.1"));
@@ -114,8 +126,9 @@ TEST_CASE("cli: help VERB shows that verb's manual page") {
 TEST_CASE("cli: exec runs the command, streams its output and records it all") {
   Workspace ws;
   cmf::test::WriteFile(ws / "raw.h5", "raw bytes");
-  Outcome o = ws({"exec", "--stage", "prepare", "--in", "raw.h5", "--out", "patches.h5", "-p",
-                  "window=16", "--", "sh", "-c", "echo preparing; cp raw.h5 patches.h5"});
+  Outcome o = ws({"exec", "--stage", "prepare", "--in", "raw.h5", "--out",
+                  "patches.h5", "-p", "window=16", "--", "sh", "-c",
+                  "echo preparing; cp raw.h5 patches.h5"});
   CHECK(o.exit_code == 0);
   CHECK(o.out == "preparing\n");
   json log = ws.Log();
@@ -126,43 +139,54 @@ TEST_CASE("cli: exec runs the command, streams its output and records it all") {
   CHECK(e["status"] == "ok");
   CHECK(e["exit_code"] == 0);
   CHECK(e["params"] == json{{"window", "16"}});
-  CHECK(e["command"] == json{"sh", "-c", "echo preparing; cp raw.h5 patches.h5"});
+  CHECK(e["command"] ==
+        json{"sh", "-c", "echo preparing; cp raw.h5 patches.h5"});
   CHECK(e["code"].is_null());
-  CHECK(std::regex_match(e["id"].get<std::string>(),
-                         std::regex("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
-                                    "[0-9a-f]{12}")));
-  CHECK(std::regex_match(e["started"].get<std::string>(),
-                         std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+  CHECK(std::regex_match(
+      e["id"].get<std::string>(),
+      std::regex("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                 "[0-9a-f]{12}")));
+  CHECK(std::regex_match(
+      e["started"].get<std::string>(),
+      std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
   CHECK(e["ended"].is_string());
   REQUIRE(e["inputs"].size() == 1);
   REQUIRE(e["outputs"].size() == 1);
   for (const json& a : {e["inputs"][0], e["outputs"][0]}) {
-    CHECK(std::regex_match(a["hash"].get<std::string>(), std::regex("[0-9a-f]{64}")));
+    CHECK(std::regex_match(a["hash"].get<std::string>(),
+                           std::regex("[0-9a-f]{64}")));
     CHECK(a["size"] == 9);
     CHECK(a["kind"] == "dataset");
   }
   CHECK(e["inputs"][0]["path"] == "raw.h5");
   CHECK(e["outputs"][0]["path"] == "patches.h5");
-  CHECK(e["inputs"][0]["hash"] == e["outputs"][0]["hash"]);  // same bytes, same artifact
+  CHECK(e["inputs"][0]["hash"] ==
+        e["outputs"][0]["hash"]);  // same bytes, same artifact
   std::string hash = e["outputs"][0]["hash"];
-  CHECK(fs::is_regular_file(ws / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" +
-                                  hash.substr(2))));
+  CHECK(fs::is_regular_file(ws / (".cmf/objects/sha256/" + hash.substr(0, 2) +
+                                  "/" + hash.substr(2))));
 }
 
-TEST_CASE("cli: exec from a subfolder records workspace-relative paths and config pipeline") {
+TEST_CASE(
+    "cli: exec from a subfolder records workspace-relative paths and config "
+    "pipeline") {
   Workspace ws;
   REQUIRE(ws({"config", "core.pipeline", "ALDKL"}).exit_code == 0);
   cmf::test::WriteFile(ws / "data/raw.csv", "1,2\n");
-  Outcome o = Cmf({"exec", "--stage", "s", "--in", "raw.csv", "--", "true"}, ws / "data");
+  Outcome o = Cmf({"exec", "--stage", "s", "--in", "raw.csv", "--", "true"},
+                  ws / "data");
   REQUIRE(o.exit_code == 0);
   json e = ws.Log()[0];
   CHECK(e["pipeline"] == "ALDKL");
   CHECK(e["inputs"][0]["path"] == "data/raw.csv");
 }
 
-TEST_CASE("cli: a failing command is recorded as failed and cmf exits with its code") {
+TEST_CASE(
+    "cli: a failing command is recorded as failed and cmf exits with its "
+    "code") {
   Workspace ws;
-  Outcome o = ws({"exec", "--stage", "s", "--", "sh", "-c", "echo oops >&2; exit 3"});
+  Outcome o =
+      ws({"exec", "--stage", "s", "--", "sh", "-c", "echo oops >&2; exit 3"});
   CHECK(o.exit_code == 3);
   CHECK(o.err.find("oops") != std::string::npos);
   json e = ws.Log()[0];
@@ -179,12 +203,15 @@ TEST_CASE("cli: a command killed by SIGINT is recorded as interrupted") {
   json e = ws.Log()[0];
   CHECK(e["status"] == "interrupted");
   CHECK(e["exit_code"] == 130);
-  CHECK(e["inputs"].size() == 1);  // what was logged before the interruption is kept
+  CHECK(e["inputs"].size() ==
+        1);  // what was logged before the interruption is kept
   Outcome m = ws({"metrics", e["id"], "--json"});
   CHECK(json::parse(m.out)["series"]["sigma"] == json{{0, 0.5}});
 }
 
-TEST_CASE("cli: a declared output that the command did not produce fails the execution") {
+TEST_CASE(
+    "cli: a declared output that the command did not produce fails the "
+    "execution") {
   Workspace ws;
   Outcome o = ws({"exec", "--stage", "s", "--out", "model.pt", "--", "true"});
   CHECK(o.exit_code == 1);
@@ -192,9 +219,12 @@ TEST_CASE("cli: a declared output that the command did not produce fails the exe
   CHECK(ws.Log()[0]["status"] == "failed");
 }
 
-TEST_CASE("cli: a missing input is an error before the command runs, and nothing is recorded") {
+TEST_CASE(
+    "cli: a missing input is an error before the command runs, and nothing is "
+    "recorded") {
   Workspace ws;
-  Outcome o = ws({"exec", "--stage", "s", "--in", "missing.h5", "--", "touch", "ran"});
+  Outcome o =
+      ws({"exec", "--stage", "s", "--in", "missing.h5", "--", "touch", "ran"});
   CHECK(o.exit_code == 1);
   CHECK(IsError(o, "input 'missing.h5' does not exist"));
   CHECK_FALSE(fs::exists(ws / "ran"));
@@ -220,7 +250,9 @@ TEST_CASE("cli: an input inside .cmf/ is refused") {
   CHECK(ws.Log().empty());
 }
 
-TEST_CASE("cli: a command that cannot be started is an error and nothing is recorded") {
+TEST_CASE(
+    "cli: a command that cannot be started is an error and nothing is "
+    "recorded") {
   Workspace ws;
   Outcome o = ws({"exec", "--stage", "s", "--", "no-such-command-anywhere"});
   CHECK(o.exit_code == 1);
@@ -231,18 +263,25 @@ TEST_CASE("cli: a command that cannot be started is an error and nothing is reco
   CHECK(ws.Log().empty());
 }
 
-TEST_CASE("cli: step metrics written to CMF_METRICS_FD are recorded and printed") {
+TEST_CASE(
+    "cli: step metrics written to CMF_METRICS_FD are recorded and printed") {
   Workspace ws;
-  Outcome o = ws({"exec", "--stage", "train", "--", "sh", "-c",
-                  "for i in 2 0 1; do echo \"loss $i 0.$i\" >&$CMF_METRICS_FD; done; "
-                  "echo 'sigma 0 1.5' >&$CMF_METRICS_FD; echo 'garbage' >&$CMF_METRICS_FD; "
-                  "test -n \"$CMF_EXECUTION_ID\""});
+  Outcome o =
+      ws({"exec", "--stage", "train", "--", "sh", "-c",
+          "for i in 2 0 1; do echo \"loss $i 0.$i\" >&$CMF_METRICS_FD; done; "
+          "echo 'sigma 0 1.5' >&$CMF_METRICS_FD; echo 'garbage' "
+          ">&$CMF_METRICS_FD; "
+          "test -n \"$CMF_EXECUTION_ID\""});
   REQUIRE(o.exit_code == 0);
-  CHECK(o.err.find("cmf: warning: ignoring metrics line 'garbage'") != std::string::npos);
+  CHECK(o.err.find("cmf: warning: ignoring metrics line 'garbage'") !=
+        std::string::npos);
   std::string id = ws.Log()[0]["id"];
   json m = json::parse(ws({"metrics", id, "--json"}).out);
-  CHECK(m == json{{"series", {{"loss", {{0, 0.0}, {1, 0.1}, {2, 0.2}}}, {"sigma", {{0, 1.5}}}}}});
-  json only = json::parse(ws({"metrics", id.substr(0, 23), "--series", "sigma", "--json"}).out);
+  CHECK(m == json{{"series",
+                   {{"loss", {{0, 0.0}, {1, 0.1}, {2, 0.2}}},
+                    {"sigma", {{0, 1.5}}}}}});
+  json only = json::parse(
+      ws({"metrics", id.substr(0, 23), "--series", "sigma", "--json"}).out);
   CHECK(only["series"].size() == 1);
   Outcome csv = ws({"metrics", id, "--csv", "--series", "sigma"});
   CHECK(csv.out == "series,step,value\nsigma,0,1.5\n");
@@ -251,7 +290,9 @@ TEST_CASE("cli: step metrics written to CMF_METRICS_FD are recorded and printed"
   CHECK(IsError(missing, "no metric series 'nope'"));
 }
 
-TEST_CASE("cli: show prints one execution by unique prefix, and refuses bad prefixes") {
+TEST_CASE(
+    "cli: show prints one execution by unique prefix, and refuses bad "
+    "prefixes") {
   Workspace ws;
   REQUIRE(ws({"exec", "--stage", "a", "-q", "--", "true"}).exit_code == 0);
   REQUIRE(ws({"exec", "--stage", "b", "-q", "--", "true"}).exit_code == 0);
@@ -308,8 +349,8 @@ TEST_CASE("cli: a foreign SQLite database in place of metadata.db is refused") {
   fs::remove(ws / ".cmf/metadata.db-shm");
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "CREATE TABLE Execution(id INTEGER)", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "CREATE TABLE Execution(id INTEGER)", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   Outcome o = ws({"log"});
   CHECK(o.exit_code == 1);
@@ -320,7 +361,8 @@ TEST_CASE("cli: a store from a newer cmf is refused with a clear message") {
   Workspace ws;
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((ws / ".cmf/metadata.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "PRAGMA user_version=42", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version=42", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
   sqlite3_close(db);
   Outcome o = ws({"log"});
   CHECK(o.exit_code == 1);
@@ -331,22 +373,27 @@ TEST_CASE("cli: -C and CMF_DIR choose the repository") {
   Workspace ws;
   TempDir elsewhere;
   REQUIRE(ws({"exec", "--stage", "s", "-q", "--", "true"}).exit_code == 0);
-  Outcome c = Cmf({"-C", ws.dir.path().string(), "log", "--json"}, elsewhere.path());
+  Outcome c =
+      Cmf({"-C", ws.dir.path().string(), "log", "--json"}, elsewhere.path());
   CHECK(c.exit_code == 0);
   CHECK(json::parse(c.out).size() == 1);
-  Outcome env = Cmf({"log", "--json"}, elsewhere.path(), {{"CMF_DIR", (ws / ".cmf").string()}});
+  Outcome env = Cmf({"log", "--json"}, elsewhere.path(),
+                    {{"CMF_DIR", (ws / ".cmf").string()}});
   CHECK(env.exit_code == 0);
   CHECK(json::parse(env.out).size() == 1);
-  Outcome bad = Cmf({"-C", (elsewhere / "nope").string(), "log"}, elsewhere.path());
+  Outcome bad =
+      Cmf({"-C", (elsewhere / "nope").string(), "log"}, elsewhere.path());
   CHECK(bad.exit_code == 1);
   CHECK(IsError(bad, "cannot change to"));
 }
 
-TEST_CASE("cli: config gets, sets, lists and unsets; a missing key is an error") {
+TEST_CASE(
+    "cli: config gets, sets, lists and unsets; a missing key is an error") {
   Workspace ws;
   CHECK(ws({"config", "core.pipeline", "ALDKL"}).exit_code == 0);
   CHECK(ws({"config", "core.pipeline"}).out == "ALDKL\n");
-  CHECK(ws({"config", "--list"}).out.find("core.pipeline=ALDKL") != std::string::npos);
+  CHECK(ws({"config", "--list"}).out.find("core.pipeline=ALDKL") !=
+        std::string::npos);
   CHECK(ws({"config", "--unset", "core.pipeline"}).exit_code == 0);
   Outcome missing = ws({"config", "core.pipeline"});
   CHECK(missing.exit_code == 1);
@@ -360,9 +407,11 @@ TEST_CASE("cli: two cmf exec processes logging at once are both recorded") {
   Workspace ws;
   std::string script =
       "C=\"$0\"; for s in a b; do \"$C\" exec -q --stage $s -- sh -c "
-      "'i=0; while [ $i -lt 50 ]; do echo \"m $i $i\" >&$CMF_METRICS_FD; i=$((i+1)); done' & "
+      "'i=0; while [ $i -lt 50 ]; do echo \"m $i $i\" >&$CMF_METRICS_FD; "
+      "i=$((i+1)); done' & "
       "done; wait";
-  Outcome o = cmf::test::RunProcess({"sh", "-c", script, cmf::test::CmfBinary()}, ws.dir.path());
+  Outcome o = cmf::test::RunProcess(
+      {"sh", "-c", script, cmf::test::CmfBinary()}, ws.dir.path());
   REQUIRE(o.exit_code == 0);
   json log = ws.Log();
   REQUIRE(log.size() == 2);

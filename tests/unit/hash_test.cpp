@@ -1,6 +1,7 @@
+#include "cmf/data/hash.h"
+
 #include <doctest/doctest.h>
 
-#include "cmf/data/hash.h"
 #include "support.h"
 
 using namespace cmf;
@@ -16,7 +17,8 @@ TEST_CASE("hash: SHA-256 of known strings matches the published test vectors") {
 TEST_CASE("hash: a file hashes to the hash of its bytes, read in blocks") {
   TempDir dir;
   std::string content(3 * (1 << 20) + 17, '\0');  // spans several read blocks
-  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 7 + 3);
+  for (std::size_t i = 0; i < content.size(); ++i)
+    content[i] = static_cast<char>(i * 7 + 3);
   test::WriteFile(dir / "big.bin", content);
   Result<std::string> h = data::HashFile(dir / "big.bin");
   REQUIRE(h.ok());

@@ -17,7 +17,8 @@ ExecutionRecord Sample(int i) {
   r.pipeline = "ALDKL";
   r.stage = "train";
   r.command = {"./train", "--name", "it's \"quoted\"\n"};
-  r.params = {{"lr", 0.01}, {"epochs", std::int64_t{3}}, {"tag", std::string("a")}};
+  r.params = {
+      {"lr", 0.01}, {"epochs", std::int64_t{3}}, {"tag", std::string("a")}};
   r.started_ms = 1'700'000'000'123;
   r.ended_ms = r.started_ms + 10;
   r.exit_code = 0;
@@ -30,16 +31,19 @@ ExecutionRecord Sample(int i) {
 
 TEST_CASE("json: an execution has the contract's keys and types") {
   json j = json::parse(ExecutionJson(Sample(0)));
-  for (const char* key : {"id", "pipeline", "stage", "command", "status", "exit_code", "started",
-                          "ended", "params", "code", "inputs", "outputs"}) {
+  for (const char* key :
+       {"id", "pipeline", "stage", "command", "status", "exit_code", "started",
+        "ended", "params", "code", "inputs", "outputs"}) {
     CHECK(j.contains(key));
   }
   CHECK(j["started"] == "2023-11-14T22:13:20.123Z");
   CHECK(j["params"]["lr"] == 0.01);
   CHECK(j["params"]["epochs"] == 3);
   CHECK(j["code"].is_null());
-  CHECK(j["outputs"][0] == json{{"path", "model.pt"}, {"hash", std::string(64, 'f')},
-                                {"size", 12}, {"kind", "model"}});
+  CHECK(j["outputs"][0] == json{{"path", "model.pt"},
+                                {"hash", std::string(64, 'f')},
+                                {"size", 12},
+                                {"kind", "model"}});
   CHECK(j["command"][2] == "it's \"quoted\"\n");
 }
 
@@ -54,7 +58,8 @@ TEST_CASE("json: a running execution has null exit_code and ended") {
   CHECK(j["ended"].is_null());
 }
 
-TEST_CASE("json: the paged writer prints exactly what the one-shot form prints") {
+TEST_CASE(
+    "json: the paged writer prints exactly what the one-shot form prints") {
   std::vector<ExecutionRecord> all = {Sample(0), Sample(1), Sample(2)};
   ExecutionsJsonWriter writer;
   std::string paged = writer.Begin();
@@ -68,5 +73,6 @@ TEST_CASE("json: the paged writer prints exactly what the one-shot form prints")
 
 TEST_CASE("json: metrics are [step, value] pairs with NaN as null") {
   MetricSeries s = {{"loss", {{0, 1.5}, {1, NAN}}}};
-  CHECK(json::parse(MetricsJson(s)) == json{{"series", {{"loss", {{0, 1.5}, {1, nullptr}}}}}});
+  CHECK(json::parse(MetricsJson(s)) ==
+        json{{"series", {{"loss", {{0, 1.5}, {1, nullptr}}}}}});
 }

@@ -1,3 +1,5 @@
+#include "cmf/data/object_cache.h"
+
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,7 +8,6 @@
 #include <filesystem>
 
 #include "cmf/data/hash.h"
-#include "cmf/data/object_cache.h"
 #include "support.h"
 
 using namespace cmf;
@@ -15,7 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Writes fail with ENOSPC once LIMIT bytes have been written: a disk that fills up halfway.
+// Writes fail with ENOSPC once LIMIT bytes have been written: a disk that fills
+// up halfway.
 class FullDisk : public data::FileOps {
  public:
   explicit FullDisk(std::size_t limit) : limit_(limit) {}
@@ -48,7 +50,8 @@ std::size_t CountFiles(const fs::path& root) {
 
 }  // namespace
 
-TEST_CASE("object cache: a stored file lands read-only under sha256/ab/cdef...") {
+TEST_CASE(
+    "object cache: a stored file lands read-only under sha256/ab/cdef...") {
   TempDir dir;
   test::WriteFile(dir / "a.txt", "some bytes");
   data::ObjectCache cache(dir / "objects");
@@ -56,7 +59,8 @@ TEST_CASE("object cache: a stored file lands read-only under sha256/ab/cdef...")
   REQUIRE(info.ok());
   CHECK(info->hash == data::HashBytes("some bytes"));
   CHECK(info->size == 10);
-  fs::path object = dir / "objects" / "sha256" / info->hash.substr(0, 2) / info->hash.substr(2);
+  fs::path object = dir / "objects" / "sha256" / info->hash.substr(0, 2) /
+                    info->hash.substr(2);
   CHECK(cache.PathOf(info->hash) == object);
   CHECK(cache.Has(info->hash));
   CHECK(test::ReadFile(object) == "some bytes");
@@ -86,7 +90,9 @@ TEST_CASE("object cache: storing the same content twice keeps one object") {
   CHECK(CountFiles(dir / "objects") == 1);
 }
 
-TEST_CASE("object cache: a directory is one manifest object whose hash follows its files") {
+TEST_CASE(
+    "object cache: a directory is one manifest object whose hash follows its "
+    "files") {
   TempDir dir;
   test::WriteFile(dir / "d" / "x.txt", "one");
   test::WriteFile(dir / "d" / "sub" / "y.txt", "two");
@@ -96,8 +102,9 @@ TEST_CASE("object cache: a directory is one manifest object whose hash follows i
   CHECK(first->is_directory);
   CHECK(first->size == 6);
   std::string manifest = test::ReadFile(cache.PathOf(first->hash));
-  CHECK(manifest == "cmf-manifest 1\n100644 3 " + data::HashBytes("two") + " sub/y.txt\n" +
-                        "100644 3 " + data::HashBytes("one") + " x.txt\n");
+  CHECK(manifest == "cmf-manifest 1\n100644 3 " + data::HashBytes("two") +
+                        " sub/y.txt\n" + "100644 3 " + data::HashBytes("one") +
+                        " x.txt\n");
   CHECK(cache.Has(data::HashBytes("one")));
   CHECK(cache.Has(data::HashBytes("two")));
 
@@ -110,7 +117,9 @@ TEST_CASE("object cache: a directory is one manifest object whose hash follows i
   CHECK(changed->hash != first->hash);
 }
 
-TEST_CASE("object cache: a disk that fills up halfway leaves no object and no temporary file") {
+TEST_CASE(
+    "object cache: a disk that fills up halfway leaves no object and no "
+    "temporary file") {
   TempDir dir;
   test::WriteFile(dir / "big", std::string(3 << 20, 'z'));
   data::ObjectCache cache(dir / "objects", std::make_shared<FullDisk>(1 << 20));
@@ -121,7 +130,9 @@ TEST_CASE("object cache: a disk that fills up halfway leaves no object and no te
   CHECK(CountFiles(dir / "objects") == 0);
 }
 
-TEST_CASE("object cache: a rename that never happens leaves no object under a hash name") {
+TEST_CASE(
+    "object cache: a rename that never happens leaves no object under a hash "
+    "name") {
   TempDir dir;
   test::WriteFile(dir / "f", "content");
   data::ObjectCache cache(dir / "objects", std::make_shared<RenameFails>());
@@ -137,6 +148,6 @@ TEST_CASE("object cache: a missing path is NotFound, a FIFO is refused") {
   REQUIRE(::mkfifo((dir / "fifo").c_str(), 0644) == 0);
   Result<data::ObjectInfo> fifo = cache.Hash(dir / "fifo");
   CHECK(fifo.status().code() == Code::kIOError);
-  CHECK(fifo.status().message().find("neither a regular file nor a directory") !=
-        std::string::npos);
+  CHECK(fifo.status().message().find(
+            "neither a regular file nor a directory") != std::string::npos);
 }

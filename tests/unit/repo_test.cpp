@@ -1,14 +1,16 @@
+#include "cmf/repo.h"
+
 #include <doctest/doctest.h>
 
 #include "cmf/clock.h"
-#include "cmf/repo.h"
 #include "support.h"
 
 using namespace cmf;
 using cmf::test::TempDir;
 namespace fs = std::filesystem;
 
-TEST_CASE("repo: init lays out config, metadata.db, objects/ and a bare log.git") {
+TEST_CASE(
+    "repo: init lays out config, metadata.db, objects/ and a bare log.git") {
   TempDir dir;
   Result<Repo> repo = Repo::Init(dir.path());
   REQUIRE(repo.ok());
@@ -20,7 +22,8 @@ TEST_CASE("repo: init lays out config, metadata.db, objects/ and a bare log.git"
   CHECK(fs::is_directory(cmf / "objects"));
   CHECK(fs::is_regular_file(cmf / "log.git" / "HEAD"));
   CHECK(repo->site().size() == 16);
-  CHECK(test::ReadFile(cmf / "config").find("site = " + repo->site()) != std::string::npos);
+  CHECK(test::ReadFile(cmf / "config").find("site = " + repo->site()) !=
+        std::string::npos);
   // nothing but .cmf/ was created in the workspace
   int entries = 0;
   for (auto& e : fs::directory_iterator(dir.path())) {
@@ -47,7 +50,8 @@ TEST_CASE("repo: init where a repository exists fails and changes nothing") {
 
 TEST_CASE("repo: each init draws its own site id") {
   TempDir a, b;
-  CHECK(Repo::Init(a.path()).value().site() != Repo::Init(b.path()).value().site());
+  CHECK(Repo::Init(a.path()).value().site() !=
+        Repo::Init(b.path()).value().site());
 }
 
 TEST_CASE("repo: the repository is found from any subfolder") {
@@ -63,7 +67,8 @@ TEST_CASE("repo: outside any repository Open is NotFound with git's wording") {
   TempDir dir;
   Result<Repo> repo = Repo::Open({.start = dir.path()});
   CHECK(repo.status().code() == Code::kNotFound);
-  CHECK(repo.status().message().find("not a cmf repository") != std::string::npos);
+  CHECK(repo.status().message().find("not a cmf repository") !=
+        std::string::npos);
 }
 
 TEST_CASE("repo: CMF_DIR names the repository, as .cmf or as its workspace") {
@@ -71,8 +76,9 @@ TEST_CASE("repo: CMF_DIR names the repository, as .cmf or as its workspace") {
   REQUIRE(Repo::Init(dir.path()).ok());
   CHECK(Repo::Open({.start = elsewhere.path(), .cmf_dir = dir / ".cmf"}).ok());
   CHECK(Repo::Open({.start = elsewhere.path(), .cmf_dir = dir.path()}).ok());
-  CHECK(Repo::Open({.start = dir.path(), .cmf_dir = elsewhere.path()}).status().code() ==
-        Code::kNotFound);
+  CHECK(Repo::Open({.start = dir.path(), .cmf_dir = elsewhere.path()})
+            .status()
+            .code() == Code::kNotFound);
 }
 
 TEST_CASE("config: values round-trip through the git-config file") {
@@ -80,7 +86,8 @@ TEST_CASE("config: values round-trip through the git-config file") {
   Repo repo = Repo::Init(dir.path()).value();
   REQUIRE(repo.config().Set("core.pipeline", "ALDKL").ok());
   CHECK(repo.config().Get("core.pipeline").value() == "ALDKL");
-  CHECK(test::ReadFile(dir / ".cmf" / "config").find("pipeline = ALDKL") != std::string::npos);
+  CHECK(test::ReadFile(dir / ".cmf" / "config").find("pipeline = ALDKL") !=
+        std::string::npos);
   Result<Config> fresh = Config::Open(dir / ".cmf" / "config");
   REQUIRE(fresh.ok());
   CHECK(fresh->Get("core.pipeline").value() == "ALDKL");
@@ -98,7 +105,9 @@ TEST_CASE("repo: an unknown store.synchronous value is refused when opening") {
   CHECK(again.status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("repo: opened for reading, the store refuses writes and the config is not read") {
+TEST_CASE(
+    "repo: opened for reading, the store refuses writes and the config is not "
+    "read") {
   TempDir dir;
   REQUIRE(Repo::Init(dir.path()).ok());
   Result<Repo> repo = Repo::Open({.start = dir.path()}, OpenMode::kRead);

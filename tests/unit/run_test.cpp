@@ -1,3 +1,5 @@
+#include "cmf/run.h"
+
 #include <doctest/doctest.h>
 #include <git2.h>
 
@@ -5,7 +7,6 @@
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/exec.h"
-#include "cmf/run.h"
 #include "support.h"
 
 using namespace cmf;
@@ -29,8 +30,8 @@ void GitCommit(const fs::path& dir, const std::string& file) {
   REQUIRE(git_tree_lookup(&tree, repo, &tree_id) == 0);
   git_signature* sig = nullptr;
   REQUIRE(git_signature_now(&sig, "Test", "test@example.org") == 0);
-  REQUIRE(git_commit_create_v(&commit_id, repo, "HEAD", sig, sig, nullptr, "first", tree, 0) ==
-          0);
+  REQUIRE(git_commit_create_v(&commit_id, repo, "HEAD", sig, sig, nullptr,
+                              "first", tree, 0) == 0);
   git_signature_free(sig);
   git_tree_free(tree);
   git_index_free(index);
@@ -39,12 +40,15 @@ void GitCommit(const fs::path& dir, const std::string& file) {
 
 }  // namespace
 
-TEST_CASE("run: a run records its inputs, stores its outputs and ends with a status") {
+TEST_CASE(
+    "run: a run records its inputs, stores its outputs and ends with a "
+    "status") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "raw.h5", "raw");
   test::WriteFile(dir / "out" / "model.pt", "weights");
-  Result<Run> run = Run::Start(repo, {.stage = "train", .params = {{"lr", 0.01}}});
+  Result<Run> run =
+      Run::Start(repo, {.stage = "train", .params = {{"lr", 0.01}}});
   REQUIRE(run.ok());
   Result<ArtifactRef> in = run->LogInput(dir / "raw.h5");
   REQUIRE(in.ok());
@@ -63,7 +67,8 @@ TEST_CASE("run: a run records its inputs, stores its outputs and ends with a sta
   REQUIRE(run->Finish(ExecStatus::kOk, 0).ok());
 
   ExecutionRecord r = repo.store().GetExecution(run->id()).value();
-  CHECK(r.pipeline == dir.path().filename().string());  // the workspace folder's name
+  CHECK(r.pipeline ==
+        dir.path().filename().string());  // the workspace folder's name
   CHECK(r.status == ExecStatus::kOk);
   CHECK(r.site == repo.site());
   CHECK(std::get<double>(r.params.at("lr")) == 0.01);
@@ -81,12 +86,15 @@ TEST_CASE("run: the pipeline defaults to config core.pipeline") {
   CHECK(Run::Start(repo, {}).status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("run: paths inside .cmf/ are refused; paths outside the workspace stay absolute") {
+TEST_CASE(
+    "run: paths inside .cmf/ are refused; paths outside the workspace stay "
+    "absolute") {
   TempDir dir, outside;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(outside / "x.csv", "1,2");
   Run run = Run::Start(repo, {.stage = "s"}).value();
-  CHECK(run.LogInput(dir / ".cmf" / "config").status().code() == Code::kInvalidArgument);
+  CHECK(run.LogInput(dir / ".cmf" / "config").status().code() ==
+        Code::kInvalidArgument);
   Result<ArtifactRef> far = run.LogInput(outside / "x.csv");
   REQUIRE(far.ok());
   CHECK(far->path == (outside / "x.csv").string());
@@ -106,7 +114,8 @@ TEST_CASE("run: a directory is logged as one artifact of kind directory") {
   CHECK(ref->path == "data");
 }
 
-TEST_CASE("code version: HEAD and the dirty flag of the enclosing git repository") {
+TEST_CASE(
+    "code version: HEAD and the dirty flag of the enclosing git repository") {
   TempDir dir;
   test::WriteFile(dir / "train.py", "print(1)\n");
   GitCommit(dir.path(), "train.py");
@@ -117,7 +126,8 @@ TEST_CASE("code version: HEAD and the dirty flag of the enclosing git repository
   CHECK_FALSE(clean->dirty);
   CHECK(clean->repo == dir.path().string());
   test::WriteFile(dir / "untracked.txt", "u");
-  CHECK_FALSE(ReadCodeVersion(dir.path())->dirty);  // untracked files are not dirt
+  CHECK_FALSE(
+      ReadCodeVersion(dir.path())->dirty);  // untracked files are not dirt
   test::WriteFile(dir / "train.py", "print(2)\n");
   CHECK(ReadCodeVersion(dir.path())->dirty);
 

@@ -1,3 +1,5 @@
+#include "cmf/store.h"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -6,7 +8,6 @@
 #include <thread>
 
 #include "cmf/clock.h"
-#include "cmf/store.h"
 #include "support.h"
 
 using namespace cmf;
@@ -15,7 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<Store> NewStore(const fs::path& path, const std::string& site = "site-a") {
+std::unique_ptr<Store> NewStore(const fs::path& path,
+                                const std::string& site = "site-a") {
   StoreOptions options;
   options.create = true;
   options.site = site;
@@ -30,7 +32,9 @@ ExecutionRecord Record(const std::string& stage, std::int64_t started_ms) {
   r.pipeline = "ALDKL";
   r.stage = stage;
   r.command = {"./train", "--epochs", "3"};
-  r.params = {{"lr", 0.01}, {"epochs", std::int64_t{3}}, {"name", std::string("x")},
+  r.params = {{"lr", 0.01},
+              {"epochs", std::int64_t{3}},
+              {"name", std::string("x")},
               {"cold", true}};
   r.host = "edge";
   r.user = "sci";
@@ -68,17 +72,20 @@ TEST_CASE("store: a new store has the current schema version and uses WAL") {
   sqlite3_stmt* s = nullptr;
   sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr);
   REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "wal");
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) ==
+        "wal");
   sqlite3_finalize(s);
   sqlite3_close(db);
 }
 
-TEST_CASE("store: a store written by a newer cmf is refused, and left as it was") {
+TEST_CASE(
+    "store: a store written by a newer cmf is refused, and left as it was") {
   TempDir dir;
   { auto store = NewStore(dir / "m.db"); }
   RunSql(dir / "m.db", "PRAGMA user_version=99");
   std::string before = test::ReadFile(dir / "m.db");
-  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", StoreOptions{});
+  Result<std::unique_ptr<Store>> store =
+      Store::Open(dir / "m.db", StoreOptions{});
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().code() == Code::kInvalidArgument);
   CHECK(store.status().message().find("newer") != std::string::npos);
@@ -89,14 +96,17 @@ TEST_CASE("store: a file that is not a database is refused untouched") {
   TempDir dir;
   std::string junk(5000, 'j');
   test::WriteFile(dir / "m.db", junk);
-  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", StoreOptions{});
+  Result<std::unique_ptr<Store>> store =
+      Store::Open(dir / "m.db", StoreOptions{});
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().code() == Code::kCorruption);
-  CHECK(store.status().message().find("file is not a database") != std::string::npos);
+  CHECK(store.status().message().find("file is not a database") !=
+        std::string::npos);
   CHECK(test::ReadFile(dir / "m.db") == junk);
 }
 
-TEST_CASE("store: another program's SQLite database is refused as not a cmf store") {
+TEST_CASE(
+    "store: another program's SQLite database is refused as not a cmf store") {
   TempDir dir;
   RunSql(dir / "m.db", "CREATE TABLE Artifact(id INTEGER PRIMARY KEY)");
   std::string before = test::ReadFile(dir / "m.db");
@@ -105,25 +115,29 @@ TEST_CASE("store: another program's SQLite database is refused as not a cmf stor
     options.create = create;
     Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
     REQUIRE_FALSE(store.ok());
-    CHECK(store.status().message().find("not a cmf metadata store") != std::string::npos);
+    CHECK(store.status().message().find("not a cmf metadata store") !=
+          std::string::npos);
   }
   CHECK(test::ReadFile(dir / "m.db") == before);
 }
 
 TEST_CASE("store: a missing store is NotFound unless asked to create it") {
   TempDir dir;
-  CHECK(Store::Open(dir / "m.db", StoreOptions{}).status().code() == Code::kNotFound);
+  CHECK(Store::Open(dir / "m.db", StoreOptions{}).status().code() ==
+        Code::kNotFound);
   CHECK_FALSE(fs::exists(dir / "m.db"));
 }
 
-TEST_CASE("store: an execution reads back with its parameters, state and events") {
+TEST_CASE(
+    "store: an execution reads back with its parameters, state and events") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
   ExecutionRecord r = Record("train", 1'700'000'000'000);
   r.code = CodeVersion{std::string(40, 'a'), true, "/src"};
   Result<RowId> row = store->BeginExecution(r);
   REQUIRE(row.ok());
-  ArtifactRef in{"data/raw.h5", std::string(64, '1'), 100, ArtifactKind::kDataset};
+  ArtifactRef in{"data/raw.h5", std::string(64, '1'), 100,
+                 ArtifactKind::kDataset};
   ArtifactRef out{"model.pt", std::string(64, '2'), 7, ArtifactKind::kModel};
   REQUIRE(store->AddEvent(*row, Direction::kInput, 0, in).ok());
   REQUIRE(store->AddEvent(*row, Direction::kOutput, 0, out).ok());
@@ -143,7 +157,9 @@ TEST_CASE("store: an execution reads back with its parameters, state and events"
   REQUIRE(got->outputs.size() == 1);
   CHECK(got->outputs[0].hash == std::string(64, '2'));
 
-  REQUIRE(store->SetExecutionState(*row, ExecStatus::kOk, 0, r.started_ms + 5, "").ok());
+  REQUIRE(
+      store->SetExecutionState(*row, ExecStatus::kOk, 0, r.started_ms + 5, "")
+          .ok());
   got = store->GetExecution(r.id);
   REQUIRE(got.ok());
   CHECK(got->status == ExecStatus::kOk);
@@ -159,11 +175,13 @@ TEST_CASE("store: the same execution id cannot be recorded twice") {
   CHECK(store->BeginExecution(r).status().code() == Code::kAlreadyExists);
 }
 
-TEST_CASE("store: executions list newest first, filtered by stage and limited") {
+TEST_CASE(
+    "store: executions list newest first, filtered by stage and limited") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(store->BeginExecution(Record(i % 2 ? "train" : "prepare", 1000 + i)).ok());
+    REQUIRE(store->BeginExecution(Record(i % 2 ? "train" : "prepare", 1000 + i))
+                .ok());
   }
   Result<std::vector<ExecutionRecord>> all = store->ListExecutions({});
   REQUIRE(all.ok());
@@ -184,7 +202,9 @@ TEST_CASE("store: executions list newest first, filtered by stage and limited") 
   CHECK(store->CountExecutions().value() == 5);
 }
 
-TEST_CASE("store: id prefixes resolve when unique and are refused when ambiguous or unknown") {
+TEST_CASE(
+    "store: id prefixes resolve when unique and are refused when ambiguous or "
+    "unknown") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
   ExecutionRecord a = Record("s", 1000), b = Record("s", 1000);
@@ -193,17 +213,20 @@ TEST_CASE("store: id prefixes resolve when unique and are refused when ambiguous
   REQUIRE(store->BeginExecution(a).ok());
   REQUIRE(store->BeginExecution(b).ok());
   CHECK(store->ResolveExecution("01a21c9f-88c").value() == a.id);
-  CHECK(store->ResolveExecution("01A21C9F88E0").value() == b.id);  // no dashes, any case
+  CHECK(store->ResolveExecution("01A21C9F88E0").value() ==
+        b.id);  // no dashes, any case
   CHECK(store->ResolveExecution(b.id).value() == b.id);
   Result<std::string> ambiguous = store->ResolveExecution("01a21c9f");
   CHECK(ambiguous.status().code() == Code::kInvalidArgument);
   CHECK(ambiguous.status().message().find("ambiguous") != std::string::npos);
   CHECK(store->ResolveExecution("ffff").status().code() == Code::kNotFound);
-  CHECK(store->ResolveExecution("xyz").status().code() == Code::kInvalidArgument);
+  CHECK(store->ResolveExecution("xyz").status().code() ==
+        Code::kInvalidArgument);
   CHECK(store->ResolveExecution("").status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("store: step metrics come back by series, steps ascending; NaN survives") {
+TEST_CASE(
+    "store: step metrics come back by series, steps ascending; NaN survives") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
   ExecutionRecord r = Record("train", 1000);
@@ -212,7 +235,8 @@ TEST_CASE("store: step metrics come back by series, steps ascending; NaN survive
   REQUIRE(store->LogMetrics(row, "loss", loss).ok());
   std::vector<MetricPoint> sigma = {{0, 0.25}};
   REQUIRE(store->LogMetrics(row, "sigma", sigma).ok());
-  std::vector<MetricPoint> again = {{2, 0.4}};  // a step logged again replaces its value
+  std::vector<MetricPoint> again = {
+      {2, 0.4}};  // a step logged again replaces its value
   REQUIRE(store->LogMetrics(row, "loss", again).ok());
 
   Result<MetricSeries> all = store->GetMetrics(r.id);
@@ -229,7 +253,8 @@ TEST_CASE("store: step metrics come back by series, steps ascending; NaN survive
   Result<MetricSeries> one = store->GetMetrics(r.id, std::string("sigma"));
   REQUIRE(one.ok());
   CHECK(one->size() == 1);
-  CHECK(store->GetMetrics(r.id, std::string("nope")).status().code() == Code::kNotFound);
+  CHECK(store->GetMetrics(r.id, std::string("nope")).status().code() ==
+        Code::kNotFound);
   CHECK(store->GetMetrics(NewUuidV7(1)).status().code() == Code::kNotFound);
 }
 
@@ -238,34 +263,55 @@ TEST_CASE("store: the newest property value wins") {
   auto store = NewStore(dir / "m.db");
   ExecutionRecord r = Record("train", 1000);
   REQUIRE(store->BeginExecution(r).ok());
-  REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "note", std::string("first")).ok());
-  REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "note", std::string("second")).ok());
+  REQUIRE(store
+              ->SetProperty(RecordType::kExecution, r.id, "note",
+                            std::string("first"))
+              .ok());
+  REQUIRE(store
+              ->SetProperty(RecordType::kExecution, r.id, "note",
+                            std::string("second"))
+              .ok());
   REQUIRE(store->SetProperty(RecordType::kExecution, r.id, "best", 0.25).ok());
-  REQUIRE(store->SetProperty(RecordType::kStage, "ALDKL/train", "owner", std::string("me")).ok());
-  CHECK(store->SetProperty(RecordType::kStage, "ALDKL/none", "x", true).code() ==
-        Code::kNotFound);
-  CHECK(store->SetProperty(RecordType::kArtifact, std::string(64, '0'), "x", true).code() ==
-        Code::kNotFound);
+  REQUIRE(store
+              ->SetProperty(RecordType::kStage, "ALDKL/train", "owner",
+                            std::string("me"))
+              .ok());
+  CHECK(
+      store->SetProperty(RecordType::kStage, "ALDKL/none", "x", true).code() ==
+      Code::kNotFound);
+  CHECK(
+      store->SetProperty(RecordType::kArtifact, std::string(64, '0'), "x", true)
+          .code() == Code::kNotFound);
   ExecutionRecord got = store->GetExecution(r.id).value();
   CHECK(std::get<std::string>(got.properties.at("note")) == "second");
   CHECK(std::get<double>(got.properties.at("best")) == 0.25);
 }
 
-TEST_CASE("store: derived_from links two recorded artifacts and refuses unknown ones") {
+TEST_CASE(
+    "store: derived_from links two recorded artifacts and refuses unknown "
+    "ones") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
   RowId row = store->BeginExecution(Record("slice", 1000)).value();
   std::string parent(64, 'a'), child(64, 'b');
-  REQUIRE(store->AddEvent(row, Direction::kInput, 0, {"raw.h5", parent, 10, ArtifactKind::kDataset})
+  REQUIRE(store
+              ->AddEvent(row, Direction::kInput, 0,
+                         {"raw.h5", parent, 10, ArtifactKind::kDataset})
               .ok());
-  REQUIRE(store->AddEvent(row, Direction::kOutput, 0, {"s.h5", child, 1, ArtifactKind::kDataslice})
+  REQUIRE(store
+              ->AddEvent(row, Direction::kOutput, 0,
+                         {"s.h5", child, 1, ArtifactKind::kDataslice})
               .ok());
   CHECK(store->AddDerivedFrom(child, parent).ok());
-  CHECK(store->AddDerivedFrom(child, parent).ok());  // recording it again changes nothing
-  CHECK(store->AddDerivedFrom(child, std::string(64, 'c')).code() == Code::kNotFound);
+  CHECK(store->AddDerivedFrom(child, parent)
+            .ok());  // recording it again changes nothing
+  CHECK(store->AddDerivedFrom(child, std::string(64, 'c')).code() ==
+        Code::kNotFound);
 }
 
-TEST_CASE("store: a fact is visible to another connection as soon as the call returns") {
+TEST_CASE(
+    "store: a fact is visible to another connection as soon as the call "
+    "returns") {
   TempDir dir;
   auto writer = NewStore(dir / "m.db");
   ExecutionRecord r = Record("train", 1000);
@@ -291,7 +337,10 @@ TEST_CASE("store: two connections logging at once lose nothing") {
     RowId row = (*store)->BeginExecution(r).value();
     for (int i = 0; i < kPerThread; ++i) {
       MetricPoint point{i, i * 0.5};
-      REQUIRE((*store)->LogMetrics(row, "sigma", std::span<const MetricPoint>(&point, 1)).ok());
+      REQUIRE((*store)
+                  ->LogMetrics(row, "sigma",
+                               std::span<const MetricPoint>(&point, 1))
+                  .ok());
     }
   };
   std::thread a(work, "a"), b(work, "b");
@@ -306,17 +355,25 @@ TEST_CASE("store: two connections logging at once lose nothing") {
   }
 }
 
-TEST_CASE("store: a scan in small pages sees every execution once, in order, ties included") {
+TEST_CASE(
+    "store: a scan in small pages sees every execution once, in order, ties "
+    "included") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");
-  for (int i = 0; i < 7; ++i) REQUIRE(store->BeginExecution(Record("s", 1000 + i / 3)).ok());
+  for (int i = 0; i < 7; ++i)
+    REQUIRE(store->BeginExecution(Record("s", 1000 + i / 3)).ok());
   std::vector<std::string> seen;
   std::vector<std::size_t> pages;
-  REQUIRE(store->ScanExecutions({}, [&](std::vector<ExecutionRecord>& page) {
-    pages.push_back(page.size());
-    for (const auto& r : page) seen.push_back(r.id);
-    return Status::Ok();
-  }, /*page_size=*/2).ok());
+  REQUIRE(store
+              ->ScanExecutions(
+                  {},
+                  [&](std::vector<ExecutionRecord>& page) {
+                    pages.push_back(page.size());
+                    for (const auto& r : page) seen.push_back(r.id);
+                    return Status::Ok();
+                  },
+                  /*page_size=*/2)
+              .ok());
   CHECK(pages == std::vector<std::size_t>{2, 2, 2, 1});
   std::vector<std::string> all;
   for (const auto& r : store->ListExecutions({}).value()) all.push_back(r.id);
@@ -328,10 +385,15 @@ TEST_CASE("store: a scan in small pages sees every execution once, in order, tie
   ExecutionFilter three;
   three.limit = 3;
   std::size_t n = 0;
-  REQUIRE(store->ScanExecutions(three, [&](std::vector<ExecutionRecord>& page) {
-    n += page.size();
-    return Status::Ok();
-  }, 2).ok());
+  REQUIRE(store
+              ->ScanExecutions(
+                  three,
+                  [&](std::vector<ExecutionRecord>& page) {
+                    n += page.size();
+                    return Status::Ok();
+                  },
+                  2)
+              .ok());
   CHECK(n == 3);
   Status stop = store->ScanExecutions({}, [](std::vector<ExecutionRecord>&) {
     return Status::IOError("sink failed");

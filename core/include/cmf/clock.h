@@ -1,7 +1,9 @@
-// Time and identity for records: a Clock seam, UUIDv7 execution ids and timestamps as text.
+// Time and identity for records: a Clock seam, UUIDv7 execution ids and
+// timestamps as text.
 //
-// Clock is an interface so that tests can fix time; SystemClock is the real one and is
-// thread-safe. NewUuidV7 draws its random bits from the kernel (getrandom) and is thread-safe.
+// Clock is an interface so that tests can fix time; SystemClock is the real one
+// and is thread-safe. NewUuidV7 draws its random bits from the kernel
+// (getrandom) and is thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +26,9 @@ class SystemClock : public Clock {
   static std::shared_ptr<Clock> Get();
 };
 
-// A UUID version 7 (RFC 9562) for the given Unix time in milliseconds: 48 bits of time, then 74
-// random bits, as 36 lowercase characters with dashes. Ids made later sort after earlier ones.
+// A UUID version 7 (RFC 9562) for the given Unix time in milliseconds: 48 bits
+// of time, then 74 random bits, as 36 lowercase characters with dashes. Ids
+// made later sort after earlier ones.
 std::string NewUuidV7(std::int64_t unix_ms);
 
 // Random bytes as lowercase hex (2 * BYTES characters), from the kernel.

@@ -1,15 +1,19 @@
-// A repository's configuration: .cmf/config, in git-config format, read and written through
-// libgit2's config API (so `git config -f .cmf/config` reads it too).
+// A repository's configuration: .cmf/config, in git-config format, read and
+// written through libgit2's config API (so `git config -f .cmf/config` reads it
+// too).
 //
-// Keys are "section.name" or "section.sub.name", as in git. Each Set/Unset rewrites the file
-// atomically (libgit2 writes a lock file and renames it). A Config is owned by one thread at a
-// time; several processes may use the same file, the last writer of a key wins.
+// Keys are "section.name" or "section.sub.name", as in git. Each Set/Unset
+// rewrites the file atomically (libgit2 writes a lock file and renames it). A
+// Config is owned by one thread at a time; several processes may use the same
+// file, the last writer of a key wins.
 //
 // Keys cmf reads:
-//   core.site       this site's id, made by `cmf init` (16 hex digits), stamped on every fact
-//   core.pipeline   the pipeline that `cmf exec` logs to when --pipeline is not given
-//   store.synchronous  "full" (default: a logged fact survives a power cut when the call
-//                   returns) or "normal" (survives a crash of the process; faster)
+//   core.site       this site's id, made by `cmf init` (16 hex digits), stamped
+//   on every fact core.pipeline   the pipeline that `cmf exec` logs to when
+//   --pipeline is not given store.synchronous  "full" (default: a logged fact
+//   survives a power cut when the call
+//                   returns) or "normal" (survives a crash of the process;
+//                   faster)
 #pragma once
 
 #include <filesystem>
@@ -25,23 +29,26 @@ namespace cmf {
 
 class Config {
  public:
-  // Opens the config file at PATH (created on the first Set when missing). IOError when it
-  // exists but cannot be parsed.
+  // Opens the config file at PATH (created on the first Set when missing).
+  // IOError when it exists but cannot be parsed.
   static Result<Config> Open(const std::filesystem::path& path);
 
   Config(Config&&) noexcept;
   Config& operator=(Config&&) noexcept;
   ~Config();
 
-  // The value of KEY; NotFound when it is not set; InvalidArgument for a malformed key.
+  // The value of KEY; NotFound when it is not set; InvalidArgument for a
+  // malformed key.
   Result<std::string> Get(const std::string& key) const;
   // The value of KEY, or FALLBACK when it is not set or cannot be read.
   std::string GetOr(const std::string& key, const std::string& fallback) const;
-  // Sets KEY. InvalidArgument for a malformed key, IOError when the file cannot be written.
+  // Sets KEY. InvalidArgument for a malformed key, IOError when the file cannot
+  // be written.
   Status Set(const std::string& key, const std::string& value);
   // Removes KEY. NotFound when it was not set.
   Status Unset(const std::string& key);
-  // Every key and value, in file order, keys in git's normalised (lowercase) form.
+  // Every key and value, in file order, keys in git's normalised (lowercase)
+  // form.
   Result<std::vector<std::pair<std::string, std::string>>> List() const;
 
  private:

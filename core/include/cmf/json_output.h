@@ -1,6 +1,7 @@
-// The JSON forms of records that `--json` prints. These are a contract for scripts: keys may be
-// added, never renamed or removed (doc/json.md lists them). Keys are sorted; times are ISO 8601
-// UTC strings; hashes are 64 lowercase hex digits. Thread-safe.
+// The JSON forms of records that `--json` prints. These are a contract for
+// scripts: keys may be added, never renamed or removed (doc/json.md lists
+// them). Keys are sorted; times are ISO 8601 UTC strings; hashes are 64
+// lowercase hex digits. Thread-safe.
 #pragma once
 
 #include <string>
@@ -10,15 +11,17 @@
 
 namespace cmf {
 
-// One execution: {"id", "pipeline", "stage", "command", "status", "exit_code", "started",
-// "ended", "params", "code", "inputs", "outputs", ...}.
+// One execution: {"id", "pipeline", "stage", "command", "status", "exit_code",
+// "started", "ended", "params", "code", "inputs", "outputs", ...}.
 std::string ExecutionJson(const ExecutionRecord& record, int indent = 2);
 
 // A JSON array of executions, in the order given.
-std::string ExecutionsJson(const std::vector<ExecutionRecord>& records, int indent = 2);
+std::string ExecutionsJson(const std::vector<ExecutionRecord>& records,
+                           int indent = 2);
 
-// Writes a JSON array of executions a part at a time, for listings too large to hold at once:
-// Begin(), then Add() for each page, then End(); the text is the same as ExecutionsJson's.
+// Writes a JSON array of executions a part at a time, for listings too large to
+// hold at once: Begin(), then Add() for each page, then End(); the text is the
+// same as ExecutionsJson's.
 class ExecutionsJsonWriter {
  public:
   std::string Begin() const { return "["; }
@@ -30,7 +33,8 @@ class ExecutionsJsonWriter {
   std::size_t count_ = 0;
 };
 
-// {"series": {"NAME": [[step, value], ...], ...}}; NaN and infinities are written as null.
+// {"series": {"NAME": [[step, value], ...], ...}}; NaN and infinities are
+// written as null.
 std::string MetricsJson(const MetricSeries& series, int indent = 2);
 
 }  // namespace cmf

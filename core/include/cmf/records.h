@@ -1,8 +1,10 @@
-// The metadata model as plain values: what the store records and what queries return.
+// The metadata model as plain values: what the store records and what queries
+// return.
 //
-// Identity is global so that records from many sites merge without coordination: an execution is
-// a UUIDv7, an artifact is its content hash, a pipeline or a stage is its name (a stage's name is
-// unique within its pipeline). Paths hang off events. These structs own their data and carry no
+// Identity is global so that records from many sites merge without
+// coordination: an execution is a UUIDv7, an artifact is its content hash, a
+// pipeline or a stage is its name (a stage's name is unique within its
+// pipeline). Paths hang off events. These structs own their data and carry no
 // behaviour beyond small conversions; they are safe to copy between threads.
 #pragma once
 
@@ -22,8 +24,16 @@ enum class ExecStatus { kRunning, kOk, kFailed, kInterrupted };
 std::string_view ToString(ExecStatus status);
 std::optional<ExecStatus> ParseExecStatus(std::string_view text);
 
-// What an artifact is. The kinds are fixed; the string forms are part of the JSON contract.
-enum class ArtifactKind { kDataset, kDataslice, kModel, kMetrics, kFile, kDirectory };
+// What an artifact is. The kinds are fixed; the string forms are part of the
+// JSON contract.
+enum class ArtifactKind {
+  kDataset,
+  kDataslice,
+  kModel,
+  kMetrics,
+  kFile,
+  kDirectory
+};
 
 // "dataset", "dataslice", "model", "metrics", "file", "directory".
 std::string_view ToString(ArtifactKind kind);
@@ -40,15 +50,18 @@ std::string ToText(const Value& value);
 enum class Direction { kInput, kOutput };
 
 struct ArtifactRef {
-  std::string path;  // as given by the user, relative to where they ran the command
-  std::string hash;  // 64 lowercase hex digits (SHA-256 of the content or the manifest)
+  std::string
+      path;  // as given by the user, relative to where they ran the command
+  std::string
+      hash;  // 64 lowercase hex digits (SHA-256 of the content or the manifest)
   std::uint64_t size = 0;
   ArtifactKind kind = ArtifactKind::kFile;
 };
 
 // The enclosing git repository's state when an execution started.
 struct CodeVersion {
-  std::string commit;  // 40 hex digits, or empty for a repository with no commit yet
+  std::string
+      commit;  // 40 hex digits, or empty for a repository with no commit yet
   bool dirty = false;  // tracked files differ from HEAD
   std::string repo;    // the work tree's path
 };

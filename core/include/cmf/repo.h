@@ -3,11 +3,12 @@
 //   .cmf/config        git-config format (cmf/config.h)
 //   .cmf/metadata.db   the SQLite store (cmf/store.h)
 //   .cmf/log.git/      a bare git repository for the committed metadata history
-//   .cmf/objects/      the content-addressed object cache (cmf/data/object_cache.h)
+//   .cmf/objects/      the content-addressed object cache
+//   (cmf/data/object_cache.h)
 //
-// Repo owns its Config, Store and ObjectCache. It is movable, not copyable, and is used by one
-// thread at a time; several processes may open the same repository at once (the store
-// serialises their writes).
+// Repo owns its Config, Store and ObjectCache. It is movable, not copyable, and
+// is used by one thread at a time; several processes may open the same
+// repository at once (the store serialises their writes).
 #pragma once
 
 #include <filesystem>
@@ -25,28 +26,32 @@ class ObjectCache;
 
 namespace cmf {
 
-// What a Repo is opened for. Reading skips the config (and with it libgit2's start-up, which
-// costs milliseconds): config() is unavailable and the store refuses writes.
+// What a Repo is opened for. Reading skips the config (and with it libgit2's
+// start-up, which costs milliseconds): config() is unavailable and the store
+// refuses writes.
 enum class OpenMode { kReadWrite, kRead };
 
 struct DiscoverOptions {
-  // Where to start looking for .cmf/ (walking up to the root). Empty: the current directory.
+  // Where to start looking for .cmf/ (walking up to the root). Empty: the
+  // current directory.
   std::filesystem::path start;
-  // The .cmf folder itself (or a workspace that holds one), as CMF_DIR gives it; when set, no
-  // search is made. Empty: not given.
+  // The .cmf folder itself (or a workspace that holds one), as CMF_DIR gives
+  // it; when set, no search is made. Empty: not given.
   std::filesystem::path cmf_dir;
 };
 
 class Repo {
  public:
-  // Creates .cmf/ in WORKSPACE (which must exist) with a new site id, an empty store, an empty
-  // object cache and an empty log.git, all at once: a failed init leaves nothing behind.
-  // AlreadyExists when WORKSPACE already has a .cmf/; IOError when it cannot be written.
+  // Creates .cmf/ in WORKSPACE (which must exist) with a new site id, an empty
+  // store, an empty object cache and an empty log.git, all at once: a failed
+  // init leaves nothing behind. AlreadyExists when WORKSPACE already has a
+  // .cmf/; IOError when it cannot be written.
   static Result<Repo> Init(const std::filesystem::path& workspace);
 
-  // Finds and opens the repository. NotFound when there is none; the store's errors (corrupt,
-  // foreign or newer store) otherwise.
-  static Result<Repo> Open(const DiscoverOptions& options, OpenMode mode = OpenMode::kReadWrite);
+  // Finds and opens the repository. NotFound when there is none; the store's
+  // errors (corrupt, foreign or newer store) otherwise.
+  static Result<Repo> Open(const DiscoverOptions& options,
+                           OpenMode mode = OpenMode::kReadWrite);
 
   Repo(Repo&&) noexcept;
   Repo& operator=(Repo&&) noexcept;
@@ -63,7 +68,8 @@ class Repo {
 
  private:
   Repo() = default;
-  static Result<Repo> OpenAt(const std::filesystem::path& cmf_dir, OpenMode mode);
+  static Result<Repo> OpenAt(const std::filesystem::path& cmf_dir,
+                             OpenMode mode);
 
   std::filesystem::path workspace_;
   std::filesystem::path cmf_dir_;
@@ -73,7 +79,8 @@ class Repo {
   std::unique_ptr<data::ObjectCache> objects_;
 };
 
-// Finds the .cmf folder for OPTIONS without opening anything. NotFound when there is none.
+// Finds the .cmf folder for OPTIONS without opening anything. NotFound when
+// there is none.
 Result<std::filesystem::path> DiscoverCmfDir(const DiscoverOptions& options);
 
 }  // namespace cmf

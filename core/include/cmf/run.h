@@ -1,15 +1,18 @@
 // The logging API: one run of a stage, as plugins and the CLI record it.
 //
-//   CMF_ASSIGN_OR_RETURN(Run run, Run::Start(repo, {.stage = "train", .params = {{"lr", 0.01}}}));
+//   CMF_ASSIGN_OR_RETURN(Run run, Run::Start(repo, {.stage = "train", .params =
+//   {{"lr", 0.01}}}));
 //   CMF_RETURN_IF_ERROR(run.LogInput("patches.h5").status());
 //   for (...) CMF_RETURN_IF_ERROR(run.LogMetric("loss", epoch, loss));
-//   CMF_RETURN_IF_ERROR(run.LogOutput("model.pt", ArtifactKind::kModel).status());
+//   CMF_RETURN_IF_ERROR(run.LogOutput("model.pt",
+//   ArtifactKind::kModel).status());
 //   CMF_RETURN_IF_ERROR(run.Finish(ExecStatus::kOk, 0));
 //
-// Every call writes its facts to the store before it returns (cmf/store.h says how durable that
-// is). A Run borrows its Repo, which must outlive it, and is used by one thread at a time. A Run
-// destroyed without Finish is left "running" in the store: a crash shows as a run that never
-// ended, with everything logged up to it kept.
+// Every call writes its facts to the store before it returns (cmf/store.h says
+// how durable that is). A Run borrows its Repo, which must outlive it, and is
+// used by one thread at a time. A Run destroyed without Finish is left
+// "running" in the store: a crash shows as a run that never ended, with
+// everything logged up to it kept.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +30,8 @@
 namespace cmf {
 
 struct RunSpec {
-  std::string pipeline;  // empty: config core.pipeline, else the workspace folder's name
+  std::string pipeline;  // empty: config core.pipeline, else the workspace
+                         // folder's name
   std::string stage;     // required
   std::vector<std::string> command;  // empty: nothing recorded
   std::map<std::string, Value> params;
@@ -35,8 +39,9 @@ struct RunSpec {
 
 class Run {
  public:
-  // Records a new execution, "running", with its code version (the git repository around the
-  // workspace), host, user and site. InvalidArgument for an empty stage or pipeline name.
+  // Records a new execution, "running", with its code version (the git
+  // repository around the workspace), host, user and site. InvalidArgument for
+  // an empty stage or pipeline name.
   static Result<Run> Start(Repo& repo, RunSpec spec);
 
   Run(Run&&) noexcept = default;
@@ -46,38 +51,49 @@ class Run {
   const std::string& pipeline() const { return pipeline_; }
   const std::string& stage() const { return stage_; }
 
-  // Hashes the file or directory at PATH and records it as an input. KIND defaults to a guess
-  // from the path (GuessKind). NotFound when PATH does not exist; InvalidArgument when it lies
-  // inside .cmf/; IOError when it cannot be read.
+  // Hashes the file or directory at PATH and records it as an input. KIND
+  // defaults to a guess from the path (GuessKind). NotFound when PATH does not
+  // exist; InvalidArgument when it lies inside .cmf/; IOError when it cannot be
+  // read.
   Result<ArtifactRef> LogInput(const std::filesystem::path& path,
                                std::optional<ArtifactKind> kind = std::nullopt);
 
   // As LogInput, and also stores the content in the object cache.
-  Result<ArtifactRef> LogOutput(const std::filesystem::path& path,
-                                std::optional<ArtifactKind> kind = std::nullopt);
+  Result<ArtifactRef> LogOutput(
+      const std::filesystem::path& path,
+      std::optional<ArtifactKind> kind = std::nullopt);
 
-  // Records an artifact that the caller has already hashed (REF.path as EventPath gives it).
+  // Records an artifact that the caller has already hashed (REF.path as
+  // EventPath gives it).
   Status LogHashed(Direction direction, const ArtifactRef& ref);
 
-  // Records that the artifact CHILD (a hash already logged) derives from PARENT.
-  Status LogDerivedFrom(const std::string& child_hash, const std::string& parent_hash);
+  // Records that the artifact CHILD (a hash already logged) derives from
+  // PARENT.
+  Status LogDerivedFrom(const std::string& child_hash,
+                        const std::string& parent_hash);
 
-  // Records one step of a step-metric series; a step logged again replaces its value.
+  // Records one step of a step-metric series; a step logged again replaces its
+  // value.
   Status LogMetric(const std::string& series, std::int64_t step, double value);
-  // Records many steps of one series in one transaction: the way to log at high rates.
-  Status LogMetrics(const std::string& series, std::span<const MetricPoint> points);
+  // Records many steps of one series in one transaction: the way to log at high
+  // rates.
+  Status LogMetrics(const std::string& series,
+                    std::span<const MetricPoint> points);
 
-  // Sets a typed property on this execution; a later value of NAME replaces an earlier one.
+  // Sets a typed property on this execution; a later value of NAME replaces an
+  // earlier one.
   Status SetProperty(const std::string& name, const Value& value);
 
-  // Records how the run ended. EXIT_CODE is the process's exit code where there is one.
+  // Records how the run ended. EXIT_CODE is the process's exit code where there
+  // is one.
   Status Finish(ExecStatus status, std::optional<int> exit_code,
                 const std::string& message = "");
 
  private:
   Run() = default;
   Result<ArtifactRef> LogArtifact(const std::filesystem::path& path,
-                                  std::optional<ArtifactKind> kind, Direction direction);
+                                  std::optional<ArtifactKind> kind,
+                                  Direction direction);
 
   Repo* repo_ = nullptr;
   RowId row_ = 0;
@@ -88,13 +104,15 @@ class Run {
   int outputs_ = 0;
 };
 
-// The kind a path most likely holds: a directory is kDirectory; HDF5, NetCDF, NumPy, CSV,
-// Parquet, TIFF and microscope formats are kDataset; PyTorch, ONNX and pickled models are
-// kModel; anything else is kFile.
+// The kind a path most likely holds: a directory is kDirectory; HDF5, NetCDF,
+// NumPy, CSV, Parquet, TIFF and microscope formats are kDataset; PyTorch, ONNX
+// and pickled models are kModel; anything else is kFile.
 ArtifactKind GuessKind(const std::filesystem::path& path, bool is_directory);
 
-// How PATH is recorded on an event: relative to the workspace when inside it (lexically
-// normalised, as "data/raw.h5"), absolute otherwise. InvalidArgument when it lies inside .cmf/.
-Result<std::string> EventPath(const Repo& repo, const std::filesystem::path& path);
+// How PATH is recorded on an event: relative to the workspace when inside it
+// (lexically normalised, as "data/raw.h5"), absolute otherwise. InvalidArgument
+// when it lies inside .cmf/.
+Result<std::string> EventPath(const Repo& repo,
+                              const std::filesystem::path& path);
 
 }  // namespace cmf

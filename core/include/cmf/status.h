@@ -1,13 +1,14 @@
 // Status and Result<T>: how errors cross module boundaries in cmf.
 //
-// A function of a public header reports failure by returning a Status (or a Result<T> that holds
-// either a value or a non-ok Status) instead of throwing. The code is one of a small, fixed set so
-// that callers can branch on it; the message is lowercase, has no final full stop and quotes its
-// subject, ready to be printed after "cmf: error: ". SQLite, libgit2 and system errors are
+// A function of a public header reports failure by returning a Status (or a
+// Result<T> that holds either a value or a non-ok Status) instead of throwing.
+// The code is one of a small, fixed set so that callers can branch on it; the
+// message is lowercase, has no final full stop and quotes its subject, ready to
+// be printed after "cmf: error: ". SQLite, libgit2 and system errors are
 // converted into a Status where they are called.
 //
-// Status and Result are plain values: copy, move and return them freely. They are not
-// synchronised; share one between threads only with external locking.
+// Status and Result are plain values: copy, move and return them freely. They
+// are not synchronised; share one between threads only with external locking.
 #pragma once
 
 #include <cassert>
@@ -32,14 +33,24 @@ class [[nodiscard]] Status {
   Status() = default;
 
   static Status Ok() { return Status(); }
-  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
-  static Status AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg)}; }
-  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status NotFound(std::string msg) {
+    return {Code::kNotFound, std::move(msg)};
+  }
+  static Status AlreadyExists(std::string msg) {
+    return {Code::kAlreadyExists, std::move(msg)};
+  }
+  static Status Corruption(std::string msg) {
+    return {Code::kCorruption, std::move(msg)};
+  }
   static Status InvalidArgument(std::string msg) {
     return {Code::kInvalidArgument, std::move(msg)};
   }
-  static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
-  static Status Conflict(std::string msg) { return {Code::kConflict, std::move(msg)}; }
+  static Status IOError(std::string msg) {
+    return {Code::kIOError, std::move(msg)};
+  }
+  static Status Conflict(std::string msg) {
+    return {Code::kConflict, std::move(msg)};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -58,12 +69,14 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// Either a T or a non-ok Status. Construct from a T for success, from a Status for failure.
+// Either a T or a non-ok Status. Construct from a T for success, from a Status
+// for failure.
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
+  Result(Status status)
+      : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "a Result built from a Status must hold an error");
   }
 
@@ -78,7 +91,8 @@ class [[nodiscard]] Result {
     assert(ok());
     return *value_;
   }
-  // On a temporary, moves the value out (by value, so that `for (x : F().value())` is safe).
+  // On a temporary, moves the value out (by value, so that `for (x :
+  // F().value())` is safe).
   T value() && {
     assert(ok());
     return std::move(*value_);
@@ -96,16 +110,17 @@ class [[nodiscard]] Result {
 }  // namespace cmf
 
 // Return early from the enclosing function when EXPR yields a non-ok Status.
-#define CMF_RETURN_IF_ERROR(expr)        \
-  do {                                   \
-    ::cmf::Status cmf_status_ = (expr);  \
+#define CMF_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::cmf::Status cmf_status_ = (expr);        \
     if (!cmf_status_.ok()) return cmf_status_; \
   } while (0)
 
 #define CMF_CONCAT_INNER_(a, b) a##b
 #define CMF_CONCAT_(a, b) CMF_CONCAT_INNER_(a, b)
 
-// Declare LHS from a Result<T> expression, or return its Status from the enclosing function.
+// Declare LHS from a Result<T> expression, or return its Status from the
+// enclosing function.
 #define CMF_ASSIGN_OR_RETURN(lhs, expr) \
   CMF_ASSIGN_OR_RETURN_IMPL_(CMF_CONCAT_(cmf_result_, __LINE__), lhs, expr)
 #define CMF_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

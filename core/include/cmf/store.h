@@ -1,16 +1,19 @@
-// The metadata store: .cmf/metadata.db, one SQLite database in WAL mode (doc/metadata-store.md).
+// The metadata store: .cmf/metadata.db, one SQLite database in WAL mode
+// (doc/metadata-store.md).
 //
-// The store is the queryable index of every record, local and (later) pulled. Records are
-// immutable facts; a value that changes (an execution's state, a property) is a new fact stamped
-// with a hybrid logical clock and the site id, and the newest (hlc, site) wins.
+// The store is the queryable index of every record, local and (later) pulled.
+// Records are immutable facts; a value that changes (an execution's state, a
+// property) is a new fact stamped with a hybrid logical clock and the site id,
+// and the newest (hlc, site) wins.
 //
-// Every write method is one transaction: when it returns ok the fact is committed, visible to
-// other processes, and survives a crash of this process (and a power cut with the default
-// store.synchronous=full). Several processes may write at once; SQLite serialises them and a
-// writer waits up to the busy timeout for another's transaction to end.
+// Every write method is one transaction: when it returns ok the fact is
+// committed, visible to other processes, and survives a crash of this process
+// (and a power cut with the default store.synchronous=full). Several processes
+// may write at once; SQLite serialises them and a writer waits up to the busy
+// timeout for another's transaction to end.
 //
-// A Store is one SQLite connection with cached prepared statements: use it from one thread at a
-// time (open one Store per thread to write from several).
+// A Store is one SQLite connection with cached prepared statements: use it from
+// one thread at a time (open one Store per thread to write from several).
 #pragma once
 
 #include <cstdint>
@@ -36,7 +39,7 @@ struct StoreOptions {
   bool read_only = false;        // refuse every write method (InvalidArgument)
   bool synchronous_full = true;  // false: PRAGMA synchronous=NORMAL
   int busy_timeout_ms = 30000;
-  std::string site;              // stamped on facts written through this store
+  std::string site;  // stamped on facts written through this store
   std::shared_ptr<Clock> clock = SystemClock::Get();
 };
 
@@ -47,18 +50,19 @@ struct ExecutionFilter {
   std::optional<std::int64_t> limit;  // absent: all
 };
 
-// A row id of the local database. Row ids never leave this store: records are exchanged by their
-// global identity (uuid, hash, name).
+// A row id of the local database. Row ids never leave this store: records are
+// exchanged by their global identity (uuid, hash, name).
 using RowId = std::int64_t;
 
 enum class RecordType { kPipeline, kStage, kExecution, kArtifact };
 
 class Store {
  public:
-  // Opens the store at PATH. NotFound when PATH does not exist (and !create); Corruption when it
-  // is not a database, or is a database but not a cmf store; InvalidArgument when it was written
-  // by a newer cmf (a schema version above kStoreSchemaVersion); IOError otherwise. Opening
-  // never changes an existing file that it refuses.
+  // Opens the store at PATH. NotFound when PATH does not exist (and !create);
+  // Corruption when it is not a database, or is a database but not a cmf store;
+  // InvalidArgument when it was written by a newer cmf (a schema version above
+  // kStoreSchemaVersion); IOError otherwise. Opening never changes an existing
+  // file that it refuses.
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path,
                                              const StoreOptions& options);
   ~Store();
@@ -69,56 +73,69 @@ class Store {
 
   // --- writes (each one transaction) ---
 
-  // Records a new execution in state "running", with its pipeline and stage (created when new)
-  // and its parameters. RECORD.id must be a new UUID. Returns its row id. AlreadyExists when the
-  // id is taken.
+  // Records a new execution in state "running", with its pipeline and stage
+  // (created when new) and its parameters. RECORD.id must be a new UUID.
+  // Returns its row id. AlreadyExists when the id is taken.
   Result<RowId> BeginExecution(const ExecutionRecord& record);
 
   // Records a new state of an execution (a newer fact than every earlier one).
-  Status SetExecutionState(RowId execution, ExecStatus status, std::optional<int> exit_code,
-                           std::optional<std::int64_t> ended_ms, const std::string& message);
+  Status SetExecutionState(RowId execution, ExecStatus status,
+                           std::optional<int> exit_code,
+                           std::optional<std::int64_t> ended_ms,
+                           const std::string& message);
 
-  // Records that EXECUTION used (kInput) or produced (kOutput) ARTIFACT at PATH; the artifact is
-  // created on first sight (same hash, same artifact). POSITION orders an execution's events.
-  Status AddEvent(RowId execution, Direction direction, int position, const ArtifactRef& artifact);
+  // Records that EXECUTION used (kInput) or produced (kOutput) ARTIFACT at
+  // PATH; the artifact is created on first sight (same hash, same artifact).
+  // POSITION orders an execution's events.
+  Status AddEvent(RowId execution, Direction direction, int position,
+                  const ArtifactRef& artifact);
 
-  // Records that CHILD was derived from PARENT (both artifact hashes, both already recorded).
-  Status AddDerivedFrom(const std::string& child_hash, const std::string& parent_hash);
+  // Records that CHILD was derived from PARENT (both artifact hashes, both
+  // already recorded).
+  Status AddDerivedFrom(const std::string& child_hash,
+                        const std::string& parent_hash);
 
-  // Appends step metrics to a series of an execution, all in one transaction. A step logged
-  // again replaces its value. NaN is stored as SQL NULL and read back as NaN.
+  // Appends step metrics to a series of an execution, all in one transaction. A
+  // step logged again replaces its value. NaN is stored as SQL NULL and read
+  // back as NaN.
   Status LogMetrics(RowId execution, const std::string& series,
                     std::span<const MetricPoint> points);
 
-  // Sets a typed property on a record (a newer fact than every earlier value of NAME).
-  // NotFound when the record does not exist.
-  Status SetProperty(RecordType type, const std::string& key, const std::string& name,
-                     const Value& value);
+  // Sets a typed property on a record (a newer fact than every earlier value of
+  // NAME). NotFound when the record does not exist.
+  Status SetProperty(RecordType type, const std::string& key,
+                     const std::string& name, const Value& value);
 
   // --- reads ---
 
-  // Executions matching FILTER, newest first, with everything in ExecutionRecord.
-  Result<std::vector<ExecutionRecord>> ListExecutions(const ExecutionFilter& filter);
+  // Executions matching FILTER, newest first, with everything in
+  // ExecutionRecord.
+  Result<std::vector<ExecutionRecord>> ListExecutions(
+      const ExecutionFilter& filter);
 
-  // As ListExecutions, but hands them to SINK a page at a time (at most PAGE_SIZE each), so that
-  // memory stays bounded whatever the store's size. Stops at, and returns, SINK's first error.
-  // Each page is read in its own snapshot; executions recorded meanwhile start later and so are
-  // never seen twice.
-  Status ScanExecutions(const ExecutionFilter& filter,
-                        const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
-                        int page_size = 512);
+  // As ListExecutions, but hands them to SINK a page at a time (at most
+  // PAGE_SIZE each), so that memory stays bounded whatever the store's size.
+  // Stops at, and returns, SINK's first error. Each page is read in its own
+  // snapshot; executions recorded meanwhile start later and so are never seen
+  // twice.
+  Status ScanExecutions(
+      const ExecutionFilter& filter,
+      const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
+      int page_size = 512);
 
-  // The full id of the one execution whose id starts with PREFIX (dashes optional, any case).
-  // NotFound when none does; InvalidArgument when several do (the message names some) or PREFIX
-  // is not hex.
+  // The full id of the one execution whose id starts with PREFIX (dashes
+  // optional, any case). NotFound when none does; InvalidArgument when several
+  // do (the message names some) or PREFIX is not hex.
   Result<std::string> ResolveExecution(const std::string& prefix);
 
   // One execution by its full id. NotFound when it does not exist.
   Result<ExecutionRecord> GetExecution(const std::string& id);
 
-  // The step metrics of an execution (all series, or only SERIES), steps ascending.
-  Result<MetricSeries> GetMetrics(const std::string& id,
-                                  const std::optional<std::string>& series = std::nullopt);
+  // The step metrics of an execution (all series, or only SERIES), steps
+  // ascending.
+  Result<MetricSeries> GetMetrics(
+      const std::string& id,
+      const std::optional<std::string>& series = std::nullopt);
 
   // The number of executions in the store.
   Result<std::int64_t> CountExecutions();

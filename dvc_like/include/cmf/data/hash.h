@@ -1,7 +1,7 @@
 // Content hashing for cmf: SHA-256 through OpenSSL, as 64 lowercase hex digits.
 //
-// Sha256 is an incremental hasher owned by one thread at a time. The free functions are
-// thread-safe and may be called from many threads at once.
+// Sha256 is an incremental hasher owned by one thread at a time. The free
+// functions are thread-safe and may be called from many threads at once.
 #pragma once
 
 #include <array>
@@ -26,7 +26,8 @@ class Sha256 {
 
   void Update(const void* data, std::size_t size);
   void Update(std::string_view text) { Update(text.data(), text.size()); }
-  // Returns the digest of everything passed to Update; the hasher must not be used afterwards.
+  // Returns the digest of everything passed to Update; the hasher must not be
+  // used afterwards.
   Digest Finish();
 
  private:
@@ -43,8 +44,8 @@ std::string HashBytes(std::string_view bytes);
 // True when TEXT is exactly 64 lowercase hex digits.
 bool IsSha256Hex(std::string_view text);
 
-// The SHA-256 of a regular file's content, in hex. NotFound when it does not exist, IOError when
-// it cannot be read or changed while it was read.
+// The SHA-256 of a regular file's content, in hex. NotFound when it does not
+// exist, IOError when it cannot be read or changed while it was read.
 Result<std::string> HashFile(const std::filesystem::path& path);
 
 }  // namespace cmf::data
