@@ -14,6 +14,12 @@ std::unique_ptr<Verb> MakeShowVerb();
 std::unique_ptr<Verb> MakeMetricsVerb();
 std::unique_ptr<Verb> MakeConfigVerb();
 std::unique_ptr<Verb> MakeHelpVerb();
+std::unique_ptr<Verb> MakeAddVerb();
+std::unique_ptr<Verb> MakeStatusVerb();
+std::unique_ptr<Verb> MakeCheckoutVerb();
+std::unique_ptr<Verb> MakeUnlockVerb();
+std::unique_ptr<Verb> MakeFsckVerb();
+std::unique_ptr<Verb> MakeGcVerb();
 
 namespace {
 
@@ -28,6 +34,16 @@ constexpr std::array kVerbs = {
              MakeShowVerb},
     VerbInfo{"metrics", "Print an execution's step metrics", Needs::kRepoToRead,
              MakeMetricsVerb},
+    VerbInfo{"add", "Track files and directories by content", Needs::kRepo, MakeAddVerb},
+    VerbInfo{"status", "Show tracked data that changed, and metadata not committed",
+             Needs::kRepo, MakeStatusVerb},
+    VerbInfo{"checkout", "Restore tracked data from the cache", Needs::kRepo,
+             MakeCheckoutVerb},
+    VerbInfo{"unlock", "Make private, writable copies of cached files", Needs::kRepo,
+             MakeUnlockVerb},
+    VerbInfo{"fsck", "Verify every object and every reference to one", Needs::kRepo,
+             MakeFsckVerb},
+    VerbInfo{"gc", "Remove cached objects that nothing references", Needs::kRepo, MakeGcVerb},
     VerbInfo{"config", "Get and set repository options", Needs::kRepo,
              MakeConfigVerb},
     VerbInfo{"help", "Show the manual page of cmf or of a verb",

@@ -90,6 +90,49 @@ std::string ExecutionsJsonWriter::Add(
   return out;
 }
 
+std::string StatusJson(const StatusReport& report, int indent) {
+  json changes = json::array();
+  for (const Change& c : report.changes) {
+    changes.push_back(
+        {{"path", c.path}, {"status", std::string(ToString(c.kind))}, {"tracked", c.tracked}});
+  }
+  return Dump({{"tracked", ArtifactsJson(report.tracked)},
+               {"changes", changes},
+               {"clean", report.changes.empty()},
+               {"uncommitted", {{"executions", report.uncommitted_executions}}}},
+              indent);
+}
+
+std::string AddJson(const std::vector<AddResult>& results, int indent) {
+  json out = json::array();
+  for (const AddResult& r : results) {
+    json a = ArtifactsJson({r.artifact})[0];
+    a["files"] = r.files;
+    a["hashed_files"] = r.hashed_files;
+    a["hashed_bytes"] = r.hashed_bytes;
+    a["changed"] = r.changed;
+    out.push_back(std::move(a));
+  }
+  return Dump(out, indent);
+}
+
+std::string FsckJson(const FsckReport& report, int indent) {
+  json missing = json::array();
+  for (const auto& m : report.missing) missing.push_back({{"hash", m.hash}, {"path", m.path}});
+  return Dump({{"ok", report.ok()},
+               {"objects", report.objects},
+               {"corrupt", report.corrupt},
+               {"missing", missing}},
+              indent);
+}
+
+std::string GcJson(const GcReport& report, int indent) {
+  return Dump({{"unreferenced", report.unreferenced},
+               {"bytes", report.bytes},
+               {"removed", report.removed}},
+              indent);
+}
+
 std::string MetricsJson(const MetricSeries& series, int indent) {
   json all = json::object();
   for (const auto& [name, points] : series) {

@@ -105,10 +105,12 @@ TEST_CASE(
   TempDir dir;
   fs::path man = fs::path(std::getenv("CMF_SOURCE_ROOT")) / "man";
   CHECK(fs::is_regular_file(man / "cmf.1"));
+  std::string installed = cmf::test::ReadFile(man / "meson.build");
   for (const auto& verb : cmf::cli::Verbs()) {
     std::string name(verb.name);
     CAPTURE(name);
     CHECK(fs::is_regular_file(man / ("cmf-" + name + ".1")));
+    CHECK(installed.find("'cmf-" + name + ".1'") != std::string::npos);  // and installed
     Outcome o = Cmf({name, "--help"}, dir.path());
     CHECK(o.exit_code == 0);
     CHECK(o.out.find(std::string(verb.summary)) != std::string::npos);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cmf/records.h"
+#include "cmf/workspace.h"
 
 namespace cmf {
 
@@ -36,5 +37,19 @@ class ExecutionsJsonWriter {
 // {"series": {"NAME": [[step, value], ...], ...}}; NaN and infinities are
 // written as null.
 std::string MetricsJson(const MetricSeries& series, int indent = 2);
+
+// {"tracked": [ARTIFACT...], "changes": [{"path", "status", "tracked"}],
+//  "clean": bool, "uncommitted": {"executions": N}}
+std::string StatusJson(const StatusReport& report, int indent = 2);
+
+// [{"path", "hash", "size", "kind", "files", "hashed_files", "hashed_bytes",
+//   "changed"}]
+std::string AddJson(const std::vector<AddResult>& results, int indent = 2);
+
+// {"ok": bool, "objects": N, "corrupt": [HASH], "missing": [{"hash", "path"}]}
+std::string FsckJson(const FsckReport& report, int indent = 2);
+
+// {"unreferenced": [HASH], "bytes": N, "removed": bool}
+std::string GcJson(const GcReport& report, int indent = 2);
 
 }  // namespace cmf

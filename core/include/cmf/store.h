@@ -140,6 +140,42 @@ class Store {
   // The number of executions in the store.
   Result<std::int64_t> CountExecutions();
 
+  // --- tracked paths (cmf add) ---
+
+  // Records that the workspace path REF.path holds REF's content (replacing
+  // what it held before); the artifact is created on first sight.
+  Status Track(const ArtifactRef& ref);
+  // Every tracked path, sorted by path.
+  Result<std::vector<ArtifactRef>> ListTracked();
+
+  // --- artifacts ---
+
+  // The full hash of the one artifact whose hash starts with PREFIX. NotFound
+  // when none does; InvalidArgument when several do or PREFIX is not hex.
+  Result<std::string> ResolveArtifact(const std::string& prefix);
+  // Every artifact hash with its kind and whether its bytes are expected in the
+  // object cache (it is tracked or an execution's output).
+  struct ArtifactUse {
+    std::string hash;
+    ArtifactKind kind = ArtifactKind::kFile;
+    bool cached = false;
+    std::string path;  // one path it was seen at
+  };
+  Result<std::vector<ArtifactUse>> ListArtifacts();
+
+  // --- the stat cache (path, device, inode, size, mtime -> hash) ---
+
+  struct StatRow {
+    std::string path;  // absolute
+    std::uint64_t dev = 0, ino = 0, size = 0;
+    std::int64_t mtime_ns = 0;
+    std::string hash;
+  };
+  // The rows whose path is PREFIX or lies below it.
+  Result<std::vector<StatRow>> LoadStatCache(const std::string& prefix);
+  // Inserts or replaces ROWS in one transaction.
+  Status SaveStatCache(std::span<const StatRow> rows);
+
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);

@@ -6,10 +6,13 @@
 // a reader never sees a partial object and an interrupted write leaves at most
 // a stray temporary file (never a file under a hash name).
 //
-// A directory is stored as a manifest object (doc/formats.md): a header line,
-// then one line per regular file below it, sorted by path, with mode, size,
-// hash and path. Its hash is the hash of the manifest, so it changes whenever
-// any file below it changes.
+// A file enters the cache by one of four link strategies, tried in the order
+// the caller gives until one works on this file system (doc/formats.md):
+// reflink (a copy-on-write clone, FICLONE), hardlink (the workspace file and
+// the object share one read-only inode), symlink (the file moves into the
+// cache and a symbolic link takes its place), copy (the bytes are copied).
+//
+// A directory is stored as a manifest object (cmf/data/scan.h).
 //
 // An ObjectCache holds only its root path and a FileOps; it is safe to use from
 // several threads and several processes at once (the same object written twice
@@ -20,32 +23,49 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "cmf/status.h"
 
 namespace cmf::data {
 
 // The few file-system calls through which objects are written: a seam for tests
-// that need a write that fails halfway, a full disk or a rename that never
-// happens. Each returns 0 or an errno value.
+// that need a write that fails halfway, a full disk, a read-only cache or a
+// rename that never happens. Each returns 0 or an errno value.
 class FileOps {
  public:
   virtual ~FileOps() = default;
   virtual int Write(int fd, const void* data, std::size_t size);
   virtual int Fsync(int fd);
   virtual int Rename(const std::string& from, const std::string& to);
+  // Creates and opens a new temporary file from PATTERN (mkostemp); returns the
+  // descriptor or -errno.
+  virtual int CreateTemp(std::string& pattern);
 
   // The real calls, shared by every cache that is given no other.
   static std::shared_ptr<FileOps> Real();
 };
 
+enum class LinkMode { kReflink, kHardlink, kSymlink, kCopy };
+
+// "reflink", "hardlink", "symlink", "copy".
+std::string_view ToString(LinkMode mode);
+
+// Parses config cache.link: "auto" (reflink, then copy: the workspace keeps
+// files of its own) or a comma-separated list of modes tried in that order.
+// InvalidArgument for anything else.
+Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text);
+
 // What a path's content is, once hashed.
 struct ObjectInfo {
-  std::string hash;  // 64 lowercase hex digits
-  std::uint64_t size =
-      0;  // bytes of a file; for a directory the sum of its files' sizes
+  std::string hash;        // 64 lowercase hex digits
+  std::uint64_t size = 0;  // bytes of a file; for a directory the sum of its files
   bool is_directory = false;
 };
 
@@ -63,26 +83,55 @@ class ObjectCache {
   // True when the object HASH is in the cache.
   bool Has(const std::string& hash) const;
 
-  // Hashes the file or directory at PATH without storing it. NotFound when PATH
-  // does not exist; IOError when it cannot be read, changes while it is read,
-  // or holds a file of a kind other than regular file or directory.
+  // Hashes the file or directory at PATH without storing it (see Scan for the
+  // options: stat cache, threads, progress). NotFound when PATH does not exist;
+  // IOError when it cannot be read, changes while it is read, or holds a file
+  // of a kind other than regular file or directory.
   Result<ObjectInfo> Hash(const std::filesystem::path& path) const;
 
-  // Hashes the file or directory at PATH and stores its content (for a
-  // directory: every file and the manifest). Reads each file once. Errors as
-  // Hash, plus IOError when the cache cannot be written; on error no object is
-  // left half-written.
+  // Hashes the file or directory at PATH and stores its content, copying (or
+  // reflinking) so that PATH is left as it was. Errors as Hash, plus IOError
+  // when the cache cannot be written; on error no object is left half-written.
   Result<ObjectInfo> Store(const std::filesystem::path& path) const;
 
- private:
-  Result<ObjectInfo> HashOrStore(const std::filesystem::path& path,
-                                 bool store) const;
-  Result<ObjectInfo> FileObject(const std::filesystem::path& path,
-                                bool store) const;
-  Result<ObjectInfo> DirectoryObject(const std::filesystem::path& path,
-                                     bool store) const;
-  Status PutBytes(const std::string& hash, const std::string& bytes) const;
+  // Stores the regular file at PATH by the first strategy of ORDER that works
+  // and returns its hash and the strategy used. With kHardlink the file becomes
+  // read-only (it is the object); with kSymlink it is replaced by a link to the
+  // object. When the object exists already, a hardlinked or symlinked PATH is
+  // relinked to it. IOError as Store, or when PATH changed while it was stored.
+  struct Stored {
+    std::string hash;
+    std::uint64_t size = 0;
+    LinkMode mode = LinkMode::kCopy;
+  };
+  Result<Stored> StoreFile(const std::filesystem::path& path,
+                           std::span<const LinkMode> order) const;
 
+  // Stores BYTES as an object and returns its hash.
+  Result<std::string> PutBytes(std::string_view bytes) const;
+
+  // The bytes of object HASH. NotFound when it is not in the cache.
+  Result<std::string> ReadObject(const std::string& hash) const;
+
+  // Places the content of object HASH at DEST (replacing a file there) by the
+  // first strategy of ORDER that works; a copy is writable, a hardlink is
+  // read-only. Parent folders are created. NotFound when the object is missing.
+  Status Materialize(const std::string& hash, const std::filesystem::path& dest,
+                     std::span<const LinkMode> order) const;
+
+  // Re-hashes object HASH: true when its content matches its name. NotFound
+  // when it is missing.
+  Result<bool> Verify(const std::string& hash) const;
+
+  // Calls SINK for every object in the cache (hash and size), in no particular
+  // order; stops at SINK's first error.
+  Status ForEach(
+      const std::function<Status(const std::string&, std::uint64_t)>& sink) const;
+
+  // Deletes object HASH. NotFound when it is not there.
+  Status Remove(const std::string& hash) const;
+
+ private:
   std::filesystem::path root_;
   std::shared_ptr<FileOps> ops_;
 };

@@ -1,0 +1,49 @@
+#include <fmt/format.h>
+
+#include "../verb.h"
+#include "cmf/json_output.h"
+#include "cmf/workspace.h"
+
+namespace cmf::cli {
+namespace {
+
+class FsckVerb : public Verb {
+ public:
+  void Setup(CLI::App& app) override {
+    app.add_flag("-q,--quiet", quiet_, "No progress line");
+    app.add_flag("--json", json_, "Print the report as JSON");
+  }
+
+  int Run(Context& ctx) override {
+    AddOptions options;
+    options.progress = !quiet_ && !json_;
+    Result<FsckReport> report = Fsck(*ctx.repo, options);
+    if (!report.ok()) return Fail(report.status());
+    if (json_) {
+      fmt::print("{}\n", FsckJson(*report));
+    } else {
+      std::string out;
+      for (const std::string& h : report->corrupt) out += fmt::format("corrupt object {}\n", h);
+      for (const auto& m : report->missing) {
+        out += fmt::format("missing object {} ({})\n", m.hash, m.path);
+      }
+      out += fmt::format("checked {} object{}\n", report->objects,
+                         report->objects == 1 ? "" : "s");
+      fmt::print("{}", out);
+    }
+    if (report->ok()) return kExitOk;
+    return Fail(Status::Corruption(
+        fmt::format("fsck found {} corrupt and {} missing object{}", report->corrupt.size(),
+                    report->missing.size(), report->missing.size() == 1 ? "" : "s")));
+  }
+
+ private:
+  bool quiet_ = false;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> MakeFsckVerb() { return std::make_unique<FsckVerb>(); }
+
+}  // namespace cmf::cli

@@ -1,0 +1,49 @@
+#include <fmt/format.h>
+
+#include "../format.h"
+#include "../verb.h"
+#include "cmf/json_output.h"
+#include "cmf/workspace.h"
+
+namespace cmf::cli {
+namespace {
+
+class GcVerb : public Verb {
+ public:
+  void Setup(CLI::App& app) override {
+    app.add_flag("-f,--force", force_, "Remove the objects (without it: only list them)");
+    app.add_flag("--json", json_, "Print the report as JSON");
+  }
+
+  int Run(Context& ctx) override {
+    Result<GcReport> report = CollectGarbage(*ctx.repo, /*dry_run=*/!force_);
+    if (!report.ok()) return Fail(report.status());
+    if (json_) {
+      fmt::print("{}\n", GcJson(*report));
+      return kExitOk;
+    }
+    std::string out;
+    for (const std::string& h : report->unreferenced) out += h + "\n";
+    std::size_t n = report->unreferenced.size();
+    if (report->removed) {
+      out += fmt::format("removed {} unreferenced object{} ({})\n", n, n == 1 ? "" : "s",
+                         HumanSize(report->bytes));
+    } else {
+      out += fmt::format("{} unreferenced object{} ({}) would be removed; run 'cmf gc --force' "
+                         "to remove {}\n",
+                         n, n == 1 ? "" : "s", HumanSize(report->bytes), n == 1 ? "it" : "them");
+    }
+    fmt::print("{}", out);
+    return kExitOk;
+  }
+
+ private:
+  bool force_ = false;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> MakeGcVerb() { return std::make_unique<GcVerb>(); }
+
+}  // namespace cmf::cli

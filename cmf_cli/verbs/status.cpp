@@ -1,0 +1,57 @@
+#include <fmt/format.h>
+
+#include "../verb.h"
+#include "cmf/json_output.h"
+#include "cmf/workspace.h"
+
+namespace cmf::cli {
+namespace {
+
+class StatusVerb : public Verb {
+ public:
+  void Setup(CLI::App& app) override {
+    app.add_flag("-q,--quiet", quiet_, "No progress line");
+    app.add_flag("--json", json_, "Print the report as JSON");
+  }
+
+  int Run(Context& ctx) override {
+    AddOptions options;
+    options.progress = !quiet_ && !json_;
+    Result<StatusReport> report = WorkspaceStatus(*ctx.repo, options);
+    if (!report.ok()) return Fail(report.status());
+    if (json_) {
+      fmt::print("{}\n", StatusJson(*report));
+      return kExitOk;
+    }
+    std::string out;
+    if (report->tracked.empty()) {
+      out += "No tracked data (track some with 'cmf add PATH').\n";
+    } else if (report->changes.empty()) {
+      out += fmt::format("Tracked data: {} path{}, all as recorded.\n", report->tracked.size(),
+                         report->tracked.size() == 1 ? "" : "s");
+    } else {
+      out += "Changes to tracked data (use 'cmf add PATH' to record them, 'cmf checkout PATH' "
+             "to restore):\n";
+      for (const Change& c : report->changes) {
+        out += fmt::format("  {:<10}{}\n", std::string(ToString(c.kind)) + ":", c.path);
+      }
+    }
+    if (report->uncommitted_executions > 0) {
+      out += fmt::format("Metadata: {} execution{} not committed.\n",
+                         report->uncommitted_executions,
+                         report->uncommitted_executions == 1 ? "" : "s");
+    }
+    fmt::print("{}", out);
+    return kExitOk;
+  }
+
+ private:
+  bool quiet_ = false;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> MakeStatusVerb() { return std::make_unique<StatusVerb>(); }
+
+}  // namespace cmf::cli

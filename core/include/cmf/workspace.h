@@ -1,0 +1,109 @@
+// Data versioning in the workspace: what `cmf add`, `status`, `checkout`,
+// `unlock`, `fsck` and `gc` do.
+//
+// A tracked path (a file or a directory of the workspace) is recorded in the
+// store with the hash of its content, and that content is kept in the object
+// cache, entered by the link strategies of config cache.link (default: auto =
+// reflink, then copy). Unchanged files are never hashed twice:
+// the store keeps a stat cache (path, device, inode, size, mtime -> hash).
+//
+// Every function here borrows a Repo opened for writing and is used from one
+// thread at a time (they use all cores inside).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cmf/records.h"
+#include "cmf/repo.h"
+#include "cmf/status.h"
+
+namespace cmf {
+
+struct AddOptions {
+  bool progress = true;  // a progress line while stdout is a terminal
+  unsigned threads = 0;  // 0: one per core
+};
+
+struct AddResult {
+  ArtifactRef artifact;              // path is workspace-relative
+  std::uint64_t files = 0;           // regular files in it
+  std::uint64_t hashed_files = 0;    // read this time (the rest came from the stat cache)
+  std::uint64_t hashed_bytes = 0;
+  bool changed = false;              // its tracked content differs from before
+};
+
+// Tracks PATHS: hashes them, stores their content in the cache and records
+// them. InvalidArgument for a path outside the workspace or inside .cmf/;
+// NotFound for a missing one; IOError as the object cache reports. Paths are
+// checked before anything is stored, and a path is recorded only after all of
+// its content is in the cache.
+Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<std::filesystem::path>& paths,
+                                   const AddOptions& options);
+
+// One difference between a tracked path and the workspace.
+struct Change {
+  enum class Kind { kModified, kMissing, kNew };
+  Kind kind = Kind::kModified;
+  std::string path;     // workspace-relative
+  std::string tracked;  // the tracked path it belongs to
+};
+std::string_view ToString(Change::Kind kind);  // "modified", "missing", "new"
+
+struct StatusReport {
+  std::vector<ArtifactRef> tracked;
+  std::vector<Change> changes;  // sorted by path
+  std::int64_t uncommitted_executions = 0;
+};
+
+// Compares every tracked path with the workspace (through the stat cache).
+Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options);
+
+struct CheckoutResult {
+  std::string path;
+  std::string hash;
+  std::uint64_t restored_files = 0;  // files written; the others were already right
+};
+
+// Restores PATH (a tracked path, or a path inside a tracked directory) from the
+// cache. With REV (an artifact hash or a unique prefix of one), restores that
+// content instead and tracks it at PATH. NotFound when PATH is not tracked or
+// the content is not in the cache.
+Result<CheckoutResult> Checkout(Repo& repo, const std::filesystem::path& path,
+                                const std::optional<std::string>& rev);
+
+// Replaces each file under PATH that shares its bytes with the cache (a hard
+// link or a symbolic link into it) by a private, writable copy. Returns the
+// number of files unlocked.
+Result<std::uint64_t> Unlock(Repo& repo, const std::filesystem::path& path);
+
+struct FsckReport {
+  std::uint64_t objects = 0;                 // objects verified
+  std::vector<std::string> corrupt;          // objects whose content does not match their name
+  struct Missing {
+    std::string hash;
+    std::string path;  // where the artifact was seen
+  };
+  std::vector<Missing> missing;              // expected in the cache but absent
+  bool ok() const { return corrupt.empty() && missing.empty(); }
+};
+
+// Verifies every object against its name and every record that expects its
+// bytes in the cache (tracked paths, execution outputs, the files of their
+// manifests). Repairs nothing.
+Result<FsckReport> Fsck(Repo& repo, const AddOptions& options);
+
+struct GcReport {
+  std::vector<std::string> unreferenced;  // objects no record needs
+  std::uint64_t bytes = 0;
+  bool removed = false;
+};
+
+// Finds the objects that no record references (directly or through a
+// manifest) and, unless DRY_RUN, removes them.
+Result<GcReport> CollectGarbage(Repo& repo, bool dry_run);
+
+}  // namespace cmf

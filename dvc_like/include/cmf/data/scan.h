@@ -1,0 +1,91 @@
+// Scanning a file or a directory tree: what its content is, by hash, read at
+// disk speed.
+//
+// Scan stats every file, takes the hash of each unchanged file from a stat
+// cache (path, device, inode, size, mtime -> hash), hashes the rest in
+// parallel on all cores in large blocks, and optionally stores them in the
+// object cache. A directory's hash is the hash of its manifest:
+//
+//   cmf-manifest 1
+//   100644 3 2d71...e5 sub/y.txt
+//
+// one line per regular file, sorted by path: mode (100755 when the owner may
+// execute it), size, SHA-256 and the path relative to the directory
+// (doc/formats.md). Nested .cmf folders are skipped.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cmf/data/object_cache.h"
+#include "cmf/data/progress.h"
+#include "cmf/status.h"
+
+namespace cmf::data {
+
+// How a file looks on disk: if all of these are unchanged, so is its content.
+struct FileStat {
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const FileStat&) const = default;
+};
+
+// Remembers files' hashes by their FileStat. Scan calls it from the calling
+// thread only, so implementations need not be thread-safe.
+class StatCache {
+ public:
+  virtual ~StatCache() = default;
+  // Called once per scan before any Lookup, with the absolute path scanned: a
+  // chance to load the entries under it in one go.
+  virtual void Prefetch(const std::filesystem::path& root) { (void)root; }
+  // The hash remembered for the absolute PATH if it still looks like STAT.
+  virtual std::optional<std::string> Lookup(const std::string& path, const FileStat& stat) = 0;
+  virtual void Remember(const std::string& path, const FileStat& stat,
+                        const std::string& hash) = 0;
+  // Called once at the end of a scan that succeeded: persist what was
+  // remembered.
+  virtual Status Flush() { return Status::Ok(); }
+};
+
+struct ScanOptions {
+  StatCache* stat_cache = nullptr;  // none: hash everything
+  bool store = false;               // also store the content in the cache
+  std::vector<LinkMode> link_order = {LinkMode::kCopy};  // when storing
+  unsigned threads = 0;             // 0: one per core
+  Progress* progress = nullptr;     // told of every file and byte read
+};
+
+struct ScannedFile {
+  std::string path;  // relative to the directory, '/'-separated ("" for a file)
+  std::uint64_t size = 0;
+  bool executable = false;
+  std::string hash;
+};
+
+struct ScanResult {
+  ObjectInfo info;
+  std::vector<ScannedFile> files;   // sorted by path; one entry for a file
+  std::uint64_t hashed_files = 0;   // read this time, not taken from the stat cache
+  std::uint64_t hashed_bytes = 0;
+};
+
+// Scans the file or directory at PATH. NotFound when it does not exist;
+// IOError when something cannot be read, changes while it is read, or is
+// neither a regular file nor a directory; InvalidArgument for a file name with
+// a line break. When storing, errors of the cache as ObjectCache::StoreFile.
+Result<ScanResult> Scan(const ObjectCache& cache, const std::filesystem::path& path,
+                        const ScanOptions& options);
+
+// The manifest text of FILES (already sorted by path).
+std::string BuildManifest(const std::vector<ScannedFile>& files);
+
+// The files a manifest lists. Corruption when TEXT is not a manifest.
+Result<std::vector<ScannedFile>> ParseManifest(std::string_view text);
+
+}  // namespace cmf::data
