@@ -50,11 +50,19 @@ struct ProcessCost {
 };
 
 // Runs ARGV in CWD with its output sent to /dev/null; wall time and peak
-// memory.
+// memory. The memory is read by GNU time (/usr/bin/time, Debian package
+// "time"): a child's own rusage would start from this process's size.
 ProcessCost RunQuiet(const std::vector<std::string>& argv,
                      const fs::path& cwd) {
+  static const bool have_time = ::access("/usr/bin/time", X_OK) == 0;
+  fs::path rss_file =
+      fs::temp_directory_path() / fmt::format("cmf-bench-rss-{}", ::getpid());
   std::vector<std::string> args = {
       "/bin/sh", "-c", "cd \"$0\" && exec \"$@\" >/dev/null", cwd.string()};
+  if (have_time) {
+    args.insert(args.end(),
+                {"/usr/bin/time", "-q", "-f", "%M", "-o", rss_file.string()});
+  }
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> p;
   for (auto& a : args) p.push_back(a.data());
@@ -65,11 +73,14 @@ ProcessCost RunQuiet(const std::vector<std::string>& argv,
   if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
     return cost;
   int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
+  waitpid(pid, &status, 0);
   cost.seconds = SecondsSince(start);
-  cost.max_rss_kib = usage.ru_maxrss;
   cost.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (have_time) {
+    std::ifstream in(rss_file);
+    in >> cost.max_rss_kib;
+    fs::remove(rss_file);
+  }
   return cost;
 }
 
@@ -317,8 +328,13 @@ int main(int argc, char** argv) {
       (db_size + (ec ? 0 : wal)) / 1048576.0);
   fmt::print("{:<44} {:>10} {:>12}\n", "command", "ms", "peak MiB");
   auto show = [](const std::string& what, const ProcessCost& c) {
-    fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3,
-               c.max_rss_kib / 1024.0);
+    if (c.max_rss_kib > 0) {
+      fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3,
+                 c.max_rss_kib / 1024.0);
+    } else {
+      fmt::print("{:<44} {:>10.1f} {:>12}\n", what, c.seconds * 1e3,
+                 "(no time)");
+    }
   };
   fs::path ws = root / "ws-log";
   show("cmf log -n 20", Median({cmf_binary, "log", "-n", "20"}, ws, 7));

@@ -128,9 +128,10 @@ int Main(int argc, char** argv) {
       ctx.discover.cmf_dir = dir;
     Result<Repo> repo = Status::NotFound("no repository");
     if (e.info->needs != Needs::kNothing) {
-      repo = Repo::Open(ctx.discover, e.info->needs == Needs::kRepo
-                                          ? OpenMode::kReadWrite
-                                          : OpenMode::kRead);
+      OpenMode mode = e.info->needs == Needs::kRepo     ? OpenMode::kReadWrite
+                      : e.info->needs == Needs::kConfig ? OpenMode::kConfig
+                                                        : OpenMode::kRead;
+      repo = Repo::Open(ctx.discover, mode);
       if (!repo.ok()) return Fail(repo.status());
       ctx.repo = &repo.value();
     }

@@ -37,7 +37,7 @@ class Verb {
 };
 
 // What the dispatcher opens before a verb runs.
-enum class Needs { kNothing, kRepoToRead, kRepo };
+enum class Needs { kNothing, kRepoToRead, kRepo, kConfig };
 
 struct VerbInfo {
   std::string_view name;

@@ -60,6 +60,10 @@ Outcome RunProcess(const std::vector<std::string>& argv, const fs::path& cwd,
     std::string entry(*e);
     std::string name = entry.substr(0, entry.find('='));
     if (env.count(name)) continue;
+    // The user's own repository and a surrounding cmf exec must not leak in.
+    if (name == "CMF_DIR" || name == "CMF_METRICS_FD" ||
+        name == "CMF_EXECUTION_ID")
+      continue;
     env_storage.push_back(entry);
   }
   for (const auto& [name, value] : env) {
@@ -100,6 +104,7 @@ Outcome RunProcess(const std::vector<std::string>& argv, const fs::path& cwd,
   Outcome o;
   o.exit_code =
       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   o.out = ReadFile(out_path);
   o.err = ReadFile(err_path);
   return o;

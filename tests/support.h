@@ -30,7 +30,8 @@ void WriteFile(const std::filesystem::path& path, const std::string& content);
 std::string ReadFile(const std::filesystem::path& path);
 
 struct Outcome {
-  int exit_code = -1;
+  int exit_code = -1;  // 128 + signal when a signal ended it, as a shell says
+  int signal = 0;      // the signal that ended it, if one did
   std::string out;
   std::string err;
 };

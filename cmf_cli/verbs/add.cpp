@@ -11,7 +11,8 @@ namespace {
 class AddVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("paths", paths_, "Files or directories of the workspace to track")
+    app.add_option("paths", paths_,
+                   "Files or directories of the workspace to track")
         ->required();
     app.add_flag("-q,--quiet", quiet_, "No progress line, no report");
     app.add_flag("--json", json_, "Print what was added as JSON");
@@ -30,8 +31,9 @@ class AddVerb : public Verb {
         std::string files = r.artifact.kind == ArtifactKind::kDirectory
                                 ? fmt::format("{} files, ", r.files)
                                 : "";
-        fmt::print("{} {}  {} ({}{}; {} hashed)\n", r.changed ? "added" : "unchanged",
-                   r.artifact.path, r.artifact.hash.substr(0, 12), files,
+        fmt::print("{} {}  {} ({}{}; {} hashed)\n",
+                   r.changed ? "added" : "unchanged", r.artifact.path,
+                   r.artifact.hash.substr(0, 12), files,
                    HumanSize(r.artifact.size), HumanSize(r.hashed_bytes));
       }
     }

@@ -11,10 +11,12 @@ namespace {
 class CheckoutVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("path", path_, "A tracked path, or a path inside a tracked directory")
+    app.add_option("path", path_,
+                   "A tracked path, or a path inside a tracked directory")
         ->required();
     app.add_option("--rev", rev_,
-                   "Restore this content (an artifact hash or unique prefix) instead, and "
+                   "Restore this content (an artifact hash or unique prefix) "
+                   "instead, and "
                    "track it at PATH")
         ->type_name("OBJECT");
     app.add_flag("-q,--quiet", quiet_, "Print nothing on success");
@@ -25,7 +27,8 @@ class CheckoutVerb : public Verb {
     if (!r.ok()) return Fail(r.status());
     if (!quiet_) {
       fmt::print("restored {} file{} of {} ({})\n", r->restored_files,
-                 r->restored_files == 1 ? "" : "s", r->path, r->hash.substr(0, 12));
+                 r->restored_files == 1 ? "" : "s", r->path,
+                 r->hash.substr(0, 12));
     }
     return kExitOk;
   }
@@ -38,6 +41,8 @@ class CheckoutVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeCheckoutVerb() { return std::make_unique<CheckoutVerb>(); }
+std::unique_ptr<Verb> MakeCheckoutVerb() {
+  return std::make_unique<CheckoutVerb>();
+}
 
 }  // namespace cmf::cli

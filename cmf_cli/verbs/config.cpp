@@ -35,6 +35,8 @@ class ConfigVerb : public Verb {
       return st.ok() ? kExitOk : Fail(st);
     }
     if (value_) {
+      if (Status valid = Config::Validate(*key_, *value_); !valid.ok())
+        return Fail(valid);
       Status st = config.Set(*key_, *value_);
       return st.ok() ? kExitOk : Fail(st);
     }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include "../verb.h"
 
 namespace cmf::cli {
@@ -38,6 +40,7 @@ class ExecVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
+    if (stage_.empty()) return UsageError("--stage needs a name");
     ExecOptions options;
     options.run.pipeline = pipeline_;
     options.run.stage = stage_;
@@ -64,6 +67,11 @@ class ExecVerb : public Verb {
                  ToString(outcome->status), outcome->message);
     } else if (!quiet_) {
       fmt::print(stderr, "cmf: recorded execution {} (ok)\n", outcome->id);
+    }
+    if (outcome->signal == SIGINT || outcome->signal == SIGQUIT) {
+      // Die of the same signal, so that a calling shell loop stops too.
+      std::signal(outcome->signal, SIG_DFL);
+      std::raise(outcome->signal);
     }
     if (outcome->status == ExecStatus::kOk) return kExitOk;
     return outcome->exit_code != 0 ? outcome->exit_code : kExitFailure;

@@ -23,7 +23,8 @@ class FsckVerb : public Verb {
       fmt::print("{}\n", FsckJson(*report));
     } else {
       std::string out;
-      for (const std::string& h : report->corrupt) out += fmt::format("corrupt object {}\n", h);
+      for (const std::string& h : report->corrupt)
+        out += fmt::format("corrupt object {}\n", h);
       for (const auto& m : report->missing) {
         out += fmt::format("missing object {} ({})\n", m.hash, m.path);
       }
@@ -32,9 +33,9 @@ class FsckVerb : public Verb {
       fmt::print("{}", out);
     }
     if (report->ok()) return kExitOk;
-    return Fail(Status::Corruption(
-        fmt::format("fsck found {} corrupt and {} missing object{}", report->corrupt.size(),
-                    report->missing.size(), report->missing.size() == 1 ? "" : "s")));
+    return Fail(Status::Corruption(fmt::format(
+        "fsck found {} corrupt and {} missing object{}", report->corrupt.size(),
+        report->missing.size(), report->missing.size() == 1 ? "" : "s")));
   }
 
  private:

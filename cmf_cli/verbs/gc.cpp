@@ -11,7 +11,8 @@ namespace {
 class GcVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_flag("-f,--force", force_, "Remove the objects (without it: only list them)");
+    app.add_flag("-f,--force", force_,
+                 "Remove the objects (without it: only list them)");
     app.add_flag("--json", json_, "Print the report as JSON");
   }
 
@@ -26,12 +27,15 @@ class GcVerb : public Verb {
     for (const std::string& h : report->unreferenced) out += h + "\n";
     std::size_t n = report->unreferenced.size();
     if (report->removed) {
-      out += fmt::format("removed {} unreferenced object{} ({})\n", n, n == 1 ? "" : "s",
-                         HumanSize(report->bytes));
+      out += fmt::format("removed {} unreferenced object{} ({})\n", n,
+                         n == 1 ? "" : "s", HumanSize(report->bytes));
     } else {
-      out += fmt::format("{} unreferenced object{} ({}) would be removed; run 'cmf gc --force' "
-                         "to remove {}\n",
-                         n, n == 1 ? "" : "s", HumanSize(report->bytes), n == 1 ? "it" : "them");
+      out += fmt::format(
+          "{} unreferenced object{} ({}) would be removed; run 'cmf gc "
+          "--force' "
+          "to remove {}\n",
+          n, n == 1 ? "" : "s", HumanSize(report->bytes),
+          n == 1 ? "it" : "them");
     }
     fmt::print("{}", out);
     return kExitOk;

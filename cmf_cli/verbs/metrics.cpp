@@ -8,6 +8,14 @@
 namespace cmf::cli {
 namespace {
 
+// NAME as a CSV field: quoted when it holds a comma, a quote or a line break.
+std::string CsvField(const std::string& name) {
+  if (name.find_first_of(",\"\n\r") == std::string::npos) return name;
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 class MetricsVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
@@ -34,8 +42,9 @@ class MetricsVerb : public Verb {
     if (csv_) {
       out = "series,step,value\n";
       for (const auto& [name, points] : *series) {
-        for (const MetricPoint& p : points)
-          out += fmt::format("{},{},{}\n", name, p.step, p.value);
+        for (const MetricPoint& p : points) {
+          out += fmt::format("{},{},{}\n", CsvField(name), p.step, p.value);
+        }
       }
     } else {
       for (const auto& [name, points] : *series) {

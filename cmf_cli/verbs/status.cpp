@@ -27,13 +27,17 @@ class StatusVerb : public Verb {
     if (report->tracked.empty()) {
       out += "No tracked data (track some with 'cmf add PATH').\n";
     } else if (report->changes.empty()) {
-      out += fmt::format("Tracked data: {} path{}, all as recorded.\n", report->tracked.size(),
+      out += fmt::format("Tracked data: {} path{}, all as recorded.\n",
+                         report->tracked.size(),
                          report->tracked.size() == 1 ? "" : "s");
     } else {
-      out += "Changes to tracked data (use 'cmf add PATH' to record them, 'cmf checkout PATH' "
-             "to restore):\n";
+      out +=
+          "Changes to tracked data (use 'cmf add PATH' to record them, 'cmf "
+          "checkout PATH' "
+          "to restore):\n";
       for (const Change& c : report->changes) {
-        out += fmt::format("  {:<10}{}\n", std::string(ToString(c.kind)) + ":", c.path);
+        out += fmt::format("  {:<10}{}\n", std::string(ToString(c.kind)) + ":",
+                           c.path);
       }
     }
     if (report->uncommitted_executions > 0) {
@@ -52,6 +56,8 @@ class StatusVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeStatusVerb() { return std::make_unique<StatusVerb>(); }
+std::unique_ptr<Verb> MakeStatusVerb() {
+  return std::make_unique<StatusVerb>();
+}
 
 }  // namespace cmf::cli

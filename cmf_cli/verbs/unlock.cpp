@@ -9,7 +9,8 @@ namespace {
 class UnlockVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("paths", paths_, "Files or directories to make private, writable copies of")
+    app.add_option("paths", paths_,
+                   "Files or directories to make private, writable copies of")
         ->required();
   }
 
@@ -28,6 +29,8 @@ class UnlockVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeUnlockVerb() { return std::make_unique<UnlockVerb>(); }
+std::unique_ptr<Verb> MakeUnlockVerb() {
+  return std::make_unique<UnlockVerb>();
+}
 
 }  // namespace cmf::cli

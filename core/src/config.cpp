@@ -2,6 +2,9 @@
 
 #include <git2.h>
 
+#include <cctype>
+
+#include "cmf/data/object_cache.h"
 #include "git_util.h"
 
 namespace cmf {
@@ -48,6 +51,28 @@ Status Config::Set(const std::string& key, const std::string& value) {
   if (rc == GIT_EINVALIDSPEC)
     return Status::InvalidArgument("invalid config key '" + key + "'");
   if (rc < 0) return git::Error(rc, "cannot write config key '" + key + "'");
+  return Status::Ok();
+}
+
+Status Config::Validate(const std::string& key, const std::string& value) {
+  std::string k = key;
+  for (char& c : k)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (k == "core.site") {
+    if (value.empty() || value.find_first_of(" \t\n/") != std::string::npos) {
+      return Status::InvalidArgument(
+          "core.site must be a non-empty name without blanks or '/'");
+    }
+  } else if (k == "store.synchronous") {
+    if (value != "full" && value != "normal") {
+      return Status::InvalidArgument(
+          "store.synchronous must be 'full' or 'normal', not '" + value + "'");
+    }
+  } else if (k == "cache.link") {
+    return data::ParseLinkOrder(value).status();
+  } else if (k == "core.repositoryformatversion" && value != "1") {
+    return Status::InvalidArgument("core.repositoryformatversion must stay 1");
+  }
   return Status::Ok();
 }
 

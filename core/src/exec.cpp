@@ -18,6 +18,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "cmf/clock.h"
 #include "cmf/data/object_cache.h"
 
 extern char** environ;
@@ -59,7 +60,11 @@ void ForwardSignal(int sig) {
   if (g_child > 0) ::kill(static_cast<pid_t>(g_child), sig);
 }
 
-// Sets the parent's signal handling for the time a child runs, and restores it.
+// The parent's signal handling while a child runs: SIGINT and SIGQUIT are
+// ignored (the terminal sends them to the command too, as for system()),
+// SIGTERM and SIGHUP are passed on to the command, SIGCHLD is the default (an
+// inherited "ignore" would make waitpid fail). Restored by Release() or at the
+// end of the scope.
 class SignalGuard {
  public:
   SignalGuard() {
@@ -74,18 +79,29 @@ class SignalGuard {
     forward.sa_flags = SA_RESTART;
     ::sigaction(SIGTERM, &forward, &old_term_);
     ::sigaction(SIGHUP, &forward, &old_hup_);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGCHLD, &dfl, &old_chld_);
+    active_ = true;
   }
-  ~SignalGuard() {
+  ~SignalGuard() { Release(); }
+
+  void Release() {
+    if (!active_) return;
     g_child = 0;
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGQUIT, &old_quit_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
     ::sigaction(SIGHUP, &old_hup_, nullptr);
+    ::sigaction(SIGCHLD, &old_chld_, nullptr);
+    active_ = false;
   }
 
  private:
+  bool active_ = false;
   struct sigaction old_int_ {
-  }, old_quit_{}, old_term_{}, old_hup_{};
+  }, old_quit_{}, old_term_{}, old_hup_{}, old_chld_{};
 };
 
 // Reads "SERIES STEP VALUE" lines from a pipe and logs them in one transaction
@@ -93,33 +109,60 @@ class SignalGuard {
 // costs few commits.
 class MetricsReader {
  public:
+  static constexpr std::size_t kMaxLine = 4096;
+
   explicit MetricsReader(Run& run) : run_(run) {}
 
-  // Consumes the bytes available; returns false at end of file or error.
+  // Consumes what is available; returns false at end of file, on an error, or
+  // when nothing is available on a non-blocking descriptor.
   bool ReadAvailable(int fd) {
     char buf[65536];
     ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      return true;  // EAGAIN (drained) ends a read loop
+    if (n < 0 && errno == EINTR) return true;
     if (n <= 0) return false;
     pending_.append(buf, static_cast<std::size_t>(n));
+    Consume(/*at_end=*/false);
+    return true;
+  }
+
+  // Takes a last line that has no line break.
+  void Finish() { Consume(/*at_end=*/true); }
+
+  int logged() const { return logged_; }
+
+ private:
+  void Consume(bool at_end) {
     std::map<std::string, std::vector<MetricPoint>> batch;
     std::size_t start = 0;
-    for (std::size_t nl; (nl = pending_.find('\n', start)) != std::string::npos;
-         start = nl + 1) {
-      std::string_view line(pending_.data() + start, nl - start);
-      std::string series;
-      MetricPoint point;
-      if (ParseMetricLine(line, &series, &point)) {
-        batch[series].push_back(point);
-      } else if (!line.empty()) {
-        fmt::print(stderr,
-                   "cmf: warning: ignoring metrics line '{}' (want: SERIES "
-                   "STEP VALUE)\n",
-                   line);
+    for (;;) {
+      std::size_t nl = pending_.find('\n', scanned_);
+      if (nl == std::string::npos) {
+        if (at_end && start < pending_.size())
+          nl = pending_.size();
+        else
+          break;
       }
+      std::string_view line(pending_.data() + start, nl - start);
+      if (skipping_) {
+        skipping_ = false;  // the tail of an overlong line, already reported
+      } else if (line.size() > kMaxLine) {
+        WarnOverlong();
+      } else {
+        Take(line, batch);
+      }
+      start = std::min(nl + 1, pending_.size());
+      scanned_ = start;
+      if (nl == pending_.size()) break;
     }
     pending_.erase(0, start);
+    scanned_ = pending_.size();
+    if (pending_.size() >
+        kMaxLine) {  // no line break in sight: drop it, warn once
+      WarnOverlong();
+      pending_.clear();
+      scanned_ = 0;
+      skipping_ = true;
+    }
     for (const auto& [series, points] : batch) {
       Status st = run_.LogMetrics(series, points);
       if (!st.ok()) {
@@ -129,14 +172,32 @@ class MetricsReader {
         logged_ += static_cast<int>(points.size());
       }
     }
-    return true;
   }
 
-  int logged() const { return logged_; }
+  void WarnOverlong() {
+    fmt::print(stderr,
+               "cmf: warning: ignoring a metrics line longer than {} bytes\n",
+               kMaxLine);
+  }
 
- private:
+  void Take(std::string_view line,
+            std::map<std::string, std::vector<MetricPoint>>& batch) {
+    std::string series;
+    MetricPoint point;
+    if (ParseMetricLine(line, &series, &point)) {
+      batch[series].push_back(point);
+    } else if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      fmt::print(stderr,
+                 "cmf: warning: ignoring metrics line '{}' (want: SERIES STEP "
+                 "VALUE)\n",
+                 line);
+    }
+  }
+
   Run& run_;
   std::string pending_;
+  std::size_t scanned_ = 0;  // pending_ holds no line break before this
+  bool skipping_ = false;
   int logged_ = 0;
 };
 
@@ -210,19 +271,15 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
     CMF_RETURN_IF_ERROR(EventPath(repo, path).status());
   }
 
-  CMF_ASSIGN_OR_RETURN(Run run, Run::Start(repo, options.run));
-  for (const ArtifactRef& ref : inputs)
-    CMF_RETURN_IF_ERROR(run.LogHashed(Direction::kInput, ref));
-
-  ExecOutcome outcome;
-  outcome.id = run.id();
+  // The command starts before the execution is recorded, so that one that
+  // cannot be started leaves no record; it learns its id from its environment.
+  const std::int64_t started_ms = SystemClock::Get()->NowMs();
+  const std::string id = NewUuidV7(started_ms);
 
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) {
-    Status st = Status::IOError(std::string("cannot create a pipe: ") +
-                                std::strerror(errno));
-    (void)run.Finish(ExecStatus::kFailed, std::nullopt, st.message());
-    return st;
+    return Status::IOError(std::string("cannot create a pipe: ") +
+                           std::strerror(errno));
   }
   const int read_fd = pipe_fds[0];
   const int write_fd =
@@ -233,70 +290,129 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   for (char** e = environ; *e; ++e) {
     std::string_view entry(*e);
     if (entry.starts_with("CMF_EXECUTION_ID=") ||
-        entry.starts_with("CMF_METRICS_FD="))
+        entry.starts_with("CMF_METRICS_FD=")) {
       continue;
+    }
     env_storage.emplace_back(entry);
   }
-  env_storage.push_back("CMF_EXECUTION_ID=" + run.id());
+  env_storage.push_back("CMF_EXECUTION_ID=" + id);
   env_storage.push_back("CMF_METRICS_FD=" + std::to_string(write_fd));
   std::vector<char*> envp;
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
+  std::vector<std::string> args = options.run.command;
   std::vector<char*> argv;
-  for (std::string& a : options.run.command) argv.push_back(a.data());
+  for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
   SignalGuard guard;
+  // SIGTERM and SIGHUP wait until the child's pid is known, to be passed on.
+  sigset_t forwarded, previous;
+  sigemptyset(&forwarded);
+  sigaddset(&forwarded, SIGTERM);
+  sigaddset(&forwarded, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &forwarded, &previous);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t defaults;
   sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) sigaddset(&defaults, sig);
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD})
+    sigaddset(&defaults, sig);
   posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(&attr, &previous);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
   int rc = ::posix_spawn(&pid, program.c_str(), nullptr, &attr, argv.data(),
                          envp.data());
+  if (rc == ENOEXEC) {
+    // A script without "#!": run it with the shell, as execvp and shells do.
+    std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), program.data()};
+    sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());
+    rc = ::posix_spawn(&pid, "/bin/sh", nullptr, &attr, sh_argv.data(),
+                       envp.data());
+  }
   posix_spawnattr_destroy(&attr);
   ::close(write_fd);
+  if (rc == 0) g_child = pid;
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (rc != 0) {
     ::close(read_fd);
-    outcome.exit_code = 127;
-    outcome.message = fmt::format(
-        "cannot run '{}': {}", options.run.command.front(), std::strerror(rc));
-    CMF_RETURN_IF_ERROR(
-        run.Finish(ExecStatus::kFailed, std::nullopt, outcome.message));
-    return outcome;
+    return Status::IOError(fmt::format(
+        "cannot run '{}': {}", options.run.command.front(), std::strerror(rc)));
   }
-  g_child = pid;
 
+  // Waits for the child (after killing it, when KILL_FIRST) and reports how it
+  // ended; a wait that fails reports it as failed with no exit code.
+  auto wait_child = [&](bool kill_first, bool block) -> std::optional<int> {
+    if (kill_first) ::kill(pid, SIGTERM);
+    for (;;) {
+      int wait_status = 0;
+      pid_t done = ::waitpid(pid, &wait_status, block ? 0 : WNOHANG);
+      if (done == pid) return wait_status;
+      if (done == 0) return std::nullopt;
+      if (errno != EINTR) return -1;
+    }
+  };
+
+  options.run.id = id;
+  options.run.started_ms = started_ms;
+  Result<Run> started = Run::Start(repo, options.run);
+  if (!started.ok()) {
+    wait_child(/*kill_first=*/true, /*block=*/true);
+    ::close(read_fd);
+    return started.status();
+  }
+  Run run = std::move(started).value();
+  for (const ArtifactRef& ref : inputs) {
+    Status st = run.LogHashed(Direction::kInput, ref);
+    if (!st.ok()) {
+      wait_child(true, true);
+      ::close(read_fd);
+      (void)run.Finish(ExecStatus::kFailed, std::nullopt, st.message());
+      return st;
+    }
+  }
+
+  ExecOutcome outcome;
+  outcome.id = run.id();
   MetricsReader metrics(run);
   bool pipe_open = true;
-  int wait_status = 0;
+  int wait_status = -1;
   for (;;) {
     if (pipe_open) {
       pollfd pfd{read_fd, POLLIN, 0};
       if (::poll(&pfd, 1, 100) > 0) pipe_open = metrics.ReadAvailable(read_fd);
     }
-    pid_t done = ::waitpid(pid, &wait_status, pipe_open ? WNOHANG : 0);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) {
-      wait_status = 0;
+    std::optional<int> done = wait_child(false, /*block=*/!pipe_open);
+    if (done) {
+      wait_status = *done;
       break;
     }
   }
-  if (pipe_open) {  // what the command wrote just before it ended
+  guard.Release();  // from here on, signals reach cmf as usual
+  if (pipe_open) {  // what the command wrote just before it ended, within a
+                    // bound
     ::fcntl(read_fd, F_SETFL, O_NONBLOCK);
-    while (metrics.ReadAvailable(read_fd)) {
+    const std::int64_t deadline = SystemClock::Get()->NowMs() + 1000;
+    while (metrics.ReadAvailable(read_fd) &&
+           SystemClock::Get()->NowMs() < deadline) {
     }
   }
+  metrics.Finish();
   ::close(read_fd);
   outcome.metrics_logged = metrics.logged();
 
-  ChildEnd end = Interpret(wait_status);
+  ChildEnd end = wait_status < 0 ? ChildEnd{ExecStatus::kFailed, 1,
+                                            "cannot wait for the command"}
+                                 : Interpret(wait_status);
   outcome.status = end.status;
   outcome.exit_code = end.exit_code;
   outcome.message = end.message;
+  outcome.signal =
+      wait_status >= 0 && WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
+  std::optional<int> recorded_code =
+      wait_status < 0 ? std::nullopt : std::optional(end.exit_code);
   if (end.status == ExecStatus::kOk) {
     for (const fs::path& path : options.outputs) {
       Result<ArtifactRef> out = run.LogOutput(path);
@@ -312,7 +428,7 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
     }
   }
   CMF_RETURN_IF_ERROR(
-      run.Finish(outcome.status, outcome.exit_code, outcome.message));
+      run.Finish(outcome.status, recorded_code, outcome.message));
   return outcome;
 }
 

@@ -93,14 +93,16 @@ std::string ExecutionsJsonWriter::Add(
 std::string StatusJson(const StatusReport& report, int indent) {
   json changes = json::array();
   for (const Change& c : report.changes) {
-    changes.push_back(
-        {{"path", c.path}, {"status", std::string(ToString(c.kind))}, {"tracked", c.tracked}});
+    changes.push_back({{"path", c.path},
+                       {"status", std::string(ToString(c.kind))},
+                       {"tracked", c.tracked}});
   }
-  return Dump({{"tracked", ArtifactsJson(report.tracked)},
-               {"changes", changes},
-               {"clean", report.changes.empty()},
-               {"uncommitted", {{"executions", report.uncommitted_executions}}}},
-              indent);
+  return Dump(
+      {{"tracked", ArtifactsJson(report.tracked)},
+       {"changes", changes},
+       {"clean", report.changes.empty()},
+       {"uncommitted", {{"executions", report.uncommitted_executions}}}},
+      indent);
 }
 
 std::string AddJson(const std::vector<AddResult>& results, int indent) {
@@ -118,7 +120,8 @@ std::string AddJson(const std::vector<AddResult>& results, int indent) {
 
 std::string FsckJson(const FsckReport& report, int indent) {
   json missing = json::array();
-  for (const auto& m : report.missing) missing.push_back({{"hash", m.hash}, {"path", m.path}});
+  for (const auto& m : report.missing)
+    missing.push_back({{"hash", m.hash}, {"path", m.path}});
   return Dump({{"ok", report.ok()},
                {"objects", report.objects},
                {"corrupt", report.corrupt},

@@ -66,7 +66,8 @@ Repo::~Repo() = default;
 
 Result<Repo> Repo::Init(const fs::path& workspace) {
   std::error_code ec;
-  fs::path root = fs::absolute(workspace, ec).lexically_normal();
+  fs::path root = fs::weakly_canonical(fs::absolute(workspace, ec), ec);
+  if (!root.has_filename()) root = root.parent_path();
   if (!fs::is_directory(root, ec)) {
     return Status::NotFound("no such directory '" + workspace.string() + "'");
   }
@@ -105,7 +106,10 @@ Result<Repo> Repo::Init(const fs::path& workspace) {
 Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
   std::error_code ec;
   if (!options.cmf_dir.empty()) {
-    fs::path dir = fs::absolute(options.cmf_dir, ec).lexically_normal();
+    // Canonical, so that a trailing slash or a symbolic link does not change
+    // which folder is the workspace.
+    fs::path dir = fs::weakly_canonical(fs::absolute(options.cmf_dir, ec), ec);
+    if (!dir.has_filename()) dir = dir.parent_path();
     if (IsCmfDir(dir)) return dir;
     if (IsCmfDir(dir / kCmfDirName)) return dir / kCmfDirName;
     return Status::NotFound("CMF_DIR '" + options.cmf_dir.string() +
@@ -115,7 +119,7 @@ Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
   if (ec)
     return Status::IOError("cannot read the current directory: " +
                            ec.message());
-  fs::path dir = fs::absolute(start, ec).lexically_normal();
+  fs::path dir = fs::weakly_canonical(fs::absolute(start, ec), ec);
   if (!dir.has_filename()) dir = dir.parent_path();  // "a/b/" -> "a/b"
   for (;;) {
     if (IsCmfDir(dir / kCmfDirName)) return dir / kCmfDirName;
@@ -145,6 +149,7 @@ Result<Repo> Repo::OpenAt(const fs::path& cmf_dir, OpenMode mode) {
   }
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(cmf_dir / "config"));
   repo.config_ = std::make_unique<Config>(std::move(config));
+  if (mode == OpenMode::kConfig) return repo;
   repo.site_ = repo.config_->GetOr("core.site", "");
   if (repo.site_.empty()) {
     return Status::Corruption("config '" + (cmf_dir / "config").string() +

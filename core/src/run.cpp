@@ -54,7 +54,17 @@ ArtifactKind GuessKind(const fs::path& path, bool is_directory) {
 
 Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
   std::error_code ec;
+  // The folder is made canonical (the workspace is), the last name is kept as
+  // given: a symbolic link to a file is recorded by its own name.
   fs::path absolute = fs::absolute(path, ec).lexically_normal();
+  if (!ec && absolute.has_parent_path() && absolute != absolute.root_path()) {
+    fs::path name = absolute.filename();
+    if (name.empty() || name == ".") {
+      absolute = fs::weakly_canonical(absolute, ec);
+    } else {
+      absolute = fs::weakly_canonical(absolute.parent_path(), ec) / name;
+    }
+  }
   if (ec)
     return Status::IOError("cannot resolve '" + path.string() +
                            "': " + ec.message());
@@ -81,8 +91,8 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
     return Status::InvalidArgument("a run needs a pipeline name");
 
   ExecutionRecord record;
-  record.started_ms = SystemClock::Get()->NowMs();
-  record.id = NewUuidV7(record.started_ms);
+  record.started_ms = spec.started_ms.value_or(SystemClock::Get()->NowMs());
+  record.id = spec.id.empty() ? NewUuidV7(record.started_ms) : spec.id;
   record.pipeline = spec.pipeline;
   record.stage = spec.stage;
   record.command = std::move(spec.command);

@@ -338,12 +338,11 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
           fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
     }));
   } else {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        impl->Prepare("SELECT value FROM meta WHERE key='format'"));
+    Result<sql::Stmt> s =
+        impl->Prepare("SELECT value FROM meta WHERE key='format'");
     Status st;
-    bool ours = s.Step(&st) && s.Text(0) == kFormatName;
-    s.Reset();
+    bool ours = s.ok() && s->Step(&st) && s->Text(0) == kFormatName;
+    if (s.ok()) s->Reset();
     if (!ours)
       return Status::Corruption("cannot open " + where +
                                 ": not a cmf metadata store");
@@ -846,24 +845,31 @@ Result<std::int64_t> Store::CountExecutions() {
 Status Store::Track(const ArtifactRef& ref) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt ins,
-                         m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
-                                   "ON CONFLICT(hash) DO NOTHING"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ins,
+        m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
+                  "ON CONFLICT(hash) DO NOTHING"));
     CMF_RETURN_IF_ERROR(ins.Bind(1, ref.hash)
                             .Bind(2, ToString(ref.kind))
                             .Bind(3, static_cast<std::int64_t>(ref.size))
                             .Run());
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt t, m.Prepare("INSERT OR REPLACE INTO tracked(path, artifact_id, added_ms) "
-                               "SELECT ?1, id, ?2 FROM artifact WHERE hash = ?3"));
-    return t.Bind(1, ref.path).Bind(2, m.options.clock->NowMs()).Bind(3, ref.hash).Run();
+        sql::Stmt t,
+        m.Prepare("INSERT OR REPLACE INTO tracked(path, artifact_id, added_ms) "
+                  "SELECT ?1, id, ?2 FROM artifact WHERE hash = ?3"));
+    return t.Bind(1, ref.path)
+        .Bind(2, m.options.clock->NowMs())
+        .Bind(3, ref.hash)
+        .Run();
   });
 }
 
 Result<std::vector<ArtifactRef>> Store::ListTracked() {
-  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
-                       impl_->Prepare("SELECT t.path, a.hash, a.size, a.kind FROM tracked t "
-                                      "JOIN artifact a ON a.id = t.artifact_id ORDER BY t.path"));
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(
+          "SELECT t.path, a.hash, a.size, a.kind FROM tracked t "
+          "JOIN artifact a ON a.id = t.artifact_id ORDER BY t.path"));
   std::vector<ArtifactRef> out;
   Status st;
   while (s.Step(&st)) {
@@ -879,13 +885,15 @@ Result<std::string> Store::ResolveArtifact(const std::string& prefix) {
   std::string hex;
   for (char c : prefix) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) {
-      return Status::InvalidArgument("'" + prefix + "' is not an artifact hash");
+      return Status::InvalidArgument("'" + prefix +
+                                     "' is not an artifact hash");
     }
     hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (hex.empty()) return Status::InvalidArgument("an empty artifact hash");
-  CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl_->Prepare("SELECT hash FROM artifact WHERE hash >= ?1 "
-                                                   "AND hash < ?2 ORDER BY hash LIMIT 2"));
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s, impl_->Prepare("SELECT hash FROM artifact WHERE hash >= ?1 "
+                                  "AND hash < ?2 ORDER BY hash LIMIT 2"));
   s.Bind(1, hex).Bind(2, hex + "g");
   std::vector<std::string> found;
   Status st;
@@ -893,7 +901,9 @@ Result<std::string> Store::ResolveArtifact(const std::string& prefix) {
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
   if (found.empty()) return Status::NotFound("no artifact '" + prefix + "'");
-  if (found.size() > 1) return Status::InvalidArgument("artifact hash '" + prefix + "' is ambiguous");
+  if (found.size() > 1)
+    return Status::InvalidArgument("artifact hash '" + prefix +
+                                   "' is ambiguous");
   return found.front();
 }
 
@@ -903,14 +913,18 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
       impl_->Prepare(
           "SELECT a.hash, a.kind, "
           "EXISTS(SELECT 1 FROM tracked t WHERE t.artifact_id = a.id) OR "
-          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id AND e.direction = 1), "
-          "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id LIMIT 1), "
-          "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), '') "
+          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id AND "
+          "e.direction = 1), "
+          "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id "
+          "LIMIT 1), "
+          "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), "
+          "'') "
           "FROM artifact a ORDER BY a.hash"));
   std::vector<ArtifactUse> out;
   Status st;
   while (s.Step(&st)) {
-    out.push_back({s.Text(0), ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile),
+    out.push_back({s.Text(0),
+                   ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile),
                    s.Int(2) != 0, s.Text(3)});
   }
   s.Reset();
@@ -918,19 +932,21 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
   return out;
 }
 
-Result<std::vector<Store::StatRow>> Store::LoadStatCache(const std::string& prefix) {
+Result<std::vector<Store::StatRow>> Store::LoadStatCache(
+    const std::string& prefix) {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
-      impl_->Prepare("SELECT path, dev, ino, size, mtime_ns, hash FROM stat_cache "
-                     "WHERE path = ?1 OR (path >= ?2 AND path < ?3)"));
+      impl_->Prepare(
+          "SELECT path, dev, ino, size, mtime_ns, hash FROM stat_cache "
+          "WHERE path = ?1 OR (path >= ?2 AND path < ?3)"));
   // Everything below PREFIX: paths that start with "PREFIX/" ('0' follows '/').
   s.Bind(1, prefix).Bind(2, prefix + "/").Bind(3, prefix + "0");
   std::vector<StatRow> out;
   Status st;
   while (s.Step(&st)) {
     out.push_back({s.Text(0), static_cast<std::uint64_t>(s.Int(1)),
-                   static_cast<std::uint64_t>(s.Int(2)), static_cast<std::uint64_t>(s.Int(3)),
-                   s.Int(4), s.Text(5)});
+                   static_cast<std::uint64_t>(s.Int(2)),
+                   static_cast<std::uint64_t>(s.Int(3)), s.Int(4), s.Text(5)});
   }
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
@@ -942,8 +958,9 @@ Status Store::SaveStatCache(std::span<const StatRow> rows) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s, m.Prepare("INSERT OR REPLACE INTO stat_cache(path, dev, ino, size, "
-                               "mtime_ns, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+        sql::Stmt s,
+        m.Prepare("INSERT OR REPLACE INTO stat_cache(path, dev, ino, size, "
+                  "mtime_ns, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
     for (const StatRow& r : rows) {
       s.Bind(1, r.path)
           .Bind(2, static_cast<std::int64_t>(r.dev))

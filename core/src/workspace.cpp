@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -32,7 +32,8 @@ class StoreStatCache : public data::StatCache {
   explicit StoreStatCache(Store& store) : store_(store) {}
 
   void Prefetch(const fs::path& root) override {
-    Result<std::vector<Store::StatRow>> rows = store_.LoadStatCache(root.string());
+    Result<std::vector<Store::StatRow>> rows =
+        store_.LoadStatCache(root.string());
     if (!rows.ok()) return;  // a cold cache only costs time
     for (Store::StatRow& r : *rows) {
       data::FileStat st{r.dev, r.ino, r.size, r.mtime_ns};
@@ -49,7 +50,8 @@ class StoreStatCache : public data::StatCache {
 
   void Remember(const std::string& path, const data::FileStat& stat,
                 const std::string& hash) override {
-    pending_.push_back({path, stat.dev, stat.ino, stat.size, stat.mtime_ns, hash});
+    pending_.push_back(
+        {path, stat.dev, stat.ino, stat.size, stat.mtime_ns, hash});
     known_[path] = {stat, hash};
   }
 
@@ -61,7 +63,8 @@ class StoreStatCache : public data::StatCache {
 
  private:
   Store& store_;
-  std::unordered_map<std::string, std::pair<data::FileStat, std::string>> known_;
+  std::unordered_map<std::string, std::pair<data::FileStat, std::string>>
+      known_;
   std::vector<Store::StatRow> pending_;
 };
 
@@ -73,7 +76,8 @@ Result<std::vector<data::LinkMode>> LinkOrder(Repo& repo) {
 Result<std::string> InsideWorkspace(const Repo& repo, const fs::path& path) {
   CMF_ASSIGN_OR_RETURN(std::string rel, EventPath(repo, path));
   if (fs::path(rel).is_absolute()) {
-    return Status::InvalidArgument("'" + path.string() + "' is outside the workspace '" +
+    return Status::InvalidArgument("'" + path.string() +
+                                   "' is outside the workspace '" +
                                    repo.workspace().string() + "'");
   }
   return rel;
@@ -94,12 +98,15 @@ Status MakePrivateCopy(const fs::path& path, bool executable) {
   std::string temp = path.string() + ".cmf-unlock";
   std::error_code ec;
   fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
-  if (ec) return Status::IOError("cannot copy '" + path.string() + "': " + ec.message());
+  if (ec)
+    return Status::IOError("cannot copy '" + path.string() +
+                           "': " + ec.message());
   ::chmod(temp.c_str(), executable ? 0755 : 0644);
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
-    return Status::IOError("cannot replace '" + path.string() + "': " + std::strerror(err));
+    return Status::IOError("cannot replace '" + path.string() +
+                           "': " + std::strerror(err));
   }
   return Status::Ok();
 }
@@ -108,18 +115,23 @@ Status MakePrivateCopy(const fs::path& path, bool executable) {
 
 std::string_view ToString(Change::Kind kind) {
   switch (kind) {
-    case Change::Kind::kModified: return "modified";
-    case Change::Kind::kMissing: return "missing";
-    case Change::Kind::kNew: return "new";
+    case Change::Kind::kModified:
+      return "modified";
+    case Change::Kind::kMissing:
+      return "missing";
+    case Change::Kind::kNew:
+      return "new";
   }
   return "modified";
 }
 
-Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<fs::path>& paths,
+Result<std::vector<AddResult>> Add(Repo& repo,
+                                   const std::vector<fs::path>& paths,
                                    const AddOptions& options) {
   CMF_ASSIGN_OR_RETURN(std::vector<data::LinkMode> order, LinkOrder(repo));
   std::vector<std::string> rels;
-  for (const fs::path& p : paths) {  // every path is checked before anything is stored
+  for (const fs::path& p :
+       paths) {  // every path is checked before anything is stored
     CMF_ASSIGN_OR_RETURN(std::string rel, InsideWorkspace(repo, p));
     std::error_code ec;
     if (!fs::exists(Absolute(repo, rel), ec)) {
@@ -127,7 +139,8 @@ Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<fs::path>& path
     }
     rels.push_back(std::move(rel));
   }
-  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> tracked, repo.store().ListTracked());
+  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> tracked,
+                       repo.store().ListTracked());
   std::map<std::string, std::string> before;
   for (const ArtifactRef& t : tracked) before[t.path] = t.hash;
 
@@ -142,7 +155,8 @@ Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<fs::path>& path
     scan.threads = options.threads;
     scan.progress = &progress;
     fs::path abs = Absolute(repo, rel);
-    CMF_ASSIGN_OR_RETURN(data::ScanResult found, data::Scan(repo.objects(), abs, scan));
+    CMF_ASSIGN_OR_RETURN(data::ScanResult found,
+                         data::Scan(repo.objects(), abs, scan));
     AddResult r;
     r.artifact = {rel, found.info.hash, found.info.size,
                   GuessKind(abs, found.info.is_directory)};
@@ -161,7 +175,8 @@ Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<fs::path>& path
 Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
   StatusReport report;
   CMF_ASSIGN_OR_RETURN(report.tracked, repo.store().ListTracked());
-  CMF_ASSIGN_OR_RETURN(report.uncommitted_executions, repo.store().CountExecutions());
+  CMF_ASSIGN_OR_RETURN(report.uncommitted_executions,
+                       repo.store().CountExecutions());
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("checking", options.progress);
   for (const ArtifactRef& t : report.tracked) {
@@ -169,7 +184,8 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
     scan.stat_cache = &stat_cache;
     scan.threads = options.threads;
     scan.progress = &progress;
-    Result<data::ScanResult> now = data::Scan(repo.objects(), Absolute(repo, t.path), scan);
+    Result<data::ScanResult> now =
+        data::Scan(repo.objects(), Absolute(repo, t.path), scan);
     if (!now.ok()) {
       if (now.status().code() != Code::kNotFound) return now.status();
       report.changes.push_back({Change::Kind::kMissing, t.path, t.path});
@@ -178,9 +194,11 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
     if (now->info.hash == t.hash) continue;
     Result<std::string> manifest = repo.objects().ReadObject(t.hash);
     Result<std::vector<data::ScannedFile>> old_files =
-        manifest.ok() && now->info.is_directory ? data::ParseManifest(*manifest)
-                                                : Status::NotFound("not a directory");
-    if (!old_files.ok()) {  // a file, or a directory whose old manifest is not here
+        manifest.ok() && now->info.is_directory
+            ? data::ParseManifest(*manifest)
+            : Status::NotFound("not a directory");
+    if (!old_files
+             .ok()) {  // a file, or a directory whose old manifest is not here
       report.changes.push_back({Change::Kind::kModified, t.path, t.path});
       continue;
     }
@@ -189,16 +207,19 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
     for (const auto& f : now->files) {
       auto it = old_hash.find(f.path);
       if (it == old_hash.end()) {
-        report.changes.push_back({Change::Kind::kNew, Join(t.path, f.path), t.path});
+        report.changes.push_back(
+            {Change::Kind::kNew, Join(t.path, f.path), t.path});
       } else {
         if (it->second != f.hash) {
-          report.changes.push_back({Change::Kind::kModified, Join(t.path, f.path), t.path});
+          report.changes.push_back(
+              {Change::Kind::kModified, Join(t.path, f.path), t.path});
         }
         old_hash.erase(it);
       }
     }
     for (const auto& [file, hash] : old_hash) {
-      report.changes.push_back({Change::Kind::kMissing, Join(t.path, file), t.path});
+      report.changes.push_back(
+          {Change::Kind::kMissing, Join(t.path, file), t.path});
     }
   }
   progress.Finish();
@@ -211,10 +232,12 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
                                 const std::optional<std::string>& rev) {
   CMF_ASSIGN_OR_RETURN(std::vector<data::LinkMode> order, LinkOrder(repo));
   CMF_ASSIGN_OR_RETURN(std::string rel, InsideWorkspace(repo, path));
-  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> tracked, repo.store().ListTracked());
+  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> tracked,
+                       repo.store().ListTracked());
   const ArtifactRef* owner = nullptr;  // the tracked path REL is, or lies in
   for (const ArtifactRef& t : tracked) {
-    if (t.path == rel || t.path == "." || rel.starts_with(t.path + "/")) owner = &t;
+    if (t.path == rel || t.path == "." || rel.starts_with(t.path + "/"))
+      owner = &t;
   }
 
   CheckoutResult result;
@@ -224,14 +247,16 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
   if (rev) {
     CMF_ASSIGN_OR_RETURN(hash, repo.store().ResolveArtifact(*rev));
   } else {
-    if (owner == nullptr) return Status::NotFound("'" + rel + "' is not tracked");
+    if (owner == nullptr)
+      return Status::NotFound("'" + rel + "' is not tracked");
     hash = owner->hash;
-    if (owner->path != rel) within = owner->path == "." ? rel : rel.substr(owner->path.size() + 1);
+    if (owner->path != rel)
+      within = owner->path == "." ? rel : rel.substr(owner->path.size() + 1);
   }
   const data::ObjectCache& objects = repo.objects();
   if (!objects.Has(hash)) {
-    return Status::NotFound("the content of '" + rel + "' (" + hash.substr(0, 12) +
-                            ") is not in the cache");
+    return Status::NotFound("the content of '" + rel + "' (" +
+                            hash.substr(0, 12) + ") is not in the cache");
   }
   CMF_ASSIGN_OR_RETURN(std::string bytes, objects.ReadObject(hash));
   Result<std::vector<data::ScannedFile>> files = data::ParseManifest(bytes);
@@ -248,33 +273,40 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     std::map<std::string, std::string> present;
     data::ScanOptions scan;
     scan.stat_cache = &stat_cache;
-    if (Result<data::ScanResult> now = data::Scan(objects, target, scan); now.ok()) {
+    if (Result<data::ScanResult> now = data::Scan(objects, target, scan);
+        now.ok()) {
       for (const auto& f : now->files) present[f.path] = f.hash;
     }
     for (const data::ScannedFile& f : *files) {
-      if (!within.empty() && f.path != within && !f.path.starts_with(within + "/")) continue;
+      if (!within.empty() && f.path != within &&
+          !f.path.starts_with(within + "/"))
+        continue;
       auto it = present.find(f.path);
       if (it != present.end() && it->second == f.hash) continue;
       fs::path dest = target / f.path;
       CMF_RETURN_IF_ERROR(objects.Materialize(f.hash, dest, order));
       if (f.executable) {
         struct stat st {};
-        if (::lstat(dest.c_str(), &st) == 0 && st.st_nlink == 1 && S_ISREG(st.st_mode)) {
+        if (::lstat(dest.c_str(), &st) == 0 && st.st_nlink == 1 &&
+            S_ISREG(st.st_mode)) {
           ::chmod(dest.c_str(), 0755);
         }
       }
       ++result.restored_files;
     }
     if (!within.empty() && result.restored_files == 0 &&
-        std::none_of(files->begin(), files->end(), [&](const data::ScannedFile& f) {
-          return f.path == within || f.path.starts_with(within + "/");
-        })) {
-      return Status::NotFound("'" + rel + "' is not in tracked '" + owner->path + "'");
+        std::none_of(
+            files->begin(), files->end(), [&](const data::ScannedFile& f) {
+              return f.path == within || f.path.starts_with(within + "/");
+            })) {
+      return Status::NotFound("'" + rel + "' is not in tracked '" +
+                              owner->path + "'");
     }
   }
   if (rev) {
-    ArtifactRef ref{rel, hash, 0, files.ok() ? ArtifactKind::kDirectory
-                                             : GuessKind(Absolute(repo, rel), false)};
+    ArtifactRef ref{rel, hash, 0,
+                    files.ok() ? ArtifactKind::kDirectory
+                               : GuessKind(Absolute(repo, rel), false)};
     if (files.ok()) {
       for (const auto& f : *files) ref.size += f.size;
     } else {
@@ -289,7 +321,8 @@ Result<std::uint64_t> Unlock(Repo& repo, const fs::path& path) {
   CMF_ASSIGN_OR_RETURN(std::string rel, InsideWorkspace(repo, path));
   fs::path target = Absolute(repo, rel);
   std::error_code ec;
-  if (!fs::exists(target, ec)) return Status::NotFound("no such file or directory '" + rel + "'");
+  if (!fs::exists(target, ec))
+    return Status::NotFound("no such file or directory '" + rel + "'");
   std::vector<fs::path> files;
   if (fs::is_directory(target, ec)) {
     for (auto it = fs::recursive_directory_iterator(target, ec);
@@ -304,7 +337,8 @@ Result<std::uint64_t> Unlock(Repo& repo, const fs::path& path) {
     files.push_back(target);
   }
   const data::ObjectCache& objects = repo.objects();
-  std::string cache_root = fs::weakly_canonical(objects.root(), ec).string() + "/";
+  std::string cache_root =
+      fs::weakly_canonical(objects.root(), ec).string() + "/";
   // The inodes of the cache's objects, gathered only if some file has other
   // links: a file that shares one is a hard link into the cache (whatever it
   // holds now).
@@ -312,20 +346,23 @@ Result<std::uint64_t> Unlock(Repo& repo, const fs::path& path) {
   bool gathered = false;
   std::uint64_t unlocked = 0;
   for (const fs::path& f : files) {
-    struct stat link_st {}, st {};
-    if (::lstat(f.c_str(), &link_st) != 0 || ::stat(f.c_str(), &st) != 0) continue;
+    struct stat link_st {
+    }, st{};
+    if (::lstat(f.c_str(), &link_st) != 0 || ::stat(f.c_str(), &st) != 0)
+      continue;
     bool shared = false;
     if (S_ISLNK(link_st.st_mode)) {
       shared = fs::weakly_canonical(f, ec).string().starts_with(cache_root);
     } else if (st.st_nlink > 1) {
       if (!gathered) {
-        CMF_RETURN_IF_ERROR(objects.ForEach([&](const std::string& hash, std::uint64_t) {
-          struct stat o {};
-          if (::stat(objects.PathOf(hash).c_str(), &o) == 0) {
-            object_inodes.insert({o.st_dev, o.st_ino});
-          }
-          return Status::Ok();
-        }));
+        CMF_RETURN_IF_ERROR(
+            objects.ForEach([&](const std::string& hash, std::uint64_t) {
+              struct stat o {};
+              if (::stat(objects.PathOf(hash).c_str(), &o) == 0) {
+                object_inodes.insert({o.st_dev, o.st_ino});
+              }
+              return Status::Ok();
+            }));
         gathered = true;
       }
       shared = object_inodes.count({st.st_dev, st.st_ino}) > 0;
@@ -341,10 +378,11 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
   const data::ObjectCache& objects = repo.objects();
   FsckReport report;
   std::vector<std::string> all;
-  CMF_RETURN_IF_ERROR(objects.ForEach([&](const std::string& hash, std::uint64_t) {
-    all.push_back(hash);
-    return Status::Ok();
-  }));
+  CMF_RETURN_IF_ERROR(
+      objects.ForEach([&](const std::string& hash, std::uint64_t) {
+        all.push_back(hash);
+        return Status::Ok();
+      }));
   report.objects = all.size();
 
   // Re-hash every object on all cores.
@@ -364,18 +402,23 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
       progress.Add(1, 0);
     }
   };
-  unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
+  unsigned threads =
+      options.threads ? options.threads : std::thread::hardware_concurrency();
   std::vector<std::thread> pool;
-  for (unsigned t = 1; t < std::max(1u, threads); ++t) pool.emplace_back(worker);
+  for (unsigned t = 1; t < std::max(1u, threads); ++t)
+    pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
   progress.Finish();
   CMF_RETURN_IF_ERROR(io_error);
   std::sort(report.corrupt.begin(), report.corrupt.end());
 
-  CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts, repo.store().ListArtifacts());
+  CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
+                       repo.store().ListArtifacts());
   for (const Store::ArtifactUse& a : artifacts) {
-    if (!a.cached) continue;  // an input that was only hashed: its bytes live in the workspace
+    if (!a.cached)
+      continue;  // an input that was only hashed: its bytes live in the
+                 // workspace
     if (!objects.Has(a.hash)) {
       report.missing.push_back({a.hash, a.path});
       continue;
@@ -383,10 +426,12 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
     if (a.kind != ArtifactKind::kDirectory) continue;
     Result<std::string> manifest = objects.ReadObject(a.hash);
     if (!manifest.ok()) continue;
-    Result<std::vector<data::ScannedFile>> files = data::ParseManifest(*manifest);
+    Result<std::vector<data::ScannedFile>> files =
+        data::ParseManifest(*manifest);
     if (!files.ok()) continue;  // already reported when its content is wrong
     for (const auto& f : *files) {
-      if (!objects.Has(f.hash)) report.missing.push_back({f.hash, Join(a.path, f.path)});
+      if (!objects.Has(f.hash))
+        report.missing.push_back({f.hash, Join(a.path, f.path)});
     }
   }
   return report;
@@ -394,28 +439,32 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
 
 Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
   const data::ObjectCache& objects = repo.objects();
-  CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts, repo.store().ListArtifacts());
+  CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
+                       repo.store().ListArtifacts());
   std::set<std::string> keep;
   for (const Store::ArtifactUse& a : artifacts) {
     keep.insert(a.hash);
     if (a.kind != ArtifactKind::kDirectory) continue;
     Result<std::string> manifest = objects.ReadObject(a.hash);
     if (!manifest.ok()) continue;
-    Result<std::vector<data::ScannedFile>> files = data::ParseManifest(*manifest);
+    Result<std::vector<data::ScannedFile>> files =
+        data::ParseManifest(*manifest);
     if (!files.ok()) continue;
     for (const auto& f : *files) keep.insert(f.hash);
   }
   GcReport report;
-  CMF_RETURN_IF_ERROR(objects.ForEach([&](const std::string& hash, std::uint64_t size) {
-    if (!keep.count(hash)) {
-      report.unreferenced.push_back(hash);
-      report.bytes += size;
-    }
-    return Status::Ok();
-  }));
+  CMF_RETURN_IF_ERROR(
+      objects.ForEach([&](const std::string& hash, std::uint64_t size) {
+        if (!keep.count(hash)) {
+          report.unreferenced.push_back(hash);
+          report.bytes += size;
+        }
+        return Status::Ok();
+      }));
   std::sort(report.unreferenced.begin(), report.unreferenced.end());
   if (!dry_run) {
-    for (const std::string& hash : report.unreferenced) CMF_RETURN_IF_ERROR(objects.Remove(hash));
+    for (const std::string& hash : report.unreferenced)
+      CMF_RETURN_IF_ERROR(objects.Remove(hash));
     report.removed = true;
   }
   return report;

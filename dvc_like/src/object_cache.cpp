@@ -51,10 +51,14 @@ std::shared_ptr<FileOps> FileOps::Real() {
 
 std::string_view ToString(LinkMode mode) {
   switch (mode) {
-    case LinkMode::kReflink: return "reflink";
-    case LinkMode::kHardlink: return "hardlink";
-    case LinkMode::kSymlink: return "symlink";
-    case LinkMode::kCopy: return "copy";
+    case LinkMode::kReflink:
+      return "reflink";
+    case LinkMode::kHardlink:
+      return "hardlink";
+    case LinkMode::kSymlink:
+      return "symlink";
+    case LinkMode::kCopy:
+      return "copy";
   }
   return "copy";
 }
@@ -73,8 +77,8 @@ Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text) {
     if (comma == std::string_view::npos) comma = text.size();
     std::string_view name = text.substr(start, comma - start);
     bool known = false;
-    for (LinkMode m : {LinkMode::kReflink, LinkMode::kHardlink, LinkMode::kSymlink,
-                       LinkMode::kCopy}) {
+    for (LinkMode m : {LinkMode::kReflink, LinkMode::kHardlink,
+                       LinkMode::kSymlink, LinkMode::kCopy}) {
       if (name == ToString(m)) {
         order.push_back(m);
         known = true;
@@ -82,7 +86,8 @@ Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text) {
     }
     if (!known) {
       return Status::InvalidArgument(
-          "cache.link must be 'auto' or a list of reflink, hardlink, symlink, copy; not '" +
+          "cache.link must be 'auto' or a list of reflink, hardlink, symlink, "
+          "copy; not '" +
           std::string(text) + "'");
     }
     start = comma + 1;
@@ -97,14 +102,16 @@ Status ErrnoStatus(const std::string& what, int err) {
 }
 
 bool SameFile(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+         a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+         a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
 // A temporary path under the cache's tmp/ folder, removed unless committed.
 class TempObject {
  public:
-  TempObject(const fs::path& tmp_dir, FileOps& ops) : tmp_dir_(tmp_dir), ops_(ops) {}
+  TempObject(const fs::path& tmp_dir, FileOps& ops)
+      : tmp_dir_(tmp_dir), ops_(ops) {}
   ~TempObject() {
     if (fd_ >= 0) ::close(fd_);
     if (!path_.empty()) ::unlink(path_.c_str());
@@ -117,7 +124,8 @@ class TempObject {
     std::string pattern = (tmp_dir_ / "obj-XXXXXX").string();
     int fd = ops_.CreateTemp(pattern);
     if (fd < 0) {
-      return ErrnoStatus("cannot write to the object cache '" + tmp_dir_.string() + "'", -fd);
+      return ErrnoStatus(
+          "cannot write to the object cache '" + tmp_dir_.string() + "'", -fd);
     }
     fd_ = fd;
     path_ = pattern;
@@ -142,7 +150,8 @@ class TempObject {
   // Makes the object read-only, flushes it and moves it to FINAL (unless an
   // object is already there: same name, same bytes).
   Status Commit(const fs::path& final_path) {
-    if (::chmod(path_.c_str(), 0444) != 0) return ErrnoStatus("cannot protect object", errno);
+    if (::chmod(path_.c_str(), 0444) != 0)
+      return ErrnoStatus("cannot protect object", errno);
     int fd = fd_ >= 0 ? fd_ : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       int err = ops_.Fsync(fd);
@@ -150,12 +159,16 @@ class TempObject {
       if (err) return ErrnoStatus("cannot flush object to disk", err);
     }
     std::error_code ec;
-    if (fs::exists(final_path, ec)) return Status::Ok();  // the destructor removes ours
+    if (fs::exists(final_path, ec))
+      return Status::Ok();  // the destructor removes ours
     fs::path dir = final_path.parent_path();
     fs::create_directories(dir, ec);
-    if (ec) return Status::IOError("cannot create '" + dir.string() + "': " + ec.message());
+    if (ec)
+      return Status::IOError("cannot create '" + dir.string() +
+                             "': " + ec.message());
     if (int err = ops_.Rename(path_, final_path.string())) {
-      return ErrnoStatus("cannot move object into '" + final_path.string() + "'", err);
+      return ErrnoStatus(
+          "cannot move object into '" + final_path.string() + "'", err);
     }
     path_.clear();
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -176,10 +189,12 @@ class TempObject {
 // Replaces DEST by a new hard link to TARGET (atomically, through a temporary
 // name beside DEST).
 int RelinkHard(const fs::path& target, const fs::path& dest) {
-  struct stat t {}, d {};
+  struct stat t {
+  }, d{};
   if (::stat(target.c_str(), &t) == 0 && ::lstat(dest.c_str(), &d) == 0 &&
       t.st_dev == d.st_dev && t.st_ino == d.st_ino) {
-    return 0;  // already that file (and rename() of two links to one file does nothing)
+    return 0;  // already that file (and rename() of two links to one file does
+               // nothing)
   }
   std::string temp = dest.string() + ".cmf-link";
   ::unlink(temp.c_str());
@@ -206,12 +221,14 @@ Status CopyHashing(const fs::path& src, int fd, FileOps& ops, std::string* hash,
                    std::uint64_t* size) {
   Sha256 hasher;
   *size = 0;
-  CMF_RETURN_IF_ERROR(ReadFileInBlocks(src, [&](const char* data, std::size_t n) {
-    hasher.Update(data, n);
-    *size += n;
-    if (int err = ops.Write(fd, data, n)) return ErrnoStatus("cannot write to the object cache", err);
-    return Status::Ok();
-  }));
+  CMF_RETURN_IF_ERROR(
+      ReadFileInBlocks(src, [&](const char* data, std::size_t n) {
+        hasher.Update(data, n);
+        *size += n;
+        if (int err = ops.Write(fd, data, n))
+          return ErrnoStatus("cannot write to the object cache", err);
+        return Status::Ok();
+      }));
   *hash = ToHex(hasher.Finish());
   return Status::Ok();
 }
@@ -244,24 +261,28 @@ Result<ObjectInfo> ObjectCache::Store(const fs::path& path) const {
   return scan.info;
 }
 
-Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
-                                                   std::span<const LinkMode> order) const {
+Result<ObjectCache::Stored> ObjectCache::StoreFile(
+    const fs::path& path, std::span<const LinkMode> order) const {
   const std::string name = path.string();
   struct stat before {};
   if (::stat(name.c_str(), &before) != 0) {
     if (errno == ENOENT) return Status::NotFound("no such file '" + name + "'");
     return ErrnoStatus("cannot read '" + name + "'", errno);
   }
-  if (!S_ISREG(before.st_mode)) return Status::IOError("'" + name + "' is not a regular file");
+  if (!S_ISREG(before.st_mode))
+    return Status::IOError("'" + name + "' is not a regular file");
   const bool is_symlink_to_cache = [&] {
     std::error_code ec;
     return fs::is_symlink(fs::symlink_status(path, ec)) &&
-           fs::canonical(path, ec).string().starts_with(fs::weakly_canonical(root_, ec).string());
+           fs::canonical(path, ec).string().starts_with(
+               fs::weakly_canonical(root_, ec).string());
   }();
 
   if (is_symlink_to_cache) {  // stored before, by the symlink strategy
     CMF_ASSIGN_OR_RETURN(std::string hash, HashFile(path));
-    if (Has(hash)) return Stored{hash, static_cast<std::uint64_t>(before.st_size), LinkMode::kSymlink};
+    if (Has(hash))
+      return Stored{hash, static_cast<std::uint64_t>(before.st_size),
+                    LinkMode::kSymlink};
   }
   Status last = Status::IOError("no link strategy given for '" + name + "'");
   for (LinkMode mode : order) {
@@ -270,7 +291,8 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
     stored.mode = mode;
     if (mode == LinkMode::kCopy) {
       CMF_RETURN_IF_ERROR(temp.Open());
-      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
+      CMF_RETURN_IF_ERROR(
+          CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
     } else {
       if (mode == LinkMode::kReflink) {
         CMF_RETURN_IF_ERROR(temp.Open());
@@ -289,10 +311,13 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
           continue;
         }
         CMF_RETURN_IF_ERROR(temp.Reserve());
-        int rc = mode == LinkMode::kHardlink ? ::link(name.c_str(), temp.path().c_str())
-                                             : ::rename(name.c_str(), temp.path().c_str());
+        int rc = mode == LinkMode::kHardlink
+                     ? ::link(name.c_str(), temp.path().c_str())
+                     : ::rename(name.c_str(), temp.path().c_str());
         if (rc != 0) {
-          last = ErrnoStatus("cannot " + std::string(ToString(mode)) + " '" + name + "'", errno);
+          last = ErrnoStatus(
+              "cannot " + std::string(ToString(mode)) + " '" + name + "'",
+              errno);
           continue;  // EXDEV, EPERM, EMLINK: try the next strategy
         }
         if (mode == LinkMode::kSymlink) {
@@ -306,7 +331,8 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
       }
       Result<std::string> hash = HashFile(temp.path());
       if (!hash.ok()) {
-        if (mode == LinkMode::kSymlink) ::rename(temp.path().c_str(), name.c_str());
+        if (mode == LinkMode::kSymlink)
+          ::rename(temp.path().c_str(), name.c_str());
         return hash.status();
       }
       stored.hash = *hash;
@@ -358,22 +384,26 @@ Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {
 }
 
 Result<std::string> ObjectCache::ReadObject(const std::string& hash) const {
-  if (!Has(hash)) return Status::NotFound("object '" + hash + "' is not in the cache");
+  if (!Has(hash))
+    return Status::NotFound("object '" + hash + "' is not in the cache");
   std::string bytes;
-  CMF_RETURN_IF_ERROR(ReadFileInBlocks(PathOf(hash), [&](const char* data, std::size_t n) {
-    bytes.append(data, n);
-    return Status::Ok();
-  }));
+  CMF_RETURN_IF_ERROR(
+      ReadFileInBlocks(PathOf(hash), [&](const char* data, std::size_t n) {
+        bytes.append(data, n);
+        return Status::Ok();
+      }));
   return bytes;
 }
 
 Status ObjectCache::Materialize(const std::string& hash, const fs::path& dest,
                                 std::span<const LinkMode> order) const {
-  if (!Has(hash)) return Status::NotFound("object '" + hash + "' is not in the cache");
+  if (!Has(hash))
+    return Status::NotFound("object '" + hash + "' is not in the cache");
   fs::path object = PathOf(hash);
   std::error_code ec;
   if (dest.has_parent_path()) fs::create_directories(dest.parent_path(), ec);
-  Status last = Status::IOError("no link strategy given for '" + dest.string() + "'");
+  Status last =
+      Status::IOError("no link strategy given for '" + dest.string() + "'");
   for (LinkMode mode : order) {
     int err = 0;
     if (mode == LinkMode::kHardlink) {
@@ -381,10 +411,13 @@ Status ObjectCache::Materialize(const std::string& hash, const fs::path& dest,
     } else if (mode == LinkMode::kSymlink) {
       err = RelinkSymbolic(object, dest);
     } else {
-      // reflink or copy: a private, writable file, built beside DEST and renamed.
+      // reflink or copy: a private, writable file, built beside DEST and
+      // renamed.
       std::string temp = dest.string() + ".cmf-checkout";
-      int out = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (out < 0) return ErrnoStatus("cannot write '" + dest.string() + "'", errno);
+      int out =
+          ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (out < 0)
+        return ErrnoStatus("cannot write '" + dest.string() + "'", errno);
       bool done = false;
       if (mode == LinkMode::kReflink) {
         int in = ::open(object.c_str(), O_RDONLY | O_CLOEXEC);
@@ -392,33 +425,40 @@ Status ObjectCache::Materialize(const std::string& hash, const fs::path& dest,
         err = done ? 0 : errno;
         if (in >= 0) ::close(in);
       } else {
-        Status st = ReadFileInBlocks(object, [&](const char* data, std::size_t n) {
-          if (int e = ops_->Write(out, data, n)) return ErrnoStatus("cannot write", e);
-          return Status::Ok();
-        });
+        Status st =
+            ReadFileInBlocks(object, [&](const char* data, std::size_t n) {
+              if (int e = ops_->Write(out, data, n))
+                return ErrnoStatus("cannot write", e);
+              return Status::Ok();
+            });
         done = st.ok();
         if (!st.ok()) last = st.With("'" + dest.string() + "'");
       }
       ::close(out);
-      if (done && ::rename(temp.c_str(), dest.c_str()) == 0) return Status::Ok();
+      if (done && ::rename(temp.c_str(), dest.c_str()) == 0)
+        return Status::Ok();
       if (done) err = errno;
       ::unlink(temp.c_str());
       if (mode == LinkMode::kCopy && !done) continue;
     }
     if (err == 0) return Status::Ok();
-    last = ErrnoStatus("cannot " + std::string(ToString(mode)) + " '" + dest.string() + "'", err);
+    last = ErrnoStatus(
+        "cannot " + std::string(ToString(mode)) + " '" + dest.string() + "'",
+        err);
   }
   return last;
 }
 
 Result<bool> ObjectCache::Verify(const std::string& hash) const {
-  if (!Has(hash)) return Status::NotFound("object '" + hash + "' is not in the cache");
+  if (!Has(hash))
+    return Status::NotFound("object '" + hash + "' is not in the cache");
   CMF_ASSIGN_OR_RETURN(std::string actual, HashFile(PathOf(hash)));
   return actual == hash;
 }
 
 Status ObjectCache::ForEach(
-    const std::function<Status(const std::string&, std::uint64_t)>& sink) const {
+    const std::function<Status(const std::string&, std::uint64_t)>& sink)
+    const {
   std::error_code ec;
   fs::path base = root_ / "sha256";
   if (!fs::exists(base, ec)) return Status::Ok();
@@ -434,12 +474,14 @@ Status ObjectCache::ForEach(
     }
     if (ec) break;
   }
-  if (ec) return Status::IOError("cannot list the object cache: " + ec.message());
+  if (ec)
+    return Status::IOError("cannot list the object cache: " + ec.message());
   return Status::Ok();
 }
 
 Status ObjectCache::Remove(const std::string& hash) const {
-  if (!Has(hash)) return Status::NotFound("object '" + hash + "' is not in the cache");
+  if (!Has(hash))
+    return Status::NotFound("object '" + hash + "' is not in the cache");
   if (::unlink(PathOf(hash).c_str()) != 0) {
     return ErrnoStatus("cannot remove object '" + hash + "'", errno);
   }

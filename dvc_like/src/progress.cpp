@@ -28,7 +28,9 @@ std::string Bytes(double b) {
 
 }  // namespace
 
-bool Progress::Wanted() { return ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO); }
+bool Progress::Wanted() {
+  return ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO);
+}
 
 Progress::Progress(std::string label, bool enabled) : label_(std::move(label)) {
   if (!enabled || !Wanted()) return;
@@ -48,10 +50,11 @@ Progress::~Progress() { Finish(); }
 void Progress::Draw() {
   double seconds = static_cast<double>(NowNs() - start_ns_) / 1e9;
   std::uint64_t bytes = bytes_.load(std::memory_order_relaxed);
-  std::fprintf(stderr, "\r\033[K%s: %llu files, %s, %s/s", label_.c_str(),
-               static_cast<unsigned long long>(files_.load(std::memory_order_relaxed)),
-               Bytes(static_cast<double>(bytes)).c_str(),
-               Bytes(seconds > 0 ? static_cast<double>(bytes) / seconds : 0).c_str());
+  std::fprintf(
+      stderr, "\r\033[K%s: %llu files, %s, %s/s", label_.c_str(),
+      static_cast<unsigned long long>(files_.load(std::memory_order_relaxed)),
+      Bytes(static_cast<double>(bytes)).c_str(),
+      Bytes(seconds > 0 ? static_cast<double>(bytes) / seconds : 0).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -39,28 +39,42 @@ Result<Entry> StatEntry(const fs::path& absolute, std::string relative) {
   struct stat st {};
   if (::stat(absolute.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOENT) return Status::NotFound("no such file or directory '" + absolute.string() + "'");
-    return Status::IOError("cannot stat '" + absolute.string() + "': " + std::strerror(err));
+    if (err == ENOENT)
+      return Status::NotFound("no such file or directory '" +
+                              absolute.string() + "'");
+    return Status::IOError("cannot stat '" + absolute.string() +
+                           "': " + std::strerror(err));
   }
   if (!S_ISREG(st.st_mode)) {
-    return Status::IOError("'" + absolute.string() + "' is neither a regular file nor a directory");
+    return Status::IOError("'" + absolute.string() +
+                           "' is neither a regular file nor a directory");
   }
   Entry e;
   e.relative = std::move(relative);
   e.absolute = absolute.string();
-  e.stat = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+  e.stat = {static_cast<std::uint64_t>(st.st_dev),
+            static_cast<std::uint64_t>(st.st_ino),
             static_cast<std::uint64_t>(st.st_size),
-            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                st.st_mtim.tv_nsec};
   e.executable = (st.st_mode & S_IXUSR) != 0;
   return e;
 }
 
 Status ListTree(const fs::path& root, std::vector<Entry>* out) {
   std::error_code ec;
-  fs::recursive_directory_iterator it(root, ec), end;
-  if (ec) return Status::IOError("cannot list '" + root.string() + "': " + ec.message());
+  // Links to folders are followed like links to files (a loop ends in an
+  // error from the file system, not in a hang).
+  fs::recursive_directory_iterator it(
+      root, fs::directory_options::follow_directory_symlink, ec),
+      end;
+  if (ec)
+    return Status::IOError("cannot list '" + root.string() +
+                           "': " + ec.message());
   for (; it != end; it.increment(ec)) {
-    if (ec) return Status::IOError("cannot list '" + root.string() + "': " + ec.message());
+    if (ec)
+      return Status::IOError("cannot list '" + root.string() +
+                             "': " + ec.message());
     const fs::directory_entry& entry = *it;
     bool is_dir = entry.is_directory(ec);
     if (is_dir && entry.path().filename() == ".cmf") {
@@ -68,15 +82,18 @@ Status ListTree(const fs::path& root, std::vector<Entry>* out) {
       continue;
     }
     if (is_dir) continue;
-    std::string relative = entry.path().lexically_relative(root).generic_string();
+    std::string relative =
+        entry.path().lexically_relative(root).generic_string();
     if (relative.find('\n') != std::string::npos) {
-      return Status::InvalidArgument("file name with a line break under '" + root.string() + "'");
+      return Status::InvalidArgument("file name with a line break under '" +
+                                     root.string() + "'");
     }
     CMF_ASSIGN_OR_RETURN(Entry e, StatEntry(entry.path(), std::move(relative)));
     out->push_back(std::move(e));
   }
-  std::sort(out->begin(), out->end(),
-            [](const Entry& a, const Entry& b) { return a.relative < b.relative; });
+  std::sort(out->begin(), out->end(), [](const Entry& a, const Entry& b) {
+    return a.relative < b.relative;
+  });
   return Status::Ok();
 }
 
@@ -103,29 +120,35 @@ std::string BuildManifest(const std::vector<ScannedFile>& files) {
 }
 
 Result<std::vector<ScannedFile>> ParseManifest(std::string_view text) {
-  if (!text.starts_with(kManifestHeader)) return Status::Corruption("not a cmf manifest");
+  if (!text.starts_with(kManifestHeader))
+    return Status::Corruption("not a cmf manifest");
   std::vector<ScannedFile> files;
   std::size_t pos = kManifestHeader.size();
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) return Status::Corruption("manifest ends mid-line");
+    if (nl == std::string_view::npos)
+      return Status::Corruption("manifest ends mid-line");
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
     // MODE SIZE HASH PATH (the path may hold blanks)
-    std::size_t a = line.find(' '), b = a == line.npos ? a : line.find(' ', a + 1),
+    std::size_t a = line.find(' '),
+                b = a == line.npos ? a : line.find(' ', a + 1),
                 c = b == line.npos ? b : line.find(' ', b + 1);
     if (c == line.npos) return Status::Corruption("malformed manifest line");
     ScannedFile f;
     std::string_view mode = line.substr(0, a);
-    if (mode != "100644" && mode != "100755") return Status::Corruption("malformed manifest mode");
+    if (mode != "100644" && mode != "100755")
+      return Status::Corruption("malformed manifest mode");
     f.executable = mode == "100755";
     std::string_view size = line.substr(a + 1, b - a - 1);
-    auto [end, ec] = std::from_chars(size.data(), size.data() + size.size(), f.size);
+    auto [end, ec] =
+        std::from_chars(size.data(), size.data() + size.size(), f.size);
     if (ec != std::errc() || end != size.data() + size.size()) {
       return Status::Corruption("malformed manifest size");
     }
     f.hash = std::string(line.substr(b + 1, c - b - 1));
-    if (!IsSha256Hex(f.hash)) return Status::Corruption("malformed manifest hash");
+    if (!IsSha256Hex(f.hash))
+      return Status::Corruption("malformed manifest hash");
     f.path = std::string(line.substr(c + 1));
     files.push_back(std::move(f));
   }
@@ -136,13 +159,17 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
                         const ScanOptions& options) {
   std::error_code ec;
   fs::path root = fs::absolute(path, ec).lexically_normal();
-  if (root.has_relative_path() && !root.has_filename()) root = root.parent_path();
+  if (root.has_relative_path() && !root.has_filename())
+    root = root.parent_path();
   fs::file_status status = fs::status(root, ec);
   if (!fs::exists(status)) {
-    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
-      return Status::IOError("cannot read '" + path.string() + "': " + ec.message());
+    if (ec && ec != std::errc::no_such_file_or_directory &&
+        ec != std::errc::not_a_directory) {
+      return Status::IOError("cannot read '" + path.string() +
+                             "': " + ec.message());
     }
-    return Status::NotFound("no such file or directory '" + path.string() + "'");
+    return Status::NotFound("no such file or directory '" + path.string() +
+                            "'");
   }
   const bool is_directory = fs::is_directory(status);
   const std::int64_t started_ns = WallNs();
@@ -160,7 +187,8 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   for (std::size_t i = 0; i < entries.size(); ++i) {
     Entry& e = entries[i];
     if (options.stat_cache) {
-      if (auto hash = options.stat_cache->Lookup(e.absolute, e.stat)) e.hash = *hash;
+      if (auto hash = options.stat_cache->Lookup(e.absolute, e.stat))
+        e.hash = *hash;
     }
     e.need_hash = e.hash.empty();
     e.need_store = options.store && (e.need_hash || !cache.Has(e.hash));
@@ -176,8 +204,10 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   std::sort(work.begin(), work.end(), [&](std::size_t a, std::size_t b) {
     return entries[a].stat.size > entries[b].stat.size;
   });
-  unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
-  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(work.size())));
+  unsigned threads =
+      options.threads ? options.threads : std::thread::hardware_concurrency();
+  threads = std::max(
+      1u, std::min<unsigned>(threads, static_cast<unsigned>(work.size())));
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
@@ -189,7 +219,8 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
       Entry& e = entries[work[k]];
       Status st;
       if (e.need_store) {
-        Result<ObjectCache::Stored> stored = cache.StoreFile(e.absolute, options.link_order);
+        Result<ObjectCache::Stored> stored =
+            cache.StoreFile(e.absolute, options.link_order);
         if (stored.ok()) e.hash = stored->hash;
         st = stored.status();
       } else {
@@ -222,7 +253,8 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
       }
     }
     result.info.size += e.stat.size;
-    result.files.push_back({std::move(e.relative), e.stat.size, e.executable, std::move(e.hash)});
+    result.files.push_back(
+        {std::move(e.relative), e.stat.size, e.executable, std::move(e.hash)});
   }
   if (is_directory) {
     std::string manifest = BuildManifest(result.files);

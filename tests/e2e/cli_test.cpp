@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <csignal>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -110,7 +112,8 @@ TEST_CASE(
     std::string name(verb.name);
     CAPTURE(name);
     CHECK(fs::is_regular_file(man / ("cmf-" + name + ".1")));
-    CHECK(installed.find("'cmf-" + name + ".1'") != std::string::npos);  // and installed
+    CHECK(installed.find("'cmf-" + name + ".1'") !=
+          std::string::npos);  // and installed
     Outcome o = Cmf({name, "--help"}, dir.path());
     CHECK(o.exit_code == 0);
     CHECK(o.out.find(std::string(verb.summary)) != std::string::npos);
@@ -354,9 +357,12 @@ TEST_CASE("cli: a foreign SQLite database in place of metadata.db is refused") {
   REQUIRE(sqlite3_exec(db, "CREATE TABLE Execution(id INTEGER)", nullptr,
                        nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
+  std::string before = cmf::test::ReadFile(db_path);
   Outcome o = ws({"log"});
   CHECK(o.exit_code == 1);
   CHECK(IsError(o, "not a cmf metadata store"));
+  CHECK(ws({"exec", "--stage", "s", "--", "true"}).exit_code == 1);
+  CHECK(cmf::test::ReadFile(db_path) == before);
 }
 
 TEST_CASE("cli: a store from a newer cmf is refused with a clear message") {
@@ -366,9 +372,12 @@ TEST_CASE("cli: a store from a newer cmf is refused with a clear message") {
   REQUIRE(sqlite3_exec(db, "PRAGMA user_version=42", nullptr, nullptr,
                        nullptr) == SQLITE_OK);
   sqlite3_close(db);
+  std::string before = cmf::test::ReadFile(ws / ".cmf/metadata.db");
   Outcome o = ws({"log"});
   CHECK(o.exit_code == 1);
   CHECK(IsError(o, "schema version 42, newer than this cmf"));
+  CHECK(ws({"exec", "--stage", "s", "--", "true"}).exit_code == 1);
+  CHECK(cmf::test::ReadFile(ws / ".cmf/metadata.db") == before);
 }
 
 TEST_CASE("cli: -C and CMF_DIR choose the repository") {
@@ -422,4 +431,133 @@ TEST_CASE("cli: two cmf exec processes logging at once are both recorded") {
     json m = json::parse(ws({"metrics", e["id"], "--json"}).out);
     CHECK(m["series"]["m"].size() == 50);
   }
+}
+
+TEST_CASE(
+    "cli: a script without #! runs with /bin/sh; a bad interpreter leaves no "
+    "record") {
+  Workspace ws;
+  cmf::test::WriteFile(ws / "plain.sh", "echo from-sh\n");
+  fs::permissions(ws / "plain.sh", fs::perms::owner_all);
+  Outcome o = ws({"exec", "--stage", "s", "-q", "--", "./plain.sh"});
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "from-sh\n");
+  cmf::test::WriteFile(ws / "bad.sh", "#!/no/such/interpreter\n");
+  fs::permissions(ws / "bad.sh", fs::perms::owner_all);
+  Outcome bad = ws({"exec", "--stage", "s", "--", "./bad.sh"});
+  CHECK(bad.exit_code == 1);
+  CHECK(IsError(bad, "cannot run './bad.sh'"));
+  CHECK(ws.Log().size() == 1);  // only the first
+}
+
+TEST_CASE(
+    "cli: after recording a command that Ctrl-C ended, cmf ends by SIGINT "
+    "too") {
+  Workspace ws;
+  Outcome o = ws({"exec", "--stage", "s", "--", "sh", "-c", "kill -INT $$"});
+  CHECK(o.signal == SIGINT);  // so that a calling shell loop stops as well
+  CHECK(ws.Log()[0]["status"] == "interrupted");
+}
+
+TEST_CASE(
+    "cli: SIGTERM sent to cmf reaches the command and is recorded as "
+    "interrupted") {
+  Workspace ws;
+  std::string script =
+      "\"$0\" exec -q --stage s -- sleep 30 & p=$!; sleep 0.5; kill -TERM $p; "
+      "wait $p; "
+      "echo rc=$?";
+  Outcome o = cmf::test::RunProcess(
+      {"sh", "-c", script, cmf::test::CmfBinary()}, ws.dir.path());
+  CHECK(o.out == "rc=143\n");
+  json e = ws.Log()[0];
+  CHECK(e["status"] == "interrupted");
+  CHECK(e["exit_code"] == 143);
+}
+
+TEST_CASE(
+    "cli: cmf exec does not wait for a background child that holds the metrics "
+    "pipe") {
+  Workspace ws;
+  auto start = std::chrono::steady_clock::now();
+  Outcome o = ws(
+      {"exec", "--stage", "s", "-q", "--", "sh", "-c",
+       "(sleep 31.25 >/dev/null 2>&1 &); printf 'm 0 1.5' >&$CMF_METRICS_FD"});
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  cmf::test::RunProcess({"pkill", "-f", "sleep 31.25"}, ws.dir.path());
+  CHECK(o.exit_code == 0);
+  CHECK(seconds < 20);  // a hang would last the background child's 31 s
+  // the last line had no line break, and still counts
+  std::string id = ws.Log()[0]["id"];
+  CHECK(json::parse(ws({"metrics", id, "--json"}).out)["series"]["m"] ==
+        json{{0, 1.5}});
+}
+
+TEST_CASE(
+    "cli: an overlong metrics line is dropped with a warning, the rest is "
+    "kept") {
+  Workspace ws;
+  Outcome o =
+      ws({"exec", "--stage", "s", "--", "sh", "-c",
+          "head -c 10000 /dev/zero | tr '\\0' x >&$CMF_METRICS_FD; "
+          "echo ' tail' >&$CMF_METRICS_FD; echo 'ok 1 2' >&$CMF_METRICS_FD"});
+  CHECK(o.exit_code == 0);
+  CHECK(o.err.find("longer than") != std::string::npos);
+  std::string id = ws.Log()[0]["id"];
+  CHECK(json::parse(ws({"metrics", id, "--json"}).out)["series"] ==
+        json{{"ok", {{1, 2.0}}}});
+}
+
+TEST_CASE(
+    "cli: CMF_DIR with a trailing slash or through a symbolic link finds the "
+    "workspace") {
+  Workspace ws;
+  TempDir elsewhere;
+  cmf::test::WriteFile(ws / "in.txt", "x");
+  fs::create_directory_symlink(ws.dir.path(), elsewhere / "link");
+  for (std::string dir :
+       {(ws / ".cmf").string() + "/", (elsewhere / "link").string()}) {
+    CAPTURE(dir);
+    Outcome o = Cmf({"exec", "-q", "--stage", "s", "--in",
+                     (ws / "in.txt").string(), "--", "true"},
+                    elsewhere.path(), {{"CMF_DIR", dir}});
+    REQUIRE(o.exit_code == 0);
+    json e = ws.Log()[0];
+    CHECK(e["pipeline"] == ws.dir.path().filename().string());
+    CHECK(e["inputs"][0]["path"] == "in.txt");
+  }
+  Outcome guard =
+      Cmf({"exec", "--stage", "s", "--in",
+           (elsewhere / "link/.cmf/config").string(), "--", "true"},
+          elsewhere.path(), {{"CMF_DIR", (elsewhere / "link").string()}});
+  CHECK(IsError(guard, "inside the repository's .cmf/"));
+}
+
+TEST_CASE(
+    "cli: config refuses values that would lock cmf out, and can mend a bad "
+    "file") {
+  Workspace ws;
+  Outcome bad = ws({"config", "store.synchronous", "FULL"});
+  CHECK(bad.exit_code == 1);
+  CHECK(IsError(bad, "must be 'full' or 'normal'"));
+  CHECK(ws({"config", "core.site", ""}).exit_code == 1);
+  CHECK(ws({"config", "cache.link", "teleport"}).exit_code == 1);
+  // a value written by hand that the other verbs refuse
+  std::string config = cmf::test::ReadFile(ws / ".cmf/config");
+  cmf::test::WriteFile(ws / ".cmf/config",
+                       config + "[store]\n\tsynchronous = sometimes\n");
+  CHECK(ws({"exec", "--stage", "s", "--", "true"}).exit_code == 1);
+  CHECK(ws({"config", "store.synchronous", "normal"}).exit_code == 0);
+  CHECK(ws({"exec", "-q", "--stage", "s", "--", "true"}).exit_code == 0);
+}
+
+TEST_CASE("cli: metrics CSV quotes a series name that holds a comma") {
+  Workspace ws;
+  REQUIRE(ws({"exec", "-q", "--stage", "s", "--", "sh", "-c",
+              "echo 'a,b 0 1' >&$CMF_METRICS_FD"})
+              .exit_code == 0);
+  std::string id = ws.Log()[0]["id"];
+  CHECK(ws({"metrics", id, "--csv"}).out == "series,step,value\n\"a,b\",0,1\n");
 }

@@ -47,6 +47,11 @@ class Config {
   Status Set(const std::string& key, const std::string& value);
   // Removes KEY. NotFound when it was not set.
   Status Unset(const std::string& key);
+  // Checks VALUE for the keys cmf reads (core.site, store.synchronous,
+  // cache.link, core.repositoryformatversion); InvalidArgument when cmf would
+  // refuse it. Other keys are not checked.
+  static Status Validate(const std::string& key, const std::string& value);
+
   // Every key and value, in file order, keys in git's normalised (lowercase)
   // form.
   Result<std::vector<std::pair<std::string, std::string>>> List() const;

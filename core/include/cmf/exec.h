@@ -34,12 +34,14 @@ struct ExecOutcome {
       1;  // the command's exit code (128 + signal when a signal ended it)
   std::string message;     // why it failed, when it did
   int metrics_logged = 0;  // step-metric points received from the command
+  int signal = 0;          // the signal that ended the command, if one did
 };
 
 // Runs OPTIONS.run.command as an execution of OPTIONS.run.stage. Fails without
-// recording anything when the command is empty or cannot be found (NotFound),
-// or an input is missing (NotFound), unreadable (IOError) or inside .cmf/
-// (InvalidArgument). Once the command has started, its failure is not an error
+// recording anything when the command is empty or cannot be found (NotFound)
+// or started (IOError), or an input is missing (NotFound), unreadable
+// (IOError) or inside .cmf/ (InvalidArgument). A script without "#!" is run
+// with /bin/sh. Once the command has started, its failure is not an error
 // of Exec: it is recorded and returned in the outcome (a declared output that
 // the command did not produce fails the execution too).
 Result<ExecOutcome> Exec(Repo& repo, ExecOptions options);

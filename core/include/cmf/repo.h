@@ -29,7 +29,9 @@ namespace cmf {
 // What a Repo is opened for. Reading skips the config (and with it libgit2's
 // start-up, which costs milliseconds): config() is unavailable and the store
 // refuses writes.
-enum class OpenMode { kReadWrite, kRead };
+// kConfig opens the config alone (store() is unavailable), so that a config
+// that the other verbs refuse can still be mended with `cmf config`.
+enum class OpenMode { kReadWrite, kRead, kConfig };
 
 struct DiscoverOptions {
   // Where to start looking for .cmf/ (walking up to the root). Empty: the

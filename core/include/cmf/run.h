@@ -35,6 +35,8 @@ struct RunSpec {
   std::string stage;     // required
   std::vector<std::string> command;  // empty: nothing recorded
   std::map<std::string, Value> params;
+  std::string id;  // empty: a new UUIDv7 (give one to know it before Start)
+  std::optional<std::int64_t> started_ms;  // absent: now
 };
 
 class Run {

@@ -29,11 +29,12 @@ struct AddOptions {
 };
 
 struct AddResult {
-  ArtifactRef artifact;              // path is workspace-relative
-  std::uint64_t files = 0;           // regular files in it
-  std::uint64_t hashed_files = 0;    // read this time (the rest came from the stat cache)
+  ArtifactRef artifact;     // path is workspace-relative
+  std::uint64_t files = 0;  // regular files in it
+  std::uint64_t hashed_files =
+      0;  // read this time (the rest came from the stat cache)
   std::uint64_t hashed_bytes = 0;
-  bool changed = false;              // its tracked content differs from before
+  bool changed = false;  // its tracked content differs from before
 };
 
 // Tracks PATHS: hashes them, stores their content in the cache and records
@@ -41,8 +42,9 @@ struct AddResult {
 // NotFound for a missing one; IOError as the object cache reports. Paths are
 // checked before anything is stored, and a path is recorded only after all of
 // its content is in the cache.
-Result<std::vector<AddResult>> Add(Repo& repo, const std::vector<std::filesystem::path>& paths,
-                                   const AddOptions& options);
+Result<std::vector<AddResult>> Add(
+    Repo& repo, const std::vector<std::filesystem::path>& paths,
+    const AddOptions& options);
 
 // One difference between a tracked path and the workspace.
 struct Change {
@@ -65,7 +67,8 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options);
 struct CheckoutResult {
   std::string path;
   std::string hash;
-  std::uint64_t restored_files = 0;  // files written; the others were already right
+  std::uint64_t restored_files =
+      0;  // files written; the others were already right
 };
 
 // Restores PATH (a tracked path, or a path inside a tracked directory) from the
@@ -81,13 +84,14 @@ Result<CheckoutResult> Checkout(Repo& repo, const std::filesystem::path& path,
 Result<std::uint64_t> Unlock(Repo& repo, const std::filesystem::path& path);
 
 struct FsckReport {
-  std::uint64_t objects = 0;                 // objects verified
-  std::vector<std::string> corrupt;          // objects whose content does not match their name
+  std::uint64_t objects = 0;  // objects verified
+  std::vector<std::string>
+      corrupt;  // objects whose content does not match their name
   struct Missing {
     std::string hash;
     std::string path;  // where the artifact was seen
   };
-  std::vector<Missing> missing;              // expected in the cache but absent
+  std::vector<Missing> missing;  // expected in the cache but absent
   bool ok() const { return corrupt.empty() && missing.empty(); }
 };
 

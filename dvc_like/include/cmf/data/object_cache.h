@@ -64,8 +64,9 @@ Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text);
 
 // What a path's content is, once hashed.
 struct ObjectInfo {
-  std::string hash;        // 64 lowercase hex digits
-  std::uint64_t size = 0;  // bytes of a file; for a directory the sum of its files
+  std::string hash;  // 64 lowercase hex digits
+  std::uint64_t size =
+      0;  // bytes of a file; for a directory the sum of its files
   bool is_directory = false;
 };
 
@@ -125,8 +126,8 @@ class ObjectCache {
 
   // Calls SINK for every object in the cache (hash and size), in no particular
   // order; stops at SINK's first error.
-  Status ForEach(
-      const std::function<Status(const std::string&, std::uint64_t)>& sink) const;
+  Status ForEach(const std::function<Status(const std::string&, std::uint64_t)>&
+                     sink) const;
 
   // Deletes object HASH. NotFound when it is not there.
   Status Remove(const std::string& hash) const;

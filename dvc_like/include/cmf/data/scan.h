@@ -45,7 +45,8 @@ class StatCache {
   // chance to load the entries under it in one go.
   virtual void Prefetch(const std::filesystem::path& root) { (void)root; }
   // The hash remembered for the absolute PATH if it still looks like STAT.
-  virtual std::optional<std::string> Lookup(const std::string& path, const FileStat& stat) = 0;
+  virtual std::optional<std::string> Lookup(const std::string& path,
+                                            const FileStat& stat) = 0;
   virtual void Remember(const std::string& path, const FileStat& stat,
                         const std::string& hash) = 0;
   // Called once at the end of a scan that succeeded: persist what was
@@ -57,8 +58,8 @@ struct ScanOptions {
   StatCache* stat_cache = nullptr;  // none: hash everything
   bool store = false;               // also store the content in the cache
   std::vector<LinkMode> link_order = {LinkMode::kCopy};  // when storing
-  unsigned threads = 0;             // 0: one per core
-  Progress* progress = nullptr;     // told of every file and byte read
+  unsigned threads = 0;                                  // 0: one per core
+  Progress* progress = nullptr;  // told of every file and byte read
 };
 
 struct ScannedFile {
@@ -70,8 +71,9 @@ struct ScannedFile {
 
 struct ScanResult {
   ObjectInfo info;
-  std::vector<ScannedFile> files;   // sorted by path; one entry for a file
-  std::uint64_t hashed_files = 0;   // read this time, not taken from the stat cache
+  std::vector<ScannedFile> files;  // sorted by path; one entry for a file
+  std::uint64_t hashed_files =
+      0;  // read this time, not taken from the stat cache
   std::uint64_t hashed_bytes = 0;
 };
 
@@ -79,7 +81,8 @@ struct ScanResult {
 // IOError when something cannot be read, changes while it is read, or is
 // neither a regular file nor a directory; InvalidArgument for a file name with
 // a line break. When storing, errors of the cache as ObjectCache::StoreFile.
-Result<ScanResult> Scan(const ObjectCache& cache, const std::filesystem::path& path,
+Result<ScanResult> Scan(const ObjectCache& cache,
+                        const std::filesystem::path& path,
                         const ScanOptions& options);
 
 // The manifest text of FILES (already sorted by path).
