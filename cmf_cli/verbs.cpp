@@ -20,6 +20,7 @@ std::unique_ptr<Verb> MakeCheckoutVerb();
 std::unique_ptr<Verb> MakeUnlockVerb();
 std::unique_ptr<Verb> MakeFsckVerb();
 std::unique_ptr<Verb> MakeGcVerb();
+std::unique_ptr<Verb> MakeSliceVerb();
 
 namespace {
 
@@ -47,6 +48,8 @@ constexpr std::array kVerbs = {
              Needs::kRepo, MakeFsckVerb},
     VerbInfo{"gc", "Remove cached objects that nothing references",
              Needs::kRepo, MakeGcVerb},
+    VerbInfo{"slice", "Cut a data slice out of an HDF5 file and record it", Needs::kRepo,
+             MakeSliceVerb},
     VerbInfo{"config", "Get and set repository options", Needs::kConfig,
              MakeConfigVerb},
     VerbInfo{"help", "Show the manual page of cmf or of a verb",

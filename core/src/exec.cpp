@@ -257,7 +257,7 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   std::vector<ArtifactRef> inputs;
   for (const fs::path& path : options.inputs) {
     CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(repo, path));
-    Result<data::ObjectInfo> info = repo.objects().Hash(path);
+    Result<data::ObjectInfo> info = HashContent(repo, path, /*store=*/false);
     if (!info.ok()) {
       if (info.status().code() == Code::kNotFound) {
         return Status::NotFound("input '" + path.string() + "' does not exist");

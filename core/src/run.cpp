@@ -11,6 +11,8 @@
 #include "cmf/clock.h"
 #include "cmf/code_version.h"
 #include "cmf/data/object_cache.h"
+#include "cmf/data/scan.h"
+#include "store_stat_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -80,6 +82,18 @@ Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
   return text;
 }
 
+Result<data::ObjectInfo> HashContent(Repo& repo, const fs::path& path, bool store) {
+  StoreStatCache stat_cache(repo.store());
+  data::ScanOptions scan;
+  scan.stat_cache = &stat_cache;
+  scan.store = store;
+  // Outputs are copied (or cloned), never linked: the command that wrote one
+  // may write it again.
+  scan.link_order = {data::LinkMode::kReflink, data::LinkMode::kCopy};
+  CMF_ASSIGN_OR_RETURN(data::ScanResult result, data::Scan(repo.objects(), path, scan));
+  return result.info;
+}
+
 Result<Run> Run::Start(Repo& repo, RunSpec spec) {
   if (spec.stage.empty())
     return Status::InvalidArgument("a run needs a stage name");
@@ -115,11 +129,9 @@ Result<ArtifactRef> Run::LogArtifact(const fs::path& path,
                                      std::optional<ArtifactKind> kind,
                                      Direction direction) {
   CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(*repo_, path));
-  const data::ObjectCache& objects = repo_->objects();
-  Result<data::ObjectInfo> info = direction == Direction::kOutput
-                                      ? objects.Store(path)
-                                      : objects.Hash(path);
-  if (!info.ok()) return info.status();
+  CMF_ASSIGN_OR_RETURN(data::ObjectInfo info_value,
+                       HashContent(*repo_, path, direction == Direction::kOutput));
+  const data::ObjectInfo* info = &info_value;
   ArtifactRef ref;
   ref.path = std::move(event_path);
   ref.hash = info->hash;

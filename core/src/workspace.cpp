@@ -19,54 +19,12 @@
 #include "cmf/data/progress.h"
 #include "cmf/data/scan.h"
 #include "cmf/run.h"
+#include "store_stat_cache.h"
 
 namespace fs = std::filesystem;
 
 namespace cmf {
 namespace {
-
-// The stat cache of data::Scan, kept in the store: loaded once per scan for the
-// scanned tree, saved in one transaction at the end.
-class StoreStatCache : public data::StatCache {
- public:
-  explicit StoreStatCache(Store& store) : store_(store) {}
-
-  void Prefetch(const fs::path& root) override {
-    Result<std::vector<Store::StatRow>> rows =
-        store_.LoadStatCache(root.string());
-    if (!rows.ok()) return;  // a cold cache only costs time
-    for (Store::StatRow& r : *rows) {
-      data::FileStat st{r.dev, r.ino, r.size, r.mtime_ns};
-      known_[r.path] = {st, std::move(r.hash)};
-    }
-  }
-
-  std::optional<std::string> Lookup(const std::string& path,
-                                    const data::FileStat& stat) override {
-    auto it = known_.find(path);
-    if (it == known_.end() || !(it->second.first == stat)) return std::nullopt;
-    return it->second.second;
-  }
-
-  void Remember(const std::string& path, const data::FileStat& stat,
-                const std::string& hash) override {
-    pending_.push_back(
-        {path, stat.dev, stat.ino, stat.size, stat.mtime_ns, hash});
-    known_[path] = {stat, hash};
-  }
-
-  Status Flush() override {
-    Status st = store_.SaveStatCache(pending_);
-    pending_.clear();
-    return st;
-  }
-
- private:
-  Store& store_;
-  std::unordered_map<std::string, std::pair<data::FileStat, std::string>>
-      known_;
-  std::vector<Store::StatRow> pending_;
-};
 
 Result<std::vector<data::LinkMode>> LinkOrder(Repo& repo) {
   return data::ParseLinkOrder(repo.config().GetOr("cache.link", "auto"));

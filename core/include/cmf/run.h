@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cmf/data/object_cache.h"
 #include "cmf/records.h"
 #include "cmf/repo.h"
 #include "cmf/status.h"
@@ -110,6 +111,11 @@ class Run {
 // NumPy, CSV, Parquet, TIFF and microscope formats are kDataset; PyTorch, ONNX
 // and pickled models are kModel; anything else is kFile.
 ArtifactKind GuessKind(const std::filesystem::path& path, bool is_directory);
+
+// The hash of the file or directory at PATH, read through the repository's stat
+// cache (an unchanged file is not read again); with STORE, its content is also
+// copied (or cloned) into the object cache. Errors as data::Scan.
+Result<data::ObjectInfo> HashContent(Repo& repo, const std::filesystem::path& path, bool store);
 
 // How PATH is recorded on an event: relative to the workspace when inside it
 // (lexically normalised, as "data/raw.h5"), absolute otherwise. InvalidArgument
