@@ -1,0 +1,222 @@
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <map>
+
+#include "cmf/data/hash.h"
+#include "cmf/data/object_cache.h"
+#include "cmf/data/scan.h"
+#include "support.h"
+
+using namespace cmf;
+using cmf::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A stat cache in memory that counts what it was asked.
+class MemoryStatCache : public data::StatCache {
+ public:
+  std::optional<std::string> Lookup(const std::string& path, const data::FileStat& st) override {
+    auto it = rows.find(path);
+    if (it == rows.end() || !(it->second.first == st)) return std::nullopt;
+    return it->second.second;
+  }
+  void Remember(const std::string& path, const data::FileStat& st,
+                const std::string& hash) override {
+    rows[path] = {st, hash};
+  }
+  std::map<std::string, std::pair<data::FileStat, std::string>> rows;
+};
+
+// Makes PATH look written an hour ago: old enough for the stat cache.
+void Age(const fs::path& path) {
+  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(1));
+}
+
+// Appends to SOURCE during the first write into the cache: the file changes
+// while it is being read.
+class ChangesUnderfoot : public data::FileOps {
+ public:
+  explicit ChangesUnderfoot(fs::path source) : source_(std::move(source)) {}
+  int Write(int fd, const void* data, std::size_t size) override {
+    if (!done_) {
+      done_ = true;
+      test::WriteFile(source_, test::ReadFile(source_) + "more");
+    }
+    return FileOps::Write(fd, data, size);
+  }
+
+ private:
+  fs::path source_;
+  bool done_ = false;
+};
+
+class ReadOnlyCache : public data::FileOps {
+ public:
+  int CreateTemp(std::string&) override { return -EROFS; }
+};
+
+std::size_t CountFiles(const fs::path& root) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); ++it) {
+    if (it->is_regular_file()) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("scan: unchanged files come from the stat cache, changed ones are read again") {
+  TempDir dir;
+  for (int i = 0; i < 20; ++i) {
+    test::WriteFile(dir / "d" / ("f" + std::to_string(i)), std::string(1000 + i, 'x'));
+    Age(dir / "d" / ("f" + std::to_string(i)));
+  }
+  data::ObjectCache cache(dir / "objects");
+  MemoryStatCache stat_cache;
+  data::ScanOptions options;
+  options.stat_cache = &stat_cache;
+  Result<data::ScanResult> first = data::Scan(cache, dir / "d", options);
+  REQUIRE(first.ok());
+  CHECK(first->hashed_files == 20);
+  Result<data::ScanResult> second = data::Scan(cache, dir / "d", options);
+  REQUIRE(second.ok());
+  CHECK(second->hashed_files == 0);
+  CHECK(second->info.hash == first->info.hash);
+
+  test::WriteFile(dir / "d" / "f3", "changed");
+  Result<data::ScanResult> third = data::Scan(cache, dir / "d", options);
+  REQUIRE(third.ok());
+  CHECK(third->hashed_files == 1);
+  CHECK(third->info.hash != first->info.hash);
+}
+
+TEST_CASE("scan: a file written just now is not remembered (its mtime may not move again)") {
+  TempDir dir;
+  test::WriteFile(dir / "fresh", "x");
+  data::ObjectCache cache(dir / "objects");
+  MemoryStatCache stat_cache;
+  data::ScanOptions options;
+  options.stat_cache = &stat_cache;
+  REQUIRE(data::Scan(cache, dir / "fresh", options).ok());
+  CHECK(stat_cache.rows.empty());
+}
+
+TEST_CASE("scan: the result does not depend on the number of threads") {
+  TempDir dir;
+  for (int i = 0; i < 50; ++i) {
+    test::WriteFile(dir / "d" / std::to_string(i % 7) / ("f" + std::to_string(i)),
+                    std::string(static_cast<std::size_t>(i * 997), static_cast<char>('a' + i % 26)));
+  }
+  data::ObjectCache cache(dir / "objects");
+  data::ScanOptions one, many;
+  one.threads = 1;
+  many.threads = 8;
+  Result<data::ScanResult> a = data::Scan(cache, dir / "d", one);
+  Result<data::ScanResult> b = data::Scan(cache, dir / "d", many);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->info.hash == b->info.hash);
+  CHECK(a->files.size() == 50);
+  CHECK(std::is_sorted(a->files.begin(), a->files.end(),
+                       [](const auto& x, const auto& y) { return x.path < y.path; }));
+}
+
+TEST_CASE("scan: a file that changes while it is stored fails and leaves no object") {
+  TempDir dir;
+  test::WriteFile(dir / "f", std::string(3 << 20, 'q'));
+  data::ObjectCache cache(dir / "objects", std::make_shared<ChangesUnderfoot>(dir / "f"));
+  data::ScanOptions options;
+  options.store = true;
+  Result<data::ScanResult> r = data::Scan(cache, dir / "f", options);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("changed while it was read") != std::string::npos);
+  CHECK(CountFiles(dir / "objects") == 0);
+}
+
+TEST_CASE("scan: a read-only cache fails with a clear error and stores nothing") {
+  TempDir dir;
+  test::WriteFile(dir / "d" / "a", "a");
+  test::WriteFile(dir / "d" / "b", "b");
+  data::ObjectCache cache(dir / "objects", std::make_shared<ReadOnlyCache>());
+  data::ScanOptions options;
+  options.store = true;
+  Result<data::ScanResult> r = data::Scan(cache, dir / "d", options);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("Read-only file system") != std::string::npos);
+  CHECK(CountFiles(dir / "objects") == 0);
+}
+
+TEST_CASE("scan: a link to a folder is followed like a folder") {
+  TempDir dir;
+  test::WriteFile(dir / "other" / "f", "one");
+  test::WriteFile(dir / "d" / "g", "two");
+  fs::create_directory_symlink(dir / "other", dir / "d" / "linked");
+  data::ObjectCache cache(dir / "objects");
+  Result<data::ScanResult> before = data::Scan(cache, dir / "d", {});
+  REQUIRE(before.ok());
+  CHECK(before->files.size() == 2);
+  test::WriteFile(dir / "other" / "f", "changed");
+  CHECK(data::Scan(cache, dir / "d", {})->info.hash != before->info.hash);
+}
+
+TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points into the cache") {
+  TempDir dir;
+  data::ObjectCache cache(dir / "objects");
+  std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
+  test::WriteFile(dir / "h", "hard");
+  Result<data::ObjectCache::Stored> h = cache.StoreFile(dir / "h", hard);
+  REQUIRE(h.ok());
+  CHECK(h->mode == data::LinkMode::kHardlink);
+  struct stat ws {}, obj {};
+  REQUIRE(::stat((dir / "h").c_str(), &ws) == 0);
+  REQUIRE(::stat(cache.PathOf(h->hash).c_str(), &obj) == 0);
+  CHECK(ws.st_ino == obj.st_ino);
+  CHECK((ws.st_mode & 0777) == 0444);
+
+  std::vector<data::LinkMode> sym = {data::LinkMode::kSymlink};
+  test::WriteFile(dir / "s", "soft");
+  Result<data::ObjectCache::Stored> s = cache.StoreFile(dir / "s", sym);
+  REQUIRE(s.ok());
+  CHECK(fs::is_symlink(dir / "s"));
+  CHECK(fs::read_symlink(dir / "s") == cache.PathOf(s->hash));
+  CHECK(test::ReadFile(dir / "s") == "soft");
+
+  std::vector<data::LinkMode> copy = {data::LinkMode::kReflink, data::LinkMode::kCopy};
+  test::WriteFile(dir / "c", "copied");
+  Result<data::ObjectCache::Stored> c = cache.StoreFile(dir / "c", copy);
+  REQUIRE(c.ok());
+  REQUIRE(::stat((dir / "c").c_str(), &ws) == 0);
+  REQUIRE(::stat(cache.PathOf(c->hash).c_str(), &obj) == 0);
+  CHECK(ws.st_ino != obj.st_ino);
+  CHECK((ws.st_mode & 0200) != 0);  // the workspace file stays writable
+}
+
+TEST_CASE("link strategies: cache.link parses 'auto' and lists, and refuses the rest") {
+  CHECK(data::ParseLinkOrder("auto").value() ==
+        std::vector<data::LinkMode>{data::LinkMode::kReflink, data::LinkMode::kCopy});
+  CHECK(data::ParseLinkOrder("hardlink,copy").value() ==
+        std::vector<data::LinkMode>{data::LinkMode::kHardlink, data::LinkMode::kCopy});
+  CHECK(data::ParseLinkOrder("hardlink,,copy").status().code() == Code::kInvalidArgument);
+  CHECK(data::ParseLinkOrder("teleport").status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("manifest: parsing gives back what was built; damage is Corruption") {
+  std::vector<data::ScannedFile> files = {{"a b/c.txt", 3, false, std::string(64, '1')},
+                                          {"run.sh", 12, true, std::string(64, '2')}};
+  std::string text = data::BuildManifest(files);
+  Result<std::vector<data::ScannedFile>> back = data::ParseManifest(text);
+  REQUIRE(back.ok());
+  REQUIRE(back->size() == 2);
+  CHECK(back->at(0).path == "a b/c.txt");
+  CHECK(back->at(1).executable);
+  CHECK(data::ParseManifest("hello").status().code() == Code::kCorruption);
+  CHECK(data::ParseManifest(text.substr(0, text.size() - 1)).status().code() ==
+        Code::kCorruption);
+}

@@ -1,0 +1,195 @@
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include "cmf/data/hash.h"
+#include "cmf/data/object_cache.h"
+#include "cmf/workspace.h"
+#include "support.h"
+
+using namespace cmf;
+using cmf::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+AddOptions Quiet() {
+  AddOptions o;
+  o.progress = false;
+  return o;
+}
+
+void Age(const fs::path& path) {
+  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(1));
+}
+
+}  // namespace
+
+TEST_CASE("workspace: add tracks a directory; a second add reads nothing") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  for (int i = 0; i < 5; ++i) {
+    test::WriteFile(dir / "data" / ("f" + std::to_string(i)), std::string(100, 'a' + i));
+    Age(dir / "data" / ("f" + std::to_string(i)));
+  }
+  Result<std::vector<AddResult>> first = Add(repo, {dir / "data"}, Quiet());
+  REQUIRE(first.ok());
+  CHECK(first->at(0).artifact.path == "data");
+  CHECK(first->at(0).artifact.kind == ArtifactKind::kDirectory);
+  CHECK(first->at(0).files == 5);
+  CHECK(first->at(0).changed);
+  CHECK(repo.objects().Has(first->at(0).artifact.hash));
+  Result<std::vector<AddResult>> again = Add(repo, {dir / "data"}, Quiet());
+  REQUIRE(again.ok());
+  CHECK(again->at(0).hashed_files == 0);
+  CHECK_FALSE(again->at(0).changed);
+  CHECK(WorkspaceStatus(repo, Quiet())->changes.empty());
+}
+
+TEST_CASE("workspace: status reports modified, missing and new files of tracked paths") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "keep", "k");
+  test::WriteFile(dir / "d" / "edit", "e");
+  test::WriteFile(dir / "d" / "gone", "g");
+  test::WriteFile(dir / "solo.csv", "1");
+  test::WriteFile(dir / "lost.csv", "2");
+  REQUIRE(Add(repo, {dir / "d", dir / "solo.csv", dir / "lost.csv"}, Quiet()).ok());
+  test::WriteFile(dir / "d" / "edit", "edited");
+  fs::remove(dir / "d" / "gone");
+  test::WriteFile(dir / "d" / "fresh", "f");
+  test::WriteFile(dir / "solo.csv", "changed");
+  fs::remove(dir / "lost.csv");
+  Result<StatusReport> report = WorkspaceStatus(repo, Quiet());
+  REQUIRE(report.ok());
+  std::vector<std::pair<std::string, Change::Kind>> got;
+  for (const Change& c : report->changes) got.push_back({c.path, c.kind});
+  CHECK(got == std::vector<std::pair<std::string, Change::Kind>>{
+                   {"d/edit", Change::Kind::kModified},
+                   {"d/fresh", Change::Kind::kNew},
+                   {"d/gone", Change::Kind::kMissing},
+                   {"lost.csv", Change::Kind::kMissing},
+                   {"solo.csv", Change::Kind::kModified}});
+}
+
+TEST_CASE("workspace: paths outside the workspace or inside .cmf/ are refused before storing") {
+  TempDir dir, outside;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "ok", "x");
+  test::WriteFile(outside / "far", "y");
+  Result<std::vector<AddResult>> far = Add(repo, {dir / "ok", outside / "far"}, Quiet());
+  CHECK(far.status().code() == Code::kInvalidArgument);
+  CHECK(far.status().message().find("outside the workspace") != std::string::npos);
+  CHECK(Add(repo, {dir / ".cmf" / "config"}, Quiet()).status().code() ==
+        Code::kInvalidArgument);
+  CHECK(Add(repo, {dir / "missing"}, Quiet()).status().code() == Code::kNotFound);
+  CHECK(repo.store().ListTracked()->empty());
+  CHECK_FALSE(repo.objects().Has(data::HashBytes("x")));  // nothing stored either
+}
+
+TEST_CASE("workspace: an add that fails halfway records nothing") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "a", "a");
+  REQUIRE(::mkfifo((dir / "d" / "pipe").c_str(), 0644) == 0);
+  CHECK_FALSE(Add(repo, {dir / "d"}, Quiet()).ok());
+  CHECK(repo.store().ListTracked()->empty());
+}
+
+TEST_CASE("workspace: checkout restores tracked content, or another version with --rev") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "a.txt", "version one");
+  test::WriteFile(dir / "d" / "sub" / "b.txt", "bee");
+  std::string v1 = Add(repo, {dir / "d"}, Quiet())->at(0).artifact.hash;
+  test::WriteFile(dir / "d" / "a.txt", "version two");
+  std::string v2 = Add(repo, {dir / "d"}, Quiet())->at(0).artifact.hash;
+  REQUIRE(v1 != v2);
+
+  fs::remove_all(dir / "d" / "sub");
+  test::WriteFile(dir / "d" / "a.txt", "scribbled");
+  Result<CheckoutResult> r = Checkout(repo, dir / "d", std::nullopt);
+  REQUIRE(r.ok());
+  CHECK(r->restored_files == 2);
+  CHECK(test::ReadFile(dir / "d" / "a.txt") == "version two");
+  CHECK(test::ReadFile(dir / "d" / "sub" / "b.txt") == "bee");
+
+  // one file inside a tracked directory
+  fs::remove(dir / "d" / "sub" / "b.txt");
+  REQUIRE(Checkout(repo, dir / "d" / "sub" / "b.txt", std::nullopt).ok());
+  CHECK(test::ReadFile(dir / "d" / "sub" / "b.txt") == "bee");
+
+  Result<CheckoutResult> old = Checkout(repo, dir / "d", v1.substr(0, 10));
+  REQUIRE(old.ok());
+  CHECK(test::ReadFile(dir / "d" / "a.txt") == "version one");
+  CHECK(repo.store().ListTracked()->at(0).hash == v1);
+  CHECK(WorkspaceStatus(repo, Quiet())->changes.empty());
+
+  CHECK(Checkout(repo, dir / "untracked", std::nullopt).status().code() == Code::kNotFound);
+  CHECK(Checkout(repo, dir / "d", std::string("ffffffff")).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("workspace: unlock turns hard links into the cache into private copies") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  REQUIRE(repo.config().Set("cache.link", "hardlink").ok());
+  test::WriteFile(dir / "d" / "a", "shared");
+  test::WriteFile(dir / "d" / "b", "other");
+  REQUIRE(Add(repo, {dir / "d"}, Quiet()).ok());
+  struct stat st {};
+  REQUIRE(::stat((dir / "d" / "a").c_str(), &st) == 0);
+  CHECK(st.st_nlink == 2);
+  CHECK((st.st_mode & 0200) == 0);
+  Result<std::uint64_t> n = Unlock(repo, dir / "d");
+  REQUIRE(n.ok());
+  CHECK(*n == 2);
+  REQUIRE(::stat((dir / "d" / "a").c_str(), &st) == 0);
+  CHECK(st.st_nlink == 1);
+  CHECK((st.st_mode & 0200) != 0);
+  test::WriteFile(dir / "d" / "a", "edited");  // the cache keeps the old bytes
+  CHECK(Fsck(repo, Quiet())->ok());
+  CHECK(Unlock(repo, dir / "d").value() == 0);
+}
+
+TEST_CASE("workspace: fsck finds corrupt and missing objects and repairs nothing") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "a", "aaa");
+  test::WriteFile(dir / "d" / "b", "bbb");
+  REQUIRE(Add(repo, {dir / "d"}, Quiet()).ok());
+  Result<FsckReport> clean = Fsck(repo, Quiet());
+  REQUIRE(clean.ok());
+  CHECK(clean->ok());
+  CHECK(clean->objects == 3);  // two files and the manifest
+
+  fs::path a = repo.objects().PathOf(data::HashBytes("aaa"));
+  fs::permissions(a, fs::perms::owner_write, fs::perm_options::add);
+  test::WriteFile(a, "rot");
+  fs::remove(repo.objects().PathOf(data::HashBytes("bbb")));
+  Result<FsckReport> bad = Fsck(repo, Quiet());
+  REQUIRE(bad.ok());
+  CHECK(bad->corrupt == std::vector<std::string>{data::HashBytes("aaa")});
+  REQUIRE(bad->missing.size() == 1);
+  CHECK(bad->missing[0].hash == data::HashBytes("bbb"));
+  CHECK(bad->missing[0].path == "d/b");
+  CHECK(test::ReadFile(a) == "rot");  // left as found
+}
+
+TEST_CASE("workspace: gc lists unreferenced objects, and removes them only when asked") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "a", "kept");
+  REQUIRE(Add(repo, {dir / "d"}, Quiet()).ok());
+  std::string stray = repo.objects().PutBytes("nobody needs me").value();
+  Result<GcReport> dry = CollectGarbage(repo, /*dry_run=*/true);
+  REQUIRE(dry.ok());
+  CHECK(dry->unreferenced == std::vector<std::string>{stray});
+  CHECK_FALSE(dry->removed);
+  CHECK(repo.objects().Has(stray));
+  Result<GcReport> real = CollectGarbage(repo, /*dry_run=*/false);
+  REQUIRE(real.ok());
+  CHECK_FALSE(repo.objects().Has(stray));
+  CHECK(repo.objects().Has(data::HashBytes("kept")));  // needed through the manifest
+  CHECK(Fsck(repo, Quiet())->ok());
+}
