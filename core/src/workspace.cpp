@@ -399,8 +399,13 @@ Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
   const data::ObjectCache& objects = repo.objects();
   CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
                        repo.store().ListArtifacts());
+  // Kept: what is tracked now and what any execution used or made (lineage
+  // may ask for those bytes), with the files of their manifests. A version of
+  // a tracked path that was replaced, and bytes that were stored but never
+  // recorded (an interrupted add), go.
   std::set<std::string> keep;
   for (const Store::ArtifactUse& a : artifacts) {
+    if (!a.referenced) continue;
     keep.insert(a.hash);
     if (a.kind != ArtifactKind::kDirectory) continue;
     Result<std::string> manifest = objects.ReadObject(a.hash);

@@ -159,7 +159,8 @@ class Store {
     std::string hash;
     ArtifactKind kind = ArtifactKind::kFile;
     bool cached = false;
-    std::string path;  // one path it was seen at
+    bool referenced = false;  // tracked, or used or made by an execution
+    std::string path;         // one path it was seen at
   };
   Result<std::vector<ArtifactUse>> ListArtifacts();
 

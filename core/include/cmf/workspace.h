@@ -106,8 +106,9 @@ struct GcReport {
   bool removed = false;
 };
 
-// Finds the objects that no record references (directly or through a
-// manifest) and, unless DRY_RUN, removes them.
+// Finds the objects that nothing references (directly or through a manifest):
+// not tracked now, not used or made by any execution. Unless DRY_RUN, removes
+// them.
 Result<GcReport> CollectGarbage(Repo& repo, bool dry_run);
 
 }  // namespace cmf

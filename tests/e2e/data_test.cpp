@@ -1,0 +1,173 @@
+// End-to-end tests of data versioning and slices: the real cmf binary.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "hdf5_fixture.h"
+#include "support.h"
+
+using cmf::test::Cmf;
+using cmf::test::Outcome;
+using cmf::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Repo {
+  TempDir dir;
+  Repo() { REQUIRE(Cmf({"init", "-q"}, dir.path()).exit_code == 0); }
+  fs::path operator/(const std::string& name) const { return dir / name; }
+  Outcome operator()(const std::vector<std::string>& args) const { return Cmf(args, dir.path()); }
+  json Json(const std::vector<std::string>& args) const {
+    Outcome o = Cmf(args, dir.path());
+    INFO(o.err);
+    REQUIRE(o.out.size() > 0);
+    return json::parse(o.out);
+  }
+};
+
+bool IsError(const Outcome& o, const std::string& fragment) {
+  return o.err.rfind("cmf: error: ", 0) == 0 && o.err.find(fragment) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("data: add, status, checkout round trip through the CLI") {
+  Repo r;
+  cmf::test::WriteFile(r / "data/a.txt", "alpha");
+  cmf::test::WriteFile(r / "data/b/c.txt", "gamma");
+  json added = r.Json({"add", "--json", "data"});
+  REQUIRE(added.size() == 1);
+  CHECK(added[0]["path"] == "data");
+  CHECK(added[0]["kind"] == "directory");
+  CHECK(added[0]["files"] == 2);
+  CHECK(added[0]["changed"] == true);
+
+  json status = r.Json({"status", "--json"});
+  CHECK(status["clean"] == true);
+  CHECK(status["tracked"][0]["path"] == "data");
+  CHECK(status["uncommitted"]["executions"] == 0);
+
+  cmf::test::WriteFile(r / "data/a.txt", "changed");
+  fs::remove(r / "data/b/c.txt");
+  status = r.Json({"status", "--json"});
+  CHECK(status["clean"] == false);
+  CHECK(status["changes"] == json::parse(R"([
+    {"path": "data/a.txt", "status": "modified", "tracked": "data"},
+    {"path": "data/b/c.txt", "status": "missing", "tracked": "data"}])"));
+  Outcome text = r({"status"});
+  CHECK(text.out.find("modified: data/a.txt") != std::string::npos);
+
+  CHECK(r({"checkout", "data"}).exit_code == 0);
+  CHECK(cmf::test::ReadFile(r / "data/a.txt") == "alpha");
+  CHECK(cmf::test::ReadFile(r / "data/b/c.txt") == "gamma");
+  CHECK(r.Json({"status", "--json"})["clean"] == true);
+}
+
+TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {
+  Repo r;
+  TempDir outside;
+  cmf::test::WriteFile(outside / "x", "x");
+  Outcome far = r({"add", (outside / "x").string()});
+  CHECK(far.exit_code == 1);
+  CHECK(IsError(far, "outside the workspace"));
+  Outcome inside = r({"add", ".cmf/config"});
+  CHECK(inside.exit_code == 1);
+  CHECK(IsError(inside, "inside the repository's .cmf/"));
+  Outcome missing = r({"add", "nothing-here"});
+  CHECK(missing.exit_code == 1);
+  CHECK(IsError(missing, "no such file or directory 'nothing-here'"));
+  CHECK(r.Json({"status", "--json"})["tracked"].empty());
+}
+
+TEST_CASE("data: fsck exits 1 on a corrupted object and says which; gc removes only on --force") {
+  Repo r;
+  cmf::test::WriteFile(r / "f.bin", "precious");
+  json added = r.Json({"add", "--json", "f.bin"});
+  std::string hash = added[0]["hash"];
+  CHECK(r({"fsck"}).exit_code == 0);
+  fs::path object = r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" + hash.substr(2));
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  cmf::test::WriteFile(object, "tampered");
+  Outcome bad = r({"fsck", "--json"});
+  CHECK(bad.exit_code == 1);
+  json report = json::parse(bad.out);
+  CHECK(report["ok"] == false);
+  CHECK(report["corrupt"] == json{hash});
+  CHECK(IsError(bad, "fsck found 1 corrupt"));
+
+  Outcome dry = r({"gc", "--json"});
+  CHECK(json::parse(dry.out)["unreferenced"].empty());  // the corrupt object is still referenced
+  cmf::test::WriteFile(r / "tmp.bin", "temporary");
+  std::string tmp_hash = r.Json({"add", "--json", "tmp.bin"})[0]["hash"];
+  cmf::test::WriteFile(r / "tmp.bin", "replaced");
+  REQUIRE(r({"add", "-q", "tmp.bin"}).exit_code == 0);  // the old version is no longer tracked
+  json listed = r.Json({"gc", "--json"});
+  CHECK(listed["unreferenced"] == json{tmp_hash});
+  CHECK(listed["removed"] == false);
+  CHECK(r.Json({"gc", "--force", "--json"})["removed"] == true);
+  CHECK(r.Json({"gc", "--json"})["unreferenced"].empty());
+}
+
+TEST_CASE("data: slice writes the slice, records it with derived_from, and lists datasets") {
+  Repo r;
+  cmf::test::WriteFloatDataset(r / "raw.h5", "/spectra", {8, 6, 4}, {4, 6, 4});
+  json sets = r.Json({"slice", "--list", "--json", "raw.h5"});
+  CHECK(sets == json::parse(R"([{"path": "/spectra", "shape": [8, 6, 4], "dtype": "float32",
+                                 "chunks": [4, 6, 4], "compression": "gzip"}])"));
+  Outcome o = r({"slice", "raw.h5", "/spectra", "2:6,0:3,:", "-o", "s.h5"});
+  REQUIRE(o.exit_code == 0);
+  std::vector<unsigned long long> shape;
+  cmf::test::ReadFloatDataset(r / "s.h5", "/spectra", &shape);
+  CHECK(shape == std::vector<unsigned long long>{4, 3, 4});
+
+  json e = r.Json({"log", "--json", "-n", "1"})[0];
+  CHECK(e["stage"] == "slice");
+  CHECK(e["params"] == json{{"dataset", "/spectra"}, {"selection", "2:6,0:3,:"}});
+  CHECK(e["inputs"][0]["kind"] == "dataset");
+  CHECK(e["outputs"][0]["kind"] == "dataslice");
+  CHECK(e["outputs"][0]["path"] == "s.h5");
+  CHECK(cmf::test::ReadStringAttribute(r / "s.h5", "/spectra", "cmf_parent_sha256") ==
+        e["inputs"][0]["hash"]);
+  CHECK(r({"fsck"}).exit_code == 0);  // the slice is in the cache
+}
+
+TEST_CASE("data: slice refuses bad input clearly and records nothing") {
+  Repo r;
+  cmf::test::WriteFloatDataset(r / "raw.h5", "/image", {10, 10});
+  cmf::test::WriteFile(r / "notes.h5", "plain text");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"notes.h5", "/image", ":,:", "-o", "s.h5"}, "'notes.h5' is not an HDF5 file"},
+           {{"raw.h5", "/nope", ":,:", "-o", "s.h5"}, "no dataset '/nope'"},
+           {{"raw.h5", "/image", "1:2", "-o", "s.h5"}, "has 1 dimension, the dataset 2"},
+           {{"raw.h5", "/image", "5:2,:", "-o", "s.h5"}, "reversed"},
+           {{"raw.h5", "/image", "0:11,:", "-o", "s.h5"}, "out of range"},
+           {{"missing.h5", "/image", ":,:", "-o", "s.h5"}, "no such file 'missing.h5'"},
+       }) {
+    std::vector<std::string> args = {"slice"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    Outcome o = r(args);
+    CAPTURE(c.message);
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, c.message));
+  }
+  CHECK_FALSE(fs::exists(r / "s.h5"));
+  CHECK(r.Json({"log", "--json"}).empty());
+  CHECK(r({"slice", "raw.h5"}).exit_code == 2);  // no selection and no output
+}
+
+TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
+  Repo r;
+  REQUIRE(r({"config", "cache.link", "hardlink"}).exit_code == 0);
+  cmf::test::WriteFile(r / "w.dat", "weights");
+  REQUIRE(r({"add", "-q", "w.dat"}).exit_code == 0);
+  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) == fs::perms::none);
+  Outcome u = r({"unlock", "w.dat"});
+  CHECK(u.out == "unlocked 1 file in w.dat\n");
+  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) != fs::perms::none);
+}
