@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <system_error>
+#include <utility>
 
 #include "cmf/data/hash.h"
 #include "cmf/data/scan.h"
@@ -34,6 +36,8 @@ int FileOps::Write(int fd, const void* data, std::size_t size) {
 }
 
 int FileOps::Fsync(int fd) { return ::fsync(fd) == 0 ? 0 : errno; }
+
+int FileOps::SyncFs(int fd) { return ::syncfs(fd) == 0 ? 0 : errno; }
 
 int FileOps::Rename(const std::string& from, const std::string& to) {
   return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
@@ -141,8 +145,12 @@ class TempObject {
     return Status::Ok();
   }
 
-  // Takes over PATH (already created under tmp/) as this temporary.
-  void Adopt(const std::string& path) { path_ = path; }
+  // Gives up the temporary: it is no longer removed, and its path is returned.
+  std::string Release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return std::exchange(path_, std::string());
+  }
 
   int fd() const { return fd_; }
   const std::string& path() const { return path_; }
@@ -204,10 +212,17 @@ int RelinkHard(const fs::path& target, const fs::path& dest) {
   return err;
 }
 
+// Replaces DEST by a symbolic link to TARGET, relative when both are absolute
+// (so that moving the whole workspace keeps it working, as git-annex does).
 int RelinkSymbolic(const fs::path& target, const fs::path& dest) {
+  fs::path link = target;
+  if (target.is_absolute() && dest.is_absolute()) {
+    fs::path relative = target.lexically_relative(dest.parent_path());
+    if (!relative.empty()) link = relative;
+  }
   std::string temp = dest.string() + ".cmf-link";
   ::unlink(temp.c_str());
-  if (::symlink(target.c_str(), temp.c_str()) != 0) return errno;
+  if (::symlink(link.c_str(), temp.c_str()) != 0) return errno;
   if (::rename(temp.c_str(), dest.c_str()) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
@@ -261,29 +276,36 @@ Result<ObjectInfo> ObjectCache::Store(const fs::path& path) const {
   return scan.info;
 }
 
-Result<ObjectCache::Stored> ObjectCache::StoreFile(
-    const fs::path& path, std::span<const LinkMode> order) const {
+Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
+                                                   std::span<const LinkMode> order) const {
+  std::vector<Pending> pending;
+  Result<Stored> stored = StoreFile(path, order, &pending);
+  if (!stored.ok()) return stored;
+  CMF_RETURN_IF_ERROR(Publish(pending));
+  return stored;
+}
+
+Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
+                                                   std::span<const LinkMode> order,
+                                                   std::vector<Pending>* pending) const {
   const std::string name = path.string();
   struct stat before {};
   if (::stat(name.c_str(), &before) != 0) {
     if (errno == ENOENT) return Status::NotFound("no such file '" + name + "'");
     return ErrnoStatus("cannot read '" + name + "'", errno);
   }
-  if (!S_ISREG(before.st_mode))
-    return Status::IOError("'" + name + "' is not a regular file");
-  const bool is_symlink_to_cache = [&] {
-    std::error_code ec;
-    return fs::is_symlink(fs::symlink_status(path, ec)) &&
-           fs::canonical(path, ec).string().starts_with(
-               fs::weakly_canonical(root_, ec).string());
-  }();
-
-  if (is_symlink_to_cache) {  // stored before, by the symlink strategy
+  if (!S_ISREG(before.st_mode)) return Status::IOError("'" + name + "' is not a regular file");
+  std::error_code ec;
+  if (fs::is_symlink(fs::symlink_status(path, ec)) &&
+      fs::canonical(path, ec).string().starts_with(fs::weakly_canonical(root_, ec).string())) {
+    // Stored before, by the symlink strategy.
     CMF_ASSIGN_OR_RETURN(std::string hash, HashFile(path));
-    if (Has(hash))
-      return Stored{hash, static_cast<std::uint64_t>(before.st_size),
-                    LinkMode::kSymlink};
+    if (Has(hash)) {
+      return Stored{hash, static_cast<std::uint64_t>(before.st_size), LinkMode::kSymlink};
+    }
+    return Status::IOError("'" + name + "' links to a damaged object; run cmf fsck");
   }
+
   Status last = Status::IOError("no link strategy given for '" + name + "'");
   for (LinkMode mode : order) {
     TempObject temp(root_ / "tmp", *ops_);
@@ -291,8 +313,7 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
     stored.mode = mode;
     if (mode == LinkMode::kCopy) {
       CMF_RETURN_IF_ERROR(temp.Open());
-      CMF_RETURN_IF_ERROR(
-          CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
+      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
     } else {
       if (mode == LinkMode::kReflink) {
         CMF_RETURN_IF_ERROR(temp.Open());
@@ -305,36 +326,26 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
           last = ErrnoStatus("cannot reflink '" + name + "'", err);
           continue;  // EOPNOTSUPP, EXDEV, EINVAL: this file system cannot clone
         }
+      } else if (mode == LinkMode::kSymlink) {
+        // Hashed where it is; Publish moves it into the cache (a hard link
+        // under the object's name) and puts a symbolic link in its place.
+        CMF_ASSIGN_OR_RETURN(stored.hash, HashFile(path));
+        stored.size = static_cast<std::uint64_t>(before.st_size);
+        Pending p{"", PathOf(stored.hash), path, mode};
+        p.size = stored.size;
+        p.mtime_ns = static_cast<std::int64_t>(before.st_mtim.tv_sec) * 1'000'000'000 +
+                     before.st_mtim.tv_nsec;
+        pending->push_back(std::move(p));
+        return stored;
       } else {
-        if (is_symlink_to_cache) {
-          last = Status::IOError("'" + name + "' is a link into the cache");
-          continue;
-        }
         CMF_RETURN_IF_ERROR(temp.Reserve());
-        int rc = mode == LinkMode::kHardlink
-                     ? ::link(name.c_str(), temp.path().c_str())
-                     : ::rename(name.c_str(), temp.path().c_str());
-        if (rc != 0) {
-          last = ErrnoStatus(
-              "cannot " + std::string(ToString(mode)) + " '" + name + "'",
-              errno);
+        if (::link(name.c_str(), temp.path().c_str()) != 0) {
+          last = ErrnoStatus("cannot hardlink '" + name + "'", errno);
           continue;  // EXDEV, EPERM, EMLINK: try the next strategy
-        }
-        if (mode == LinkMode::kSymlink) {
-          // The file now lives at temp.path(); put a link back at once so that
-          // PATH never goes missing, then repoint it once the object is named.
-          if (int err = RelinkSymbolic(temp.path(), path)) {
-            ::rename(temp.path().c_str(), name.c_str());
-            return ErrnoStatus("cannot link '" + name + "' to the cache", err);
-          }
         }
       }
       Result<std::string> hash = HashFile(temp.path());
-      if (!hash.ok()) {
-        if (mode == LinkMode::kSymlink)
-          ::rename(temp.path().c_str(), name.c_str());
-        return hash.status();
-      }
+      if (!hash.ok()) return hash.status();
       stored.hash = *hash;
       struct stat after {};
       if (::stat(temp.path().c_str(), &after) != 0) {
@@ -345,30 +356,84 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
         return Status::IOError("'" + name + "' changed while it was added");
       }
     }
-    fs::path object = PathOf(stored.hash);
-    if (mode == LinkMode::kSymlink) {
-      std::string moved = temp.path();
-      Status st = temp.Commit(object);
-      if (!st.ok()) {
-        ::rename(moved.c_str(), name.c_str());  // put the file back
-        return st;
-      }
-      if (int err = RelinkSymbolic(object, path)) {
-        return ErrnoStatus("cannot link '" + name + "' to the cache", err);
-      }
-      return stored;
+    if (::chmod(temp.path().c_str(), 0444) != 0) {
+      return ErrnoStatus("cannot protect object", errno);
     }
-    bool existed = Has(stored.hash);
-    CMF_RETURN_IF_ERROR(temp.Commit(object));
-    if (mode == LinkMode::kHardlink && existed) {
-      // Same content was cached already: share that object instead.
-      if (int err = RelinkHard(object, path)) {
-        return ErrnoStatus("cannot link '" + name + "' to the cache", err);
-      }
-    }
+    pending->push_back({temp.Release(), PathOf(stored.hash), path, mode});
     return stored;
   }
   return last;
+}
+
+Status ObjectCache::Publish(std::vector<Pending>& pending) const {
+  if (pending.empty()) return Status::Ok();
+  // One flush for all of them: an object gets its name only once its bytes
+  // are on disk, so a crash never leaves a damaged object under a hash name.
+  int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
+  if (root_fd >= 0) ::close(root_fd);
+  if (err) {
+    Discard(pending);
+    return ErrnoStatus("cannot flush the object cache to disk", err);
+  }
+  Status first;
+  std::vector<fs::path> dirs;  // folders that got a new name
+  std::size_t done = 0;
+  for (; done < pending.size(); ++done) {
+    Pending& p = pending[done];
+    std::error_code ec;
+    if (fs::exists(p.final_path, ec)) {
+      // The same content was cached already: share that object instead.
+      if (p.mode == LinkMode::kHardlink) err = RelinkHard(p.final_path, p.source);
+      if (p.mode == LinkMode::kSymlink) err = RelinkSymbolic(p.final_path, p.source);
+      if (err == 0) ::unlink(p.temp.c_str());
+    } else if (p.temp.empty()) {  // symlink: the source file itself becomes the object
+      fs::path dir = p.final_path.parent_path();
+      fs::create_directories(dir, ec);
+      struct stat now {};
+      bool same = ::stat(p.source.c_str(), &now) == 0 &&
+                  static_cast<std::uint64_t>(now.st_size) == p.size &&
+                  static_cast<std::int64_t>(now.st_mtim.tv_sec) * 1'000'000'000 +
+                          now.st_mtim.tv_nsec == p.mtime_ns;
+      if (!same) {
+        first = Status::IOError("'" + p.source.string() + "' changed while it was added");
+        break;
+      }
+      ::chmod(p.source.c_str(), 0444);
+      err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
+      if (err == 0) err = RelinkSymbolic(p.final_path, p.source);
+      dirs.push_back(dir);
+    } else {
+      fs::path dir = p.final_path.parent_path();
+      fs::create_directories(dir, ec);
+      err = ops_->Rename(p.temp, p.final_path.string());
+      dirs.push_back(dir);
+    }
+    if (err) {
+      first = ErrnoStatus("cannot move object into '" + p.final_path.string() + "'", err);
+      break;
+    }
+  }
+  if (!first.ok()) {
+    std::vector<Pending> rest(pending.begin() + static_cast<std::ptrdiff_t>(done), pending.end());
+    Discard(rest);
+  }
+  if (!dirs.empty()) {  // the new names: one more flush (one journal commit, not one per folder)
+    root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd >= 0) {
+      ops_->SyncFs(root_fd);
+      ::close(root_fd);
+    }
+  }
+  pending.clear();
+  return first;
+}
+
+void ObjectCache::Discard(std::vector<Pending>& pending) const {
+  for (const Pending& p : pending) {
+    if (!p.temp.empty()) ::unlink(p.temp.c_str());  // a symlink's source was not touched yet
+  }
+  pending.clear();
 }
 
 Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {

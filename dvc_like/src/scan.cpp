@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <iterator>
 #include <cstring>
 #include <mutex>
 #include <system_error>
@@ -23,7 +24,7 @@ constexpr std::string_view kManifestHeader = "cmf-manifest 1\n";
 
 // A file whose mtime is this close to the scan's start may still be written
 // within the same timestamp tick: its hash is not remembered ("racily clean").
-constexpr std::int64_t kRacyWindowNs = 2'000'000'000;
+constexpr std::int64_t kRacyWindowNs = 1'000'000'000;
 
 struct Entry {
   std::string relative;
@@ -212,15 +213,21 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
   Status first_error;
+  std::vector<ObjectCache::Pending> pending;  // published together, after one flush
   auto worker = [&] {
+    std::vector<ObjectCache::Pending> mine;
+    auto hand_over = [&] {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      std::move(mine.begin(), mine.end(), std::back_inserter(pending));
+    };
     for (;;) {
       std::size_t k = next.fetch_add(1);
-      if (k >= work.size() || failed.load()) return;
+      if (k >= work.size() || failed.load()) return hand_over();
       Entry& e = entries[work[k]];
       Status st;
       if (e.need_store) {
         Result<ObjectCache::Stored> stored =
-            cache.StoreFile(e.absolute, options.link_order);
+            cache.StoreFile(e.absolute, options.link_order, &mine);
         if (stored.ok()) e.hash = stored->hash;
         st = stored.status();
       } else {
@@ -229,6 +236,7 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
         st = hash.status();
       }
       if (!st.ok()) {
+        hand_over();
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!failed.exchange(true)) first_error = st;
         return;
@@ -240,7 +248,11 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   if (!work.empty()) worker();
   for (std::thread& t : pool) t.join();
-  if (failed) return first_error;
+  if (failed) {
+    cache.Discard(pending);
+    return first_error;
+  }
+  CMF_RETURN_IF_ERROR(cache.Publish(pending));
 
   ScanResult result;
   result.info.is_directory = is_directory;

@@ -185,7 +185,8 @@ TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points in
   Result<data::ObjectCache::Stored> s = cache.StoreFile(dir / "s", sym);
   REQUIRE(s.ok());
   CHECK(fs::is_symlink(dir / "s"));
-  CHECK(fs::read_symlink(dir / "s") == cache.PathOf(s->hash));
+  CHECK(fs::read_symlink(dir / "s").is_relative());  // the workspace can move
+  CHECK(fs::canonical(dir / "s") == fs::canonical(cache.PathOf(s->hash)));
   CHECK(test::ReadFile(dir / "s") == "soft");
 
   std::vector<data::LinkMode> copy = {data::LinkMode::kReflink, data::LinkMode::kCopy};

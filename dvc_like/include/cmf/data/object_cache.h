@@ -43,6 +43,8 @@ class FileOps {
   virtual ~FileOps() = default;
   virtual int Write(int fd, const void* data, std::size_t size);
   virtual int Fsync(int fd);
+  // Flushes the whole file system that FD lies on (syncfs).
+  virtual int SyncFs(int fd);
   virtual int Rename(const std::string& from, const std::string& to);
   // Creates and opens a new temporary file from PATTERN (mkostemp); returns the
   // descriptor or -errno.
@@ -107,6 +109,34 @@ class ObjectCache {
   };
   Result<Stored> StoreFile(const std::filesystem::path& path,
                            std::span<const LinkMode> order) const;
+
+  // An object prepared but not yet visible under its name (see StoreFile's
+  // second form).
+  struct Pending {
+    std::string temp;                 // under tmp/, complete and read-only;
+                                      // empty: the source itself (symlink)
+    std::filesystem::path final_path;
+    std::filesystem::path source;     // the workspace file it came from
+    LinkMode mode = LinkMode::kCopy;
+    std::uint64_t size = 0;           // the source as hashed (symlink)
+    std::int64_t mtime_ns = 0;
+  };
+
+  // As StoreFile, for many files at once: prepares the object and appends it
+  // to PENDING (which must then go to Publish or Discard) instead of
+  // publishing it, so that one flush of the file system covers them all.
+  // Thread-safe when each thread has its own PENDING.
+  Result<Stored> StoreFile(const std::filesystem::path& path, std::span<const LinkMode> order,
+                           std::vector<Pending>* pending) const;
+
+  // Flushes the file system once, then gives every pending object its name
+  // (or, when that object exists already, relinks a hard- or symlinked source
+  // to it). Empties PENDING; on error the objects not yet published are
+  // discarded.
+  Status Publish(std::vector<Pending>& pending) const;
+
+  // Drops pending objects; their sources are left as they were.
+  void Discard(std::vector<Pending>& pending) const;
 
   // Stores BYTES as an object and returns its hash.
   Result<std::string> PutBytes(std::string_view bytes) const;
