@@ -231,6 +231,16 @@ int RelinkSymbolic(const fs::path& target, const fs::path& dest) {
   return 0;
 }
 
+// True when the file at PATH lies on the file system of the cache at ROOT
+// (where hard links into the cache can be made).
+bool SameDevice(const fs::path& path, const fs::path& root) {
+  struct stat a {}, b {};
+  fs::path probe = root;
+  std::error_code ec;
+  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
+  return ::stat(path.c_str(), &a) == 0 && ::stat(probe.c_str(), &b) == 0 && a.st_dev == b.st_dev;
+}
+
 // Copies SRC into the open file FD, hashing as it goes.
 Status CopyHashing(const fs::path& src, int fd, FileOps& ops, std::string* hash,
                    std::uint64_t* size) {
@@ -326,25 +336,23 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
           last = ErrnoStatus("cannot reflink '" + name + "'", err);
           continue;  // EOPNOTSUPP, EXDEV, EINVAL: this file system cannot clone
         }
-      } else if (mode == LinkMode::kSymlink) {
-        // Hashed where it is; Publish moves it into the cache (a hard link
-        // under the object's name) and puts a symbolic link in its place.
+      } else {
+        // Hashed where it is; Publish links it into the cache under the
+        // object's name (and, for symlink, puts a symbolic link in its place).
         CMF_ASSIGN_OR_RETURN(stored.hash, HashFile(path));
         stored.size = static_cast<std::uint64_t>(before.st_size);
         Pending p{"", PathOf(stored.hash), path, mode};
         p.size = stored.size;
         p.mtime_ns = static_cast<std::int64_t>(before.st_mtim.tv_sec) * 1'000'000'000 +
                      before.st_mtim.tv_nsec;
+        if (!SameDevice(path, root_)) {
+          last = Status::IOError("cannot link '" + name + "' into the cache");
+          continue;  // another file system: try the next strategy
+        }
         pending->push_back(std::move(p));
         return stored;
-      } else {
-        CMF_RETURN_IF_ERROR(temp.Reserve());
-        if (::link(name.c_str(), temp.path().c_str()) != 0) {
-          last = ErrnoStatus("cannot hardlink '" + name + "'", errno);
-          continue;  // EXDEV, EPERM, EMLINK: try the next strategy
-        }
       }
-      Result<std::string> hash = HashFile(temp.path());
+      Result<std::string> hash = HashFile(temp.path());  // the clone
       if (!hash.ok()) return hash.status();
       stored.hash = *hash;
       struct stat after {};
@@ -352,9 +360,6 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
         return ErrnoStatus("cannot stat '" + temp.path() + "'", errno);
       }
       stored.size = static_cast<std::uint64_t>(after.st_size);
-      if (mode == LinkMode::kHardlink && !SameFile(before, after)) {
-        return Status::IOError("'" + name + "' changed while it was added");
-      }
     }
     if (::chmod(temp.path().c_str(), 0444) != 0) {
       return ErrnoStatus("cannot protect object", errno);
@@ -369,6 +374,8 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
   if (pending.empty()) return Status::Ok();
   // One flush for all of them: an object gets its name only once its bytes
   // are on disk, so a crash never leaves a damaged object under a hash name.
+  std::error_code mkdir_ec;
+  fs::create_directories(root_, mkdir_ec);
   int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
   if (root_fd >= 0) ::close(root_fd);
@@ -387,7 +394,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
       if (p.mode == LinkMode::kHardlink) err = RelinkHard(p.final_path, p.source);
       if (p.mode == LinkMode::kSymlink) err = RelinkSymbolic(p.final_path, p.source);
       if (err == 0) ::unlink(p.temp.c_str());
-    } else if (p.temp.empty()) {  // symlink: the source file itself becomes the object
+    } else if (p.temp.empty()) {  // hardlink, symlink: the source file itself becomes the object
       fs::path dir = p.final_path.parent_path();
       fs::create_directories(dir, ec);
       struct stat now {};
@@ -401,7 +408,10 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
       }
       ::chmod(p.source.c_str(), 0444);
       err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
-      if (err == 0) err = RelinkSymbolic(p.final_path, p.source);
+      if (err == EEXIST) {  // named meanwhile by another process: share it
+        err = p.mode == LinkMode::kHardlink ? RelinkHard(p.final_path, p.source) : 0;
+      }
+      if (err == 0 && p.mode == LinkMode::kSymlink) err = RelinkSymbolic(p.final_path, p.source);
       dirs.push_back(dir);
     } else {
       fs::path dir = p.final_path.parent_path();

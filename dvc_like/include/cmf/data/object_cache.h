@@ -114,11 +114,11 @@ class ObjectCache {
   // second form).
   struct Pending {
     std::string temp;                 // under tmp/, complete and read-only;
-                                      // empty: the source itself (symlink)
+                                      // empty: the source itself (hardlink, symlink)
     std::filesystem::path final_path;
     std::filesystem::path source;     // the workspace file it came from
     LinkMode mode = LinkMode::kCopy;
-    std::uint64_t size = 0;           // the source as hashed (symlink)
+    std::uint64_t size = 0;           // the source as hashed (hardlink, symlink)
     std::int64_t mtime_ns = 0;
   };
 
