@@ -12,6 +12,7 @@
 //
 // Usage: cmf_bench_data [--cmf PATH] [--big N] [--small N] [--keep]
 // Build with --buildtype=release. Needs about 3 GiB of free disk in $TMPDIR.
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,8 +26,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "cmf/data/hash.h"
 
@@ -44,7 +43,8 @@ double SecondsSince(Clock::time_point start) {
 // Runs ARGV in CWD, output discarded; returns the wall time, or a negative
 // value when it failed.
 double Timed(const std::vector<std::string>& argv, const fs::path& cwd) {
-  std::vector<std::string> args = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\" >/dev/null 2>&1",
+  std::vector<std::string> args = {"/bin/sh", "-c",
+                                   "cd \"$0\" && exec \"$@\" >/dev/null 2>&1",
                                    cwd.string()};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> p;
@@ -52,7 +52,8 @@ double Timed(const std::vector<std::string>& argv, const fs::path& cwd) {
   p.push_back(nullptr);
   auto start = Clock::now();
   pid_t pid = 0;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0) return -1;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
+    return -1;
   int status = 0;
   waitpid(pid, &status, 0);
   double s = SecondsSince(start);
@@ -64,7 +65,8 @@ bool Have(const std::string& program) {
 }
 
 // Random bytes from a fast generator (xorshift), different for every seed.
-void WriteRandomFile(const fs::path& path, std::size_t size, std::uint64_t seed) {
+void WriteRandomFile(const fs::path& path, std::size_t size,
+                     std::uint64_t seed) {
   std::vector<std::uint64_t> words(size / 8 + 1);
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
   for (auto& w : words) {
@@ -74,14 +76,16 @@ void WriteRandomFile(const fs::path& path, std::size_t size, std::uint64_t seed)
     w = x;
   }
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(size));
+  out.write(reinterpret_cast<const char*>(words.data()),
+            static_cast<std::streamsize>(size));
 }
 
 std::uint64_t MakeTree(const fs::path& root, int big, int small) {
   std::uint64_t bytes = 0;
   fs::create_directories(root / "raw");
   for (int i = 0; i < big; ++i) {
-    WriteRandomFile(root / "raw" / fmt::format("scan-{:02}.h5", i), 96u << 20, 1000 + i);
+    WriteRandomFile(root / "raw" / fmt::format("scan-{:02}.h5", i), 96u << 20,
+                    1000 + i);
     bytes += 96u << 20;
   }
   for (int i = 0; i < small; ++i) {
@@ -127,7 +131,8 @@ void FreshCopy(const fs::path& templ, const fs::path& dest) {
   Timed({"cp", "-r", templ.string(), dest.string()}, "/");
   Timed({"sync"}, "/");
   Timed({"sh", "-c", "find . -type f -exec cat {} + > /dev/null"}, dest);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // older than the racy window
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(1100));  // older than the racy window
 }
 
 }  // namespace
@@ -144,17 +149,23 @@ int main(int argc, char** argv) {
     if (flag == "--big") big = std::atoi(argv[++i]);
     if (flag == "--small") small = std::atoi(argv[++i]);
   }
-  if (cmf.empty()) cmf = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf").string();
+  if (cmf.empty())
+    cmf = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
+              .string();
   cmf = fs::absolute(cmf).string();
 
-  fs::path root = fs::temp_directory_path() / fmt::format("cmf-bench-data-{}", ::getpid());
+  fs::path root =
+      fs::temp_directory_path() / fmt::format("cmf-bench-data-{}", ::getpid());
   fs::create_directories(root);
-  fmt::print("# cmf add benchmark (figures vary with the machine and its load)\n\n");
+  fmt::print(
+      "# cmf add benchmark (figures vary with the machine and its load)\n\n");
   std::uint64_t bytes = MakeTree(root / "template", big, small);
   double mib = static_cast<double>(bytes) / (1 << 20);
-  fmt::print("data: {} files of 96 MiB + {} files of 64 KiB = {:.0f} MiB, random bytes, page "
-             "cache warm\n",
-             big, small, mib);
+  fmt::print(
+      "data: {} files of 96 MiB + {} files of 64 KiB = {:.0f} MiB, random "
+      "bytes, page "
+      "cache warm\n",
+      big, small, mib);
 
   double sha = AllCoreSha256();
   fmt::print("machine limit: OpenSSL SHA-256 on {} cores = {:.0f} MiB/s\n\n",
@@ -207,24 +218,31 @@ int main(int argc, char** argv) {
 
   fmt::print("\nratios (target):\n");
   if (annex > 0 && first_default > 0) {
-    fmt::print("  cmf add / git annex add speed, default link: {:6.1f}x   (>= 10x)\n",
-               annex / first_default);
+    fmt::print(
+        "  cmf add / git annex add speed, default link: {:6.1f}x   (>= 10x)\n",
+        annex / first_default);
   }
   if (annex > 0 && best > 0) {
-    fmt::print("  cmf add / git annex add speed, {:<9}      {:6.1f}x   (>= 10x)\n",
-               best_mode + ":", annex / best);
+    fmt::print(
+        "  cmf add / git annex add speed, {:<9}      {:6.1f}x   (>= 10x)\n",
+        best_mode + ":", annex / best);
   }
   if (first_default > 0) {
-    fmt::print("  cmf add rate / all-core SHA-256, default link: {:5.0f} %   (>= 70 %)\n",
-               100.0 * (static_cast<double>(bytes) / first_default) / sha);
+    fmt::print(
+        "  cmf add rate / all-core SHA-256, default link: {:5.0f} %   (>= 70 "
+        "%)\n",
+        100.0 * (static_cast<double>(bytes) / first_default) / sha);
   }
   if (best > 0) {
-    fmt::print("  cmf add rate / all-core SHA-256, {:<9}      {:5.0f} %   (>= 70 %)\n",
-               best_mode + ":", 100.0 * (static_cast<double>(bytes) / best) / sha);
+    fmt::print(
+        "  cmf add rate / all-core SHA-256, {:<9}      {:5.0f} %   (>= 70 %)\n",
+        best_mode + ":", 100.0 * (static_cast<double>(bytes) / best) / sha);
   }
   if (first_default > 0 && second_default > 0) {
-    fmt::print("  second add / first add, default link:          {:5.1f} %   (< 5 %)\n",
-               100.0 * second_default / first_default);
+    fmt::print(
+        "  second add / first add, default link:          {:5.1f} %   (< 5 "
+        "%)\n",
+        100.0 * second_default / first_default);
   }
   if (keep) {
     fmt::print("\nkept {}\n", root.string());

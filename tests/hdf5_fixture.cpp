@@ -6,15 +6,18 @@
 
 namespace cmf::test {
 
-void WriteFloatDataset(const std::filesystem::path& file, const std::string& dataset,
+void WriteFloatDataset(const std::filesystem::path& file,
+                       const std::string& dataset,
                        const std::vector<unsigned long long>& shape,
                        const std::vector<unsigned long long>& chunks) {
-  hid_t f = std::filesystem::exists(file) ? H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)
-                                          : H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
-                                                      H5P_DEFAULT);
+  hid_t f =
+      std::filesystem::exists(file)
+          ? H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)
+          : H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) throw std::runtime_error("cannot create " + file.string());
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  hid_t space =
+      H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (!chunks.empty()) {
     std::vector<hsize_t> c(chunks.begin(), chunks.end());
@@ -23,7 +26,8 @@ void WriteFloatDataset(const std::filesystem::path& file, const std::string& dat
   }
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t d = H5Dcreate2(f, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
+  hid_t d = H5Dcreate2(f, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, dcpl,
+                       H5P_DEFAULT);
   std::size_t n = 1;
   for (auto s : shape) n *= s;
   std::vector<float> values(n);
@@ -36,7 +40,8 @@ void WriteFloatDataset(const std::filesystem::path& file, const std::string& dat
   H5Fclose(f);
 }
 
-std::vector<float> ReadFloatDataset(const std::filesystem::path& file, const std::string& dataset,
+std::vector<float> ReadFloatDataset(const std::filesystem::path& file,
+                                    const std::string& dataset,
                                     std::vector<unsigned long long>* shape) {
   hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
@@ -55,10 +60,12 @@ std::vector<float> ReadFloatDataset(const std::filesystem::path& file, const std
   return values;
 }
 
-std::string ReadStringAttribute(const std::filesystem::path& file, const std::string& dataset,
+std::string ReadStringAttribute(const std::filesystem::path& file,
+                                const std::string& dataset,
                                 const std::string& name) {
   hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  hid_t a = H5Aopen_by_name(f, dataset.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  hid_t a = H5Aopen_by_name(f, dataset.c_str(), name.c_str(), H5P_DEFAULT,
+                            H5P_DEFAULT);
   hid_t type = H5Aget_type(a);
   char* text = nullptr;
   H5Aread(a, type, &text);

@@ -9,7 +9,8 @@ Result<SliceOutcome> MakeSlice(Repo& repo, const SliceRequest& request) {
   CMF_ASSIGN_OR_RETURN(std::string parent_path, EventPath(repo, request.file));
   CMF_RETURN_IF_ERROR(EventPath(repo, request.out).status());
   const std::int64_t started_ms = SystemClock::Get()->NowMs();
-  Result<data::ObjectInfo> parent = HashContent(repo, request.file, /*store=*/false);
+  Result<data::ObjectInfo> parent =
+      HashContent(repo, request.file, /*store=*/false);
   if (!parent.ok()) {
     if (parent.status().code() == Code::kNotFound) {
       return Status::NotFound("no such file '" + request.file.string() + "'");
@@ -17,26 +18,31 @@ Result<SliceOutcome> MakeSlice(Repo& repo, const SliceRequest& request) {
     return parent.status();
   }
   if (parent->is_directory) {
-    return Status::InvalidArgument("'" + request.file.string() + "' is a directory");
+    return Status::InvalidArgument("'" + request.file.string() +
+                                   "' is a directory");
   }
 
   SliceOutcome outcome;
-  CMF_ASSIGN_OR_RETURN(outcome.result,
-                       data::WriteSlice(request.file, request.dataset, request.selection,
-                                        request.out, {parent->hash, request.selection}));
+  CMF_ASSIGN_OR_RETURN(
+      outcome.result,
+      data::WriteSlice(request.file, request.dataset, request.selection,
+                       request.out, {parent->hash, request.selection}));
 
   RunSpec spec;
   spec.pipeline = request.pipeline;
   spec.stage = "slice";
   spec.command = request.command;
-  spec.params = {{"dataset", request.dataset}, {"selection", request.selection}};
+  spec.params = {{"dataset", request.dataset},
+                 {"selection", request.selection}};
   spec.started_ms = started_ms;
   CMF_ASSIGN_OR_RETURN(Run run, Run::Start(repo, spec));
   outcome.execution_id = run.id();
-  outcome.parent = {parent_path, parent->hash, parent->size, ArtifactKind::kDataset};
+  outcome.parent = {parent_path, parent->hash, parent->size,
+                    ArtifactKind::kDataset};
   Status st = run.LogHashed(Direction::kInput, outcome.parent);
   if (st.ok()) {
-    Result<ArtifactRef> slice = run.LogOutput(request.out, ArtifactKind::kDataslice);
+    Result<ArtifactRef> slice =
+        run.LogOutput(request.out, ArtifactKind::kDataslice);
     st = slice.status();
     if (st.ok()) outcome.slice = *slice;
   }

@@ -82,7 +82,8 @@ Result<std::string> EventPath(const Repo& repo, const fs::path& path) {
   return text;
 }
 
-Result<data::ObjectInfo> HashContent(Repo& repo, const fs::path& path, bool store) {
+Result<data::ObjectInfo> HashContent(Repo& repo, const fs::path& path,
+                                     bool store) {
   StoreStatCache stat_cache(repo.store());
   data::ScanOptions scan;
   scan.stat_cache = &stat_cache;
@@ -90,7 +91,8 @@ Result<data::ObjectInfo> HashContent(Repo& repo, const fs::path& path, bool stor
   // Outputs are copied (or cloned), never linked: the command that wrote one
   // may write it again.
   scan.link_order = {data::LinkMode::kReflink, data::LinkMode::kCopy};
-  CMF_ASSIGN_OR_RETURN(data::ScanResult result, data::Scan(repo.objects(), path, scan));
+  CMF_ASSIGN_OR_RETURN(data::ScanResult result,
+                       data::Scan(repo.objects(), path, scan));
   return result.info;
 }
 
@@ -129,8 +131,9 @@ Result<ArtifactRef> Run::LogArtifact(const fs::path& path,
                                      std::optional<ArtifactKind> kind,
                                      Direction direction) {
   CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(*repo_, path));
-  CMF_ASSIGN_OR_RETURN(data::ObjectInfo info_value,
-                       HashContent(*repo_, path, direction == Direction::kOutput));
+  CMF_ASSIGN_OR_RETURN(
+      data::ObjectInfo info_value,
+      HashContent(*repo_, path, direction == Direction::kOutput));
   const data::ObjectInfo* info = &info_value;
   ArtifactRef ref;
   ref.path = std::move(event_path);

@@ -913,16 +913,20 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
       impl_->Prepare(
           "SELECT a.hash, a.kind, "
           "EXISTS(SELECT 1 FROM tracked t WHERE t.artifact_id = a.id) OR "
-          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id AND e.direction = 1), "
+          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id AND "
+          "e.direction = 1), "
           "EXISTS(SELECT 1 FROM tracked t WHERE t.artifact_id = a.id) OR "
           "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id), "
-          "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id LIMIT 1), "
-          "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), '') "
+          "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id "
+          "LIMIT 1), "
+          "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), "
+          "'') "
           "FROM artifact a ORDER BY a.hash"));
   std::vector<ArtifactUse> out;
   Status st;
   while (s.Step(&st)) {
-    out.push_back({s.Text(0), ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile),
+    out.push_back({s.Text(0),
+                   ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile),
                    s.Int(2) != 0, s.Int(3) != 0, s.Text(4)});
   }
   s.Reset();

@@ -44,18 +44,29 @@ std::string DtypeName(hid_t type) {
   std::size_t bits = H5Tget_size(type) * 8;
   switch (H5Tget_class(type)) {
     case H5T_INTEGER:
-      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
-    case H5T_FLOAT: return "float" + std::to_string(bits);
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") +
+             std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
     case H5T_STRING:
-      return H5Tis_variable_str(type) > 0 ? "string" : "S" + std::to_string(bits / 8);
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_ARRAY: return "array";
-    case H5T_OPAQUE: return "opaque";
-    case H5T_BITFIELD: return "bitfield";
-    case H5T_REFERENCE: return "reference";
-    case H5T_VLEN: return "vlen";
-    default: return "unknown";
+      return H5Tis_variable_str(type) > 0 ? "string"
+                                          : "S" + std::to_string(bits / 8);
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_VLEN:
+      return "vlen";
+    default:
+      return "unknown";
   }
 }
 
@@ -81,17 +92,31 @@ std::string CompressionOf(hid_t dcpl) {
     std::size_t nvalues = 8;
     unsigned values[8];
     char name[64] = {0};
-    H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues, values,
-                                     sizeof name, name, &config);
+    H5Z_filter_t id =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues, values,
+                       sizeof name, name, &config);
     std::string filter;
     switch (id) {
-      case H5Z_FILTER_DEFLATE: filter = "gzip"; break;
-      case H5Z_FILTER_SHUFFLE: filter = "shuffle"; break;
-      case H5Z_FILTER_FLETCHER32: filter = "fletcher32"; break;
-      case H5Z_FILTER_SZIP: filter = "szip"; break;
-      case H5Z_FILTER_NBIT: filter = "nbit"; break;
-      case H5Z_FILTER_SCALEOFFSET: filter = "scaleoffset"; break;
-      default: filter = name[0] ? name : "filter" + std::to_string(id);
+      case H5Z_FILTER_DEFLATE:
+        filter = "gzip";
+        break;
+      case H5Z_FILTER_SHUFFLE:
+        filter = "shuffle";
+        break;
+      case H5Z_FILTER_FLETCHER32:
+        filter = "fletcher32";
+        break;
+      case H5Z_FILTER_SZIP:
+        filter = "szip";
+        break;
+      case H5Z_FILTER_NBIT:
+        filter = "nbit";
+        break;
+      case H5Z_FILTER_SCALEOFFSET:
+        filter = "scaleoffset";
+        break;
+      default:
+        filter = name[0] ? name : "filter" + std::to_string(id);
     }
     out += (out.empty() ? "" : "+") + filter;
   }
@@ -100,15 +125,18 @@ std::string CompressionOf(hid_t dcpl) {
 
 Status CheckHdf5File(const fs::path& file) {
   std::error_code ec;
-  if (!fs::exists(file, ec)) return Status::NotFound("no such file '" + file.string() + "'");
+  if (!fs::exists(file, ec))
+    return Status::NotFound("no such file '" + file.string() + "'");
   QuietHdf5();
   if (H5Fis_hdf5(file.c_str()) <= 0) {
-    return Status::InvalidArgument("'" + file.string() + "' is not an HDF5 file");
+    return Status::InvalidArgument("'" + file.string() +
+                                   "' is not an HDF5 file");
   }
   return Status::Ok();
 }
 
-herr_t CollectDataset(hid_t root, const char* name, const H5O_info_t* info, void* data) {
+herr_t CollectDataset(hid_t root, const char* name, const H5O_info_t* info,
+                      void* data) {
   if (info->type != H5O_TYPE_DATASET) return 0;
   auto* out = static_cast<std::vector<DatasetInfo>*>(data);
   Hid dset(H5Dopen2(root, name, H5P_DEFAULT), H5Dclose);
@@ -116,8 +144,9 @@ herr_t CollectDataset(hid_t root, const char* name, const H5O_info_t* info, void
   Hid type(H5Dget_type(dset.get()), H5Tclose);
   Hid space(H5Dget_space(dset.get()), H5Sclose);
   Hid dcpl(H5Dget_create_plist(dset.get()), H5Pclose);
-  out->push_back({std::string("/") + name, ShapeOf(space.get()), DtypeName(type.get()),
-                  ChunksOf(dcpl.get()), CompressionOf(dcpl.get())});
+  out->push_back({std::string("/") + name, ShapeOf(space.get()),
+                  DtypeName(type.get()), ChunksOf(dcpl.get()),
+                  CompressionOf(dcpl.get())});
   return 0;
 }
 
@@ -125,24 +154,29 @@ Result<std::int64_t> ParseInt(std::string_view text, std::string_view whole) {
   std::int64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-    return Status::InvalidArgument("'" + std::string(whole) + "' is not a selection (want " +
-                                   "start:stop[:step] or an index per dimension)");
+    return Status::InvalidArgument(
+        "'" + std::string(whole) + "' is not a selection (want " +
+        "start:stop[:step] or an index per dimension)");
   }
   return v;
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
-Status WriteStringAttribute(hid_t object, const char* name, const std::string& value) {
+Status WriteStringAttribute(hid_t object, const char* name,
+                            const std::string& value) {
   Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   Hid space(H5Screate(H5S_SCALAR), H5Sclose);
-  Hid attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+  Hid attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT,
+                      H5P_DEFAULT),
            H5Aclose);
   const char* text = value.c_str();
   if (!attr.ok() || H5Awrite(attr.get(), type.get(), &text) < 0) {
@@ -156,18 +190,22 @@ Status WriteStringAttribute(hid_t object, const char* name, const std::string& v
 Result<std::vector<DatasetInfo>> ListDatasets(const fs::path& file) {
   CMF_RETURN_IF_ERROR(CheckHdf5File(file));
   Hid f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!f.ok()) return Status::IOError("cannot open HDF5 file '" + file.string() + "'");
+  if (!f.ok())
+    return Status::IOError("cannot open HDF5 file '" + file.string() + "'");
   std::vector<DatasetInfo> out;
   if (H5Ovisit(f.get(), H5_INDEX_NAME, H5_ITER_INC, CollectDataset, &out) < 0) {
-    return Status::Corruption("cannot list the datasets of '" + file.string() + "'");
+    return Status::Corruption("cannot list the datasets of '" + file.string() +
+                              "'");
   }
   std::sort(out.begin(), out.end(),
-            [](const DatasetInfo& a, const DatasetInfo& b) { return a.path < b.path; });
+            [](const DatasetInfo& a, const DatasetInfo& b) {
+              return a.path < b.path;
+            });
   return out;
 }
 
-Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
-                                             const std::vector<std::uint64_t>& shape) {
+Result<std::vector<SliceDim>> ParseSelection(
+    std::string_view selection, const std::vector<std::uint64_t>& shape) {
   std::vector<std::string_view> parts;
   std::size_t start = 0;
   for (;;) {
@@ -177,10 +215,11 @@ Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
     start = comma + 1;
   }
   if (parts.size() != shape.size()) {
-    return Status::InvalidArgument("selection '" + std::string(selection) + "' has " +
-                                   std::to_string(parts.size()) + " dimension" +
-                                   (parts.size() == 1 ? "" : "s") + ", the dataset " +
-                                   std::to_string(shape.size()));
+    return Status::InvalidArgument(
+        "selection '" + std::string(selection) + "' has " +
+        std::to_string(parts.size()) + " dimension" +
+        (parts.size() == 1 ? "" : "s") + ", the dataset " +
+        std::to_string(shape.size()));
   }
   std::vector<SliceDim> dims;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -188,8 +227,9 @@ Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
     const std::int64_t size = static_cast<std::int64_t>(shape[i]);
     auto bound = [&](std::int64_t v) { return v < 0 ? v + size : v; };
     auto out_of_range = [&](std::int64_t v) {
-      return Status::InvalidArgument("bound " + std::to_string(v) + " is out of range for " +
-                                     "dimension " + std::to_string(i) + " of size " +
+      return Status::InvalidArgument("bound " + std::to_string(v) +
+                                     " is out of range for " + "dimension " +
+                                     std::to_string(i) + " of size " +
                                      std::to_string(size));
     };
     SliceDim d;
@@ -200,12 +240,15 @@ Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
       d = {static_cast<std::uint64_t>(b), 1, 1, true};
     } else {
       std::size_t c1 = p.find(':'), c2 = p.find(':', c1 + 1);
-      if (c2 != std::string_view::npos && p.find(':', c2 + 1) != std::string_view::npos) {
+      if (c2 != std::string_view::npos &&
+          p.find(':', c2 + 1) != std::string_view::npos) {
         return ParseInt("x", selection).status();
       }
       std::string_view a = Trim(p.substr(0, c1));
-      std::string_view b = Trim(p.substr(c1 + 1, c2 == p.npos ? p.npos : c2 - c1 - 1));
-      std::string_view s = c2 == p.npos ? std::string_view() : Trim(p.substr(c2 + 1));
+      std::string_view b =
+          Trim(p.substr(c1 + 1, c2 == p.npos ? p.npos : c2 - c1 - 1));
+      std::string_view s =
+          c2 == p.npos ? std::string_view() : Trim(p.substr(c2 + 1));
       std::int64_t lo = 0, hi = size, step = 1;
       if (!a.empty()) {
         CMF_ASSIGN_OR_RETURN(std::int64_t v, ParseInt(a, selection));
@@ -220,13 +263,15 @@ Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
       if (!s.empty()) {
         CMF_ASSIGN_OR_RETURN(step, ParseInt(s, selection));
         if (step <= 0) {
-          return Status::InvalidArgument("step " + std::to_string(step) + " in dimension " +
-                                         std::to_string(i) + " is not positive");
+          return Status::InvalidArgument("step " + std::to_string(step) +
+                                         " in dimension " + std::to_string(i) +
+                                         " is not positive");
         }
       }
       if (lo > hi) {
-        return Status::InvalidArgument("'" + std::string(p) + "' in dimension " +
-                                       std::to_string(i) + " is reversed (start after stop)");
+        return Status::InvalidArgument("'" + std::string(p) +
+                                       "' in dimension " + std::to_string(i) +
+                                       " is reversed (start after stop)");
       }
       d = {static_cast<std::uint64_t>(lo),
            static_cast<std::uint64_t>((hi - lo + step - 1) / step),
@@ -234,31 +279,38 @@ Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
     }
     if (d.count == 0) {
       return Status::InvalidArgument("selection '" + std::string(selection) +
-                                     "' selects nothing in dimension " + std::to_string(i));
+                                     "' selects nothing in dimension " +
+                                     std::to_string(i));
     }
     dims.push_back(d);
   }
   return dims;
 }
 
-Result<SliceResult> WriteSlice(const fs::path& source, const std::string& dataset,
+Result<SliceResult> WriteSlice(const fs::path& source,
+                               const std::string& dataset,
                                std::string_view selection, const fs::path& out,
                                const SliceProvenance& provenance) {
   CMF_RETURN_IF_ERROR(CheckHdf5File(source));
   Hid in(H5Fopen(source.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!in.ok()) return Status::IOError("cannot open HDF5 file '" + source.string() + "'");
+  if (!in.ok())
+    return Status::IOError("cannot open HDF5 file '" + source.string() + "'");
   Hid src(H5Dopen2(in.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
   if (!src.ok()) {
-    return Status::NotFound("no dataset '" + dataset + "' in '" + source.string() + "'");
+    return Status::NotFound("no dataset '" + dataset + "' in '" +
+                            source.string() + "'");
   }
   Hid type(H5Dget_type(src.get()), H5Tclose);
-  if (H5Tdetect_class(type.get(), H5T_VLEN) > 0 || H5Tis_variable_str(type.get()) > 0) {
-    return Status::InvalidArgument("dataset '" + dataset +
-                                   "' holds variable-length data, which cannot be sliced");
+  if (H5Tdetect_class(type.get(), H5T_VLEN) > 0 ||
+      H5Tis_variable_str(type.get()) > 0) {
+    return Status::InvalidArgument(
+        "dataset '" + dataset +
+        "' holds variable-length data, which cannot be sliced");
   }
   Hid space(H5Dget_space(src.get()), H5Sclose);
   std::vector<std::uint64_t> shape = ShapeOf(space.get());
-  CMF_ASSIGN_OR_RETURN(std::vector<SliceDim> dims, ParseSelection(selection, shape));
+  CMF_ASSIGN_OR_RETURN(std::vector<SliceDim> dims,
+                       ParseSelection(selection, shape));
 
   const std::size_t rank = dims.size();
   std::vector<hsize_t> out_dims;
@@ -285,39 +337,47 @@ Result<SliceResult> WriteSlice(const fs::path& source, const std::string& datase
     }
   } cleanup{temp};
   {
-    Hid file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!file.ok()) return Status::IOError("cannot create '" + out.string() + "'");
+    Hid file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+             H5Fclose);
+    if (!file.ok())
+      return Status::IOError("cannot create '" + out.string() + "'");
     Hid lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
     Hid src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
     std::vector<std::uint64_t> src_chunks = ChunksOf(src_dcpl.get());
-    Hid dcpl(src_chunks.empty() || out_dims.empty() ? H5Pcreate(H5P_DATASET_CREATE)
-                                                   : H5Pcopy(src_dcpl.get()),
+    Hid dcpl(src_chunks.empty() || out_dims.empty()
+                 ? H5Pcreate(H5P_DATASET_CREATE)
+                 : H5Pcopy(src_dcpl.get()),
              H5Pclose);
     if (!src_chunks.empty() && !out_dims.empty()) {
       std::vector<hsize_t> chunks;
       for (std::size_t k = 0; k < kept.size(); ++k) {
-        chunks.push_back(std::max<hsize_t>(1, std::min<hsize_t>(src_chunks[kept[k]], out_dims[k])));
+        chunks.push_back(std::max<hsize_t>(
+            1, std::min<hsize_t>(src_chunks[kept[k]], out_dims[k])));
       }
       H5Pset_chunk(dcpl.get(), static_cast<int>(chunks.size()), chunks.data());
     }
-    Hid out_space(out_dims.empty() ? H5Screate(H5S_SCALAR)
-                                   : H5Screate_simple(static_cast<int>(out_dims.size()),
-                                                      out_dims.data(), nullptr),
+    Hid out_space(out_dims.empty()
+                      ? H5Screate(H5S_SCALAR)
+                      : H5Screate_simple(static_cast<int>(out_dims.size()),
+                                         out_dims.data(), nullptr),
                   H5Sclose);
-    Hid dst(H5Dcreate2(file.get(), dataset.c_str(), type.get(), out_space.get(), lcpl.get(),
-                       dcpl.get(), H5P_DEFAULT),
+    Hid dst(H5Dcreate2(file.get(), dataset.c_str(), type.get(), out_space.get(),
+                       lcpl.get(), dcpl.get(), H5P_DEFAULT),
             H5Dclose);
-    if (!dst.ok()) return Status::IOError("cannot create dataset '" + dataset + "' in the slice");
+    if (!dst.ok())
+      return Status::IOError("cannot create dataset '" + dataset +
+                             "' in the slice");
 
     // Copy a block of the outermost kept dimension at a time.
     const std::size_t elem = H5Tget_size(type.get());
     std::uint64_t row = 1;  // elements per step of the outermost kept dimension
     for (std::size_t k = 1; k < kept.size(); ++k) row *= dims[kept[k]].count;
     const std::uint64_t total = kept.empty() ? 1 : dims[kept[0]].count;
-    const std::uint64_t per_block =
-        std::max<std::uint64_t>(1, kBlockBytes / std::max<std::uint64_t>(1, row * elem));
-    std::vector<char> buffer(static_cast<std::size_t>(std::min(per_block, total) * row * elem));
+    const std::uint64_t per_block = std::max<std::uint64_t>(
+        1, kBlockBytes / std::max<std::uint64_t>(1, row * elem));
+    std::vector<char> buffer(
+        static_cast<std::size_t>(std::min(per_block, total) * row * elem));
     for (std::uint64_t b = 0; b < total; b += per_block) {
       const std::uint64_t n = std::min(per_block, total - b);
       std::vector<hsize_t> start(rank), stride(rank), count(rank);
@@ -331,10 +391,11 @@ Result<SliceResult> WriteSlice(const fs::path& source, const std::string& datase
         count[kept[0]] = n;
       }
       if (rank > 0) {
-        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), stride.data(),
-                            count.data(), nullptr);
+        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(),
+                            stride.data(), count.data(), nullptr);
       }
-      Hid mem_in(rank > 0 ? H5Screate_simple(static_cast<int>(rank), count.data(), nullptr)
+      Hid mem_in(rank > 0 ? H5Screate_simple(static_cast<int>(rank),
+                                             count.data(), nullptr)
                           : H5Screate(H5S_SCALAR),
                  H5Sclose);
       if (H5Dread(src.get(), type.get(), mem_in.get(), space.get(), H5P_DEFAULT,
@@ -346,31 +407,35 @@ Result<SliceResult> WriteSlice(const fs::path& source, const std::string& datase
       if (!out_dims.empty()) {
         out_start[0] = b;
         out_count[0] = n;
-        H5Sselect_hyperslab(out_space.get(), H5S_SELECT_SET, out_start.data(), nullptr,
-                            out_count.data(), nullptr);
+        H5Sselect_hyperslab(out_space.get(), H5S_SELECT_SET, out_start.data(),
+                            nullptr, out_count.data(), nullptr);
       }
       Hid mem_out(out_dims.empty()
                       ? H5Screate(H5S_SCALAR)
-                      : H5Screate_simple(static_cast<int>(out_count.size()), out_count.data(),
-                                         nullptr),
+                      : H5Screate_simple(static_cast<int>(out_count.size()),
+                                         out_count.data(), nullptr),
                   H5Sclose);
-      if (H5Dwrite(dst.get(), type.get(), mem_out.get(), out_space.get(), H5P_DEFAULT,
-                   buffer.data()) < 0) {
-        return Status::IOError("cannot write the slice to '" + out.string() + "'");
+      if (H5Dwrite(dst.get(), type.get(), mem_out.get(), out_space.get(),
+                   H5P_DEFAULT, buffer.data()) < 0) {
+        return Status::IOError("cannot write the slice to '" + out.string() +
+                               "'");
       }
     }
+    CMF_RETURN_IF_ERROR(WriteStringAttribute(dst.get(), "cmf_parent_sha256",
+                                             provenance.parent_hash));
     CMF_RETURN_IF_ERROR(
-        WriteStringAttribute(dst.get(), "cmf_parent_sha256", provenance.parent_hash));
-    CMF_RETURN_IF_ERROR(WriteStringAttribute(dst.get(), "cmf_parent_dataset", dataset));
-    CMF_RETURN_IF_ERROR(
-        WriteStringAttribute(dst.get(), "cmf_selection", std::string(selection)));
+        WriteStringAttribute(dst.get(), "cmf_parent_dataset", dataset));
+    CMF_RETURN_IF_ERROR(WriteStringAttribute(dst.get(), "cmf_selection",
+                                             std::string(selection)));
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) {
       return Status::IOError("cannot write '" + out.string() + "'");
     }
   }
   std::error_code ec;
   fs::rename(temp, out, ec);
-  if (ec) return Status::IOError("cannot write '" + out.string() + "': " + ec.message());
+  if (ec)
+    return Status::IOError("cannot write '" + out.string() +
+                           "': " + ec.message());
   cleanup.keep = true;
   return result;
 }

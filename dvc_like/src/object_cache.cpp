@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <system_error>
 #include <utility>
 
@@ -234,11 +234,13 @@ int RelinkSymbolic(const fs::path& target, const fs::path& dest) {
 // True when the file at PATH lies on the file system of the cache at ROOT
 // (where hard links into the cache can be made).
 bool SameDevice(const fs::path& path, const fs::path& root) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   fs::path probe = root;
   std::error_code ec;
   while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
-  return ::stat(path.c_str(), &a) == 0 && ::stat(probe.c_str(), &b) == 0 && a.st_dev == b.st_dev;
+  return ::stat(path.c_str(), &a) == 0 && ::stat(probe.c_str(), &b) == 0 &&
+         a.st_dev == b.st_dev;
 }
 
 // Copies SRC into the open file FD, hashing as it goes.
@@ -286,8 +288,8 @@ Result<ObjectInfo> ObjectCache::Store(const fs::path& path) const {
   return scan.info;
 }
 
-Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
-                                                   std::span<const LinkMode> order) const {
+Result<ObjectCache::Stored> ObjectCache::StoreFile(
+    const fs::path& path, std::span<const LinkMode> order) const {
   std::vector<Pending> pending;
   Result<Stored> stored = StoreFile(path, order, &pending);
   if (!stored.ok()) return stored;
@@ -295,25 +297,29 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
   return stored;
 }
 
-Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
-                                                   std::span<const LinkMode> order,
-                                                   std::vector<Pending>* pending) const {
+Result<ObjectCache::Stored> ObjectCache::StoreFile(
+    const fs::path& path, std::span<const LinkMode> order,
+    std::vector<Pending>* pending) const {
   const std::string name = path.string();
   struct stat before {};
   if (::stat(name.c_str(), &before) != 0) {
     if (errno == ENOENT) return Status::NotFound("no such file '" + name + "'");
     return ErrnoStatus("cannot read '" + name + "'", errno);
   }
-  if (!S_ISREG(before.st_mode)) return Status::IOError("'" + name + "' is not a regular file");
+  if (!S_ISREG(before.st_mode))
+    return Status::IOError("'" + name + "' is not a regular file");
   std::error_code ec;
   if (fs::is_symlink(fs::symlink_status(path, ec)) &&
-      fs::canonical(path, ec).string().starts_with(fs::weakly_canonical(root_, ec).string())) {
+      fs::canonical(path, ec).string().starts_with(
+          fs::weakly_canonical(root_, ec).string())) {
     // Stored before, by the symlink strategy.
     CMF_ASSIGN_OR_RETURN(std::string hash, HashFile(path));
     if (Has(hash)) {
-      return Stored{hash, static_cast<std::uint64_t>(before.st_size), LinkMode::kSymlink};
+      return Stored{hash, static_cast<std::uint64_t>(before.st_size),
+                    LinkMode::kSymlink};
     }
-    return Status::IOError("'" + name + "' links to a damaged object; run cmf fsck");
+    return Status::IOError("'" + name +
+                           "' links to a damaged object; run cmf fsck");
   }
 
   Status last = Status::IOError("no link strategy given for '" + name + "'");
@@ -323,7 +329,8 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
     stored.mode = mode;
     if (mode == LinkMode::kCopy) {
       CMF_RETURN_IF_ERROR(temp.Open());
-      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
+      CMF_RETURN_IF_ERROR(
+          CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
     } else {
       if (mode == LinkMode::kReflink) {
         CMF_RETURN_IF_ERROR(temp.Open());
@@ -343,8 +350,9 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(const fs::path& path,
         stored.size = static_cast<std::uint64_t>(before.st_size);
         Pending p{"", PathOf(stored.hash), path, mode};
         p.size = stored.size;
-        p.mtime_ns = static_cast<std::int64_t>(before.st_mtim.tv_sec) * 1'000'000'000 +
-                     before.st_mtim.tv_nsec;
+        p.mtime_ns =
+            static_cast<std::int64_t>(before.st_mtim.tv_sec) * 1'000'000'000 +
+            before.st_mtim.tv_nsec;
         if (!SameDevice(path, root_)) {
           last = Status::IOError("cannot link '" + name + "' into the cache");
           continue;  // another file system: try the next strategy
@@ -391,27 +399,35 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
     std::error_code ec;
     if (fs::exists(p.final_path, ec)) {
       // The same content was cached already: share that object instead.
-      if (p.mode == LinkMode::kHardlink) err = RelinkHard(p.final_path, p.source);
-      if (p.mode == LinkMode::kSymlink) err = RelinkSymbolic(p.final_path, p.source);
+      if (p.mode == LinkMode::kHardlink)
+        err = RelinkHard(p.final_path, p.source);
+      if (p.mode == LinkMode::kSymlink)
+        err = RelinkSymbolic(p.final_path, p.source);
       if (err == 0) ::unlink(p.temp.c_str());
-    } else if (p.temp.empty()) {  // hardlink, symlink: the source file itself becomes the object
+    } else if (p.temp.empty()) {  // hardlink, symlink: the source file itself
+                                  // becomes the object
       fs::path dir = p.final_path.parent_path();
       fs::create_directories(dir, ec);
       struct stat now {};
-      bool same = ::stat(p.source.c_str(), &now) == 0 &&
-                  static_cast<std::uint64_t>(now.st_size) == p.size &&
-                  static_cast<std::int64_t>(now.st_mtim.tv_sec) * 1'000'000'000 +
-                          now.st_mtim.tv_nsec == p.mtime_ns;
+      bool same =
+          ::stat(p.source.c_str(), &now) == 0 &&
+          static_cast<std::uint64_t>(now.st_size) == p.size &&
+          static_cast<std::int64_t>(now.st_mtim.tv_sec) * 1'000'000'000 +
+                  now.st_mtim.tv_nsec ==
+              p.mtime_ns;
       if (!same) {
-        first = Status::IOError("'" + p.source.string() + "' changed while it was added");
+        first = Status::IOError("'" + p.source.string() +
+                                "' changed while it was added");
         break;
       }
       ::chmod(p.source.c_str(), 0444);
       err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
       if (err == EEXIST) {  // named meanwhile by another process: share it
-        err = p.mode == LinkMode::kHardlink ? RelinkHard(p.final_path, p.source) : 0;
+        err = p.mode == LinkMode::kHardlink ? RelinkHard(p.final_path, p.source)
+                                            : 0;
       }
-      if (err == 0 && p.mode == LinkMode::kSymlink) err = RelinkSymbolic(p.final_path, p.source);
+      if (err == 0 && p.mode == LinkMode::kSymlink)
+        err = RelinkSymbolic(p.final_path, p.source);
       dirs.push_back(dir);
     } else {
       fs::path dir = p.final_path.parent_path();
@@ -420,15 +436,18 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
       dirs.push_back(dir);
     }
     if (err) {
-      first = ErrnoStatus("cannot move object into '" + p.final_path.string() + "'", err);
+      first = ErrnoStatus(
+          "cannot move object into '" + p.final_path.string() + "'", err);
       break;
     }
   }
   if (!first.ok()) {
-    std::vector<Pending> rest(pending.begin() + static_cast<std::ptrdiff_t>(done), pending.end());
+    std::vector<Pending> rest(
+        pending.begin() + static_cast<std::ptrdiff_t>(done), pending.end());
     Discard(rest);
   }
-  if (!dirs.empty()) {  // the new names: one more flush (one journal commit, not one per folder)
+  if (!dirs.empty()) {  // the new names: one more flush (one journal commit,
+                        // not one per folder)
     root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd >= 0) {
       ops_->SyncFs(root_fd);
@@ -441,7 +460,8 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
 
 void ObjectCache::Discard(std::vector<Pending>& pending) const {
   for (const Pending& p : pending) {
-    if (!p.temp.empty()) ::unlink(p.temp.c_str());  // a symlink's source was not touched yet
+    if (!p.temp.empty())
+      ::unlink(p.temp.c_str());  // a symlink's source was not touched yet
   }
   pending.clear();
 }

@@ -7,8 +7,8 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -213,7 +213,8 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
   Status first_error;
-  std::vector<ObjectCache::Pending> pending;  // published together, after one flush
+  std::vector<ObjectCache::Pending>
+      pending;  // published together, after one flush
   auto worker = [&] {
     std::vector<ObjectCache::Pending> mine;
     auto hand_over = [&] {

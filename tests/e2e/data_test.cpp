@@ -18,7 +18,9 @@ struct Repo {
   TempDir dir;
   Repo() { REQUIRE(Cmf({"init", "-q"}, dir.path()).exit_code == 0); }
   fs::path operator/(const std::string& name) const { return dir / name; }
-  Outcome operator()(const std::vector<std::string>& args) const { return Cmf(args, dir.path()); }
+  Outcome operator()(const std::vector<std::string>& args) const {
+    return Cmf(args, dir.path());
+  }
   json Json(const std::vector<std::string>& args) const {
     Outcome o = Cmf(args, dir.path());
     INFO(o.err);
@@ -28,7 +30,8 @@ struct Repo {
 };
 
 bool IsError(const Outcome& o, const std::string& fragment) {
-  return o.err.rfind("cmf: error: ", 0) == 0 && o.err.find(fragment) != std::string::npos;
+  return o.err.rfind("cmf: error: ", 0) == 0 &&
+         o.err.find(fragment) != std::string::npos;
 }
 
 }  // namespace
@@ -81,13 +84,16 @@ TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {
   CHECK(r.Json({"status", "--json"})["tracked"].empty());
 }
 
-TEST_CASE("data: fsck exits 1 on a corrupted object and says which; gc removes only on --force") {
+TEST_CASE(
+    "data: fsck exits 1 on a corrupted object and says which; gc removes only "
+    "on --force") {
   Repo r;
   cmf::test::WriteFile(r / "f.bin", "precious");
   json added = r.Json({"add", "--json", "f.bin"});
   std::string hash = added[0]["hash"];
   CHECK(r({"fsck"}).exit_code == 0);
-  fs::path object = r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" + hash.substr(2));
+  fs::path object =
+      r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" + hash.substr(2));
   fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
   cmf::test::WriteFile(object, "tampered");
   Outcome bad = r({"fsck", "--json"});
@@ -98,11 +104,13 @@ TEST_CASE("data: fsck exits 1 on a corrupted object and says which; gc removes o
   CHECK(IsError(bad, "fsck found 1 corrupt"));
 
   Outcome dry = r({"gc", "--json"});
-  CHECK(json::parse(dry.out)["unreferenced"].empty());  // the corrupt object is still referenced
+  CHECK(json::parse(dry.out)["unreferenced"]
+            .empty());  // the corrupt object is still referenced
   cmf::test::WriteFile(r / "tmp.bin", "temporary");
   std::string tmp_hash = r.Json({"add", "--json", "tmp.bin"})[0]["hash"];
   cmf::test::WriteFile(r / "tmp.bin", "replaced");
-  REQUIRE(r({"add", "-q", "tmp.bin"}).exit_code == 0);  // the old version is no longer tracked
+  REQUIRE(r({"add", "-q", "tmp.bin"}).exit_code ==
+          0);  // the old version is no longer tracked
   json listed = r.Json({"gc", "--json"});
   CHECK(listed["unreferenced"] == json{tmp_hash});
   CHECK(listed["removed"] == false);
@@ -110,11 +118,15 @@ TEST_CASE("data: fsck exits 1 on a corrupted object and says which; gc removes o
   CHECK(r.Json({"gc", "--json"})["unreferenced"].empty());
 }
 
-TEST_CASE("data: slice writes the slice, records it with derived_from, and lists datasets") {
+TEST_CASE(
+    "data: slice writes the slice, records it with derived_from, and lists "
+    "datasets") {
   Repo r;
   cmf::test::WriteFloatDataset(r / "raw.h5", "/spectra", {8, 6, 4}, {4, 6, 4});
   json sets = r.Json({"slice", "--list", "--json", "raw.h5"});
-  CHECK(sets == json::parse(R"([{"path": "/spectra", "shape": [8, 6, 4], "dtype": "float32",
+  CHECK(sets ==
+        json::parse(
+            R"([{"path": "/spectra", "shape": [8, 6, 4], "dtype": "float32",
                                  "chunks": [4, 6, 4], "compression": "gzip"}])"));
   Outcome o = r({"slice", "raw.h5", "/spectra", "2:6,0:3,:", "-o", "s.h5"});
   REQUIRE(o.exit_code == 0);
@@ -124,11 +136,13 @@ TEST_CASE("data: slice writes the slice, records it with derived_from, and lists
 
   json e = r.Json({"log", "--json", "-n", "1"})[0];
   CHECK(e["stage"] == "slice");
-  CHECK(e["params"] == json{{"dataset", "/spectra"}, {"selection", "2:6,0:3,:"}});
+  CHECK(e["params"] ==
+        json{{"dataset", "/spectra"}, {"selection", "2:6,0:3,:"}});
   CHECK(e["inputs"][0]["kind"] == "dataset");
   CHECK(e["outputs"][0]["kind"] == "dataslice");
   CHECK(e["outputs"][0]["path"] == "s.h5");
-  CHECK(cmf::test::ReadStringAttribute(r / "s.h5", "/spectra", "cmf_parent_sha256") ==
+  CHECK(cmf::test::ReadStringAttribute(r / "s.h5", "/spectra",
+                                       "cmf_parent_sha256") ==
         e["inputs"][0]["hash"]);
   CHECK(r({"fsck"}).exit_code == 0);  // the slice is in the cache
 }
@@ -142,12 +156,15 @@ TEST_CASE("data: slice refuses bad input clearly and records nothing") {
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {{"notes.h5", "/image", ":,:", "-o", "s.h5"}, "'notes.h5' is not an HDF5 file"},
+           {{"notes.h5", "/image", ":,:", "-o", "s.h5"},
+            "'notes.h5' is not an HDF5 file"},
            {{"raw.h5", "/nope", ":,:", "-o", "s.h5"}, "no dataset '/nope'"},
-           {{"raw.h5", "/image", "1:2", "-o", "s.h5"}, "has 1 dimension, the dataset 2"},
+           {{"raw.h5", "/image", "1:2", "-o", "s.h5"},
+            "has 1 dimension, the dataset 2"},
            {{"raw.h5", "/image", "5:2,:", "-o", "s.h5"}, "reversed"},
            {{"raw.h5", "/image", "0:11,:", "-o", "s.h5"}, "out of range"},
-           {{"missing.h5", "/image", ":,:", "-o", "s.h5"}, "no such file 'missing.h5'"},
+           {{"missing.h5", "/image", ":,:", "-o", "s.h5"},
+            "no such file 'missing.h5'"},
        }) {
     std::vector<std::string> args = {"slice"};
     args.insert(args.end(), c.args.begin(), c.args.end());
@@ -166,8 +183,10 @@ TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
   REQUIRE(r({"config", "cache.link", "hardlink"}).exit_code == 0);
   cmf::test::WriteFile(r / "w.dat", "weights");
   REQUIRE(r({"add", "-q", "w.dat"}).exit_code == 0);
-  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) == fs::perms::none);
+  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) ==
+        fs::perms::none);
   Outcome u = r({"unlock", "w.dat"});
   CHECK(u.out == "unlocked 1 file in w.dat\n");
-  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) != fs::perms::none);
+  CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) !=
+        fs::perms::none);
 }

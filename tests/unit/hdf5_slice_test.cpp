@@ -1,43 +1,54 @@
+#include "cmf/data/hdf5_slice.h"
+
 #include <doctest/doctest.h>
 
 #include "cmf/data/hash.h"
-#include "cmf/data/hdf5_slice.h"
 #include "hdf5_fixture.h"
 #include "support.h"
 
 using namespace cmf;
 using cmf::test::TempDir;
 
-TEST_CASE("slice: a hyperslab keeps the selected elements, in order, with the same dtype") {
+TEST_CASE(
+    "slice: a hyperslab keeps the selected elements, in order, with the same "
+    "dtype") {
   TempDir dir;
   test::WriteFloatDataset(dir / "raw.h5", "/spectra", {6, 5, 4});
   Result<data::SliceResult> r =
       data::WriteSlice(dir / "raw.h5", "/spectra", "1:5:2, 2, :", dir / "s.h5",
                        {std::string(64, 'a'), "1:5:2, 2, :"});
   REQUIRE(r.ok());
-  CHECK(r->shape == std::vector<std::uint64_t>{2, 4});  // the index drops its dimension
+  CHECK(r->shape ==
+        std::vector<std::uint64_t>{2, 4});  // the index drops its dimension
   CHECK(r->dtype == "float32");
   std::vector<unsigned long long> shape;
-  std::vector<float> v = test::ReadFloatDataset(dir / "s.h5", "/spectra", &shape);
+  std::vector<float> v =
+      test::ReadFloatDataset(dir / "s.h5", "/spectra", &shape);
   CHECK(shape == std::vector<unsigned long long>{2, 4});
   // element [i, j, k] of the source is i*20 + j*4 + k
   std::vector<float> want;
   for (int i : {1, 3}) {
-    for (int k = 0; k < 4; ++k) want.push_back(static_cast<float>(i * 20 + 2 * 4 + k));
+    for (int k = 0; k < 4; ++k)
+      want.push_back(static_cast<float>(i * 20 + 2 * 4 + k));
   }
   CHECK(v == want);
-  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra", "cmf_parent_sha256") ==
-        std::string(64, 'a'));
-  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra", "cmf_selection") == "1:5:2, 2, :");
-  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra", "cmf_parent_dataset") == "/spectra");
+  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra",
+                                  "cmf_parent_sha256") == std::string(64, 'a'));
+  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra", "cmf_selection") ==
+        "1:5:2, 2, :");
+  CHECK(test::ReadStringAttribute(dir / "s.h5", "/spectra",
+                                  "cmf_parent_dataset") == "/spectra");
 }
 
-TEST_CASE("slice: a chunked, compressed source gives a chunked, compressed slice") {
+TEST_CASE(
+    "slice: a chunked, compressed source gives a chunked, compressed slice") {
   TempDir dir;
   test::WriteFloatDataset(dir / "raw.h5", "/g/image", {40, 30}, {8, 8});
-  REQUIRE(data::WriteSlice(dir / "raw.h5", "/g/image", "-10:, 0:3", dir / "s.h5", {"p", "x"})
+  REQUIRE(data::WriteSlice(dir / "raw.h5", "/g/image", "-10:, 0:3",
+                           dir / "s.h5", {"p", "x"})
               .ok());
-  Result<std::vector<data::DatasetInfo>> sets = data::ListDatasets(dir / "s.h5");
+  Result<std::vector<data::DatasetInfo>> sets =
+      data::ListDatasets(dir / "s.h5");
   REQUIRE(sets.ok());
   REQUIRE(sets->size() == 1);
   CHECK(sets->front().path == "/g/image");
@@ -52,7 +63,8 @@ TEST_CASE("slice: --list names every dataset with its shape and dtype") {
   TempDir dir;
   test::WriteFloatDataset(dir / "e.h5", "/image", {62, 75});
   test::WriteFloatDataset(dir / "e.h5", "/spectra", {62, 75, 46}, {16, 16, 46});
-  Result<std::vector<data::DatasetInfo>> sets = data::ListDatasets(dir / "e.h5");
+  Result<std::vector<data::DatasetInfo>> sets =
+      data::ListDatasets(dir / "e.h5");
   REQUIRE(sets.ok());
   REQUIRE(sets->size() == 2);
   CHECK(sets->at(0).path == "/image");
@@ -63,8 +75,11 @@ TEST_CASE("slice: --list names every dataset with its shape and dtype") {
 
 TEST_CASE("slice: bad selections are refused with the reason") {
   std::vector<std::uint64_t> shape = {10, 20};
-  auto error = [&](const char* sel) { return data::ParseSelection(sel, shape).status(); };
-  CHECK(error("1:2").message().find("has 1 dimension, the dataset 2") != std::string::npos);
+  auto error = [&](const char* sel) {
+    return data::ParseSelection(sel, shape).status();
+  };
+  CHECK(error("1:2").message().find("has 1 dimension, the dataset 2") !=
+        std::string::npos);
   CHECK(error("1:2,3,4").code() == Code::kInvalidArgument);
   CHECK(error("5:2,:").message().find("reversed") != std::string::npos);
   CHECK(error("0:11,:").message().find("out of range") != std::string::npos);
@@ -72,30 +87,40 @@ TEST_CASE("slice: bad selections are refused with the reason") {
   CHECK(error("-11,:").message().find("out of range") != std::string::npos);
   CHECK(error("0:5:0,:").message().find("not positive") != std::string::npos);
   CHECK(error("3:3,:").message().find("selects nothing") != std::string::npos);
-  CHECK(error("a:b,:").message().find("is not a selection") != std::string::npos);
+  CHECK(error("a:b,:").message().find("is not a selection") !=
+        std::string::npos);
   CHECK(error("1:2:3:4,:").code() == Code::kInvalidArgument);
-  Result<std::vector<data::SliceDim>> ok = data::ParseSelection(" : , -3 ", shape);
+  Result<std::vector<data::SliceDim>> ok =
+      data::ParseSelection(" : , -3 ", shape);
   REQUIRE(ok.ok());
   CHECK(ok->at(0).count == 10);
   CHECK(ok->at(1).index);
   CHECK(ok->at(1).start == 17);
-  Result<std::vector<data::SliceDim>> stepped = data::ParseSelection("1::3,::7", shape);
+  Result<std::vector<data::SliceDim>> stepped =
+      data::ParseSelection("1::3,::7", shape);
   REQUIRE(stepped.ok());
   CHECK(stepped->at(0).count == 3);  // 1, 4, 7
   CHECK(stepped->at(1).count == 3);  // 0, 7, 14
 }
 
-TEST_CASE("slice: a non-HDF5 file, a missing dataset and a missing file are refused") {
+TEST_CASE(
+    "slice: a non-HDF5 file, a missing dataset and a missing file are "
+    "refused") {
   TempDir dir;
   test::WriteFile(dir / "x.h5", "not hdf5 at all");
-  CHECK(data::WriteSlice(dir / "x.h5", "/d", ":", dir / "s.h5", {}).status().message().find(
-            "is not an HDF5 file") != std::string::npos);
-  CHECK(data::ListDatasets(dir / "x.h5").status().code() == Code::kInvalidArgument);
+  CHECK(data::WriteSlice(dir / "x.h5", "/d", ":", dir / "s.h5", {})
+            .status()
+            .message()
+            .find("is not an HDF5 file") != std::string::npos);
+  CHECK(data::ListDatasets(dir / "x.h5").status().code() ==
+        Code::kInvalidArgument);
   test::WriteFloatDataset(dir / "r.h5", "/d", {4});
-  Result<data::SliceResult> missing = data::WriteSlice(dir / "r.h5", "/nope", ":", dir / "s.h5", {});
+  Result<data::SliceResult> missing =
+      data::WriteSlice(dir / "r.h5", "/nope", ":", dir / "s.h5", {});
   CHECK(missing.status().code() == Code::kNotFound);
-  CHECK(data::WriteSlice(dir / "none.h5", "/d", ":", dir / "s.h5", {}).status().code() ==
-        Code::kNotFound);
+  CHECK(data::WriteSlice(dir / "none.h5", "/d", ":", dir / "s.h5", {})
+            .status()
+            .code() == Code::kNotFound);
   CHECK_FALSE(std::filesystem::exists(dir / "s.h5"));
   CHECK_FALSE(std::filesystem::exists(dir / "s.h5.cmf-slice"));
 }
@@ -104,8 +129,8 @@ TEST_CASE("slice: a slice bigger than one copy block comes out whole") {
   TempDir dir;
   // 70 MiB of float32 in 2 chunks of rows: more than one 64 MiB block
   test::WriteFloatDataset(dir / "big.h5", "/d", {1120, 16384}, {64, 16384});
-  Result<data::SliceResult> r =
-      data::WriteSlice(dir / "big.h5", "/d", "::1, 100:102", dir / "s.h5", {"p", "x"});
+  Result<data::SliceResult> r = data::WriteSlice(
+      dir / "big.h5", "/d", "::1, 100:102", dir / "s.h5", {"p", "x"});
   REQUIRE(r.ok());
   std::vector<unsigned long long> shape;
   std::vector<float> v = test::ReadFloatDataset(dir / "s.h5", "/d", &shape);

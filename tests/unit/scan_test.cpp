@@ -1,3 +1,5 @@
+#include "cmf/data/scan.h"
+
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
-#include "cmf/data/scan.h"
 #include "support.h"
 
 using namespace cmf;
@@ -20,7 +21,8 @@ namespace {
 // A stat cache in memory that counts what it was asked.
 class MemoryStatCache : public data::StatCache {
  public:
-  std::optional<std::string> Lookup(const std::string& path, const data::FileStat& st) override {
+  std::optional<std::string> Lookup(const std::string& path,
+                                    const data::FileStat& st) override {
     auto it = rows.find(path);
     if (it == rows.end() || !(it->second.first == st)) return std::nullopt;
     return it->second.second;
@@ -34,7 +36,8 @@ class MemoryStatCache : public data::StatCache {
 
 // Makes PATH look written an hour ago: old enough for the stat cache.
 void Age(const fs::path& path) {
-  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(1));
+  fs::last_write_time(path,
+                      fs::file_time_type::clock::now() - std::chrono::hours(1));
 }
 
 // Appends to SOURCE during the first write into the cache: the file changes
@@ -72,10 +75,13 @@ std::size_t CountFiles(const fs::path& root) {
 
 }  // namespace
 
-TEST_CASE("scan: unchanged files come from the stat cache, changed ones are read again") {
+TEST_CASE(
+    "scan: unchanged files come from the stat cache, changed ones are read "
+    "again") {
   TempDir dir;
   for (int i = 0; i < 20; ++i) {
-    test::WriteFile(dir / "d" / ("f" + std::to_string(i)), std::string(1000 + i, 'x'));
+    test::WriteFile(dir / "d" / ("f" + std::to_string(i)),
+                    std::string(1000 + i, 'x'));
     Age(dir / "d" / ("f" + std::to_string(i)));
   }
   data::ObjectCache cache(dir / "objects");
@@ -97,7 +103,9 @@ TEST_CASE("scan: unchanged files come from the stat cache, changed ones are read
   CHECK(third->info.hash != first->info.hash);
 }
 
-TEST_CASE("scan: a file written just now is not remembered (its mtime may not move again)") {
+TEST_CASE(
+    "scan: a file written just now is not remembered (its mtime may not move "
+    "again)") {
   TempDir dir;
   test::WriteFile(dir / "fresh", "x");
   data::ObjectCache cache(dir / "objects");
@@ -111,8 +119,10 @@ TEST_CASE("scan: a file written just now is not remembered (its mtime may not mo
 TEST_CASE("scan: the result does not depend on the number of threads") {
   TempDir dir;
   for (int i = 0; i < 50; ++i) {
-    test::WriteFile(dir / "d" / std::to_string(i % 7) / ("f" + std::to_string(i)),
-                    std::string(static_cast<std::size_t>(i * 997), static_cast<char>('a' + i % 26)));
+    test::WriteFile(
+        dir / "d" / std::to_string(i % 7) / ("f" + std::to_string(i)),
+        std::string(static_cast<std::size_t>(i * 997),
+                    static_cast<char>('a' + i % 26)));
   }
   data::ObjectCache cache(dir / "objects");
   data::ScanOptions one, many;
@@ -124,23 +134,28 @@ TEST_CASE("scan: the result does not depend on the number of threads") {
   REQUIRE(b.ok());
   CHECK(a->info.hash == b->info.hash);
   CHECK(a->files.size() == 50);
-  CHECK(std::is_sorted(a->files.begin(), a->files.end(),
-                       [](const auto& x, const auto& y) { return x.path < y.path; }));
+  CHECK(std::is_sorted(
+      a->files.begin(), a->files.end(),
+      [](const auto& x, const auto& y) { return x.path < y.path; }));
 }
 
-TEST_CASE("scan: a file that changes while it is stored fails and leaves no object") {
+TEST_CASE(
+    "scan: a file that changes while it is stored fails and leaves no object") {
   TempDir dir;
   test::WriteFile(dir / "f", std::string(3 << 20, 'q'));
-  data::ObjectCache cache(dir / "objects", std::make_shared<ChangesUnderfoot>(dir / "f"));
+  data::ObjectCache cache(dir / "objects",
+                          std::make_shared<ChangesUnderfoot>(dir / "f"));
   data::ScanOptions options;
   options.store = true;
   Result<data::ScanResult> r = data::Scan(cache, dir / "f", options);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().message().find("changed while it was read") != std::string::npos);
+  CHECK(r.status().message().find("changed while it was read") !=
+        std::string::npos);
   CHECK(CountFiles(dir / "objects") == 0);
 }
 
-TEST_CASE("scan: a read-only cache fails with a clear error and stores nothing") {
+TEST_CASE(
+    "scan: a read-only cache fails with a clear error and stores nothing") {
   TempDir dir;
   test::WriteFile(dir / "d" / "a", "a");
   test::WriteFile(dir / "d" / "b", "b");
@@ -149,7 +164,8 @@ TEST_CASE("scan: a read-only cache fails with a clear error and stores nothing")
   options.store = true;
   Result<data::ScanResult> r = data::Scan(cache, dir / "d", options);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().message().find("Read-only file system") != std::string::npos);
+  CHECK(r.status().message().find("Read-only file system") !=
+        std::string::npos);
   CHECK(CountFiles(dir / "objects") == 0);
 }
 
@@ -166,7 +182,9 @@ TEST_CASE("scan: a link to a folder is followed like a folder") {
   CHECK(data::Scan(cache, dir / "d", {})->info.hash != before->info.hash);
 }
 
-TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points into the cache") {
+TEST_CASE(
+    "link strategies: hardlink shares a read-only inode, symlink points into "
+    "the cache") {
   TempDir dir;
   data::ObjectCache cache(dir / "objects");
   std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
@@ -174,7 +192,8 @@ TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points in
   Result<data::ObjectCache::Stored> h = cache.StoreFile(dir / "h", hard);
   REQUIRE(h.ok());
   CHECK(h->mode == data::LinkMode::kHardlink);
-  struct stat ws {}, obj {};
+  struct stat ws {
+  }, obj{};
   REQUIRE(::stat((dir / "h").c_str(), &ws) == 0);
   REQUIRE(::stat(cache.PathOf(h->hash).c_str(), &obj) == 0);
   CHECK(ws.st_ino == obj.st_ino);
@@ -189,7 +208,8 @@ TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points in
   CHECK(fs::canonical(dir / "s") == fs::canonical(cache.PathOf(s->hash)));
   CHECK(test::ReadFile(dir / "s") == "soft");
 
-  std::vector<data::LinkMode> copy = {data::LinkMode::kReflink, data::LinkMode::kCopy};
+  std::vector<data::LinkMode> copy = {data::LinkMode::kReflink,
+                                      data::LinkMode::kCopy};
   test::WriteFile(dir / "c", "copied");
   Result<data::ObjectCache::Stored> c = cache.StoreFile(dir / "c", copy);
   REQUIRE(c.ok());
@@ -199,18 +219,25 @@ TEST_CASE("link strategies: hardlink shares a read-only inode, symlink points in
   CHECK((ws.st_mode & 0200) != 0);  // the workspace file stays writable
 }
 
-TEST_CASE("link strategies: cache.link parses 'auto' and lists, and refuses the rest") {
+TEST_CASE(
+    "link strategies: cache.link parses 'auto' and lists, and refuses the "
+    "rest") {
   CHECK(data::ParseLinkOrder("auto").value() ==
-        std::vector<data::LinkMode>{data::LinkMode::kReflink, data::LinkMode::kCopy});
+        std::vector<data::LinkMode>{data::LinkMode::kReflink,
+                                    data::LinkMode::kCopy});
   CHECK(data::ParseLinkOrder("hardlink,copy").value() ==
-        std::vector<data::LinkMode>{data::LinkMode::kHardlink, data::LinkMode::kCopy});
-  CHECK(data::ParseLinkOrder("hardlink,,copy").status().code() == Code::kInvalidArgument);
-  CHECK(data::ParseLinkOrder("teleport").status().code() == Code::kInvalidArgument);
+        std::vector<data::LinkMode>{data::LinkMode::kHardlink,
+                                    data::LinkMode::kCopy});
+  CHECK(data::ParseLinkOrder("hardlink,,copy").status().code() ==
+        Code::kInvalidArgument);
+  CHECK(data::ParseLinkOrder("teleport").status().code() ==
+        Code::kInvalidArgument);
 }
 
 TEST_CASE("manifest: parsing gives back what was built; damage is Corruption") {
-  std::vector<data::ScannedFile> files = {{"a b/c.txt", 3, false, std::string(64, '1')},
-                                          {"run.sh", 12, true, std::string(64, '2')}};
+  std::vector<data::ScannedFile> files = {
+      {"a b/c.txt", 3, false, std::string(64, '1')},
+      {"run.sh", 12, true, std::string(64, '2')}};
   std::string text = data::BuildManifest(files);
   Result<std::vector<data::ScannedFile>> back = data::ParseManifest(text);
   REQUIRE(back.ok());

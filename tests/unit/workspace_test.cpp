@@ -1,3 +1,5 @@
+#include "cmf/workspace.h"
+
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -5,7 +7,6 @@
 
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
-#include "cmf/workspace.h"
 #include "support.h"
 
 using namespace cmf;
@@ -21,7 +22,8 @@ AddOptions Quiet() {
 }
 
 void Age(const fs::path& path) {
-  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(1));
+  fs::last_write_time(path,
+                      fs::file_time_type::clock::now() - std::chrono::hours(1));
 }
 
 }  // namespace
@@ -30,7 +32,8 @@ TEST_CASE("workspace: add tracks a directory; a second add reads nothing") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   for (int i = 0; i < 5; ++i) {
-    test::WriteFile(dir / "data" / ("f" + std::to_string(i)), std::string(100, 'a' + i));
+    test::WriteFile(dir / "data" / ("f" + std::to_string(i)),
+                    std::string(100, 'a' + i));
     Age(dir / "data" / ("f" + std::to_string(i)));
   }
   Result<std::vector<AddResult>> first = Add(repo, {dir / "data"}, Quiet());
@@ -47,7 +50,9 @@ TEST_CASE("workspace: add tracks a directory; a second add reads nothing") {
   CHECK(WorkspaceStatus(repo, Quiet())->changes.empty());
 }
 
-TEST_CASE("workspace: status reports modified, missing and new files of tracked paths") {
+TEST_CASE(
+    "workspace: status reports modified, missing and new files of tracked "
+    "paths") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "d" / "keep", "k");
@@ -55,7 +60,8 @@ TEST_CASE("workspace: status reports modified, missing and new files of tracked 
   test::WriteFile(dir / "d" / "gone", "g");
   test::WriteFile(dir / "solo.csv", "1");
   test::WriteFile(dir / "lost.csv", "2");
-  REQUIRE(Add(repo, {dir / "d", dir / "solo.csv", dir / "lost.csv"}, Quiet()).ok());
+  REQUIRE(
+      Add(repo, {dir / "d", dir / "solo.csv", dir / "lost.csv"}, Quiet()).ok());
   test::WriteFile(dir / "d" / "edit", "edited");
   fs::remove(dir / "d" / "gone");
   test::WriteFile(dir / "d" / "fresh", "f");
@@ -73,19 +79,25 @@ TEST_CASE("workspace: status reports modified, missing and new files of tracked 
                    {"solo.csv", Change::Kind::kModified}});
 }
 
-TEST_CASE("workspace: paths outside the workspace or inside .cmf/ are refused before storing") {
+TEST_CASE(
+    "workspace: paths outside the workspace or inside .cmf/ are refused before "
+    "storing") {
   TempDir dir, outside;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "ok", "x");
   test::WriteFile(outside / "far", "y");
-  Result<std::vector<AddResult>> far = Add(repo, {dir / "ok", outside / "far"}, Quiet());
+  Result<std::vector<AddResult>> far =
+      Add(repo, {dir / "ok", outside / "far"}, Quiet());
   CHECK(far.status().code() == Code::kInvalidArgument);
-  CHECK(far.status().message().find("outside the workspace") != std::string::npos);
+  CHECK(far.status().message().find("outside the workspace") !=
+        std::string::npos);
   CHECK(Add(repo, {dir / ".cmf" / "config"}, Quiet()).status().code() ==
         Code::kInvalidArgument);
-  CHECK(Add(repo, {dir / "missing"}, Quiet()).status().code() == Code::kNotFound);
+  CHECK(Add(repo, {dir / "missing"}, Quiet()).status().code() ==
+        Code::kNotFound);
   CHECK(repo.store().ListTracked()->empty());
-  CHECK_FALSE(repo.objects().Has(data::HashBytes("x")));  // nothing stored either
+  CHECK_FALSE(
+      repo.objects().Has(data::HashBytes("x")));  // nothing stored either
 }
 
 TEST_CASE("workspace: an add that fails halfway records nothing") {
@@ -97,7 +109,9 @@ TEST_CASE("workspace: an add that fails halfway records nothing") {
   CHECK(repo.store().ListTracked()->empty());
 }
 
-TEST_CASE("workspace: checkout restores tracked content, or another version with --rev") {
+TEST_CASE(
+    "workspace: checkout restores tracked content, or another version with "
+    "--rev") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "d" / "a.txt", "version one");
@@ -126,11 +140,14 @@ TEST_CASE("workspace: checkout restores tracked content, or another version with
   CHECK(repo.store().ListTracked()->at(0).hash == v1);
   CHECK(WorkspaceStatus(repo, Quiet())->changes.empty());
 
-  CHECK(Checkout(repo, dir / "untracked", std::nullopt).status().code() == Code::kNotFound);
-  CHECK(Checkout(repo, dir / "d", std::string("ffffffff")).status().code() == Code::kNotFound);
+  CHECK(Checkout(repo, dir / "untracked", std::nullopt).status().code() ==
+        Code::kNotFound);
+  CHECK(Checkout(repo, dir / "d", std::string("ffffffff")).status().code() ==
+        Code::kNotFound);
 }
 
-TEST_CASE("workspace: unlock turns hard links into the cache into private copies") {
+TEST_CASE(
+    "workspace: unlock turns hard links into the cache into private copies") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   REQUIRE(repo.config().Set("cache.link", "hardlink").ok());
@@ -152,7 +169,8 @@ TEST_CASE("workspace: unlock turns hard links into the cache into private copies
   CHECK(Unlock(repo, dir / "d").value() == 0);
 }
 
-TEST_CASE("workspace: fsck finds corrupt and missing objects and repairs nothing") {
+TEST_CASE(
+    "workspace: fsck finds corrupt and missing objects and repairs nothing") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "d" / "a", "aaa");
@@ -176,7 +194,9 @@ TEST_CASE("workspace: fsck finds corrupt and missing objects and repairs nothing
   CHECK(test::ReadFile(a) == "rot");  // left as found
 }
 
-TEST_CASE("workspace: gc lists unreferenced objects, and removes them only when asked") {
+TEST_CASE(
+    "workspace: gc lists unreferenced objects, and removes them only when "
+    "asked") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   test::WriteFile(dir / "d" / "a", "kept");
@@ -190,6 +210,7 @@ TEST_CASE("workspace: gc lists unreferenced objects, and removes them only when 
   Result<GcReport> real = CollectGarbage(repo, /*dry_run=*/false);
   REQUIRE(real.ok());
   CHECK_FALSE(repo.objects().Has(stray));
-  CHECK(repo.objects().Has(data::HashBytes("kept")));  // needed through the manifest
+  CHECK(repo.objects().Has(
+      data::HashBytes("kept")));  // needed through the manifest
   CHECK(Fsck(repo, Quiet())->ok());
 }

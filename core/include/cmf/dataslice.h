@@ -23,8 +23,8 @@ struct SliceRequest {
   std::string dataset;    // "/spectra"
   std::string selection;  // "10:20,0:50,:"
   std::filesystem::path out;
-  std::string pipeline;               // empty: the default pipeline
-  std::vector<std::string> command;   // recorded on the execution
+  std::string pipeline;              // empty: the default pipeline
+  std::vector<std::string> command;  // recorded on the execution
 };
 
 struct SliceOutcome {

@@ -115,7 +115,9 @@ ArtifactKind GuessKind(const std::filesystem::path& path, bool is_directory);
 // The hash of the file or directory at PATH, read through the repository's stat
 // cache (an unchanged file is not read again); with STORE, its content is also
 // copied (or cloned) into the object cache. Errors as data::Scan.
-Result<data::ObjectInfo> HashContent(Repo& repo, const std::filesystem::path& path, bool store);
+Result<data::ObjectInfo> HashContent(Repo& repo,
+                                     const std::filesystem::path& path,
+                                     bool store);
 
 // How PATH is recorded on an event: relative to the workspace when inside it
 // (lexically normalised, as "data/raw.h5"), absolute otherwise. InvalidArgument

@@ -30,27 +30,28 @@ namespace cmf::data {
 struct DatasetInfo {
   std::string path;                  // "/spectra"
   std::vector<std::uint64_t> shape;  // empty for a scalar
-  std::string dtype;                 // "float32", "int16", "uint8", "string", ...
-  std::vector<std::uint64_t> chunks; // empty when not chunked
-  std::string compression;           // "gzip", "shuffle+gzip", ... or "" for none
+  std::string dtype;  // "float32", "int16", "uint8", "string", ...
+  std::vector<std::uint64_t> chunks;  // empty when not chunked
+  std::string compression;  // "gzip", "shuffle+gzip", ... or "" for none
 };
 
 // Every dataset in FILE, sorted by path. InvalidArgument when FILE is not an
 // HDF5 file; NotFound when it does not exist.
-Result<std::vector<DatasetInfo>> ListDatasets(const std::filesystem::path& file);
+Result<std::vector<DatasetInfo>> ListDatasets(
+    const std::filesystem::path& file);
 
 struct SliceDim {
   std::uint64_t start = 0;
   std::uint64_t count = 0;  // elements selected
   std::uint64_t step = 1;
-  bool index = false;       // a single index: the dimension is dropped
+  bool index = false;  // a single index: the dimension is dropped
 };
 
 // Parses SELECTION against a dataset of SHAPE. InvalidArgument for a wrong
 // rank, a reversed or out-of-range bound, a step that is not positive, an
 // empty selection or text that is not a selection.
-Result<std::vector<SliceDim>> ParseSelection(std::string_view selection,
-                                             const std::vector<std::uint64_t>& shape);
+Result<std::vector<SliceDim>> ParseSelection(
+    std::string_view selection, const std::vector<std::uint64_t>& shape);
 
 struct SliceProvenance {
   std::string parent_hash;  // SHA-256 of the source file
@@ -67,8 +68,10 @@ struct SliceResult {
 // it). InvalidArgument for a non-HDF5 source, a bad selection or a dataset of
 // variable-length data; NotFound for a missing source or dataset; IOError when
 // OUT cannot be written (a partial OUT is removed).
-Result<SliceResult> WriteSlice(const std::filesystem::path& source, const std::string& dataset,
-                               std::string_view selection, const std::filesystem::path& out,
+Result<SliceResult> WriteSlice(const std::filesystem::path& source,
+                               const std::string& dataset,
+                               std::string_view selection,
+                               const std::filesystem::path& out,
                                const SliceProvenance& provenance);
 
 }  // namespace cmf::data

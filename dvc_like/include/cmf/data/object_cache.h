@@ -113,12 +113,12 @@ class ObjectCache {
   // An object prepared but not yet visible under its name (see StoreFile's
   // second form).
   struct Pending {
-    std::string temp;                 // under tmp/, complete and read-only;
-                                      // empty: the source itself (hardlink, symlink)
+    std::string temp;  // under tmp/, complete and read-only;
+                       // empty: the source itself (hardlink, symlink)
     std::filesystem::path final_path;
-    std::filesystem::path source;     // the workspace file it came from
+    std::filesystem::path source;  // the workspace file it came from
     LinkMode mode = LinkMode::kCopy;
-    std::uint64_t size = 0;           // the source as hashed (hardlink, symlink)
+    std::uint64_t size = 0;  // the source as hashed (hardlink, symlink)
     std::int64_t mtime_ns = 0;
   };
 
@@ -126,7 +126,8 @@ class ObjectCache {
   // to PENDING (which must then go to Publish or Discard) instead of
   // publishing it, so that one flush of the file system covers them all.
   // Thread-safe when each thread has its own PENDING.
-  Result<Stored> StoreFile(const std::filesystem::path& path, std::span<const LinkMode> order,
+  Result<Stored> StoreFile(const std::filesystem::path& path,
+                           std::span<const LinkMode> order,
                            std::vector<Pending>* pending) const;
 
   // Flushes the file system once, then gives every pending object its name
