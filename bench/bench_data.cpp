@@ -10,7 +10,11 @@
 // annex (target >= 10x), cmf against all-core SHA-256 (target >= 70 %), and
 // the second add against the first (target < 5 %).
 //
-// Usage: cmf_bench_data [--cmf PATH] [--big N] [--small N] [--keep]
+// It also times `cmf status` over 100,000 unchanged files (target: well under
+// a second), beside `git status` over the same files.
+//
+// Usage: cmf_bench_data [--cmf PATH] [--big N] [--small N] [--status-files N]
+//                       [--keep]
 // Build with --buildtype=release. Needs about 3 GiB of free disk in $TMPDIR.
 #include <fmt/format.h>
 #include <spawn.h>
@@ -139,7 +143,7 @@ void FreshCopy(const fs::path& templ, const fs::path& dest) {
 
 int main(int argc, char** argv) {
   std::string cmf;
-  int big = 8, small = 2000;
+  int big = 8, small = 2000, status_files = 100000;
   bool keep = false;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
     if (flag == "--cmf") cmf = argv[++i];
     if (flag == "--big") big = std::atoi(argv[++i]);
     if (flag == "--small") small = std::atoi(argv[++i]);
+    if (flag == "--status-files") status_files = std::atoi(argv[++i]);
   }
   if (cmf.empty())
     cmf = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
@@ -244,6 +249,38 @@ int main(int argc, char** argv) {
         "%)\n",
         100.0 * second_default / first_default);
   }
+  // cmf status over many unchanged small files, beside git status over the same
+  // files committed to git (both answer from a stat cache).
+  if (status_files > 0) {
+    fs::path ws = root / "many";
+    for (int i = 0; i < status_files; ++i) {
+      fs::path dir = ws / "data" / fmt::format("{:03}", i / 1000);
+      if (i % 1000 == 0) fs::create_directories(dir);
+      std::ofstream(dir / fmt::format("f{:06}.txt", i)) << "sample " << i << "\n";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
+    Timed({cmf, "init", "-q"}, ws);
+    double add = Timed({cmf, "add", "-q", "data"}, ws);
+    std::vector<double> runs;
+    for (int r = 0; r < 5; ++r) runs.push_back(Timed({cmf, "status", "-q"}, ws));
+    std::sort(runs.begin(), runs.end());
+    fmt::print("\n{} unchanged files of ~15 bytes:\n", status_files);
+    row(fmt::format("cmf add ({} files)", status_files), add);
+    fmt::print("{:<52} {:>9.3f}   (target: well under 1 s)\n", "cmf status (median of 5)",
+               runs[2]);
+    if (Have("git")) {
+      Timed({"git", "init", "-q", "."}, ws / "data");
+      Timed({"git", "add", "."}, ws / "data");
+      Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org", "commit", "-qm", "x"},
+            ws / "data");
+      std::vector<double> git_runs;
+      for (int r = 0; r < 5; ++r) git_runs.push_back(Timed({"git", "status", "--porcelain"}, ws / "data"));
+      std::sort(git_runs.begin(), git_runs.end());
+      fmt::print("{:<52} {:>9.3f}\n", "  peer: git status (median of 5)", git_runs[2]);
+    }
+    fs::remove_all(ws);
+  }
+
   if (keep) {
     fmt::print("\nkept {}\n", root.string());
   } else {

@@ -333,6 +333,7 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
           CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
     } else {
       if (mode == LinkMode::kReflink) {
+        if (no_reflink_.load(std::memory_order_relaxed)) continue;
         CMF_RETURN_IF_ERROR(temp.Open());
         int src = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
         if (src < 0) return ErrnoStatus("cannot read '" + name + "'", errno);
@@ -341,7 +342,10 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
         ::close(src);
         if (rc != 0) {
           last = ErrnoStatus("cannot reflink '" + name + "'", err);
-          continue;  // EOPNOTSUPP, EXDEV, EINVAL: this file system cannot clone
+          if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL || err == EXDEV) {
+            no_reflink_.store(true, std::memory_order_relaxed);  // this file system cannot clone
+          }
+          continue;
         }
       } else {
         // Hashed where it is; Publish links it into the cache under the

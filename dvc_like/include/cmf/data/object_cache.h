@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -166,6 +167,9 @@ class ObjectCache {
  private:
   std::filesystem::path root_;
   std::shared_ptr<FileOps> ops_;
+  // Set once a clone failed because this file system cannot make one, so that
+  // later files skip straight to the next strategy.
+  mutable std::atomic<bool> no_reflink_{false};
 };
 
 }  // namespace cmf::data
