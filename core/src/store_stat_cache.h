@@ -23,6 +23,7 @@ class StoreStatCache : public data::StatCache {
     Result<std::vector<Store::StatRow>> rows =
         store_.LoadStatCache(root.string());
     if (!rows.ok()) return;  // a cold cache only costs time
+    known_.reserve(known_.size() + rows->size());
     for (Store::StatRow& r : *rows) {
       data::FileStat st{r.dev, r.ino, r.size, r.mtime_ns};
       known_[r.path] = {st, std::move(r.hash)};

@@ -62,7 +62,7 @@ Result<Entry> StatEntry(const fs::path& absolute, std::string relative) {
   return e;
 }
 
-Status ListTree(const fs::path& root, std::vector<Entry>* out) {
+Status ListTree(const fs::path& root, unsigned threads, std::vector<Entry>* out) {
   std::error_code ec;
   // Links to folders are followed like links to files (a loop ends in an
   // error from the file system, not in a hang).
@@ -89,13 +89,37 @@ Status ListTree(const fs::path& root, std::vector<Entry>* out) {
       return Status::InvalidArgument("file name with a line break under '" +
                                      root.string() + "'");
     }
-    CMF_ASSIGN_OR_RETURN(Entry e, StatEntry(entry.path(), std::move(relative)));
+    Entry e;
+    e.relative = std::move(relative);
+    e.absolute = entry.path().string();
     out->push_back(std::move(e));
   }
   std::sort(out->begin(), out->end(), [](const Entry& a, const Entry& b) {
     return a.relative < b.relative;
   });
-  return Status::Ok();
+  // Stat them on all cores: with many small files this is most of the work.
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  Status first_error;
+  auto worker = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < out->size();) {
+      Entry& e = (*out)[i];
+      Result<Entry> full = StatEntry(e.absolute, std::move(e.relative));
+      if (!full.ok()) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (first_error.ok()) first_error = full.status();
+        next = out->size();
+        return;
+      }
+      e = std::move(full).value();
+    }
+  };
+  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(out->size() / 256 + 1)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  return first_error;
 }
 
 std::int64_t WallNs() {
@@ -177,7 +201,8 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
 
   std::vector<Entry> entries;
   if (is_directory) {
-    CMF_RETURN_IF_ERROR(ListTree(root, &entries));
+    CMF_RETURN_IF_ERROR(ListTree(
+        root, options.threads ? options.threads : std::thread::hardware_concurrency(), &entries));
   } else {
     CMF_ASSIGN_OR_RETURN(Entry e, StatEntry(root, ""));
     entries.push_back(std::move(e));
