@@ -256,27 +256,34 @@ int main(int argc, char** argv) {
     for (int i = 0; i < status_files; ++i) {
       fs::path dir = ws / "data" / fmt::format("{:03}", i / 1000);
       if (i % 1000 == 0) fs::create_directories(dir);
-      std::ofstream(dir / fmt::format("f{:06}.txt", i)) << "sample " << i << "\n";
+      std::ofstream(dir / fmt::format("f{:06}.txt", i))
+          << "sample " << i << "\n";
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(1100));  // past the racy window
     Timed({cmf, "init", "-q"}, ws);
     double add = Timed({cmf, "add", "-q", "data"}, ws);
     std::vector<double> runs;
-    for (int r = 0; r < 5; ++r) runs.push_back(Timed({cmf, "status", "-q"}, ws));
+    for (int r = 0; r < 5; ++r)
+      runs.push_back(Timed({cmf, "status", "-q"}, ws));
     std::sort(runs.begin(), runs.end());
     fmt::print("\n{} unchanged files of ~15 bytes:\n", status_files);
     row(fmt::format("cmf add ({} files)", status_files), add);
-    fmt::print("{:<52} {:>9.3f}   (target: well under 1 s)\n", "cmf status (median of 5)",
-               runs[2]);
+    fmt::print("{:<52} {:>9.3f}   (target: well under 1 s)\n",
+               "cmf status (median of 5)", runs[2]);
     if (Have("git")) {
       Timed({"git", "init", "-q", "."}, ws / "data");
       Timed({"git", "add", "."}, ws / "data");
-      Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org", "commit", "-qm", "x"},
+      Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org",
+             "commit", "-qm", "x"},
             ws / "data");
       std::vector<double> git_runs;
-      for (int r = 0; r < 5; ++r) git_runs.push_back(Timed({"git", "status", "--porcelain"}, ws / "data"));
+      for (int r = 0; r < 5; ++r)
+        git_runs.push_back(
+            Timed({"git", "status", "--porcelain"}, ws / "data"));
       std::sort(git_runs.begin(), git_runs.end());
-      fmt::print("{:<52} {:>9.3f}\n", "  peer: git status (median of 5)", git_runs[2]);
+      fmt::print("{:<52} {:>9.3f}\n", "  peer: git status (median of 5)",
+                 git_runs[2]);
     }
     fs::remove_all(ws);
   }

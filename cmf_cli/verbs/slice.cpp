@@ -25,7 +25,7 @@ class SliceVerb : public Verb {
     app.add_option(
         "selection", selection_,
         "NumPy-style hyperslab, one entry per dimension: '10:20,0:50,:' "
-        "(put -- before one that starts with '-')");
+        "(one that starts with '-' goes last, after --)");
     app.add_option("-o,--output", out_, "The HDF5 file to write the slice to")
         ->type_name("OUT");
     app.add_flag("--list", list_,

@@ -1,7 +1,9 @@
 #include "cmf/repo.h"
 
+#include <fcntl.h>
 #include <git2.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +61,34 @@ Status Populate(const fs::path& dir) {
 }
 
 }  // namespace
+
+Result<CacheLock> CacheLock::Acquire(const Repo& repo, bool exclusive) {
+  std::string path = (repo.cmf_dir() / "lock").string();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Status::IOError("cannot open '" + path +
+                           "': " + std::strerror(errno));
+  }
+  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    return Status::IOError("cannot lock '" + path + "': " + std::strerror(err));
+  }
+  return CacheLock(fd);
+}
+
+CacheLock& CacheLock::operator=(CacheLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+CacheLock::~CacheLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
 
 Repo::Repo(Repo&&) noexcept = default;
 Repo& Repo::operator=(Repo&&) noexcept = default;

@@ -131,15 +131,20 @@ Result<ArtifactRef> Run::LogArtifact(const fs::path& path,
                                      std::optional<ArtifactKind> kind,
                                      Direction direction) {
   CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(*repo_, path));
+  std::optional<CacheLock> lock;  // an output is named before it is recorded
+  if (direction == Direction::kOutput) {
+    CMF_ASSIGN_OR_RETURN(CacheLock held,
+                         CacheLock::Acquire(*repo_, /*exclusive=*/false));
+    lock.emplace(std::move(held));
+  }
   CMF_ASSIGN_OR_RETURN(
-      data::ObjectInfo info_value,
+      data::ObjectInfo info,
       HashContent(*repo_, path, direction == Direction::kOutput));
-  const data::ObjectInfo* info = &info_value;
   ArtifactRef ref;
   ref.path = std::move(event_path);
-  ref.hash = info->hash;
-  ref.size = info->size;
-  ref.kind = kind.value_or(GuessKind(path, info->is_directory));
+  ref.hash = info.hash;
+  ref.size = info.size;
+  ref.kind = kind.value_or(GuessKind(path, info.is_directory));
   CMF_RETURN_IF_ERROR(LogHashed(direction, ref));
   return ref;
 }

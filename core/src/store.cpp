@@ -907,6 +907,23 @@ Result<std::string> Store::ResolveArtifact(const std::string& prefix) {
   return found.front();
 }
 
+Result<ArtifactRef> Store::GetArtifact(const std::string& hash) {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT size, kind FROM artifact WHERE hash = ?1"));
+  Status st;
+  bool found = s.Bind(1, hash).Step(&st);
+  ArtifactRef ref;
+  if (found) {
+    ref = {"", hash, static_cast<std::uint64_t>(s.Int(0)),
+           ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile)};
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (!found) return Status::NotFound("no artifact '" + hash + "'");
+  return ref;
+}
+
 Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,

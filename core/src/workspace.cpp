@@ -102,6 +102,9 @@ Result<std::vector<AddResult>> Add(Repo& repo,
   std::map<std::string, std::string> before;
   for (const ArtifactRef& t : tracked) before[t.path] = t.hash;
 
+  // Objects are named before they are recorded: gc must wait.
+  CMF_ASSIGN_OR_RETURN(CacheLock lock,
+                       CacheLock::Acquire(repo, /*exclusive=*/false));
   std::vector<AddResult> results;
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("adding", options.progress);
@@ -150,25 +153,28 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
       continue;
     }
     if (now->info.hash == t.hash) continue;
-    Result<std::string> manifest = repo.objects().ReadObject(t.hash);
     Result<std::vector<data::ScannedFile>> old_files =
-        manifest.ok() && now->info.is_directory
-            ? data::ParseManifest(*manifest)
-            : Status::NotFound("not a directory");
+        Status::NotFound("a file");
+    if (t.kind == ArtifactKind::kDirectory && now->info.is_directory) {
+      Result<std::string> manifest = repo.objects().ReadObject(t.hash);
+      if (manifest.ok()) old_files = data::ParseManifest(*manifest);
+    }
     if (!old_files
              .ok()) {  // a file, or a directory whose old manifest is not here
       report.changes.push_back({Change::Kind::kModified, t.path, t.path});
       continue;
     }
+    // hash and mode: a file made executable (or not) has changed too
     std::map<std::string, std::string> old_hash;
-    for (const auto& f : *old_files) old_hash[f.path] = f.hash;
+    for (const auto& f : *old_files)
+      old_hash[f.path] = f.hash + (f.executable ? "x" : "");
     for (const auto& f : now->files) {
       auto it = old_hash.find(f.path);
       if (it == old_hash.end()) {
         report.changes.push_back(
             {Change::Kind::kNew, Join(t.path, f.path), t.path});
       } else {
-        if (it->second != f.hash) {
+        if (it->second != f.hash + (f.executable ? "x" : "")) {
           report.changes.push_back(
               {Change::Kind::kModified, Join(t.path, f.path), t.path});
         }
@@ -202,12 +208,21 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
   result.path = rel;
   std::string hash;
   std::string within;  // REL relative to the tracked directory, when inside one
+  ArtifactKind kind = ArtifactKind::kFile;
   if (rev) {
+    if (owner != nullptr && owner->path != rel) {
+      return Status::InvalidArgument(
+          "'" + rel + "' lies inside tracked '" + owner->path +
+          "'; check out a version of '" + owner->path + "' instead");
+    }
     CMF_ASSIGN_OR_RETURN(hash, repo.store().ResolveArtifact(*rev));
+    CMF_ASSIGN_OR_RETURN(ArtifactRef artifact, repo.store().GetArtifact(hash));
+    kind = artifact.kind;
   } else {
     if (owner == nullptr)
       return Status::NotFound("'" + rel + "' is not tracked");
     hash = owner->hash;
+    kind = owner->kind;
     if (owner->path != rel)
       within = owner->path == "." ? rel : rel.substr(owner->path.size() + 1);
   }
@@ -216,8 +231,18 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     return Status::NotFound("the content of '" + rel + "' (" +
                             hash.substr(0, 12) + ") is not in the cache");
   }
-  CMF_ASSIGN_OR_RETURN(std::string bytes, objects.ReadObject(hash));
-  Result<std::vector<data::ScannedFile>> files = data::ParseManifest(bytes);
+  // A directory's object is its manifest; a file's object is only read by
+  // whatever copies it (it may be larger than memory).
+  Result<std::vector<data::ScannedFile>> files = Status::NotFound("a file");
+  std::uint64_t file_size = 0;
+  if (kind == ArtifactKind::kDirectory) {
+    CMF_ASSIGN_OR_RETURN(std::string manifest, objects.ReadObject(hash));
+    files = data::ParseManifest(manifest);
+    if (!files.ok()) return files.status().With("object '" + hash + "'");
+  } else {
+    std::error_code ec;
+    file_size = fs::file_size(objects.PathOf(hash), ec);
+  }
   fs::path target = Absolute(repo, rev || within.empty() ? rel : owner->path);
   result.hash = hash;
   if (!files.ok()) {  // a single file
@@ -262,13 +287,11 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     }
   }
   if (rev) {
-    ArtifactRef ref{rel, hash, 0,
-                    files.ok() ? ArtifactKind::kDirectory
-                               : GuessKind(Absolute(repo, rel), false)};
+    ArtifactRef ref{rel, hash, 0, kind};
     if (files.ok()) {
       for (const auto& f : *files) ref.size += f.size;
     } else {
-      ref.size = bytes.size();
+      ref.size = file_size;
     }
     CMF_RETURN_IF_ERROR(repo.store().Track(ref));
   }
@@ -397,6 +420,9 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
 
 Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
   const data::ObjectCache& objects = repo.objects();
+  // No add or output in flight between naming an object and recording it.
+  CMF_ASSIGN_OR_RETURN(CacheLock lock,
+                       CacheLock::Acquire(repo, /*exclusive=*/true));
   CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
                        repo.store().ListArtifacts());
   // Kept: what is tracked now and what any execution used or made (lineage

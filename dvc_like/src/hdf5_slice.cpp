@@ -274,7 +274,7 @@ Result<std::vector<SliceDim>> ParseSelection(
                                        " is reversed (start after stop)");
       }
       d = {static_cast<std::uint64_t>(lo),
-           static_cast<std::uint64_t>((hi - lo + step - 1) / step),
+           static_cast<std::uint64_t>(hi > lo ? 1 + (hi - lo - 1) / step : 0),
            static_cast<std::uint64_t>(step), false};
     }
     if (d.count == 0) {
@@ -292,6 +292,11 @@ Result<SliceResult> WriteSlice(const fs::path& source,
                                std::string_view selection, const fs::path& out,
                                const SliceProvenance& provenance) {
   CMF_RETURN_IF_ERROR(CheckHdf5File(source));
+  std::error_code same_ec;
+  if (fs::exists(out, same_ec) && fs::equivalent(out, source, same_ec)) {
+    return Status::InvalidArgument(
+        "the slice would overwrite its own source '" + source.string() + "'");
+  }
   Hid in(H5Fopen(source.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!in.ok())
     return Status::IOError("cannot open HDF5 file '" + source.string() + "'");

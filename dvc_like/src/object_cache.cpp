@@ -322,8 +322,25 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
                            "' links to a damaged object; run cmf fsck");
   }
 
-  Status last = Status::IOError("no link strategy given for '" + name + "'");
+  // A symbolic link (to a file elsewhere) is never linked into the cache: its
+  // target is not the workspace's to make read-only. Its bytes are copied.
+  struct stat link_st {};
+  const bool is_link =
+      ::lstat(name.c_str(), &link_st) == 0 && S_ISLNK(link_st.st_mode);
+  std::vector<LinkMode> effective;
   for (LinkMode mode : order) {
+    if (is_link &&
+        (mode == LinkMode::kHardlink || mode == LinkMode::kSymlink)) {
+      mode = LinkMode::kCopy;
+    }
+    if (std::find(effective.begin(), effective.end(), mode) ==
+        effective.end()) {
+      effective.push_back(mode);
+    }
+  }
+  const mode_t object_mode = (before.st_mode & S_IXUSR) ? 0555 : 0444;
+  Status last = Status::IOError("no link strategy given for '" + name + "'");
+  for (LinkMode mode : effective) {
     TempObject temp(root_ / "tmp", *ops_);
     Stored stored;
     stored.mode = mode;
@@ -342,8 +359,11 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
         ::close(src);
         if (rc != 0) {
           last = ErrnoStatus("cannot reflink '" + name + "'", err);
-          if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL || err == EXDEV) {
-            no_reflink_.store(true, std::memory_order_relaxed);  // this file system cannot clone
+          if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL ||
+              err == EXDEV) {
+            no_reflink_.store(
+                true,
+                std::memory_order_relaxed);  // this file system cannot clone
           }
           continue;
         }
@@ -373,7 +393,7 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
       }
       stored.size = static_cast<std::uint64_t>(after.st_size);
     }
-    if (::chmod(temp.path().c_str(), 0444) != 0) {
+    if (::chmod(temp.path().c_str(), object_mode) != 0) {
       return ErrnoStatus("cannot protect object", errno);
     }
     pending->push_back({temp.Release(), PathOf(stored.hash), path, mode});
@@ -395,50 +415,58 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
     Discard(pending);
     return ErrnoStatus("cannot flush the object cache to disk", err);
   }
+  // A source published in place must still be as it was hashed. All are
+  // checked before any is touched, so that a refusal leaves every file as it
+  // was.
+  for (const Pending& p : pending) {
+    if (!p.temp.empty()) continue;
+    struct stat now {};
+    bool same = ::stat(p.source.c_str(), &now) == 0 &&
+                static_cast<std::uint64_t>(now.st_size) == p.size &&
+                static_cast<std::int64_t>(now.st_mtim.tv_sec) * 1'000'000'000 +
+                        now.st_mtim.tv_nsec ==
+                    p.mtime_ns;
+    if (!same) {
+      std::string name = p.source.string();
+      Discard(pending);
+      return Status::IOError("'" + name + "' changed while it was added");
+    }
+  }
   Status first;
   std::vector<fs::path> dirs;  // folders that got a new name
   std::size_t done = 0;
   for (; done < pending.size(); ++done) {
     Pending& p = pending[done];
     std::error_code ec;
-    if (fs::exists(p.final_path, ec)) {
-      // The same content was cached already: share that object instead.
-      if (p.mode == LinkMode::kHardlink)
-        err = RelinkHard(p.final_path, p.source);
-      if (p.mode == LinkMode::kSymlink)
-        err = RelinkSymbolic(p.final_path, p.source);
-      if (err == 0) ::unlink(p.temp.c_str());
-    } else if (p.temp.empty()) {  // hardlink, symlink: the source file itself
-                                  // becomes the object
-      fs::path dir = p.final_path.parent_path();
-      fs::create_directories(dir, ec);
-      struct stat now {};
-      bool same =
-          ::stat(p.source.c_str(), &now) == 0 &&
-          static_cast<std::uint64_t>(now.st_size) == p.size &&
-          static_cast<std::int64_t>(now.st_mtim.tv_sec) * 1'000'000'000 +
-                  now.st_mtim.tv_nsec ==
-              p.mtime_ns;
-      if (!same) {
-        first = Status::IOError("'" + p.source.string() +
-                                "' changed while it was added");
-        break;
+    fs::path dir = p.final_path.parent_path();
+    fs::create_directories(dir, ec);
+    const std::string hash =
+        dir.filename().string() + p.final_path.filename().string();
+    if (!p.temp.empty()) {
+      // A complete new copy: it takes the name even when an object is there
+      // already (same bytes, or it mends a damaged one).
+      err = ops_->Rename(p.temp, p.final_path.string());
+    } else {
+      struct stat st {};
+      ::stat(p.source.c_str(), &st);
+      ::chmod(p.source.c_str(), (st.st_mode & S_IXUSR) ? 0555 : 0444);
+      bool existing_ok = false;
+      if (fs::exists(p.final_path, ec)) {
+        // Share the cached object only when its bytes are still right.
+        Result<std::string> actual = HashFile(p.final_path);
+        existing_ok = actual.ok() && *actual == hash;
       }
-      ::chmod(p.source.c_str(), 0444);
-      err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
-      if (err == EEXIST) {  // named meanwhile by another process: share it
+      if (existing_ok) {
         err = p.mode == LinkMode::kHardlink ? RelinkHard(p.final_path, p.source)
                                             : 0;
+      } else {
+        err = RelinkHard(p.source,
+                         p.final_path);  // the source becomes the object
       }
       if (err == 0 && p.mode == LinkMode::kSymlink)
         err = RelinkSymbolic(p.final_path, p.source);
-      dirs.push_back(dir);
-    } else {
-      fs::path dir = p.final_path.parent_path();
-      fs::create_directories(dir, ec);
-      err = ops_->Rename(p.temp, p.final_path.string());
-      dirs.push_back(dir);
     }
+    dirs.push_back(dir);
     if (err) {
       first = ErrnoStatus(
           "cannot move object into '" + p.final_path.string() + "'", err);

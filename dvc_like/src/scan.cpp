@@ -62,7 +62,8 @@ Result<Entry> StatEntry(const fs::path& absolute, std::string relative) {
   return e;
 }
 
-Status ListTree(const fs::path& root, unsigned threads, std::vector<Entry>* out) {
+Status ListTree(const fs::path& root, unsigned threads,
+                std::vector<Entry>* out) {
   std::error_code ec;
   // Links to folders are followed like links to files (a loop ends in an
   // error from the file system, not in a hang).
@@ -114,7 +115,9 @@ Status ListTree(const fs::path& root, unsigned threads, std::vector<Entry>* out)
       e = std::move(full).value();
     }
   };
-  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(out->size() / 256 + 1)));
+  threads =
+      std::max(1u, std::min<unsigned>(
+                       threads, static_cast<unsigned>(out->size() / 256 + 1)));
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
@@ -175,6 +178,19 @@ Result<std::vector<ScannedFile>> ParseManifest(std::string_view text) {
     if (!IsSha256Hex(f.hash))
       return Status::Corruption("malformed manifest hash");
     f.path = std::string(line.substr(c + 1));
+    // A manifest names files below its folder: nothing that could climb out of
+    // it or into a repository.
+    if (f.path.empty() || f.path.front() == '/')
+      return Status::Corruption("unsafe manifest path");
+    for (std::size_t start = 0; start <= f.path.size();) {
+      std::size_t slash = f.path.find('/', start);
+      if (slash == std::string::npos) slash = f.path.size();
+      std::string_view part(f.path.data() + start, slash - start);
+      if (part.empty() || part == "." || part == ".." || part == ".cmf") {
+        return Status::Corruption("unsafe manifest path '" + f.path + "'");
+      }
+      start = slash + 1;
+    }
     files.push_back(std::move(f));
   }
   return files;
@@ -202,7 +218,9 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   std::vector<Entry> entries;
   if (is_directory) {
     CMF_RETURN_IF_ERROR(ListTree(
-        root, options.threads ? options.threads : std::thread::hardware_concurrency(), &entries));
+        root,
+        options.threads ? options.threads : std::thread::hardware_concurrency(),
+        &entries));
   } else {
     CMF_ASSIGN_OR_RETURN(Entry e, StatEntry(root, ""));
     entries.push_back(std::move(e));

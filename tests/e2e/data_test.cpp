@@ -3,9 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cmf/repo.h"
 #include "hdf5_fixture.h"
 #include "support.h"
 
+using cmf::Result;
 using cmf::test::Cmf;
 using cmf::test::Outcome;
 using cmf::test::TempDir;
@@ -189,4 +191,22 @@ TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
   CHECK(u.out == "unlocked 1 file in w.dat\n");
   CHECK((fs::status(r / "w.dat").permissions() & fs::perms::owner_write) !=
         fs::perms::none);
+}
+
+TEST_CASE("data: gc waits while an add holds the cache lock") {
+  Repo r;
+  Result<cmf::Repo> repo = cmf::Repo::Open({.start = r.dir.path()});
+  REQUIRE(repo.ok());
+  std::optional<cmf::CacheLock> shared;
+  {
+    Result<cmf::CacheLock> lock =
+        cmf::CacheLock::Acquire(*repo, /*exclusive=*/false);
+    REQUIRE(lock.ok());
+    shared.emplace(std::move(lock).value());
+  }
+  Outcome waiting = cmf::test::RunProcess(
+      {"timeout", "1", cmf::test::CmfBinary(), "gc"}, r.dir.path());
+  CHECK(waiting.exit_code == 124);  // still waiting when timeout stopped it
+  shared.reset();
+  CHECK(r({"gc"}).exit_code == 0);
 }

@@ -137,3 +137,20 @@ TEST_CASE("slice: a slice bigger than one copy block comes out whole") {
   CHECK(shape == std::vector<unsigned long long>{1120, 2});
   CHECK(v[2 * 1119 + 1] == static_cast<float>(1119.0 * 16384 + 101));
 }
+
+TEST_CASE(
+    "slice: a slice never overwrites its own source; huge steps select one "
+    "element") {
+  TempDir dir;
+  test::WriteFloatDataset(dir / "raw.h5", "/d", {10});
+  std::string before = test::ReadFile(dir / "raw.h5");
+  Result<data::SliceResult> r =
+      data::WriteSlice(dir / "raw.h5", "/d", "0:2", dir / "raw.h5", {});
+  CHECK(r.status().message().find("overwrite its own source") !=
+        std::string::npos);
+  CHECK(test::ReadFile(dir / "raw.h5") == before);
+  Result<std::vector<data::SliceDim>> one =
+      data::ParseSelection("0:10:9223372036854775807", {10});
+  REQUIRE(one.ok());
+  CHECK(one->at(0).count == 1);
+}

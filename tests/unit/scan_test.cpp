@@ -248,3 +248,86 @@ TEST_CASE("manifest: parsing gives back what was built; damage is Corruption") {
   CHECK(data::ParseManifest(text.substr(0, text.size() - 1)).status().code() ==
         Code::kCorruption);
 }
+
+TEST_CASE(
+    "manifest: paths that could leave the folder or enter a repository are "
+    "refused") {
+  std::string h(64, 'a');
+  for (const char* bad : {"../x", "/etc/passwd", "a//b", "a/./b", ".cmf/config",
+                          "a/../../b", "d/.cmf"}) {
+    CAPTURE(bad);
+    std::string text = "cmf-manifest 1\n100644 1 " + h + " " + bad + "\n";
+    CHECK(data::ParseManifest(text).status().code() == Code::kCorruption);
+  }
+}
+
+TEST_CASE(
+    "link strategies: a refused publish leaves every source file as it was") {
+  TempDir dir;
+  data::ObjectCache cache(dir / "objects");
+  test::WriteFile(dir / "a", "first");
+  test::WriteFile(dir / "b", "second");
+  std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
+  std::vector<data::ObjectCache::Pending> pending;
+  REQUIRE(cache.StoreFile(dir / "a", hard, &pending).ok());
+  REQUIRE(cache.StoreFile(dir / "b", hard, &pending).ok());
+  test::WriteFile(dir / "b", "second, changed");  // after it was hashed
+  Status st = cache.Publish(pending);
+  CHECK(st.message().find("changed while it was added") != std::string::npos);
+  for (const char* name : {"a", "b"}) {
+    struct stat s {};
+    REQUIRE(::stat((dir / name).c_str(), &s) == 0);
+    CHECK(s.st_nlink == 1);          // not linked into the cache
+    CHECK((s.st_mode & 0200) != 0);  // still writable
+  }
+  CHECK_FALSE(cache.Has(data::HashBytes("first")));
+}
+
+TEST_CASE(
+    "link strategies: a damaged object is replaced, not shared, when its "
+    "content comes again") {
+  TempDir dir;
+  data::ObjectCache cache(dir / "objects");
+  std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
+  test::WriteFile(dir / "a", "precious");
+  REQUIRE(cache.StoreFile(dir / "a", hard).ok());
+  fs::path object = cache.PathOf(data::HashBytes("precious"));
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  test::WriteFile(dir / "a",
+                  "CORRUPT");  // a root user writing through the shared inode
+  test::WriteFile(dir / "b", "precious");
+  REQUIRE(cache.StoreFile(dir / "b", hard).ok());
+  CHECK(test::ReadFile(dir / "b") == "precious");
+  CHECK(cache.Verify(data::HashBytes("precious")).value());
+}
+
+TEST_CASE(
+    "link strategies: a symbolic link to a file elsewhere is copied, its "
+    "target untouched") {
+  TempDir dir, elsewhere;
+  test::WriteFile(elsewhere / "target", "theirs");
+  fs::create_symlink(elsewhere / "target", dir / "link");
+  data::ObjectCache cache(dir / "objects");
+  std::vector<data::LinkMode> order = {data::LinkMode::kHardlink,
+                                       data::LinkMode::kSymlink};
+  Result<data::ObjectCache::Stored> s = cache.StoreFile(dir / "link", order);
+  REQUIRE(s.ok());
+  CHECK(s->mode == data::LinkMode::kCopy);
+  CHECK((fs::status(elsewhere / "target").permissions() &
+         fs::perms::owner_write) != fs::perms::none);
+  CHECK(cache.Verify(s->hash).value());
+}
+
+TEST_CASE(
+    "link strategies: an executable keeps its execute bits in the cache") {
+  TempDir dir;
+  test::WriteFile(dir / "run.sh", "#!/bin/sh\n");
+  fs::permissions(dir / "run.sh", fs::perms::owner_all);
+  data::ObjectCache cache(dir / "objects");
+  std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
+  Result<data::ObjectCache::Stored> s = cache.StoreFile(dir / "run.sh", hard);
+  REQUIRE(s.ok());
+  struct stat st {};
+  REQUIRE(::stat((dir / "run.sh").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0555);
+}

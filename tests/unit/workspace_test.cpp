@@ -214,3 +214,37 @@ TEST_CASE(
       data::HashBytes("kept")));  // needed through the manifest
   CHECK(Fsck(repo, Quiet())->ok());
 }
+
+TEST_CASE(
+    "workspace: a tracked file that looks like a manifest is restored as a "
+    "file") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  std::string fake =
+      "cmf-manifest 1\n100644 3 " + data::HashBytes("abc") + " ../../pwned\n";
+  test::WriteFile(dir / "notes.txt", fake);
+  REQUIRE(Add(repo, {dir / "notes.txt"}, Quiet()).ok());
+  fs::remove(dir / "notes.txt");
+  REQUIRE(Checkout(repo, dir / "notes.txt", std::nullopt).ok());
+  CHECK(test::ReadFile(dir / "notes.txt") == fake);
+  CHECK_FALSE(fs::exists(dir.path().parent_path().parent_path() / "pwned"));
+}
+
+TEST_CASE(
+    "workspace: status notices a file made executable; --rev inside a tracked "
+    "folder is refused") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "d" / "run.sh", "echo\n");
+  std::string v1 = Add(repo, {dir / "d"}, Quiet())->at(0).artifact.hash;
+  fs::permissions(dir / "d" / "run.sh", fs::perms::owner_exec,
+                  fs::perm_options::add);
+  Result<StatusReport> report = WorkspaceStatus(repo, Quiet());
+  REQUIRE(report.ok());
+  REQUIRE(report->changes.size() == 1);
+  CHECK(report->changes[0].path == "d/run.sh");
+  CHECK(Checkout(repo, dir / "d" / "run.sh", v1)
+            .status()
+            .message()
+            .find("lies inside tracked 'd'") != std::string::npos);
+}

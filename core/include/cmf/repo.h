@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "cmf/config.h"
 #include "cmf/status.h"
@@ -79,6 +80,23 @@ class Repo {
   std::unique_ptr<Config> config_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<data::ObjectCache> objects_;
+};
+
+// A lock on the repository's object cache (flock on .cmf/lock), held until
+// destroyed. Writers that store objects and then record them hold it shared;
+// gc holds it exclusive, so it never removes an object that is about to be
+// recorded. Movable; one thread at a time.
+class CacheLock {
+ public:
+  // Waits for the lock. IOError when the lock file cannot be opened.
+  static Result<CacheLock> Acquire(const Repo& repo, bool exclusive);
+  CacheLock(CacheLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  CacheLock& operator=(CacheLock&& other) noexcept;
+  ~CacheLock();
+
+ private:
+  explicit CacheLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
 };
 
 // Finds the .cmf folder for OPTIONS without opening anything. NotFound when

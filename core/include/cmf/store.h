@@ -153,6 +153,8 @@ class Store {
   // The full hash of the one artifact whose hash starts with PREFIX. NotFound
   // when none does; InvalidArgument when several do or PREFIX is not hex.
   Result<std::string> ResolveArtifact(const std::string& prefix);
+  // The artifact HASH (path left empty). NotFound when it is not recorded.
+  Result<ArtifactRef> GetArtifact(const std::string& hash);
   // Every artifact hash with its kind and whether its bytes are expected in the
   // object cache (it is tracked or an execution's output).
   struct ArtifactUse {
