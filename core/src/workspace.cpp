@@ -33,6 +33,14 @@ Result<std::vector<data::LinkMode>> LinkOrder(Repo& repo) {
 // The workspace-relative form of PATH, which must lie inside the workspace.
 Result<std::string> InsideWorkspace(const Repo& repo, const fs::path& path) {
   CMF_ASSIGN_OR_RETURN(std::string rel, EventPath(repo, path));
+  std::error_code ec;
+  fs::path real = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  fs::path into = real.lexically_relative(repo.cmf_dir());
+  if (!ec && !into.empty() &&
+      *into.begin() != "..") {  // e.g. a symbolic link to .cmf
+    return Status::InvalidArgument("'" + path.string() +
+                                   "' is inside the repository's .cmf/");
+  }
   if (fs::path(rel).is_absolute()) {
     return Status::InvalidArgument("'" + path.string() +
                                    "' is outside the workspace '" +

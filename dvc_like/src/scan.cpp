@@ -40,6 +40,11 @@ Result<Entry> StatEntry(const fs::path& absolute, std::string relative) {
   struct stat st {};
   if (::stat(absolute.c_str(), &st) != 0) {
     int err = errno;
+    struct stat link {};
+    if (err == ENOENT && ::lstat(absolute.c_str(), &link) == 0) {
+      return Status::IOError("'" + absolute.string() +
+                             "' is a broken symbolic link");
+    }
     if (err == ENOENT)
       return Status::NotFound("no such file or directory '" +
                               absolute.string() + "'");
@@ -79,6 +84,12 @@ Status ListTree(const fs::path& root, unsigned threads,
                              "': " + ec.message());
     const fs::directory_entry& entry = *it;
     bool is_dir = entry.is_directory(ec);
+    if (is_dir && entry.is_symlink(ec) &&
+        fs::canonical(entry.path(), ec).filename() == ".cmf") {
+      it.disable_recursion_pending();  // a link to a cmf repository is not data
+                                       // either
+      continue;
+    }
     if (is_dir && entry.path().filename() == ".cmf") {
       it.disable_recursion_pending();  // a nested cmf repository is not data
       continue;

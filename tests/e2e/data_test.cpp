@@ -210,3 +210,21 @@ TEST_CASE("data: gc waits while an add holds the cache lock") {
   shared.reset();
   CHECK(r({"gc"}).exit_code == 0);
 }
+
+TEST_CASE(
+    "data: a link to .cmf is not data, and a broken link is named in the "
+    "error") {
+  Repo r;
+  fs::create_directory_symlink(".cmf", r / "meta");
+  Outcome direct = r({"add", "meta"});
+  CHECK(direct.exit_code == 1);
+  CHECK(IsError(direct, "inside the repository's .cmf/"));
+  cmf::test::WriteFile(r / "d/a", "x");
+  fs::create_directory_symlink("../.cmf", r / "d/m");
+  json added = r.Json({"add", "--json", "d"});
+  CHECK(added[0]["files"] == 1);  // d/m is skipped
+  fs::create_symlink("/no/such/target", r / "d/broken");
+  Outcome broken = r({"add", "d"});
+  CHECK(broken.exit_code == 1);
+  CHECK(IsError(broken, "is a broken symbolic link"));
+}
