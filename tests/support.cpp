@@ -118,6 +118,11 @@ std::string CmfBinary() {
   return bin;
 }
 
+bool IsError(const Outcome& o, const std::string& fragment) {
+  return o.err.rfind("cmf: error: ", 0) == 0 &&
+         o.err.find(fragment) != std::string::npos;
+}
+
 Outcome Cmf(const std::vector<std::string>& args, const fs::path& cwd,
             const std::map<std::string, std::string>& env) {
   std::vector<std::string> argv = {CmfBinary()};

@@ -46,6 +46,9 @@ Outcome RunProcess(const std::vector<std::string>& argv,
 // The cmf binary under test (CMF_BINARY, set by meson test).
 std::string CmfBinary();
 
+// True when O's standard error starts "cmf: error: " and holds FRAGMENT.
+bool IsError(const Outcome& o, const std::string& fragment);
+
 // Runs cmf with ARGS in CWD.
 Outcome Cmf(const std::vector<std::string>& args,
             const std::filesystem::path& cwd,

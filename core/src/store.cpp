@@ -233,6 +233,18 @@ struct Store::Impl {
     return id;
   }
 
+  // Records the artifact A (by hash, kind and size) unless it is known.
+  Status EnsureArtifact(const ArtifactRef& a) {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ins,
+        Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
+                "ON CONFLICT(hash) DO NOTHING"));
+    return ins.Bind(1, a.hash)
+        .Bind(2, ToString(a.kind))
+        .Bind(3, static_cast<std::int64_t>(a.size))
+        .Run();
+  }
+
   Result<RowId> EnsureSeries(const std::string& name) {
     auto it = series_ids.find(name);
     if (it != series_ids.end()) return it->second;
@@ -435,14 +447,7 @@ Status Store::AddEvent(RowId execution, Direction direction, int position,
                        const ArtifactRef& a) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt ins,
-        m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
-                  "ON CONFLICT(hash) DO NOTHING"));
-    CMF_RETURN_IF_ERROR(ins.Bind(1, a.hash)
-                            .Bind(2, ToString(a.kind))
-                            .Bind(3, static_cast<std::int64_t>(a.size))
-                            .Run());
+    CMF_RETURN_IF_ERROR(m.EnsureArtifact(a));
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt ev,
         m.Prepare("INSERT INTO event(execution_id, direction, position, "
@@ -845,14 +850,7 @@ Result<std::int64_t> Store::CountExecutions() {
 Status Store::Track(const ArtifactRef& ref) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt ins,
-        m.Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
-                  "ON CONFLICT(hash) DO NOTHING"));
-    CMF_RETURN_IF_ERROR(ins.Bind(1, ref.hash)
-                            .Bind(2, ToString(ref.kind))
-                            .Bind(3, static_cast<std::int64_t>(ref.size))
-                            .Run());
+    CMF_RETURN_IF_ERROR(m.EnsureArtifact(ref));
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt t,
         m.Prepare("INSERT OR REPLACE INTO tracked(path, artifact_id, added_ms) "

@@ -12,6 +12,7 @@
 #include "verb.h"
 
 using cmf::test::Cmf;
+using cmf::test::IsError;
 using cmf::test::Outcome;
 using cmf::test::TempDir;
 using nlohmann::json;
@@ -36,11 +37,6 @@ struct Workspace {
     return json::parse(o.out);
   }
 };
-
-bool IsError(const Outcome& o, const std::string& fragment) {
-  return o.err.rfind("cmf: error: ", 0) == 0 &&
-         o.err.find(fragment) != std::string::npos;
-}
 
 }  // namespace
 

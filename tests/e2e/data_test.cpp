@@ -9,6 +9,7 @@
 
 using cmf::Result;
 using cmf::test::Cmf;
+using cmf::test::IsError;
 using cmf::test::Outcome;
 using cmf::test::TempDir;
 using nlohmann::json;
@@ -30,11 +31,6 @@ struct Repo {
     return json::parse(o.out);
   }
 };
-
-bool IsError(const Outcome& o, const std::string& fragment) {
-  return o.err.rfind("cmf: error: ", 0) == 0 &&
-         o.err.find(fragment) != std::string::npos;
-}
 
 }  // namespace
 
