@@ -105,12 +105,6 @@ Status ErrnoStatus(const std::string& what, int err) {
   return Status::IOError(what + ": " + std::strerror(err));
 }
 
-bool SameFile(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
-         a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
-         a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-}
-
 // A temporary path under the cache's tmp/ folder, removed unless committed.
 class TempObject {
  public:
@@ -133,15 +127,6 @@ class TempObject {
     }
     fd_ = fd;
     path_ = pattern;
-    return Status::Ok();
-  }
-
-  // A fresh name for a temporary (for link() and rename(), which create it).
-  Status Reserve() {
-    CMF_RETURN_IF_ERROR(Open());
-    ::close(fd_);
-    fd_ = -1;
-    ::unlink(path_.c_str());
     return Status::Ok();
   }
 
