@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "cmf/data/hash.h"
@@ -392,13 +394,13 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
   // One flush for all of them: an object gets its name only once its bytes
   // are on disk, so a crash never leaves a damaged object under a hash name.
   std::error_code mkdir_ec;
-  fs::create_directories(root_, mkdir_ec);
+  fs::create_directories(root_ / "sha256", mkdir_ec);
   int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
+  int flush_err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
   if (root_fd >= 0) ::close(root_fd);
-  if (err) {
+  if (flush_err) {
     Discard(pending);
-    return ErrnoStatus("cannot flush the object cache to disk", err);
+    return ErrnoStatus("cannot flush the object cache to disk", flush_err);
   }
   // A source published in place must still be as it was hashed. All are
   // checked before any is touched, so that a refusal leaves every file as it
@@ -417,59 +419,78 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
       return Status::IOError("'" + name + "' changed while it was added");
     }
   }
-  Status first;
-  std::vector<fs::path> dirs;  // folders that got a new name
-  std::size_t done = 0;
-  for (; done < pending.size(); ++done) {
-    Pending& p = pending[done];
-    std::error_code ec;
+
+  // Names one object; returns 0 or an errno value.
+  auto publish = [&](Pending& p) -> int {
     fs::path dir = p.final_path.parent_path();
-    fs::create_directories(dir, ec);
-    const std::string hash =
-        dir.filename().string() + p.final_path.filename().string();
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno;
     if (!p.temp.empty()) {
       // A complete new copy: it takes the name even when an object is there
       // already (same bytes, or it mends a damaged one).
-      err = ops_->Rename(p.temp, p.final_path.string());
-    } else {
-      struct stat st {};
-      ::stat(p.source.c_str(), &st);
-      ::chmod(p.source.c_str(), (st.st_mode & S_IXUSR) ? 0555 : 0444);
-      bool existing_ok = false;
-      if (fs::exists(p.final_path, ec)) {
-        // Share the cached object only when its bytes are still right.
-        Result<std::string> actual = HashFile(p.final_path);
-        existing_ok = actual.ok() && *actual == hash;
-      }
+      return ops_->Rename(p.temp, p.final_path.string());
+    }
+    struct stat st {};
+    ::stat(p.source.c_str(), &st);
+    ::chmod(p.source.c_str(), (st.st_mode & S_IXUSR) ? 0555 : 0444);
+    int err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
+    if (err == EEXIST) {
+      // Share the cached object only when its bytes are still right;
+      // otherwise the source takes its place.
+      const std::string hash =
+          dir.filename().string() + p.final_path.filename().string();
+      Result<std::string> actual = HashFile(p.final_path);
+      bool existing_ok = actual.ok() && *actual == hash;
       if (existing_ok) {
         err = p.mode == LinkMode::kHardlink ? RelinkHard(p.final_path, p.source)
                                             : 0;
       } else {
-        err = RelinkHard(p.source,
-                         p.final_path);  // the source becomes the object
+        err = RelinkHard(p.source, p.final_path);
       }
-      if (err == 0 && p.mode == LinkMode::kSymlink)
-        err = RelinkSymbolic(p.final_path, p.source);
     }
-    dirs.push_back(dir);
-    if (err) {
-      first = ErrnoStatus(
-          "cannot move object into '" + p.final_path.string() + "'", err);
-      break;
+    if (err == 0 && p.mode == LinkMode::kSymlink)
+      err = RelinkSymbolic(p.final_path, p.source);
+    return err;
+  };
+
+  // Named on all cores: with many small files this is most of the cost.
+  std::atomic<std::size_t> next{0};
+  std::vector<char> done(pending.size(), 0);
+  std::mutex mutex;
+  Status first;
+  auto worker = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < pending.size();) {
+      if (int err = publish(pending[i])) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (first.ok()) {
+          first = ErrnoStatus("cannot move object into '" +
+                                  pending[i].final_path.string() + "'",
+                              err);
+        }
+        next = pending.size();
+        return;
+      }
+      done[i] = 1;
     }
-  }
+  };
+  unsigned threads = std::max(
+      1u, std::min<unsigned>(std::thread::hardware_concurrency(),
+                             static_cast<unsigned>(pending.size() / 64 + 1)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
   if (!first.ok()) {
-    std::vector<Pending> rest(
-        pending.begin() + static_cast<std::ptrdiff_t>(done), pending.end());
+    std::vector<Pending> rest;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      if (!done[i]) rest.push_back(std::move(pending[i]));
+    }
     Discard(rest);
   }
-  if (!dirs.empty()) {  // the new names: one more flush (one journal commit,
-                        // not one per folder)
-    root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd >= 0) {
-      ops_->SyncFs(root_fd);
-      ::close(root_fd);
-    }
+  // The new names: one more flush (one journal commit, not one per folder).
+  root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd >= 0) {
+    ops_->SyncFs(root_fd);
+    ::close(root_fd);
   }
   pending.clear();
   return first;
