@@ -128,11 +128,14 @@ double AllCoreSha256() {
   return static_cast<double>(total.load()) / SecondsSince(start);
 }
 
-// A fresh copy of TEMPLATE at DEST, written to disk (as data that a scientist
-// adds usually is) and read once so that the page cache is warm.
-void FreshCopy(const fs::path& templ, const fs::path& dest) {
+// A fresh copy of TEMPLATE at DEST, set up by SETUP (a repository made), then
+// everything written to disk (as the data a scientist adds, and a repository
+// in use, usually are) and read once so that the page cache is warm.
+void FreshCopy(const fs::path& templ, const fs::path& dest,
+               const std::vector<std::vector<std::string>>& setup) {
   fs::remove_all(dest);
   Timed({"cp", "-r", templ.string(), dest.string()}, "/");
+  for (const auto& command : setup) Timed(command, dest);
   Timed({"sync"}, "/");
   Timed({"sh", "-c", "find . -type f -exec cat {} + > /dev/null"}, dest);
   std::this_thread::sleep_for(
@@ -190,9 +193,8 @@ int main(int argc, char** argv) {
   std::string best_mode;
   for (std::string mode : {"auto", "hardlink", "symlink"}) {
     fs::path ws = root / ("cmf-" + mode);
-    FreshCopy(root / "template", ws);
-    Timed({cmf, "init", "-q"}, ws);
-    Timed({cmf, "config", "cache.link", mode}, ws);
+    FreshCopy(root / "template", ws,
+              {{cmf, "init", "-q"}, {cmf, "config", "cache.link", mode}});
     double first = Timed({cmf, "add", "-q", "raw", "patches"}, ws);
     double second = Timed({cmf, "add", "-q", "raw", "patches"}, ws);
     row(fmt::format("cmf add (cache.link={})", mode), first);
@@ -211,9 +213,8 @@ int main(int argc, char** argv) {
   double annex = -1;
   if (Have("git-annex")) {
     fs::path ws = root / "annex";
-    FreshCopy(root / "template", ws);
-    Timed({"git", "init", "-q", "."}, ws);
-    Timed({"git", "annex", "init", "bench"}, ws);
+    FreshCopy(root / "template", ws,
+              {{"git", "init", "-q", "."}, {"git", "annex", "init", "bench"}});
     annex = Timed({"git", "annex", "add", "--quiet", "raw", "patches"}, ws);
     row("  peer: git annex add (SHA256E backend)", annex);
     fs::remove_all(ws);
