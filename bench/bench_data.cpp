@@ -31,42 +31,16 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "cmf/data/hash.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using cmf::bench::Clock;
+using cmf::bench::Have;
+using cmf::bench::SecondsSince;
+using cmf::bench::Timed;
 
 namespace {
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Runs ARGV in CWD, output discarded; returns the wall time, or a negative
-// value when it failed.
-double Timed(const std::vector<std::string>& argv, const fs::path& cwd) {
-  std::vector<std::string> args = {"/bin/sh", "-c",
-                                   "cd \"$0\" && exec \"$@\" >/dev/null 2>&1",
-                                   cwd.string()};
-  args.insert(args.end(), argv.begin(), argv.end());
-  std::vector<char*> p;
-  for (auto& a : args) p.push_back(a.data());
-  p.push_back(nullptr);
-  auto start = Clock::now();
-  pid_t pid = 0;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
-    return -1;
-  int status = 0;
-  waitpid(pid, &status, 0);
-  double s = SecondsSince(start);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? s : -1;
-}
-
-bool Have(const std::string& program) {
-  return Timed({"sh", "-c", "command -v " + program}, "/") >= 0;
-}
 
 // Random bytes from a fast generator (xorshift), different for every seed.
 void WriteRandomFile(const fs::path& path, std::size_t size,

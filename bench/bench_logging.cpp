@@ -30,59 +30,17 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "cmf/run.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using cmf::bench::Clock;
+using cmf::bench::ProcessCost;
+using cmf::bench::RunQuiet;
+using cmf::bench::SecondsSince;
+namespace bench = cmf::bench;
 
 namespace {
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-struct ProcessCost {
-  double seconds = 0;
-  long max_rss_kib = 0;
-  int exit_code = -1;
-};
-
-// Runs ARGV in CWD with its output sent to /dev/null; wall time and peak
-// memory. The memory is read by GNU time (/usr/bin/time, Debian package
-// "time"): a child's own rusage would start from this process's size.
-ProcessCost RunQuiet(const std::vector<std::string>& argv,
-                     const fs::path& cwd) {
-  static const bool have_time = ::access("/usr/bin/time", X_OK) == 0;
-  fs::path rss_file =
-      fs::temp_directory_path() / fmt::format("cmf-bench-rss-{}", ::getpid());
-  std::vector<std::string> args = {
-      "/bin/sh", "-c", "cd \"$0\" && exec \"$@\" >/dev/null", cwd.string()};
-  if (have_time) {
-    args.insert(args.end(),
-                {"/usr/bin/time", "-q", "-f", "%M", "-o", rss_file.string()});
-  }
-  args.insert(args.end(), argv.begin(), argv.end());
-  std::vector<char*> p;
-  for (auto& a : args) p.push_back(a.data());
-  p.push_back(nullptr);
-  auto start = Clock::now();
-  pid_t pid = 0;
-  ProcessCost cost;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
-    return cost;
-  int status = 0;
-  waitpid(pid, &status, 0);
-  cost.seconds = SecondsSince(start);
-  cost.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (have_time) {
-    std::ifstream in(rss_file);
-    in >> cost.max_rss_kib;
-    fs::remove(rss_file);
-  }
-  return cost;
-}
 
 // The median wall time of REPEAT runs, and the largest peak memory.
 ProcessCost Median(const std::vector<std::string>& argv, const fs::path& cwd,
@@ -97,10 +55,6 @@ ProcessCost Median(const std::vector<std::string>& argv, const fs::path& cwd,
   for (const auto& r : runs)
     m.max_rss_kib = std::max(m.max_rss_kib, r.max_rss_kib);
   return m;
-}
-
-bool HaveProgram(const std::string& name) {
-  return RunQuiet({"sh", "-c", "command -v " + name}, "/").exit_code == 0;
 }
 
 void Die(const cmf::Status& st) {
@@ -291,7 +245,7 @@ int main(int argc, char** argv) {
              batch);
   {
     constexpr int kSpawns = 100;
-    bool have_sqlite_cli = HaveProgram("sqlite3");
+    bool have_sqlite_cli = bench::Have("sqlite3");
     auto start = Clock::now();
     for (int i = 0; i < kSpawns; ++i) {
       if (have_sqlite_cli) {
@@ -343,7 +297,7 @@ int main(int argc, char** argv) {
   show("cmf log --oneline (all)",
        Median({cmf_binary, "log", "--oneline"}, ws, 3));
   show("cmf log --json (all)", Median({cmf_binary, "log", "--json"}, ws, 3));
-  if (HaveProgram("git") && BuildGitPeer(root / "git-peer", executions)) {
+  if (bench::Have("git") && BuildGitPeer(root / "git-peer", executions)) {
     fs::path g = root / "git-peer";
     show("  peer: git log -n 20", Median({"git", "log", "-n", "20"}, g, 7));
     show("  peer: git log --oneline (all)",

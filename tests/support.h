@@ -27,6 +27,8 @@ class TempDir {
 };
 
 void WriteFile(const std::filesystem::path& path, const std::string& content);
+// The number of regular files below ROOT (0 when it does not exist).
+std::size_t CountFiles(const std::filesystem::path& root);
 std::string ReadFile(const std::filesystem::path& path);
 
 struct Outcome {

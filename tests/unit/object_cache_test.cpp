@@ -38,16 +38,6 @@ class RenameFails : public data::FileOps {
   int Rename(const std::string&, const std::string&) override { return EIO; }
 };
 
-std::size_t CountFiles(const fs::path& root) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec);
-       !ec && it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) ++n;
-  }
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -67,7 +57,7 @@ TEST_CASE(
   struct stat st {};
   REQUIRE(::stat(object.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0444);
-  CHECK(CountFiles(dir / "objects" / "tmp") == 0);
+  CHECK(test::CountFiles(dir / "objects" / "tmp") == 0);
 }
 
 TEST_CASE("object cache: hashing alone stores nothing") {
@@ -77,7 +67,7 @@ TEST_CASE("object cache: hashing alone stores nothing") {
   Result<data::ObjectInfo> info = cache.Hash(dir / "a.txt");
   REQUIRE(info.ok());
   CHECK_FALSE(cache.Has(info->hash));
-  CHECK(CountFiles(dir / "objects") == 0);
+  CHECK(test::CountFiles(dir / "objects") == 0);
 }
 
 TEST_CASE("object cache: storing the same content twice keeps one object") {
@@ -87,7 +77,7 @@ TEST_CASE("object cache: storing the same content twice keeps one object") {
   data::ObjectCache cache(dir / "objects");
   REQUIRE(cache.Store(dir / "a").ok());
   REQUIRE(cache.Store(dir / "b").ok());
-  CHECK(CountFiles(dir / "objects") == 1);
+  CHECK(test::CountFiles(dir / "objects") == 1);
 }
 
 TEST_CASE(
@@ -127,7 +117,7 @@ TEST_CASE(
   REQUIRE_FALSE(info.ok());
   CHECK(info.status().code() == Code::kIOError);
   CHECK(info.status().message().find("No space left") != std::string::npos);
-  CHECK(CountFiles(dir / "objects") == 0);
+  CHECK(test::CountFiles(dir / "objects") == 0);
 }
 
 TEST_CASE(
@@ -138,7 +128,7 @@ TEST_CASE(
   data::ObjectCache cache(dir / "objects", std::make_shared<RenameFails>());
   REQUIRE_FALSE(cache.Store(dir / "f").ok());
   CHECK_FALSE(cache.Has(data::HashBytes("content")));
-  CHECK(CountFiles(dir / "objects") == 0);
+  CHECK(test::CountFiles(dir / "objects") == 0);
 }
 
 TEST_CASE("object cache: a missing path is NotFound, a FIFO is refused") {

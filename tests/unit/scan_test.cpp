@@ -63,16 +63,6 @@ class ReadOnlyCache : public data::FileOps {
   int CreateTemp(std::string&) override { return -EROFS; }
 };
 
-std::size_t CountFiles(const fs::path& root) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec);
-       !ec && it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) ++n;
-  }
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -151,7 +141,7 @@ TEST_CASE(
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("changed while it was read") !=
         std::string::npos);
-  CHECK(CountFiles(dir / "objects") == 0);
+  CHECK(test::CountFiles(dir / "objects") == 0);
 }
 
 TEST_CASE(
@@ -166,7 +156,7 @@ TEST_CASE(
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("Read-only file system") !=
         std::string::npos);
-  CHECK(CountFiles(dir / "objects") == 0);
+  CHECK(test::CountFiles(dir / "objects") == 0);
 }
 
 TEST_CASE("scan: a link to a folder is followed like a folder") {

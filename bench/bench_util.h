@@ -1,0 +1,81 @@
+// Helpers shared by the benchmarks: wall time, and running a command the way a
+// user would, with its output discarded.
+#pragma once
+
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace cmf::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+struct ProcessCost {
+  double seconds = 0;
+  long max_rss_kib = 0;  // 0 when GNU time is not installed
+  int exit_code = -1;
+};
+
+// Runs ARGV in CWD with its output sent to /dev/null; wall time, exit code and
+// peak memory. The memory is read by GNU time (/usr/bin/time, Debian package
+// "time"): a child's own rusage would start from this process's size.
+inline ProcessCost RunQuiet(const std::vector<std::string>& argv,
+                            const std::filesystem::path& cwd) {
+  static const bool have_time = ::access("/usr/bin/time", X_OK) == 0;
+  std::filesystem::path rss_file = std::filesystem::temp_directory_path() /
+                                   fmt::format("cmf-bench-rss-{}", ::getpid());
+  std::vector<std::string> args = {"/bin/sh", "-c",
+                                   "cd \"$0\" && exec \"$@\" >/dev/null 2>&1",
+                                   cwd.string()};
+  if (have_time) {
+    args.insert(args.end(),
+                {"/usr/bin/time", "-q", "-f", "%M", "-o", rss_file.string()});
+  }
+  args.insert(args.end(), argv.begin(), argv.end());
+  std::vector<char*> p;
+  for (auto& a : args) p.push_back(a.data());
+  p.push_back(nullptr);
+  auto start = Clock::now();
+  pid_t pid = 0;
+  ProcessCost cost;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, p.data(), environ) != 0)
+    return cost;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  cost.seconds = SecondsSince(start);
+  cost.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (have_time) {
+    std::ifstream in(rss_file);
+    in >> cost.max_rss_kib;
+    std::error_code ec;
+    std::filesystem::remove(rss_file, ec);
+  }
+  return cost;
+}
+
+// The wall time of ARGV in CWD, or a negative value when it failed.
+inline double Timed(const std::vector<std::string>& argv,
+                    const std::filesystem::path& cwd) {
+  ProcessCost c = RunQuiet(argv, cwd);
+  return c.exit_code == 0 ? c.seconds : -1;
+}
+
+// True when PROGRAM is on the PATH.
+inline bool Have(const std::string& program) {
+  return Timed({"sh", "-c", "command -v " + program}, "/") >= 0;
+}
+
+}  // namespace cmf::bench
