@@ -10,35 +10,15 @@
 
 #include "support.h"
 #include "verb.h"
+#include "workspace.h"
 
 using cmf::test::Cmf;
 using cmf::test::IsError;
 using cmf::test::Outcome;
 using cmf::test::TempDir;
+using cmf::test::Workspace;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-namespace {
-
-// A workspace with an initialised repository.
-struct Workspace {
-  TempDir dir;
-  Workspace() {
-    Outcome o = Cmf({"init", "-q"}, dir.path());
-    REQUIRE(o.exit_code == 0);
-  }
-  fs::path operator/(const std::string& name) const { return dir / name; }
-  Outcome operator()(const std::vector<std::string>& args) const {
-    return Cmf(args, dir.path());
-  }
-  json Log() const {
-    Outcome o = Cmf({"log", "--json"}, dir.path());
-    REQUIRE(o.exit_code == 0);
-    return json::parse(o.out);
-  }
-};
-
-}  // namespace
 
 TEST_CASE("cli: init creates .cmf/ and says where") {
   TempDir dir;

@@ -6,36 +6,19 @@
 #include "cmf/repo.h"
 #include "hdf5_fixture.h"
 #include "support.h"
+#include "workspace.h"
 
 using cmf::Result;
 using cmf::test::Cmf;
 using cmf::test::IsError;
 using cmf::test::Outcome;
 using cmf::test::TempDir;
+using cmf::test::Workspace;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct Repo {
-  TempDir dir;
-  Repo() { REQUIRE(Cmf({"init", "-q"}, dir.path()).exit_code == 0); }
-  fs::path operator/(const std::string& name) const { return dir / name; }
-  Outcome operator()(const std::vector<std::string>& args) const {
-    return Cmf(args, dir.path());
-  }
-  json Json(const std::vector<std::string>& args) const {
-    Outcome o = Cmf(args, dir.path());
-    INFO(o.err);
-    REQUIRE(o.out.size() > 0);
-    return json::parse(o.out);
-  }
-};
-
-}  // namespace
-
 TEST_CASE("data: add, status, checkout round trip through the CLI") {
-  Repo r;
+  Workspace r;
   cmf::test::WriteFile(r / "data/a.txt", "alpha");
   cmf::test::WriteFile(r / "data/b/c.txt", "gamma");
   json added = r.Json({"add", "--json", "data"});
@@ -67,7 +50,7 @@ TEST_CASE("data: add, status, checkout round trip through the CLI") {
 }
 
 TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {
-  Repo r;
+  Workspace r;
   TempDir outside;
   cmf::test::WriteFile(outside / "x", "x");
   Outcome far = r({"add", (outside / "x").string()});
@@ -85,7 +68,7 @@ TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {
 TEST_CASE(
     "data: fsck exits 1 on a corrupted object and says which; gc removes only "
     "on --force") {
-  Repo r;
+  Workspace r;
   cmf::test::WriteFile(r / "f.bin", "precious");
   json added = r.Json({"add", "--json", "f.bin"});
   std::string hash = added[0]["hash"];
@@ -119,7 +102,7 @@ TEST_CASE(
 TEST_CASE(
     "data: slice writes the slice, records it with derived_from, and lists "
     "datasets") {
-  Repo r;
+  Workspace r;
   cmf::test::WriteFloatDataset(r / "raw.h5", "/spectra", {8, 6, 4}, {4, 6, 4});
   json sets = r.Json({"slice", "--list", "--json", "raw.h5"});
   CHECK(sets ==
@@ -146,7 +129,7 @@ TEST_CASE(
 }
 
 TEST_CASE("data: slice refuses bad input clearly and records nothing") {
-  Repo r;
+  Workspace r;
   cmf::test::WriteFloatDataset(r / "raw.h5", "/image", {10, 10});
   cmf::test::WriteFile(r / "notes.h5", "plain text");
   struct Case {
@@ -177,7 +160,7 @@ TEST_CASE("data: slice refuses bad input clearly and records nothing") {
 }
 
 TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
-  Repo r;
+  Workspace r;
   REQUIRE(r({"config", "cache.link", "hardlink"}).exit_code == 0);
   cmf::test::WriteFile(r / "w.dat", "weights");
   REQUIRE(r({"add", "-q", "w.dat"}).exit_code == 0);
@@ -190,7 +173,7 @@ TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
 }
 
 TEST_CASE("data: gc waits while an add holds the cache lock") {
-  Repo r;
+  Workspace r;
   Result<cmf::Repo> repo = cmf::Repo::Open({.start = r.dir.path()});
   REQUIRE(repo.ok());
   std::optional<cmf::CacheLock> shared;
@@ -210,7 +193,7 @@ TEST_CASE("data: gc waits while an add holds the cache lock") {
 TEST_CASE(
     "data: a link to .cmf is not data, and a broken link is named in the "
     "error") {
-  Repo r;
+  Workspace r;
   fs::create_directory_symlink(".cmf", r / "meta");
   Outcome direct = r({"add", "meta"});
   CHECK(direct.exit_code == 1);
