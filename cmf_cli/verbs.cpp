@@ -21,6 +21,13 @@ std::unique_ptr<Verb> MakeUnlockVerb();
 std::unique_ptr<Verb> MakeFsckVerb();
 std::unique_ptr<Verb> MakeGcVerb();
 std::unique_ptr<Verb> MakeSliceVerb();
+std::unique_ptr<Verb> MakeCommitVerb();
+std::unique_ptr<Verb> MakeRemoteVerb();
+std::unique_ptr<Verb> MakePushVerb();
+std::unique_ptr<Verb> MakePullVerb();
+std::unique_ptr<Verb> MakeFetchVerb();
+std::unique_ptr<Verb> MakeWhereisVerb();
+std::unique_ptr<Verb> MakeGetVerb();
 
 namespace {
 
@@ -50,6 +57,20 @@ constexpr std::array kVerbs = {
              Needs::kRepo, MakeGcVerb},
     VerbInfo{"slice", "Cut a data slice out of an HDF5 file and record it",
              Needs::kRepo, MakeSliceVerb},
+    VerbInfo{"commit", "Seal uncommitted metadata into a commit of the log",
+             Needs::kRepo, MakeCommitVerb},
+    VerbInfo{"remote", "List, add and remove remotes", Needs::kRepo,
+             MakeRemoteVerb},
+    VerbInfo{"push", "Send commits and the data they need to a remote",
+             Needs::kRepo, MakePushVerb},
+    VerbInfo{"pull", "Fetch, merge and ingest a remote's commits and data",
+             Needs::kRepo, MakePullVerb},
+    VerbInfo{"fetch", "Fetch a remote's log without ingesting it",
+             Needs::kRepo, MakeFetchVerb},
+    VerbInfo{"whereis", "Show which sites and remotes hold an object's bytes",
+             Needs::kRepo, MakeWhereisVerb},
+    VerbInfo{"get", "Fetch an object's bytes from a remote on demand",
+             Needs::kRepo, MakeGetVerb},
     VerbInfo{"config", "Get and set repository options", Needs::kConfig,
              MakeConfigVerb},
     VerbInfo{"help", "Show the manual page of cmf or of a verb",

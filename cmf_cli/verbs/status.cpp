@@ -40,10 +40,13 @@ class StatusVerb : public Verb {
                            c.path);
       }
     }
-    if (report->uncommitted_executions > 0) {
-      out += fmt::format("Metadata: {} execution{} not committed.\n",
-                         report->uncommitted_executions,
-                         report->uncommitted_executions == 1 ? "" : "s");
+    if (report->uncommitted_facts > 0) {
+      out += fmt::format(
+          "Metadata: {} fact{} not committed ({} execution{}); 'cmf commit' "
+          "seals them.\n",
+          report->uncommitted_facts, report->uncommitted_facts == 1 ? "" : "s",
+          report->uncommitted_executions,
+          report->uncommitted_executions == 1 ? "" : "s");
     }
     fmt::print("{}", out);
     return kExitOk;

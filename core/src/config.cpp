@@ -1,4 +1,6 @@
 #include "cmf/config.h"
+#include "cmf/segment.h"
+#include "cmf/sync.h"
 
 #include <git2.h>
 
@@ -59,15 +61,21 @@ Status Config::Validate(const std::string& key, const std::string& value) {
   for (char& c : k)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (k == "core.site") {
-    if (value.empty() || value.find_first_of(" \t\n/") != std::string::npos) {
+    if (!IsValidSiteId(value)) {
       return Status::InvalidArgument(
-          "core.site must be a non-empty name without blanks or '/'");
+          "core.site must be 1 to 64 letters, digits, '-' or '_'");
     }
   } else if (k == "store.synchronous") {
     if (value != "full" && value != "normal") {
       return Status::InvalidArgument(
           "store.synchronous must be 'full' or 'normal', not '" + value + "'");
     }
+  } else if (k == "push.data" || k == "pull.data") {
+    if (value != "relevant" && value != "all" && value != "none") {
+      return Status::InvalidArgument(k + " must be 'relevant', 'all' or 'none', not '" + value + "'");
+    }
+  } else if (k == "push.max-size") {
+    return ParseSize(value).status();
   } else if (k == "cache.link") {
     return data::ParseLinkOrder(value).status();
   } else if (k == "core.repositoryformatversion" && value != "1") {

@@ -14,6 +14,7 @@
 
 #include "cmf/clock.h"
 #include "cmf/data/object_cache.h"
+#include "cmf/metalog.h"
 #include "git_util.h"
 
 namespace fs = std::filesystem;
@@ -38,13 +39,16 @@ Status Populate(const fs::path& dir) {
 
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(dir / "config"));
   CMF_RETURN_IF_ERROR(config.Set("core.repositoryformatversion", "1"));
-  CMF_RETURN_IF_ERROR(config.Set("core.site", RandomHex(8)));
-
-  git::EnsureInit();
-  git_repository* log = nullptr;
-  int rc = git_repository_init(&log, (dir / "log.git").c_str(), /*is_bare=*/1);
-  if (rc < 0) return git::Error(rc, "cannot create the metadata log");
-  git_repository_free(log);
+  const std::string site = RandomHex(8);
+  CMF_RETURN_IF_ERROR(config.Set("core.site", site));
+  CMF_RETURN_IF_ERROR(MetaLog::Create(dir / "log.git"));
+  {  // names this cache as an object store when the repository is a remote
+    std::ofstream id(dir / "objects" / "store-id");
+    id << site;
+    if (!id)
+      return Status::IOError("cannot write '" +
+                             (dir / "objects" / "store-id").string() + "'");
+  }
 
   {  // keeps the code's git repository from ever seeing cmf's own files
     std::ofstream ignore(dir / ".gitignore");

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "sqlite_util.h"
+#include "store_impl.h"
 
 namespace fs = std::filesystem;
 
@@ -142,6 +143,48 @@ CREATE TABLE stat_cache (
 ) WITHOUT ROWID;
 )sql";
 
+}  // namespace
+
+// Schema version 2: federation (doc/federation.md). Every shared fact gets a
+// seg column: NULL while it is made here and not yet committed, else the
+// segment that holds it (sealed here or ingested from another site). The
+// partial indexes make finding the uncommitted facts cost what there is of
+// them, not the size of the store.
+constexpr char kMigrateV2[] = R"sql(
+ALTER TABLE execution ADD COLUMN seg INTEGER;
+ALTER TABLE execution_state ADD COLUMN seg INTEGER;
+ALTER TABLE artifact ADD COLUMN seg INTEGER;
+ALTER TABLE event ADD COLUMN seg INTEGER;
+ALTER TABLE derived_from ADD COLUMN seg INTEGER;
+ALTER TABLE metric ADD COLUMN seg INTEGER;
+ALTER TABLE property ADD COLUMN seg INTEGER;
+CREATE INDEX execution_pending ON execution(id) WHERE seg IS NULL;
+CREATE INDEX execution_state_pending ON execution_state(execution_id) WHERE seg IS NULL;
+CREATE INDEX artifact_pending ON artifact(id) WHERE seg IS NULL;
+CREATE INDEX event_pending ON event(execution_id) WHERE seg IS NULL;
+CREATE INDEX derived_from_pending ON derived_from(artifact_id) WHERE seg IS NULL;
+CREATE INDEX metric_pending ON metric(execution_id, series_id) WHERE seg IS NULL;
+CREATE INDEX property_pending ON property(target_type) WHERE seg IS NULL;
+
+CREATE TABLE location (
+  artifact_id INTEGER NOT NULL REFERENCES artifact(id),
+  site        TEXT NOT NULL,
+  seg         INTEGER,
+  PRIMARY KEY (artifact_id, site)
+) WITHOUT ROWID;
+CREATE INDEX location_pending ON location(artifact_id) WHERE seg IS NULL;
+
+CREATE TABLE segment (
+  id          INTEGER PRIMARY KEY,
+  hash        TEXT NOT NULL UNIQUE,
+  site        TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  local       INTEGER NOT NULL,
+  facts       INTEGER NOT NULL,
+  recorded_ms INTEGER NOT NULL
+);
+)sql";
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -156,131 +199,7 @@ std::string_view RecordTypeName(RecordType type) {
   return "execution";
 }
 
-}  // namespace
 
-struct Store::Impl {
-  sqlite3* db = nullptr;
-  fs::path path;
-  StoreOptions options;
-  std::unordered_map<std::string, sqlite3_stmt*> statements;
-  std::unordered_map<std::string, std::int64_t> series_ids;
-
-  ~Impl() {
-    for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
-    if (db) sqlite3_close_v2(db);
-  }
-
-  std::string Where() const { return "metadata store '" + path.string() + "'"; }
-
-  Status Exec(const char* sql) {
-    int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
-    return Status::Ok();
-  }
-
-  // A cached prepared statement, reset and ready to bind. Errors are
-  // programming errors in the SQL or a store whose schema does not match; both
-  // are reported as the prepare error.
-  Result<sql::Stmt> Prepare(const std::string& text) {
-    auto it = statements.find(text);
-    if (it != statements.end()) {
-      sqlite3_reset(it->second);
-      sqlite3_clear_bindings(it->second);
-      return sql::Stmt(db, it->second);
-    }
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db, text.c_str(), static_cast<int>(text.size()),
-                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
-    statements.emplace(text, stmt);
-    return sql::Stmt(db, stmt);
-  }
-
-  // The next hybrid logical clock value: after every value this store has
-  // handed out, and at least the wall clock (milliseconds in the high bits, a
-  // counter in the low 16). Call inside a write transaction.
-  Result<std::int64_t> NextHlc() {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt get,
-                         Prepare("SELECT value FROM meta WHERE key = 'hlc'"));
-    Status st;
-    std::int64_t last = get.Step(&st) ? get.Int(0) : 0;
-    get.Reset();
-    CMF_RETURN_IF_ERROR(st);
-    std::int64_t next = std::max(options.clock->NowMs() << 16, last + 1);
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt put,
-        Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));
-    CMF_RETURN_IF_ERROR(put.Bind(1, next).Run());
-    return next;
-  }
-
-  // Looks up the row id of a named row, inserting it first when new.
-  Result<RowId> Ensure(const std::string& insert, const std::string& select,
-                       const std::function<void(sql::Stmt&)>& bind) {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt ins, Prepare(insert));
-    bind(ins);
-    CMF_RETURN_IF_ERROR(ins.Run());
-    CMF_ASSIGN_OR_RETURN(sql::Stmt sel, Prepare(select));
-    bind(sel);
-    Status st;
-    if (!sel.Step(&st)) {
-      return st.ok()
-                 ? Status::Corruption(Where() + ": a row vanished after insert")
-                 : st;
-    }
-    RowId id = sel.Int(0);
-    sel.Reset();
-    return id;
-  }
-
-  // Records the artifact A (by hash, kind and size) unless it is known.
-  Status EnsureArtifact(const ArtifactRef& a) {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt ins,
-        Prepare("INSERT INTO artifact(hash, kind, size) VALUES(?1, ?2, ?3) "
-                "ON CONFLICT(hash) DO NOTHING"));
-    return ins.Bind(1, a.hash)
-        .Bind(2, ToString(a.kind))
-        .Bind(3, static_cast<std::int64_t>(a.size))
-        .Run();
-  }
-
-  Result<RowId> EnsureSeries(const std::string& name) {
-    auto it = series_ids.find(name);
-    if (it != series_ids.end()) return it->second;
-    CMF_ASSIGN_OR_RETURN(RowId id,
-                         Ensure("INSERT OR IGNORE INTO series(name) VALUES(?1)",
-                                "SELECT id FROM series WHERE name = ?1",
-                                [&](sql::Stmt& s) { s.Bind(1, name); }));
-    series_ids.emplace(name, id);
-    return id;
-  }
-
-  // Runs BODY in one write transaction (BEGIN IMMEDIATE, so that waiting for
-  // another writer happens up front, under the busy timeout); commits when it
-  // returns ok, rolls back otherwise.
-  template <typename F>
-  Status InWrite(F&& body) {
-    if (options.read_only) {
-      return Status::InvalidArgument(Where() + " was opened for reading only");
-    }
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
-    Status st = body();
-    if (st.ok()) {
-      rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-      if (rc == SQLITE_OK) return st;
-      st = sql::Error(db, rc, Where());
-    }
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    series_ids.clear();  // ids made in the rolled-back transaction are gone
-    return st;
-  }
-
-  Result<std::vector<ExecutionRecord>> Load(
-      const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-      std::int64_t limit);
-};
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -342,6 +261,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL"));
     CMF_RETURN_IF_ERROR(impl->InWrite([&]() -> Status {
       CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -358,6 +278,12 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     if (!ours)
       return Status::Corruption("cannot open " + where +
                                 ": not a cmf metadata store");
+    if (user_version < 2) {  // a store from before federation: upgrade it
+      CMF_RETURN_IF_ERROR(impl->WriteAnyway([&]() -> Status {
+        CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
+        return impl->Exec("PRAGMA user_version=2");
+      }));
+    }
   }
   CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
   CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full
@@ -935,14 +861,17 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
           "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id "
           "LIMIT 1), "
           "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), "
-          "'') "
+          "''), "
+          "EXISTS(SELECT 1 FROM location l WHERE l.artifact_id = a.id AND "
+          "l.site <> ?1) "
           "FROM artifact a ORDER BY a.hash"));
+  s.Bind(1, impl_->options.site);
   std::vector<ArtifactUse> out;
   Status st;
   while (s.Step(&st)) {
     out.push_back({s.Text(0),
                    ParseArtifactKind(s.Text(1)).value_or(ArtifactKind::kFile),
-                   s.Int(2) != 0, s.Int(3) != 0, s.Text(4)});
+                   s.Int(2) != 0, s.Int(3) != 0, s.Text(4), s.Int(5) != 0});
   }
   s.Reset();
   CMF_RETURN_IF_ERROR(st);

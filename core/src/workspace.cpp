@@ -144,8 +144,9 @@ Result<std::vector<AddResult>> Add(Repo& repo,
 Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
   StatusReport report;
   CMF_ASSIGN_OR_RETURN(report.tracked, repo.store().ListTracked());
-  CMF_ASSIGN_OR_RETURN(report.uncommitted_executions,
-                       repo.store().CountExecutions());
+  CMF_ASSIGN_OR_RETURN(Store::Pending pending, repo.store().CountPending());
+  report.uncommitted_executions = pending.executions;
+  report.uncommitted_facts = pending.facts;
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("checking", options.progress);
   for (const ArtifactRef& t : report.tracked) {

@@ -516,6 +516,23 @@ Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {
   return hash;
 }
 
+Status ObjectCache::Import(const std::string& hash,
+                           const std::function<Status(int fd)>& fill) const {
+  if (!IsSha256Hex(hash)) {
+    return Status::InvalidArgument("not an object name: '" + hash + "'");
+  }
+  if (Has(hash)) return Status::Ok();
+  TempObject temp(root_ / "tmp", *ops_);
+  CMF_RETURN_IF_ERROR(temp.Open());
+  CMF_RETURN_IF_ERROR(fill(temp.fd()));
+  CMF_ASSIGN_OR_RETURN(std::string actual, HashFile(temp.path()));
+  if (actual != hash) {
+    return Status::Corruption("the bytes received for object " + hash +
+                              " hash to " + actual + "; not stored");
+  }
+  return temp.Commit(PathOf(hash));
+}
+
 Result<std::string> ObjectCache::ReadObject(const std::string& hash) const {
   if (!Has(hash))
     return Status::NotFound("object '" + hash + "' is not in the cache");

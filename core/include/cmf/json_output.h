@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cmf/records.h"
+#include "cmf/sync.h"
 #include "cmf/workspace.h"
 
 namespace cmf {
@@ -51,5 +52,12 @@ std::string FsckJson(const FsckReport& report, int indent = 2);
 
 // {"unreferenced": [HASH], "bytes": N, "removed": bool}
 std::string GcJson(const GcReport& report, int indent = 2);
+
+// cmf commit, push / pull / fetch, remote -v, whereis and get (sync.h).
+std::string CommitJson(const CommitReport& report, int indent = 2);
+std::string SyncJson(const SyncReport& report, int indent = 2);
+std::string RemotesJson(const std::vector<RemoteSpec>& remotes, int indent = 2);
+std::string WhereIsJson(const Whereabouts& where, int indent = 2);
+std::string GetJson(const GetReport& report, int indent = 2);
 
 }  // namespace cmf

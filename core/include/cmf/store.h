@@ -32,7 +32,7 @@
 namespace cmf {
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -163,8 +163,63 @@ class Store {
     bool cached = false;
     bool referenced = false;  // tracked, or used or made by an execution
     std::string path;         // one path it was seen at
+    bool elsewhere = false;   // another site or store holds its bytes
   };
   Result<std::vector<ArtifactUse>> ListArtifacts();
+
+  // --- commit and ingest (doc/federation.md) ---
+
+  // A segment: every fact committed at once, as canonical text (a header line,
+  // then one JSON object per line, keys sorted, lines sorted), named by the
+  // SHA-256 of that text.
+  struct Segment {
+    std::string hash;
+    std::string text;
+    std::int64_t facts = 0;  // lines after the header
+    std::int64_t seq = 0;    // this site's segment number, from 1
+  };
+  struct CommitOptions {
+    // Seal only location facts (what push learns about where bytes are).
+    bool locations_only = false;
+    // True when this site's object cache holds the bytes of HASH: such an
+    // artifact, newly committed, gets a location fact for this site.
+    std::function<bool(const std::string& hash)> held;
+  };
+  // Seals every fact made here and not yet committed into one segment. Inside
+  // one write transaction (so that no fact logged meanwhile is lost or sealed
+  // twice) it builds the segment, hands it to SEAL (which records it, in the
+  // metadata log), and when SEAL succeeds marks the facts as committed in it.
+  // Returns the segment; facts == 0 (and SEAL not called) when there is
+  // nothing to commit.
+  Result<Segment> CommitPending(
+      const CommitOptions& options,
+      const std::function<Status(const Segment&)>& seal);
+
+  // Applies the facts of a segment from any site (idempotent: a segment
+  // already applied is skipped, and false returned). Corruption when TEXT is
+  // not a segment or names a record this store does not hold.
+  Result<bool> IngestSegment(const std::string& hash, std::string_view text);
+
+  // True when segment HASH was sealed here or ingested.
+  Result<bool> HasSegment(const std::string& hash);
+
+  // What was made here and is not yet committed: executions, and facts of
+  // every kind (executions included).
+  struct Pending {
+    std::int64_t executions = 0;
+    std::int64_t facts = 0;
+  };
+  Result<Pending> CountPending();
+
+  // Records that the store or site ID holds the bytes of artifact HASH (a
+  // fact, committed with the next segment). NotFound when HASH is unknown.
+  Status AddLocation(const std::string& hash, const std::string& id);
+  // Every site or store known to hold the bytes of HASH, sorted.
+  Result<std::vector<std::string>> Locations(const std::string& hash);
+
+  // The hash of what workspace path PATH last held: the tracked path, else
+  // the newest event at that path. NotFound when no record names it.
+  Result<std::string> ArtifactAtPath(const std::string& path);
 
   // --- the stat cache (path, device, inode, size, mtime -> hash) ---
 

@@ -59,6 +59,7 @@ struct StatusReport {
   std::vector<ArtifactRef> tracked;
   std::vector<Change> changes;  // sorted by path
   std::int64_t uncommitted_executions = 0;
+  std::int64_t uncommitted_facts = 0;  // of every kind, executions included
 };
 
 // Compares every tracked path with the workspace (through the stat cache).

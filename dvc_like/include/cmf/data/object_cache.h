@@ -143,6 +143,13 @@ class ObjectCache {
   // Stores BYTES as an object and returns its hash.
   Result<std::string> PutBytes(std::string_view bytes) const;
 
+  // Stores an object that arrives from elsewhere: FILL writes its bytes to the
+  // open temporary file it is given; they are hashed, and enter the cache under
+  // HASH only when they match it. Corruption (and nothing stored) when they do
+  // not. Does nothing when the object is there already.
+  Status Import(const std::string& hash,
+                const std::function<Status(int fd)>& fill) const;
+
   // The bytes of object HASH. NotFound when it is not in the cache.
   Result<std::string> ReadObject(const std::string& hash) const;
 

@@ -1,0 +1,42 @@
+#include <fmt/format.h>
+
+#include "../verb.h"
+#include "cmf/json_output.h"
+#include "cmf/sync.h"
+
+namespace cmf::cli {
+namespace {
+
+class CommitVerb : public Verb {
+ public:
+  void Setup(CLI::App& app) override {
+    app.add_option("-m,--message", message_,
+                   "What the commit records (default: a count of its facts)");
+    app.add_flag("--json", json_, "Print the commit as JSON");
+  }
+
+  int Run(Context& ctx) override {
+    Result<CommitReport> report = CommitMetadata(*ctx.repo, message_);
+    if (!report.ok()) return Fail(report.status());
+    if (json_) {
+      fmt::print("{}\n", CommitJson(*report));
+    } else if (report->commit.empty()) {
+      fmt::print("nothing to commit: every fact is committed\n");
+    } else {
+      fmt::print("[{}] {} fact{} in segment {}\n", report->commit.substr(0, 10),
+                 report->facts, report->facts == 1 ? "" : "s",
+                 report->segment.substr(0, 12));
+    }
+    return kExitOk;
+  }
+
+ private:
+  std::string message_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> MakeCommitVerb() { return std::make_unique<CommitVerb>(); }
+
+}  // namespace cmf::cli

@@ -1,0 +1,78 @@
+// What push, pull and fetch share: their options and their report.
+#pragma once
+
+#include <fmt/format.h>
+
+#include "../format.h"
+#include "../verb.h"
+#include "cmf/data/progress.h"
+#include "cmf/json_output.h"
+#include "cmf/sync.h"
+
+namespace cmf::cli {
+
+class SyncVerb : public Verb {
+ public:
+  enum class Kind { kPush, kPull, kFetch };
+  explicit SyncVerb(Kind kind) : kind_(kind) {}
+
+  void Setup(CLI::App& app) override {
+    app.add_option("remote", remote_, "The remote's name")->required();
+    if (kind_ != Kind::kFetch) {
+      app.add_option("--data", data_,
+                     "Which data goes along: relevant (default: config " +
+                         std::string(kind_ == Kind::kPush ? "push.data" : "pull.data") +
+                         "), all or none")
+          ->check(CLI::IsMember({"relevant", "all", "none"}));
+    }
+    app.add_flag("-q,--quiet", quiet_, "No progress line");
+    app.add_flag("--json", json_, "Print a summary as JSON");
+  }
+
+  int Run(Context& ctx) override {
+    SyncOptions options;
+    if (!data_.empty()) options.data = ParseDataPolicy(data_).value();
+    options.progress = !quiet_ && !json_ && data::Progress::Wanted();
+    Result<SyncReport> report =
+        kind_ == Kind::kPush   ? Push(*ctx.repo, remote_, options)
+        : kind_ == Kind::kPull ? Pull(*ctx.repo, remote_, options)
+                               : Fetch(*ctx.repo, remote_, options);
+    if (!report.ok()) return Fail(report.status());
+    if (json_) {
+      fmt::print("{}\n", SyncJson(*report));
+      return kExitOk;
+    }
+    const SyncReport& r = *report;
+    if (kind_ == Kind::kPush) {
+      fmt::print("{}: {} commit{} sent, {} object{} ({}) sent", remote_,
+                 r.commits_sent, r.commits_sent == 1 ? "" : "s", r.objects_sent,
+                 r.objects_sent == 1 ? "" : "s", HumanSize(r.bytes_sent));
+    } else {
+      fmt::print("{}: {} commit{} received", remote_, r.commits_received,
+                 r.commits_received == 1 ? "" : "s");
+      if (kind_ == Kind::kPull) {
+        fmt::print(", {} segment{} ingested, {} object{} ({}) received",
+                   r.segments_ingested, r.segments_ingested == 1 ? "" : "s",
+                   r.objects_received, r.objects_received == 1 ? "" : "s",
+                   HumanSize(r.bytes_received));
+      }
+    }
+    if (r.objects_left > 0) {
+      fmt::print(", {} object{} left where {} (cmf get fetches on demand)",
+                 r.objects_left, r.objects_left == 1 ? "" : "s",
+                 r.objects_left == 1 ? "it is" : "they are");
+    }
+    if (r.merge != "up-to-date") fmt::print(" [{}]", r.merge);
+    fmt::print("\n");
+    return kExitOk;
+  }
+
+ private:
+  Kind kind_;
+  std::string remote_;
+  std::string data_;
+  bool quiet_ = false;
+  bool json_ = false;
+};
+
+}  // namespace cmf::cli

@@ -1,0 +1,45 @@
+// Segments: the unit of committed metadata (doc/federation.md).
+//
+// A segment is a text file: a header line, then one JSON object per fact, keys
+// sorted, lines sorted. Its name is the SHA-256 of its text, and it lives in
+// the metadata log at segments/<site>/<first two hex digits>/<hash>.jsonl, a
+// path no other site can ever write, so that merging two logs is a union of
+// their trees.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cmf/status.h"
+
+namespace cmf {
+
+inline constexpr char kSegmentFormat[] = "cmf-segment";
+inline constexpr int kSegmentVersion = 1;
+
+struct SegmentHeader {
+  std::string site;
+  std::int64_t seq = 0;  // the site's segment number, from 1
+  int version = kSegmentVersion;
+
+  // The header line, without its newline.
+  std::string Line() const;
+  // Corruption when LINE is not a segment header; InvalidArgument when it is
+  // from a newer format.
+  static Result<SegmentHeader> Parse(std::string_view line);
+};
+
+// The path of a segment in the metadata log's tree.
+std::string SegmentPath(const std::string& site, const std::string& hash);
+
+// True when a site id is safe as one path component (hex, letters, digits,
+// '-', '_'; 1 to 64 characters).
+bool IsValidSiteId(std::string_view site);
+
+// Every artifact hash a segment's facts name (artifacts, events, derived_from
+// edges, locations), sorted and unique.
+Result<std::vector<std::string>> SegmentArtifacts(std::string_view text);
+
+}  // namespace cmf

@@ -1,0 +1,515 @@
+#include "cmf/metalog.h"
+
+#include <git2.h>
+
+#include <cstring>
+#include <memory>
+
+#include "cmf/data/ssh.h"
+#include "cmf/data/transport.h"
+#include "cmf/segment.h"
+#include "git_util.h"
+
+namespace fs = std::filesystem;
+
+namespace cmf {
+namespace {
+
+// Owning handles for libgit2 objects.
+template <typename T, void (*Free)(T*)>
+struct Own {
+  T* p = nullptr;
+  Own() = default;
+  Own(const Own&) = delete;
+  Own& operator=(const Own&) = delete;
+  ~Own() {
+    if (p) Free(p);
+  }
+  T** out() { return &p; }
+  T* get() const { return p; }
+};
+using Tree = Own<git_tree, git_tree_free>;
+using Commit = Own<git_commit, git_commit_free>;
+using Builder = Own<git_treebuilder, git_treebuilder_free>;
+using Walk = Own<git_revwalk, git_revwalk_free>;
+using Remote = Own<git_remote, git_remote_free>;
+using Sig = Own<git_signature, git_signature_free>;
+using Blob = Own<git_blob, git_blob_free>;
+using Diff = Own<git_diff, git_diff_free>;
+using Ref = Own<git_reference, git_reference_free>;
+
+Result<git_oid> ParseOid(const std::string& hex) {
+  git_oid oid;
+  if (git_oid_fromstr(&oid, hex.c_str()) != 0) {
+    return Status::InvalidArgument("not a commit id: '" + hex + "'");
+  }
+  return oid;
+}
+
+std::string Hex(const git_oid& oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, &oid);
+  return buf;
+}
+
+// The union of trees A and B (either may be null): entries of both, subtrees
+// present in both merged recursively. Two different blobs at one path cannot
+// come from segments (a path names its content), so they are Corruption.
+Result<git_oid> UnionTrees(git_repository* repo, const git_tree* a,
+                           const git_tree* b, const std::string& where) {
+  if (a == nullptr) return *git_tree_id(b);
+  if (b == nullptr || git_oid_equal(git_tree_id(a), git_tree_id(b))) {
+    return *git_tree_id(a);
+  }
+  Builder builder;
+  int rc = git_treebuilder_new(builder.out(), repo, a);
+  if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
+  for (std::size_t i = 0, n = git_tree_entrycount(b); i < n; ++i) {
+    const git_tree_entry* theirs = git_tree_entry_byindex(b, i);
+    const char* name = git_tree_entry_name(theirs);
+    const git_tree_entry* ours = git_treebuilder_get(builder.get(), name);
+    if (ours != nullptr &&
+        git_oid_equal(git_tree_entry_id(ours), git_tree_entry_id(theirs))) {
+      continue;
+    }
+    git_oid id = *git_tree_entry_id(theirs);
+    git_filemode_t mode = git_tree_entry_filemode(theirs);
+    if (ours != nullptr) {
+      if (git_tree_entry_type(ours) != GIT_OBJECT_TREE ||
+          git_tree_entry_type(theirs) != GIT_OBJECT_TREE) {
+        return Status::Corruption(
+            "the metadata logs hold two different files at '" + where + name +
+            "': one of them was not written by cmf");
+      }
+      Tree ta, tb;
+      rc = git_tree_lookup(ta.out(), repo, git_tree_entry_id(ours));
+      if (rc == 0) rc = git_tree_lookup(tb.out(), repo, &id);
+      if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+      CMF_ASSIGN_OR_RETURN(
+          id, UnionTrees(repo, ta.get(), tb.get(), where + name + "/"));
+      mode = GIT_FILEMODE_TREE;
+    }
+    rc = git_treebuilder_insert(nullptr, builder.get(), name, &id, mode);
+    if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
+  }
+  git_oid out;
+  rc = git_treebuilder_write(&out, builder.get());
+  if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
+  return out;
+}
+
+// Callbacks shared by fetch and push: ssh host keys and keys, progress.
+struct Transfer {
+  std::string url;
+  data::SshUrl ssh;
+  bool is_ssh = false;
+  int attempts = 0;
+  std::string error;  // the reason we gave libgit2 for stopping
+  std::vector<std::string> rejected;  // push: refs the remote refused
+  GitTransferStats* stats = nullptr;
+
+  static int Credentials(git_credential** out, const char* /*url*/,
+                         const char* user_from_url, unsigned int allowed,
+                         void* payload) {
+    auto* t = static_cast<Transfer*>(payload);
+    std::string user =
+        user_from_url && *user_from_url ? user_from_url : data::SshUser(t->ssh);
+    if (allowed & GIT_CREDENTIAL_USERNAME) {
+      return git_credential_username_new(out, user.c_str());
+    }
+    if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+      // First the agent (when there is one), then each key file in turn.
+      int attempt = t->attempts++;
+      const char* agent = std::getenv("SSH_AUTH_SOCK");
+      if (agent && *agent) {
+        if (attempt == 0) {
+          return git_credential_ssh_key_from_agent(out, user.c_str());
+        }
+        --attempt;
+      }
+      auto ids = data::SshIdentities();
+      if (static_cast<std::size_t>(attempt) < ids.size()) {
+        const auto& id = ids[attempt];
+        return git_credential_ssh_key_new(out, user.c_str(),
+                                          id.public_key.c_str(),
+                                          id.private_key.c_str(), "");
+      }
+      t->error = "permission denied: the ssh server accepted no key for user '" +
+                 user + "' (tried the ssh agent and the keys in " +
+                 data::SshDir() + ")";
+      git_error_set_str(GIT_ERROR_SSH, t->error.c_str());
+      return GIT_EAUTH;
+    }
+    t->error = "the remote asks for a password, and cmf stores none: use an "
+               "ssh key or agent, or a git credential helper with git itself";
+    git_error_set_str(GIT_ERROR_NET, t->error.c_str());
+    return GIT_EAUTH;
+  }
+
+  static int Certificate(git_cert* cert, int valid, const char* host,
+                         void* payload) {
+    auto* t = static_cast<Transfer*>(payload);
+    if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) {
+      return valid ? 0 : GIT_PASSTHROUGH;  // TLS: libgit2's own check
+    }
+    auto* key = reinterpret_cast<git_cert_hostkey*>(cert);
+    if (!(key->type & GIT_CERT_SSH_RAW)) {
+      t->error = "libgit2 gave no raw host key to check against known_hosts";
+      git_error_set_str(GIT_ERROR_SSH, t->error.c_str());
+      return GIT_ECERTIFICATE;
+    }
+    Status st = data::CheckHostKey(host, t->ssh.port, key->hostkey,
+                                   key->hostkey_len, key->raw_type);
+    if (st.ok()) return 0;
+    t->error = st.message();
+    git_error_set_str(GIT_ERROR_SSH, t->error.c_str());
+    return GIT_ECERTIFICATE;
+  }
+
+  static int PushRef(const char* ref, const char* status, void* payload) {
+    auto* t = static_cast<Transfer*>(payload);
+    if (status != nullptr) t->rejected.push_back(std::string(ref) + ": " + status);
+    return 0;
+  }
+
+  static int PushProgress(unsigned int /*current*/, unsigned int total,
+                          size_t bytes, void* payload) {
+    auto* t = static_cast<Transfer*>(payload);
+    if (t->stats) {
+      t->stats->objects = total;
+      t->stats->bytes = bytes;
+    }
+    return 0;
+  }
+
+  void Fill(git_remote_callbacks* cb) {
+    cb->credentials = Credentials;
+    cb->certificate_check = Certificate;
+    cb->push_update_reference = PushRef;
+    cb->push_transfer_progress = PushProgress;
+    cb->payload = this;
+  }
+
+  Status Fail(int rc, const std::string& what) const {
+    std::string url_shown = data::RedactUrl(url);
+    if (!error.empty()) return Status::IOError(what + " '" + url_shown + "': " + error);
+    return git::Error(rc, what + " '" + url_shown + "'");
+  }
+};
+
+Result<std::unique_ptr<Transfer>> MakeTransfer(const std::string& url) {
+  auto t = std::make_unique<Transfer>();
+  t->url = url;
+  std::string scheme = data::UrlScheme(url);
+  if (scheme == "ssh") {
+    CMF_ASSIGN_OR_RETURN(t->ssh, data::ParseSshUrl(url));
+    t->is_ssh = true;
+  } else if (scheme != "file" && scheme != "https" && scheme != "http" &&
+             scheme != "git") {
+    return Status::InvalidArgument("unknown URL scheme '" + scheme + "' in '" +
+                                   data::RedactUrl(url) +
+                                   "' (the metadata can go to: paths, file, "
+                                   "ssh, https, git)");
+  }
+  return t;
+}
+
+// libgit2 reads a file:// URL and a path alike, but an scp-like ssh address
+// it wants as ssh://.
+std::string GitUrl(const Transfer& t) {
+  if (t.is_ssh && t.url.rfind("ssh://", 0) != 0) {
+    std::string user = t.ssh.user.empty() ? "" : t.ssh.user + "@";
+    std::string path = t.ssh.path;
+    if (!path.empty() && path[0] != '/') path = "/~/" + path;
+    return "ssh://" + user + t.ssh.host + path;
+  }
+  return t.url;
+}
+
+}  // namespace
+
+Status MetaLog::Create(const fs::path& git_dir) {
+  git::EnsureInit();
+  git_repository* repo = nullptr;
+  int rc = git_repository_init(&repo, git_dir.c_str(), /*is_bare=*/1);
+  if (rc < 0) return git::Error(rc, "cannot create the metadata log");
+  Ref head;
+  rc = git_reference_symbolic_create(head.out(), repo, "HEAD", kLogBranch, 1,
+                                     "cmf: the log's branch is main");
+  git_repository_free(repo);
+  if (rc < 0) return git::Error(rc, "cannot create the metadata log");
+  return Status::Ok();
+}
+
+Result<MetaLog> MetaLog::Open(const fs::path& git_dir) {
+  git::EnsureInit();
+  MetaLog log;
+  int rc = git_repository_open_bare(&log.repo_, git_dir.c_str());
+  if (rc < 0) {
+    return git::Error(rc, "cannot open the metadata log '" + git_dir.string() + "'");
+  }
+  return log;
+}
+
+MetaLog::MetaLog(MetaLog&& o) noexcept : repo_(std::exchange(o.repo_, nullptr)) {}
+MetaLog& MetaLog::operator=(MetaLog&& o) noexcept {
+  if (this != &o) {
+    if (repo_) git_repository_free(repo_);
+    repo_ = std::exchange(o.repo_, nullptr);
+  }
+  return *this;
+}
+MetaLog::~MetaLog() {
+  if (repo_) git_repository_free(repo_);
+}
+
+Result<std::string> MetaLog::Tip(const std::string& ref) const {
+  git_oid oid;
+  int rc = git_reference_name_to_id(&oid, repo_, ref.c_str());
+  if (rc == GIT_ENOTFOUND) return std::string();
+  if (rc < 0) return git::Error(rc, "cannot read '" + ref + "' of the metadata log");
+  return Hex(oid);
+}
+
+Status MetaLog::SetMain(const std::string& id, const std::string& expected,
+                        const std::string& why) {
+  CMF_ASSIGN_OR_RETURN(git_oid target, ParseOid(id));
+  Ref ref;
+  int rc;
+  if (expected.empty()) {
+    rc = git_reference_create(ref.out(), repo_, kLogBranch, &target, 0,
+                              why.c_str());
+  } else {
+    CMF_ASSIGN_OR_RETURN(git_oid old, ParseOid(expected));
+    rc = git_reference_create_matching(ref.out(), repo_, kLogBranch, &target,
+                                       1, &old, why.c_str());
+  }
+  if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED) {
+    return Status::Conflict("the metadata log moved while cmf updated it");
+  }
+  if (rc < 0) return git::Error(rc, "cannot update the metadata log");
+  return Status::Ok();
+}
+
+Result<std::string> MetaLog::CommitSegment(const std::string& site,
+                                           const std::string& hash,
+                                           const std::string& text,
+                                           const std::string& message) {
+  CMF_ASSIGN_OR_RETURN(std::string tip, Tip());
+  Commit parent;
+  Tree base;
+  int rc = 0;
+  if (!tip.empty()) {
+    CMF_ASSIGN_OR_RETURN(git_oid pid, ParseOid(tip));
+    rc = git_commit_lookup(parent.out(), repo_, &pid);
+    if (rc == 0) rc = git_commit_tree(base.out(), parent.get());
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+  }
+  git_oid blob;
+  rc = git_blob_create_from_buffer(&blob, repo_, text.data(), text.size());
+  if (rc < 0) return git::Error(rc, "cannot write to the metadata log");
+  const std::string path = SegmentPath(site, hash);
+  git_tree_update update{};
+  update.action = GIT_TREE_UPDATE_UPSERT;
+  update.id = blob;
+  update.filemode = GIT_FILEMODE_BLOB;
+  update.path = path.c_str();
+  git_oid tree_id;
+  rc = git_tree_create_updated(&tree_id, repo_, base.get(), 1, &update);
+  if (rc < 0) return git::Error(rc, "cannot write to the metadata log");
+  Tree tree;
+  rc = git_tree_lookup(tree.out(), repo_, &tree_id);
+  Sig sig;
+  if (rc == 0) rc = git_signature_now(sig.out(), ("cmf site " + site).c_str(),
+                                      (site + "@cmf").c_str());
+  if (rc < 0) return git::Error(rc, "cannot write to the metadata log");
+  const git_commit* parents[] = {parent.get()};
+  git_oid commit;
+  rc = git_commit_create(&commit, repo_, nullptr, sig.get(), sig.get(), "UTF-8",
+                         message.c_str(), tree.get(), tip.empty() ? 0 : 1,
+                         parents);
+  if (rc < 0) return git::Error(rc, "cannot write to the metadata log");
+  CMF_RETURN_IF_ERROR(SetMain(Hex(commit), tip, "cmf commit"));
+  return Hex(commit);
+}
+
+Result<bool> MetaLog::IsAncestor(const std::string& a, const std::string& b) const {
+  if (a == b) return true;
+  CMF_ASSIGN_OR_RETURN(git_oid oa, ParseOid(a));
+  CMF_ASSIGN_OR_RETURN(git_oid ob, ParseOid(b));
+  int rc = git_graph_descendant_of(repo_, &ob, &oa);
+  if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+  return rc == 1;
+}
+
+Result<MetaLog::Merged> MetaLog::Merge(const std::string& theirs,
+                                       const std::string& message) {
+  CMF_ASSIGN_OR_RETURN(std::string ours, Tip());
+  if (theirs.empty()) return Merged{ours, MergeKind::kUpToDate};
+  if (ours.empty()) {
+    CMF_RETURN_IF_ERROR(SetMain(theirs, "", "cmf: fast-forward"));
+    return Merged{theirs, MergeKind::kFastForward};
+  }
+  CMF_ASSIGN_OR_RETURN(bool have, IsAncestor(theirs, ours));
+  if (have) return Merged{ours, MergeKind::kUpToDate};
+  CMF_ASSIGN_OR_RETURN(bool behind, IsAncestor(ours, theirs));
+  if (behind) {
+    CMF_RETURN_IF_ERROR(SetMain(theirs, ours, "cmf: fast-forward"));
+    return Merged{theirs, MergeKind::kFastForward};
+  }
+  CMF_ASSIGN_OR_RETURN(git_oid oo, ParseOid(ours));
+  CMF_ASSIGN_OR_RETURN(git_oid ot, ParseOid(theirs));
+  Commit co, ct;
+  Tree to, tt;
+  int rc = git_commit_lookup(co.out(), repo_, &oo);
+  if (rc == 0) rc = git_commit_lookup(ct.out(), repo_, &ot);
+  if (rc == 0) rc = git_commit_tree(to.out(), co.get());
+  if (rc == 0) rc = git_commit_tree(tt.out(), ct.get());
+  if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+  CMF_ASSIGN_OR_RETURN(git_oid tree_id, UnionTrees(repo_, to.get(), tt.get(), ""));
+  Tree tree;
+  Sig sig;
+  rc = git_tree_lookup(tree.out(), repo_, &tree_id);
+  if (rc == 0) rc = git_signature_now(sig.out(), "cmf", "merge@cmf");
+  if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
+  const git_commit* parents[] = {co.get(), ct.get()};
+  git_oid commit;
+  rc = git_commit_create(&commit, repo_, nullptr, sig.get(), sig.get(), "UTF-8",
+                         message.c_str(), tree.get(), 2, parents);
+  if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
+  CMF_RETURN_IF_ERROR(SetMain(Hex(commit), ours, "cmf: union merge"));
+  return Merged{Hex(commit), MergeKind::kUnion};
+}
+
+Status MetaLog::ForEachNewSegment(
+    const std::string& tip, const std::vector<std::string>& hide,
+    const std::function<Status(const std::string&, const std::string&)>& sink)
+    const {
+  if (tip.empty()) return Status::Ok();
+  Walk walk;
+  int rc = git_revwalk_new(walk.out(), repo_);
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  CMF_ASSIGN_OR_RETURN(git_oid start, ParseOid(tip));
+  rc = git_revwalk_push(walk.get(), &start);
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  for (const std::string& h : hide) {
+    if (h.empty()) continue;
+    CMF_ASSIGN_OR_RETURN(git_oid oid, ParseOid(h));
+    rc = git_revwalk_hide(walk.get(), &oid);
+    if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  }
+  git_oid oid;
+  while ((rc = git_revwalk_next(&oid, walk.get())) == 0) {
+    Commit commit;
+    rc = git_commit_lookup(commit.out(), repo_, &oid);
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    if (git_commit_parentcount(commit.get()) > 1) continue;  // a union
+    Tree tree, parent_tree;
+    rc = git_commit_tree(tree.out(), commit.get());
+    if (rc == 0 && git_commit_parentcount(commit.get()) == 1) {
+      Commit parent;
+      rc = git_commit_parent(parent.out(), commit.get(), 0);
+      if (rc == 0) rc = git_commit_tree(parent_tree.out(), parent.get());
+    }
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    Diff diff;
+    rc = git_diff_tree_to_tree(diff.out(), repo_, parent_tree.get(), tree.get(),
+                               nullptr);
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    for (std::size_t i = 0, n = git_diff_num_deltas(diff.get()); i < n; ++i) {
+      const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
+      if (d->status != GIT_DELTA_ADDED) continue;
+      std::string path = d->new_file.path;
+      if (path.rfind("segments/", 0) != 0 || path.size() < 70 ||
+          path.compare(path.size() - 6, 6, ".jsonl") != 0) {
+        continue;  // not a segment (a future kind of file): ignored
+      }
+      std::string hash = path.substr(path.size() - 70, 64);
+      Blob blob;
+      rc = git_blob_lookup(blob.out(), repo_, &d->new_file.id);
+      if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+      std::string text(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                       static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+      CMF_RETURN_IF_ERROR(sink(hash, text));
+    }
+  }
+  if (rc != GIT_ITEROVER) return git::Error(rc, "cannot walk the metadata log");
+  return Status::Ok();
+}
+
+Result<std::int64_t> MetaLog::CountNew(const std::string& tip,
+                                       const std::string& hide) const {
+  if (tip.empty()) return 0;
+  Walk walk;
+  int rc = git_revwalk_new(walk.out(), repo_);
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  CMF_ASSIGN_OR_RETURN(git_oid start, ParseOid(tip));
+  rc = git_revwalk_push(walk.get(), &start);
+  if (rc == 0 && !hide.empty()) {
+    CMF_ASSIGN_OR_RETURN(git_oid h, ParseOid(hide));
+    rc = git_revwalk_hide(walk.get(), &h);
+  }
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  std::int64_t n = 0;
+  git_oid oid;
+  while (git_revwalk_next(&oid, walk.get()) == 0) ++n;
+  return n;
+}
+
+Result<std::string> MetaLog::Fetch(const std::string& url,
+                                   const std::string& into,
+                                   GitTransferStats* stats) {
+  CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
+  transfer->stats = stats;
+  Remote remote;
+  int rc = git_remote_create_anonymous(remote.out(), repo_, GitUrl(*transfer).c_str());
+  if (rc < 0) return transfer->Fail(rc, "cannot reach the metadata of");
+  git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
+  transfer->Fill(&options.callbacks);
+  options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  options.update_fetchhead = 0;
+  std::string spec = std::string("+") + kLogBranch + ":" + into;
+  char* specs[] = {spec.data()};
+  git_strarray refspecs{specs, 1};
+  rc = git_remote_fetch(remote.get(), &refspecs, &options, "cmf fetch");
+  if (rc < 0) return transfer->Fail(rc, "cannot fetch the metadata of");
+  if (stats) {
+    const git_indexer_progress* p = git_remote_stats(remote.get());
+    stats->objects += p->received_objects;
+    stats->bytes += p->received_bytes;
+  }
+  const git_remote_head** heads = nullptr;
+  std::size_t count = 0;
+  rc = git_remote_ls(&heads, &count, remote.get());
+  if (rc < 0) return transfer->Fail(rc, "cannot list the metadata of");
+  for (std::size_t i = 0; i < count; ++i) {
+    if (std::strcmp(heads[i]->name, kLogBranch) == 0) return Hex(heads[i]->oid);
+  }
+  return std::string();
+}
+
+Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
+  CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
+  transfer->stats = stats;
+  Remote remote;
+  int rc = git_remote_create_anonymous(remote.out(), repo_, GitUrl(*transfer).c_str());
+  if (rc < 0) return transfer->Fail(rc, "cannot reach the metadata of");
+  git_push_options options = GIT_PUSH_OPTIONS_INIT;
+  transfer->Fill(&options.callbacks);
+  std::string spec = std::string(kLogBranch) + ":" + kLogBranch;
+  char* specs[] = {spec.data()};
+  git_strarray refspecs{specs, 1};
+  rc = git_remote_push(remote.get(), &refspecs, &options);
+  if (rc == GIT_ENONFASTFORWARD || rc == GIT_ELOCKED || rc == GIT_EMODIFIED) {
+    return Status::Conflict("the remote's log moved on");
+  }
+  if (rc < 0) return transfer->Fail(rc, "cannot push the metadata to");
+  if (!transfer->rejected.empty()) {
+    return Status::Conflict("the remote refused the update (" +
+                            transfer->rejected.front() + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace cmf

@@ -1,0 +1,172 @@
+// Internal: the state behind cmf::Store, shared by the files that implement
+// it (store.cpp: records and reads; store_segments.cpp: commit and ingest).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "cmf/store.h"
+#include "sqlite_util.h"
+
+namespace cmf {
+
+// The name a record type has in the property table ("pipeline", ...).
+std::string_view RecordTypeName(RecordType type);
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::filesystem::path path;
+  StoreOptions options;
+  std::unordered_map<std::string, sqlite3_stmt*> statements;
+  std::unordered_map<std::string, std::int64_t> series_ids;
+
+  ~Impl() {
+    for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
+    if (db) sqlite3_close_v2(db);
+  }
+
+  std::string Where() const { return "metadata store '" + path.string() + "'"; }
+
+  Status Exec(const char* sql) {
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    return Status::Ok();
+  }
+
+  // A cached prepared statement, reset and ready to bind. Errors are
+  // programming errors in the SQL or a store whose schema does not match; both
+  // are reported as the prepare error.
+  Result<sql::Stmt> Prepare(const std::string& text) {
+    auto it = statements.find(text);
+    if (it != statements.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return sql::Stmt(db, it->second);
+    }
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db, text.c_str(), static_cast<int>(text.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    statements.emplace(text, stmt);
+    return sql::Stmt(db, stmt);
+  }
+
+  // The next hybrid logical clock value: after every value this store has
+  // handed out, and at least the wall clock (milliseconds in the high bits, a
+  // counter in the low 16). Call inside a write transaction.
+  Result<std::int64_t> NextHlc() {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt get,
+                         Prepare("SELECT value FROM meta WHERE key = 'hlc'"));
+    Status st;
+    std::int64_t last = get.Step(&st) ? get.Int(0) : 0;
+    get.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    std::int64_t next = std::max(options.clock->NowMs() << 16, last + 1);
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt put,
+        Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));
+    CMF_RETURN_IF_ERROR(put.Bind(1, next).Run());
+    return next;
+  }
+
+  // Looks up the row id of a named row, inserting it first when new.
+  Result<RowId> Ensure(const std::string& insert, const std::string& select,
+                       const std::function<void(sql::Stmt&)>& bind) {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt ins, Prepare(insert));
+    bind(ins);
+    CMF_RETURN_IF_ERROR(ins.Run());
+    CMF_ASSIGN_OR_RETURN(sql::Stmt sel, Prepare(select));
+    bind(sel);
+    Status st;
+    if (!sel.Step(&st)) {
+      return st.ok()
+                 ? Status::Corruption(Where() + ": a row vanished after insert")
+                 : st;
+    }
+    RowId id = sel.Int(0);
+    sel.Reset();
+    return id;
+  }
+
+  // Records the artifact A (by hash, kind and size). When it is known under a
+  // less specific kind (a file that turns out to be a model), the more specific
+  // kind wins, here and at every site that ingests both facts, so that the
+  // order facts arrive in does not matter. SEG: the segment the fact comes
+  // from (null: made here, to be committed).
+  Status EnsureArtifact(const ArtifactRef& a,
+                        std::optional<std::int64_t> seg = std::nullopt,
+                        std::string_view algorithm = "sha256") {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt ins,
+        Prepare("INSERT INTO artifact(hash, kind, size, seg, algorithm) "
+                "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(hash) DO UPDATE SET "
+                "kind = excluded.kind, seg = excluded.seg WHERE " +
+                KindRank("excluded.kind") + " > " + KindRank("artifact.kind")));
+    return ins.Bind(1, a.hash)
+        .Bind(2, ToString(a.kind))
+        .Bind(3, static_cast<std::int64_t>(a.size))
+        .Bind(4, seg)
+        .Bind(5, algorithm)
+        .Run();
+  }
+
+  // How specific an artifact kind is, as an SQL expression over COLUMN.
+  static std::string KindRank(const std::string& column) {
+    return "(CASE " + column +
+           " WHEN 'file' THEN 0 WHEN 'directory' THEN 1 WHEN 'dataset' THEN 2 "
+           "WHEN 'metrics' THEN 3 WHEN 'model' THEN 4 WHEN 'dataslice' THEN 5 "
+           "ELSE -1 END)";
+  }
+
+  Result<RowId> EnsureSeries(const std::string& name) {
+    auto it = series_ids.find(name);
+    if (it != series_ids.end()) return it->second;
+    CMF_ASSIGN_OR_RETURN(RowId id,
+                         Ensure("INSERT OR IGNORE INTO series(name) VALUES(?1)",
+                                "SELECT id FROM series WHERE name = ?1",
+                                [&](sql::Stmt& s) { s.Bind(1, name); }));
+    series_ids.emplace(name, id);
+    return id;
+  }
+
+  // Runs BODY in one write transaction (BEGIN IMMEDIATE, so that waiting for
+  // another writer happens up front, under the busy timeout); commits when it
+  // returns ok, rolls back otherwise.
+  template <typename F>
+  Status InWrite(F&& body) {
+    if (options.read_only) {
+      return Status::InvalidArgument(Where() + " was opened for reading only");
+    }
+    return WriteAnyway(body);
+  }
+
+  // InWrite, also for a store opened for reading (a schema upgrade).
+  template <typename F>
+  Status WriteAnyway(F&& body) {
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    Status st = body();
+    if (st.ok()) {
+      rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) return st;
+      st = sql::Error(db, rc, Where());
+    }
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    series_ids.clear();  // ids made in the rolled-back transaction are gone
+    return st;
+  }
+
+  Result<std::vector<ExecutionRecord>> Load(
+      const std::string& where, const std::function<void(sql::Stmt&)>& bind,
+      std::int64_t limit);
+};
+
+}  // namespace cmf

@@ -1,0 +1,850 @@
+#include "cmf/sync.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cmf/clock.h"
+#include "cmf/data/fault.h"
+#include "cmf/data/hash.h"
+#include "cmf/data/object_cache.h"
+#include "cmf/data/progress.h"
+#include "cmf/data/scan.h"
+#include "cmf/data/transport.h"
+#include "cmf/metalog.h"
+#include "cmf/segment.h"
+
+namespace fs = std::filesystem;
+
+namespace cmf {
+namespace {
+
+constexpr std::uint64_t kDefaultMaxSize = 64ull << 20;
+
+// An exclusive flock held for a scope.
+class FileLock {
+ public:
+  static Result<FileLock> Acquire(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return Status::IOError("cannot open lock '" + path.string() +
+                             "': " + std::strerror(errno));
+    }
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::IOError("cannot lock '" + path.string() +
+                             "': " + std::strerror(err));
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+bool ValidRemoteName(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name[0] == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+           c == '_' || c == '.';
+  });
+}
+
+// Where a remote's log and objects are.
+struct Endpoints {
+  std::string git_url;
+  std::string data_url;   // empty: this remote holds no objects
+  fs::path lock;          // a lock file beside a local log; empty otherwise
+};
+
+// Makes a relative path absolute (remotes are stored as given, but a path is
+// relative to where cmf runs, which changes).
+std::string AbsoluteIfPath(const std::string& url) {
+  if (data::UrlScheme(url) != "file") return url;
+  std::string path = data::FileUrlPath(url);
+  std::error_code ec;
+  fs::path abs = fs::absolute(path, ec);
+  return ec ? url : abs.lexically_normal().string();
+}
+
+Result<Endpoints> Resolve(const Repo& repo, const RemoteSpec& remote) {
+  Endpoints out;
+  std::string base;
+  if (!remote.url.empty()) {
+    std::string scheme = data::UrlScheme(remote.url);
+    if (scheme == "file") {
+      fs::path p = data::FileUrlPath(remote.url);
+      if (p.is_relative()) p = repo.workspace() / p;
+      std::error_code ec;
+      if (fs::is_directory(p / ".cmf" / "log.git", ec)) {
+        base = (p / ".cmf").string();
+      } else if (fs::is_directory(p / "log.git", ec)) {
+        base = p.string();
+      } else if (!fs::exists(p, ec)) {
+        return Status::NotFound("the remote '" + remote.name + "' (" +
+                                remote.url + ") does not exist");
+      } else {
+        return Status::NotFound("the remote '" + remote.name + "' (" +
+                                remote.url +
+                                ") is not a cmf repository; make one with "
+                                "'cmf init --bare " + remote.url + "'");
+      }
+      out.git_url = base + "/log.git";
+      out.data_url = base + "/objects";
+      out.lock = fs::path(base) / "push.lock";
+    } else if (scheme == "ssh") {
+      CMF_ASSIGN_OR_RETURN(auto probe, data::OpenTransport(remote.url));
+      CMF_ASSIGN_OR_RETURN(bool workspace, probe->HasFolder(".cmf/log.git"));
+      if (workspace) {
+        base = data::JoinUrl(remote.url, ".cmf");
+      } else {
+        CMF_ASSIGN_OR_RETURN(bool bare, probe->HasFolder("log.git"));
+        if (!bare) {
+          return Status::NotFound("the remote '" + remote.name + "' (" +
+                                  data::RedactUrl(remote.url) +
+                                  ") is not a cmf repository; make one there "
+                                  "with 'cmf init --bare PATH'");
+        }
+        base = remote.url;
+      }
+      out.git_url = data::JoinUrl(base, "log.git");
+      out.data_url = data::JoinUrl(base, "objects");
+    } else {
+      // Let the transport registry name the schemes it knows.
+      CMF_RETURN_IF_ERROR(data::OpenTransport(remote.url).status());
+    }
+  }
+  if (!remote.metadata.empty()) {
+    out.git_url = AbsoluteIfPath(remote.metadata);
+    out.lock.clear();
+    if (data::UrlScheme(out.git_url) == "file") {
+      out.lock = fs::path(data::FileUrlPath(out.git_url)) / "cmf-push.lock";
+    }
+  }
+  if (!remote.data.empty()) out.data_url = AbsoluteIfPath(remote.data);
+  if (out.git_url.empty()) {
+    return Status::InvalidArgument("the remote '" + remote.name +
+                                   "' has no URL for its metadata");
+  }
+  return out;
+}
+
+Result<DataPolicy> PolicyFor(Repo& repo, const SyncOptions& options,
+                             const char* key) {
+  if (options.data) return *options.data;
+  std::string text = repo.config().GetOr(key, "");
+  if (text.empty()) text = repo.config().GetOr("push.data", "relevant");
+  return ParseDataPolicy(text);
+}
+
+Result<std::uint64_t> MaxSize(Repo& repo) {
+  std::string text = repo.config().GetOr("push.max-size", "");
+  if (text.empty()) return kDefaultMaxSize;
+  return ParseSize(text);
+}
+
+bool Wanted(DataPolicy policy, ArtifactKind kind, std::uint64_t size,
+            std::uint64_t max_size) {
+  switch (policy) {
+    case DataPolicy::kAll:
+      return true;
+    case DataPolicy::kNone:
+      return false;
+    case DataPolicy::kRelevant:
+      return kind == ArtifactKind::kDataslice || kind == ArtifactKind::kModel ||
+             kind == ArtifactKind::kMetrics || size < max_size;
+  }
+  return false;
+}
+
+// The objects that hold the bytes of artifact HASH: the object itself and, for
+// a directory, the files its manifest (read from CACHE) lists.
+Result<std::vector<std::string>> ObjectsOf(const data::ObjectCache& cache,
+                                           const std::string& hash,
+                                           ArtifactKind kind) {
+  std::vector<std::string> out{hash};
+  if (kind != ArtifactKind::kDirectory || !cache.Has(hash)) return out;
+  CMF_ASSIGN_OR_RETURN(std::string manifest, cache.ReadObject(hash));
+  CMF_ASSIGN_OR_RETURN(auto files, data::ParseManifest(manifest));
+  for (const auto& f : files) out.push_back(f.hash);
+  return out;
+}
+
+// The id of the object store behind T, made when it has none yet.
+Result<std::string> StoreId(data::ObjectTransport& t) {
+  CMF_ASSIGN_OR_RETURN(std::string id, t.CreateSmall("store-id", RandomHex(8)));
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  if (!IsValidSiteId(id)) {
+    return Status::Corruption("the object store '" + t.Describe() +
+                              "' has a bad store-id");
+  }
+  return id;
+}
+
+// Ingests the segments of commits reachable from THEIRS and not from main.
+Result<std::int64_t> IngestNew(Repo& repo, MetaLog& log,
+                               const std::string& theirs,
+                               std::vector<std::string>* artifacts) {
+  CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
+  std::int64_t ingested = 0;
+  CMF_RETURN_IF_ERROR(log.ForEachNewSegment(
+      theirs, {ours},
+      [&](const std::string& hash, const std::string& text) -> Status {
+        if (data::HashBytes(text) != hash) {
+          return Status::Corruption("segment " + hash.substr(0, 12) +
+                                    " does not match its name");
+        }
+        CMF_ASSIGN_OR_RETURN(bool applied,
+                             repo.store().IngestSegment(hash, text));
+        if (applied) ++ingested;
+        if (artifacts) {
+          CMF_ASSIGN_OR_RETURN(auto names, SegmentArtifacts(text));
+          artifacts->insert(artifacts->end(), names.begin(), names.end());
+        }
+        return Status::Ok();
+      }));
+  return ingested;
+}
+
+std::string ShortMerge(MetaLog::MergeKind kind) {
+  switch (kind) {
+    case MetaLog::MergeKind::kUpToDate:
+      return "up-to-date";
+    case MetaLog::MergeKind::kFastForward:
+      return "fast-forward";
+    case MetaLog::MergeKind::kUnion:
+      return "union";
+  }
+  return "up-to-date";
+}
+
+// Fetches, ingests and merges the remote's log (the part push and pull share).
+Status FetchAndMerge(Repo& repo, MetaLog& log, const RemoteSpec& remote,
+                     const Endpoints& ends, SyncReport* report,
+                     std::vector<std::string>* artifacts,
+                     std::string* remote_tip) {
+  GitTransferStats stats;
+  const std::string tracking = "refs/remotes/" + remote.name + "/main";
+  CMF_ASSIGN_OR_RETURN(*remote_tip, log.Fetch(ends.git_url, tracking, &stats));
+  report->metadata_bytes_received += stats.bytes;
+  data::CrashPoint("pull:fetched");
+  CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
+  CMF_ASSIGN_OR_RETURN(std::int64_t incoming, log.CountNew(*remote_tip, ours));
+  report->commits_received += incoming;
+  CMF_ASSIGN_OR_RETURN(std::int64_t n,
+                       IngestNew(repo, log, *remote_tip, artifacts));
+  report->segments_ingested += n;
+  data::CrashPoint("pull:ingested");
+  CMF_ASSIGN_OR_RETURN(MetaLog::Merged merged,
+                       log.Merge(*remote_tip, "Merge the log of " + remote.name));
+  if (merged.kind != MetaLog::MergeKind::kUpToDate) {
+    report->merge = ShortMerge(merged.kind);
+  }
+  return Status::Ok();
+}
+
+Result<MetaLog> OpenLog(const Repo& repo) {
+  return MetaLog::Open(repo.cmf_dir() / "log.git");
+}
+
+Result<FileLock> LockLog(const Repo& repo) {
+  return FileLock::Acquire(repo.cmf_dir() / "log.lock");
+}
+
+// Downloads the objects HASHES from T into the cache, verifying each.
+Status Download(Repo& repo, data::ObjectTransport& t,
+                const std::vector<std::string>& hashes, data::Progress* progress,
+                SyncReport* report) {
+  const data::ObjectCache& cache = repo.objects();
+  for (const std::string& h : hashes) {
+    if (cache.Has(h)) continue;
+    std::uint64_t bytes = 0;
+    CMF_RETURN_IF_ERROR(cache.Import(h, [&](int fd) -> Status {
+      CMF_RETURN_IF_ERROR(t.Get(h, fd, progress));
+      off_t end = ::lseek(fd, 0, SEEK_END);
+      bytes = end > 0 ? static_cast<std::uint64_t>(end) : 0;
+      return Status::Ok();
+    }));
+    if (progress) progress->Add(1, 0);
+    report->objects_received += 1;
+    report->bytes_received += bytes;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// --- commit ---
+
+Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
+  CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
+  CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+  CommitReport report;
+  Store::CommitOptions options;
+  const data::ObjectCache& cache = repo.objects();
+  options.held = [&](const std::string& hash) { return cache.Has(hash); };
+  CMF_ASSIGN_OR_RETURN(
+      Store::Segment segment,
+      repo.store().CommitPending(options, [&](const Store::Segment& s) -> Status {
+        std::string text = message;
+        if (text.empty()) {
+          text = "Record " + std::to_string(s.facts) + " facts";
+        }
+        CMF_ASSIGN_OR_RETURN(
+            report.commit, log.CommitSegment(repo.site(), s.hash, s.text, text));
+        return Status::Ok();
+      }));
+  report.segment = segment.hash;
+  report.facts = segment.facts;
+  return report;
+}
+
+Status InitBare(const fs::path& path) {
+  std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
+    return Status::AlreadyExists("'" + path.string() +
+                                 "' exists and is not empty");
+  }
+  fs::path parent = fs::absolute(path, ec).parent_path();
+  fs::create_directories(parent, ec);
+  // Built under a temporary name beside PATH, then renamed: all or nothing.
+  std::string pattern = (parent / ".cmf-bare-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return Status::IOError("cannot create '" + path.string() +
+                           "': " + std::strerror(errno));
+  }
+  fs::path temp = pattern;
+  ::chmod(temp.c_str(), 0775);
+  auto fail = [&](Status st) {
+    fs::remove_all(temp, ec);
+    return st;
+  };
+  const std::string id = RandomHex(8);
+  {
+    Result<Config> config = Config::Open(temp / "config");
+    if (!config.ok()) return fail(config.status());
+    Status st = config->Set("core.repositoryformatversion", "1");
+    if (st.ok()) st = config->Set("core.bare", "true");
+    if (st.ok()) st = config->Set("core.site", id);
+    if (!st.ok()) return fail(st);
+  }
+  Status st = MetaLog::Create(temp / "log.git");
+  if (!st.ok()) return fail(st);
+  fs::create_directories(temp / "objects", ec);
+  if (ec) return fail(Status::IOError("cannot create objects: " + ec.message()));
+  {
+    Result<std::unique_ptr<data::ObjectTransport>> t =
+        data::OpenTransport((temp / "objects").string());
+    if (!t.ok()) return fail(t.status());
+    Result<std::string> made = (*t)->CreateSmall("store-id", id);
+    if (!made.ok()) return fail(made.status());
+  }
+  if (fs::exists(path, ec)) fs::remove(path, ec);  // the empty folder
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return fail(Status::IOError("cannot create '" + path.string() +
+                                "': " + std::strerror(errno)));
+  }
+  return Status::Ok();
+}
+
+// --- remotes ---
+
+Result<std::vector<RemoteSpec>> ListRemotes(const Config& config) {
+  CMF_ASSIGN_OR_RETURN(auto entries, config.List());
+  std::map<std::string, RemoteSpec> by_name;
+  for (const auto& [key, value] : entries) {
+    if (key.rfind("remote.", 0) != 0) continue;
+    auto dot = key.rfind('.');
+    if (dot <= 7) continue;
+    std::string name = key.substr(7, dot - 7);
+    std::string field = key.substr(dot + 1);
+    RemoteSpec& r = by_name[name];
+    r.name = name;
+    if (field == "url") r.url = value;
+    if (field == "metadata") r.metadata = value;
+    if (field == "data") r.data = value;
+  }
+  std::vector<RemoteSpec> out;
+  for (auto& [name, r] : by_name) {
+    if (!r.url.empty() || !r.metadata.empty()) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<RemoteSpec> FindRemote(const Config& config, const std::string& name) {
+  CMF_ASSIGN_OR_RETURN(auto all, ListRemotes(config));
+  for (auto& r : all) {
+    if (r.name == name) return r;
+  }
+  std::string known;
+  for (const auto& r : all) known += (known.empty() ? "" : ", ") + r.name;
+  return Status::NotFound("no remote '" + name + "'" +
+                          (known.empty() ? " (none is configured; add one with "
+                                           "'cmf remote add NAME URL')"
+                                         : " (remotes: " + known + ")"));
+}
+
+Status AddRemote(Config& config, const RemoteSpec& r) {
+  if (!ValidRemoteName(r.name)) {
+    return Status::InvalidArgument(
+        "'" + r.name +
+        "' is not a valid remote name (letters, digits, '-', '_', '.')");
+  }
+  if (r.url.empty() && r.metadata.empty()) {
+    return Status::InvalidArgument("a remote needs a URL, or --metadata URL");
+  }
+  for (const std::string* url : {&r.url, &r.metadata, &r.data}) {
+    if (url->empty()) continue;
+    if (data::UrlHasPassword(*url)) {
+      return Status::InvalidArgument(
+          "'" + data::RedactUrl(*url) +
+          "' carries a password; cmf stores none: use an ssh key or agent");
+    }
+  }
+  for (const std::string* url : {&r.url, &r.data}) {
+    if (url->empty()) continue;
+    std::string scheme = data::UrlScheme(*url);
+    if (scheme != "file" && scheme != "ssh") {
+      // Only a registered transport can hold objects.
+      Result<std::unique_ptr<data::ObjectTransport>> t = data::OpenTransport(*url);
+      if (!t.ok() && t.status().code() == Code::kInvalidArgument) return t.status();
+    }
+  }
+  if (FindRemote(config, r.name).ok()) {
+    return Status::AlreadyExists("the remote '" + r.name + "' exists already");
+  }
+  const std::string prefix = "remote." + r.name + ".";
+  if (!r.url.empty()) CMF_RETURN_IF_ERROR(config.Set(prefix + "url", AbsoluteIfPath(r.url)));
+  if (!r.metadata.empty()) {
+    CMF_RETURN_IF_ERROR(config.Set(prefix + "metadata", AbsoluteIfPath(r.metadata)));
+  }
+  if (!r.data.empty()) {
+    CMF_RETURN_IF_ERROR(config.Set(prefix + "data", AbsoluteIfPath(r.data)));
+  }
+  return Status::Ok();
+}
+
+Status RemoveRemote(Config& config, const std::string& name) {
+  CMF_RETURN_IF_ERROR(FindRemote(config, name).status());
+  CMF_ASSIGN_OR_RETURN(auto entries, config.List());
+  const std::string prefix = "remote." + name + ".";
+  for (const auto& [key, value] : entries) {
+    if (key.rfind(prefix, 0) == 0 && key.find('.', prefix.size()) == std::string::npos) {
+      Status st = config.Unset(key);
+      if (!st.ok() && st.code() != Code::kNotFound) return st;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<DataPolicy> ParseDataPolicy(const std::string& text) {
+  if (text == "relevant") return DataPolicy::kRelevant;
+  if (text == "all") return DataPolicy::kAll;
+  if (text == "none") return DataPolicy::kNone;
+  return Status::InvalidArgument("the data policy must be 'relevant', 'all' or "
+                                 "'none', not '" + text + "'");
+}
+
+Result<std::uint64_t> ParseSize(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string suffix = used ? text.substr(used) : "";
+  std::uint64_t unit = 1;
+  if (suffix == "" ) unit = 1;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB") unit = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") unit = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") unit = 1ull << 30;
+  else used = 0;
+  if (used == 0 || text.empty() || text[0] == '-') {
+    return Status::InvalidArgument("'" + text +
+                                   "' is not a size (a number of bytes, or with "
+                                   "K, M or G)");
+  }
+  return static_cast<std::uint64_t>(n) * unit;
+}
+
+// --- push, pull, fetch ---
+
+Result<SyncReport> Fetch(Repo& repo, const std::string& name,
+                         const SyncOptions&) {
+  CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
+  CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+  SyncReport report;
+  report.remote = name;
+  report.tries = 1;
+  GitTransferStats stats;
+  CMF_ASSIGN_OR_RETURN(
+      std::string tip,
+      log.Fetch(ends.git_url, "refs/remotes/" + name + "/main", &stats));
+  report.metadata_bytes_received = stats.bytes;
+  CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
+  CMF_ASSIGN_OR_RETURN(report.commits_received, log.CountNew(tip, ours));
+  return report;
+}
+
+Result<SyncReport> Pull(Repo& repo, const std::string& name,
+                        const SyncOptions& options) {
+  CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
+  CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  CMF_ASSIGN_OR_RETURN(DataPolicy policy, PolicyFor(repo, options, "pull.data"));
+  CMF_ASSIGN_OR_RETURN(std::uint64_t max_size, MaxSize(repo));
+  SyncReport report;
+  report.remote = name;
+  report.tries = 1;
+  std::vector<std::string> artifacts;
+  {
+    CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
+    CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+    std::string tip;
+    CMF_RETURN_IF_ERROR(
+        FetchAndMerge(repo, log, remote, ends, &report, &artifacts, &tip));
+  }
+  std::sort(artifacts.begin(), artifacts.end());
+  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()), artifacts.end());
+  if (artifacts.empty() || ends.data_url.empty()) return report;
+
+  // The data the policy wants, of what the new segments name.
+  const data::ObjectCache& cache = repo.objects();
+  std::vector<std::pair<std::string, ArtifactKind>> wanted;
+  for (const std::string& h : artifacts) {
+    Result<ArtifactRef> a = repo.store().GetArtifact(h);
+    if (!a.ok()) continue;
+    if (!Wanted(policy, a->kind, a->size, max_size)) {
+      if (!cache.Has(h)) ++report.objects_left;
+      continue;
+    }
+    wanted.emplace_back(h, a->kind);
+  }
+  if (wanted.empty()) return report;
+  Result<std::unique_ptr<data::ObjectTransport>> opened =
+      data::OpenTransport(ends.data_url);
+  if (!opened.ok()) {
+    if (opened.status().code() == Code::kNotFound) {  // a store with no objects yet
+      report.objects_left += wanted.size();
+      return report;
+    }
+    return opened.status();
+  }
+  data::ObjectTransport& t = **opened;
+  CMF_ASSIGN_OR_RETURN(std::string store_id, StoreId(t));
+  CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id", store_id));
+  data::Progress progress("pulling objects", options.progress);
+  for (const auto& [h, kind] : wanted) {
+    if (!cache.Has(h)) {
+      CMF_ASSIGN_OR_RETURN(bool there, t.Has(h));
+      if (!there) {
+        ++report.objects_left;
+        continue;
+      }
+      CMF_RETURN_IF_ERROR(Download(repo, t, {h}, &progress, &report));
+    }
+    // A directory's files come after its manifest, which names them.
+    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, kind));
+    CMF_RETURN_IF_ERROR(Download(repo, t, objects, &progress, &report));
+    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, repo.site()));
+    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, store_id));
+  }
+  return report;
+}
+
+Result<SyncReport> Push(Repo& repo, const std::string& name,
+                        const SyncOptions& options) {
+  CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
+  CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  CMF_ASSIGN_OR_RETURN(DataPolicy policy, PolicyFor(repo, options, "push.data"));
+  CMF_ASSIGN_OR_RETURN(std::uint64_t max_size, MaxSize(repo));
+  SyncReport report;
+  report.remote = name;
+  const data::ObjectCache& cache = repo.objects();
+  std::unique_ptr<data::ObjectTransport> transport;
+  std::string store_id;
+  std::mt19937 jitter(std::random_device{}());
+
+  for (int attempt = 1;; ++attempt) {
+    report.tries = attempt;
+    std::optional<FileLock> remote_lock;
+    if (!ends.lock.empty()) {
+      CMF_ASSIGN_OR_RETURN(FileLock l, FileLock::Acquire(ends.lock));
+      remote_lock.emplace(std::move(l));
+    }
+    CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
+    CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+    std::string remote_tip;
+    CMF_RETURN_IF_ERROR(
+        FetchAndMerge(repo, log, remote, ends, &report, nullptr, &remote_tip));
+
+    // The data the commits the remote lacks need, by the policy.
+    CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
+    std::set<std::string> named;
+    CMF_RETURN_IF_ERROR(log.ForEachNewSegment(
+        ours, {remote_tip},
+        [&](const std::string&, const std::string& text) -> Status {
+          CMF_ASSIGN_OR_RETURN(auto names, SegmentArtifacts(text));
+          named.insert(names.begin(), names.end());
+          return Status::Ok();
+        }));
+    std::vector<data::ObjectTransport::PutItem> items;
+    std::vector<std::string> sent_artifacts;
+    std::set<std::string> queued;
+    if (policy != DataPolicy::kNone && !ends.data_url.empty()) {
+      for (const std::string& h : named) {
+        Result<ArtifactRef> a = repo.store().GetArtifact(h);
+        if (!a.ok()) continue;
+        if (!cache.Has(h)) continue;  // its bytes are elsewhere already
+        if (!Wanted(policy, a->kind, a->size, max_size)) {
+          ++report.objects_left;
+          continue;
+        }
+        if (!transport) {
+          CMF_ASSIGN_OR_RETURN(transport, data::OpenTransport(ends.data_url));
+          CMF_ASSIGN_OR_RETURN(store_id, StoreId(*transport));
+          CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id",
+                                                store_id));
+        }
+        CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));
+        for (const std::string& o : objects) {
+          if (!queued.insert(o).second || !cache.Has(o)) continue;
+          CMF_ASSIGN_OR_RETURN(bool there, transport->Has(o));
+          if (there) continue;
+          std::error_code ec;
+          std::uint64_t size = fs::file_size(cache.PathOf(o), ec);
+          items.push_back({o, cache.PathOf(o), ec ? 0 : size});
+        }
+        sent_artifacts.push_back(h);
+      }
+    }
+    if (!items.empty()) {
+      data::Progress progress("pushing objects", options.progress);
+      CMF_RETURN_IF_ERROR(transport->Put(items, &progress));
+      for (const auto& item : items) report.bytes_sent += item.size;
+      report.objects_sent += items.size();
+    }
+    data::CrashPoint("push:objects-sent");
+    if (!sent_artifacts.empty()) {
+      // Say where the bytes now are, in the same push.
+      for (const std::string& h : sent_artifacts) {
+        CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, store_id));
+      }
+      Store::CommitOptions only_locations;
+      only_locations.locations_only = true;
+      CMF_ASSIGN_OR_RETURN(
+          Store::Segment seg,
+          repo.store().CommitPending(
+              only_locations, [&](const Store::Segment& s) -> Status {
+                return log.CommitSegment(repo.site(), s.hash, s.text,
+                                         "Record where " + name + " holds bytes")
+                    .status();
+              }));
+      (void)seg;
+      CMF_ASSIGN_OR_RETURN(ours, log.Tip());
+    }
+    if (ours.empty() || ours == remote_tip) {
+      report.commits_sent = 0;
+      break;  // nothing to send
+    }
+    CMF_ASSIGN_OR_RETURN(report.commits_sent, log.CountNew(ours, remote_tip));
+    GitTransferStats stats;
+    Status pushed = log.Push(ends.git_url, &stats);
+    report.metadata_bytes_sent += stats.bytes;
+    if (pushed.ok()) {
+      data::CrashPoint("push:metadata-sent");
+      // Remember what the remote now has, as git does.
+      break;
+    }
+    if (pushed.code() != Code::kConflict || attempt >= options.max_tries) {
+      if (pushed.code() == Code::kConflict) {
+        return Status::Conflict("the remote '" + name + "' kept moving; gave up after " +
+                                std::to_string(attempt) + " tries (run cmf push again)");
+      }
+      return pushed;
+    }
+    // Someone pushed first: fetch, merge and try again, a little later.
+    std::uniform_int_distribution<int> wait(10, 60 * attempt);
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait(jitter)));
+  }
+  return report;
+}
+
+// --- whereis, get ---
+
+namespace {
+
+// Resolves TARGET to an artifact hash: a workspace path first (when one of
+// that name is recorded), else a hash or prefix.
+Result<std::string> ResolveTarget(Repo& repo, const std::string& target,
+                                  std::string* workspace_path) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(target, ec).lexically_normal();
+  fs::path rel = abs.lexically_relative(repo.workspace());
+  bool inside = !rel.empty() && *rel.begin() != ".." && *rel.begin() != ".cmf";
+  if (inside) {
+    Result<std::string> at = repo.store().ArtifactAtPath(rel.string());
+    if (at.ok()) {
+      if (workspace_path) *workspace_path = rel.string();
+      return at;
+    }
+  }
+  Result<std::string> hash = repo.store().ResolveArtifact(target);
+  if (hash.ok()) return hash;
+  if (hash.status().code() == Code::kInvalidArgument &&
+      target.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Status::NotFound("no record names '" + target +
+                            "' (neither a recorded path nor an artifact hash)");
+  }
+  return hash;
+}
+
+}  // namespace
+
+Result<Whereabouts> WhereIs(Repo& repo, const std::string& target) {
+  Whereabouts w;
+  CMF_ASSIGN_OR_RETURN(w.hash, ResolveTarget(repo, target, &w.path));
+  w.here = repo.objects().Has(w.hash);
+  CMF_ASSIGN_OR_RETURN(auto ids, repo.store().Locations(w.hash));
+  std::map<std::string, std::string> remotes;
+  if (auto entries = repo.config().List(); entries.ok()) {
+    for (const auto& [key, value] : *entries) {
+      const std::string suffix = ".store-id";
+      if (key.rfind("remote.", 0) == 0 && key.size() > suffix.size() &&
+          key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        remotes[value] = key.substr(7, key.size() - 7 - suffix.size());
+      }
+    }
+  }
+  for (const std::string& id : ids) {
+    Whereabouts::Place p;
+    p.id = id;
+    p.this_site = id == repo.site();
+    if (auto it = remotes.find(id); it != remotes.end()) p.remote = it->second;
+    if (p.this_site && !w.here) continue;  // it was here once, but went (gc)
+    w.places.push_back(p);
+  }
+  if (w.here && std::none_of(w.places.begin(), w.places.end(),
+                             [](const auto& p) { return p.this_site; })) {
+    w.places.insert(w.places.begin(), {repo.site(), "", true});
+  }
+  return w;
+}
+
+Result<GetReport> Get(Repo& repo, const std::string& target,
+                      const std::optional<std::string>& from, bool progress_on) {
+  GetReport report;
+  std::string workspace_path;
+  CMF_ASSIGN_OR_RETURN(report.hash, ResolveTarget(repo, target, &workspace_path));
+  CMF_ASSIGN_OR_RETURN(ArtifactRef artifact, repo.store().GetArtifact(report.hash));
+  const data::ObjectCache& cache = repo.objects();
+
+  std::vector<RemoteSpec> candidates;
+  if (from) {
+    CMF_ASSIGN_OR_RETURN(RemoteSpec r, FindRemote(repo.config(), *from));
+    candidates.push_back(r);
+  } else {
+    CMF_ASSIGN_OR_RETURN(candidates, ListRemotes(repo.config()));
+    // Remotes known to hold the bytes first.
+    CMF_ASSIGN_OR_RETURN(auto ids, repo.store().Locations(report.hash));
+    std::stable_partition(candidates.begin(), candidates.end(), [&](const RemoteSpec& r) {
+      std::string id = repo.config().GetOr("remote." + r.name + ".store-id", "");
+      return !id.empty() && std::count(ids.begin(), ids.end(), id) > 0;
+    });
+  }
+  auto complete = [&]() -> Result<bool> {
+    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, report.hash, artifact.kind));
+    return std::all_of(objects.begin(), objects.end(),
+                       [&](const std::string& o) { return cache.Has(o); }) &&
+           cache.Has(report.hash);
+  };
+  CMF_ASSIGN_OR_RETURN(bool done, complete());
+  std::string tried;
+  Status last;
+  for (const RemoteSpec& remote : candidates) {
+    if (done) break;
+    tried += (tried.empty() ? "" : ", ") + remote.name;
+    Result<Endpoints> ends = Resolve(repo, remote);
+    if (!ends.ok() || ends->data_url.empty()) {
+      last = ends.ok() ? Status::NotFound("no object store") : ends.status();
+      continue;
+    }
+    Result<std::unique_ptr<data::ObjectTransport>> t =
+        data::OpenTransport(ends->data_url);
+    if (!t.ok()) {
+      last = t.status();
+      continue;
+    }
+    SyncReport counts;
+    data::Progress progress("getting objects", progress_on);
+    Result<bool> there = (*t)->Has(report.hash);
+    if (!there.ok() || !*there) {
+      last = there.ok() ? Status::NotFound("not there") : there.status();
+      continue;
+    }
+    CMF_RETURN_IF_ERROR(Download(repo, **t, {report.hash}, &progress, &counts));
+    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, report.hash, artifact.kind));
+    Status st = Download(repo, **t, objects, &progress, &counts);
+    if (!st.ok() && st.code() != Code::kNotFound) return st;
+    report.objects += counts.objects_received;
+    report.bytes += counts.bytes_received;
+    report.from = remote.name;
+    CMF_ASSIGN_OR_RETURN(done, complete());
+  }
+  if (!done) {
+    if (candidates.empty()) {
+      return Status::NotFound("the bytes of " + report.hash.substr(0, 12) +
+                              " are not here, and no remote is configured");
+    }
+    return Status::NotFound("no remote holds the bytes of " +
+                            report.hash.substr(0, 12) + " (tried " + tried +
+                            (last.ok() ? "" : "; last: " + last.message()) + ")");
+  }
+  CMF_RETURN_IF_ERROR(repo.store().AddLocation(report.hash, repo.site()));
+
+  // Place the content where the user named it, only inside the workspace and
+  // never over an existing file.
+  if (!workspace_path.empty()) {
+    fs::path rel = fs::path(workspace_path).lexically_normal();
+    bool safe = rel.is_relative() && !rel.empty() && *rel.begin() != ".." &&
+                *rel.begin() != ".cmf";
+    fs::path dest = repo.workspace() / rel;
+    std::error_code ec;
+    if (safe && !fs::exists(fs::symlink_status(dest, ec))) {
+      CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(
+                                           repo.config().GetOr("cache.link", "auto")));
+      if (artifact.kind == ArtifactKind::kDirectory) {
+        CMF_ASSIGN_OR_RETURN(std::string manifest, cache.ReadObject(report.hash));
+        CMF_ASSIGN_OR_RETURN(auto files, data::ParseManifest(manifest));
+        for (const auto& f : files) {
+          CMF_RETURN_IF_ERROR(cache.Materialize(f.hash, dest / f.path, order));
+        }
+      } else {
+        CMF_RETURN_IF_ERROR(cache.Materialize(report.hash, dest, order));
+      }
+      report.placed_at = rel.string();
+    }
+  }
+  return report;
+}
+
+}  // namespace cmf
