@@ -463,7 +463,8 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                 sql::Stmt p,
                 m.Prepare("INSERT OR IGNORE INTO param(execution_id, name, "
                           "type, value) VALUES(?1, ?2, ?3, ?4)"));
-            for (const auto& [name, typed] : j.value("params", json::object()).items()) {
+            const json params = j.value("params", json::object());
+            for (const auto& [name, typed] : params.items()) {
               const std::string type = Get(typed, "type");
               CMF_ASSIGN_OR_RETURN(Value v, ValueFromJson(typed["value"], type));
               CMF_RETURN_IF_ERROR(

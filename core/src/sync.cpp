@@ -607,6 +607,12 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
           named.insert(names.begin(), names.end());
           return Status::Ok();
         }));
+    if (options.data == DataPolicy::kAll) {
+      // Asked for all the data by name: every artifact whose bytes are here,
+      // not only those of new commits (an earlier push may have left them).
+      CMF_ASSIGN_OR_RETURN(auto artifacts, repo.store().ListArtifacts());
+      for (const auto& a : artifacts) named.insert(a.hash);
+    }
     std::vector<data::ObjectTransport::PutItem> items;
     std::vector<std::string> sent_artifacts;
     std::set<std::string> queued;

@@ -410,7 +410,9 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
       continue;  // an input that was only hashed: its bytes live in the
                  // workspace
     if (!objects.Has(a.hash)) {
-      report.missing.push_back({a.hash, a.path});
+      // Not corruption when the metadata says another site or store holds
+      // it (pulled records whose bytes stayed where they were made).
+      if (!a.elsewhere) report.missing.push_back({a.hash, a.path});
       continue;
     }
     if (a.kind != ArtifactKind::kDirectory) continue;

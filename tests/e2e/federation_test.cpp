@@ -1,0 +1,425 @@
+// Federation end to end: the real cmf binary at several sites, bare remotes
+// on paths, a plain git repository for the metadata, and a real OpenSSH
+// server for ssh:// remotes.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "e2e/workspace.h"
+#include "ssh_server.h"
+#include "support.h"
+
+using cmf::test::Cmf;
+using cmf::test::IsError;
+using cmf::test::Outcome;
+using cmf::test::ReadFile;
+using cmf::test::RunProcess;
+using cmf::test::TempDir;
+using cmf::test::Workspace;
+using cmf::test::WriteFile;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs a stage at W that writes OUT (CONTENT), recorded as an output.
+void Produce(const Workspace& w, const std::string& out,
+             const std::string& content, const std::string& stage = "make") {
+  WriteFile(w / (out + ".src"), content);
+  Outcome o = w({"exec", "-q", "--stage", stage, "--out", out, "--", "cp",
+                 out + ".src", out});
+  INFO(o.err);
+  REQUIRE(o.exit_code == 0);
+}
+
+// The ids of every execution W lists, sorted.
+std::vector<std::string> Ids(const Workspace& w) {
+  std::vector<std::string> ids;
+  for (const auto& e : w.Log()) ids.push_back(e["id"]);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+void Ok(const Outcome& o) {
+  INFO(o.err);
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+}
+
+// Runs SQL on the store of W (to plant what a hostile site could send).
+void Sql(const Workspace& w, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((w / ".cmf/metadata.db").c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+}  // namespace
+
+TEST_CASE("federation: commit, push to a bare remote, pull at another edge") {
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+  }
+  Produce(a, "out.txt", "spectra of sample 7\n");
+  json status = a.Json({"status", "--json"});
+  CHECK(status["uncommitted"]["executions"] == 1);
+  CHECK(status["uncommitted"]["facts"].get<int>() > 1);
+
+  json commit = a.Json({"commit", "-m", "AL run on sample 7", "--json"});
+  CHECK(commit["facts"].get<int>() > 1);
+  CHECK(a.Json({"status", "--json"})["uncommitted"]["facts"] == 0);
+  CHECK(a({"commit"}).out.find("nothing to commit") != std::string::npos);
+
+  json pushed = a.Json({"push", "hpc", "--json"});
+  CHECK(pushed["commits_sent"].get<int>() >= 1);
+  CHECK(pushed["objects_sent"] == 1);
+  CHECK(pushed["bytes_sent"] == 20);
+  CHECK(a.Json({"push", "hpc", "--json"})["commits_sent"] == 0);
+
+  // Fetch brings the log, ingests nothing.
+  json fetched = b.Json({"fetch", "hpc", "--json"});
+  CHECK(fetched["commits_received"].get<int>() >= 1);
+  CHECK(b.Log().empty());
+
+  json pulled = b.Json({"pull", "hpc", "--json"});
+  CHECK(pulled["segments_ingested"].get<int>() >= 1);
+  CHECK(pulled["objects_received"] == 1);
+  CHECK(pulled["merge"] == "fast-forward");
+  CHECK(Ids(b) == Ids(a));
+  json shown = b.Json({"show", Ids(a)[0], "--json"});
+  CHECK(shown["stage"] == "make");
+  CHECK(shown["outputs"][0]["path"] == "out.txt");
+
+  json where = b.Json({"whereis", "out.txt", "--json"});
+  CHECK(where["here"] == true);
+  std::vector<std::string> remotes_named;
+  for (const auto& p : where["locations"]) {
+    if (!p["remote"].is_null()) remotes_named.push_back(p["remote"]);
+  }
+  CHECK(remotes_named == std::vector<std::string>{"hpc"});
+  json got = b.Json({"get", "out.txt", "--json"});
+  CHECK(got["placed_at"] == "out.txt");
+  CHECK(ReadFile(b / "out.txt") == "spectra of sample 7\n");
+  Ok(a({"fsck"}));
+  Ok(b({"fsck"}));
+
+  json list = a.Json({"remote", "--json"});
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["name"] == "hpc");
+  CHECK(a({"remote", "-v"}).out.find((remotes / "hpc").string()) !=
+        std::string::npos);
+  Ok(a({"remote", "remove", "hpc"}));
+  CHECK(a.Json({"remote", "--json"}).empty());
+  CHECK(IsError(a({"push", "hpc"}), "no remote 'hpc'"));
+}
+
+TEST_CASE("federation: the data policy leaves big raw data where it is") {
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+    Ok((*w)({"config", "push.max-size", "1K"}));
+  }
+  Produce(a, "raw.bin", std::string(4096, 'r'));   // a file over the limit
+  Produce(a, "model.pt", std::string(4096, 'm'));  // a model: always travels
+  Ok(a({"commit", "-m", "two outputs"}));
+  json pushed = a.Json({"push", "hpc", "--json"});
+  CHECK(pushed["objects_sent"] == 1);
+  CHECK(pushed["objects_left"] == 1);
+
+  json pulled = b.Json({"pull", "hpc", "--json"});
+  CHECK(pulled["objects_received"] == 1);
+  json raw = b.Json({"whereis", "raw.bin", "--json"});
+  CHECK(raw["here"] == false);
+  REQUIRE(raw["locations"].size() == 1);  // only site A holds it
+  CHECK(raw["locations"][0]["remote"].is_null());
+  Ok(b({"fsck"}));  // missing here, but it lives elsewhere: not corruption
+  CHECK(IsError(b({"get", "raw.bin"}), "no remote holds"));
+
+  // Asked for, all of it goes; then B gets it on demand.
+  json all = a.Json({"push", "hpc", "--data", "all", "--json"});
+  CHECK(all["objects_sent"] == 1);
+  json got = b.Json({"get", "raw.bin", "--from", "hpc", "--json"});
+  CHECK(got["objects"] == 1);
+  CHECK(got["bytes"] == 4096);
+  CHECK(ReadFile(b / "raw.bin") == std::string(4096, 'r'));
+
+  // --data none at pull brings metadata only.
+  Workspace c;
+  Ok(c({"remote", "add", "hpc", (remotes / "hpc").string()}));
+  json bare = c.Json({"pull", "hpc", "--data", "none", "--json"});
+  CHECK(bare["objects_received"] == 0);
+  CHECK(Ids(c) == Ids(a));
+  CHECK(IsError(c({"push", "hpc", "--data", "some"}), "data"));
+  CHECK(c({"push", "hpc", "--data", "some"}).exit_code == 2);
+}
+
+TEST_CASE("federation: two edges pushing at the same moment both succeed") {
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+  Workspace a, b, c;
+  for (const Workspace* w : {&a, &b, &c}) {
+    Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+  }
+  for (int round = 0; round < 3; ++round) {
+    Produce(a, "a" + std::to_string(round), "edge a " + std::to_string(round));
+    Produce(b, "b" + std::to_string(round), "edge b " + std::to_string(round));
+    Ok(a({"commit"}));
+    Ok(b({"commit"}));
+    Outcome oa, ob;
+    std::thread ta([&] { oa = a({"push", "hpc"}); });
+    std::thread tb([&] { ob = b({"push", "hpc"}); });
+    ta.join();
+    tb.join();
+    Ok(oa);
+    Ok(ob);
+  }
+  Ok(c({"pull", "hpc"}));
+  CHECK(c.Log().size() == 6);
+  Ok(a({"pull", "hpc"}));
+  Ok(b({"pull", "hpc"}));
+  CHECK(Ids(a) == Ids(c));
+  CHECK(Ids(b) == Ids(c));
+}
+
+TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
+  for (const std::string point :
+       {"put:renamed-none", "push:objects-sent", "push:metadata-sent"}) {
+    CAPTURE(point);
+    TempDir remotes;
+    Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+    Workspace a, c;
+    for (const Workspace* w : {&a, &c}) {
+      Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+    }
+    Produce(a, "out.txt", "payload " + point);
+    Ok(a({"commit"}));
+    Outcome killed = Cmf({"push", "hpc"}, a.dir.path(), {{"CMF_CRASH_AT", point}});
+    CHECK(killed.signal == SIGKILL);
+    Ok(a({"fsck"}));
+    // The remote shows nothing half-made: whatever it has, a site can pull.
+    Ok(c({"pull", "hpc"}));
+    Ok(c({"fsck"}));
+    Ok(a({"push", "hpc"}));
+    Ok(c({"pull", "hpc"}));
+    Ok(c({"fsck"}));
+    CHECK(Ids(c) == Ids(a));
+    Ok(c({"get", "out.txt"}));
+    CHECK(ReadFile(c / "out.txt") == "payload " + point);
+  }
+  for (const std::string point : {"pull:fetched", "pull:ingested"}) {
+    CAPTURE(point);
+    TempDir remotes;
+    Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+    Workspace a, b;
+    for (const Workspace* w : {&a, &b}) {
+      Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+    }
+    Produce(a, "out.txt", "payload");
+    Produce(b, "mine.txt", "local work");
+    Ok(a({"commit"}));
+    Ok(a({"push", "hpc"}));
+    Outcome killed = Cmf({"pull", "hpc"}, b.dir.path(), {{"CMF_CRASH_AT", point}});
+    CHECK(killed.signal == SIGKILL);
+    Ok(b({"fsck"}));
+    Ok(b({"pull", "hpc"}));
+    Ok(b({"fsck"}));
+    CHECK(b.Log().size() == 2);
+    // B's own, uncommitted work survived and still commits and travels.
+    CHECK(b.Json({"status", "--json"})["uncommitted"]["executions"] == 1);
+    Ok(b({"commit"}));
+    Ok(b({"push", "hpc"}));
+    Ok(a({"pull", "hpc"}));
+    CHECK(Ids(a) == Ids(b));
+  }
+}
+
+TEST_CASE("federation: bad remotes give clear errors and change nothing") {
+  TempDir remotes;
+  Workspace a;
+  Produce(a, "out.txt", "x");
+  Ok(a({"commit"}));
+
+  Ok(Cmf({"init", "--bare", (remotes / "gone").string()}, remotes.path()));
+  Ok(a({"remote", "add", "gone", (remotes / "gone").string()}));
+  fs::remove_all(remotes / "gone");
+  Outcome vanished = a({"push", "gone"});
+  CHECK(vanished.exit_code == 1);
+  CHECK(IsError(vanished, "does not exist"));
+  CHECK(IsError(a({"pull", "gone"}), "does not exist"));
+  CHECK_FALSE(fs::exists(remotes / "gone"));
+
+  fs::create_directories(remotes / "plain");
+  Ok(a({"remote", "add", "plain", (remotes / "plain").string()}));
+  CHECK(IsError(a({"push", "plain"}), "not a cmf repository"));
+  CHECK(cmf::test::CountFiles(remotes / "plain") == 0);
+
+  Outcome s3 = a({"remote", "add", "cloud", "s3://bucket/cmf"});
+  CHECK(s3.exit_code == 2);
+  CHECK(IsError(s3, "unknown URL scheme 's3'"));
+  Outcome secret = a({"remote", "add", "web", "https://me:hunter2@example.org/x"});
+  CHECK(secret.exit_code == 2);
+  CHECK(secret.err.find("hunter2") == std::string::npos);
+  CHECK(ReadFile(a / ".cmf/config").find("hunter2") == std::string::npos);
+  CHECK(IsError(a({"remote", "add", "bad name", "/tmp"}), "not a valid remote name"));
+  Ok(a({"remote", "add", "twice", (remotes / "x").string()}));
+  CHECK(IsError(a({"remote", "add", "twice", (remotes / "y").string()}), "exists"));
+  CHECK(IsError(a({"init", "--bare", (a / "out.txt").string()}), "not empty"));
+
+  if (::geteuid() != 0) {  // root reads and writes everything
+    Ok(Cmf({"init", "--bare", (remotes / "locked").string()}, remotes.path()));
+    Ok(a({"remote", "add", "locked", (remotes / "locked").string()}));
+    fs::permissions(remotes / "locked", fs::perms::owner_write | fs::perms::group_write |
+                                            fs::perms::others_write,
+                    fs::perm_options::remove);
+    Outcome denied = a({"push", "locked"});
+    CHECK(denied.exit_code == 1);
+    CHECK(denied.err.find("ermission denied") != std::string::npos);
+    fs::permissions(remotes / "locked", fs::perms::owner_write, fs::perm_options::add);
+  }
+  // Nothing was committed, sent or lost by the failures.
+  CHECK(a.Json({"status", "--json"})["uncommitted"]["facts"] == 0);
+  CHECK(a.Log().size() == 1);
+  Ok(a({"fsck"}));
+}
+
+TEST_CASE("federation: pulled paths cannot make get or checkout write outside") {
+  TempDir remotes;
+  TempDir outside;
+  Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
+  }
+  Produce(a, "one.txt", "first");
+  Produce(a, "two.txt", "second");
+  // A hostile (or broken) site names paths outside any workspace.
+  const fs::path absolute = outside / "evil-abs.txt";
+  Sql(a, "UPDATE event SET path = '../../evil-rel.txt' WHERE path = 'one.txt';"
+         "UPDATE event SET path = '" + absolute.string() +
+             "' WHERE path = 'two.txt';");
+  Ok(a({"commit"}));
+  Ok(a({"push", "hpc", "--data", "all"}));
+  Ok(b({"pull", "hpc"}));
+  const fs::path relative_target = b.dir.path() / "../../evil-rel.txt";
+
+  CHECK(b({"get", "../../evil-rel.txt"}).exit_code != 0);
+  CHECK(b({"checkout", "../../evil-rel.txt"}).exit_code != 0);
+  Outcome by_abs = b({"get", absolute.string()});
+  CHECK(by_abs.exit_code != 0);
+  CHECK(b({"checkout", absolute.string()}).exit_code != 0);
+  // By hash the bytes come into the cache, and go nowhere else.
+  for (const auto& e : b.Log()) {
+    json shown = b.Json({"show", e["id"], "--json"});
+    std::string hash = shown["outputs"][0]["hash"];
+    json got = b.Json({"get", hash, "--json"});
+    CHECK(got["placed_at"].is_null());
+  }
+  CHECK_FALSE(fs::exists(relative_target.lexically_normal()));
+  CHECK_FALSE(fs::exists(absolute));
+  Ok(b({"fsck"}));
+}
+
+TEST_CASE("federation: metadata in a plain git repository, bytes in a folder") {
+  TempDir remotes;
+  Ok(RunProcess({"git", "init", "-q", "--bare", (remotes / "meta.git").string()},
+                remotes.path()));
+  fs::create_directories(remotes / "store");
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hub", "--metadata", (remotes / "meta.git").string(),
+             "--data", (remotes / "store").string()}));
+  }
+  Produce(a, "model.pt", "weights");
+  Ok(a({"commit", "-m", "trained on sample 7"}));
+  json pushed = a.Json({"push", "hub", "--json"});
+  CHECK(pushed["objects_sent"] == 1);
+  Outcome log = RunProcess({"git", "--git-dir", (remotes / "meta.git").string(),
+                            "log", "--format=%s", "main"},
+                           remotes.path());
+  Ok(log);
+  CHECK(log.out.find("trained on sample 7") != std::string::npos);
+  CHECK(cmf::test::CountFiles(remotes / "store" / "sha256") == 1);
+  json pulled = b.Json({"pull", "hub", "--json"});
+  CHECK(pulled["objects_received"] == 1);
+  CHECK(Ids(b) == Ids(a));
+}
+
+TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
+  cmf::test::SshServer server;
+  REQUIRE_MESSAGE(server.ok(), server.why());
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
+  Workspace a, b;
+  a.env = b.env = server.Env();
+  const std::string url = server.Url(remotes / "hpc");
+  Ok(a({"remote", "add", "hpc", url}));
+  Ok(b({"remote", "add", "hpc", url}));
+  Produce(a, "slice.h5", "a data slice");
+  Ok(a({"commit", "-m", "over ssh"}));
+  json pushed = a.Json({"push", "hpc", "--json"});
+  CHECK(pushed["objects_sent"] == 1);
+  CHECK(cmf::test::CountFiles(remotes / "hpc" / "objects" / "sha256") == 1);
+  json pulled = b.Json({"pull", "hpc", "--json"});
+  CHECK(pulled["objects_received"] == 1);
+  CHECK(Ids(b) == Ids(a));
+  Ok(b({"fsck"}));
+
+  // A second edge's work goes up over ssh and merges at the first.
+  Produce(b, "more.txt", "from b");
+  Ok(b({"commit"}));
+  Ok(b({"push", "hpc"}));
+  Ok(a({"pull", "hpc"}));
+  CHECK(Ids(a) == Ids(b));
+  Ok(a({"get", "more.txt"}));
+  CHECK(ReadFile(a / "more.txt") == "from b");
+
+  // A host key that differs from known_hosts: refused, nothing pulled.
+  Workspace c;
+  c.env = server.Env();
+  Ok(c({"remote", "add", "hpc", url}));
+  const fs::path known = server.home() / ".ssh" / "known_hosts";
+  const std::string good = ReadFile(known);
+  TempDir keys;
+  Ok(RunProcess({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                 (keys / "other").string()},
+                keys.path()));
+  std::string other = ReadFile(keys / "other.pub");
+  other = other.substr(0, other.find(' ', other.find(' ') + 1));
+  WriteFile(known, "[127.0.0.1]:" + std::to_string(server.port()) + " " + other + "\n");
+  Outcome mismatch = c({"pull", "hpc"});
+  CHECK(mismatch.exit_code == 1);
+  CHECK(IsError(mismatch, "does not match"));
+  WriteFile(known, "");
+  CHECK(IsError(c({"pull", "hpc"}), "not in"));
+  WriteFile(known, good);
+  CHECK(c.Log().empty());
+
+  // A key the server does not accept: permission denied.
+  const fs::path key = server.home() / ".ssh" / "id_ed25519";
+  fs::rename(key, keys / "saved");
+  fs::rename(key.string() + ".pub", keys / "saved.pub");
+  Ok(RunProcess({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()},
+                keys.path()));
+  Outcome denied = c({"pull", "hpc"});
+  CHECK(denied.exit_code == 1);
+  CHECK(IsError(denied, "permission denied"));
+  CHECK(c.Log().empty());
+  fs::remove(key);
+  fs::remove(key.string() + ".pub");
+  fs::rename(keys / "saved", key);
+  fs::rename(keys / "saved.pub", key.string() + ".pub");
+  Ok(c({"pull", "hpc"}));
+  CHECK(Ids(c) == Ids(a));
+}
