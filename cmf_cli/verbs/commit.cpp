@@ -12,6 +12,7 @@ class CommitVerb : public Verb {
   void Setup(CLI::App& app) override {
     app.add_option("-m,--message", message_,
                    "What the commit records (default: a count of its facts)");
+    app.add_flag("-q,--quiet", quiet_, "Print nothing on success");
     app.add_flag("--json", json_, "Print the commit as JSON");
   }
 
@@ -20,6 +21,7 @@ class CommitVerb : public Verb {
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", CommitJson(*report));
+    } else if (quiet_) {
     } else if (report->commit.empty()) {
       fmt::print("nothing to commit: every fact is committed\n");
     } else {
@@ -33,6 +35,7 @@ class CommitVerb : public Verb {
  private:
   std::string message_;
   bool json_ = false;
+  bool quiet_ = false;
 };
 
 }  // namespace

@@ -73,6 +73,7 @@ struct Endpoints {
   std::string git_url;
   std::string data_url;   // empty: this remote holds no objects
   fs::path lock;          // a lock file beside a local log; empty otherwise
+  bool workspace = false;  // the remote is a workspace with its own store
 };
 
 // Makes a relative path absolute (remotes are stored as given, but a path is
@@ -96,6 +97,7 @@ Result<Endpoints> Resolve(const Repo& repo, const RemoteSpec& remote) {
       std::error_code ec;
       if (fs::is_directory(p / ".cmf" / "log.git", ec)) {
         base = (p / ".cmf").string();
+        out.workspace = true;
       } else if (fs::is_directory(p / "log.git", ec)) {
         base = p.string();
       } else if (!fs::exists(p, ec)) {
@@ -115,6 +117,7 @@ Result<Endpoints> Resolve(const Repo& repo, const RemoteSpec& remote) {
       CMF_ASSIGN_OR_RETURN(bool workspace, probe->HasFolder(".cmf/log.git"));
       if (workspace) {
         base = data::JoinUrl(remote.url, ".cmf");
+        out.workspace = true;
       } else {
         CMF_ASSIGN_OR_RETURN(bool bare, probe->HasFolder("log.git"));
         if (!bare) {
@@ -236,8 +239,9 @@ std::string ShortMerge(MetaLog::MergeKind kind) {
   return "up-to-date";
 }
 
-// Fetches, ingests and merges the remote's log (the part push and pull share).
-Status FetchAndMerge(Repo& repo, MetaLog& log, const RemoteSpec& remote,
+// Fetches the remote's log and ingests its new segments (the part push and
+// pull share); the caller merges.
+Status FetchAndIngest(Repo& repo, MetaLog& log, const RemoteSpec& remote,
                      const Endpoints& ends, SyncReport* report,
                      std::vector<std::string>* artifacts,
                      std::string* remote_tip) {
@@ -253,8 +257,14 @@ Status FetchAndMerge(Repo& repo, MetaLog& log, const RemoteSpec& remote,
                        IngestNew(repo, log, *remote_tip, artifacts));
   report->segments_ingested += n;
   data::CrashPoint("pull:ingested");
+  return Status::Ok();
+}
+
+// Moves main to include THEIRS (after its segments are ingested).
+Status MergeRemote(MetaLog& log, const RemoteSpec& remote,
+                   const std::string& theirs, SyncReport* report) {
   CMF_ASSIGN_OR_RETURN(MetaLog::Merged merged,
-                       log.Merge(*remote_tip, "Merge the log of " + remote.name));
+                       log.Merge(theirs, "Merge the log of " + remote.name));
   if (merged.kind != MetaLog::MergeKind::kUpToDate) {
     report->merge = ShortMerge(merged.kind);
   }
@@ -286,6 +296,58 @@ Status Download(Repo& repo, data::ObjectTransport& t,
     if (progress) progress->Add(1, 0);
     report->objects_received += 1;
     report->bytes_received += bytes;
+  }
+  return Status::Ok();
+}
+
+// Fetches, by POLICY, the bytes of ARTIFACTS (named by segments just
+// ingested) that the remote's object store holds.
+Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
+                DataPolicy policy, std::uint64_t max_size,
+                std::vector<std::string> artifacts, bool progress_on,
+                SyncReport* report) {
+  std::sort(artifacts.begin(), artifacts.end());
+  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()), artifacts.end());
+  if (artifacts.empty() || ends.data_url.empty()) return Status::Ok();
+  const data::ObjectCache& cache = repo.objects();
+  std::vector<std::pair<std::string, ArtifactKind>> wanted;
+  for (const std::string& h : artifacts) {
+    Result<ArtifactRef> a = repo.store().GetArtifact(h);
+    if (!a.ok()) continue;
+    if (!Wanted(policy, a->kind, a->size, max_size)) {
+      if (!cache.Has(h)) ++report->objects_left;
+      continue;
+    }
+    wanted.emplace_back(h, a->kind);
+  }
+  if (wanted.empty()) return Status::Ok();
+  Result<std::unique_ptr<data::ObjectTransport>> opened =
+      data::OpenTransport(ends.data_url);
+  if (!opened.ok()) {
+    if (opened.status().code() == Code::kNotFound) {  // a store with no objects yet
+      report->objects_left += wanted.size();
+      return Status::Ok();
+    }
+    return opened.status();
+  }
+  data::ObjectTransport& t = **opened;
+  CMF_ASSIGN_OR_RETURN(std::string store_id, StoreId(t));
+  CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id", store_id));
+  data::Progress progress("pulling objects", progress_on);
+  for (const auto& [h, kind] : wanted) {
+    if (!cache.Has(h)) {
+      CMF_ASSIGN_OR_RETURN(bool there, t.Has(h));
+      if (!there) {
+        ++report->objects_left;
+        continue;
+      }
+      CMF_RETURN_IF_ERROR(Download(repo, t, {h}, &progress, report));
+    }
+    // A directory's files come after its manifest, which names them.
+    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, kind));
+    CMF_RETURN_IF_ERROR(Download(repo, t, objects, &progress, report));
+    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, repo.site()));
+    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, store_id));
   }
   return Status::Ok();
 }
@@ -516,58 +578,17 @@ Result<SyncReport> Pull(Repo& repo, const std::string& name,
   report.remote = name;
   report.tries = 1;
   std::vector<std::string> artifacts;
-  {
-    CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
-    CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
-    std::string tip;
-    CMF_RETURN_IF_ERROR(
-        FetchAndMerge(repo, log, remote, ends, &report, &artifacts, &tip));
-  }
-  std::sort(artifacts.begin(), artifacts.end());
-  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()), artifacts.end());
-  if (artifacts.empty() || ends.data_url.empty()) return report;
-
-  // The data the policy wants, of what the new segments name.
-  const data::ObjectCache& cache = repo.objects();
-  std::vector<std::pair<std::string, ArtifactKind>> wanted;
-  for (const std::string& h : artifacts) {
-    Result<ArtifactRef> a = repo.store().GetArtifact(h);
-    if (!a.ok()) continue;
-    if (!Wanted(policy, a->kind, a->size, max_size)) {
-      if (!cache.Has(h)) ++report.objects_left;
-      continue;
-    }
-    wanted.emplace_back(h, a->kind);
-  }
-  if (wanted.empty()) return report;
-  Result<std::unique_ptr<data::ObjectTransport>> opened =
-      data::OpenTransport(ends.data_url);
-  if (!opened.ok()) {
-    if (opened.status().code() == Code::kNotFound) {  // a store with no objects yet
-      report.objects_left += wanted.size();
-      return report;
-    }
-    return opened.status();
-  }
-  data::ObjectTransport& t = **opened;
-  CMF_ASSIGN_OR_RETURN(std::string store_id, StoreId(t));
-  CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id", store_id));
-  data::Progress progress("pulling objects", options.progress);
-  for (const auto& [h, kind] : wanted) {
-    if (!cache.Has(h)) {
-      CMF_ASSIGN_OR_RETURN(bool there, t.Has(h));
-      if (!there) {
-        ++report.objects_left;
-        continue;
-      }
-      CMF_RETURN_IF_ERROR(Download(repo, t, {h}, &progress, &report));
-    }
-    // A directory's files come after its manifest, which names them.
-    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, kind));
-    CMF_RETURN_IF_ERROR(Download(repo, t, objects, &progress, &report));
-    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, repo.site()));
-    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, store_id));
-  }
+  CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
+  CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+  std::string tip;
+  CMF_RETURN_IF_ERROR(
+      FetchAndIngest(repo, log, remote, ends, &report, &artifacts, &tip));
+  // The data comes before main moves: a pull cut short in between finds the
+  // same commits new next time, and fetches their data then.
+  CMF_RETURN_IF_ERROR(PullData(repo, name, ends, policy, max_size, artifacts,
+                               options.progress, &report));
+  data::CrashPoint("pull:data");
+  CMF_RETURN_IF_ERROR(MergeRemote(log, remote, tip, &report));
   return report;
 }
 
@@ -575,6 +596,14 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
                         const SyncOptions& options) {
   CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
   CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  if (ends.workspace) {
+    // As git refuses to push into a checked-out branch: that workspace's
+    // store would not see what arrived in its log.
+    return Status::InvalidArgument(
+        "the remote '" + name + "' is a workspace, which takes in new records "
+        "only by pulling; push to a bare repository (cmf init --bare) or pull "
+        "from there instead");
+  }
   CMF_ASSIGN_OR_RETURN(DataPolicy policy, PolicyFor(repo, options, "push.data"));
   CMF_ASSIGN_OR_RETURN(std::uint64_t max_size, MaxSize(repo));
   SyncReport report;
@@ -595,7 +624,8 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
     std::string remote_tip;
     CMF_RETURN_IF_ERROR(
-        FetchAndMerge(repo, log, remote, ends, &report, nullptr, &remote_tip));
+        FetchAndIngest(repo, log, remote, ends, &report, nullptr, &remote_tip));
+    CMF_RETURN_IF_ERROR(MergeRemote(log, remote, remote_tip, &report));
 
     // The data the commits the remote lacks need, by the policy.
     CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
@@ -835,6 +865,11 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
                 *rel.begin() != ".cmf";
     fs::path dest = repo.workspace() / rel;
     std::error_code ec;
+    if (safe) {  // and no symlinked folder on the way leads out
+      fs::path parent = fs::weakly_canonical(dest.parent_path(), ec);
+      fs::path via = parent.lexically_relative(fs::weakly_canonical(repo.workspace(), ec));
+      safe = !ec && !via.empty() && *via.begin() != ".." && *via.begin() != ".cmf";
+    }
     if (safe && !fs::exists(fs::symlink_status(dest, ec))) {
       CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(
                                            repo.config().GetOr("cache.link", "auto")));

@@ -218,7 +218,7 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     Ok(c({"get", "out.txt"}));
     CHECK(ReadFile(c / "out.txt") == "payload " + point);
   }
-  for (const std::string point : {"pull:fetched", "pull:ingested"}) {
+  for (const std::string point : {"pull:fetched", "pull:ingested", "pull:data"}) {
     CAPTURE(point);
     TempDir remotes;
     Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
@@ -236,6 +236,8 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     Ok(b({"pull", "hpc"}));
     Ok(b({"fsck"}));
     CHECK(b.Log().size() == 2);
+    // The data the cut-short pull was to bring came with the next one.
+    CHECK(b.Json({"whereis", "out.txt", "--json"})["here"] == true);
     // B's own, uncommitted work survived and still commits and travels.
     CHECK(b.Json({"status", "--json"})["uncommitted"]["executions"] == 1);
     Ok(b({"commit"}));
@@ -243,6 +245,24 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     Ok(a({"pull", "hpc"}));
     CHECK(Ids(a) == Ids(b));
   }
+}
+
+TEST_CASE("federation: a workspace can be pulled from, not pushed to") {
+  Workspace a, b;
+  Produce(a, "out.txt", "made at a");
+  Ok(a({"commit"}));
+  Ok(b({"remote", "add", "a", a.dir.path().string()}));
+  Ok(b({"pull", "a"}));
+  CHECK(Ids(b) == Ids(a));
+  Produce(b, "more.txt", "made at b");
+  Ok(b({"commit"}));
+  Outcome refused = b({"push", "a"});
+  CHECK(refused.exit_code == 1);
+  CHECK(IsError(refused, "is a workspace"));
+  CHECK(a.Log().size() == 1);
+  Ok(a({"remote", "add", "b", b.dir.path().string()}));
+  Ok(a({"pull", "b"}));
+  CHECK(Ids(a) == Ids(b));
 }
 
 TEST_CASE("federation: bad remotes give clear errors and change nothing") {
@@ -304,15 +324,24 @@ TEST_CASE("federation: pulled paths cannot make get or checkout write outside") 
   }
   Produce(a, "one.txt", "first");
   Produce(a, "two.txt", "second");
+  Produce(a, "three.txt", "third");
   // A hostile (or broken) site names paths outside any workspace.
   const fs::path absolute = outside / "evil-abs.txt";
   Sql(a, "UPDATE event SET path = '../../evil-rel.txt' WHERE path = 'one.txt';"
          "UPDATE event SET path = '" + absolute.string() +
-             "' WHERE path = 'two.txt';");
+             "' WHERE path = 'two.txt';"
+         "UPDATE event SET path = 'link/evil-link.txt' WHERE path = 'three.txt';");
   Ok(a({"commit"}));
   Ok(a({"push", "hpc", "--data", "all"}));
   Ok(b({"pull", "hpc"}));
   const fs::path relative_target = b.dir.path() / "../../evil-rel.txt";
+  // A folder of B's workspace that is a link to elsewhere.
+  fs::create_directories(outside / "linked");
+  fs::create_symlink(outside / "linked", b / "link");
+  Outcome via_link = b({"get", "link/evil-link.txt", "--json"});
+  Ok(via_link);
+  CHECK(json::parse(via_link.out)["placed_at"].is_null());
+  CHECK_FALSE(fs::exists(outside / "linked" / "evil-link.txt"));
 
   CHECK(b({"get", "../../evil-rel.txt"}).exit_code != 0);
   CHECK(b({"checkout", "../../evil-rel.txt"}).exit_code != 0);
