@@ -1,7 +1,11 @@
 #include "cmf/metalog.h"
 
+#include <fcntl.h>
 #include <git2.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -140,10 +144,80 @@ struct Transfer {
       git_error_set_str(GIT_ERROR_SSH, t->error.c_str());
       return GIT_EAUTH;
     }
-    t->error = "the remote asks for a password, and cmf stores none: use an "
-               "ssh key or agent, or a git credential helper with git itself";
+    if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && t->attempts++ == 0) {
+      // https: ask the user's git credential helper, as git would; cmf keeps
+      // nothing.
+      std::string user_name, password;
+      if (CredentialFill(t->url, &user_name, &password)) {
+        int rc = git_credential_userpass_plaintext_new(out, user_name.c_str(),
+                                                       password.c_str());
+        std::fill(password.begin(), password.end(), '\0');
+        return rc;
+      }
+    }
+    t->error = "the remote wants credentials that neither an ssh key nor the "
+               "git credential helper gave (cmf stores no password)";
     git_error_set_str(GIT_ERROR_NET, t->error.c_str());
     return GIT_EAUTH;
+  }
+
+  // Runs `git credential fill` for URL; true with a user name and password.
+  static bool CredentialFill(const std::string& url, std::string* user,
+                             std::string* password) {
+    auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return false;
+    std::string protocol = url.substr(0, scheme_end);
+    std::string rest = url.substr(scheme_end + 3);
+    auto slash = rest.find('/');
+    std::string host = rest.substr(0, slash);
+    std::string path = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    std::string request = "protocol=" + protocol + "\n";
+    if (auto at = host.rfind('@'); at != std::string::npos) {
+      request += "username=" + host.substr(0, at) + "\n";
+      host = host.substr(at + 1);
+    }
+    request += "host=" + host + "\npath=" + path + "\n\n";
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) return false;
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      ::close(in[0]);
+      ::close(in[1]);
+      return false;
+    }
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      if (!::isatty(2)) ::setenv("GIT_TERMINAL_PROMPT", "0", 1);
+      ::execlp("git", "git", "credential", "fill", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    if (pid > 0) {
+      (void)!::write(in[1], request.data(), request.size());
+    }
+    ::close(in[1]);
+    std::string answer;
+    char buffer[1024];
+    for (ssize_t n; pid > 0 && (n = ::read(out[0], buffer, sizeof buffer)) > 0;) {
+      answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    int status = 0;
+    if (pid > 0) ::waitpid(pid, &status, 0);
+    if (pid <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+    std::size_t pos = 0;
+    while (pos < answer.size()) {
+      std::size_t end = answer.find('\n', pos);
+      if (end == std::string::npos) end = answer.size();
+      std::string line = answer.substr(pos, end - pos);
+      pos = end + 1;
+      if (line.rfind("username=", 0) == 0) *user = line.substr(9);
+      if (line.rfind("password=", 0) == 0) *password = line.substr(9);
+    }
+    std::fill(answer.begin(), answer.end(), '\0');
+    return !user->empty() && !password->empty();
   }
 
   static int Certificate(git_cert* cert, int valid, const char* host,

@@ -89,6 +89,17 @@ bool UrlHasPassword(const std::string& url) {
 }
 
 std::string RedactUrl(const std::string& url) {
+  const std::string scheme = UrlScheme(url);
+  if (scheme == "http" || scheme == "https") {
+    // The user part of a web URL is often a token: none of it is shown.
+    auto host_start = url.find("://") + 3;
+    auto path_start = url.find('/', host_start);
+    auto at = url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
+    if (at != std::string::npos && at >= host_start) {
+      return url.substr(0, host_start) + url.substr(at + 1);
+    }
+    return url;
+  }
   if (!UrlHasPassword(url)) return url;
   auto host_start = url.find("://") + 3;
   auto path_start = url.find('/', host_start);

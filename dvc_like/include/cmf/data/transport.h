@@ -75,7 +75,8 @@ std::string UrlScheme(const std::string& url);
 // otherwise.
 Result<std::unique_ptr<ObjectTransport>> OpenTransport(const std::string& url);
 
-// URL with any password removed (user:secret@host becomes user@host).
+// URL as it may be shown: any password removed (user:secret@host becomes
+// user@host), and for http(s) the whole user part (often a token).
 std::string RedactUrl(const std::string& url);
 // True when URL carries a password.
 bool UrlHasPassword(const std::string& url);
