@@ -4,7 +4,7 @@
 // (target: at least 0.7x its speed) and `git annex copy --to` a directory
 // special remote.
 //
-//   cmf_bench_sync --cmf PATH [--commits N] [--mib M] [--dir D]
+//   cmf_bench_sync --cmf PATH [--commits N] [--mib M] [--dir D] [--keep]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -117,6 +117,7 @@ void WriteRandom(const fs::path& path, std::size_t bytes, std::uint64_t seed) {
 int main(int argc, char** argv) {
   int big = 10000;
   int mib = 1024;
+  bool keep = false;
   fs::path root = fs::temp_directory_path() / fmt::format("cmf-bench-sync-{}", ::getpid());
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cmf")) cmf_bin = argv[i + 1];
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--mib")) mib = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--dir")) root = argv[i + 1];
   }
+  for (int i = 1; i < argc; ++i) keep |= !std::strcmp(argv[i], "--keep");
   Must(!cmf_bin.empty(), "--cmf PATH");
   fs::remove_all(root);
   fs::create_directories(root);
@@ -212,6 +214,6 @@ int main(int argc, char** argv) {
     fmt::print("  cmf push speed / git annex copy speed: {:5.2f}x\n", annex / push);
   }
   (void)gib;
-  fs::remove_all(root);
+  if (!keep) fs::remove_all(root);
   return 0;
 }

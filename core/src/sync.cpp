@@ -139,7 +139,10 @@ Result<Endpoints> Resolve(const Repo& repo, const RemoteSpec& remote) {
     out.git_url = AbsoluteIfPath(remote.metadata);
     out.lock.clear();
     if (data::UrlScheme(out.git_url) == "file") {
-      out.lock = fs::path(data::FileUrlPath(out.git_url)) / "cmf-push.lock";
+      fs::path git_dir = data::FileUrlPath(out.git_url);
+      out.lock = git_dir / "cmf-push.lock";
+      std::error_code ec;  // a workspace's own log, named directly
+      out.workspace = fs::exists(git_dir.parent_path() / "metadata.db", ec);
     }
   }
   if (!remote.data.empty()) out.data_url = AbsoluteIfPath(remote.data);
