@@ -25,7 +25,7 @@ class SyncVerb : public Verb {
                          "), all or none")
           ->check(CLI::IsMember({"relevant", "all", "none"}));
     }
-    app.add_flag("-q,--quiet", quiet_, "No progress line");
+    app.add_flag("-q,--quiet", quiet_, "Print nothing on success (no progress line)");
     app.add_flag("--json", json_, "Print a summary as JSON");
   }
 
@@ -42,6 +42,7 @@ class SyncVerb : public Verb {
       fmt::print("{}\n", SyncJson(*report));
       return kExitOk;
     }
+    if (quiet_) return kExitOk;
     const SyncReport& r = *report;
     if (kind_ == Kind::kPush) {
       fmt::print("{}: {} commit{} sent, {} object{} ({}) sent", remote_,

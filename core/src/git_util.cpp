@@ -8,7 +8,12 @@ namespace cmf::git {
 
 void EnsureInit() {
   static std::once_flag once;
-  std::call_once(once, [] { git_libgit2_init(); });
+  std::call_once(once, [] {
+    git_libgit2_init();
+    // The log is metadata that SQLite already calls committed: its objects
+    // and refs must reach the disk too.
+    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+  });
 }
 
 Status Error(int rc, const std::string& what) {

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 
+#include "cmf/data/fault.h"
 #include "cmf/data/ssh.h"
 #include "cmf/data/transport.h"
 #include "cmf/segment.h"
@@ -39,7 +41,6 @@ using Walk = Own<git_revwalk, git_revwalk_free>;
 using Remote = Own<git_remote, git_remote_free>;
 using Sig = Own<git_signature, git_signature_free>;
 using Blob = Own<git_blob, git_blob_free>;
-using Diff = Own<git_diff, git_diff_free>;
 using Ref = Own<git_reference, git_reference_free>;
 
 Result<git_oid> ParseOid(const std::string& hex) {
@@ -100,6 +101,127 @@ Result<git_oid> UnionTrees(git_repository* repo, const git_tree* a,
   rc = git_treebuilder_write(&out, builder.get());
   if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
   return out;
+}
+
+// Appends to OUT the blobs (path, id) that tree B has and tree A (which may be
+// null) has not, reading only the subtrees whose ids differ.
+Status AddedBlobs(git_repository* repo, const git_tree* a, const git_tree* b,
+                  const std::string& prefix,
+                  std::vector<std::pair<std::string, git_oid>>* out) {
+  for (std::size_t i = 0, n = git_tree_entrycount(b); i < n; ++i) {
+    const git_tree_entry* theirs = git_tree_entry_byindex(b, i);
+    const char* name = git_tree_entry_name(theirs);
+    const git_tree_entry* ours = a ? git_tree_entry_byname(a, name) : nullptr;
+    if (ours && git_oid_equal(git_tree_entry_id(ours), git_tree_entry_id(theirs))) {
+      continue;
+    }
+    std::string path = prefix + name;
+    if (git_tree_entry_type(theirs) == GIT_OBJECT_BLOB) {
+      if (!ours) out->emplace_back(path, *git_tree_entry_id(theirs));
+      continue;
+    }
+    if (git_tree_entry_type(theirs) != GIT_OBJECT_TREE) continue;
+    Tree sub_b, sub_a;
+    int rc = git_tree_lookup(sub_b.out(), repo, git_tree_entry_id(theirs));
+    if (rc == 0 && ours && git_tree_entry_type(ours) == GIT_OBJECT_TREE) {
+      rc = git_tree_lookup(sub_a.out(), repo, git_tree_entry_id(ours));
+    }
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    CMF_RETURN_IF_ERROR(AddedBlobs(repo, sub_a.get(), sub_b.get(), path + "/", out));
+  }
+  return Status::Ok();
+}
+
+// Copies into DST every object of SRC reachable from commit TIP that DST
+// lacks, reading only what is new: commits not reachable from HIDE (ids that
+// SRC may not have are skipped), and of their trees only the subtrees DST does
+// not hold. Children are written before their parents, so an object present in
+// DST always has all it points to (an interrupted copy leaves DST whole).
+Status CopyNewObjects(git_repository* src, git_repository* dst,
+                      const git_oid& tip, const std::vector<git_oid>& hide,
+                      GitTransferStats* stats) {
+  git_odb* src_odb = nullptr;
+  git_odb* dst_odb = nullptr;
+  int rc = git_repository_odb(&src_odb, src);
+  if (rc == 0) rc = git_repository_odb(&dst_odb, dst);
+  struct Free {
+    git_odb* a;
+    git_odb* b;
+    ~Free() {
+      if (a) git_odb_free(a);
+      if (b) git_odb_free(b);
+    }
+  } free_odbs{src_odb, dst_odb};
+  if (rc < 0) return git::Error(rc, "cannot open the metadata logs");
+
+  auto copy = [&](const git_oid& id) -> Status {
+    git_odb_object* obj = nullptr;
+    int r = git_odb_read(&obj, src_odb, &id);
+    if (r < 0) return git::Error(r, "cannot read the metadata log");
+    git_oid written;
+    r = git_odb_write(&written, dst_odb, git_odb_object_data(obj),
+                      git_odb_object_size(obj), git_odb_object_type(obj));
+    if (stats) {
+      stats->objects += 1;
+      stats->bytes += git_odb_object_size(obj);
+    }
+    git_odb_object_free(obj);
+    if (r < 0) return git::Error(r, "cannot write the metadata log");
+    return Status::Ok();
+  };
+  std::function<Status(const git_oid&)> copy_tree = [&](const git_oid& id) -> Status {
+    if (git_odb_exists(dst_odb, &id)) return Status::Ok();
+    Tree tree;
+    int r = git_tree_lookup(tree.out(), src, &id);
+    if (r < 0) return git::Error(r, "cannot read the metadata log");
+    for (std::size_t i = 0, n = git_tree_entrycount(tree.get()); i < n; ++i) {
+      const git_tree_entry* e = git_tree_entry_byindex(tree.get(), i);
+      const git_oid* eid = git_tree_entry_id(e);
+      if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+        CMF_RETURN_IF_ERROR(copy_tree(*eid));
+      } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
+                 !git_odb_exists(dst_odb, eid)) {
+        CMF_RETURN_IF_ERROR(copy(*eid));
+      }
+    }
+    return copy(id);
+  };
+
+  Walk walk;
+  rc = git_revwalk_new(walk.out(), src);
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  rc = git_revwalk_push(walk.get(), &tip);
+  if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  for (const git_oid& h : hide) {
+    if (git_odb_exists(src_odb, &h)) {
+      rc = git_revwalk_hide(walk.get(), &h);
+      if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+    }
+  }
+  git_oid id;
+  while ((rc = git_revwalk_next(&id, walk.get())) == 0) {
+    if (git_odb_exists(dst_odb, &id)) continue;
+    Commit commit;
+    rc = git_commit_lookup(commit.out(), src, &id);
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    CMF_RETURN_IF_ERROR(copy_tree(*git_commit_tree_id(commit.get())));
+    CMF_RETURN_IF_ERROR(copy(id));
+  }
+  if (rc != GIT_ITEROVER) return git::Error(rc, "cannot walk the metadata log");
+  return Status::Ok();
+}
+
+// A bare log on this machine, for the path and file:// transport.
+Result<git_repository*> OpenLocal(const std::string& url) {
+  std::string path = data::FileUrlPath(url);
+  git_repository* repo = nullptr;
+  int rc = git_repository_open_bare(&repo, path.c_str());
+  if (rc == GIT_ENOTFOUND) {
+    return Status::NotFound("the metadata log '" + path + "' does not exist");
+  }
+  if (rc < 0) return git::Error(rc, "cannot open the metadata log '" + path + "'");
+  return repo;
 }
 
 // Callbacks shared by fetch and push: ssh host keys and keys, progress.
@@ -487,21 +609,18 @@ Status MetaLog::ForEachNewSegment(
       if (rc == 0) rc = git_commit_tree(parent_tree.out(), parent.get());
     }
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-    Diff diff;
-    rc = git_diff_tree_to_tree(diff.out(), repo_, parent_tree.get(), tree.get(),
-                               nullptr);
-    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-    for (std::size_t i = 0, n = git_diff_num_deltas(diff.get()); i < n; ++i) {
-      const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
-      if (d->status != GIT_DELTA_ADDED) continue;
-      std::string path = d->new_file.path;
+    // The blobs this commit adds: only subtrees whose ids differ are read,
+    // so the cost follows the change, not the size of the history.
+    std::vector<std::pair<std::string, git_oid>> added;
+    CMF_RETURN_IF_ERROR(AddedBlobs(repo_, parent_tree.get(), tree.get(), "", &added));
+    for (const auto& [path, id] : added) {
       if (path.rfind("segments/", 0) != 0 || path.size() < 70 ||
           path.compare(path.size() - 6, 6, ".jsonl") != 0) {
         continue;  // not a segment (a future kind of file): ignored
       }
       std::string hash = path.substr(path.size() - 70, 64);
       Blob blob;
-      rc = git_blob_lookup(blob.out(), repo_, &d->new_file.id);
+      rc = git_blob_lookup(blob.out(), repo_, &id);
       if (rc < 0) return git::Error(rc, "cannot read the metadata log");
       std::string text(static_cast<const char*>(git_blob_rawcontent(blob.get())),
                        static_cast<std::size_t>(git_blob_rawsize(blob.get())));
@@ -534,6 +653,27 @@ Result<std::int64_t> MetaLog::CountNew(const std::string& tip,
 Result<std::string> MetaLog::Fetch(const std::string& url,
                                    const std::string& into,
                                    GitTransferStats* stats) {
+  if (data::UrlScheme(url) == "file") {
+    // A log on this machine: copy what is new, object by object, so the cost
+    // follows the change and not the size of the history.
+    CMF_ASSIGN_OR_RETURN(git_repository* remote, OpenLocal(url));
+    std::unique_ptr<git_repository, void (*)(git_repository*)> own(
+        remote, git_repository_free);
+    git_oid tip;
+    int rc = git_reference_name_to_id(&tip, remote, kLogBranch);
+    if (rc == GIT_ENOTFOUND) return std::string();
+    if (rc < 0) return git::Error(rc, "cannot read the remote's log");
+    std::vector<git_oid> hide;
+    for (const std::string& ref : {std::string(kLogBranch), into}) {
+      git_oid have;
+      if (git_reference_name_to_id(&have, repo_, ref.c_str()) == 0) hide.push_back(have);
+    }
+    CMF_RETURN_IF_ERROR(CopyNewObjects(remote, repo_, tip, hide, stats));
+    Ref ref;
+    rc = git_reference_create(ref.out(), repo_, into.c_str(), &tip, 1, "cmf fetch");
+    if (rc < 0) return git::Error(rc, "cannot record the remote's log");
+    return Hex(tip);
+  }
   CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
   transfer->stats = stats;
   Remote remote;
@@ -564,6 +704,38 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
 }
 
 Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
+  if (data::UrlScheme(url) == "file") {
+    CMF_ASSIGN_OR_RETURN(git_repository* remote, OpenLocal(url));
+    std::unique_ptr<git_repository, void (*)(git_repository*)> own(
+        remote, git_repository_free);
+    git_oid ours;
+    int rc = git_reference_name_to_id(&ours, repo_, kLogBranch);
+    if (rc < 0) return git::Error(rc, "cannot read the metadata log");
+    git_oid theirs;
+    rc = git_reference_name_to_id(&theirs, remote, kLogBranch);
+    bool empty = rc == GIT_ENOTFOUND;
+    if (rc < 0 && !empty) return git::Error(rc, "cannot read the remote's log");
+    if (!empty) {
+      if (git_oid_equal(&ours, &theirs)) return Status::Ok();
+      // Only forward: the remote's history stays a part of ours.
+      if (git_graph_descendant_of(repo_, &ours, &theirs) != 1) {
+        return Status::Conflict("the remote's log moved on");
+      }
+    }
+    std::vector<git_oid> hide;
+    if (!empty) hide.push_back(theirs);
+    CMF_RETURN_IF_ERROR(CopyNewObjects(repo_, remote, ours, hide, stats));
+    data::CrashPoint("push:log-objects");
+    Ref ref;
+    rc = empty ? git_reference_create(ref.out(), remote, kLogBranch, &ours, 0, "cmf push")
+               : git_reference_create_matching(ref.out(), remote, kLogBranch, &ours, 1,
+                                               &theirs, "cmf push");
+    if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED) {
+      return Status::Conflict("the remote's log moved on");
+    }
+    if (rc < 0) return git::Error(rc, "cannot update the remote's log");
+    return Status::Ok();
+  }
   CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
   transfer->stats = stats;
   Remote remote;

@@ -195,7 +195,8 @@ TEST_CASE("federation: two edges pushing at the same moment both succeed") {
 
 TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
   for (const std::string point :
-       {"put:renamed-none", "push:objects-sent", "push:metadata-sent"}) {
+       {"put:renamed-none", "push:objects-sent", "push:log-objects",
+        "push:metadata-sent"}) {
     CAPTURE(point);
     TempDir remotes;
     Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
