@@ -27,6 +27,7 @@ struct Store::Impl {
   StoreOptions options;
   std::unordered_map<std::string, sqlite3_stmt*> statements;
   std::unordered_map<std::string, std::int64_t> series_ids;
+  bool in_batch = false;  // between BeginBatch and EndBatch
 
   ~Impl() {
     for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
@@ -151,6 +152,19 @@ struct Store::Impl {
   // InWrite, also for a store opened for reading (a schema upgrade).
   template <typename F>
   Status WriteAnyway(F&& body) {
+    if (in_batch) {
+      // Inside Store::BeginBatch: a savepoint, so that a failed write undoes
+      // only itself and the batch goes on or is rolled back by its owner.
+      int rc = sqlite3_exec(db, "SAVEPOINT write", nullptr, nullptr, nullptr);
+      if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+      Status st = body();
+      if (!st.ok()) {
+        sqlite3_exec(db, "ROLLBACK TO write", nullptr, nullptr, nullptr);
+        series_ids.clear();
+      }
+      sqlite3_exec(db, "RELEASE write", nullptr, nullptr, nullptr);
+      return st;
+    }
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
     Status st = body();

@@ -320,6 +320,35 @@ Result<Store::Segment> Store::CommitPending(
   return segment;
 }
 
+Status Store::BeginBatch() {
+  Impl& m = *impl_;
+  if (m.options.read_only) {
+    return Status::InvalidArgument(m.Where() + " was opened for reading only");
+  }
+  if (m.in_batch) return Status::InvalidArgument("a batch is open already");
+  int rc = sqlite3_exec(m.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
+  m.in_batch = true;
+  return Status::Ok();
+}
+
+Status Store::EndBatch(bool commit) {
+  Impl& m = *impl_;
+  if (!m.in_batch) return Status::Ok();
+  m.in_batch = false;
+  if (commit) {
+    int rc = sqlite3_exec(m.db, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return Status::Ok();
+    Status st = sql::Error(m.db, rc, m.Where());
+    sqlite3_exec(m.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    m.series_ids.clear();
+    return st;
+  }
+  sqlite3_exec(m.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  m.series_ids.clear();
+  return Status::Ok();
+}
+
 Result<bool> Store::HasSegment(const std::string& hash) {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s, impl_->Prepare("SELECT 1 FROM segment WHERE hash = ?1"));

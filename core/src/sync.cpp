@@ -211,9 +211,21 @@ Result<std::int64_t> IngestNew(Repo& repo, MetaLog& log,
                                std::vector<std::string>* artifacts) {
   CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
   std::int64_t ingested = 0;
-  CMF_RETURN_IF_ERROR(log.ForEachNewSegment(
+  // Segments go in by batches of transactions: one flush per batch, and a
+  // failure rolls back only the batch it happens in (ingest is idempotent).
+  constexpr int kBatch = 256;
+  int in_batch = 0;
+  Store& store = repo.store();
+  CMF_RETURN_IF_ERROR(store.BeginBatch());
+  Status walked = log.ForEachNewSegment(
       theirs, {ours},
       [&](const std::string& hash, const std::string& text) -> Status {
+        if (in_batch == kBatch) {
+          CMF_RETURN_IF_ERROR(store.EndBatch(/*commit=*/true));
+          CMF_RETURN_IF_ERROR(store.BeginBatch());
+          in_batch = 0;
+        }
+        ++in_batch;
         if (data::HashBytes(text) != hash) {
           return Status::Corruption("segment " + hash.substr(0, 12) +
                                     " does not match its name");
@@ -226,7 +238,10 @@ Result<std::int64_t> IngestNew(Repo& repo, MetaLog& log,
           artifacts->insert(artifacts->end(), names.begin(), names.end());
         }
         return Status::Ok();
-      }));
+      });
+  Status ended = store.EndBatch(/*commit=*/walked.ok());
+  CMF_RETURN_IF_ERROR(walked);
+  CMF_RETURN_IF_ERROR(ended);
   return ingested;
 }
 

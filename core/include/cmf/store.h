@@ -200,6 +200,13 @@ class Store {
   // not a segment or names a record this store does not hold.
   Result<bool> IngestSegment(const std::string& hash, std::string_view text);
 
+  // Groups the writes that follow into one transaction (each still undoes
+  // itself alone when it fails), until EndBatch commits them (COMMIT true) or
+  // rolls them all back. For many small writes at once, such as ingesting the
+  // segments of a long history: one flush to disk instead of one per write.
+  Status BeginBatch();
+  Status EndBatch(bool commit);
+
   // True when segment HASH was sealed here or ingested.
   Result<bool> HasSegment(const std::string& hash);
 
