@@ -32,7 +32,8 @@ void Must(bool ok, const std::string& what) {
 }
 
 void MustRun(const std::vector<std::string>& argv, const fs::path& cwd) {
-  Must(Timed(argv, cwd) >= 0, fmt::format("'{}' in {}", fmt::join(argv, " "), cwd.string()));
+  Must(Timed(argv, cwd) >= 0,
+       fmt::format("'{}' in {}", fmt::join(argv, " "), cwd.string()));
 }
 
 // Makes a workspace at DIR that is a site with remote "r" at REMOTE.
@@ -97,7 +98,8 @@ OneCommit MeasureOne(const fs::path& edge, const fs::path& reader,
     pull.push_back(Timed({cmf_bin, "pull", "-q", "r"}, reader));
     Must(push.back() > 0 && pull.back() > 0, "push/pull of one commit");
   }
-  return {Median(push), Median(pull), grew / static_cast<std::uint64_t>(rounds)};
+  return {Median(push), Median(pull),
+          grew / static_cast<std::uint64_t>(rounds)};
 }
 
 void WriteRandom(const fs::path& path, std::size_t bytes, std::uint64_t seed) {
@@ -118,7 +120,8 @@ int main(int argc, char** argv) {
   int big = 10000;
   int mib = 1024;
   bool keep = false;
-  fs::path root = fs::temp_directory_path() / fmt::format("cmf-bench-sync-{}", ::getpid());
+  fs::path root =
+      fs::temp_directory_path() / fmt::format("cmf-bench-sync-{}", ::getpid());
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cmf")) cmf_bin = argv[i + 1];
     if (!std::strcmp(argv[i], "--commits")) big = std::atoi(argv[i + 1]);
@@ -130,8 +133,10 @@ int main(int argc, char** argv) {
   fs::remove_all(root);
   fs::create_directories(root);
 
-  fmt::print("cmf federation benchmark ({} commits in the big remote, {} MiB of objects)\n\n",
-             big, mib);
+  fmt::print(
+      "cmf federation benchmark ({} commits in the big remote, {} MiB of "
+      "objects)\n\n",
+      big, mib);
 
   // --- one new commit against a small and a big history ---
   auto history = [&](const std::string& name, int n) {
@@ -148,25 +153,33 @@ int main(int argc, char** argv) {
     MakeSite(reader, remote);
     double first_pull = Timed({cmf_bin, "pull", "-q", "r"}, edge);
     MustRun({cmf_bin, "pull", "-q", "r"}, reader);
-    fmt::print("  {:>6} commits: made in {:.1f} s, first push {:.2f} s, first pull {:.2f} s, log {:.1f} MiB\n",
-               n, made, first_push, first_pull,
-               TreeBytes(remote / "log.git") / 1048576.0);
+    fmt::print(
+        "  {:>6} commits: made in {:.1f} s, first push {:.2f} s, first pull "
+        "{:.2f} s, log {:.1f} MiB\n",
+        n, made, first_push, first_pull,
+        TreeBytes(remote / "log.git") / 1048576.0);
     return MeasureOne(edge, reader, remote, 5);
   };
   fmt::print("Building the histories:\n");
   OneCommit small = history("small", 10);
   OneCommit large = history("big", big);
-  fmt::print("\nOne new commit (median of 5), {} commits vs 10 in the remote:\n", big);
-  fmt::print("  {:<28} {:>10} {:>10} {:>8}\n", "", "10", std::to_string(big), "ratio");
-  fmt::print("  {:<28} {:>8.1f}ms {:>8.1f}ms {:>7.2f}x   (<= 2x)\n", "cmf push", small.push * 1e3,
-             large.push * 1e3, large.push / small.push);
-  fmt::print("  {:<28} {:>8.1f}ms {:>8.1f}ms {:>7.2f}x   (<= 2x)\n", "cmf pull", small.pull * 1e3,
-             large.pull * 1e3, large.pull / small.pull);
-  fmt::print("  {:<28} {:>8}B  {:>8}B  {:>7.2f}x\n", "remote log growth per push", small.bytes,
-             large.bytes, static_cast<double>(large.bytes) / std::max<std::uint64_t>(1, small.bytes));
+  fmt::print(
+      "\nOne new commit (median of 5), {} commits vs 10 in the remote:\n", big);
+  fmt::print("  {:<28} {:>10} {:>10} {:>8}\n", "", "10", std::to_string(big),
+             "ratio");
+  fmt::print("  {:<28} {:>8.1f}ms {:>8.1f}ms {:>7.2f}x   (<= 2x)\n", "cmf push",
+             small.push * 1e3, large.push * 1e3, large.push / small.push);
+  fmt::print("  {:<28} {:>8.1f}ms {:>8.1f}ms {:>7.2f}x   (<= 2x)\n", "cmf pull",
+             small.pull * 1e3, large.pull * 1e3, large.pull / small.pull);
+  fmt::print("  {:<28} {:>8}B  {:>8}B  {:>7.2f}x\n",
+             "remote log growth per push", small.bytes, large.bytes,
+             static_cast<double>(large.bytes) /
+                 std::max<std::uint64_t>(1, small.bytes));
 
   // --- objects to a file:// remote ---
-  fmt::print("\nPushing {} MiB of objects ({} files of 16 MiB) to a file:// remote:\n", mib, mib / 16);
+  fmt::print(
+      "\nPushing {} MiB of objects ({} files of 16 MiB) to a file:// remote:\n",
+      mib, mib / 16);
   fs::path ws = root / "data-edge";
   fs::create_directories(ws / "data");
   for (int i = 0; i < mib / 16; ++i) {
@@ -181,14 +194,20 @@ int main(int argc, char** argv) {
   double push = Timed({cmf_bin, "push", "-q", "r", "--data", "all"}, ws);
   Must(push > 0, "cmf push --data all");
   double gib = mib / 1024.0;
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "cmf push --data all (flushed to disk)", push, mib / push);
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n",
+             "cmf push --data all (flushed to disk)", push, mib / push);
   MustRun({"sync"}, root);
-  double cp = Timed({"cp", "-r", (ws / ".cmf/objects/sha256").string(), (root / "cp-copy").string()}, root);
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r (not flushed)", cp, mib / cp);
-  double cp_sync = Timed({"sh", "-c", "cp -r \"$0\" \"$1\" && sync",
-                          (ws / ".cmf/objects/sha256").string(), (root / "cp-copy2").string()},
-                         root);
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r && sync", cp_sync, mib / cp_sync);
+  double cp = Timed({"cp", "-r", (ws / ".cmf/objects/sha256").string(),
+                     (root / "cp-copy").string()},
+                    root);
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r (not flushed)",
+             cp, mib / cp);
+  double cp_sync = Timed(
+      {"sh", "-c", "cp -r \"$0\" \"$1\" && sync",
+       (ws / ".cmf/objects/sha256").string(), (root / "cp-copy2").string()},
+      root);
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r && sync",
+             cp_sync, mib / cp_sync);
   double annex = -1;
   if (Have("git-annex")) {
     fs::path g = root / "annex";
@@ -202,16 +221,21 @@ int main(int argc, char** argv) {
              "directory=" + (root / "annex-dir").string(), "encryption=none"},
             g);
     MustRun({"sync"}, root);
-    annex = Timed({"git", "annex", "copy", "--quiet", "--to", "dir", "data"}, g);
-    fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: git annex copy --to directory", annex,
-               mib / annex);
+    annex =
+        Timed({"git", "annex", "copy", "--quiet", "--to", "dir", "data"}, g);
+    fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n",
+               "peer: git annex copy --to directory", annex, mib / annex);
   } else {
     fmt::print("  (git-annex not installed: no git annex copy peer)\n");
   }
-  fmt::print("\n  cmf push speed / cp -r speed:          {:5.2f}x   (>= 0.7x)\n", cp / push);
-  fmt::print("  cmf push speed / cp -r && sync speed:  {:5.2f}x\n", cp_sync / push);
+  fmt::print(
+      "\n  cmf push speed / cp -r speed:          {:5.2f}x   (>= 0.7x)\n",
+      cp / push);
+  fmt::print("  cmf push speed / cp -r && sync speed:  {:5.2f}x\n",
+             cp_sync / push);
   if (annex > 0) {
-    fmt::print("  cmf push speed / git annex copy speed: {:5.2f}x\n", annex / push);
+    fmt::print("  cmf push speed / git annex copy speed: {:5.2f}x\n",
+               annex / push);
   }
   (void)gib;
   if (!keep) fs::remove_all(root);

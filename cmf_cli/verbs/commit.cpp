@@ -40,6 +40,8 @@ class CommitVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeCommitVerb() { return std::make_unique<CommitVerb>(); }
+std::unique_ptr<Verb> MakeCommitVerb() {
+  return std::make_unique<CommitVerb>();
+}
 
 }  // namespace cmf::cli

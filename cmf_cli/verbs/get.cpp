@@ -15,7 +15,8 @@ class GetVerb : public Verb {
     app.add_option("target", target_,
                    "A recorded path, or an artifact hash (or a unique prefix)")
         ->required();
-    app.add_option("--from", from_, "The remote to fetch from (default: any that has it)");
+    app.add_option("--from", from_,
+                   "The remote to fetch from (default: any that has it)");
     app.add_flag("-q,--quiet", quiet_, "No progress line");
     app.add_flag("--json", json_, "Print what was fetched as JSON");
   }
@@ -23,8 +24,9 @@ class GetVerb : public Verb {
   int Run(Context& ctx) override {
     std::optional<std::string> from;
     if (!from_.empty()) from = from_;
-    Result<GetReport> report = Get(*ctx.repo, target_, from,
-                                   !quiet_ && !json_ && data::Progress::Wanted());
+    Result<GetReport> report =
+        Get(*ctx.repo, target_, from,
+            !quiet_ && !json_ && data::Progress::Wanted());
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", GetJson(*report));
@@ -37,7 +39,8 @@ class GetVerb : public Verb {
                  report->objects, report->objects == 1 ? "" : "s",
                  HumanSize(report->bytes), report->from);
     }
-    if (!report->placed_at.empty()) fmt::print("placed at {}\n", report->placed_at);
+    if (!report->placed_at.empty())
+      fmt::print("placed at {}\n", report->placed_at);
     return kExitOk;
   }
 

@@ -21,10 +21,12 @@ class InitVerb : public Verb {
 
   int Run(Context&) override {
     if (bare_) {
-      if (directory_.empty()) return UsageError("init --bare needs a DIRECTORY");
+      if (directory_.empty())
+        return UsageError("init --bare needs a DIRECTORY");
       Status st = InitBare(directory_);
       if (!st.ok()) return Fail(st);
-      if (!quiet_) fmt::print("Initialized bare cmf repository in {}/\n", directory_);
+      if (!quiet_)
+        fmt::print("Initialized bare cmf repository in {}/\n", directory_);
       return kExitOk;
     }
     Result<Repo> repo = Repo::Init(

@@ -22,7 +22,8 @@ class RemoteVerb : public Verb {
                      "A git URL for the metadata log, apart from the data");
     add_->add_option("--data", spec_.data,
                      "An object-store URL for the bytes, apart from the log");
-    remove_ = app.add_subcommand("remove", "Remove a remote (nothing remote is touched)");
+    remove_ = app.add_subcommand("remove",
+                                 "Remove a remote (nothing remote is touched)");
     remove_->alias("rm");
     remove_->add_option("name", name_, "Its name")->required();
   }
@@ -31,7 +32,8 @@ class RemoteVerb : public Verb {
     Config& config = ctx.repo->config();
     if (add_->parsed()) {
       if (spec_.url.empty() && spec_.metadata.empty()) {
-        return UsageError("remote add needs a URL, or --metadata URL [--data URL]");
+        return UsageError(
+            "remote add needs a URL, or --metadata URL [--data URL]");
       }
       Status st = AddRemote(config, spec_);
       if (!st.ok()) {
@@ -55,7 +57,8 @@ class RemoteVerb : public Verb {
         fmt::print("{}\n", r.name);
         continue;
       }
-      std::string meta = data::RedactUrl(r.metadata.empty() ? r.url : r.metadata);
+      std::string meta =
+          data::RedactUrl(r.metadata.empty() ? r.url : r.metadata);
       std::string bytes = data::RedactUrl(r.data.empty() ? r.url : r.data);
       fmt::print("{}\t{} (metadata)\n", r.name, meta);
       fmt::print("{}\t{} (data)\n", r.name, bytes.empty() ? "-" : bytes);
@@ -74,6 +77,8 @@ class RemoteVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeRemoteVerb() { return std::make_unique<RemoteVerb>(); }
+std::unique_ptr<Verb> MakeRemoteVerb() {
+  return std::make_unique<RemoteVerb>();
+}
 
 }  // namespace cmf::cli

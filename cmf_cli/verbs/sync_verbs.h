@@ -19,13 +19,15 @@ class SyncVerb : public Verb {
   void Setup(CLI::App& app) override {
     app.add_option("remote", remote_, "The remote's name")->required();
     if (kind_ != Kind::kFetch) {
-      app.add_option("--data", data_,
-                     "Which data goes along: relevant (default: config " +
-                         std::string(kind_ == Kind::kPush ? "push.data" : "pull.data") +
-                         "), all or none")
+      app.add_option(
+             "--data", data_,
+             "Which data goes along: relevant (default: config " +
+                 std::string(kind_ == Kind::kPush ? "push.data" : "pull.data") +
+                 "), all or none")
           ->check(CLI::IsMember({"relevant", "all", "none"}));
     }
-    app.add_flag("-q,--quiet", quiet_, "Print nothing on success (no progress line)");
+    app.add_flag("-q,--quiet", quiet_,
+                 "Print nothing on success (no progress line)");
     app.add_flag("--json", json_, "Print a summary as JSON");
   }
 

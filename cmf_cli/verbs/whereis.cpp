@@ -26,7 +26,8 @@ class WhereIsVerb : public Verb {
     fmt::print("{}{}\n", where->hash,
                where->path.empty() ? "" : "  " + where->path);
     if (where->places.empty()) {
-      fmt::print("  nowhere known: no site or remote has said it holds these bytes\n");
+      fmt::print(
+          "  nowhere known: no site or remote has said it holds these bytes\n");
     }
     for (const auto& p : where->places) {
       if (p.this_site) {
@@ -47,6 +48,8 @@ class WhereIsVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeWhereisVerb() { return std::make_unique<WhereIsVerb>(); }
+std::unique_ptr<Verb> MakeWhereisVerb() {
+  return std::make_unique<WhereIsVerb>();
+}
 
 }  // namespace cmf::cli

@@ -1,12 +1,12 @@
 #include "cmf/config.h"
-#include "cmf/segment.h"
-#include "cmf/sync.h"
 
 #include <git2.h>
 
 #include <cctype>
 
 #include "cmf/data/object_cache.h"
+#include "cmf/segment.h"
+#include "cmf/sync.h"
 #include "git_util.h"
 
 namespace cmf {
@@ -72,7 +72,8 @@ Status Config::Validate(const std::string& key, const std::string& value) {
     }
   } else if (k == "push.data" || k == "pull.data") {
     if (value != "relevant" && value != "all" && value != "none") {
-      return Status::InvalidArgument(k + " must be 'relevant', 'all' or 'none', not '" + value + "'");
+      return Status::InvalidArgument(
+          k + " must be 'relevant', 'all' or 'none', not '" + value + "'");
     }
   } else if (k == "push.max-size") {
     return ParseSize(value).status();

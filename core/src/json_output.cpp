@@ -1,11 +1,10 @@
 #include "cmf/json_output.h"
 
-#include "cmf/data/transport.h"
-
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "cmf/clock.h"
+#include "cmf/data/transport.h"
 
 namespace cmf {
 namespace {
@@ -99,14 +98,13 @@ std::string StatusJson(const StatusReport& report, int indent) {
                        {"status", std::string(ToString(c.kind))},
                        {"tracked", c.tracked}});
   }
-  return Dump(
-      {{"tracked", ArtifactsJson(report.tracked)},
-       {"changes", changes},
-       {"clean", report.changes.empty()},
-       {"uncommitted",
-        {{"executions", report.uncommitted_executions},
-         {"facts", report.uncommitted_facts}}}},
-      indent);
+  return Dump({{"tracked", ArtifactsJson(report.tracked)},
+               {"changes", changes},
+               {"clean", report.changes.empty()},
+               {"uncommitted",
+                {{"executions", report.uncommitted_executions},
+                 {"facts", report.uncommitted_facts}}}},
+              indent);
 }
 
 std::string AddJson(const std::vector<AddResult>& results, int indent) {
@@ -169,7 +167,8 @@ std::string RemotesJson(const std::vector<RemoteSpec>& remotes, int indent) {
   for (const RemoteSpec& r : remotes) {
     json j{{"name", r.name}};
     j["url"] = r.url.empty() ? json(nullptr) : json(data::RedactUrl(r.url));
-    j["metadata"] = r.metadata.empty() ? json(nullptr) : json(data::RedactUrl(r.metadata));
+    j["metadata"] =
+        r.metadata.empty() ? json(nullptr) : json(data::RedactUrl(r.metadata));
     j["data"] = r.data.empty() ? json(nullptr) : json(data::RedactUrl(r.data));
     all.push_back(std::move(j));
   }
@@ -191,12 +190,13 @@ std::string WhereIsJson(const Whereabouts& w, int indent) {
 }
 
 std::string GetJson(const GetReport& r, int indent) {
-  return Dump({{"hash", r.hash},
-               {"objects", r.objects},
-               {"bytes", r.bytes},
-               {"from", r.from.empty() ? json(nullptr) : json(r.from)},
-               {"placed_at", r.placed_at.empty() ? json(nullptr) : json(r.placed_at)}},
-              indent);
+  return Dump(
+      {{"hash", r.hash},
+       {"objects", r.objects},
+       {"bytes", r.bytes},
+       {"from", r.from.empty() ? json(nullptr) : json(r.from)},
+       {"placed_at", r.placed_at.empty() ? json(nullptr) : json(r.placed_at)}},
+      indent);
 }
 
 std::string MetricsJson(const MetricSeries& series, int indent) {

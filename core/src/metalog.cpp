@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <set>
 
 #include "cmf/data/fault.h"
 #include "cmf/data/ssh.h"
@@ -112,7 +113,8 @@ Status AddedBlobs(git_repository* repo, const git_tree* a, const git_tree* b,
     const git_tree_entry* theirs = git_tree_entry_byindex(b, i);
     const char* name = git_tree_entry_name(theirs);
     const git_tree_entry* ours = a ? git_tree_entry_byname(a, name) : nullptr;
-    if (ours && git_oid_equal(git_tree_entry_id(ours), git_tree_entry_id(theirs))) {
+    if (ours &&
+        git_oid_equal(git_tree_entry_id(ours), git_tree_entry_id(theirs))) {
       continue;
     }
     std::string path = prefix + name;
@@ -127,7 +129,8 @@ Status AddedBlobs(git_repository* repo, const git_tree* a, const git_tree* b,
       rc = git_tree_lookup(sub_a.out(), repo, git_tree_entry_id(ours));
     }
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-    CMF_RETURN_IF_ERROR(AddedBlobs(repo, sub_a.get(), sub_b.get(), path + "/", out));
+    CMF_RETURN_IF_ERROR(
+        AddedBlobs(repo, sub_a.get(), sub_b.get(), path + "/", out));
   }
   return Status::Ok();
 }
@@ -154,23 +157,16 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
   } free_odbs{src_odb, dst_odb};
   if (rc < 0) return git::Error(rc, "cannot open the metadata logs");
 
-  auto copy = [&](const git_oid& id) -> Status {
-    git_odb_object* obj = nullptr;
-    int r = git_odb_read(&obj, src_odb, &id);
-    if (r < 0) return git::Error(r, "cannot read the metadata log");
-    git_oid written;
-    r = git_odb_write(&written, dst_odb, git_odb_object_data(obj),
-                      git_odb_object_size(obj), git_odb_object_type(obj));
-    if (stats) {
-      stats->objects += 1;
-      stats->bytes += git_odb_object_size(obj);
-    }
-    git_odb_object_free(obj);
-    if (r < 0) return git::Error(r, "cannot write the metadata log");
-    return Status::Ok();
+  // First decide what to copy (children before parents), then copy it.
+  std::vector<git_oid> order;
+  std::set<std::string> queued;
+  auto queue = [&](const git_oid& id) {
+    if (queued.insert(Hex(id)).second) order.push_back(id);
   };
-  std::function<Status(const git_oid&)> copy_tree = [&](const git_oid& id) -> Status {
-    if (git_odb_exists(dst_odb, &id)) return Status::Ok();
+  std::function<Status(const git_oid&)> visit_tree =
+      [&](const git_oid& id) -> Status {
+    if (git_odb_exists(dst_odb, &id) || queued.count(Hex(id)))
+      return Status::Ok();
     Tree tree;
     int r = git_tree_lookup(tree.out(), src, &id);
     if (r < 0) return git::Error(r, "cannot read the metadata log");
@@ -178,13 +174,14 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
       const git_tree_entry* e = git_tree_entry_byindex(tree.get(), i);
       const git_oid* eid = git_tree_entry_id(e);
       if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-        CMF_RETURN_IF_ERROR(copy_tree(*eid));
+        CMF_RETURN_IF_ERROR(visit_tree(*eid));
       } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
                  !git_odb_exists(dst_odb, eid)) {
-        CMF_RETURN_IF_ERROR(copy(*eid));
+        queue(*eid);
       }
     }
-    return copy(id);
+    queue(id);
+    return Status::Ok();
   };
 
   Walk walk;
@@ -205,10 +202,62 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
     Commit commit;
     rc = git_commit_lookup(commit.out(), src, &id);
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-    CMF_RETURN_IF_ERROR(copy_tree(*git_commit_tree_id(commit.get())));
-    CMF_RETURN_IF_ERROR(copy(id));
+    CMF_RETURN_IF_ERROR(visit_tree(*git_commit_tree_id(commit.get())));
+    queue(id);
   }
   if (rc != GIT_ITEROVER) return git::Error(rc, "cannot walk the metadata log");
+
+  if (order.size() < 64) {
+    // A few objects (a push of new work): loose, each one whole on disk.
+    for (const git_oid& oid : order) {
+      git_odb_object* obj = nullptr;
+      int r = git_odb_read(&obj, src_odb, &oid);
+      if (r < 0) return git::Error(r, "cannot read the metadata log");
+      git_oid written;
+      r = git_odb_write(&written, dst_odb, git_odb_object_data(obj),
+                        git_odb_object_size(obj), git_odb_object_type(obj));
+      if (stats) {
+        stats->objects += 1;
+        stats->bytes += git_odb_object_size(obj);
+      }
+      git_odb_object_free(obj);
+      if (r < 0) return git::Error(r, "cannot write the metadata log");
+    }
+    return Status::Ok();
+  }
+  // Many (a new site taking in a long history): one pack, which appears
+  // whole when its index is renamed into place, flushed once.
+  Own<git_packbuilder, git_packbuilder_free> pb;
+  rc = git_packbuilder_new(pb.out(), src);
+  if (rc < 0) return git::Error(rc, "cannot pack the metadata log");
+  git_packbuilder_set_threads(pb.get(), 0);
+  for (const git_oid& oid : order) {
+    rc = git_packbuilder_insert(pb.get(), &oid, nullptr);
+    if (rc < 0) return git::Error(rc, "cannot pack the metadata log");
+  }
+  git_odb_writepack* writepack = nullptr;
+  rc = git_odb_write_pack(&writepack, dst_odb, nullptr, nullptr);
+  if (rc < 0) return git::Error(rc, "cannot write the metadata log");
+  struct Pack {
+    git_odb_writepack* w;
+    git_indexer_progress progress{};
+    std::uint64_t bytes = 0;
+  } pack{writepack};
+  rc = git_packbuilder_foreach(
+      pb.get(),
+      [](void* buf, size_t size, void* payload) {
+        auto* p = static_cast<Pack*>(payload);
+        p->bytes += size;
+        return p->w->append(p->w, buf, size, &p->progress);
+      },
+      &pack);
+  if (rc == 0) rc = writepack->commit(writepack, &pack.progress);
+  writepack->free(writepack);
+  if (rc < 0) return git::Error(rc, "cannot write the metadata log");
+  if (stats) {
+    stats->objects += order.size();
+    stats->bytes += pack.bytes;
+  }
   return Status::Ok();
 }
 
@@ -220,7 +269,8 @@ Result<git_repository*> OpenLocal(const std::string& url) {
   if (rc == GIT_ENOTFOUND) {
     return Status::NotFound("the metadata log '" + path + "' does not exist");
   }
-  if (rc < 0) return git::Error(rc, "cannot open the metadata log '" + path + "'");
+  if (rc < 0)
+    return git::Error(rc, "cannot open the metadata log '" + path + "'");
   return repo;
 }
 
@@ -230,7 +280,7 @@ struct Transfer {
   data::SshUrl ssh;
   bool is_ssh = false;
   int attempts = 0;
-  std::string error;  // the reason we gave libgit2 for stopping
+  std::string error;                  // the reason we gave libgit2 for stopping
   std::vector<std::string> rejected;  // push: refs the remote refused
   GitTransferStats* stats = nullptr;
 
@@ -260,9 +310,10 @@ struct Transfer {
                                           id.public_key.c_str(),
                                           id.private_key.c_str(), "");
       }
-      t->error = "permission denied: the ssh server accepted no key for user '" +
-                 user + "' (tried the ssh agent and the keys in " +
-                 data::SshDir() + ")";
+      t->error =
+          "permission denied: the ssh server accepted no key for user '" +
+          user + "' (tried the ssh agent and the keys in " + data::SshDir() +
+          ")";
       git_error_set_str(GIT_ERROR_SSH, t->error.c_str());
       return GIT_EAUTH;
     }
@@ -277,8 +328,9 @@ struct Transfer {
         return rc;
       }
     }
-    t->error = "the remote wants credentials that neither an ssh key nor the "
-               "git credential helper gave (cmf stores no password)";
+    t->error =
+        "the remote wants credentials that neither an ssh key nor the "
+        "git credential helper gave (cmf stores no password)";
     git_error_set_str(GIT_ERROR_NET, t->error.c_str());
     return GIT_EAUTH;
   }
@@ -322,13 +374,15 @@ struct Transfer {
     ::close(in[1]);
     std::string answer;
     char buffer[1024];
-    for (ssize_t n; pid > 0 && (n = ::read(out[0], buffer, sizeof buffer)) > 0;) {
+    for (ssize_t n;
+         pid > 0 && (n = ::read(out[0], buffer, sizeof buffer)) > 0;) {
       answer.append(buffer, static_cast<std::size_t>(n));
     }
     ::close(out[0]);
     int status = 0;
     if (pid > 0) ::waitpid(pid, &status, 0);
-    if (pid <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+    if (pid <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return false;
     std::size_t pos = 0;
     while (pos < answer.size()) {
       std::size_t end = answer.find('\n', pos);
@@ -364,7 +418,8 @@ struct Transfer {
 
   static int PushRef(const char* ref, const char* status, void* payload) {
     auto* t = static_cast<Transfer*>(payload);
-    if (status != nullptr) t->rejected.push_back(std::string(ref) + ": " + status);
+    if (status != nullptr)
+      t->rejected.push_back(std::string(ref) + ": " + status);
     return 0;
   }
 
@@ -388,7 +443,8 @@ struct Transfer {
 
   Status Fail(int rc, const std::string& what) const {
     std::string url_shown = data::RedactUrl(url);
-    if (!error.empty()) return Status::IOError(what + " '" + url_shown + "': " + error);
+    if (!error.empty())
+      return Status::IOError(what + " '" + url_shown + "': " + error);
     return git::Error(rc, what + " '" + url_shown + "'");
   }
 };
@@ -442,12 +498,14 @@ Result<MetaLog> MetaLog::Open(const fs::path& git_dir) {
   MetaLog log;
   int rc = git_repository_open_bare(&log.repo_, git_dir.c_str());
   if (rc < 0) {
-    return git::Error(rc, "cannot open the metadata log '" + git_dir.string() + "'");
+    return git::Error(
+        rc, "cannot open the metadata log '" + git_dir.string() + "'");
   }
   return log;
 }
 
-MetaLog::MetaLog(MetaLog&& o) noexcept : repo_(std::exchange(o.repo_, nullptr)) {}
+MetaLog::MetaLog(MetaLog&& o) noexcept
+    : repo_(std::exchange(o.repo_, nullptr)) {}
 MetaLog& MetaLog::operator=(MetaLog&& o) noexcept {
   if (this != &o) {
     if (repo_) git_repository_free(repo_);
@@ -463,7 +521,8 @@ Result<std::string> MetaLog::Tip(const std::string& ref) const {
   git_oid oid;
   int rc = git_reference_name_to_id(&oid, repo_, ref.c_str());
   if (rc == GIT_ENOTFOUND) return std::string();
-  if (rc < 0) return git::Error(rc, "cannot read '" + ref + "' of the metadata log");
+  if (rc < 0)
+    return git::Error(rc, "cannot read '" + ref + "' of the metadata log");
   return Hex(oid);
 }
 
@@ -477,8 +536,8 @@ Status MetaLog::SetMain(const std::string& id, const std::string& expected,
                               why.c_str());
   } else {
     CMF_ASSIGN_OR_RETURN(git_oid old, ParseOid(expected));
-    rc = git_reference_create_matching(ref.out(), repo_, kLogBranch, &target,
-                                       1, &old, why.c_str());
+    rc = git_reference_create_matching(ref.out(), repo_, kLogBranch, &target, 1,
+                                       &old, why.c_str());
   }
   if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED) {
     return Status::Conflict("the metadata log moved while cmf updated it");
@@ -516,8 +575,9 @@ Result<std::string> MetaLog::CommitSegment(const std::string& site,
   Tree tree;
   rc = git_tree_lookup(tree.out(), repo_, &tree_id);
   Sig sig;
-  if (rc == 0) rc = git_signature_now(sig.out(), ("cmf site " + site).c_str(),
-                                      (site + "@cmf").c_str());
+  if (rc == 0)
+    rc = git_signature_now(sig.out(), ("cmf site " + site).c_str(),
+                           (site + "@cmf").c_str());
   if (rc < 0) return git::Error(rc, "cannot write to the metadata log");
   const git_commit* parents[] = {parent.get()};
   git_oid commit;
@@ -529,7 +589,8 @@ Result<std::string> MetaLog::CommitSegment(const std::string& site,
   return Hex(commit);
 }
 
-Result<bool> MetaLog::IsAncestor(const std::string& a, const std::string& b) const {
+Result<bool> MetaLog::IsAncestor(const std::string& a,
+                                 const std::string& b) const {
   if (a == b) return true;
   CMF_ASSIGN_OR_RETURN(git_oid oa, ParseOid(a));
   CMF_ASSIGN_OR_RETURN(git_oid ob, ParseOid(b));
@@ -562,7 +623,8 @@ Result<MetaLog::Merged> MetaLog::Merge(const std::string& theirs,
   if (rc == 0) rc = git_commit_tree(to.out(), co.get());
   if (rc == 0) rc = git_commit_tree(tt.out(), ct.get());
   if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-  CMF_ASSIGN_OR_RETURN(git_oid tree_id, UnionTrees(repo_, to.get(), tt.get(), ""));
+  CMF_ASSIGN_OR_RETURN(git_oid tree_id,
+                       UnionTrees(repo_, to.get(), tt.get(), ""));
   Tree tree;
   Sig sig;
   rc = git_tree_lookup(tree.out(), repo_, &tree_id);
@@ -612,7 +674,8 @@ Status MetaLog::ForEachNewSegment(
     // The blobs this commit adds: only subtrees whose ids differ are read,
     // so the cost follows the change, not the size of the history.
     std::vector<std::pair<std::string, git_oid>> added;
-    CMF_RETURN_IF_ERROR(AddedBlobs(repo_, parent_tree.get(), tree.get(), "", &added));
+    CMF_RETURN_IF_ERROR(
+        AddedBlobs(repo_, parent_tree.get(), tree.get(), "", &added));
     for (const auto& [path, id] : added) {
       if (path.rfind("segments/", 0) != 0 || path.size() < 70 ||
           path.compare(path.size() - 6, 6, ".jsonl") != 0) {
@@ -622,8 +685,9 @@ Status MetaLog::ForEachNewSegment(
       Blob blob;
       rc = git_blob_lookup(blob.out(), repo_, &id);
       if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-      std::string text(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                       static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+      std::string text(
+          static_cast<const char*>(git_blob_rawcontent(blob.get())),
+          static_cast<std::size_t>(git_blob_rawsize(blob.get())));
       CMF_RETURN_IF_ERROR(sink(hash, text));
     }
   }
@@ -656,7 +720,7 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
   if (data::UrlScheme(url) == "file") {
     // A log on this machine: copy what is new, object by object, so the cost
     // follows the change and not the size of the history.
-    CMF_ASSIGN_OR_RETURN(git_repository* remote, OpenLocal(url));
+    CMF_ASSIGN_OR_RETURN(git_repository * remote, OpenLocal(url));
     std::unique_ptr<git_repository, void (*)(git_repository*)> own(
         remote, git_repository_free);
     git_oid tip;
@@ -666,18 +730,21 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
     std::vector<git_oid> hide;
     for (const std::string& ref : {std::string(kLogBranch), into}) {
       git_oid have;
-      if (git_reference_name_to_id(&have, repo_, ref.c_str()) == 0) hide.push_back(have);
+      if (git_reference_name_to_id(&have, repo_, ref.c_str()) == 0)
+        hide.push_back(have);
     }
     CMF_RETURN_IF_ERROR(CopyNewObjects(remote, repo_, tip, hide, stats));
     Ref ref;
-    rc = git_reference_create(ref.out(), repo_, into.c_str(), &tip, 1, "cmf fetch");
+    rc = git_reference_create(ref.out(), repo_, into.c_str(), &tip, 1,
+                              "cmf fetch");
     if (rc < 0) return git::Error(rc, "cannot record the remote's log");
     return Hex(tip);
   }
   CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
   transfer->stats = stats;
   Remote remote;
-  int rc = git_remote_create_anonymous(remote.out(), repo_, GitUrl(*transfer).c_str());
+  int rc = git_remote_create_anonymous(remote.out(), repo_,
+                                       GitUrl(*transfer).c_str());
   if (rc < 0) return transfer->Fail(rc, "cannot reach the metadata of");
   git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
   transfer->Fill(&options.callbacks);
@@ -705,7 +772,7 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
 
 Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
   if (data::UrlScheme(url) == "file") {
-    CMF_ASSIGN_OR_RETURN(git_repository* remote, OpenLocal(url));
+    CMF_ASSIGN_OR_RETURN(git_repository * remote, OpenLocal(url));
     std::unique_ptr<git_repository, void (*)(git_repository*)> own(
         remote, git_repository_free);
     git_oid ours;
@@ -727,9 +794,10 @@ Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
     CMF_RETURN_IF_ERROR(CopyNewObjects(repo_, remote, ours, hide, stats));
     data::CrashPoint("push:log-objects");
     Ref ref;
-    rc = empty ? git_reference_create(ref.out(), remote, kLogBranch, &ours, 0, "cmf push")
-               : git_reference_create_matching(ref.out(), remote, kLogBranch, &ours, 1,
-                                               &theirs, "cmf push");
+    rc = empty ? git_reference_create(ref.out(), remote, kLogBranch, &ours, 0,
+                                      "cmf push")
+               : git_reference_create_matching(ref.out(), remote, kLogBranch,
+                                               &ours, 1, &theirs, "cmf push");
     if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED) {
       return Status::Conflict("the remote's log moved on");
     }
@@ -739,7 +807,8 @@ Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
   CMF_ASSIGN_OR_RETURN(auto transfer, MakeTransfer(url));
   transfer->stats = stats;
   Remote remote;
-  int rc = git_remote_create_anonymous(remote.out(), repo_, GitUrl(*transfer).c_str());
+  int rc = git_remote_create_anonymous(remote.out(), repo_,
+                                       GitUrl(*transfer).c_str());
   if (rc < 0) return transfer->Fail(rc, "cannot reach the metadata of");
   git_push_options options = GIT_PUSH_OPTIONS_INIT;
   transfer->Fill(&options.callbacks);

@@ -67,7 +67,8 @@ Result<std::vector<std::string>> SegmentArtifacts(std::string_view text) {
     const std::string t = j.value("t", "");
     auto add = [&](const char* key) {
       auto it = j.find(key);
-      if (it != j.end() && it->is_string()) out.push_back(it->get<std::string>());
+      if (it != j.end() && it->is_string())
+        out.push_back(it->get<std::string>());
     };
     if (t == "artifact" || t == "location") add("hash");
     if (t == "event") add("artifact");

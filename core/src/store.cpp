@@ -199,8 +199,6 @@ std::string_view RecordTypeName(RecordType type) {
   return "execution";
 }
 
-
-
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 

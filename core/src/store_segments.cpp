@@ -23,7 +23,8 @@ json ValueJson(const Value& v) {
 // A typed value back from JSON with its type name. InvalidArgument when the
 // two disagree.
 Result<Value> ValueFromJson(const json& j, std::string_view type) {
-  if (type == "int" && j.is_number_integer()) return Value(j.get<std::int64_t>());
+  if (type == "int" && j.is_number_integer())
+    return Value(j.get<std::int64_t>());
   if (type == "real" && j.is_number()) return Value(j.get<double>());
   if (type == "real" && j.is_null()) return Value(std::nan(""));
   if (type == "bool" && j.is_boolean()) return Value(j.get<bool>());
@@ -77,9 +78,8 @@ Result<Store::Pending> Store::CountPending() {
   for (const char* table : {"execution", "execution_state", "artifact", "event",
                             "derived_from", "metric", "property", "location"}) {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(fmt::format("SELECT count(*) FROM {} WHERE seg IS NULL",
-                              table)));
+        sql::Stmt s, m.Prepare(fmt::format(
+                         "SELECT count(*) FROM {} WHERE seg IS NULL", table)));
     Status st;
     if (s.Step(&st)) {
       total.facts += s.Int(0);
@@ -128,8 +128,9 @@ Result<Store::Segment> Store::CommitPending(
         "a.id = l.artifact_id WHERE l.seg IS NULL",
         [&](sql::Stmt& s) {
           lines.push_back(
-              {7, json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
-                      .dump()});
+              {7,
+               json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
+                   .dump()});
         }));
     if (!options.locations_only) {
       CMF_RETURN_IF_ERROR(each(
@@ -186,8 +187,8 @@ Result<Store::Segment> Store::CommitPending(
           "x.message FROM execution_state x JOIN execution e ON "
           "e.id = x.execution_id WHERE x.seg IS NULL",
           [&](sql::Stmt& s) {
-            json j{{"t", "state"},    {"execution", s.Text(0)},
-                   {"hlc", s.Int(1)}, {"site", s.Text(2)},
+            json j{{"t", "state"},        {"execution", s.Text(0)},
+                   {"hlc", s.Int(1)},     {"site", s.Text(2)},
                    {"status", s.Text(3)}, {"message", s.Text(6)}};
             j["exit_code"] = s.IsNull(4) ? json(nullptr) : json(s.Int(4));
             j["ended_ms"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
@@ -207,16 +208,16 @@ Result<Store::Segment> Store::CommitPending(
                          {"path", s.Text(4)}}
                         .dump()});
           }));
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
-          "c.id = d.artifact_id JOIN artifact p ON p.id = d.parent_id "
-          "WHERE d.seg IS NULL",
-          [&](sql::Stmt& s) {
-            lines.push_back({4, json{{"t", "derived_from"},
-                                     {"artifact", s.Text(0)},
-                                     {"parent", s.Text(1)}}
-                                    .dump()});
-          }));
+      CMF_RETURN_IF_ERROR(
+          each("SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
+               "c.id = d.artifact_id JOIN artifact p ON p.id = d.parent_id "
+               "WHERE d.seg IS NULL",
+               [&](sql::Stmt& s) {
+                 lines.push_back({4, json{{"t", "derived_from"},
+                                          {"artifact", s.Text(0)},
+                                          {"parent", s.Text(1)}}
+                                         .dump()});
+               }));
       {  // one line per series of an execution, steps ascending
         json current;
         std::pair<std::string, std::string> key;
@@ -224,25 +225,25 @@ Result<Store::Segment> Store::CommitPending(
           if (!current.is_null()) lines.push_back({5, current.dump()});
           current = nullptr;
         };
-        CMF_RETURN_IF_ERROR(each(
-            "SELECT e.uuid, r.name, x.step, x.value FROM metric x "
-            "JOIN execution e ON e.id = x.execution_id JOIN series r ON "
-            "r.id = x.series_id WHERE x.seg IS NULL "
-            "ORDER BY e.uuid, r.name, x.step",
-            [&](sql::Stmt& s) {
-              std::pair<std::string, std::string> k{s.Text(0), s.Text(1)};
-              if (current.is_null() || k != key) {
-                flush();
-                key = k;
-                current = {{"t", "metrics"},
-                           {"execution", k.first},
-                           {"series", k.second},
-                           {"steps", json::array()},
-                           {"values", json::array()}};
-              }
-              current["steps"].push_back(s.Int(2));
-              current["values"].push_back(RealJson(s.Real(3)));
-            }));
+        CMF_RETURN_IF_ERROR(
+            each("SELECT e.uuid, r.name, x.step, x.value FROM metric x "
+                 "JOIN execution e ON e.id = x.execution_id JOIN series r ON "
+                 "r.id = x.series_id WHERE x.seg IS NULL "
+                 "ORDER BY e.uuid, r.name, x.step",
+                 [&](sql::Stmt& s) {
+                   std::pair<std::string, std::string> k{s.Text(0), s.Text(1)};
+                   if (current.is_null() || k != key) {
+                     flush();
+                     key = k;
+                     current = {{"t", "metrics"},
+                                {"execution", k.first},
+                                {"series", k.second},
+                                {"steps", json::array()},
+                                {"values", json::array()}};
+                   }
+                   current["steps"].push_back(s.Int(2));
+                   current["values"].push_back(RealJson(s.Real(3)));
+                 }));
         flush();
       }
       CMF_RETURN_IF_ERROR(each(
@@ -257,9 +258,9 @@ Result<Store::Segment> Store::CommitPending(
           "x.name, x.hlc, x.site, x.type, x.value FROM property x "
           "WHERE x.seg IS NULL",
           [&](sql::Stmt& s) {
-            json j{{"t", "property"},  {"target_type", s.Text(0)},
+            json j{{"t", "property"},     {"target_type", s.Text(0)},
                    {"target", s.Text(1)}, {"name", s.Text(2)},
-                   {"hlc", s.Int(3)},  {"site", s.Text(4)},
+                   {"hlc", s.Int(3)},     {"site", s.Text(4)},
                    {"type", s.Text(5)}};
             j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
             lines.push_back({6, j.dump()});
@@ -288,8 +289,9 @@ Result<Store::Segment> Store::CommitPending(
     CMF_RETURN_IF_ERROR(put_seq.Bind(1, seq).Run());
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt ins,
-        m.Prepare("INSERT OR IGNORE INTO segment(hash, site, seq, local, facts, "
-                  "recorded_ms) VALUES(?1, ?2, ?3, 1, ?4, ?5)"));
+        m.Prepare(
+            "INSERT OR IGNORE INTO segment(hash, site, seq, local, facts, "
+            "recorded_ms) VALUES(?1, ?2, ?3, 1, ?4, ?5)"));
     CMF_RETURN_IF_ERROR(ins.Bind(1, segment.hash)
                             .Bind(2, m.options.site)
                             .Bind(3, seq)
@@ -310,8 +312,8 @@ Result<Store::Segment> Store::CommitPending(
     for (const char* table : tables) {
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt mark,
-          m.Prepare(fmt::format("UPDATE {} SET seg = ?1 WHERE seg IS NULL",
-                                table)));
+          m.Prepare(
+              fmt::format("UPDATE {} SET seg = ?1 WHERE seg IS NULL", table)));
       CMF_RETURN_IF_ERROR(mark.Bind(1, seg).Run());
     }
     return Status::Ok();
@@ -350,8 +352,8 @@ Status Store::EndBatch(bool commit) {
 }
 
 Result<bool> Store::HasSegment(const std::string& hash) {
-  CMF_ASSIGN_OR_RETURN(
-      sql::Stmt s, impl_->Prepare("SELECT 1 FROM segment WHERE hash = ?1"));
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                       impl_->Prepare("SELECT 1 FROM segment WHERE hash = ?1"));
   Status st;
   bool found = s.Bind(1, hash).Step(&st);
   s.Reset();
@@ -414,8 +416,8 @@ Result<bool> Store::IngestSegment(const std::string& hash,
       return id;
     };
     auto artifact_id = [&](const std::string& h) -> Result<RowId> {
-      CMF_ASSIGN_OR_RETURN(sql::Stmt q,
-                           m.Prepare("SELECT id FROM artifact WHERE hash = ?1"));
+      CMF_ASSIGN_OR_RETURN(
+          sql::Stmt q, m.Prepare("SELECT id FROM artifact WHERE hash = ?1"));
       Status qs;
       bool found = q.Bind(1, h).Step(&qs);
       RowId id = found ? q.Int(0) : 0;
@@ -428,8 +430,8 @@ Result<bool> Store::IngestSegment(const std::string& hash,
       return id;
     };
 
-    std::size_t pos = newline == std::string_view::npos ? text.size()
-                                                        : newline + 1;
+    std::size_t pos =
+        newline == std::string_view::npos ? text.size() : newline + 1;
     while (pos < text.size()) {
       std::size_t end = text.find('\n', pos);
       if (end == std::string_view::npos) end = text.size();
@@ -476,14 +478,17 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                         "started_ms, seg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                         "?8, ?9, ?10, ?11) ON CONFLICT(uuid) DO NOTHING"));
           const std::string uuid = Get(j, "id");
-          e.Bind(1, uuid).Bind(2, stage).Bind(3, j.value("command", json::array()).dump());
+          e.Bind(1, uuid).Bind(2, stage).Bind(
+              3, j.value("command", json::array()).dump());
           const json& code = j.value("code", json());
           if (code.is_object()) {
             e.Bind(4, Get(code, "commit"))
                 .Bind(5, static_cast<std::int64_t>(code.value("dirty", false)))
                 .Bind(6, Get(code, "repo"));
           }
-          e.Bind(7, Get(j, "host")).Bind(8, Get(j, "user")).Bind(9, Get(j, "site"));
+          e.Bind(7, Get(j, "host"))
+              .Bind(8, Get(j, "user"))
+              .Bind(9, Get(j, "site"));
           e.Bind(10, GetInt(j, "started_ms")).Bind(11, seg);
           CMF_RETURN_IF_ERROR(e.Run());
           if (sqlite3_changes(m.db) > 0) {
@@ -495,9 +500,13 @@ Result<bool> Store::IngestSegment(const std::string& hash,
             const json params = j.value("params", json::object());
             for (const auto& [name, typed] : params.items()) {
               const std::string type = Get(typed, "type");
-              CMF_ASSIGN_OR_RETURN(Value v, ValueFromJson(typed["value"], type));
-              CMF_RETURN_IF_ERROR(
-                  p.Bind(1, id).Bind(2, name).Bind(3, type).BindValue(4, v).Run());
+              CMF_ASSIGN_OR_RETURN(Value v,
+                                   ValueFromJson(typed["value"], type));
+              CMF_RETURN_IF_ERROR(p.Bind(1, id)
+                                      .Bind(2, name)
+                                      .Bind(3, type)
+                                      .BindValue(4, v)
+                                      .Run());
             }
           }
         } else if (t == "state") {
@@ -541,7 +550,9 @@ Result<bool> Store::IngestSegment(const std::string& hash,
           line_status = apply(
               "INSERT OR IGNORE INTO derived_from(artifact_id, parent_id, seg) "
               "VALUES(?1, ?2, ?3)",
-              [&](sql::Stmt& s) { s.Bind(1, child).Bind(2, parent).Bind(3, seg); },
+              [&](sql::Stmt& s) {
+                s.Bind(1, child).Bind(2, parent).Bind(3, seg);
+              },
               "");
         } else if (t == "metrics") {
           CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
@@ -558,8 +569,8 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                         "series_id, step, value, seg) VALUES(?1, ?2, ?3, ?4, "
                         "?5)"));
           for (std::size_t i = 0; i < steps.size(); ++i) {
-            double v = values[i].is_null() ? std::nan("")
-                                            : values[i].get<double>();
+            double v =
+                values[i].is_null() ? std::nan("") : values[i].get<double>();
             CMF_RETURN_IF_ERROR(s.Bind(1, e)
                                     .Bind(2, series)
                                     .Bind(3, steps[i].get<std::int64_t>())
@@ -622,19 +633,23 @@ Result<bool> Store::IngestSegment(const std::string& hash,
           line_status = apply(
               "INSERT OR IGNORE INTO location(artifact_id, site, seg) "
               "VALUES(?1, ?2, ?3)",
-              [&](sql::Stmt& s) { s.Bind(1, a).Bind(2, Get(j, "at")).Bind(3, seg); },
+              [&](sql::Stmt& s) {
+                s.Bind(1, a).Bind(2, Get(j, "at")).Bind(3, seg);
+              },
               "");
         }
         // Unknown kinds of fact come from a newer cmf: skipped, so that an
         // older site still reads what it understands.
       } catch (const std::exception& e) {
         return Status::Corruption(where + " holds a malformed fact (" +
-                                  e.what() + "): " + std::string(line.substr(0, 200)));
+                                  e.what() +
+                                  "): " + std::string(line.substr(0, 200)));
       }
       CMF_RETURN_IF_ERROR(line_status);
     }
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt count, m.Prepare("UPDATE segment SET facts = ?1 WHERE id = ?2"));
+        sql::Stmt count,
+        m.Prepare("UPDATE segment SET facts = ?1 WHERE id = ?2"));
     CMF_RETURN_IF_ERROR(count.Bind(1, facts).Bind(2, seg).Run());
     if (max_hlc > 0) {  // the clock moves past every fact seen (receive rule)
       CMF_ASSIGN_OR_RETURN(
@@ -690,7 +705,8 @@ Result<std::string> Store::ArtifactAtPath(const std::string& path) {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
       impl_->Prepare(
-          "SELECT a.hash FROM tracked t JOIN artifact a ON a.id = t.artifact_id "
+          "SELECT a.hash FROM tracked t JOIN artifact a ON a.id = "
+          "t.artifact_id "
           "WHERE t.path = ?1 UNION ALL "
           "SELECT * FROM (SELECT a.hash FROM event x JOIN artifact a ON "
           "a.id = x.artifact_id JOIN execution e ON e.id = x.execution_id "
@@ -701,7 +717,8 @@ Result<std::string> Store::ArtifactAtPath(const std::string& path) {
   std::string hash = found ? s.Text(0) : "";
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
-  if (!found) return Status::NotFound("no record names the path '" + path + "'");
+  if (!found)
+    return Status::NotFound("no record names the path '" + path + "'");
   return hash;
 }
 

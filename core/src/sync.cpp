@@ -71,8 +71,8 @@ bool ValidRemoteName(const std::string& name) {
 // Where a remote's log and objects are.
 struct Endpoints {
   std::string git_url;
-  std::string data_url;   // empty: this remote holds no objects
-  fs::path lock;          // a lock file beside a local log; empty otherwise
+  std::string data_url;    // empty: this remote holds no objects
+  fs::path lock;           // a lock file beside a local log; empty otherwise
   bool workspace = false;  // the remote is a workspace with its own store
 };
 
@@ -107,7 +107,8 @@ Result<Endpoints> Resolve(const Repo& repo, const RemoteSpec& remote) {
         return Status::NotFound("the remote '" + remote.name + "' (" +
                                 remote.url +
                                 ") is not a cmf repository; make one with "
-                                "'cmf init --bare " + remote.url + "'");
+                                "'cmf init --bare " +
+                                remote.url + "'");
       }
       out.git_url = base + "/log.git";
       out.data_url = base + "/objects";
@@ -260,9 +261,9 @@ std::string ShortMerge(MetaLog::MergeKind kind) {
 // Fetches the remote's log and ingests its new segments (the part push and
 // pull share); the caller merges.
 Status FetchAndIngest(Repo& repo, MetaLog& log, const RemoteSpec& remote,
-                     const Endpoints& ends, SyncReport* report,
-                     std::vector<std::string>* artifacts,
-                     std::string* remote_tip) {
+                      const Endpoints& ends, SyncReport* report,
+                      std::vector<std::string>* artifacts,
+                      std::string* remote_tip) {
   GitTransferStats stats;
   const std::string tracking = "refs/remotes/" + remote.name + "/main";
   CMF_ASSIGN_OR_RETURN(*remote_tip, log.Fetch(ends.git_url, tracking, &stats));
@@ -299,8 +300,8 @@ Result<FileLock> LockLog(const Repo& repo) {
 
 // Downloads the objects HASHES from T into the cache, verifying each.
 Status Download(Repo& repo, data::ObjectTransport& t,
-                const std::vector<std::string>& hashes, data::Progress* progress,
-                SyncReport* report) {
+                const std::vector<std::string>& hashes,
+                data::Progress* progress, SyncReport* report) {
   const data::ObjectCache& cache = repo.objects();
   for (const std::string& h : hashes) {
     if (cache.Has(h)) continue;
@@ -325,7 +326,8 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
                 std::vector<std::string> artifacts, bool progress_on,
                 SyncReport* report) {
   std::sort(artifacts.begin(), artifacts.end());
-  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()), artifacts.end());
+  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()),
+                  artifacts.end());
   if (artifacts.empty() || ends.data_url.empty()) return Status::Ok();
   const data::ObjectCache& cache = repo.objects();
   std::vector<std::pair<std::string, ArtifactKind>> wanted;
@@ -342,7 +344,8 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
   Result<std::unique_ptr<data::ObjectTransport>> opened =
       data::OpenTransport(ends.data_url);
   if (!opened.ok()) {
-    if (opened.status().code() == Code::kNotFound) {  // a store with no objects yet
+    if (opened.status().code() ==
+        Code::kNotFound) {  // a store with no objects yet
       report->objects_left += wanted.size();
       return Status::Ok();
     }
@@ -350,7 +353,8 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
   }
   data::ObjectTransport& t = **opened;
   CMF_ASSIGN_OR_RETURN(std::string store_id, StoreId(t));
-  CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id", store_id));
+  CMF_RETURN_IF_ERROR(
+      repo.config().Set("remote." + name + ".store-id", store_id));
   data::Progress progress("pulling objects", progress_on);
   for (const auto& [h, kind] : wanted) {
     if (!cache.Has(h)) {
@@ -383,15 +387,17 @@ Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
   options.held = [&](const std::string& hash) { return cache.Has(hash); };
   CMF_ASSIGN_OR_RETURN(
       Store::Segment segment,
-      repo.store().CommitPending(options, [&](const Store::Segment& s) -> Status {
-        std::string text = message;
-        if (text.empty()) {
-          text = "Record " + std::to_string(s.facts) + " facts";
-        }
-        CMF_ASSIGN_OR_RETURN(
-            report.commit, log.CommitSegment(repo.site(), s.hash, s.text, text));
-        return Status::Ok();
-      }));
+      repo.store().CommitPending(
+          options, [&](const Store::Segment& s) -> Status {
+            std::string text = message;
+            if (text.empty()) {
+              text = "Record " + std::to_string(s.facts) + " facts";
+            }
+            CMF_ASSIGN_OR_RETURN(
+                report.commit,
+                log.CommitSegment(repo.site(), s.hash, s.text, text));
+            return Status::Ok();
+          }));
   report.segment = segment.hash;
   report.facts = segment.facts;
   return report;
@@ -429,7 +435,8 @@ Status InitBare(const fs::path& path) {
   Status st = MetaLog::Create(temp / "log.git");
   if (!st.ok()) return fail(st);
   fs::create_directories(temp / "objects", ec);
-  if (ec) return fail(Status::IOError("cannot create objects: " + ec.message()));
+  if (ec)
+    return fail(Status::IOError("cannot create objects: " + ec.message()));
   {
     Result<std::unique_ptr<data::ObjectTransport>> t =
         data::OpenTransport((temp / "objects").string());
@@ -504,17 +511,21 @@ Status AddRemote(Config& config, const RemoteSpec& r) {
     std::string scheme = data::UrlScheme(*url);
     if (scheme != "file" && scheme != "ssh") {
       // Only a registered transport can hold objects.
-      Result<std::unique_ptr<data::ObjectTransport>> t = data::OpenTransport(*url);
-      if (!t.ok() && t.status().code() == Code::kInvalidArgument) return t.status();
+      Result<std::unique_ptr<data::ObjectTransport>> t =
+          data::OpenTransport(*url);
+      if (!t.ok() && t.status().code() == Code::kInvalidArgument)
+        return t.status();
     }
   }
   if (FindRemote(config, r.name).ok()) {
     return Status::AlreadyExists("the remote '" + r.name + "' exists already");
   }
   const std::string prefix = "remote." + r.name + ".";
-  if (!r.url.empty()) CMF_RETURN_IF_ERROR(config.Set(prefix + "url", AbsoluteIfPath(r.url)));
+  if (!r.url.empty())
+    CMF_RETURN_IF_ERROR(config.Set(prefix + "url", AbsoluteIfPath(r.url)));
   if (!r.metadata.empty()) {
-    CMF_RETURN_IF_ERROR(config.Set(prefix + "metadata", AbsoluteIfPath(r.metadata)));
+    CMF_RETURN_IF_ERROR(
+        config.Set(prefix + "metadata", AbsoluteIfPath(r.metadata)));
   }
   if (!r.data.empty()) {
     CMF_RETURN_IF_ERROR(config.Set(prefix + "data", AbsoluteIfPath(r.data)));
@@ -527,7 +538,8 @@ Status RemoveRemote(Config& config, const std::string& name) {
   CMF_ASSIGN_OR_RETURN(auto entries, config.List());
   const std::string prefix = "remote." + name + ".";
   for (const auto& [key, value] : entries) {
-    if (key.rfind(prefix, 0) == 0 && key.find('.', prefix.size()) == std::string::npos) {
+    if (key.rfind(prefix, 0) == 0 &&
+        key.find('.', prefix.size()) == std::string::npos) {
       Status st = config.Unset(key);
       if (!st.ok() && st.code() != Code::kNotFound) return st;
     }
@@ -539,8 +551,10 @@ Result<DataPolicy> ParseDataPolicy(const std::string& text) {
   if (text == "relevant") return DataPolicy::kRelevant;
   if (text == "all") return DataPolicy::kAll;
   if (text == "none") return DataPolicy::kNone;
-  return Status::InvalidArgument("the data policy must be 'relevant', 'all' or "
-                                 "'none', not '" + text + "'");
+  return Status::InvalidArgument(
+      "the data policy must be 'relevant', 'all' or "
+      "'none', not '" +
+      text + "'");
 }
 
 Result<std::uint64_t> ParseSize(const std::string& text) {
@@ -553,15 +567,21 @@ Result<std::uint64_t> ParseSize(const std::string& text) {
   }
   std::string suffix = used ? text.substr(used) : "";
   std::uint64_t unit = 1;
-  if (suffix == "" ) unit = 1;
-  else if (suffix == "K" || suffix == "k" || suffix == "KiB") unit = 1ull << 10;
-  else if (suffix == "M" || suffix == "m" || suffix == "MiB") unit = 1ull << 20;
-  else if (suffix == "G" || suffix == "g" || suffix == "GiB") unit = 1ull << 30;
-  else used = 0;
+  if (suffix == "")
+    unit = 1;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    unit = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB")
+    unit = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB")
+    unit = 1ull << 30;
+  else
+    used = 0;
   if (used == 0 || text.empty() || text[0] == '-') {
-    return Status::InvalidArgument("'" + text +
-                                   "' is not a size (a number of bytes, or with "
-                                   "K, M or G)");
+    return Status::InvalidArgument(
+        "'" + text +
+        "' is not a size (a number of bytes, or with "
+        "K, M or G)");
   }
   return static_cast<std::uint64_t>(n) * unit;
 }
@@ -590,7 +610,8 @@ Result<SyncReport> Pull(Repo& repo, const std::string& name,
                         const SyncOptions& options) {
   CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
   CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
-  CMF_ASSIGN_OR_RETURN(DataPolicy policy, PolicyFor(repo, options, "pull.data"));
+  CMF_ASSIGN_OR_RETURN(DataPolicy policy,
+                       PolicyFor(repo, options, "pull.data"));
   CMF_ASSIGN_OR_RETURN(std::uint64_t max_size, MaxSize(repo));
   SyncReport report;
   report.remote = name;
@@ -618,11 +639,13 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     // As git refuses to push into a checked-out branch: that workspace's
     // store would not see what arrived in its log.
     return Status::InvalidArgument(
-        "the remote '" + name + "' is a workspace, which takes in new records "
+        "the remote '" + name +
+        "' is a workspace, which takes in new records "
         "only by pulling; push to a bare repository (cmf init --bare) or pull "
         "from there instead");
   }
-  CMF_ASSIGN_OR_RETURN(DataPolicy policy, PolicyFor(repo, options, "push.data"));
+  CMF_ASSIGN_OR_RETURN(DataPolicy policy,
+                       PolicyFor(repo, options, "push.data"));
   CMF_ASSIGN_OR_RETURN(std::uint64_t max_size, MaxSize(repo));
   SyncReport report;
   report.remote = name;
@@ -676,8 +699,8 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
         if (!transport) {
           CMF_ASSIGN_OR_RETURN(transport, data::OpenTransport(ends.data_url));
           CMF_ASSIGN_OR_RETURN(store_id, StoreId(*transport));
-          CMF_RETURN_IF_ERROR(repo.config().Set("remote." + name + ".store-id",
-                                                store_id));
+          CMF_RETURN_IF_ERROR(
+              repo.config().Set("remote." + name + ".store-id", store_id));
         }
         CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));
         for (const std::string& o : objects) {
@@ -709,8 +732,9 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
           Store::Segment seg,
           repo.store().CommitPending(
               only_locations, [&](const Store::Segment& s) -> Status {
-                return log.CommitSegment(repo.site(), s.hash, s.text,
-                                         "Record where " + name + " holds bytes")
+                return log
+                    .CommitSegment(repo.site(), s.hash, s.text,
+                                   "Record where " + name + " holds bytes")
                     .status();
               }));
       (void)seg;
@@ -731,8 +755,9 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     }
     if (pushed.code() != Code::kConflict || attempt >= options.max_tries) {
       if (pushed.code() == Code::kConflict) {
-        return Status::Conflict("the remote '" + name + "' kept moving; gave up after " +
-                                std::to_string(attempt) + " tries (run cmf push again)");
+        return Status::Conflict(
+            "the remote '" + name + "' kept moving; gave up after " +
+            std::to_string(attempt) + " tries (run cmf push again)");
       }
       return pushed;
     }
@@ -805,11 +830,14 @@ Result<Whereabouts> WhereIs(Repo& repo, const std::string& target) {
 }
 
 Result<GetReport> Get(Repo& repo, const std::string& target,
-                      const std::optional<std::string>& from, bool progress_on) {
+                      const std::optional<std::string>& from,
+                      bool progress_on) {
   GetReport report;
   std::string workspace_path;
-  CMF_ASSIGN_OR_RETURN(report.hash, ResolveTarget(repo, target, &workspace_path));
-  CMF_ASSIGN_OR_RETURN(ArtifactRef artifact, repo.store().GetArtifact(report.hash));
+  CMF_ASSIGN_OR_RETURN(report.hash,
+                       ResolveTarget(repo, target, &workspace_path));
+  CMF_ASSIGN_OR_RETURN(ArtifactRef artifact,
+                       repo.store().GetArtifact(report.hash));
   const data::ObjectCache& cache = repo.objects();
 
   std::vector<RemoteSpec> candidates;
@@ -820,13 +848,16 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
     CMF_ASSIGN_OR_RETURN(candidates, ListRemotes(repo.config()));
     // Remotes known to hold the bytes first.
     CMF_ASSIGN_OR_RETURN(auto ids, repo.store().Locations(report.hash));
-    std::stable_partition(candidates.begin(), candidates.end(), [&](const RemoteSpec& r) {
-      std::string id = repo.config().GetOr("remote." + r.name + ".store-id", "");
-      return !id.empty() && std::count(ids.begin(), ids.end(), id) > 0;
-    });
+    std::stable_partition(
+        candidates.begin(), candidates.end(), [&](const RemoteSpec& r) {
+          std::string id =
+              repo.config().GetOr("remote." + r.name + ".store-id", "");
+          return !id.empty() && std::count(ids.begin(), ids.end(), id) > 0;
+        });
   }
   auto complete = [&]() -> Result<bool> {
-    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, report.hash, artifact.kind));
+    CMF_ASSIGN_OR_RETURN(auto objects,
+                         ObjectsOf(cache, report.hash, artifact.kind));
     return std::all_of(objects.begin(), objects.end(),
                        [&](const std::string& o) { return cache.Has(o); }) &&
            cache.Has(report.hash);
@@ -856,7 +887,8 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
       continue;
     }
     CMF_RETURN_IF_ERROR(Download(repo, **t, {report.hash}, &progress, &counts));
-    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, report.hash, artifact.kind));
+    CMF_ASSIGN_OR_RETURN(auto objects,
+                         ObjectsOf(cache, report.hash, artifact.kind));
     Status st = Download(repo, **t, objects, &progress, &counts);
     if (!st.ok() && st.code() != Code::kNotFound) return st;
     report.objects += counts.objects_received;
@@ -871,7 +903,8 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
     }
     return Status::NotFound("no remote holds the bytes of " +
                             report.hash.substr(0, 12) + " (tried " + tried +
-                            (last.ok() ? "" : "; last: " + last.message()) + ")");
+                            (last.ok() ? "" : "; last: " + last.message()) +
+                            ")");
   }
   CMF_RETURN_IF_ERROR(repo.store().AddLocation(report.hash, repo.site()));
 
@@ -885,14 +918,17 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
     std::error_code ec;
     if (safe) {  // and no symlinked folder on the way leads out
       fs::path parent = fs::weakly_canonical(dest.parent_path(), ec);
-      fs::path via = parent.lexically_relative(fs::weakly_canonical(repo.workspace(), ec));
-      safe = !ec && !via.empty() && *via.begin() != ".." && *via.begin() != ".cmf";
+      fs::path via =
+          parent.lexically_relative(fs::weakly_canonical(repo.workspace(), ec));
+      safe =
+          !ec && !via.empty() && *via.begin() != ".." && *via.begin() != ".cmf";
     }
     if (safe && !fs::exists(fs::symlink_status(dest, ec))) {
-      CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(
-                                           repo.config().GetOr("cache.link", "auto")));
+      CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(repo.config().GetOr(
+                                           "cache.link", "auto")));
       if (artifact.kind == ArtifactKind::kDirectory) {
-        CMF_ASSIGN_OR_RETURN(std::string manifest, cache.ReadObject(report.hash));
+        CMF_ASSIGN_OR_RETURN(std::string manifest,
+                             cache.ReadObject(report.hash));
         CMF_ASSIGN_OR_RETURN(auto files, data::ParseManifest(manifest));
         for (const auto& f : files) {
           CMF_RETURN_IF_ERROR(cache.Materialize(f.hash, dest / f.path, order));

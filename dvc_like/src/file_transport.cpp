@@ -123,8 +123,8 @@ class FileTransport : public ObjectTransport {
       fs::path final_path = PathOf(items[i].hash);
       fs::create_directories(final_path.parent_path(), ec);
       if (::rename(temps[i].c_str(), final_path.c_str()) != 0) {
-        Status st = Errno("cannot name object '" + final_path.string() + "'",
-                          errno);
+        Status st =
+            Errno("cannot name object '" + final_path.string() + "'", errno);
         drop_temps();
         return st;
       }
@@ -142,8 +142,8 @@ class FileTransport : public ObjectTransport {
       }
       return Errno("cannot read '" + path.string() + "'", errno);
     }
-    Status st = CopyFd(src, fd, "cannot copy '" + path.string() + "'",
-                       progress);
+    Status st =
+        CopyFd(src, fd, "cannot copy '" + path.string() + "'", progress);
     ::close(src);
     return st;
   }
@@ -174,7 +174,8 @@ class FileTransport : public ObjectTransport {
     int rc = ok ? ::link(temp.c_str(), (root_ / name).c_str()) : -1;
     int err = errno;
     ::unlink(temp.c_str());
-    if (!ok) return Errno("cannot write '" + (root_ / name).string() + "'", err);
+    if (!ok)
+      return Errno("cannot write '" + (root_ / name).string() + "'", err);
     if (rc != 0 && err != EEXIST) {
       return Errno("cannot create '" + (root_ / name).string() + "'", err);
     }
@@ -203,7 +204,8 @@ class FileTransport : public ObjectTransport {
     *temp = pattern;
     Status st = CopyFd(src, dst, "cannot copy to '" + url_ + "'", progress);
     ::close(src);
-    if (st.ok() && ::fchmod(dst, 0444) != 0) st = Errno("cannot protect", errno);
+    if (st.ok() && ::fchmod(dst, 0444) != 0)
+      st = Errno("cannot protect", errno);
     ::close(dst);
     if (progress) progress->Add(1, 0);
     return st;

@@ -37,20 +37,23 @@ class SftpTransport : public ObjectTransport {
     std::call_once(once, [] { libssh2_init(0); });
     CMF_ASSIGN_OR_RETURN(target_, ParseSshUrl(url_));
     const std::string where =
-        target_.host + (target_.port == 22 ? "" : ":" + std::to_string(target_.port));
+        target_.host +
+        (target_.port == 22 ? "" : ":" + std::to_string(target_.port));
 
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
-    int rc = ::getaddrinfo(target_.host.c_str(),
-                           std::to_string(target_.port).c_str(), &hints, &found);
+    int rc =
+        ::getaddrinfo(target_.host.c_str(),
+                      std::to_string(target_.port).c_str(), &hints, &found);
     if (rc != 0) {
       return Status::IOError("cannot resolve ssh host '" + target_.host +
                              "': " + ::gai_strerror(rc));
     }
     int err = 0;
     for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      int fd =
+          ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
       if (fd < 0) continue;
       if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
         sock_ = fd;
@@ -75,7 +78,8 @@ class SftpTransport : public ObjectTransport {
     int type = 0;
     const char* key = libssh2_session_hostkey(session_, &len, &type);
     if (key == nullptr) return SessionError("no host key from " + where);
-    CMF_RETURN_IF_ERROR(CheckHostKey(target_.host, target_.port, key, len, type));
+    CMF_RETURN_IF_ERROR(
+        CheckHostKey(target_.host, target_.port, key, len, type));
     CMF_RETURN_IF_ERROR(Authenticate(where));
     sftp_ = libssh2_sftp_init(session_);
     if (sftp_ == nullptr) {
@@ -140,7 +144,8 @@ class SftpTransport : public ObjectTransport {
         if (progress) progress->Add(0, static_cast<std::uint64_t>(n));
       }
       ::close(src);
-      if (st.ok()) libssh2_sftp_fsync(h);  // best effort: needs OpenSSH's extension
+      if (st.ok())
+        libssh2_sftp_fsync(h);  // best effort: needs OpenSSH's extension
       libssh2_sftp_close(h);
       if (!st.ok()) {
         libssh2_sftp_unlink(sftp_, temp.c_str());
@@ -261,21 +266,24 @@ class SftpTransport : public ObjectTransport {
   }
 
   bool IsMissing() const {
-    return libssh2_session_last_errno(session_) == LIBSSH2_ERROR_SFTP_PROTOCOL &&
+    return libssh2_session_last_errno(session_) ==
+               LIBSSH2_ERROR_SFTP_PROTOCOL &&
            libssh2_sftp_last_error(sftp_) == LIBSSH2_FX_NO_SUCH_FILE;
   }
 
   Status SessionError(const std::string& what) const {
     char* message = nullptr;
     libssh2_session_last_error(session_, &message, nullptr, 0);
-    return Status::IOError(what + (message && *message ? std::string(": ") + message : ""));
+    return Status::IOError(
+        what + (message && *message ? std::string(": ") + message : ""));
   }
 
   Status SftpError(const std::string& what) const {
     if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_SFTP_PROTOCOL) {
       unsigned long code = libssh2_sftp_last_error(sftp_);
-      const char* text = code == LIBSSH2_FX_PERMISSION_DENIED ? "permission denied"
-                         : code == LIBSSH2_FX_NO_SUCH_FILE   ? "no such file"
+      const char* text = code == LIBSSH2_FX_PERMISSION_DENIED
+                             ? "permission denied"
+                         : code == LIBSSH2_FX_NO_SUCH_FILE ? "no such file"
                          : code == LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM
                              ? "no space left on the remote file system"
                              : "SFTP error";
@@ -343,11 +351,10 @@ class SftpTransport : public ObjectTransport {
         return Status::Ok();
       }
     }
-    return Status::IOError("permission denied: " + where +
-                           " accepted no key for user '" + user + "' (tried " +
-                           (tried.empty() ? "no agent and no key in " + SshDir()
-                                          : tried) +
-                           ")");
+    return Status::IOError(
+        "permission denied: " + where + " accepted no key for user '" + user +
+        "' (tried " +
+        (tried.empty() ? "no agent and no key in " + SshDir() : tried) + ")");
   }
 
   std::string url_;

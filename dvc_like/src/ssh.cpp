@@ -24,7 +24,8 @@ Result<SshUrl> ParseSshUrl(const std::string& url) {
       authority = authority.substr(at + 1);
     }
     auto colon = authority.rfind(':');
-    if (colon != std::string::npos && authority.find(']') == std::string::npos) {
+    if (colon != std::string::npos &&
+        authority.find(']') == std::string::npos) {
       std::string port = authority.substr(colon + 1);
       authority = authority.substr(0, colon);
       char* end = nullptr;
@@ -105,7 +106,8 @@ Status CheckHostKey(const std::string& host, int port, const char* key,
                              " offered a key of an unknown type");
   }
   const std::string file = SshDir() + "/known_hosts";
-  std::string where = port == 22 ? host : "[" + host + "]:" + std::to_string(port);
+  std::string where =
+      port == 22 ? host : "[" + host + "]:" + std::to_string(port);
   LIBSSH2_SESSION* session = libssh2_session_init();
   if (session == nullptr) return Status::IOError("cannot start libssh2");
   LIBSSH2_KNOWNHOSTS* hosts = libssh2_knownhost_init(session);
@@ -131,10 +133,11 @@ Status CheckHostKey(const std::string& host, int port, const char* key,
           ": someone may be intercepting the connection, or the host's key "
           "changed; cmf refuses to connect");
     default:
-      return Status::IOError("the ssh host " + where + " is not in " + file +
-                             "; check its fingerprint, then add it (ssh-keyscan" +
-                             (port == 22 ? "" : " -p " + std::to_string(port)) +
-                             " " + host + " >> " + file + ")");
+      return Status::IOError(
+          "the ssh host " + where + " is not in " + file +
+          "; check its fingerprint, then add it (ssh-keyscan" +
+          (port == 22 ? "" : " -p " + std::to_string(port)) + " " + host +
+          " >> " + file + ")");
   }
 }
 

@@ -72,8 +72,8 @@ Result<std::unique_ptr<ObjectTransport>> OpenTransport(const std::string& url) {
   }
   if (!factory) {
     return Status::InvalidArgument("unknown URL scheme '" + scheme + "' in '" +
-                                   RedactUrl(url) +
-                                   "' (cmf knows: " + known + ", and paths)");
+                                   RedactUrl(url) + "' (cmf knows: " + known +
+                                   ", and paths)");
   }
   return factory(url);
 }
@@ -83,7 +83,8 @@ bool UrlHasPassword(const std::string& url) {
   if (scheme_end == std::string::npos) return false;
   auto host_start = scheme_end + 3;
   auto path_start = url.find('/', host_start);
-  auto at = url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
+  auto at =
+      url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
   if (at == std::string::npos || at < host_start) return false;
   return url.find(':', host_start) < at;
 }
@@ -94,7 +95,8 @@ std::string RedactUrl(const std::string& url) {
     // The user part of a web URL is often a token: none of it is shown.
     auto host_start = url.find("://") + 3;
     auto path_start = url.find('/', host_start);
-    auto at = url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
+    auto at = url.rfind(
+        '@', path_start == std::string::npos ? url.size() : path_start);
     if (at != std::string::npos && at >= host_start) {
       return url.substr(0, host_start) + url.substr(at + 1);
     }
@@ -103,7 +105,8 @@ std::string RedactUrl(const std::string& url) {
   if (!UrlHasPassword(url)) return url;
   auto host_start = url.find("://") + 3;
   auto path_start = url.find('/', host_start);
-  auto at = url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
+  auto at =
+      url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
   auto colon = url.find(':', host_start);
   return url.substr(0, colon) + url.substr(at);
 }

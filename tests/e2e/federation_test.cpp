@@ -194,9 +194,8 @@ TEST_CASE("federation: two edges pushing at the same moment both succeed") {
 }
 
 TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
-  for (const std::string point :
-       {"put:renamed-none", "push:objects-sent", "push:log-objects",
-        "push:metadata-sent"}) {
+  for (const std::string point : {"put:renamed-none", "push:objects-sent",
+                                  "push:log-objects", "push:metadata-sent"}) {
     CAPTURE(point);
     TempDir remotes;
     Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
@@ -206,7 +205,8 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     }
     Produce(a, "out.txt", "payload " + point);
     Ok(a({"commit"}));
-    Outcome killed = Cmf({"push", "hpc"}, a.dir.path(), {{"CMF_CRASH_AT", point}});
+    Outcome killed =
+        Cmf({"push", "hpc"}, a.dir.path(), {{"CMF_CRASH_AT", point}});
     CHECK(killed.signal == SIGKILL);
     Ok(a({"fsck"}));
     // The remote shows nothing half-made: whatever it has, a site can pull.
@@ -219,7 +219,8 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     Ok(c({"get", "out.txt"}));
     CHECK(ReadFile(c / "out.txt") == "payload " + point);
   }
-  for (const std::string point : {"pull:fetched", "pull:ingested", "pull:data"}) {
+  for (const std::string point :
+       {"pull:fetched", "pull:ingested", "pull:data"}) {
     CAPTURE(point);
     TempDir remotes;
     Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
@@ -231,7 +232,8 @@ TEST_CASE("federation: an interrupted push or pull leaves both sides whole") {
     Produce(b, "mine.txt", "local work");
     Ok(a({"commit"}));
     Ok(a({"push", "hpc"}));
-    Outcome killed = Cmf({"pull", "hpc"}, b.dir.path(), {{"CMF_CRASH_AT", point}});
+    Outcome killed =
+        Cmf({"pull", "hpc"}, b.dir.path(), {{"CMF_CRASH_AT", point}});
     CHECK(killed.signal == SIGKILL);
     Ok(b({"fsck"}));
     Ok(b({"pull", "hpc"}));
@@ -289,25 +291,30 @@ TEST_CASE("federation: bad remotes give clear errors and change nothing") {
   Outcome s3 = a({"remote", "add", "cloud", "s3://bucket/cmf"});
   CHECK(s3.exit_code == 2);
   CHECK(IsError(s3, "unknown URL scheme 's3'"));
-  Outcome secret = a({"remote", "add", "web", "https://me:hunter2@example.org/x"});
+  Outcome secret =
+      a({"remote", "add", "web", "https://me:hunter2@example.org/x"});
   CHECK(secret.exit_code == 2);
   CHECK(secret.err.find("hunter2") == std::string::npos);
   CHECK(ReadFile(a / ".cmf/config").find("hunter2") == std::string::npos);
-  CHECK(IsError(a({"remote", "add", "bad name", "/tmp"}), "not a valid remote name"));
+  CHECK(IsError(a({"remote", "add", "bad name", "/tmp"}),
+                "not a valid remote name"));
   Ok(a({"remote", "add", "twice", (remotes / "x").string()}));
-  CHECK(IsError(a({"remote", "add", "twice", (remotes / "y").string()}), "exists"));
+  CHECK(IsError(a({"remote", "add", "twice", (remotes / "y").string()}),
+                "exists"));
   CHECK(IsError(a({"init", "--bare", (a / "out.txt").string()}), "not empty"));
 
   if (::geteuid() != 0) {  // root reads and writes everything
     Ok(Cmf({"init", "--bare", (remotes / "locked").string()}, remotes.path()));
     Ok(a({"remote", "add", "locked", (remotes / "locked").string()}));
-    fs::permissions(remotes / "locked", fs::perms::owner_write | fs::perms::group_write |
-                                            fs::perms::others_write,
+    fs::permissions(remotes / "locked",
+                    fs::perms::owner_write | fs::perms::group_write |
+                        fs::perms::others_write,
                     fs::perm_options::remove);
     Outcome denied = a({"push", "locked"});
     CHECK(denied.exit_code == 1);
     CHECK(denied.err.find("ermission denied") != std::string::npos);
-    fs::permissions(remotes / "locked", fs::perms::owner_write, fs::perm_options::add);
+    fs::permissions(remotes / "locked", fs::perms::owner_write,
+                    fs::perm_options::add);
   }
   // Nothing was committed, sent or lost by the failures.
   CHECK(a.Json({"status", "--json"})["uncommitted"]["facts"] == 0);
@@ -315,7 +322,8 @@ TEST_CASE("federation: bad remotes give clear errors and change nothing") {
   Ok(a({"fsck"}));
 }
 
-TEST_CASE("federation: pulled paths cannot make get or checkout write outside") {
+TEST_CASE(
+    "federation: pulled paths cannot make get or checkout write outside") {
   TempDir remotes;
   TempDir outside;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
@@ -328,10 +336,13 @@ TEST_CASE("federation: pulled paths cannot make get or checkout write outside") 
   Produce(a, "three.txt", "third");
   // A hostile (or broken) site names paths outside any workspace.
   const fs::path absolute = outside / "evil-abs.txt";
-  Sql(a, "UPDATE event SET path = '../../evil-rel.txt' WHERE path = 'one.txt';"
-         "UPDATE event SET path = '" + absolute.string() +
-             "' WHERE path = 'two.txt';"
-         "UPDATE event SET path = 'link/evil-link.txt' WHERE path = 'three.txt';");
+  Sql(a,
+      "UPDATE event SET path = '../../evil-rel.txt' WHERE path = 'one.txt';"
+      "UPDATE event SET path = '" +
+          absolute.string() +
+          "' WHERE path = 'two.txt';"
+          "UPDATE event SET path = 'link/evil-link.txt' WHERE path = "
+          "'three.txt';");
   Ok(a({"commit"}));
   Ok(a({"push", "hpc", "--data", "all"}));
   Ok(b({"pull", "hpc"}));
@@ -363,13 +374,15 @@ TEST_CASE("federation: pulled paths cannot make get or checkout write outside") 
 
 TEST_CASE("federation: metadata in a plain git repository, bytes in a folder") {
   TempDir remotes;
-  Ok(RunProcess({"git", "init", "-q", "--bare", (remotes / "meta.git").string()},
-                remotes.path()));
+  Ok(RunProcess(
+      {"git", "init", "-q", "--bare", (remotes / "meta.git").string()},
+      remotes.path()));
   fs::create_directories(remotes / "store");
   Workspace a, b;
   for (const Workspace* w : {&a, &b}) {
-    Ok((*w)({"remote", "add", "hub", "--metadata", (remotes / "meta.git").string(),
-             "--data", (remotes / "store").string()}));
+    Ok((*w)({"remote", "add", "hub", "--metadata",
+             (remotes / "meta.git").string(), "--data",
+             (remotes / "store").string()}));
   }
   Produce(a, "model.pt", "weights");
   Ok(a({"commit", "-m", "trained on sample 7"}));
@@ -427,7 +440,8 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
                 keys.path()));
   std::string other = ReadFile(keys / "other.pub");
   other = other.substr(0, other.find(' ', other.find(' ') + 1));
-  WriteFile(known, "[127.0.0.1]:" + std::to_string(server.port()) + " " + other + "\n");
+  WriteFile(known, "[127.0.0.1]:" + std::to_string(server.port()) + " " +
+                       other + "\n");
   Outcome mismatch = c({"pull", "hpc"});
   CHECK(mismatch.exit_code == 1);
   CHECK(IsError(mismatch, "does not match"));
@@ -440,8 +454,9 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
   const fs::path key = server.home() / ".ssh" / "id_ed25519";
   fs::rename(key, keys / "saved");
   fs::rename(key.string() + ".pub", keys / "saved.pub");
-  Ok(RunProcess({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()},
-                keys.path()));
+  Ok(RunProcess(
+      {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()},
+      keys.path()));
   Outcome denied = c({"pull", "hpc"});
   CHECK(denied.exit_code == 1);
   CHECK(IsError(denied, "permission denied"));

@@ -47,7 +47,8 @@ std::string FirstTwoFields(const std::string& line) {
   auto first = line.find(' ');
   auto second = line.find(' ', first + 1);
   std::string out = line.substr(0, second);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+    out.pop_back();
   return out;
 }
 
@@ -76,19 +77,22 @@ SshServer::SshServer() {
     }
   }
   host_key_ = FirstTwoFields(ReadFile(dir_ / "host_key.pub"));
-  WriteFile(dir_ / "authorized_keys", ReadFile(home_ / ".ssh" / "id_ed25519.pub"));
+  WriteFile(dir_ / "authorized_keys",
+            ReadFile(home_ / ".ssh" / "id_ed25519.pub"));
   port_ = FreePort();
   WriteFile(home_ / ".ssh" / "known_hosts",
             "[127.0.0.1]:" + std::to_string(port_) + " " + host_key_ + "\n");
   WriteFile(dir_ / "sshd_config",
             "Port " + std::to_string(port_) +
                 "\nListenAddress 127.0.0.1\n"
-                "HostKey " + (dir_ / "host_key").string() +
-                "\nAuthorizedKeysFile " + (dir_ / "authorized_keys").string() +
+                "HostKey " +
+                (dir_ / "host_key").string() + "\nAuthorizedKeysFile " +
+                (dir_ / "authorized_keys").string() +
                 "\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 "PubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
                 "PermitRootLogin prohibit-password\n"
-                "PidFile " + (dir_ / "sshd.pid").string() +
+                "PidFile " +
+                (dir_ / "sshd.pid").string() +
                 "\nSubsystem sftp internal-sftp\nLogLevel ERROR\n");
   if (::geteuid() == 0) {
     // sshd run by root insists on its privilege-separation folder.

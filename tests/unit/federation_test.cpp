@@ -55,8 +55,7 @@ struct Site {
 
   // Everything a site shows about its executions, as text to compare.
   std::string State() {
-    Result<std::vector<ExecutionRecord>> all =
-        repo->store().ListExecutions({});
+    Result<std::vector<ExecutionRecord>> all = repo->store().ListExecutions({});
     REQUIRE(all.ok());
     std::sort(all->begin(), all->end(),
               [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -96,13 +95,13 @@ TEST_CASE("federation: commit seals pending facts once; ingest applies once") {
   Result<MetaLog> log = MetaLog::Open(a.repo->cmf_dir() / "log.git");
   REQUIRE(log.ok());
   std::string text;
-  REQUIRE(log->ForEachNewSegment(first->commit, {},
-                                 [&](const std::string& hash,
-                                     const std::string& t) {
-                                   CHECK(hash == first->segment);
-                                   text = t;
-                                   return Status::Ok();
-                                 })
+  REQUIRE(log->ForEachNewSegment(
+                 first->commit, {},
+                 [&](const std::string& hash, const std::string& t) {
+                   CHECK(hash == first->segment);
+                   text = t;
+                   return Status::Ok();
+                 })
               .ok());
   CHECK(data::HashBytes(text) == first->segment);
   Result<SegmentHeader> header =
@@ -120,7 +119,8 @@ TEST_CASE("federation: commit seals pending facts once; ingest applies once") {
   CHECK(b.repo->store().CountPending()->facts == 0);
 }
 
-TEST_CASE("federation: a segment that is not one is Corruption, nothing applied") {
+TEST_CASE(
+    "federation: a segment that is not one is Corruption, nothing applied") {
   TempDir dir;
   Site b(dir / "b", {});
   std::string bad = SegmentHeader{"aaaa", 1}.Line() +
@@ -228,10 +228,42 @@ TEST_CASE("federation: three sites converge in many random orders") {
     Site c(dir / "c", dir / "hpc");  // what the datacenter holds
     REQUIRE(Pull(*c.repo, "hpc", {}).ok());
     std::string state = a.State();
-    CHECK(made == static_cast<int>(
-                      a.repo->store().CountExecutions().value()));
+    CHECK(made == static_cast<int>(a.repo->store().CountExecutions().value()));
     CHECK(state == b.State());
     CHECK(state == c.State());
   }
   CHECK(unions > 0);
+}
+
+TEST_CASE("federation: a long history travels as one pack and arrives whole") {
+  TempDir dir;
+  REQUIRE(InitBare(dir / "hpc").ok());
+  Site a(dir / "a", dir / "hpc");
+  Site b(dir / "b", dir / "hpc");
+  for (int i = 0; i < 30; ++i) {
+    a.NewExecution(i);
+    REQUIRE(CommitMetadata(*a.repo, "").ok());
+  }
+  Result<SyncReport> pushed = Push(*a.repo, "hpc", {});
+  REQUIRE_MESSAGE(pushed.ok(), pushed.status().message());
+  CHECK(pushed->commits_sent == 31);  // and one that says where the bytes went
+  std::size_t packs = 0;
+  for (const auto& e :
+       fs::directory_iterator(dir / "hpc/log.git/objects/pack")) {
+    packs += e.path().extension() == ".pack";
+  }
+  CHECK(packs == 1);
+  Result<SyncReport> pulled = Pull(*b.repo, "hpc", {});
+  REQUIRE_MESSAGE(pulled.ok(), pulled.status().message());
+  CHECK(pulled->segments_ingested == 31);
+  CHECK(a.State() == b.State());
+  // Then one more commit goes loose, and only it.
+  a.NewExecution(30);
+  REQUIRE(CommitMetadata(*a.repo, "").ok());
+  pushed = Push(*a.repo, "hpc", {});
+  REQUIRE(pushed.ok());
+  CHECK(pushed->commits_sent == 2);
+  CHECK(pushed->metadata_bytes_sent < 20000);
+  REQUIRE(Pull(*b.repo, "hpc", {}).ok());
+  CHECK(a.State() == b.State());
 }

@@ -30,13 +30,16 @@ TEST_CASE("transport: URL schemes, and credentials never shown") {
   CHECK_FALSE(UrlHasPassword("ssh://me@example.org/x"));
   CHECK_FALSE(UrlHasPassword("/a:b@c/d"));
   CHECK(RedactUrl("ssh://me:hunter2@host/x") == "ssh://me@host/x");
-  CHECK(RedactUrl("https://me:hunter2@example.org/x") == "https://example.org/x");
-  CHECK(RedactUrl("https://ghp_token@example.org/x") == "https://example.org/x");
+  CHECK(RedactUrl("https://me:hunter2@example.org/x") ==
+        "https://example.org/x");
+  CHECK(RedactUrl("https://ghp_token@example.org/x") ==
+        "https://example.org/x");
   CHECK(RedactUrl("ssh://me@host/x") == "ssh://me@host/x");
 
   Result<std::unique_ptr<ObjectTransport>> s3 = OpenTransport("s3://bucket/x");
   CHECK(s3.status().code() == Code::kInvalidArgument);
-  CHECK(s3.status().message().find("unknown URL scheme 's3'") != std::string::npos);
+  CHECK(s3.status().message().find("unknown URL scheme 's3'") !=
+        std::string::npos);
 }
 
 TEST_CASE("transport: ssh URLs") {
@@ -51,8 +54,10 @@ TEST_CASE("transport: ssh URLs") {
   CHECK(scp->user == "bob");
   CHECK(scp->port == 22);
   CHECK(scp->path == "proj/cmf");
-  CHECK(ParseSshUrl("ssh://h:99999/x").status().code() == Code::kInvalidArgument);
-  CHECK(ParseSshUrl("ssh://me:pw@h/x").status().code() == Code::kInvalidArgument);
+  CHECK(ParseSshUrl("ssh://h:99999/x").status().code() ==
+        Code::kInvalidArgument);
+  CHECK(ParseSshUrl("ssh://me:pw@h/x").status().code() ==
+        Code::kInvalidArgument);
 }
 
 TEST_CASE("transport: sizes and data policies") {
@@ -70,17 +75,20 @@ TEST_CASE("transport: sizes and data policies") {
 TEST_CASE("transport: file store puts whole objects and gets them back") {
   TempDir dir;
   fs::create_directories(dir / "store");
-  Result<std::unique_ptr<ObjectTransport>> t = OpenTransport((dir / "store").string());
+  Result<std::unique_ptr<ObjectTransport>> t =
+      OpenTransport((dir / "store").string());
   REQUIRE(t.ok());
   WriteFile(dir / "a", "alpha");
   WriteFile(dir / "b", std::string(3 << 20, 'b'));
-  std::vector<ObjectTransport::PutItem> items{{HashBytes("alpha"), dir / "a", 5},
-                                              {*HashFile(dir / "b"), dir / "b", 3u << 20}};
+  std::vector<ObjectTransport::PutItem> items{
+      {HashBytes("alpha"), dir / "a", 5},
+      {*HashFile(dir / "b"), dir / "b", 3u << 20}};
   CHECK_FALSE(*(*t)->Has(items[0].hash));
   REQUIRE((*t)->Put(items, nullptr).ok());
   CHECK(*(*t)->Has(items[0].hash));
   CHECK(*(*t)->Has(items[1].hash));
-  CHECK(cmf::test::CountFiles(dir / "store" / "tmp") == 0);  // no temporaries left
+  CHECK(cmf::test::CountFiles(dir / "store" / "tmp") ==
+        0);  // no temporaries left
   CHECK(ReadFile(dir / "store/sha256" / items[0].hash.substr(0, 2) /
                  items[0].hash.substr(2)) == "alpha");
 
@@ -92,16 +100,19 @@ TEST_CASE("transport: file store puts whole objects and gets them back") {
 
   // Into a cache, verified.
   ObjectCache cache(dir / "cache");
-  REQUIRE(cache
-              .Import(items[1].hash,
-                      [&](int fd) { return (*t)->Get(items[1].hash, fd, nullptr); })
-              .ok());
+  REQUIRE(
+      cache
+          .Import(items[1].hash,
+                  [&](int fd) { return (*t)->Get(items[1].hash, fd, nullptr); })
+          .ok());
   CHECK(cache.Has(items[1].hash));
   CHECK((*t)->Get(HashBytes("absent"), -1, nullptr).code() == Code::kNotFound);
-  CHECK(OpenTransport((dir / "nowhere").string()).status().code() == Code::kNotFound);
+  CHECK(OpenTransport((dir / "nowhere").string()).status().code() ==
+        Code::kNotFound);
 }
 
-TEST_CASE("transport: bytes that do not match their name never enter the cache") {
+TEST_CASE(
+    "transport: bytes that do not match their name never enter the cache") {
   TempDir dir;
   ObjectCache cache(dir / "cache");
   const std::string claimed = HashBytes("the real content");

@@ -106,8 +106,8 @@ struct GetReport {
   std::string hash;
   std::uint64_t objects = 0;  // fetched
   std::uint64_t bytes = 0;
-  std::string from;        // the remote they came from
-  std::string placed_at;   // the workspace path written, if any
+  std::string from;       // the remote they came from
+  std::string placed_at;  // the workspace path written, if any
 };
 // Fetches the bytes of TARGET (and of a directory's files) into the cache from
 // FROM (or from the remotes that have them), verifying each, and places them

@@ -59,9 +59,8 @@ class ObjectTransport {
   virtual Result<bool> HasFolder(const std::string& relative) = 0;
 };
 
-using TransportFactory =
-    std::function<Result<std::unique_ptr<ObjectTransport>>(
-        const std::string& url)>;
+using TransportFactory = std::function<Result<std::unique_ptr<ObjectTransport>>(
+    const std::string& url)>;
 
 // Registers FACTORY for URLs of SCHEME ("file", "ssh"). The built-in ones are
 // registered on first use.
