@@ -193,7 +193,6 @@ int main(int argc, char** argv) {
   MustRun({"sync"}, root);
   double push = Timed({cmf_bin, "push", "-q", "r", "--data", "all"}, ws);
   Must(push > 0, "cmf push --data all");
-  double gib = mib / 1024.0;
   fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n",
              "cmf push --data all (flushed to disk)", push, mib / push);
   MustRun({"sync"}, root);
@@ -237,7 +236,6 @@ int main(int argc, char** argv) {
     fmt::print("  cmf push speed / git annex copy speed: {:5.2f}x\n",
                annex / push);
   }
-  (void)gib;
   if (!keep) fs::remove_all(root);
   return 0;
 }

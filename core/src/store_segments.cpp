@@ -386,20 +386,12 @@ Result<bool> Store::IngestSegment(const std::string& hash,
     std::int64_t max_hlc = 0;
     std::int64_t facts = 0;
 
-    // Runs SQL with BIND; Corruption naming WHAT when it changed nothing and
-    // MUST_MATCH (the record it names is missing).
+    // Runs SQL with BIND (a fact already known changes nothing).
     auto apply = [&](const std::string& sql,
-                     const std::function<void(sql::Stmt&)>& bind,
-                     const std::string& missing) -> Status {
+                     const std::function<void(sql::Stmt&)>& bind) -> Status {
       CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(sql));
       bind(s);
-      CMF_RETURN_IF_ERROR(s.Run());
-      if (!missing.empty() && sqlite3_changes(m.db) == 0) {
-        // Nothing changed: either the fact is known (fine) or what it names is
-        // not. Tell them apart by the caller's check.
-        return Status::NotFound(missing);
-      }
-      return Status::Ok();
+      return s.Run();
     };
     auto exec_id = [&](const std::string& uuid) -> Result<RowId> {
       CMF_ASSIGN_OR_RETURN(
@@ -526,8 +518,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                     .Bind(6, GetOptInt(j, "ended_ms"))
                     .Bind(7, Get(j, "message"))
                     .Bind(8, seg);
-              },
-              "");
+              });
         } else if (t == "event") {
           CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
           CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(Get(j, "artifact")));
@@ -542,8 +533,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                 s.Bind(1, e).Bind(2, direction == "input" ? 0 : 1);
                 s.Bind(3, GetInt(j, "position")).Bind(4, a);
                 s.Bind(5, Get(j, "path")).Bind(6, seg);
-              },
-              "");
+              });
         } else if (t == "derived_from") {
           CMF_ASSIGN_OR_RETURN(RowId child, artifact_id(Get(j, "artifact")));
           CMF_ASSIGN_OR_RETURN(RowId parent, artifact_id(Get(j, "parent")));
@@ -552,8 +542,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
               "VALUES(?1, ?2, ?3)",
               [&](sql::Stmt& s) {
                 s.Bind(1, child).Bind(2, parent).Bind(3, seg);
-              },
-              "");
+              });
         } else if (t == "metrics") {
           CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
           CMF_ASSIGN_OR_RETURN(RowId series, m.EnsureSeries(Get(j, "series")));
@@ -626,8 +615,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
                 s.Bind(1, type_name).Bind(2, id).Bind(3, Get(j, "name"));
                 s.Bind(4, hlc).Bind(5, Get(j, "site")).Bind(6, type);
                 s.BindValue(7, v).Bind(8, seg);
-              },
-              "");
+              });
         } else if (t == "location") {
           CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(Get(j, "hash")));
           line_status = apply(
@@ -635,8 +623,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
               "VALUES(?1, ?2, ?3)",
               [&](sql::Stmt& s) {
                 s.Bind(1, a).Bind(2, Get(j, "at")).Bind(3, seg);
-              },
-              "");
+              });
         }
         // Unknown kinds of fact come from a newer cmf: skipped, so that an
         // older site still reads what it understands.

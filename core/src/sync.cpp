@@ -728,16 +728,15 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
       }
       Store::CommitOptions only_locations;
       only_locations.locations_only = true;
-      CMF_ASSIGN_OR_RETURN(
-          Store::Segment seg,
+      CMF_RETURN_IF_ERROR(
           repo.store().CommitPending(
               only_locations, [&](const Store::Segment& s) -> Status {
                 return log
                     .CommitSegment(repo.site(), s.hash, s.text,
                                    "Record where " + name + " holds bytes")
                     .status();
-              }));
-      (void)seg;
+              })
+              .status());
       CMF_ASSIGN_OR_RETURN(ours, log.Tip());
     }
     if (ours.empty() || ours == remote_tip) {
