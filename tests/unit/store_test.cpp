@@ -400,3 +400,55 @@ TEST_CASE(
   });
   CHECK(stop.message() == "sink failed");
 }
+
+TEST_CASE("store: a version 1 store is upgraded in place, its facts uncommitted") {
+  TempDir dir;
+  {
+    auto store = NewStore(dir / "m.db");
+    REQUIRE(store->BeginExecution(Record("train", 1000)).ok());
+  }
+  // Take it back to what version 1 wrote: no seg columns, no federation
+  // tables.
+  RunSql(dir / "m.db",
+         "DROP TABLE location; DROP TABLE segment;"
+         "DROP INDEX execution_pending; DROP INDEX execution_state_pending;"
+         "DROP INDEX artifact_pending; DROP INDEX event_pending;"
+         "DROP INDEX derived_from_pending; DROP INDEX metric_pending;"
+         "DROP INDEX property_pending;"
+         "ALTER TABLE execution DROP COLUMN seg;"
+         "ALTER TABLE execution_state DROP COLUMN seg;"
+         "ALTER TABLE artifact DROP COLUMN seg;"
+         "ALTER TABLE event DROP COLUMN seg;"
+         "ALTER TABLE derived_from DROP COLUMN seg;"
+         "ALTER TABLE metric DROP COLUMN seg;"
+         "ALTER TABLE property DROP COLUMN seg;"
+         "PRAGMA user_version=1;");
+  REQUIRE(UserVersion(dir / "m.db") == 1);
+  StoreOptions options;
+  options.site = "site-a";
+  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
+  REQUIRE_MESSAGE(store.ok(), store.status().message());
+  CHECK(UserVersion(dir / "m.db") == 2);
+  CHECK((*store)->CountExecutions().value() == 1);
+  Result<Store::Pending> pending = (*store)->CountPending();
+  REQUIRE(pending.ok());
+  CHECK(pending->executions == 1);  // the first commit will seal the history
+}
+
+TEST_CASE("store: the most specific kind of an artifact wins, in any order") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  Result<RowId> e = store->BeginExecution(Record("train", 1000));
+  REQUIRE(e.ok());
+  ArtifactRef file{"model.bin", std::string(64, 'a'), 10, ArtifactKind::kFile};
+  ArtifactRef model = file;
+  model.kind = ArtifactKind::kModel;
+  REQUIRE(store->AddEvent(*e, Direction::kOutput, 0, model).ok());
+  REQUIRE(store->AddEvent(*e, Direction::kOutput, 1, file).ok());
+  CHECK(store->GetArtifact(file.hash)->kind == ArtifactKind::kModel);
+  ArtifactRef other{"x.bin", std::string(64, 'b'), 10, ArtifactKind::kFile};
+  REQUIRE(store->AddEvent(*e, Direction::kInput, 0, other).ok());
+  other.kind = ArtifactKind::kDataslice;
+  REQUIRE(store->AddEvent(*e, Direction::kInput, 1, other).ok());
+  CHECK(store->GetArtifact(other.hash)->kind == ArtifactKind::kDataslice);
+}
