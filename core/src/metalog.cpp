@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <unordered_set>
 
 #include "cmf/data/fault.h"
 #include "cmf/data/ssh.h"
@@ -157,16 +158,30 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
   } free_odbs{src_odb, dst_odb};
   if (rc < 0) return git::Error(rc, "cannot open the metadata logs");
 
-  // First decide what to copy (children before parents), then copy it.
+  // First decide what to copy (children before parents), then copy it. The
+  // destination is asked without a refresh: an object it lacks would make
+  // libgit2 rescan its pack folder on every miss.
   std::vector<git_oid> order;
-  std::set<std::string> queued;
+  std::unordered_set<std::string> seen;  // raw ids queued or known in DST
+  auto key = [](const git_oid& id) {
+    return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
+  };
+  // True when ID needs no copy: queued already, or DST has it (asked once).
+  auto known = [&](const git_oid& id) {
+    std::string k = key(id);
+    if (seen.count(k)) return true;
+    if (git_odb_exists_ext(dst_odb, &id, GIT_ODB_LOOKUP_NO_REFRESH)) {
+      seen.insert(std::move(k));
+      return true;
+    }
+    return false;
+  };
   auto queue = [&](const git_oid& id) {
-    if (queued.insert(Hex(id)).second) order.push_back(id);
+    if (seen.insert(key(id)).second) order.push_back(id);
   };
   std::function<Status(const git_oid&)> visit_tree =
       [&](const git_oid& id) -> Status {
-    if (git_odb_exists(dst_odb, &id) || queued.count(Hex(id)))
-      return Status::Ok();
+    if (known(id)) return Status::Ok();
     Tree tree;
     int r = git_tree_lookup(tree.out(), src, &id);
     if (r < 0) return git::Error(r, "cannot read the metadata log");
@@ -175,8 +190,7 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
       const git_oid* eid = git_tree_entry_id(e);
       if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
         CMF_RETURN_IF_ERROR(visit_tree(*eid));
-      } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
-                 !git_odb_exists(dst_odb, eid)) {
+      } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !known(*eid)) {
         queue(*eid);
       }
     }
@@ -198,7 +212,7 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
   }
   git_oid id;
   while ((rc = git_revwalk_next(&id, walk.get())) == 0) {
-    if (git_odb_exists(dst_odb, &id)) continue;
+    if (known(id)) continue;
     Commit commit;
     rc = git_commit_lookup(commit.out(), src, &id);
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");
