@@ -17,7 +17,7 @@ class GetVerb : public Verb {
         ->required();
     app.add_option("--from", from_,
                    "The remote to fetch from (default: any that has it)");
-    app.add_flag("-q,--quiet", quiet_, "No progress line");
+    app.add_flag("-q,--quiet", quiet_, "Print nothing on success (no progress line)");
     app.add_flag("--json", json_, "Print what was fetched as JSON");
   }
 
@@ -32,6 +32,7 @@ class GetVerb : public Verb {
       fmt::print("{}\n", GetJson(*report));
       return kExitOk;
     }
+    if (quiet_) return kExitOk;
     if (report->objects == 0) {
       fmt::print("{}: already here\n", report->hash.substr(0, 12));
     } else {
