@@ -79,7 +79,7 @@ struct Endpoints {
 // Makes a relative path absolute (remotes are stored as given, but a path is
 // relative to where cmf runs, which changes).
 std::string AbsoluteIfPath(const std::string& url) {
-  if (data::UrlScheme(url) != "file") return url;
+  if (data::UrlScheme(url) != "file" || url.rfind("file://", 0) == 0) return url;
   std::string path = data::FileUrlPath(url);
   std::error_code ec;
   fs::path abs = fs::absolute(path, ec);

@@ -67,9 +67,10 @@ TEST_CASE("federation: commit, push to a bare remote, pull at another edge") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
-  for (const Workspace* w : {&a, &b}) {
-    Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
-  }
+  Ok(a({"remote", "add", "hpc", (remotes / "hpc").string()}));
+  Ok(b({"remote", "add", "hpc", "file://" + (remotes / "hpc").string()}));
+  CHECK(b.Json({"remote", "--json"})[0]["url"] ==
+        "file://" + (remotes / "hpc").string());
   Produce(a, "out.txt", "spectra of sample 7\n");
   json status = a.Json({"status", "--json"});
   CHECK(status["uncommitted"]["executions"] == 1);
