@@ -28,6 +28,7 @@ std::unique_ptr<Verb> MakePullVerb();
 std::unique_ptr<Verb> MakeFetchVerb();
 std::unique_ptr<Verb> MakeWhereisVerb();
 std::unique_ptr<Verb> MakeGetVerb();
+std::unique_ptr<Verb> MakeLineageVerb();
 
 namespace {
 
@@ -42,6 +43,8 @@ constexpr std::array kVerbs = {
              MakeShowVerb},
     VerbInfo{"metrics", "Print an execution's step metrics", Needs::kRepoToRead,
              MakeMetricsVerb},
+    VerbInfo{"lineage", "Walk what an artifact or execution came from, or made",
+             Needs::kRepoToRead, MakeLineageVerb},
     VerbInfo{"add", "Track files and directories by content", Needs::kRepo,
              MakeAddVerb},
     VerbInfo{"status",

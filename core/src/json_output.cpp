@@ -199,6 +199,31 @@ std::string GetJson(const GetReport& r, int indent) {
       indent);
 }
 
+std::string LineageJson(const LineageGraph& g, int indent) {
+  json nodes = json::array();
+  for (const LineageNode& n : g.nodes) {
+    json j{{"id", n.id}, {"depth", n.depth}};
+    if (n.type == LineageNode::Type::kExecution) {
+      j["type"] = "execution";
+      j["pipeline"] = n.pipeline;
+      j["stage"] = n.stage;
+      j["started"] = FormatIsoUtc(n.started_ms);
+      j["status"] = std::string(ToString(n.status));
+    } else {
+      j["type"] = "artifact";
+      j["hash"] = n.id;
+      j["kind"] = std::string(ToString(n.kind));
+      j["paths"] = n.paths;
+    }
+    nodes.push_back(std::move(j));
+  }
+  json edges = json::array();
+  for (const LineageEdge& e : g.edges) {
+    edges.push_back({{"from", e.from}, {"to", e.to}, {"type", std::string(ToString(e.type))}});
+  }
+  return Dump({{"root", g.root}, {"nodes", nodes}, {"edges", edges}}, indent);
+}
+
 std::string MetricsJson(const MetricSeries& series, int indent) {
   json all = json::object();
   for (const auto& [name, points] : series) {

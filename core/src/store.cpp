@@ -166,6 +166,8 @@ CREATE INDEX derived_from_pending ON derived_from(artifact_id) WHERE seg IS NULL
 CREATE INDEX metric_pending ON metric(execution_id, series_id) WHERE seg IS NULL;
 CREATE INDEX property_pending ON property(target_type) WHERE seg IS NULL;
 
+CREATE INDEX artifact_by_kind ON artifact(kind, hash);
+
 CREATE TABLE location (
   artifact_id INTEGER NOT NULL REFERENCES artifact(id),
   site        TEXT NOT NULL,
@@ -648,6 +650,20 @@ Status Store::ScanExecutions(
     if (filter.stage) where += " AND s.name = ?2";
     if (after_started)
       where += " AND e.started_ms <= ?3 AND (e.started_ms < ?3 OR e.uuid < ?4)";
+    if (filter.since_ms) where += " AND e.started_ms >= ?5";
+    if (filter.until_ms) where += " AND e.started_ms < ?6";
+    for (std::size_t i = 0; i < filter.where.size(); ++i) {
+      const std::string name = "?" + std::to_string(10 + 2 * i);
+      const std::string value = "?" + std::to_string(11 + 2 * i);
+      where += " AND (EXISTS (SELECT 1 FROM param x WHERE x.execution_id = e.id "
+               "AND x.name = " + name + " AND (CAST(x.value AS TEXT) = " + value +
+               " OR (x.type = 'bool' AND x.value = (" + value + " = 'true') AND " +
+               value + " IN ('true', 'false')))) OR (SELECT CASE WHEN y.type = "
+               "'bool' THEN CASE y.value WHEN 1 THEN 'true' ELSE 'false' END ELSE "
+               "CAST(y.value AS TEXT) END FROM property y WHERE y.target_type = "
+               "'execution' AND y.target_id = e.id AND y.name = " + name +
+               " ORDER BY y.hlc DESC, y.site DESC LIMIT 1) = " + value + ")";
+    }
     CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> page,
                          impl_->Load(
                              where,
@@ -656,6 +672,12 @@ Status Store::ScanExecutions(
                                if (filter.stage) s.Bind(2, *filter.stage);
                                if (after_started)
                                  s.Bind(3, *after_started).Bind(4, *after_id);
+                               if (filter.since_ms) s.Bind(5, *filter.since_ms);
+                               if (filter.until_ms) s.Bind(6, *filter.until_ms);
+                               for (std::size_t i = 0; i < filter.where.size(); ++i) {
+                                 s.Bind(static_cast<int>(10 + 2 * i), filter.where[i].first)
+                                     .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
+                               }
                              },
                              want));
     if (page.empty()) break;
@@ -873,6 +895,49 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
   }
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
+    const std::optional<ArtifactKind>& kind, std::optional<std::int64_t> limit) {
+  Impl& m = *impl_;
+  int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{m.db};
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m.Prepare(kind ? "SELECT id, hash, size, kind FROM artifact INDEXED BY "
+                       "artifact_by_kind WHERE kind = ?1 ORDER BY hash LIMIT ?2"
+                     : "SELECT id, hash, size, kind FROM artifact ORDER BY hash "
+                       "LIMIT ?2"));
+  if (kind) s.Bind(1, ToString(*kind));
+  s.Bind(2, limit.value_or(-1));
+  std::vector<ArtifactRow> out;
+  std::unordered_map<RowId, std::size_t> index;
+  Status st;
+  while (s.Step(&st)) {
+    ArtifactRow row;
+    row.ref = {"", s.Text(1), static_cast<std::uint64_t>(s.Int(2)),
+               ParseArtifactKind(s.Text(3)).value_or(ArtifactKind::kFile)};
+    index.emplace(s.Int(0), out.size());
+    out.push_back(std::move(row));
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt p,
+      m.Prepare("SELECT DISTINCT x.path FROM event x INDEXED BY event_by_artifact "
+                "WHERE x.artifact_id = ?1 UNION SELECT path FROM tracked WHERE "
+                "artifact_id = ?1 ORDER BY 1"));
+  for (const auto& [id, i] : index) {
+    p.Bind(1, id);
+    while (p.Step(&st)) out[i].paths.push_back(p.Text(0));
+    p.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cmf/lineage.h"
 #include "cmf/records.h"
 #include "cmf/sync.h"
 #include "cmf/workspace.h"
@@ -59,5 +60,8 @@ std::string SyncJson(const SyncReport& report, int indent = 2);
 std::string RemotesJson(const std::vector<RemoteSpec>& remotes, int indent = 2);
 std::string WhereIsJson(const Whereabouts& where, int indent = 2);
 std::string GetJson(const GetReport& report, int indent = 2);
+
+// cmf lineage --format json: {"root", "nodes": [...], "edges": [...]}.
+std::string LineageJson(const LineageGraph& graph, int indent = 2);
 
 }  // namespace cmf

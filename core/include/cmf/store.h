@@ -31,6 +31,10 @@
 
 namespace cmf {
 
+struct LineageTarget;
+struct LineageOptions;
+struct LineageGraph;
+
 // The schema version this binary writes (PRAGMA user_version).
 inline constexpr int kStoreSchemaVersion = 2;
 
@@ -47,7 +51,13 @@ struct StoreOptions {
 struct ExecutionFilter {
   std::optional<std::string> pipeline;
   std::optional<std::string> stage;
-  std::optional<std::int64_t> limit;  // absent: all
+  std::optional<std::int64_t> limit;     // absent: all
+  std::optional<std::int64_t> since_ms;  // started at or after
+  std::optional<std::int64_t> until_ms;  // started before
+  // NAME=VALUE: a parameter, or the current value of a property, whose text
+  // is VALUE (0.01 matches a real 0.01 or the string "0.01"; true/false match
+  // a bool).
+  std::vector<std::pair<std::string, std::string>> where;
 };
 
 // A row id of the local database. Row ids never leave this store: records are
@@ -167,6 +177,16 @@ class Store {
   };
   Result<std::vector<ArtifactUse>> ListArtifacts();
 
+  // Artifacts of KIND (any when absent), by hash, at most LIMIT, each with
+  // every path it was seen at.
+  struct ArtifactRow {
+    ArtifactRef ref;  // path: empty
+    std::vector<std::string> paths;
+  };
+  Result<std::vector<ArtifactRow>> QueryArtifacts(
+      const std::optional<ArtifactKind>& kind,
+      std::optional<std::int64_t> limit);
+
   // --- commit and ingest (doc/federation.md) ---
 
   // A segment: every fact committed at once, as canonical text (a header line,
@@ -227,6 +247,10 @@ class Store {
   // The hash of what workspace path PATH last held: the tracked path, else
   // the newest event at that path. NotFound when no record names it.
   Result<std::string> ArtifactAtPath(const std::string& path);
+
+  // --- lineage (cmf/lineage.h) ---
+  Result<LineageGraph> WalkLineage(const LineageTarget& target,
+                                   const LineageOptions& options);
 
   // --- the stat cache (path, device, inode, size, mtime -> hash) ---
 

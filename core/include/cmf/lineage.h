@@ -1,0 +1,80 @@
+// Lineage: the graph of artifacts and executions joined by events (an
+// execution used or made an artifact) and derived_from edges (a slice from its
+// file, a model from its seed), walked up (where did this come from) or down
+// (what was made from this).
+//
+// A walk is one recursive SQL query over the indexed event and derived_from
+// tables, whatever the number of nodes; a node is visited once, so cycles
+// (which an import can bring) end a walk.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cmf/records.h"
+#include "cmf/status.h"
+
+namespace cmf {
+
+class Store;
+
+struct LineageOptions {
+  bool up = true;     // ancestors
+  bool down = false;  // descendants
+  std::optional<int> depth;  // edges from the target; absent: no limit
+};
+
+struct LineageNode {
+  enum class Type { kExecution, kArtifact };
+  Type type = Type::kArtifact;
+  std::string id;  // an execution's uuid, an artifact's hash
+  int depth = 0;   // edges from the target: negative up, positive down
+  // artifacts
+  ArtifactKind kind = ArtifactKind::kFile;
+  std::vector<std::string> paths;  // every path it was seen at, sorted
+  // executions
+  std::string pipeline;
+  std::string stage;
+  std::int64_t started_ms = 0;
+  ExecStatus status = ExecStatus::kRunning;
+};
+
+struct LineageEdge {
+  enum class Type { kInput, kOutput, kDerivedFrom };
+  std::string from;  // input: artifact -> execution; output: execution ->
+  std::string to;    // artifact; derived_from: parent -> child
+  Type type = Type::kInput;
+};
+
+struct LineageGraph {
+  std::string root;  // the target's id
+  std::vector<LineageNode> nodes;  // the target first, then by depth
+  std::vector<LineageEdge> edges;  // sorted
+};
+
+// "input", "output", "derived_from".
+std::string_view ToString(LineageEdge::Type type);
+
+// Resolves TARGET to a node: a path the store records (as given relative to
+// the workspace), an execution id or unique prefix, or an artifact hash or
+// unique prefix. NotFound when nothing matches; InvalidArgument when it is
+// ambiguous.
+struct LineageTarget {
+  LineageNode::Type type = LineageNode::Type::kArtifact;
+  std::string id;
+};
+Result<LineageTarget> ResolveLineageTarget(Store& store,
+                                           const std::string& workspace_path,
+                                           const std::string& text);
+
+// Walks the lineage of TARGET.
+Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
+                             const LineageOptions& options);
+
+// The graph as Graphviz DOT, and as an indented text tree.
+std::string LineageDot(const LineageGraph& graph);
+std::string LineageText(const LineageGraph& graph, const LineageOptions& options);
+
+}  // namespace cmf

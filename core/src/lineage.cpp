@@ -1,0 +1,146 @@
+#include "cmf/lineage.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "cmf/clock.h"
+#include "cmf/store.h"
+
+namespace cmf {
+namespace {
+
+// An id as people read it: 12 hex digits (13 characters with a uuid's dash).
+std::string Short(const std::string& id) {
+  return id.substr(0, id.size() > 8 && id[8] == '-' ? 13 : 12);
+}
+
+std::string Label(const LineageNode& n) {
+  if (n.type == LineageNode::Type::kExecution) {
+    return fmt::format("{}/{}  {}  {}  {}", n.pipeline, n.stage, Short(n.id),
+                       ToString(n.status), FormatHumanUtc(n.started_ms));
+  }
+  std::string name = n.paths.empty() ? Short(n.id) : n.paths.front();
+  if (n.paths.size() > 1) name += fmt::format(" (+{} paths)", n.paths.size() - 1);
+  return fmt::format("{}  [{} {}]", name, ToString(n.kind), Short(n.id));
+}
+
+std::string DotQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+Result<LineageTarget> ResolveLineageTarget(Store& store,
+                                           const std::string& workspace_path,
+                                           const std::string& text) {
+  if (!workspace_path.empty()) {
+    Result<std::string> at = store.ArtifactAtPath(workspace_path);
+    if (at.ok()) return LineageTarget{LineageNode::Type::kArtifact, *at};
+  }
+  Result<std::string> execution = store.ResolveExecution(text);
+  Result<std::string> artifact = store.ResolveArtifact(text);
+  if (execution.ok() && artifact.ok()) {
+    return Status::InvalidArgument("'" + text +
+                                   "' names both an execution and an artifact; "
+                                   "give more digits");
+  }
+  if (execution.ok()) return LineageTarget{LineageNode::Type::kExecution, *execution};
+  if (artifact.ok()) return LineageTarget{LineageNode::Type::kArtifact, *artifact};
+  // An ambiguous prefix says so; otherwise nothing has that name.
+  for (const Status* st : {&execution.status(), &artifact.status()}) {
+    if (st->message().find("ambiguous") != std::string::npos) return *st;
+  }
+  return Status::NotFound("no recorded path, execution or artifact '" + text + "'");
+}
+
+Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
+                             const LineageOptions& options) {
+  return store.WalkLineage(target, options);
+}
+
+std::string LineageDot(const LineageGraph& g) {
+  std::string out = "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
+  for (const LineageNode& n : g.nodes) {
+    bool exec = n.type == LineageNode::Type::kExecution;
+    std::string label =
+        exec ? fmt::format("{}/{}\n{}\n{}", n.pipeline, n.stage, Short(n.id),
+                           ToString(n.status))
+             : fmt::format("{}\n{} {}", n.paths.empty() ? Short(n.id) : n.paths.front(),
+                           ToString(n.kind), Short(n.id));
+    out += fmt::format("  {} [shape={}, label={}{}];\n", DotQuote(n.id),
+                       exec ? "box" : "ellipse", DotQuote(label),
+                       n.id == g.root ? ", penwidth=2" : "");
+  }
+  for (const LineageEdge& e : g.edges) {
+    out += fmt::format("  {} -> {}{};\n", DotQuote(e.from), DotQuote(e.to),
+                       e.type == LineageEdge::Type::kDerivedFrom
+                           ? " [style=dashed, label=\"derived from\"]"
+                           : "");
+  }
+  return out + "}\n";
+}
+
+std::string LineageText(const LineageGraph& g, const LineageOptions& options) {
+  std::unordered_map<std::string, const LineageNode*> nodes;
+  for (const LineageNode& n : g.nodes) nodes[n.id] = &n;
+  // Edges by node, each way, in a stable order.
+  std::map<std::string, std::vector<const LineageEdge*>> into, out_of;
+  for (const LineageEdge& e : g.edges) {
+    into[e.to].push_back(&e);
+    out_of[e.from].push_back(&e);
+  }
+  std::string out;
+  auto root = nodes.find(g.root);
+  if (root == nodes.end()) return out;
+  out += Label(*root->second) + "\n";
+  for (bool up : {true, false}) {
+    if ((up && !options.up) || (!up && !options.down)) continue;
+    if (options.up && options.down) out += up ? "up:\n" : "down:\n";
+    std::set<std::string> shown{g.root};
+    // Depth-first, each node once; a node met again says so.
+    std::function<void(const std::string&, const std::string&)> walk =
+        [&](const std::string& id, const std::string& indent) {
+          const auto& edges = up ? into[id] : out_of[id];
+          for (std::size_t i = 0; i < edges.size(); ++i) {
+            const LineageEdge& e = *edges[i];
+            const std::string& other = up ? e.from : e.to;
+            auto it = nodes.find(other);
+            if (it == nodes.end()) continue;
+            bool last = i + 1 == edges.size();
+            std::string how;
+            switch (e.type) {
+              case LineageEdge::Type::kInput:
+                how = up ? "input " : "used by ";
+                break;
+              case LineageEdge::Type::kOutput:
+                how = up ? "made by " : "output ";
+                break;
+              case LineageEdge::Type::kDerivedFrom:
+                how = up ? "derived from " : "derived into ";
+                break;
+            }
+            bool again = !shown.insert(other).second;
+            out += indent + (last ? "└─ " : "├─ ") + how + Label(*it->second) +
+                   (again ? "  (shown above)" : "") + "\n";
+            if (!again) walk(other, indent + (last ? "   " : "│  "));
+          }
+        };
+    walk(g.root, "");
+  }
+  return out;
+}
+
+}  // namespace cmf
