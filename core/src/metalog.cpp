@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <git2.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include "cmf/data/transport.h"
 #include "cmf/segment.h"
 #include "git_util.h"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -372,18 +375,36 @@ struct Transfer {
       ::close(in[1]);
       return false;
     }
+    // The environment is made before fork (nothing but async-signal-safe
+    // calls between fork and exec): no terminal prompt without a terminal.
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e; ++e) {
+      if (std::strncmp(*e, "GIT_TERMINAL_PROMPT=", 20) != 0)
+        env_text.emplace_back(*e);
+    }
+    if (!::isatty(2)) env_text.emplace_back("GIT_TERMINAL_PROMPT=0");
+    std::vector<char*> envp;
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    char arg0[] = "git", arg1[] = "credential", arg2[] = "fill";
+    char* argv[] = {arg0, arg1, arg2, nullptr};
     pid_t pid = ::fork();
     if (pid == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
-      if (!::isatty(2)) ::setenv("GIT_TERMINAL_PROMPT", "0", 1);
-      ::execlp("git", "git", "credential", "fill", static_cast<char*>(nullptr));
+      ::execvpe("git", argv, envp.data());
       ::_exit(127);
     }
     ::close(in[0]);
     ::close(out[1]);
     if (pid > 0) {
+      // A helper that is missing or quits early must not kill cmf by SIGPIPE.
+      struct sigaction ignore {
+      }, old{};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGPIPE, &ignore, &old);
       (void)!::write(in[1], request.data(), request.size());
+      ::sigaction(SIGPIPE, &old, nullptr);
     }
     ::close(in[1]);
     std::string answer;
@@ -665,9 +686,14 @@ Status MetaLog::ForEachNewSegment(
   CMF_ASSIGN_OR_RETURN(git_oid start, ParseOid(tip));
   rc = git_revwalk_push(walk.get(), &start);
   if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
+  git_odb* odb = nullptr;
+  rc = git_repository_odb(&odb, repo_);
+  if (rc < 0) return git::Error(rc, "cannot open the metadata log");
+  std::unique_ptr<git_odb, void (*)(git_odb*)> own_odb(odb, git_odb_free);
   for (const std::string& h : hide) {
     if (h.empty()) continue;
     CMF_ASSIGN_OR_RETURN(git_oid oid, ParseOid(h));
+    if (!git_odb_exists(odb, &oid)) continue;  // nothing of it to hide
     rc = git_revwalk_hide(walk.get(), &oid);
     if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
   }
@@ -835,8 +861,17 @@ Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
   }
   if (rc < 0) return transfer->Fail(rc, "cannot push the metadata to");
   if (!transfer->rejected.empty()) {
-    return Status::Conflict("the remote refused the update (" +
-                            transfer->rejected.front() + ")");
+    // Only "you are behind" is worth a fetch, merge and retry; a hook, a
+    // protected branch or a permission says why, once.
+    const std::string& why = transfer->rejected.front();
+    bool behind = why.find("non-fast-forward") != std::string::npos ||
+                  why.find("fetch first") != std::string::npos ||
+                  why.find("failed to lock") != std::string::npos ||
+                  why.find("stale info") != std::string::npos;
+    if (behind)
+      return Status::Conflict("the remote's log moved on (" + why + ")");
+    return Status::IOError("the remote '" + data::RedactUrl(url) +
+                           "' refused the update: " + why);
   }
   return Status::Ok();
 }

@@ -176,6 +176,10 @@ CREATE TABLE location (
 ) WITHOUT ROWID;
 CREATE INDEX location_pending ON location(artifact_id) WHERE seg IS NULL;
 
+CREATE TABLE wanted (
+  artifact_id INTEGER PRIMARY KEY REFERENCES artifact(id)
+);
+
 CREATE TABLE segment (
   id          INTEGER PRIMARY KEY,
   hash        TEXT NOT NULL UNIQUE,

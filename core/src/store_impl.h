@@ -152,9 +152,10 @@ struct Store::Impl {
   // InWrite, also for a store opened for reading (a schema upgrade).
   template <typename F>
   Status WriteAnyway(F&& body) {
-    if (in_batch) {
-      // Inside Store::BeginBatch: a savepoint, so that a failed write undoes
-      // only itself and the batch goes on or is rolled back by its owner.
+    if (in_batch || !sqlite3_get_autocommit(db)) {
+      // Inside Store::BeginBatch, or inside another write (a seal callback):
+      // a savepoint, so that a failed write undoes only itself and the outer
+      // transaction goes on or is rolled back by its owner.
       int rc = sqlite3_exec(db, "SAVEPOINT write", nullptr, nullptr, nullptr);
       if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
       Status st = body();

@@ -132,17 +132,31 @@ Result<Store::Segment> Store::CommitPending(
                json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
                    .dump()});
         }));
+    // Every artifact a sealed fact names goes in as well, committed before or
+    // not, so that a segment never depends on another for its artifacts (the
+    // most specific kind wins, so repeating one is harmless).
+    const std::string named_by_locations =
+        "SELECT artifact_id FROM location WHERE seg IS NULL";
+    const std::string artifacts_sql =
+        "SELECT hash, algorithm, kind, size FROM artifact WHERE id IN (" +
+        named_by_locations +
+        (options.locations_only
+             ? std::string(")")
+             : " UNION SELECT id FROM artifact WHERE seg IS NULL "
+               "UNION SELECT artifact_id FROM event WHERE seg IS NULL "
+               "UNION SELECT artifact_id FROM derived_from WHERE seg IS NULL "
+               "UNION SELECT parent_id FROM derived_from WHERE seg IS NULL "
+               "UNION SELECT target_id FROM property WHERE seg IS NULL AND "
+               "target_type = 'artifact')");
+    CMF_RETURN_IF_ERROR(each(artifacts_sql, [&](sql::Stmt& s) {
+      lines.push_back({0, json{{"t", "artifact"},
+                               {"hash", s.Text(0)},
+                               {"algorithm", s.Text(1)},
+                               {"kind", s.Text(2)},
+                               {"size", s.Int(3)}}
+                              .dump()});
+    }));
     if (!options.locations_only) {
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT hash, algorithm, kind, size FROM artifact WHERE seg IS NULL",
-          [&](sql::Stmt& s) {
-            lines.push_back({0, json{{"t", "artifact"},
-                                     {"hash", s.Text(0)},
-                                     {"algorithm", s.Text(1)},
-                                     {"kind", s.Text(2)},
-                                     {"size", s.Int(3)}}
-                                    .dump()});
-          }));
       std::map<RowId, json> executions;
       CMF_RETURN_IF_ERROR(each(
           "SELECT e.id, e.uuid, p.name, s.name, e.command, e.code_commit, "
@@ -322,6 +336,55 @@ Result<Store::Segment> Store::CommitPending(
   return segment;
 }
 
+Result<std::string> Store::IngestedTip() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT value FROM meta WHERE key = 'ingested'"));
+  Status st;
+  std::string tip = s.Step(&st) ? s.Text(0) : "";
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return tip;
+}
+
+Status Store::SetIngestedTip(const std::string& commit) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('ingested', ?1)"));
+    return s.Bind(1, commit).Run();
+  });
+}
+
+Result<std::vector<ArtifactRef>> Store::Wanted() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(
+          "SELECT a.hash, a.size, a.kind FROM wanted w JOIN artifact a "
+          "ON a.id = w.artifact_id ORDER BY a.hash"));
+  std::vector<ArtifactRef> out;
+  Status st;
+  while (s.Step(&st)) {
+    out.push_back({"", s.Text(0), static_cast<std::uint64_t>(s.Int(1)),
+                   ParseArtifactKind(s.Text(2)).value_or(ArtifactKind::kFile)});
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status Store::DropWanted(const std::string& hash) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s, m.Prepare("DELETE FROM wanted WHERE artifact_id = "
+                               "(SELECT id FROM artifact WHERE hash = ?1)"));
+    return s.Bind(1, hash).Run();
+  });
+}
+
 Status Store::BeginBatch() {
   Impl& m = *impl_;
   if (m.options.read_only) {
@@ -446,6 +509,13 @@ Result<bool> Store::IngestSegment(const std::string& hash,
           std::string algorithm =
               j.contains("algorithm") ? Get(j, "algorithm") : "sha256";
           line_status = m.EnsureArtifact(a, seg, algorithm);
+          if (line_status.ok() && header.site != m.options.site) {
+            CMF_ASSIGN_OR_RETURN(
+                sql::Stmt w,
+                m.Prepare("INSERT OR IGNORE INTO wanted(artifact_id) "
+                          "SELECT id FROM artifact WHERE hash = ?1"));
+            line_status = w.Bind(1, a.hash).Run();
+          }
         } else if (t == "execution") {
           const std::string pipeline_name = Get(j, "pipeline");
           const std::string stage_name = Get(j, "stage");

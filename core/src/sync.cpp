@@ -49,6 +49,36 @@ class FileLock {
     }
     return FileLock(fd);
   }
+  // As Acquire, for a lock on a shared remote: opened read-only when it
+  // exists (anyone may lock a file they can read), made group-writable, and
+  // nullopt (no lock) where the file system has no flock, since the remote's
+  // compare-and-swap keeps pushes safe without it.
+  static Result<std::optional<FileLock>> AcquireIfSupported(
+      const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      mode_t mask = ::umask(0);
+      ::umask(mask);
+      fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC,
+                  0666 & ~(mask & 0002));
+    }
+    if (fd < 0) {
+      if (errno == EACCES || errno == EROFS) return std::optional<FileLock>();
+      return Status::IOError("cannot open lock '" + path.string() +
+                             "': " + std::strerror(errno));
+    }
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      if (err == ENOLCK || err == ENOSYS || err == EOPNOTSUPP) {
+        return std::optional<FileLock>();
+      }
+      return Status::IOError("cannot lock '" + path.string() +
+                             "': " + std::strerror(err));
+    }
+    return std::optional<FileLock>(FileLock(fd));
+  }
   FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   FileLock& operator=(FileLock&&) = delete;
   ~FileLock() {
@@ -79,7 +109,8 @@ struct Endpoints {
 // Makes a relative path absolute (remotes are stored as given, but a path is
 // relative to where cmf runs, which changes).
 std::string AbsoluteIfPath(const std::string& url) {
-  if (data::UrlScheme(url) != "file" || url.rfind("file://", 0) == 0) return url;
+  if (data::UrlScheme(url) != "file" || url.rfind("file://", 0) == 0)
+    return url;
   std::string path = data::FileUrlPath(url);
   std::error_code ec;
   fs::path abs = fs::absolute(path, ec);
@@ -206,20 +237,23 @@ Result<std::string> StoreId(data::ObjectTransport& t) {
   return id;
 }
 
-// Ingests the segments of commits reachable from THEIRS and not from main.
-Result<std::int64_t> IngestNew(Repo& repo, MetaLog& log,
-                               const std::string& theirs,
-                               std::vector<std::string>* artifacts) {
-  CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
+// Ingests every segment reachable from main that the store does not hold yet:
+// those a merge just brought, or those left by a run cut short between moving
+// main and ingesting. Moves the store's ingested tip to main in the same
+// transaction as the last of them.
+Result<std::int64_t> CatchUp(Repo& repo, MetaLog& log) {
+  Store& store = repo.store();
+  CMF_ASSIGN_OR_RETURN(std::string tip, log.Tip());
+  CMF_ASSIGN_OR_RETURN(std::string done, store.IngestedTip());
+  if (tip == done) return 0;
   std::int64_t ingested = 0;
   // Segments go in by batches of transactions: one flush per batch, and a
   // failure rolls back only the batch it happens in (ingest is idempotent).
   constexpr int kBatch = 256;
   int in_batch = 0;
-  Store& store = repo.store();
   CMF_RETURN_IF_ERROR(store.BeginBatch());
   Status walked = log.ForEachNewSegment(
-      theirs, {ours},
+      tip, {done},
       [&](const std::string& hash, const std::string& text) -> Status {
         if (in_batch == kBatch) {
           CMF_RETURN_IF_ERROR(store.EndBatch(/*commit=*/true));
@@ -231,15 +265,11 @@ Result<std::int64_t> IngestNew(Repo& repo, MetaLog& log,
           return Status::Corruption("segment " + hash.substr(0, 12) +
                                     " does not match its name");
         }
-        CMF_ASSIGN_OR_RETURN(bool applied,
-                             repo.store().IngestSegment(hash, text));
+        CMF_ASSIGN_OR_RETURN(bool applied, store.IngestSegment(hash, text));
         if (applied) ++ingested;
-        if (artifacts) {
-          CMF_ASSIGN_OR_RETURN(auto names, SegmentArtifacts(text));
-          artifacts->insert(artifacts->end(), names.begin(), names.end());
-        }
         return Status::Ok();
       });
+  if (walked.ok()) walked = store.SetIngestedTip(tip);
   Status ended = store.EndBatch(/*commit=*/walked.ok());
   CMF_RETURN_IF_ERROR(walked);
   CMF_RETURN_IF_ERROR(ended);
@@ -258,12 +288,11 @@ std::string ShortMerge(MetaLog::MergeKind kind) {
   return "up-to-date";
 }
 
-// Fetches the remote's log and ingests its new segments (the part push and
-// pull share); the caller merges.
-Status FetchAndIngest(Repo& repo, MetaLog& log, const RemoteSpec& remote,
-                      const Endpoints& ends, SyncReport* report,
-                      std::vector<std::string>* artifacts,
-                      std::string* remote_tip) {
+// Fetches the remote's log, merges it into main and ingests what it brought
+// (the part push and pull share).
+Status FetchAndMerge(Repo& repo, MetaLog& log, const RemoteSpec& remote,
+                     const Endpoints& ends, SyncReport* report,
+                     std::string* remote_tip) {
   GitTransferStats stats;
   const std::string tracking = "refs/remotes/" + remote.name + "/main";
   CMF_ASSIGN_OR_RETURN(*remote_tip, log.Fetch(ends.git_url, tracking, &stats));
@@ -272,21 +301,16 @@ Status FetchAndIngest(Repo& repo, MetaLog& log, const RemoteSpec& remote,
   CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
   CMF_ASSIGN_OR_RETURN(std::int64_t incoming, log.CountNew(*remote_tip, ours));
   report->commits_received += incoming;
-  CMF_ASSIGN_OR_RETURN(std::int64_t n,
-                       IngestNew(repo, log, *remote_tip, artifacts));
-  report->segments_ingested += n;
-  data::CrashPoint("pull:ingested");
-  return Status::Ok();
-}
-
-// Moves main to include THEIRS (after its segments are ingested).
-Status MergeRemote(MetaLog& log, const RemoteSpec& remote,
-                   const std::string& theirs, SyncReport* report) {
-  CMF_ASSIGN_OR_RETURN(MetaLog::Merged merged,
-                       log.Merge(theirs, "Merge the log of " + remote.name));
+  CMF_ASSIGN_OR_RETURN(
+      MetaLog::Merged merged,
+      log.Merge(*remote_tip, "Merge the log of " + remote.name));
   if (merged.kind != MetaLog::MergeKind::kUpToDate) {
     report->merge = ShortMerge(merged.kind);
   }
+  data::CrashPoint("pull:merged");
+  CMF_ASSIGN_OR_RETURN(std::int64_t n, CatchUp(repo, log));
+  report->segments_ingested += n;
+  data::CrashPoint("pull:ingested");
   return Status::Ok();
 }
 
@@ -319,57 +343,70 @@ Status Download(Repo& repo, data::ObjectTransport& t,
   return Status::Ok();
 }
 
-// Fetches, by POLICY, the bytes of ARTIFACTS (named by segments just
-// ingested) that the remote's object store holds.
+// Decides about every artifact the store wants (named by segments from other
+// sites): fetches, by POLICY, the bytes the remote's object store holds, and
+// counts the rest as left where they are. Each decision is recorded as it is
+// made, so a pull cut short goes on where it stopped.
 Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
-                DataPolicy policy, std::uint64_t max_size,
-                std::vector<std::string> artifacts, bool progress_on,
+                DataPolicy policy, std::uint64_t max_size, bool progress_on,
                 SyncReport* report) {
-  std::sort(artifacts.begin(), artifacts.end());
-  artifacts.erase(std::unique(artifacts.begin(), artifacts.end()),
-                  artifacts.end());
-  if (artifacts.empty() || ends.data_url.empty()) return Status::Ok();
+  Store& store = repo.store();
   const data::ObjectCache& cache = repo.objects();
-  std::vector<std::pair<std::string, ArtifactKind>> wanted;
-  for (const std::string& h : artifacts) {
-    Result<ArtifactRef> a = repo.store().GetArtifact(h);
-    if (!a.ok()) continue;
-    if (!Wanted(policy, a->kind, a->size, max_size)) {
-      if (!cache.Has(h)) ++report->objects_left;
+  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> wanted, store.Wanted());
+  std::unique_ptr<data::ObjectTransport> t;
+  std::string store_id;
+  bool no_store = ends.data_url.empty();
+  data::Progress progress("pulling objects", progress_on);
+  for (const ArtifactRef& a : wanted) {
+    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, a.hash, a.kind));
+    bool complete =
+        std::all_of(objects.begin(), objects.end(),
+                    [&](const std::string& o) { return cache.Has(o); });
+    if (!complete && (no_store || !Wanted(policy, a.kind, a.size, max_size))) {
+      ++report->objects_left;
+      CMF_RETURN_IF_ERROR(store.DropWanted(a.hash));
       continue;
     }
-    wanted.emplace_back(h, a->kind);
-  }
-  if (wanted.empty()) return Status::Ok();
-  Result<std::unique_ptr<data::ObjectTransport>> opened =
-      data::OpenTransport(ends.data_url);
-  if (!opened.ok()) {
-    if (opened.status().code() ==
-        Code::kNotFound) {  // a store with no objects yet
-      report->objects_left += wanted.size();
-      return Status::Ok();
-    }
-    return opened.status();
-  }
-  data::ObjectTransport& t = **opened;
-  CMF_ASSIGN_OR_RETURN(std::string store_id, StoreId(t));
-  CMF_RETURN_IF_ERROR(
-      repo.config().Set("remote." + name + ".store-id", store_id));
-  data::Progress progress("pulling objects", progress_on);
-  for (const auto& [h, kind] : wanted) {
-    if (!cache.Has(h)) {
-      CMF_ASSIGN_OR_RETURN(bool there, t.Has(h));
-      if (!there) {
-        ++report->objects_left;
-        continue;
+    if (!complete) {
+      if (!t) {
+        Result<std::unique_ptr<data::ObjectTransport>> opened =
+            data::OpenTransport(ends.data_url);
+        if (!opened.ok() && opened.status().code() == Code::kNotFound) {
+          no_store = true;  // a store with no objects yet
+          ++report->objects_left;
+          CMF_RETURN_IF_ERROR(store.DropWanted(a.hash));
+          continue;
+        }
+        CMF_RETURN_IF_ERROR(opened.status());
+        t = std::move(opened).value();
+        CMF_ASSIGN_OR_RETURN(store_id, StoreId(*t));
+        CMF_RETURN_IF_ERROR(
+            repo.config().Set("remote." + name + ".store-id", store_id));
       }
-      CMF_RETURN_IF_ERROR(Download(repo, t, {h}, &progress, report));
+      Status got = Status::Ok();
+      if (!cache.Has(a.hash)) {
+        CMF_ASSIGN_OR_RETURN(bool there, t->Has(a.hash));
+        got = there ? Download(repo, *t, {a.hash}, &progress, report)
+                    : Status::NotFound("not there");
+      }
+      if (got.ok()) {
+        // A directory's files come after its manifest, which names them.
+        CMF_ASSIGN_OR_RETURN(objects, ObjectsOf(cache, a.hash, a.kind));
+        for (const std::string& o : objects) {
+          Status one = Download(repo, *t, {o}, &progress, report);
+          if (!one.ok() && one.code() != Code::kNotFound) return one;
+          if (!one.ok()) got = one;
+        }
+      }
+      if (got.code() == Code::kNotFound) {
+        ++report->objects_left;  // not (all) there: cmf get, later or elsewhere
+      } else {
+        CMF_RETURN_IF_ERROR(got);
+        CMF_RETURN_IF_ERROR(store.AddLocation(a.hash, repo.site()));
+        CMF_RETURN_IF_ERROR(store.AddLocation(a.hash, store_id));
+      }
     }
-    // A directory's files come after its manifest, which names them.
-    CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, kind));
-    CMF_RETURN_IF_ERROR(Download(repo, t, objects, &progress, report));
-    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, repo.site()));
-    CMF_RETURN_IF_ERROR(repo.store().AddLocation(h, store_id));
+    CMF_RETURN_IF_ERROR(store.DropWanted(a.hash));
   }
   return Status::Ok();
 }
@@ -381,6 +418,8 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
 Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
   CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
   CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
+  // What reached the log without reaching the store goes in first.
+  CMF_RETURN_IF_ERROR(CatchUp(repo, log).status());
   CommitReport report;
   Store::CommitOptions options;
   const data::ObjectCache& cache = repo.objects();
@@ -396,7 +435,7 @@ Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
             CMF_ASSIGN_OR_RETURN(
                 report.commit,
                 log.CommitSegment(repo.site(), s.hash, s.text, text));
-            return Status::Ok();
+            return repo.store().SetIngestedTip(report.commit);
           }));
   report.segment = segment.hash;
   report.facts = segment.facts;
@@ -616,18 +655,13 @@ Result<SyncReport> Pull(Repo& repo, const std::string& name,
   SyncReport report;
   report.remote = name;
   report.tries = 1;
-  std::vector<std::string> artifacts;
   CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
   CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
   std::string tip;
+  CMF_RETURN_IF_ERROR(FetchAndMerge(repo, log, remote, ends, &report, &tip));
   CMF_RETURN_IF_ERROR(
-      FetchAndIngest(repo, log, remote, ends, &report, &artifacts, &tip));
-  // The data comes before main moves: a pull cut short in between finds the
-  // same commits new next time, and fetches their data then.
-  CMF_RETURN_IF_ERROR(PullData(repo, name, ends, policy, max_size, artifacts,
-                               options.progress, &report));
+      PullData(repo, name, ends, policy, max_size, options.progress, &report));
   data::CrashPoint("pull:data");
-  CMF_RETURN_IF_ERROR(MergeRemote(log, remote, tip, &report));
   return report;
 }
 
@@ -656,17 +690,19 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
 
   for (int attempt = 1;; ++attempt) {
     report.tries = attempt;
+    // This site's lock first (it may wait on a long local run), then the
+    // remote's, so that a site busy here never holds up the others' pushes.
+    CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
     std::optional<FileLock> remote_lock;
     if (!ends.lock.empty()) {
-      CMF_ASSIGN_OR_RETURN(FileLock l, FileLock::Acquire(ends.lock));
-      remote_lock.emplace(std::move(l));
+      CMF_ASSIGN_OR_RETURN(std::optional<FileLock> l,
+                           FileLock::AcquireIfSupported(ends.lock));
+      if (l) remote_lock.emplace(std::move(*l));
     }
-    CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
     CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
     std::string remote_tip;
     CMF_RETURN_IF_ERROR(
-        FetchAndIngest(repo, log, remote, ends, &report, nullptr, &remote_tip));
-    CMF_RETURN_IF_ERROR(MergeRemote(log, remote, remote_tip, &report));
+        FetchAndMerge(repo, log, remote, ends, &report, &remote_tip));
 
     // The data the commits the remote lacks need, by the policy.
     CMF_ASSIGN_OR_RETURN(std::string ours, log.Tip());
@@ -690,7 +726,8 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     if (policy != DataPolicy::kNone && !ends.data_url.empty()) {
       for (const std::string& h : named) {
         Result<ArtifactRef> a = repo.store().GetArtifact(h);
-        if (!a.ok()) continue;
+        if (!a.ok() && a.status().code() == Code::kNotFound) continue;
+        CMF_RETURN_IF_ERROR(a.status());
         if (!cache.Has(h)) continue;  // its bytes are elsewhere already
         if (!Wanted(policy, a->kind, a->size, max_size)) {
           ++report.objects_left;
@@ -703,8 +740,15 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
               repo.config().Set("remote." + name + ".store-id", store_id));
         }
         CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));
+        if (!std::all_of(objects.begin(), objects.end(),
+                         [&](const std::string& o) { return cache.Has(o); })) {
+          continue;  // not whole here: never said to be whole there
+        }
+        // A directory's files before its manifest, so that a manifest there
+        // always has its files.
+        std::rotate(objects.begin(), objects.begin() + 1, objects.end());
         for (const std::string& o : objects) {
-          if (!queued.insert(o).second || !cache.Has(o)) continue;
+          if (!queued.insert(o).second) continue;
           CMF_ASSIGN_OR_RETURN(bool there, transport->Has(o));
           if (there) continue;
           std::error_code ec;
@@ -729,13 +773,17 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
       Store::CommitOptions only_locations;
       only_locations.locations_only = true;
       CMF_RETURN_IF_ERROR(
-          repo.store().CommitPending(
-              only_locations, [&](const Store::Segment& s) -> Status {
-                return log
-                    .CommitSegment(repo.site(), s.hash, s.text,
-                                   "Record where " + name + " holds bytes")
-                    .status();
-              })
+          repo.store()
+              .CommitPending(only_locations,
+                             [&](const Store::Segment& s) -> Status {
+                               CMF_ASSIGN_OR_RETURN(
+                                   std::string commit,
+                                   log.CommitSegment(repo.site(), s.hash,
+                                                     s.text,
+                                                     "Record where " + name +
+                                                         " holds bytes"));
+                               return repo.store().SetIngestedTip(commit);
+                             })
               .status());
       CMF_ASSIGN_OR_RETURN(ours, log.Tip());
     }

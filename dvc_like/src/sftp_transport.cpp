@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -19,6 +21,16 @@
 
 namespace cmf::data {
 namespace {
+
+// 16 random hex digits (for temporary names).
+std::string RandomName() {
+  static thread_local std::mt19937_64 rng(
+      std::random_device{}() ^ static_cast<std::uint64_t>(::getpid()));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
 
 class SftpTransport : public ObjectTransport {
  public:
@@ -108,8 +120,10 @@ class SftpTransport : public ObjectTransport {
     for (const PutItem& item : items) {
       std::string dir = "sha256/" + item.hash.substr(0, 2);
       CMF_RETURN_IF_ERROR(MakeDirs(dir));
-      std::string temp = Join("tmp/put-" + item.hash.substr(0, 16) + "-" +
-                              std::to_string(::getpid()));
+      // A random name, created exclusively: two sites (even with one pid)
+      // never share a temporary.
+      std::string temp =
+          Join("tmp/put-" + item.hash.substr(0, 16) + "-" + RandomName());
       int src = ::open(item.source.c_str(), O_RDONLY | O_CLOEXEC);
       if (src < 0) {
         return Status::IOError("cannot read '" + item.source.string() +
@@ -117,7 +131,7 @@ class SftpTransport : public ObjectTransport {
       }
       LIBSSH2_SFTP_HANDLE* h = libssh2_sftp_open(
           sftp_, temp.c_str(),
-          LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+          LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
           LIBSSH2_SFTP_S_IRUSR | LIBSSH2_SFTP_S_IRGRP | LIBSSH2_SFTP_S_IROTH);
       if (h == nullptr) {
         ::close(src);
@@ -215,7 +229,11 @@ class SftpTransport : public ObjectTransport {
     char buffer[4096];
     for (;;) {
       ssize_t n = libssh2_sftp_read(h, buffer, sizeof buffer);
-      if (n <= 0) break;
+      if (n < 0) {
+        libssh2_sftp_close(h);
+        return SftpError("cannot read '" + path + "'");
+      }
+      if (n == 0) break;
       out.append(buffer, static_cast<std::size_t>(n));
       if (out.size() > (1 << 20)) break;
     }
@@ -230,10 +248,10 @@ class SftpTransport : public ObjectTransport {
       return existing;
     }
     CMF_RETURN_IF_ERROR(MakeDirs("tmp"));
-    std::string temp = Join("tmp/" + name + "-" + std::to_string(::getpid()));
+    std::string temp = Join("tmp/" + name + "-" + RandomName());
     LIBSSH2_SFTP_HANDLE* h = libssh2_sftp_open(
         sftp_, temp.c_str(),
-        LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+        LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
         LIBSSH2_SFTP_S_IRUSR | LIBSSH2_SFTP_S_IRGRP | LIBSSH2_SFTP_S_IROTH);
     if (h == nullptr) return SftpError("cannot write '" + temp + "'");
     ssize_t w = libssh2_sftp_write(h, content.data(), content.size());

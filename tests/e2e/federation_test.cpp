@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "cmf/data/hash.h"
 #include "e2e/workspace.h"
 #include "ssh_server.h"
 #include "support.h"
@@ -468,4 +469,79 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
   fs::rename(keys / "saved.pub", key.string() + ".pub");
   Ok(c({"pull", "hpc"}));
   CHECK(Ids(c) == Ids(a));
+}
+
+TEST_CASE("federation: half-finished states at one site never spread") {
+  TempDir remotes;
+  for (const char* name : {"hub", "hub2"}) {
+    Ok(Cmf({"init", "--bare", (remotes / name).string()}, remotes.path()));
+  }
+  auto site = [&](Workspace& w) {
+    Ok(w({"remote", "add", "hub", (remotes / "hub").string()}));
+    Ok(w({"remote", "add", "hub2", (remotes / "hub2").string()}));
+  };
+  Workspace a, b, c, d;
+  for (Workspace* w : {&a, &b, &c, &d}) site(*w);
+
+  SUBCASE("an artifact not yet committed, pushed with --data all") {
+    Produce(a, "f1", "one");
+    Ok(a({"commit"}));
+    Produce(a, "f2", "two");  // uncommitted
+    Ok(a({"push", "hub", "--data", "all"}));
+    Ok(c({"pull", "hub"}));
+    Ok(c({"fsck"}));
+    Ok(a({"commit"}));
+    Ok(a({"push", "hub"}));
+    Ok(c({"pull", "hub"}));
+    CHECK(Ids(c) == Ids(a));
+  }
+  SUBCASE(
+      "a pull cut short after its merge, then a commit and a push elsewhere") {
+    Produce(a, "m.pt", "weights");
+    Ok(a({"commit"}));
+    Ok(a({"push", "hub"}));
+    Outcome killed =
+        Cmf({"pull", "hub"}, b.dir.path(), {{"CMF_CRASH_AT", "pull:merged"}});
+    CHECK(killed.signal == SIGKILL);
+    Produce(b, "notes.txt", "b's own work");
+    Ok(b({"commit"}));  // takes in what the merge brought first
+    CHECK(Ids(b).size() == 2);
+    Ok(b({"push", "hub2"}));
+    Ok(c({"pull", "hub2"}));
+    CHECK(Ids(c) == Ids(b));
+    Ok(c({"fsck"}));
+  }
+  SUBCASE(
+      "a push brings the remote's records; the next pull brings their data") {
+    Produce(a, "small.txt", "a small output");
+    Ok(a({"commit"}));
+    Ok(a({"push", "hub"}));
+    Produce(b, "mine.txt", "b");
+    Ok(b({"commit"}));
+    Ok(b({"push", "hub"}));  // merges A's commits in
+    CHECK(b.Json({"whereis", "small.txt", "--json"})["here"] == false);
+    json pulled = b.Json({"pull", "hub", "--json"});
+    CHECK(pulled["objects_received"] == 1);
+    CHECK(b.Json({"whereis", "small.txt", "--json"})["here"] == true);
+  }
+  SUBCASE("a directory missing a file here is not said to be whole there") {
+    fs::create_directories(a / "dir");
+    WriteFile(a / "dir/x", "x");
+    WriteFile(a / "dir/y", "y");
+    Ok(a({"exec", "-q", "--stage", "s", "--out", "dir", "--", "true"}));
+    Ok(a({"commit"}));
+    Ok(a({"push", "hub"}));
+    Ok(b({"pull", "hub"}));
+    // One file of the directory goes missing from B's cache.
+    const std::string y = cmf::data::HashBytes("y");
+    fs::path object = b / ".cmf/objects/sha256" / y.substr(0, 2) / y.substr(2);
+    REQUIRE(fs::exists(object));
+    fs::remove(object);
+    Produce(b, "other.txt", "b");
+    Ok(b({"commit"}));
+    Ok(b({"push", "hub2", "--data", "all"}));
+    Ok(d({"pull", "hub2"}));
+    Ok(d({"pull", "hub2"}));
+    Ok(d({"fsck"}));
+  }
 }

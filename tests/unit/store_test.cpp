@@ -410,7 +410,7 @@ TEST_CASE("store: a version 1 store is upgraded in place, its facts uncommitted"
   // Take it back to what version 1 wrote: no seg columns, no federation
   // tables.
   RunSql(dir / "m.db",
-         "DROP TABLE location; DROP TABLE segment;"
+         "DROP TABLE location; DROP TABLE segment; DROP TABLE wanted;"
          "DROP INDEX execution_pending; DROP INDEX execution_state_pending;"
          "DROP INDEX artifact_pending; DROP INDEX event_pending;"
          "DROP INDEX derived_from_pending; DROP INDEX metric_pending;"

@@ -227,6 +227,18 @@ class Store {
   Status BeginBatch();
   Status EndBatch(bool commit);
 
+  // The last commit of the metadata log whose segments are all in this store
+  // ("" when none). Set inside the transaction that ingests (or seals) the
+  // last of them, so that a log that moved without the store (a crash between
+  // the two, or a push from outside) is caught up on the next run.
+  Result<std::string> IngestedTip();
+  Status SetIngestedTip(const std::string& commit);
+
+  // Artifacts named by segments from other sites, whose bytes a pull has not
+  // yet decided about (fetched, left by the data policy, or not there).
+  Result<std::vector<ArtifactRef>> Wanted();
+  Status DropWanted(const std::string& hash);
+
   // True when segment HASH was sealed here or ingested.
   Result<bool> HasSegment(const std::string& hash);
 
