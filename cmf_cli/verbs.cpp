@@ -29,6 +29,7 @@ std::unique_ptr<Verb> MakeFetchVerb();
 std::unique_ptr<Verb> MakeWhereisVerb();
 std::unique_ptr<Verb> MakeGetVerb();
 std::unique_ptr<Verb> MakeLineageVerb();
+std::unique_ptr<Verb> MakeQueryVerb();
 
 namespace {
 
@@ -45,6 +46,8 @@ constexpr std::array kVerbs = {
              MakeMetricsVerb},
     VerbInfo{"lineage", "Walk what an artifact or execution came from, or made",
              Needs::kRepoToRead, MakeLineageVerb},
+    VerbInfo{"query", "Find executions or artifacts by their records",
+             Needs::kRepoToRead, MakeQueryVerb},
     VerbInfo{"add", "Track files and directories by content", Needs::kRepo,
              MakeAddVerb},
     VerbInfo{"status",

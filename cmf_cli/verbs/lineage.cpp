@@ -1,10 +1,11 @@
+#include "cmf/lineage.h"
+
 #include <fmt/format.h>
 
 #include <filesystem>
 
 #include "../verb.h"
 #include "cmf/json_output.h"
-#include "cmf/lineage.h"
 
 namespace cmf::cli {
 namespace {
@@ -63,6 +64,8 @@ class LineageVerb : public Verb {
 
 }  // namespace
 
-std::unique_ptr<Verb> MakeLineageVerb() { return std::make_unique<LineageVerb>(); }
+std::unique_ptr<Verb> MakeLineageVerb() {
+  return std::make_unique<LineageVerb>();
+}
 
 }  // namespace cmf::cli

@@ -199,6 +199,18 @@ std::string GetJson(const GetReport& r, int indent) {
       indent);
 }
 
+std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
+                             int indent) {
+  json out = json::array();
+  for (const auto& r : rows) {
+    out.push_back({{"hash", r.ref.hash},
+                   {"kind", std::string(ToString(r.ref.kind))},
+                   {"size", r.ref.size},
+                   {"paths", r.paths}});
+  }
+  return Dump(out, indent);
+}
+
 std::string LineageJson(const LineageGraph& g, int indent) {
   json nodes = json::array();
   for (const LineageNode& n : g.nodes) {
@@ -219,7 +231,9 @@ std::string LineageJson(const LineageGraph& g, int indent) {
   }
   json edges = json::array();
   for (const LineageEdge& e : g.edges) {
-    edges.push_back({{"from", e.from}, {"to", e.to}, {"type", std::string(ToString(e.type))}});
+    edges.push_back({{"from", e.from},
+                     {"to", e.to},
+                     {"type", std::string(ToString(e.type))}});
   }
   return Dump({{"root", g.root}, {"nodes", nodes}, {"edges", edges}}, indent);
 }

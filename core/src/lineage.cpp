@@ -24,7 +24,8 @@ std::string Label(const LineageNode& n) {
                        ToString(n.status), FormatHumanUtc(n.started_ms));
   }
   std::string name = n.paths.empty() ? Short(n.id) : n.paths.front();
-  if (n.paths.size() > 1) name += fmt::format(" (+{} paths)", n.paths.size() - 1);
+  if (n.paths.size() > 1)
+    name += fmt::format(" (+{} paths)", n.paths.size() - 1);
   return fmt::format("{}  [{} {}]", name, ToString(n.kind), Short(n.id));
 }
 
@@ -57,13 +58,16 @@ Result<LineageTarget> ResolveLineageTarget(Store& store,
                                    "' names both an execution and an artifact; "
                                    "give more digits");
   }
-  if (execution.ok()) return LineageTarget{LineageNode::Type::kExecution, *execution};
-  if (artifact.ok()) return LineageTarget{LineageNode::Type::kArtifact, *artifact};
+  if (execution.ok())
+    return LineageTarget{LineageNode::Type::kExecution, *execution};
+  if (artifact.ok())
+    return LineageTarget{LineageNode::Type::kArtifact, *artifact};
   // An ambiguous prefix says so; otherwise nothing has that name.
   for (const Status* st : {&execution.status(), &artifact.status()}) {
     if (st->message().find("ambiguous") != std::string::npos) return *st;
   }
-  return Status::NotFound("no recorded path, execution or artifact '" + text + "'");
+  return Status::NotFound("no recorded path, execution or artifact '" + text +
+                          "'");
 }
 
 Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
@@ -72,13 +76,15 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
 }
 
 std::string LineageDot(const LineageGraph& g) {
-  std::string out = "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
+  std::string out =
+      "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
   for (const LineageNode& n : g.nodes) {
     bool exec = n.type == LineageNode::Type::kExecution;
     std::string label =
         exec ? fmt::format("{}/{}\n{}\n{}", n.pipeline, n.stage, Short(n.id),
                            ToString(n.status))
-             : fmt::format("{}\n{} {}", n.paths.empty() ? Short(n.id) : n.paths.front(),
+             : fmt::format("{}\n{} {}",
+                           n.paths.empty() ? Short(n.id) : n.paths.front(),
                            ToString(n.kind), Short(n.id));
     out += fmt::format("  {} [shape={}, label={}{}];\n", DotQuote(n.id),
                        exec ? "box" : "ellipse", DotQuote(label),

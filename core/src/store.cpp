@@ -659,31 +659,34 @@ Status Store::ScanExecutions(
     for (std::size_t i = 0; i < filter.where.size(); ++i) {
       const std::string name = "?" + std::to_string(10 + 2 * i);
       const std::string value = "?" + std::to_string(11 + 2 * i);
-      where += " AND (EXISTS (SELECT 1 FROM param x WHERE x.execution_id = e.id "
-               "AND x.name = " + name + " AND (CAST(x.value AS TEXT) = " + value +
-               " OR (x.type = 'bool' AND x.value = (" + value + " = 'true') AND " +
-               value + " IN ('true', 'false')))) OR (SELECT CASE WHEN y.type = "
-               "'bool' THEN CASE y.value WHEN 1 THEN 'true' ELSE 'false' END ELSE "
-               "CAST(y.value AS TEXT) END FROM property y WHERE y.target_type = "
-               "'execution' AND y.target_id = e.id AND y.name = " + name +
-               " ORDER BY y.hlc DESC, y.site DESC LIMIT 1) = " + value + ")";
+      where +=
+          " AND (EXISTS (SELECT 1 FROM param x WHERE x.execution_id = e.id "
+          "AND x.name = " +
+          name + " AND (CAST(x.value AS TEXT) = " + value +
+          " OR (x.type = 'bool' AND x.value = (" + value + " = 'true') AND " +
+          value +
+          " IN ('true', 'false')))) OR (SELECT CASE WHEN y.type = "
+          "'bool' THEN CASE y.value WHEN 1 THEN 'true' ELSE 'false' END ELSE "
+          "CAST(y.value AS TEXT) END FROM property y WHERE y.target_type = "
+          "'execution' AND y.target_id = e.id AND y.name = " +
+          name + " ORDER BY y.hlc DESC, y.site DESC LIMIT 1) = " + value + ")";
     }
-    CMF_ASSIGN_OR_RETURN(std::vector<ExecutionRecord> page,
-                         impl_->Load(
-                             where,
-                             [&](sql::Stmt& s) {
-                               if (filter.pipeline) s.Bind(1, *filter.pipeline);
-                               if (filter.stage) s.Bind(2, *filter.stage);
-                               if (after_started)
-                                 s.Bind(3, *after_started).Bind(4, *after_id);
-                               if (filter.since_ms) s.Bind(5, *filter.since_ms);
-                               if (filter.until_ms) s.Bind(6, *filter.until_ms);
-                               for (std::size_t i = 0; i < filter.where.size(); ++i) {
-                                 s.Bind(static_cast<int>(10 + 2 * i), filter.where[i].first)
-                                     .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
-                               }
-                             },
-                             want));
+    CMF_ASSIGN_OR_RETURN(
+        std::vector<ExecutionRecord> page,
+        impl_->Load(
+            where,
+            [&](sql::Stmt& s) {
+              if (filter.pipeline) s.Bind(1, *filter.pipeline);
+              if (filter.stage) s.Bind(2, *filter.stage);
+              if (after_started) s.Bind(3, *after_started).Bind(4, *after_id);
+              if (filter.since_ms) s.Bind(5, *filter.since_ms);
+              if (filter.until_ms) s.Bind(6, *filter.until_ms);
+              for (std::size_t i = 0; i < filter.where.size(); ++i) {
+                s.Bind(static_cast<int>(10 + 2 * i), filter.where[i].first)
+                    .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
+              }
+            },
+            want));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;
@@ -903,7 +906,8 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
 }
 
 Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
-    const std::optional<ArtifactKind>& kind, std::optional<std::int64_t> limit) {
+    const std::optional<ArtifactKind>& kind,
+    std::optional<std::int64_t> limit) {
   Impl& m = *impl_;
   int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
@@ -913,10 +917,11 @@ Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
   } end_read{m.db};
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
-      m.Prepare(kind ? "SELECT id, hash, size, kind FROM artifact INDEXED BY "
-                       "artifact_by_kind WHERE kind = ?1 ORDER BY hash LIMIT ?2"
-                     : "SELECT id, hash, size, kind FROM artifact ORDER BY hash "
-                       "LIMIT ?2"));
+      m.Prepare(kind
+                    ? "SELECT id, hash, size, kind FROM artifact "
+                      "WHERE kind = ?1 ORDER BY hash LIMIT ?2"
+                    : "SELECT id, hash, size, kind FROM artifact ORDER BY hash "
+                      "LIMIT ?2"));
   if (kind) s.Bind(1, ToString(*kind));
   s.Bind(2, limit.value_or(-1));
   std::vector<ArtifactRow> out;
@@ -933,9 +938,10 @@ Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
   CMF_RETURN_IF_ERROR(st);
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt p,
-      m.Prepare("SELECT DISTINCT x.path FROM event x INDEXED BY event_by_artifact "
-                "WHERE x.artifact_id = ?1 UNION SELECT path FROM tracked WHERE "
-                "artifact_id = ?1 ORDER BY 1"));
+      m.Prepare(
+          "SELECT DISTINCT x.path FROM event x INDEXED BY event_by_artifact "
+          "WHERE x.artifact_id = ?1 UNION SELECT path FROM tracked WHERE "
+          "artifact_id = ?1 ORDER BY 1"));
   for (const auto& [id, i] : index) {
     p.Bind(1, id);
     while (p.Step(&st)) out[i].paths.push_back(p.Text(0));

@@ -27,21 +27,26 @@ std::string Steps(bool up, bool limited) {
         // an artifact comes from the executions that made it ...
         "SELECT 1, x.execution_id" + next +
         " FROM walk w JOIN event x ON x.artifact_id = w.id AND x.direction = 1 "
-        "WHERE w.t = 0" + more +
+        "WHERE w.t = 0" +
+        more +
         // ... and from the artifacts it was derived from
         " UNION SELECT 0, d.parent_id" + next +
-        " FROM walk w JOIN derived_from d ON d.artifact_id = w.id WHERE w.t = 0" +
+        " FROM walk w JOIN derived_from d ON d.artifact_id = w.id WHERE w.t = "
+        "0" +
         more +
         // an execution comes from its inputs
         " UNION SELECT 0, x.artifact_id" + next +
-        " FROM walk w JOIN event x ON x.execution_id = w.id AND x.direction = 0 "
-        "WHERE w.t = 1" + more;
+        " FROM walk w JOIN event x ON x.execution_id = w.id AND x.direction = "
+        "0 "
+        "WHERE w.t = 1" +
+        more;
   }
   return
       // an artifact is used by executions ...
       "SELECT 1, x.execution_id" + next +
       " FROM walk w JOIN event x ON x.artifact_id = w.id AND x.direction = 0 "
-      "WHERE w.t = 0" + more +
+      "WHERE w.t = 0" +
+      more +
       // ... and artifacts are derived from it
       " UNION SELECT 0, d.artifact_id" + next +
       " FROM walk w JOIN derived_from d ON d.parent_id = w.id WHERE w.t = 0" +
@@ -49,7 +54,8 @@ std::string Steps(bool up, bool limited) {
       // an execution makes its outputs
       " UNION SELECT 0, x.artifact_id" + next +
       " FROM walk w JOIN event x ON x.execution_id = w.id AND x.direction = 1 "
-      "WHERE w.t = 1" + more;
+      "WHERE w.t = 1" +
+      more;
 }
 
 }  // namespace
@@ -81,22 +87,23 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   RowId root = 0;
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt q, m.Prepare(is_exec ? "SELECT id FROM execution WHERE uuid = ?1"
-                                       : "SELECT id FROM artifact WHERE hash = ?1"));
+        sql::Stmt q,
+        m.Prepare(is_exec ? "SELECT id FROM execution WHERE uuid = ?1"
+                          : "SELECT id FROM artifact WHERE hash = ?1"));
     Status st;
     bool found = q.Bind(1, target.id).Step(&st);
     root = found ? q.Int(0) : 0;
     q.Reset();
     CMF_RETURN_IF_ERROR(st);
     if (!found) {
-      return Status::NotFound(fmt::format("no {} '{}'", is_exec ? "execution" : "artifact",
-                                          target.id));
+      return Status::NotFound(fmt::format(
+          "no {} '{}'", is_exec ? "execution" : "artifact", target.id));
     }
   }
 
-  CMF_RETURN_IF_ERROR(
-      m.Exec("CREATE TEMP TABLE IF NOT EXISTS lineage_node(t INTEGER, id INTEGER, "
-             "depth INTEGER, PRIMARY KEY (t, id)) WITHOUT ROWID"));
+  CMF_RETURN_IF_ERROR(m.Exec(
+      "CREATE TEMP TABLE IF NOT EXISTS lineage_node(t INTEGER, id INTEGER, "
+      "depth INTEGER, PRIMARY KEY (t, id)) WITHOUT ROWID"));
   CMF_RETURN_IF_ERROR(m.Exec("DELETE FROM temp.lineage_node"));
   const bool limited = options.depth.has_value();
   for (bool up : {true, false}) {
@@ -104,14 +111,15 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
     // Without a depth limit a row is a node, so UNION visits each node once
     // (and a cycle ends); with one, a row carries its depth, bounded by it.
     const std::string sql =
-        limited ? "WITH RECURSIVE walk(t, id, depth) AS (SELECT ?1, ?2, 0 UNION " +
-                      Steps(up, true) +
-                      ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
-                      "SELECT t, id, 0 FROM walk"
-                : "WITH RECURSIVE walk(t, id) AS (SELECT ?1, ?2 UNION " +
-                      Steps(up, false) +
-                      ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
-                      "SELECT t, id, 0 FROM walk";
+        limited
+            ? "WITH RECURSIVE walk(t, id, depth) AS (SELECT ?1, ?2, 0 UNION " +
+                  Steps(up, true) +
+                  ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
+                  "SELECT t, id, 0 FROM walk"
+            : "WITH RECURSIVE walk(t, id) AS (SELECT ?1, ?2 UNION " +
+                  Steps(up, false) +
+                  ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
+                  "SELECT t, id, 0 FROM walk";
     CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(sql));
     s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root);
     if (limited) s.Bind(3, std::max(0, *options.depth));
@@ -122,7 +130,8 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
         sql::Stmt s,
         m.Prepare("INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
                   "VALUES(?1, ?2, 0)"));
-    CMF_RETURN_IF_ERROR(s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root).Run());
+    CMF_RETURN_IF_ERROR(
+        s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root).Run());
   }
 
   LineageGraph graph;
@@ -132,8 +141,9 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("SELECT n.depth, a.id, a.hash, a.kind FROM temp.lineage_node n "
-                  "CROSS JOIN artifact a ON a.id = n.id WHERE n.t = 0"));
+        m.Prepare(
+            "SELECT n.depth, a.id, a.hash, a.kind FROM temp.lineage_node n "
+            "CROSS JOIN artifact a ON a.id = n.id WHERE n.t = 0"));
     while (s.Step(&st)) {
       LineageNode node;
       node.type = LineageNode::Type::kArtifact;
@@ -149,12 +159,15 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("SELECT n.depth, e.id, e.uuid, p.name, g.name, e.started_ms, "
-                  "(SELECT x.status FROM execution_state x WHERE x.execution_id = e.id "
-                  "ORDER BY x.hlc DESC, x.site DESC LIMIT 1) "
-                  "FROM temp.lineage_node n CROSS JOIN execution e ON e.id = n.id "
-                  "JOIN stage g ON g.id = e.stage_id JOIN pipeline p ON p.id = g.pipeline_id "
-                  "WHERE n.t = 1"));
+        m.Prepare(
+            "SELECT n.depth, e.id, e.uuid, p.name, g.name, e.started_ms, "
+            "(SELECT x.status FROM execution_state x WHERE x.execution_id = "
+            "e.id "
+            "ORDER BY x.hlc DESC, x.site DESC LIMIT 1) "
+            "FROM temp.lineage_node n CROSS JOIN execution e ON e.id = n.id "
+            "JOIN stage g ON g.id = e.stage_id JOIN pipeline p ON p.id = "
+            "g.pipeline_id "
+            "WHERE n.t = 1"));
     while (s.Step(&st)) {
       LineageNode node;
       node.type = LineageNode::Type::kExecution;
@@ -173,14 +186,16 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   {  // the paths each artifact was seen at
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("SELECT DISTINCT x.artifact_id, x.path FROM temp.lineage_node n "
-                  "CROSS JOIN event x INDEXED BY event_by_artifact ON "
-                  "x.artifact_id = n.id WHERE n.t = 0 "
-                  "UNION SELECT k.artifact_id, k.path FROM temp.lineage_node n "
-                  "CROSS JOIN tracked k ON k.artifact_id = n.id WHERE n.t = 0"));
+        m.Prepare(
+            "SELECT DISTINCT x.artifact_id, x.path FROM temp.lineage_node n "
+            "CROSS JOIN event x INDEXED BY event_by_artifact ON "
+            "x.artifact_id = n.id WHERE n.t = 0 "
+            "UNION SELECT k.artifact_id, k.path FROM temp.lineage_node n "
+            "CROSS JOIN tracked k ON k.artifact_id = n.id WHERE n.t = 0"));
     while (s.Step(&st)) {
       auto it = artifacts.find(s.Int(0));
-      if (it != artifacts.end()) graph.nodes[it->second].paths.push_back(s.Text(1));
+      if (it != artifacts.end())
+        graph.nodes[it->second].paths.push_back(s.Text(1));
     }
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
@@ -188,10 +203,11 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   {  // events between nodes of the walk
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("SELECT x.execution_id, x.direction, x.artifact_id FROM "
-                  "temp.lineage_node n CROSS JOIN event x ON x.execution_id = n.id "
-                  "WHERE n.t = 1 AND EXISTS (SELECT 1 FROM temp.lineage_node o "
-                  "WHERE o.t = 0 AND o.id = x.artifact_id)"));
+        m.Prepare(
+            "SELECT x.execution_id, x.direction, x.artifact_id FROM "
+            "temp.lineage_node n CROSS JOIN event x ON x.execution_id = n.id "
+            "WHERE n.t = 1 AND EXISTS (SELECT 1 FROM temp.lineage_node o "
+            "WHERE o.t = 0 AND o.id = x.artifact_id)"));
     while (s.Step(&st)) {
       const std::string& e = graph.nodes[executions.at(s.Int(0))].id;
       const std::string& a = graph.nodes[artifacts.at(s.Int(2))].id;
@@ -207,10 +223,11 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        m.Prepare("SELECT d.parent_id, d.artifact_id FROM temp.lineage_node n "
-                  "CROSS JOIN derived_from d ON d.artifact_id = n.id WHERE n.t = 0 "
-                  "AND EXISTS (SELECT 1 FROM temp.lineage_node o WHERE o.t = 0 AND "
-                  "o.id = d.parent_id)"));
+        m.Prepare(
+            "SELECT d.parent_id, d.artifact_id FROM temp.lineage_node n "
+            "CROSS JOIN derived_from d ON d.artifact_id = n.id WHERE n.t = 0 "
+            "AND EXISTS (SELECT 1 FROM temp.lineage_node o WHERE o.t = 0 AND "
+            "o.id = d.parent_id)"));
     while (s.Step(&st)) {
       graph.edges.push_back({graph.nodes[artifacts.at(s.Int(0))].id,
                              graph.nodes[artifacts.at(s.Int(1))].id,
@@ -223,7 +240,8 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   // way as the query (up: against the edges, negative; down: along them).
   {
     std::unordered_map<std::string, std::size_t> index;
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i) index[graph.nodes[i].id] = i;
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
+      index[graph.nodes[i].id] = i;
     std::unordered_multimap<std::string, std::string> parents, children;
     for (const auto& e : graph.edges) {
       parents.emplace(e.to, e.from);
@@ -239,7 +257,8 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
         for (const std::string& id : frontier) {
           auto [lo, hi] = next.equal_range(id);
           for (auto it = lo; it != hi; ++it) {
-            if (seen.emplace(it->second, sign * d).second) more.push_back(it->second);
+            if (seen.emplace(it->second, sign * d).second)
+              more.push_back(it->second);
           }
         }
         frontier = std::move(more);
@@ -252,18 +271,22 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   }
   for (auto& node : graph.nodes) {
     std::sort(node.paths.begin(), node.paths.end());
-    node.paths.erase(std::unique(node.paths.begin(), node.paths.end()), node.paths.end());
+    node.paths.erase(std::unique(node.paths.begin(), node.paths.end()),
+                     node.paths.end());
   }
-  std::sort(graph.nodes.begin(), graph.nodes.end(), [&](const auto& a, const auto& b) {
-    bool ra = a.id == graph.root, rb = b.id == graph.root;
-    if (ra != rb) return ra;
-    if (std::abs(a.depth) != std::abs(b.depth)) return std::abs(a.depth) < std::abs(b.depth);
-    if (a.depth != b.depth) return a.depth < b.depth;
-    return a.id < b.id;
-  });
-  std::sort(graph.edges.begin(), graph.edges.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.from, a.to, a.type) < std::tie(b.from, b.to, b.type);
-  });
+  std::sort(graph.nodes.begin(), graph.nodes.end(),
+            [&](const auto& a, const auto& b) {
+              bool ra = a.id == graph.root, rb = b.id == graph.root;
+              if (ra != rb) return ra;
+              if (std::abs(a.depth) != std::abs(b.depth))
+                return std::abs(a.depth) < std::abs(b.depth);
+              if (a.depth != b.depth) return a.depth < b.depth;
+              return a.id < b.id;
+            });
+  std::sort(
+      graph.edges.begin(), graph.edges.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.from, a.to, a.type) < std::tie(b.from, b.to, b.type);
+      });
   return graph;
 }
 

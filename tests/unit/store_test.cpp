@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cmf/clock.h"
+#include "cmf/lineage.h"
 #include "support.h"
 
 using namespace cmf;
@@ -401,7 +402,8 @@ TEST_CASE(
   CHECK(stop.message() == "sink failed");
 }
 
-TEST_CASE("store: a version 1 store is upgraded in place, its facts uncommitted") {
+TEST_CASE(
+    "store: a version 1 store is upgraded in place, its facts uncommitted") {
   TempDir dir;
   {
     auto store = NewStore(dir / "m.db");
@@ -451,4 +453,36 @@ TEST_CASE("store: the most specific kind of an artifact wins, in any order") {
   other.kind = ArtifactKind::kDataslice;
   REQUIRE(store->AddEvent(*e, Direction::kInput, 1, other).ok());
   CHECK(store->GetArtifact(other.hash)->kind == ArtifactKind::kDataslice);
+}
+
+TEST_CASE("store: a lineage walk ends on a cycle, with or without a depth") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  Result<RowId> e = store->BeginExecution(Record("train", 1000));
+  REQUIRE(e.ok());
+  ArtifactRef a{"a.h5", std::string(64, 'a'), 1, ArtifactKind::kDataset};
+  ArtifactRef b{"b.h5", std::string(64, 'b'), 1, ArtifactKind::kDataslice};
+  REQUIRE(store->AddEvent(*e, Direction::kInput, 0, a).ok());
+  REQUIRE(store->AddEvent(*e, Direction::kOutput, 0, b).ok());
+  // An import can bring a loop: b from a, and a from b.
+  REQUIRE(store->AddDerivedFrom(b.hash, a.hash).ok());
+  REQUIRE(store->AddDerivedFrom(a.hash, b.hash).ok());
+  LineageTarget target{LineageNode::Type::kArtifact, b.hash};
+  for (std::optional<int> depth :
+       {std::optional<int>(), std::optional<int>(50)}) {
+    for (bool both : {false, true}) {
+      LineageOptions options;
+      options.depth = depth;
+      options.down = both;
+      Result<LineageGraph> g = store->WalkLineage(target, options);
+      REQUIRE(g.ok());
+      CHECK(g->nodes.size() == 3);  // a, b and the execution, once each
+      CHECK(g->root == b.hash);
+      std::size_t derived = 0;
+      for (const auto& edge : g->edges) {
+        derived += edge.type == LineageEdge::Type::kDerivedFrom;
+      }
+      CHECK(derived == 2);
+    }
+  }
 }

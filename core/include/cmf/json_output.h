@@ -9,6 +9,7 @@
 
 #include "cmf/lineage.h"
 #include "cmf/records.h"
+#include "cmf/store.h"
 #include "cmf/sync.h"
 #include "cmf/workspace.h"
 
@@ -60,6 +61,10 @@ std::string SyncJson(const SyncReport& report, int indent = 2);
 std::string RemotesJson(const std::vector<RemoteSpec>& remotes, int indent = 2);
 std::string WhereIsJson(const Whereabouts& where, int indent = 2);
 std::string GetJson(const GetReport& report, int indent = 2);
+
+// cmf query artifacts --json: [{"hash", "kind", "size", "paths"}].
+std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
+                             int indent = 2);
 
 // cmf lineage --format json: {"root", "nodes": [...], "edges": [...]}.
 std::string LineageJson(const LineageGraph& graph, int indent = 2);

@@ -21,8 +21,8 @@ namespace cmf {
 class Store;
 
 struct LineageOptions {
-  bool up = true;     // ancestors
-  bool down = false;  // descendants
+  bool up = true;            // ancestors
+  bool down = false;         // descendants
   std::optional<int> depth;  // edges from the target; absent: no limit
 };
 
@@ -49,7 +49,7 @@ struct LineageEdge {
 };
 
 struct LineageGraph {
-  std::string root;  // the target's id
+  std::string root;                // the target's id
   std::vector<LineageNode> nodes;  // the target first, then by depth
   std::vector<LineageEdge> edges;  // sorted
 };
@@ -75,6 +75,7 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
 
 // The graph as Graphviz DOT, and as an indented text tree.
 std::string LineageDot(const LineageGraph& graph);
-std::string LineageText(const LineageGraph& graph, const LineageOptions& options);
+std::string LineageText(const LineageGraph& graph,
+                        const LineageOptions& options);
 
 }  // namespace cmf
