@@ -30,6 +30,8 @@ std::unique_ptr<Verb> MakeWhereisVerb();
 std::unique_ptr<Verb> MakeGetVerb();
 std::unique_ptr<Verb> MakeLineageVerb();
 std::unique_ptr<Verb> MakeQueryVerb();
+std::unique_ptr<Verb> MakeImportVerb();
+std::unique_ptr<Verb> MakeExportVerb();
 
 namespace {
 
@@ -48,6 +50,10 @@ constexpr std::array kVerbs = {
              Needs::kRepoToRead, MakeLineageVerb},
     VerbInfo{"query", "Find executions or artifacts by their records",
              Needs::kRepoToRead, MakeQueryVerb},
+    VerbInfo{"import", "Import a cmflib (MLMD) store or a cmf export",
+             Needs::kRepo, MakeImportVerb},
+    VerbInfo{"export", "Write every record as JSON that cmf import reads back",
+             Needs::kRepoToRead, MakeExportVerb},
     VerbInfo{"add", "Track files and directories by content", Needs::kRepo,
              MakeAddVerb},
     VerbInfo{"status",

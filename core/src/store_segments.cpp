@@ -70,6 +70,235 @@ std::optional<std::int64_t> GetOptInt(const json& j, const char* key) {
   return it->get<std::int64_t>();
 }
 
+// Which facts CollectFacts reads: an SQL condition per table (aliases as in
+// its queries).
+struct FactScope {
+  bool locations_only = false;
+  std::string location, artifacts, execution, state, event, derived, metric,
+      property;
+
+  // The facts made here and not yet committed.
+  static FactScope Pending(bool locations_only) {
+    FactScope f;
+    f.locations_only = locations_only;
+    f.location = "l.seg IS NULL";
+    // Every artifact a fact names goes in as well, committed before or not,
+    // so that a segment never depends on another for its artifacts (the most
+    // specific kind wins, so repeating one is harmless).
+    f.artifacts =
+        "id IN (SELECT artifact_id FROM location WHERE seg IS NULL" +
+        std::string(
+            locations_only
+                ? ")"
+                : " UNION SELECT id FROM artifact WHERE seg IS NULL "
+                  "UNION SELECT artifact_id FROM event WHERE seg IS NULL "
+                  "UNION SELECT artifact_id FROM derived_from WHERE seg "
+                  "IS NULL UNION SELECT parent_id FROM derived_from "
+                  "WHERE seg IS NULL UNION SELECT target_id FROM property "
+                  "WHERE seg IS NULL AND target_type = 'artifact')");
+    f.execution = "e.seg IS NULL";
+    f.state = f.event = f.metric = f.property = "x.seg IS NULL";
+    f.derived = "d.seg IS NULL";
+    return f;
+  }
+  // Every fact, or those of the executions in temp.export_exec and the
+  // artifacts in temp.export_art.
+  static FactScope Export(bool pipeline) {
+    FactScope f;
+    if (!pipeline) {
+      f.location = f.artifacts = f.execution = f.state = f.event = f.derived =
+          f.metric = f.property = "1";
+      return f;
+    }
+    const std::string execs = "(SELECT id FROM temp.export_exec)";
+    const std::string arts = "(SELECT id FROM temp.export_art)";
+    f.location = "l.artifact_id IN " + arts;
+    f.artifacts = "id IN " + arts;
+    f.execution = "e.id IN " + execs;
+    f.state = f.event = f.metric = "x.execution_id IN " + execs;
+    f.derived = "d.artifact_id IN " + arts + " AND d.parent_id IN " + arts;
+    f.property = "((x.target_type = 'execution' AND x.target_id IN " + execs +
+                 ") OR (x.target_type = 'artifact' AND x.target_id IN " + arts +
+                 ") OR (x.target_type = 'pipeline' AND x.target_id = (SELECT "
+                 "pipeline FROM temp.export_pipeline)) OR (x.target_type = "
+                 "'stage' AND x.target_id IN (SELECT id FROM stage WHERE "
+                 "pipeline_id = (SELECT pipeline FROM temp.export_pipeline))))";
+    return f;
+  }
+};
+
+// Appends to LINES the facts SCOPE selects, as segment lines. (A template, so
+// that it takes Store's private state without naming it.)
+template <typename StoreState>
+Status CollectFacts(StoreState& m, const FactScope& scope,
+                    std::vector<Line>& lines) {
+  Status st;
+  // Run SQL, hand each row to EMIT.
+  auto each = [&](const std::string& sql,
+                  const std::function<void(sql::Stmt&)>& emit) -> Status {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(sql));
+    while (s.Step(&st)) emit(s);
+    s.Reset();
+    return st;
+  };
+  CMF_RETURN_IF_ERROR(each(
+      "SELECT a.hash, l.site FROM location l JOIN artifact a ON "
+      "a.id = l.artifact_id WHERE " +
+          scope.location,
+      [&](sql::Stmt& s) {
+        lines.push_back(
+            {7, json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
+                    .dump()});
+      }));
+  // Every artifact a sealed fact names goes in as well, committed before or
+  // not, so that a segment never depends on another for its artifacts (the
+  // most specific kind wins, so repeating one is harmless).
+  const std::string artifacts_sql =
+      "SELECT hash, algorithm, kind, size FROM artifact WHERE " +
+      scope.artifacts;
+  CMF_RETURN_IF_ERROR(each(artifacts_sql, [&](sql::Stmt& s) {
+    lines.push_back({0, json{{"t", "artifact"},
+                             {"hash", s.Text(0)},
+                             {"algorithm", s.Text(1)},
+                             {"kind", s.Text(2)},
+                             {"size", s.Int(3)}}
+                            .dump()});
+  }));
+  if (!scope.locations_only) {
+    std::map<RowId, json> executions;
+    CMF_RETURN_IF_ERROR(
+        each("SELECT e.id, e.uuid, p.name, s.name, e.command, e.code_commit, "
+             "e.code_dirty, e.code_repo, e.host, e.user, e.site, e.started_ms "
+             "FROM execution e JOIN stage s ON s.id = e.stage_id "
+             "JOIN pipeline p ON p.id = s.pipeline_id WHERE " +
+                 scope.execution,
+             [&](sql::Stmt& s) {
+               json e{{"t", "execution"},
+                      {"id", s.Text(1)},
+                      {"pipeline", s.Text(2)},
+                      {"stage", s.Text(3)},
+                      {"command", json::parse(s.Text(4), nullptr, false)},
+                      {"host", s.Text(8)},
+                      {"user", s.Text(9)},
+                      {"site", s.Text(10)},
+                      {"started_ms", s.Int(11)},
+                      {"params", json::object()}};
+               if (!s.IsNull(5)) {
+                 e["code"] = {{"commit", s.Text(5)},
+                              {"dirty", s.Int(6) != 0},
+                              {"repo", s.Text(7)}};
+               } else {
+                 e["code"] = nullptr;
+               }
+               executions.emplace(s.Int(0), std::move(e));
+             }));
+    if (!executions.empty()) {
+      CMF_RETURN_IF_ERROR(
+          each("SELECT x.execution_id, x.name, x.type, x.value FROM param x "
+               "JOIN execution e ON e.id = x.execution_id WHERE " +
+                   scope.execution,
+               [&](sql::Stmt& s) {
+                 auto it = executions.find(s.Int(0));
+                 if (it == executions.end()) return;
+                 it->second["params"][s.Text(1)] = {
+                     {"type", s.Text(2)},
+                     {"value", ValueJson(s.ValueAs(3, s.Text(2)))}};
+               }));
+    }
+    for (auto& [id, e] : executions) lines.push_back({1, e.dump()});
+    CMF_RETURN_IF_ERROR(
+        each("SELECT e.uuid, x.hlc, x.site, x.status, x.exit_code, x.ended_ms, "
+             "x.message FROM execution_state x JOIN execution e ON "
+             "e.id = x.execution_id WHERE " +
+                 scope.state,
+             [&](sql::Stmt& s) {
+               json j{{"t", "state"},        {"execution", s.Text(0)},
+                      {"hlc", s.Int(1)},     {"site", s.Text(2)},
+                      {"status", s.Text(3)}, {"message", s.Text(6)}};
+               j["exit_code"] = s.IsNull(4) ? json(nullptr) : json(s.Int(4));
+               j["ended_ms"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
+               lines.push_back({2, j.dump()});
+             }));
+    CMF_RETURN_IF_ERROR(each(
+        "SELECT e.uuid, x.direction, x.position, a.hash, x.path FROM event x "
+        "JOIN execution e ON e.id = x.execution_id JOIN artifact a ON "
+        "a.id = x.artifact_id WHERE " +
+            scope.event,
+        [&](sql::Stmt& s) {
+          lines.push_back(
+              {3, json{{"t", "event"},
+                       {"execution", s.Text(0)},
+                       {"direction", s.Int(1) == 0 ? "input" : "output"},
+                       {"position", s.Int(2)},
+                       {"artifact", s.Text(3)},
+                       {"path", s.Text(4)}}
+                      .dump()});
+        }));
+    CMF_RETURN_IF_ERROR(
+        each("SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
+             "c.id = d.artifact_id JOIN artifact p ON p.id = d.parent_id "
+             "WHERE " +
+                 scope.derived,
+             [&](sql::Stmt& s) {
+               lines.push_back({4, json{{"t", "derived_from"},
+                                        {"artifact", s.Text(0)},
+                                        {"parent", s.Text(1)}}
+                                       .dump()});
+             }));
+    {  // one line per series of an execution, steps ascending
+      json current;
+      std::pair<std::string, std::string> key;
+      auto flush = [&] {
+        if (!current.is_null()) lines.push_back({5, current.dump()});
+        current = nullptr;
+      };
+      CMF_RETURN_IF_ERROR(
+          each("SELECT e.uuid, r.name, x.step, x.value FROM metric x "
+               "JOIN execution e ON e.id = x.execution_id JOIN series r ON "
+               "r.id = x.series_id WHERE " +
+                   scope.metric +
+                   " "
+                   "ORDER BY e.uuid, r.name, x.step",
+               [&](sql::Stmt& s) {
+                 std::pair<std::string, std::string> k{s.Text(0), s.Text(1)};
+                 if (current.is_null() || k != key) {
+                   flush();
+                   key = k;
+                   current = {{"t", "metrics"},
+                              {"execution", k.first},
+                              {"series", k.second},
+                              {"steps", json::array()},
+                              {"values", json::array()}};
+                 }
+                 current["steps"].push_back(s.Int(2));
+                 current["values"].push_back(RealJson(s.Real(3)));
+               }));
+      flush();
+    }
+    CMF_RETURN_IF_ERROR(each(
+        "SELECT x.target_type, CASE x.target_type "
+        "WHEN 'pipeline' THEN (SELECT name FROM pipeline WHERE id = "
+        "x.target_id) "
+        "WHEN 'stage' THEN (SELECT p.name || '/' || s.name FROM stage s JOIN "
+        "pipeline p ON p.id = s.pipeline_id WHERE s.id = x.target_id) "
+        "WHEN 'execution' THEN (SELECT uuid FROM execution WHERE id = "
+        "x.target_id) "
+        "ELSE (SELECT hash FROM artifact WHERE id = x.target_id) END, "
+        "x.name, x.hlc, x.site, x.type, x.value FROM property x "
+        "WHERE " +
+            scope.property,
+        [&](sql::Stmt& s) {
+          json j{{"t", "property"},     {"target_type", s.Text(0)},
+                 {"target", s.Text(1)}, {"name", s.Text(2)},
+                 {"hlc", s.Int(3)},     {"site", s.Text(4)},
+                 {"type", s.Text(5)}};
+          j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
+          lines.push_back({6, j.dump()});
+        }));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Store::Pending> Store::CountPending() {
@@ -123,163 +352,8 @@ Result<Store::Segment> Store::CommitPending(
       }
     }
 
-    CMF_RETURN_IF_ERROR(each(
-        "SELECT a.hash, l.site FROM location l JOIN artifact a ON "
-        "a.id = l.artifact_id WHERE l.seg IS NULL",
-        [&](sql::Stmt& s) {
-          lines.push_back(
-              {7,
-               json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
-                   .dump()});
-        }));
-    // Every artifact a sealed fact names goes in as well, committed before or
-    // not, so that a segment never depends on another for its artifacts (the
-    // most specific kind wins, so repeating one is harmless).
-    const std::string named_by_locations =
-        "SELECT artifact_id FROM location WHERE seg IS NULL";
-    const std::string artifacts_sql =
-        "SELECT hash, algorithm, kind, size FROM artifact WHERE id IN (" +
-        named_by_locations +
-        (options.locations_only
-             ? std::string(")")
-             : " UNION SELECT id FROM artifact WHERE seg IS NULL "
-               "UNION SELECT artifact_id FROM event WHERE seg IS NULL "
-               "UNION SELECT artifact_id FROM derived_from WHERE seg IS NULL "
-               "UNION SELECT parent_id FROM derived_from WHERE seg IS NULL "
-               "UNION SELECT target_id FROM property WHERE seg IS NULL AND "
-               "target_type = 'artifact')");
-    CMF_RETURN_IF_ERROR(each(artifacts_sql, [&](sql::Stmt& s) {
-      lines.push_back({0, json{{"t", "artifact"},
-                               {"hash", s.Text(0)},
-                               {"algorithm", s.Text(1)},
-                               {"kind", s.Text(2)},
-                               {"size", s.Int(3)}}
-                              .dump()});
-    }));
-    if (!options.locations_only) {
-      std::map<RowId, json> executions;
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT e.id, e.uuid, p.name, s.name, e.command, e.code_commit, "
-          "e.code_dirty, e.code_repo, e.host, e.user, e.site, e.started_ms "
-          "FROM execution e JOIN stage s ON s.id = e.stage_id "
-          "JOIN pipeline p ON p.id = s.pipeline_id WHERE e.seg IS NULL",
-          [&](sql::Stmt& s) {
-            json e{{"t", "execution"},
-                   {"id", s.Text(1)},
-                   {"pipeline", s.Text(2)},
-                   {"stage", s.Text(3)},
-                   {"command", json::parse(s.Text(4), nullptr, false)},
-                   {"host", s.Text(8)},
-                   {"user", s.Text(9)},
-                   {"site", s.Text(10)},
-                   {"started_ms", s.Int(11)},
-                   {"params", json::object()}};
-            if (!s.IsNull(5)) {
-              e["code"] = {{"commit", s.Text(5)},
-                           {"dirty", s.Int(6) != 0},
-                           {"repo", s.Text(7)}};
-            } else {
-              e["code"] = nullptr;
-            }
-            executions.emplace(s.Int(0), std::move(e));
-          }));
-      if (!executions.empty()) {
-        CMF_RETURN_IF_ERROR(each(
-            "SELECT x.execution_id, x.name, x.type, x.value FROM param x "
-            "JOIN execution e ON e.id = x.execution_id WHERE e.seg IS NULL",
-            [&](sql::Stmt& s) {
-              auto it = executions.find(s.Int(0));
-              if (it == executions.end()) return;
-              it->second["params"][s.Text(1)] = {
-                  {"type", s.Text(2)},
-                  {"value", ValueJson(s.ValueAs(3, s.Text(2)))}};
-            }));
-      }
-      for (auto& [id, e] : executions) lines.push_back({1, e.dump()});
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT e.uuid, x.hlc, x.site, x.status, x.exit_code, x.ended_ms, "
-          "x.message FROM execution_state x JOIN execution e ON "
-          "e.id = x.execution_id WHERE x.seg IS NULL",
-          [&](sql::Stmt& s) {
-            json j{{"t", "state"},        {"execution", s.Text(0)},
-                   {"hlc", s.Int(1)},     {"site", s.Text(2)},
-                   {"status", s.Text(3)}, {"message", s.Text(6)}};
-            j["exit_code"] = s.IsNull(4) ? json(nullptr) : json(s.Int(4));
-            j["ended_ms"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
-            lines.push_back({2, j.dump()});
-          }));
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT e.uuid, x.direction, x.position, a.hash, x.path FROM event x "
-          "JOIN execution e ON e.id = x.execution_id JOIN artifact a ON "
-          "a.id = x.artifact_id WHERE x.seg IS NULL",
-          [&](sql::Stmt& s) {
-            lines.push_back(
-                {3, json{{"t", "event"},
-                         {"execution", s.Text(0)},
-                         {"direction", s.Int(1) == 0 ? "input" : "output"},
-                         {"position", s.Int(2)},
-                         {"artifact", s.Text(3)},
-                         {"path", s.Text(4)}}
-                        .dump()});
-          }));
-      CMF_RETURN_IF_ERROR(
-          each("SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
-               "c.id = d.artifact_id JOIN artifact p ON p.id = d.parent_id "
-               "WHERE d.seg IS NULL",
-               [&](sql::Stmt& s) {
-                 lines.push_back({4, json{{"t", "derived_from"},
-                                          {"artifact", s.Text(0)},
-                                          {"parent", s.Text(1)}}
-                                         .dump()});
-               }));
-      {  // one line per series of an execution, steps ascending
-        json current;
-        std::pair<std::string, std::string> key;
-        auto flush = [&] {
-          if (!current.is_null()) lines.push_back({5, current.dump()});
-          current = nullptr;
-        };
-        CMF_RETURN_IF_ERROR(
-            each("SELECT e.uuid, r.name, x.step, x.value FROM metric x "
-                 "JOIN execution e ON e.id = x.execution_id JOIN series r ON "
-                 "r.id = x.series_id WHERE x.seg IS NULL "
-                 "ORDER BY e.uuid, r.name, x.step",
-                 [&](sql::Stmt& s) {
-                   std::pair<std::string, std::string> k{s.Text(0), s.Text(1)};
-                   if (current.is_null() || k != key) {
-                     flush();
-                     key = k;
-                     current = {{"t", "metrics"},
-                                {"execution", k.first},
-                                {"series", k.second},
-                                {"steps", json::array()},
-                                {"values", json::array()}};
-                   }
-                   current["steps"].push_back(s.Int(2));
-                   current["values"].push_back(RealJson(s.Real(3)));
-                 }));
-        flush();
-      }
-      CMF_RETURN_IF_ERROR(each(
-          "SELECT x.target_type, CASE x.target_type "
-          "WHEN 'pipeline' THEN (SELECT name FROM pipeline WHERE id = "
-          "x.target_id) "
-          "WHEN 'stage' THEN (SELECT p.name || '/' || s.name FROM stage s JOIN "
-          "pipeline p ON p.id = s.pipeline_id WHERE s.id = x.target_id) "
-          "WHEN 'execution' THEN (SELECT uuid FROM execution WHERE id = "
-          "x.target_id) "
-          "ELSE (SELECT hash FROM artifact WHERE id = x.target_id) END, "
-          "x.name, x.hlc, x.site, x.type, x.value FROM property x "
-          "WHERE x.seg IS NULL",
-          [&](sql::Stmt& s) {
-            json j{{"t", "property"},     {"target_type", s.Text(0)},
-                   {"target", s.Text(1)}, {"name", s.Text(2)},
-                   {"hlc", s.Int(3)},     {"site", s.Text(4)},
-                   {"type", s.Text(5)}};
-            j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
-            lines.push_back({6, j.dump()});
-          }));
-    }
+    CMF_RETURN_IF_ERROR(
+        CollectFacts(m, FactScope::Pending(options.locations_only), lines));
     if (lines.empty()) return Status::Ok();
     std::sort(lines.begin(), lines.end());
 
@@ -414,6 +488,50 @@ Status Store::EndBatch(bool commit) {
   return Status::Ok();
 }
 
+Result<std::vector<std::string>> Store::ExportFacts(
+    const std::optional<std::string>& pipeline) {
+  Impl& m = *impl_;
+  // One snapshot for the whole export.
+  int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{m.db};
+  if (pipeline) {
+    CMF_RETURN_IF_ERROR(m.Exec(
+        "CREATE TEMP TABLE IF NOT EXISTS export_exec(id INTEGER PRIMARY KEY);"
+        "CREATE TEMP TABLE IF NOT EXISTS export_art(id INTEGER PRIMARY KEY);"
+        "CREATE TEMP TABLE IF NOT EXISTS export_pipeline(pipeline INTEGER);"
+        "DELETE FROM temp.export_exec; DELETE FROM temp.export_art;"
+        "DELETE FROM temp.export_pipeline;"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt p,
+                         m.Prepare("INSERT INTO temp.export_pipeline "
+                                   "SELECT id FROM pipeline WHERE name = ?1"));
+    CMF_RETURN_IF_ERROR(p.Bind(1, *pipeline).Run());
+    if (sqlite3_changes(m.db) == 0) {
+      return Status::NotFound("no pipeline '" + *pipeline + "'");
+    }
+    CMF_RETURN_IF_ERROR(m.Exec(
+        "INSERT INTO temp.export_exec SELECT e.id FROM execution e JOIN stage "
+        "s "
+        "ON s.id = e.stage_id WHERE s.pipeline_id = (SELECT pipeline FROM "
+        "temp.export_pipeline);"
+        "INSERT OR IGNORE INTO temp.export_art SELECT artifact_id FROM event "
+        "WHERE execution_id IN (SELECT id FROM temp.export_exec);"
+        "INSERT OR IGNORE INTO temp.export_art SELECT parent_id FROM "
+        "derived_from WHERE artifact_id IN (SELECT id FROM temp.export_art);"));
+  }
+  std::vector<Line> lines;
+  CMF_RETURN_IF_ERROR(
+      CollectFacts(m, FactScope::Export(pipeline.has_value()), lines));
+  std::sort(lines.begin(), lines.end());
+  std::vector<std::string> out;
+  out.reserve(lines.size());
+  for (Line& l : lines) out.push_back(std::move(l.text));
+  return out;
+}
+
 Result<bool> Store::HasSegment(const std::string& hash) {
   CMF_ASSIGN_OR_RETURN(sql::Stmt s,
                        impl_->Prepare("SELECT 1 FROM segment WHERE hash = ?1"));
@@ -426,26 +544,43 @@ Result<bool> Store::HasSegment(const std::string& hash) {
 
 Result<bool> Store::IngestSegment(const std::string& hash,
                                   std::string_view text) {
+  return ApplyFacts(hash, text, /*as_pending=*/false);
+}
+
+Status Store::ImportFacts(std::string_view text) {
+  return ApplyFacts("", text, /*as_pending=*/true).status();
+}
+
+Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
+                               bool as_pending) {
   Impl& m = *impl_;
   bool applied = false;
-  const std::string where = "segment " + hash.substr(0, 12);
+  const std::string where = as_pending ? std::string("the imported facts")
+                                       : "segment " + hash.substr(0, 12);
   Status done = m.InWrite([&]() -> Status {
-    CMF_ASSIGN_OR_RETURN(bool known, HasSegment(hash));
-    if (known) return Status::Ok();
+    if (!as_pending) {
+      CMF_ASSIGN_OR_RETURN(bool known, HasSegment(hash));
+      if (known) return Status::Ok();
+    }
     auto newline = text.find('\n');
     CMF_ASSIGN_OR_RETURN(SegmentHeader header,
                          SegmentHeader::Parse(text.substr(0, newline)));
     Status st;
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt ins,
-        m.Prepare("INSERT INTO segment(hash, site, seq, local, facts, "
-                  "recorded_ms) VALUES(?1, ?2, ?3, 0, 0, ?4)"));
-    CMF_RETURN_IF_ERROR(ins.Bind(1, hash)
-                            .Bind(2, header.site)
-                            .Bind(3, header.seq)
-                            .Bind(4, m.options.clock->NowMs())
-                            .Run());
-    const std::int64_t seg = sqlite3_last_insert_rowid(m.db);
+    // Imported facts are this site's to commit (seg null); a segment's are
+    // committed already, in it.
+    std::optional<std::int64_t> seg;
+    if (!as_pending) {
+      CMF_ASSIGN_OR_RETURN(
+          sql::Stmt ins,
+          m.Prepare("INSERT INTO segment(hash, site, seq, local, facts, "
+                    "recorded_ms) VALUES(?1, ?2, ?3, 0, 0, ?4)"));
+      CMF_RETURN_IF_ERROR(ins.Bind(1, hash)
+                              .Bind(2, header.site)
+                              .Bind(3, header.seq)
+                              .Bind(4, m.options.clock->NowMs())
+                              .Run());
+      seg = sqlite3_last_insert_rowid(m.db);
+    }
     std::int64_t max_hlc = 0;
     std::int64_t facts = 0;
 
@@ -509,7 +644,8 @@ Result<bool> Store::IngestSegment(const std::string& hash,
           std::string algorithm =
               j.contains("algorithm") ? Get(j, "algorithm") : "sha256";
           line_status = m.EnsureArtifact(a, seg, algorithm);
-          if (line_status.ok() && header.site != m.options.site) {
+          if (line_status.ok() && !as_pending &&
+              header.site != m.options.site) {
             CMF_ASSIGN_OR_RETURN(
                 sql::Stmt w,
                 m.Prepare("INSERT OR IGNORE INTO wanted(artifact_id) "
@@ -707,7 +843,7 @@ Result<bool> Store::IngestSegment(const std::string& hash,
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt count,
         m.Prepare("UPDATE segment SET facts = ?1 WHERE id = ?2"));
-    CMF_RETURN_IF_ERROR(count.Bind(1, facts).Bind(2, seg).Run());
+    if (seg) CMF_RETURN_IF_ERROR(count.Bind(1, facts).Bind(2, *seg).Run());
     if (max_hlc > 0) {  // the clock moves past every fact seen (receive rule)
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt clock,

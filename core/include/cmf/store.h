@@ -239,6 +239,17 @@ class Store {
   Result<std::vector<ArtifactRef>> Wanted();
   Status DropWanted(const std::string& hash);
 
+  // Applies facts in segment form (a header line, then fact lines) as this
+  // site's own, not yet committed: what cmf import brings in. Idempotent for
+  // facts with the same identity (and, for states and properties, the same
+  // clock and site).
+  Status ImportFacts(std::string_view text);
+
+  // The fact lines of every record, or of one pipeline's executions and the
+  // artifacts they name (cmf export), sorted as in a segment.
+  Result<std::vector<std::string>> ExportFacts(
+      const std::optional<std::string>& pipeline);
+
   // True when segment HASH was sealed here or ingested.
   Result<bool> HasSegment(const std::string& hash);
 
@@ -280,6 +291,8 @@ class Store {
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  Result<bool> ApplyFacts(const std::string& hash, std::string_view text,
+                          bool as_pending);
   std::unique_ptr<Impl> impl_;
 };
 
