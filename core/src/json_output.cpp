@@ -1,5 +1,8 @@
 #include "cmf/json_output.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -211,31 +214,52 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
   return Dump(out, indent);
 }
 
-std::string LineageJson(const LineageGraph& g, int indent) {
-  json nodes = json::array();
+std::string LineageJson(const LineageGraph& g, int /*indent*/) {
+  // Written directly, one node or edge per line: a walk can hold tens of
+  // thousands of nodes, and a document tree of them costs more than the walk.
+  auto str = [](const std::string& v) {
+    // Hashes, ids and names are plain: quoted as they are; anything else
+    // goes through the JSON library's escaping.
+    bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+      return c >= 0x20 && c != '"' && c != '\\' &&
+             static_cast<unsigned char>(c) < 0x80;
+    });
+    return plain ? "\"" + v + "\"" : json(v).dump();
+  };
+  std::string out = "{\"root\": " + str(g.root) + ",\n \"nodes\": [";
+  out.reserve(g.nodes.size() * 200 + g.edges.size() * 180);
+  bool first = true;
   for (const LineageNode& n : g.nodes) {
-    json j{{"id", n.id}, {"depth", n.depth}};
+    out += first ? "\n  " : ",\n  ";
+    first = false;
     if (n.type == LineageNode::Type::kExecution) {
-      j["type"] = "execution";
-      j["pipeline"] = n.pipeline;
-      j["stage"] = n.stage;
-      j["started"] = FormatIsoUtc(n.started_ms);
-      j["status"] = std::string(ToString(n.status));
+      out += fmt::format(
+          "{{\"id\": {}, \"type\": \"execution\", \"depth\": {}, \"pipeline\": "
+          "{}, "
+          "\"stage\": {}, \"started\": \"{}\", \"status\": \"{}\"}}",
+          str(n.id), n.depth, str(n.pipeline), str(n.stage),
+          FormatIsoUtc(n.started_ms), ToString(n.status));
     } else {
-      j["type"] = "artifact";
-      j["hash"] = n.id;
-      j["kind"] = std::string(ToString(n.kind));
-      j["paths"] = n.paths;
+      std::string paths;
+      for (const std::string& p : n.paths)
+        paths += (paths.empty() ? "" : ", ") + str(p);
+      out += fmt::format(
+          "{{\"id\": {0}, \"type\": \"artifact\", \"depth\": {1}, \"hash\": "
+          "{0}, "
+          "\"kind\": \"{2}\", \"paths\": [{3}]}}",
+          str(n.id), n.depth, ToString(n.kind), paths);
     }
-    nodes.push_back(std::move(j));
   }
-  json edges = json::array();
+  out += first ? "],\n \"edges\": [" : "\n ],\n \"edges\": [";
+  first = true;
   for (const LineageEdge& e : g.edges) {
-    edges.push_back({{"from", e.from},
-                     {"to", e.to},
-                     {"type", std::string(ToString(e.type))}});
+    out += first ? "\n  " : ",\n  ";
+    first = false;
+    out += fmt::format("{{\"from\": {}, \"to\": {}, \"type\": \"{}\"}}",
+                       str(e.from), str(e.to), ToString(e.type));
   }
-  return Dump({{"root", g.root}, {"nodes", nodes}, {"edges", edges}}, indent);
+  out += first ? "]}" : "\n ]}";
+  return out;
 }
 
 std::string MetricsJson(const MetricSeries& series, int indent) {

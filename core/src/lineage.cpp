@@ -47,12 +47,25 @@ std::string DotQuote(const std::string& s) {
 Result<LineageTarget> ResolveLineageTarget(Store& store,
                                            const std::string& workspace_path,
                                            const std::string& text) {
-  if (!workspace_path.empty()) {
+  // An id or a hash first when it looks like one (hex digits and dashes), a
+  // path first otherwise; each falls back to the other.
+  const bool looks_like_id =
+      text.size() >= 4 &&
+      text.find_first_not_of("0123456789abcdefABCDEF-") == std::string::npos;
+  Result<std::string> execution = Status::NotFound("");
+  Result<std::string> artifact = Status::NotFound("");
+  if (looks_like_id) {
+    execution = store.ResolveExecution(text);
+    artifact = store.ResolveArtifact(text);
+  }
+  if (!execution.ok() && !artifact.ok() && !workspace_path.empty()) {
     Result<std::string> at = store.ArtifactAtPath(workspace_path);
     if (at.ok()) return LineageTarget{LineageNode::Type::kArtifact, *at};
   }
-  Result<std::string> execution = store.ResolveExecution(text);
-  Result<std::string> artifact = store.ResolveArtifact(text);
+  if (!looks_like_id) {
+    execution = store.ResolveExecution(text);
+    artifact = store.ResolveArtifact(text);
+  }
   if (execution.ok() && artifact.ok()) {
     return Status::InvalidArgument("'" + text +
                                    "' names both an execution and an artifact; "

@@ -167,6 +167,7 @@ CREATE INDEX metric_pending ON metric(execution_id, series_id) WHERE seg IS NULL
 CREATE INDEX property_pending ON property(target_type) WHERE seg IS NULL;
 
 CREATE INDEX artifact_by_kind ON artifact(kind, hash);
+CREATE INDEX event_by_path ON event(path);
 
 CREATE TABLE location (
   artifact_id INTEGER NOT NULL REFERENCES artifact(id),
@@ -644,14 +645,32 @@ Status Store::ScanExecutions(
   std::optional<std::int64_t> after_started;
   std::optional<std::string> after_id;
   std::int64_t left = filter.limit.value_or(-1);
+  // The stages the filter names, as ids: then SQLite walks execution_by_stage
+  // in order and stops, instead of walking every execution by start time
+  // looking for the few of a rare stage.
+  std::string stage_ids;
+  if (filter.pipeline || filter.stage) {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt q,
+        impl_->Prepare("SELECT s.id FROM stage s JOIN pipeline p ON "
+                       "p.id = s.pipeline_id WHERE (?1 IS NULL OR p.name = ?1) "
+                       "AND (?2 IS NULL OR s.name = ?2) ORDER BY s.id"));
+    q.Bind(1, filter.pipeline).Bind(2, filter.stage);
+    Status st;
+    while (q.Step(&st)) {
+      stage_ids += (stage_ids.empty() ? "" : ", ") + std::to_string(q.Int(0));
+    }
+    q.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    if (stage_ids.empty()) return Status::Ok();  // no such stage: nothing
+  }
   while (left != 0) {
     std::int64_t want =
         left < 0 ? page_size : std::min<std::int64_t>(left, page_size);
     // Only the conditions in use, so that SQLite walks execution_by_start (or
     // _by_stage) in order and stops after WANT rows.
     std::string where = "1";
-    if (filter.pipeline) where += " AND p.name = ?1";
-    if (filter.stage) where += " AND s.name = ?2";
+    if (!stage_ids.empty()) where += " AND e.stage_id IN (" + stage_ids + ")";
     if (after_started)
       where += " AND e.started_ms <= ?3 AND (e.started_ms < ?3 OR e.uuid < ?4)";
     if (filter.since_ms) where += " AND e.started_ms >= ?5";
@@ -676,8 +695,6 @@ Status Store::ScanExecutions(
         impl_->Load(
             where,
             [&](sql::Stmt& s) {
-              if (filter.pipeline) s.Bind(1, *filter.pipeline);
-              if (filter.stage) s.Bind(2, *filter.stage);
               if (after_started) s.Bind(3, *after_started).Bind(4, *after_id);
               if (filter.since_ms) s.Bind(5, *filter.since_ms);
               if (filter.until_ms) s.Bind(6, *filter.until_ms);

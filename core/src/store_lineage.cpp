@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
+#include <string_view>
 #include <unordered_map>
 
 #include "cmf/lineage.h"
@@ -237,36 +239,42 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
     CMF_RETURN_IF_ERROR(st);
   }
   // Depths: the shortest number of edges from the target, walking the same
-  // way as the query (up: against the edges, negative; down: along them).
+  // way as the query (up: against the edges, negative; down: along them), by
+  // node index.
   {
-    std::unordered_map<std::string, std::size_t> index;
+    std::unordered_map<std::string_view, std::size_t> index;
+    index.reserve(graph.nodes.size());
     for (std::size_t i = 0; i < graph.nodes.size(); ++i)
-      index[graph.nodes[i].id] = i;
-    std::unordered_multimap<std::string, std::string> parents, children;
+      index.emplace(graph.nodes[i].id, i);
+    std::vector<std::vector<std::size_t>> parents(graph.nodes.size()),
+        children(graph.nodes.size());
     for (const auto& e : graph.edges) {
-      parents.emplace(e.to, e.from);
-      children.emplace(e.from, e.to);
+      std::size_t from = index.at(e.from), to = index.at(e.to);
+      parents[to].push_back(from);
+      children[from].push_back(to);
     }
-    std::unordered_map<std::string, int> seen{{graph.root, 0}};
+    constexpr int kUnseen = std::numeric_limits<int>::min();
+    std::vector<int> depth(graph.nodes.size(), kUnseen);
+    const std::size_t root_index = index.at(graph.root);
+    depth[root_index] = 0;
     for (int sign : {-1, 1}) {
       if ((sign < 0 && !options.up) || (sign > 0 && !options.down)) continue;
       const auto& next = sign < 0 ? parents : children;
-      std::vector<std::string> frontier{graph.root};
+      std::vector<std::size_t> frontier{root_index};
       for (int d = 1; !frontier.empty(); ++d) {
-        std::vector<std::string> more;
-        for (const std::string& id : frontier) {
-          auto [lo, hi] = next.equal_range(id);
-          for (auto it = lo; it != hi; ++it) {
-            if (seen.emplace(it->second, sign * d).second)
-              more.push_back(it->second);
+        std::vector<std::size_t> more;
+        for (std::size_t i : frontier) {
+          for (std::size_t j : next[i]) {
+            if (depth[j] != kUnseen) continue;
+            depth[j] = sign * d;
+            more.push_back(j);
           }
         }
         frontier = std::move(more);
       }
     }
-    for (auto& node : graph.nodes) {
-      auto it = seen.find(node.id);
-      if (it != seen.end()) node.depth = it->second;
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (depth[i] != kUnseen) graph.nodes[i].depth = depth[i];
     }
   }
   for (auto& node : graph.nodes) {

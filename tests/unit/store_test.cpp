@@ -417,6 +417,7 @@ TEST_CASE(
          "DROP INDEX artifact_pending; DROP INDEX event_pending;"
          "DROP INDEX derived_from_pending; DROP INDEX metric_pending;"
          "DROP INDEX property_pending; DROP INDEX artifact_by_kind;"
+         "DROP INDEX event_by_path;"
          "ALTER TABLE execution DROP COLUMN seg;"
          "ALTER TABLE execution_state DROP COLUMN seg;"
          "ALTER TABLE artifact DROP COLUMN seg;"
