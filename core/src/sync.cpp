@@ -690,6 +690,7 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
 
   for (int attempt = 1;; ++attempt) {
     report.tries = attempt;
+    report.objects_left = 0;  // counted again by each try
     // This site's lock first (it may wait on a long local run), then the
     // remote's, so that a site busy here never holds up the others' pushes.
     CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
@@ -797,7 +798,6 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     report.metadata_bytes_sent += stats.bytes;
     if (pushed.ok()) {
       data::CrashPoint("push:metadata-sent");
-      // Remember what the remote now has, as git does.
       break;
     }
     if (pushed.code() != Code::kConflict || attempt >= options.max_tries) {
