@@ -291,6 +291,9 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     }
   }
   CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
+  // Walks and listings keep their working sets in temp tables: in memory,
+  // not in a file made and removed on every command.
+  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA temp_store=MEMORY"));
   CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full
                                      ? "PRAGMA synchronous=FULL"
                                      : "PRAGMA synchronous=NORMAL"));
