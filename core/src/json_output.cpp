@@ -80,16 +80,194 @@ std::string ExecutionsJson(const std::vector<ExecutionRecord>& records,
   return Dump(out, indent);
 }
 
+namespace {
+
+// A JSON string, as the JSON library writes it; ASCII text (ids, hashes,
+// names, paths) is escaped here, anything else by the library.
+void AppendString(std::string& out, std::string_view v) {
+  for (unsigned char c : v) {
+    if (c >= 0x80) {
+      out += Dump(json(std::string(v)), -1);
+      return;
+    }
+  }
+  out += '"';
+  for (char c : v) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+void AppendValue(std::string& out, const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    AppendString(out, *s);
+  } else {
+    out += Dump(ValueJson(v), -1);
+  }
+}
+
+// One execution as ExecutionJson writes it (keys sorted, indent 2), INDENT
+// spaces deeper: written directly, since a listing of thousands would spend
+// more on building documents than on reading the store.
+void AppendExecution(std::string& out, const ExecutionRecord& r,
+                     const std::string& indent) {
+  const std::string i1 = indent + "  ", i2 = indent + "    ",
+                    i3 = indent + "      ";
+  auto key = [&](const char* k) {
+    out += i1;
+    out += '"';
+    out += k;
+    out += "\": ";
+  };
+  auto artifacts = [&](const std::vector<ArtifactRef>& refs) {
+    if (refs.empty()) {
+      out += "[]";
+      return;
+    }
+    out += "[\n";
+    for (std::size_t n = 0; n < refs.size(); ++n) {
+      const ArtifactRef& a = refs[n];
+      out += i2 + "{\n" + i3 + "\"hash\": ";
+      AppendString(out, a.hash);
+      out += ",\n" + i3 + "\"kind\": ";
+      AppendString(out, ToString(a.kind));
+      out += ",\n" + i3 + "\"path\": ";
+      AppendString(out, a.path);
+      out +=
+          ",\n" + i3 + "\"size\": " + std::to_string(a.size) + "\n" + i2 + "}";
+      out += n + 1 < refs.size() ? ",\n" : "\n";
+    }
+    out += i1 + "]";
+  };
+  auto values = [&](const std::map<std::string, Value>& m) {
+    if (m.empty()) {
+      out += "{}";
+      return;
+    }
+    out += "{\n";
+    std::size_t n = 0;
+    for (const auto& [name, value] : m) {
+      out += i2;
+      AppendString(out, name);
+      out += ": ";
+      AppendValue(out, value);
+      out += ++n < m.size() ? ",\n" : "\n";
+    }
+    out += i1 + "}";
+  };
+  out += "{\n";
+  key("code");
+  if (r.code) {
+    out += "{\n" + i2 + "\"commit\": ";
+    AppendString(out, r.code->commit);
+    out += ",\n" + i2 + "\"dirty\": " + (r.code->dirty ? "true" : "false");
+    out += ",\n" + i2 + "\"repo\": ";
+    AppendString(out, r.code->repo);
+    out += "\n" + i1 + "}";
+  } else {
+    out += "null";
+  }
+  out += ",\n";
+  key("command");
+  if (r.command.empty()) {
+    out += "[]";
+  } else {
+    out += "[\n";
+    for (std::size_t n = 0; n < r.command.size(); ++n) {
+      out += i2;
+      AppendString(out, r.command[n]);
+      out += n + 1 < r.command.size() ? ",\n" : "\n";
+    }
+    out += i1 + "]";
+  }
+  out += ",\n";
+  key("ended");
+  if (r.ended_ms) {
+    AppendString(out, FormatIsoUtc(*r.ended_ms));
+  } else {
+    out += "null";
+  }
+  out += ",\n";
+  key("exit_code");
+  out += r.exit_code ? std::to_string(*r.exit_code) : "null";
+  out += ",\n";
+  key("host");
+  AppendString(out, r.host);
+  out += ",\n";
+  key("id");
+  AppendString(out, r.id);
+  out += ",\n";
+  key("inputs");
+  artifacts(r.inputs);
+  out += ",\n";
+  key("message");
+  AppendString(out, r.message);
+  out += ",\n";
+  key("outputs");
+  artifacts(r.outputs);
+  out += ",\n";
+  key("params");
+  values(r.params);
+  out += ",\n";
+  key("pipeline");
+  AppendString(out, r.pipeline);
+  out += ",\n";
+  key("properties");
+  values(r.properties);
+  out += ",\n";
+  key("site");
+  AppendString(out, r.site);
+  out += ",\n";
+  key("stage");
+  AppendString(out, r.stage);
+  out += ",\n";
+  key("started");
+  AppendString(out, FormatIsoUtc(r.started_ms));
+  out += ",\n";
+  key("status");
+  AppendString(out, ToString(r.status));
+  out += ",\n";
+  key("user");
+  AppendString(out, r.user);
+  out += "\n" + indent + "}";
+}
+
+}  // namespace
+
 std::string ExecutionsJsonWriter::Add(
     const std::vector<ExecutionRecord>& records) {
   std::string out;
   for (const ExecutionRecord& r : records) {
     out += count_++ ? ",\n  " : "\n  ";
-    std::string element = Dump(ToJson(r), 2);
-    for (char c : element) {  // one level deeper than a top-level object
-      out += c;
-      if (c == '\n') out += "  ";
-    }
+    AppendExecution(out, r, "  ");
   }
   return out;
 }

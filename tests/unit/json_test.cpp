@@ -76,3 +76,40 @@ TEST_CASE("json: metrics are [step, value] pairs with NaN as null") {
   CHECK(json::parse(MetricsJson(s)) ==
         json{{"series", {{"loss", {{0, 1.5}, {1, nullptr}}}}}});
 }
+
+TEST_CASE(
+    "json: a listing writes each execution exactly as ExecutionJson does") {
+  std::vector<ExecutionRecord> records;
+  ExecutionRecord plain = Sample(1);
+  records.push_back(plain);
+  ExecutionRecord odd = Sample(2);
+  odd.command.clear();
+  odd.params.clear();
+  odd.params["flag"] = true;
+  odd.params["ratio"] = 1.0 / 3.0;
+  odd.properties["note"] =
+      std::string("tab\there, bell\a, back\\slash, \xce\xbc-m\xc3\xa9tre");
+  odd.code = CodeVersion{std::string(40, 'a'), true, "/home/sci/\"repo\""};
+  odd.message = "ctrl \x01 and newline\n";
+  odd.inputs = {{"r\xc3\xa9sum\xc3\xa9.h5", std::string(64, 'e'), 1,
+                 ArtifactKind::kDataset}};
+  odd.ended_ms.reset();
+  odd.exit_code.reset();
+  records.push_back(odd);
+  ExecutionsJsonWriter writer;
+  std::string listing = writer.Begin();
+  listing += writer.Add(records);
+  listing += writer.End();
+  std::string expected = "[";
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    std::string one = ExecutionJson(records[i]);
+    expected += i ? ",\n  " : "\n  ";
+    for (char c : one) {
+      expected += c;
+      if (c == '\n') expected += "  ";
+    }
+  }
+  expected += "\n]";
+  CHECK(listing == expected);
+  CHECK(json::parse(listing).size() == 2);
+}
