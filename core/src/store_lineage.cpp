@@ -189,10 +189,10 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         m.Prepare(
-            "SELECT DISTINCT x.artifact_id, x.path FROM temp.lineage_node n "
+            "SELECT x.artifact_id, x.path FROM temp.lineage_node n "
             "CROSS JOIN event x INDEXED BY event_by_artifact ON "
             "x.artifact_id = n.id WHERE n.t = 0 "
-            "UNION SELECT k.artifact_id, k.path FROM temp.lineage_node n "
+            "UNION ALL SELECT k.artifact_id, k.path FROM temp.lineage_node n "
             "CROSS JOIN tracked k ON k.artifact_id = n.id WHERE n.t = 0"));
     while (s.Step(&st)) {
       auto it = artifacts.find(s.Int(0));
