@@ -279,7 +279,9 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
 }
 
 // A bare log on this machine, for the path and file:// transport.
-Result<git_repository*> OpenLocal(const std::string& url) {
+using RepoPtr = std::unique_ptr<git_repository, void (*)(git_repository*)>;
+
+Result<RepoPtr> OpenLocal(const std::string& url) {
   std::string path = data::FileUrlPath(url);
   git_repository* repo = nullptr;
   int rc = git_repository_open_bare(&repo, path.c_str());
@@ -288,7 +290,7 @@ Result<git_repository*> OpenLocal(const std::string& url) {
   }
   if (rc < 0)
     return git::Error(rc, "cannot open the metadata log '" + path + "'");
-  return repo;
+  return RepoPtr(repo, git_repository_free);
 }
 
 // Callbacks shared by fetch and push: ssh host keys and keys, progress.
@@ -760,9 +762,8 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
   if (data::UrlScheme(url) == "file") {
     // A log on this machine: copy what is new, object by object, so the cost
     // follows the change and not the size of the history.
-    CMF_ASSIGN_OR_RETURN(git_repository * remote, OpenLocal(url));
-    std::unique_ptr<git_repository, void (*)(git_repository*)> own(
-        remote, git_repository_free);
+    CMF_ASSIGN_OR_RETURN(RepoPtr own, OpenLocal(url));
+    git_repository* remote = own.get();
     git_oid tip;
     int rc = git_reference_name_to_id(&tip, remote, kLogBranch);
     if (rc == GIT_ENOTFOUND) return std::string();
@@ -812,9 +813,8 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
 
 Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
   if (data::UrlScheme(url) == "file") {
-    CMF_ASSIGN_OR_RETURN(git_repository * remote, OpenLocal(url));
-    std::unique_ptr<git_repository, void (*)(git_repository*)> own(
-        remote, git_repository_free);
+    CMF_ASSIGN_OR_RETURN(RepoPtr own, OpenLocal(url));
+    git_repository* remote = own.get();
     git_oid ours;
     int rc = git_reference_name_to_id(&ours, repo_, kLogBranch);
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");

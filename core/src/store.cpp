@@ -506,12 +506,7 @@ Status Store::SetProperty(RecordType type, const std::string& key,
 Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     const std::string& where, const std::function<void(sql::Stmt&)>& bind,
     std::int64_t limit) {
-  int rc = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{db};
+  CMF_ASSIGN_OR_RETURN(auto snapshot, BeginRead());
 
   CMF_RETURN_IF_ERROR(
       Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY KEY, "
@@ -929,12 +924,7 @@ Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
     const std::optional<ArtifactKind>& kind,
     std::optional<std::int64_t> limit) {
   Impl& m = *impl_;
-  int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{m.db};
+  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
       m.Prepare(kind

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -177,6 +178,24 @@ struct Store::Impl {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     series_ids.clear();  // ids made in the rolled-back transaction are gone
     return st;
+  }
+
+  // A read transaction for the life of the object: every query made while
+  // it lives sees one snapshot of the store.
+  class ReadSnapshot {
+   public:
+    explicit ReadSnapshot(sqlite3* db) : db_(db) {}
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+    ~ReadSnapshot() { sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr); }
+
+   private:
+    sqlite3* db_;
+  };
+  Result<std::unique_ptr<ReadSnapshot>> BeginRead() {
+    int rc = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql::Error(db, rc, Where());
+    return std::make_unique<ReadSnapshot>(db);
   }
 
   Result<std::vector<ExecutionRecord>> Load(

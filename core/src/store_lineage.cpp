@@ -78,12 +78,7 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
                                         const LineageOptions& options) {
   Impl& m = *impl_;
   // One read snapshot for the whole walk.
-  int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{m.db};
+  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
 
   const bool is_exec = target.type == LineageNode::Type::kExecution;
   RowId root = 0;

@@ -492,12 +492,7 @@ Result<std::vector<std::string>> Store::ExportFacts(
     const std::optional<std::string>& pipeline) {
   Impl& m = *impl_;
   // One snapshot for the whole export.
-  int rc = sqlite3_exec(m.db, "BEGIN", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{m.db};
+  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
   if (pipeline) {
     CMF_RETURN_IF_ERROR(m.Exec(
         "CREATE TEMP TABLE IF NOT EXISTS export_exec(id INTEGER PRIMARY KEY);"
@@ -591,33 +586,30 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       bind(s);
       return s.Run();
     };
-    auto exec_id = [&](const std::string& uuid) -> Result<RowId> {
+    // The row of the record KEY names (TABLE's COLUMN), which an earlier
+    // line or segment must have brought.
+    auto row_of = [&](const char* table, const char* column, const char* what,
+                      const std::string& key) -> Result<RowId> {
       CMF_ASSIGN_OR_RETURN(
-          sql::Stmt q, m.Prepare("SELECT id FROM execution WHERE uuid = ?1"));
+          sql::Stmt q, m.Prepare(fmt::format("SELECT id FROM {} WHERE {} = ?1",
+                                             table, column)));
       Status qs;
-      bool found = q.Bind(1, uuid).Step(&qs);
+      bool found = q.Bind(1, key).Step(&qs);
       RowId id = found ? q.Int(0) : 0;
       q.Reset();
       CMF_RETURN_IF_ERROR(qs);
       if (!found) {
-        return Status::Corruption(where + " names execution '" + uuid +
-                                  "', which no earlier segment records");
+        return Status::Corruption(
+            fmt::format("{} names {} '{}', which no earlier segment records",
+                        where, what, key));
       }
       return id;
     };
-    auto artifact_id = [&](const std::string& h) -> Result<RowId> {
-      CMF_ASSIGN_OR_RETURN(
-          sql::Stmt q, m.Prepare("SELECT id FROM artifact WHERE hash = ?1"));
-      Status qs;
-      bool found = q.Bind(1, h).Step(&qs);
-      RowId id = found ? q.Int(0) : 0;
-      q.Reset();
-      CMF_RETURN_IF_ERROR(qs);
-      if (!found) {
-        return Status::Corruption(where + " names artifact '" + h +
-                                  "', which no earlier segment records");
-      }
-      return id;
+    auto exec_id = [&](const std::string& uuid) {
+      return row_of("execution", "uuid", "execution", uuid);
+    };
+    auto artifact_id = [&](const std::string& hash) {
+      return row_of("artifact", "hash", "artifact", hash);
     };
 
     std::size_t pos =
