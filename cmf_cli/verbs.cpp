@@ -32,6 +32,8 @@ std::unique_ptr<Verb> MakeLineageVerb();
 std::unique_ptr<Verb> MakeQueryVerb();
 std::unique_ptr<Verb> MakeImportVerb();
 std::unique_ptr<Verb> MakeExportVerb();
+std::unique_ptr<Verb> MakeRunVerb();
+std::unique_ptr<Verb> MakePluginsVerb();
 
 namespace {
 
@@ -40,6 +42,10 @@ constexpr std::array kVerbs = {
              Needs::kNothing, MakeInitVerb},
     VerbInfo{"exec", "Run a command and record it as an execution of a stage",
              Needs::kRepo, MakeExecVerb},
+    VerbInfo{"run", "Run a plugin's stage (dkl-al, ...) as a recorded execution",
+             Needs::kNothing, MakeRunVerb},
+    VerbInfo{"plugins", "List plugins, their stages and parameters",
+             Needs::kNothing, MakePluginsVerb},
     VerbInfo{"log", "List executions, newest first", Needs::kRepoToRead,
              MakeLogVerb},
     VerbInfo{"show", "Show one execution in full", Needs::kRepoToRead,
