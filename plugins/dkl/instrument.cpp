@@ -1,0 +1,238 @@
+#include "instrument.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+namespace cmf::dkl {
+namespace {
+
+[[noreturn]] void Fail(const std::string& message) {
+  throw std::runtime_error(message);
+}
+
+class Replay : public Instrument {
+ public:
+  explicit Replay(const ml::Experiment& e) : experiment_(e) {}
+  std::vector<float> Measure(int x, int y) override {
+    return experiment_.Spectrum(x, y);
+  }
+  std::string Describe() const override { return "replay"; }
+
+ private:
+  const ml::Experiment& experiment_;
+};
+
+// Ignores SIGPIPE while it lives, so that writing to a controller that died
+// fails with EPIPE instead of ending cmf.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGPIPE, &ignore, &old_);
+  }
+  ~NoSigpipe() { ::sigaction(SIGPIPE, &old_, nullptr); }
+
+ private:
+  struct sigaction old_ {};
+};
+
+std::string Shorten(const std::string& s) {
+  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
+}
+
+class Process : public Instrument {
+ public:
+  Process(const std::string& command, const ml::Experiment& e, double timeout)
+      : command_(command), channels_(e.channels), timeout_(timeout) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
+      Fail(std::string("cannot create pipes: ") + std::strerror(errno));
+    pid_ = ::fork();
+    if (pid_ < 0) Fail(std::string("cannot fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+      ::dup2(in[0], STDIN_FILENO);
+      ::dup2(out[1], STDOUT_FILENO);
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    to_child_ = in[1];
+    from_child_ = out[0];
+    // The greeting tells the controller what will be asked of it.
+    nlohmann::json hello = {{"hello",
+                             {{"protocol", 1},
+                              {"width", e.width},
+                              {"height", e.height},
+                              {"channels", e.channels}}}};
+    nlohmann::json answer = Exchange(hello);
+    if (!answer.contains("ready"))
+      Fail("the instrument controller did not answer the greeting with "
+           "{\"ready\": ...}: '" + Shorten(answer.dump()) + "'");
+  }
+
+  ~Process() override {
+    if (to_child_ >= 0) {
+      NoSigpipe guard;
+      std::string bye = "{\"bye\": {}}\n";
+      (void)!::write(to_child_, bye.data(), bye.size());
+      ::close(to_child_);
+    }
+    if (from_child_ >= 0) ::close(from_child_);
+    if (pid_ > 0 && !exited_) {
+      // Give it a moment to finish on its own, then stop it.
+      for (int i = 0; i < 100; ++i) {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  std::vector<float> Measure(int x, int y) override {
+    nlohmann::json answer = Exchange({{"measure", {{"x", x}, {"y", y}}}});
+    if (answer.contains("error"))
+      Fail("the instrument controller reported an error at (" +
+           std::to_string(x) + ", " + std::to_string(y) + "): " +
+           (answer["error"].is_string() ? answer["error"].get<std::string>()
+                                        : answer["error"].dump()));
+    if (!answer.contains("spectrum") || !answer["spectrum"].is_array())
+      Fail("the instrument controller answered without a spectrum: '" +
+           Shorten(answer.dump()) + "'");
+    const nlohmann::json& s = answer["spectrum"];
+    if (static_cast<int>(s.size()) != channels_)
+      Fail("the instrument controller answered a spectrum of " +
+           std::to_string(s.size()) + " values; the energy axis has " +
+           std::to_string(channels_));
+    std::vector<float> out;
+    out.reserve(s.size());
+    for (const nlohmann::json& v : s) {
+      if (!v.is_number() || !std::isfinite(v.get<double>()))
+        Fail("the instrument controller answered a spectrum with a value "
+             "that is not a finite number");
+      out.push_back(v.get<float>());
+    }
+    return out;
+  }
+
+  std::string Describe() const override { return "proc:" + command_; }
+
+ private:
+  std::string ExitDescription() {
+    int status = 0;
+    for (int i = 0; i < 50; ++i) {
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        if (WIFEXITED(status))
+          return "exited with status " + std::to_string(WEXITSTATUS(status));
+        if (WIFSIGNALED(status))
+          return "was killed by signal " + std::to_string(WTERMSIG(status));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return "closed its output";
+  }
+
+  nlohmann::json Exchange(const nlohmann::json& request) {
+    NoSigpipe guard;
+    std::string line = request.dump() + "\n";
+    const char* p = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+      ssize_t n = ::write(to_child_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        Fail("the instrument controller '" + command_ + "' " +
+             ExitDescription() + " (writing to it failed: " +
+             std::strerror(errno) + ")");
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    std::string answer = ReadLine();
+    nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      Fail("the instrument controller answered something that is not a JSON "
+           "object: '" + Shorten(answer) + "'");
+    return j;
+  }
+
+  std::string ReadLine() {
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::duration<double>(timeout_);
+    for (;;) {
+      std::size_t nl = buffer_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        return line;
+      }
+      if (buffer_.size() > (64u << 20))
+        Fail("the instrument controller sent a line of more than 64 MiB");
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%g", timeout_);
+        Fail("the instrument controller '" + command_ +
+             "' did not answer within " + buf +
+             " s (see --instrument-timeout)");
+      }
+      int wait_ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)
+              .count()) + 1;
+      pollfd pfd = {from_child_, POLLIN, 0};
+      int r = ::poll(&pfd, 1, wait_ms);
+      if (r < 0 && errno == EINTR) continue;  // Ctrl-C: the caller checks
+      if (r <= 0) continue;
+      char chunk[65536];
+      ssize_t n = ::read(from_child_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        Fail("the instrument controller '" + command_ + "' " +
+             ExitDescription() + " before answering");
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  std::string command_;
+  int channels_;
+  double timeout_;
+  pid_t pid_ = -1;
+  int to_child_ = -1;
+  int from_child_ = -1;
+  bool exited_ = false;
+  std::string buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Instrument> MakeReplay(const ml::Experiment& experiment) {
+  if (!experiment.has_spectra)
+    Fail("'" + experiment.path.string() + "' has no /spectra to replay");
+  return std::make_unique<Replay>(experiment);
+}
+
+std::unique_ptr<Instrument> MakeProcess(const std::string& command,
+                                        const ml::Experiment& experiment,
+                                        double timeout_seconds) {
+  if (command.empty()) Fail("--instrument proc: needs a command after 'proc:'");
+  return std::make_unique<Process>(command, experiment, timeout_seconds);
+}
+
+}  // namespace cmf::dkl

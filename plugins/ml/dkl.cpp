@@ -1,0 +1,507 @@
+// The DKL model in LibTorch. The one translation unit of dkl that includes
+// <torch/torch.h> (it takes about 20 s to compile).
+#include "dkl.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace cmf::ml {
+
+std::vector<int> DklConfig::Architecture(const std::string& name) {
+  if (name == "default") return {1000, 500, 50};
+  if (name == "small") return {64, 64};
+  throw std::runtime_error("unknown architecture '" + name +
+                           "' (default or small)");
+}
+
+void SetTorchThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
+namespace {
+
+using torch::Tensor;
+
+constexpr double kLog2Pi = 1.8378770664093453;
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+const auto kF32 = torch::TensorOptions().dtype(torch::kFloat32);
+
+// Z [n, d] or [C, n, d] scaled by lengthscales [C, d] -> squared distances
+// [C, n, m] between A [n, d] and B [m, d].
+Tensor SquaredDistances(const Tensor& a, const Tensor& b,
+                        const Tensor& lengthscale) {
+  Tensor as = a.unsqueeze(0) / lengthscale.unsqueeze(1);  // [C, n, d]
+  Tensor bs = b.unsqueeze(0) / lengthscale.unsqueeze(1);  // [C, m, d]
+  Tensor an = as.pow(2).sum(-1, true);                    // [C, n, 1]
+  Tensor bn = bs.pow(2).sum(-1, true).transpose(1, 2);    // [C, 1, m]
+  return (an + bn - 2 * torch::bmm(as, bs.transpose(1, 2))).clamp_min(0);
+}
+
+// The kernel without its outputscale, from squared scaled distances.
+Tensor KernelOf(const Tensor& d2, Kernel kernel) {
+  if (kernel == Kernel::kRbf) return torch::exp(-0.5 * d2);
+  // Matérn 5/2: (1 + √5 r + 5/3 r²) exp(-√5 r). The clamp keeps the
+  // gradient of the square root finite where r = 0.
+  Tensor r = d2.clamp_min(1e-30).sqrt();
+  const double s5 = std::sqrt(5.0);
+  return (1 + s5 * r + (5.0 / 3.0) * d2) * torch::exp(-s5 * r);
+}
+
+struct GpTensors {
+  Tensor mean;             // [C]
+  Tensor raw_outputscale;  // [C]
+  Tensor raw_lengthscale;  // [C, d]
+  Tensor raw_noise;        // [C]
+};
+
+// The pieces of an exact GP fit: loss and what prediction needs.
+struct GpFit {
+  Tensor loss;     // scalar
+  Tensor chol;     // [C, n, n]
+  Tensor alpha;    // [C, n, 1]
+};
+
+GpFit FitGp(const Tensor& z, const Tensor& y /* [n, C] */, const GpTensors& p,
+            Kernel kernel, double noise_floor) {
+  const int64_t n = z.size(0);
+  Tensor lengthscale = torch::softplus(p.raw_lengthscale);
+  Tensor outputscale = torch::softplus(p.raw_outputscale);
+  Tensor noise = torch::softplus(p.raw_noise) + noise_floor;
+  Tensor k = outputscale.view({-1, 1, 1}) *
+             KernelOf(SquaredDistances(z, z, lengthscale), kernel);
+  Tensor eye = torch::eye(n, kF64);
+  k = k + noise.view({-1, 1, 1}) * eye;
+  GpFit fit;
+  fit.chol = torch::linalg::cholesky(k);
+  Tensor r = (y.t() - p.mean.unsqueeze(1)).unsqueeze(-1);  // [C, n, 1]
+  fit.alpha = torch::cholesky_solve(r, fit.chol);
+  Tensor quad = (r * fit.alpha).sum({1, 2});  // [C]
+  Tensor logdet =
+      2 * fit.chol.diagonal(0, -2, -1).log().sum(-1);  // [C]
+  fit.loss = (0.5 * (quad + logdet + n * kLog2Pi) / n).mean();
+  return fit;
+}
+
+GpTensors InitialGp(int outputs, int d) {
+  GpTensors p;
+  p.mean = torch::zeros({outputs}, kF64);
+  p.raw_outputscale = torch::zeros({outputs}, kF64);
+  p.raw_lengthscale = torch::zeros({outputs, d}, kF64);
+  p.raw_noise = torch::zeros({outputs}, kF64);
+  return p;
+}
+
+Tensor FromVector(const std::vector<double>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<double*>(v.data()), shape, kF64).clone();
+}
+
+std::vector<double> ToVector(const Tensor& t) {
+  Tensor c = t.detach().to(torch::kFloat64).contiguous();
+  return std::vector<double>(c.data_ptr<double>(),
+                             c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
+double ExactGpLoss(const std::vector<double>& z, int n, int d,
+                   const std::vector<double>& y, const GpParams& params,
+                   Kernel kernel, double noise_floor, GpParams* grad) {
+  torch::AutoGradMode enable(grad != nullptr);
+  const int64_t outputs = static_cast<int64_t>(params.mean.size());
+  GpTensors p;
+  p.mean = FromVector(params.mean, {outputs}).requires_grad_(grad != nullptr);
+  p.raw_outputscale = FromVector(params.raw_outputscale, {outputs})
+                          .requires_grad_(grad != nullptr);
+  p.raw_lengthscale = FromVector(params.raw_lengthscale, {outputs, d})
+                          .requires_grad_(grad != nullptr);
+  p.raw_noise =
+      FromVector(params.raw_noise, {outputs}).requires_grad_(grad != nullptr);
+  Tensor zt = FromVector(z, {n, d});
+  Tensor yt = FromVector(y, {n, outputs});
+  GpFit fit = FitGp(zt, yt, p, kernel, noise_floor);
+  if (grad != nullptr) {
+    fit.loss.backward();
+    grad->mean = ToVector(p.mean.grad());
+    grad->raw_outputscale = ToVector(p.raw_outputscale.grad());
+    grad->raw_lengthscale = ToVector(p.raw_lengthscale.grad());
+    grad->raw_noise = ToVector(p.raw_noise.grad());
+  }
+  return fit.loss.item<double>();
+}
+
+struct DklModel::Impl {
+  DklConfig config;
+  at::Generator generator;
+  std::vector<Tensor> weights;  // layer i: weight [out, in], bias [out]
+  GpTensors gp;
+  // Reset returns here when set (a meta-model seed), else draws afresh.
+  bool has_initial = false;
+  std::vector<Tensor> initial_weights;
+  GpTensors initial_gp;
+  // The embedding's scaling, from the last training forward pass.
+  Tensor scale_min;  // [d] float
+  Tensor scale_max;
+  // What Predict conditions on.
+  Tensor train_x;   // [n, features] float
+  Tensor train_y;   // [n, C] double
+  Tensor train_z;   // [n, d] double
+  Tensor chol;      // [C, n, n]
+  Tensor alpha;     // [C, n, 1]
+  bool trained = false;
+
+  std::vector<int> Sizes() const {
+    std::vector<int> sizes = {config.features};
+    sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
+    sizes.push_back(config.embedding);
+    return sizes;
+  }
+
+  void DrawWeights() {
+    weights.clear();
+    std::vector<int> sizes = Sizes();
+    for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+      // As torch.nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+      double bound = 1.0 / std::sqrt(static_cast<double>(sizes[i]));
+      weights.push_back(torch::empty({sizes[i + 1], sizes[i]}, kF32)
+                            .uniform_(-bound, bound, generator)
+                            .requires_grad_());
+      weights.push_back(torch::empty({sizes[i + 1]}, kF32)
+                            .uniform_(-bound, bound, generator)
+                            .requires_grad_());
+    }
+  }
+
+  Tensor Extract(const Tensor& x) const {
+    Tensor h = x;
+    const std::size_t layers = weights.size() / 2;
+    for (std::size_t i = 0; i < layers; ++i) {
+      h = torch::addmm(weights[2 * i + 1], h, weights[2 * i].t());
+      if (i + 1 < layers) h = torch::relu(h);
+    }
+    return h;
+  }
+
+  Tensor Scale(const Tensor& e) const {
+    Tensor span = (scale_max - scale_min).clamp_min(1e-6);
+    return (2 * (e - scale_min) / span - 1).to(torch::kFloat64);
+  }
+
+  std::vector<Tensor> Parameters() {
+    std::vector<Tensor> all = weights;
+    all.push_back(gp.mean);
+    all.push_back(gp.raw_outputscale);
+    all.push_back(gp.raw_lengthscale);
+    all.push_back(gp.raw_noise);
+    return all;
+  }
+};
+
+DklModel::DklModel(const DklConfig& config, std::uint64_t seed)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->config = config;
+  impl_->generator = at::detail::createCPUGenerator(seed);
+  Reset();
+}
+
+DklModel::~DklModel() = default;
+
+const DklConfig& DklModel::config() const { return impl_->config; }
+
+void DklModel::Reset() {
+  Impl& m = *impl_;
+  torch::NoGradGuard no_grad;
+  if (m.has_initial) {
+    m.weights.clear();
+    for (const Tensor& w : m.initial_weights)
+      m.weights.push_back(w.clone().requires_grad_());
+    m.gp = m.initial_gp;
+    m.gp.mean = m.gp.mean.clone();
+    m.gp.raw_outputscale = m.gp.raw_outputscale.clone();
+    m.gp.raw_lengthscale = m.gp.raw_lengthscale.clone();
+    m.gp.raw_noise = m.gp.raw_noise.clone();
+  } else {
+    m.DrawWeights();
+    m.gp = InitialGp(m.config.outputs, m.config.embedding);
+  }
+  m.gp.mean.requires_grad_();
+  m.gp.raw_outputscale.requires_grad_();
+  m.gp.raw_lengthscale.requires_grad_();
+  m.gp.raw_noise.requires_grad_();
+  m.trained = false;
+}
+
+void DklModel::SetInitialToCurrent() {
+  Impl& m = *impl_;
+  m.initial_weights.clear();
+  for (const Tensor& w : m.weights) m.initial_weights.push_back(w.detach().clone());
+  m.initial_gp = {m.gp.mean.detach().clone(),
+                  m.gp.raw_outputscale.detach().clone(),
+                  m.gp.raw_lengthscale.detach().clone(),
+                  m.gp.raw_noise.detach().clone()};
+  m.has_initial = true;
+}
+
+std::vector<double> DklModel::Train(const std::vector<float>& x, int n,
+                                    const std::vector<double>& y, int epochs) {
+  Impl& m = *impl_;
+  const DklConfig& c = m.config;
+  if (n < 1) throw std::runtime_error("no training points");
+  if (static_cast<int64_t>(x.size()) != static_cast<int64_t>(n) * c.features ||
+      static_cast<int64_t>(y.size()) != static_cast<int64_t>(n) * c.outputs)
+    throw std::runtime_error("training data of the wrong size");
+  m.train_x =
+      torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32)
+          .clone();
+  m.train_y = FromVector(y, {n, c.outputs});
+  torch::optim::Adam adam(m.Parameters(),
+                          torch::optim::AdamOptions(c.learning_rate));
+  std::vector<double> losses;
+  losses.reserve(epochs);
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    adam.zero_grad();
+    Tensor e = m.Extract(m.train_x);
+    {
+      torch::NoGradGuard no_grad;
+      m.scale_min = std::get<0>(e.min(0));
+      m.scale_max = std::get<0>(e.max(0));
+    }
+    GpFit fit = FitGp(m.Scale(e), m.train_y, m.gp, c.kernel, c.noise_floor);
+    fit.loss.backward();
+    adam.step();
+    losses.push_back(fit.loss.item<double>());
+  }
+  // Condition on the training data with the final weights (scaled as in the
+  // last training pass).
+  torch::NoGradGuard no_grad;
+  if (epochs == 0) {
+    Tensor e = m.Extract(m.train_x);
+    m.scale_min = std::get<0>(e.min(0));
+    m.scale_max = std::get<0>(e.max(0));
+  }
+  m.train_z = m.Scale(m.Extract(m.train_x));
+  GpFit fit = FitGp(m.train_z, m.train_y, m.gp, c.kernel, c.noise_floor);
+  m.chol = fit.chol;
+  m.alpha = fit.alpha;
+  m.trained = true;
+  return losses;
+}
+
+Prediction DklModel::Predict(const float* x, int count) const {
+  const Impl& m = *impl_;
+  const DklConfig& c = m.config;
+  if (!m.trained) throw std::runtime_error("the model has not been trained");
+  torch::NoGradGuard no_grad;
+  Prediction out;
+  out.mean.resize(static_cast<std::size_t>(count) * c.outputs);
+  out.variance.resize(out.mean.size());
+  Tensor lengthscale = torch::softplus(m.gp.raw_lengthscale);
+  Tensor outputscale = torch::softplus(m.gp.raw_outputscale);
+  const int batch = std::max(1, c.predict_batch);
+  for (int start = 0; start < count; start += batch) {
+    const int b = std::min(batch, count - start);
+    Tensor xb = torch::from_blob(
+        const_cast<float*>(x) + static_cast<std::size_t>(start) * c.features,
+        {b, c.features}, kF32);
+    Tensor z = m.Scale(m.Extract(xb));                    // [b, d]
+    Tensor kxs = outputscale.view({-1, 1, 1}) *
+                 KernelOf(SquaredDistances(m.train_z, z, lengthscale),
+                          c.kernel);                      // [C, n, b]
+    Tensor mean = m.gp.mean.unsqueeze(1) +
+                  (kxs.transpose(1, 2).bmm(m.alpha)).squeeze(-1);  // [C, b]
+    Tensor v = torch::linalg::solve_triangular(m.chol, kxs, /*upper=*/false,
+                                               /*left=*/true,
+                                               /*unitriangular=*/false);
+    Tensor var =
+        (outputscale.unsqueeze(1) - v.pow(2).sum(1)).clamp_min(1e-12);  // [C, b]
+    Tensor mt = mean.t().contiguous();
+    Tensor vt = var.t().contiguous();
+    std::copy(mt.data_ptr<double>(), mt.data_ptr<double>() + mt.numel(),
+              out.mean.begin() + static_cast<std::size_t>(start) * c.outputs);
+    std::copy(vt.data_ptr<double>(), vt.data_ptr<double>() + vt.numel(),
+              out.variance.begin() +
+                  static_cast<std::size_t>(start) * c.outputs);
+  }
+  return out;
+}
+
+GpParams DklModel::Hyperparameters() const {
+  const Impl& m = *impl_;
+  return {ToVector(m.gp.mean), ToVector(m.gp.raw_outputscale),
+          ToVector(m.gp.raw_lengthscale), ToVector(m.gp.raw_noise)};
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints: a dict of tensors plus a JSON string, pickled in PyTorch's zip
+// format (torch.load reads it).
+
+namespace {
+
+constexpr const char* kFormat = "cmf-dkl-checkpoint";
+constexpr int kFormatVersion = 1;
+
+std::vector<char> ReadBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open '" + path.string() + "'");
+  return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+}
+
+c10::Dict<c10::IValue, c10::IValue> LoadDict(const std::filesystem::path& path) {
+  c10::IValue v;
+  try {
+    v = torch::pickle_load(ReadBytes(path));
+  } catch (const c10::Error&) {
+    throw std::runtime_error("'" + path.string() +
+                             "' is not a cmf DKL checkpoint (not a PyTorch "
+                             "file)");
+  }
+  if (!v.isGenericDict())
+    throw std::runtime_error("'" + path.string() +
+                             "' is not a cmf DKL checkpoint (no dict)");
+  return v.toGenericDict();
+}
+
+nlohmann::json MetaOf(const c10::Dict<c10::IValue, c10::IValue>& dict,
+                      const std::filesystem::path& path) {
+  const c10::IValue key_meta(std::string("meta"));
+  if (!dict.contains(key_meta) || !dict.at(key_meta).isString())
+    throw std::runtime_error("'" + path.string() +
+                             "' is not a cmf DKL checkpoint (no meta)");
+  nlohmann::json meta =
+      nlohmann::json::parse(dict.at(key_meta).toStringRef(), nullptr, false);
+  if (!meta.is_object() || meta.value("format", "") != kFormat)
+    throw std::runtime_error("'" + path.string() +
+                             "' is not a cmf DKL checkpoint");
+  if (meta.value("format_version", 0) > kFormatVersion)
+    throw std::runtime_error("'" + path.string() +
+                             "' is a checkpoint from a newer cmf");
+  return meta;
+}
+
+}  // namespace
+
+void DklModel::Save(const std::filesystem::path& path,
+                    const std::map<std::string, std::string>& metadata) const {
+  const Impl& m = *impl_;
+  c10::Dict<std::string, Tensor> state;
+  for (std::size_t i = 0; i < m.weights.size() / 2; ++i) {
+    // The names of torch.nn.Sequential(Linear, ReLU, Linear, ...).
+    state.insert("extractor." + std::to_string(2 * i) + ".weight",
+                 m.weights[2 * i].detach().clone());
+    state.insert("extractor." + std::to_string(2 * i) + ".bias",
+                 m.weights[2 * i + 1].detach().clone());
+  }
+  state.insert("gp.mean", m.gp.mean.detach().clone());
+  state.insert("gp.raw_outputscale", m.gp.raw_outputscale.detach().clone());
+  state.insert("gp.raw_lengthscale", m.gp.raw_lengthscale.detach().clone());
+  state.insert("gp.raw_noise", m.gp.raw_noise.detach().clone());
+  if (m.scale_min.defined()) {
+    state.insert("scale.min", m.scale_min.detach().clone());
+    state.insert("scale.max", m.scale_max.detach().clone());
+  }
+  if (m.trained) {
+    state.insert("train.x", m.train_x.clone());
+    state.insert("train.y", m.train_y.clone());
+  }
+  nlohmann::json meta = {
+      {"format", kFormat},
+      {"format_version", kFormatVersion},
+      {"features", m.config.features},
+      {"hidden", m.config.hidden},
+      {"embedding", m.config.embedding},
+      {"kernel", m.config.kernel == Kernel::kRbf ? "rbf" : "matern52"},
+      {"outputs", m.config.outputs},
+      {"noise_floor", m.config.noise_floor},
+  };
+  for (const auto& [k, v] : metadata) meta["info"][k] = v;
+  c10::impl::GenericDict top(c10::StringType::get(), c10::AnyType::get());
+  top.insert(c10::IValue(std::string("meta")), c10::IValue(meta.dump()));
+  top.insert(c10::IValue(std::string("state")), c10::IValue(state));
+  std::vector<char> bytes = torch::pickle_save(top);
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out)
+      throw std::runtime_error("cannot write '" + tmp.string() + "'");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::map<std::string, std::string> DklModel::ReadMetadata(
+    const std::filesystem::path& path) {
+  nlohmann::json meta = MetaOf(LoadDict(path), path);
+  std::map<std::string, std::string> out;
+  for (auto it = meta.begin(); it != meta.end(); ++it)
+    out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  return out;
+}
+
+void DklModel::Load(const std::filesystem::path& path) {
+  Impl& m = *impl_;
+  auto dict = LoadDict(path);
+  nlohmann::json meta = MetaOf(dict, path);
+  const DklConfig& c = m.config;
+  auto mismatch = [&](const std::string& what) {
+    throw std::runtime_error("checkpoint '" + path.string() +
+                             "' does not fit this model: " + what);
+  };
+  if (meta.value("features", -1) != c.features)
+    mismatch("it takes " + std::to_string(meta.value("features", -1)) +
+             " features (a window of that many pixels), this run has " +
+             std::to_string(c.features));
+  if (meta.value("hidden", std::vector<int>{}) != c.hidden ||
+      meta.value("embedding", -1) != c.embedding)
+    mismatch("another architecture");
+  if (meta.value("outputs", -1) != c.outputs)
+    mismatch("it has " + std::to_string(meta.value("outputs", -1)) +
+             " outputs, this run " + std::to_string(c.outputs));
+  const c10::IValue key_state(std::string("state"));
+  if (!dict.contains(key_state) || !dict.at(key_state).isGenericDict())
+    mismatch("it has no state");
+  auto state = dict.at(key_state).toGenericDict();
+  auto has = [&](const std::string& name) {
+    return state.contains(c10::IValue(name));
+  };
+  auto get = [&](const std::string& name) -> Tensor {
+    if (!has(name)) mismatch("it lacks " + name);
+    c10::IValue v = state.at(c10::IValue(name));
+    if (!v.isTensor()) mismatch(name + " is not a tensor");
+    return v.toTensor();
+  };
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < m.weights.size() / 2; ++i) {
+    Tensor w = get("extractor." + std::to_string(2 * i) + ".weight");
+    Tensor b = get("extractor." + std::to_string(2 * i) + ".bias");
+    if (w.sizes() != m.weights[2 * i].sizes()) mismatch("layer shapes differ");
+    m.weights[2 * i].copy_(w);
+    m.weights[2 * i + 1].copy_(b);
+  }
+  m.gp.mean.copy_(get("gp.mean"));
+  m.gp.raw_outputscale.copy_(get("gp.raw_outputscale"));
+  m.gp.raw_lengthscale.copy_(get("gp.raw_lengthscale"));
+  m.gp.raw_noise.copy_(get("gp.raw_noise"));
+  if (has("scale.min")) {
+    m.scale_min = get("scale.min").clone();
+    m.scale_max = get("scale.max").clone();
+  }
+  if (has("train.x")) {
+    m.train_x = get("train.x").clone();
+    m.train_y = get("train.y").clone();
+    m.train_z = m.Scale(m.Extract(m.train_x));
+    GpFit fit = FitGp(m.train_z, m.train_y, m.gp, c.kernel, c.noise_floor);
+    m.chol = fit.chol;
+    m.alpha = fit.alpha;
+    m.trained = true;
+  }
+}
+
+}  // namespace cmf::ml

@@ -1,0 +1,115 @@
+// Deep kernel learning: an MLP feature extractor whose output, scaled to
+// [-1, 1], feeds an exact Gaussian process; both are trained together with
+// Adam on the negative exact marginal log likelihood divided by n, through a
+// Cholesky factorisation in double precision. LibTorch stays inside dkl.cpp:
+// this header is plain C++.
+//
+// With several outputs (a "vector" scalarizer) the GP is a batch of
+// independent GPs over one shared extractor, one set of hyperparameters per
+// output. A DklModel is used by one thread at a time; distinct models may be
+// trained on distinct threads. Errors throw std::runtime_error.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cmf::ml {
+
+enum class Kernel { kRbf, kMatern52 };
+
+struct DklConfig {
+  int features = 256;                   // input size (window * window)
+  std::vector<int> hidden = {1000, 500, 50};  // "default"; {64, 64}: "small"
+  int embedding = 2;                    // the GP's input dimension
+  Kernel kernel = Kernel::kRbf;
+  int outputs = 1;                      // independent GPs
+  double noise_floor = 1e-4;
+  double learning_rate = 0.01;
+  int predict_batch = 4096;             // candidates per batch in Predict
+
+  // "default" (256 -> 1000 -> 500 -> 50 -> 2) or "small" (-> 64 -> 64 -> 2).
+  static std::vector<int> Architecture(const std::string& name);
+};
+
+// The GP's hyperparameters before their transforms: outputscale =
+// softplus(raw_outputscale), lengthscale = softplus(raw_lengthscale), noise =
+// softplus(raw_noise) + noise floor. Per output; lengthscale per output and
+// embedding dimension.
+struct GpParams {
+  std::vector<double> mean;
+  std::vector<double> raw_outputscale;
+  std::vector<double> raw_lengthscale;  // outputs * embedding
+  std::vector<double> raw_noise;
+};
+
+// The exact GP's loss on fixed inputs Z (n x d, row-major) and targets Y
+// (n x outputs): the negative marginal log likelihood divided by n, averaged
+// over outputs. With GRAD, also its gradient with respect to every entry of
+// PARAMS (same layout). For tests and for checking the model against an
+// independent computation.
+double ExactGpLoss(const std::vector<double>& z, int n, int d,
+                   const std::vector<double>& y, const GpParams& params,
+                   Kernel kernel, double noise_floor, GpParams* grad);
+
+struct Prediction {
+  std::vector<double> mean;      // count * outputs, candidate-major
+  std::vector<double> variance;  // latent (no noise), count * outputs
+};
+
+class DklModel {
+ public:
+  // A model with fresh random weights drawn from a generator seeded by SEED.
+  DklModel(const DklConfig& config, std::uint64_t seed);
+  ~DklModel();
+  DklModel(const DklModel&) = delete;
+  DklModel& operator=(const DklModel&) = delete;
+
+  const DklConfig& config() const;
+
+  // Starts from fresh random weights (the next draw of the model's generator)
+  // or, once SetInitial was called, from that state; GP hyperparameters back
+  // to their initial values.
+  void Reset();
+  // Makes the current state the one Reset returns to (a meta-model seed).
+  void SetInitialToCurrent();
+
+  // Trains on X (n x features, row-major) and Y (n x outputs) for EPOCHS
+  // full-batch Adam steps from the current state, then conditions the GP on
+  // (X, Y) for Predict. Returns the loss of each epoch.
+  std::vector<double> Train(const std::vector<float>& x, int n,
+                            const std::vector<double>& y, int epochs);
+
+  // Posterior mean and latent variance at COUNT candidates X (count x
+  // features), in batches of config().predict_batch. Needs Train first.
+  Prediction Predict(const float* x, int count) const;
+
+  // Writes the model (extractor, GP hyperparameters, embedding scaling, the
+  // training data the GP is conditioned on, and a JSON description) to PATH
+  // in PyTorch's zip format; doc/dkl-checkpoint.md says how to load it.
+  void Save(const std::filesystem::path& path,
+            const std::map<std::string, std::string>& metadata) const;
+  // Reads a checkpoint written by Save into this model (whose architecture
+  // must match): extractor, hyperparameters and scaling; the conditioning
+  // data too when the checkpoint has it.
+  void Load(const std::filesystem::path& path);
+  // The metadata stored in a checkpoint, without loading its tensors.
+  static std::map<std::string, std::string> ReadMetadata(
+      const std::filesystem::path& path);
+
+  // The current GP hyperparameters (for tests and logging).
+  GpParams Hyperparameters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Chooses the number of threads LibTorch uses for its own operations (BLAS
+// keeps its own pool); 0 keeps the default.
+void SetTorchThreads(int threads);
+
+}  // namespace cmf::ml
