@@ -30,6 +30,7 @@ namespace {
 using torch::Tensor;
 
 constexpr double kLog2Pi = 1.8378770664093453;
+constexpr double kInitialNoise = 0.01;
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 const auto kF32 = torch::TensorOptions().dtype(torch::kFloat32);
 
@@ -89,12 +90,17 @@ GpFit FitGp(const Tensor& z, const Tensor& y /* [n, C] */, const GpTensors& p,
   return fit;
 }
 
-GpTensors InitialGp(int outputs, int d) {
+// The inverse of softplus, for initial values.
+double InverseSoftplus(double v) { return v > 20 ? v : std::log(std::expm1(v)); }
+
+GpTensors InitialGp(int outputs, int d, double noise_floor) {
   GpTensors p;
   p.mean = torch::zeros({outputs}, kF64);
   p.raw_outputscale = torch::zeros({outputs}, kF64);
   p.raw_lengthscale = torch::zeros({outputs, d}, kF64);
-  p.raw_noise = torch::zeros({outputs}, kF64);
+  // Targets are normalised to [0, 1]: start from a noise of 0.01 (in variance)
+  // rather than softplus(0) = 0.69, which would explain away every target.
+  p.raw_noise = torch::full({outputs}, InverseSoftplus(std::max(kInitialNoise - noise_floor, 1e-6)), kF64);
   return p;
 }
 
@@ -143,11 +149,9 @@ struct DklModel::Impl {
   GpTensors gp;
   // Reset returns here when set (a meta-model seed), else draws afresh.
   bool has_initial = false;
+  bool fresh = false;  // GP hyperparameters at their defaults: the mean starts at the data's
   std::vector<Tensor> initial_weights;
   GpTensors initial_gp;
-  // The embedding's scaling, from the last training forward pass.
-  Tensor scale_min;  // [d] float
-  Tensor scale_max;
   // What Predict conditions on.
   Tensor train_x;   // [n, features] float
   Tensor train_y;   // [n, C] double
@@ -188,9 +192,13 @@ struct DklModel::Impl {
     return h;
   }
 
+  // The embedding squashed into (-1, 1) by tanh. Min-max scaling over the
+  // training batch (gpytorch's ScaleToBounds) makes the loss blind to the
+  // embedding's scale and offset; Adam then drifts along those flat
+  // directions until the ReLUs die and every patch maps to one point (seen on
+  // the AE-DKL arrays within 100 epochs). tanh has no such directions.
   Tensor Scale(const Tensor& e) const {
-    Tensor span = (scale_max - scale_min).clamp_min(1e-6);
-    return (2 * (e - scale_min) / span - 1).to(torch::kFloat64);
+    return torch::tanh(e).to(torch::kFloat64);
   }
 
   std::vector<Tensor> Parameters() {
@@ -222,13 +230,15 @@ void DklModel::Reset() {
     for (const Tensor& w : m.initial_weights)
       m.weights.push_back(w.clone().requires_grad_());
     m.gp = m.initial_gp;
+    m.fresh = false;
     m.gp.mean = m.gp.mean.clone();
     m.gp.raw_outputscale = m.gp.raw_outputscale.clone();
     m.gp.raw_lengthscale = m.gp.raw_lengthscale.clone();
     m.gp.raw_noise = m.gp.raw_noise.clone();
   } else {
     m.DrawWeights();
-    m.gp = InitialGp(m.config.outputs, m.config.embedding);
+    m.gp = InitialGp(m.config.outputs, m.config.embedding, m.config.noise_floor);
+    m.fresh = true;
   }
   m.gp.mean.requires_grad_();
   m.gp.raw_outputscale.requires_grad_();
@@ -260,18 +270,26 @@ std::vector<double> DklModel::Train(const std::vector<float>& x, int n,
       torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32)
           .clone();
   m.train_y = FromVector(y, {n, c.outputs});
-  torch::optim::Adam adam(m.Parameters(),
+  if (m.fresh) {
+    // The constant mean starts at the targets' mean.
+    torch::NoGradGuard no_grad;
+    m.gp.mean.copy_(m.train_y.mean(0));
+    m.fresh = false;
+  }
+  std::vector<Tensor> gp_params = {m.gp.mean, m.gp.raw_outputscale,
+                                   m.gp.raw_lengthscale, m.gp.raw_noise};
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(m.weights, std::make_unique<torch::optim::AdamOptions>(
+                                     c.extractor_learning_rate));
+  groups.emplace_back(gp_params, std::make_unique<torch::optim::AdamOptions>(
+                                     c.learning_rate));
+  torch::optim::Adam adam(std::move(groups),
                           torch::optim::AdamOptions(c.learning_rate));
   std::vector<double> losses;
   losses.reserve(epochs);
   for (int epoch = 0; epoch < epochs; ++epoch) {
     adam.zero_grad();
     Tensor e = m.Extract(m.train_x);
-    {
-      torch::NoGradGuard no_grad;
-      m.scale_min = std::get<0>(e.min(0));
-      m.scale_max = std::get<0>(e.max(0));
-    }
     GpFit fit = FitGp(m.Scale(e), m.train_y, m.gp, c.kernel, c.noise_floor);
     fit.loss.backward();
     adam.step();
@@ -280,11 +298,6 @@ std::vector<double> DklModel::Train(const std::vector<float>& x, int n,
   // Condition on the training data with the final weights (scaled as in the
   // last training pass).
   torch::NoGradGuard no_grad;
-  if (epochs == 0) {
-    Tensor e = m.Extract(m.train_x);
-    m.scale_min = std::get<0>(e.min(0));
-    m.scale_max = std::get<0>(e.max(0));
-  }
   m.train_z = m.Scale(m.Extract(m.train_x));
   GpFit fit = FitGp(m.train_z, m.train_y, m.gp, c.kernel, c.noise_floor);
   m.chol = fit.chol;
@@ -401,10 +414,6 @@ void DklModel::Save(const std::filesystem::path& path,
   state.insert("gp.raw_outputscale", m.gp.raw_outputscale.detach().clone());
   state.insert("gp.raw_lengthscale", m.gp.raw_lengthscale.detach().clone());
   state.insert("gp.raw_noise", m.gp.raw_noise.detach().clone());
-  if (m.scale_min.defined()) {
-    state.insert("scale.min", m.scale_min.detach().clone());
-    state.insert("scale.max", m.scale_max.detach().clone());
-  }
   if (m.trained) {
     state.insert("train.x", m.train_x.clone());
     state.insert("train.y", m.train_y.clone());
@@ -415,6 +424,7 @@ void DklModel::Save(const std::filesystem::path& path,
       {"features", m.config.features},
       {"hidden", m.config.hidden},
       {"embedding", m.config.embedding},
+      {"squash", "tanh"},
       {"kernel", m.config.kernel == Kernel::kRbf ? "rbf" : "matern52"},
       {"outputs", m.config.outputs},
       {"noise_floor", m.config.noise_floor},
@@ -489,10 +499,6 @@ void DklModel::Load(const std::filesystem::path& path) {
   m.gp.raw_outputscale.copy_(get("gp.raw_outputscale"));
   m.gp.raw_lengthscale.copy_(get("gp.raw_lengthscale"));
   m.gp.raw_noise.copy_(get("gp.raw_noise"));
-  if (has("scale.min")) {
-    m.scale_min = get("scale.min").clone();
-    m.scale_max = get("scale.max").clone();
-  }
   if (has("train.x")) {
     m.train_x = get("train.x").clone();
     m.train_y = get("train.y").clone();

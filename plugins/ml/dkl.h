@@ -1,5 +1,5 @@
-// Deep kernel learning: an MLP feature extractor whose output, scaled to
-// [-1, 1], feeds an exact Gaussian process; both are trained together with
+// Deep kernel learning: an MLP feature extractor whose output, squashed into
+// (-1, 1) by tanh, feeds an exact Gaussian process; both are trained together with
 // Adam on the negative exact marginal log likelihood divided by n, through a
 // Cholesky factorisation in double precision. LibTorch stays inside dkl.cpp:
 // this header is plain C++.
@@ -28,7 +28,10 @@ struct DklConfig {
   Kernel kernel = Kernel::kRbf;
   int outputs = 1;                      // independent GPs
   double noise_floor = 1e-4;
-  double learning_rate = 0.01;
+  double learning_rate = 0.01;            // Adam's, for the GP's hyperparameters
+  // Adam's, for the extractor's weights: 0.01 kills the ReLUs of the default
+  // extractor within a few dozen epochs on the AE-DKL arrays; 0.001 does not.
+  double extractor_learning_rate = 0.001;
   int predict_batch = 4096;             // candidates per batch in Predict
 
   // "default" (256 -> 1000 -> 500 -> 50 -> 2) or "small" (-> 64 -> 64 -> 2).
@@ -87,13 +90,13 @@ class DklModel {
   // features), in batches of config().predict_batch. Needs Train first.
   Prediction Predict(const float* x, int count) const;
 
-  // Writes the model (extractor, GP hyperparameters, embedding scaling, the
+  // Writes the model (extractor, GP hyperparameters, the
   // training data the GP is conditioned on, and a JSON description) to PATH
   // in PyTorch's zip format; doc/dkl-checkpoint.md says how to load it.
   void Save(const std::filesystem::path& path,
             const std::map<std::string, std::string>& metadata) const;
   // Reads a checkpoint written by Save into this model (whose architecture
-  // must match): extractor, hyperparameters and scaling; the conditioning
+  // must match): extractor and hyperparameters; the conditioning
   // data too when the checkpoint has it.
   void Load(const std::filesystem::path& path);
   // The metadata stored in a checkpoint, without loading its tensors.

@@ -1,0 +1,312 @@
+// Tests of the model code the plugins share (plugins/ml): data preparation,
+// the exact GP against an independent computation, DKL training on real
+// STEM-EELS arrays, checkpoints.
+#include <doctest/doctest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "acquisition.h"
+#include "data.h"
+#include "dkl.h"
+#include "results.h"
+#include "support.h"
+
+using cmf::ml::DklConfig;
+using cmf::ml::DklModel;
+using cmf::ml::GpParams;
+using cmf::ml::Kernel;
+namespace fs = std::filesystem;
+
+namespace {
+
+double Softplus(double x) { return std::log1p(std::exp(x)); }
+double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// The negative exact marginal log likelihood divided by n, and its gradient,
+// written out by hand in Eigen for one output and an RBF kernel:
+//   L = (r' K^-1 r + log|K| + n log 2 pi) / (2n),  r = y - c,
+//   K = s R + (noise + floor) I,  R_ij = exp(-1/2 sum_d (z_id - z_jd)^2 / l_d^2),
+//   dL/dc = -sum(alpha) / n,  dL/dtheta = tr((K^-1 - alpha alpha') dK/dtheta) / (2n).
+double HandLoss(const Eigen::MatrixXd& z, const Eigen::VectorXd& y,
+                const GpParams& p, double floor, GpParams* grad) {
+  const int n = static_cast<int>(z.rows());
+  const int d = static_cast<int>(z.cols());
+  const double s = Softplus(p.raw_outputscale[0]);
+  const double noise = Softplus(p.raw_noise[0]) + floor;
+  std::vector<double> l(d);
+  for (int k = 0; k < d; ++k) l[k] = Softplus(p.raw_lengthscale[k]);
+  Eigen::MatrixXd r_mat(n, n);
+  std::vector<Eigen::MatrixXd> sq(d, Eigen::MatrixXd(n, n));
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double e = 0;
+      for (int k = 0; k < d; ++k) {
+        double diff = z(i, k) - z(j, k);
+        sq[k](i, j) = diff * diff;
+        e += diff * diff / (l[k] * l[k]);
+      }
+      r_mat(i, j) = std::exp(-0.5 * e);
+    }
+  }
+  Eigen::MatrixXd k_mat = s * r_mat + noise * Eigen::MatrixXd::Identity(n, n);
+  Eigen::LLT<Eigen::MatrixXd> llt(k_mat);
+  Eigen::VectorXd r = y.array() - p.mean[0];
+  Eigen::VectorXd alpha = llt.solve(r);
+  double logdet = 0;
+  for (int i = 0; i < n; ++i) logdet += 2 * std::log(llt.matrixL()(i, i));
+  double loss = 0.5 * (r.dot(alpha) + logdet + n * std::log(2 * M_PI)) / n;
+  Eigen::MatrixXd w = llt.solve(Eigen::MatrixXd::Identity(n, n)) -
+                      alpha * alpha.transpose();
+  auto trace_with = [&](const Eigen::MatrixXd& dk) {
+    return 0.5 * (w.cwiseProduct(dk)).sum() / n;
+  };
+  grad->mean = {-alpha.sum() / n};
+  grad->raw_outputscale = {trace_with(Sigmoid(p.raw_outputscale[0]) * r_mat)};
+  grad->raw_noise = {trace_with(Sigmoid(p.raw_noise[0]) *
+                                Eigen::MatrixXd::Identity(n, n))};
+  grad->raw_lengthscale.resize(d);
+  for (int k = 0; k < d; ++k) {
+    Eigen::MatrixXd dk = s * r_mat.cwiseProduct(sq[k]) / std::pow(l[k], 3) *
+                         Sigmoid(p.raw_lengthscale[k]);
+    grad->raw_lengthscale[k] = trace_with(dk);
+  }
+  return loss;
+}
+
+fs::path SharedData() {
+  const char* root = std::getenv("CMF_SOURCE_ROOT");
+  REQUIRE(root != nullptr);
+  return fs::path(root).parent_path() / "shared" / "data";
+}
+
+}  // namespace
+
+TEST_CASE("gp: the exact GP's loss and gradient match a computation by hand") {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const int n = 9, d = 2;
+  Eigen::MatrixXd z(n, d);
+  Eigen::VectorXd y(n);
+  std::vector<double> zv, yv;
+  for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < d; ++k) {
+      z(i, k) = u(rng);
+      zv.push_back(z(i, k));
+    }
+    y(i) = std::sin(3 * z(i, 0)) + 0.3 * z(i, 1);
+    yv.push_back(y(i));
+  }
+  GpParams p{{0.2}, {0.4}, {-0.3, 0.5}, {-2.0}};
+  GpParams hand_grad, torch_grad;
+  double hand = HandLoss(z, y, p, 1e-4, &hand_grad);
+  double torch_loss =
+      cmf::ml::ExactGpLoss(zv, n, d, yv, p, Kernel::kRbf, 1e-4, &torch_grad);
+  CHECK(torch_loss == doctest::Approx(hand).epsilon(1e-10));
+  CHECK(torch_grad.mean[0] == doctest::Approx(hand_grad.mean[0]).epsilon(1e-8));
+  CHECK(torch_grad.raw_outputscale[0] ==
+        doctest::Approx(hand_grad.raw_outputscale[0]).epsilon(1e-8));
+  CHECK(torch_grad.raw_noise[0] ==
+        doctest::Approx(hand_grad.raw_noise[0]).epsilon(1e-8));
+  for (int k = 0; k < d; ++k)
+    CHECK(torch_grad.raw_lengthscale[k] ==
+          doctest::Approx(hand_grad.raw_lengthscale[k]).epsilon(1e-8));
+}
+
+TEST_CASE("gp: the Matérn 5/2 loss's gradient matches finite differences") {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const int n = 6, d = 2;
+  std::vector<double> z, y;
+  for (int i = 0; i < n * d; ++i) z.push_back(u(rng));
+  for (int i = 0; i < n; ++i) y.push_back(u(rng));
+  GpParams p{{0.1}, {0.3}, {0.2, -0.4}, {-1.5}};
+  GpParams grad;
+  cmf::ml::ExactGpLoss(z, n, d, y, p, Kernel::kMatern52, 1e-4, &grad);
+  auto loss_at = [&](const GpParams& q) {
+    return cmf::ml::ExactGpLoss(z, n, d, y, q, Kernel::kMatern52, 1e-4,
+                                nullptr);
+  };
+  const double h = 1e-6;
+  auto fd = [&](std::vector<double> GpParams::*field, int i) {
+    GpParams up = p, down = p;
+    (up.*field)[i] += h;
+    (down.*field)[i] -= h;
+    return (loss_at(up) - loss_at(down)) / (2 * h);
+  };
+  CHECK(grad.mean[0] == doctest::Approx(fd(&GpParams::mean, 0)).epsilon(1e-5));
+  CHECK(grad.raw_outputscale[0] ==
+        doctest::Approx(fd(&GpParams::raw_outputscale, 0)).epsilon(1e-5));
+  CHECK(grad.raw_noise[0] ==
+        doctest::Approx(fd(&GpParams::raw_noise, 0)).epsilon(1e-5));
+  for (int k = 0; k < d; ++k)
+    CHECK(grad.raw_lengthscale[k] ==
+          doctest::Approx(fd(&GpParams::raw_lengthscale, k)).epsilon(1e-5));
+}
+
+TEST_CASE("data: a 62x75 image with a window of 16 gives 2,820 patches of 256 "
+          "values; 1,496 channels pooled by 32 give 46") {
+  std::vector<float> image(62 * 75);
+  for (int i = 0; i < 62 * 75; ++i) image[i] = static_cast<float>(i % 75 + 3 * (i / 75));
+  cmf::ml::Patches p = cmf::ml::MakePatches(image, 62, 75, 16);
+  CHECK(p.rows == 47);
+  CHECK(p.cols == 60);
+  CHECK(p.count == 2820);
+  CHECK(p.features == 256);
+  CHECK(p.values.size() == 2820u * 256u);
+  // Min-max normalised over the whole set.
+  CHECK(*std::min_element(p.values.begin(), p.values.end()) == 0.0f);
+  CHECK(*std::max_element(p.values.begin(), p.values.end()) == 1.0f);
+  // Candidate 61 is top-left (1, 1), centre (9, 9); its first value is
+  // image(1, 1) = 1 + 3, normalised by the set's range 0..(74 + 3 * 61).
+  CHECK(p.CentreX(61) == 9);
+  CHECK(p.CentreY(61) == 9);
+  CHECK(p.IndexOf(9, 9) == 61);
+  CHECK(p.values[61 * 256] == doctest::Approx(4.0 / (74 + 183)));
+  std::vector<float> spectrum(1496);
+  for (int i = 0; i < 1496; ++i) spectrum[i] = static_cast<float>(i);
+  std::vector<double> pooled = cmf::ml::PoolSpectrum(spectrum.data(), 1496, 32);
+  CHECK(pooled.size() == 46);
+  CHECK(pooled[0] == doctest::Approx(15.5));   // mean of 0..31
+  CHECK(pooled[45] == doctest::Approx(45 * 32 + 15.5));
+  CHECK_THROWS_WITH_AS(cmf::ml::MakePatches(image, 62, 75, 80),
+                       doctest::Contains("does not fit"), std::runtime_error);
+}
+
+TEST_CASE("data: scalarizers reduce a band of the pooled spectrum; bad ones "
+          "are refused") {
+  using cmf::ml::Scalarizer;
+  std::vector<double> energy = {0.5, 0.8, 0.9, 1.0, 1.5};
+  std::vector<double> pooled = {0.1, 0.4, 0.9, 0.2, 0.3};
+  Scalarizer peak = Scalarizer::Parse("band-peak:0.75:1.0");
+  std::vector<int> band = peak.Band(energy);
+  CHECK(band == std::vector<int>{1, 2, 3});
+  double out = 0;
+  peak.Apply(pooled.data(), band, 5, &out);
+  CHECK(out == doctest::Approx(0.9));
+  Scalarizer mean = Scalarizer::Parse("band-mean:0.75:1.0");
+  mean.Apply(pooled.data(), band, 5, &out);
+  CHECK(out == doctest::Approx(0.5));
+  CHECK(Scalarizer::Parse("vector").Outputs(46) == 46);
+  CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-max:1:2"),
+                       doctest::Contains("is not band-mean"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-mean:2:1"),
+                       doctest::Contains("LO is above HI"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-mean:5:6").Band(energy),
+                       doctest::Contains("holds no pooled channel"),
+                       std::runtime_error);
+}
+
+TEST_CASE("acquisition: each function picks the candidate it should") {
+  using cmf::ml::Acquisition;
+  std::vector<double> mean = {0.1, 0.9, 0.5, 0.2};
+  std::vector<double> var = {0.5, 0.01, 0.2, 0.9};
+  std::vector<char> measured = {0, 0, 0, 1};
+  std::uint64_t rng = 1;
+  auto pick = [&](Acquisition a) {
+    return cmf::ml::Choose(a, cmf::ml::AcquisitionValues(a, mean, var, 0.6, {}),
+                           measured, &rng);
+  };
+  CHECK(pick(Acquisition::kMaxUncertainty) == 0);  // 3 is measured already
+  CHECK(pick(Acquisition::kExpectedImprovement) == 1);
+  CHECK(pick(Acquisition::kUcb) == 0);  // 0.1 + 2 * 0.707 beats 0.9 + 0.2
+  for (int i = 0; i < 20; ++i) CHECK(pick(Acquisition::kRandom) != 3);
+  // EI by hand at candidate 2: gain = 0.5 - 0.6 - 0.01, sd = sqrt(0.2).
+  double sd = std::sqrt(0.2), gain = -0.11, zz = gain / sd;
+  double ei = gain * 0.5 * std::erfc(-zz / std::sqrt(2.0)) +
+              sd * std::exp(-0.5 * zz * zz) / std::sqrt(2 * M_PI);
+  CHECK(cmf::ml::AcquisitionValues(Acquisition::kExpectedImprovement, mean,
+                                   var, 0.6, {})[2] == doctest::Approx(ei));
+}
+
+TEST_CASE("dkl: training on the real AE-DKL arrays lowers the loss and "
+          "predicts the training spectra back within noise") {
+  std::vector<std::int64_t> ps, ss;
+  std::vector<double> patches =
+      cmf::ml::ReadNpy(SharedData() / "ae-dkl" / "active_patch_5.npy", &ps);
+  std::vector<double> spectra =
+      cmf::ml::ReadNpy(SharedData() / "ae-dkl" / "active_spectra_5.npy", &ss);
+  REQUIRE(ps == std::vector<std::int64_t>{7, 256});
+  REQUIRE(ss == std::vector<std::int64_t>{46, 7});  // channels x points
+  const int n = 7, channels = 46;
+  std::vector<float> x(patches.begin(), patches.end());
+  std::vector<double> y(n * channels);
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < channels; ++c) y[i * channels + c] = spectra[c * n + i];
+  DklConfig config;
+  config.features = 256;
+  config.outputs = channels;  // every pooled channel: a batch of 46 GPs
+  DklModel model(config, 0);
+  std::vector<double> losses = model.Train(x, n, y, 200);
+  CHECK(losses.back() < losses.front() - 0.5);
+  cmf::ml::Prediction p = model.Predict(x.data(), n);
+  GpParams h = model.Hyperparameters();
+  double worst = 0, noise_sd = 0;
+  for (int c = 0; c < channels; ++c)
+    noise_sd = std::max(noise_sd, std::sqrt(Softplus(h.raw_noise[c]) + 1e-4));
+  for (int i = 0; i < n * channels; ++i)
+    worst = std::max(worst, std::abs(p.mean[i] - y[i]));
+  INFO("worst error " << worst << ", noise sd " << noise_sd << ", loss " << losses.front() << " -> " << losses.back());
+  CHECK(worst < 3 * noise_sd);
+  CHECK(worst < 0.05);  // the targets span 0..1
+}
+
+TEST_CASE("dkl: a checkpoint loads back into a model that predicts the same, "
+          "and refuses a model of another shape") {
+  cmf::test::TempDir dir;
+  DklConfig config;
+  config.features = 16;
+  config.hidden = {8, 8};
+  DklModel model(config, 1);
+  std::vector<float> x(5 * 16);
+  std::vector<double> y(5);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 11) / 11.0f;
+  for (int i = 0; i < 5; ++i) y[i] = 0.2 * i;
+  model.Train(x, 5, y, 10);
+  model.Save(dir / "m.pt", {{"note", "test"}});
+  DklModel other(config, 99);
+  other.Load(dir / "m.pt");
+  cmf::ml::Prediction a = model.Predict(x.data(), 5);
+  cmf::ml::Prediction b = other.Predict(x.data(), 5);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(a.mean[i] == doctest::Approx(b.mean[i]).epsilon(1e-9));
+    CHECK(a.variance[i] == doctest::Approx(b.variance[i]).epsilon(1e-9));
+  }
+  CHECK(DklModel::ReadMetadata(dir / "m.pt").at("format") ==
+        "cmf-dkl-checkpoint");
+  DklConfig wider = config;
+  wider.features = 64;
+  DklModel mismatched(wider, 0);
+  CHECK_THROWS_WITH_AS(mismatched.Load(dir / "m.pt"),
+                       doctest::Contains("takes 16 features"),
+                       std::runtime_error);
+  cmf::test::WriteFile(dir / "junk.pt", "not a checkpoint");
+  CHECK_THROWS_WITH_AS(other.Load(dir / "junk.pt"),
+                       doctest::Contains("is not a cmf DKL checkpoint"),
+                       std::runtime_error);
+}
+
+TEST_CASE("results: measured points round-trip through their data slice") {
+  cmf::test::TempDir dir;
+  cmf::ml::MeasuredPoints p;
+  p.window = 2;
+  p.channels = 3;
+  p.energy = {1, 2, 3};
+  p.x = {4, 5};
+  p.y = {6, 7};
+  p.step = {0, 1};
+  p.patches = {1, 2, 3, 4, 5, 6, 7, 8};
+  p.spectra = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
+  cmf::ml::WriteMeasured(dir / "m.h5", p, {{"parent_sha256", "ab"}});
+  cmf::ml::MeasuredPoints q = cmf::ml::ReadMeasured(dir / "m.h5");
+  CHECK(q.window == 2);
+  CHECK(q.x == p.x);
+  CHECK(q.y == p.y);
+  CHECK(q.step == p.step);
+  CHECK(q.patches == p.patches);
+  CHECK(q.spectra == p.spectra);
+  CHECK(q.energy == p.energy);
+  CHECK_FALSE(fs::exists(dir / "m.h5.tmp"));
+}
