@@ -219,17 +219,23 @@ def rbf(torch, a, b, s, ls):
     return s * torch.exp(-0.5 * (d * d).sum(-1))
 
 
-def scale_embedding(torch, e, lo, hi):
-    return (2.0 * (e - lo) / torch.clamp(hi - lo, min=1e-6) - 1.0).to(torch.float64)
+def scale_embedding(torch, e, lo=None, hi=None):
+    """The embedding squashed into (-1, 1) by tanh, as float64 (cmf's DKL does the same)."""
+    return torch.tanh(e).to(torch.float64)
 
 
 def train(torch, feats_t, y_t, idx, epochs, verbose=False):
     """Fresh model trained for `epochs` full-batch Adam steps on candidates `idx`."""
     net, gp = make_model(torch, feats_t.shape[1])
-    params = list(net.parameters()) + list(gp.values())
-    opt = torch.optim.Adam(params, lr=0.01)
     x = feats_t[idx]
     y = y_t[idx]
+    with torch.no_grad():
+        # As cmf: the constant mean starts at the targets' mean, the noise at 0.01.
+        gp["mean"].fill_(float(y.mean()))
+        gp["raw_noise"].fill_(math.log(math.expm1(0.01 - 1e-4)))
+    # As cmf: Adam at 1e-3 for the extractor, 1e-2 for the GP's hyperparameters.
+    opt = torch.optim.Adam([{"params": list(net.parameters()), "lr": 0.001},
+                            {"params": list(gp.values()), "lr": 0.01}])
     n = x.shape[0]
     eye = torch.eye(n, dtype=torch.float64)
     log2pi = math.log(2.0 * math.pi)
@@ -238,9 +244,7 @@ def train(torch, feats_t, y_t, idx, epochs, verbose=False):
     for _ in range(epochs):
         opt.zero_grad()
         e = net(x)
-        lo = e.detach().min(dim=0).values
-        hi = e.detach().max(dim=0).values
-        z = scale_embedding(torch, e, lo, hi)
+        z = scale_embedding(torch, e)
         c, s, ls, noise = gp_hypers(torch, gp)
         K = rbf(torch, z, z, s, ls) + noise * eye
         L = torch.linalg.cholesky(K)

@@ -59,7 +59,10 @@ class Microscope:
     file (/spectra float32 [H, W, E]), read one spectrum at a time."""
 
     def __init__(self, path, delay, noise, seed):
-        self.file = h5py.File(path, "r")
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as e:
+            raise SystemExit(f"{NAME}: cannot open '{path}': {e}")
         if "spectra" not in self.file:
             raise SystemExit(f"{NAME}: '{path}' has no /spectra to play back")
         self.spectra = self.file["spectra"]
@@ -180,22 +183,26 @@ def main():
                 message = json.loads(line)
             except json.JSONDecodeError:
                 message = None
-            if not isinstance(message, dict) or len(message) != 1:
-                send({"error": "expected one JSON object with one key per line"}, log)
+            if not isinstance(message, dict):
+                send({"error": "expected one JSON object per line"}, log)
                 continue
-            kind, body = next(iter(message.items()))
-            if kind == "hello":
-                check_greeting(body, microscope)
+            # The request is named by its key; other keys are ignored, so that
+            # a later cmf may add some.
+            if "hello" in message:
+                check_greeting(message["hello"], microscope)
                 greeted = True
                 send({"ready": {"controller": NAME, "protocol": PROTOCOL}}, log)
-            elif kind == "measure" and greeted and isinstance(body, dict):
-                send(answer_measure(body, microscope), log)
-            elif kind == "measure":
-                send({"error": "measure before hello"}, log)
-            elif kind == "bye":
+            elif "measure" in message:
+                if not greeted:
+                    send({"error": "measure before hello"}, log)
+                elif not isinstance(message["measure"], dict):
+                    send({"error": "measure needs {\"x\": X, \"y\": Y}"}, log)
+                else:
+                    send(answer_measure(message["measure"], microscope), log)
+            elif "bye" in message:
                 break
             else:
-                send({"error": f"unknown request '{kind}'"}, log)
+                send({"error": f"unknown request {sorted(message)}"}, log)
     except BrokenPipeError:
         # cmf closed its end while we were answering: nothing is left to do.
         # Point stdout at /dev/null so that Python's exit flush stays quiet.

@@ -43,6 +43,7 @@ struct Settings {
   double instrument_timeout = 0;
   int epochs = 0;
   double lr = 0;
+  double extractor_lr = 0;
   std::uint64_t seed = 0;
   std::vector<int> hidden;
   ml::Kernel kernel = ml::Kernel::kRbf;
@@ -85,6 +86,8 @@ Settings ReadSettings(Context& ctx) {
   Require(s.epochs >= 0, "--epochs must not be negative");
   s.lr = ctx.RealParam("lr");
   Require(s.lr > 0, "--lr must be positive");
+  s.extractor_lr = ctx.RealParam("extractor-lr");
+  Require(s.extractor_lr > 0, "--extractor-lr must be positive");
   s.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
   s.hidden = ml::DklConfig::Architecture(ctx.Param("architecture"));
   s.kernel =
@@ -93,7 +96,7 @@ Settings ReadSettings(Context& ctx) {
   Require(s.noise_floor > 0, "--noise-floor must be positive");
   s.out = ctx.HasParam("out")
               ? fs::path(ctx.Param("out"))
-              : fs::path("dkl-al") / ctx.ExecutionId().substr(0, 8);
+              : fs::path("dkl-al") / ctx.ExecutionId();
   s.threads = static_cast<int>(ctx.IntParam("threads"));
   s.batch = static_cast<int>(ctx.IntParam("batch"));
   Require(s.batch >= 1, "--batch must be at least 1");
@@ -144,6 +147,7 @@ int RunDklAl(Context& ctx) {
   config.outputs = outputs;
   config.noise_floor = s.noise_floor;
   config.learning_rate = s.lr;
+  config.extractor_learning_rate = s.extractor_lr;
   config.predict_batch = s.batch;
   ml::DklModel model(config, s.seed);
   std::string data_hash = ctx.LogInput(s.data.string(), "dataset");
@@ -426,7 +430,10 @@ const cmf_param kParams[] = {
      "seconds to wait for each answer of a controller", nullptr, 0},
     {"epochs", CMF_PARAM_INT, "20", "Adam steps per active-learning step",
      nullptr, 0},
-    {"lr", CMF_PARAM_REAL, "0.01", "Adam's learning rate", nullptr, 0},
+    {"lr", CMF_PARAM_REAL, "0.01",
+     "Adam's learning rate for the GP's hyperparameters", nullptr, 0},
+    {"extractor-lr", CMF_PARAM_REAL, "0.001",
+     "Adam's learning rate for the feature extractor", nullptr, 0},
     {"seed", CMF_PARAM_INT, "0", "seeds the weights and every random choice",
      nullptr, 0},
     {"architecture", CMF_PARAM_STRING, "default",
@@ -437,7 +444,7 @@ const cmf_param kParams[] = {
      nullptr, 0},
     {"out", CMF_PARAM_PATH, nullptr,
      "folder for model.pt, maps.h5 and measured.h5 (default "
-     "dkl-al/<execution id's first 8>)",
+     "dkl-al/<execution id>)",
      nullptr, 0},
     {"threads", CMF_PARAM_INT, "0",
      "LibTorch threads (0: LibTorch's default)", nullptr, 0},

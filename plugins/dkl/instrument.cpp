@@ -63,6 +63,9 @@ class Process : public Instrument {
     pid_ = ::fork();
     if (pid_ < 0) Fail(std::string("cannot fork: ") + std::strerror(errno));
     if (pid_ == 0) {
+      // Its own process group, so that stopping it reaches what the shell
+      // started too (dash forks rather than execs a command).
+      ::setpgid(0, 0);
       ::dup2(in[0], STDIN_FILENO);
       ::dup2(out[1], STDOUT_FILENO);
       ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
@@ -72,7 +75,12 @@ class Process : public Instrument {
     ::close(out[1]);
     to_child_ = in[1];
     from_child_ = out[0];
-    // The greeting tells the controller what will be asked of it.
+    ::setpgid(pid_, pid_);  // also here: whichever runs first
+  }
+
+  // The greeting tells the controller what will be asked of it. Called once,
+  // right after construction (a failure then still runs the destructor).
+  void Greet(const ml::Experiment& e) {
     nlohmann::json hello = {{"hello",
                              {{"protocol", 1},
                               {"width", e.width},
@@ -98,7 +106,12 @@ class Process : public Instrument {
         if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-      ::kill(pid_, SIGTERM);
+      ::kill(-pid_, SIGTERM);
+      for (int i = 0; i < 100; ++i) {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      ::kill(-pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
   }
@@ -232,7 +245,9 @@ std::unique_ptr<Instrument> MakeProcess(const std::string& command,
                                         const ml::Experiment& experiment,
                                         double timeout_seconds) {
   if (command.empty()) Fail("--instrument proc: needs a command after 'proc:'");
-  return std::make_unique<Process>(command, experiment, timeout_seconds);
+  auto process = std::make_unique<Process>(command, experiment, timeout_seconds);
+  process->Greet(experiment);
+  return process;
 }
 
 }  // namespace cmf::dkl

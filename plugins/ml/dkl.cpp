@@ -357,7 +357,8 @@ GpParams DklModel::Hyperparameters() const {
 namespace {
 
 constexpr const char* kFormat = "cmf-dkl-checkpoint";
-constexpr int kFormatVersion = 1;
+// 2: the embedding is squashed by tanh (1 scaled it by its min and max).
+constexpr int kFormatVersion = 2;
 
 std::vector<char> ReadBytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -394,6 +395,11 @@ nlohmann::json MetaOf(const c10::Dict<c10::IValue, c10::IValue>& dict,
   if (meta.value("format_version", 0) > kFormatVersion)
     throw std::runtime_error("'" + path.string() +
                              "' is a checkpoint from a newer cmf");
+  if (meta.value("format_version", 0) < kFormatVersion ||
+      meta.value("squash", "") != "tanh")
+    throw std::runtime_error("'" + path.string() +
+                             "' is a checkpoint of an older cmf (its embedding "
+                             "is scaled differently)");
   return meta;
 }
 
@@ -471,6 +477,9 @@ void DklModel::Load(const std::filesystem::path& path) {
   if (meta.value("hidden", std::vector<int>{}) != c.hidden ||
       meta.value("embedding", -1) != c.embedding)
     mismatch("another architecture");
+  if (meta.value("kernel", "") !=
+      (c.kernel == Kernel::kRbf ? "rbf" : "matern52"))
+    mismatch("another kernel (" + meta.value("kernel", std::string("?")) + ")");
   if (meta.value("outputs", -1) != c.outputs)
     mismatch("it has " + std::to_string(meta.value("outputs", -1)) +
              " outputs, this run " + std::to_string(c.outputs));

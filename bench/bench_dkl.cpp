@@ -1,0 +1,248 @@
+// Benchmark of one DKL active-learning step (issue: plugin host and dkl): the
+// seconds per step of cmf's model (plugins/ml, LibTorch) at 10, 50 and 200
+// measured points, side by side with a PyTorch (Python) implementation of the
+// same data preparation, model and step (bench/dkl_reference.py), on a 62x75
+// generated experiment with the default architecture and 20 epochs per step.
+//
+//   cmf_bench_dkl --gen build/samples/cmf-gen-eels [--reference bench/dkl_reference.py]
+//                 [--points 10,50,200] [--repeat 3] [--epochs 20]
+//
+// A step is what dkl-al does between two measurements: a fresh model, EPOCHS
+// full-batch Adam steps on the measured points, the posterior over all 2,820
+// candidates, the acquisition (mu) and the RMSE of the predicted map. Each
+// configuration runs in its own process (--worker), because OpenMP reads
+// OMP_WAIT_POLICY once, when it starts. The figure is the median of REPEAT
+// steps; the RMSE is printed beside it so that equal work is compared.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "acquisition.h"
+#include "data.h"
+#include "dkl.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::vector<int> ParseList(const std::string& text) {
+  std::vector<int> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t comma = text.find(',', pos);
+    out.push_back(std::stoi(text.substr(pos, comma - pos)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// One configuration: prints one JSON line per size.
+int Worker(const std::map<std::string, std::string>& opt) {
+  const fs::path data = opt.at("data");
+  const int window = 16, pool = 32;
+  const int epochs = std::stoi(opt.at("epochs"));
+  const int repeat = std::stoi(opt.at("repeat"));
+  const int threads = std::stoi(opt.at("threads"));
+  cmf::ml::SetTorchThreads(threads);
+  auto t0 = std::chrono::steady_clock::now();
+  cmf::ml::Experiment e = cmf::ml::ReadExperiment(data, true);
+  cmf::ml::Patches patches =
+      cmf::ml::MakePatches(e.image, e.height, e.width, window);
+  const int groups = e.channels / pool;
+  std::vector<double> pooled = e.PooledAtCentres(patches, pool);
+  cmf::ml::Range range = cmf::ml::RangeOf(pooled);
+  cmf::ml::Scalarizer scalarizer =
+      cmf::ml::Scalarizer::Parse("band-peak:0.85:0.95");
+  std::vector<int> band = scalarizer.Band(cmf::ml::PoolEnergy(e.energy, pool));
+  std::vector<double> truth(patches.count), norm(groups);
+  for (int i = 0; i < patches.count; ++i) {
+    for (int g = 0; g < groups; ++g)
+      norm[g] = range.Normalise(pooled[i * groups + g]);
+    scalarizer.Apply(norm.data(), band, groups, &truth[i]);
+  }
+  double prepare = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - t0)
+                       .count();
+  fmt::print("{}\n", json{{"impl", "cmf"},
+                          {"prepare_seconds", prepare},
+                          {"candidates", patches.count}}
+                         .dump());
+  cmf::ml::DklConfig config;
+  config.features = patches.features;
+  cmf::ml::DklModel model(config, 0);
+  std::mt19937_64 rng(0);
+  for (int n : ParseList(opt.at("points"))) {
+    std::vector<int> all(patches.count);
+    for (int i = 0; i < patches.count; ++i) all[i] = i;
+    std::shuffle(all.begin(), all.end(), rng);
+    std::vector<int> idx(all.begin(), all.begin() + n);
+    std::vector<float> x;
+    std::vector<double> y;
+    std::vector<char> measured(patches.count, 0);
+    for (int i : idx) {
+      x.insert(x.end(), patches.values.begin() + i * patches.features,
+               patches.values.begin() + (i + 1) * patches.features);
+      y.push_back(truth[i]);
+      measured[i] = 1;
+    }
+    std::vector<double> seconds;
+    double rmse = 0;
+    for (int r = 0; r < repeat; ++r) {
+      auto start = std::chrono::steady_clock::now();
+      model.Reset();
+      model.Train(x, n, y, epochs);
+      cmf::ml::Prediction p = model.Predict(patches.values.data(), patches.count);
+      std::vector<double> values = cmf::ml::AcquisitionValues(
+          cmf::ml::Acquisition::kMaxUncertainty, p.mean, p.variance, 0, {});
+      std::uint64_t state = 1;
+      int next = cmf::ml::Choose(cmf::ml::Acquisition::kMaxUncertainty, values,
+                                 measured, &state);
+      double sum = 0;
+      for (int i = 0; i < patches.count; ++i)
+        sum += (p.mean[i] - truth[i]) * (p.mean[i] - truth[i]);
+      rmse = std::sqrt(sum / patches.count);
+      seconds.push_back(std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+      (void)next;
+    }
+    std::sort(seconds.begin(), seconds.end());
+    fmt::print("{}\n", json{{"impl", "cmf"},
+                            {"points", n},
+                            {"seconds_per_step", seconds[seconds.size() / 2]},
+                            {"rmse", rmse},
+                            {"threads", threads}}
+                           .dump());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+// Runs COMMAND and returns its JSON lines by "points".
+std::map<int, json> Collect(const std::string& command) {
+  std::map<int, json> out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char line[4096];
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("points")) out[j["points"].get<int>()] = j;
+  }
+  int status = ::pclose(p);
+  if (status != 0) fmt::print(stderr, "bench: '{}' failed ({})\n", command, status);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> opt = {{"points", "10,50,200"},
+                                            {"repeat", "3"},
+                                            {"epochs", "20"},
+                                            {"threads", "1"},
+                                            {"reference", ""},
+                                            {"gen", ""},
+                                            {"data", ""}};
+  bool worker = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--worker") {
+      worker = true;
+    } else if (a.starts_with("--") && i + 1 < argc) {
+      opt[a.substr(2)] = argv[++i];
+    } else {
+      fmt::print(stderr, "usage: cmf_bench_dkl --gen CMF_GEN_EELS [--reference "
+                         "dkl_reference.py] [--points 10,50,200] [--repeat 3]\n");
+      return 2;
+    }
+  }
+  if (worker) return Worker(opt);
+
+  fs::path self = fs::canonical("/proc/self/exe");
+  fs::path source = fs::path(__FILE__).parent_path();
+  if (opt["reference"].empty()) opt["reference"] = (source / "dkl_reference.py").string();
+  if (opt["gen"].empty()) {
+    fmt::print(stderr, "bench: --gen (the cmf-gen-eels binary) is needed\n");
+    return 2;
+  }
+  fs::path dir = fs::temp_directory_path() / fmt::format("cmf-bench-dkl-{}", ::getpid());
+  fs::create_directories(dir);
+  fs::path data = dir / "sample.h5";
+  if (opt["data"].empty()) {
+    std::string gen = fmt::format("'{}' -o '{}' --seed 0 >/dev/null", opt["gen"], data.string());
+    if (std::system(gen.c_str()) != 0) {
+      fmt::print(stderr, "bench: cannot generate the experiment\n");
+      return 1;
+    }
+  } else {
+    data = opt["data"];
+  }
+  std::string common = fmt::format("--data '{}' --points {} --repeat {} --epochs {}",
+                                    data.string(), opt["points"], opt["repeat"], opt["epochs"]);
+  struct Config {
+    std::string name;
+    std::string command;
+    std::map<int, json> result;
+  };
+  std::vector<Config> configs = {
+      {"cmf, 1 torch thread", fmt::format("'{}' --worker {} --threads 1", self.string(), common)},
+      {"cmf, 2 torch threads, PASSIVE",
+       fmt::format("OMP_WAIT_POLICY=PASSIVE '{}' --worker {} --threads 2", self.string(), common)},
+      {"pytorch, default", fmt::format("/usr/bin/python3 '{}' {}", opt["reference"], common)},
+      {"pytorch, 2 threads, PASSIVE",
+       fmt::format("OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 '{}' {} --threads 2",
+                   opt["reference"], common)},
+  };
+  fmt::print("DKL active-learning step: 62x75 generated experiment (cmf-gen-eels --seed 0), "
+             "window 16, pool 32, 256-1000-500-50-2, {} epochs, median of {} steps\n\n",
+             opt["epochs"], opt["repeat"]);
+  for (Config& c : configs) c.result = Collect(c.command);
+  fmt::print("{:<32}", "seconds per step (rmse)");
+  for (int n : ParseList(opt["points"])) fmt::print("{:>20}", fmt::format("n = {}", n));
+  fmt::print("\n");
+  for (const Config& c : configs) {
+    fmt::print("{:<32}", c.name);
+    for (int n : ParseList(opt["points"])) {
+      auto it = c.result.find(n);
+      if (it == c.result.end()) {
+        fmt::print("{:>20}", "failed");
+        continue;
+      }
+      fmt::print("{:>20}", fmt::format("{:.3f} ({:.3f})", it->second["seconds_per_step"].get<double>(),
+                                       it->second["rmse"].get<double>()));
+    }
+    fmt::print("\n");
+  }
+  // cmf's best configuration against PyTorch's best, size by size.
+  fmt::print("\n{:<32}", "speed-up, best vs best (>= 2x)");
+  bool met = true;
+  for (int n : ParseList(opt["points"])) {
+    double cmf_best = 1e30, torch_best = 1e30;
+    for (const Config& c : configs) {
+      auto it = c.result.find(n);
+      if (it == c.result.end()) continue;
+      double s = it->second["seconds_per_step"].get<double>();
+      (c.name.starts_with("cmf") ? cmf_best : torch_best) =
+          std::min(c.name.starts_with("cmf") ? cmf_best : torch_best, s);
+    }
+    double ratio = torch_best / cmf_best;
+    met = met && ratio >= 2;
+    fmt::print("{:>20}", fmt::format("{:.2f}x", ratio));
+  }
+  fmt::print("\ntarget (at least 2x at every size): {}\n", met ? "met" : "NOT met");
+  std::error_code ec;
+  if (opt["data"].empty()) fs::remove_all(dir, ec);
+  return 0;
+}
