@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The README's first command. Sets up (Debian packages, a build in build/), then records a small
-# sample pipeline with cmf in a fresh workspace: acquire -> prepare -> train, every step recorded
-# with its inputs, outputs, parameters and the training loss per epoch.
+# The README's first command: the main job on an embedded default. Sets up (Debian packages, a
+# build in build/), generates a synthetic STEM-EELS experiment (samples/gen_eels.cpp; see
+# doc/sample-data.md), and runs a short deep-kernel-learning active-learning experiment on it with
+# `cmf run dkl-al`, replaying the recorded spectra as the microscope would measure them. Every
+# step's choice, uncertainty and error is recorded; the model, the predicted maps and the measured
+# points are the run's outputs.
 #
-#   bash samples/quickstart.sh [WORKSPACE]      (default: a new folder under /tmp)
-#
-# The data is synthetic (samples/stages/acquire.awk), so that the sample runs anywhere.
+#   bash samples/quickstart.sh [WORKSPACE] [STEPS]   (default: a new folder under /tmp, 30 steps)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -15,39 +16,43 @@ if [ ! -f "$root/build/build.ninja" ]; then
 fi
 ninja -C "$root/build" >/dev/null
 cmf="$root/build/cmf_cli/cmf"
-stages="$root/samples/stages"
+gen="$root/build/samples/cmf-gen-eels"
 
-ws=${1:-$(mktemp -d /tmp/cmf-sample-XXXXXX)}
+ws=${1:-$(mktemp -d /tmp/cmf-dkl-XXXXXX)}
+steps=${2:-30}
 mkdir -p "$ws"
 cd "$ws"
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 say cmf init
-"$cmf" init
-"$cmf" config core.pipeline sample-scan
+"$cmf" init -q 2>/dev/null || true
+"$cmf" config core.pipeline dkl-sample
 
-mkdir -p raw
-# Each command writes its outputs itself; cmf hashes and stores them after the run.
-say cmf exec --stage acquire --out raw/scan.csv -p pixels=64 ... -- sh -c 'awk ... > raw/scan.csv'
-"$cmf" exec --stage acquire --out raw/scan.csv -p pixels=64 -p channels=46 -p seed=7 -- \
-  sh -c "awk -v pixels=64 -v channels=46 -v seed=7 -f '$stages/acquire.awk' > raw/scan.csv"
+say cmf-gen-eels -o sample.h5 --seed 7
+"$gen" -o sample.h5 --seed 7
+"$cmf" add -q sample.h5
 
-say cmf exec --stage prepare --in raw/scan.csv --out peaks.csv -- sh -c 'awk ... > peaks.csv'
-"$cmf" exec --stage prepare --in raw/scan.csv --out peaks.csv -- \
-  sh -c "awk -f '$stages/prepare.awk' raw/scan.csv > peaks.csv"
+say cmf run dkl-al --data sample.h5 --steps "$steps" --acquisition ei --scalarizer band-peak:0.85:0.95 --out result
+"$cmf" run dkl-al --data sample.h5 --steps "$steps" --acquisition ei \
+  --scalarizer band-peak:0.85:0.95 --out result
 
-say cmf exec --stage train --in peaks.csv --out model.txt -p lr=0.5 -p epochs=1000 -- awk ...
-"$cmf" exec --stage train --in peaks.csv --out model.txt -p lr=0.5 -p epochs=1000 -- \
-  awk -v lr=0.5 -v epochs=1000 -v model=model.txt -f "$stages/train.awk" peaks.csv
+run=$("$cmf" log -n 1 --oneline | cut -d' ' -f1)
+say cmf show "${run:0:13}"
+"$cmf" show "${run:0:13}"
 
-say cmf log --oneline
-"$cmf" log --oneline
+say cmf metrics "${run:0:13}" --series rmse --csv '|' tail -n 5
+"$cmf" metrics "${run:0:13}" --series rmse --csv | tail -n 5
 
-train=$("$cmf" log -n 1 --stage train --oneline | cut -d' ' -f1)
-say cmf show "${train:0:13}"
-"$cmf" show "${train:0:13}"
+say cmf lineage result/measured.h5
+"$cmf" lineage result/measured.h5
 
-say cmf metrics "${train:0:13}" --csv '|' tail -n 3
-"$cmf" metrics "${train:0:13}" --csv | tail -n 3
+cat <<MSG
 
-printf '\nThe sample workspace is %s: try cmf log, cmf show and cmf metrics there.\n' "$ws"
+The experiment ran in $ws. Look at:
+  result/maps.h5       the predicted map of the gap-plasmon peak (/mean) and its uncertainty
+                       (/uncertainty) over every patch centre, and where it measured (/measured)
+  result/measured.h5   the measured locations with their spectra: the slice that travels to the
+                       datacenter with 'cmf push'
+  result/model.pt      the DKL model (PyTorch can load it: doc/dkl-checkpoint.md)
+  cmf metrics ${run:0:13}    x, y, acquisition, max_uncertainty, train_loss, step_seconds, rmse
+MSG

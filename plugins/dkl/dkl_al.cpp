@@ -446,8 +446,10 @@ const cmf_param kParams[] = {
      "folder for model.pt, maps.h5 and measured.h5 (default "
      "dkl-al/<execution id>)",
      nullptr, 0},
-    {"threads", CMF_PARAM_INT, "0",
-     "LibTorch threads (0: LibTorch's default)", nullptr, 0},
+    {"threads", CMF_PARAM_INT, "1",
+     "LibTorch's own threads (OpenBLAS uses every core for the matrix "
+     "products either way; 0: LibTorch's default)",
+     nullptr, 0},
     {"batch", CMF_PARAM_INT, "4096", "candidates per prediction batch",
      nullptr, 0},
 };
