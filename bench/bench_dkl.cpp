@@ -97,13 +97,17 @@ int Worker(const std::map<std::string, std::string>& opt) {
       y.push_back(truth[i]);
       measured[i] = 1;
     }
-    std::vector<double> seconds;
+    std::vector<double> seconds, train_seconds, predict_seconds;
     double rmse = 0;
     for (int r = 0; r < repeat; ++r) {
       auto start = std::chrono::steady_clock::now();
       model.Reset();
       model.Train(x, n, y, epochs);
+      auto trained = std::chrono::steady_clock::now();
       cmf::ml::Prediction p = model.Predict(patches.values.data(), patches.count);
+      auto predicted = std::chrono::steady_clock::now();
+      train_seconds.push_back(std::chrono::duration<double>(trained - start).count());
+      predict_seconds.push_back(std::chrono::duration<double>(predicted - trained).count());
       std::vector<double> values = cmf::ml::AcquisitionValues(
           cmf::ml::Acquisition::kMaxUncertainty, p.mean, p.variance, 0, {});
       std::uint64_t state = 1;
@@ -119,9 +123,13 @@ int Worker(const std::map<std::string, std::string>& opt) {
       (void)next;
     }
     std::sort(seconds.begin(), seconds.end());
+    std::sort(train_seconds.begin(), train_seconds.end());
+    std::sort(predict_seconds.begin(), predict_seconds.end());
     fmt::print("{}\n", json{{"impl", "cmf"},
                             {"points", n},
                             {"seconds_per_step", seconds[seconds.size() / 2]},
+                            {"train_seconds", train_seconds[train_seconds.size() / 2]},
+                            {"predict_seconds", predict_seconds[predict_seconds.size() / 2]},
                             {"rmse", rmse},
                             {"threads", threads}}
                            .dump());

@@ -33,6 +33,9 @@ struct DklConfig {
   // extractor within a few dozen epochs on the AE-DKL arrays; 0.001 does not.
   double extractor_learning_rate = 0.001;
   int predict_batch = 4096;             // candidates per batch in Predict
+  // Train through LibTorch's autograd and optimiser instead of the
+  // hand-written gradient and Adam (same arithmetic; the tests compare them).
+  bool use_autograd = false;
 
   // "default" (256 -> 1000 -> 500 -> 50 -> 2) or "small" (-> 64 -> 64 -> 2).
   static std::vector<int> Architecture(const std::string& name);
@@ -106,8 +109,10 @@ class DklModel {
   // The current GP hyperparameters (for tests and logging).
   GpParams Hyperparameters() const;
 
+ public:
+  struct Impl;  // defined in dkl.cpp
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

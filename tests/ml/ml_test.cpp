@@ -310,3 +310,39 @@ TEST_CASE("results: measured points round-trip through their data slice") {
   CHECK(q.energy == p.energy);
   CHECK_FALSE(fs::exists(dir / "m.h5.tmp"));
 }
+
+TEST_CASE("dkl: the hand-written training step equals LibTorch's autograd and "
+          "Adam") {
+  for (Kernel kernel : {Kernel::kRbf, Kernel::kMatern52}) {
+    for (int outputs : {1, 3}) {
+      CAPTURE(outputs);
+      DklConfig config;
+      config.features = 16;
+      config.hidden = {12, 8};
+      config.kernel = kernel;
+      config.outputs = outputs;
+      config.extractor_learning_rate = 0.01;
+      std::vector<float> x(9 * 16);
+      std::vector<double> y(9 * outputs);
+      for (std::size_t i = 0; i < x.size(); ++i)
+        x[i] = static_cast<float>((i * 53) % 17) / 17.0f;
+      for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::sin(0.7 * i);
+      DklModel by_hand(config, 5);
+      config.use_autograd = true;
+      DklModel autograd(config, 5);
+      std::vector<double> a = by_hand.Train(x, 9, y, 15);
+      std::vector<double> b = autograd.Train(x, 9, y, 15);
+      REQUIRE(a.size() == b.size());
+      for (std::size_t i = 0; i < a.size(); ++i)
+        CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-4));
+      GpParams ha = by_hand.Hyperparameters(), hb = autograd.Hyperparameters();
+      for (std::size_t i = 0; i < ha.raw_lengthscale.size(); ++i)
+        CHECK(ha.raw_lengthscale[i] ==
+              doctest::Approx(hb.raw_lengthscale[i]).epsilon(1e-4));
+      cmf::ml::Prediction pa = by_hand.Predict(x.data(), 9);
+      cmf::ml::Prediction pb = autograd.Predict(x.data(), 9);
+      for (std::size_t i = 0; i < pa.mean.size(); ++i)
+        CHECK(pa.mean[i] == doctest::Approx(pb.mean[i]).epsilon(1e-4));
+    }
+  }
+}
