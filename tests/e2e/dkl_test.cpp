@@ -107,6 +107,21 @@ TEST_CASE("dkl-al: a replay run logs every step and its three outputs, each "
   bool derived = false;
   for (const json& edge : lineage["edges"]) derived |= edge["type"] == "derived_from";
   CHECK(derived);
+  // PyTorch in Python reads the checkpoint (doc/dkl-checkpoint.md).
+  Outcome py = cmf::test::RunProcess(
+      {"/usr/bin/python3", "-c",
+       "import json, torch\n"
+       "d = torch.load('res/model.pt')\n"
+       "meta = json.loads(d['meta'])\n"
+       "s = d['state']\n"
+       "assert meta['format'] == 'cmf-dkl-checkpoint', meta\n"
+       "assert tuple(s['extractor.0.weight'].shape) == (64, 64)\n"
+       "assert tuple(s['train.x'].shape) == (6, 64)\n"
+       "print('ok', meta['kernel'])\n"},
+      ws.dir.path());
+  INFO(py.err);
+  CHECK(py.exit_code == 0);
+  CHECK(py.out == "ok rbf\n");
 }
 
 TEST_CASE("dkl-al: on generated data, ei finds the top 1 % sooner than random, "
