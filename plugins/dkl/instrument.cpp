@@ -107,12 +107,15 @@ class Process : public Instrument {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       ::kill(-pid_, SIGTERM);
-      for (int i = 0; i < 100; ++i) {
-        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      bool reaped = false;
+      for (int i = 0; i < 100 && !reaped; ++i) {
+        reaped = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
+        if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
+      // Whatever of the group outlived SIGTERM (the shell may have died of it
+      // while a controller that ignores it lives on).
       ::kill(-pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
+      if (!reaped) ::waitpid(pid_, nullptr, 0);
     }
   }
 
