@@ -261,6 +261,15 @@ int RunDklAl(Context& ctx) {
   std::vector<float> train_x;
   std::vector<double> train_y;
   ml::Prediction prediction;
+  // The RMSE of the predicted map against the recorded truth (replay).
+  auto map_rmse = [&]() {
+    double sum = 0;
+    for (std::size_t i = 0; i < truth.size(); ++i) {
+      double d = prediction.mean[i] - truth[i];
+      sum += d * d;
+    }
+    return std::sqrt(sum / static_cast<double>(truth.size()));
+  };
   int step = 0;
   try {
     // Seed points, uniformly at random.
@@ -301,15 +310,7 @@ int RunDklAl(Context& ctx) {
       double max_sd = 0;
       for (int i = 0; i < patches.count; ++i)
         if (!measured[i]) max_sd = std::max(max_sd, std::sqrt(variance[i]));
-      double rmse = 0;
-      if (replay) {
-        double sum = 0;
-        for (std::size_t i = 0; i < truth.size(); ++i) {
-          double d = prediction.mean[i] - truth[i];
-          sum += d * d;
-        }
-        rmse = std::sqrt(sum / static_cast<double>(truth.size()));
-      }
+      double rmse = replay ? map_rmse() : 0;
 
       measure(next, step);
       double seconds = std::chrono::duration<double>(
@@ -375,13 +376,7 @@ int RunDklAl(Context& ctx) {
   ctx.SetProperty("measured_points", static_cast<std::int64_t>(chosen.size()));
   if (!losses.empty()) ctx.SetProperty("final_train_loss", losses.back());
   if (replay) {
-    double sum = 0;
-    for (std::size_t i = 0; i < truth.size(); ++i) {
-      double d = prediction.mean[i] - truth[i];
-      sum += d * d;
-    }
-    ctx.SetProperty("final_rmse",
-                    std::sqrt(sum / static_cast<double>(truth.size())));
+    ctx.SetProperty("final_rmse", map_rmse());
     if (outputs == 1) ctx.SetProperty("first_top1_step", first_top1_step);
   }
   if (!ctx.Cancelled())

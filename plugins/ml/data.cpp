@@ -1,5 +1,7 @@
 #include "data.h"
 
+#include "h5.h"
+
 #include <hdf5.h>
 
 #include <algorithm>
@@ -16,25 +18,7 @@ namespace {
   throw std::runtime_error(message);
 }
 
-// Closes an HDF5 handle when it goes out of scope.
-class H5 {
- public:
-  H5(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5(const H5&) = delete;
-  H5& operator=(const H5&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
 
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-// HDF5 prints its error stack by default; cmf reports errors itself.
-void Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 std::vector<hsize_t> Shape(hid_t dataset) {
   H5 space(H5Dget_space(dataset), H5Sclose);
@@ -65,7 +49,7 @@ std::vector<float> ReadAll(hid_t file, const char* name,
 
 Experiment ReadExperiment(const std::filesystem::path& path,
                           bool need_spectra) {
-  Quiet();
+  QuietHdf5();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     Fail("experiment file '" + path.string() + "' does not exist");
@@ -109,7 +93,7 @@ Experiment ReadExperiment(const std::filesystem::path& path,
 }
 
 std::vector<float> Experiment::Spectrum(int x, int y) const {
-  Quiet();
+  QuietHdf5();
   if (x < 0 || y < 0 || x >= width || y >= height)
     Fail("pixel (" + std::to_string(x) + ", " + std::to_string(y) +
          ") lies outside the image");
@@ -131,7 +115,7 @@ std::vector<float> Experiment::Spectrum(int x, int y) const {
 
 std::vector<double> Experiment::PooledAtCentres(const Patches& p,
                                                 int pool) const {
-  Quiet();
+  QuietHdf5();
   int groups = channels / pool;
   std::vector<double> out(static_cast<std::size_t>(p.count) * groups);
   H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);

@@ -1,5 +1,7 @@
 #include "results.h"
 
+#include "h5.h"
+
 #include <hdf5.h>
 
 #include <algorithm>
@@ -13,21 +15,6 @@ namespace {
   throw std::runtime_error(message);
 }
 
-class H5 {
- public:
-  H5(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5(const H5&) = delete;
-  H5& operator=(const H5&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
 
 void Write(hid_t file, const char* name, hid_t mem_type, hid_t file_type,
            const std::vector<hsize_t>& dims, const void* data,
@@ -67,7 +54,7 @@ class NewFile {
  public:
   explicit NewFile(std::filesystem::path path)
       : path_(std::move(path)), tmp_(path_.string() + ".tmp") {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    QuietHdf5();
     id_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (id_ < 0) Fail("cannot create '" + tmp_.string() + "'");
   }
@@ -166,7 +153,7 @@ void WriteMeasured(const std::filesystem::path& path,
 }
 
 MeasuredPoints ReadMeasured(const std::filesystem::path& path) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  QuietHdf5();
   if (H5Fis_hdf5(path.c_str()) <= 0)
     Fail("'" + path.string() + "' is not an HDF5 file");
   H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
