@@ -17,6 +17,8 @@
 
 #include "cmf/data/hash.h"
 #include "cmf/run.h"
+#include "cmf/store.h"
+#include "cmf/sync.h"
 #include "cmf_config.h"
 
 namespace fs = std::filesystem;
@@ -119,6 +121,13 @@ std::string Describe(const cmf_plugin& p, const fs::path& path,
       param.help = q.help ? q.help : "";
       for (const char* const* a = q.allowed; a != nullptr && *a != nullptr; ++a)
         param.allowed.emplace_back(*a);
+      if (q.short_name != nullptr && q.short_name[0] != '\0') {
+        char c = q.short_name[0];
+        if (q.short_name[1] != '\0' || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+          return fmt::format("parameter '{}' of stage '{}' has a short name that is "
+                             "not one letter", q.name, s.name);
+        param.short_name = c;
+      }
       param.multiple = (q.flags & CMF_PARAM_MULTIPLE) != 0;
       param.required = (q.flags & CMF_PARAM_REQUIRED) != 0;
       stage.params.push_back(std::move(param));
@@ -308,7 +317,12 @@ Result<StageArgs> ParseStageArgs(const PluginStage& stage,
     return nullptr;
   };
   for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
+    std::string arg = args[i];
+    if (arg.size() == 2 && arg[0] == '-' && arg[1] != '-') {
+      // -X: the parameter whose short name is X.
+      for (const PluginParam& p : stage.params)
+        if (p.short_name == arg[1]) arg = "--" + p.name;
+    }
     if (!arg.starts_with("--") || arg.size() == 2) {
       return Status::InvalidArgument(fmt::format(
           "unexpected argument '{}': stage '{}' takes only --NAME VALUE "
@@ -381,7 +395,7 @@ std::string StageHelp(const PluginStage& stage) {
   std::vector<std::string> heads;
   for (const PluginParam& p : stage.params) {
     std::string head = fmt::format(
-        "  --{} {}{}", p.name,
+        "  {}--{} {}{}", p.short_name ? fmt::format("-{}, ", p.short_name) : "", p.name,
         p.type == CMF_PARAM_BOOL ? "[BOOL]" : std::string(ParamTypeName(p.type)),
         p.multiple ? " ..." : "");
     width = std::max(width, head.size());
@@ -590,6 +604,90 @@ void HostFail(cmf_context* ctx, const char* message) {
 
 const char* HostLastError(cmf_context* ctx) { return ctx->error.c_str(); }
 
+int HostResolveArtifact(cmf_context* ctx, const char* ref, char* path_out,
+                        std::size_t path_size, char hash_out[65]) {
+  if (ref == nullptr || *ref == '\0' || path_out == nullptr)
+    return Report(ctx, Status::InvalidArgument("empty artifact reference"));
+  std::error_code ec;
+  std::string path;
+  std::string hash;
+  if (fs::is_regular_file(ref, ec)) {
+    Result<data::ObjectInfo> info = HashContent(*ctx->repo, ref, false);
+    if (!info.ok()) return Report(ctx, info.status());
+    path = ref;
+    hash = info->hash;
+  } else if (fs::exists(ref, ec)) {
+    return Report(ctx, Status::InvalidArgument(
+                           fmt::format("'{}' is not a regular file", ref)));
+  } else {
+    Result<std::string> resolved = ctx->repo->store().ResolveArtifact(ref);
+    if (!resolved.ok()) {
+      return Report(ctx, Status::NotFound(fmt::format(
+                             "'{}' is neither a file nor an artifact of the "
+                             "store ({})",
+                             ref, resolved.status().message())));
+    }
+    hash = *resolved;
+    if (!ctx->repo->objects().Has(hash)) {
+      Result<GetReport> got = Get(*ctx->repo, hash, std::nullopt, false);
+      if (!got.ok()) return Report(ctx, got.status());
+    }
+    path = ctx->repo->objects().PathOf(hash).string();
+    if (!fs::is_regular_file(path, ec))
+      return Report(ctx, Status::InvalidArgument(fmt::format(
+                             "artifact {} is not a file", hash.substr(0, 12))));
+  }
+  if (path.size() + 1 > path_size)
+    return Report(ctx, Status::InvalidArgument("path buffer too small"));
+  std::memcpy(path_out, path.c_str(), path.size() + 1);
+  if (hash_out != nullptr) {
+    std::memcpy(hash_out, hash.c_str(), std::min<std::size_t>(hash.size(), 64));
+    hash_out[std::min<std::size_t>(hash.size(), 64)] = '\0';
+  }
+  return CMF_OK;
+}
+
+int HostLogInputHash(cmf_context* ctx, const char* hash) {
+  if (hash == nullptr || *hash == '\0')
+    return Report(ctx, Status::InvalidArgument("empty hash"));
+  Result<ArtifactRef> ref = ctx->repo->store().GetArtifact(hash);
+  if (!ref.ok()) return Report(ctx, ref.status());
+  return Report(ctx, ctx->run->LogHashed(Direction::kInput, *ref));
+}
+
+int HostStageOutputs(cmf_context* ctx, const char* stage, const char* pipeline,
+                     const char* kind,
+                     void (*each)(void*, const char*, const char*, const char*),
+                     void* user) {
+  if (stage == nullptr || *stage == '\0' || each == nullptr)
+    return Report(ctx, Status::InvalidArgument("no stage named"));
+  std::optional<ArtifactKind> k;
+  if (kind != nullptr) {
+    k = ParseArtifactKind(kind);
+    if (!k)
+      return Report(ctx, Status::InvalidArgument(
+                             fmt::format("unknown artifact kind '{}'", kind)));
+  }
+  ExecutionFilter filter;
+  filter.stage = stage;
+  if (pipeline != nullptr && *pipeline != '\0') filter.pipeline = pipeline;
+  std::vector<ExecutionRecord> found;
+  Status scanned = ctx->repo->store().ScanExecutions(
+      filter, [&](std::vector<ExecutionRecord>& page) {
+        for (ExecutionRecord& e : page)
+          if (e.status == ExecStatus::kOk) found.push_back(std::move(e));
+        return Status::Ok();
+      });
+  if (!scanned.ok()) return Report(ctx, scanned);
+  for (auto e = found.rbegin(); e != found.rend(); ++e) {
+    for (const ArtifactRef& out : e->outputs) {
+      if (k && out.kind != *k) continue;
+      each(user, out.hash.c_str(), out.path.c_str(), e->id.c_str());
+    }
+  }
+  return CMF_OK;
+}
+
 constexpr cmf_host kHost = {
     CMF_PLUGIN_ABI_VERSION, sizeof(cmf_host), HostParam,
     HostParamCount,         HostParamAt,      HostExecutionId,
@@ -597,7 +695,8 @@ constexpr cmf_host kHost = {
     HostLogDerivedFrom,     HostLogMetric,    HostSetInt,
     HostSetReal,            HostSetText,      HostProgress,
     HostMessage,            HostCancelled,    HostFail,
-    HostLastError,
+    HostLastError,          HostResolveArtifact, HostStageOutputs,
+    HostLogInputHash,
 };
 
 // A parameter's values as recorded on the execution: typed as declared; a

@@ -374,7 +374,8 @@ void DklModel::SetInitialToCurrent() {
 namespace {
 void TrainWithAutograd(DklModel::Impl& m, int epochs,
                        std::vector<double>* losses);
-void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses);
+void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses,
+                 int batch = 0, std::uint64_t batch_seed = 0);
 }  // namespace
 
 std::vector<double> DklModel::Train(const std::vector<float>& x, int n,
@@ -444,8 +445,14 @@ void TrainWithAutograd(DklModel::Impl& m, int epochs,
     t->requires_grad_(false);
 }
 
-void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses) {
+// BATCH > 0 and below the number of points: each step trains on BATCH points
+// drawn without replacement by a generator seeded with BATCH_SEED.
+void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses,
+                 int batch, std::uint64_t batch_seed) {
   const DklConfig& c = m.config;
+  const int64_t n = m.train_x.size(0);
+  const bool minibatch = batch > 0 && batch < n;
+  at::Generator sampler = at::detail::createCPUGenerator(batch_seed);
   torch::NoGradGuard no_grad;
   const std::size_t layers = m.weights.size() / 2;
   std::vector<Tensor*> gp = {&m.gp.mean, &m.gp.raw_outputscale,
@@ -461,13 +468,19 @@ void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses) {
   }
   std::vector<Tensor> h(layers + 1);  // h[0] = x, h[i] = layer i's output
   for (int epoch = 0; epoch < epochs; ++epoch) {
+    Tensor y = m.train_y;
     h[0] = m.train_x;
+    if (minibatch) {
+      Tensor pick = torch::randperm(n, sampler, torch::kLong).slice(0, 0, batch);
+      h[0] = m.train_x.index_select(0, pick);
+      y = m.train_y.index_select(0, pick);
+    }
     for (std::size_t i = 0; i < layers; ++i) {
       h[i + 1] = torch::addmm(m.weights[2 * i + 1], h[i], m.weights[2 * i].t());
       if (i + 1 < layers) h[i + 1].clamp_min_(0);
     }
     Tensor z = torch::tanh(h[layers]).to(torch::kFloat64);
-    GpGrad g = GpLossAndGrad(z, m.train_y, m.gp, c.kernel, c.noise_floor);
+    GpGrad g = GpLossAndGrad(z, y, m.gp, c.kernel, c.noise_floor);
     losses->push_back(g.loss);
     // Back through tanh, then the layers.
     Tensor delta = (g.z * (1 - z * z)).to(torch::kFloat32);
@@ -527,6 +540,81 @@ Prediction DklModel::Predict(const float* x, int count) const {
                   static_cast<std::size_t>(start) * c.outputs);
   }
   return out;
+}
+
+std::vector<double> DklModel::TrainMinibatches(const std::vector<float>& x,
+                                               int n,
+                                               const std::vector<double>& y,
+                                               int steps, int batch,
+                                               std::uint64_t seed) {
+  Impl& m = *impl_;
+  const DklConfig& c = m.config;
+  if (n < 1) throw std::runtime_error("no training points");
+  if (static_cast<int64_t>(x.size()) != static_cast<int64_t>(n) * c.features ||
+      static_cast<int64_t>(y.size()) != static_cast<int64_t>(n) * c.outputs)
+    throw std::runtime_error("training data of the wrong size");
+  m.train_x =
+      torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32)
+          .clone();
+  m.train_y = FromVector(y, {n, c.outputs});
+  m.fresh = false;
+  std::vector<double> losses;
+  TrainByHand(m, steps, &losses, batch, seed);
+  m.trained = false;  // not conditioned on anything: Predict needs Train
+  return losses;
+}
+
+double DklModel::Loss(const std::vector<float>& x, int n,
+                      const std::vector<double>& y) const {
+  const Impl& m = *impl_;
+  const DklConfig& c = m.config;
+  torch::NoGradGuard no_grad;
+  Tensor xt =
+      torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32);
+  Tensor z = m.Scale(m.Extract(xt));
+  return FitGp(z, FromVector(y, {n, c.outputs}), m.gp, c.kernel, c.noise_floor)
+      .loss.item<double>();
+}
+
+std::vector<float> DklModel::ExtractorParameters() const {
+  std::vector<float> out;
+  for (const Tensor& w : impl_->weights) {
+    Tensor c = w.contiguous();
+    out.insert(out.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  return out;
+}
+
+void DklModel::SetExtractorParameters(const std::vector<float>& values) {
+  std::size_t at = 0;
+  for (Tensor& w : impl_->weights) at += static_cast<std::size_t>(w.numel());
+  if (at != values.size())
+    throw std::runtime_error("extractor parameters of the wrong size");
+  at = 0;
+  torch::NoGradGuard no_grad;
+  for (Tensor& w : impl_->weights) {
+    std::copy(values.begin() + at, values.begin() + at + w.numel(),
+              w.data_ptr<float>());
+    at += static_cast<std::size_t>(w.numel());
+  }
+  impl_->trained = false;
+}
+
+void DklModel::SetHyperparameters(const GpParams& p) {
+  Impl& m = *impl_;
+  const int64_t outputs = m.config.outputs, d = m.config.embedding;
+  if (static_cast<int64_t>(p.mean.size()) != outputs ||
+      static_cast<int64_t>(p.raw_outputscale.size()) != outputs ||
+      static_cast<int64_t>(p.raw_lengthscale.size()) != outputs * d ||
+      static_cast<int64_t>(p.raw_noise.size()) != outputs)
+    throw std::runtime_error("GP hyperparameters of the wrong size");
+  torch::NoGradGuard no_grad;
+  m.gp.mean.copy_(FromVector(p.mean, {outputs}));
+  m.gp.raw_outputscale.copy_(FromVector(p.raw_outputscale, {outputs}));
+  m.gp.raw_lengthscale.copy_(FromVector(p.raw_lengthscale, {outputs, d}));
+  m.gp.raw_noise.copy_(FromVector(p.raw_noise, {outputs}));
+  m.fresh = false;
+  m.trained = false;
 }
 
 GpParams DklModel::Hyperparameters() const {

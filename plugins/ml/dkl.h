@@ -106,8 +106,28 @@ class DklModel {
   static std::map<std::string, std::string> ReadMetadata(
       const std::filesystem::path& path);
 
-  // The current GP hyperparameters (for tests and logging).
+  // Adam for STEPS steps from the current state, each on BATCH points of
+  // (X, Y) drawn without replacement (all of them when BATCH is 0 or at least
+  // N) by a generator seeded with SEED: Reptile's inner loop. Uses the
+  // config's learning rates; leaves the model unconditioned (Train before
+  // Predict). Returns each step's loss.
+  std::vector<double> TrainMinibatches(const std::vector<float>& x, int n,
+                                       const std::vector<double>& y, int steps,
+                                       int batch, std::uint64_t seed);
+
+  // The loss (negative exact MLL / n, mean over outputs) of the current state
+  // on (X, Y), without training.
+  double Loss(const std::vector<float>& x, int n,
+              const std::vector<double>& y) const;
+
+  // Every weight and bias of the extractor, layer by layer (weight row-major,
+  // then bias): what Reptile averages. Set needs the same size.
+  std::vector<float> ExtractorParameters() const;
+  void SetExtractorParameters(const std::vector<float>& values);
+
+  // The current GP hyperparameters, and setting them (sizes must match).
   GpParams Hyperparameters() const;
+  void SetHyperparameters(const GpParams& params);
 
  public:
   struct Impl;  // defined in dkl.cpp

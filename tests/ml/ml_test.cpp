@@ -11,7 +11,9 @@
 #include "acquisition.h"
 #include "data.h"
 #include "dkl.h"
+#include "reptile.h"
 #include "results.h"
+#include "tasks.h"
 #include "support.h"
 
 using cmf::ml::DklConfig;
@@ -345,4 +347,195 @@ TEST_CASE("dkl: the hand-written training step equals LibTorch's autograd and "
         CHECK(pa.mean[i] == doctest::Approx(pb.mean[i]).epsilon(1e-4));
     }
   }
+}
+
+namespace {
+
+// Small synthetic tasks: targets a smooth function of the patch, shifted per
+// task (a family of related tasks).
+std::vector<cmf::ml::Task> ToyTasks(int count, int points, int features) {
+  std::vector<cmf::ml::Task> tasks;
+  for (int t = 0; t < count; ++t) {
+    cmf::ml::Task task;
+    task.name = "toy" + std::to_string(t);
+    task.points = points;
+    task.features = features;
+    task.outputs = 1;
+    for (int i = 0; i < points; ++i) {
+      double sum = 0;
+      for (int f = 0; f < features; ++f) {
+        float v = static_cast<float>(((i * 31 + f * 17 + t * 7) % 23) / 23.0);
+        task.x.push_back(v);
+        sum += v * (f % 3 == 0 ? 1 : -0.5);
+      }
+      task.y.push_back(0.5 + 0.3 * std::sin(sum + 0.2 * t));
+    }
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+cmf::ml::DklConfig ToyConfig() {
+  DklConfig config;
+  config.features = 16;
+  config.hidden = {12, 8};
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("reptile: one update moves theta by epsilon toward the mean of the "
+          "inner results, as by hand") {
+  cmf::ml::MetaParameters theta{{1.0f, 2.0f}, {{0.5}, {0.0}, {1.0, -1.0}, {0.2}}};
+  cmf::ml::MetaParameters phi1{{3.0f, 2.0f}, {{1.5}, {1.0}, {1.0, 1.0}, {0.2}}};
+  cmf::ml::MetaParameters phi2{{1.0f, 6.0f}, {{0.5}, {-1.0}, {3.0, -1.0}, {0.6}}};
+  // Means: extractor (2, 4); gp mean 1.0, outputscale 0, lengthscale (2, 0),
+  // noise 0.4. theta + 0.5 (mean - theta):
+  cmf::ml::MetaParameters a = theta;
+  cmf::ml::ReptileUpdate(a, {phi1, phi2}, 0.5, true);
+  CHECK(a.extractor == std::vector<float>{1.5f, 3.0f});
+  CHECK(a.gp.mean[0] == doctest::Approx(0.75));
+  CHECK(a.gp.raw_outputscale[0] == doctest::Approx(0.0));
+  CHECK(a.gp.raw_lengthscale == std::vector<double>{1.5, -0.5});
+  CHECK(a.gp.raw_noise[0] == doctest::Approx(0.3));
+  // --no-meta-gp: only the extractor moves.
+  cmf::ml::MetaParameters b = theta;
+  cmf::ml::ReptileUpdate(b, {phi1, phi2}, 0.5, false);
+  CHECK(b.extractor == std::vector<float>{1.5f, 3.0f});
+  CHECK(b.gp.mean[0] == 0.5);
+  CHECK(b.gp.raw_lengthscale == theta.gp.raw_lengthscale);
+  // Epsilon anneals linearly from the first to the last iteration.
+  CHECK(cmf::ml::EpsilonAt(0, 5, 0.1, 0.0) == doctest::Approx(0.1));
+  CHECK(cmf::ml::EpsilonAt(2, 5, 0.1, 0.0) == doctest::Approx(0.05));
+  CHECK(cmf::ml::EpsilonAt(4, 5, 0.1, 0.0) == doctest::Approx(0.0));
+}
+
+TEST_CASE("reptile: the result does not depend on the number of threads") {
+  std::vector<cmf::ml::Task> tasks = ToyTasks(5, 40, 16);
+  cmf::ml::ReptileOptions o;
+  o.iterations = 3;
+  o.tasks_per_iteration = 4;
+  o.inner_steps = 3;
+  o.batch = 16;
+  o.seed = 11;
+  std::vector<cmf::ml::MetaParameters> results;
+  for (int threads : {1, 2, 3}) {
+    o.threads = threads;
+    DklModel model(ToyConfig(), o.seed);
+    cmf::ml::MetaParameters theta = cmf::ml::ParametersOf(model);
+    cmf::ml::MetaTrain(ToyConfig(), tasks, o, 0, theta,
+                       [](const cmf::ml::IterationReport&) { return true; });
+    results.push_back(theta);
+  }
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    CHECK(results[i].extractor == results[0].extractor);
+    CHECK(results[i].gp.raw_lengthscale == results[0].gp.raw_lengthscale);
+    CHECK(results[i].gp.mean == results[0].gp.mean);
+  }
+}
+
+TEST_CASE("reptile: resuming from a checkpoint equals an uninterrupted run") {
+  cmf::test::TempDir dir;
+  std::vector<cmf::ml::Task> tasks = ToyTasks(4, 30, 16);
+  cmf::ml::ReptileOptions o;
+  o.iterations = 4;
+  o.tasks_per_iteration = 2;
+  o.inner_steps = 3;
+  o.batch = 10;
+  o.seed = 3;
+  auto all = [](const cmf::ml::IterationReport&) { return true; };
+  DklModel whole(ToyConfig(), o.seed);
+  cmf::ml::MetaParameters straight = cmf::ml::ParametersOf(whole);
+  cmf::ml::MetaTrain(ToyConfig(), tasks, o, 0, straight, all);
+
+  DklModel part(ToyConfig(), o.seed);
+  cmf::ml::MetaParameters first_half = cmf::ml::ParametersOf(part);
+  cmf::ml::MetaTrain(ToyConfig(), tasks, o, 0, first_half,
+                     [](const cmf::ml::IterationReport& r) {
+                       return r.iteration + 1 < 2;  // stop after 2
+                     });
+  cmf::ml::SetParameters(part, first_half);
+  part.Save(dir / "ckpt.pt", {});
+  DklModel resumed(ToyConfig(), 99);
+  resumed.Load(dir / "ckpt.pt");
+  cmf::ml::MetaParameters second_half = cmf::ml::ParametersOf(resumed);
+  cmf::ml::MetaTrain(ToyConfig(), tasks, o, 2, second_half, all);
+  CHECK(second_half.extractor == straight.extractor);
+  CHECK(second_half.gp.raw_lengthscale == straight.gp.raw_lengthscale);
+  CHECK(second_half.gp.raw_noise == straight.gp.raw_noise);
+}
+
+TEST_CASE("reptile: on a generated family, meta-training lowers the held-out "
+          "tasks' error after few-shot adaptation, against a cold start") {
+  const char* gen = std::getenv("CMF_GEN_EELS");
+  REQUIRE(gen != nullptr);
+  cmf::test::TempDir dir;
+  cmf::test::Outcome made = cmf::test::RunProcess(
+      {gen, "--family", "silver", "--family-size", "7", "--out-dir",
+       dir.path().string(), "--height", "40", "--width", "40", "--channels",
+       "256", "--emin", "0.5", "--emax", "3.5"},
+      dir.path());
+  REQUIRE(made.exit_code == 0);
+  cmf::ml::TaskPreparation prep;
+  prep.window = 8;
+  prep.pool = 8;
+  prep.scalarizer = cmf::ml::Scalarizer::Parse("band-peak:0.85:0.95");
+  std::vector<cmf::ml::Task> train, held_out;
+  for (int i = 0; i < 7; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "silver-%02d.h5", i);
+    (i < 5 ? train : held_out).push_back(cmf::ml::LoadTask(dir / name, prep));
+  }
+  DklConfig config;
+  config.features = 64;
+  config.hidden = {64, 64};
+  cmf::ml::ReptileOptions o;
+  o.iterations = 200;
+  o.tasks_per_iteration = 5;
+  o.inner_steps = 16;
+  o.batch = 64;
+  o.epsilon = 1.0;
+  o.epsilon_final = 0.1;
+  o.seed = 1;
+  o.threads = 2;
+  DklModel meta(config, o.seed);
+  cmf::ml::MetaParameters theta = cmf::ml::ParametersOf(meta);
+  cmf::ml::MetaTrain(config, train, o, 0, theta,
+                     [](const cmf::ml::IterationReport&) { return true; });
+  // Few-shot: 10 points of each held-out task, 20 epochs, error on the rest.
+  double seeded_sum = 0, cold_sum = 0;
+  for (const cmf::ml::Task& task : held_out) {
+    for (std::uint64_t seed : {0u, 1u, 2u}) {
+      std::vector<int> order(task.points);
+      for (int i = 0; i < task.points; ++i) order[i] = i;
+      std::uint64_t state = seed + 5;
+      for (int i = 0; i < 10; ++i)
+        std::swap(order[i], order[i + cmf::ml::UniformIndex(&state, task.points - i)]);
+      std::vector<float> x;
+      std::vector<double> y;
+      for (int i = 0; i < 10; ++i) {
+        x.insert(x.end(), task.x.begin() + order[i] * 64,
+                 task.x.begin() + (order[i] + 1) * 64);
+        y.push_back(task.y[order[i]]);
+      }
+      auto rmse_of = [&](DklModel& model) {
+        model.Train(x, 10, y, 20);
+        cmf::ml::Prediction p = model.Predict(task.x.data(), task.points);
+        double sum = 0;
+        for (int i = 10; i < task.points; ++i)
+          sum += std::pow(p.mean[order[i]] - task.y[order[i]], 2);
+        return std::sqrt(sum / (task.points - 10));
+      };
+      DklModel seeded(config, seed);
+      cmf::ml::SetParameters(seeded, theta);
+      seeded.SetInitialToCurrent();
+      seeded.Reset();
+      DklModel cold(config, seed);
+      seeded_sum += rmse_of(seeded);
+      cold_sum += rmse_of(cold);
+    }
+  }
+  MESSAGE("mean RMSE after 10 shots: seeded " << seeded_sum / 6 << ", cold "
+                                           << cold_sum / 6);
+  CHECK(seeded_sum < 0.9 * cold_sum);
 }

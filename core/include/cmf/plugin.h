@@ -17,7 +17,8 @@
  * UTF-8 and NUL-terminated. The host calls a run function on one thread, and
  * the host functions must be called from that thread too.
  *
- * Versioning: CMF_PLUGIN_ABI_VERSION changes whenever a struct below changes
+ * Versioning: CMF_PLUGIN_ABI_VERSION (2: short parameter names, artifacts of
+ * the store) changes whenever a struct below changes
  * in a way an old plugin or an old host would misread. The host skips (with a
  * warning that names the module) a module whose cmf_plugin.abi_version differs
  * from its own, or that lacks the entry point. cmf_host.size lets a later
@@ -35,7 +36,7 @@
 extern "C" {
 #endif
 
-#define CMF_PLUGIN_ABI_VERSION 1u
+#define CMF_PLUGIN_ABI_VERSION 2u
 
 /* The name of the one symbol every plugin exports. */
 #define CMF_PLUGIN_ENTRY_SYMBOL "cmf_plugin_entry"
@@ -62,6 +63,8 @@ typedef struct cmf_param {
   const char* const* allowed; /* NULL-terminated list of allowed values, or
                                  NULL for any value of the type */
   uint32_t flags;            /* CMF_PARAM_* flags */
+  const char* short_name;    /* one letter for -X on the command line, or
+                                NULL (since ABI version 2) */
 } cmf_param;
 
 /* One run of a stage, owned by the host. */
@@ -130,6 +133,27 @@ typedef struct cmf_host {
   void (*fail)(cmf_context* ctx, const char* message);
   /* Why the last host function that returned CMF_ERROR failed. */
   const char* (*last_error)(cmf_context* ctx);
+
+  /* A readable file for REF: a path (relative to the current directory, or
+   * absolute) when one exists, else an artifact of the store named by its
+   * hash or a unique prefix of it, whose bytes are read from the object cache
+   * (fetched from a remote first when only a remote has them). Writes the
+   * file's path (NUL-terminated) to PATH_OUT, of PATH_SIZE bytes, and its
+   * content hash to HASH_OUT when not NULL. */
+  int (*resolve_artifact)(cmf_context* ctx, const char* ref, char* path_out,
+                          size_t path_size, char hash_out[65]);
+  /* Calls EACH once per output artifact of KIND (NULL: any) of every
+   * successful execution of STAGE (in PIPELINE, or any pipeline when NULL),
+   * oldest execution first, with its hash, the path it was recorded at and the
+   * execution's id. */
+  int (*stage_outputs)(cmf_context* ctx, const char* stage,
+                       const char* pipeline, const char* kind,
+                       void (*each)(void* user, const char* hash,
+                                    const char* path, const char* execution),
+                       void* user);
+  /* Records the artifact HASH, already in the store (as resolve_artifact or
+   * stage_outputs name it), as an input of the execution. */
+  int (*log_input_hash)(cmf_context* ctx, const char* hash);
 } cmf_host;
 
 /* Runs a stage. Returns 0 when it succeeded; anything else records the

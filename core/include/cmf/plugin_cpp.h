@@ -87,6 +87,10 @@ class Context {
     Check(host_->log_output(ctx_, path.c_str(), kind, hash));
     return hash;
   }
+  // Records an artifact already in the store (by hash) as an input.
+  void LogInputHash(const std::string& hash) {
+    Check(host_->log_input_hash(ctx_, hash.c_str()));
+  }
   void LogDerivedFrom(const std::string& child, const std::string& parent) {
     Check(host_->log_derived_from(ctx_, child.c_str(), parent.c_str()));
   }
@@ -112,6 +116,38 @@ class Context {
     host_->message(ctx_, CMF_WARNING, text.c_str());
   }
   bool Cancelled() const { return host_->cancelled(ctx_) != 0; }
+
+  // A readable file for REF (a path, or an artifact of the store by hash or
+  // prefix, fetched when only a remote has it); HASH receives its hash.
+  std::string ResolveArtifact(const std::string& ref, std::string* hash) {
+    char path[4096] = {};
+    char h[65] = {};
+    Check(host_->resolve_artifact(ctx_, ref.c_str(), path, sizeof path, h));
+    if (hash != nullptr) *hash = h;
+    return path;
+  }
+
+  struct StageOutput {
+    std::string hash;
+    std::string path;
+    std::string execution;
+  };
+  // The outputs of KIND (nullptr: any) of every successful execution of
+  // STAGE, in PIPELINE ("" for any), oldest first.
+  std::vector<StageOutput> StageOutputs(const std::string& stage,
+                                        const std::string& pipeline,
+                                        const char* kind) {
+    std::vector<StageOutput> out;
+    auto each = [](void* user, const char* hash, const char* path,
+                   const char* execution) {
+      static_cast<std::vector<StageOutput>*>(user)->push_back(
+          {hash, path, execution});
+    };
+    Check(host_->stage_outputs(ctx_, stage.c_str(),
+                               pipeline.empty() ? nullptr : pipeline.c_str(),
+                               kind, each, &out));
+    return out;
+  }
   void Fail(const std::string& message) {
     host_->fail(ctx_, message.c_str());
   }

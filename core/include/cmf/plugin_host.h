@@ -41,6 +41,7 @@ struct PluginParam {
   std::vector<std::string> allowed;
   bool multiple = false;
   bool required = false;
+  char short_name = 0;  // -X, or 0
 };
 
 struct PluginStage {
