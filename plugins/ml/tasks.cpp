@@ -43,20 +43,21 @@ Task LoadTask(const std::filesystem::path& path, const TaskPreparation& prep) {
     Fail("task '" + path.string() + "' does not exist");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     Fail("task '" + path.string() + "' is not an HDF5 file");
-  bool has_image = false, has_patches = false;
+  bool has_image = false, has_patches = false, has_spectra = false;
   {
     H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!f.ok()) Fail("cannot open task '" + path.string() + "'");
     has_image = H5Lexists(f.get(), "image", H5P_DEFAULT) > 0;
     has_patches = H5Lexists(f.get(), "patches", H5P_DEFAULT) > 0;
+    has_spectra = H5Lexists(f.get(), "spectra", H5P_DEFAULT) > 0;
   }
   Task task;
   task.name = path.string();
   if (has_image) {
-    Experiment e = ReadExperiment(path, /*need_spectra=*/false);
-    if (!e.has_spectra)
+    if (!has_spectra)
       Fail("task '" + path.string() +
            "' has no /spectra: a task needs measured spectra");
+    Experiment e = ReadExperiment(path, /*need_spectra=*/true);
     Patches p = MakePatches(e.image, e.height, e.width, prep.window);
     const int groups = e.channels / prep.pool;
     if (groups < 1)
