@@ -2,7 +2,10 @@
 // experiments (tasks) at the datacenter; `dkl-al --init` adapts from it at
 // the edge. The algorithm is plugins/ml/reptile.h; this file is the stage:
 // parameters, tasks, logging, checkpoints and resuming.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <filesystem>
@@ -11,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "acquisition.h"
 #include "cmf/plugin.h"
 #include "cmf/plugin_cpp.h"
 #include "data.h"
@@ -47,9 +51,10 @@ std::string Schedule(const ml::ReptileOptions& o,
   return s;
 }
 
-int RunReptile(Context& ctx) {
+// Reptile's settings, shared by reptile and reptile-eval.
+ml::ReptileOptions ReadOptions(Context& ctx, bool with_iterations) {
   ml::ReptileOptions o;
-  o.iterations = static_cast<int>(ctx.IntParam("iterations"));
+  if (with_iterations) o.iterations = static_cast<int>(ctx.IntParam("iterations"));
   o.tasks_per_iteration = static_cast<int>(ctx.IntParam("tasks-per-iteration"));
   o.inner_steps = static_cast<int>(ctx.IntParam("inner-steps"));
   o.batch = static_cast<int>(ctx.IntParam("batch-size"));
@@ -65,17 +70,22 @@ int RunReptile(Context& ctx) {
   Require(o.batch >= 2, "--batch-size must be at least 2");
   Require(o.inner_lr > 0, "--inner-lr must be positive");
   Require(o.threads >= 1, "--threads must be at least 1");
-  const int checkpoint_every = static_cast<int>(ctx.IntParam("checkpoint-every"));
-  Require(checkpoint_every >= 0, "--checkpoint-every must not be negative");
+  return o;
+}
+
+ml::TaskPreparation ReadPreparation(Context& ctx) {
   ml::TaskPreparation prep;
   prep.window = static_cast<int>(ctx.IntParam("window"));
   prep.pool = static_cast<int>(ctx.IntParam("pool"));
   prep.scalarizer = ml::Scalarizer::Parse(ctx.Param("scalarizer"));
   Require(prep.window >= 1 && prep.pool >= 1, "--window and --pool must be positive");
-  fs::path out = ctx.Param("out");
+  return prep;
+}
 
-  // The tasks: paths or artifact ids, and every measured-points slice of a
-  // stage. All are read and checked before any training.
+// The tasks: paths or artifact ids, and every measured-points slice of a
+// stage. All are read and checked before any training; then each is logged
+// as an input.
+std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
   struct Ref {
     std::string name;
     std::string path;
@@ -89,6 +99,7 @@ int RunReptile(Context& ctx) {
     refs.push_back({t, path, hash, path != t});
   }
   if (ctx.HasParam("tasks-from-stage")) {
+    std::size_t before = refs.size();
     for (const auto& o2 : ctx.StageOutputs(ctx.Param("tasks-from-stage"),
                                            ctx.Param("pipeline"), "dataslice")) {
       std::string hash;
@@ -96,9 +107,9 @@ int RunReptile(Context& ctx) {
       refs.push_back({o2.path + " (" + o2.execution.substr(0, 13) + ")", path,
                       hash, true});
     }
-    Require(!refs.empty(), "no successful run of stage '" +
-                               ctx.Param("tasks-from-stage") +
-                               "' has a measured-points slice");
+    Require(refs.size() > before, "no successful run of stage '" +
+                                      ctx.Param("tasks-from-stage") +
+                                      "' has a measured-points slice");
   }
   Require(!refs.empty(), "no tasks: give --tasks FILE... or --tasks-from-stage STAGE");
   std::vector<ml::Task> tasks;
@@ -123,14 +134,29 @@ int RunReptile(Context& ctx) {
       ctx.LogInput(r.path, nullptr);
   }
   ctx.SetProperty("tasks", static_cast<std::int64_t>(tasks.size()));
+  return tasks;
+}
 
+ml::DklConfig ModelConfig(Context& ctx, const ml::TaskPreparation& prep,
+                          int outputs) {
   ml::DklConfig config;
   config.features = prep.window * prep.window;
   config.hidden = ml::DklConfig::Architecture(ctx.Param("architecture"));
   config.kernel = ctx.Param("kernel") == "matern52" ? ml::Kernel::kMatern52
                                                     : ml::Kernel::kRbf;
-  config.outputs = tasks.front().outputs;
+  config.outputs = outputs;
   config.noise_floor = ctx.RealParam("noise-floor");
+  return config;
+}
+
+int RunReptile(Context& ctx) {
+  ml::ReptileOptions o = ReadOptions(ctx, true);
+  const int checkpoint_every = static_cast<int>(ctx.IntParam("checkpoint-every"));
+  Require(checkpoint_every >= 0, "--checkpoint-every must not be negative");
+  ml::TaskPreparation prep = ReadPreparation(ctx);
+  fs::path out = ctx.Param("out");
+  std::vector<ml::Task> tasks = LoadTasks(ctx, prep);
+  ml::DklConfig config = ModelConfig(ctx, prep, tasks.front().outputs);
   ml::SetTorchThreads(1);  // the parallelism is over tasks (--threads)
   ml::DklModel model(config, o.seed);
   ml::MetaParameters theta = ml::ParametersOf(model);
@@ -203,12 +229,151 @@ int RunReptile(Context& ctx) {
   return 0;
 }
 
+
+// Iteration counts: "30,50" -> {30, 50}, ascending.
+std::vector<int> ParseCounts(const std::string& text) {
+  std::vector<int> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t comma = text.find(',', pos);
+    std::string part = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    long v = std::strtol(part.c_str(), &end, 10);
+    Require(!part.empty() && *end == '\0' && v >= 1,
+            "--iterations wants counts like 30,50, not '" + text + "'");
+    out.push_back(static_cast<int>(v));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+struct Score {
+  double mll = 0;   // exact GP marginal log likelihood per point of the rest
+  double rmse = 0;  // of the posterior mean on the rest
+};
+
+// Adapts MODEL (already at its starting point) to SHOTS random points of TASK
+// with EPOCHS epochs, and scores it on the other points.
+Score Adapt(ml::DklModel& model, const ml::Task& task, int shots, int epochs,
+            std::uint64_t seed) {
+  std::vector<int> order(task.points);
+  for (int i = 0; i < task.points; ++i) order[i] = i;
+  std::uint64_t state = seed;
+  for (int i = 0; i < shots; ++i)
+    std::swap(order[i], order[i + ml::UniformIndex(&state, task.points - i)]);
+  const int f = task.features, c = task.outputs;
+  auto gather = [&](int from, int to, std::vector<float>* x, std::vector<double>* y) {
+    for (int i = from; i < to; ++i) {
+      x->insert(x->end(), task.x.begin() + static_cast<std::size_t>(order[i]) * f,
+                task.x.begin() + static_cast<std::size_t>(order[i] + 1) * f);
+      y->insert(y->end(), task.y.begin() + static_cast<std::size_t>(order[i]) * c,
+                task.y.begin() + static_cast<std::size_t>(order[i] + 1) * c);
+    }
+  };
+  std::vector<float> xs, xr;
+  std::vector<double> ys, yr;
+  gather(0, shots, &xs, &ys);
+  gather(shots, task.points, &xr, &yr);
+  model.Train(xs, shots, ys, epochs);
+  const int rest = task.points - shots;
+  Score score;
+  score.mll = -model.Loss(xr, rest, yr);
+  ml::Prediction p = model.Predict(xr.data(), rest);
+  double sum = 0;
+  for (std::size_t i = 0; i < yr.size(); ++i) sum += (p.mean[i] - yr[i]) * (p.mean[i] - yr[i]);
+  score.rmse = std::sqrt(sum / static_cast<double>(yr.size()));
+  return score;
+}
+
+int RunReptileEval(Context& ctx) {
+  ml::ReptileOptions o = ReadOptions(ctx, false);
+  std::vector<int> counts = ParseCounts(ctx.Param("iterations"));
+  o.iterations = counts.back();
+  const int folds = static_cast<int>(ctx.IntParam("folds"));
+  const int shots = static_cast<int>(ctx.IntParam("shots"));
+  const int epochs = static_cast<int>(ctx.IntParam("epochs"));
+  Require(folds >= 2, "--folds must be at least 2");
+  Require(shots >= 1, "--shots must be at least 1");
+  ml::TaskPreparation prep = ReadPreparation(ctx);
+  std::vector<ml::Task> tasks = LoadTasks(ctx, prep);
+  Require(static_cast<int>(tasks.size()) >= folds,
+          "--folds " + std::to_string(folds) + " needs at least as many tasks; there are " +
+              std::to_string(tasks.size()));
+  for (const ml::Task& t : tasks)
+    Require(t.points > shots, "task '" + t.name + "' has no more than --shots points");
+  ml::DklConfig config = ModelConfig(ctx, prep, tasks.front().outputs);
+  ml::SetTorchThreads(1);
+
+  // Folds: tasks shuffled by the seed, then dealt round-robin.
+  std::vector<int> order(tasks.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::uint64_t state = o.seed * 0x9e3779b97f4a7c15ULL + 7;
+  for (int i = static_cast<int>(order.size()) - 1; i > 0; --i)
+    std::swap(order[i], order[ml::UniformIndex(&state, i + 1)]);
+
+  std::printf("%-5s %6s %5s  %-10s %10s %10s\n", "fold", "train", "test",
+              "start", "MLL/point", "RMSE");
+  std::map<std::string, std::pair<double, int>> means;  // label -> (sum, n)
+  for (int fold = 0; fold < folds; ++fold) {
+    std::vector<ml::Task> train, test;
+    for (std::size_t i = 0; i < order.size(); ++i)
+      (static_cast<int>(i) % folds == fold ? test : train).push_back(tasks[order[i]]);
+    auto evaluate = [&](const std::string& label, const ml::MetaParameters* theta) {
+      Score total;
+      for (std::size_t t = 0; t < test.size(); ++t) {
+        std::uint64_t seed = o.seed + 1000 * (fold + 1) + t;
+        ml::DklModel model(config, seed);
+        if (theta != nullptr) {
+          ml::SetParameters(model, *theta);
+          model.SetInitialToCurrent();
+          model.Reset();
+        }
+        Score s = Adapt(model, test[t], shots, epochs, seed);
+        total.mll += s.mll / static_cast<double>(test.size());
+        total.rmse += s.rmse / static_cast<double>(test.size());
+      }
+      std::printf("%-5d %6zu %5zu  %-10s %10.4f %10.4f\n", fold + 1, train.size(),
+                  test.size(), label.c_str(), total.mll, total.rmse);
+      std::fflush(stdout);
+      ctx.LogMetric(("mll/" + label).c_str(), fold + 1, total.mll);
+      ctx.LogMetric(("rmse/" + label).c_str(), fold + 1, total.rmse);
+      means[label].first += total.rmse;
+      means[label].second += 1;
+    };
+    evaluate("cold", nullptr);
+    if (train.empty()) continue;
+    ml::DklModel start(config, o.seed);
+    ml::MetaParameters theta = ml::ParametersOf(start);
+    int done = 0;
+    for (int count : counts) {
+      ml::ReptileOptions upto = o;
+      upto.iterations = o.iterations;  // one annealing schedule, to the largest count
+      ml::MetaTrain(config, train, upto, done, theta,
+                    [&](const ml::IterationReport& r) {
+                      ctx.Progress(fold * o.iterations + r.iteration + 1,
+                                   folds * o.iterations, "fold " + std::to_string(fold + 1));
+                      return r.iteration + 1 < count && !ctx.Cancelled();
+                    });
+      done = count;
+      if (ctx.Cancelled()) return 0;
+      evaluate("meta" + std::to_string(count), &theta);
+    }
+  }
+  for (const auto& [label, sum] : means)
+    ctx.SetProperty(("mean_rmse_" + label).c_str(), sum.first / sum.second);
+  return 0;
+}
+
 const char* const kScalarizers[] = {"band-mean:", "band-peak:", "vector",
                                     nullptr};
 const char* const kArchitectures[] = {"default", "small", nullptr};
 const char* const kKernels[] = {"rbf", "matern52", nullptr};
 
-const cmf_param kParams[] = {
+// Parameters both stages take, after their own.
+const cmf_param kCommon[] = {
     {"tasks", CMF_PARAM_PATH, nullptr,
      "experiment files or measured-points slices, as paths or artifact ids",
      nullptr, CMF_PARAM_MULTIPLE},
@@ -217,7 +382,6 @@ const cmf_param kParams[] = {
      0},
     {"pipeline", CMF_PARAM_STRING, nullptr,
      "with --tasks-from-stage: only runs of this pipeline", nullptr, 0},
-    {"iterations", CMF_PARAM_INT, "50", "meta-iterations", nullptr, 0},
     {"tasks-per-iteration", CMF_PARAM_INT, "10", "tasks sampled per iteration",
      nullptr, 0},
     {"inner-steps", CMF_PARAM_INT, "16", "Adam steps of each inner loop",
@@ -236,11 +400,6 @@ const cmf_param kParams[] = {
      "inner loops run in parallel (the result does not depend on it)", nullptr, 0},
     {"seed", CMF_PARAM_INT, "0", "seeds the initial model and every choice",
      nullptr, 0},
-    {"checkpoint-every", CMF_PARAM_INT, "0",
-     "write OUT-iterN.pt every N iterations (0: never)", nullptr, 0},
-    {"resume", CMF_PARAM_PATH, nullptr,
-     "continue from a checkpoint of a run with the same settings and tasks",
-     nullptr, 0},
     {"window", CMF_PARAM_INT, "16", "patch size in pixels (as dkl-al)", nullptr, 0},
     {"pool", CMF_PARAM_INT, "32", "spectral channels averaged into one", nullptr, 0},
     {"scalarizer", CMF_PARAM_STRING, "band-peak:0.85:0.95",
@@ -250,15 +409,49 @@ const cmf_param kParams[] = {
     {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", kKernels, 0},
     {"noise-floor", CMF_PARAM_REAL, "0.0001", "the GP noise's lower bound",
      nullptr, 0},
+};
+
+const cmf_param kReptileOwn[] = {
+    {"iterations", CMF_PARAM_INT, "50", "meta-iterations", nullptr, 0},
     {"out", CMF_PARAM_PATH, "meta.pt", "the meta-model to write", nullptr, 0,
      "o"},
+    {"checkpoint-every", CMF_PARAM_INT, "0",
+     "write OUT-iterN.pt every N iterations (0: never)", nullptr, 0},
+    {"resume", CMF_PARAM_PATH, nullptr,
+     "continue from a checkpoint of a run with the same settings and tasks",
+     nullptr, 0},
 };
+
+const cmf_param kEvalOwn[] = {
+    {"folds", CMF_PARAM_INT, "3", "K of the K-fold cross-validation over tasks",
+     nullptr, 0},
+    {"iterations", CMF_PARAM_STRING, "30,50",
+     "meta-iteration counts to evaluate (one annealing schedule to the largest)",
+     nullptr, 0},
+    {"shots", CMF_PARAM_INT, "10", "points each held-out task adapts on",
+     nullptr, 0},
+    {"epochs", CMF_PARAM_INT, "20", "Adam steps of the adaptation", nullptr, 0},
+};
+
+std::vector<cmf_param> Join(const cmf_param* own, std::size_t n) {
+  std::vector<cmf_param> all(own, own + n);
+  all.insert(all.end(), std::begin(kCommon), std::end(kCommon));
+  return all;
+}
+
+const std::vector<cmf_param> kReptileParams =
+    Join(kReptileOwn, std::size(kReptileOwn));
+const std::vector<cmf_param> kEvalParams = Join(kEvalOwn, std::size(kEvalOwn));
 
 const cmf_stage kStages[] = {
     {"reptile",
      "Reptile meta-learning of a DKL model over prior experiments (seeds "
      "dkl-al --init)",
-     kParams, std::size(kParams), &plugin::Invoke<&RunReptile>},
+     kReptileParams.data(), kReptileParams.size(), &plugin::Invoke<&RunReptile>},
+    {"reptile-eval",
+     "K-fold cross-validation of Reptile: few-shot adaptation from the "
+     "meta-model against a cold start",
+     kEvalParams.data(), kEvalParams.size(), &plugin::Invoke<&RunReptileEval>},
 };
 
 const cmf_plugin kPlugin = {CMF_PLUGIN_ABI_VERSION, "reptile", kVersion,

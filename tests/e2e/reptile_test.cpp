@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <set>
 
 #include "hdf5_fixture.h"
@@ -207,4 +208,35 @@ TEST_CASE("reptile: --tasks-from-stage takes every measured-points slice that "
                               "--tasks-per-iteration", "1", "-o", "by-id.pt"}));
   INFO(by_id.err);
   CHECK(by_id.exit_code == 0);
+}
+
+TEST_CASE("reptile-eval: K-fold cross-validation prints and logs few-shot "
+          "scores from the meta-model beside a cold start") {
+  Workspace ws;
+  Family(ws, 4);
+  // Reptile() names the stage reptile; this one is reptile-eval.
+  std::vector<std::string> args = Reptile({"--tasks", Prior(0), Prior(1), Prior(2),
+                                           Prior(3), "--folds", "2", "--iterations",
+                                           "2,4", "--shots", "8", "--epochs", "3",
+                                           "--tasks-per-iteration", "2"});
+  args[1] = "reptile-eval";
+  Outcome eval = ws(args);
+  INFO(eval.err);
+  REQUIRE(eval.exit_code == 0);
+  CHECK(eval.out.find("fold") != std::string::npos);
+  CHECK(eval.out.find("meta4") != std::string::npos);
+  json e = ws.Log()[0];
+  CHECK(e["stage"] == "reptile-eval");
+  json m = ws.Json({"metrics", e["id"], "--json"})["series"];
+  for (const char* series : {"rmse/cold", "rmse/meta2", "rmse/meta4", "mll/cold", "mll/meta4"}) {
+    INFO(series);
+    CHECK(m[series].size() == 2);  // one point per fold
+  }
+  CHECK(e["properties"].contains("mean_rmse_cold"));
+  CHECK(e["properties"].contains("mean_rmse_meta4"));
+  std::vector<std::string> too_many = args;
+  too_many[std::find(args.begin(), args.end(), "--folds") - args.begin() + 1] = "9";
+  Outcome bad = ws(too_many);
+  CHECK(bad.exit_code == 1);
+  CHECK(IsError(bad, "--folds 9 needs at least as many tasks"));
 }
