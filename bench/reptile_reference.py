@@ -407,7 +407,7 @@ def main(argv=None):
             try:
                 os.makedirs(parent, exist_ok=True)
                 torch.save(theta, args.out)
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:
                 raise UsageError("cannot write --out '%s': %s" % (args.out, exc))
         emit({"impl": "pytorch", "total_seconds": total,
               "prepare_seconds": prepare_seconds, "iterations": args.iterations,
