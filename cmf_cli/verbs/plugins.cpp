@@ -48,6 +48,8 @@ class PluginsVerb : public Verb {
                                     {"allowed", p.allowed}};
             param["default"] = p.default_value ? nlohmann::json(*p.default_value)
                                                : nlohmann::json(nullptr);
+            param["short"] = p.short_name ? nlohmann::json(std::string(1, p.short_name))
+                                          : nlohmann::json(nullptr);
             stage["params"].push_back(std::move(param));
           }
           plugin["stages"].push_back(std::move(stage));

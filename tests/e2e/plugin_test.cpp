@@ -52,7 +52,8 @@ TEST_CASE("plugins: the good module is listed with its stages and schemas; "
                                   {"help", "steps of metric value"},
                                   {"multiple", false},
                                   {"required", false},
-                                  {"allowed", json::array()}});
+                                  {"allowed", json::array()},
+                                  {"short", nullptr}});
   CHECK(echo["params"][3]["allowed"] == json{"a", "b", "proc:"});
   CHECK(echo["params"][4]["multiple"] == true);
   for (const json& p : j["plugins"]) {
@@ -87,7 +88,7 @@ TEST_CASE("run: records every parameter, the plugin and its version, the "
   cmf::test::WriteFile(ws / "a.txt", "a");
   cmf::test::WriteFile(ws / "b.txt", "b");
   Outcome o = ws({"run", "echo", "--count", "4", "--rate=0.25", "--flag",
-                  "--inputs", "a.txt", "b.txt", "--out", "o.txt"});
+                  "--inputs", "a.txt", "b.txt", "-o", "o.txt"});
   INFO(o.err);
   REQUIRE(o.exit_code == 0);
   json e = ws.Log()[0];
@@ -163,6 +164,7 @@ TEST_CASE("run: STAGE --help is generated from the schema and works outside "
   CHECK(o.out.find("(default: 3)") != std::string::npos);
   CHECK(o.out.find("[a|b|proc:...]") != std::string::npos);
   CHECK(o.out.find("--inputs path ...") != std::string::npos);
+  CHECK(o.out.find("-o, --out path") != std::string::npos);
   Outcome run = Cmf({"run", "echo"}, dir.path(),
                     {{"CMF_PLUGIN_PATH", TestPluginDir()}});
   CHECK(run.exit_code == 1);

@@ -80,7 +80,7 @@ const cmf_param kEchoParams[] = {
     {"mode", CMF_PARAM_STRING, "a", "a choice", kModes, 0},
     {"inputs", CMF_PARAM_PATH, nullptr, "files to log as inputs", nullptr,
      CMF_PARAM_MULTIPLE},
-    {"out", CMF_PARAM_PATH, "echo.txt", "the output file", nullptr, 0},
+    {"out", CMF_PARAM_PATH, "echo.txt", "the output file", nullptr, 0, "o"},
 };
 const cmf_param kWaitParams[] = {
     {"started", CMF_PARAM_PATH, nullptr, "file written once running", nullptr,
