@@ -359,7 +359,14 @@ Result<StageArgs> ParseStageArgs(const PluginStage& stage,
     } else if (inline_value) {
       values.push_back(*inline_value);
     } else {
-      while (i + 1 < args.size() && !args[i + 1].starts_with("--")) {
+      auto is_option = [&](const std::string& a) {
+        if (a.starts_with("--")) return true;
+        if (a.size() != 2 || a[0] != '-') return false;
+        for (const PluginParam& q : stage.params)
+          if (q.short_name == a[1]) return true;
+        return false;
+      };
+      while (i + 1 < args.size() && !is_option(args[i + 1])) {
         values.push_back(args[++i]);
         if (!p->multiple) break;
       }
