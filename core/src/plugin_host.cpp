@@ -654,11 +654,12 @@ int HostResolveArtifact(cmf_context* ctx, const char* ref, char* path_out,
   return CMF_OK;
 }
 
-int HostLogInputHash(cmf_context* ctx, const char* hash) {
+int HostLogInputHash(cmf_context* ctx, const char* hash, const char* path) {
   if (hash == nullptr || *hash == '\0')
     return Report(ctx, Status::InvalidArgument("empty hash"));
   Result<ArtifactRef> ref = ctx->repo->store().GetArtifact(hash);
   if (!ref.ok()) return Report(ctx, ref.status());
+  ref->path = path != nullptr && *path != '\0' ? std::string(path) : ref->hash;
   return Report(ctx, ctx->run->LogHashed(Direction::kInput, *ref));
 }
 

@@ -56,8 +56,10 @@ void ReptileUpdate(MetaParameters& theta,
 }
 
 double EpsilonAt(int iteration, int iterations, double first, double last) {
-  if (iterations <= 1) return first;
-  double t = static_cast<double>(iteration) / static_cast<double>(iterations - 1);
+  if (iterations <= 0) return first;
+  // As Nichol et al.'s code: the fraction done before this iteration, so the
+  // last iteration still moves theta when LAST is 0.
+  double t = static_cast<double>(iteration) / static_cast<double>(iterations);
   return first + (last - first) * t;
 }
 

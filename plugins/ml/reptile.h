@@ -44,7 +44,8 @@ struct MetaParameters {
 void ReptileUpdate(MetaParameters& theta, const std::vector<MetaParameters>& phis,
                    double epsilon, bool meta_gp);
 
-// Epsilon at ITERATION (0-based) of ITERATIONS: linear from FIRST to LAST.
+// Epsilon at ITERATION (0-based) of ITERATIONS: FIRST + (LAST - FIRST) *
+// ITERATION / ITERATIONS, linear from FIRST towards LAST.
 double EpsilonAt(int iteration, int iterations, double first, double last);
 
 struct IterationReport {

@@ -37,6 +37,7 @@ void Require(bool ok, const std::string& message) {
 // What must match for a checkpoint to be resumed: every setting that changes
 // the sequence of updates, and the tasks.
 std::string Schedule(const ml::ReptileOptions& o,
+                     const ml::TaskPreparation& prep,
                      const std::vector<ml::Task>& tasks) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -47,6 +48,8 @@ std::string Schedule(const ml::ReptileOptions& o,
                 o.inner_lr, o.epsilon, o.epsilon_final, o.meta_gp ? 1 : 0,
                 static_cast<unsigned long long>(o.seed));
   std::string s = buf;
+  s += " window=" + std::to_string(prep.window) + " pool=" +
+       std::to_string(prep.pool) + " scalarizer=" + prep.scalarizer.ToString();
   for (const ml::Task& t : tasks) s += " " + t.hash;
   return s;
 }
@@ -90,13 +93,14 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
     std::string name;
     std::string path;
     std::string hash;
-    bool in_store;  // named by hash: logged by hash
+    bool in_store;      // named by hash: logged by hash
+    std::string seen_at;  // the path another run recorded it at
   };
   std::vector<Ref> refs;
   for (const std::string& t : ctx.Params("tasks")) {
     std::string hash;
     std::string path = ctx.ResolveArtifact(t, &hash);
-    refs.push_back({t, path, hash, path != t});
+    refs.push_back({t, path, hash, path != t, ""});
   }
   if (ctx.HasParam("tasks-from-stage")) {
     std::size_t before = refs.size();
@@ -105,7 +109,7 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
       std::string hash;
       std::string path = ctx.ResolveArtifact(o2.hash, &hash);
       refs.push_back({o2.path + " (" + o2.execution.substr(0, 13) + ")", path,
-                      hash, true});
+                      hash, true, o2.path});
     }
     Require(refs.size() > before, "no successful run of stage '" +
                                       ctx.Param("tasks-from-stage") +
@@ -129,7 +133,7 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
   }
   for (const Ref& r : refs) {
     if (r.in_store)
-      ctx.LogInputHash(r.hash);
+      ctx.LogInputHash(r.hash, r.seen_at);
     else
       ctx.LogInput(r.path, nullptr);
   }
@@ -160,7 +164,7 @@ int RunReptile(Context& ctx) {
   ml::SetTorchThreads(1);  // the parallelism is over tasks (--threads)
   ml::DklModel model(config, o.seed);
   ml::MetaParameters theta = ml::ParametersOf(model);
-  const std::string schedule = Schedule(o, tasks);
+  const std::string schedule = Schedule(o, prep, tasks);
 
   int first = 0;
   std::string previous;  // the hash of the last checkpoint logged

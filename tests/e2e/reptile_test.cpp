@@ -94,7 +94,7 @@ TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
     CHECK(m[series].size() == 4);
   }
   CHECK(m["epsilon"][0][1] == 0.1);
-  CHECK(m["epsilon"][3][1] == 0.0);
+  CHECK(m["epsilon"][3][1].get<double>() == doctest::Approx(0.025));
   json lineage = ws.Json({"lineage", "meta.pt", "--json"});
   std::set<std::string> paths;
   for (const json& node : lineage["nodes"])

@@ -152,8 +152,9 @@ typedef struct cmf_host {
                                     const char* path, const char* execution),
                        void* user);
   /* Records the artifact HASH, already in the store (as resolve_artifact or
-   * stage_outputs name it), as an input of the execution. */
-  int (*log_input_hash)(cmf_context* ctx, const char* hash);
+   * stage_outputs name it), as an input of the execution, seen at PATH (as
+   * another run recorded it; NULL: the hash stands for the path). */
+  int (*log_input_hash)(cmf_context* ctx, const char* hash, const char* path);
 } cmf_host;
 
 /* Runs a stage. Returns 0 when it succeeded; anything else records the

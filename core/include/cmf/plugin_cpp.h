@@ -87,9 +87,11 @@ class Context {
     Check(host_->log_output(ctx_, path.c_str(), kind, hash));
     return hash;
   }
-  // Records an artifact already in the store (by hash) as an input.
-  void LogInputHash(const std::string& hash) {
-    Check(host_->log_input_hash(ctx_, hash.c_str()));
+  // Records an artifact already in the store (by hash) as an input, seen at
+  // PATH ("": the hash stands for the path).
+  void LogInputHash(const std::string& hash, const std::string& path = "") {
+    Check(host_->log_input_hash(ctx_, hash.c_str(),
+                                path.empty() ? nullptr : path.c_str()));
   }
   void LogDerivedFrom(const std::string& child, const std::string& parent) {
     Check(host_->log_derived_from(ctx_, child.c_str(), parent.c_str()));
