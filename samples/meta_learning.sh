@@ -32,14 +32,14 @@ say cmf-gen-eels --family gold --family-size "$priors" --out-dir priors
 say cmf-gen-eels --family gold --member "$priors" -o held-out.h5
 "$gen" --family gold --member "$priors" -o held-out.h5
 
-say cmf run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 --architecture small -o meta.pt
-"$cmf" run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 --architecture small -o meta.pt
+say cmf run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 -o meta.pt
+"$cmf" run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 -o meta.pt
 
 for mode in cold seeded; do
   init=()
   [ "$mode" = seeded ] && init=(--init meta.pt)
-  say cmf run dkl-al --data held-out.h5 --architecture small --steps "$steps" ${init[*]} --out "al-$mode"
-  "$cmf" run -q dkl-al --data held-out.h5 --architecture small --steps "$steps" "${init[@]}" \
+  say cmf run dkl-al --data held-out.h5 --steps "$steps" ${init[*]} --out "al-$mode"
+  "$cmf" run -q dkl-al --data held-out.h5 --steps "$steps" "${init[@]}" \
     --out "al-$mode"
   id=$("$cmf" log -n 1 --oneline | cut -d' ' -f1)
   "$cmf" metrics "$id" --series rmse --csv | tail -n +2 | cut -d, -f2,3 > "rmse-$mode.csv"

@@ -84,7 +84,7 @@ void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
   const int threads = std::max(1, std::min(options.threads, per_iteration));
   DklConfig inner = config;
   inner.learning_rate = options.inner_lr;
-  inner.extractor_learning_rate = options.inner_lr;
+  inner.extractor_learning_rate = options.inner_extractor_lr;
   // One model per thread, reused across iterations.
   std::vector<std::unique_ptr<DklModel>> models;
   for (int t = 0; t < threads; ++t)

@@ -25,7 +25,9 @@ struct ReptileOptions {
   int tasks_per_iteration = 10;
   int inner_steps = 16;
   int batch = 64;             // points per inner step
-  double inner_lr = 0.01;     // Adam's, extractor and GP alike
+  double inner_lr = 0.01;            // Adam's, for the GP's hyperparameters
+  double inner_extractor_lr = 0.001;  // Adam's, for the extractor (as dkl-al:
+                                      // 0.01 kills the default extractor's ReLUs)
   double epsilon = 0.1;
   double epsilon_final = 0.0;
   bool meta_gp = true;

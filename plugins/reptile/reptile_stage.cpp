@@ -42,10 +42,11 @@ std::string Schedule(const ml::ReptileOptions& o,
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "iterations=%d tasks-per-iteration=%d inner-steps=%d batch=%d "
-                "inner-lr=%.17g epsilon=%.17g epsilon-final=%.17g meta-gp=%d "
-                "seed=%llu",
+                "inner-lr=%.17g inner-extractor-lr=%.17g epsilon=%.17g "
+                "epsilon-final=%.17g meta-gp=%d seed=%llu",
                 o.iterations, o.tasks_per_iteration, o.inner_steps, o.batch,
-                o.inner_lr, o.epsilon, o.epsilon_final, o.meta_gp ? 1 : 0,
+                o.inner_lr, o.inner_extractor_lr, o.epsilon, o.epsilon_final,
+                o.meta_gp ? 1 : 0,
                 static_cast<unsigned long long>(o.seed));
   std::string s = buf;
   s += " window=" + std::to_string(prep.window) + " pool=" +
@@ -62,6 +63,8 @@ ml::ReptileOptions ReadOptions(Context& ctx, bool with_iterations) {
   o.inner_steps = static_cast<int>(ctx.IntParam("inner-steps"));
   o.batch = static_cast<int>(ctx.IntParam("batch-size"));
   o.inner_lr = ctx.RealParam("inner-lr");
+  o.inner_extractor_lr = ctx.RealParam("inner-extractor-lr");
+  Require(o.inner_extractor_lr > 0, "--inner-extractor-lr must be positive");
   o.epsilon = ctx.RealParam("epsilon");
   o.epsilon_final = ctx.RealParam("epsilon-final");
   o.meta_gp = ctx.BoolParam("meta-gp");
@@ -390,7 +393,11 @@ const cmf_param kCommon[] = {
      nullptr, 0},
     {"inner-steps", CMF_PARAM_INT, "16", "Adam steps of each inner loop",
      nullptr, 0},
-    {"inner-lr", CMF_PARAM_REAL, "0.01", "Adam's learning rate in the inner loop",
+    {"inner-lr", CMF_PARAM_REAL, "0.01",
+     "Adam's learning rate in the inner loop, for the GP's hyperparameters",
+     nullptr, 0},
+    {"inner-extractor-lr", CMF_PARAM_REAL, "0.001",
+     "Adam's learning rate in the inner loop, for the feature extractor",
      nullptr, 0},
     {"batch-size", CMF_PARAM_INT, "64", "points per inner step", nullptr, 0},
     {"epsilon", CMF_PARAM_REAL, "0.1", "the meta step size at the first iteration",
