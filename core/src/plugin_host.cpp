@@ -521,17 +521,22 @@ const char* HostParamAt(cmf_context* ctx, const char* name, std::size_t i) {
 const char* HostExecutionId(cmf_context* ctx) { return ctx->id.c_str(); }
 const char* HostWorkspace(cmf_context* ctx) { return ctx->workspace.c_str(); }
 
+// KIND as an artifact kind into *OUT (left empty for NULL).
+Status ParseKind(const char* kind, std::optional<ArtifactKind>* out) {
+  if (kind == nullptr) return Status::Ok();
+  *out = ParseArtifactKind(kind);
+  if (!*out)
+    return Status::InvalidArgument(fmt::format("unknown artifact kind '{}'", kind));
+  return Status::Ok();
+}
+
 int HostLog(cmf_context* ctx, const char* path, const char* kind,
             char hash_out[65], bool output) {
   if (path == nullptr || *path == '\0')
     return Report(ctx, Status::InvalidArgument("empty path"));
   std::optional<ArtifactKind> k;
-  if (kind != nullptr) {
-    k = ParseArtifactKind(kind);
-    if (!k)
-      return Report(ctx, Status::InvalidArgument(
-                             fmt::format("unknown artifact kind '{}'", kind)));
-  }
+  if (Status parsed = ParseKind(kind, &k); !parsed.ok())
+    return Report(ctx, parsed);
   Result<ArtifactRef> ref =
       output ? ctx->run->LogOutput(path, k) : ctx->run->LogInput(path, k);
   if (!ref.ok()) return Report(ctx, ref.status());
@@ -670,12 +675,8 @@ int HostStageOutputs(cmf_context* ctx, const char* stage, const char* pipeline,
   if (stage == nullptr || *stage == '\0' || each == nullptr)
     return Report(ctx, Status::InvalidArgument("no stage named"));
   std::optional<ArtifactKind> k;
-  if (kind != nullptr) {
-    k = ParseArtifactKind(kind);
-    if (!k)
-      return Report(ctx, Status::InvalidArgument(
-                             fmt::format("unknown artifact kind '{}'", kind)));
-  }
+  if (Status parsed = ParseKind(kind, &k); !parsed.ok())
+    return Report(ctx, parsed);
   ExecutionFilter filter;
   filter.stage = stage;
   if (pipeline != nullptr && *pipeline != '\0') filter.pipeline = pipeline;

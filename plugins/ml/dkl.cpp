@@ -318,6 +318,21 @@ struct DklModel::Impl {
     return torch::tanh(e).to(torch::kFloat64);
   }
 
+  // Copies (X, Y) in as the training data; throws when the sizes are wrong.
+  void SetTrainingData(const std::vector<float>& x, int n,
+                       const std::vector<double>& y) {
+    if (n < 1) throw std::runtime_error("no training points");
+    if (static_cast<int64_t>(x.size()) !=
+            static_cast<int64_t>(n) * config.features ||
+        static_cast<int64_t>(y.size()) !=
+            static_cast<int64_t>(n) * config.outputs)
+      throw std::runtime_error("training data of the wrong size");
+    train_x = torch::from_blob(const_cast<float*>(x.data()),
+                               {n, config.features}, kF32)
+                  .clone();
+    train_y = FromVector(y, {n, config.outputs});
+  }
+
   std::vector<Tensor> Parameters() {
     std::vector<Tensor> all = weights;
     all.push_back(gp.mean);
@@ -382,14 +397,7 @@ std::vector<double> DklModel::Train(const std::vector<float>& x, int n,
                                     const std::vector<double>& y, int epochs) {
   Impl& m = *impl_;
   const DklConfig& c = m.config;
-  if (n < 1) throw std::runtime_error("no training points");
-  if (static_cast<int64_t>(x.size()) != static_cast<int64_t>(n) * c.features ||
-      static_cast<int64_t>(y.size()) != static_cast<int64_t>(n) * c.outputs)
-    throw std::runtime_error("training data of the wrong size");
-  m.train_x =
-      torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32)
-          .clone();
-  m.train_y = FromVector(y, {n, c.outputs});
+  m.SetTrainingData(x, n, y);
   if (m.fresh) {
     // The constant mean starts at the targets' mean.
     torch::NoGradGuard no_grad;
@@ -548,15 +556,7 @@ std::vector<double> DklModel::TrainMinibatches(const std::vector<float>& x,
                                                int steps, int batch,
                                                std::uint64_t seed) {
   Impl& m = *impl_;
-  const DklConfig& c = m.config;
-  if (n < 1) throw std::runtime_error("no training points");
-  if (static_cast<int64_t>(x.size()) != static_cast<int64_t>(n) * c.features ||
-      static_cast<int64_t>(y.size()) != static_cast<int64_t>(n) * c.outputs)
-    throw std::runtime_error("training data of the wrong size");
-  m.train_x =
-      torch::from_blob(const_cast<float*>(x.data()), {n, c.features}, kF32)
-          .clone();
-  m.train_y = FromVector(y, {n, c.outputs});
+  m.SetTrainingData(x, n, y);
   m.fresh = false;
   std::vector<double> losses;
   TrainByHand(m, steps, &losses, batch, seed);
