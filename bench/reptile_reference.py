@@ -18,9 +18,10 @@ the task and reduced by the scalarizer (as cmf's tasks.cpp).
 Algorithm (Nichol, Achiam and Schulman 2018, as cmf does it):
     theta <- the parameters of a fresh model
     for it in 0 .. I-1:
-        epsilon = linear from --epsilon to --epsilon-final over the iterations
+        epsilon = --epsilon + (--epsilon-final - --epsilon) * it / I
         sample --tasks-per-iteration tasks
-        for each: model <- theta; fresh Adam (lr --inner-lr for everything);
+        for each: model <- theta; fresh Adam (--inner-extractor-lr for the
+                  extractor, --inner-lr for the GP's hyperparameters);
                   --inner-steps steps, each on --batch-size points drawn
                   without replacement; phi_i <- its parameters
         theta <- theta + epsilon * (mean_i phi_i - theta)
@@ -86,7 +87,11 @@ def build_parser():
     p.add_argument("--inner-steps", type=int, default=16,
                    help="Adam steps of each inner loop (default 16)")
     p.add_argument("--inner-lr", type=float, default=0.01,
-                   help="Adam's learning rate in the inner loop (default 0.01)")
+                   help="Adam's learning rate in the inner loop, for the GP's "
+                        "hyperparameters (default 0.01)")
+    p.add_argument("--inner-extractor-lr", type=float, default=0.001,
+                   help="Adam's learning rate in the inner loop, for the feature "
+                        "extractor (default 0.001)")
     p.add_argument("--batch-size", type=int, default=64,
                    help="points per inner step (default 64)")
     p.add_argument("--epsilon", type=float, default=0.1,
@@ -129,8 +134,10 @@ def check_args(args):
         raise UsageError("--inner-steps must be at least 1")
     if args.batch_size < 2:
         raise UsageError("--batch-size must be at least 2")
-    if not (args.inner_lr > 0 and math.isfinite(args.inner_lr)):
-        raise UsageError("--inner-lr must be a positive number")
+    for name in ("inner_lr", "inner_extractor_lr"):
+        value = getattr(args, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError("--%s must be a positive number" % name.replace("_", "-"))
     for name in ("epsilon", "epsilon_final"):
         if not math.isfinite(getattr(args, name)):
             raise UsageError("--%s must be a finite number" % name.replace("_", "-"))
@@ -289,30 +296,67 @@ class Dkl:
 # --------------------------------------------------------------------------
 
 def epsilon_at(iteration, iterations, first, last):
-    if iterations <= 1:
+    """As cmf's EpsilonAt: linear in the fraction of iterations done before
+    this one, so the last iteration still moves theta when LAST is 0."""
+    if iterations <= 0:
         return first
-    return first + (last - first) * iteration / (iterations - 1)
+    return first + (last - first) * iteration / iterations
 
 
-def sample_tasks(rng, count, per_iteration):
+# The random choices follow cmf's scheme (plugins/ml/reptile.cpp): splitmix64
+# seeds per (seed, iteration, slot), tasks drawn by a partial Fisher-Yates
+# shuffle, mini-batches by torch.randperm with a generator of that seed. With
+# the same seed the reference then sees the same tasks and batches as cmf (and,
+# torch.nn.Linear's initialisation drawing from the same stream as cmf's, the
+# same initial model), so its numbers can be compared with cmf's one by one.
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def splitmix64(state):
+    """(new state, output) of one splitmix64 step."""
+    state = (state + GOLDEN) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def seed_of(seed, iteration, slot):
+    """The seed of (seed, iteration, slot); slot -1 is the iteration's task draw."""
+    s = (seed ^ ((GOLDEN * (iteration + 1)) & MASK64)) & MASK64
+    _, z = splitmix64(s)
+    s = (z ^ ((slot + 1) & MASK64)) & MASK64
+    _, z = splitmix64(s)
+    return z
+
+
+def sample_tasks(seed, iteration, count, per_iteration):
     """PER_ITERATION task indices: without replacement while there are enough,
-    then again from all of them (as cmf)."""
+    then again from all of them."""
+    state = seed_of(seed, iteration, -1)
+    order = list(range(count))
     picked = []
-    while len(picked) < per_iteration:
-        perm = rng.permutation(count)
-        picked.extend(int(i) for i in perm[:per_iteration - len(picked)])
+    for slot in range(per_iteration):
+        base = slot % count
+        if base == 0 and slot > 0:
+            order = list(range(count))
+        state, r = splitmix64(state)
+        k = base + r % (count - base)
+        order[base], order[k] = order[k], order[base]
+        picked.append(order[base])
     return picked
 
 
-def batch_seed(seed, iteration, slot):
-    return int(np.random.SeedSequence([seed, iteration, slot]).generate_state(1)[0])
-
-
-def inner_loop(torch, model, theta, x, y, steps, batch, lr, seed):
-    """MODEL set to THETA, then STEPS Adam steps on mini-batches of (X, Y).
-    Returns (losses, phi)."""
+def inner_loop(torch, model, theta, x, y, steps, batch, lr, extractor_lr, seed):
+    """MODEL set to THETA, then STEPS Adam steps on mini-batches of (X, Y), the
+    extractor at EXTRACTOR_LR and the GP at LR. Returns (losses, phi)."""
     model.load(theta)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(
+        [{"params": list(model.extractor.parameters()), "lr": extractor_lr},
+         {"params": list(model.gp.values()), "lr": lr}],
+        betas=(0.9, 0.999), eps=1e-8)
     n = x.shape[0]
     minibatch = batch < n
     gen = torch.Generator().manual_seed(seed)
@@ -343,18 +387,18 @@ def meta_train(torch, args, tasks):
     torch.manual_seed(args.seed)
     model = Dkl(torch, tasks[0][0].shape[1])
     theta = model.state()
-    rng = np.random.default_rng(args.seed)
     total = 0.0
     for it in range(args.iterations):
         start = time.perf_counter()
         eps = epsilon_at(it, args.iterations, args.epsilon, args.epsilon_final)
-        picked = sample_tasks(rng, len(tasks), args.tasks_per_iteration)
+        picked = sample_tasks(args.seed, it, len(tasks), args.tasks_per_iteration)
         phis, first, last = [], [], []
         for slot, t in enumerate(picked):
             x, y = tasks[t]
             losses, phi = inner_loop(torch, model, theta, x, y, args.inner_steps,
                                      args.batch_size, args.inner_lr,
-                                     batch_seed(args.seed, it, slot))
+                                     args.inner_extractor_lr,
+                                     seed_of(args.seed, it, slot))
             phis.append(phi)
             first.append(losses[0])
             last.append(losses[-1])
@@ -418,4 +462,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stdout = open(os.devnull, "w")
+        sys.exit(1)
