@@ -1,5 +1,7 @@
 #include "reptile.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -29,6 +31,41 @@ std::uint64_t SeedOf(std::uint64_t seed, int iteration, int slot) {
   s = NextRandom(&s) ^ static_cast<std::uint64_t>(slot + 1);
   return NextRandom(&s);
 }
+
+// OpenBLAS on one thread while it lives, when the process's BLAS is OpenBLAS
+// (LibTorch links it on Debian). Reptile parallelises over tasks instead:
+// OpenBLAS's own workers, which busy-wait between calls, would compete with
+// the task threads for the cores, and its results differ in the last bits
+// with its thread count, which --threads must not change.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
+      void* handle = ::dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+      if (handle == nullptr) continue;
+      set_ = reinterpret_cast<void (*)(int)>(
+          ::dlsym(handle, "openblas_set_num_threads"));
+      auto get = reinterpret_cast<int (*)()>(
+          ::dlsym(handle, "openblas_get_num_threads"));
+      ::dlclose(handle);  // only drops the reference dlopen took
+      if (set_ != nullptr && get != nullptr) {
+        previous_ = get();
+        set_(1);
+        return;
+      }
+      set_ = nullptr;
+    }
+  }
+  ~SingleThreadedBlas() {
+    if (set_ != nullptr && previous_ > 0) set_(previous_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  void (*set_)(int) = nullptr;
+  int previous_ = 0;
+};
 
 }  // namespace
 
@@ -82,6 +119,7 @@ void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
   }
   const int per_iteration = std::max(1, options.tasks_per_iteration);
   const int threads = std::max(1, std::min(options.threads, per_iteration));
+  SingleThreadedBlas blas;
   DklConfig inner = config;
   inner.learning_rate = options.inner_lr;
   inner.extractor_learning_rate = options.inner_extractor_lr;

@@ -8,7 +8,10 @@
 // The inner loops of one iteration run on THREADS threads, each with its own
 // model; every random choice is seeded from (seed, iteration, slot), and the
 // phi_i are averaged in slot order, so the result does not depend on the
-// number of threads. Plain C++ over dkl.h; errors throw std::runtime_error.
+// number of threads. OpenBLAS runs on one thread meanwhile (its own worker
+// threads would compete with the task threads, and its sums differ in the
+// last bits with its thread count). Plain C++ over dkl.h; errors throw
+// std::runtime_error.
 #pragma once
 
 #include <cstdint>
