@@ -176,7 +176,8 @@ int RunReptile(Context& ctx) {
     fs::path resume = ctx.ResolveArtifact(ctx.Param("resume"), &resume_hash);
     nlohmann::json info = nlohmann::json::parse(
         ml::DklModel::ReadMetadata(resume)["info"], nullptr, false);
-    Require(info.is_object() && info.contains("reptile_schedule"),
+    Require(info.is_object() && info.contains("reptile_schedule") &&
+                info.contains("reptile_iterations_done"),
             "'" + ctx.Param("resume") + "' is not a Reptile checkpoint");
     Require(info["reptile_schedule"] == schedule,
             "'" + ctx.Param("resume") +
@@ -188,7 +189,10 @@ int RunReptile(Context& ctx) {
     theta = ml::ParametersOf(model);
     first = std::stoi(info["reptile_iterations_done"].get<std::string>());
     previous = resume_hash;
-    ctx.LogInputHash(resume_hash);
+    if (resume == fs::path(ctx.Param("resume")))
+      ctx.LogInput(resume.string(), "model");  // a file of the workspace
+    else
+      ctx.LogInputHash(resume_hash);  // an artifact id of the store
     ctx.Info("resuming after iteration " + std::to_string(first));
   }
 
