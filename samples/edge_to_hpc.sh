@@ -6,14 +6,7 @@
 #
 #   bash samples/edge_to_hpc.sh [FOLDER]      (default: a new folder under /tmp)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-
-bash "$root/.ci/setup"
-if [ ! -f "$root/build/build.ninja" ]; then
-  meson setup "$root/build" --buildtype=debugoptimized >/dev/null
-fi
-ninja -C "$root/build" >/dev/null
-cmf="$root/build/cmf_cli/cmf"
+source "$(dirname "$0")/build.sh"
 stages="$root/samples/stages"
 
 top=${1:-$(mktemp -d /tmp/cmf-federation-XXXXXX)}

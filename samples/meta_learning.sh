@@ -7,15 +7,7 @@
 #
 #   bash samples/meta_learning.sh [WORKSPACE] [PRIORS] [STEPS]   (defaults: /tmp/..., 13, 30)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-
-bash "$root/.ci/setup"
-if [ ! -f "$root/build/build.ninja" ]; then
-  meson setup "$root/build" --buildtype=debugoptimized >/dev/null
-fi
-ninja -C "$root/build" >/dev/null
-cmf="$root/build/cmf_cli/cmf"
-gen="$root/build/samples/cmf-gen-eels"
+source "$(dirname "$0")/build.sh"
 
 ws=${1:-$(mktemp -d /tmp/cmf-meta-XXXXXX)}
 priors=${2:-13}
