@@ -131,6 +131,14 @@ TEST_CASE("reptile: a resumed run equals an uninterrupted one, and resuming "
   INFO(o.err);
   REQUIRE(o.exit_code == 0);
   CHECK(SameTensors(ws, "whole.pt", "resumed.pt"));
+  // A checkpoint file that the store has not recorded (copied in) resumes too.
+  fs::copy_file(ws / "whole-iter2.pt", ws / "copied.pt");
+  std::vector<std::string> copied = common;
+  copied.insert(copied.end(), {"--resume", "copied.pt", "-o", "from-copy.pt"});
+  Outcome from_copy = ws(Reptile(copied));
+  INFO(from_copy.err);
+  REQUIRE(from_copy.exit_code == 0);
+  CHECK(SameTensors(ws, "whole.pt", "from-copy.pt"));
   CHECK_FALSE(SameTensors(ws, "whole.pt", "whole-iter2.pt"));
   std::vector<std::string> c = common;
   c.insert(c.end(), {"--resume", "whole-iter2.pt", "--inner-lr", "0.5", "-o", "x.pt"});
