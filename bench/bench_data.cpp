@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     std::string flag = argv[i];
     if (flag == "--keep") keep = true;
     if (i + 1 >= argc) continue;
-    if (flag == "--cmf") cmf = argv[++i];
+    if (flag == "--cmf") cmf = fs::absolute(argv[++i]).string();
     if (flag == "--big") big = std::atoi(argv[++i]);
     if (flag == "--small") small = std::atoi(argv[++i]);
     if (flag == "--status-files") status_files = std::atoi(argv[++i]);

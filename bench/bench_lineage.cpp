@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--keep")) keep = true;
     if (i + 1 >= argc) continue;
-    if (!std::strcmp(argv[i], "--cmf")) cmf_bin = argv[i + 1];
+    if (!std::strcmp(argv[i], "--cmf"))
+      cmf_bin = fs::absolute(argv[i + 1]).string();
     if (!std::strcmp(argv[i], "--executions")) total = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--dir")) root = argv[i + 1];
   }

@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
     if (flag == "--keep") keep = true;
     if (i + 1 >= argc) continue;
     if (flag == "--executions") executions = std::atoi(argv[++i]);
-    if (flag == "--cmf") cmf_binary = argv[++i];
+    if (flag == "--cmf") cmf_binary = fs::absolute(argv[++i]).string();
   }
   if (cmf_binary.empty()) {
     cmf_binary =

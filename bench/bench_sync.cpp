@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
   fs::path root =
       fs::temp_directory_path() / fmt::format("cmf-bench-sync-{}", ::getpid());
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--cmf")) cmf_bin = argv[i + 1];
+    if (!std::strcmp(argv[i], "--cmf"))
+      cmf_bin = fs::absolute(argv[i + 1]).string();
     if (!std::strcmp(argv[i], "--commits")) big = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--mib")) mib = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--dir")) root = argv[i + 1];

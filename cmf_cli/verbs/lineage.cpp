@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "../verb.h"
@@ -44,7 +45,9 @@ class LineageVerb : public Verb {
     Result<LineageGraph> graph = Lineage(ctx.repo->store(), *target, options);
     if (!graph.ok()) return Fail(graph.status());
     if (json_ || format_ == "json") {
-      fmt::print("{}\n", LineageJson(*graph));
+      std::string text = LineageJson(*graph);
+      text += '\n';
+      std::fwrite(text.data(), 1, text.size(), stdout);
     } else if (format_ == "dot") {
       fmt::print("{}", LineageDot(*graph));
     } else {

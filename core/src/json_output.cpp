@@ -393,50 +393,75 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
 }
 
 std::string LineageJson(const LineageGraph& g, int /*indent*/) {
-  // Written directly, one node or edge per line: a walk can hold tens of
-  // thousands of nodes, and a document tree of them costs more than the walk.
-  auto str = [](const std::string& v) {
+  // Written directly into one buffer, one node or edge per line: a walk can
+  // hold tens of thousands of nodes, and a document tree of them costs more
+  // than the walk.
+  std::string out;
+  out.reserve(g.nodes.size() * 200 + g.edges.size() * 180 + 64);
+  auto put = [&out](std::string_view v) { out.append(v); };
+  auto str = [&out](const std::string& v) {
     // Hashes, ids and names are plain: quoted as they are; anything else
     // goes through the JSON library's escaping.
     bool plain = std::all_of(v.begin(), v.end(), [](char c) {
       return c >= 0x20 && c != '"' && c != '\\' &&
              static_cast<unsigned char>(c) < 0x80;
     });
-    return plain ? "\"" + v + "\"" : json(v).dump();
+    if (plain) {
+      out += '"';
+      out += v;
+      out += '"';
+    } else {
+      out += json(v).dump();
+    }
   };
-  std::string out = "{\"root\": " + str(g.root) + ",\n \"nodes\": [";
-  out.reserve(g.nodes.size() * 200 + g.edges.size() * 180);
+  put("{\"root\": ");
+  str(g.root);
+  put(",\n \"nodes\": [");
   bool first = true;
   for (const LineageNode& n : g.nodes) {
-    out += first ? "\n  " : ",\n  ";
+    put(first ? "\n  {\"id\": " : ",\n  {\"id\": ");
     first = false;
+    str(n.id);
     if (n.type == LineageNode::Type::kExecution) {
-      out += fmt::format(
-          "{{\"id\": {}, \"type\": \"execution\", \"depth\": {}, \"pipeline\": "
-          "{}, "
-          "\"stage\": {}, \"started\": \"{}\", \"status\": \"{}\"}}",
-          str(n.id), n.depth, str(n.pipeline), str(n.stage),
-          FormatIsoUtc(n.started_ms), ToString(n.status));
+      fmt::format_to(
+          std::back_inserter(out),
+          ", \"type\": \"execution\", \"depth\": {}, \"pipeline\": ", n.depth);
+      str(n.pipeline);
+      put(", \"stage\": ");
+      str(n.stage);
+      put(", \"started\": \"");
+      put(FormatIsoUtc(n.started_ms));
+      put("\", \"status\": \"");
+      put(ToString(n.status));
+      put("\"}");
     } else {
-      std::string paths;
-      for (const std::string& p : n.paths)
-        paths += (paths.empty() ? "" : ", ") + str(p);
-      out += fmt::format(
-          "{{\"id\": {0}, \"type\": \"artifact\", \"depth\": {1}, \"hash\": "
-          "{0}, "
-          "\"kind\": \"{2}\", \"paths\": [{3}]}}",
-          str(n.id), n.depth, ToString(n.kind), paths);
+      fmt::format_to(
+          std::back_inserter(out),
+          ", \"type\": \"artifact\", \"depth\": {}, \"hash\": ", n.depth);
+      str(n.id);
+      put(", \"kind\": \"");
+      put(ToString(n.kind));
+      put("\", \"paths\": [");
+      for (std::size_t i = 0; i < n.paths.size(); ++i) {
+        if (i) put(", ");
+        str(n.paths[i]);
+      }
+      put("]}");
     }
   }
-  out += first ? "],\n \"edges\": [" : "\n ],\n \"edges\": [";
+  put(first ? "],\n \"edges\": [" : "\n ],\n \"edges\": [");
   first = true;
   for (const LineageEdge& e : g.edges) {
-    out += first ? "\n  " : ",\n  ";
+    put(first ? "\n  {\"from\": " : ",\n  {\"from\": ");
     first = false;
-    out += fmt::format("{{\"from\": {}, \"to\": {}, \"type\": \"{}\"}}",
-                       str(e.from), str(e.to), ToString(e.type));
+    str(g.nodes[e.from].id);
+    put(", \"to\": ");
+    str(g.nodes[e.to].id);
+    put(", \"type\": \"");
+    put(ToString(e.type));
+    put("\"}");
   }
-  out += first ? "]}" : "\n ]}";
+  put(first ? "]}" : "\n ]}");
   return out;
 }
 

@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <functional>
-#include <map>
-#include <set>
-#include <unordered_map>
+#include <vector>
 
 #include "cmf/clock.h"
 #include "cmf/store.h"
@@ -104,7 +102,8 @@ std::string LineageDot(const LineageGraph& g) {
                        n.id == g.root ? ", penwidth=2" : "");
   }
   for (const LineageEdge& e : g.edges) {
-    out += fmt::format("  {} -> {}{};\n", DotQuote(e.from), DotQuote(e.to),
+    out += fmt::format("  {} -> {}{};\n", DotQuote(g.nodes[e.from].id),
+                       DotQuote(g.nodes[e.to].id),
                        e.type == LineageEdge::Type::kDerivedFrom
                            ? " [style=dashed, label=\"derived from\"]"
                            : "");
@@ -113,31 +112,30 @@ std::string LineageDot(const LineageGraph& g) {
 }
 
 std::string LineageText(const LineageGraph& g, const LineageOptions& options) {
-  std::unordered_map<std::string, const LineageNode*> nodes;
-  for (const LineageNode& n : g.nodes) nodes[n.id] = &n;
-  // Edges by node, each way, in a stable order.
-  std::map<std::string, std::vector<const LineageEdge*>> into, out_of;
+  // Edges by node, each way, in the graph's order.
+  std::vector<std::vector<const LineageEdge*>> into(g.nodes.size()),
+      out_of(g.nodes.size());
   for (const LineageEdge& e : g.edges) {
     into[e.to].push_back(&e);
     out_of[e.from].push_back(&e);
   }
   std::string out;
-  auto root = nodes.find(g.root);
-  if (root == nodes.end()) return out;
-  out += Label(*root->second) + "\n";
+  std::size_t root = 0;
+  while (root < g.nodes.size() && g.nodes[root].id != g.root) ++root;
+  if (root == g.nodes.size()) return out;
+  out += Label(g.nodes[root]) + "\n";
   for (bool up : {true, false}) {
     if ((up && !options.up) || (!up && !options.down)) continue;
     if (options.up && options.down) out += up ? "up:\n" : "down:\n";
-    std::set<std::string> shown{g.root};
+    std::vector<bool> shown(g.nodes.size(), false);
+    shown[root] = true;
     // Depth-first, each node once; a node met again says so.
-    std::function<void(const std::string&, const std::string&)> walk =
-        [&](const std::string& id, const std::string& indent) {
-          const auto& edges = up ? into[id] : out_of[id];
+    std::function<void(std::size_t, const std::string&)> walk =
+        [&](std::size_t node, const std::string& indent) {
+          const auto& edges = up ? into[node] : out_of[node];
           for (std::size_t i = 0; i < edges.size(); ++i) {
             const LineageEdge& e = *edges[i];
-            const std::string& other = up ? e.from : e.to;
-            auto it = nodes.find(other);
-            if (it == nodes.end()) continue;
+            const std::size_t other = up ? e.from : e.to;
             bool last = i + 1 == edges.size();
             std::string how;
             switch (e.type) {
@@ -151,13 +149,15 @@ std::string LineageText(const LineageGraph& g, const LineageOptions& options) {
                 how = up ? "derived from " : "derived into ";
                 break;
             }
-            bool again = !shown.insert(other).second;
-            out += indent + (last ? "└─ " : "├─ ") + how + Label(*it->second) +
-                   (again ? "  (shown above)" : "") + "\n";
+            bool again = shown[other];
+            shown[other] = true;
+            out += indent + (last ? "└─ " : "├─ ") + how +
+                   Label(g.nodes[other]) + (again ? "  (shown above)" : "") +
+                   "\n";
             if (!again) walk(other, indent + (last ? "   " : "│  "));
           }
         };
-    walk(g.root, "");
+    walk(root, "");
   }
   return out;
 }

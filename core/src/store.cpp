@@ -192,6 +192,16 @@ CREATE TABLE segment (
 );
 )sql";
 
+// Schema version 3, for lineage walks: the paths of an artifact's events come
+// from event_by_artifact alone (it did not hold the path, so each event cost a
+// second lookup), and tracked paths by artifact (without an index every walk
+// built one over the workspace's list).
+constexpr char kMigrateV3[] = R"sql(
+DROP INDEX event_by_artifact;
+CREATE INDEX event_by_artifact ON event(artifact_id, direction, execution_id, path);
+CREATE INDEX tracked_by_artifact ON tracked(artifact_id);
+)sql";
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -267,6 +277,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     CMF_RETURN_IF_ERROR(impl->InWrite([&]() -> Status {
       CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -283,10 +294,12 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     if (!ours)
       return Status::Corruption("cannot open " + where +
                                 ": not a cmf metadata store");
-    if (user_version < 2) {  // a store from before federation: upgrade it
+    if (user_version < kStoreSchemaVersion) {  // an older store: upgrade it
       CMF_RETURN_IF_ERROR(impl->WriteAnyway([&]() -> Status {
-        CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
-        return impl->Exec("PRAGMA user_version=2");
+        if (user_version < 2) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
+        if (user_version < 3) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
+        return impl->Exec(
+            fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
       }));
     }
   }

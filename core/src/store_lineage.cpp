@@ -1,11 +1,12 @@
-// Lineage walks: one recursive query for the nodes, then a fixed number of
-// queries for their edges and details.
+// Lineage walks: one recursive query per direction that returns the nodes,
+// their details and the edges followed.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
-#include <map>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 
 #include "cmf/lineage.h"
@@ -19,45 +20,76 @@ namespace {
 constexpr int kArtifact = 0;
 constexpr int kExecution = 1;
 
-// The steps of a walk, as the recursive parts of a query over the CTE named
-// `walk` (columns t, id, depth). UP follows edges backwards.
-std::string Steps(bool up, bool limited) {
+// How the walk reached a node: the edge it followed (0 for the target).
+constexpr int kByInput = 1;    // an input event
+constexpr int kByOutput = 2;   // an output event
+constexpr int kByDerived = 3;  // a derived_from edge
+
+// One statement for a walk and everything it shows. The recursive part,
+// `walk`, has a row per edge followed: the node reached (t, id), the node it
+// was reached from (ft, fid) and how; UP follows edges backwards. A row that
+// was seen before is not followed again, so a walk ends on cycles. The
+// statement returns, told apart by the first column (a node reached by
+// several edges comes as often: a set of distinct nodes costs more than the
+// few repeated lookups):
+//   0  an artifact node:  id, hash, kind
+//   1  an execution node: id, uuid, stage_id, started_ms, status
+//   2  a path an artifact was seen at: artifact id, path
+//   3  an edge of the walk: t, id, ft, fid, how
+// With LIMITED, rows carry their depth, bounded by ?3.
+std::string WalkQuery(bool up, bool limited) {
+  const std::string cols =
+      limited ? "t, id, ft, fid, how, depth" : "t, id, ft, fid, how";
   const std::string more = limited ? " AND w.depth < ?3" : "";
   const std::string next = limited ? ", w.depth + 1" : "";
+  auto step = [&](const std::string& select, const std::string& from,
+                  const std::string& where) {
+    return " UNION SELECT " + select + next + " FROM walk w " + from +
+           " WHERE " + where + more;
+  };
+  std::string steps;
   if (up) {
-    return
+    steps =
         // an artifact comes from the executions that made it ...
-        "SELECT 1, x.execution_id" + next +
-        " FROM walk w JOIN event x ON x.artifact_id = w.id AND x.direction = 1 "
-        "WHERE w.t = 0" +
-        more +
+        step("1, x.execution_id, 0, w.id, 2",
+             "JOIN event x ON x.artifact_id = w.id AND x.direction = 1",
+             "w.t = 0") +
         // ... and from the artifacts it was derived from
-        " UNION SELECT 0, d.parent_id" + next +
-        " FROM walk w JOIN derived_from d ON d.artifact_id = w.id WHERE w.t = "
-        "0" +
-        more +
+        step("0, d.parent_id, 0, w.id, 3",
+             "JOIN derived_from d ON d.artifact_id = w.id", "w.t = 0") +
         // an execution comes from its inputs
-        " UNION SELECT 0, x.artifact_id" + next +
-        " FROM walk w JOIN event x ON x.execution_id = w.id AND x.direction = "
-        "0 "
-        "WHERE w.t = 1" +
-        more;
+        step("0, x.artifact_id, 1, w.id, 1",
+             "JOIN event x ON x.execution_id = w.id AND x.direction = 0",
+             "w.t = 1");
+  } else {
+    steps =
+        // an artifact is used by executions ...
+        step("1, x.execution_id, 0, w.id, 1",
+             "JOIN event x ON x.artifact_id = w.id AND x.direction = 0",
+             "w.t = 0") +
+        // ... and artifacts are derived from it
+        step("0, d.artifact_id, 0, w.id, 3",
+             "JOIN derived_from d ON d.parent_id = w.id", "w.t = 0") +
+        // an execution makes its outputs
+        step("0, x.artifact_id, 1, w.id, 2",
+             "JOIN event x ON x.execution_id = w.id AND x.direction = 1",
+             "w.t = 1");
   }
-  return
-      // an artifact is used by executions ...
-      "SELECT 1, x.execution_id" + next +
-      " FROM walk w JOIN event x ON x.artifact_id = w.id AND x.direction = 0 "
-      "WHERE w.t = 0" +
-      more +
-      // ... and artifacts are derived from it
-      " UNION SELECT 0, d.artifact_id" + next +
-      " FROM walk w JOIN derived_from d ON d.parent_id = w.id WHERE w.t = 0" +
-      more +
-      // an execution makes its outputs
-      " UNION SELECT 0, x.artifact_id" + next +
-      " FROM walk w JOIN event x ON x.execution_id = w.id AND x.direction = 1 "
-      "WHERE w.t = 1" +
-      more;
+  return "WITH RECURSIVE walk(" + cols + ") AS (SELECT ?1, ?2, -1, 0, 0" +
+         (limited ? ", 0" : "") + steps +
+         ") SELECT 0, a.id, a.hash, a.kind, NULL, NULL FROM walk n "
+         "CROSS JOIN artifact a ON a.id = n.id WHERE n.t = 0 "
+         "UNION ALL SELECT 1, e.id, e.uuid, e.stage_id, e.started_ms, "
+         "(SELECT s.status FROM execution_state s WHERE s.execution_id = e.id "
+         "ORDER BY s.hlc DESC, s.site DESC LIMIT 1) FROM walk n "
+         "CROSS JOIN execution e ON e.id = n.id WHERE n.t = 1 "
+         "UNION ALL SELECT 2, x.artifact_id, x.path, NULL, NULL, NULL "
+         "FROM walk n CROSS JOIN event x INDEXED BY event_by_artifact "
+         "ON x.artifact_id = n.id WHERE n.t = 0 "
+         "UNION ALL SELECT 2, k.artifact_id, k.path, NULL, NULL, NULL "
+         "FROM walk n CROSS JOIN tracked k INDEXED BY tracked_by_artifact "
+         "ON k.artifact_id = n.id WHERE n.t = 0 "
+         "UNION ALL SELECT 3, t, id, ft, fid, how FROM walk WHERE how > 0";
 }
 
 }  // namespace
@@ -98,198 +130,184 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
     }
   }
 
-  CMF_RETURN_IF_ERROR(m.Exec(
-      "CREATE TEMP TABLE IF NOT EXISTS lineage_node(t INTEGER, id INTEGER, "
-      "depth INTEGER, PRIMARY KEY (t, id)) WITHOUT ROWID"));
-  CMF_RETURN_IF_ERROR(m.Exec("DELETE FROM temp.lineage_node"));
+  // Pipeline and stage names by stage id: a handful, read once.
+  std::unordered_map<RowId, std::pair<std::string, std::string>> stages;
+  Status st;
+  {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                         m.Prepare("SELECT g.id, p.name, g.name FROM stage g "
+                                   "JOIN pipeline p ON p.id = g.pipeline_id"));
+    while (s.Step(&st)) stages[s.Int(0)] = {s.Text(1), s.Text(2)};
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+
+  // Rows are gathered by row key (id * 2 + t), then sorted and resolved to
+  // node indices once: no strings are built or compared until the end.
+  auto key = [](std::int64_t t, std::int64_t id) { return id * 2 + t; };
+  std::vector<LineageNode> nodes;
+  std::unordered_map<RowId, std::uint32_t> index;
+  struct RawEdge {
+    RowId from, to;  // row keys
+    LineageEdge::Type type;
+    bool operator<(const RawEdge& o) const {
+      return std::tie(from, to, type) < std::tie(o.from, o.to, o.type);
+    }
+    bool operator==(const RawEdge& o) const = default;
+  };
+  std::vector<RawEdge> raw_edges;
+  std::vector<std::pair<RowId, std::string>> raw_paths;
   const bool limited = options.depth.has_value();
   for (bool up : {true, false}) {
     if ((up && !options.up) || (!up && !options.down)) continue;
-    // Without a depth limit a row is a node, so UNION visits each node once
-    // (and a cycle ends); with one, a row carries its depth, bounded by it.
-    const std::string sql =
-        limited
-            ? "WITH RECURSIVE walk(t, id, depth) AS (SELECT ?1, ?2, 0 UNION " +
-                  Steps(up, true) +
-                  ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
-                  "SELECT t, id, 0 FROM walk"
-            : "WITH RECURSIVE walk(t, id) AS (SELECT ?1, ?2 UNION " +
-                  Steps(up, false) +
-                  ") INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
-                  "SELECT t, id, 0 FROM walk";
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(sql));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(WalkQuery(up, limited)));
     s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root);
     if (limited) s.Bind(3, std::max(0, *options.depth));
-    CMF_RETURN_IF_ERROR(s.Run());
-  }
-  {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare("INSERT OR IGNORE INTO temp.lineage_node(t, id, depth) "
-                  "VALUES(?1, ?2, 0)"));
-    CMF_RETURN_IF_ERROR(
-        s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root).Run());
-  }
-
-  LineageGraph graph;
-  graph.root = target.id;
-  std::unordered_map<RowId, std::size_t> artifacts, executions;
-  Status st;
-  {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(
-            "SELECT n.depth, a.id, a.hash, a.kind FROM temp.lineage_node n "
-            "CROSS JOIN artifact a ON a.id = n.id WHERE n.t = 0"));
     while (s.Step(&st)) {
-      LineageNode node;
-      node.type = LineageNode::Type::kArtifact;
-      node.depth = static_cast<int>(s.Int(0));
-      node.id = s.Text(2);
-      node.kind = ParseArtifactKind(s.Text(3)).value_or(ArtifactKind::kFile);
-      artifacts.emplace(s.Int(1), graph.nodes.size());
-      graph.nodes.push_back(std::move(node));
-    }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-  {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(
-            "SELECT n.depth, e.id, e.uuid, p.name, g.name, e.started_ms, "
-            "(SELECT x.status FROM execution_state x WHERE x.execution_id = "
-            "e.id "
-            "ORDER BY x.hlc DESC, x.site DESC LIMIT 1) "
-            "FROM temp.lineage_node n CROSS JOIN execution e ON e.id = n.id "
-            "JOIN stage g ON g.id = e.stage_id JOIN pipeline p ON p.id = "
-            "g.pipeline_id "
-            "WHERE n.t = 1"));
-    while (s.Step(&st)) {
-      LineageNode node;
-      node.type = LineageNode::Type::kExecution;
-      node.depth = static_cast<int>(s.Int(0));
-      node.id = s.Text(2);
-      node.pipeline = s.Text(3);
-      node.stage = s.Text(4);
-      node.started_ms = s.Int(5);
-      node.status = ParseExecStatus(s.Text(6)).value_or(ExecStatus::kRunning);
-      executions.emplace(s.Int(1), graph.nodes.size());
-      graph.nodes.push_back(std::move(node));
-    }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-  {  // the paths each artifact was seen at
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(
-            "SELECT x.artifact_id, x.path FROM temp.lineage_node n "
-            "CROSS JOIN event x INDEXED BY event_by_artifact ON "
-            "x.artifact_id = n.id WHERE n.t = 0 "
-            "UNION ALL SELECT k.artifact_id, k.path FROM temp.lineage_node n "
-            "CROSS JOIN tracked k ON k.artifact_id = n.id WHERE n.t = 0"));
-    while (s.Step(&st)) {
-      auto it = artifacts.find(s.Int(0));
-      if (it != artifacts.end())
-        graph.nodes[it->second].paths.push_back(s.Text(1));
-    }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-  {  // events between nodes of the walk
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(
-            "SELECT x.execution_id, x.direction, x.artifact_id FROM "
-            "temp.lineage_node n CROSS JOIN event x ON x.execution_id = n.id "
-            "WHERE n.t = 1 AND EXISTS (SELECT 1 FROM temp.lineage_node o "
-            "WHERE o.t = 0 AND o.id = x.artifact_id)"));
-    while (s.Step(&st)) {
-      const std::string& e = graph.nodes[executions.at(s.Int(0))].id;
-      const std::string& a = graph.nodes[artifacts.at(s.Int(2))].id;
-      if (s.Int(1) == 0) {
-        graph.edges.push_back({a, e, LineageEdge::Type::kInput});
-      } else {
-        graph.edges.push_back({e, a, LineageEdge::Type::kOutput});
-      }
-    }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-  {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare(
-            "SELECT d.parent_id, d.artifact_id FROM temp.lineage_node n "
-            "CROSS JOIN derived_from d ON d.artifact_id = n.id WHERE n.t = 0 "
-            "AND EXISTS (SELECT 1 FROM temp.lineage_node o WHERE o.t = 0 AND "
-            "o.id = d.parent_id)"));
-    while (s.Step(&st)) {
-      graph.edges.push_back({graph.nodes[artifacts.at(s.Int(0))].id,
-                             graph.nodes[artifacts.at(s.Int(1))].id,
-                             LineageEdge::Type::kDerivedFrom});
-    }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-  // Depths: the shortest number of edges from the target, walking the same
-  // way as the query (up: against the edges, negative; down: along them), by
-  // node index.
-  {
-    std::unordered_map<std::string_view, std::size_t> index;
-    index.reserve(graph.nodes.size());
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
-      index.emplace(graph.nodes[i].id, i);
-    std::vector<std::vector<std::size_t>> parents(graph.nodes.size()),
-        children(graph.nodes.size());
-    for (const auto& e : graph.edges) {
-      std::size_t from = index.at(e.from), to = index.at(e.to);
-      parents[to].push_back(from);
-      children[from].push_back(to);
-    }
-    constexpr int kUnseen = std::numeric_limits<int>::min();
-    std::vector<int> depth(graph.nodes.size(), kUnseen);
-    const std::size_t root_index = index.at(graph.root);
-    depth[root_index] = 0;
-    for (int sign : {-1, 1}) {
-      if ((sign < 0 && !options.up) || (sign > 0 && !options.down)) continue;
-      const auto& next = sign < 0 ? parents : children;
-      std::vector<std::size_t> frontier{root_index};
-      for (int d = 1; !frontier.empty(); ++d) {
-        std::vector<std::size_t> more;
-        for (std::size_t i : frontier) {
-          for (std::size_t j : next[i]) {
-            if (depth[j] != kUnseen) continue;
-            depth[j] = sign * d;
-            more.push_back(j);
+      switch (s.Int(0)) {
+        case 0:
+        case 1: {
+          const bool exec = s.Int(0) == 1;
+          auto [it, fresh] =
+              index.try_emplace(key(exec ? kExecution : kArtifact, s.Int(1)),
+                                static_cast<std::uint32_t>(nodes.size()));
+          if (!fresh) break;  // reached again
+          LineageNode& node = nodes.emplace_back();
+          node.id = s.Text(2);
+          if (exec) {
+            node.type = LineageNode::Type::kExecution;
+            if (auto g = stages.find(s.Int(3)); g != stages.end()) {
+              node.pipeline = g->second.first;
+              node.stage = g->second.second;
+            }
+            node.started_ms = s.Int(4);
+            node.status =
+                ParseExecStatus(s.Text(5)).value_or(ExecStatus::kRunning);
+          } else {
+            node.type = LineageNode::Type::kArtifact;
+            node.kind =
+                ParseArtifactKind(s.Text(3)).value_or(ArtifactKind::kFile);
           }
+          break;
         }
-        frontier = std::move(more);
+        case 2:
+          raw_paths.emplace_back(key(kArtifact, s.Int(1)), s.Text(2));
+          break;
+        case 3: {
+          RowId reached = key(s.Int(1), s.Int(2));
+          RowId from = key(s.Int(3), s.Int(4));
+          const std::int64_t how = s.Int(5);
+          const LineageEdge::Type type =
+              how == kByInput    ? LineageEdge::Type::kInput
+              : how == kByOutput ? LineageEdge::Type::kOutput
+                                 : LineageEdge::Type::kDerivedFrom;
+          // Walking down, edges point the way the walk went; up, against it.
+          if (up) std::swap(reached, from);
+          raw_edges.push_back({from, reached, type});
+          break;
+        }
       }
     }
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-      if (depth[i] != kUnseen) graph.nodes[i].depth = depth[i];
-    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
   }
-  for (auto& node : graph.nodes) {
+  const std::size_t n = nodes.size();
+  const std::uint32_t root_index =
+      index.at(key(is_exec ? kExecution : kArtifact, root));
+  for (auto& [artifact, path] : raw_paths) {
+    auto it = index.find(artifact);
+    if (it != index.end()) nodes[it->second].paths.push_back(std::move(path));
+  }
+  for (LineageNode& node : nodes) {
+    if (node.paths.size() < 2) continue;
     std::sort(node.paths.begin(), node.paths.end());
     node.paths.erase(std::unique(node.paths.begin(), node.paths.end()),
                      node.paths.end());
   }
-  std::sort(graph.nodes.begin(), graph.nodes.end(),
-            [&](const auto& a, const auto& b) {
-              bool ra = a.id == graph.root, rb = b.id == graph.root;
-              if (ra != rb) return ra;
-              if (std::abs(a.depth) != std::abs(b.depth))
-                return std::abs(a.depth) < std::abs(b.depth);
-              if (a.depth != b.depth) return a.depth < b.depth;
-              return a.id < b.id;
-            });
-  std::sort(
-      graph.edges.begin(), graph.edges.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.from, a.to, a.type) < std::tie(b.from, b.to, b.type);
-      });
+  // An edge followed at several depths of a bounded walk is one edge.
+  std::sort(raw_edges.begin(), raw_edges.end());
+  raw_edges.erase(std::unique(raw_edges.begin(), raw_edges.end()),
+                  raw_edges.end());
+  std::vector<LineageEdge> edges;
+  edges.reserve(raw_edges.size());
+  for (const RawEdge& e : raw_edges)
+    edges.push_back({index.at(e.from), index.at(e.to), e.type});
+
+  // Depths: the shortest number of edges from the target, walking the same
+  // way as the query (up: against the edges, negative; down: along them).
+  // Adjacency in compressed rows, both ways.
+  std::vector<std::uint32_t> out_start(n + 1, 0), in_start(n + 1, 0);
+  for (const LineageEdge& e : edges) {
+    ++out_start[e.from + 1];
+    ++in_start[e.to + 1];
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    out_start[i + 1] += out_start[i];
+    in_start[i + 1] += in_start[i];
+  }
+  std::vector<std::uint32_t> out_adj(edges.size()), in_adj(edges.size());
+  {
+    std::vector<std::uint32_t> o(out_start.begin(), out_start.end() - 1),
+        i(in_start.begin(), in_start.end() - 1);
+    for (const LineageEdge& e : edges) {
+      out_adj[o[e.from]++] = static_cast<std::uint32_t>(e.to);
+      in_adj[i[e.to]++] = static_cast<std::uint32_t>(e.from);
+    }
+  }
+  constexpr int kUnseen = std::numeric_limits<int>::min();
+  std::vector<int> depth(n, kUnseen);
+  depth[root_index] = 0;
+  for (int sign : {-1, 1}) {
+    if ((sign < 0 && !options.up) || (sign > 0 && !options.down)) continue;
+    const auto& start = sign < 0 ? in_start : out_start;
+    const auto& adj = sign < 0 ? in_adj : out_adj;
+    std::vector<std::uint32_t> frontier{root_index}, more;
+    for (int d = 1; !frontier.empty(); ++d) {
+      more.clear();
+      for (std::uint32_t i : frontier) {
+        for (std::uint32_t k = start[i]; k < start[i + 1]; ++k) {
+          if (depth[adj[k]] != kUnseen) continue;
+          depth[adj[k]] = sign * d;
+          more.push_back(adj[k]);
+        }
+      }
+      frontier.swap(more);
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (depth[i] != kUnseen) nodes[i].depth = depth[i];
+  }
+
+  // Nodes: the target, then by distance, up before down, then by id. Edges:
+  // by their ends' ids, then type. Sorted as indices, then moved once.
+  std::vector<std::uint32_t> by_id(n), rank(n), order(n);
+  for (std::uint32_t i = 0; i < n; ++i) by_id[i] = order[i] = i;
+  std::sort(by_id.begin(), by_id.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return nodes[a].id < nodes[b].id;
+  });
+  for (std::uint32_t i = 0; i < n; ++i) rank[by_id[i]] = i;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const int da = nodes[a].depth, db = nodes[b].depth;
+    return std::make_tuple(a != root_index, std::abs(da), da, rank[a]) <
+           std::make_tuple(b != root_index, std::abs(db), db, rank[b]);
+  });
+  std::vector<std::uint32_t> position(n);
+  LineageGraph graph;
+  graph.root = target.id;
+  graph.nodes.reserve(n);
+  for (std::uint32_t i : order) {
+    position[i] = static_cast<std::uint32_t>(graph.nodes.size());
+    graph.nodes.push_back(std::move(nodes[i]));
+  }
+  std::sort(edges.begin(), edges.end(), [&](const auto& a, const auto& b) {
+    return std::make_tuple(rank[a.from], rank[a.to], a.type) <
+           std::make_tuple(rank[b.from], rank[b.to], b.type);
+  });
+  for (LineageEdge& e : edges) {
+    e.from = position[e.from];
+    e.to = position[e.to];
+  }
+  graph.edges = std::move(edges);
   return graph;
 }
 

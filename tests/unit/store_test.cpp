@@ -417,7 +417,7 @@ TEST_CASE(
          "DROP INDEX artifact_pending; DROP INDEX event_pending;"
          "DROP INDEX derived_from_pending; DROP INDEX metric_pending;"
          "DROP INDEX property_pending; DROP INDEX artifact_by_kind;"
-         "DROP INDEX event_by_path;"
+         "DROP INDEX event_by_path; DROP INDEX tracked_by_artifact;"
          "ALTER TABLE execution DROP COLUMN seg;"
          "ALTER TABLE execution_state DROP COLUMN seg;"
          "ALTER TABLE artifact DROP COLUMN seg;"
@@ -431,7 +431,7 @@ TEST_CASE(
   options.site = "site-a";
   Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
   REQUIRE_MESSAGE(store.ok(), store.status().message());
-  CHECK(UserVersion(dir / "m.db") == 2);
+  CHECK(UserVersion(dir / "m.db") == kStoreSchemaVersion);
   CHECK((*store)->CountExecutions().value() == 1);
   Result<Store::Pending> pending = (*store)->CountPending();
   REQUIRE(pending.ok());

@@ -8,6 +8,7 @@
 // (which an import can bring) end a walk.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -43,15 +44,17 @@ struct LineageNode {
 
 struct LineageEdge {
   enum class Type { kInput, kOutput, kDerivedFrom };
-  std::string from;  // input: artifact -> execution; output: execution ->
-  std::string to;    // artifact; derived_from: parent -> child
+  // Indices into LineageGraph::nodes. input: artifact -> execution; output:
+  // execution -> artifact; derived_from: parent -> child.
+  std::size_t from = 0;
+  std::size_t to = 0;
   Type type = Type::kInput;
 };
 
 struct LineageGraph {
   std::string root;                // the target's id
   std::vector<LineageNode> nodes;  // the target first, then by depth
-  std::vector<LineageEdge> edges;  // sorted
+  std::vector<LineageEdge> edges;  // by their ends' ids, then type
 };
 
 // "input", "output", "derived_from".

@@ -36,7 +36,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
