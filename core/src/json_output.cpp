@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -85,6 +86,18 @@ namespace {
 // A JSON string, as the JSON library writes it; ASCII text (ids, hashes,
 // names, paths) is escaped here, anything else by the library.
 void AppendString(std::string& out, std::string_view v) {
+  // Printable ASCII without a quote or a backslash (hashes, ids, most paths
+  // and names) is copied in one piece.
+  const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out.append(v);
+    out += '"';
+    return;
+  }
   for (unsigned char c : v) {
     if (c >= 0x80) {
       out += Dump(json(std::string(v)), -1);
@@ -397,22 +410,13 @@ std::string LineageJson(const LineageGraph& g, int /*indent*/) {
   // hold tens of thousands of nodes, and a document tree of them costs more
   // than the walk.
   std::string out;
-  out.reserve(g.nodes.size() * 200 + g.edges.size() * 180 + 64);
+  out.reserve(g.nodes.size() * 220 + g.edges.size() * 190 + 64);
   auto put = [&out](std::string_view v) { out.append(v); };
-  auto str = [&out](const std::string& v) {
-    // Hashes, ids and names are plain: quoted as they are; anything else
-    // goes through the JSON library's escaping.
-    bool plain = std::all_of(v.begin(), v.end(), [](char c) {
-      return c >= 0x20 && c != '"' && c != '\\' &&
-             static_cast<unsigned char>(c) < 0x80;
-    });
-    if (plain) {
-      out += '"';
-      out += v;
-      out += '"';
-    } else {
-      out += json(v).dump();
-    }
+  auto str = [&out](const std::string& v) { AppendString(out, v); };
+  auto num = [&out](long long v) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+    out.append(digits, end);
   };
   put("{\"root\": ");
   str(g.root);
@@ -423,9 +427,9 @@ std::string LineageJson(const LineageGraph& g, int /*indent*/) {
     first = false;
     str(n.id);
     if (n.type == LineageNode::Type::kExecution) {
-      fmt::format_to(
-          std::back_inserter(out),
-          ", \"type\": \"execution\", \"depth\": {}, \"pipeline\": ", n.depth);
+      put(", \"type\": \"execution\", \"depth\": ");
+      num(n.depth);
+      put(", \"pipeline\": ");
       str(n.pipeline);
       put(", \"stage\": ");
       str(n.stage);
@@ -435,9 +439,9 @@ std::string LineageJson(const LineageGraph& g, int /*indent*/) {
       put(ToString(n.status));
       put("\"}");
     } else {
-      fmt::format_to(
-          std::back_inserter(out),
-          ", \"type\": \"artifact\", \"depth\": {}, \"hash\": ", n.depth);
+      put(", \"type\": \"artifact\", \"depth\": ");
+      num(n.depth);
+      put(", \"hash\": ");
       str(n.id);
       put(", \"kind\": \"");
       put(ToString(n.kind));
