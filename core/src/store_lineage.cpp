@@ -26,20 +26,21 @@ constexpr int kByOutput = 2;   // an output event
 constexpr int kByDerived = 3;  // a derived_from edge
 
 // One statement for a walk and everything it shows. The recursive part,
-// `walk`, has a row per edge followed: the node reached (t, id), the node it
-// was reached from (ft, fid) and how; UP follows edges backwards. A row that
-// was seen before is not followed again, so a walk ends on cycles. The
+// `walk`, has a row per edge followed: the node reached (t, id) and `via`,
+// the node it was reached from and how, packed as fid * 8 + ft * 4 + how (0
+// for the target; three columns make the walk's set of rows cheaper to keep
+// than five); UP follows edges backwards. A row that was seen before is not
+// followed again, so a walk ends on cycles. The
 // statement returns, told apart by the first column (a node reached by
 // several edges comes as often: a set of distinct nodes costs more than the
 // few repeated lookups):
 //   0  an artifact node:  id, hash, kind
 //   1  an execution node: id, uuid, stage_id, started_ms, status
 //   2  a path an artifact was seen at: artifact id, path
-//   3  an edge of the walk: t, id, ft, fid, how
+//   3  an edge of the walk: t, id, via
 // With LIMITED, rows carry their depth, bounded by ?3.
 std::string WalkQuery(bool up, bool limited) {
-  const std::string cols =
-      limited ? "t, id, ft, fid, how, depth" : "t, id, ft, fid, how";
+  const std::string cols = limited ? "t, id, via, depth" : "t, id, via";
   const std::string more = limited ? " AND w.depth < ?3" : "";
   const std::string next = limited ? ", w.depth + 1" : "";
   auto step = [&](const std::string& select, const std::string& from,
@@ -51,31 +52,31 @@ std::string WalkQuery(bool up, bool limited) {
   if (up) {
     steps =
         // an artifact comes from the executions that made it ...
-        step("1, x.execution_id, 0, w.id, 2",
+        step("1, x.execution_id, w.id * 8 + 2",
              "JOIN event x ON x.artifact_id = w.id AND x.direction = 1",
              "w.t = 0") +
         // ... and from the artifacts it was derived from
-        step("0, d.parent_id, 0, w.id, 3",
+        step("0, d.parent_id, w.id * 8 + 3",
              "JOIN derived_from d ON d.artifact_id = w.id", "w.t = 0") +
         // an execution comes from its inputs
-        step("0, x.artifact_id, 1, w.id, 1",
+        step("0, x.artifact_id, w.id * 8 + 4 + 1",
              "JOIN event x ON x.execution_id = w.id AND x.direction = 0",
              "w.t = 1");
   } else {
     steps =
         // an artifact is used by executions ...
-        step("1, x.execution_id, 0, w.id, 1",
+        step("1, x.execution_id, w.id * 8 + 1",
              "JOIN event x ON x.artifact_id = w.id AND x.direction = 0",
              "w.t = 0") +
         // ... and artifacts are derived from it
-        step("0, d.artifact_id, 0, w.id, 3",
+        step("0, d.artifact_id, w.id * 8 + 3",
              "JOIN derived_from d ON d.parent_id = w.id", "w.t = 0") +
         // an execution makes its outputs
-        step("0, x.artifact_id, 1, w.id, 2",
+        step("0, x.artifact_id, w.id * 8 + 4 + 2",
              "JOIN event x ON x.execution_id = w.id AND x.direction = 1",
              "w.t = 1");
   }
-  return "WITH RECURSIVE walk(" + cols + ") AS (SELECT ?1, ?2, -1, 0, 0" +
+  return "WITH RECURSIVE walk(" + cols + ") AS (SELECT ?1, ?2, 0" +
          (limited ? ", 0" : "") + steps +
          ") SELECT 0, a.id, a.hash, a.kind, NULL, NULL FROM walk n "
          "CROSS JOIN artifact a ON a.id = n.id WHERE n.t = 0 "
@@ -89,7 +90,7 @@ std::string WalkQuery(bool up, bool limited) {
          "UNION ALL SELECT 2, k.artifact_id, k.path, NULL, NULL, NULL "
          "FROM walk n CROSS JOIN tracked k INDEXED BY tracked_by_artifact "
          "ON k.artifact_id = n.id WHERE n.t = 0 "
-         "UNION ALL SELECT 3, t, id, ft, fid, how FROM walk WHERE how > 0";
+         "UNION ALL SELECT 3, t, id, via, NULL, NULL FROM walk WHERE via > 0";
 }
 
 }  // namespace
@@ -195,8 +196,9 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
           break;
         case 3: {
           RowId reached = key(s.Int(1), s.Int(2));
-          RowId from = key(s.Int(3), s.Int(4));
-          const std::int64_t how = s.Int(5);
+          const std::int64_t via = s.Int(3);
+          RowId from = key((via >> 2) & 1, via >> 3);
+          const std::int64_t how = via & 3;
           const LineageEdge::Type type =
               how == kByInput    ? LineageEdge::Type::kInput
               : how == kByOutput ? LineageEdge::Type::kOutput

@@ -159,6 +159,31 @@ TEST_CASE("data: slice refuses bad input clearly and records nothing") {
   CHECK(r({"slice", "raw.h5"}).exit_code == 2);  // no selection and no output
 }
 
+TEST_CASE("data: HDF5 is loaded by slice alone, and its absence is clear") {
+  Workspace r;
+  cmf::test::WriteFloatDataset(r / "raw.h5", "/image", {4, 4});
+  // With LD_DEBUG, the dynamic loader names every object it opens.
+  std::map<std::string, std::string> env = r.env;
+  env["LD_DEBUG"] = "files";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"log"}, {"status"}, {"add", "-q", "raw.h5"}}) {
+    Outcome o = Cmf(args, r.dir.path(), env);
+    CAPTURE(args[0]);
+    CHECK(o.exit_code == 0);
+    CHECK(o.err.find("libhdf5") == std::string::npos);
+  }
+  Outcome listed = Cmf({"slice", "--list", "raw.h5"}, r.dir.path(), env);
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.err.find("cmf-hdf5.so") != std::string::npos);
+
+  r.env["CMF_HDF5_MODULE"] = (r / "nowhere.so").string();
+  Outcome o = r({"slice", "raw.h5", "/image", ":2,:", "-o", "s.h5"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "HDF5 support is not installed"));
+  CHECK_FALSE(fs::exists(r / "s.h5"));
+  for (const json& e : r.Json({"log", "--json"})) CHECK(e["stage"] != "slice");
+}
+
 TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
   Workspace r;
   REQUIRE(r({"config", "cache.link", "hardlink"}).exit_code == 0);
