@@ -232,8 +232,13 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
                   raw_edges.end());
   std::vector<LineageEdge> edges;
   edges.reserve(raw_edges.size());
-  for (const RawEdge& e : raw_edges)
-    edges.push_back({index.at(e.from), index.at(e.to), e.type});
+  for (const RawEdge& e : raw_edges) {
+    // A fact naming a record the store lacks (a damaged store) loses its
+    // edge rather than the walk.
+    auto from = index.find(e.from), to = index.find(e.to);
+    if (from == index.end() || to == index.end()) continue;
+    edges.push_back({from->second, to->second, e.type});
+  }
 
   // Depths: the shortest number of edges from the target, walking the same
   // way as the query (up: against the edges, negative; down: along them).
