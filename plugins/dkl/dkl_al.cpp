@@ -387,11 +387,7 @@ int RunDklAl(Context& ctx) {
 }
 
 const char* const kAcquisitions[] = {"mu", "ei", "ucb", "random", nullptr};
-const char* const kScalarizers[] = {"band-mean:", "band-peak:", "vector",
-                                    nullptr};
 const char* const kInstruments[] = {"replay", "proc:", nullptr};
-const char* const kArchitectures[] = {"default", "small", nullptr};
-const char* const kKernels[] = {"rbf", "matern52", nullptr};
 
 const cmf_param kParams[] = {
     {"data", CMF_PARAM_PATH, nullptr,
@@ -410,7 +406,7 @@ const cmf_param kParams[] = {
     {"scalarizer", CMF_PARAM_STRING, "band-peak:0.85:0.95",
      "the target: band-mean:LO:HI or band-peak:LO:HI (eV) of the pooled "
      "spectrum, or vector (every pooled channel)",
-     kScalarizers, 0},
+     ml::kScalarizerChoices, 0},
     {"window", CMF_PARAM_INT, "16", "patch size in pixels", nullptr, 0},
     {"pool", CMF_PARAM_INT, "32", "spectral channels averaged into one",
      nullptr, 0},
@@ -433,8 +429,8 @@ const cmf_param kParams[] = {
      nullptr, 0},
     {"architecture", CMF_PARAM_STRING, "default",
      "feature extractor: default (w*w-1000-500-50-2) or small (w*w-64-64-2)",
-     kArchitectures, 0},
-    {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", kKernels, 0},
+     ml::kArchitectureChoices, 0},
+    {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", ml::kKernelChoices, 0},
     {"noise-floor", CMF_PARAM_REAL, "0.0001", "the GP noise's lower bound",
      nullptr, 0},
     {"out", CMF_PARAM_PATH, nullptr,

@@ -83,6 +83,11 @@ struct Scalarizer {
              double* out) const;
 };
 
+// What Scalarizer::Parse takes, as a plugin parameter's allowed values (an
+// entry ending in ':' is a prefix).
+inline constexpr const char* kScalarizerChoices[] = {"band-mean:", "band-peak:",
+                                                     "vector", nullptr};
+
 // Min-max normalisation constants over a set of pooled spectra.
 struct Range {
   double min = 0;

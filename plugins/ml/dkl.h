@@ -41,6 +41,12 @@ struct DklConfig {
   static std::vector<int> Architecture(const std::string& name);
 };
 
+// The names DklConfig::Architecture and the kernel parameter take, as plugin
+// parameters' allowed values.
+inline constexpr const char* kArchitectureChoices[] = {"default", "small",
+                                                       nullptr};
+inline constexpr const char* kKernelChoices[] = {"rbf", "matern52", nullptr};
+
 // The GP's hyperparameters before their transforms: outputscale =
 // softplus(raw_outputscale), lengthscale = softplus(raw_lengthscale), noise =
 // softplus(raw_noise) + noise floor. Per output; lengthscale per output and

@@ -378,10 +378,6 @@ int RunReptileEval(Context& ctx) {
   return 0;
 }
 
-const char* const kScalarizers[] = {"band-mean:", "band-peak:", "vector",
-                                    nullptr};
-const char* const kArchitectures[] = {"default", "small", nullptr};
-const char* const kKernels[] = {"rbf", "matern52", nullptr};
 
 // Parameters both stages take, after their own.
 const cmf_param kCommon[] = {
@@ -418,10 +414,11 @@ const cmf_param kCommon[] = {
     {"window", CMF_PARAM_INT, "16", "patch size in pixels (as dkl-al)", nullptr, 0},
     {"pool", CMF_PARAM_INT, "32", "spectral channels averaged into one", nullptr, 0},
     {"scalarizer", CMF_PARAM_STRING, "band-peak:0.85:0.95",
-     "the target, as dkl-al's --scalarizer", kScalarizers, 0},
+     "the target, as dkl-al's --scalarizer", ml::kScalarizerChoices, 0},
     {"architecture", CMF_PARAM_STRING, "default",
-     "feature extractor: default or small (as dkl-al)", kArchitectures, 0},
-    {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", kKernels, 0},
+     "feature extractor: default or small (as dkl-al)",
+     ml::kArchitectureChoices, 0},
+    {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", ml::kKernelChoices, 0},
     {"noise-floor", CMF_PARAM_REAL, "0.0001", "the GP noise's lower bound",
      nullptr, 0},
 };
