@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cmf/data/executable.h"
 #include "cmf/data/hash.h"
 #include "cmf/run.h"
 #include "cmf/store.h"
@@ -138,13 +139,6 @@ std::string Describe(const cmf_plugin& p, const fs::path& path,
   return "";
 }
 
-// The folder the running binary lives in.
-fs::path ExecutableDir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
-}
-
 }  // namespace
 
 std::vector<fs::path> PluginSearchPath() {
@@ -161,7 +155,7 @@ std::vector<fs::path> PluginSearchPath() {
       rest.remove_prefix(colon + 1);
     }
   }
-  if (fs::path exe = ExecutableDir(); !exe.empty()) {
+  if (fs::path exe = data::ExecutableDir(); !exe.empty()) {
     fs::path build = exe.parent_path() / "plugins";
     if (fs::is_directory(build, ec)) out.push_back(build);
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "cmf/data/executable.h"
 #include "cmf/data/hdf5_slice.h"
 #include "cmf_config.h"
 #include "hdf5_module.h"
@@ -22,12 +23,8 @@ std::vector<fs::path> Candidates() {
     out.emplace_back(env);
     return out;
   }
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    out.push_back(exe.parent_path().parent_path() / "dvc_like" /
-                  "cmf-hdf5.so");
-  }
+  if (fs::path exe = ExecutableDir(); !exe.empty())
+    out.push_back(exe.parent_path() / "dvc_like" / "cmf-hdf5.so");
   out.push_back(fs::path(CMF_MODULEDIR) / "cmf-hdf5.so");
   return out;
 }
