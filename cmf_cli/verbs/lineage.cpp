@@ -45,9 +45,8 @@ class LineageVerb : public Verb {
     Result<LineageGraph> graph = Lineage(ctx.repo->store(), *target, options);
     if (!graph.ok()) return Fail(graph.status());
     if (json_ || format_ == "json") {
-      std::string text = LineageJson(*graph);
-      text += '\n';
-      std::fwrite(text.data(), 1, text.size(), stdout);
+      if (!WriteLineageJson(*graph, stdout))
+        return Fail(Status::IOError("cannot write the lineage to stdout"));
     } else if (format_ == "dot") {
       fmt::print("{}", LineageDot(*graph));
     } else {

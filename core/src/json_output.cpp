@@ -405,12 +405,13 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
   return Dump(out, indent);
 }
 
-std::string LineageJson(const LineageGraph& g, int /*indent*/) {
-  // Written directly into one buffer, one node or edge per line: a walk can
-  // hold tens of thousands of nodes, and a document tree of them costs more
-  // than the walk.
-  std::string out;
-  out.reserve(g.nodes.size() * 220 + g.edges.size() * 190 + 64);
+namespace {
+
+// Lineage JSON, written directly into OUT, one node or edge per line (a walk
+// can hold tens of thousands of nodes, and a document tree of them costs more
+// than the walk); PIECE(out) is called after each node and edge.
+template <typename Piece>
+void EmitLineageJson(const LineageGraph& g, std::string& out, Piece piece) {
   auto put = [&out](std::string_view v) { out.append(v); };
   auto str = [&out](const std::string& v) { AppendString(out, v); };
   auto num = [&out](long long v) {
@@ -452,6 +453,7 @@ std::string LineageJson(const LineageGraph& g, int /*indent*/) {
       }
       put("]}");
     }
+    piece(out);
   }
   put(first ? "],\n \"edges\": [" : "\n ],\n \"edges\": [");
   first = true;
@@ -464,9 +466,35 @@ std::string LineageJson(const LineageGraph& g, int /*indent*/) {
     put(", \"type\": \"");
     put(ToString(e.type));
     put("\"}");
+    piece(out);
   }
   put(first ? "]}" : "\n ]}");
+}
+
+}  // namespace
+
+std::string LineageJson(const LineageGraph& g, int /*indent*/) {
+  std::string out;
+  out.reserve(g.nodes.size() * 220 + g.edges.size() * 190 + 64);
+  EmitLineageJson(g, out, [](std::string&) {});
   return out;
+}
+
+bool WriteLineageJson(const LineageGraph& g, std::FILE* file) {
+  constexpr std::size_t kPiece = 64 << 10;
+  std::string out;
+  out.reserve(kPiece + 4096);
+  bool ok = true;
+  auto write = [&](std::string& text) {
+    ok = ok && std::fwrite(text.data(), 1, text.size(), file) == text.size();
+    text.clear();
+  };
+  EmitLineageJson(g, out, [&](std::string& text) {
+    if (text.size() >= kPiece) write(text);
+  });
+  out += '\n';
+  write(out);
+  return ok && std::fflush(file) == 0;
 }
 
 std::string MetricsJson(const MetricSeries& series, int indent) {

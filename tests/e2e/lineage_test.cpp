@@ -106,6 +106,14 @@ TEST_CASE("lineage: down, both ways, and every kind of target") {
 
   CHECK(IsError(w({"lineage", "nothing-here.txt"}), "no recorded path"));
   CHECK(w({"lineage", "model.pt", "--format", "svg"}).exit_code == 2);
+
+  // Output that cannot be written is an error, not a silent success.
+  Outcome full = cmf::test::RunProcess(
+      {"sh", "-c", "exec \"$0\" lineage raw.csv --down --json > /dev/full",
+       cmf::test::CmfBinary()},
+      w.dir.path());
+  CHECK(full.exit_code == 1);
+  CHECK(full.err.find("cannot write the lineage") != std::string::npos);
 }
 
 TEST_CASE("query: executions by stage, date and value; artifacts by kind") {

@@ -4,6 +4,7 @@
 // lowercase hex digits. Thread-safe.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -68,5 +69,9 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
 
 // cmf lineage --format json: {"root", "nodes": [...], "edges": [...]}.
 std::string LineageJson(const LineageGraph& graph, int indent = 2);
+// The same text, and a newline, written to OUT as it is made (in pieces of
+// about 64 KiB: a walk of tens of thousands of nodes is megabytes of JSON).
+// False when writing failed.
+bool WriteLineageJson(const LineageGraph& graph, std::FILE* out);
 
 }  // namespace cmf
