@@ -3,9 +3,10 @@
 // file, a model from its seed), walked up (where did this come from) or down
 // (what was made from this).
 //
-// A walk is one recursive SQL query over the indexed event and derived_from
-// tables, whatever the number of nodes; a node is visited once, so cycles
-// (which an import can bring) end a walk.
+// A walk is one recursive SQL query per direction over the indexed event and
+// derived_from tables, whatever the number of nodes; an edge is followed once,
+// so cycles (which an import can bring) end a walk. The graph holds the edges
+// the walk followed.
 #pragma once
 
 #include <cstddef>
