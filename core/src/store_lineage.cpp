@@ -286,35 +286,46 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   }
 
   // Nodes: the target, then by distance, up before down, then by id. Edges:
-  // by their ends' ids, then type. Sorted as indices, then moved once.
-  std::vector<std::uint32_t> by_id(n), rank(n), order(n);
-  for (std::uint32_t i = 0; i < n; ++i) by_id[i] = order[i] = i;
-  std::sort(by_id.begin(), by_id.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return nodes[a].id < nodes[b].id;
-  });
-  for (std::uint32_t i = 0; i < n; ++i) rank[by_id[i]] = i;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    const int da = nodes[a].depth, db = nodes[b].depth;
-    return std::make_tuple(a != root_index, std::abs(da), da, rank[a]) <
-           std::make_tuple(b != root_index, std::abs(db), db, rank[b]);
-  });
+  // by their ends' ids, then type. Both are sorted as 64-bit keys built from
+  // each node's rank by id, then moved once.
+  std::vector<std::pair<std::string_view, std::uint32_t>> by_id(n);
+  for (std::uint32_t i = 0; i < n; ++i) by_id[i] = {nodes[i].id, i};
+  std::sort(by_id.begin(), by_id.end());
+  std::vector<std::uint64_t> rank(n), keys(n);
+  for (std::uint32_t r = 0; r < n; ++r) rank[by_id[r].second] = r;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    // not the target (1 bit), distance (22), down rather than up (1), rank
+    // (32)
+    const int d = nodes[i].depth;
+    const std::uint64_t distance = std::min<std::uint64_t>(
+        static_cast<std::uint64_t>(std::abs(d)), (1u << 22) - 1);
+    keys[i] = std::uint64_t{i != root_index} << 55 | distance << 33 |
+              std::uint64_t{d > 0} << 32 | rank[i];
+  }
+  std::sort(keys.begin(), keys.end());
   std::vector<std::uint32_t> position(n);
   LineageGraph graph;
   graph.root = target.id;
   graph.nodes.reserve(n);
-  for (std::uint32_t i : order) {
+  for (std::uint64_t k : keys) {
+    const std::uint32_t i = by_id[k & 0xffffffffu].second;
     position[i] = static_cast<std::uint32_t>(graph.nodes.size());
     graph.nodes.push_back(std::move(nodes[i]));
   }
-  std::sort(edges.begin(), edges.end(), [&](const auto& a, const auto& b) {
-    return std::make_tuple(rank[a.from], rank[a.to], a.type) <
-           std::make_tuple(rank[b.from], rank[b.to], b.type);
-  });
-  for (LineageEdge& e : edges) {
-    e.from = position[e.from];
-    e.to = position[e.to];
+  // An edge is unique by its ends and type: its key says all of it.
+  std::vector<std::uint64_t> edge_keys;
+  edge_keys.reserve(edges.size());
+  for (const LineageEdge& e : edges) {
+    edge_keys.push_back(rank[e.from] << 34 | rank[e.to] << 2 |
+                        static_cast<std::uint64_t>(e.type));
   }
-  graph.edges = std::move(edges);
+  std::sort(edge_keys.begin(), edge_keys.end());
+  graph.edges.reserve(edge_keys.size());
+  for (std::uint64_t k : edge_keys) {
+    graph.edges.push_back({position[by_id[k >> 34].second],
+                           position[by_id[(k >> 2) & 0xffffffffu].second],
+                           static_cast<LineageEdge::Type>(k & 3)});
+  }
   return graph;
 }
 
