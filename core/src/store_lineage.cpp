@@ -143,8 +143,8 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
     CMF_RETURN_IF_ERROR(st);
   }
 
-  // Rows are gathered by row key (id * 2 + t), then sorted and resolved to
-  // node indices once: no strings are built or compared until the end.
+  // Nodes are indexed by row key (id * 2 + t); edges and paths are gathered by
+  // row keys and resolved to node indices once every row is in.
   auto key = [](std::int64_t t, std::int64_t id) { return id * 2 + t; };
   std::vector<LineageNode> nodes;
   std::unordered_map<RowId, std::uint32_t> index;
