@@ -1,20 +1,363 @@
 #include "cmf/config.h"
 
-#include <git2.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <functional>
 
 #include "cmf/data/object_cache.h"
 #include "cmf/segment.h"
 #include "cmf/sync.h"
-#include "git_util.h"
 
 namespace cmf {
+namespace {
+
+std::string Lower(std::string text) {
+  for (char& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+bool IsNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+}
+
+// A key split as git splits it: "section.name" or "section.sub.name" (the
+// subsection may hold dots). Section and name are lowercased; the subsection
+// keeps its case, as in git.
+struct Key {
+  std::string section;
+  std::string sub;
+  bool has_sub = false;
+  std::string name;
+  std::string Normal() const {
+    return section + "." + (has_sub ? sub + "." : "") + name;
+  }
+  bool operator==(const Key& o) const {
+    return section == o.section && has_sub == o.has_sub && sub == o.sub &&
+           name == o.name;
+  }
+};
+
+Result<Key> ParseKey(const std::string& text) {
+  std::size_t first = text.find('.'), last = text.rfind('.');
+  Status bad = Status::InvalidArgument("invalid config key '" + text + "'");
+  if (first == std::string::npos || first == 0 || last + 1 == text.size())
+    return bad;
+  Key key;
+  key.section = Lower(text.substr(0, first));
+  key.name = Lower(text.substr(last + 1));
+  if (first != last) {
+    key.has_sub = true;
+    key.sub = text.substr(first + 1, last - first - 1);
+    if (key.sub.find('\n') != std::string::npos) return bad;
+  }
+  for (char c : key.section)
+    if (!IsNameChar(c)) return bad;
+  if (!std::isalpha(static_cast<unsigned char>(key.name[0]))) return bad;
+  for (char c : key.name)
+    if (!IsNameChar(c)) return bad;
+  return key;
+}
+
+// One logical line of the file: a section header, a variable (which may span
+// several physical lines), or anything else (blank, comment), kept verbatim.
+struct Line {
+  enum class Kind { kHeader, kVariable, kOther } kind = Kind::kOther;
+  std::string raw;  // the physical lines, each with its newline
+  Key key;          // a header's section (no name), a variable's key
+  std::string value;
+};
+
+// A value as git reads it: quotes group, backslash escapes \n \t \b \" \\ and
+// joins lines, # and ; outside quotes start a comment, and whitespace around
+// the value (outside quotes) is dropped. POS is just after the '='; the value
+// may continue on the following physical lines of TEXT.
+Result<std::string> ParseValue(std::string_view text, std::size_t& pos) {
+  std::string value;
+  bool quoted = false;
+  std::size_t kept = 0;  // the length before trailing unquoted whitespace
+  while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t')) ++pos;
+  for (; pos < text.size(); ++pos) {
+    char c = text[pos];
+    if (c == '\n') {
+      if (quoted)
+        return Status::Corruption("a quoted value runs past its line");
+      break;
+    }
+    if (!quoted && (c == '#' || c == ';')) {
+      pos = text.find('\n', pos);
+      if (pos == std::string_view::npos) pos = text.size();
+      break;
+    }
+    if (c == '"') {
+      quoted = !quoted;
+      kept = value.size();
+      continue;
+    }
+    if (c == '\\') {
+      if (++pos >= text.size())
+        return Status::Corruption("a value ends in '\\'");
+      char e = text[pos];
+      if (e == '\n') continue;  // the value goes on on the next line
+      if (e == 'n')
+        value += '\n';
+      else if (e == 't')
+        value += '\t';
+      else if (e == 'b')
+        value += '\b';
+      else if (e == '"' || e == '\\')
+        value += e;
+      else
+        return Status::Corruption(std::string("unknown escape '\\") + e + "'");
+      kept = value.size();
+      continue;
+    }
+    value += c;
+    if (quoted || (c != ' ' && c != '\t' && c != '\r')) kept = value.size();
+  }
+  value.resize(kept);
+  return value;
+}
+
+Result<std::vector<Line>> Parse(std::string_view text) {
+  std::vector<Line> lines;
+  Key section;
+  bool in_section = false;
+  std::size_t pos = 0, number = 1;
+  auto error = [&](const std::string& what) {
+    return Status::Corruption("line " + std::to_string(number) + ": " + what);
+  };
+  while (pos < text.size()) {
+    const std::size_t start = pos;
+    Line line;
+    std::size_t p = pos;
+    while (p < text.size() && (text[p] == ' ' || text[p] == '\t')) ++p;
+    if (p < text.size() && text[p] == '[') {
+      std::size_t close = p + 1;
+      Key header;
+      while (close < text.size() && IsNameChar(text[close])) ++close;
+      header.section = Lower(std::string(text.substr(p + 1, close - p - 1)));
+      if (close < text.size() && text[close] == '.') {  // [section.sub], old
+        std::size_t end = text.find(']', close);
+        if (end == std::string_view::npos) return error("unclosed section");
+        header.has_sub = true;
+        header.sub =
+            Lower(std::string(text.substr(close + 1, end - close - 1)));
+        close = end;
+      } else if (close < text.size() &&
+                 (text[close] == ' ' || text[close] == '\t')) {
+        while (close < text.size() &&
+               (text[close] == ' ' || text[close] == '\t'))
+          ++close;
+        if (close >= text.size() || text[close] != '"')
+          return error("malformed section header");
+        header.has_sub = true;
+        for (++close; close < text.size() && text[close] != '"'; ++close) {
+          if (text[close] == '\n') return error("malformed section header");
+          if (text[close] == '\\' && close + 1 < text.size()) ++close;
+          header.sub += text[close];
+        }
+        if (close >= text.size()) return error("malformed section header");
+        ++close;
+      }
+      if (close >= text.size() || text[close] != ']' || header.section.empty())
+        return error("malformed section header");
+      section = header;
+      in_section = true;
+      line.kind = Line::Kind::kHeader;
+      line.key = header;
+      p = close + 1;
+      // The rest of the line may hold a comment (or, rarely, a variable:
+      // not supported, as cmf never writes one).
+      while (p < text.size() &&
+             (text[p] == ' ' || text[p] == '\t' || text[p] == '\r'))
+        ++p;
+      if (p < text.size() && text[p] != '\n' && text[p] != '#' &&
+          text[p] != ';')
+        return error("text after a section header");
+      pos = text.find('\n', p);
+    } else if (p < text.size() &&
+               std::isalpha(static_cast<unsigned char>(text[p]))) {
+      if (!in_section) return error("a variable outside any section");
+      std::size_t end = p;
+      while (end < text.size() && IsNameChar(text[end])) ++end;
+      line.kind = Line::Kind::kVariable;
+      line.key = section;
+      line.key.name = Lower(std::string(text.substr(p, end - p)));
+      while (end < text.size() && (text[end] == ' ' || text[end] == '\t'))
+        ++end;
+      if (end < text.size() && text[end] == '=') {
+        ++end;
+        Result<std::string> value = ParseValue(text, end);
+        if (!value.ok()) return error(value.status().message());
+        line.value = std::move(value).value();
+        pos = end;
+      } else if (end >= text.size() || text[end] == '\n' || text[end] == '#' ||
+                 text[end] == ';' || text[end] == '\r') {
+        line.value = "true";  // a bare name is a true boolean, as in git
+        pos = text.find('\n', end);
+      } else {
+        return error("malformed variable");
+      }
+    } else if (p >= text.size() || text[p] == '\n' || text[p] == '#' ||
+               text[p] == ';' || text[p] == '\r') {
+      pos = text.find('\n', p);
+    } else {
+      return error("neither a section, a variable nor a comment");
+    }
+    if (pos == std::string_view::npos)
+      pos = text.size();
+    else
+      ++pos;  // the newline
+    line.raw = std::string(text.substr(start, pos - start));
+    for (char c : line.raw) number += c == '\n';
+    if (!line.raw.empty() && line.raw.back() != '\n') line.raw += '\n';
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+// VALUE as git writes it: quoted when it has blanks at either end or a
+// comment character, with \, " and control characters escaped.
+std::string QuoteValue(const std::string& value) {
+  bool quote =
+      !value.empty() &&
+      (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' ||
+       value.back() == '\t' || value.find_first_of("#;") != std::string::npos);
+  std::string out = quote ? "\"" : "";
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\b') {
+      out += "\\b";
+    } else {
+      out += c;
+    }
+  }
+  if (quote) out += '"';
+  return out;
+}
+
+std::string HeaderText(const Key& key) {
+  if (!key.has_sub) return "[" + key.section + "]\n";
+  std::string sub;
+  for (char c : key.sub) {
+    if (c == '\\' || c == '"') sub += '\\';
+    sub += c;
+  }
+  return "[" + key.section + " \"" + sub + "\"]\n";
+}
+
+bool SameSection(const Key& a, const Key& b) {
+  return a.section == b.section && a.has_sub == b.has_sub && a.sub == b.sub;
+}
+
+}  // namespace
 
 struct Config::Impl {
-  git_config* cfg = nullptr;
   std::string path;
-  ~Impl() { git_config_free(cfg); }
+  std::vector<Line> lines;
+
+  Status Load() {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) {
+        lines.clear();
+        return Status::Ok();  // created by the first Set
+      }
+      return Status::IOError("cannot read config '" + path +
+                             "': " + std::strerror(errno));
+    }
+    std::string text;
+    char buffer[4096];
+    for (;;) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return Status::IOError("cannot read config '" + path +
+                               "': " + std::strerror(err));
+      }
+      if (n == 0) break;
+      text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    Result<std::vector<Line>> parsed = Parse(text);
+    if (!parsed.ok()) {
+      return Status::IOError("cannot read config '" + path +
+                             "': " + parsed.status().message());
+    }
+    lines = std::move(parsed).value();
+    return Status::Ok();
+  }
+
+  // Re-reads the file under its lock, lets CHANGE edit the lines, and writes
+  // them back atomically (a lock file renamed into place, as git does).
+  Status Rewrite(const std::function<Status()>& change) {
+    const std::string lock = path + ".lock";
+    int fd =
+        ::open(lock.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      if (errno == EEXIST) {
+        return Status::Conflict("config '" + path +
+                                "' is being written by another process ('" +
+                                lock + "' exists)");
+      }
+      return Status::IOError("cannot write config '" + path +
+                             "': " + std::strerror(errno));
+    }
+    Status st = Load();
+    if (st.ok()) st = change();
+    if (st.ok()) {
+      std::string text;
+      for (const Line& l : lines) text += l.raw;
+      const char* p = text.data();
+      std::size_t left = text.size();
+      while (st.ok() && left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          st = Status::IOError("cannot write config '" + path +
+                               "': " + std::strerror(errno));
+          break;
+        }
+        p += n;
+        left -= static_cast<std::size_t>(n);
+      }
+      if (st.ok() && ::fsync(fd) != 0)
+        st = Status::IOError("cannot write config '" + path +
+                             "': " + std::strerror(errno));
+    }
+    ::close(fd);
+    if (st.ok() && ::rename(lock.c_str(), path.c_str()) != 0) {
+      st = Status::IOError("cannot write config '" + path +
+                           "': " + std::strerror(errno));
+    }
+    if (!st.ok()) {
+      ::unlink(lock.c_str());
+      Load();  // back to what the file holds
+    }
+    return st;
+  }
+
+  // The index of the last variable KEY, or -1.
+  long Find(const Key& key) const {
+    for (long i = static_cast<long>(lines.size()) - 1; i >= 0; --i) {
+      const Line& l = lines[static_cast<std::size_t>(i)];
+      if (l.kind == Line::Kind::kVariable && l.key == key) return i;
+    }
+    return -1;
+  }
 };
 
 Config::Config(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -23,23 +366,17 @@ Config& Config::operator=(Config&&) noexcept = default;
 Config::~Config() = default;
 
 Result<Config> Config::Open(const std::filesystem::path& path) {
-  git::EnsureInit();
   auto impl = std::make_unique<Impl>();
   impl->path = path.string();
-  int rc = git_config_open_ondisk(&impl->cfg, impl->path.c_str());
-  if (rc < 0) return git::Error(rc, "cannot read config '" + impl->path + "'");
+  CMF_RETURN_IF_ERROR(impl->Load());
   return Config(std::move(impl));
 }
 
 Result<std::string> Config::Get(const std::string& key) const {
-  git_buf buf = GIT_BUF_INIT;
-  int rc = git_config_get_string_buf(&buf, impl_->cfg, key.c_str());
-  if (rc == GIT_ENOTFOUND)
-    return Status::NotFound("config key '" + key + "' is not set");
-  if (rc < 0) return git::Error(rc, "cannot read config key '" + key + "'");
-  std::string value(buf.ptr, buf.size);
-  git_buf_dispose(&buf);
-  return value;
+  CMF_ASSIGN_OR_RETURN(Key k, ParseKey(key));
+  long i = impl_->Find(k);
+  if (i < 0) return Status::NotFound("config key '" + key + "' is not set");
+  return impl_->lines[static_cast<std::size_t>(i)].value;
 }
 
 std::string Config::GetOr(const std::string& key,
@@ -49,17 +386,48 @@ std::string Config::GetOr(const std::string& key,
 }
 
 Status Config::Set(const std::string& key, const std::string& value) {
-  int rc = git_config_set_string(impl_->cfg, key.c_str(), value.c_str());
-  if (rc == GIT_EINVALIDSPEC)
-    return Status::InvalidArgument("invalid config key '" + key + "'");
-  if (rc < 0) return git::Error(rc, "cannot write config key '" + key + "'");
-  return Status::Ok();
+  CMF_ASSIGN_OR_RETURN(Key k, ParseKey(key));
+  return impl_->Rewrite([&]() -> Status {
+    std::vector<Line>& lines = impl_->lines;
+    Line line;
+    line.kind = Line::Kind::kVariable;
+    line.key = k;
+    line.value = value;
+    line.raw = "\t" + k.name + " = " + QuoteValue(value) + "\n";
+    long at = impl_->Find(k);
+    if (at >= 0) {
+      lines[static_cast<std::size_t>(at)] = std::move(line);
+      return Status::Ok();
+    }
+    // After the last variable of the key's last section, or in a new one.
+    long after = -1;
+    for (long i = 0; i < static_cast<long>(lines.size()); ++i) {
+      const Line& l = lines[static_cast<std::size_t>(i)];
+      if (l.kind == Line::Kind::kHeader) {
+        if (SameSection(l.key, k)) after = i;
+      } else if (l.kind == Line::Kind::kVariable && SameSection(l.key, k)) {
+        after = i;
+      }
+    }
+    if (after < 0) {
+      if (!lines.empty() && lines.back().raw.back() != '\n')
+        lines.back().raw += '\n';
+      Line header;
+      header.kind = Line::Kind::kHeader;
+      header.key = k;
+      header.key.name.clear();
+      header.raw = HeaderText(k);
+      lines.push_back(std::move(header));
+      lines.push_back(std::move(line));
+    } else {
+      lines.insert(lines.begin() + after + 1, std::move(line));
+    }
+    return Status::Ok();
+  });
 }
 
 Status Config::Validate(const std::string& key, const std::string& value) {
-  std::string k = key;
-  for (char& c : k)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string k = Lower(key);
   if (k == "core.site") {
     if (!IsValidSiteId(value)) {
       return Status::InvalidArgument(
@@ -86,25 +454,23 @@ Status Config::Validate(const std::string& key, const std::string& value) {
 }
 
 Status Config::Unset(const std::string& key) {
-  int rc = git_config_delete_entry(impl_->cfg, key.c_str());
-  if (rc == GIT_ENOTFOUND)
+  CMF_ASSIGN_OR_RETURN(Key k, ParseKey(key));
+  if (impl_->Find(k) < 0)
     return Status::NotFound("config key '" + key + "' is not set");
-  if (rc == GIT_EINVALIDSPEC)
-    return Status::InvalidArgument("invalid config key '" + key + "'");
-  if (rc < 0) return git::Error(rc, "cannot remove config key '" + key + "'");
-  return Status::Ok();
+  return impl_->Rewrite([&]() -> Status {
+    long at = impl_->Find(k);
+    if (at < 0) return Status::NotFound("config key '" + key + "' is not set");
+    impl_->lines.erase(impl_->lines.begin() + at);
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> Config::List() const {
   std::vector<std::pair<std::string, std::string>> out;
-  int rc = git_config_foreach(
-      impl_->cfg,
-      [](const git_config_entry* e, void* payload) {
-        static_cast<decltype(out)*>(payload)->emplace_back(e->name, e->value);
-        return 0;
-      },
-      &out);
-  if (rc < 0) return git::Error(rc, "cannot read config '" + impl_->path + "'");
+  for (const Line& l : impl_->lines) {
+    if (l.kind == Line::Kind::kVariable)
+      out.emplace_back(l.key.Normal(), l.value);
+  }
   return out;
 }
 

@@ -97,6 +97,81 @@ TEST_CASE("config: values round-trip through the git-config file") {
   CHECK(repo.config().Unset("core.pipeline").code() == Code::kNotFound);
 }
 
+TEST_CASE(
+    "config: reads what git writes and writes what git reads (quotes, "
+    "escapes, subsections, comments, continued lines)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  test::WriteFile(file,
+                  "# a comment\n"
+                  "[Core]\n"
+                  "\tPipeline = \"two  words\" ; and a comment\n"
+                  "\tsite = abc # trailing\n"
+                  "[remote \"Hub.Site\"]\n"
+                  "  url = ssh://h/x \\\n"
+                  "continued\n"
+                  "  flag\n"
+                  "[cache]\n"
+                  "\tlink = \"tab\\there\\\\\"\n");
+  Result<Config> config = Config::Open(file);
+  REQUIRE(config.ok());
+  CHECK(config->Get("core.pipeline").value() == "two  words");
+  CHECK(config->Get("CORE.Site").value() == "abc");
+  CHECK(config->Get("remote.Hub.Site.url").value() == "ssh://h/x continued");
+  CHECK(config->Get("remote.hub.site.url").status().code() ==
+        Code::kNotFound);  // subsections keep their case
+  CHECK(config->Get("remote.Hub.Site.flag").value() == "true");
+  CHECK(config->Get("cache.link").value() == "tab\there\\");
+  CHECK(config->List()->size() == 5);
+
+  // Written back: the untouched lines stay as they were.
+  REQUIRE(config->Set("core.site", "  spaced; with # marks \"q\"").ok());
+  REQUIRE(config->Set("remote.Hub.Site.push", "relevant").ok());
+  REQUIRE(config->Set("store.synchronous", "normal").ok());
+  REQUIRE(config->Unset("cache.link").ok());
+  std::string text = test::ReadFile(file);
+  CHECK(text.find("# a comment\n[Core]\n\tPipeline = \"two  words\" ; and a "
+                  "comment\n") == 0);
+  CHECK_FALSE(fs::exists(dir / "config.lock"));
+  Result<Config> again = Config::Open(file);
+  REQUIRE(again.ok());
+  CHECK(again->Get("core.site").value() == "  spaced; with # marks \"q\"");
+  CHECK(again->Get("remote.Hub.Site.push").value() == "relevant");
+  CHECK(again->Get("store.synchronous").value() == "normal");
+  CHECK(again->Get("cache.link").status().code() == Code::kNotFound);
+
+  // git itself agrees, both ways.
+  if (test::RunProcess({"git", "--version"}, dir.path()).exit_code == 0) {
+    auto git = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"git", "config", "-f", file.string()});
+      return test::RunProcess(args, dir.path());
+    };
+    CHECK(git({"--get", "core.site"}).out == "  spaced; with # marks \"q\"\n");
+    CHECK(git({"--get", "remote.Hub.Site.url"}).out == "ssh://h/x continued\n");
+    CHECK(git({"--get", "store.synchronous"}).out == "normal\n");
+    REQUIRE(git({"cache.link", "hardlink,copy"}).exit_code == 0);
+    REQUIRE(git({"remote.other.url", "/srv/x y"}).exit_code == 0);
+    Result<Config> after_git = Config::Open(file);
+    REQUIRE(after_git.ok());
+    CHECK(after_git->Get("cache.link").value() == "hardlink,copy");
+    CHECK(after_git->Get("remote.other.url").value() == "/srv/x y");
+  }
+
+  // Bad files and keys.
+  test::WriteFile(dir / "bad", "[core\n\tx = 1\n");
+  Result<Config> bad = Config::Open(dir / "bad");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("line 1") != std::string::npos);
+  test::WriteFile(dir / "orphan", "x = 1\n");
+  CHECK_FALSE(Config::Open(dir / "orphan").ok());
+  CHECK(again->Set("core.9lives", "x").code() == Code::kInvalidArgument);
+  CHECK(again->Set(".x", "x").code() == Code::kInvalidArgument);
+  // A writer that finds the lock taken fails and changes nothing.
+  test::WriteFile(dir / "config.lock", "");
+  CHECK(again->Set("core.pipeline", "x").code() == Code::kConflict);
+  CHECK(Config::Open(file)->Get("core.pipeline").value() == "two  words");
+}
+
 TEST_CASE("repo: an unknown store.synchronous value is refused when opening") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();

@@ -1,11 +1,14 @@
-// A repository's configuration: .cmf/config, in git-config format, read and
-// written through libgit2's config API (so `git config -f .cmf/config` reads it
-// too).
+// A repository's configuration: .cmf/config, in git-config format (so
+// `git config -f .cmf/config` reads and writes it too), read and written by
+// cmf's own parser: sections, quoted subsections, quoted values with git's
+// escapes, comments and continued lines. (Not through libgit2, whose start-up
+// alone cost every command about 5 ms.)
 //
 // Keys are "section.name" or "section.sub.name", as in git. Each Set/Unset
-// rewrites the file atomically (libgit2 writes a lock file and renames it). A
-// Config is owned by one thread at a time; several processes may use the same
-// file, the last writer of a key wins.
+// re-reads the file under a lock file (config.lock, as git) and renames its
+// new text into place. A Config is owned by one thread at a time; several
+// processes may use the same file, the last writer of a key wins (a writer that
+// finds the lock taken fails with Conflict).
 //
 // Keys cmf reads:
 //   core.site       this site's id, made by `cmf init` (16 hex digits), stamped
