@@ -165,7 +165,9 @@ int main(int argc, char** argv) {
   // cmf, with each link strategy that this file system offers.
   double first_default = -1, second_default = -1, best = -1;
   std::string best_mode;
-  for (std::string mode : {"auto", "hardlink", "symlink"}) {
+  // auto is reflink,hardlink,copy; reflink,copy is what keeps workspace files
+  // separate from the cache (a copy where the file system cannot clone).
+  for (std::string mode : {"auto", "hardlink", "symlink", "reflink,copy"}) {
     fs::path ws = root / ("cmf-" + mode);
     FreshCopy(root / "template", ws,
               {{cmf, "init", "-q"}, {cmf, "config", "cache.link", mode}});

@@ -35,9 +35,20 @@ class StatusVerb : public Verb {
           "Changes to tracked data (use 'cmf add PATH' to record them, 'cmf "
           "checkout PATH' "
           "to restore):\n";
+      bool damaged = false;
       for (const Change& c : report->changes) {
-        out += fmt::format("  {:<10}{}\n", std::string(ToString(c.kind)) + ":",
-                           c.path);
+        out += fmt::format("  {:<10}{}{}\n",
+                           std::string(ToString(c.kind)) + ":", c.path,
+                           c.cache_damaged ? "  (cached copy damaged)" : "");
+        damaged = damaged || c.cache_damaged;
+      }
+      if (damaged) {
+        out +=
+            "A file marked 'cached copy damaged' was written in place while "
+            "it was a hard link into the cache (root can write read-only "
+            "files), so the cache lost the recorded version. 'cmf fsck' lists "
+            "the damaged objects; 'cmf unlock PATH' before editing avoids "
+            "this.\n";
       }
     }
     if (report->uncommitted_facts > 0) {

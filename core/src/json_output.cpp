@@ -288,9 +288,11 @@ std::string ExecutionsJsonWriter::Add(
 std::string StatusJson(const StatusReport& report, int indent) {
   json changes = json::array();
   for (const Change& c : report.changes) {
-    changes.push_back({{"path", c.path},
-                       {"status", std::string(ToString(c.kind))},
-                       {"tracked", c.tracked}});
+    json change = {{"path", c.path},
+                   {"status", std::string(ToString(c.kind))},
+                   {"tracked", c.tracked}};
+    if (c.cache_damaged) change["cache_damaged"] = true;
+    changes.push_back(std::move(change));
   }
   return Dump({{"tracked", ArtifactsJson(report.tracked)},
                {"changes", changes},

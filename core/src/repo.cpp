@@ -42,6 +42,8 @@ Status Populate(const fs::path& dir) {
   const std::string site = RandomHex(8);
   CMF_RETURN_IF_ERROR(config.Set("core.site", site));
   CMF_RETURN_IF_ERROR(MetaLog::Create(dir / "log.git"));
+  // The object cache's 256 folders, made now rather than by the first add.
+  CMF_RETURN_IF_ERROR(data::ObjectCache(dir / "objects").CreateFolders());
   {  // names this cache as an object store when the repository is a remote
     std::ofstream id(dir / "objects" / "store-id");
     id << site;

@@ -116,16 +116,22 @@ Result<std::vector<AddResult>> Add(Repo& repo,
   std::vector<AddResult> results;
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("adding", options.progress);
-  for (const std::string& rel : rels) {
-    data::ScanOptions scan;
-    scan.stat_cache = &stat_cache;
-    scan.store = true;
-    scan.link_order = order;
-    scan.threads = options.threads;
-    scan.progress = &progress;
-    fs::path abs = Absolute(repo, rel);
-    CMF_ASSIGN_OR_RETURN(data::ScanResult found,
-                         data::Scan(repo.objects(), abs, scan));
+  data::ScanOptions scan;
+  scan.stat_cache = &stat_cache;
+  scan.store = true;
+  scan.link_order = order;
+  scan.threads = options.threads;
+  scan.progress = &progress;
+  std::vector<fs::path> absolute;
+  for (const std::string& rel : rels) absolute.push_back(Absolute(repo, rel));
+  // All paths in one scan: their files share the cores, and one flush of the
+  // file system covers every object.
+  CMF_ASSIGN_OR_RETURN(std::vector<data::ScanResult> scanned,
+                       data::ScanMany(repo.objects(), absolute, scan));
+  for (std::size_t i = 0; i < rels.size(); ++i) {
+    const std::string& rel = rels[i];
+    const fs::path& abs = absolute[i];
+    data::ScanResult& found = scanned[i];
     AddResult r;
     r.artifact = {rel, found.info.hash, found.info.size,
                   GuessKind(abs, found.info.is_directory)};
@@ -134,7 +140,8 @@ Result<std::vector<AddResult>> Add(Repo& repo,
     r.hashed_bytes = found.hashed_bytes;
     auto old = before.find(rel);
     r.changed = old == before.end() || old->second != r.artifact.hash;
-    CMF_RETURN_IF_ERROR(repo.store().Track(r.artifact));
+    // Nothing to write when the path is tracked with this content already.
+    if (r.changed) CMF_RETURN_IF_ERROR(repo.store().Track(r.artifact));
     results.push_back(std::move(r));
   }
   progress.Finish();
@@ -162,6 +169,18 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
       continue;
     }
     if (now->info.hash == t.hash) continue;
+    // A modified file that shares its inode with the object it was recorded
+    // as has changed that object too.
+    auto modified = [&](const std::string& path, const std::string& old_hash) {
+      Change c{Change::Kind::kModified, path, t.path};
+      struct stat file {
+      }, object{};
+      c.cache_damaged =
+          ::stat(Absolute(repo, path).c_str(), &file) == 0 &&
+          ::stat(repo.objects().PathOf(old_hash).c_str(), &object) == 0 &&
+          file.st_dev == object.st_dev && file.st_ino == object.st_ino;
+      report.changes.push_back(std::move(c));
+    };
     Result<std::vector<data::ScannedFile>> old_files =
         Status::NotFound("a file");
     if (t.kind == ArtifactKind::kDirectory && now->info.is_directory) {
@@ -170,29 +189,32 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
     }
     if (!old_files
              .ok()) {  // a file, or a directory whose old manifest is not here
-      report.changes.push_back({Change::Kind::kModified, t.path, t.path});
+      if (now->info.is_directory) {
+        report.changes.push_back({Change::Kind::kModified, t.path, t.path});
+      } else {
+        modified(t.path, t.hash);
+      }
       continue;
     }
     // hash and mode: a file made executable (or not) has changed too
-    std::map<std::string, std::string> old_hash;
-    for (const auto& f : *old_files)
-      old_hash[f.path] = f.hash + (f.executable ? "x" : "");
+    std::map<std::string, const data::ScannedFile*> old_hash;
+    for (const auto& f : *old_files) old_hash[f.path] = &f;
     for (const auto& f : now->files) {
       auto it = old_hash.find(f.path);
       if (it == old_hash.end()) {
         report.changes.push_back(
             {Change::Kind::kNew, Join(t.path, f.path), t.path});
       } else {
-        if (it->second != f.hash + (f.executable ? "x" : "")) {
-          report.changes.push_back(
-              {Change::Kind::kModified, Join(t.path, f.path), t.path});
+        if (it->second->hash != f.hash ||
+            it->second->executable != f.executable) {
+          modified(Join(t.path, f.path), it->second->hash);
         }
         old_hash.erase(it);
       }
     }
-    for (const auto& [file, hash] : old_hash) {
+    for (const auto& entry : old_hash) {
       report.changes.push_back(
-          {Change::Kind::kMissing, Join(t.path, file), t.path});
+          {Change::Kind::kMissing, Join(t.path, entry.first), t.path});
     }
   }
   progress.Finish();

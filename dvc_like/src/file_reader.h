@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <string>
 
+#include "cmf/data/file_stat.h"
 #include "cmf/status.h"
 
 namespace cmf::data {
@@ -17,5 +19,23 @@ namespace cmf::data {
 Status ReadFileInBlocks(
     const std::filesystem::path& path,
     const std::function<Status(const char*, std::size_t)>& sink);
+
+// As above, for a file the caller listed as EXPECTED: IOError ("changed while
+// it was read") unless the file opened still looks like that.
+Status ReadFileInBlocks(
+    const std::filesystem::path& path,
+    const std::function<Status(const char*, std::size_t)>& sink,
+    const FileStat* expected);
+
+// The SHA-256 of the file at PATH in hex, read as ReadFileInBlocks reads it
+// (EXPECTED may be null) and with its errors. Large files are hashed through a
+// mapping of the page cache; one that shrinks meanwhile is reported as
+// changed, not as a crash (SIGBUS is caught for the mapping).
+Result<std::string> HashFileContent(const std::filesystem::path& path,
+                                    const FileStat* expected);
+
+// For tests: when set, called with a large file's path once it is mapped and
+// before it is hashed (to change the file at exactly that moment).
+extern void (*g_after_map_for_test)(const std::string& path);
 
 }  // namespace cmf::data

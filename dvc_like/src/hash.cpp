@@ -12,10 +12,21 @@ struct Sha256::Impl {
   EVP_MD_CTX* ctx = nullptr;
 };
 
+namespace {
+
+// The algorithm, looked up once (OpenSSL 3 would otherwise look it up again
+// for every hasher: a cost per file when there are many small ones).
+const EVP_MD* Sha256Md() {
+  static EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return fetched != nullptr ? fetched : EVP_sha256();
+}
+
+}  // namespace
+
 Sha256::Sha256() : impl_(new Impl) {
   impl_->ctx = EVP_MD_CTX_new();
   if (impl_->ctx == nullptr ||
-      EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+      EVP_DigestInit_ex(impl_->ctx, Sha256Md(), nullptr) != 1) {
     throw std::runtime_error("OpenSSL cannot initialise SHA-256");
   }
 }
@@ -61,13 +72,7 @@ bool IsSha256Hex(std::string_view text) {
 }
 
 Result<std::string> HashFile(const std::filesystem::path& path) {
-  Sha256 hasher;
-  Status st = ReadFileInBlocks(path, [&](const char* data, std::size_t size) {
-    hasher.Update(data, size);
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return ToHex(hasher.Finish());
+  return HashFileContent(path, nullptr);
 }
 
 }  // namespace cmf::data

@@ -1,5 +1,6 @@
 #include "cmf/data/object_cache.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -71,10 +73,14 @@ std::string_view ToString(LinkMode mode) {
 
 Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text) {
   if (text == "auto" || text.empty()) {
-    // Only strategies after which the workspace file and the object are
-    // separate files: a hard-linked or symlinked file written in place (root
-    // ignores the read-only mode) would change the object under its name.
-    return std::vector<LinkMode>{LinkMode::kReflink, LinkMode::kCopy};
+    // A clone where the file system can make one; otherwise the workspace
+    // file itself becomes the object, read-only until `cmf unlock` (as
+    // git-annex's locked files): adding then reads each byte once and writes
+    // none. A copy only across file systems. (Root ignores the read-only mode:
+    // a hard-linked file that root rewrites in place changes the object, which
+    // cmf status and cmf fsck then report. `reflink,copy` avoids that.)
+    return std::vector<LinkMode>{LinkMode::kReflink, LinkMode::kHardlink,
+                                 LinkMode::kCopy};
   }
   std::vector<LinkMode> order;
   std::size_t start = 0;
@@ -218,31 +224,22 @@ int RelinkSymbolic(const fs::path& target, const fs::path& dest) {
   return 0;
 }
 
-// True when the file at PATH lies on the file system of the cache at ROOT
-// (where hard links into the cache can be made).
-bool SameDevice(const fs::path& path, const fs::path& root) {
-  struct stat a {
-  }, b{};
-  fs::path probe = root;
-  std::error_code ec;
-  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
-  return ::stat(path.c_str(), &a) == 0 && ::stat(probe.c_str(), &b) == 0 &&
-         a.st_dev == b.st_dev;
-}
-
-// Copies SRC into the open file FD, hashing as it goes.
-Status CopyHashing(const fs::path& src, int fd, FileOps& ops, std::string* hash,
+// Copies SRC, listed as EXPECTED, into the open file FD, hashing as it goes.
+Status CopyHashing(const fs::path& src, int fd, FileOps& ops,
+                   const FileStat& expected, std::string* hash,
                    std::uint64_t* size) {
   Sha256 hasher;
   *size = 0;
-  CMF_RETURN_IF_ERROR(
-      ReadFileInBlocks(src, [&](const char* data, std::size_t n) {
+  CMF_RETURN_IF_ERROR(ReadFileInBlocks(
+      src,
+      [&](const char* data, std::size_t n) {
         hasher.Update(data, n);
         *size += n;
         if (int err = ops.Write(fd, data, n))
           return ErrnoStatus("cannot write to the object cache", err);
         return Status::Ok();
-      }));
+      },
+      &expected));
   *hash = ToHex(hasher.Finish());
   return Status::Ok();
 }
@@ -252,14 +249,39 @@ Status CopyHashing(const fs::path& src, int fd, FileOps& ops, std::string* hash,
 ObjectCache::ObjectCache(fs::path root, std::shared_ptr<FileOps> ops)
     : root_(std::move(root)), ops_(std::move(ops)) {}
 
+ObjectCache::~ObjectCache() {
+  int fd = sha256_fd_.load();
+  if (fd >= 0) ::close(fd);
+}
+
 fs::path ObjectCache::PathOf(const std::string& hash) const {
   return root_ / "sha256" / hash.substr(0, 2) / hash.substr(2);
 }
 
 bool ObjectCache::Has(const std::string& hash) const {
   if (!IsSha256Hex(hash)) return false;
-  std::error_code ec;
-  return fs::is_regular_file(PathOf(hash), ec);
+  // Looked up relative to objects/sha256/, held open once it exists: two
+  // path components to resolve instead of the whole path (an unchanged tree
+  // of many files asks this for every file).
+  int dir = sha256_fd_.load(std::memory_order_acquire);
+  if (dir < 0) {
+    dir =
+        ::open((root_ / "sha256").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return false;
+    int expected = -1;
+    if (!sha256_fd_.compare_exchange_strong(expected, dir)) {
+      ::close(dir);  // another thread was first
+      dir = expected;
+    }
+  }
+  char name[66];
+  name[0] = hash[0];
+  name[1] = hash[1];
+  name[2] = '/';
+  std::memcpy(name + 3, hash.data() + 2, 62);
+  name[65] = '\0';
+  struct stat st {};
+  return ::fstatat(dir, name, &st, 0) == 0 && S_ISREG(st.st_mode);
 }
 
 Result<ObjectInfo> ObjectCache::Hash(const fs::path& path) const {
@@ -288,35 +310,101 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
     const fs::path& path, std::span<const LinkMode> order,
     std::vector<Pending>* pending) const {
   const std::string name = path.string();
-  struct stat before {};
-  if (::stat(name.c_str(), &before) != 0) {
+  struct stat st {};
+  if (::stat(name.c_str(), &st) != 0) {
     if (errno == ENOENT) return Status::NotFound("no such file '" + name + "'");
     return ErrnoStatus("cannot read '" + name + "'", errno);
   }
-  if (!S_ISREG(before.st_mode))
+  if (!S_ISREG(st.st_mode))
     return Status::IOError("'" + name + "' is not a regular file");
+  struct stat link_st {};
+  Listed listed;
+  listed.stat = ToFileStat(st);
+  listed.executable = (st.st_mode & S_IXUSR) != 0;
+  listed.is_link =
+      ::lstat(name.c_str(), &link_st) == 0 && S_ISLNK(link_st.st_mode);
+  return StoreFile(path, order, pending, listed);
+}
+
+std::uint64_t ObjectCache::CacheDevice() const {
+  std::int64_t known = cache_device_.load(std::memory_order_relaxed);
+  if (known >= 0) return static_cast<std::uint64_t>(known);
+  // The cache's nearest folder that exists (objects/ appears on first write).
+  fs::path probe = root_;
   std::error_code ec;
-  if (fs::is_symlink(fs::symlink_status(path, ec)) &&
-      fs::canonical(path, ec).string().starts_with(
-          fs::weakly_canonical(root_, ec).string())) {
-    // Stored before, by the symlink strategy.
-    CMF_ASSIGN_OR_RETURN(std::string hash, HashFile(path));
-    if (Has(hash)) {
-      return Stored{hash, static_cast<std::uint64_t>(before.st_size),
-                    LinkMode::kSymlink};
+  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
+  struct stat st {};
+  if (::stat(probe.c_str(), &st) != 0) return ~std::uint64_t{0};
+  cache_device_.store(static_cast<std::int64_t>(st.st_dev),
+                      std::memory_order_relaxed);
+  return static_cast<std::uint64_t>(st.st_dev);
+}
+
+int ObjectCache::EnsureFolder(const fs::path& folder,
+                              unsigned char prefix) const {
+  const std::uint64_t bit = std::uint64_t{1} << (prefix % 64);
+  std::atomic<std::uint64_t>& word = folders_[prefix / 64];
+  if (word.load(std::memory_order_acquire) & bit) return 0;
+  if (::mkdir(folder.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (errno != ENOENT) return errno;
+    std::error_code ec;  // objects/sha256/ itself is missing
+    fs::create_directories(folder, ec);
+    if (ec) return ec.value();
+  }
+  word.fetch_or(bit, std::memory_order_release);
+  return 0;
+}
+
+void ObjectCache::LearnFolders() const {
+  if (folders_learned_.exchange(true)) return;
+  DIR* dir = ::opendir((root_ / "sha256").c_str());
+  if (dir == nullptr) return;
+  auto hex = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  };
+  while (const dirent* entry = ::readdir(dir)) {
+    const char* name = entry->d_name;
+    if (entry->d_type != DT_DIR || !hex(name[0]) || !hex(name[1]) ||
+        name[2] != '\0') {
+      continue;  // DT_UNKNOWN too: EnsureFolder will find out
     }
+    unsigned prefix = 0;
+    std::from_chars(name, name + 2, prefix, 16);
+    folders_[prefix / 64].fetch_or(std::uint64_t{1} << (prefix % 64));
+  }
+  ::closedir(dir);
+}
+
+Status ObjectCache::CreateFolders() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  fs::path base = root_ / "sha256";
+  for (unsigned prefix = 0; prefix < 256; ++prefix) {
+    const char name[3] = {kHex[prefix >> 4], kHex[prefix & 15], '\0'};
+    if (int err = EnsureFolder(base / name, static_cast<unsigned char>(prefix)))
+      return ErrnoStatus("cannot create '" + (base / name).string() + "'", err);
+  }
+  return Status::Ok();
+}
+
+Result<ObjectCache::Stored> ObjectCache::StoreFile(
+    const fs::path& path, std::span<const LinkMode> order,
+    std::vector<Pending>* pending, const Listed& listed) const {
+  const std::string name = path.string();
+  std::error_code ec;
+  if (listed.is_link && fs::canonical(path, ec).string().starts_with(
+                            fs::weakly_canonical(root_, ec).string())) {
+    // Stored before, by the symlink strategy.
+    CMF_ASSIGN_OR_RETURN(std::string hash, HashFileContent(path, &listed.stat));
+    if (Has(hash)) return Stored{hash, listed.stat.size, LinkMode::kSymlink};
     return Status::IOError("'" + name +
                            "' links to a damaged object; run cmf fsck");
   }
 
   // A symbolic link (to a file elsewhere) is never linked into the cache: its
   // target is not the workspace's to make read-only. Its bytes are copied.
-  struct stat link_st {};
-  const bool is_link =
-      ::lstat(name.c_str(), &link_st) == 0 && S_ISLNK(link_st.st_mode);
   std::vector<LinkMode> effective;
   for (LinkMode mode : order) {
-    if (is_link &&
+    if (listed.is_link &&
         (mode == LinkMode::kHardlink || mode == LinkMode::kSymlink)) {
       mode = LinkMode::kCopy;
     }
@@ -325,51 +413,53 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
       effective.push_back(mode);
     }
   }
-  const mode_t object_mode = (before.st_mode & S_IXUSR) ? 0555 : 0444;
+  const mode_t object_mode = listed.executable ? 0555 : 0444;
   Status last = Status::IOError("no link strategy given for '" + name + "'");
   for (LinkMode mode : effective) {
-    TempObject temp(root_ / "tmp", *ops_);
     Stored stored;
     stored.mode = mode;
+    if (mode == LinkMode::kHardlink || mode == LinkMode::kSymlink) {
+      if (listed.stat.dev != CacheDevice()) {
+        last = Status::IOError("cannot link '" + name + "' into the cache");
+        continue;  // another file system: try the next strategy
+      }
+      // Hashed where it is; Publish links it into the cache under the
+      // object's name (and, for symlink, puts a symbolic link in its place).
+      CMF_ASSIGN_OR_RETURN(stored.hash, HashFileContent(path, &listed.stat));
+      stored.size = listed.stat.size;
+      Pending p{"", PathOf(stored.hash), path, mode};
+      p.size = stored.size;
+      p.mtime_ns = listed.stat.mtime_ns;
+      p.executable = listed.executable;
+      pending->push_back(std::move(p));
+      return stored;
+    }
+    TempObject temp(root_ / "tmp", *ops_);
     if (mode == LinkMode::kCopy) {
       CMF_RETURN_IF_ERROR(temp.Open());
-      CMF_RETURN_IF_ERROR(
-          CopyHashing(path, temp.fd(), *ops_, &stored.hash, &stored.size));
-    } else {
-      if (mode == LinkMode::kReflink) {
-        if (no_reflink_.load(std::memory_order_relaxed)) continue;
-        CMF_RETURN_IF_ERROR(temp.Open());
-        int src = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-        if (src < 0) return ErrnoStatus("cannot read '" + name + "'", errno);
-        int rc = ::ioctl(temp.fd(), FICLONE, src);
-        int err = errno;
-        ::close(src);
-        if (rc != 0) {
-          last = ErrnoStatus("cannot reflink '" + name + "'", err);
-          if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL ||
-              err == EXDEV) {
-            no_reflink_.store(
-                true,
-                std::memory_order_relaxed);  // this file system cannot clone
-          }
-          continue;
+      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), *ops_, listed.stat,
+                                      &stored.hash, &stored.size));
+    } else {  // reflink
+      if (no_reflink_.load(std::memory_order_relaxed)) continue;
+      CMF_RETURN_IF_ERROR(temp.Open());
+      int src = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+      if (src < 0) return ErrnoStatus("cannot read '" + name + "'", errno);
+      struct stat src_st {};
+      bool same =
+          ::fstat(src, &src_st) == 0 && ToFileStat(src_st) == listed.stat;
+      int rc = same ? ::ioctl(temp.fd(), FICLONE, src) : 0;
+      int err = errno;
+      ::close(src);
+      if (!same)
+        return Status::IOError("'" + name + "' changed while it was read");
+      if (rc != 0) {
+        last = ErrnoStatus("cannot reflink '" + name + "'", err);
+        if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL ||
+            err == EXDEV) {
+          // This file system cannot clone.
+          no_reflink_.store(true, std::memory_order_relaxed);
         }
-      } else {
-        // Hashed where it is; Publish links it into the cache under the
-        // object's name (and, for symlink, puts a symbolic link in its place).
-        CMF_ASSIGN_OR_RETURN(stored.hash, HashFile(path));
-        stored.size = static_cast<std::uint64_t>(before.st_size);
-        Pending p{"", PathOf(stored.hash), path, mode};
-        p.size = stored.size;
-        p.mtime_ns =
-            static_cast<std::int64_t>(before.st_mtim.tv_sec) * 1'000'000'000 +
-            before.st_mtim.tv_nsec;
-        if (!SameDevice(path, root_)) {
-          last = Status::IOError("cannot link '" + name + "' into the cache");
-          continue;  // another file system: try the next strategy
-        }
-        pending->push_back(std::move(p));
-        return stored;
+        continue;
       }
       Result<std::string> hash = HashFile(temp.path());  // the clone
       if (!hash.ok()) return hash.status();
@@ -420,18 +510,30 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
     }
   }
 
+  // The folders they go to, created one by one before the objects are named
+  // in parallel (creating two folders at once makes both wait for the lock of
+  // their parent).
+  LearnFolders();
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    fs::path dir = pending[i].final_path.parent_path();
+    const std::string head = dir.filename().string();
+    unsigned prefix = 0;
+    std::from_chars(head.data(), head.data() + head.size(), prefix, 16);
+    if (int err = EnsureFolder(dir, static_cast<unsigned char>(prefix))) {
+      Discard(pending);
+      return ErrnoStatus("cannot create '" + dir.string() + "'", err);
+    }
+  }
+
   // Names one object; returns 0 or an errno value.
   auto publish = [&](Pending& p) -> int {
     fs::path dir = p.final_path.parent_path();
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno;
     if (!p.temp.empty()) {
       // A complete new copy: it takes the name even when an object is there
       // already (same bytes, or it mends a damaged one).
       return ops_->Rename(p.temp, p.final_path.string());
     }
-    struct stat st {};
-    ::stat(p.source.c_str(), &st);
-    ::chmod(p.source.c_str(), (st.st_mode & S_IXUSR) ? 0555 : 0444);
+    ::chmod(p.source.c_str(), p.executable ? 0555 : 0444);
     int err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
     if (err == EEXIST) {
       // Share the cached object only when its bytes are still right;
@@ -513,6 +615,21 @@ Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {
     return ErrnoStatus("cannot write to the object cache", err);
   }
   CMF_RETURN_IF_ERROR(temp.Commit(PathOf(hash)));
+  return hash;
+}
+
+Result<std::string> ObjectCache::PutBytes(std::string_view bytes,
+                                          std::vector<Pending>* pending) const {
+  std::string hash = HashBytes(bytes);
+  if (Has(hash)) return hash;
+  TempObject temp(root_ / "tmp", *ops_);
+  CMF_RETURN_IF_ERROR(temp.Open());
+  if (int err = ops_->Write(temp.fd(), bytes.data(), bytes.size())) {
+    return ErrnoStatus("cannot write to the object cache", err);
+  }
+  if (::chmod(temp.path().c_str(), 0444) != 0)
+    return ErrnoStatus("cannot protect object", errno);
+  pending->push_back({temp.Release(), PathOf(hash), {}, LinkMode::kCopy});
   return hash;
 }
 

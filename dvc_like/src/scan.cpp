@@ -8,12 +8,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <system_error>
 #include <thread>
 
 #include "cmf/data/hash.h"
+#include "file_reader.h"
 
 namespace fs = std::filesystem;
 
@@ -31,43 +33,40 @@ struct Entry {
   std::string absolute;
   FileStat stat;
   bool executable = false;
+  bool is_link = false;   // the path is a symbolic link (to a file)
+  bool has_stat = false;  // stat and executable are filled in
+  std::size_t root = 0;   // which of the scanned paths it lies under
   std::string hash;
   bool need_hash = false;   // not in the stat cache
   bool need_store = false;  // to be stored in the object cache
 };
 
-Result<Entry> StatEntry(const fs::path& absolute, std::string relative) {
+// Fills in E's stat from the file system (through links).
+Status StatEntry(Entry& e) {
+  const std::string& name = e.absolute;
   struct stat st {};
-  if (::stat(absolute.c_str(), &st) != 0) {
+  if (::stat(name.c_str(), &st) != 0) {
     int err = errno;
     struct stat link {};
-    if (err == ENOENT && ::lstat(absolute.c_str(), &link) == 0) {
-      return Status::IOError("'" + absolute.string() +
-                             "' is a broken symbolic link");
-    }
+    if (err == ENOENT && ::lstat(name.c_str(), &link) == 0)
+      return Status::IOError("'" + name + "' is a broken symbolic link");
     if (err == ENOENT)
-      return Status::NotFound("no such file or directory '" +
-                              absolute.string() + "'");
-    return Status::IOError("cannot stat '" + absolute.string() +
-                           "': " + std::strerror(err));
+      return Status::NotFound("no such file or directory '" + name + "'");
+    return Status::IOError("cannot stat '" + name + "': " + std::strerror(err));
   }
   if (!S_ISREG(st.st_mode)) {
-    return Status::IOError("'" + absolute.string() +
+    return Status::IOError("'" + name +
                            "' is neither a regular file nor a directory");
   }
-  Entry e;
-  e.relative = std::move(relative);
-  e.absolute = absolute.string();
-  e.stat = {static_cast<std::uint64_t>(st.st_dev),
-            static_cast<std::uint64_t>(st.st_ino),
-            static_cast<std::uint64_t>(st.st_size),
-            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                st.st_mtim.tv_nsec};
+  e.stat = ToFileStat(st);
   e.executable = (st.st_mode & S_IXUSR) != 0;
-  return e;
+  e.has_stat = true;
+  return Status::Ok();
 }
 
-Status ListTree(const fs::path& root, unsigned threads,
+// Appends the files under ROOT to OUT, sorted by relative path, named but not
+// yet stat'd (StatAll does that).
+Status ListTree(const fs::path& root, std::size_t root_index,
                 std::vector<Entry>* out) {
   std::error_code ec;
   // Links to folders are followed like links to files (a loop ends in an
@@ -78,13 +77,16 @@ Status ListTree(const fs::path& root, unsigned threads,
   if (ec)
     return Status::IOError("cannot list '" + root.string() +
                            "': " + ec.message());
+  const std::size_t first = out->size();
   for (; it != end; it.increment(ec)) {
     if (ec)
       return Status::IOError("cannot list '" + root.string() +
                              "': " + ec.message());
     const fs::directory_entry& entry = *it;
+    // Both answered from the listing's file type where it has one.
+    bool is_link = entry.is_symlink(ec);
     bool is_dir = entry.is_directory(ec);
-    if (is_dir && entry.is_symlink(ec) &&
+    if (is_dir && is_link &&
         fs::canonical(entry.path(), ec).filename() == ".cmf") {
       it.disable_recursion_pending();  // a link to a cmf repository is not data
                                        // either
@@ -104,31 +106,41 @@ Status ListTree(const fs::path& root, unsigned threads,
     Entry e;
     e.relative = std::move(relative);
     e.absolute = entry.path().string();
+    e.is_link = is_link;
+    e.root = root_index;
     out->push_back(std::move(e));
   }
-  std::sort(out->begin(), out->end(), [](const Entry& a, const Entry& b) {
-    return a.relative < b.relative;
-  });
-  // Stat them on all cores: with many small files this is most of the work.
+  std::sort(
+      out->begin() + static_cast<std::ptrdiff_t>(first), out->end(),
+      [](const Entry& a, const Entry& b) { return a.relative < b.relative; });
+  return Status::Ok();
+}
+
+// Stats the listed entries on all cores, and calls CLASSIFY (from the same
+// threads) for each once it is stat'd: with many small files that are
+// unchanged, this is most of the work of a scan.
+Status StatAll(unsigned threads, std::vector<Entry>* entries,
+               const std::function<void(Entry&)>& classify) {
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
   Status first_error;
   auto worker = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < out->size();) {
-      Entry& e = (*out)[i];
-      Result<Entry> full = StatEntry(e.absolute, std::move(e.relative));
-      if (!full.ok()) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (first_error.ok()) first_error = full.status();
-        next = out->size();
-        return;
+    for (std::size_t i; (i = next.fetch_add(1)) < entries->size();) {
+      Entry& e = (*entries)[i];
+      if (!e.has_stat) {  // a single file was stat'd when it was named
+        if (Status st = StatEntry(e); !st.ok()) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (first_error.ok()) first_error = st;
+          next = entries->size();
+          return;
+        }
       }
-      e = std::move(full).value();
+      classify(e);
     }
   };
-  threads =
-      std::max(1u, std::min<unsigned>(
-                       threads, static_cast<unsigned>(out->size() / 256 + 1)));
+  threads = std::max(
+      1u, std::min<unsigned>(threads,
+                             static_cast<unsigned>(entries->size() / 256 + 1)));
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
@@ -209,44 +221,68 @@ Result<std::vector<ScannedFile>> ParseManifest(std::string_view text) {
 
 Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
                         const ScanOptions& options) {
-  std::error_code ec;
-  fs::path root = fs::absolute(path, ec).lexically_normal();
-  if (root.has_relative_path() && !root.has_filename())
-    root = root.parent_path();
-  fs::file_status status = fs::status(root, ec);
-  if (!fs::exists(status)) {
-    if (ec && ec != std::errc::no_such_file_or_directory &&
-        ec != std::errc::not_a_directory) {
-      return Status::IOError("cannot read '" + path.string() +
-                             "': " + ec.message());
-    }
-    return Status::NotFound("no such file or directory '" + path.string() +
-                            "'");
-  }
-  const bool is_directory = fs::is_directory(status);
+  CMF_ASSIGN_OR_RETURN(
+      std::vector<ScanResult> results,
+      ScanMany(cache, std::span<const fs::path>(&path, 1), options));
+  return std::move(results.front());
+}
+
+Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
+                                         std::span<const fs::path> paths,
+                                         const ScanOptions& options) {
+  const unsigned threads =
+      options.threads ? options.threads
+                      : std::max(1u, std::thread::hardware_concurrency());
   const std::int64_t started_ns = WallNs();
 
+  // Every path is listed before anything is read.
+  std::vector<fs::path> roots;
+  std::vector<bool> is_directory;
   std::vector<Entry> entries;
-  if (is_directory) {
-    CMF_RETURN_IF_ERROR(ListTree(
-        root,
-        options.threads ? options.threads : std::thread::hardware_concurrency(),
-        &entries));
-  } else {
-    CMF_ASSIGN_OR_RETURN(Entry e, StatEntry(root, ""));
-    entries.push_back(std::move(e));
+  for (const fs::path& path : paths) {
+    std::error_code ec;
+    fs::path root = fs::absolute(path, ec).lexically_normal();
+    if (root.has_relative_path() && !root.has_filename())
+      root = root.parent_path();
+    fs::file_status status = fs::status(root, ec);
+    if (!fs::exists(status)) {
+      if (ec && ec != std::errc::no_such_file_or_directory &&
+          ec != std::errc::not_a_directory) {
+        return Status::IOError("cannot read '" + path.string() +
+                               "': " + ec.message());
+      }
+      return Status::NotFound("no such file or directory '" + path.string() +
+                              "'");
+    }
+    is_directory.push_back(fs::is_directory(status));
+    if (is_directory.back()) {
+      CMF_RETURN_IF_ERROR(ListTree(root, roots.size(), &entries));
+    } else {
+      Entry e;
+      e.absolute = root.string();
+      CMF_RETURN_IF_ERROR(StatEntry(e));
+      e.is_link = fs::is_symlink(fs::symlink_status(root, ec));
+      e.root = roots.size();
+      entries.push_back(std::move(e));
+    }
+    roots.push_back(std::move(root));
   }
-
-  if (options.stat_cache) options.stat_cache->Prefetch(root);
-  std::vector<std::size_t> work;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    Entry& e = entries[i];
+  if (options.stat_cache) {
+    for (const fs::path& root : roots) options.stat_cache->Prefetch(root);
+  }
+  // What each file needs: hashing (not in the stat cache), storing (not in
+  // the object cache), or nothing.
+  CMF_RETURN_IF_ERROR(StatAll(threads, &entries, [&](Entry& e) {
     if (options.stat_cache) {
       if (auto hash = options.stat_cache->Lookup(e.absolute, e.stat))
-        e.hash = *hash;
+        e.hash = std::move(*hash);
     }
     e.need_hash = e.hash.empty();
     e.need_store = options.store && (e.need_hash || !cache.Has(e.hash));
+  }));
+  std::vector<std::size_t> work;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
     if (e.need_hash || e.need_store) {
       work.push_back(i);
     } else if (options.progress) {
@@ -259,9 +295,7 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
   std::sort(work.begin(), work.end(), [&](std::size_t a, std::size_t b) {
     return entries[a].stat.size > entries[b].stat.size;
   });
-  unsigned threads =
-      options.threads ? options.threads : std::thread::hardware_concurrency();
-  threads = std::max(
+  const unsigned workers = std::max(
       1u, std::min<unsigned>(threads, static_cast<unsigned>(work.size())));
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
@@ -281,12 +315,13 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
       Entry& e = entries[work[k]];
       Status st;
       if (e.need_store) {
-        Result<ObjectCache::Stored> stored =
-            cache.StoreFile(e.absolute, options.link_order, &mine);
+        Result<ObjectCache::Stored> stored = cache.StoreFile(
+            e.absolute, options.link_order, &mine,
+            ObjectCache::Listed{e.stat, e.executable, e.is_link});
         if (stored.ok()) e.hash = stored->hash;
         st = stored.status();
       } else {
-        Result<std::string> hash = HashFile(e.absolute);
+        Result<std::string> hash = HashFileContent(e.absolute, &e.stat);
         if (hash.ok()) e.hash = *hash;
         st = hash.status();
       }
@@ -300,18 +335,19 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
     }
   };
   std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  for (unsigned t = 1; t < workers; ++t) pool.emplace_back(worker);
   if (!work.empty()) worker();
   for (std::thread& t : pool) t.join();
   if (failed) {
     cache.Discard(pending);
     return first_error;
   }
-  CMF_RETURN_IF_ERROR(cache.Publish(pending));
 
-  ScanResult result;
-  result.info.is_directory = is_directory;
+  std::vector<ScanResult> results(roots.size());
+  for (std::size_t r = 0; r < roots.size(); ++r)
+    results[r].info.is_directory = is_directory[r];
   for (Entry& e : entries) {
+    ScanResult& result = results[e.root];
     if (e.need_hash) {
       ++result.hashed_files;
       result.hashed_bytes += e.stat.size;
@@ -323,18 +359,27 @@ Result<ScanResult> Scan(const ObjectCache& cache, const fs::path& path,
     result.files.push_back(
         {std::move(e.relative), e.stat.size, e.executable, std::move(e.hash)});
   }
-  if (is_directory) {
-    std::string manifest = BuildManifest(result.files);
-    if (options.store) {
-      CMF_ASSIGN_OR_RETURN(result.info.hash, cache.PutBytes(manifest));
-    } else {
-      result.info.hash = HashBytes(manifest);
+  // A folder's manifest is published with its files, after the same flush.
+  for (ScanResult& result : results) {
+    if (!result.info.is_directory) {
+      result.info.hash = result.files.front().hash;
+      continue;
     }
-  } else {
-    result.info.hash = result.files.front().hash;
+    std::string manifest = BuildManifest(result.files);
+    if (!options.store) {
+      result.info.hash = HashBytes(manifest);
+      continue;
+    }
+    Result<std::string> hash = cache.PutBytes(manifest, &pending);
+    if (!hash.ok()) {
+      cache.Discard(pending);
+      return hash.status();
+    }
+    result.info.hash = *hash;
   }
+  CMF_RETURN_IF_ERROR(cache.Publish(pending));
   if (options.stat_cache) CMF_RETURN_IF_ERROR(options.stat_cache->Flush());
-  return result;
+  return results;
 }
 
 }  // namespace cmf::data

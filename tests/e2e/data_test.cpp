@@ -1,8 +1,10 @@
 // End-to-end tests of data versioning and slices: the real cmf binary.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
+#include "cmf/data/hash.h"
 #include "cmf/repo.h"
 #include "hdf5_fixture.h"
 #include "support.h"
@@ -33,6 +35,12 @@ TEST_CASE("data: add, status, checkout round trip through the CLI") {
   CHECK(status["tracked"][0]["path"] == "data");
   CHECK(status["uncommitted"]["executions"] == 0);
 
+  // Added files are read-only hard links into the cache until unlocked.
+  struct stat st {};
+  REQUIRE(::stat((r / "data/a.txt").c_str(), &st) == 0);
+  CHECK(st.st_nlink == 2);
+  CHECK((st.st_mode & 0222) == 0);
+  REQUIRE(r({"unlock", "data/a.txt"}).exit_code == 0);
   cmf::test::WriteFile(r / "data/a.txt", "changed");
   fs::remove(r / "data/b/c.txt");
   status = r.Json({"status", "--json"});
@@ -47,6 +55,45 @@ TEST_CASE("data: add, status, checkout round trip through the CLI") {
   CHECK(cmf::test::ReadFile(r / "data/a.txt") == "alpha");
   CHECK(cmf::test::ReadFile(r / "data/b/c.txt") == "gamma");
   CHECK(r.Json({"status", "--json"})["clean"] == true);
+}
+
+TEST_CASE(
+    "data: a hard-linked file written in place is reported with its damaged "
+    "object") {
+  // What root can do to a read-only file (anyone else gets EACCES): the
+  // write goes through the hard link into the cached object.
+  Workspace r;
+  cmf::test::WriteFile(r / "data/a.txt", "alpha");
+  cmf::test::WriteFile(r / "data/b.txt", "beta");
+  cmf::test::WriteFile(r / "single.txt", "one");
+  REQUIRE(r({"add", "-q", "data", "single.txt"}).exit_code == 0);
+  for (const char* name : {"data/a.txt", "single.txt"}) {
+    fs::permissions(r / name, fs::perms::owner_write, fs::perm_options::add);
+    cmf::test::WriteFile(r / name, "overwritten in place");
+  }
+  json status = r.Json({"status", "--json"});
+  CHECK(status["changes"] == json::parse(R"([
+    {"path": "data/a.txt", "status": "modified", "tracked": "data",
+     "cache_damaged": true},
+    {"path": "single.txt", "status": "modified", "tracked": "single.txt",
+     "cache_damaged": true}])"));
+  Outcome text = r({"status"});
+  CHECK(text.out.find("modified: data/a.txt  (cached copy damaged)") !=
+        std::string::npos);
+  CHECK(text.out.find("cmf unlock PATH") != std::string::npos);
+  Outcome fsck = r({"fsck"});
+  CHECK(fsck.exit_code != 0);
+  CHECK(fsck.out.find(cmf::data::HashBytes("alpha")) != std::string::npos);
+
+  // An edit after an unlock leaves the cache whole.
+  Workspace clean;
+  cmf::test::WriteFile(clean / "data/a.txt", "alpha");
+  REQUIRE(clean({"add", "-q", "data"}).exit_code == 0);
+  REQUIRE(clean({"unlock", "data"}).exit_code == 0);
+  cmf::test::WriteFile(clean / "data/a.txt", "edited");
+  status = clean.Json({"status", "--json"});
+  CHECK(status["changes"][0].count("cache_damaged") == 0);
+  CHECK(clean({"fsck"}).exit_code == 0);
 }
 
 TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {

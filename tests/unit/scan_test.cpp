@@ -214,6 +214,7 @@ TEST_CASE(
     "rest") {
   CHECK(data::ParseLinkOrder("auto").value() ==
         std::vector<data::LinkMode>{data::LinkMode::kReflink,
+                                    data::LinkMode::kHardlink,
                                     data::LinkMode::kCopy});
   CHECK(data::ParseLinkOrder("hardlink,copy").value() ==
         std::vector<data::LinkMode>{data::LinkMode::kHardlink,

@@ -117,11 +117,15 @@ TEST_CASE(
   test::WriteFile(dir / "d" / "a.txt", "version one");
   test::WriteFile(dir / "d" / "sub" / "b.txt", "bee");
   std::string v1 = Add(repo, {dir / "d"}, Quiet())->at(0).artifact.hash;
+  // Added files are hard links into the cache: edited after an unlock, as a
+  // user must (the tests may run as root, who could write them anyway).
+  REQUIRE(Unlock(repo, dir / "d").ok());
   test::WriteFile(dir / "d" / "a.txt", "version two");
   std::string v2 = Add(repo, {dir / "d"}, Quiet())->at(0).artifact.hash;
   REQUIRE(v1 != v2);
 
   fs::remove_all(dir / "d" / "sub");
+  REQUIRE(Unlock(repo, dir / "d" / "a.txt").ok());
   test::WriteFile(dir / "d" / "a.txt", "scribbled");
   Result<CheckoutResult> r = Checkout(repo, dir / "d", std::nullopt);
   REQUIRE(r.ok());

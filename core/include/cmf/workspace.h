@@ -52,6 +52,10 @@ struct Change {
   Kind kind = Kind::kModified;
   std::string path;     // workspace-relative
   std::string tracked;  // the tracked path it belongs to
+  // A modified file that is still a hard link to the object of its recorded
+  // content: it was written in place (root ignores the read-only mode), so
+  // that object no longer holds what its name says.
+  bool cache_damaged = false;
 };
 std::string_view ToString(Change::Kind kind);  // "modified", "missing", "new"
 

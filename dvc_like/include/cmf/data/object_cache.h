@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cmf/data/file_stat.h"
 #include "cmf/status.h"
 
 namespace cmf::data {
@@ -60,9 +61,9 @@ enum class LinkMode { kReflink, kHardlink, kSymlink, kCopy };
 // "reflink", "hardlink", "symlink", "copy".
 std::string_view ToString(LinkMode mode);
 
-// Parses config cache.link: "auto" (reflink, then copy: the workspace keeps
-// files of its own) or a comma-separated list of modes tried in that order.
-// InvalidArgument for anything else.
+// Parses config cache.link: "auto" (reflink, then hardlink, then copy) or a
+// comma-separated list of modes tried in that order. InvalidArgument for
+// anything else.
 Result<std::vector<LinkMode>> ParseLinkOrder(std::string_view text);
 
 // What a path's content is, once hashed.
@@ -78,8 +79,16 @@ class ObjectCache {
   // ROOT is the objects/ folder; it need not exist until the first write.
   explicit ObjectCache(std::filesystem::path root,
                        std::shared_ptr<FileOps> ops = FileOps::Real());
+  ~ObjectCache();
+  ObjectCache(const ObjectCache&) = delete;
+  ObjectCache& operator=(const ObjectCache&) = delete;
 
   const std::filesystem::path& root() const { return root_; }
+
+  // Creates objects/sha256/00 to ff. A cache where they exist never creates a
+  // folder while it names objects (where it would: folders are created one
+  // by one, before objects are named in parallel).
+  Status CreateFolders() const;
 
   // Where the object HASH lives (whether or not it is there).
   std::filesystem::path PathOf(const std::string& hash) const;
@@ -121,6 +130,7 @@ class ObjectCache {
     LinkMode mode = LinkMode::kCopy;
     std::uint64_t size = 0;  // the source as hashed (hardlink, symlink)
     std::int64_t mtime_ns = 0;
+    bool executable = false;  // the source's owner may execute it
   };
 
   // As StoreFile, for many files at once: prepares the object and appends it
@@ -130,6 +140,22 @@ class ObjectCache {
   Result<Stored> StoreFile(const std::filesystem::path& path,
                            std::span<const LinkMode> order,
                            std::vector<Pending>* pending) const;
+
+  // What a caller that listed a file knows of it already, so that storing it
+  // need not ask the file system again: how stat(2) saw it (through links),
+  // whether its owner may execute it, and whether the path is a symbolic link.
+  struct Listed {
+    FileStat stat;
+    bool executable = false;
+    bool is_link = false;
+  };
+
+  // As the form above, for a regular file listed as LISTED: IOError ("changed
+  // while it was read") when the file no longer looks like that.
+  Result<Stored> StoreFile(const std::filesystem::path& path,
+                           std::span<const LinkMode> order,
+                           std::vector<Pending>* pending,
+                           const Listed& listed) const;
 
   // Flushes the file system once, then gives every pending object its name
   // (or, when that object exists already, relinks a hard- or symlinked source
@@ -142,6 +168,11 @@ class ObjectCache {
 
   // Stores BYTES as an object and returns its hash.
   Result<std::string> PutBytes(std::string_view bytes) const;
+
+  // As PutBytes, but prepares the object and appends it to PENDING (for
+  // Publish), like StoreFile's batch forms.
+  Result<std::string> PutBytes(std::string_view bytes,
+                               std::vector<Pending>* pending) const;
 
   // Stores an object that arrives from elsewhere: FILL writes its bytes to the
   // open temporary file it is given; they are hashed, and enter the cache under
@@ -174,9 +205,24 @@ class ObjectCache {
  private:
   std::filesystem::path root_;
   std::shared_ptr<FileOps> ops_;
+  // The device of the cache's file system (hard links must stay on it), looked
+  // up once; and which of the 256 folders objects/sha256/XX/ are known to
+  // exist, so that naming an object creates its folder at most once.
+  std::uint64_t CacheDevice() const;
+  // Returns 0 or an errno value.
+  int EnsureFolder(const std::filesystem::path& folder,
+                   unsigned char prefix) const;
+  // Marks the folders that exist, from one listing of objects/sha256/.
+  void LearnFolders() const;
+
   // Set once a clone failed because this file system cannot make one, so that
   // later files skip straight to the next strategy.
   mutable std::atomic<bool> no_reflink_{false};
+  mutable std::atomic<std::int64_t> cache_device_{-1};
+  mutable std::atomic<std::uint64_t> folders_[4] = {};
+  mutable std::atomic<bool> folders_learned_{false};
+  // objects/sha256/, open for Has once it exists (-1 until then).
+  mutable std::atomic<int> sha256_fd_{-1};
 };
 
 }  // namespace cmf::data

@@ -17,27 +17,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cmf/data/file_stat.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/data/progress.h"
 #include "cmf/status.h"
 
 namespace cmf::data {
 
-// How a file looks on disk: if all of these are unchanged, so is its content.
-struct FileStat {
-  std::uint64_t dev = 0;
-  std::uint64_t ino = 0;
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  bool operator==(const FileStat&) const = default;
-};
-
-// Remembers files' hashes by their FileStat. Scan calls it from the calling
-// thread only, so implementations need not be thread-safe.
+// Remembers files' hashes by their FileStat. Scan calls Lookup from several
+// threads at once (and nothing else meanwhile), the rest from the calling
+// thread only.
 class StatCache {
  public:
   virtual ~StatCache() = default;
@@ -84,6 +78,14 @@ struct ScanResult {
 Result<ScanResult> Scan(const ObjectCache& cache,
                         const std::filesystem::path& path,
                         const ScanOptions& options);
+
+// Scans several paths at once, as Scan does each: one pool of threads for all
+// their files and, when storing, one flush of the file system before any
+// object is named. The results are in the order of PATHS. Fails (storing
+// nothing) at the first path or file that Scan would fail at.
+Result<std::vector<ScanResult>> ScanMany(
+    const ObjectCache& cache, std::span<const std::filesystem::path> paths,
+    const ScanOptions& options);
 
 // The manifest text of FILES (already sorted by path).
 std::string BuildManifest(const std::vector<ScannedFile>& files);
