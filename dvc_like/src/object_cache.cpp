@@ -479,19 +479,7 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
   return last;
 }
 
-Status ObjectCache::Publish(std::vector<Pending>& pending) const {
-  if (pending.empty()) return Status::Ok();
-  // One flush for all of them: an object gets its name only once its bytes
-  // are on disk, so a crash never leaves a damaged object under a hash name.
-  std::error_code mkdir_ec;
-  fs::create_directories(root_ / "sha256", mkdir_ec);
-  int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int flush_err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
-  if (root_fd >= 0) ::close(root_fd);
-  if (flush_err) {
-    Discard(pending);
-    return ErrnoStatus("cannot flush the object cache to disk", flush_err);
-  }
+Status ObjectCache::PrepareNames(const std::vector<Pending>& pending) const {
   // A source published in place must still be as it was hashed. All are
   // checked before any is touched, so that a refusal leaves every file as it
   // was.
@@ -504,25 +492,48 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
                         now.st_mtim.tv_nsec ==
                     p.mtime_ns;
     if (!same) {
-      std::string name = p.source.string();
-      Discard(pending);
-      return Status::IOError("'" + name + "' changed while it was added");
+      return Status::IOError("'" + p.source.string() +
+                             "' changed while it was added");
     }
   }
-
   // The folders they go to, created one by one before the objects are named
   // in parallel (creating two folders at once makes both wait for the lock of
   // their parent).
   LearnFolders();
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    fs::path dir = pending[i].final_path.parent_path();
+  for (const Pending& p : pending) {
+    fs::path dir = p.final_path.parent_path();
     const std::string head = dir.filename().string();
     unsigned prefix = 0;
     std::from_chars(head.data(), head.data() + head.size(), prefix, 16);
-    if (int err = EnsureFolder(dir, static_cast<unsigned char>(prefix))) {
-      Discard(pending);
+    if (int err = EnsureFolder(dir, static_cast<unsigned char>(prefix)))
       return ErrnoStatus("cannot create '" + dir.string() + "'", err);
-    }
+  }
+  return Status::Ok();
+}
+
+Status ObjectCache::Publish(std::vector<Pending>& pending,
+                            const std::function<Status()>& meanwhile) const {
+  if (pending.empty()) return meanwhile ? meanwhile() : Status::Ok();
+  // One flush for all of them: an object gets its name only once its bytes
+  // are on disk, so a crash never leaves a damaged object under a hash name.
+  // The flush mostly waits for the disk: this thread checks the sources and
+  // makes the folders meanwhile.
+  std::error_code mkdir_ec;
+  fs::create_directories(root_ / "sha256", mkdir_ec);
+  int flush_err = 0;
+  std::thread flush([&] {
+    int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    flush_err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
+    if (root_fd >= 0) ::close(root_fd);
+  });
+  Status ready = PrepareNames(pending);
+  flush.join();
+  if (ready.ok() && flush_err) {
+    ready = ErrnoStatus("cannot flush the object cache to disk", flush_err);
+  }
+  if (!ready.ok()) {
+    Discard(pending);
+    return ready;
   }
 
   // Names one object; returns 0 or an errno value.
@@ -588,14 +599,19 @@ Status ObjectCache::Publish(std::vector<Pending>& pending) const {
     }
     Discard(rest);
   }
-  // The new names: one more flush (one journal commit, not one per folder).
-  root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd >= 0) {
-    ops_->SyncFs(root_fd);
-    ::close(root_fd);
-  }
+  // The new names: one more flush (one journal commit, not one per folder),
+  // with MEANWHILE on this thread.
+  std::thread names([&] {
+    int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd >= 0) {
+      ops_->SyncFs(root_fd);
+      ::close(root_fd);
+    }
+  });
+  Status also = meanwhile ? meanwhile() : Status::Ok();
+  names.join();
   pending.clear();
-  return first;
+  return first.ok() ? also : first;
 }
 
 void ObjectCache::Discard(std::vector<Pending>& pending) const {

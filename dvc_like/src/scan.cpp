@@ -377,8 +377,11 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     }
     result.info.hash = *hash;
   }
-  CMF_RETURN_IF_ERROR(cache.Publish(pending));
-  if (options.stat_cache) CMF_RETURN_IF_ERROR(options.stat_cache->Flush());
+  // The stat cache is saved while the names are flushed: it says what files
+  // hold, whatever the cache does.
+  CMF_RETURN_IF_ERROR(cache.Publish(pending, [&] {
+    return options.stat_cache ? options.stat_cache->Flush() : Status::Ok();
+  }));
   return results;
 }
 

@@ -159,9 +159,12 @@ class ObjectCache {
 
   // Flushes the file system once, then gives every pending object its name
   // (or, when that object exists already, relinks a hard- or symlinked source
-  // to it). Empties PENDING; on error the objects not yet published are
-  // discarded.
-  Status Publish(std::vector<Pending>& pending) const;
+  // to it), then flushes again. Empties PENDING; on error the objects not yet
+  // published are discarded. MEANWHILE, when given, runs on the calling thread
+  // during the last flush (work that need not wait for the names to be on
+  // disk); its error is returned when naming succeeded.
+  Status Publish(std::vector<Pending>& pending,
+                 const std::function<Status()>& meanwhile = {}) const;
 
   // Drops pending objects; their sources are left as they were.
   void Discard(std::vector<Pending>& pending) const;
@@ -214,6 +217,9 @@ class ObjectCache {
                    unsigned char prefix) const;
   // Marks the folders that exist, from one listing of objects/sha256/.
   void LearnFolders() const;
+  // Before naming PENDING: checks that sources published in place did not
+  // change, and makes the folders the objects go to.
+  Status PrepareNames(const std::vector<Pending>& pending) const;
 
   // Set once a clone failed because this file system cannot make one, so that
   // later files skip straight to the next strategy.
