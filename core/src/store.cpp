@@ -239,6 +239,12 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
   if (rc != SQLITE_OK) return sql::Error(impl->db, rc, "cannot open " + where);
   sqlite3_extended_result_codes(impl->db, 1);
   sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
+  // The write-ahead log and its index stay on disk when the last connection
+  // closes (after the usual checkpoint), instead of being deleted and made
+  // again by the next command: every command saves creating two files.
+  int persist_wal = 1;
+  sqlite3_file_control(impl->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+                       &persist_wal);
 
   // Read before anything is written: a file that is not a database, or not
   // ours, is refused untouched.
