@@ -622,15 +622,24 @@ void ObjectCache::Discard(std::vector<Pending>& pending) const {
   pending.clear();
 }
 
+namespace {
+
+// Writes BYTES into a new temporary object.
+Status WriteTemp(TempObject& temp, FileOps& ops, std::string_view bytes) {
+  CMF_RETURN_IF_ERROR(temp.Open());
+  if (int err = ops.Write(temp.fd(), bytes.data(), bytes.size()))
+    return ErrnoStatus("cannot write to the object cache", err);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {
   std::string hash = HashBytes(bytes);
   if (Has(hash)) return hash;
   TempObject temp(root_ / "tmp", *ops_);
-  CMF_RETURN_IF_ERROR(temp.Open());
-  if (int err = ops_->Write(temp.fd(), bytes.data(), bytes.size())) {
-    return ErrnoStatus("cannot write to the object cache", err);
-  }
-  CMF_RETURN_IF_ERROR(temp.Commit(PathOf(hash)));
+  CMF_RETURN_IF_ERROR(WriteTemp(temp, *ops_, bytes));
+  CMF_RETURN_IF_ERROR(temp.Commit(PathOf(hash)));  // flushes this one file
   return hash;
 }
 
@@ -639,10 +648,7 @@ Result<std::string> ObjectCache::PutBytes(std::string_view bytes,
   std::string hash = HashBytes(bytes);
   if (Has(hash)) return hash;
   TempObject temp(root_ / "tmp", *ops_);
-  CMF_RETURN_IF_ERROR(temp.Open());
-  if (int err = ops_->Write(temp.fd(), bytes.data(), bytes.size())) {
-    return ErrnoStatus("cannot write to the object cache", err);
-  }
+  CMF_RETURN_IF_ERROR(WriteTemp(temp, *ops_, bytes));
   if (::chmod(temp.path().c_str(), 0444) != 0)
     return ErrnoStatus("cannot protect object", errno);
   pending->push_back({temp.Release(), PathOf(hash), {}, LinkMode::kCopy});
