@@ -169,8 +169,8 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
       continue;
     }
     if (now->info.hash == t.hash) continue;
-    // A modified file that shares its inode with the object it was recorded
-    // as has changed that object too.
+    // A file whose bytes changed while it shares its inode with the object it
+    // was recorded as has changed that object too.
     auto modified = [&](const std::string& path, const std::string& old_hash) {
       Change c{Change::Kind::kModified, path, t.path};
       struct stat file {
@@ -205,9 +205,12 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
         report.changes.push_back(
             {Change::Kind::kNew, Join(t.path, f.path), t.path});
       } else {
-        if (it->second->hash != f.hash ||
-            it->second->executable != f.executable) {
+        if (it->second->hash != f.hash) {
           modified(Join(t.path, f.path), it->second->hash);
+        } else if (it->second->executable != f.executable) {
+          // Only the mode: the bytes (and so any object) are as recorded.
+          report.changes.push_back(
+              {Change::Kind::kModified, Join(t.path, f.path), t.path});
         }
         old_hash.erase(it);
       }

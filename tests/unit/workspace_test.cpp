@@ -247,6 +247,8 @@ TEST_CASE(
   REQUIRE(report.ok());
   REQUIRE(report->changes.size() == 1);
   CHECK(report->changes[0].path == "d/run.sh");
+  // A hard link into the cache whose mode changed: its bytes are intact.
+  CHECK_FALSE(report->changes[0].cache_damaged);
   CHECK(Checkout(repo, dir / "d" / "run.sh", v1)
             .status()
             .message()
