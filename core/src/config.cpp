@@ -409,9 +409,7 @@ Status Config::Set(const std::string& key, const std::string& value) {
         after = i;
       }
     }
-    if (after < 0) {
-      if (!lines.empty() && lines.back().raw.back() != '\n')
-        lines.back().raw += '\n';
+    if (after < 0) {  // (every line's raw text ends in a newline)
       Line header;
       header.kind = Line::Kind::kHeader;
       header.key = k;

@@ -15,6 +15,9 @@
 #include "cmf/data/hash.h"
 
 namespace cmf::data {
+
+void (*g_after_map_for_test)(const std::string& path) = nullptr;
+
 namespace {
 
 // One read per 256 KiB: the block stays in the core's L2 cache between the
@@ -204,12 +207,6 @@ __attribute__((noinline)) bool GuardedUpdate(Sha256& hasher, const char* data,
   t_guard = nullptr;
   return true;
 }
-
-}  // namespace
-
-void (*g_after_map_for_test)(const std::string& path) = nullptr;
-
-namespace {
 
 // Hashes FILE through mappings of its page cache, as far as mappings can be
 // made; returns the offset reached (the caller reads the rest), or an error

@@ -479,6 +479,14 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
   return last;
 }
 
+int ObjectCache::SyncCacheFs() const {
+  int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return errno;
+  int err = ops_->SyncFs(root_fd);
+  ::close(root_fd);
+  return err;
+}
+
 Status ObjectCache::PrepareNames(const std::vector<Pending>& pending) const {
   // A source published in place must still be as it was hashed. All are
   // checked before any is touched, so that a refusal leaves every file as it
@@ -521,11 +529,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
   std::error_code mkdir_ec;
   fs::create_directories(root_ / "sha256", mkdir_ec);
   int flush_err = 0;
-  std::thread flush([&] {
-    int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    flush_err = root_fd < 0 ? errno : ops_->SyncFs(root_fd);
-    if (root_fd >= 0) ::close(root_fd);
-  });
+  std::thread flush([&] { flush_err = SyncCacheFs(); });
   Status ready = PrepareNames(pending);
   flush.join();
   if (ready.ok() && flush_err) {
@@ -601,13 +605,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
   }
   // The new names: one more flush (one journal commit, not one per folder),
   // with MEANWHILE on this thread.
-  std::thread names([&] {
-    int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd >= 0) {
-      ops_->SyncFs(root_fd);
-      ::close(root_fd);
-    }
-  });
+  std::thread names([&] { SyncCacheFs(); });
   Status also = meanwhile ? meanwhile() : Status::Ok();
   names.join();
   pending.clear();

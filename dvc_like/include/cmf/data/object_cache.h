@@ -215,6 +215,8 @@ class ObjectCache {
   // Returns 0 or an errno value.
   int EnsureFolder(const std::filesystem::path& folder,
                    unsigned char prefix) const;
+  // Flushes the cache's file system (syncfs); returns 0 or an errno value.
+  int SyncCacheFs() const;
   // Marks the folders that exist, from one listing of objects/sha256/.
   void LearnFolders() const;
   // Before naming PENDING: checks that sources published in place did not
