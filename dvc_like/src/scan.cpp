@@ -1,7 +1,9 @@
 #include "cmf/data/scan.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <functional>
 #include <iterator>
 #include <mutex>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -41,14 +44,51 @@ struct Entry {
   bool need_store = false;  // to be stored in the object cache
 };
 
-// Fills in E's stat from the file system (through links).
-Status StatEntry(Entry& e) {
+// The folder of the last file stat'd, kept open so that the next file in it
+// is looked up by its name alone: a listing keeps a folder's files together,
+// and resolving every file's whole path was most of a scan of unchanged files.
+class ParentDir {
+ public:
+  ParentDir() = default;
+  ParentDir(const ParentDir&) = delete;
+  ParentDir& operator=(const ParentDir&) = delete;
+  ~ParentDir() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // A descriptor of the folder PATH, or -1 when it cannot be opened.
+  int Open(std::string_view path) {
+    if (fd_ >= 0 && path == path_) return fd_;
+    if (fd_ >= 0) ::close(fd_);
+    path_.assign(path);
+    fd_ = ::open(path_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return fd_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Fills in E's stat from the file system (through links), looking it up from
+// DIR's folder when given.
+Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
   const std::string& name = e.absolute;
+  int at = AT_FDCWD;
+  const char* relative = name.c_str();
+  if (std::size_t slash = name.rfind('/');
+      dir != nullptr && slash != std::string::npos && slash > 0) {
+    if (int fd = dir->Open(std::string_view(name).substr(0, slash)); fd >= 0) {
+      at = fd;
+      relative = name.c_str() + slash + 1;
+    }
+  }
   struct stat st {};
-  if (::stat(name.c_str(), &st) != 0) {
+  if (::fstatat(at, relative, &st, 0) != 0) {
     int err = errno;
     struct stat link {};
-    if (err == ENOENT && ::lstat(name.c_str(), &link) == 0)
+    if (err == ENOENT &&
+        ::fstatat(at, relative, &link, AT_SYMLINK_NOFOLLOW) == 0)
       return Status::IOError("'" + name + "' is a broken symbolic link");
     if (err == ENOENT)
       return Status::NotFound("no such file or directory '" + name + "'");
@@ -124,18 +164,25 @@ Status StatAll(unsigned threads, std::vector<Entry>* entries,
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
   Status first_error;
+  // Runs of consecutive entries, so that a thread sees a folder's files one
+  // after the other.
+  constexpr std::size_t kRun = 64;
+  const std::size_t n = entries->size();
   auto worker = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < entries->size();) {
-      Entry& e = (*entries)[i];
-      if (!e.has_stat) {  // a single file was stat'd when it was named
-        if (Status st = StatEntry(e); !st.ok()) {
-          std::lock_guard<std::mutex> lock(mutex);
-          if (first_error.ok()) first_error = st;
-          next = entries->size();
-          return;
+    ParentDir dir;
+    for (std::size_t begin; (begin = next.fetch_add(kRun)) < n;) {
+      for (std::size_t i = begin; i < std::min(n, begin + kRun); ++i) {
+        Entry& e = (*entries)[i];
+        if (!e.has_stat) {  // a single file was stat'd when it was named
+          if (Status st = StatEntry(e, &dir); !st.ok()) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (first_error.ok()) first_error = st;
+            next = n;
+            return;
+          }
         }
+        classify(e);
       }
-      classify(e);
     }
   };
   threads = std::max(
