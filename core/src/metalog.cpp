@@ -13,10 +13,13 @@
 #include <set>
 #include <unordered_set>
 
+#include "cmf/code_version.h"
 #include "cmf/data/fault.h"
 #include "cmf/data/ssh.h"
 #include "cmf/data/transport.h"
 #include "cmf/segment.h"
+#include "cmf_config.h"
+#include "git_module.h"
 #include "git_util.h"
 
 extern char** environ;
@@ -517,7 +520,44 @@ std::string GitUrl(const Transfer& t) {
 
 }  // namespace
 
-Status MetaLog::Create(const fs::path& git_dir) {
+// The metadata log over libgit2: a bare repository, open for the object's
+// lifetime.
+class GitLog final : public MetaLogBackend {
+ public:
+  explicit GitLog(git_repository* repo) : repo_(repo) {}
+  ~GitLog() override { git_repository_free(repo_); }
+  GitLog(const GitLog&) = delete;
+  GitLog& operator=(const GitLog&) = delete;
+
+  Result<std::string> Tip(const std::string& ref) const override;
+  Result<std::string> CommitSegment(const std::string& site,
+                                    const std::string& hash,
+                                    const std::string& text,
+                                    const std::string& message) override;
+  Result<MetaLog::Merged> Merge(const std::string& theirs,
+                                const std::string& message) override;
+  Status ForEachNewSegment(const std::string& tip,
+                           const std::vector<std::string>& hide,
+                           const std::function<Status(const std::string& hash,
+                                                      const std::string& text)>&
+                               sink) const override;
+  Result<std::int64_t> CountNew(const std::string& tip,
+                                const std::string& hide) const override;
+  Result<bool> IsAncestor(const std::string& a,
+                          const std::string& b) const override;
+  Result<std::string> Fetch(const std::string& url, const std::string& into,
+                            GitTransferStats* stats) override;
+  Status Push(const std::string& url, GitTransferStats* stats) override;
+
+ private:
+  Status SetMain(const std::string& id, const std::string& expected,
+                 const std::string& why);
+  git_repository* repo_;
+};
+
+namespace {
+
+Status CreateLog(const fs::path& git_dir) {
   git::EnsureInit();
   git_repository* repo = nullptr;
   int rc = git_repository_init(&repo, git_dir.c_str(), /*is_bare=*/1);
@@ -530,31 +570,20 @@ Status MetaLog::Create(const fs::path& git_dir) {
   return Status::Ok();
 }
 
-Result<MetaLog> MetaLog::Open(const fs::path& git_dir) {
+Result<std::unique_ptr<MetaLogBackend>> OpenLog(const fs::path& git_dir) {
   git::EnsureInit();
-  MetaLog log;
-  int rc = git_repository_open_bare(&log.repo_, git_dir.c_str());
+  git_repository* repo = nullptr;
+  int rc = git_repository_open_bare(&repo, git_dir.c_str());
   if (rc < 0) {
     return git::Error(
         rc, "cannot open the metadata log '" + git_dir.string() + "'");
   }
-  return log;
+  return std::unique_ptr<MetaLogBackend>(std::make_unique<GitLog>(repo));
 }
 
-MetaLog::MetaLog(MetaLog&& o) noexcept
-    : repo_(std::exchange(o.repo_, nullptr)) {}
-MetaLog& MetaLog::operator=(MetaLog&& o) noexcept {
-  if (this != &o) {
-    if (repo_) git_repository_free(repo_);
-    repo_ = std::exchange(o.repo_, nullptr);
-  }
-  return *this;
-}
-MetaLog::~MetaLog() {
-  if (repo_) git_repository_free(repo_);
-}
+}  // namespace
 
-Result<std::string> MetaLog::Tip(const std::string& ref) const {
+Result<std::string> GitLog::Tip(const std::string& ref) const {
   git_oid oid;
   int rc = git_reference_name_to_id(&oid, repo_, ref.c_str());
   if (rc == GIT_ENOTFOUND) return std::string();
@@ -563,8 +592,8 @@ Result<std::string> MetaLog::Tip(const std::string& ref) const {
   return Hex(oid);
 }
 
-Status MetaLog::SetMain(const std::string& id, const std::string& expected,
-                        const std::string& why) {
+Status GitLog::SetMain(const std::string& id, const std::string& expected,
+                       const std::string& why) {
   CMF_ASSIGN_OR_RETURN(git_oid target, ParseOid(id));
   Ref ref;
   int rc;
@@ -583,11 +612,11 @@ Status MetaLog::SetMain(const std::string& id, const std::string& expected,
   return Status::Ok();
 }
 
-Result<std::string> MetaLog::CommitSegment(const std::string& site,
-                                           const std::string& hash,
-                                           const std::string& text,
-                                           const std::string& message) {
-  CMF_ASSIGN_OR_RETURN(std::string tip, Tip());
+Result<std::string> GitLog::CommitSegment(const std::string& site,
+                                          const std::string& hash,
+                                          const std::string& text,
+                                          const std::string& message) {
+  CMF_ASSIGN_OR_RETURN(std::string tip, Tip(kLogBranch));
   Commit parent;
   Tree base;
   int rc = 0;
@@ -626,8 +655,8 @@ Result<std::string> MetaLog::CommitSegment(const std::string& site,
   return Hex(commit);
 }
 
-Result<bool> MetaLog::IsAncestor(const std::string& a,
-                                 const std::string& b) const {
+Result<bool> GitLog::IsAncestor(const std::string& a,
+                                const std::string& b) const {
   if (a == b) return true;
   CMF_ASSIGN_OR_RETURN(git_oid oa, ParseOid(a));
   CMF_ASSIGN_OR_RETURN(git_oid ob, ParseOid(b));
@@ -636,20 +665,21 @@ Result<bool> MetaLog::IsAncestor(const std::string& a,
   return rc == 1;
 }
 
-Result<MetaLog::Merged> MetaLog::Merge(const std::string& theirs,
-                                       const std::string& message) {
-  CMF_ASSIGN_OR_RETURN(std::string ours, Tip());
-  if (theirs.empty()) return Merged{ours, MergeKind::kUpToDate};
+Result<MetaLog::Merged> GitLog::Merge(const std::string& theirs,
+                                      const std::string& message) {
+  CMF_ASSIGN_OR_RETURN(std::string ours, Tip(kLogBranch));
+  if (theirs.empty())
+    return MetaLog::Merged{ours, MetaLog::MergeKind::kUpToDate};
   if (ours.empty()) {
     CMF_RETURN_IF_ERROR(SetMain(theirs, "", "cmf: fast-forward"));
-    return Merged{theirs, MergeKind::kFastForward};
+    return MetaLog::Merged{theirs, MetaLog::MergeKind::kFastForward};
   }
   CMF_ASSIGN_OR_RETURN(bool have, IsAncestor(theirs, ours));
-  if (have) return Merged{ours, MergeKind::kUpToDate};
+  if (have) return MetaLog::Merged{ours, MetaLog::MergeKind::kUpToDate};
   CMF_ASSIGN_OR_RETURN(bool behind, IsAncestor(ours, theirs));
   if (behind) {
     CMF_RETURN_IF_ERROR(SetMain(theirs, ours, "cmf: fast-forward"));
-    return Merged{theirs, MergeKind::kFastForward};
+    return MetaLog::Merged{theirs, MetaLog::MergeKind::kFastForward};
   }
   CMF_ASSIGN_OR_RETURN(git_oid oo, ParseOid(ours));
   CMF_ASSIGN_OR_RETURN(git_oid ot, ParseOid(theirs));
@@ -673,10 +703,10 @@ Result<MetaLog::Merged> MetaLog::Merge(const std::string& theirs,
                          message.c_str(), tree.get(), 2, parents);
   if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
   CMF_RETURN_IF_ERROR(SetMain(Hex(commit), ours, "cmf: union merge"));
-  return Merged{Hex(commit), MergeKind::kUnion};
+  return MetaLog::Merged{Hex(commit), MetaLog::MergeKind::kUnion};
 }
 
-Status MetaLog::ForEachNewSegment(
+Status GitLog::ForEachNewSegment(
     const std::string& tip, const std::vector<std::string>& hide,
     const std::function<Status(const std::string&, const std::string&)>& sink)
     const {
@@ -737,8 +767,8 @@ Status MetaLog::ForEachNewSegment(
   return Status::Ok();
 }
 
-Result<std::int64_t> MetaLog::CountNew(const std::string& tip,
-                                       const std::string& hide) const {
+Result<std::int64_t> GitLog::CountNew(const std::string& tip,
+                                      const std::string& hide) const {
   if (tip.empty()) return 0;
   Walk walk;
   int rc = git_revwalk_new(walk.out(), repo_);
@@ -756,9 +786,9 @@ Result<std::int64_t> MetaLog::CountNew(const std::string& tip,
   return n;
 }
 
-Result<std::string> MetaLog::Fetch(const std::string& url,
-                                   const std::string& into,
-                                   GitTransferStats* stats) {
+Result<std::string> GitLog::Fetch(const std::string& url,
+                                  const std::string& into,
+                                  GitTransferStats* stats) {
   if (data::UrlScheme(url) == "file") {
     // A log on this machine: copy what is new, object by object, so the cost
     // follows the change and not the size of the history.
@@ -811,7 +841,7 @@ Result<std::string> MetaLog::Fetch(const std::string& url,
   return std::string();
 }
 
-Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
+Status GitLog::Push(const std::string& url, GitTransferStats* stats) {
   if (data::UrlScheme(url) == "file") {
     CMF_ASSIGN_OR_RETURN(RepoPtr own, OpenLocal(url));
     git_repository* remote = own.get();
@@ -876,4 +906,19 @@ Status MetaLog::Push(const std::string& url, GitTransferStats* stats) {
   return Status::Ok();
 }
 
+namespace {
+
+const GitModule kGitModule = {
+    .header = {kGitModuleAbi, CMF_VERSION},
+    .create_log = &CreateLog,
+    .open_log = &OpenLog,
+    .read_code_version = &ReadCodeVersion,
+};
+
+}  // namespace
 }  // namespace cmf
+
+extern "C" __attribute__((visibility("default"))) const cmf::GitModule*
+cmf_git_module() {
+  return &cmf::kGitModule;
+}

@@ -1,7 +1,6 @@
 #include "cmf/repo.h"
 
 #include <fcntl.h>
-#include <git2.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,7 +14,6 @@
 #include "cmf/clock.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/metalog.h"
-#include "git_util.h"
 
 namespace fs = std::filesystem;
 

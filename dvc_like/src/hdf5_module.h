@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "cmf/data/hdf5_slice.h"
+#include "cmf/data/module_loader.h"
 
 namespace cmf::data {
 
 constexpr int kHdf5ModuleAbi = 1;
 
 struct Hdf5Module {
-  int abi;
-  const char* version;  // CMF_VERSION of the build that made the module
+  ModuleHeader header;  // first: what the loader checks
   Result<std::vector<DatasetInfo>> (*list_datasets)(
       const std::filesystem::path& file);
   Result<SliceResult> (*write_slice)(const std::filesystem::path& source,

@@ -348,8 +348,7 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
 }
 
 const Hdf5Module kModule = {
-    .abi = kHdf5ModuleAbi,
-    .version = CMF_VERSION,
+    .header = {kHdf5ModuleAbi, CMF_VERSION},
     .list_datasets = &ModuleListDatasets,
     .write_slice = &ModuleWriteSlice,
 };

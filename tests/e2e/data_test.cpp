@@ -231,6 +231,40 @@ TEST_CASE("data: HDF5 is loaded by slice alone, and its absence is clear") {
   for (const json& e : r.Json({"log", "--json"})) CHECK(e["stage"] != "slice");
 }
 
+TEST_CASE(
+    "data: libgit2 is loaded only by the commands that use git, and its "
+    "module's absence is clear") {
+  Workspace r;
+  cmf::test::WriteFile(r / "a.txt", "alpha");
+  std::map<std::string, std::string> env = r.env;
+  env["LD_DEBUG"] = "files";  // the dynamic loader names every object opened
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"add", "-q", "a.txt"},
+        {"status"},
+        {"log"},
+        {"lineage", "a.txt"},
+        {"config", "cache.link"}}) {
+    Outcome o = Cmf(args, r.dir.path(), env);
+    CAPTURE(args[0]);
+    CHECK(o.err.find("libgit2") == std::string::npos);
+    CHECK(o.err.find("cmf-git.so") == std::string::npos);
+  }
+  REQUIRE(r({"exec", "--stage", "s", "--", "true"}).exit_code == 0);
+  Outcome committed = Cmf({"commit", "-q"}, r.dir.path(), env);
+  CHECK(committed.exit_code == 0);
+  CHECK(committed.err.find("cmf-git.so") != std::string::npos);
+
+  // Without the module: commit fails clearly and records nothing.
+  REQUIRE(r({"exec", "--stage", "t", "--", "true"}).exit_code == 0);
+  r.env["CMF_GIT_MODULE"] = (r / "nowhere.so").string();
+  Outcome o = r({"commit"});
+  CHECK(o.exit_code == 1);
+  CHECK(IsError(o, "git support is not installed"));
+  r.env.erase("CMF_GIT_MODULE");
+  CHECK(r.Json({"status", "--json"})["uncommitted"]["executions"] == 1);
+  CHECK(r({"commit", "-q"}).exit_code == 0);
+}
+
 TEST_CASE("data: hardlink mode makes files read-only until unlocked") {
   Workspace r;
   REQUIRE(r({"config", "cache.link", "hardlink"}).exit_code == 0);

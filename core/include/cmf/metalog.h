@@ -1,5 +1,7 @@
 // The metadata log: .cmf/log.git, a bare git repository whose branch `main`
-// holds every committed segment (doc/federation.md).
+// holds every committed segment (doc/federation.md). The work is done by the
+// module cmf-git.so, loaded on first use (src/git_module.h); Open and Create
+// fail with IOError when it cannot be loaded.
 //
 // Each commit made here adds exactly one segment, at a path that only its site
 // can write (cmf/segment.h), so two logs always merge as the union of their
@@ -17,9 +19,9 @@
 
 #include "cmf/status.h"
 
-struct git_repository;
-
 namespace cmf {
+
+class MetaLogBackend;
 
 inline constexpr char kLogBranch[] = "refs/heads/main";
 
@@ -85,10 +87,8 @@ class MetaLog {
   Status Push(const std::string& url, GitTransferStats* stats);
 
  private:
-  MetaLog() = default;
-  Status SetMain(const std::string& id, const std::string& expected,
-                 const std::string& why);
-  git_repository* repo_ = nullptr;
+  explicit MetaLog(std::unique_ptr<MetaLogBackend> backend);
+  std::unique_ptr<MetaLogBackend> backend_;
 };
 
 }  // namespace cmf

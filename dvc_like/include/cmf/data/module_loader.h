@@ -1,0 +1,38 @@
+// Loading one of cmf's optional modules (cmf-hdf5.so, cmf-git.so) on first
+// use, so that commands which do not need HDF5 or libgit2 do not load them and
+// the libraries they pull in.
+//
+// A module is looked for in the file the environment variable ENV names, else
+// beside the running binary's build tree (<exe>/../BUILD_DIR/FILE), else where
+// `meson install` puts it (<libdir>/cmf/FILE). It exports one C function,
+// ENTRY, returning a static table that begins with a ModuleHeader; the table
+// is accepted only when its ABI number and cmf version match this build's.
+#pragma once
+
+#include <string>
+
+#include "cmf/status.h"
+
+namespace cmf::data {
+
+// The first members of every module's table.
+struct ModuleHeader {
+  int abi;
+  const char* version;  // CMF_VERSION of the build that made the module
+};
+
+struct ModuleSpec {
+  const char* what;       // "HDF5", for messages
+  const char* env;        // "CMF_HDF5_MODULE"
+  const char* build_dir;  // "dvc_like"
+  const char* file;       // "cmf-hdf5.so"
+  const char* entry;      // "cmf_hdf5_module"
+  int abi;
+};
+
+// The module's table (to be cast to its own type). IOError, naming every file
+// tried, when no module is found, it cannot be loaded or it is not from this
+// build. Thread-safe; a module stays loaded until the process ends.
+Result<const ModuleHeader*> LoadModule(const ModuleSpec& spec);
+
+}  // namespace cmf::data
