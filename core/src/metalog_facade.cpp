@@ -1,7 +1,5 @@
 // cmf's side of the git module (git_module.h): MetaLog and ReadCodeVersion
 // forward to cmf-git.so, loaded on first use.
-#include <mutex>
-
 #include "cmf/code_version.h"
 #include "cmf/metalog.h"
 #include "git_module.h"
@@ -10,19 +8,9 @@ namespace cmf {
 namespace {
 
 Result<const GitModule*> LoadGit() {
-  static std::once_flag once;
-  static Result<const GitModule*> loaded = Status::IOError("not loaded");
-  std::call_once(once, [] {
-    Result<const data::ModuleHeader*> module =
-        data::LoadModule({"git", "CMF_GIT_MODULE", "core", "cmf-git.so",
-                          "cmf_git_module", kGitModuleAbi});
-    if (module.ok()) {
-      loaded = reinterpret_cast<const GitModule*>(*module);
-    } else {
-      loaded = module.status();
-    }
-  });
-  return loaded;
+  return data::LoadModuleOnce<GitModule>({"git", "CMF_GIT_MODULE", "core",
+                                          "cmf-git.so", "cmf_git_module",
+                                          kGitModuleAbi});
 }
 
 }  // namespace

@@ -2,8 +2,6 @@
 // first use. The module is looked for beside the running binary's build tree
 // (<exe>/../dvc_like/cmf-hdf5.so), then where `meson install` puts it
 // (<libdir>/cmf/cmf-hdf5.so); CMF_HDF5_MODULE names another file.
-#include <mutex>
-
 #include "cmf/data/hdf5_slice.h"
 #include "cmf/data/module_loader.h"
 #include "hdf5_module.h"
@@ -14,19 +12,9 @@ namespace cmf::data {
 namespace {
 
 Result<const Hdf5Module*> Load() {
-  static std::once_flag once;
-  static Result<const Hdf5Module*> loaded = Status::IOError("not loaded");
-  std::call_once(once, [] {
-    Result<const ModuleHeader*> module =
-        LoadModule({"HDF5", "CMF_HDF5_MODULE", "dvc_like", "cmf-hdf5.so",
-                    "cmf_hdf5_module", kHdf5ModuleAbi});
-    if (module.ok()) {
-      loaded = reinterpret_cast<const Hdf5Module*>(*module);
-    } else {
-      loaded = module.status();
-    }
-  });
-  return loaded;
+  return LoadModuleOnce<Hdf5Module>({"HDF5", "CMF_HDF5_MODULE", "dvc_like",
+                                     "cmf-hdf5.so", "cmf_hdf5_module",
+                                     kHdf5ModuleAbi});
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // is accepted only when its ABI number and cmf version match this build's.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "cmf/status.h"
@@ -34,5 +35,23 @@ struct ModuleSpec {
 // tried, when no module is found, it cannot be loaded or it is not from this
 // build. Thread-safe; a module stays loaded until the process ends.
 Result<const ModuleHeader*> LoadModule(const ModuleSpec& spec);
+
+// LoadModule's table as the module's own type TABLE (whose first member is
+// its ModuleHeader), loaded at the first call only; later calls return the
+// first's result.
+template <typename Table>
+Result<const Table*> LoadModuleOnce(const ModuleSpec& spec) {
+  static std::once_flag once;
+  static Result<const Table*> loaded = Status::IOError("not loaded");
+  std::call_once(once, [&] {
+    Result<const ModuleHeader*> module = LoadModule(spec);
+    if (module.ok()) {
+      loaded = reinterpret_cast<const Table*>(*module);
+    } else {
+      loaded = module.status();
+    }
+  });
+  return loaded;
+}
 
 }  // namespace cmf::data
