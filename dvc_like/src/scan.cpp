@@ -1,5 +1,6 @@
 #include "cmf/data/scan.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -104,52 +105,81 @@ Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
   return Status::Ok();
 }
 
-// Appends the files under ROOT to OUT, sorted by relative path, named but not
-// yet stat'd (StatAll does that).
-Status ListTree(const fs::path& root, std::size_t root_index,
-                std::vector<Entry>* out) {
-  std::error_code ec;
-  // Links to folders are followed like links to files (a loop ends in an
-  // error from the file system, not in a hang).
-  fs::recursive_directory_iterator it(
-      root, fs::directory_options::follow_directory_symlink, ec),
-      end;
-  if (ec)
+// Appends the files of the folder ABSOLUTE (RELATIVE to the scanned ROOT, ""
+// or ending in '/') and of its subfolders to OUT, in no particular order.
+// Links to folders are followed like links to files (a loop ends in an error
+// from the file system, a path grown too long, not in a hang). Plain strings
+// and readdir, not std::filesystem: a scan of many unchanged files spent most
+// of its listing building and parsing paths.
+Status ListFolder(const std::string& absolute, const std::string& relative,
+                  const fs::path& root, std::size_t root_index,
+                  std::vector<Entry>* out) {
+  auto failed = [&](int err) {
     return Status::IOError("cannot list '" + root.string() +
-                           "': " + ec.message());
-  const std::size_t first = out->size();
-  for (; it != end; it.increment(ec)) {
-    if (ec)
-      return Status::IOError("cannot list '" + root.string() +
-                             "': " + ec.message());
-    const fs::directory_entry& entry = *it;
-    // Both answered from the listing's file type where it has one.
-    bool is_link = entry.is_symlink(ec);
-    bool is_dir = entry.is_directory(ec);
-    if (is_dir && is_link &&
-        fs::canonical(entry.path(), ec).filename() == ".cmf") {
-      it.disable_recursion_pending();  // a link to a cmf repository is not data
-                                       // either
+                           "': " + std::strerror(err));
+  };
+  DIR* dir = ::opendir(absolute.c_str());
+  if (dir == nullptr) return failed(errno);
+  struct Closer {
+    DIR* d;
+    ~Closer() { ::closedir(d); }
+  } closer{dir};
+  const std::string base = absolute.back() == '/' ? absolute : absolute + "/";
+  for (;;) {
+    errno = 0;
+    const dirent* entry = ::readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) return failed(errno);
+      return Status::Ok();
+    }
+    const std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = base;
+    path += name;
+    // The listing's file type where it has one; a link is followed.
+    bool is_link = entry->d_type == DT_LNK;
+    bool is_dir = entry->d_type == DT_DIR;
+    struct stat st {};
+    if (entry->d_type == DT_UNKNOWN && ::lstat(path.c_str(), &st) == 0) {
+      is_link = S_ISLNK(st.st_mode);
+      is_dir = S_ISDIR(st.st_mode);
+    }
+    if (is_link) {
+      if (::stat(path.c_str(), &st) == 0) {
+        is_dir = S_ISDIR(st.st_mode);
+      } else if (errno != ENOENT) {
+        return failed(errno);  // a loop of links ends here (ELOOP)
+      }  // a broken link is listed, and reported as one when it is stat'd
+    }
+    if (is_dir) {
+      if (name == ".cmf") continue;  // a nested cmf repository is not data
+      std::error_code ec;
+      if (is_link && fs::canonical(path, ec).filename() == ".cmf")
+        continue;  // nor is a link to one
+      CMF_RETURN_IF_ERROR(ListFolder(path, relative + std::string(name) + "/",
+                                     root, root_index, out));
       continue;
     }
-    if (is_dir && entry.path().filename() == ".cmf") {
-      it.disable_recursion_pending();  // a nested cmf repository is not data
-      continue;
-    }
-    if (is_dir) continue;
-    std::string relative =
-        entry.path().lexically_relative(root).generic_string();
-    if (relative.find('\n') != std::string::npos) {
+    if (name.find('\n') != std::string_view::npos) {
       return Status::InvalidArgument("file name with a line break under '" +
                                      root.string() + "'");
     }
     Entry e;
-    e.relative = std::move(relative);
-    e.absolute = entry.path().string();
+    e.relative = relative;
+    e.relative += name;
+    e.absolute = std::move(path);
     e.is_link = is_link;
     e.root = root_index;
     out->push_back(std::move(e));
   }
+}
+
+// Appends the files under ROOT to OUT, sorted by relative path, named but not
+// yet stat'd (StatAll does that).
+Status ListTree(const fs::path& root, std::size_t root_index,
+                std::vector<Entry>* out) {
+  const std::size_t first = out->size();
+  CMF_RETURN_IF_ERROR(ListFolder(root.string(), "", root, root_index, out));
   std::sort(
       out->begin() + static_cast<std::ptrdiff_t>(first), out->end(),
       [](const Entry& a, const Entry& b) { return a.relative < b.relative; });

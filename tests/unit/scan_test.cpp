@@ -173,6 +173,44 @@ TEST_CASE("scan: a link to a folder is followed like a folder") {
 }
 
 TEST_CASE(
+    "scan: the listing skips repositories, and a link loop, a broken link or "
+    "a line break in a name is an error, not a hang") {
+  TempDir dir;
+  test::WriteFile(dir / "d" / "a", "a");
+  test::WriteFile(dir / "d" / "sub" / "b", "b");
+  test::WriteFile(dir / "d" / "nested" / ".cmf" / "config", "x");
+  test::WriteFile(dir / "repo" / ".cmf" / "config", "y");
+  fs::create_directory_symlink(dir / "repo" / ".cmf", dir / "d" / "meta");
+  data::ObjectCache cache(dir / "objects");
+  Result<data::ScanResult> r = data::Scan(cache, dir / "d", {});
+  REQUIRE(r.ok());
+  std::vector<std::string> paths;
+  for (const auto& f : r->files) paths.push_back(f.path);
+  CHECK(paths == std::vector<std::string>{"a", "sub/b"});
+  // Given with a trailing slash, the folder lists the same.
+  CHECK(data::Scan(cache, (dir / "d").string() + "/", {})->info.hash ==
+        r->info.hash);
+
+  fs::create_directory_symlink(dir / "d", dir / "d" / "sub" / "up");
+  Result<data::ScanResult> loop = data::Scan(cache, dir / "d", {});
+  REQUIRE_FALSE(loop.ok());
+  CHECK(loop.status().message().find("cannot list") != std::string::npos);
+  CHECK(loop.status().message().find("symbolic links") != std::string::npos);
+  fs::remove(dir / "d" / "sub" / "up");
+
+  fs::create_symlink(dir / "nowhere", dir / "d" / "broken");
+  Result<data::ScanResult> broken = data::Scan(cache, dir / "d", {});
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.status().message().find("broken symbolic link") !=
+        std::string::npos);
+  fs::remove(dir / "d" / "broken");
+
+  test::WriteFile(dir / "d" / "two\nlines", "z");
+  CHECK(data::Scan(cache, dir / "d", {}).status().code() ==
+        Code::kInvalidArgument);
+}
+
+TEST_CASE(
     "link strategies: hardlink shares a read-only inode, symlink points into "
     "the cache") {
   TempDir dir;
