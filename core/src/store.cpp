@@ -313,6 +313,12 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
     }
   }
   CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
+  // With a size limit set, the last connection to close truncates the
+  // persistent write-ahead log to nothing after its checkpoint. Without one,
+  // the log of the last write stays whole on disk, and every later command
+  // reads all of it back at open and checkpoints it again at close (some 300
+  // reads, 100 writes and 3 syncs for a read-only `cmf status`).
+  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_size_limit=4194304"));
   // Walks and listings keep their working sets in temp tables: in memory,
   // not in a file made and removed on every command.
   CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA temp_store=MEMORY"));

@@ -80,6 +80,34 @@ TEST_CASE("store: a new store has the current schema version and uses WAL") {
 }
 
 TEST_CASE(
+    "store: the write-ahead log is left empty when the store closes, so the "
+    "next command has nothing to replay") {
+  TempDir dir;
+  {
+    auto store = NewStore(dir / "m.db");
+    for (int i = 0; i < 50; ++i)
+      REQUIRE(store->BeginExecution(Record("train", 1000 + i)).ok());
+  }
+  const fs::path wal = dir / "m.db-wal";
+  REQUIRE(fs::exists(wal));  // kept, not made again by every command
+  CHECK(fs::file_size(wal) == 0);
+  // A store opened and closed without a write leaves it empty too, and the
+  // executions are in the database file itself.
+  {
+    auto store = Store::Open(dir / "m.db", StoreOptions{});
+    REQUIRE(store.ok());
+  }
+  CHECK(fs::file_size(wal) == 0);
+  fs::remove(wal);
+  fs::remove(dir / "m.db-shm");
+  auto store = Store::Open(dir / "m.db", StoreOptions{});
+  REQUIRE(store.ok());
+  Result<std::vector<ExecutionRecord>> all = (*store)->ListExecutions({});
+  REQUIRE(all.ok());
+  CHECK(all->size() == 50);
+}
+
+TEST_CASE(
     "store: a store written by a newer cmf is refused, and left as it was") {
   TempDir dir;
   { auto store = NewStore(dir / "m.db"); }
