@@ -1,6 +1,19 @@
 #include "cmf/data/hash.h"
 
+// OpenSSL's own SHA-256 functions, where this OpenSSL still has them: they run
+// the same assembly as the EVP interface (SHA extensions, AVX2), but need none
+// of the set-up that OpenSSL 3 does on the first EVP fetch in a process (its
+// configuration file, library context and default provider: about 1 ms, paid
+// by every command that hashes even a few bytes, such as an unchanged add
+// naming its folder's manifest). They are deprecated, not removed, in 3.x.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/opensslconf.h>
+#if defined(OPENSSL_NO_DEPRECATED_3_0)
 #include <openssl/evp.h>
+#define CMF_SHA256_EVP 1
+#else
+#include <openssl/sha.h>
+#endif
 
 #include <stdexcept>
 
@@ -8,6 +21,7 @@
 
 namespace cmf::data {
 
+#if CMF_SHA256_EVP
 struct Sha256::Impl {
   EVP_MD_CTX* ctx = nullptr;
 };
@@ -46,6 +60,30 @@ Digest Sha256::Finish() {
   EVP_DigestFinal_ex(impl_->ctx, digest.data(), &length);
   return digest;
 }
+#else
+struct Sha256::Impl {
+  SHA256_CTX ctx;
+};
+
+Sha256::Sha256() : impl_(new Impl) {
+  if (SHA256_Init(&impl_->ctx) != 1) {
+    delete impl_;
+    throw std::runtime_error("OpenSSL cannot initialise SHA-256");
+  }
+}
+
+Sha256::~Sha256() { delete impl_; }
+
+void Sha256::Update(const void* data, std::size_t size) {
+  SHA256_Update(&impl_->ctx, data, size);
+}
+
+Digest Sha256::Finish() {
+  Digest digest{};
+  SHA256_Final(digest.data(), &impl_->ctx);
+  return digest;
+}
+#endif
 
 std::string ToHex(const Digest& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
