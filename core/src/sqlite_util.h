@@ -43,6 +43,10 @@ class Stmt {
   Stmt& Bind(int index, const std::string& v) {
     return Bind(index, std::string_view(v));
   }
+  Stmt& BindBlob(int index, std::string_view v) {
+    sqlite3_bind_blob64(stmt_, index, v.data(), v.size(), SQLITE_TRANSIENT);
+    return *this;
+  }
   Stmt& BindNull(int index) {
     sqlite3_bind_null(stmt_, index);
     return *this;
@@ -71,6 +75,14 @@ class Stmt {
                    reinterpret_cast<const char*>(p),
                    static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
              : std::string();
+  }
+  // The bytes of a BLOB (or TEXT) column.
+  std::string_view Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string_view(
+                   static_cast<const char*>(p),
+                   static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
   }
   // Reads a Value stored with BindValue whose type name is TYPE.
   Value ValueAs(int col, std::string_view type) const;

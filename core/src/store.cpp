@@ -202,6 +202,17 @@ CREATE INDEX event_by_artifact ON event(artifact_id, direction, execution_id, pa
 CREATE INDEX tracked_by_artifact ON tracked(artifact_id);
 )sql";
 
+// Version 4: the stat cache is one blob of entries per scanned path instead
+// of a row per file (an unchanged add of 2,000 files spent 1.5 ms reading
+// their rows back, and more building a map of them).
+constexpr char kMigrateV4[] = R"sql(
+DROP TABLE IF EXISTS stat_cache;
+CREATE TABLE stat_index (
+  root    TEXT PRIMARY KEY,
+  entries BLOB NOT NULL
+);
+)sql";
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -287,6 +298,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -307,6 +319,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       CMF_RETURN_IF_ERROR(impl->WriteAnyway([&]() -> Status {
         if (user_version < 2) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
         if (user_version < 3) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
+        if (user_version < 4) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
         return impl->Exec(
             fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
       }));
@@ -989,45 +1002,36 @@ Result<std::vector<Store::ArtifactRow>> Store::QueryArtifacts(
   return out;
 }
 
-Result<std::vector<Store::StatRow>> Store::LoadStatCache(
-    const std::string& prefix) {
+Result<std::vector<Store::StatBlob>> Store::LoadStatIndex(
+    const std::string& root) {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
       impl_->Prepare(
-          "SELECT path, dev, ino, size, mtime_ns, hash FROM stat_cache "
-          "WHERE path = ?1 OR (path >= ?2 AND path < ?3)"));
-  // Everything below PREFIX: paths that start with "PREFIX/" ('0' follows '/').
-  s.Bind(1, prefix).Bind(2, prefix + "/").Bind(3, prefix + "0");
-  std::vector<StatRow> out;
+          "SELECT root, entries FROM stat_index WHERE root = ?1 OR "
+          "(root >= ?2 AND root < ?3) OR instr(?4, root || '/') = 1"));
+  // Below ROOT: the roots that start with "ROOT/" ('0' follows '/'). Above
+  // it: the roots R for which "ROOT/" starts with "R/".
+  s.Bind(1, root).Bind(2, root + "/").Bind(3, root + "0").Bind(4, root + "/");
+  std::vector<StatBlob> out;
   Status st;
-  while (s.Step(&st)) {
-    out.push_back({s.Text(0), static_cast<std::uint64_t>(s.Int(1)),
-                   static_cast<std::uint64_t>(s.Int(2)),
-                   static_cast<std::uint64_t>(s.Int(3)), s.Int(4), s.Text(5)});
-  }
+  while (s.Step(&st)) out.push_back({s.Text(0), std::string(s.Blob(1))});
   s.Reset();
   CMF_RETURN_IF_ERROR(st);
   return out;
 }
 
-Status Store::SaveStatCache(std::span<const StatRow> rows) {
-  if (rows.empty()) return Status::Ok();
+Status Store::SaveStatIndex(const std::string& root, std::string_view bytes) {
   Impl& m = *impl_;
   return m.InWrite([&]() -> Status {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m.Prepare("INSERT OR REPLACE INTO stat_cache(path, dev, ino, size, "
-                  "mtime_ns, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
-    for (const StatRow& r : rows) {
-      s.Bind(1, r.path)
-          .Bind(2, static_cast<std::int64_t>(r.dev))
-          .Bind(3, static_cast<std::int64_t>(r.ino))
-          .Bind(4, static_cast<std::int64_t>(r.size))
-          .Bind(5, r.mtime_ns)
-          .Bind(6, r.hash);
-      CMF_RETURN_IF_ERROR(s.Run());
-    }
-    return Status::Ok();
+        sql::Stmt drop,
+        m.Prepare("DELETE FROM stat_index WHERE root >= ?1 AND root < ?2"));
+    CMF_RETURN_IF_ERROR(drop.Bind(1, root + "/").Bind(2, root + "0").Run());
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt put,
+        m.Prepare(
+            "INSERT OR REPLACE INTO stat_index(root, entries) VALUES(?1, ?2)"));
+    return put.Bind(1, root).BindBlob(2, bytes).Run();
   });
 }
 

@@ -1,60 +1,83 @@
-// Internal: the stat cache of data::Scan, kept in the store's stat_cache
-// table.
+// Internal: the stat cache of data::Scan, kept in the store's stat_index
+// table as one blob of entries per scanned path.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
-#include <unordered_map>
-#include <utility>
+#include <string_view>
 #include <vector>
 
+#include "cmf/data/hash.h"
 #include "cmf/data/scan.h"
 #include "cmf/store.h"
 
 namespace cmf {
 
-// The stat cache of data::Scan, kept in the store: loaded once per scan for the
-// scanned tree, saved in one transaction at the end.
+// The stat cache of data::Scan, kept in the store.
+//
+// A scan of the path ROOT loads the blob saved for ROOT (and those of the
+// folders above and the paths below it: what an earlier scan of them learnt
+// still serves), looks its files up there without a single allocation, and
+// saves ROOT's blob again only when something differs: a file hashed, gone or
+// found in another path's blob. An unchanged tree reads one blob and writes
+// nothing.
+//
+// A blob is "cmf-stat 1\n" and then, sorted by path, one entry per file:
+// the path below ROOT as a 32-bit length and its bytes ("" when ROOT is the
+// file), 64-bit device, inode, size, mtime and object ctime (in nanoseconds;
+// 0 when the file is not the object, data::StatCache::Known), and the 32
+// bytes of the SHA-256, all numbers in this machine's byte order (the index
+// never leaves it). A blob that does not parse is ignored: it only costs time.
 class StoreStatCache : public data::StatCache {
  public:
   explicit StoreStatCache(Store& store) : store_(store) {}
 
-  void Prefetch(const std::filesystem::path& root) override {
-    Result<std::vector<Store::StatRow>> rows =
-        store_.LoadStatCache(root.string());
-    if (!rows.ok()) return;  // a cold cache only costs time
-    known_.reserve(known_.size() + rows->size());
-    for (Store::StatRow& r : *rows) {
-      data::FileStat st{r.dev, r.ino, r.size, r.mtime_ns};
-      known_[r.path] = {st, std::move(r.hash)};
-    }
-  }
-
-  std::optional<std::string> Lookup(const std::string& path,
-                                    const data::FileStat& stat) override {
-    auto it = known_.find(path);
-    if (it == known_.end() || !(it->second.first == stat)) return std::nullopt;
-    return it->second.second;
-  }
-
+  void Prefetch(const std::filesystem::path& root) override;
+  std::optional<Known> Lookup(const std::string& path,
+                              const data::FileStat& stat) override;
   void Remember(const std::string& path, const data::FileStat& stat,
-                const std::string& hash) override {
-    pending_.push_back(
-        {path, stat.dev, stat.ino, stat.size, stat.mtime_ns, hash});
-    known_[path] = {stat, hash};
-  }
+                const Known& known) override;
+  Status Flush() override;
 
-  Status Flush() override {
-    Status st = store_.SaveStatCache(pending_);
-    pending_.clear();
-    return st;
-  }
+  // The encoding of a blob, exposed for tests.
+  struct Entry {
+    std::string path;  // below the root, '/'-separated; "" for the root
+    data::FileStat stat;
+    std::int64_t object_ctime_ns = 0;
+    data::Digest digest{};
+  };
+  static std::string Encode(std::vector<Entry> entries);
+  // False when BYTES is not a whole, well-formed blob.
+  static bool Decode(std::string_view bytes, std::vector<Entry>* out);
 
  private:
+  struct Row {
+    std::string_view path;  // into Index::bytes
+    data::FileStat stat;
+    std::int64_t object_ctime_ns;
+    data::Digest digest;
+  };
+  struct Index {
+    std::string root;
+    std::string bytes;  // as loaded ("" for a root without a blob)
+    std::vector<Row> rows;
+    std::unique_ptr<std::atomic<std::uint8_t>[]> used;  // per row, by Lookup
+    bool stored = false;   // a blob was loaded for it
+    bool scanned = false;  // the current scan covers ROOT
+  };
+
+  Index* Find(std::string_view root);
+  void Load(Store::StatBlob blob);
+
   Store& store_;
-  std::unordered_map<std::string, std::pair<data::FileStat, std::string>>
-      known_;
-  std::vector<Store::StatRow> pending_;
+  // Most specific first: a path is looked up in the blob of the deepest root
+  // above it before the others.
+  std::vector<std::unique_ptr<Index>> indexes_;
+  std::vector<Entry> remembered_;  // absolute paths, this scan
 };
 
 }  // namespace cmf

@@ -566,6 +566,18 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
     }
     if (err == 0 && p.mode == LinkMode::kSymlink)
       err = RelinkSymbolic(p.final_path, p.source);
+    // The source is the object now. Its ctime, read after the object's (the
+    // same inode, unchanged meanwhile), dates that; a later scan that finds
+    // the same ctime knows the object is still there (StatCache::Known).
+    struct stat object {
+    }, source{};
+    if (err == 0 && ::stat(p.final_path.c_str(), &object) == 0 &&
+        ::stat(p.source.c_str(), &source) == 0 &&
+        object.st_dev == source.st_dev && object.st_ino == source.st_ino &&
+        object.st_ctim.tv_sec == source.st_ctim.tv_sec &&
+        object.st_ctim.tv_nsec == source.st_ctim.tv_nsec) {
+      p.linked_ctime_ns = CtimeNs(source);
+    }
     return err;
   };
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "cmf/data/hash.h"
 #include "file_reader.h"
@@ -36,13 +37,15 @@ struct Entry {
   std::string relative;
   std::string absolute;
   FileStat stat;
+  std::int64_t ctime_ns = 0;
   bool executable = false;
   bool is_link = false;   // the path is a symbolic link (to a file)
   bool has_stat = false;  // stat and executable are filled in
   std::size_t root = 0;   // which of the scanned paths it lies under
   std::string hash;
-  bool need_hash = false;   // not in the stat cache
-  bool need_store = false;  // to be stored in the object cache
+  bool need_hash = false;            // not in the stat cache
+  bool need_store = false;           // to be stored in the object cache
+  std::int64_t object_ctime_ns = 0;  // as StatCache::Known, when it is known
 };
 
 // The folder of the last file stat'd, kept open so that the next file in it
@@ -100,6 +103,7 @@ Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
                            "' is neither a regular file nor a directory");
   }
   e.stat = ToFileStat(st);
+  e.ctime_ns = CtimeNs(st);
   e.executable = (st.st_mode & S_IXUSR) != 0;
   e.has_stat = true;
   return Status::Ok();
@@ -348,14 +352,21 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     for (const fs::path& root : roots) options.stat_cache->Prefetch(root);
   }
   // What each file needs: hashing (not in the stat cache), storing (not in
-  // the object cache), or nothing.
+  // the object cache), or nothing. A file known to be the object itself, with
+  // the ctime it had then, proves the object is there: looking it up in the
+  // cache cost as much as the file's own stat.
   CMF_RETURN_IF_ERROR(StatAll(threads, &entries, [&](Entry& e) {
+    bool is_object = false;
     if (options.stat_cache) {
-      if (auto hash = options.stat_cache->Lookup(e.absolute, e.stat))
-        e.hash = std::move(*hash);
+      if (auto known = options.stat_cache->Lookup(e.absolute, e.stat)) {
+        e.hash = std::move(known->hash);
+        e.object_ctime_ns = known->object_ctime_ns;
+        is_object = e.object_ctime_ns != 0 && e.object_ctime_ns == e.ctime_ns;
+      }
     }
     e.need_hash = e.hash.empty();
-    e.need_store = options.store && (e.need_hash || !cache.Has(e.hash));
+    e.need_store =
+        options.store && (e.need_hash || (!is_object && !cache.Has(e.hash)));
   }));
   std::vector<std::size_t> work;
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -428,13 +439,11 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     if (e.need_hash) {
       ++result.hashed_files;
       result.hashed_bytes += e.stat.size;
-      if (options.stat_cache && e.stat.mtime_ns < started_ns - kRacyWindowNs) {
-        options.stat_cache->Remember(e.absolute, e.stat, e.hash);
-      }
     }
     result.info.size += e.stat.size;
+    // The hash stays: the stat cache is told of it after Publish.
     result.files.push_back(
-        {std::move(e.relative), e.stat.size, e.executable, std::move(e.hash)});
+        {std::move(e.relative), e.stat.size, e.executable, e.hash});
   }
   // A folder's manifest is published with its files, after the same flush.
   for (ScanResult& result : results) {
@@ -455,9 +464,24 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     result.info.hash = *hash;
   }
   // The stat cache is saved while the names are flushed: it says what files
-  // hold, whatever the cache does.
-  CMF_RETURN_IF_ERROR(cache.Publish(pending, [&] {
-    return options.stat_cache ? options.stat_cache->Flush() : Status::Ok();
+  // hold, whatever the cache does. It runs once every object has its name:
+  // the files that became their objects have the ctime they will keep.
+  CMF_RETURN_IF_ERROR(cache.Publish(pending, [&]() -> Status {
+    if (!options.stat_cache) return Status::Ok();
+    std::unordered_map<std::string_view, std::int64_t> linked;
+    for (const ObjectCache::Pending& p : pending) {
+      if (p.linked_ctime_ns != 0)
+        linked.emplace(p.source.native(), p.linked_ctime_ns);
+    }
+    for (const Entry& e : entries) {
+      auto it = linked.find(e.absolute);
+      if (!e.need_hash && it == linked.end()) continue;
+      if (e.stat.mtime_ns >= started_ns - kRacyWindowNs) continue;
+      options.stat_cache->Remember(
+          e.absolute, e.stat,
+          {e.hash, it != linked.end() ? it->second : e.object_ctime_ns});
+    }
+    return options.stat_cache->Flush();
   }));
   return results;
 }

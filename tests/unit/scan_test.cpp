@@ -21,17 +21,17 @@ namespace {
 // A stat cache in memory that counts what it was asked.
 class MemoryStatCache : public data::StatCache {
  public:
-  std::optional<std::string> Lookup(const std::string& path,
-                                    const data::FileStat& st) override {
+  std::optional<Known> Lookup(const std::string& path,
+                              const data::FileStat& st) override {
     auto it = rows.find(path);
     if (it == rows.end() || !(it->second.first == st)) return std::nullopt;
     return it->second.second;
   }
   void Remember(const std::string& path, const data::FileStat& st,
-                const std::string& hash) override {
-    rows[path] = {st, hash};
+                const Known& known) override {
+    rows[path] = {st, known};
   }
-  std::map<std::string, std::pair<data::FileStat, std::string>> rows;
+  std::map<std::string, std::pair<data::FileStat, Known>> rows;
 };
 
 // Makes PATH look written an hour ago: old enough for the stat cache.

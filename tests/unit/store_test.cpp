@@ -453,6 +453,10 @@ TEST_CASE(
          "ALTER TABLE derived_from DROP COLUMN seg;"
          "ALTER TABLE metric DROP COLUMN seg;"
          "ALTER TABLE property DROP COLUMN seg;"
+         "DROP TABLE stat_index;"
+         "CREATE TABLE stat_cache (path TEXT PRIMARY KEY, dev INTEGER NOT "
+         "NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER "
+         "NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;"
          "PRAGMA user_version=1;");
   REQUIRE(UserVersion(dir / "m.db") == 1);
   StoreOptions options;
@@ -461,6 +465,9 @@ TEST_CASE(
   REQUIRE_MESSAGE(store.ok(), store.status().message());
   CHECK(UserVersion(dir / "m.db") == kStoreSchemaVersion);
   CHECK((*store)->CountExecutions().value() == 1);
+  // The per-file stat cache became the per-path stat index.
+  CHECK((*store)->SaveStatIndex("/data", "cmf-stat 1\n").ok());
+  CHECK((*store)->LoadStatIndex("/data").value().size() == 1);
   Result<Store::Pending> pending = (*store)->CountPending();
   REQUIRE(pending.ok());
   CHECK(pending->executions == 1);  // the first commit will seal the history

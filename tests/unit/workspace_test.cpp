@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "../../core/src/store_stat_cache.h"
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
 #include "support.h"
@@ -171,6 +172,154 @@ TEST_CASE(
   test::WriteFile(dir / "d" / "a", "edited");  // the cache keeps the old bytes
   CHECK(Fsck(repo, Quiet())->ok());
   CHECK(Unlock(repo, dir / "d").value() == 0);
+}
+
+namespace {
+
+// The entries of the stat index saved for the workspace path REL (none when
+// it has no blob of its own).
+std::vector<StoreStatCache::Entry> StatIndexOf(Repo& repo,
+                                               const fs::path& abs) {
+  std::vector<StoreStatCache::Entry> entries;
+  for (const Store::StatBlob& blob :
+       repo.store().LoadStatIndex(abs.string()).value()) {
+    if (blob.root == abs.string())
+      REQUIRE(StoreStatCache::Decode(blob.bytes, &entries));
+  }
+  return entries;
+}
+
+std::size_t StatBlobsAt(Repo& repo, const fs::path& abs) {
+  return repo.store().LoadStatIndex(abs.string()).value().size();
+}
+
+}  // namespace
+
+TEST_CASE("workspace: a stat index blob round-trips and refuses a torn one") {
+  StoreStatCache::Entry a{"sub/a", {1, 2, 3, 4}, 5, {}};
+  StoreStatCache::Entry b{"", {6, 7, 8, 9}, 0, {}};
+  a.digest[0] = 0xab;
+  b.digest[31] = 0xcd;
+  const std::string bytes = StoreStatCache::Encode({a, b});
+  std::vector<StoreStatCache::Entry> back;
+  REQUIRE(StoreStatCache::Decode(bytes, &back));
+  REQUIRE(back.size() == 2);  // sorted by path
+  CHECK(back[0].path == "");
+  CHECK(back[0].stat == b.stat);
+  CHECK(back[0].digest == b.digest);
+  CHECK(back[1].path == "sub/a");
+  CHECK(back[1].stat == a.stat);
+  CHECK(back[1].object_ctime_ns == 5);
+  CHECK(back[1].digest == a.digest);
+  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, bytes.size() - 1}) {
+    back.clear();
+    CHECK_FALSE(StoreStatCache::Decode(bytes.substr(0, cut), &back));
+  }
+}
+
+TEST_CASE(
+    "workspace: a folder's stat index serves the paths below it; an unchanged "
+    "add saves nothing") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  for (int i = 0; i < 5; ++i) {
+    test::WriteFile(dir / "data" / "a" / ("x" + std::to_string(i)),
+                    std::string(10 + i, 'x'));
+    Age(dir / "data" / "a" / ("x" + std::to_string(i)));
+  }
+  test::WriteFile(dir / "data" / "b" / "y", "y");
+  Age(dir / "data" / "b" / "y");
+  REQUIRE(Add(repo, {dir / "data"}, Quiet()).value().at(0).hashed_files == 6);
+  CHECK(StatIndexOf(repo, dir / "data").size() == 6);
+
+  // Below it: nothing read again; the path gets its own blob.
+  CHECK(Add(repo, {dir / "data" / "a"}, Quiet()).value().at(0).hashed_files ==
+        0);
+  CHECK(Add(repo, {dir / "data" / "a" / "x0"}, Quiet())
+            .value()
+            .at(0)
+            .hashed_files == 0);
+  CHECK(StatIndexOf(repo, dir / "data" / "a").size() == 5);
+  CHECK(StatIndexOf(repo, dir / "data" / "a" / "x0").size() == 1);
+  CHECK(StatBlobsAt(repo, dir / "data") == 3);
+
+  // Unchanged: the blob is not written again.
+  const std::string before =
+      repo.store().LoadStatIndex((dir / "data").string()).value()[0].bytes;
+  REQUIRE(Add(repo, {dir / "data"}, Quiet()).value().at(0).hashed_files == 0);
+  CHECK(repo.store().LoadStatIndex((dir / "data").string()).value()[0].bytes ==
+        before);
+  CHECK(StatBlobsAt(repo, dir / "data") == 3);
+
+  // A changed file and a gone one: the folder's blob is saved again, and the
+  // blobs below it (which it covers now) are dropped.
+  REQUIRE(Unlock(repo, dir / "data" / "a" / "x1").ok());
+  test::WriteFile(dir / "data" / "a" / "x1", "changed");
+  Age(dir / "data" / "a" / "x1");
+  fs::remove(dir / "data" / "b" / "y");
+  REQUIRE(Add(repo, {dir / "data"}, Quiet()).value().at(0).hashed_files == 1);
+  std::vector<StoreStatCache::Entry> now = StatIndexOf(repo, dir / "data");
+  REQUIRE(now.size() == 5);
+  CHECK(now[1].path == "a/x1");
+  CHECK(now[1].stat.size == 7);
+  CHECK(StatBlobsAt(repo, dir / "data") == 1);
+}
+
+TEST_CASE("workspace: a damaged stat index only costs time") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "data" / "f", "f");
+  Age(dir / "data" / "f");
+  Result<std::vector<AddResult>> first = Add(repo, {dir / "data"}, Quiet());
+  REQUIRE(first.ok());
+  REQUIRE(repo.store()
+              .SaveStatIndex((dir / "data").string(), "cmf-stat 1\nxyz")
+              .ok());
+  Result<std::vector<AddResult>> again = Add(repo, {dir / "data"}, Quiet());
+  REQUIRE(again.ok());
+  CHECK(again->at(0).hashed_files == 1);
+  CHECK(again->at(0).artifact.hash == first->at(0).artifact.hash);
+  CHECK(StatIndexOf(repo, dir / "data").size() == 1);  // whole again
+}
+
+TEST_CASE(
+    "workspace: a file that became its object is not looked up in the cache "
+    "again, until its inode changes names") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  REQUIRE(repo.config().Set("cache.link", "hardlink").ok());
+  test::WriteFile(dir / "d" / "a", "aaa");
+  test::WriteFile(dir / "d" / "b", "bbb");
+  Age(dir / "d" / "a");
+  Age(dir / "d" / "b");
+  REQUIRE(Add(repo, {dir / "d"}, Quiet()).ok());
+  // Each file is remembered as the object, with its ctime once it had the
+  // object's name.
+  std::vector<StoreStatCache::Entry> index = StatIndexOf(repo, dir / "d");
+  REQUIRE(index.size() == 2);
+  for (const StoreStatCache::Entry& e : index) {
+    struct stat st {};
+    REQUIRE(::stat((dir / "d" / e.path).c_str(), &st) == 0);
+    CHECK(e.object_ctime_ns == data::CtimeNs(st));
+  }
+
+  // An object removed behind cmf's back: the unlink moved the file's ctime,
+  // so the next add looks the object up, misses it, and stores it again.
+  const fs::path object = repo.objects().PathOf(data::HashBytes("aaa"));
+  fs::remove(object);
+  Result<std::vector<AddResult>> again = Add(repo, {dir / "d"}, Quiet());
+  REQUIRE(again.ok());
+  CHECK(again->at(0).hashed_files == 0);
+  CHECK(test::ReadFile(object) == "aaa");
+  CHECK(Fsck(repo, Quiet())->ok());
+
+  // Copied into the cache, a file is not its object.
+  REQUIRE(repo.config().Set("cache.link", "copy").ok());
+  test::WriteFile(dir / "e" / "c", "ccc");
+  Age(dir / "e" / "c");
+  REQUIRE(Add(repo, {dir / "e"}, Quiet()).ok());
+  REQUIRE(StatIndexOf(repo, dir / "e").size() == 1);
+  CHECK(StatIndexOf(repo, dir / "e")[0].object_ctime_ns == 0);
 }
 
 TEST_CASE(

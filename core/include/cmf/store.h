@@ -36,7 +36,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -275,18 +275,19 @@ class Store {
   Result<LineageGraph> WalkLineage(const LineageTarget& target,
                                    const LineageOptions& options);
 
-  // --- the stat cache (path, device, inode, size, mtime -> hash) ---
+  // --- the stat index: what the files under a scanned path held ---
+  // One blob per scanned path (absolute), in the format of StoreStatCache
+  // (core/src/store_stat_cache.cpp); the store only keeps it.
 
-  struct StatRow {
-    std::string path;  // absolute
-    std::uint64_t dev = 0, ino = 0, size = 0;
-    std::int64_t mtime_ns = 0;
-    std::string hash;
+  struct StatBlob {
+    std::string root;   // the absolute path scanned
+    std::string bytes;  // its entries
   };
-  // The rows whose path is PREFIX or lies below it.
-  Result<std::vector<StatRow>> LoadStatCache(const std::string& prefix);
-  // Inserts or replaces ROWS in one transaction.
-  Status SaveStatCache(std::span<const StatRow> rows);
+  // The blobs of ROOT, of the folders above it and of the paths below it.
+  Result<std::vector<StatBlob>> LoadStatIndex(const std::string& root);
+  // Saves BYTES as ROOT's blob and drops the blobs of the paths below ROOT
+  // (BYTES covers them now), in one transaction.
+  Status SaveStatIndex(const std::string& root, std::string_view bytes);
 
  private:
   struct Impl;

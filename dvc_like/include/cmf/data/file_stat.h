@@ -25,4 +25,10 @@ inline FileStat ToFileStat(const struct stat& st) {
               st.st_mtim.tv_nsec};
 }
 
+// The inode's change time in nanoseconds.
+inline std::int64_t CtimeNs(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 +
+         st.st_ctim.tv_nsec;
+}
+
 }  // namespace cmf::data

@@ -131,6 +131,9 @@ class ObjectCache {
     std::uint64_t size = 0;  // the source as hashed (hardlink, symlink)
     std::int64_t mtime_ns = 0;
     bool executable = false;  // the source's owner may execute it
+    // Set by Publish for a source that became the object (hardlink,
+    // symlink): its ctime once it had the object's name (StatCache::Known).
+    std::int64_t linked_ctime_ns = 0;
   };
 
   // As StoreFile, for many files at once: prepares the object and appends it
@@ -162,7 +165,9 @@ class ObjectCache {
   // to it), then flushes again. Empties PENDING; on error the objects not yet
   // published are discarded. MEANWHILE, when given, runs on the calling thread
   // during the last flush (work that need not wait for the names to be on
-  // disk); its error is returned when naming succeeded.
+  // disk), once every object has its name and before PENDING is emptied (it
+  // may read their linked_ctime_ns); its error is returned when naming
+  // succeeded.
   Status Publish(std::vector<Pending>& pending,
                  const std::function<Status()>& meanwhile = {}) const;
 

@@ -38,11 +38,21 @@ class StatCache {
   // Called once per scan before any Lookup, with the absolute path scanned: a
   // chance to load the entries under it in one go.
   virtual void Prefetch(const std::filesystem::path& root) { (void)root; }
-  // The hash remembered for the absolute PATH if it still looks like STAT.
-  virtual std::optional<std::string> Lookup(const std::string& path,
-                                            const FileStat& stat) = 0;
+  // What is known of a file.
+  struct Known {
+    std::string hash;
+    // The file's ctime (ns) just after it became the cached object itself
+    // (its inode linked, or symbolically linked, under the object's name);
+    // 0 when it never was. While the file's ctime is still this, its inode
+    // has gained and lost no name (link, unlink and rename all set ctime), so
+    // the object is still there: a scan need not look it up.
+    std::int64_t object_ctime_ns = 0;
+  };
+  // What is remembered for the absolute PATH if it still looks like STAT.
+  virtual std::optional<Known> Lookup(const std::string& path,
+                                      const FileStat& stat) = 0;
   virtual void Remember(const std::string& path, const FileStat& stat,
-                        const std::string& hash) = 0;
+                        const Known& known) = 0;
   // Called once at the end of a scan that succeeded: persist what was
   // remembered.
   virtual Status Flush() { return Status::Ok(); }

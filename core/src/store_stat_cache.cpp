@@ -1,0 +1,248 @@
+#include "store_stat_cache.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cmf {
+namespace {
+
+constexpr std::string_view kMagic = "cmf-stat 1\n";
+constexpr std::size_t kFixed = 5 * sizeof(std::uint64_t) + 32;  // after a path
+
+// True when PATH is ROOT or lies below it; REL gets the part below ("" for
+// ROOT itself).
+bool Below(std::string_view root, std::string_view path,
+           std::string_view* rel) {
+  if (path == root) {
+    *rel = {};
+    return true;
+  }
+  const std::size_t cut = root.ends_with('/') ? root.size() : root.size() + 1;
+  if (path.size() <= cut || !path.starts_with(root) || path[cut - 1] != '/')
+    return false;
+  *rel = path.substr(cut);
+  return true;
+}
+
+bool FromHex(std::string_view hex, data::Digest* out) {
+  if (hex.size() != 64) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+template <typename T>
+void Put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+template <typename T>
+T Get(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Calls ON_ENTRY(path, stat, object ctime, digest) for each entry of BYTES, the
+// path a view into BYTES. False when BYTES is malformed (entries already passed
+// stand).
+template <typename F>
+bool Parse(std::string_view bytes, F&& on_entry) {
+  if (!bytes.starts_with(kMagic)) return false;
+  std::size_t pos = kMagic.size();
+  while (pos < bytes.size()) {
+    if (bytes.size() - pos < sizeof(std::uint32_t)) return false;
+    const auto length = Get<std::uint32_t>(bytes.data() + pos);
+    pos += sizeof(std::uint32_t);
+    if (bytes.size() - pos < kFixed || bytes.size() - pos - kFixed < length)
+      return false;
+    std::string_view path = bytes.substr(pos, length);
+    const char* p = bytes.data() + pos + length;
+    data::FileStat stat{Get<std::uint64_t>(p), Get<std::uint64_t>(p + 8),
+                        Get<std::uint64_t>(p + 16), Get<std::int64_t>(p + 24)};
+    const auto object_ctime_ns = Get<std::int64_t>(p + 32);
+    data::Digest digest;
+    std::memcpy(digest.data(), p + 40, digest.size());
+    on_entry(path, stat, object_ctime_ns, digest);
+    pos += length + kFixed;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string StoreStatCache::Encode(std::vector<Entry> entries) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  std::string out(kMagic);
+  std::size_t size = out.size();
+  for (const Entry& e : entries) size += 4 + e.path.size() + kFixed;
+  out.reserve(size);
+  for (const Entry& e : entries) {
+    Put(&out, static_cast<std::uint32_t>(e.path.size()));
+    out += e.path;
+    Put(&out, e.stat.dev);
+    Put(&out, e.stat.ino);
+    Put(&out, e.stat.size);
+    Put(&out, e.stat.mtime_ns);
+    Put(&out, e.object_ctime_ns);
+    out.append(reinterpret_cast<const char*>(e.digest.data()), e.digest.size());
+  }
+  return out;
+}
+
+bool StoreStatCache::Decode(std::string_view bytes, std::vector<Entry>* out) {
+  return Parse(
+      bytes, [&](std::string_view path, const data::FileStat& stat,
+                 std::int64_t object_ctime_ns, const data::Digest& digest) {
+        out->push_back({std::string(path), stat, object_ctime_ns, digest});
+      });
+}
+
+StoreStatCache::Index* StoreStatCache::Find(std::string_view root) {
+  for (auto& index : indexes_)
+    if (index->root == root) return index.get();
+  return nullptr;
+}
+
+void StoreStatCache::Load(Store::StatBlob blob) {
+  auto index = std::make_unique<Index>();
+  index->root = std::move(blob.root);
+  index->bytes = std::move(blob.bytes);
+  index->stored = true;
+  bool sorted = true;
+  bool ok =
+      Parse(index->bytes,
+            [&](std::string_view path, const data::FileStat& stat,
+                std::int64_t object_ctime_ns, const data::Digest& digest) {
+              if (!index->rows.empty() && !(index->rows.back().path < path))
+                sorted = false;
+              index->rows.push_back({path, stat, object_ctime_ns, digest});
+            });
+  if (!ok || !sorted) index->rows.clear();  // a damaged blob is no help
+  index->used.reset(new std::atomic<std::uint8_t>[index->rows.size()]());
+  indexes_.push_back(std::move(index));
+}
+
+void StoreStatCache::Prefetch(const std::filesystem::path& root) {
+  const std::string r = root.string();
+  if (Index* known = Find(r)) {
+    known->scanned = true;
+    return;
+  }
+  if (Result<std::vector<Store::StatBlob>> blobs = store_.LoadStatIndex(r);
+      blobs.ok()) {  // a cold cache only costs time
+    for (Store::StatBlob& blob : *blobs)
+      if (Find(blob.root) == nullptr) Load(std::move(blob));
+  }
+  Index* own = Find(r);
+  if (own == nullptr) {
+    auto index = std::make_unique<Index>();
+    index->root = r;
+    own = index.get();
+    indexes_.push_back(std::move(index));
+  }
+  own->scanned = true;
+  std::stable_sort(indexes_.begin(), indexes_.end(),
+                   [](const auto& a, const auto& b) {
+                     return a->root.size() > b->root.size();
+                   });
+}
+
+std::optional<data::StatCache::Known> StoreStatCache::Lookup(
+    const std::string& path, const data::FileStat& stat) {
+  for (const auto& index : indexes_) {
+    std::string_view rel;
+    if (!Below(index->root, path, &rel)) continue;
+    auto it = std::lower_bound(
+        index->rows.begin(), index->rows.end(), rel,
+        [](const Row& row, std::string_view p) { return row.path < p; });
+    if (it == index->rows.end() || it->path != rel || !(it->stat == stat))
+      continue;
+    index->used[static_cast<std::size_t>(it - index->rows.begin())].store(
+        1, std::memory_order_relaxed);
+    return Known{data::ToHex(it->digest), it->object_ctime_ns};
+  }
+  return std::nullopt;
+}
+
+void StoreStatCache::Remember(const std::string& path,
+                              const data::FileStat& stat, const Known& known) {
+  Entry e{path, stat, known.object_ctime_ns, {}};
+  if (FromHex(known.hash, &e.digest)) remembered_.push_back(std::move(e));
+}
+
+Status StoreStatCache::Flush() {
+  Status result;
+  for (auto& own : indexes_) {
+    if (!own->scanned) continue;
+    // ROOT's blob anew: what this scan hashed under it, then what it found
+    // unchanged, in any blob (a path is looked up in the deepest blob first).
+    std::vector<Entry> entries;
+    bool same = own->stored;  // as saved, at a glance
+    std::string_view rel;
+    for (const Entry& e : remembered_) {
+      if (!Below(own->root, e.path, &rel)) continue;
+      entries.push_back(
+          {std::string(rel), e.stat, e.object_ctime_ns, e.digest});
+      same = false;
+    }
+    for (const auto& index : indexes_) {
+      for (std::size_t i = 0; i < index->rows.size(); ++i) {
+        const Row& row = index->rows[i];
+        const bool used = index->used[i].load(std::memory_order_relaxed) != 0;
+        if (index == own) {
+          if (used) {
+            entries.push_back({std::string(row.path), row.stat,
+                               row.object_ctime_ns, row.digest});
+          } else {
+            same = false;  // gone, changed, or found in a deeper blob
+          }
+          continue;
+        }
+        if (!used) continue;
+        std::string full = index->root;
+        if (!row.path.empty()) (full += '/') += row.path;
+        if (!Below(own->root, full, &rel)) continue;
+        entries.push_back(
+            {std::string(rel), row.stat, row.object_ctime_ns, row.digest});
+        same = false;
+      }
+    }
+    if (same) continue;
+    // Sorted by path, the first of a path kept: hashed now beats remembered.
+    std::stable_sort(
+        entries.begin(), entries.end(),
+        [](const Entry& a, const Entry& b) { return a.path < b.path; });
+    entries.erase(std::unique(entries.begin(), entries.end(),
+                              [](const Entry& a, const Entry& b) {
+                                return a.path == b.path;
+                              }),
+                  entries.end());
+    std::string bytes = Encode(std::move(entries));
+    if (own->stored && bytes == own->bytes) continue;
+    if (Status st = store_.SaveStatIndex(own->root, bytes);
+        !st.ok() && result.ok()) {
+      result = st;
+    }
+  }
+  // The next scan (status scans one tracked path at a time) starts afresh;
+  // what was loaded stays true of the files, whatever was saved.
+  remembered_.clear();
+  for (auto& index : indexes_) {
+    index->scanned = false;
+    for (std::size_t i = 0; i < index->rows.size(); ++i)
+      index->used[i].store(0, std::memory_order_relaxed);
+  }
+  return result;
+}
+
+}  // namespace cmf
