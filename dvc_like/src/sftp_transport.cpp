@@ -18,6 +18,8 @@
 #include "cmf/data/fault.h"
 #include "cmf/data/ssh.h"
 #include "cmf/data/transport.h"
+#include "cmf_config.h"
+#include "ssh_module.h"
 
 namespace cmf::data {
 namespace {
@@ -383,10 +385,7 @@ class SftpTransport : public ObjectTransport {
   std::set<std::string> made_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<ObjectTransport>> OpenSftpTransport(
-    const std::string& url) {
+Result<std::unique_ptr<ObjectTransport>> OpenSftp(const std::string& url) {
   auto t = std::make_unique<SftpTransport>(url);
   CMF_RETURN_IF_ERROR(t->Connect());
   CMF_ASSIGN_OR_RETURN(bool root, t->HasFolder("."));
@@ -396,4 +395,12 @@ Result<std::unique_ptr<ObjectTransport>> OpenSftpTransport(
   return std::unique_ptr<ObjectTransport>(std::move(t));
 }
 
+const SshModule kModule{{kSshModuleAbi, CMF_VERSION}, OpenSftp};
+
+}  // namespace
 }  // namespace cmf::data
+
+extern "C" __attribute__((visibility("default"))) const cmf::data::SshModule*
+cmf_ssh_module() {
+  return &cmf::data::kModule;
+}

@@ -7,15 +7,24 @@
 #include <mutex>
 
 #include "cmf/data/fault.h"
+#include "ssh_module.h"
 
 namespace cmf::data {
 
 Result<std::unique_ptr<ObjectTransport>> OpenFileTransport(
     const std::string& url);
-Result<std::unique_ptr<ObjectTransport>> OpenSftpTransport(
-    const std::string& url);
 
 namespace {
+
+// ssh object stores are served by the module cmf-ssh.so, loaded on first use.
+Result<std::unique_ptr<ObjectTransport>> OpenSftpTransport(
+    const std::string& url) {
+  CMF_ASSIGN_OR_RETURN(const SshModule* module,
+                       LoadModuleOnce<SshModule>(
+                           {"ssh", "CMF_SSH_MODULE", "dvc_like", "cmf-ssh.so",
+                            "cmf_ssh_module", kSshModuleAbi}));
+  return module->open_sftp(url);
+}
 
 std::mutex registry_mutex;
 

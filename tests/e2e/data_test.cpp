@@ -233,7 +233,8 @@ TEST_CASE("data: HDF5 is loaded by slice alone, and its absence is clear") {
 
 TEST_CASE(
     "data: libgit2 is loaded only by the commands that use git, and its "
-    "module's absence is clear") {
+    "module's absence is clear; no command loads libssh2 or the shared "
+    "libcrypto without an ssh remote") {
   Workspace r;
   cmf::test::WriteFile(r / "a.txt", "alpha");
   std::map<std::string, std::string> env = r.env;
@@ -248,11 +249,22 @@ TEST_CASE(
     CAPTURE(args[0]);
     CHECK(o.err.find("libgit2") == std::string::npos);
     CHECK(o.err.find("cmf-git.so") == std::string::npos);
+    CHECK(o.err.find("libssh2") == std::string::npos);
+    CHECK(o.err.find("libcrypto") == std::string::npos);
   }
   REQUIRE(r({"exec", "--stage", "s", "--", "true"}).exit_code == 0);
   Outcome committed = Cmf({"commit", "-q"}, r.dir.path(), env);
   CHECK(committed.exit_code == 0);
   CHECK(committed.err.find("cmf-git.so") != std::string::npos);
+  // A push to a folder remote needs no ssh either.
+  TempDir remote;
+  REQUIRE(Cmf({"init", "--bare", (remote / "hub").string()}, remote.path())
+              .exit_code == 0);
+  REQUIRE(r({"remote", "add", "hub", (remote / "hub").string()}).exit_code ==
+          0);
+  Outcome pushed = Cmf({"push", "hub"}, r.dir.path(), env);
+  CHECK(pushed.exit_code == 0);
+  CHECK(pushed.err.find("cmf-ssh.so") == std::string::npos);
 
   // Without the module: commit fails clearly and records nothing.
   REQUIRE(r({"exec", "--stage", "t", "--", "true"}).exit_code == 0);

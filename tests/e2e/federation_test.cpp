@@ -469,6 +469,18 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
   fs::rename(keys / "saved.pub", key.string() + ".pub");
   Ok(c({"pull", "hpc"}));
   CHECK(Ids(c) == Ids(a));
+
+  // Without the ssh module, a push that must reach the ssh object store
+  // fails clearly, and succeeds once the module is back.
+  Produce(a, "late.txt", "late");
+  Ok(a({"commit"}));
+  a.env["CMF_SSH_MODULE"] = (a / "nowhere.so").string();
+  Outcome no_module = a({"push", "hpc"});
+  CHECK(no_module.exit_code == 1);
+  CHECK(IsError(no_module, "ssh support is not installed"));
+  a.env.erase("CMF_SSH_MODULE");
+  json again = a.Json({"push", "hpc", "--json"});
+  CHECK(again["objects_sent"] == 1);
 }
 
 TEST_CASE("federation: half-finished states at one site never spread") {
