@@ -345,7 +345,9 @@ struct Config::Impl {
     }
     if (!st.ok()) {
       ::unlink(lock.c_str());
-      Load();  // back to what the file holds
+      // Back to what the file holds; the write's error is the one to report
+      // (a file that cannot be read again leaves what was read before).
+      static_cast<void>(Load());
     }
     return st;
   }

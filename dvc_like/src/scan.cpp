@@ -74,6 +74,14 @@ class ParentDir {
   std::string path_;
 };
 
+// Fills in E's stat from ST, a regular file's.
+void FillStat(Entry& e, const struct stat& st) {
+  e.stat = ToFileStat(st);
+  e.ctime_ns = CtimeNs(st);
+  e.executable = (st.st_mode & S_IXUSR) != 0;
+  e.has_stat = true;
+}
+
 // Fills in E's stat from the file system (through links), looking it up from
 // DIR's folder when given.
 Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
@@ -102,10 +110,7 @@ Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
     return Status::IOError("'" + name +
                            "' is neither a regular file nor a directory");
   }
-  e.stat = ToFileStat(st);
-  e.ctime_ns = CtimeNs(st);
-  e.executable = (st.st_mode & S_IXUSR) != 0;
-  e.has_stat = true;
+  FillStat(e, st);
   return Status::Ok();
 }
 
@@ -148,9 +153,11 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
       is_link = S_ISLNK(st.st_mode);
       is_dir = S_ISDIR(st.st_mode);
     }
+    bool followed = false;  // ST holds what the link leads to
     if (is_link) {
       if (::stat(path.c_str(), &st) == 0) {
         is_dir = S_ISDIR(st.st_mode);
+        followed = true;
       } else if (errno != ENOENT) {
         return failed(errno);  // a loop of links ends here (ELOOP)
       }  // a broken link is listed, and reported as one when it is stat'd
@@ -174,6 +181,9 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
     e.absolute = std::move(path);
     e.is_link = is_link;
     e.root = root_index;
+    // A link to a file (cache.link symlink) is stat'd once, here: following
+    // it walks the whole path of its target.
+    if (followed && S_ISREG(st.st_mode)) FillStat(e, st);
     out->push_back(std::move(e));
   }
 }
