@@ -176,8 +176,8 @@ TEST_CASE(
 
 namespace {
 
-// The entries of the stat index saved for the workspace path REL (none when
-// it has no blob of its own).
+// The entries of the stat index blob saved for the absolute path ABS (none
+// when it has no blob of its own).
 std::vector<StoreStatCache::Entry> StatIndexOf(Repo& repo,
                                                const fs::path& abs) {
   std::vector<StoreStatCache::Entry> entries;
@@ -189,6 +189,7 @@ std::vector<StoreStatCache::Entry> StatIndexOf(Repo& repo,
   return entries;
 }
 
+// How many blobs a scan of ABS loads: its own, those above and below it.
 std::size_t StatBlobsAt(Repo& repo, const fs::path& abs) {
   return repo.store().LoadStatIndex(abs.string()).value().size();
 }
