@@ -37,6 +37,12 @@ class GcVerb : public Verb {
           n, n == 1 ? "" : "s", HumanSize(report->bytes),
           n == 1 ? "it" : "them");
     }
+    if (std::size_t k = report->stale_stat_blobs; k > 0) {
+      out +=
+          fmt::format("{} the stat cache of {} path{} that exist{} no more\n",
+                      report->removed ? "dropped" : "would drop", k,
+                      k == 1 ? "" : "s", k == 1 ? "s" : "");
+    }
     fmt::print("{}", out);
     return kExitOk;
   }

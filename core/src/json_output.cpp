@@ -330,7 +330,8 @@ std::string FsckJson(const FsckReport& report, int indent) {
 std::string GcJson(const GcReport& report, int indent) {
   return Dump({{"unreferenced", report.unreferenced},
                {"bytes", report.bytes},
-               {"removed", report.removed}},
+               {"removed", report.removed},
+               {"stale_stat_blobs", report.stale_stat_blobs}},
               indent);
 }
 

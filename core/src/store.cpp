@@ -1035,4 +1035,27 @@ Status Store::SaveStatIndex(const std::string& root, std::string_view bytes) {
   });
 }
 
+Result<std::vector<std::string>> Store::ListStatRoots() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s, impl_->Prepare("SELECT root FROM stat_index ORDER BY root"));
+  std::vector<std::string> out;
+  Status st;
+  while (s.Step(&st)) out.push_back(s.Text(0));
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status Store::DropStatIndex(std::span<const std::string> roots) {
+  if (roots.empty()) return Status::Ok();
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                         m.Prepare("DELETE FROM stat_index WHERE root = ?1"));
+    for (const std::string& root : roots)
+      CMF_RETURN_IF_ERROR(s.Bind(1, root).Run());
+    return Status::Ok();
+  });
+}
+
 }  // namespace cmf

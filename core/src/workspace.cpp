@@ -487,9 +487,20 @@ Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
         return Status::Ok();
       }));
   std::sort(report.unreferenced.begin(), report.unreferenced.end());
+  // What the stat cache knows of paths that are gone serves no scan.
+  std::vector<std::string> stale;
+  CMF_ASSIGN_OR_RETURN(std::vector<std::string> roots,
+                       repo.store().ListStatRoots());
+  for (const std::string& root : roots) {
+    struct stat st {};
+    if (::lstat(root.c_str(), &st) != 0 && errno == ENOENT)
+      stale.push_back(root);
+  }
+  report.stale_stat_blobs = stale.size();
   if (!dry_run) {
     for (const std::string& hash : report.unreferenced)
       CMF_RETURN_IF_ERROR(objects.Remove(hash));
+    CMF_RETURN_IF_ERROR(repo.store().DropStatIndex(stale));
     report.removed = true;
   }
   return report;

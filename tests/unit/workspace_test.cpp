@@ -266,6 +266,33 @@ TEST_CASE(
   CHECK(StatBlobsAt(repo, dir / "data") == 1);
 }
 
+TEST_CASE(
+    "workspace: gc drops the stat cache of paths that are gone, and only with "
+    "force") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  test::WriteFile(dir / "keep" / "k", "k");
+  test::WriteFile(dir / "gone" / "g", "g");
+  Age(dir / "keep" / "k");
+  Age(dir / "gone" / "g");
+  REQUIRE(Add(repo, {dir / "keep", dir / "gone"}, Quiet()).ok());
+  REQUIRE(repo.store().ListStatRoots().value().size() == 2);
+  fs::remove_all(dir / "gone");
+
+  Result<GcReport> dry = CollectGarbage(repo, /*dry_run=*/true);
+  REQUIRE(dry.ok());
+  CHECK(dry->stale_stat_blobs == 1);
+  CHECK(repo.store().ListStatRoots().value().size() == 2);
+  Result<GcReport> done = CollectGarbage(repo, /*dry_run=*/false);
+  REQUIRE(done.ok());
+  CHECK(done->stale_stat_blobs == 1);
+  CHECK(repo.store().ListStatRoots().value() ==
+        std::vector<std::string>{(dir / "keep").string()});
+  // What is left still serves: nothing is read again.
+  CHECK(Add(repo, {dir / "keep"}, Quiet()).value().at(0).hashed_files == 0);
+  CHECK(CollectGarbage(repo, /*dry_run=*/true)->stale_stat_blobs == 0);
+}
+
 TEST_CASE("workspace: a damaged stat index only costs time") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();

@@ -288,6 +288,10 @@ class Store {
   // Saves BYTES as ROOT's blob and drops the blobs of the paths below ROOT
   // (BYTES covers them now), in one transaction.
   Status SaveStatIndex(const std::string& root, std::string_view bytes);
+  // The roots that have a blob, sorted.
+  Result<std::vector<std::string>> ListStatRoots();
+  // Drops the blobs of ROOTS, in one transaction.
+  Status DropStatIndex(std::span<const std::string> roots);
 
  private:
   struct Impl;

@@ -109,11 +109,14 @@ struct GcReport {
   std::vector<std::string> unreferenced;  // objects no record needs
   std::uint64_t bytes = 0;
   bool removed = false;
+  // Stat-index blobs of paths that exist no more (a folder deleted or moved,
+  // the workspace moved): removed with the objects.
+  std::size_t stale_stat_blobs = 0;
 };
 
 // Finds the objects that nothing references (directly or through a manifest):
-// not tracked now, not used or made by any execution. Unless DRY_RUN, removes
-// them.
+// not tracked now, not used or made by any execution, and the stat-index
+// blobs of paths that no longer exist. Unless DRY_RUN, removes them.
 Result<GcReport> CollectGarbage(Repo& repo, bool dry_run);
 
 }  // namespace cmf
