@@ -27,6 +27,12 @@ void Age(const fs::path& path) {
                       fs::file_time_type::clock::now() - std::chrono::hours(1));
 }
 
+// Writes TEXT to PATH, an hour old: a file the stat cache remembers.
+void WriteAged(const fs::path& path, const std::string& text) {
+  test::WriteFile(path, text);
+  Age(path);
+}
+
 }  // namespace
 
 TEST_CASE("workspace: add tracks a directory; a second add reads nothing") {
@@ -228,8 +234,7 @@ TEST_CASE(
                     std::string(10 + i, 'x'));
     Age(dir / "data" / "a" / ("x" + std::to_string(i)));
   }
-  test::WriteFile(dir / "data" / "b" / "y", "y");
-  Age(dir / "data" / "b" / "y");
+  WriteAged(dir / "data" / "b" / "y", "y");
   REQUIRE(Add(repo, {dir / "data"}, Quiet()).value().at(0).hashed_files == 6);
   CHECK(StatIndexOf(repo, dir / "data").size() == 6);
 
@@ -255,8 +260,7 @@ TEST_CASE(
   // A changed file and a gone one: the folder's blob is saved again, and the
   // blobs below it (which it covers now) are dropped.
   REQUIRE(Unlock(repo, dir / "data" / "a" / "x1").ok());
-  test::WriteFile(dir / "data" / "a" / "x1", "changed");
-  Age(dir / "data" / "a" / "x1");
+  WriteAged(dir / "data" / "a" / "x1", "changed");
   fs::remove(dir / "data" / "b" / "y");
   REQUIRE(Add(repo, {dir / "data"}, Quiet()).value().at(0).hashed_files == 1);
   std::vector<StoreStatCache::Entry> now = StatIndexOf(repo, dir / "data");
@@ -271,10 +275,8 @@ TEST_CASE(
     "force") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
-  test::WriteFile(dir / "keep" / "k", "k");
-  test::WriteFile(dir / "gone" / "g", "g");
-  Age(dir / "keep" / "k");
-  Age(dir / "gone" / "g");
+  WriteAged(dir / "keep" / "k", "k");
+  WriteAged(dir / "gone" / "g", "g");
   REQUIRE(Add(repo, {dir / "keep", dir / "gone"}, Quiet()).ok());
   REQUIRE(repo.store().ListStatRoots().value().size() == 2);
   fs::remove_all(dir / "gone");
@@ -296,8 +298,7 @@ TEST_CASE(
 TEST_CASE("workspace: a damaged stat index only costs time") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
-  test::WriteFile(dir / "data" / "f", "f");
-  Age(dir / "data" / "f");
+  WriteAged(dir / "data" / "f", "f");
   Result<std::vector<AddResult>> first = Add(repo, {dir / "data"}, Quiet());
   REQUIRE(first.ok());
   REQUIRE(repo.store()
@@ -316,10 +317,8 @@ TEST_CASE(
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
   REQUIRE(repo.config().Set("cache.link", "hardlink").ok());
-  test::WriteFile(dir / "d" / "a", "aaa");
-  test::WriteFile(dir / "d" / "b", "bbb");
-  Age(dir / "d" / "a");
-  Age(dir / "d" / "b");
+  WriteAged(dir / "d" / "a", "aaa");
+  WriteAged(dir / "d" / "b", "bbb");
   REQUIRE(Add(repo, {dir / "d"}, Quiet()).ok());
   // Each file is remembered as the object, with its ctime once it had the
   // object's name.
@@ -343,8 +342,7 @@ TEST_CASE(
 
   // Copied into the cache, a file is not its object.
   REQUIRE(repo.config().Set("cache.link", "copy").ok());
-  test::WriteFile(dir / "e" / "c", "ccc");
-  Age(dir / "e" / "c");
+  WriteAged(dir / "e" / "c", "ccc");
   REQUIRE(Add(repo, {dir / "e"}, Quiet()).ok());
   REQUIRE(StatIndexOf(repo, dir / "e").size() == 1);
   CHECK(StatIndexOf(repo, dir / "e")[0].object_ctime_ns == 0);
