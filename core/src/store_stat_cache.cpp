@@ -80,8 +80,15 @@ bool Parse(std::string_view bytes, F&& on_entry) {
 }  // namespace
 
 std::string StoreStatCache::Encode(std::vector<Entry> entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  // Sorted by path, the first of a path kept.
+  std::stable_sort(
+      entries.begin(), entries.end(),
+      [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  entries.erase(std::unique(entries.begin(), entries.end(),
+                            [](const Entry& a, const Entry& b) {
+                              return a.path == b.path;
+                            }),
+                entries.end());
   std::string out(kMagic);
   std::size_t size = out.size();
   for (const Entry& e : entries) size += 4 + e.path.size() + kFixed;
@@ -218,15 +225,7 @@ Status StoreStatCache::Flush() {
       }
     }
     if (same) continue;
-    // Sorted by path, the first of a path kept: hashed now beats remembered.
-    std::stable_sort(
-        entries.begin(), entries.end(),
-        [](const Entry& a, const Entry& b) { return a.path < b.path; });
-    entries.erase(std::unique(entries.begin(), entries.end(),
-                              [](const Entry& a, const Entry& b) {
-                                return a.path == b.path;
-                              }),
-                  entries.end());
+    // Hashed now comes first, and so beats what was remembered.
     std::string bytes = Encode(std::move(entries));
     if (own->stored && bytes == own->bytes) continue;
     if (Status st = store_.SaveStatIndex(own->root, bytes);

@@ -43,7 +43,8 @@ class StoreStatCache : public data::StatCache {
                 const Known& known) override;
   Status Flush() override;
 
-  // The encoding of a blob, exposed for tests.
+  // The encoding of a blob, exposed for tests. Encode sorts ENTRIES by path
+  // and keeps the first of each path.
   struct Entry {
     std::string path;  // below the root, '/'-separated; "" for the root
     data::FileStat stat;

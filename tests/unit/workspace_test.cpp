@@ -218,6 +218,13 @@ TEST_CASE("workspace: a stat index blob round-trips and refuses a torn one") {
   CHECK(back[1].stat == a.stat);
   CHECK(back[1].object_ctime_ns == 5);
   CHECK(back[1].digest == a.digest);
+  // A path given twice is kept once, as first given.
+  StoreStatCache::Entry a2 = a;
+  a2.object_ctime_ns = 6;
+  back.clear();
+  REQUIRE(StoreStatCache::Decode(StoreStatCache::Encode({a, b, a2}), &back));
+  REQUIRE(back.size() == 2);
+  CHECK(back[1].object_ctime_ns == 5);
   for (std::size_t cut : {std::size_t{0}, std::size_t{5}, bytes.size() - 1}) {
     back.clear();
     CHECK_FALSE(StoreStatCache::Decode(bytes.substr(0, cut), &back));
