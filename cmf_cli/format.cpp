@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "cmf/byte_strings.h"
 #include "cmf/clock.h"
 
 namespace cmf::cli {
@@ -16,6 +19,25 @@ std::string ShellJoin(const std::vector<std::string>& argv) {
                      "0123456789-_./=:,+@%") == std::string::npos;
     if (plain) {
       out += arg;
+      continue;
+    }
+    const bool control = std::any_of(arg.begin(), arg.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (control || !IsUtf8(arg)) {
+      // Control characters or bytes that are not UTF-8: bash's $'…' form,
+      // which a person can paste back.
+      out += "$'";
+      for (unsigned char c : arg) {
+        if (c == '\\' || c == '\'') {
+          (out += '\\') += static_cast<char>(c);
+        } else if (c >= 0x20 && c < 0x7f) {
+          out += static_cast<char>(c);
+        } else {
+          out += fmt::format("\\x{:02x}", c);
+        }
+      }
+      out += '\'';
       continue;
     }
     out += '\'';

@@ -2,6 +2,7 @@
 
 #include "../format.h"
 #include "../verb.h"
+#include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
@@ -32,7 +33,7 @@ class AddVerb : public Verb {
                                 ? fmt::format("{} files, ", r.files)
                                 : "";
         fmt::print("{} {}  {} ({}{}; {} hashed)\n",
-                   r.changed ? "added" : "unchanged", r.artifact.path,
+                   r.changed ? "added" : "unchanged", EscapeForDisplay(r.artifact.path),
                    r.artifact.hash.substr(0, 12), files,
                    HumanSize(r.artifact.size), HumanSize(r.hashed_bytes));
       }

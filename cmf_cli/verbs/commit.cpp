@@ -21,7 +21,15 @@ class CommitVerb : public Verb {
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", CommitJson(*report));
-    } else if (quiet_) {
+      return kExitOk;
+    }
+    for (const std::string& id : report->interrupted) {
+      fmt::print(stderr,
+                 "cmf: execution {} recorded as interrupted: its process is "
+                 "gone\n",
+                 id);
+    }
+    if (quiet_) {
     } else if (report->commit.empty()) {
       fmt::print("nothing to commit: every fact is committed\n");
     } else {

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "../verb.h"
+#include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
@@ -23,16 +24,33 @@ class FsckVerb : public Verb {
       fmt::print("{}\n", FsckJson(*report));
     } else {
       std::string out;
+      for (const std::string& e : report->store_errors)
+        out += fmt::format("damaged metadata store: {}\n", e);
+      for (const std::string& id : report->interrupted) {
+        out += fmt::format(
+            "interrupted execution {} (its process is gone; the next commit "
+            "records it)\n",
+            id);
+      }
       for (const std::string& h : report->corrupt)
         out += fmt::format("corrupt object {}\n", h);
       for (const auto& m : report->missing) {
-        out += fmt::format("missing object {} ({})\n", m.hash, m.path);
+        out += fmt::format("missing object {} ({})\n", m.hash,
+                           EscapeForDisplay(m.path));
       }
       out += fmt::format("checked {} object{}\n", report->objects,
                          report->objects == 1 ? "" : "s");
       fmt::print("{}", out);
     }
     if (report->ok()) return kExitOk;
+    if (!report->store_errors.empty()) {
+      return Fail(Status::Corruption(fmt::format(
+          "the metadata store '{}' is damaged ({} finding{} of SQLite's "
+          "integrity check); restore it from a backup (committed records can "
+          "also be pulled again into a new workspace)",
+          ctx.repo->store().path().string(), report->store_errors.size(),
+          report->store_errors.size() == 1 ? "" : "s")));
+    }
     return Fail(Status::Corruption(fmt::format(
         "fsck found {} corrupt and {} missing object{}", report->corrupt.size(),
         report->missing.size(), report->missing.size() == 1 ? "" : "s")));

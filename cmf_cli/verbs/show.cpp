@@ -4,6 +4,7 @@
 
 #include "../format.h"
 #include "../verb.h"
+#include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
 
 namespace cmf::cli {
@@ -13,7 +14,7 @@ std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
   std::string out;
   for (const ArtifactRef& a : refs) {
     out += fmt::format("  {}  {:<9} {:>10}  {}\n", a.hash.substr(0, 12),
-                       ToString(a.kind), HumanSize(a.size), a.path);
+                       ToString(a.kind), HumanSize(a.size), EscapeForDisplay(a.path));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "../verb.h"
+#include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
@@ -38,7 +39,7 @@ class StatusVerb : public Verb {
       bool damaged = false;
       for (const Change& c : report->changes) {
         out += fmt::format("  {:<10}{}{}\n",
-                           std::string(ToString(c.kind)) + ":", c.path,
+                           std::string(ToString(c.kind)) + ":", EscapeForDisplay(c.path),
                            c.cache_damaged ? "  (cached copy damaged)" : "");
         damaged = damaged || c.cache_damaged;
       }
@@ -58,6 +59,12 @@ class StatusVerb : public Verb {
           report->uncommitted_facts, report->uncommitted_facts == 1 ? "" : "s",
           report->uncommitted_executions,
           report->uncommitted_executions == 1 ? "" : "s");
+    }
+    for (const std::string& id : report->interrupted) {
+      out += fmt::format(
+          "Interrupted: execution {} is recorded as running, but its process "
+          "is gone; 'cmf commit' records it as interrupted.\n",
+          id);
     }
     fmt::print("{}", out);
     return kExitOk;

@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "cmf/clock.h"
+#include "cmf/data/fault.h"
 #include "cmf/data/object_cache.h"
 
 extern char** environ;
@@ -374,6 +375,8 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
     }
   }
 
+  data::CrashPoint("exec:started");  // recorded, the command running
+
   ExecOutcome outcome;
   outcome.id = run.id();
   MetricsReader metrics(run);
@@ -413,6 +416,7 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
       wait_status >= 0 && WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
   std::optional<int> recorded_code =
       wait_status < 0 ? std::nullopt : std::optional(end.exit_code);
+  data::CrashPoint("exec:ended");  // the command done, nothing recorded yet
   if (end.status == ExecStatus::kOk) {
     for (const fs::path& path : options.outputs) {
       Result<ArtifactRef> out = run.LogOutput(path);

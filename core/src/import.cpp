@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cmf/byte_strings.h"
 #include "cmf/data/hash.h"
 #include "cmf/segment.h"
 #include "cmf/store.h"
@@ -164,7 +165,9 @@ Status Apply(Store& store, const std::vector<json>& facts, ImportReport* report,
   ordered.reserve(facts.size());
   for (const json& f : facts) {
     auto it = rank.find(f.value("t", ""));
-    ordered.emplace_back(it == rank.end() ? 8 : it->second, f.dump());
+    json line = f;  // a cmflib store's strings are bytes: keep them so
+    EncodeByteStrings(line);
+    ordered.emplace_back(it == rank.end() ? 8 : it->second, line.dump());
     Count(f, report);
   }
   std::stable_sort(
@@ -182,11 +185,13 @@ Status Apply(Store& store, const std::vector<json>& facts, ImportReport* report,
 
 Result<std::string> ExportJson(Store& store,
                                const std::optional<std::string>& pipeline) {
+  bool bytes = false;
   CMF_ASSIGN_OR_RETURN(std::vector<std::string> lines,
-                       store.ExportFacts(pipeline));
+                       store.ExportFacts(pipeline, &bytes));
   // Written by hand around the facts, each already canonical JSON.
   std::string out = "{\"format\": \"" + std::string(kExportFormat) +
-                    "\", \"version\": " + std::to_string(kExportVersion) +
+                    "\", \"version\": " +
+                    std::to_string(bytes ? kExportVersion : kExportVersionPlain) +
                     ",\n \"facts\": [";
   for (std::size_t i = 0; i < lines.size(); ++i) {
     out += (i ? ",\n  " : "\n  ") + lines[i];

@@ -299,7 +299,8 @@ std::string StatusJson(const StatusReport& report, int indent) {
                {"clean", report.changes.empty()},
                {"uncommitted",
                 {{"executions", report.uncommitted_executions},
-                 {"facts", report.uncommitted_facts}}}},
+                 {"facts", report.uncommitted_facts}}},
+               {"interrupted", report.interrupted}},
               indent);
 }
 
@@ -323,7 +324,9 @@ std::string FsckJson(const FsckReport& report, int indent) {
   return Dump({{"ok", report.ok()},
                {"objects", report.objects},
                {"corrupt", report.corrupt},
-               {"missing", missing}},
+               {"missing", missing},
+               {"store_errors", report.store_errors},
+               {"interrupted", report.interrupted}},
               indent);
 }
 
@@ -338,7 +341,8 @@ std::string GcJson(const GcReport& report, int indent) {
 std::string CommitJson(const CommitReport& r, int indent) {
   return Dump({{"commit", r.commit.empty() ? json(nullptr) : json(r.commit)},
                {"segment", r.segment.empty() ? json(nullptr) : json(r.segment)},
-               {"facts", r.facts}},
+               {"facts", r.facts},
+               {"interrupted", r.interrupted}},
               indent);
 }
 

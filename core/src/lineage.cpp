@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "cmf/byte_strings.h"
 #include "cmf/clock.h"
 #include "cmf/store.h"
 
@@ -21,7 +22,8 @@ std::string Label(const LineageNode& n) {
     return fmt::format("{}/{}  {}  {}  {}", n.pipeline, n.stage, Short(n.id),
                        ToString(n.status), FormatHumanUtc(n.started_ms));
   }
-  std::string name = n.paths.empty() ? Short(n.id) : n.paths.front();
+  std::string name =
+      n.paths.empty() ? Short(n.id) : EscapeForDisplay(n.paths.front());
   if (n.paths.size() > 1)
     name += fmt::format(" (+{} paths)", n.paths.size() - 1);
   return fmt::format("{}  [{} {}]", name, ToString(n.kind), Short(n.id));

@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cmf/byte_strings.h"
 #include "cmf/data/executable.h"
+#include "cmf/data/fault.h"
 #include "cmf/data/hash.h"
 #include "cmf/run.h"
 #include "cmf/store.h"
@@ -703,9 +705,14 @@ constexpr cmf_host kHost = {
 };
 
 // A parameter's values as recorded on the execution: typed as declared; a
-// multiple parameter as a JSON array of its values' text.
+// multiple parameter as a JSON array of its values' text (a value that is not
+// UTF-8, such as a path, as {"hex": …}: cmf/byte_strings.h).
 Value Recorded(const PluginParam& p, const std::vector<std::string>& values) {
-  if (p.multiple) return nlohmann::json(values).dump();
+  if (p.multiple) {
+    nlohmann::json array(values);
+    EncodeByteStrings(array);
+    return array.dump();
+  }
   const std::string& v = values.front();
   switch (p.type) {
     case CMF_PARAM_INT:
@@ -757,6 +764,7 @@ Result<StageOutcome> RunStage(Repo& repo, const PluginStage& stage,
       run.SetProperty("plugin_version", Value(stage.plugin_version)));
   if (module_hash.ok())
     CMF_RETURN_IF_ERROR(run.SetProperty("plugin_sha256", Value(*module_hash)));
+  data::CrashPoint("run:started");
 
   int rc = 1;
   {

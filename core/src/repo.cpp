@@ -20,6 +20,9 @@ namespace fs = std::filesystem;
 namespace cmf {
 namespace {
 
+// core.repositoryformatversion: the layout of .cmf/ that this cmf reads.
+constexpr int kFormat = 1;
+
 constexpr char kCmfDirName[] = ".cmf";
 
 bool IsCmfDir(const fs::path& dir) {
@@ -36,7 +39,8 @@ Status Populate(const fs::path& dir) {
                            "': " + ec.message());
 
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(dir / "config"));
-  CMF_RETURN_IF_ERROR(config.Set("core.repositoryformatversion", "1"));
+  CMF_RETURN_IF_ERROR(
+      config.Set("core.repositoryformatversion", std::to_string(kFormat)));
   const std::string site = RandomHex(8);
   CMF_RETURN_IF_ERROR(config.Set("core.site", site));
   CMF_RETURN_IF_ERROR(MetaLog::Create(dir / "log.git"));
@@ -182,6 +186,16 @@ Result<Repo> Repo::OpenAt(const fs::path& cmf_dir, OpenMode mode) {
     return repo;
   }
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(cmf_dir / "config"));
+  // A repository laid out by a newer cmf is refused before anything reads or
+  // writes it as if it were this one's.
+  const std::string format =
+      config.GetOr("core.repositoryformatversion", std::to_string(kFormat));
+  if (format != std::to_string(kFormat)) {
+    return Status::InvalidArgument(
+        "the repository '" + cmf_dir.string() + "' has format version '" +
+        format + "', which this cmf (format " + std::to_string(kFormat) +
+        ") does not understand; upgrade cmf");
+  }
   repo.config_ = std::make_unique<Config>(std::move(config));
   if (mode == OpenMode::kConfig) return repo;
   repo.site_ = repo.config_->GetOr("core.site", "");

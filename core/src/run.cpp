@@ -12,18 +12,13 @@
 #include "cmf/code_version.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/data/scan.h"
+#include "cmf/process.h"
 #include "store_stat_cache.h"
 
 namespace fs = std::filesystem;
 
 namespace cmf {
 namespace {
-
-std::string HostName() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
 
 std::string UserName() {
   if (const char* user = std::getenv("USER"); user && *user) return user;
@@ -119,7 +114,10 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
   record.site = repo.site();
 
   Run run;
-  CMF_ASSIGN_OR_RETURN(run.row_, repo.store().BeginExecution(record));
+  // Who runs it, so that a later command can tell when this process died
+  // without recording how the run ended.
+  const ProcessIdentity self = ProcessIdentity::Self();
+  CMF_ASSIGN_OR_RETURN(run.row_, repo.store().BeginExecution(record, &self));
   run.repo_ = &repo;
   run.id_ = record.id;
   run.pipeline_ = record.pipeline;

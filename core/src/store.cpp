@@ -11,6 +11,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "cmf/byte_strings.h"
 #include "sqlite_util.h"
 #include "store_impl.h"
 
@@ -213,6 +214,33 @@ CREATE TABLE stat_index (
 );
 )sql";
 
+// Version 5: the process running each execution of this site, while it runs
+// (never committed), so that one killed without a word shows as interrupted.
+constexpr char kMigrateV5[] = R"sql(
+CREATE TABLE live_run (
+  execution_id INTEGER PRIMARY KEY REFERENCES execution(id),
+  pid          INTEGER NOT NULL,
+  start_ticks  INTEGER NOT NULL,
+  boot_id      TEXT NOT NULL,
+  host         TEXT NOT NULL
+);
+)sql";
+
+constexpr char kSelectLiveRuns[] =
+    "SELECT execution_id, pid, start_ticks, boot_id, host FROM live_run";
+
+// The process of a row of kSelectLiveRuns.
+ProcessIdentity LiveRunProcess(sql::Stmt& s) {
+  return {s.Int(1), s.Int(2), s.Text(3), s.Text(4)};
+}
+
+std::string InterruptedMessage(const ProcessIdentity& p) {
+  return fmt::format(
+      "its process (pid {} on {}) ended without recording how the run ended "
+      "(killed, crashed, or the machine restarted)",
+      p.pid, p.host);
+}
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -299,6 +327,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -320,6 +349,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
         if (user_version < 2) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
         if (user_version < 3) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
         if (user_version < 4) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
+        if (user_version < 5) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
         return impl->Exec(
             fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
       }));
@@ -341,8 +371,17 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
-Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
+Result<RowId> Store::BeginExecution(const ExecutionRecord& r,
+                                    const ProcessIdentity* process) {
   Impl& m = *impl_;
+  for (const auto& [name, value] : r.params) {
+    // A name is a JSON key in segments, where only UTF-8 can stand.
+    if (!IsUtf8(name)) {
+      return Status::InvalidArgument("the parameter name " +
+                                     EscapeForDisplay(name) +
+                                     " is not UTF-8 text");
+    }
+  }
   RowId execution = 0;
   Status st = m.InWrite([&]() -> Status {
     CMF_ASSIGN_OR_RETURN(
@@ -362,7 +401,9 @@ Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
                   "code_dirty, "
                   "code_repo, host, user, site, started_ms) "
                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
-    ins.Bind(1, r.id).Bind(2, stage).Bind(3, nlohmann::json(r.command).dump());
+    nlohmann::json command(r.command);
+    EncodeByteStrings(command);  // arguments are bytes, as paths are
+    ins.Bind(1, r.id).Bind(2, stage).Bind(3, command.dump());
     if (r.code) {
       ins.Bind(4, r.code->commit)
           .Bind(5, static_cast<std::int64_t>(r.code->dirty))
@@ -391,7 +432,19 @@ Result<RowId> Store::BeginExecution(const ExecutionRecord& r) {
         m.Prepare(
             "INSERT INTO execution_state(execution_id, hlc, site, status) "
             "VALUES(?1, ?2, ?3, 'running')"));
-    return state.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Run();
+    CMF_RETURN_IF_ERROR(
+        state.Bind(1, execution).Bind(2, hlc).Bind(3, m.options.site).Run());
+    if (!process) return Status::Ok();
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt live,
+        m.Prepare("INSERT INTO live_run(execution_id, pid, start_ticks, "
+                  "boot_id, host) VALUES(?1, ?2, ?3, ?4, ?5)"));
+    return live.Bind(1, execution)
+        .Bind(2, process->pid)
+        .Bind(3, process->start_ticks)
+        .Bind(4, process->boot_id)
+        .Bind(5, process->host)
+        .Run();
   });
   if (!st.ok()) return st;
   return execution;
@@ -414,7 +467,12 @@ Status Store::SetExecutionState(RowId execution, ExecStatus status,
         .Bind(3, m.options.site)
         .Bind(4, ToString(status));
     s.Bind(5, exit_code).Bind(6, ended_ms).Bind(7, message);
-    return s.Run();
+    CMF_RETURN_IF_ERROR(s.Run());
+    if (status == ExecStatus::kRunning) return Status::Ok();
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt gone,
+        m.Prepare("DELETE FROM live_run WHERE execution_id = ?1"));
+    return gone.Bind(1, execution).Run();
   });
 }
 
@@ -581,7 +639,7 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
           nlohmann::json::parse(s.Text(4), nullptr, /*allow_exceptions=*/false);
       if (command.is_array()) {
         for (const auto& arg : command) {
-          if (arg.is_string()) r.command.push_back(arg.get<std::string>());
+          if (auto bytes = DecodeByteString(arg)) r.command.push_back(*bytes);
         }
       }
       if (!s.IsNull(5))
@@ -626,6 +684,23 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
+  {  // a run still "running" whose process is gone shows as interrupted (few
+     // rows: only this site's runs in progress)
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, Prepare(kSelectLiveRuns));
+    while (s.Step(&st)) {
+      auto it = index.find(s.Int(0));
+      if (it == index.end()) continue;
+      ExecutionRecord& r = out[it->second];
+      const ProcessIdentity process = LiveRunProcess(s);
+      if (r.status == ExecStatus::kRunning && process.Gone()) {
+        r.status = ExecStatus::kInterrupted;
+        r.message = InterruptedMessage(process);
+      }
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value "
@@ -844,6 +919,65 @@ Result<MetricSeries> Store::GetMetrics(
                             *series + "'");
   }
   return out;
+}
+
+Result<std::vector<Store::InterruptedRun>> Store::FindInterrupted() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT l.execution_id, l.pid, l.start_ticks, l.boot_id, "
+                     "l.host, e.uuid FROM live_run l JOIN execution e ON "
+                     "e.id = l.execution_id ORDER BY e.started_ms, e.uuid"));
+  std::vector<InterruptedRun> out;
+  Status st;
+  while (s.Step(&st)) {
+    ProcessIdentity process = LiveRunProcess(s);
+    if (!process.Gone()) continue;
+    std::string message = InterruptedMessage(process);
+    out.push_back({s.Text(5), std::move(process), std::move(message)});
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Result<std::vector<Store::InterruptedRun>> Store::SealInterrupted() {
+  CMF_ASSIGN_OR_RETURN(std::vector<InterruptedRun> runs, FindInterrupted());
+  for (const InterruptedRun& run : runs) {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt row, impl_->Prepare("SELECT id FROM execution WHERE uuid = ?1"));
+    Status st;
+    const bool found = row.Bind(1, run.id).Step(&st);
+    const RowId id = found ? row.Int(0) : 0;
+    row.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    if (!found) continue;
+    CMF_RETURN_IF_ERROR(SetExecutionState(id, ExecStatus::kInterrupted,
+                                          std::nullopt, std::nullopt,
+                                          run.message));
+  }
+  return runs;
+}
+
+Result<std::vector<std::string>> Store::CheckIntegrity(int max_errors) {
+  std::vector<std::string> errors;
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(fmt::format("PRAGMA integrity_check({})", max_errors)));
+  Status st;
+  while (s.Step(&st)) {
+    std::string line = s.Text(0);
+    if (line != "ok") errors.push_back(std::move(line));
+  }
+  s.Reset();
+  if (!st.ok()) {
+    // A page so damaged that the check itself stops is a finding too.
+    if (st.code() == Code::kCorruption || st.code() == Code::kIOError) {
+      errors.push_back(st.message());
+      return errors;
+    }
+    return st;
+  }
+  return errors;
 }
 
 Result<std::int64_t> Store::CountExecutions() {

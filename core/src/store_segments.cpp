@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "cmf/byte_strings.h"
 #include "cmf/data/hash.h"
 #include "cmf/segment.h"
 #include "store_impl.h"
@@ -28,7 +29,9 @@ Result<Value> ValueFromJson(const json& j, std::string_view type) {
   if (type == "real" && j.is_number()) return Value(j.get<double>());
   if (type == "real" && j.is_null()) return Value(std::nan(""));
   if (type == "bool" && j.is_boolean()) return Value(j.get<bool>());
-  if (type == "string" && j.is_string()) return Value(j.get<std::string>());
+  if (type == "string") {
+    if (auto bytes = DecodeByteString(j)) return Value(std::move(*bytes));
+  }
   return Status::InvalidArgument(
       fmt::format("a value of type '{}' cannot be {}", type, j.dump()));
 }
@@ -40,17 +43,27 @@ json RealJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 struct Line {
   int rank;
   std::string text;
+  bool bytes = false;  // holds a {"hex": …} string (cmf/byte_strings.h)
   bool operator<(const Line& o) const {
     return std::tie(rank, text) < std::tie(o.rank, o.text);
   }
 };
 
+// The line of the fact J, whose strings that are not UTF-8 become {"hex": …}.
+Line MakeLine(int rank, json j) {
+  const bool bytes = EncodeByteStrings(j) > 0;
+  return {rank, j.dump(), bytes};
+}
+
+// A string member: plain text, or bytes written as {"hex": …}.
 std::string Get(const json& j, const char* key) {
   auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) {
+  std::optional<std::string> bytes;
+  if (it != j.end()) bytes = DecodeByteString(*it);
+  if (!bytes) {
     throw std::invalid_argument(std::string("no string '") + key + "'");
   }
-  return it->get<std::string>();
+  return std::move(*bytes);
 }
 
 std::int64_t GetInt(const json& j, const char* key) {
@@ -146,9 +159,8 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
       "a.id = l.artifact_id WHERE " +
           scope.location,
       [&](sql::Stmt& s) {
-        lines.push_back(
-            {7, json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
-                    .dump()});
+        lines.push_back(MakeLine(7, json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
+                    ));
       }));
   // Every artifact a sealed fact names goes in as well, committed before or
   // not, so that a segment never depends on another for its artifacts (the
@@ -157,12 +169,12 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
       "SELECT hash, algorithm, kind, size FROM artifact WHERE " +
       scope.artifacts;
   CMF_RETURN_IF_ERROR(each(artifacts_sql, [&](sql::Stmt& s) {
-    lines.push_back({0, json{{"t", "artifact"},
+    lines.push_back(MakeLine(0, json{{"t", "artifact"},
                              {"hash", s.Text(0)},
                              {"algorithm", s.Text(1)},
                              {"kind", s.Text(2)},
                              {"size", s.Int(3)}}
-                            .dump()});
+                            ));
   }));
   if (!scope.locations_only) {
     std::map<RowId, json> executions;
@@ -205,7 +217,7 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
                      {"value", ValueJson(s.ValueAs(3, s.Text(2)))}};
                }));
     }
-    for (auto& [id, e] : executions) lines.push_back({1, e.dump()});
+    for (auto& [id, e] : executions) lines.push_back(MakeLine(1, e));
     CMF_RETURN_IF_ERROR(
         each("SELECT e.uuid, x.hlc, x.site, x.status, x.exit_code, x.ended_ms, "
              "x.message FROM execution_state x JOIN execution e ON "
@@ -217,7 +229,7 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
                       {"status", s.Text(3)}, {"message", s.Text(6)}};
                j["exit_code"] = s.IsNull(4) ? json(nullptr) : json(s.Int(4));
                j["ended_ms"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
-               lines.push_back({2, j.dump()});
+               lines.push_back(MakeLine(2, j));
              }));
     CMF_RETURN_IF_ERROR(each(
         "SELECT e.uuid, x.direction, x.position, a.hash, x.path FROM event x "
@@ -225,14 +237,13 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
         "a.id = x.artifact_id WHERE " +
             scope.event,
         [&](sql::Stmt& s) {
-          lines.push_back(
-              {3, json{{"t", "event"},
+          lines.push_back(MakeLine(3, json{{"t", "event"},
                        {"execution", s.Text(0)},
                        {"direction", s.Int(1) == 0 ? "input" : "output"},
                        {"position", s.Int(2)},
                        {"artifact", s.Text(3)},
                        {"path", s.Text(4)}}
-                      .dump()});
+                      ));
         }));
     CMF_RETURN_IF_ERROR(
         each("SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
@@ -240,16 +251,16 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
              "WHERE " +
                  scope.derived,
              [&](sql::Stmt& s) {
-               lines.push_back({4, json{{"t", "derived_from"},
+               lines.push_back(MakeLine(4, json{{"t", "derived_from"},
                                         {"artifact", s.Text(0)},
                                         {"parent", s.Text(1)}}
-                                       .dump()});
+                                       ));
              }));
     {  // one line per series of an execution, steps ascending
       json current;
       std::pair<std::string, std::string> key;
       auto flush = [&] {
-        if (!current.is_null()) lines.push_back({5, current.dump()});
+        if (!current.is_null()) lines.push_back(MakeLine(5, current));
         current = nullptr;
       };
       CMF_RETURN_IF_ERROR(
@@ -293,7 +304,7 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
                  {"hlc", s.Int(3)},     {"site", s.Text(4)},
                  {"type", s.Text(5)}};
           j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
-          lines.push_back({6, j.dump()});
+          lines.push_back(MakeLine(6, j));
         }));
   }
   return Status::Ok();
@@ -363,7 +374,13 @@ Result<Store::Segment> Store::CommitPending(
     get_seq.Reset();
     CMF_RETURN_IF_ERROR(st);
 
-    std::string text = SegmentHeader{m.options.site, seq}.Line() + "\n";
+    const bool bytes = std::any_of(lines.begin(), lines.end(),
+                                   [](const Line& l) { return l.bytes; });
+    std::string text =
+        SegmentHeader{m.options.site, seq,
+                      bytes ? kSegmentVersion : kSegmentVersionPlain}
+            .Line() +
+        "\n";
     for (const Line& line : lines) (text += line.text) += '\n';
     segment.text = std::move(text);
     segment.hash = data::HashBytes(segment.text);
@@ -489,7 +506,7 @@ Status Store::EndBatch(bool commit) {
 }
 
 Result<std::vector<std::string>> Store::ExportFacts(
-    const std::optional<std::string>& pipeline) {
+    const std::optional<std::string>& pipeline, bool* byte_strings) {
   Impl& m = *impl_;
   // One snapshot for the whole export.
   CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
@@ -523,7 +540,11 @@ Result<std::vector<std::string>> Store::ExportFacts(
   std::sort(lines.begin(), lines.end());
   std::vector<std::string> out;
   out.reserve(lines.size());
-  for (Line& l : lines) out.push_back(std::move(l.text));
+  if (byte_strings) *byte_strings = false;
+  for (Line& l : lines) {
+    if (byte_strings && l.bytes) *byte_strings = true;
+    out.push_back(std::move(l.text));
+  }
   return out;
 }
 

@@ -421,6 +421,10 @@ Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
   // What reached the log without reaching the store goes in first.
   CMF_RETURN_IF_ERROR(CatchUp(repo, log).status());
   CommitReport report;
+  // A run whose process died is sealed as interrupted, not shipped to other
+  // sites as running forever.
+  CMF_ASSIGN_OR_RETURN(auto sealed, repo.store().SealInterrupted());
+  for (const auto& run : sealed) report.interrupted.push_back(run.id);
   Store::CommitOptions options;
   const data::ObjectCache& cache = repo.objects();
   options.held = [&](const std::string& hash) { return cache.Has(hash); };

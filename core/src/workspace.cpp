@@ -154,6 +154,8 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
   CMF_ASSIGN_OR_RETURN(Store::Pending pending, repo.store().CountPending());
   report.uncommitted_executions = pending.executions;
   report.uncommitted_facts = pending.facts;
+  CMF_ASSIGN_OR_RETURN(auto interrupted, repo.store().FindInterrupted());
+  for (const auto& run : interrupted) report.interrupted.push_back(run.id);
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("checking", options.progress);
   for (const ArtifactRef& t : report.tracked) {
@@ -392,6 +394,7 @@ Result<std::uint64_t> Unlock(Repo& repo, const fs::path& path) {
 Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
   const data::ObjectCache& objects = repo.objects();
   FsckReport report;
+  CMF_ASSIGN_OR_RETURN(report.store_errors, repo.store().CheckIntegrity());
   std::vector<std::string> all;
   CMF_RETURN_IF_ERROR(
       objects.ForEach([&](const std::string& hash, std::uint64_t) {
@@ -427,6 +430,10 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
   progress.Finish();
   CMF_RETURN_IF_ERROR(io_error);
   std::sort(report.corrupt.begin(), report.corrupt.end());
+  // A damaged store's records cannot be trusted, nor even read to the end.
+  if (!report.store_errors.empty()) return report;
+  CMF_ASSIGN_OR_RETURN(auto interrupted, repo.store().FindInterrupted());
+  for (const auto& run : interrupted) report.interrupted.push_back(run.id);
 
   CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
                        repo.store().ListArtifacts());

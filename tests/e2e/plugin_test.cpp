@@ -3,6 +3,7 @@
 // version, one without the entry point) and broken files beside them.
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -225,4 +226,19 @@ TEST_CASE("run: log and status never load a plugin") {
     CHECK(o.err.find("cmf-testplug.so") == std::string::npos);
     CHECK(o.err.find("libtorch") == std::string::npos);
   }
+}
+
+TEST_CASE("run: a cmf run killed by SIGKILL shows as interrupted, and commit "
+          "records it so") {
+  PluginWorkspace ws;
+  auto env = ws.env;
+  env["CMF_CRASH_AT"] = "run:started";
+  Outcome killed = Cmf({"run", "echo"}, ws.dir.path(), env);
+  REQUIRE(killed.signal == SIGKILL);
+  json e = ws.Log()[0];
+  CHECK(e["stage"] == "echo");
+  CHECK(e["status"] == "interrupted");
+  CHECK(ws.Json({"commit", "--json"})["interrupted"] ==
+        json::array({e["id"]}));
+  CHECK(ws.Json({"show", e["id"], "--json"})["status"] == "interrupted");
 }

@@ -19,7 +19,11 @@ namespace cmf {
 class Store;
 
 inline constexpr char kExportFormat[] = "cmf-export";
-inline constexpr int kExportVersion = 1;
+// The newest export format this cmf reads and writes: version 2 may hold
+// strings that are not UTF-8 ({"hex": …}, cmf/byte_strings.h); an export
+// without one is written as version 1.
+inline constexpr int kExportVersion = 2;
+inline constexpr int kExportVersionPlain = 1;
 
 // The store (or one pipeline: its executions and the artifacts they name) as
 // {"format": "cmf-export", "version": 1, "facts": [...]}, facts in the form of

@@ -17,7 +17,11 @@
 namespace cmf {
 
 inline constexpr char kSegmentFormat[] = "cmf-segment";
-inline constexpr int kSegmentVersion = 1;
+// The newest segment format this cmf reads and writes. Version 2 added strings
+// that are not UTF-8 ({"hex": …}, cmf/byte_strings.h); a segment without one
+// is written as version 1, so that older sites keep reading it.
+inline constexpr int kSegmentVersion = 2;
+inline constexpr int kSegmentVersionPlain = 1;
 
 struct SegmentHeader {
   std::string site;

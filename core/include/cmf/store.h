@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cmf/clock.h"
+#include "cmf/process.h"
 #include "cmf/records.h"
 #include "cmf/status.h"
 
@@ -36,7 +37,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -85,10 +86,16 @@ class Store {
 
   // Records a new execution in state "running", with its pipeline and stage
   // (created when new) and its parameters. RECORD.id must be a new UUID.
-  // Returns its row id. AlreadyExists when the id is taken.
-  Result<RowId> BeginExecution(const ExecutionRecord& record);
+  // PROCESS, when given, is the process that runs it (kept here only, never
+  // committed): while the execution stays running, reads show it
+  // "interrupted" once that process is gone, and SealInterrupted records it
+  // so. Returns its row id. AlreadyExists when the id is taken;
+  // InvalidArgument for a parameter name that is not UTF-8.
+  Result<RowId> BeginExecution(const ExecutionRecord& record,
+                               const ProcessIdentity* process = nullptr);
 
   // Records a new state of an execution (a newer fact than every earlier one).
+  // A state other than running forgets the execution's process.
   Status SetExecutionState(RowId execution, ExecStatus status,
                            std::optional<int> exit_code,
                            std::optional<std::int64_t> ended_ms,
@@ -149,6 +156,26 @@ class Store {
 
   // The number of executions in the store.
   Result<std::int64_t> CountExecutions();
+
+  // What SQLite's integrity check (PRAGMA integrity_check) finds wrong in the
+  // file, at most MAX_ERRORS lines; empty when it is sound. An error only
+  // when the check cannot run at all.
+  Result<std::vector<std::string>> CheckIntegrity(int max_errors = 100);
+
+  // --- runs whose process died ---
+
+  struct InterruptedRun {
+    std::string id;  // the execution
+    ProcessIdentity process;
+    std::string message;  // what SealInterrupted records
+  };
+  // The executions of this store still running whose process is gone
+  // (ProcessIdentity::Gone), oldest first. Reads show them "interrupted".
+  Result<std::vector<InterruptedRun>> FindInterrupted();
+  // Records each of FindInterrupted's executions as interrupted (a new state
+  // fact, with no exit code or end time, since neither is known) and returns
+  // them.
+  Result<std::vector<InterruptedRun>> SealInterrupted();
 
   // --- tracked paths (cmf add) ---
 
@@ -246,9 +273,12 @@ class Store {
   Status ImportFacts(std::string_view text);
 
   // The fact lines of every record, or of one pipeline's executions and the
-  // artifacts they name (cmf export), sorted as in a segment.
+  // artifacts they name (cmf export), sorted as in a segment. BYTE_STRINGS,
+  // when given, is set when a line holds a string that is not UTF-8
+  // (cmf/byte_strings.h).
   Result<std::vector<std::string>> ExportFacts(
-      const std::optional<std::string>& pipeline);
+      const std::optional<std::string>& pipeline,
+      bool* byte_strings = nullptr);
 
   // True when segment HASH was sealed here or ingested.
   Result<bool> HasSegment(const std::string& hash);

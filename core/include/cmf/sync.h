@@ -23,6 +23,8 @@ struct CommitReport {
   std::string commit;  // the log commit; empty when there was nothing
   std::string segment;
   std::int64_t facts = 0;
+  // Executions whose process had died, recorded as interrupted by this commit.
+  std::vector<std::string> interrupted;
 };
 // Seals every uncommitted fact into one segment and commits it to the log.
 // MESSAGE may be empty (a summary is written).

@@ -64,6 +64,9 @@ struct StatusReport {
   std::vector<Change> changes;  // sorted by path
   std::int64_t uncommitted_executions = 0;
   std::int64_t uncommitted_facts = 0;  // of every kind, executions included
+  // Executions of this site still recorded as running whose process is gone
+  // (the next commit records them as interrupted).
+  std::vector<std::string> interrupted;
 };
 
 // Compares every tracked path with the workspace (through the stat cache).
@@ -97,12 +100,21 @@ struct FsckReport {
     std::string path;  // where the artifact was seen
   };
   std::vector<Missing> missing;  // expected in the cache but absent
-  bool ok() const { return corrupt.empty() && missing.empty(); }
+  // What SQLite's integrity check found wrong in metadata.db (at most 100
+  // lines); empty when it is sound.
+  std::vector<std::string> store_errors;
+  // Executions still recorded as running whose process is gone (not an error:
+  // the next commit records them as interrupted).
+  std::vector<std::string> interrupted;
+  bool ok() const {
+    return corrupt.empty() && missing.empty() && store_errors.empty();
+  }
 };
 
-// Verifies every object against its name and every record that expects its
-// bytes in the cache (tracked paths, execution outputs, the files of their
-// manifests). Repairs nothing.
+// Verifies metadata.db with SQLite's integrity check, every object against its
+// name, and every record that expects its bytes in the cache (tracked paths,
+// execution outputs, the files of their manifests). Repairs nothing. When the
+// store is damaged, the checks that read records are skipped.
 Result<FsckReport> Fsck(Repo& repo, const AddOptions& options);
 
 struct GcReport {

@@ -1,0 +1,51 @@
+// Telling that the process of a run is gone (cmf/process.h).
+#include "cmf/process.h"
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TEST_CASE("process: this process is not gone; one that ended, or ran before "
+          "the last boot, is") {
+  const cmf::ProcessIdentity self = cmf::ProcessIdentity::Self();
+  CHECK(self.pid == ::getpid());
+  CHECK(self.start_ticks > 0);
+  CHECK_FALSE(self.boot_id.empty());
+  CHECK_FALSE(self.Gone());
+
+  // A child says who it is, then waits to be killed.
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const std::int64_t ticks = cmf::ProcessIdentity::Self().start_ticks;
+    (void)!::write(pipe_fds[1], &ticks, sizeof ticks);
+    for (;;) ::pause();
+  }
+  cmf::ProcessIdentity other = self;
+  other.pid = child;
+  REQUIRE(::read(pipe_fds[0], &other.start_ticks, sizeof other.start_ticks) ==
+          sizeof other.start_ticks);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  CHECK_FALSE(other.Gone());
+  ::kill(child, SIGKILL);
+  // Dead but not yet collected (a zombie), then collected: gone either way.
+  for (int i = 0; i < 1000 && !other.Gone(); ++i) ::usleep(1000);
+  CHECK(other.Gone());
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(other.Gone());
+
+  cmf::ProcessIdentity rebooted = self;
+  rebooted.boot_id = "00000000-0000-0000-0000-000000000000";
+  CHECK(rebooted.Gone());
+  cmf::ProcessIdentity reused = self;  // the pid, with another start time
+  reused.start_ticks = self.start_ticks + 1;
+  CHECK(reused.Gone());
+  cmf::ProcessIdentity elsewhere = rebooted;  // nothing can be told of
+  elsewhere.host = "another-host";            // another machine
+  CHECK_FALSE(elsewhere.Gone());
+}
