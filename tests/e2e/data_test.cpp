@@ -325,3 +325,29 @@ TEST_CASE(
   CHECK(broken.exit_code == 1);
   CHECK(IsError(broken, "is a broken symbolic link"));
 }
+
+TEST_CASE(
+    "data: slice refuses an output outside the workspace and writes "
+    "nothing") {
+  Workspace r;
+  TempDir elsewhere;
+  cmf::test::WriteFloatDataset(r / "raw.h5", "/image", {4, 4});
+  fs::create_directory_symlink(elsewhere.path(), r / "out");
+  const std::string up = "../" + r.dir.path().filename().string() + "-slice.h5";
+  for (const std::string& out :
+       {up, (elsewhere / "s.h5").string(), std::string("out/s.h5")}) {
+    CAPTURE(out);
+    Outcome o = r({"slice", "raw.h5", "/image", ":2,:", "-o", out});
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, "is outside the workspace"));
+  }
+  CHECK_FALSE(fs::exists(r.dir.path().parent_path() /
+                         (r.dir.path().filename().string() + "-slice.h5")));
+  CHECK(cmf::test::CountFiles(elsewhere.path()) == 0);
+  CHECK(r.Json({"log", "--json"}).empty());
+  // Inside, through a folder of the workspace and back, it is written.
+  fs::create_directory(r / "sub");
+  CHECK(r({"slice", "-q", "raw.h5", "/image", ":2,:", "-o", "sub/../s.h5"})
+            .exit_code == 0);
+  CHECK(fs::exists(r / "s.h5"));
+}
