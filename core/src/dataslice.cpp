@@ -3,11 +3,20 @@
 #include "cmf/clock.h"
 #include "cmf/run.h"
 
+namespace fs = std::filesystem;
+
 namespace cmf {
 
 Result<SliceOutcome> MakeSlice(Repo& repo, const SliceRequest& request) {
   CMF_ASSIGN_OR_RETURN(std::string parent_path, EventPath(repo, request.file));
-  CMF_RETURN_IF_ERROR(EventPath(repo, request.out).status());
+  // The slice is written only inside the workspace: EventPath resolved '..'
+  // and the links of its folder, and gives a path outside as absolute.
+  CMF_ASSIGN_OR_RETURN(std::string out_path, EventPath(repo, request.out));
+  if (fs::path(out_path).is_absolute()) {
+    return Status::InvalidArgument("'" + request.out.string() +
+                                   "' is outside the workspace '" +
+                                   repo.workspace().string() + "'");
+  }
   const std::int64_t started_ms = SystemClock::Get()->NowMs();
   Result<data::ObjectInfo> parent =
       HashContent(repo, request.file, /*store=*/false);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -57,6 +58,42 @@ fs::path Absolute(const Repo& repo, const std::string& rel) {
 std::string Join(const std::string& dir, const std::string& file) {
   if (file.empty()) return dir;
   return dir == "." ? file : dir + "/" + file;
+}
+
+// Checkout writes only the workspace's own files: never through a symbolic
+// link to a folder (which may lead outside the workspace), nor in place of a
+// link, unless it is cmf's own link into the cache (cache.link symlink).
+// InvalidArgument naming the link otherwise.
+Status RefuseLinkOnTheWay(const Repo& repo, const fs::path& dest) {
+  const fs::path rel = dest.lexically_relative(repo.workspace());
+  fs::path at = repo.workspace();
+  for (auto it = rel.begin(); it != rel.end(); ++it) {
+    at /= *it;
+    struct stat st {};
+    if (::lstat(at.c_str(), &st) != 0) return Status::Ok();  // made anew
+    if (!S_ISLNK(st.st_mode)) continue;
+    if (std::next(it) == rel.end()) {
+      // Read, not resolved: a link to an object that gc removed is still ours.
+      std::error_code ec;
+      fs::path to = fs::read_symlink(at, ec);
+      if (to.is_relative()) to = at.parent_path() / to;
+      fs::path in = to.lexically_normal().lexically_relative(
+          repo.objects().root().lexically_normal());
+      if (!ec && !in.empty() && *in.begin() != "..") return Status::Ok();
+    }
+    const std::string link = at.lexically_relative(repo.workspace()).string();
+    const std::string what = rel.string();
+    const std::string where = what == link ? "'" + link + "' is a symbolic link"
+                                           : "'" + what +
+                                                 "' lies behind the symbolic "
+                                                 "link '" +
+                                                 link + "'";
+    return Status::InvalidArgument(
+        where +
+        "; checkout does not write through or replace links (remove the link "
+        "to restore the recorded content)");
+  }
+  return Status::Ok();
 }
 
 // Writes a private, writable copy of the file at PATH in its place.
@@ -284,6 +321,7 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
   if (!files.ok()) {  // a single file
     Result<data::ObjectInfo> current = objects.Hash(target);
     if (!current.ok() || current->hash != hash) {
+      CMF_RETURN_IF_ERROR(RefuseLinkOnTheWay(repo, target));
       CMF_RETURN_IF_ERROR(objects.Materialize(hash, target, order));
       result.restored_files = 1;
     }
@@ -303,6 +341,7 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
       auto it = present.find(f.path);
       if (it != present.end() && it->second == f.hash) continue;
       fs::path dest = target / f.path;
+      CMF_RETURN_IF_ERROR(RefuseLinkOnTheWay(repo, dest));
       CMF_RETURN_IF_ERROR(objects.Materialize(f.hash, dest, order));
       if (f.executable) {
         struct stat st {};

@@ -323,6 +323,7 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
   listed.executable = (st.st_mode & S_IXUSR) != 0;
   listed.is_link =
       ::lstat(name.c_str(), &link_st) == 0 && S_ISLNK(link_st.st_mode);
+  listed.links = static_cast<std::uint64_t>(st.st_nlink);
   return StoreFile(path, order, pending, listed);
 }
 
@@ -400,11 +401,13 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
                            "' links to a damaged object; run cmf fsck");
   }
 
-  // A symbolic link (to a file elsewhere) is never linked into the cache: its
-  // target is not the workspace's to make read-only. Its bytes are copied.
+  // A symbolic link (to a file elsewhere), or a file reached through a link to
+  // a folder, is never linked into the cache: its target is not the
+  // workspace's to make read-only or to replace. Its bytes are copied.
+  const bool foreign = listed.is_link || listed.behind_link;
   std::vector<LinkMode> effective;
   for (LinkMode mode : order) {
-    if (listed.is_link &&
+    if (foreign &&
         (mode == LinkMode::kHardlink || mode == LinkMode::kSymlink)) {
       mode = LinkMode::kCopy;
     }
@@ -427,6 +430,13 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
       // object's name (and, for symlink, puts a symbolic link in its place).
       CMF_ASSIGN_OR_RETURN(stored.hash, HashFileContent(path, &listed.stat));
       stored.size = listed.stat.size;
+      if (listed.links > 1 && !IsObjectInode(stored.hash, listed.stat)) {
+        // Another name shares this inode (a hard link from outside the
+        // workspace, or to a file not added): not ours to make read-only.
+        Listed shared = listed;
+        shared.behind_link = true;
+        return StoreFile(path, order, pending, shared);
+      }
       Pending p{"", PathOf(stored.hash), path, mode};
       p.size = stored.size;
       p.mtime_ns = listed.stat.mtime_ns;
@@ -477,6 +487,14 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
     return stored;
   }
   return last;
+}
+
+bool ObjectCache::IsObjectInode(const std::string& hash,
+                                const FileStat& stat) const {
+  struct stat object {};
+  return ::stat(PathOf(hash).c_str(), &object) == 0 &&
+         static_cast<std::uint64_t>(object.st_dev) == stat.dev &&
+         static_cast<std::uint64_t>(object.st_ino) == stat.ino;
 }
 
 int ObjectCache::SyncCacheFs() const {

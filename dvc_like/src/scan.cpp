@@ -28,6 +28,10 @@ namespace cmf::data {
 namespace {
 
 constexpr std::string_view kManifestHeader = "cmf-manifest 1\n";
+// The same lines, each path escaped ('\\' and '\n' for a backslash and a line
+// break): written only when some path holds a line break, so that every other
+// folder keeps the hash it had.
+constexpr std::string_view kEscapedHeader = "cmf-manifest 2\n";
 
 // A file whose mtime is this close to the scan's start may still be written
 // within the same timestamp tick: its hash is not remembered ("racily clean").
@@ -40,6 +44,8 @@ struct Entry {
   std::int64_t ctime_ns = 0;
   bool executable = false;
   bool is_link = false;   // the path is a symbolic link (to a file)
+  bool behind_link = false;  // reached through a symbolic link to a folder
+  std::uint64_t links = 1;   // st_nlink
   bool has_stat = false;  // stat and executable are filled in
   std::size_t root = 0;   // which of the scanned paths it lies under
   std::string hash;
@@ -79,6 +85,7 @@ void FillStat(Entry& e, const struct stat& st) {
   e.stat = ToFileStat(st);
   e.ctime_ns = CtimeNs(st);
   e.executable = (st.st_mode & S_IXUSR) != 0;
+  e.links = static_cast<std::uint64_t>(st.st_nlink);
   e.has_stat = true;
 }
 
@@ -117,12 +124,13 @@ Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
 // Appends the files of the folder ABSOLUTE (RELATIVE to the scanned ROOT, ""
 // or ending in '/') and of its subfolders to OUT, in no particular order.
 // Links to folders are followed like links to files (a loop ends in an error
-// from the file system, a path grown too long, not in a hang). Plain strings
-// and readdir, not std::filesystem: a scan of many unchanged files spent most
-// of its listing building and parsing paths.
+// from the file system, a path grown too long, not in a hang); what lies
+// behind one is marked so (BEHIND_LINK: this folder was reached through one).
+// Plain strings and readdir, not std::filesystem: a scan of many unchanged
+// files spent most of its listing building and parsing paths.
 Status ListFolder(const std::string& absolute, const std::string& relative,
                   const fs::path& root, std::size_t root_index,
-                  std::vector<Entry>* out) {
+                  bool behind_link, std::vector<Entry>* out) {
   auto failed = [&](int err) {
     return Status::IOError("cannot list '" + root.string() +
                            "': " + std::strerror(err));
@@ -168,18 +176,16 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
       if (is_link && fs::canonical(path, ec).filename() == ".cmf")
         continue;  // nor is a link to one
       CMF_RETURN_IF_ERROR(ListFolder(path, relative + std::string(name) + "/",
-                                     root, root_index, out));
+                                     root, root_index, behind_link || is_link,
+                                     out));
       continue;
-    }
-    if (name.find('\n') != std::string_view::npos) {
-      return Status::InvalidArgument("file name with a line break under '" +
-                                     root.string() + "'");
     }
     Entry e;
     e.relative = relative;
     e.relative += name;
     e.absolute = std::move(path);
     e.is_link = is_link;
+    e.behind_link = behind_link;
     e.root = root_index;
     // A link to a file (cache.link symlink) is stat'd once, here: following
     // it walks the whole path of its target.
@@ -189,11 +195,13 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
 }
 
 // Appends the files under ROOT to OUT, sorted by relative path, named but not
-// yet stat'd (StatAll does that).
-Status ListTree(const fs::path& root, std::size_t root_index,
+// yet stat'd (StatAll does that). BEHIND_LINK: ROOT is, or lies behind, a
+// symbolic link.
+Status ListTree(const fs::path& root, std::size_t root_index, bool behind_link,
                 std::vector<Entry>* out) {
   const std::size_t first = out->size();
-  CMF_RETURN_IF_ERROR(ListFolder(root.string(), "", root, root_index, out));
+  CMF_RETURN_IF_ERROR(
+      ListFolder(root.string(), "", root, root_index, behind_link, out));
   std::sort(
       out->begin() + static_cast<std::ptrdiff_t>(first), out->end(),
       [](const Entry& a, const Entry& b) { return a.relative < b.relative; });
@@ -248,24 +256,41 @@ std::int64_t WallNs() {
 }  // namespace
 
 std::string BuildManifest(const std::vector<ScannedFile>& files) {
-  std::string manifest(kManifestHeader);
+  const bool escaped =
+      std::any_of(files.begin(), files.end(), [](const ScannedFile& f) {
+        return f.path.find('\n') != std::string::npos;
+      });
+  std::string manifest(escaped ? kEscapedHeader : kManifestHeader);
   for (const ScannedFile& f : files) {
     manifest += f.executable ? "100755 " : "100644 ";
     manifest += std::to_string(f.size);
     manifest += ' ';
     manifest += f.hash;
     manifest += ' ';
-    manifest += f.path;
+    if (!escaped) {
+      manifest += f.path;
+    } else {
+      for (char c : f.path) {
+        if (c == '\\') {
+          manifest += "\\\\";
+        } else if (c == '\n') {
+          manifest += "\\n";
+        } else {
+          manifest += c;
+        }
+      }
+    }
     manifest += '\n';
   }
   return manifest;
 }
 
 Result<std::vector<ScannedFile>> ParseManifest(std::string_view text) {
-  if (!text.starts_with(kManifestHeader))
+  const bool escaped = text.starts_with(kEscapedHeader);
+  if (!escaped && !text.starts_with(kManifestHeader))
     return Status::Corruption("not a cmf manifest");
   std::vector<ScannedFile> files;
-  std::size_t pos = kManifestHeader.size();
+  std::size_t pos = kManifestHeader.size();  // both headers are this long
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos)
@@ -291,7 +316,24 @@ Result<std::vector<ScannedFile>> ParseManifest(std::string_view text) {
     f.hash = std::string(line.substr(b + 1, c - b - 1));
     if (!IsSha256Hex(f.hash))
       return Status::Corruption("malformed manifest hash");
-    f.path = std::string(line.substr(c + 1));
+    if (!escaped) {
+      f.path = std::string(line.substr(c + 1));
+    } else {
+      std::string_view raw = line.substr(c + 1);
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] != '\\') {
+          f.path += raw[i];
+        } else if (i + 1 < raw.size() && raw[i + 1] == '\\') {
+          f.path += '\\';
+          ++i;
+        } else if (i + 1 < raw.size() && raw[i + 1] == 'n') {
+          f.path += '\n';
+          ++i;
+        } else {
+          return Status::Corruption("malformed manifest path escape");
+        }
+      }
+    }
     // A manifest names files below its folder: nothing that could climb out of
     // it or into a repository.
     if (f.path.empty() || f.path.front() == '/')
@@ -346,13 +388,23 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
                               "'");
     }
     is_directory.push_back(fs::is_directory(status));
+    const bool is_link = fs::is_symlink(fs::symlink_status(root, ec));
+    // A folder on the way that is a link: what lies behind it is not the
+    // caller's to link into the cache (asked only when storing).
+    bool behind_link = false;
+    if (options.store && root.has_parent_path()) {
+      fs::path parent = root.parent_path();
+      behind_link = fs::weakly_canonical(parent, ec) != parent;
+    }
     if (is_directory.back()) {
-      CMF_RETURN_IF_ERROR(ListTree(root, roots.size(), &entries));
+      CMF_RETURN_IF_ERROR(
+          ListTree(root, roots.size(), behind_link || is_link, &entries));
     } else {
       Entry e;
       e.absolute = root.string();
       CMF_RETURN_IF_ERROR(StatEntry(e));
-      e.is_link = fs::is_symlink(fs::symlink_status(root, ec));
+      e.is_link = is_link;
+      e.behind_link = behind_link;
       e.root = roots.size();
       entries.push_back(std::move(e));
     }
@@ -413,9 +465,10 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
       Entry& e = entries[work[k]];
       Status st;
       if (e.need_store) {
-        Result<ObjectCache::Stored> stored = cache.StoreFile(
-            e.absolute, options.link_order, &mine,
-            ObjectCache::Listed{e.stat, e.executable, e.is_link});
+        Result<ObjectCache::Stored> stored =
+            cache.StoreFile(e.absolute, options.link_order, &mine,
+                            ObjectCache::Listed{e.stat, e.executable, e.is_link,
+                                                e.behind_link, e.links});
         if (stored.ok()) e.hash = stored->hash;
         st = stored.status();
       } else {

@@ -325,3 +325,165 @@ TEST_CASE(
   CHECK(broken.exit_code == 1);
   CHECK(IsError(broken, "is a broken symbolic link"));
 }
+
+namespace {
+
+// What stat(2) says of a file that nothing may change.
+struct Fingerprint {
+  ino_t ino = 0;
+  mode_t mode = 0;
+  nlink_t links = 0;
+  timespec ctime{};
+  std::string content;
+  bool operator==(const Fingerprint& o) const {
+    return ino == o.ino && mode == o.mode && links == o.links &&
+           ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec &&
+           content == o.content;
+  }
+};
+
+Fingerprint Take(const fs::path& path) {
+  struct stat st {};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return {st.st_ino, st.st_mode, st.st_nlink, st.st_ctim,
+          cmf::test::ReadFile(path)};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "data: add versions what a symbolic link leads to by copy and never "
+    "changes it, whatever cache.link says; status sees it, checkout does not "
+    "write through it") {
+  for (const std::string mode : {"auto", "hardlink", "symlink", "copy"}) {
+    CAPTURE(mode);
+    Workspace r;
+    REQUIRE(r({"config", "cache.link", mode}).exit_code == 0);
+    TempDir elsewhere;
+    cmf::test::WriteFile(elsewhere / "dir/inner.dat", "their folder's file");
+    cmf::test::WriteFile(elsewhere / "file.dat", "their file");
+    for (const char* name : {"dir/inner.dat", "file.dat"}) {
+      fs::permissions(elsewhere / name, fs::perms::owner_read |
+                                            fs::perms::owner_write |
+                                            fs::perms::group_read);  // 0640
+    }
+    cmf::test::WriteFile(r / "d/own.dat", "ours");
+    fs::create_directory_symlink(elsewhere / "dir", r / "d/ext");
+    fs::create_symlink(elsewhere / "file.dat", r / "d/link.dat");
+    fs::create_directory_symlink(elsewhere / "dir", r / "top");
+    fs::create_symlink(elsewhere / "file.dat", r / "top.dat");
+    const Fingerprint inner = Take(elsewhere / "dir/inner.dat");
+    const Fingerprint file = Take(elsewhere / "file.dat");
+
+    json added = r.Json({"add", "--json", "d", "top", "top.dat"});
+    REQUIRE(added.size() == 3);
+    CHECK(added[0]["files"] == 3);
+    CHECK(Take(elsewhere / "dir/inner.dat") == inner);
+    CHECK(Take(elsewhere / "file.dat") == file);
+    CHECK(cmf::test::CountFiles(elsewhere.path()) == 2);
+    CHECK(fs::read_symlink(r / "d/ext") == elsewhere / "dir");
+    CHECK(fs::read_symlink(r / "d/link.dat") == elsewhere / "file.dat");
+    CHECK(fs::read_symlink(r / "top") == elsewhere / "dir");
+    CHECK(fs::read_symlink(r / "top.dat") == elsewhere / "file.dat");
+    CHECK(r.Json({"status", "--json"})["clean"] == true);
+    CHECK(r({"fsck"}).exit_code == 0);  // every byte is in the cache
+
+    // Their file changes: status says so; checkout refuses to write through
+    // the link, and leaves their file as it is.
+    fs::permissions(elsewhere / "dir/inner.dat", fs::perms::owner_write,
+                    fs::perm_options::add);
+    cmf::test::WriteFile(elsewhere / "dir/inner.dat", "they changed it");
+    cmf::test::WriteFile(elsewhere / "file.dat", "they changed it too");
+    json status = r.Json({"status", "--json"});
+    CHECK(status["changes"] == json::parse(R"([
+      {"path": "d/ext/inner.dat", "status": "modified", "tracked": "d"},
+      {"path": "d/link.dat", "status": "modified", "tracked": "d"},
+      {"path": "top.dat", "status": "modified", "tracked": "top.dat"},
+      {"path": "top/inner.dat", "status": "modified", "tracked": "top"}])"));
+    Outcome behind = r({"checkout", "top"});
+    CHECK(behind.exit_code == 1);
+    CHECK(IsError(behind,
+                  "'top/inner.dat' lies behind the symbolic link "
+                  "'top'; checkout does not write through"));
+    Outcome linked = r({"checkout", "top.dat"});
+    CHECK(linked.exit_code == 1);
+    CHECK(IsError(linked, "'top.dat' is a symbolic link"));
+    CHECK(cmf::test::ReadFile(elsewhere / "dir/inner.dat") ==
+          "they changed it");
+    CHECK(cmf::test::ReadFile(elsewhere / "file.dat") == "they changed it too");
+    CHECK(fs::is_symlink(r / "top.dat"));
+
+    // Without the link, checkout restores the recorded content in the
+    // workspace itself.
+    fs::remove(r / "d/ext");
+    fs::remove(r / "d/link.dat");
+    CHECK(r({"checkout", "d"}).exit_code == 0);
+    CHECK(cmf::test::ReadFile(r / "d/ext/inner.dat") == "their folder's file");
+    CHECK(cmf::test::ReadFile(r / "d/link.dat") == "their file");
+    CHECK_FALSE(fs::is_symlink(r / "d/ext"));
+    CHECK(cmf::test::ReadFile(elsewhere / "dir/inner.dat") ==
+          "they changed it");
+  }
+}
+
+TEST_CASE(
+    "data: add leaves a file hard-linked from outside the workspace as it "
+    "was") {
+  Workspace r;
+  TempDir elsewhere;
+  cmf::test::WriteFile(elsewhere / "shared.dat", "one inode, two names");
+  fs::permissions(elsewhere / "shared.dat", fs::perms::owner_read |
+                                                fs::perms::owner_write |
+                                                fs::perms::group_read);
+  fs::create_hard_link(elsewhere / "shared.dat", r / "shared.dat");
+  const Fingerprint before = Take(elsewhere / "shared.dat");
+  REQUIRE(r({"add", "-q", "shared.dat"}).exit_code == 0);
+  CHECK(Take(elsewhere / "shared.dat") == before);
+  CHECK(r.Json({"status", "--json"})["clean"] == true);
+}
+
+TEST_CASE(
+    "data: add . tracks a file whose name holds a line break with the rest") {
+  Workspace r;
+  cmf::test::WriteFile(r / "a.txt", "alpha");
+  cmf::test::WriteFile(r / "two\nlines.txt", "odd name");
+  cmf::test::WriteFile(r / "sub/b.txt", "beta");
+  json added = r.Json({"add", "--json", "."});
+  REQUIRE(added.size() == 1);
+  CHECK(added[0]["files"] == 3);
+  CHECK(r.Json({"status", "--json"})["clean"] == true);
+  fs::remove(r / "two\nlines.txt");
+  json status = r.Json({"status", "--json"});
+  CHECK(status["changes"] == json::parse(R"([
+    {"path": "two\nlines.txt", "status": "missing", "tracked": "."}])"));
+  CHECK(r({"checkout", "."}).exit_code == 0);
+  CHECK(cmf::test::ReadFile(r / "two\nlines.txt") == "odd name");
+  CHECK(r.Json({"status", "--json"})["clean"] == true);
+  CHECK(r({"fsck"}).exit_code == 0);
+}
+
+TEST_CASE(
+    "data: slice refuses an output outside the workspace and writes "
+    "nothing") {
+  Workspace r;
+  TempDir elsewhere;
+  cmf::test::WriteFloatDataset(r / "raw.h5", "/image", {4, 4});
+  fs::create_directory_symlink(elsewhere.path(), r / "out");
+  const std::string up = "../" + r.dir.path().filename().string() + "-slice.h5";
+  for (const std::string& out :
+       {up, (elsewhere / "s.h5").string(), std::string("out/s.h5")}) {
+    CAPTURE(out);
+    Outcome o = r({"slice", "raw.h5", "/image", ":2,:", "-o", out});
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, "is outside the workspace"));
+  }
+  CHECK_FALSE(fs::exists(r.dir.path().parent_path() /
+                         (r.dir.path().filename().string() + "-slice.h5")));
+  CHECK(cmf::test::CountFiles(elsewhere.path()) == 0);
+  CHECK(r.Json({"log", "--json"}).empty());
+  // Inside, through a folder of the workspace and back, it is written.
+  fs::create_directory(r / "sub");
+  CHECK(r({"slice", "-q", "raw.h5", "/image", ":2,:", "-o", "sub/../s.h5"})
+            .exit_code == 0);
+  CHECK(fs::exists(r / "s.h5"));
+}

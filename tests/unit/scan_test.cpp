@@ -173,8 +173,8 @@ TEST_CASE("scan: a link to a folder is followed like a folder") {
 }
 
 TEST_CASE(
-    "scan: the listing skips repositories, and a link loop, a broken link or "
-    "a line break in a name is an error, not a hang") {
+    "scan: the listing skips repositories, and a link loop or a broken link "
+    "is an error, not a hang") {
   TempDir dir;
   test::WriteFile(dir / "d" / "a", "a");
   test::WriteFile(dir / "d" / "sub" / "b", "b");
@@ -204,10 +204,39 @@ TEST_CASE(
   CHECK(broken.status().message().find("broken symbolic link") !=
         std::string::npos);
   fs::remove(dir / "d" / "broken");
+}
 
-  test::WriteFile(dir / "d" / "two\nlines", "z");
-  CHECK(data::Scan(cache, dir / "d", {}).status().code() ==
-        Code::kInvalidArgument);
+TEST_CASE(
+    "scan: a name with a line break is listed with the others, in a manifest "
+    "of escaped paths; every other folder keeps its manifest") {
+  TempDir dir;
+  test::WriteFile(dir / "d" / "a", "a");
+  test::WriteFile(dir / "d" / "z", "z");
+  data::ObjectCache cache(dir / "objects");
+  data::ScanOptions store;
+  store.store = true;
+  Result<data::ScanResult> plain = data::Scan(cache, dir / "d", store);
+  REQUIRE(plain.ok());
+  CHECK(cache.ReadObject(plain->info.hash)->starts_with("cmf-manifest 1\n"));
+
+  test::WriteFile(dir / "d" / "two\nlines", "2");
+  test::WriteFile(dir / "d" / "back\\slash\n", "b");
+  Result<data::ScanResult> r = data::Scan(cache, dir / "d", store);
+  REQUIRE(r.ok());
+  std::vector<std::string> paths;
+  for (const auto& f : r->files) paths.push_back(f.path);
+  CHECK(paths ==
+        std::vector<std::string>{"a", "back\\slash\n", "two\nlines", "z"});
+  Result<std::string> manifest = cache.ReadObject(r->info.hash);
+  REQUIRE(manifest.ok());
+  CHECK(manifest->starts_with("cmf-manifest 2\n"));
+  CHECK(manifest->find(" two\\nlines\n") != std::string::npos);
+  CHECK(manifest->find(" back\\\\slash\\n\n") != std::string::npos);
+  Result<std::vector<data::ScannedFile>> back = data::ParseManifest(*manifest);
+  REQUIRE(back.ok());
+  REQUIRE(back->size() == 4);
+  CHECK(back->at(1).path == "back\\slash\n");
+  CHECK(back->at(2).path == "two\nlines");
 }
 
 TEST_CASE(
@@ -287,7 +316,18 @@ TEST_CASE(
     CAPTURE(bad);
     std::string text = "cmf-manifest 1\n100644 1 " + h + " " + bad + "\n";
     CHECK(data::ParseManifest(text).status().code() == Code::kCorruption);
+    text = "cmf-manifest 2\n100644 1 " + h + " " + bad + "\n";
+    CHECK(data::ParseManifest(text).status().code() == Code::kCorruption);
   }
+  // An escape that is not one of the two, or one cut short.
+  for (const char* bad : {"a\\tb", "a\\", "\\.\\./x"}) {
+    CAPTURE(bad);
+    std::string text = "cmf-manifest 2\n100644 1 " + h + " " + bad + "\n";
+    CHECK(data::ParseManifest(text).status().code() == Code::kCorruption);
+  }
+  // In version 1 a backslash is only a backslash.
+  std::string text = "cmf-manifest 1\n100644 1 " + h + " a\\nb\n";
+  CHECK(data::ParseManifest(text)->at(0).path == "a\\nb");
 }
 
 TEST_CASE(
@@ -359,4 +399,85 @@ TEST_CASE(
   struct stat st {};
   REQUIRE(::stat((dir / "run.sh").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0555);
+}
+
+TEST_CASE(
+    "link strategies: what links lead to, and a file hard-linked from "
+    "elsewhere, are copied, never linked, replaced or made read-only") {
+  for (data::LinkMode mode :
+       {data::LinkMode::kHardlink, data::LinkMode::kSymlink}) {
+    CAPTURE(data::ToString(mode));
+    TempDir dir, elsewhere;
+    test::WriteFile(elsewhere / "folder" / "inner", "in their folder");
+    test::WriteFile(elsewhere / "file", "their file");
+    test::WriteFile(elsewhere / "shared", "their inode");
+    for (const char* name : {"folder/inner", "file", "shared"}) {
+      fs::permissions(elsewhere / name,
+                      fs::perms::owner_read | fs::perms::owner_write |
+                          fs::perms::group_read);  // 0640
+    }
+    test::WriteFile(dir / "d" / "own", "ours");
+    fs::create_directory_symlink(elsewhere / "folder", dir / "d" / "ext");
+    fs::create_symlink(elsewhere / "file", dir / "d" / "link");
+    fs::create_hard_link(elsewhere / "shared", dir / "d" / "hard");
+    std::map<std::string, struct stat> before;
+    for (const char* name : {"folder/inner", "file", "shared"})
+      REQUIRE(::stat((elsewhere / name).c_str(), &before[name]) == 0);
+
+    data::ObjectCache cache(dir / "objects");
+    data::ScanOptions options;
+    options.store = true;
+    options.link_order = {mode};
+    Result<data::ScanResult> r = data::Scan(cache, dir / "d", options);
+    REQUIRE(r.ok());
+    CHECK(r->files.size() == 4);
+    for (const auto& f : r->files) CHECK(cache.Verify(f.hash).value());
+    // Only the workspace's own file became its object.
+    struct stat own {};
+    REQUIRE(::stat((dir / "d" / "own").c_str(), &own) == 0);
+    CHECK((own.st_mode & 0777) == 0444);
+    for (const char* name : {"folder/inner", "file", "shared"}) {
+      CAPTURE(name);
+      struct stat now {};
+      REQUIRE(::lstat((elsewhere / name).c_str(), &now) == 0);
+      CHECK(S_ISREG(now.st_mode));
+      CHECK(now.st_ino == before[name].st_ino);
+      CHECK(now.st_nlink == before[name].st_nlink);
+      CHECK((now.st_mode & 07777) == 0640);
+      CHECK(now.st_ctim.tv_sec == before[name].st_ctim.tv_sec);
+      CHECK(now.st_ctim.tv_nsec == before[name].st_ctim.tv_nsec);
+    }
+    CHECK(test::CountFiles(elsewhere.path()) == 3);
+    CHECK(fs::read_symlink(dir / "d" / "ext") == elsewhere / "folder");
+    CHECK(fs::read_symlink(dir / "d" / "link") == elsewhere / "file");
+    CHECK(test::ReadFile(dir / "d" / "hard") == "their inode");
+
+    // A link given as the path to scan is treated the same.
+    Result<data::ScanResult> root =
+        data::Scan(cache, dir / "d" / "ext", options);
+    REQUIRE(root.ok());
+    struct stat inner {};
+    REQUIRE(::stat((elsewhere / "folder" / "inner").c_str(), &inner) == 0);
+    CHECK(inner.st_nlink == 1);
+    CHECK((inner.st_mode & 07777) == 0640);
+  }
+}
+
+TEST_CASE(
+    "link strategies: a hard-linked file that is its object already stays "
+    "linked when it is stored again") {
+  TempDir dir;
+  data::ObjectCache cache(dir / "objects");
+  std::vector<data::LinkMode> hard = {data::LinkMode::kHardlink};
+  test::WriteFile(dir / "f", "once");
+  REQUIRE(cache.StoreFile(dir / "f", hard).ok());
+  Result<data::ObjectCache::Stored> again = cache.StoreFile(dir / "f", hard);
+  REQUIRE(again.ok());
+  CHECK(again->mode == data::LinkMode::kHardlink);
+  struct stat ws {
+  }, obj{};
+  REQUIRE(::stat((dir / "f").c_str(), &ws) == 0);
+  REQUIRE(::stat(cache.PathOf(again->hash).c_str(), &obj) == 0);
+  CHECK(ws.st_ino == obj.st_ino);
+  CHECK(ws.st_nlink == 2);
 }

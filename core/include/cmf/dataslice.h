@@ -34,8 +34,9 @@ struct SliceOutcome {
   data::SliceResult result;
 };
 
-// Errors as data::WriteSlice, plus InvalidArgument for OUT inside .cmf/ and
-// the store's errors.
+// Errors as data::WriteSlice, plus InvalidArgument for OUT inside .cmf/ or
+// outside the workspace (after '..' and the links of its folder are resolved;
+// nothing is written then), and the store's errors.
 Result<SliceOutcome> MakeSlice(Repo& repo, const SliceRequest& request);
 
 }  // namespace cmf

@@ -111,7 +111,11 @@ class ObjectCache {
   // and returns its hash and the strategy used. With kHardlink the file becomes
   // read-only (it is the object); with kSymlink it is replaced by a link to the
   // object. When the object exists already, a hardlinked or symlinked PATH is
-  // relinked to it. IOError as Store, or when PATH changed while it was stored.
+  // relinked to it. A file that is not PATH's alone (PATH is a symbolic link,
+  // or its inode has another name that is not its object: a hard link from
+  // elsewhere) is never linked, replaced or made read-only: kHardlink and
+  // kSymlink copy it instead. IOError as Store, or when PATH changed while it
+  // was stored.
   struct Stored {
     std::string hash;
     std::uint64_t size = 0;
@@ -146,11 +150,16 @@ class ObjectCache {
 
   // What a caller that listed a file knows of it already, so that storing it
   // need not ask the file system again: how stat(2) saw it (through links),
-  // whether its owner may execute it, and whether the path is a symbolic link.
+  // whether its owner may execute it, whether the path is a symbolic link, and
+  // whether it was reached through a symbolic link to a folder.
   struct Listed {
     FileStat stat;
     bool executable = false;
     bool is_link = false;
+    // Reached through a link to a folder (perhaps outside the workspace): its
+    // bytes are copied, as a link's are; the file is never linked or chmod'ed.
+    bool behind_link = false;
+    std::uint64_t links = 1;  // st_nlink: more than one, it may be shared
   };
 
   // As the form above, for a regular file listed as LISTED: IOError ("changed
@@ -222,6 +231,8 @@ class ObjectCache {
                    unsigned char prefix) const;
   // Flushes the cache's file system (syncfs); returns 0 or an errno value.
   int SyncCacheFs() const;
+  // Whether the file that looks like STAT is object HASH itself (its inode).
+  bool IsObjectInode(const std::string& hash, const FileStat& stat) const;
   // Marks the folders that exist, from one listing of objects/sha256/.
   void LearnFolders() const;
   // Before naming PENDING: checks that sources published in place did not

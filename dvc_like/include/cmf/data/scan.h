@@ -11,7 +11,10 @@
 //
 // one line per regular file, sorted by path: mode (100755 when the owner may
 // execute it), size, SHA-256 and the path relative to the directory
-// (doc/formats.md). Nested .cmf folders are skipped.
+// (doc/formats.md; "cmf-manifest 2", with escaped paths, when a path holds a
+// line break). Nested .cmf folders are skipped. Symbolic links are followed;
+// when storing, what a link leads to is copied (or cloned), never linked into
+// the cache, replaced or made read-only: it may lie outside the workspace.
 #pragma once
 
 #include <cstdint>
@@ -83,8 +86,8 @@ struct ScanResult {
 
 // Scans the file or directory at PATH. NotFound when it does not exist;
 // IOError when something cannot be read, changes while it is read, or is
-// neither a regular file nor a directory; InvalidArgument for a file name with
-// a line break. When storing, errors of the cache as ObjectCache::StoreFile.
+// neither a regular file nor a directory. When storing, errors of the cache as
+// ObjectCache::StoreFile.
 Result<ScanResult> Scan(const ObjectCache& cache,
                         const std::filesystem::path& path,
                         const ScanOptions& options);
