@@ -1,6 +1,7 @@
 #include "instrument_reply.h"
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -11,6 +12,9 @@ namespace {
   throw std::runtime_error(message);
 }
 
+// What a message shows of a reply: its first 77 characters. The line as it
+// came, never the parsed value written out again: writing out recurses into
+// every level of a value nested thousands deep.
 std::string Shorten(const std::string& s) {
   return s.size() <= 80 ? s : s.substr(0, 77) + "...";
 }
@@ -18,8 +22,10 @@ std::string Shorten(const std::string& s) {
 nlohmann::json ParseObject(const std::string& line) {
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    Fail("the instrument controller answered something that is not a JSON "
-         "object: '" + Shorten(line) + "'");
+    Fail(
+        "the instrument controller answered something that is not a JSON "
+        "object: '" +
+        Shorten(line) + "'");
   return j;
 }
 
@@ -28,33 +34,41 @@ nlohmann::json ParseObject(const std::string& line) {
 void CheckGreetingReply(const std::string& line) {
   nlohmann::json answer = ParseObject(line);
   if (!answer.contains("ready"))
-    Fail("the instrument controller did not answer the greeting with "
-         "{\"ready\": ...}: '" + Shorten(answer.dump()) + "'");
+    Fail(
+        "the instrument controller did not answer the greeting with "
+        "{\"ready\": ...}: '" +
+        Shorten(line) + "'");
 }
 
 std::vector<float> ParseSpectrumReply(const std::string& line, int channels,
                                       int x, int y) {
-  nlohmann::json answer = ParseObject(line);
-  if (answer.contains("error"))
+  const nlohmann::json answer = ParseObject(line);
+  if (auto e = answer.find("error"); e != answer.end()) {
     Fail("the instrument controller reported an error at (" +
          std::to_string(x) + ", " + std::to_string(y) + "): " +
-         (answer["error"].is_string() ? answer["error"].get<std::string>()
-                                      : answer["error"].dump()));
-  if (!answer.contains("spectrum") || !answer["spectrum"].is_array())
+         (e->is_string()       ? e->get<std::string>()
+          : e->is_structured() ? Shorten(line)
+                               : e->dump()));
+  }
+  auto s = answer.find("spectrum");
+  if (s == answer.end() || !s->is_array())
     Fail("the instrument controller answered without a spectrum: '" +
-         Shorten(answer.dump()) + "'");
-  const nlohmann::json& s = answer["spectrum"];
-  if (static_cast<int>(s.size()) != channels)
+         Shorten(line) + "'");
+  if (s->size() != static_cast<std::size_t>(channels < 0 ? 0 : channels))
     Fail("the instrument controller answered a spectrum of " +
-         std::to_string(s.size()) + " values; the energy axis has " +
+         std::to_string(s->size()) + " values; the energy axis has " +
          std::to_string(channels));
   std::vector<float> out;
-  out.reserve(s.size());
-  for (const nlohmann::json& v : s) {
-    if (!v.is_number() || !std::isfinite(v.get<double>()))
-      Fail("the instrument controller answered a spectrum with a value "
-           "that is not a finite number");
-    out.push_back(v.get<float>());
+  out.reserve(s->size());
+  for (const nlohmann::json& v : *s) {
+    // Finite as the float it becomes: 1e39 is a finite double but an
+    // infinite float.
+    if (!v.is_number() || !std::isfinite(v.get<double>()) ||
+        std::fabs(v.get<double>()) > std::numeric_limits<float>::max())
+      Fail(
+          "the instrument controller answered a spectrum with a value "
+          "that is not a finite number");
+    out.push_back(static_cast<float>(v.get<double>()));
   }
   return out;
 }
