@@ -17,8 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
                                       std::size_t size) {
   const auto file = fuzz::ScratchDir() / "input.mlmd.sqlite";
   fuzz::WriteFile(file, fuzz::Bytes(data, size));
-  fuzz::InRolledBackBatch([&](Store& store) {
-    static_cast<void>(ImportCmflib(store, file));
-  });
+  fuzz::InRolledBackBatch(
+      [&](Store& store) { static_cast<void>(ImportCmflib(store, file)); });
   return 0;
 }

@@ -40,8 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
       const std::string path = e.path.empty() ? root : root + "/" + e.path;
       static_cast<void>(cache.Lookup(path, e.stat));
     }
-    cache.Remember(root + "/new", {1, 2, 3, 4},
-                   {std::string(64, 'a'), 0});
+    cache.Remember(root + "/new", {1, 2, 3, 4}, {std::string(64, 'a'), 0});
     static_cast<void>(cache.Flush());
   });
   return 0;
