@@ -224,6 +224,11 @@ Result<std::vector<Line>> Parse(std::string_view text) {
     line.raw = std::string(text.substr(start, pos - start));
     for (char c : line.raw) number += c == '\n';
     if (!line.raw.empty() && line.raw.back() != '\n') line.raw += '\n';
+    // A value continued on a next line that the file lacks: a blank line
+    // ends it, or the first line written after it would join the value.
+    if (line.kind == Line::Kind::kVariable && pos >= text.size() &&
+        line.raw.ends_with("\\\n"))
+      line.raw += '\n';
     lines.push_back(std::move(line));
   }
   return lines;

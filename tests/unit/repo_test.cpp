@@ -210,6 +210,24 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "config: a value continued past the end of the file keeps its value when "
+    "a line is written after it (found by tests/fuzz config)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  test::WriteFile(file, "[core]\n\tsite = abc\\\n");
+  Result<Config> config = Config::Open(file);
+  REQUIRE(config.ok());
+  CHECK(config->Get("core.site").value() == "abc");
+  REQUIRE(config->Set("other.key", "y").ok());
+  REQUIRE(config->Set("core.pipeline", "p").ok());
+  Result<Config> again = Config::Open(file);
+  REQUIRE(again.ok());
+  CHECK(again->Get("core.site").value() == "abc");
+  CHECK(again->Get("other.key").value() == "y");
+  CHECK(again->Get("core.pipeline").value() == "p");
+}
+
+TEST_CASE(
     "config: a subsection name that spans lines is refused, since no key could "
     "name it (found by tests/fuzz config)") {
   TempDir dir;
