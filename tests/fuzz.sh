@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
   runs=$build/fuzz-runs/$t
   mkdir -p "$runs/corpus" "$runs/crashes"
   cp -n tests/fuzz/corpus/"$t"/* "$runs/corpus/" 2>/dev/null || true
-  args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+  args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -print_funcs=0
         -artifact_prefix="$runs/crashes/")
   case $t in
     segment|import_json|instrument_reply) args+=(-dict=tests/fuzz/json.dict -max_len=65536) ;;
