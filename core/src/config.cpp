@@ -119,6 +119,9 @@ Result<std::string> ParseValue(std::string_view text, std::size_t& pos) {
     value += c;
     if (quoted || (c != ' ' && c != '\t' && c != '\r')) kept = value.size();
   }
+  // The file may end inside the quotes: as wrong as a line that does (the
+  // next line written after it would make it so).
+  if (quoted) return Status::Corruption("a quoted value runs past its line");
   value.resize(kept);
   return value;
 }
@@ -142,8 +145,12 @@ Result<std::vector<Line>> Parse(std::string_view text) {
       while (close < text.size() && IsNameChar(text[close])) ++close;
       header.section = Lower(std::string(text.substr(p + 1, close - p - 1)));
       if (close < text.size() && text[close] == '.') {  // [section.sub], old
-        std::size_t end = text.find(']', close);
-        if (end == std::string_view::npos) return error("unclosed section");
+        // As git reads it: name characters and dots, on this line.
+        std::size_t end = close + 1;
+        while (end < text.size() && (IsNameChar(text[end]) || text[end] == '.'))
+          ++end;
+        if (end >= text.size()) return error("unclosed section");
+        if (text[end] != ']') return error("malformed section header");
         header.has_sub = true;
         header.sub =
             Lower(std::string(text.substr(close + 1, end - close - 1)));
@@ -157,8 +164,9 @@ Result<std::vector<Line>> Parse(std::string_view text) {
           return error("malformed section header");
         header.has_sub = true;
         for (++close; close < text.size() && text[close] != '"'; ++close) {
-          if (text[close] == '\n') return error("malformed section header");
           if (text[close] == '\\' && close + 1 < text.size()) ++close;
+          // Not even escaped: a key with a line break cannot be named.
+          if (text[close] == '\n') return error("malformed section header");
           header.sub += text[close];
         }
         if (close >= text.size()) return error("malformed section header");
@@ -216,18 +224,25 @@ Result<std::vector<Line>> Parse(std::string_view text) {
     line.raw = std::string(text.substr(start, pos - start));
     for (char c : line.raw) number += c == '\n';
     if (!line.raw.empty() && line.raw.back() != '\n') line.raw += '\n';
+    // A value continued on a next line that the file lacks: a blank line
+    // ends it, or the first line written after it would join the value.
+    if (line.kind == Line::Kind::kVariable && pos >= text.size() &&
+        line.raw.ends_with("\\\n"))
+      line.raw += '\n';
     lines.push_back(std::move(line));
   }
   return lines;
 }
 
-// VALUE as git writes it: quoted when it has blanks at either end or a
-// comment character, with \, " and control characters escaped.
+// VALUE as git writes it: quoted when it has blanks at either end that
+// ParseValue would drop (a carriage return too, at the end) or a comment
+// character, with \, " and control characters escaped.
 std::string QuoteValue(const std::string& value) {
   bool quote =
       !value.empty() &&
       (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' ||
-       value.back() == '\t' || value.find_first_of("#;") != std::string::npos);
+       value.back() == '\t' || value.back() == '\r' ||
+       value.find_first_of("#;") != std::string::npos);
   std::string out = quote ? "\"" : "";
   for (char c : value) {
     if (c == '\\' || c == '"') {

@@ -8,11 +8,12 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
+
+#include "instrument_reply.h"
 
 namespace cmf::dkl {
 namespace {
@@ -49,10 +50,6 @@ class NoSigpipe {
   struct sigaction old_ {};
 };
 
-std::string Shorten(const std::string& s) {
-  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
-}
-
 class Process : public Instrument {
  public:
   Process(const std::string& command, const ml::Experiment& e, double timeout)
@@ -86,10 +83,7 @@ class Process : public Instrument {
                               {"width", e.width},
                               {"height", e.height},
                               {"channels", e.channels}}}};
-    nlohmann::json answer = Exchange(hello);
-    if (!answer.contains("ready"))
-      Fail("the instrument controller did not answer the greeting with "
-           "{\"ready\": ...}: '" + Shorten(answer.dump()) + "'");
+    CheckGreetingReply(Exchange(hello));
   }
 
   ~Process() override {
@@ -120,29 +114,8 @@ class Process : public Instrument {
   }
 
   std::vector<float> Measure(int x, int y) override {
-    nlohmann::json answer = Exchange({{"measure", {{"x", x}, {"y", y}}}});
-    if (answer.contains("error"))
-      Fail("the instrument controller reported an error at (" +
-           std::to_string(x) + ", " + std::to_string(y) + "): " +
-           (answer["error"].is_string() ? answer["error"].get<std::string>()
-                                        : answer["error"].dump()));
-    if (!answer.contains("spectrum") || !answer["spectrum"].is_array())
-      Fail("the instrument controller answered without a spectrum: '" +
-           Shorten(answer.dump()) + "'");
-    const nlohmann::json& s = answer["spectrum"];
-    if (static_cast<int>(s.size()) != channels_)
-      Fail("the instrument controller answered a spectrum of " +
-           std::to_string(s.size()) + " values; the energy axis has " +
-           std::to_string(channels_));
-    std::vector<float> out;
-    out.reserve(s.size());
-    for (const nlohmann::json& v : s) {
-      if (!v.is_number() || !std::isfinite(v.get<double>()))
-        Fail("the instrument controller answered a spectrum with a value "
-             "that is not a finite number");
-      out.push_back(v.get<float>());
-    }
-    return out;
+    return ParseSpectrumReply(Exchange({{"measure", {{"x", x}, {"y", y}}}}),
+                              channels_, x, y);
   }
 
   std::string Describe() const override { return "proc:" + command_; }
@@ -164,7 +137,8 @@ class Process : public Instrument {
     return "closed its output";
   }
 
-  nlohmann::json Exchange(const nlohmann::json& request) {
+  // Sends REQUEST; returns the reply line, not yet parsed.
+  std::string Exchange(const nlohmann::json& request) {
     NoSigpipe guard;
     std::string line = request.dump() + "\n";
     const char* p = line.data();
@@ -179,12 +153,7 @@ class Process : public Instrument {
       p += n;
       left -= static_cast<std::size_t>(n);
     }
-    std::string answer = ReadLine();
-    nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      Fail("the instrument controller answered something that is not a JSON "
-           "object: '" + Shorten(answer) + "'");
-    return j;
+    return ReadLine();
   }
 
   std::string ReadLine() {

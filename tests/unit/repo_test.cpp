@@ -172,6 +172,82 @@ TEST_CASE(
   CHECK(Config::Open(file)->Get("core.pipeline").value() == "two  words");
 }
 
+TEST_CASE(
+    "config: a value that ends in a carriage return reads back as it was set "
+    "(found by tests/fuzz config)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  Result<Config> config = Config::Open(file);
+  REQUIRE(config.ok());
+  REQUIRE(config->Set("core.pipeline", "line\r").ok());
+  REQUIRE(config->Set("core.other", "\n\t\t\r").ok());
+  Result<Config> again = Config::Open(file);
+  REQUIRE(again.ok());
+  CHECK(again->Get("core.pipeline").value() == "line\r");
+  CHECK(again->Get("core.other").value() == "\n\t\t\r");
+}
+
+TEST_CASE(
+    "config: a file that ends inside a quoted value is refused, as a line "
+    "that does, so that cmf never writes a file it cannot read back (found by "
+    "tests/fuzz config)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  test::WriteFile(file, "[core]\n\tsite = abc\n[remote \"a\"]\n\turl = \"x");
+  Result<Config> config = Config::Open(file);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().message().find("line 4: a quoted value runs past its "
+                                       "line") != std::string::npos);
+  // Closed, it reads; and a value written after it reads back.
+  test::WriteFile(file, "[core]\n\tsite = abc\n[remote \"a\"]\n\turl = \"x\"");
+  config = Config::Open(file);
+  REQUIRE(config.ok());
+  REQUIRE(config->Set("other.key", "y").ok());
+  Result<Config> again = Config::Open(file);
+  REQUIRE(again.ok());
+  CHECK(again->Get("remote.a.url").value() == "x");
+  CHECK(again->Get("other.key").value() == "y");
+}
+
+TEST_CASE(
+    "config: a value continued past the end of the file keeps its value when "
+    "a line is written after it (found by tests/fuzz config)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  test::WriteFile(file, "[core]\n\tsite = abc\\\n");
+  Result<Config> config = Config::Open(file);
+  REQUIRE(config.ok());
+  CHECK(config->Get("core.site").value() == "abc");
+  REQUIRE(config->Set("other.key", "y").ok());
+  REQUIRE(config->Set("core.pipeline", "p").ok());
+  Result<Config> again = Config::Open(file);
+  REQUIRE(again.ok());
+  CHECK(again->Get("core.site").value() == "abc");
+  CHECK(again->Get("other.key").value() == "y");
+  CHECK(again->Get("core.pipeline").value() == "p");
+}
+
+TEST_CASE(
+    "config: a subsection name that spans lines is refused, since no key could "
+    "name it (found by tests/fuzz config)") {
+  TempDir dir;
+  const fs::path file = dir / "config";
+  for (const std::string text :
+       {"[old.\n\tv = a]\n\tx = 1\n", "[remote \"x\\\ny\"]\n\turl = /srv\n"}) {
+    CAPTURE(text);
+    test::WriteFile(file, text);
+    Result<Config> config = Config::Open(file);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message().find("line 1: malformed section header") !=
+          std::string::npos);
+  }
+  // The old form [section.sub] still reads, as git reads it.
+  test::WriteFile(file, "[Remote.Hub.Site]\n\turl = /srv\n");
+  Result<Config> config = Config::Open(file);
+  REQUIRE(config.ok());
+  CHECK(config->Get("remote.hub.site.url").value() == "/srv");
+}
+
 TEST_CASE("repo: an unknown store.synchronous value is refused when opening") {
   TempDir dir;
   Repo repo = Repo::Init(dir.path()).value();
