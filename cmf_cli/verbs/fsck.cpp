@@ -28,6 +28,9 @@ class FsckVerb : public Verb {
       for (const auto& m : report->missing) {
         out += fmt::format("missing object {} ({})\n", m.hash, m.path);
       }
+      for (const auto& q : report->quarantined) {
+        out += fmt::format("quarantined segment {}: {}\n", q.path, q.reason);
+      }
       out += fmt::format("checked {} object{}\n", report->objects,
                          report->objects == 1 ? "" : "s");
       fmt::print("{}", out);

@@ -20,6 +20,7 @@
 #include "cmf/records.h"
 #include "cmf/repo.h"
 #include "cmf/status.h"
+#include "cmf/store.h"
 
 namespace cmf {
 
@@ -97,6 +98,9 @@ struct FsckReport {
     std::string path;  // where the artifact was seen
   };
   std::vector<Missing> missing;  // expected in the cache but absent
+  // Segments of other sites kept out of the store (Store::ListQuarantined):
+  // a finding about their data, not about this repository, so not in ok().
+  std::vector<Store::Quarantined> quarantined;
   bool ok() const { return corrupt.empty() && missing.empty(); }
 };
 
