@@ -594,10 +594,16 @@ Result<Store::IngestOutcome> Store::IngestSegment(const std::string& hash,
   // Where the log holds it: its site as its path says, else as its header
   // says.
   std::string path_site = site;
-  if (path_site.empty()) {
-    Result<SegmentHeader> h =
-        SegmentHeader::Parse(text.substr(0, text.find('\n')));
-    if (h.ok()) path_site = h->site;
+  if (path_site.empty()) {  // as its header says, even when it is refused
+    Result<json> h = facts::ParseJson(text.substr(0, text.find('\n')),
+                                      facts::kMaxFactLineBytes, "the header");
+    if (h.ok() && h->is_object()) {
+      auto it = h->find("site");
+      if (it != h->end() && it->is_string() &&
+          IsValidSiteId(it->get_ref<const std::string&>())) {
+        path_site = it->get<std::string>();
+      }
+    }
   }
   const std::string path = Printable(
       SegmentPath(path_site.empty() ? "unknown" : path_site, hash), 200);
