@@ -10,7 +10,9 @@
 namespace cmf::facts {
 namespace {
 
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool IsLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
@@ -171,9 +173,10 @@ std::string PlainText(const json& j, const char* key) {
 std::string Name(const json& j, const char* key) {
   std::string s = Text(j, key);
   if (!IsName(s)) {
-    Fail(fmt::format("'{}' is not a name (1 to {} bytes, no control "
-                     "characters)",
-                     key, kMaxNameBytes));
+    Fail(
+        fmt::format("'{}' is not a name (1 to {} bytes, no control "
+                    "characters)",
+                    key, kMaxNameBytes));
   }
   return s;
 }

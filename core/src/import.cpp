@@ -214,8 +214,7 @@ Result<ImportReport> ImportJson(Store& store, const std::string& text) {
   CMF_ASSIGN_OR_RETURN(
       json doc, facts::ParseJson(text, facts::kMaxExportBytes, "the export"));
   const std::string not_export = "not a cmf export (no \"format\": \"" +
-                                 std::string(kExportFormat) +
-                                 "\" with facts)";
+                                 std::string(kExportFormat) + "\" with facts)";
   if (!doc.is_object()) return Status::InvalidArgument(not_export);
   auto format = doc.find("format");
   auto all = doc.find("facts");

@@ -53,11 +53,10 @@ Status MetaLog::ForEachNewSegment(
     const std::string& tip, const std::vector<std::string>& hide,
     const std::function<Status(const std::string& hash,
                                const std::string& text)>& sink) const {
-  return backend_->ForEachNewEntry(
-      tip, hide, [&](const Entry& e) -> Status {
-        if (!e.problem.empty()) return Status::Ok();
-        return sink(e.hash, e.text);
-      });
+  return backend_->ForEachNewEntry(tip, hide, [&](const Entry& e) -> Status {
+    if (!e.problem.empty()) return Status::Ok();
+    return sink(e.hash, e.text);
+  });
 }
 
 Status MetaLog::ForEachNewEntry(

@@ -41,8 +41,7 @@ Result<SegmentHeader> SegmentHeader::Parse(std::string_view line,
           "; this cmf reads up to " + std::to_string(kSegmentVersion));
     }
     h.site = facts::Site(j, "site");
-    h.seq =
-        facts::Int(j, "seq", 0, std::numeric_limits<std::int64_t>::max());
+    h.seq = facts::Int(j, "seq", 0, std::numeric_limits<std::int64_t>::max());
   } catch (const facts::FactError& e) {
     return Status::Corruption(std::string("not a cmf segment (bad header "
                                           "line: ") +

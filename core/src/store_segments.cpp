@@ -40,9 +40,8 @@ Result<Value> ValueFromJson(const json& j, std::string_view type) {
   } catch (const facts::FactError& e) {
     return Status::InvalidArgument(e.what());
   }
-  return Status::InvalidArgument(
-      fmt::format("a value of type '{}' cannot be a JSON {}", type,
-                  j.type_name()));
+  return Status::InvalidArgument(fmt::format(
+      "a value of type '{}' cannot be a JSON {}", type, j.type_name()));
 }
 
 json RealJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
@@ -609,7 +608,8 @@ Result<Store::IngestOutcome> Store::IngestSegment(const std::string& hash,
       SegmentPath(path_site.empty() ? "unknown" : path_site, hash), 200);
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt q, m.Prepare("SELECT reason FROM quarantine WHERE path = ?1"));
+        sql::Stmt q,
+        m.Prepare("SELECT reason FROM quarantine WHERE path = ?1"));
     Status st;
     if (q.Bind(1, path).Step(&st)) {
       out.kind = IngestOutcome::Kind::kQuarantined;
@@ -620,9 +620,9 @@ Result<Store::IngestOutcome> Store::IngestSegment(const std::string& hash,
     if (out.kind == IngestOutcome::Kind::kQuarantined) return out;
   }
   Rejection rejected;
-  CMF_ASSIGN_OR_RETURN(bool applied,
-                       ApplyFacts(hash, text, /*as_pending=*/false, site,
-                                  &rejected));
+  CMF_ASSIGN_OR_RETURN(
+      bool applied,
+      ApplyFacts(hash, text, /*as_pending=*/false, site, &rejected));
   if (rejected.reason.empty()) {
     if (applied) out.kind = IngestOutcome::Kind::kApplied;
     return out;
@@ -691,9 +691,12 @@ Result<std::vector<Store::Retried>> Store::RetryQuarantined() {
       s.Bind(1, kSegmentVersion).Bind(2, progress ? 1 : 0);
       while (s.Step(&st)) {
         Row r;
-        r.q = {s.Text(0), s.Text(1),
-               s.Text(2), s.Text(3),
-               s.IsNull(4) ? 0 : static_cast<int>(s.Int(4)), s.Int(5)};
+        r.q = {s.Text(0),
+               s.Text(1),
+               s.Text(2),
+               s.Text(3),
+               s.IsNull(4) ? 0 : static_cast<int>(s.Int(4)),
+               s.Int(5)};
         r.retry = s.Text(6);
         r.text = s.Text(7);
         rows.push_back(std::move(r));
@@ -704,9 +707,9 @@ Result<std::vector<Store::Retried>> Store::RetryQuarantined() {
     bool went_in = false;
     for (Row& r : rows) {
       Rejection rejected;
-      CMF_ASSIGN_OR_RETURN(
-          bool applied, ApplyFacts(r.q.hash, r.text, /*as_pending=*/false,
-                                   r.q.site, &rejected));
+      CMF_ASSIGN_OR_RETURN(bool applied,
+                           ApplyFacts(r.q.hash, r.text, /*as_pending=*/false,
+                                      r.q.site, &rejected));
       if (rejected.reason.empty()) {
         CMF_RETURN_IF_ERROR(m.InWrite([&]() -> Status {
           CMF_ASSIGN_OR_RETURN(
@@ -767,8 +770,8 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
   bool applied = false;
   const std::int64_t now_ms = m.options.clock->NowMs();
   if (text.size() > facts::kMaxSegmentBytes) {
-    rejected->reason = fmt::format("it is larger than {} bytes",
-                                   facts::kMaxSegmentBytes);
+    rejected->reason =
+        fmt::format("it is larger than {} bytes", facts::kMaxSegmentBytes);
     return false;
   }
   if (!as_pending && data::HashBytes(text) != hash) {
@@ -847,10 +850,9 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       if (found) return id;
       // Which quarantined segment has it, if one does: this one depends on
       // it.
-      CMF_ASSIGN_OR_RETURN(
-          sql::Stmt holder,
-          m.Prepare("SELECT site, hash FROM quarantine WHERE "
-                    "instr(text, ?1) > 0 LIMIT 1"));
+      CMF_ASSIGN_OR_RETURN(sql::Stmt holder,
+                           m.Prepare("SELECT site, hash FROM quarantine WHERE "
+                                     "instr(text, ?1) > 0 LIMIT 1"));
       std::string held_by;
       if (holder.Bind(1, key).Step(&qs)) {
         held_by = fmt::format(" (only the quarantined segment {}/{} has it)",
@@ -858,12 +860,12 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       }
       holder.Reset();
       CMF_RETURN_IF_ERROR(qs);
-      return reject(fmt::format("{} names {} '{}', which {}{}", subject(),
-                                what, key,
-                                as_pending ? "this store does not hold"
-                                           : "no ingested segment records",
-                                held_by),
-                    /*depends=*/true);
+      return reject(
+          fmt::format("{} names {} '{}', which {}{}", subject(), what, key,
+                      as_pending ? "this store does not hold"
+                                 : "no ingested segment records",
+                      held_by),
+          /*depends=*/true);
     };
     auto exec_id = [&](const std::string& uuid) {
       return row_of("execution", "uuid", "execution", uuid);
@@ -913,10 +915,10 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
                   : "sha256";
           auto kind = ParseArtifactKind(facts::Text(j, "kind"));
           if (!kind) throw facts::FactError("'kind' is not a kind of artifact");
-          ArtifactRef a{"", facts::Hash(j, "hash", algorithm),
-                        static_cast<std::uint64_t>(
-                            facts::Int(j, "size", 0, kMaxInt)),
-                        *kind};
+          ArtifactRef a{
+              "", facts::Hash(j, "hash", algorithm),
+              static_cast<std::uint64_t>(facts::Int(j, "size", 0, kMaxInt)),
+              *kind};
           line_status = m.EnsureArtifact(a, seg, algorithm);
           if (line_status.ok() && !as_pending &&
               header.site != m.options.site) {
@@ -942,7 +944,8 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
           std::optional<std::string> code_commit, code_repo;
           std::optional<std::int64_t> code_dirty;
           if (auto c = j.find("code"); c != j.end() && !c->is_null()) {
-            if (!c->is_object()) throw facts::FactError("'code' is not an object");
+            if (!c->is_object())
+              throw facts::FactError("'code' is not an object");
             code_commit = facts::PlainText(*c, "commit");
             code_repo = facts::Text(*c, "repo");
             code_dirty = c->contains("dirty") && facts::Bool(*c, "dirty");
@@ -959,11 +962,12 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
               throw facts::FactError("'params' is not an object");
             }
             for (const auto& [name, typed] : p->items()) {
-              if (!facts::IsName(name) || name.find('\0') != std::string::npos) {
+              if (!facts::IsName(name) ||
+                  name.find('\0') != std::string::npos) {
                 throw facts::FactError("a parameter's name is not a name");
               }
-              const std::string type =
-                  facts::OneOf(typed, "type", {"int", "real", "bool", "string"});
+              const std::string type = facts::OneOf(
+                  typed, "type", {"int", "real", "bool", "string"});
               Result<Value> v =
                   ValueFromJson(facts::Member(typed, "value"), type);
               if (!v.ok()) throw facts::FactError(v.status().message());
@@ -1141,8 +1145,8 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
         // Unknown kinds of fact come from a newer cmf: skipped, so that an
         // older site still reads what it understands.
       } catch (const std::exception& e) {  // FactError, or any other
-        return reject(fmt::format("{} is refused ({}): {}", subject(),
-                                  e.what(), Printable(line)));
+        return reject(fmt::format("{} is refused ({}): {}", subject(), e.what(),
+                                  Printable(line)));
       }
       if (line_status.code() == Code::kAlreadyExists) {
         // A rule of the schema the checks above let through.

@@ -678,17 +678,19 @@ TEST_CASE(
                        "ingested segment records (only the quarantined "
                        "segment evil/" +
                        h_not_json.substr(0, 12) + " has it)\n") == 1);
-  CHECK(Count(err, "cmf: warning: segment evil/000000000000 quarantined: its "
-                   "name is not the SHA-256 of its text\n") == 1);
+  CHECK(Count(err,
+              "cmf: warning: segment evil/000000000000 quarantined: its "
+              "name is not the SHA-256 of its text\n") == 1);
   CHECK(Count(err, "cmf: warning: segment evil/" + h_latin1.substr(0, 12) +
                        " quarantined: line 2 holds bytes that are not "
                        "UTF-8\n") == 1);
   CHECK(Count(err, "cmf: warning: segment evil/" + h_newer.substr(0, 12) +
                        " skipped: needs cmf segment format 2; this cmf reads "
                        "up to 1") == 1);
-  CHECK(Count(err, "cmf: warning: file 'segments/evil/x.jsonl' of the "
-                   "metadata log quarantined: its path in the log is not "
-                   "segments/<site>/<xx>/<hash>.jsonl\n") == 1);
+  CHECK(Count(err,
+              "cmf: warning: file 'segments/evil/x.jsonl' of the "
+              "metadata log quarantined: its path in the log is not "
+              "segments/<site>/<xx>/<hash>.jsonl\n") == 1);
   CHECK(Count(err, "cmf: warning: file 'segments/../") == 1);
   // Everything good arrived.
   CHECK(Ids(b) == Ids(a));

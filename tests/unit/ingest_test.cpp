@@ -206,8 +206,7 @@ TEST_CASE(
     std::string fragment;
     std::string header = "";
   };
-  const std::string deep =
-      std::string(100000, '[') + std::string(100000, ']');
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   const std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
   const std::int64_t max_i64 = std::numeric_limits<std::int64_t>::max();
   const std::vector<Case> cases = {
@@ -270,12 +269,15 @@ TEST_CASE(
        "'site' is not a site id"},
       {"code that is not an object", {Execution({{"code", 3}})}, "'code'"},
       {"code whose dirty flag is a string",
-       {Execution({{"code", {{"commit", "ab"}, {"dirty", "no"}, {"repo", ""}}}})},
+       {Execution(
+           {{"code", {{"commit", "ab"}, {"dirty", "no"}, {"repo", ""}}}})},
        "'dirty'"},
       {"a missing start time",
        {Execution({{"started_ms", nullptr}})},
        "no 'started_ms'"},
-      {"an unknown status", {Execution(), State({{"status", "done"}})}, "'status'"},
+      {"an unknown status",
+       {Execution(), State({{"status", "done"}})},
+       "'status'"},
       {"an exit code beyond an int",
        {Execution(), State({{"exit_code", max_i64}})},
        "'exit_code' is out"},
@@ -377,8 +379,7 @@ TEST_CASE(
   Store::IngestOutcome skipped = Ingest(*store, newer);
   CHECK(skipped.kind == Store::IngestOutcome::Kind::kQuarantined);
   CHECK(skipped.needs_format == 2);
-  CHECK(skipped.reason ==
-        "needs cmf segment format 2; this cmf reads up to 1");
+  CHECK(skipped.reason == "needs cmf segment format 2; this cmf reads up to 1");
   // A later segment naming its execution is held back too, and says why.
   const std::string later = Segment("site-a", {State()});
   Store::IngestOutcome held = Ingest(*store, later);
@@ -417,10 +418,10 @@ TEST_CASE(
     "still end") {
   TempDir dir;
   auto store = OpenStore(dir / "b.db", "site-b");
-  const std::string poisoned = Segment(
-      "site-a",
-      {Execution(),
-       State({{"hlc", std::numeric_limits<std::int64_t>::max() - 1}})});
+  const std::string poisoned =
+      Segment("site-a",
+              {Execution(),
+               State({{"hlc", std::numeric_limits<std::int64_t>::max() - 1}})});
   CHECK(Ingest(*store, poisoned).kind ==
         Store::IngestOutcome::Kind::kQuarantined);
   ExecutionRecord r;
@@ -436,8 +437,8 @@ TEST_CASE(
   REQUIRE(store->SetExecutionState(*row, ExecStatus::kOk, 0, kNow, "").ok());
   CHECK(store->GetExecution(r.id)->status == ExecStatus::kOk);
   // A day ahead is the bound: a clock a little fast is fine.
-  const std::string fast =
-      Segment("site-a", {Execution(), State({{"hlc", (kNow + 3600000) << 16}})});
+  const std::string fast = Segment(
+      "site-a", {Execution(), State({{"hlc", (kNow + 3600000) << 16}})});
   CHECK(Ingest(*store, fast).kind == Store::IngestOutcome::Kind::kApplied);
 }
 
