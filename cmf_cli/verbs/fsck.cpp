@@ -38,6 +38,9 @@ class FsckVerb : public Verb {
         out += fmt::format("missing object {} ({})\n", m.hash,
                            EscapeForDisplay(m.path));
       }
+      for (const auto& q : report->quarantined) {
+        out += fmt::format("quarantined segment {}: {}\n", q.path, q.reason);
+      }
       out += fmt::format("checked {} object{}\n", report->objects,
                          report->objects == 1 ? "" : "s");
       fmt::print("{}", out);

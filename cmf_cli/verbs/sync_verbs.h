@@ -65,6 +65,11 @@ class SyncVerb : public Verb {
                  r.objects_left, r.objects_left == 1 ? "" : "s",
                  r.objects_left == 1 ? "it is" : "they are");
     }
+    if (r.segments_quarantined > 0) {
+      fmt::print(", {} segment{} quarantined (cmf fsck lists them)",
+                 r.segments_quarantined,
+                 r.segments_quarantined == 1 ? "" : "s");
+    }
     if (r.merge != "up-to-date") fmt::print(" [{}]", r.merge);
     fmt::print("\n");
     return kExitOk;

@@ -22,7 +22,7 @@
 
 namespace cmf {
 
-constexpr int kGitModuleAbi = 1;
+constexpr int kGitModuleAbi = 2;
 
 // What MetaLog does, implemented over libgit2 in the module.
 class MetaLogBackend {
@@ -35,10 +35,9 @@ class MetaLogBackend {
                                             const std::string& message) = 0;
   virtual Result<MetaLog::Merged> Merge(const std::string& theirs,
                                         const std::string& message) = 0;
-  virtual Status ForEachNewSegment(
+  virtual Status ForEachNewEntry(
       const std::string& tip, const std::vector<std::string>& hide,
-      const std::function<Status(const std::string& hash,
-                                 const std::string& text)>& sink) const = 0;
+      const std::function<Status(const MetaLog::Entry&)>& sink) const = 0;
   virtual Result<std::int64_t> CountNew(const std::string& tip,
                                         const std::string& hide) const = 0;
   virtual Result<bool> IsAncestor(const std::string& a,

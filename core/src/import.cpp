@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "cmf/data/hash.h"
 #include "cmf/segment.h"
 #include "cmf/store.h"
+#include "fact_check.h"
 
 namespace fs = std::filesystem;
 
@@ -23,9 +25,15 @@ using json = nlohmann::json;
 // The site that facts brought from cmflib are stamped with.
 constexpr char kCmflibSite[] = "cmflib";
 
+// The kind of a fact ("" when it has none).
+std::string KindOfFact(const json& fact) {
+  auto it = fact.find("t");
+  return it != fact.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // Counts what a batch of fact lines holds.
 void Count(const json& fact, ImportReport* r) {
-  const std::string t = fact.value("t", "");
+  const std::string t = KindOfFact(fact);
   r->facts += 1;
   if (t == "execution") r->executions += 1;
   if (t == "artifact") r->artifacts += 1;
@@ -164,10 +172,10 @@ Status Apply(Store& store, const std::vector<json>& facts, ImportReport* report,
   std::vector<std::pair<int, std::string>> ordered;
   ordered.reserve(facts.size());
   for (const json& f : facts) {
-    auto it = rank.find(f.value("t", ""));
-    json line = f;  // a cmflib store's strings are bytes: keep them so
-    EncodeByteStrings(line);
-    ordered.emplace_back(it == rank.end() ? 8 : it->second, line.dump());
+    auto it = rank.find(KindOfFact(f));
+    json copy = f;  // a cmflib store's strings are bytes: keep them so
+    EncodeByteStrings(copy);
+    ordered.emplace_back(it == rank.end() ? 8 : it->second, copy.dump());
     Count(f, report);
   }
   std::stable_sort(
@@ -201,24 +209,40 @@ Result<std::string> ExportJson(Store& store,
 }
 
 Result<ImportReport> ImportJson(Store& store, const std::string& text) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || doc.value("format", "") != kExportFormat ||
-      !doc.contains("facts") || !doc["facts"].is_array()) {
-    return Status::InvalidArgument("not a cmf export (no \"format\": \"" +
-                                   std::string(kExportFormat) +
-                                   "\" with facts)");
+  CMF_ASSIGN_OR_RETURN(
+      json doc, facts::ParseJson(text, facts::kMaxExportBytes, "the export"));
+  const std::string not_export = "not a cmf export (no \"format\": \"" +
+                                 std::string(kExportFormat) + "\" with facts)";
+  if (!doc.is_object()) return Status::InvalidArgument(not_export);
+  auto format = doc.find("format");
+  auto all = doc.find("facts");
+  if (format == doc.end() || !format->is_string() ||
+      format->get_ref<const std::string&>() != kExportFormat ||
+      all == doc.end() || !all->is_array()) {
+    return Status::InvalidArgument(not_export);
   }
-  if (doc.value("version", 0) > kExportVersion) {
-    return Status::InvalidArgument("the export has version " +
-                                   std::to_string(doc.value("version", 0)) +
-                                   ", newer than this cmf reads; upgrade cmf");
+  if (auto v = doc.find("version"); v != doc.end()) {
+    if (!v->is_number_integer() || (!v->is_number_unsigned() && *v < 1)) {
+      return Status::InvalidArgument(
+          "the export's \"version\" is not a whole number from 1");
+    }
+    if (v->is_number_unsigned() ? v->get<std::uint64_t>() > kExportVersion
+                                : v->get<std::int64_t>() > kExportVersion) {
+      return Status::InvalidArgument("the export has version " + v->dump() +
+                                     ", newer than this cmf reads; upgrade "
+                                     "cmf");
+    }
   }
   ImportReport report;
   std::vector<json> facts;
-  for (const json& f : doc["facts"]) {
-    if (!f.is_object())
-      return Status::Corruption("a fact that is not an object");
-    facts.push_back(f);
+  facts.reserve(all->size());
+  for (std::size_t i = 0; i < all->size(); ++i) {
+    json& f = (*all)[i];
+    if (!f.is_object()) {
+      return Status::InvalidArgument("fact " + std::to_string(i + 1) +
+                                     " of the export is not an object");
+    }
+    facts.push_back(std::move(f));
   }
   CMF_RETURN_IF_ERROR(Apply(store, facts, &report, "import"));
   return report;
@@ -323,7 +347,12 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
                                    {"value", value}});
       }));
   for (auto& [id, x] : execs) {
-    if (x.uuid.empty()) x.uuid = SyntheticUuid(x.fact["pipeline"], id);
+    // An id cmf does not take as one (not a lowercase uuid) is replaced.
+    std::transform(x.uuid.begin(), x.uuid.end(), x.uuid.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (!facts::IsExecutionId(x.uuid)) {
+      x.uuid = SyntheticUuid(x.fact["pipeline"], id);
+    }
     x.fact["id"] = x.uuid;
   }
   // The git state, when cmflib recorded one.
@@ -379,12 +408,14 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
       {}, [&](sqlite3_stmt* s) {
         std::string uri = Text(s, 1);
         std::string name = Text(s, 2);
-        if (uri.empty())
-          uri = "mlmd-artifact-" + std::to_string(sqlite3_column_int64(s, 0));
         // cmflib names an artifact "path:uri" (and sometimes ":n" after it).
         std::string file = name;
-        if (auto at = name.find(":" + uri); at != std::string::npos)
+        if (auto at = name.find(":" + uri); !uri.empty() && at != name.npos)
           file = name.substr(0, at);
+        // A uri that cannot name an artifact (empty, or a path) is replaced
+        // by one made from its row.
+        if (!facts::IsArtifactHash(uri, "md5"))
+          uri = "mlmd-artifact-" + std::to_string(sqlite3_column_int64(s, 0));
         artifacts[sqlite3_column_int64(s, 0)] = {uri, file};
         facts.push_back({{"t", "artifact"},
                          {"hash", uri},

@@ -321,12 +321,24 @@ std::string FsckJson(const FsckReport& report, int indent) {
   json missing = json::array();
   for (const auto& m : report.missing)
     missing.push_back({{"hash", m.hash}, {"path", m.path}});
+  json quarantined = json::array();
+  for (const auto& q : report.quarantined) {
+    json j{{"path", q.path},
+           {"site", q.site},
+           {"segment", q.hash},
+           {"reason", q.reason},
+           {"recorded", FormatIsoUtc(q.recorded_ms)}};
+    j["needs_format"] =
+        q.needs_format > 0 ? json(q.needs_format) : json(nullptr);
+    quarantined.push_back(std::move(j));
+  }
   return Dump({{"ok", report.ok()},
                {"objects", report.objects},
                {"corrupt", report.corrupt},
                {"missing", missing},
                {"store_errors", report.store_errors},
-               {"interrupted", report.interrupted}},
+               {"interrupted", report.interrupted},
+               {"quarantined", quarantined}},
               indent);
 }
 
@@ -352,6 +364,7 @@ std::string SyncJson(const SyncReport& r, int indent) {
                {"commits_sent", r.commits_sent},
                {"commits_received", r.commits_received},
                {"segments_ingested", r.segments_ingested},
+               {"segments_quarantined", r.segments_quarantined},
                {"objects_sent", r.objects_sent},
                {"objects_received", r.objects_received},
                {"objects_left", r.objects_left},

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <git2.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "cmf/data/transport.h"
 #include "cmf/segment.h"
 #include "cmf_config.h"
+#include "fact_check.h"
 #include "git_module.h"
 #include "git_util.h"
 
@@ -87,12 +89,21 @@ Result<git_oid> UnionTrees(git_repository* repo, const git_tree* a,
     }
     git_oid id = *git_tree_entry_id(theirs);
     git_filemode_t mode = git_tree_entry_filemode(theirs);
+    // A name git refuses in a tree ("..", ".git", ...) was not written by
+    // cmf: it is left out (the walk of that side quarantines what it holds).
+    const std::string_view entry_name(name);
+    if (entry_name.empty() || entry_name == "." || entry_name == ".." ||
+        entry_name.find('/') != entry_name.npos ||
+        strcasecmp(name, ".git") == 0) {
+      continue;
+    }
     if (ours != nullptr) {
       if (git_tree_entry_type(ours) != GIT_OBJECT_TREE ||
           git_tree_entry_type(theirs) != GIT_OBJECT_TREE) {
-        return Status::Corruption(
-            "the metadata logs hold two different files at '" + where + name +
-            "': one of them was not written by cmf");
+        // Two different files at one path: one was not written by cmf (a
+        // segment's path names its content). Ours stays; the walk of their
+        // side finds theirs and quarantines it.
+        continue;
       }
       Tree ta, tb;
       rc = git_tree_lookup(ta.out(), repo, git_tree_entry_id(ours));
@@ -109,6 +120,38 @@ Result<git_oid> UnionTrees(git_repository* repo, const git_tree* a,
   rc = git_treebuilder_write(&out, builder.get());
   if (rc < 0) return git::Error(rc, "cannot merge the metadata log");
   return out;
+}
+
+// Fills ENTRY's site, hash and problem from its path. False when the path is
+// outside segments/ and harmless (a future kind of file, skipped).
+bool SegmentEntry(MetaLog::Entry* entry) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t slash = entry->path.find('/', start);
+    parts.push_back(entry->path.substr(start, slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  bool dotted = std::any_of(parts.begin(), parts.end(), [](const auto& p) {
+    return p.empty() || p == "." || p == "..";
+  });
+  if (parts[0] != "segments" && !dotted) return false;
+  if (parts.size() > 1 && IsValidSiteId(parts[1])) entry->site = parts[1];
+  const std::string& file = parts.back();
+  const std::string hash =
+      file.size() == 70 && file.ends_with(".jsonl") ? file.substr(0, 64) : "";
+  if (!dotted && parts.size() == 4 && !entry->site.empty() &&
+      facts::IsSha256Hex(hash) && parts[2] == hash.substr(0, 2)) {
+    entry->hash = hash;
+    return true;
+  }
+  if (dotted) entry->site.clear();
+  entry->problem = dotted ? "its path in the log holds \".\", \"..\" or an "
+                            "empty name"
+                          : "its path in the log is not "
+                            "segments/<site>/<xx>/<hash>.jsonl";
+  return true;
 }
 
 // Appends to OUT the blobs (path, id) that tree B has and tree A (which may be
@@ -536,11 +579,9 @@ class GitLog final : public MetaLogBackend {
                                     const std::string& message) override;
   Result<MetaLog::Merged> Merge(const std::string& theirs,
                                 const std::string& message) override;
-  Status ForEachNewSegment(const std::string& tip,
-                           const std::vector<std::string>& hide,
-                           const std::function<Status(const std::string& hash,
-                                                      const std::string& text)>&
-                               sink) const override;
+  Status ForEachNewEntry(
+      const std::string& tip, const std::vector<std::string>& hide,
+      const std::function<Status(const MetaLog::Entry&)>& sink) const override;
   Result<std::int64_t> CountNew(const std::string& tip,
                                 const std::string& hide) const override;
   Result<bool> IsAncestor(const std::string& a,
@@ -706,10 +747,9 @@ Result<MetaLog::Merged> GitLog::Merge(const std::string& theirs,
   return MetaLog::Merged{Hex(commit), MetaLog::MergeKind::kUnion};
 }
 
-Status GitLog::ForEachNewSegment(
+Status GitLog::ForEachNewEntry(
     const std::string& tip, const std::vector<std::string>& hide,
-    const std::function<Status(const std::string&, const std::string&)>& sink)
-    const {
+    const std::function<Status(const MetaLog::Entry&)>& sink) const {
   if (tip.empty()) return Status::Ok();
   Walk walk;
   int rc = git_revwalk_new(walk.out(), repo_);
@@ -749,18 +789,23 @@ Status GitLog::ForEachNewSegment(
     CMF_RETURN_IF_ERROR(
         AddedBlobs(repo_, parent_tree.get(), tree.get(), "", &added));
     for (const auto& [path, id] : added) {
-      if (path.rfind("segments/", 0) != 0 || path.size() < 70 ||
-          path.compare(path.size() - 6, 6, ".jsonl") != 0) {
-        continue;  // not a segment (a future kind of file): ignored
-      }
-      std::string hash = path.substr(path.size() - 70, 64);
+      MetaLog::Entry entry;
+      entry.path = path;
+      if (!SegmentEntry(&entry)) continue;  // a future kind of file
       Blob blob;
       rc = git_blob_lookup(blob.out(), repo_, &id);
       if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-      std::string text(
-          static_cast<const char*>(git_blob_rawcontent(blob.get())),
-          static_cast<std::size_t>(git_blob_rawsize(blob.get())));
-      CMF_RETURN_IF_ERROR(sink(hash, text));
+      auto size = static_cast<std::size_t>(git_blob_rawsize(blob.get()));
+      if (size > facts::kMaxSegmentBytes) {
+        if (entry.problem.empty()) {
+          entry.problem = "it is larger than " +
+                          std::to_string(facts::kMaxSegmentBytes) + " bytes";
+        }
+      } else {
+        entry.text.assign(
+            static_cast<const char*>(git_blob_rawcontent(blob.get())), size);
+      }
+      CMF_RETURN_IF_ERROR(sink(entry));
     }
   }
   if (rc != GIT_ITEROVER) return git::Error(rc, "cannot walk the metadata log");

@@ -53,7 +53,16 @@ Status MetaLog::ForEachNewSegment(
     const std::string& tip, const std::vector<std::string>& hide,
     const std::function<Status(const std::string& hash,
                                const std::string& text)>& sink) const {
-  return backend_->ForEachNewSegment(tip, hide, sink);
+  return backend_->ForEachNewEntry(tip, hide, [&](const Entry& e) -> Status {
+    if (!e.problem.empty()) return Status::Ok();
+    return sink(e.hash, e.text);
+  });
+}
+
+Status MetaLog::ForEachNewEntry(
+    const std::string& tip, const std::vector<std::string>& hide,
+    const std::function<Status(const Entry&)>& sink) const {
+  return backend_->ForEachNewEntry(tip, hide, sink);
 }
 
 Result<std::int64_t> MetaLog::CountNew(const std::string& tip,

@@ -1,7 +1,10 @@
 #include "cmf/segment.h"
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
+
+#include "fact_check.h"
 
 namespace cmf {
 
@@ -15,26 +18,34 @@ std::string SegmentHeader::Line() const {
       .dump();
 }
 
-Result<SegmentHeader> SegmentHeader::Parse(std::string_view line) {
-  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || j.value("format", "") != kSegmentFormat ||
-      !j.contains("version") || !j["version"].is_number_integer() ||
-      !j.contains("site") || !j["site"].is_string() || !j.contains("seq") ||
-      !j["seq"].is_number_integer()) {
-    return Status::Corruption("not a cmf segment (bad header line)");
+Result<SegmentHeader> SegmentHeader::Parse(std::string_view line,
+                                           int* newer_version) {
+  Result<json> parsed =
+      facts::ParseJson(line, facts::kMaxFactLineBytes, "the header line");
+  if (!parsed.ok()) {
+    return Status::Corruption("not a cmf segment (" +
+                              parsed.status().message() + ")");
   }
+  const json& j = *parsed;
   SegmentHeader h;
-  h.version = j["version"].get<int>();
-  if (h.version > kSegmentVersion) {
-    return Status::InvalidArgument(
-        "a segment has format version " + std::to_string(h.version) +
-        ", newer than this cmf understands; upgrade cmf");
-  }
-  h.site = j["site"].get<std::string>();
-  h.seq = j["seq"].get<std::int64_t>();
-  if (!IsValidSiteId(h.site)) {
-    return Status::Corruption("a segment names an invalid site '" + h.site +
-                              "'");
+  try {
+    if (facts::Text(j, "format") != kSegmentFormat) {
+      throw facts::FactError("'format' is not \"cmf-segment\"");
+    }
+    h.version = static_cast<int>(
+        facts::Int(j, "version", 1, std::numeric_limits<int>::max()));
+    if (h.version > kSegmentVersion) {
+      if (newer_version) *newer_version = h.version;
+      return Status::InvalidArgument(
+          "needs cmf segment format " + std::to_string(h.version) +
+          "; this cmf reads up to " + std::to_string(kSegmentVersion));
+    }
+    h.site = facts::Site(j, "site");
+    h.seq = facts::Int(j, "seq", 0, std::numeric_limits<std::int64_t>::max());
+  } catch (const facts::FactError& e) {
+    return Status::Corruption(std::string("not a cmf segment (bad header "
+                                          "line: ") +
+                              e.what() + ")");
   }
   return h;
 }
@@ -59,16 +70,22 @@ Result<std::vector<std::string>> SegmentArtifacts(std::string_view text) {
   while (pos < text.size()) {
     std::size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    json j = json::parse(text.substr(pos, end - pos), nullptr, false);
+    Result<json> parsed = facts::ParseJson(text.substr(pos, end - pos),
+                                           facts::kMaxFactLineBytes, "a line");
     pos = end + 1;
-    if (!j.is_object()) {
+    if (!parsed.ok() || !parsed->is_object()) {
       return Status::Corruption("a segment holds a line that is not JSON");
     }
-    const std::string t = j.value("t", "");
+    const json& j = *parsed;
+    auto it = j.find("t");
+    if (it == j.end() || !it->is_string()) continue;
+    const std::string& t = it->get_ref<const std::string&>();
     auto add = [&](const char* key) {
-      auto it = j.find(key);
-      if (it != j.end() && it->is_string())
-        out.push_back(it->get<std::string>());
+      auto h = j.find(key);
+      if (h != j.end() && h->is_string() &&
+          facts::IsSha256Hex(h->get_ref<const std::string&>())) {
+        out.push_back(h->get<std::string>());
+      }
     };
     if (t == "artifact" || t == "location") add("hash");
     if (t == "event") add("artifact");

@@ -241,6 +241,26 @@ std::string InterruptedMessage(const ProcessIdentity& p) {
       p.pid, p.host);
 }
 
+// Version 6: segments kept out of the store (doc/federation.md, "Quarantine"):
+// a bad segment from another site is recorded here instead of stopping every
+// pull. PATH is where the log holds it; RETRY says when it is tried again:
+// 'format' (its header needs a newer format: by a cmf that reads
+// NEEDS_FORMAT), 'depends' (it names a record only a quarantined segment
+// holds: when a retried segment goes in), NULL never. TEXT is kept for the
+// retries, and to tell which quarantined segment another depends on.
+constexpr char kMigrateV6[] = R"sql(
+CREATE TABLE quarantine (
+  path         TEXT PRIMARY KEY,
+  site         TEXT NOT NULL,
+  hash         TEXT NOT NULL,
+  reason       TEXT NOT NULL,
+  retry        TEXT CHECK (retry IN ('format', 'depends')),
+  needs_format INTEGER,
+  text         BLOB,
+  recorded_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -328,6 +348,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -350,6 +371,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
         if (user_version < 3) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
         if (user_version < 4) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
         if (user_version < 5) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
+        if (user_version < 6) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
         return impl->Exec(
             fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
       }));

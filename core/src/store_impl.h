@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,7 +72,11 @@ struct Store::Impl {
     std::int64_t last = get.Step(&st) ? get.Int(0) : 0;
     get.Reset();
     CMF_RETURN_IF_ERROR(st);
-    std::int64_t next = std::max(options.clock->NowMs() << 16, last + 1);
+    // (A store that took in a value at the end of time before such values
+    // were refused stays there rather than wrap around.)
+    std::int64_t next = std::max(
+        options.clock->NowMs() << 16,
+        last < std::numeric_limits<std::int64_t>::max() ? last + 1 : last);
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt put,
         Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('hlc', ?1)"));

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "cmf/byte_strings.h"
 #include "cmf/data/hash.h"
 #include "cmf/segment.h"
+#include "fact_check.h"
 #include "store_impl.h"
 
 namespace cmf {
@@ -24,16 +26,21 @@ json ValueJson(const Value& v) {
 // A typed value back from JSON with its type name. InvalidArgument when the
 // two disagree.
 Result<Value> ValueFromJson(const json& j, std::string_view type) {
-  if (type == "int" && j.is_number_integer())
-    return Value(j.get<std::int64_t>());
-  if (type == "real" && j.is_number()) return Value(j.get<double>());
-  if (type == "real" && j.is_null()) return Value(std::nan(""));
-  if (type == "bool" && j.is_boolean()) return Value(j.get<bool>());
-  if (type == "string") {
-    if (auto bytes = DecodeByteString(j)) return Value(std::move(*bytes));
+  try {
+    if (type == "int" && j.is_number_integer()) {
+      return Value(facts::IntOf(j, "value",
+                                std::numeric_limits<std::int64_t>::min(),
+                                std::numeric_limits<std::int64_t>::max()));
+    }
+    if (type == "real" && j.is_number()) return Value(j.get<double>());
+    if (type == "real" && j.is_null()) return Value(std::nan(""));
+    if (type == "bool" && j.is_boolean()) return Value(j.get<bool>());
+    if (type == "string") return Value(facts::StringOf(j, "value"));
+  } catch (const facts::FactError& e) {
+    return Status::InvalidArgument(e.what());
   }
-  return Status::InvalidArgument(
-      fmt::format("a value of type '{}' cannot be {}", type, j.dump()));
+  return Status::InvalidArgument(fmt::format(
+      "a value of type '{}' cannot be a JSON {}", type, j.type_name()));
 }
 
 json RealJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
@@ -53,34 +60,6 @@ struct Line {
 Line MakeLine(int rank, json j) {
   const bool bytes = EncodeByteStrings(j) > 0;
   return {rank, j.dump(), bytes};
-}
-
-// A string member: plain text, or bytes written as {"hex": …}.
-std::string Get(const json& j, const char* key) {
-  auto it = j.find(key);
-  std::optional<std::string> bytes;
-  if (it != j.end()) bytes = DecodeByteString(*it);
-  if (!bytes) {
-    throw std::invalid_argument(std::string("no string '") + key + "'");
-  }
-  return std::move(*bytes);
-}
-
-std::int64_t GetInt(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number_integer()) {
-    throw std::invalid_argument(std::string("no integer '") + key + "'");
-  }
-  return it->get<std::int64_t>();
-}
-
-std::optional<std::int64_t> GetOptInt(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer()) {
-    throw std::invalid_argument(std::string("no integer '") + key + "'");
-  }
-  return it->get<std::int64_t>();
 }
 
 // Which facts CollectFacts reads: an SQL condition per table (aliases as in
@@ -558,30 +537,287 @@ Result<bool> Store::HasSegment(const std::string& hash) {
   return found;
 }
 
-Result<bool> Store::IngestSegment(const std::string& hash,
-                                  std::string_view text) {
-  return ApplyFacts(hash, text, /*as_pending=*/false);
+// Why ApplyFacts refused a text (nothing of it applied).
+struct Store::Rejection {
+  std::string reason;
+  int needs_format = 0;  // its header needs this newer segment format
+  bool depends = false;  // it names a record this store does not hold
+};
+
+namespace {
+
+// TEXT for a message or a listing: printable ASCII as it is, every other byte
+// as \xNN, at most MAX bytes of it.
+std::string Printable(std::string_view text, std::size_t max = 160) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < max; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+// Records a quarantined segment in M's store. True when it was not there.
+template <typename StoreState>
+Result<bool> RecordQuarantine(StoreState& m, const std::string& path,
+                              const std::string& site, const std::string& hash,
+                              std::string_view text, const std::string& reason,
+                              int needs_format, bool depends) {
+  bool first = false;
+  CMF_RETURN_IF_ERROR(m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT INTO quarantine(path, site, hash, reason, retry, "
+                  "needs_format, text, recorded_ms) VALUES(?1, ?2, ?3, ?4, ?5, "
+                  "?6, ?7, ?8) ON CONFLICT(path) DO NOTHING"));
+    std::optional<std::string> retry;
+    if (needs_format > 0) retry = "format";
+    if (depends) retry = "depends";
+    std::optional<std::int64_t> needs;
+    if (needs_format > 0) needs = needs_format;
+    CMF_RETURN_IF_ERROR(s.Bind(1, path)
+                            .Bind(2, site)
+                            .Bind(3, hash)
+                            .Bind(4, reason)
+                            .Bind(5, retry)
+                            .Bind(6, needs)
+                            .Bind(7, text)
+                            .Bind(8, m.options.clock->NowMs())
+                            .Run());
+    first = sqlite3_changes(m.db) > 0;
+    return Status::Ok();
+  }));
+  return first;
+}
+
+}  // namespace
+
+Result<Store::IngestOutcome> Store::IngestSegment(const std::string& hash,
+                                                  std::string_view text,
+                                                  const std::string& site) {
+  Impl& m = *impl_;
+  IngestOutcome out;
+  CMF_ASSIGN_OR_RETURN(bool known, HasSegment(hash));
+  if (known) return out;
+  // Where the log holds it: its site as its path says, else as its header
+  // says.
+  std::string path_site = site;
+  if (path_site.empty()) {  // as its header says, even when it is refused
+    Result<json> h = facts::ParseJson(text.substr(0, text.find('\n')),
+                                      facts::kMaxFactLineBytes, "the header");
+    if (h.ok() && h->is_object()) {
+      auto it = h->find("site");
+      if (it != h->end() && it->is_string() &&
+          IsValidSiteId(it->get_ref<const std::string&>())) {
+        path_site = it->get<std::string>();
+      }
+    }
+  }
+  const std::string path = Printable(
+      SegmentPath(path_site.empty() ? "unknown" : path_site, hash), 200);
+  {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt q,
+        m.Prepare("SELECT reason FROM quarantine WHERE path = ?1"));
+    Status st;
+    if (q.Bind(1, path).Step(&st)) {
+      out.kind = IngestOutcome::Kind::kQuarantined;
+      out.reason = q.Text(0);
+    }
+    q.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    if (out.kind == IngestOutcome::Kind::kQuarantined) return out;
+  }
+  Rejection rejected;
+  CMF_ASSIGN_OR_RETURN(
+      bool applied,
+      ApplyFacts(hash, text, /*as_pending=*/false, site, &rejected));
+  if (rejected.reason.empty()) {
+    if (applied) out.kind = IngestOutcome::Kind::kApplied;
+    return out;
+  }
+  out.kind = IngestOutcome::Kind::kQuarantined;
+  out.reason = rejected.reason;
+  out.needs_format = rejected.needs_format;
+  CMF_ASSIGN_OR_RETURN(
+      out.first_time,
+      RecordQuarantine(m, path, path_site, Printable(hash, 64), text,
+                       rejected.reason, rejected.needs_format,
+                       rejected.depends));
+  return out;
+}
+
+Result<bool> Store::QuarantineFile(const std::string& path,
+                                   const std::string& site,
+                                   const std::string& hash,
+                                   std::string_view text,
+                                   const std::string& reason) {
+  return RecordQuarantine(*impl_, Printable(path, 200), Printable(site, 64),
+                          Printable(hash, 64), text, reason, 0, false);
+}
+
+Result<std::vector<Store::Quarantined>> Store::ListQuarantined() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT path, site, hash, reason, needs_format, "
+                     "recorded_ms FROM quarantine ORDER BY path"));
+  std::vector<Quarantined> out;
+  Status st;
+  while (s.Step(&st)) {
+    Quarantined q;
+    q.path = s.Text(0);
+    q.site = s.Text(1);
+    q.hash = s.Text(2);
+    q.reason = s.Text(3);
+    q.needs_format = s.IsNull(4) ? 0 : static_cast<int>(s.Int(4));
+    q.recorded_ms = s.Int(5);
+    out.push_back(std::move(q));
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Result<std::vector<Store::Retried>> Store::RetryQuarantined() {
+  Impl& m = *impl_;
+  std::vector<Retried> out;
+  bool progress = false;  // a retried segment went in: try its dependents
+  for (;;) {
+    struct Row {
+      Quarantined q;
+      std::string retry;
+      std::string text;
+    };
+    std::vector<Row> rows;
+    {
+      CMF_ASSIGN_OR_RETURN(
+          sql::Stmt s,
+          m.Prepare("SELECT path, site, hash, reason, needs_format, "
+                    "recorded_ms, retry, text FROM quarantine WHERE (retry = "
+                    "'format' AND needs_format <= ?1) OR (?2 AND retry = "
+                    "'depends') ORDER BY recorded_ms, path"));
+      Status st;
+      s.Bind(1, kSegmentVersion).Bind(2, progress ? 1 : 0);
+      while (s.Step(&st)) {
+        Row r;
+        r.q = {s.Text(0),
+               s.Text(1),
+               s.Text(2),
+               s.Text(3),
+               s.IsNull(4) ? 0 : static_cast<int>(s.Int(4)),
+               s.Int(5)};
+        r.retry = s.Text(6);
+        r.text = s.Text(7);
+        rows.push_back(std::move(r));
+      }
+      s.Reset();
+      CMF_RETURN_IF_ERROR(st);
+    }
+    bool went_in = false;
+    for (Row& r : rows) {
+      Rejection rejected;
+      CMF_ASSIGN_OR_RETURN(bool applied,
+                           ApplyFacts(r.q.hash, r.text, /*as_pending=*/false,
+                                      r.q.site, &rejected));
+      if (rejected.reason.empty()) {
+        CMF_RETURN_IF_ERROR(m.InWrite([&]() -> Status {
+          CMF_ASSIGN_OR_RETURN(
+              sql::Stmt d, m.Prepare("DELETE FROM quarantine WHERE path = ?1"));
+          return d.Bind(1, r.q.path).Run();
+        }));
+        if (applied) {
+          went_in = true;
+          out.push_back({r.q, {IngestOutcome::Kind::kApplied, false, "", 0}});
+        }
+        continue;
+      }
+      if (rejected.reason == r.q.reason) continue;  // no news
+      CMF_RETURN_IF_ERROR(m.InWrite([&]() -> Status {
+        CMF_ASSIGN_OR_RETURN(
+            sql::Stmt u,
+            m.Prepare("UPDATE quarantine SET reason = ?2, retry = ?3, "
+                      "needs_format = ?4 WHERE path = ?1"));
+        std::optional<std::string> retry;
+        std::optional<std::int64_t> needs;
+        if (rejected.needs_format > 0) {
+          retry = "format";
+          needs = rejected.needs_format;
+        }
+        if (rejected.depends) retry = "depends";
+        return u.Bind(1, r.q.path)
+            .Bind(2, rejected.reason)
+            .Bind(3, retry)
+            .Bind(4, needs)
+            .Run();
+      }));
+      r.q.reason = rejected.reason;
+      r.q.needs_format = rejected.needs_format;
+      out.push_back({r.q,
+                     {IngestOutcome::Kind::kQuarantined, true, rejected.reason,
+                      rejected.needs_format}});
+    }
+    if (!went_in) break;
+    progress = true;
+  }
+  return out;
 }
 
 Status Store::ImportFacts(std::string_view text) {
-  return ApplyFacts("", text, /*as_pending=*/true).status();
+  Rejection rejected;
+  CMF_RETURN_IF_ERROR(
+      ApplyFacts("", text, /*as_pending=*/true, "", &rejected).status());
+  if (!rejected.reason.empty()) {
+    return Status::InvalidArgument(rejected.reason);
+  }
+  return Status::Ok();
 }
 
 Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
-                               bool as_pending) {
+                               bool as_pending, const std::string& site,
+                               Rejection* rejected) {
   Impl& m = *impl_;
   bool applied = false;
-  const std::string where = as_pending ? std::string("the imported facts")
-                                       : "segment " + hash.substr(0, 12);
+  const std::int64_t now_ms = m.options.clock->NowMs();
+  if (text.size() > facts::kMaxSegmentBytes) {
+    rejected->reason =
+        fmt::format("it is larger than {} bytes", facts::kMaxSegmentBytes);
+    return false;
+  }
+  if (!as_pending && data::HashBytes(text) != hash) {
+    rejected->reason = "its name is not the SHA-256 of its text";
+    return false;
+  }
+  const auto newline = text.find('\n');
+  Result<SegmentHeader> parsed =
+      SegmentHeader::Parse(text.substr(0, newline), &rejected->needs_format);
+  if (!parsed.ok()) {
+    rejected->reason = parsed.status().message();
+    return false;
+  }
+  const SegmentHeader header = std::move(parsed).value();
+  if (!site.empty() && header.site != site) {
+    rejected->reason = fmt::format(
+        "its header names the site '{}', not '{}' whose path holds it",
+        header.site, site);
+    return false;
+  }
+  // Refuses the text for REASON: what was applied of it is rolled back.
+  auto reject = [&](std::string reason, bool depends = false) -> Status {
+    rejected->reason = std::move(reason);
+    rejected->depends = depends;
+    return Status::Corruption(rejected->reason);
+  };
+
   Status done = m.InWrite([&]() -> Status {
     if (!as_pending) {
       CMF_ASSIGN_OR_RETURN(bool known, HasSegment(hash));
       if (known) return Status::Ok();
     }
-    auto newline = text.find('\n');
-    CMF_ASSIGN_OR_RETURN(SegmentHeader header,
-                         SegmentHeader::Parse(text.substr(0, newline)));
-    Status st;
     // Imported facts are this site's to commit (seg null); a segment's are
     // committed already, in it.
     std::optional<std::int64_t> seg;
@@ -593,12 +829,18 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       CMF_RETURN_IF_ERROR(ins.Bind(1, hash)
                               .Bind(2, header.site)
                               .Bind(3, header.seq)
-                              .Bind(4, m.options.clock->NowMs())
+                              .Bind(4, now_ms)
                               .Run());
       seg = sqlite3_last_insert_rowid(m.db);
     }
     std::int64_t max_hlc = 0;
-    std::int64_t facts = 0;
+    std::int64_t fact_count = 0;
+    std::int64_t line_number = 1;  // the header's
+    // The line in messages.
+    auto subject = [&] {
+      return as_pending ? std::string("a fact")
+                        : fmt::format("line {}", line_number);
+    };
 
     // Runs SQL with BIND (a fact already known changes nothing).
     auto apply = [&](const std::string& sql,
@@ -619,12 +861,25 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       RowId id = found ? q.Int(0) : 0;
       q.Reset();
       CMF_RETURN_IF_ERROR(qs);
-      if (!found) {
-        return Status::Corruption(
-            fmt::format("{} names {} '{}', which no earlier segment records",
-                        where, what, key));
+      if (found) return id;
+      // Which quarantined segment has it, if one does: this one depends on
+      // it.
+      CMF_ASSIGN_OR_RETURN(sql::Stmt holder,
+                           m.Prepare("SELECT site, hash FROM quarantine WHERE "
+                                     "instr(text, ?1) > 0 LIMIT 1"));
+      std::string held_by;
+      if (holder.Bind(1, key).Step(&qs)) {
+        held_by = fmt::format(" (only the quarantined segment {}/{} has it)",
+                              holder.Text(0), holder.Text(1).substr(0, 12));
       }
-      return id;
+      holder.Reset();
+      CMF_RETURN_IF_ERROR(qs);
+      return reject(
+          fmt::format("{} names {} '{}', which {}{}", subject(), what, key,
+                      as_pending ? "this store does not hold"
+                                 : "no ingested segment records",
+                      held_by),
+          /*depends=*/true);
     };
     auto exec_id = [&](const std::string& uuid) {
       return row_of("execution", "uuid", "execution", uuid);
@@ -632,6 +887,20 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
     auto artifact_id = [&](const std::string& hash) {
       return row_of("artifact", "hash", "artifact", hash);
     };
+    auto ensure_pipeline = [&](const std::string& name) {
+      return m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
+                      "SELECT id FROM pipeline WHERE name = ?1",
+                      [&](sql::Stmt& s) { s.Bind(1, name); });
+    };
+    auto ensure_stage = [&](RowId pipeline, const std::string& name) {
+      return m.Ensure(
+          "INSERT OR IGNORE INTO stage(pipeline_id, name) VALUES(?1, ?2)",
+          "SELECT id FROM stage WHERE pipeline_id = ?1 AND name = ?2",
+          [&](sql::Stmt& s) { s.Bind(1, pipeline).Bind(2, name); });
+    };
+    constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMaxInt32 = std::numeric_limits<int>::max();
+    constexpr std::int64_t kMinInt32 = std::numeric_limits<int>::min();
 
     std::size_t pos =
         newline == std::string_view::npos ? text.size() : newline + 1;
@@ -640,22 +909,30 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
       if (end == std::string_view::npos) end = text.size();
       std::string_view line = text.substr(pos, end - pos);
       pos = end + 1;
+      ++line_number;
       if (line.empty()) continue;
-      ++facts;
-      json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      ++fact_count;
+      Result<json> parsed_line =
+          facts::ParseJson(line, facts::kMaxFactLineBytes, subject());
+      if (!parsed_line.ok()) return reject(parsed_line.status().message());
+      const json& j = *parsed_line;
       if (!j.is_object()) {
-        return Status::Corruption(where + " holds a line that is not JSON");
+        return reject(subject() + " is not a JSON object");
       }
       Status line_status;
       try {
-        const std::string t = Get(j, "t");
+        const std::string t = facts::Text(j, "t");
         if (t == "artifact") {
-          auto kind = ParseArtifactKind(Get(j, "kind"));
-          if (!kind) throw std::invalid_argument("unknown kind");
-          ArtifactRef a{"", Get(j, "hash"),
-                        static_cast<std::uint64_t>(GetInt(j, "size")), *kind};
-          std::string algorithm =
-              j.contains("algorithm") ? Get(j, "algorithm") : "sha256";
+          const std::string algorithm =
+              j.contains("algorithm")
+                  ? facts::OneOf(j, "algorithm", {"sha256", "md5"})
+                  : "sha256";
+          auto kind = ParseArtifactKind(facts::Text(j, "kind"));
+          if (!kind) throw facts::FactError("'kind' is not a kind of artifact");
+          ArtifactRef a{
+              "", facts::Hash(j, "hash", algorithm),
+              static_cast<std::uint64_t>(facts::Int(j, "size", 0, kMaxInt)),
+              *kind};
           line_status = m.EnsureArtifact(a, seg, algorithm);
           if (line_status.ok() && !as_pending &&
               header.site != m.options.site) {
@@ -666,96 +943,127 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
             line_status = w.Bind(1, a.hash).Run();
           }
         } else if (t == "execution") {
-          const std::string pipeline_name = Get(j, "pipeline");
-          const std::string stage_name = Get(j, "stage");
-          CMF_ASSIGN_OR_RETURN(
-              RowId pipeline,
-              m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
-                       "SELECT id FROM pipeline WHERE name = ?1",
-                       [&](sql::Stmt& s) { s.Bind(1, pipeline_name); }));
-          CMF_ASSIGN_OR_RETURN(
-              RowId stage,
-              m.Ensure("INSERT OR IGNORE INTO stage(pipeline_id, name) "
-                       "VALUES(?1, ?2)",
-                       "SELECT id FROM stage WHERE pipeline_id = ?1 AND "
-                       "name = ?2",
-                       [&](sql::Stmt& s) {
-                         s.Bind(1, pipeline).Bind(2, stage_name);
-                       }));
+          const std::string uuid = facts::ExecutionId(j, "id");
+          const std::string pipeline_name = facts::Name(j, "pipeline");
+          const std::string stage_name = facts::Name(j, "stage");
+          json command = json::array();
+          if (auto c = j.find("command"); c != j.end()) {
+            if (!c->is_array()) {
+              throw facts::FactError("'command' is not an array of strings");
+            }
+            for (const json& arg : *c) {
+              command.push_back(facts::StringOf(arg, "command"));
+            }
+          }
+          std::optional<std::string> code_commit, code_repo;
+          std::optional<std::int64_t> code_dirty;
+          if (auto c = j.find("code"); c != j.end() && !c->is_null()) {
+            if (!c->is_object())
+              throw facts::FactError("'code' is not an object");
+            code_commit = facts::PlainText(*c, "commit");
+            code_repo = facts::Text(*c, "repo");
+            code_dirty = c->contains("dirty") && facts::Bool(*c, "dirty");
+          }
+          const std::string host = facts::PlainText(j, "host");
+          const std::string user = facts::PlainText(j, "user");
+          const std::string exec_site = facts::Site(j, "site");
+          const std::int64_t started_ms =
+              facts::Int(j, "started_ms", 0, kMaxInt);
+          std::vector<std::pair<std::string, std::pair<std::string, Value>>>
+              params;
+          if (auto p = j.find("params"); p != j.end() && !p->is_null()) {
+            if (!p->is_object()) {
+              throw facts::FactError("'params' is not an object");
+            }
+            for (const auto& [name, typed] : p->items()) {
+              if (!facts::IsName(name) ||
+                  name.find('\0') != std::string::npos) {
+                throw facts::FactError("a parameter's name is not a name");
+              }
+              const std::string type = facts::OneOf(
+                  typed, "type", {"int", "real", "bool", "string"});
+              Result<Value> v =
+                  ValueFromJson(facts::Member(typed, "value"), type);
+              if (!v.ok()) throw facts::FactError(v.status().message());
+              params.push_back({name, {type, std::move(v).value()}});
+            }
+          }
+          CMF_ASSIGN_OR_RETURN(RowId pipeline, ensure_pipeline(pipeline_name));
+          CMF_ASSIGN_OR_RETURN(RowId stage, ensure_stage(pipeline, stage_name));
           CMF_ASSIGN_OR_RETURN(
               sql::Stmt e,
               m.Prepare("INSERT INTO execution(uuid, stage_id, command, "
                         "code_commit, code_dirty, code_repo, host, user, site, "
                         "started_ms, seg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                         "?8, ?9, ?10, ?11) ON CONFLICT(uuid) DO NOTHING"));
-          const std::string uuid = Get(j, "id");
-          e.Bind(1, uuid).Bind(2, stage).Bind(
-              3, j.value("command", json::array()).dump());
-          const json& code = j.value("code", json());
-          if (code.is_object()) {
-            e.Bind(4, Get(code, "commit"))
-                .Bind(5, static_cast<std::int64_t>(code.value("dirty", false)))
-                .Bind(6, Get(code, "repo"));
-          }
-          e.Bind(7, Get(j, "host"))
-              .Bind(8, Get(j, "user"))
-              .Bind(9, Get(j, "site"));
-          e.Bind(10, GetInt(j, "started_ms")).Bind(11, seg);
-          CMF_RETURN_IF_ERROR(e.Run());
-          if (sqlite3_changes(m.db) > 0) {
+          e.Bind(1, uuid).Bind(2, stage).Bind(3, command.dump());
+          e.Bind(4, code_commit).Bind(5, code_dirty).Bind(6, code_repo);
+          e.Bind(7, host).Bind(8, user).Bind(9, exec_site);
+          e.Bind(10, started_ms).Bind(11, seg);
+          line_status = e.Run();
+          if (line_status.ok() && sqlite3_changes(m.db) > 0) {
             RowId id = sqlite3_last_insert_rowid(m.db);
             CMF_ASSIGN_OR_RETURN(
                 sql::Stmt p,
                 m.Prepare("INSERT OR IGNORE INTO param(execution_id, name, "
                           "type, value) VALUES(?1, ?2, ?3, ?4)"));
-            const json params = j.value("params", json::object());
-            for (const auto& [name, typed] : params.items()) {
-              const std::string type = Get(typed, "type");
-              CMF_ASSIGN_OR_RETURN(Value v,
-                                   ValueFromJson(typed["value"], type));
-              CMF_RETURN_IF_ERROR(p.Bind(1, id)
-                                      .Bind(2, name)
-                                      .Bind(3, type)
-                                      .BindValue(4, v)
-                                      .Run());
+            for (const auto& [name, typed] : params) {
+              line_status = p.Bind(1, id)
+                                .Bind(2, name)
+                                .Bind(3, typed.first)
+                                .BindValue(4, typed.second)
+                                .Run();
+              if (!line_status.ok()) break;
             }
           }
         } else if (t == "state") {
-          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
-          auto status = ParseExecStatus(Get(j, "status"));
-          if (!status) throw std::invalid_argument("unknown status");
-          std::int64_t hlc = GetInt(j, "hlc");
+          const std::string uuid = facts::ExecutionId(j, "execution");
+          auto status = ParseExecStatus(facts::Text(j, "status"));
+          if (!status) {
+            throw facts::FactError("'status' is not a status of an execution");
+          }
+          const std::int64_t hlc = facts::Hlc(j, "hlc", now_ms);
+          const std::string state_site = facts::Site(j, "site");
+          const auto exit_code =
+              facts::OptInt(j, "exit_code", kMinInt32, kMaxInt32);
+          const auto ended_ms = facts::OptInt(j, "ended_ms", 0, kMaxInt);
+          const std::string message = facts::Text(j, "message");
+          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(uuid));
           max_hlc = std::max(max_hlc, hlc);
           line_status = apply(
               "INSERT OR IGNORE INTO execution_state(execution_id, hlc, site, "
               "status, exit_code, ended_ms, message, seg) "
               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
               [&](sql::Stmt& s) {
-                s.Bind(1, e).Bind(2, hlc).Bind(3, Get(j, "site"));
+                s.Bind(1, e).Bind(2, hlc).Bind(3, state_site);
                 s.Bind(4, ToString(*status))
-                    .Bind(5, GetOptInt(j, "exit_code"))
-                    .Bind(6, GetOptInt(j, "ended_ms"))
-                    .Bind(7, Get(j, "message"))
+                    .Bind(5, exit_code)
+                    .Bind(6, ended_ms)
+                    .Bind(7, message)
                     .Bind(8, seg);
               });
         } else if (t == "event") {
-          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
-          CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(Get(j, "artifact")));
-          const std::string direction = Get(j, "direction");
-          if (direction != "input" && direction != "output") {
-            throw std::invalid_argument("unknown direction");
-          }
+          const std::string uuid = facts::ExecutionId(j, "execution");
+          const std::string hash = facts::ArtifactName(j, "artifact");
+          const std::string direction =
+              facts::OneOf(j, "direction", {"input", "output"});
+          const std::int64_t position = facts::Int(j, "position", 0, kMaxInt32);
+          const std::string path = facts::Text(j, "path");
+          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(uuid));
+          CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(hash));
           line_status = apply(
               "INSERT OR IGNORE INTO event(execution_id, direction, position, "
               "artifact_id, path, seg) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
               [&](sql::Stmt& s) {
                 s.Bind(1, e).Bind(2, direction == "input" ? 0 : 1);
-                s.Bind(3, GetInt(j, "position")).Bind(4, a);
-                s.Bind(5, Get(j, "path")).Bind(6, seg);
+                s.Bind(3, position).Bind(4, a);
+                s.Bind(5, path).Bind(6, seg);
               });
         } else if (t == "derived_from") {
-          CMF_ASSIGN_OR_RETURN(RowId child, artifact_id(Get(j, "artifact")));
-          CMF_ASSIGN_OR_RETURN(RowId parent, artifact_id(Get(j, "parent")));
+          const std::string child_hash = facts::ArtifactName(j, "artifact");
+          const std::string parent_hash = facts::ArtifactName(j, "parent");
+          CMF_ASSIGN_OR_RETURN(RowId child, artifact_id(child_hash));
+          CMF_ASSIGN_OR_RETURN(RowId parent, artifact_id(parent_hash));
           line_status = apply(
               "INSERT OR IGNORE INTO derived_from(artifact_id, parent_id, seg) "
               "VALUES(?1, ?2, ?3)",
@@ -763,100 +1071,111 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
                 s.Bind(1, child).Bind(2, parent).Bind(3, seg);
               });
         } else if (t == "metrics") {
-          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(Get(j, "execution")));
-          CMF_ASSIGN_OR_RETURN(RowId series, m.EnsureSeries(Get(j, "series")));
-          const json& steps = j.at("steps");
-          const json& values = j.at("values");
+          const std::string uuid = facts::ExecutionId(j, "execution");
+          const std::string series_name = facts::Name(j, "series");
+          const json& steps = facts::Member(j, "steps");
+          const json& values = facts::Member(j, "values");
           if (!steps.is_array() || !values.is_array() ||
               steps.size() != values.size()) {
-            throw std::invalid_argument("steps and values differ");
+            throw facts::FactError(
+                "'steps' and 'values' are not two arrays of one length");
           }
+          std::vector<std::pair<std::int64_t, double>> points;
+          points.reserve(steps.size());
+          for (std::size_t i = 0; i < steps.size(); ++i) {
+            const json& v = values[i];
+            if (!v.is_null() && !v.is_number()) {
+              throw facts::FactError("a metric value is not a number or null");
+            }
+            points.emplace_back(facts::IntOf(steps[i], "steps", 0, kMaxInt),
+                                v.is_null() ? std::nan("") : v.get<double>());
+          }
+          CMF_ASSIGN_OR_RETURN(RowId e, exec_id(uuid));
+          CMF_ASSIGN_OR_RETURN(RowId series, m.EnsureSeries(series_name));
           CMF_ASSIGN_OR_RETURN(
               sql::Stmt s,
               m.Prepare("INSERT OR REPLACE INTO metric(execution_id, "
                         "series_id, step, value, seg) VALUES(?1, ?2, ?3, ?4, "
                         "?5)"));
-          for (std::size_t i = 0; i < steps.size(); ++i) {
-            double v =
-                values[i].is_null() ? std::nan("") : values[i].get<double>();
-            CMF_RETURN_IF_ERROR(s.Bind(1, e)
-                                    .Bind(2, series)
-                                    .Bind(3, steps[i].get<std::int64_t>())
-                                    .Bind(4, v)
-                                    .Bind(5, seg)
-                                    .Run());
+          for (const auto& [step, value] : points) {
+            line_status = s.Bind(1, e)
+                              .Bind(2, series)
+                              .Bind(3, step)
+                              .Bind(4, value)
+                              .Bind(5, seg)
+                              .Run();
+            if (!line_status.ok()) break;
           }
         } else if (t == "property") {
-          const std::string type_name = Get(j, "target_type");
-          const std::string target = Get(j, "target");
+          const std::string type_name = facts::OneOf(
+              j, "target_type", {"pipeline", "stage", "execution", "artifact"});
+          const std::string name = facts::Name(j, "name");
+          const std::int64_t hlc = facts::Hlc(j, "hlc", now_ms);
+          const std::string property_site = facts::Site(j, "site");
+          const std::string type =
+              facts::OneOf(j, "type", {"int", "real", "bool", "string"});
+          Result<Value> v = ValueFromJson(facts::Member(j, "value"), type);
+          if (!v.ok()) throw facts::FactError(v.status().message());
           RowId id = 0;
           if (type_name == "execution") {
-            CMF_ASSIGN_OR_RETURN(id, exec_id(target));
+            CMF_ASSIGN_OR_RETURN(id, exec_id(facts::ExecutionId(j, "target")));
           } else if (type_name == "artifact") {
-            CMF_ASSIGN_OR_RETURN(id, artifact_id(target));
+            CMF_ASSIGN_OR_RETURN(id,
+                                 artifact_id(facts::ArtifactName(j, "target")));
           } else if (type_name == "pipeline") {
-            CMF_ASSIGN_OR_RETURN(
-                id, m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
-                             "SELECT id FROM pipeline WHERE name = ?1",
-                             [&](sql::Stmt& s) { s.Bind(1, target); }));
-          } else if (type_name == "stage") {
-            auto slash = target.rfind('/');
-            if (slash == std::string::npos) {
-              throw std::invalid_argument("a stage target is PIPELINE/STAGE");
-            }
-            const std::string pname = target.substr(0, slash);
-            const std::string sname = target.substr(slash + 1);
-            CMF_ASSIGN_OR_RETURN(
-                RowId pipeline,
-                m.Ensure("INSERT OR IGNORE INTO pipeline(name) VALUES(?1)",
-                         "SELECT id FROM pipeline WHERE name = ?1",
-                         [&](sql::Stmt& s) { s.Bind(1, pname); }));
-            CMF_ASSIGN_OR_RETURN(
-                id, m.Ensure("INSERT OR IGNORE INTO stage(pipeline_id, name) "
-                             "VALUES(?1, ?2)",
-                             "SELECT id FROM stage WHERE pipeline_id = ?1 AND "
-                             "name = ?2",
-                             [&](sql::Stmt& s) {
-                               s.Bind(1, pipeline).Bind(2, sname);
-                             }));
+            CMF_ASSIGN_OR_RETURN(id, ensure_pipeline(facts::Name(j, "target")));
           } else {
-            throw std::invalid_argument("unknown target type");
+            const std::string target = facts::Text(j, "target");
+            auto slash = target.rfind('/');
+            if (slash == std::string::npos ||
+                !facts::IsName(target.substr(0, slash)) ||
+                !facts::IsName(target.substr(slash + 1))) {
+              throw facts::FactError("a stage target is not PIPELINE/STAGE");
+            }
+            CMF_ASSIGN_OR_RETURN(RowId pipeline,
+                                 ensure_pipeline(target.substr(0, slash)));
+            CMF_ASSIGN_OR_RETURN(
+                id, ensure_stage(pipeline, target.substr(slash + 1)));
           }
-          const std::string type = Get(j, "type");
-          CMF_ASSIGN_OR_RETURN(Value v, ValueFromJson(j["value"], type));
-          std::int64_t hlc = GetInt(j, "hlc");
           max_hlc = std::max(max_hlc, hlc);
           line_status = apply(
               "INSERT OR IGNORE INTO property(target_type, target_id, name, "
               "hlc, site, type, value, seg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
               "?8)",
               [&](sql::Stmt& s) {
-                s.Bind(1, type_name).Bind(2, id).Bind(3, Get(j, "name"));
-                s.Bind(4, hlc).Bind(5, Get(j, "site")).Bind(6, type);
-                s.BindValue(7, v).Bind(8, seg);
+                s.Bind(1, type_name).Bind(2, id).Bind(3, name);
+                s.Bind(4, hlc).Bind(5, property_site).Bind(6, type);
+                s.BindValue(7, *v).Bind(8, seg);
               });
         } else if (t == "location") {
-          CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(Get(j, "hash")));
+          const std::string hash = facts::ArtifactName(j, "hash");
+          const std::string at = facts::Site(j, "at");
+          CMF_ASSIGN_OR_RETURN(RowId a, artifact_id(hash));
           line_status = apply(
               "INSERT OR IGNORE INTO location(artifact_id, site, seg) "
               "VALUES(?1, ?2, ?3)",
-              [&](sql::Stmt& s) {
-                s.Bind(1, a).Bind(2, Get(j, "at")).Bind(3, seg);
-              });
+              [&](sql::Stmt& s) { s.Bind(1, a).Bind(2, at).Bind(3, seg); });
         }
         // Unknown kinds of fact come from a newer cmf: skipped, so that an
         // older site still reads what it understands.
-      } catch (const std::exception& e) {
-        return Status::Corruption(where + " holds a malformed fact (" +
-                                  e.what() +
-                                  "): " + std::string(line.substr(0, 200)));
+      } catch (const std::exception& e) {  // FactError, or any other
+        return reject(fmt::format("{} is refused ({}): {}", subject(), e.what(),
+                                  Printable(line)));
+      }
+      if (line_status.code() == Code::kAlreadyExists) {
+        // A rule of the schema the checks above let through.
+        return reject(fmt::format("{} breaks a rule of the store ({}): {}",
+                                  subject(), line_status.message(),
+                                  Printable(line)));
       }
       CMF_RETURN_IF_ERROR(line_status);
     }
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt count,
         m.Prepare("UPDATE segment SET facts = ?1 WHERE id = ?2"));
-    if (seg) CMF_RETURN_IF_ERROR(count.Bind(1, facts).Bind(2, *seg).Run());
+    if (seg) {
+      CMF_RETURN_IF_ERROR(count.Bind(1, fact_count).Bind(2, *seg).Run());
+    }
     if (max_hlc > 0) {  // the clock moves past every fact seen (receive rule)
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt clock,
@@ -868,6 +1187,7 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
     applied = true;
     return Status::Ok();
   });
+  if (!rejected->reason.empty()) return false;  // rolled back
   if (!done.ok()) return done;
   return applied;
 }

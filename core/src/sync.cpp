@@ -1,6 +1,7 @@
 #include "cmf/sync.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -237,36 +238,87 @@ Result<std::string> StoreId(data::ObjectTransport& t) {
   return id;
 }
 
+// Says on stderr, once per segment, that one was kept out of the store.
+void WarnQuarantined(const std::string& site, const std::string& hash,
+                     const std::string& path, const std::string& reason,
+                     int needs_format) {
+  const std::string what = !site.empty() && !hash.empty()
+                               ? "segment " + site + "/" + hash.substr(0, 12)
+                               : "file '" + path + "' of the metadata log";
+  if (needs_format > 0) {
+    fmt::print(stderr,
+               "cmf: warning: {} skipped: {} (a cmf that reads it will "
+               "ingest it)\n",
+               what, reason);
+  } else {
+    fmt::print(stderr, "cmf: warning: {} quarantined: {}\n", what, reason);
+  }
+}
+
 // Ingests every segment reachable from main that the store does not hold yet:
 // those a merge just brought, or those left by a run cut short between moving
 // main and ingesting. Moves the store's ingested tip to main in the same
-// transaction as the last of them.
-Result<std::int64_t> CatchUp(Repo& repo, MetaLog& log) {
+// transaction as the last of them. A bad segment is quarantined (and said
+// once on stderr), never a wall: the others go on. First tries again the
+// quarantined segments this cmf may read now. Counts what it quarantined in
+// *QUARANTINED when given.
+Result<std::int64_t> CatchUp(Repo& repo, MetaLog& log,
+                             std::int64_t* quarantined = nullptr) {
   Store& store = repo.store();
+  std::int64_t ingested = 0;
+  CMF_ASSIGN_OR_RETURN(std::vector<Store::Retried> retried,
+                       store.RetryQuarantined());
+  for (const Store::Retried& r : retried) {
+    if (r.outcome.kind == Store::IngestOutcome::Kind::kApplied) {
+      ++ingested;
+    } else {
+      WarnQuarantined(r.segment.site, r.segment.hash, r.segment.path,
+                      r.outcome.reason, r.outcome.needs_format);
+      if (quarantined) ++*quarantined;
+    }
+  }
   CMF_ASSIGN_OR_RETURN(std::string tip, log.Tip());
   CMF_ASSIGN_OR_RETURN(std::string done, store.IngestedTip());
-  if (tip == done) return 0;
-  std::int64_t ingested = 0;
+  if (tip == done) return ingested;
   // Segments go in by batches of transactions: one flush per batch, and a
   // failure rolls back only the batch it happens in (ingest is idempotent).
+  // Inside a batch each segment is its own savepoint, so a bad one is rolled
+  // back alone.
   constexpr int kBatch = 256;
   int in_batch = 0;
   CMF_RETURN_IF_ERROR(store.BeginBatch());
-  Status walked = log.ForEachNewSegment(
-      tip, {done},
-      [&](const std::string& hash, const std::string& text) -> Status {
+  Status walked = log.ForEachNewEntry(
+      tip, {done}, [&](const MetaLog::Entry& entry) -> Status {
         if (in_batch == kBatch) {
           CMF_RETURN_IF_ERROR(store.EndBatch(/*commit=*/true));
           CMF_RETURN_IF_ERROR(store.BeginBatch());
           in_batch = 0;
         }
         ++in_batch;
-        if (data::HashBytes(text) != hash) {
-          return Status::Corruption("segment " + hash.substr(0, 12) +
-                                    " does not match its name");
+        if (!entry.problem.empty()) {
+          const std::string hash =
+              entry.hash.empty() ? data::HashBytes(entry.text) : entry.hash;
+          // The same text at a segment's path is fine: nothing to say.
+          CMF_ASSIGN_OR_RETURN(bool known, store.HasSegment(hash));
+          if (known) return Status::Ok();
+          CMF_ASSIGN_OR_RETURN(
+              bool first, store.QuarantineFile(entry.path, entry.site, hash,
+                                               entry.text, entry.problem));
+          if (first) {
+            WarnQuarantined("", "", entry.path, entry.problem, 0);
+            if (quarantined) ++*quarantined;
+          }
+          return Status::Ok();
         }
-        CMF_ASSIGN_OR_RETURN(bool applied, store.IngestSegment(hash, text));
-        if (applied) ++ingested;
+        CMF_ASSIGN_OR_RETURN(
+            Store::IngestOutcome outcome,
+            store.IngestSegment(entry.hash, entry.text, entry.site));
+        if (outcome.kind == Store::IngestOutcome::Kind::kApplied) ++ingested;
+        if (outcome.first_time) {
+          WarnQuarantined(entry.site, entry.hash, entry.path, outcome.reason,
+                          outcome.needs_format);
+          if (quarantined) ++*quarantined;
+        }
         return Status::Ok();
       });
   if (walked.ok()) walked = store.SetIngestedTip(tip);
@@ -308,7 +360,8 @@ Status FetchAndMerge(Repo& repo, MetaLog& log, const RemoteSpec& remote,
     report->merge = ShortMerge(merged.kind);
   }
   data::CrashPoint("pull:merged");
-  CMF_ASSIGN_OR_RETURN(std::int64_t n, CatchUp(repo, log));
+  CMF_ASSIGN_OR_RETURN(std::int64_t n,
+                       CatchUp(repo, log, &report->segments_quarantined));
   report->segments_ingested += n;
   data::CrashPoint("pull:ingested");
   return Status::Ok();
@@ -715,8 +768,9 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     CMF_RETURN_IF_ERROR(log.ForEachNewSegment(
         ours, {remote_tip},
         [&](const std::string&, const std::string& text) -> Status {
-          CMF_ASSIGN_OR_RETURN(auto names, SegmentArtifacts(text));
-          named.insert(names.begin(), names.end());
+          // A segment that is not one (quarantined) names nothing to send.
+          Result<std::vector<std::string>> names = SegmentArtifacts(text);
+          if (names.ok()) named.insert(names->begin(), names->end());
           return Status::Ok();
         }));
     if (options.data == DataPolicy::kAll) {

@@ -497,6 +497,7 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
         report.missing.push_back({f.hash, Join(a.path, f.path)});
     }
   }
+  CMF_ASSIGN_OR_RETURN(report.quarantined, repo.store().ListQuarantined());
   return report;
 }
 

@@ -557,3 +557,177 @@ TEST_CASE("federation: half-finished states at one site never spread") {
     Ok(d({"fsck"}));
   }
 }
+
+namespace {
+
+// Commits TEXT at PATH of the tree on main of the bare git repository
+// GIT_DIR, with git plumbing, as a hostile or broken site could. With
+// DOTDOT, the file goes into a folder named ".." under segments/ instead.
+void Plant(const fs::path& git_dir, const std::string& path,
+           const std::string& text, bool dotdot = false) {
+  TempDir tmp;
+  WriteFile(tmp / "blob", text);
+  const std::string script =
+      "set -e; export GIT_DIR=\"$1\" GIT_INDEX_FILE=\"$2/index\"\n"
+      "blob=$(git hash-object -w \"$2/blob\")\n"
+      "if [ \"$4\" = dotdot ]; then\n"
+      "  inner=$(printf '100644 blob %s\\t%s\\n' $blob \"$3\" | git mktree)\n"
+      "  seg=$( (git ls-tree main:segments; printf '040000 tree %s\\t..\\n' "
+      "$inner) | git mktree)\n"
+      "  tree=$( (git ls-tree main | grep -v '\tsegments$' || true; printf "
+      "'040000 tree %s\\tsegments\\n' $seg) | git mktree)\n"
+      "else\n"
+      "  git read-tree main\n"
+      "  git update-index --add --cacheinfo 100644,$blob,\"$3\"\n"
+      "  tree=$(git write-tree)\n"
+      "fi\n"
+      "commit=$(git -c user.name=evil -c user.email=evil@x commit-tree $tree "
+      "-p main -m planted)\n"
+      "git update-ref refs/heads/main $commit\n";
+  Outcome o = RunProcess({"sh", "-c", script, "sh", git_dir.string(),
+                          tmp.path().string(), path, dotdot ? "dotdot" : ""},
+                         tmp.path());
+  INFO(o.err);
+  REQUIRE(o.exit_code == 0);
+}
+
+std::string EvilHeader(int seq, int version = 1) {
+  return "{\"format\":\"cmf-segment\",\"seq\":" + std::to_string(seq) +
+         ",\"site\":\"evil\",\"version\":" + std::to_string(version) + "}\n";
+}
+
+std::string EvilPath(const std::string& hash) {
+  return "segments/evil/" + hash.substr(0, 2) + "/" + hash + ".jsonl";
+}
+
+// How many times FRAGMENT occurs in TEXT.
+std::size_t Count(const std::string& text, const std::string& fragment) {
+  std::size_t n = 0;
+  for (auto at = text.find(fragment); at != std::string::npos;
+       at = text.find(fragment, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "federation: bad segments on the hub are quarantined once, and "
+    "everything else keeps flowing") {
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hub").string()}, remotes.path()));
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hub", (remotes / "hub").string()}));
+  }
+  Produce(a, "one.txt", "first");
+  Ok(a({"commit"}));
+  Ok(a({"push", "hub"}));
+
+  const fs::path git = remotes / "hub" / "log.git";
+  const std::string exec_line =
+      "{\"code\":null,\"command\":[],\"host\":\"h\",\"id\":\"01900000-0000-"
+      "7000-8000-00000000e011\",\"params\":{},\"pipeline\":\"p\",\"site\":"
+      "\"evil\",\"stage\":\"s\",\"started_ms\":1000,\"t\":\"execution\","
+      "\"user\":\"u\"}\n";
+  const std::string not_json = EvilHeader(1) + exec_line + "not json\n";
+  const std::string h_not_json = cmf::data::HashBytes(not_json);
+  Plant(git, EvilPath(h_not_json), not_json);
+  // Names the execution only the quarantined segment had.
+  const std::string dependent =
+      EvilHeader(2) +
+      "{\"ended_ms\":null,\"execution\":\"01900000-0000-7000-8000-"
+      "00000000e011\",\"exit_code\":null,\"hlc\":65536,\"message\":\"\","
+      "\"site\":\"evil\",\"status\":\"ok\",\"t\":\"state\"}\n";
+  const std::string h_dependent = cmf::data::HashBytes(dependent);
+  Plant(git, EvilPath(h_dependent), dependent);
+  const std::string renamed = EvilHeader(3);
+  Plant(git, EvilPath(std::string(64, '0')), renamed);
+  const std::string latin1 =
+      EvilHeader(4) + "{\"t\":\"note\",\"text\":\"caf\xe9\"}\n";
+  const std::string h_latin1 = cmf::data::HashBytes(latin1);
+  Plant(git, EvilPath(h_latin1), latin1);
+  const std::string newer = EvilHeader(5, /*version=*/3);
+  const std::string h_newer = cmf::data::HashBytes(newer);
+  Plant(git, EvilPath(h_newer), newer);
+  const std::string shapeless = EvilHeader(6);
+  Plant(git, "segments/evil/x.jsonl", shapeless);
+  const std::string dotted = EvilHeader(7);
+  Plant(git, cmf::data::HashBytes(dotted) + ".jsonl", dotted,
+        /*dotdot=*/true);
+
+  // A pushes on top of it all (its push merges the hub's log first).
+  Produce(a, "two.txt", "second");
+  Ok(a({"commit"}));
+  Outcome pushed = a({"push", "hub"});
+  Ok(pushed);
+  CHECK(Count(pushed.err, "cmf: warning: ") == 7);
+
+  Outcome pulled = b({"pull", "hub", "--json"});
+  Ok(pulled);
+  CHECK(json::parse(pulled.out)["segments_quarantined"] == 7);
+  const std::string& err = pulled.err;
+  INFO(err);
+  CHECK(Count(err, "cmf: warning: ") == 7);
+  CHECK(Count(err, "cmf: warning: segment evil/" + h_not_json.substr(0, 12) +
+                       " quarantined: line 3 is not JSON\n") == 1);
+  CHECK(Count(err, "cmf: warning: segment evil/" + h_dependent.substr(0, 12) +
+                       " quarantined: line 2 names execution "
+                       "'01900000-0000-7000-8000-00000000e011', which no "
+                       "ingested segment records (only the quarantined "
+                       "segment evil/" +
+                       h_not_json.substr(0, 12) + " has it)\n") == 1);
+  CHECK(Count(err,
+              "cmf: warning: segment evil/000000000000 quarantined: its "
+              "name is not the SHA-256 of its text\n") == 1);
+  CHECK(Count(err, "cmf: warning: segment evil/" + h_latin1.substr(0, 12) +
+                       " quarantined: line 2 holds bytes that are not "
+                       "UTF-8\n") == 1);
+  CHECK(Count(err, "cmf: warning: segment evil/" + h_newer.substr(0, 12) +
+                       " skipped: needs cmf segment format 3; this cmf reads "
+                       "up to 2") == 1);
+  CHECK(Count(err,
+              "cmf: warning: file 'segments/evil/x.jsonl' of the "
+              "metadata log quarantined: its path in the log is not "
+              "segments/<site>/<xx>/<hash>.jsonl\n") == 1);
+  CHECK(Count(err, "cmf: warning: file 'segments/../") == 1);
+  // Everything good arrived.
+  CHECK(Ids(b) == Ids(a));
+  CHECK(Ids(b).size() == 2);
+
+  // Said once: a later pull is quiet.
+  Outcome again = b({"pull", "hub"});
+  Ok(again);
+  CHECK(again.err.find("warning") == std::string::npos);
+
+  // fsck lists them, and is not failed by someone else's data.
+  Outcome fsck = b({"fsck"});
+  Ok(fsck);
+  CHECK(Count(fsck.out, "quarantined segment segments/") == 7);
+  CHECK(fsck.out.find("quarantined segment " + EvilPath(h_newer) +
+                      ": needs cmf segment format 3") != std::string::npos);
+  json report = b.Json({"fsck", "--json"});
+  CHECK(report["ok"] == true);
+  REQUIRE(report["quarantined"].size() == 7);
+  for (const auto& q : report["quarantined"]) {
+    CHECK(q["reason"].get<std::string>().size() > 0);
+    if (q["segment"] == h_newer) {
+      CHECK(q["needs_format"] == 2);
+      CHECK(q["site"] == "evil");
+    } else {
+      CHECK(q["needs_format"].is_null());
+    }
+  }
+
+  // B goes on sharing, and A takes it in.
+  Produce(b, "three.txt", "third");
+  Ok(b({"commit"}));
+  Ok(b({"push", "hub"}));
+  Outcome a_pull = a({"pull", "hub"});
+  Ok(a_pull);
+  CHECK(a_pull.err.find("warning") == std::string::npos);
+  CHECK(Ids(a) == Ids(b));
+  CHECK(Ids(a).size() == 3);
+  Ok(a({"fsck"}));
+}

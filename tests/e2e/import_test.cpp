@@ -168,3 +168,107 @@ TEST_CASE("export: json that import reads back losslessly") {
   CHECK(executions == 10);
   CHECK(IsError(a({"export", "--pipeline", "nope"}), "no pipeline"));
 }
+
+TEST_CASE(
+    "import: crafted json is refused with a clear error, never a crash, and "
+    "nothing of it travels") {
+  Workspace w;
+  const std::string exec =
+      "{\"t\": \"execution\", \"id\": \"01900000-0000-7000-8000-000000000001\","
+      " \"pipeline\": \"p\", \"stage\": \"s\", \"command\": [], \"code\": "
+      "null, \"host\": \"h\", \"user\": \"u\", \"site\": \"import\", "
+      "\"started_ms\": 1000, \"params\": {}}";
+  auto doc = [](const std::string& facts, const std::string& version = "1") {
+    return "{\"format\": \"cmf-export\", \"version\": " + version +
+           ", \"facts\": [" + facts + "]}";
+  };
+  auto with = [&](const std::string& key, const std::string& value) {
+    std::string e = exec;
+    auto at = e.find("\"" + key + "\": ");
+    REQUIRE(at != std::string::npos);
+    auto start = at + key.size() + 4;
+    auto end = e.find_first_of(",}", start);
+    if (e[start] == '[') end = e.find(']', start) + 1;
+    if (e[start] == '{') end = e.find('}', start) + 1;
+    return e.substr(0, start) + value + e.substr(end);
+  };
+  const std::string artifact =
+      "{\"t\": \"artifact\", \"hash\": \"" + std::string(64, 'a') +
+      "\", \"algorithm\": \"sha256\", \"kind\": \"file\", \"size\": 1}";
+  auto artifact_with = [&](const std::string& key, const std::string& value) {
+    std::string a = artifact;
+    auto at = a.find("\"" + key + "\": ");
+    auto start = at + key.size() + 4;
+    auto end = a.find_first_of(",}", start);
+    return a.substr(0, start) + value + a.substr(end);
+  };
+  const std::string state =
+      "{\"t\": \"state\", \"execution\": \"01900000-0000-7000-8000-"
+      "000000000001\", \"hlc\": HLC, \"site\": \"import\", \"status\": \"ok\", "
+      "\"exit_code\": 0, \"ended_ms\": 2000, \"message\": \"\"}";
+  auto state_hlc = [&](const std::string& hlc) {
+    std::string s = state;
+    s.replace(s.find("HLC"), 3, hlc);
+    return s;
+  };
+  struct Case {
+    const char* what;
+    std::string text;
+    std::string fragment;
+  };
+  const std::vector<Case> cases = {
+      {"a value nested 100,000 deep",
+       doc(std::string(100000, '[') + std::string(100000, ']')),
+       "the export nests arrays or objects deeper than 64"},
+      {"a version that is a string", doc(exec, "\"1\""), "\"version\""},
+      {"a format that is a number",
+       "{\"format\": 1, \"version\": 1, \"facts\": []}", "not a cmf export"},
+      {"facts that are not objects", doc("1, 2"), "fact 1 of the export"},
+      {"a kind that is a number", doc("{\"t\": 3}"), "'t' is not a string"},
+      {"a parameter without a value",
+       doc(with("params", "{\"lr\": {\"type\": \"real\"}}")), "no 'value'"},
+      {"metric values that are not numbers",
+       doc(exec +
+           ", {\"t\": \"metrics\", \"execution\": \"01900000-0000-7000-8000-"
+           "000000000001\", \"series\": \"loss\", \"steps\": [0], \"values\": "
+           "[\"x\"]}"),
+       "not a number"},
+      {"a hash that is a path",
+       doc(artifact_with("hash", "\"..//../../etc/hostname\"")),
+       "'hash' is not a hash (64 lowercase hex digits)"},
+      {"a size of 2^64-1", doc(artifact_with("size", "18446744073709551615")),
+       "'size' is out of range"},
+      {"a numeric command", doc(with("command", "5")), "'command'"},
+      {"an id that is not a uuid", doc(with("id", "\"x\"")),
+       "'id' is not an execution id"},
+      {"a pipeline name with a newline", doc(with("pipeline", "\"a\\nb\"")),
+       "'pipeline' is not a name"},
+      {"a clock near the end of time",
+       doc(exec + ", " + state_hlc("9223372036854775806")),
+       "ahead of this site's"},
+      {"a negative clock", doc(exec + ", " + state_hlc("-5")),
+       "'hlc' is out of range"},
+      {"a clock of 2^64-1",
+       doc(exec + ", " + state_hlc("18446744073709551615")),
+       "'hlc' is out of range"},
+      {"bytes that are not UTF-8", doc(with("host", "\"caf\xe9\"")),
+       "not UTF-8"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    WriteFile(w / "crafted.json", c.text);
+    Outcome o = w({"import", "json", "crafted.json"});
+    INFO(o.err);
+    CHECK(o.signal == 0);
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, c.fragment));
+  }
+  CHECK(w.Log().empty());
+  CHECK(w.Json({"status", "--json"})["uncommitted"]["facts"] == 0);
+  // The good parts of the same document go in.
+  WriteFile(w / "fine.json", doc(exec + ", " + state_hlc("65536")));
+  Outcome fine = w({"import", "json", "fine.json"});
+  INFO(fine.err);
+  CHECK(fine.exit_code == 0);
+  CHECK(w.Log().size() == 1);
+}

@@ -110,27 +110,33 @@ TEST_CASE("federation: commit seals pending facts once; ingest applies once") {
   CHECK(header->site == a.repo->site());
   CHECK(header->seq == 1);
 
-  Result<bool> applied = b.repo->store().IngestSegment(first->segment, text);
+  Result<Store::IngestOutcome> applied =
+      b.repo->store().IngestSegment(first->segment, text);
   REQUIRE_MESSAGE(applied.ok(), applied.status().message());
-  CHECK(*applied);
-  CHECK_FALSE(*b.repo->store().IngestSegment(first->segment, text));
+  CHECK(applied->kind == Store::IngestOutcome::Kind::kApplied);
+  CHECK(b.repo->store().IngestSegment(first->segment, text)->kind ==
+        Store::IngestOutcome::Kind::kKnown);
   CHECK(a.State() == b.State());
   // Ingested facts are not B's to commit.
   CHECK(b.repo->store().CountPending()->facts == 0);
 }
 
 TEST_CASE(
-    "federation: a segment that is not one is Corruption, nothing applied") {
+    "federation: a segment that is not one is quarantined, nothing applied") {
   TempDir dir;
   Site b(dir / "b", {});
   std::string bad = SegmentHeader{"aaaa", 1}.Line() +
                     "\n{\"t\":\"state\",\"execution\":\"nope\",\"hlc\":1,"
                     "\"site\":\"aaaa\",\"status\":\"ok\",\"message\":\"\"}\n";
-  Result<bool> r = b.repo->store().IngestSegment(data::HashBytes(bad), bad);
-  CHECK(r.status().code() == Code::kCorruption);
+  Result<Store::IngestOutcome> r =
+      b.repo->store().IngestSegment(data::HashBytes(bad), bad);
+  REQUIRE(r.ok());
+  CHECK(r->kind == Store::IngestOutcome::Kind::kQuarantined);
   CHECK_FALSE(*b.repo->store().HasSegment(data::HashBytes(bad)));
-  Result<bool> junk = b.repo->store().IngestSegment("00", "not a segment\n");
-  CHECK(junk.status().code() == Code::kCorruption);
+  Result<Store::IngestOutcome> junk =
+      b.repo->store().IngestSegment("00", "not a segment\n");
+  REQUIRE(junk.ok());
+  CHECK(junk->kind == Store::IngestOutcome::Kind::kQuarantined);
   CHECK(b.State() == Site(dir / "c", {}).State());
 }
 

@@ -62,9 +62,27 @@ class MetaLog {
   // both trees.
   Result<Merged> Merge(const std::string& theirs, const std::string& message);
 
-  // Calls SINK with (hash, text) for the segment each commit adds, for the
-  // commits reachable from TIP but not from any of HIDE (empty ids are
-  // skipped), every commit after its parents.
+  // A file a commit adds under segments/.
+  struct Entry {
+    std::string path;  // in the log's tree
+    std::string site;  // its site, as the path says ("" when it is not one)
+    std::string hash;  // its name, as the path says ("" when it is not one)
+    std::string text;
+    // Empty for a segment's path, segments/<site>/<xx>/<hash>.jsonl (a valid
+    // site id, 64 lowercase hex digits, xx their first two); else why the
+    // path is not one (a "..", a wrong shape...).
+    std::string problem;
+  };
+  // Calls SINK for each file under segments/ that each commit adds (and for
+  // any path that holds "." or ".." or an empty name), for the commits
+  // reachable from TIP but not from any of HIDE (empty ids are skipped), every
+  // commit after its parents. Other files (a future kind) are skipped.
+  Status ForEachNewEntry(const std::string& tip,
+                         const std::vector<std::string>& hide,
+                         const std::function<Status(const Entry&)>& sink) const;
+
+  // As ForEachNewEntry, with (hash, text) of the files whose path is a
+  // segment's (the others are skipped).
   Status ForEachNewSegment(
       const std::string& tip, const std::vector<std::string>& hide,
       const std::function<Status(const std::string& hash,

@@ -30,9 +30,11 @@ struct SegmentHeader {
 
   // The header line, without its newline.
   std::string Line() const;
-  // Corruption when LINE is not a segment header; InvalidArgument when it is
-  // from a newer format.
-  static Result<SegmentHeader> Parse(std::string_view line);
+  // Corruption when LINE is not a segment header; InvalidArgument ("needs cmf
+  // segment format N; this cmf reads up to M") when it is from a newer format,
+  // whose version then goes to *NEWER_VERSION when given.
+  static Result<SegmentHeader> Parse(std::string_view line,
+                                     int* newer_version = nullptr);
 };
 
 // The path of a segment in the metadata log's tree.

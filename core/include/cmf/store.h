@@ -37,7 +37,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 5;
+inline constexpr int kStoreSchemaVersion = 6;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -242,10 +242,60 @@ class Store {
       const CommitOptions& options,
       const std::function<Status(const Segment&)>& seal);
 
-  // Applies the facts of a segment from any site (idempotent: a segment
-  // already applied is skipped, and false returned). Corruption when TEXT is
-  // not a segment or names a record this store does not hold.
-  Result<bool> IngestSegment(const std::string& hash, std::string_view text);
+  // What IngestSegment made of a segment.
+  struct IngestOutcome {
+    enum class Kind {
+      kApplied,      // its facts are in the store now
+      kKnown,        // applied (or sealed here) before: nothing done
+      kQuarantined,  // kept out of the store (see below)
+    };
+    Kind kind = Kind::kKnown;
+    // Quarantined by this call (not by an earlier one): the caller reports it,
+    // so that each bad segment is reported once.
+    bool first_time = false;
+    std::string reason;    // why it is quarantined
+    int needs_format = 0;  // the newer segment format it needs, if that is why
+  };
+  // Applies the facts of segment HASH from any site, all or none, or
+  // quarantines it: records it in the store (ListQuarantined) with the reason
+  // and applies none of its facts, when TEXT is not a valid segment of format
+  // 1 named HASH, its header names a site other than SITE (when given), one of
+  // its facts is malformed or names a record this store does not hold, or it
+  // needs a newer segment format (then RetryQuarantined applies it once a cmf
+  // that reads that format runs). Idempotent: a segment applied or
+  // quarantined before is not looked at again. Fails only when the store
+  // does.
+  Result<IngestOutcome> IngestSegment(const std::string& hash,
+                                      std::string_view text,
+                                      const std::string& site = "");
+
+  // A segment kept out of the store.
+  struct Quarantined {
+    std::string path;  // where the metadata log holds it
+    std::string site;  // as its path says ("" when the path names none)
+    std::string hash;  // its name
+    std::string reason;
+    int needs_format = 0;  // the segment format it needs, when newer
+    std::int64_t recorded_ms = 0;
+  };
+  // Quarantines the file at PATH of the metadata log (SITE and HASH as far as
+  // its path tells them, TEXT its content) for REASON: a file the log holds
+  // at a path no segment has. True when it was not quarantined before.
+  Result<bool> QuarantineFile(const std::string& path, const std::string& site,
+                              const std::string& hash, std::string_view text,
+                              const std::string& reason);
+  // Every quarantined segment, by path.
+  Result<std::vector<Quarantined>> ListQuarantined();
+  // Tries again the quarantined segments that may go in now: those that
+  // needed a segment format this cmf reads, then, while one of them goes in,
+  // those that named a record only a quarantined segment held. Returns each
+  // one tried that went in (kApplied) or was quarantined again for another
+  // reason (kQuarantined, first_time).
+  struct Retried {
+    Quarantined segment;
+    IngestOutcome outcome;
+  };
+  Result<std::vector<Retried>> RetryQuarantined();
 
   // Groups the writes that follow into one transaction (each still undoes
   // itself alone when it fails), until EndBatch commits them (COMMIT true) or
@@ -269,7 +319,8 @@ class Store {
   // Applies facts in segment form (a header line, then fact lines) as this
   // site's own, not yet committed: what cmf import brings in. Idempotent for
   // facts with the same identity (and, for states and properties, the same
-  // clock and site).
+  // clock and site). The facts are checked as IngestSegment checks a
+  // segment's; InvalidArgument (and nothing applied) when one is refused.
   Status ImportFacts(std::string_view text);
 
   // The fact lines of every record, or of one pipeline's executions and the
@@ -326,8 +377,14 @@ class Store {
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  // Applies TEXT's facts (AS_PENDING: as this site's own, uncommitted).
+  // True when they went in; false when the segment was applied before, or
+  // when TEXT is refused (*REJECTED says why, and nothing of it is applied).
+  // Fails only when the store does.
+  struct Rejection;
   Result<bool> ApplyFacts(const std::string& hash, std::string_view text,
-                          bool as_pending);
+                          bool as_pending, const std::string& site,
+                          Rejection* rejected);
   std::unique_ptr<Impl> impl_;
 };
 

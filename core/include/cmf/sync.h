@@ -70,6 +70,8 @@ struct SyncReport {
   std::int64_t commits_sent = 0;
   std::int64_t commits_received = 0;
   std::int64_t segments_ingested = 0;
+  // Segments kept out of the store by this run (bad, or of a newer format).
+  std::int64_t segments_quarantined = 0;
   std::uint64_t metadata_bytes_sent = 0;
   std::uint64_t metadata_bytes_received = 0;
   std::uint64_t objects_sent = 0;

@@ -20,6 +20,7 @@
 #include "cmf/records.h"
 #include "cmf/repo.h"
 #include "cmf/status.h"
+#include "cmf/store.h"
 
 namespace cmf {
 
@@ -106,6 +107,9 @@ struct FsckReport {
   // Executions still recorded as running whose process is gone (not an error:
   // the next commit records them as interrupted).
   std::vector<std::string> interrupted;
+  // Segments of other sites kept out of the store (Store::ListQuarantined):
+  // a finding about their data, not about this repository, so not in ok().
+  std::vector<Store::Quarantined> quarantined;
   bool ok() const {
     return corrupt.empty() && missing.empty() && store_errors.empty();
   }
