@@ -51,7 +51,15 @@ TEST_CASE("data: add, status, checkout round trip through the CLI") {
   Outcome text = r({"status"});
   CHECK(text.out.find("modified: data/a.txt") != std::string::npos);
 
-  CHECK(r({"checkout", "data"}).exit_code == 0);
+  // The edit is kept unless it is to be discarded.
+  Outcome kept = r({"checkout", "data"});
+  CHECK(kept.exit_code == 1);
+  CHECK(kept.err ==
+        "cmf: error: 'data/a.txt' has local changes; commit them with cmf "
+        "add, or use --force to discard them\n");
+  CHECK(cmf::test::ReadFile(r / "data/a.txt") == "changed");
+  CHECK_FALSE(fs::exists(r / "data/b/c.txt"));
+  CHECK(r({"checkout", "--force", "data"}).exit_code == 0);
   CHECK(cmf::test::ReadFile(r / "data/a.txt") == "alpha");
   CHECK(cmf::test::ReadFile(r / "data/b/c.txt") == "gamma");
   CHECK(r.Json({"status", "--json"})["clean"] == true);
@@ -94,6 +102,29 @@ TEST_CASE(
   status = clean.Json({"status", "--json"});
   CHECK(status["changes"][0].count("cache_damaged") == 0);
   CHECK(clean({"fsck"}).exit_code == 0);
+}
+
+TEST_CASE("data: checkout refuses to restore a damaged object") {
+  Workspace r;
+  REQUIRE(r({"config", "cache.link", "copy"}).exit_code == 0);
+  cmf::test::WriteFile(r / "run.csv", "step,loss\n1,0.5\n");
+  REQUIRE(r({"add", "-q", "run.csv"}).exit_code == 0);
+  const std::string hash = cmf::data::HashBytes("step,loss\n1,0.5\n");
+  fs::path object = r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" +
+                         hash.substr(2));
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  cmf::test::WriteFile(object, "step,loss\n1,0.4\n");  // one byte flipped
+  cmf::test::WriteFile(r / "run.csv", "my own edit\n");
+
+  Outcome forced = r({"checkout", "--force", "run.csv"});
+  CHECK(forced.exit_code == 1);
+  CHECK(IsError(forced, "the cached object " + hash + " of 'run.csv' is damaged"));
+  CHECK(forced.out.find("restored") == std::string::npos);
+  CHECK(cmf::test::ReadFile(r / "run.csv") == "my own edit\n");
+  fs::remove(r / "run.csv");
+  CHECK(IsError(r({"checkout", "run.csv"}), "is damaged"));
+  CHECK_FALSE(fs::exists(r / "run.csv"));
+  CHECK(r({"fsck"}).exit_code == 1);
 }
 
 TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {

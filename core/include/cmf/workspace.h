@@ -78,10 +78,14 @@ struct CheckoutResult {
 
 // Restores PATH (a tracked path, or a path inside a tracked directory) from the
 // cache. With REV (an artifact hash or a unique prefix of one), restores that
-// content instead and tracks it at PATH. NotFound when PATH is not tracked or
-// the content is not in the cache.
+// content instead and tracks it at PATH. Every object is verified against its
+// name before it is placed. NotFound when PATH is not tracked or the content
+// is not in the cache; Corruption (nothing written) when an object is damaged;
+// Conflict (nothing written) when a file to be replaced has local changes (its
+// content is not what the store tracked at PATH), unless FORCE.
 Result<CheckoutResult> Checkout(Repo& repo, const std::filesystem::path& path,
-                                const std::optional<std::string>& rev);
+                                const std::optional<std::string>& rev,
+                                bool force = false);
 
 // Replaces each file under PATH that shares its bytes with the cache (a hard
 // link or a symbolic link into it) by a private, writable copy. Returns the
