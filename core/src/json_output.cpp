@@ -323,7 +323,9 @@ std::string FsckJson(const FsckReport& report, int indent) {
   return Dump({{"ok", report.ok()},
                {"objects", report.objects},
                {"corrupt", report.corrupt},
-               {"missing", missing}},
+               {"missing", missing},
+               {"temporaries", report.temporaries},
+               {"temporary_bytes", report.temporary_bytes}},
               indent);
 }
 
@@ -331,7 +333,9 @@ std::string GcJson(const GcReport& report, int indent) {
   return Dump({{"unreferenced", report.unreferenced},
                {"bytes", report.bytes},
                {"removed", report.removed},
-               {"stale_stat_blobs", report.stale_stat_blobs}},
+               {"stale_stat_blobs", report.stale_stat_blobs},
+               {"temporaries", report.temporaries},
+               {"temporary_bytes", report.temporary_bytes}},
               indent);
 }
 

@@ -77,6 +77,22 @@ Status MakePrivateCopy(const fs::path& path, bool executable) {
   return Status::Ok();
 }
 
+// Counts TEMPORARIES of the store at ROOT into REPORT and, unless DRY_RUN,
+// removes each that is still stale (one written meanwhile is kept, uncounted).
+Status SweepTemporaries(const fs::path& root,
+                        const std::vector<data::Temporary>& temporaries,
+                        bool dry_run, GcReport* report) {
+  for (const data::Temporary& t : temporaries) {
+    if (!dry_run) {
+      CMF_ASSIGN_OR_RETURN(bool removed, data::RemoveTemporary(root, t));
+      if (!removed) continue;
+    }
+    report->temporaries.push_back(t.name);
+    report->temporary_bytes += t.size;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view ToString(Change::Kind kind) {
@@ -493,6 +509,12 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
   progress.Finish();
   CMF_RETURN_IF_ERROR(io_error);
   std::sort(report.corrupt.begin(), report.corrupt.end());
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(objects.root()));
+  for (const data::Temporary& t : temporaries) {
+    ++report.temporaries;
+    report.temporary_bytes += t.size;
+  }
 
   CMF_ASSIGN_OR_RETURN(std::vector<Store::ArtifactUse> artifacts,
                        repo.store().ListArtifacts());
@@ -563,12 +585,26 @@ Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
       stale.push_back(root);
   }
   report.stale_stat_blobs = stale.size();
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(objects.root()));
   if (!dry_run) {
     for (const std::string& hash : report.unreferenced)
       CMF_RETURN_IF_ERROR(objects.Remove(hash));
     CMF_RETURN_IF_ERROR(repo.store().DropStatIndex(stale));
     report.removed = true;
   }
+  CMF_RETURN_IF_ERROR(SweepTemporaries(objects.root(), temporaries, dry_run,
+                                       &report));
+  return report;
+}
+
+Result<GcReport> CollectBareGarbage(const fs::path& dir, bool dry_run) {
+  GcReport report;
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(dir / "objects"));
+  CMF_RETURN_IF_ERROR(
+      SweepTemporaries(dir / "objects", temporaries, dry_run, &report));
+  report.removed = !dry_run;
   return report;
 }
 

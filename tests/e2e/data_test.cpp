@@ -1,6 +1,9 @@
 // End-to-end tests of data versioning and slices: the real cmf binary.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+
+#include <chrono>
 
 #include <nlohmann/json.hpp>
 
@@ -125,6 +128,61 @@ TEST_CASE("data: checkout refuses to restore a damaged object") {
   CHECK(IsError(r({"checkout", "run.csv"}), "is damaged"));
   CHECK_FALSE(fs::exists(r / "run.csv"));
   CHECK(r({"fsck"}).exit_code == 1);
+}
+
+namespace {
+
+// Writes CONTENT to PATH and makes it look last written AGE ago.
+void WriteOld(const fs::path& path, const std::string& content,
+              std::chrono::seconds age) {
+  cmf::test::WriteFile(path, content);
+  struct timespec times[2] = {};
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age.count();
+  times[1] = times[0];
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "data: gc removes the temporary files a killed command left, after a "
+    "day, and fsck counts them") {
+  using std::chrono::hours;
+  Workspace r;
+  cmf::test::WriteFile(r / "kept.txt", "kept");
+  REQUIRE(r({"add", "-q", "kept.txt"}).exit_code == 0);
+  const fs::path tmp = r / ".cmf/objects/tmp";
+  WriteOld(tmp / "obj-killed", std::string(1000, 'k'), hours(25));
+  WriteOld(tmp / "obj-older", std::string(24, 'o'), hours(24 * 30));
+  WriteOld(tmp / "obj-writing", "a running add's", hours(1));
+  cmf::test::WriteFile(tmp / "obj-new", "just now");
+
+  json fsck = r.Json({"fsck", "--json"});
+  CHECK(fsck["ok"] == true);
+  CHECK(fsck["temporaries"] == 2);
+  CHECK(fsck["temporary_bytes"] == 1024);
+  Outcome text = r({"fsck"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("2 temporary files (1.0 KiB) left") != std::string::npos);
+
+  json dry = r.Json({"gc", "--json"});
+  CHECK(dry["temporaries"] == json::parse(R"(["tmp/obj-killed", "tmp/obj-older"])"));
+  CHECK(dry["temporary_bytes"] == 1024);
+  CHECK(dry["removed"] == false);
+  CHECK(fs::exists(tmp / "obj-killed"));
+  CHECK(r({"gc"}).out.find("tmp/obj-killed\n") != std::string::npos);
+
+  json done = r.Json({"gc", "--force", "--json"});
+  CHECK(done["removed"] == true);
+  CHECK(done["temporaries"].size() == 2);
+  CHECK_FALSE(fs::exists(tmp / "obj-killed"));
+  CHECK_FALSE(fs::exists(tmp / "obj-older"));
+  CHECK(fs::exists(tmp / "obj-writing"));
+  CHECK(fs::exists(tmp / "obj-new"));
+  CHECK(r.Json({"fsck", "--json"})["temporaries"] == 0);
+  CHECK(r.Json({"gc", "--json"})["temporaries"].empty());
+  CHECK(cmf::test::ReadFile(r / "kept.txt") == "kept");
 }
 
 TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {

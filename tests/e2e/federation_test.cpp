@@ -2,8 +2,10 @@
 // on paths, a plain git repository for the metadata, and a real OpenSSH
 // server for ssh:// remotes.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <thread>
@@ -556,4 +558,58 @@ TEST_CASE("federation: half-finished states at one site never spread") {
     Ok(d({"pull", "hub2"}));
     Ok(d({"fsck"}));
   }
+}
+
+TEST_CASE(
+    "federation: gc in a bare repository removes what killed pushes left in "
+    "its tmp/, and nothing else") {
+  TempDir remotes;
+  const fs::path hub = remotes / "hpc";
+  Ok(Cmf({"init", "--bare", hub.string()}, remotes.path()));
+  Workspace a;
+  Ok(a({"remote", "add", "hpc", hub.string()}));
+  Produce(a, "out.txt", "pushed whole");
+  Ok(a({"commit"}));
+  Ok(a({"push", "hpc"}));
+  auto write_old = [](const fs::path& path, const std::string& content,
+                      long age_s) {
+    WriteFile(path, content);
+    struct timespec times[2] = {};
+    ::clock_gettime(CLOCK_REALTIME, &times[0]);
+    times[0].tv_sec -= age_s;
+    times[1] = times[0];
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+  };
+  const fs::path tmp = hub / "objects" / "tmp";
+  write_old(tmp / "put-Ab12Cd", "half an object", 2 * 86400);
+  write_old(tmp / "put-0123456789abcdef-00112233aabbccdd", "ssh's", 90000);
+  write_old(tmp / "put-Zz99Yy", "still being written", 600);
+
+  Outcome dry = Cmf({"gc"}, hub);
+  INFO(dry.err);
+  CHECK(dry.exit_code == 0);
+  CHECK(dry.out.find("tmp/put-Ab12Cd\n") != std::string::npos);
+  CHECK(dry.out.find("would remove 2 temporary files") != std::string::npos);
+  CHECK(fs::exists(tmp / "put-Ab12Cd"));
+  CHECK_FALSE(fs::exists(hub / "metadata.db"));  // no store made there
+
+  Outcome done = Cmf({"gc", "--force", "--json"}, remotes.path(),
+                     {{"CMF_DIR", hub.string()}});
+  INFO(done.err);
+  REQUIRE(done.exit_code == 0);
+  json report = json::parse(done.out);
+  CHECK(report["removed"] == true);
+  CHECK(report["unreferenced"].empty());
+  CHECK(report["temporaries"] ==
+        json::parse(R"(["tmp/put-0123456789abcdef-00112233aabbccdd",
+                        "tmp/put-Ab12Cd"])"));
+  CHECK(report["temporary_bytes"] == 19);
+  CHECK_FALSE(fs::exists(tmp / "put-Ab12Cd"));
+  CHECK(fs::exists(tmp / "put-Zz99Yy"));
+  CHECK(cmf::test::CountFiles(hub / "objects" / "sha256") == 1);
+  CHECK_FALSE(fs::exists(hub / "metadata.db"));
+  // The pushed object is still there for the next site.
+  Workspace b;
+  Ok(b({"remote", "add", "hpc", hub.string()}));
+  CHECK(b.Json({"pull", "hpc", "--json"})["objects_received"] == 1);
 }
