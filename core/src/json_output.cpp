@@ -347,6 +347,9 @@ std::string CommitJson(const CommitReport& r, int indent) {
 }
 
 std::string SyncJson(const SyncReport& r, int indent) {
+  json damaged = json::array();
+  for (const auto& d : r.damaged)
+    damaged.push_back({{"hash", d.hash}, {"path", d.path}});
   return Dump({{"remote", r.remote},
                {"merge", r.merge},
                {"commits_sent", r.commits_sent},
@@ -359,6 +362,9 @@ std::string SyncJson(const SyncReport& r, int indent) {
                {"bytes_received", r.bytes_received},
                {"metadata_bytes_sent", r.metadata_bytes_sent},
                {"metadata_bytes_received", r.metadata_bytes_received},
+               {"objects_damaged", r.damaged.size()},
+               {"damaged", damaged},
+               {"objects_repaired", r.objects_repaired},
                {"tries", r.tries}},
               indent);
 }
