@@ -138,11 +138,11 @@ int Main(int argc, char** argv) {
       }
     }
     if (e.info->needs != Needs::kNothing) {
-      OpenMode mode = e.info->needs == Needs::kRepo ||
-                              e.info->needs == Needs::kRepoOrBare
-                          ? OpenMode::kReadWrite
-                      : e.info->needs == Needs::kConfig ? OpenMode::kConfig
-                                                        : OpenMode::kRead;
+      OpenMode mode =
+          e.info->needs == Needs::kRepo || e.info->needs == Needs::kRepoOrBare
+              ? OpenMode::kReadWrite
+          : e.info->needs == Needs::kConfig ? OpenMode::kConfig
+                                            : OpenMode::kRead;
       repo = Repo::Open(ctx.discover, mode);
       if (!repo.ok()) return Fail(repo.status());
       ctx.repo = &repo.value();

@@ -18,9 +18,8 @@ class GcVerb : public Verb {
 
   int Run(Context& ctx) override {
     Result<GcReport> report =
-        ctx.repo != nullptr
-            ? CollectGarbage(*ctx.repo, /*dry_run=*/!force_)
-            : CollectBareGarbage(ctx.bare, /*dry_run=*/!force_);
+        ctx.repo != nullptr ? CollectGarbage(*ctx.repo, /*dry_run=*/!force_)
+                            : CollectBareGarbage(ctx.bare, /*dry_run=*/!force_);
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", GcJson(*report));

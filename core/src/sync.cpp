@@ -893,7 +893,8 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
         }
         suspects = Suspects(repo, store_id);
       }
-      for (const std::string& o : suspects ? *suspects : std::set<std::string>{}) {
+      for (const std::string& o :
+           suspects ? *suspects : std::set<std::string>{}) {
         if (queued.count(o) || !cache.Has(o)) continue;
         queued.insert(o);
         Result<bool> good = transport->Verify(o);
@@ -933,10 +934,11 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
       for (auto& m : manifests) {
         auto g = std::find_if(going.begin(), going.end(),
                               [&](const Going& x) { return x.hash == m.hash; });
-        bool files_there =
-            g == going.end() ||
-            std::none_of(g->objects.begin(), g->objects.end(),
-                         [&](const std::string& o) { return not_sent.count(o); });
+        bool files_there = g == going.end() ||
+                           std::none_of(g->objects.begin(), g->objects.end(),
+                                        [&](const std::string& o) {
+                                          return not_sent.count(o);
+                                        });
         if (files_there) {
           whole.push_back(std::move(m));
         } else {
@@ -947,8 +949,8 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
     }
     CMF_RETURN_IF_ERROR(ForgetSuspects(repo, store_id, cleared));
     // The damaged ones, each named once, with the artifact it belongs to.
-    for (const std::string& d : std::set<std::string>(damaged.begin(),
-                                                      damaged.end())) {
+    for (const std::string& d :
+         std::set<std::string>(damaged.begin(), damaged.end())) {
       std::string artifact;
       for (const Going& g : going) {
         if (std::count(g.objects.begin(), g.objects.end(), d)) {
@@ -1151,8 +1153,8 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
     CMF_RETURN_IF_ERROR(st);
     CMF_ASSIGN_OR_RETURN(auto objects,
                          ObjectsOf(cache, report.hash, artifact.kind));
-    st = Download(repo, **t, store_id, objects, report.hash, &progress,
-                  &counts);
+    st =
+        Download(repo, **t, store_id, objects, report.hash, &progress, &counts);
     if (st.code() == Code::kCorruption) last = st;
     if (!st.ok() && st.code() != Code::kNotFound &&
         st.code() != Code::kCorruption)

@@ -323,8 +323,7 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     std::error_code ec;
     file_size = fs::file_size(objects.PathOf(hash), ec);
   }
-  const std::string target_rel =
-      rev || within.empty() ? rel : owner->path;
+  const std::string target_rel = rev || within.empty() ? rel : owner->path;
   fs::path target = Absolute(repo, target_rel);
   result.hash = hash;
   if (!files.ok()) {  // a single file
@@ -593,8 +592,8 @@ Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
     CMF_RETURN_IF_ERROR(repo.store().DropStatIndex(stale));
     report.removed = true;
   }
-  CMF_RETURN_IF_ERROR(SweepTemporaries(objects.root(), temporaries, dry_run,
-                                       &report));
+  CMF_RETURN_IF_ERROR(
+      SweepTemporaries(objects.root(), temporaries, dry_run, &report));
   return report;
 }
 

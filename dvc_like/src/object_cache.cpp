@@ -820,8 +820,9 @@ Result<std::vector<Temporary>> StaleTemporaries(const fs::path& root,
       out.push_back({"tmp/" + name, size});
   }
   ::closedir(dir);
-  std::sort(out.begin(), out.end(),
-            [](const Temporary& a, const Temporary& b) { return a.name < b.name; });
+  std::sort(out.begin(), out.end(), [](const Temporary& a, const Temporary& b) {
+    return a.name < b.name;
+  });
   return out;
 }
 
@@ -829,7 +830,8 @@ Result<bool> RemoveTemporary(const fs::path& root, const Temporary& temporary,
                              std::chrono::seconds min_age) {
   fs::path path = root / temporary.name;
   if (path.parent_path() != root / "tmp")
-    return Status::InvalidArgument("'" + temporary.name + "' is not under tmp/");
+    return Status::InvalidArgument("'" + temporary.name +
+                                   "' is not under tmp/");
   std::uint64_t size = 0;
   if (!OldEnough(path, min_age, &size)) return false;
   if (::unlink(path.c_str()) != 0) {

@@ -189,8 +189,8 @@ class SftpTransport : public ObjectTransport {
         bool renamed = false;
         if (item.replace) {
           libssh2_sftp_unlink(sftp_, final_path.c_str());
-          renamed = libssh2_sftp_rename(sftp_, temp.c_str(),
-                                        final_path.c_str()) == 0;
+          renamed =
+              libssh2_sftp_rename(sftp_, temp.c_str(), final_path.c_str()) == 0;
         }
         if (!renamed) {
           Result<bool> there = Has(item.hash);

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <chrono>
-
 #include <nlohmann/json.hpp>
 
 #include "cmf/data/hash.h"
@@ -113,15 +112,16 @@ TEST_CASE("data: checkout refuses to restore a damaged object") {
   cmf::test::WriteFile(r / "run.csv", "step,loss\n1,0.5\n");
   REQUIRE(r({"add", "-q", "run.csv"}).exit_code == 0);
   const std::string hash = cmf::data::HashBytes("step,loss\n1,0.5\n");
-  fs::path object = r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" +
-                         hash.substr(2));
+  fs::path object =
+      r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" + hash.substr(2));
   fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
   cmf::test::WriteFile(object, "step,loss\n1,0.4\n");  // one byte flipped
   cmf::test::WriteFile(r / "run.csv", "my own edit\n");
 
   Outcome forced = r({"checkout", "--force", "run.csv"});
   CHECK(forced.exit_code == 1);
-  CHECK(IsError(forced, "the cached object " + hash + " of 'run.csv' is damaged"));
+  CHECK(IsError(forced,
+                "the cached object " + hash + " of 'run.csv' is damaged"));
   CHECK(forced.out.find("restored") == std::string::npos);
   CHECK(cmf::test::ReadFile(r / "run.csv") == "my own edit\n");
   fs::remove(r / "run.csv");
@@ -167,7 +167,8 @@ TEST_CASE(
   CHECK(text.out.find("2 temporary files (1.0 KiB) left") != std::string::npos);
 
   json dry = r.Json({"gc", "--json"});
-  CHECK(dry["temporaries"] == json::parse(R"(["tmp/obj-killed", "tmp/obj-older"])"));
+  CHECK(dry["temporaries"] ==
+        json::parse(R"(["tmp/obj-killed", "tmp/obj-older"])"));
   CHECK(dry["temporary_bytes"] == 1024);
   CHECK(dry["removed"] == false);
   CHECK(fs::exists(tmp / "obj-killed"));

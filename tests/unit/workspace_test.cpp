@@ -433,8 +433,8 @@ TEST_CASE(
   damage("the recorded bytes");
   Result<CheckoutResult> bad = Checkout(repo, dir / "one.txt", std::nullopt);
   CHECK(bad.status().code() == Code::kCorruption);
-  CHECK(bad.status().message().find(
-            data::HashBytes("the recorded bytes")) != std::string::npos);
+  CHECK(bad.status().message().find(data::HashBytes("the recorded bytes")) !=
+        std::string::npos);
   CHECK_FALSE(fs::exists(dir / "one.txt"));
 
   // A modified file: refused without force; with force, the damaged object

@@ -79,7 +79,8 @@ struct ObjectInfo {
 // behind by a command that was killed (and `cmf gc` removes it). A command that
 // is still running writes its temporary files as it goes and names them soon
 // after; a day leaves room for the slowest push of many large objects.
-inline constexpr std::chrono::seconds kStaleTemporaryAge = std::chrono::hours(24);
+inline constexpr std::chrono::seconds kStaleTemporaryAge =
+    std::chrono::hours(24);
 
 // A file under an object store's tmp/ folder.
 struct Temporary {
