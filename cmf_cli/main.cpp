@@ -127,10 +127,22 @@ int Main(int argc, char** argv) {
     if (const char* dir = std::getenv("CMF_DIR"); dir && *dir)
       ctx.discover.cmf_dir = dir;
     Result<Repo> repo = Status::NotFound("no repository");
+    if (e.info->needs == Needs::kRepoOrBare) {
+      std::error_code ec;
+      std::filesystem::path here = ctx.discover.cmf_dir.empty()
+                                       ? std::filesystem::current_path(ec)
+                                       : ctx.discover.cmf_dir;
+      if (!ec && IsBareRepository(here)) {
+        ctx.bare = here;
+        return e.verb->Run(ctx);
+      }
+    }
     if (e.info->needs != Needs::kNothing) {
-      OpenMode mode = e.info->needs == Needs::kRepo     ? OpenMode::kReadWrite
-                      : e.info->needs == Needs::kConfig ? OpenMode::kConfig
-                                                        : OpenMode::kRead;
+      OpenMode mode =
+          e.info->needs == Needs::kRepo || e.info->needs == Needs::kRepoOrBare
+              ? OpenMode::kReadWrite
+          : e.info->needs == Needs::kConfig ? OpenMode::kConfig
+                                            : OpenMode::kRead;
       repo = Repo::Open(ctx.discover, mode);
       if (!repo.ok()) return Fail(repo.status());
       ctx.repo = &repo.value();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,6 +26,9 @@ struct Context {
       nullptr;  // opened by the dispatcher when the verb needs a repository
   DiscoverOptions discover;  // where the repository is looked for (-C, CMF_DIR)
   CLI::App* app = nullptr;   // the verb's own subcommand, for help text
+  // For Needs::kRepoOrBare, when the current directory (or CMF_DIR) is a bare
+  // repository: its folder (and repo stays null).
+  std::filesystem::path bare;
 };
 
 class Verb {
@@ -36,8 +40,10 @@ class Verb {
   virtual int Run(Context& ctx) = 0;
 };
 
-// What the dispatcher opens before a verb runs.
-enum class Needs { kNothing, kRepoToRead, kRepo, kConfig };
+// What the dispatcher opens before a verb runs. kRepoOrBare: a repository for
+// writing, or, when the current directory (or CMF_DIR) is a bare repository,
+// nothing but Context::bare.
+enum class Needs { kNothing, kRepoToRead, kRepo, kConfig, kRepoOrBare };
 
 struct VerbInfo {
   std::string_view name;

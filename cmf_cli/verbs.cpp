@@ -72,7 +72,7 @@ constexpr std::array kVerbs = {
     VerbInfo{"fsck", "Verify every object and every reference to one",
              Needs::kRepo, MakeFsckVerb},
     VerbInfo{"gc", "Remove cached objects that nothing references",
-             Needs::kRepo, MakeGcVerb},
+             Needs::kRepoOrBare, MakeGcVerb},
     VerbInfo{"slice", "Cut a data slice out of an HDF5 file and record it",
              Needs::kRepo, MakeSliceVerb},
     VerbInfo{"commit", "Seal uncommitted metadata into a commit of the log",

@@ -19,11 +19,13 @@ class CheckoutVerb : public Verb {
                    "instead, and "
                    "track it at PATH")
         ->type_name("OBJECT");
+    app.add_flag("-f,--force", force_,
+                 "Overwrite files with local changes (they are lost)");
     app.add_flag("-q,--quiet", quiet_, "Print nothing on success");
   }
 
   int Run(Context& ctx) override {
-    Result<CheckoutResult> r = Checkout(*ctx.repo, path_, rev_);
+    Result<CheckoutResult> r = Checkout(*ctx.repo, path_, rev_, force_);
     if (!r.ok()) return Fail(r.status());
     if (!quiet_) {
       fmt::print("restored {} file{} of {} ({})\n", r->restored_files,
@@ -36,6 +38,7 @@ class CheckoutVerb : public Verb {
  private:
   std::string path_;
   std::optional<std::string> rev_;
+  bool force_ = false;
   bool quiet_ = false;
 };
 

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "../format.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
@@ -43,6 +44,12 @@ class FsckVerb : public Verb {
       }
       out += fmt::format("checked {} object{}\n", report->objects,
                          report->objects == 1 ? "" : "s");
+      if (std::uint64_t t = report->temporaries; t > 0) {
+        out += fmt::format(
+            "{} temporary file{} ({}) left in .cmf/objects/tmp by interrupted "
+            "commands; 'cmf gc --force' removes them\n",
+            t, t == 1 ? "" : "s", HumanSize(report->temporary_bytes));
+      }
       fmt::print("{}", out);
     }
     if (report->ok()) return kExitOk;

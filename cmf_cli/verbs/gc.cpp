@@ -17,7 +17,9 @@ class GcVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
-    Result<GcReport> report = CollectGarbage(*ctx.repo, /*dry_run=*/!force_);
+    Result<GcReport> report =
+        ctx.repo != nullptr ? CollectGarbage(*ctx.repo, /*dry_run=*/!force_)
+                            : CollectBareGarbage(ctx.bare, /*dry_run=*/!force_);
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", GcJson(*report));
@@ -25,8 +27,11 @@ class GcVerb : public Verb {
     }
     std::string out;
     for (const std::string& h : report->unreferenced) out += h + "\n";
+    for (const std::string& t : report->temporaries) out += t + "\n";
     std::size_t n = report->unreferenced.size();
-    if (report->removed) {
+    if (ctx.repo == nullptr) {
+      // a bare repository: no store says what is referenced
+    } else if (report->removed) {
       out += fmt::format("removed {} unreferenced object{} ({})\n", n,
                          n == 1 ? "" : "s", HumanSize(report->bytes));
     } else {
@@ -42,6 +47,15 @@ class GcVerb : public Verb {
           fmt::format("{} the stat cache of {} path{} that exist{} no more\n",
                       report->removed ? "dropped" : "would drop", k,
                       k == 1 ? "" : "s", k == 1 ? "s" : "");
+    }
+    if (std::size_t t = report->temporaries.size(); t > 0) {
+      out += fmt::format(
+          "{} {} temporary file{} ({}) left by interrupted commands{}\n",
+          report->removed ? "removed" : "would remove", t, t == 1 ? "" : "s",
+          HumanSize(report->temporary_bytes),
+          report->removed ? "" : "; run 'cmf gc --force' to remove them");
+    } else if (ctx.repo == nullptr) {
+      out += "no temporary files left by interrupted commands\n";
     }
     fmt::print("{}", out);
     return kExitOk;

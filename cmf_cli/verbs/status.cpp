@@ -34,8 +34,7 @@ class StatusVerb : public Verb {
     } else {
       out +=
           "Changes to tracked data (use 'cmf add PATH' to record them, 'cmf "
-          "checkout PATH' "
-          "to restore):\n";
+          "checkout --force PATH' to discard them):\n";
       bool damaged = false;
       for (const Change& c : report->changes) {
         out += fmt::format("  {:<10}{}{}\n",

@@ -40,12 +40,38 @@ class SyncVerb : public Verb {
         : kind_ == Kind::kPull ? Pull(*ctx.repo, remote_, options)
                                : Fetch(*ctx.repo, remote_, options);
     if (!report.ok()) return Fail(report.status());
+    const SyncReport& r = *report;
+    for (const SyncReport::Damaged& d : r.damaged) {
+      std::string of = d.path.empty() ? "" : fmt::format(" of '{}'", d.path);
+      if (kind_ == Kind::kPush) {
+        fmt::print(stderr,
+                   "cmf: warning: object {}{} is damaged in the cache (its "
+                   "bytes do not match its name); not pushed, and no location "
+                   "recorded for it; run cmf fsck\n",
+                   d.hash, of);
+      } else {
+        fmt::print(stderr,
+                   "cmf: warning: object {}{} in the store of '{}' does not "
+                   "match its name; not fetched (cmf get can fetch it from "
+                   "another remote; a push of the good bytes repairs that "
+                   "store)\n",
+                   d.hash, of, remote_);
+      }
+    }
+    // A push that had to leave damaged objects out did not do all it was
+    // asked (the rest went); a pull goes on without them.
+    auto done = [&]() {
+      if (kind_ != Kind::kPush || r.damaged.empty()) return kExitOk;
+      std::size_t n = r.damaged.size();
+      return Fail(Status::Corruption(fmt::format(
+          "{} damaged object{} not pushed (everything else was); run cmf fsck",
+          n, n == 1 ? "" : "s")));
+    };
     if (json_) {
       fmt::print("{}\n", SyncJson(*report));
-      return kExitOk;
+      return done();
     }
-    if (quiet_) return kExitOk;
-    const SyncReport& r = *report;
+    if (quiet_) return done();
     if (kind_ == Kind::kPush) {
       fmt::print("{}: {} commit{} sent, {} object{} ({}) sent", remote_,
                  r.commits_sent, r.commits_sent == 1 ? "" : "s", r.objects_sent,
@@ -70,9 +96,13 @@ class SyncVerb : public Verb {
                  r.segments_quarantined,
                  r.segments_quarantined == 1 ? "" : "s");
     }
+    if (r.objects_repaired > 0) {
+      fmt::print(", {} damaged object{} in the store replaced",
+                 r.objects_repaired, r.objects_repaired == 1 ? "" : "s");
+    }
     if (r.merge != "up-to-date") fmt::print(" [{}]", r.merge);
     fmt::print("\n");
-    return kExitOk;
+    return done();
   }
 
  private:

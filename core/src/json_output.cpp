@@ -338,7 +338,9 @@ std::string FsckJson(const FsckReport& report, int indent) {
                {"missing", missing},
                {"store_errors", report.store_errors},
                {"interrupted", report.interrupted},
-               {"quarantined", quarantined}},
+               {"quarantined", quarantined},
+               {"temporaries", report.temporaries},
+               {"temporary_bytes", report.temporary_bytes}},
               indent);
 }
 
@@ -346,7 +348,9 @@ std::string GcJson(const GcReport& report, int indent) {
   return Dump({{"unreferenced", report.unreferenced},
                {"bytes", report.bytes},
                {"removed", report.removed},
-               {"stale_stat_blobs", report.stale_stat_blobs}},
+               {"stale_stat_blobs", report.stale_stat_blobs},
+               {"temporaries", report.temporaries},
+               {"temporary_bytes", report.temporary_bytes}},
               indent);
 }
 
@@ -359,6 +363,9 @@ std::string CommitJson(const CommitReport& r, int indent) {
 }
 
 std::string SyncJson(const SyncReport& r, int indent) {
+  json damaged = json::array();
+  for (const auto& d : r.damaged)
+    damaged.push_back({{"hash", d.hash}, {"path", d.path}});
   return Dump({{"remote", r.remote},
                {"merge", r.merge},
                {"commits_sent", r.commits_sent},
@@ -372,6 +379,9 @@ std::string SyncJson(const SyncReport& r, int indent) {
                {"bytes_received", r.bytes_received},
                {"metadata_bytes_sent", r.metadata_bytes_sent},
                {"metadata_bytes_received", r.metadata_bytes_received},
+               {"objects_damaged", r.damaged.size()},
+               {"damaged", damaged},
+               {"objects_repaired", r.objects_repaired},
                {"tries", r.tries}},
               indent);
 }

@@ -168,6 +168,17 @@ Result<fs::path> DiscoverCmfDir(const DiscoverOptions& options) {
       "not a cmf repository (or any of the parent directories): .cmf");
 }
 
+bool IsBareRepository(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "config", ec) ||
+      !fs::is_directory(dir / "log.git", ec) ||
+      !fs::is_directory(dir / "objects", ec)) {
+    return false;
+  }
+  Result<Config> config = Config::Open(dir / "config");
+  return config.ok() && config->GetOr("core.bare", "") == "true";
+}
+
 Result<Repo> Repo::Open(const DiscoverOptions& options, OpenMode mode) {
   CMF_ASSIGN_OR_RETURN(fs::path dir, DiscoverCmfDir(options));
   return OpenAt(dir, mode);

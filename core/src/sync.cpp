@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -375,20 +376,104 @@ Result<FileLock> LockLog(const Repo& repo) {
   return FileLock::Acquire(repo.cmf_dir() / "log.lock");
 }
 
-// Downloads the objects HASHES from T into the cache, verifying each.
+// Objects that a pull or get found damaged in an object store:
+// .cmf/suspect-objects, one "STORE-ID HASH" a line (doc/formats.md). A push to
+// that store reads them back and replaces those still damaged.
+fs::path SuspectsFile(const Repo& repo) {
+  return repo.cmf_dir() / "suspect-objects";
+}
+
+// The objects noted as damaged in the store STORE_ID.
+std::set<std::string> Suspects(const Repo& repo, const std::string& store_id) {
+  std::set<std::string> out;
+  std::ifstream in(SuspectsFile(repo));
+  std::string id, hash;
+  while (in >> id >> hash) {
+    if (id == store_id && data::IsSha256Hex(hash)) out.insert(hash);
+  }
+  return out;
+}
+
+// Notes HASH as damaged in the store STORE_ID (one line appended: a write
+// shorter than PIPE_BUF with O_APPEND is never torn). Best effort: a note
+// lost costs only a check that a push --data all makes anyway.
+void NoteSuspect(const Repo& repo, const std::string& store_id,
+                 const std::string& hash) {
+  if (store_id.empty() || Suspects(repo, store_id).count(hash)) return;
+  int fd = ::open(SuspectsFile(repo).c_str(),
+                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::string line = store_id + " " + hash + "\n";
+  [[maybe_unused]] ssize_t n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+// Drops the notes of CLEARED in the store STORE_ID (checked good, or
+// replaced), rewriting the file atomically.
+Status ForgetSuspects(const Repo& repo, const std::string& store_id,
+                      const std::set<std::string>& cleared) {
+  if (cleared.empty()) return Status::Ok();
+  std::ifstream in(SuspectsFile(repo));
+  std::string kept, id, hash;
+  while (in >> id >> hash) {
+    if (id == store_id && cleared.count(hash)) continue;
+    kept += id + " " + hash + "\n";
+  }
+  in.close();
+  fs::path temp = SuspectsFile(repo).string() + ".new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << kept;
+    if (!out.flush()) {
+      return Status::IOError("cannot write '" + temp.string() + "'");
+    }
+  }
+  if (::rename(temp.c_str(), SuspectsFile(repo).c_str()) != 0) {
+    return Status::IOError("cannot replace '" + SuspectsFile(repo).string() +
+                           "': " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// DAMAGED holds, in each path, the hash of the artifact its object belongs
+// to: replaces it with a path that artifact was seen at (only when something
+// was damaged: it lists every artifact).
+Status NamePaths(Repo& repo, std::vector<SyncReport::Damaged>& damaged) {
+  if (damaged.empty()) return Status::Ok();
+  CMF_ASSIGN_OR_RETURN(auto artifacts, repo.store().ListArtifacts());
+  std::map<std::string, std::string> path_of;
+  for (const auto& a : artifacts) path_of[a.hash] = a.path;
+  for (SyncReport::Damaged& d : damaged) {
+    auto it = path_of.find(d.path);
+    d.path = it == path_of.end() ? "" : it->second;
+  }
+  return Status::Ok();
+}
+
+// Downloads the objects HASHES from T (the store STORE_ID) into the cache,
+// verifying each. Corruption, at the first object whose bytes do not match
+// its name (it is not stored, but noted, and added to REPORT's damaged with
+// ARTIFACT, for NamePaths); NotFound when T lacks one.
 Status Download(Repo& repo, data::ObjectTransport& t,
+                const std::string& store_id,
                 const std::vector<std::string>& hashes,
-                data::Progress* progress, SyncReport* report) {
+                const std::string& artifact, data::Progress* progress,
+                SyncReport* report) {
   const data::ObjectCache& cache = repo.objects();
   for (const std::string& h : hashes) {
     if (cache.Has(h)) continue;
     std::uint64_t bytes = 0;
-    CMF_RETURN_IF_ERROR(cache.Import(h, [&](int fd) -> Status {
+    Status st = cache.Import(h, [&](int fd) -> Status {
       CMF_RETURN_IF_ERROR(t.Get(h, fd, progress));
       off_t end = ::lseek(fd, 0, SEEK_END);
       bytes = end > 0 ? static_cast<std::uint64_t>(end) : 0;
       return Status::Ok();
-    }));
+    });
+    if (st.code() == Code::kCorruption) {
+      NoteSuspect(repo, store_id, h);
+      report->damaged.push_back({h, artifact});
+    }
+    CMF_RETURN_IF_ERROR(st);
     if (progress) progress->Add(1, 0);
     report->objects_received += 1;
     report->bytes_received += bytes;
@@ -436,22 +521,35 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
         CMF_RETURN_IF_ERROR(
             repo.config().Set("remote." + name + ".store-id", store_id));
       }
+      // An object whose bytes do not match its name is not fetched, and the
+      // others go on (Download notes it for a push that repairs the store).
+      auto missing = [](const Status& st) {
+        return st.code() == Code::kNotFound || st.code() == Code::kCorruption;
+      };
       Status got = Status::Ok();
       if (!cache.Has(a.hash)) {
         CMF_ASSIGN_OR_RETURN(bool there, t->Has(a.hash));
-        got = there ? Download(repo, *t, {a.hash}, &progress, report)
+        got = there ? Download(repo, *t, store_id, {a.hash}, a.hash, &progress,
+                               report)
                     : Status::NotFound("not there");
       }
       if (got.ok()) {
         // A directory's files come after its manifest, which names them.
         CMF_ASSIGN_OR_RETURN(objects, ObjectsOf(cache, a.hash, a.kind));
         for (const std::string& o : objects) {
-          Status one = Download(repo, *t, {o}, &progress, report);
-          if (!one.ok() && one.code() != Code::kNotFound) return one;
+          Status one =
+              Download(repo, *t, store_id, {o}, a.hash, &progress, report);
+          if (!one.ok() && !missing(one)) return one;
           if (!one.ok()) got = one;
         }
       }
-      if (got.code() == Code::kNotFound) {
+      if (got.code() == Code::kCorruption) {
+        // Still wanted: the next pull tries again (a push may have repaired
+        // the store by then), and cmf get can fetch it from elsewhere.
+        ++report->objects_left;
+        continue;
+      }
+      if (missing(got)) {
         ++report->objects_left;  // not (all) there: cmf get, later or elsewhere
       } else {
         CMF_RETURN_IF_ERROR(got);
@@ -718,6 +816,7 @@ Result<SyncReport> Pull(Repo& repo, const std::string& name,
   CMF_RETURN_IF_ERROR(FetchAndMerge(repo, log, remote, ends, &report, &tip));
   CMF_RETURN_IF_ERROR(
       PullData(repo, name, ends, policy, max_size, options.progress, &report));
+  CMF_RETURN_IF_ERROR(NamePaths(repo, report.damaged));
   data::CrashPoint("pull:data");
   return report;
 }
@@ -779,9 +878,19 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
       CMF_ASSIGN_OR_RETURN(auto artifacts, repo.store().ListArtifacts());
       for (const auto& a : artifacts) named.insert(a.hash);
     }
-    std::vector<data::ObjectTransport::PutItem> items;
-    std::vector<std::string> sent_artifacts;
+    // The objects to send: files first, then the manifests of directories
+    // (each only once its files are whole there).
+    std::vector<data::ObjectTransport::PutItem> items, manifests;
+    struct Going {
+      std::string hash;
+      std::vector<std::string> objects;
+    };
+    std::vector<Going> going;  // artifacts whose bytes are (to be) there
     std::set<std::string> queued;
+    std::optional<std::set<std::string>> suspects;  // read once a store is open
+    std::set<std::string> cleared;
+    const bool check_all = options.data == DataPolicy::kAll;
+    report.damaged.clear();  // found again by each try
     if (policy != DataPolicy::kNone && !ends.data_url.empty()) {
       for (const std::string& h : named) {
         Result<ArtifactRef> a = repo.store().GetArtifact(h);
@@ -798,30 +907,124 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
           CMF_RETURN_IF_ERROR(
               repo.config().Set("remote." + name + ".store-id", store_id));
         }
+        if (!suspects) suspects = Suspects(repo, store_id);
         CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));
         if (!std::all_of(objects.begin(), objects.end(),
                          [&](const std::string& o) { return cache.Has(o); })) {
           continue;  // not whole here: never said to be whole there
         }
-        // A directory's files before its manifest, so that a manifest there
-        // always has its files.
-        std::rotate(objects.begin(), objects.begin() + 1, objects.end());
         for (const std::string& o : objects) {
           if (!queued.insert(o).second) continue;
           CMF_ASSIGN_OR_RETURN(bool there, transport->Has(o));
-          if (there) continue;
+          bool replace = false;
+          if (there) {
+            // A copy there is trusted, unless all the data was asked for by
+            // name or a pull found it damaged: then it is read back.
+            bool suspect = suspects->count(o) > 0;
+            if (!check_all && !suspect) continue;
+            Result<bool> good = transport->Verify(o);
+            if (!good.ok() && good.status().code() != Code::kNotFound)
+              return good.status();
+            if (good.ok() && *good) {
+              if (suspect) cleared.insert(o);
+              continue;
+            }
+            replace = good.ok();
+          }
           std::error_code ec;
           std::uint64_t size = fs::file_size(cache.PathOf(o), ec);
-          items.push_back({o, cache.PathOf(o), ec ? 0 : size});
+          bool manifest = a->kind == ArtifactKind::kDirectory && o == h;
+          (manifest ? manifests : items)
+              .push_back({o, cache.PathOf(o), ec ? 0 : size, replace});
         }
-        sent_artifacts.push_back(h);
+        going.push_back({h, std::move(objects)});
+      }
+      // What a pull or get found damaged in this store is checked whatever
+      // this push names, and replaced with good bytes from here.
+      std::error_code ec;
+      if (!suspects && fs::file_size(SuspectsFile(repo), ec) > 0 && !ec) {
+        if (!transport) {
+          CMF_ASSIGN_OR_RETURN(transport, data::OpenTransport(ends.data_url));
+          CMF_ASSIGN_OR_RETURN(store_id, StoreId(*transport));
+          CMF_RETURN_IF_ERROR(
+              repo.config().Set("remote." + name + ".store-id", store_id));
+        }
+        suspects = Suspects(repo, store_id);
+      }
+      for (const std::string& o :
+           suspects ? *suspects : std::set<std::string>{}) {
+        if (queued.count(o) || !cache.Has(o)) continue;
+        queued.insert(o);
+        Result<bool> good = transport->Verify(o);
+        if (!good.ok() && good.status().code() != Code::kNotFound)
+          return good.status();
+        if (good.ok() && *good) {
+          cleared.insert(o);
+          continue;
+        }
+        std::uint64_t size = fs::file_size(cache.PathOf(o), ec);
+        items.push_back({o, cache.PathOf(o), ec ? 0 : size, good.ok()});
       }
     }
-    if (!items.empty()) {
+    std::vector<std::string> damaged;
+    std::set<std::string> not_sent;  // damaged, or a manifest held back
+    auto put = [&](std::vector<data::ObjectTransport::PutItem>& batch,
+                   data::Progress& progress) -> Status {
+      if (batch.empty()) return Status::Ok();
+      std::size_t before = damaged.size();
+      CMF_RETURN_IF_ERROR(transport->Put(batch, &progress, &damaged));
+      std::set<std::string> bad(damaged.begin() + before, damaged.end());
+      not_sent.insert(bad.begin(), bad.end());
+      for (const auto& item : batch) {
+        if (bad.count(item.hash)) continue;
+        report.bytes_sent += item.size;
+        report.objects_sent += 1;
+        if (item.replace) report.objects_repaired += 1;
+        if (suspects && suspects->count(item.hash)) cleared.insert(item.hash);
+      }
+      return Status::Ok();
+    };
+    if (!items.empty() || !manifests.empty()) {
       data::Progress progress("pushing objects", options.progress);
-      CMF_RETURN_IF_ERROR(transport->Put(items, &progress));
-      for (const auto& item : items) report.bytes_sent += item.size;
-      report.objects_sent += items.size();
+      CMF_RETURN_IF_ERROR(put(items, progress));
+      // A manifest there always has its files.
+      std::vector<data::ObjectTransport::PutItem> whole;
+      for (auto& m : manifests) {
+        auto g = std::find_if(going.begin(), going.end(),
+                              [&](const Going& x) { return x.hash == m.hash; });
+        bool files_there = g == going.end() ||
+                           std::none_of(g->objects.begin(), g->objects.end(),
+                                        [&](const std::string& o) {
+                                          return not_sent.count(o);
+                                        });
+        if (files_there) {
+          whole.push_back(std::move(m));
+        } else {
+          not_sent.insert(m.hash);
+        }
+      }
+      CMF_RETURN_IF_ERROR(put(whole, progress));
+    }
+    CMF_RETURN_IF_ERROR(ForgetSuspects(repo, store_id, cleared));
+    // The damaged ones, each named once, with the artifact it belongs to.
+    for (const std::string& d :
+         std::set<std::string>(damaged.begin(), damaged.end())) {
+      std::string artifact;
+      for (const Going& g : going) {
+        if (std::count(g.objects.begin(), g.objects.end(), d)) {
+          artifact = g.hash;
+          break;
+        }
+      }
+      report.damaged.push_back({d, artifact});
+    }
+    CMF_RETURN_IF_ERROR(NamePaths(repo, report.damaged));
+    // Locations only for the artifacts whose bytes are all there now.
+    std::vector<std::string> sent_artifacts;
+    for (const Going& g : going) {
+      if (std::none_of(g.objects.begin(), g.objects.end(),
+                       [&](const std::string& o) { return not_sent.count(o); }))
+        sent_artifacts.push_back(g.hash);
     }
     data::CrashPoint("push:objects-sent");
     if (!sent_artifacts.empty()) {
@@ -991,11 +1194,29 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
       last = there.ok() ? Status::NotFound("not there") : there.status();
       continue;
     }
-    CMF_RETURN_IF_ERROR(Download(repo, **t, {report.hash}, &progress, &counts));
+    std::string store_id =
+        repo.config().GetOr("remote." + remote.name + ".store-id", "");
+    if (store_id.empty()) {
+      Result<std::string> id = (*t)->ReadSmall("store-id");
+      if (id.ok()) store_id = id->substr(0, id->find_first_of(" \n"));
+    }
+    // Bytes that do not match their name are not stored; another remote may
+    // hold good ones.
+    Status st = Download(repo, **t, store_id, {report.hash}, report.hash,
+                         &progress, &counts);
+    if (st.code() == Code::kCorruption) {
+      last = st;
+      continue;
+    }
+    CMF_RETURN_IF_ERROR(st);
     CMF_ASSIGN_OR_RETURN(auto objects,
                          ObjectsOf(cache, report.hash, artifact.kind));
-    Status st = Download(repo, **t, objects, &progress, &counts);
-    if (!st.ok() && st.code() != Code::kNotFound) return st;
+    st =
+        Download(repo, **t, store_id, objects, report.hash, &progress, &counts);
+    if (st.code() == Code::kCorruption) last = st;
+    if (!st.ok() && st.code() != Code::kNotFound &&
+        st.code() != Code::kCorruption)
+      return st;
     report.objects += counts.objects_received;
     report.bytes += counts.bytes_received;
     report.from = remote.name;

@@ -114,6 +114,22 @@ Status MakePrivateCopy(const fs::path& path, bool executable) {
   return Status::Ok();
 }
 
+// Counts TEMPORARIES of the store at ROOT into REPORT and, unless DRY_RUN,
+// removes each that is still stale (one written meanwhile is kept, uncounted).
+Status SweepTemporaries(const fs::path& root,
+                        const std::vector<data::Temporary>& temporaries,
+                        bool dry_run, GcReport* report) {
+  for (const data::Temporary& t : temporaries) {
+    if (!dry_run) {
+      CMF_ASSIGN_OR_RETURN(bool removed, data::RemoveTemporary(root, t));
+      if (!removed) continue;
+    }
+    report->temporaries.push_back(t.name);
+    report->temporary_bytes += t.size;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view ToString(Change::Kind kind) {
@@ -266,7 +282,8 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
 }
 
 Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
-                                const std::optional<std::string>& rev) {
+                                const std::optional<std::string>& rev,
+                                bool force) {
   CMF_ASSIGN_OR_RETURN(std::vector<data::LinkMode> order, LinkOrder(repo));
   CMF_ASSIGN_OR_RETURN(std::string rel, InsideWorkspace(repo, path));
   CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> tracked,
@@ -304,11 +321,40 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     return Status::NotFound("the content of '" + rel + "' (" +
                             hash.substr(0, 12) + ") is not in the cache");
   }
+  // Nothing is written from an object whose bytes are not what its name says
+  // (a hard-linked file written in place, a flipped bit on disk).
+  auto verify = [&](const std::string& object,
+                    const std::string& where) -> Status {
+    CMF_ASSIGN_OR_RETURN(bool good, objects.Verify(object));
+    if (good) return Status::Ok();
+    return Status::Corruption("the cached object " + object + " of '" + where +
+                              "' is damaged (its bytes do not match its "
+                              "name); nothing was restored; run cmf fsck");
+  };
+  // What the store tracked at REL before this checkout (for --rev: what a
+  // file may hold and still count as unchanged).
+  const ArtifactRef* recorded =
+      owner != nullptr && owner->path == rel ? owner : nullptr;
+  std::vector<std::string> changed;  // files with local changes
+  auto refuse = [&]() -> Status {
+    std::string first = changed.front();
+    if (changed.size() == 1) {
+      return Status::Conflict("'" + first +
+                              "' has local changes; commit them with cmf add, "
+                              "or use --force to discard them");
+    }
+    return Status::Conflict("'" + first + "' and " +
+                            std::to_string(changed.size() - 1) + " more file" +
+                            (changed.size() == 2 ? "" : "s") +
+                            " have local changes; commit them with cmf add, "
+                            "or use --force to discard them");
+  };
   // A directory's object is its manifest; a file's object is only read by
   // whatever copies it (it may be larger than memory).
   Result<std::vector<data::ScannedFile>> files = Status::NotFound("a file");
   std::uint64_t file_size = 0;
   if (kind == ArtifactKind::kDirectory) {
+    CMF_RETURN_IF_ERROR(verify(hash, rel));
     CMF_ASSIGN_OR_RETURN(std::string manifest, objects.ReadObject(hash));
     files = data::ParseManifest(manifest);
     if (!files.ok()) return files.status().With("object '" + hash + "'");
@@ -316,11 +362,20 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
     std::error_code ec;
     file_size = fs::file_size(objects.PathOf(hash), ec);
   }
-  fs::path target = Absolute(repo, rev || within.empty() ? rel : owner->path);
+  const std::string target_rel = rev || within.empty() ? rel : owner->path;
+  fs::path target = Absolute(repo, target_rel);
   result.hash = hash;
   if (!files.ok()) {  // a single file
     Result<data::ObjectInfo> current = objects.Hash(target);
     if (!current.ok() || current->hash != hash) {
+      bool there = current.ok() || current.status().code() != Code::kNotFound;
+      bool as_recorded = current.ok() && recorded != nullptr &&
+                         current->hash == recorded->hash;
+      if (there && !as_recorded && !force) {
+        changed.push_back(rel);
+        return refuse();
+      }
+      CMF_RETURN_IF_ERROR(verify(hash, rel));
       CMF_RETURN_IF_ERROR(RefuseLinkOnTheWay(repo, target));
       CMF_RETURN_IF_ERROR(objects.Materialize(hash, target, order));
       result.restored_files = 1;
@@ -334,16 +389,43 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
         now.ok()) {
       for (const auto& f : now->files) present[f.path] = f.hash;
     }
+    // The files as the store tracked them at REL: the manifest itself when
+    // restoring the tracked content, the tracked one's for --rev.
+    std::map<std::string, std::string> before;
+    if (!rev) {
+      for (const auto& f : *files) before[f.path] = f.hash;
+    } else if (recorded != nullptr &&
+               recorded->kind == ArtifactKind::kDirectory) {
+      if (Result<std::string> m = objects.ReadObject(recorded->hash); m.ok()) {
+        if (auto old = data::ParseManifest(*m); old.ok()) {
+          for (const auto& f : *old) before[f.path] = f.hash;
+        }
+      }
+    }
+    // Everything is checked before anything is written.
+    std::vector<const data::ScannedFile*> to_write;
     for (const data::ScannedFile& f : *files) {
       if (!within.empty() && f.path != within &&
           !f.path.starts_with(within + "/"))
         continue;
       auto it = present.find(f.path);
       if (it != present.end() && it->second == f.hash) continue;
-      fs::path dest = target / f.path;
-      CMF_RETURN_IF_ERROR(RefuseLinkOnTheWay(repo, dest));
-      CMF_RETURN_IF_ERROR(objects.Materialize(f.hash, dest, order));
-      if (f.executable) {
+      if (it != present.end()) {
+        auto was = before.find(f.path);
+        if (!force && (was == before.end() || was->second != it->second))
+          changed.push_back(Join(target_rel, f.path));
+      }
+      to_write.push_back(&f);
+    }
+    if (!changed.empty()) return refuse();
+    for (const data::ScannedFile* f : to_write)
+      CMF_RETURN_IF_ERROR(RefuseLinkOnTheWay(repo, target / f->path));
+    for (const data::ScannedFile* f : to_write)
+      CMF_RETURN_IF_ERROR(verify(f->hash, Join(target_rel, f->path)));
+    for (const data::ScannedFile* f : to_write) {
+      fs::path dest = target / f->path;
+      CMF_RETURN_IF_ERROR(objects.Materialize(f->hash, dest, order));
+      if (f->executable) {
         struct stat st {};
         if (::lstat(dest.c_str(), &st) == 0 && st.st_nlink == 1 &&
             S_ISREG(st.st_mode)) {
@@ -470,6 +552,12 @@ Result<FsckReport> Fsck(Repo& repo, const AddOptions& options) {
   CMF_RETURN_IF_ERROR(io_error);
   std::sort(report.corrupt.begin(), report.corrupt.end());
   // A damaged store's records cannot be trusted, nor even read to the end.
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(objects.root()));
+  for (const data::Temporary& t : temporaries) {
+    ++report.temporaries;
+    report.temporary_bytes += t.size;
+  }
   if (!report.store_errors.empty()) return report;
   CMF_ASSIGN_OR_RETURN(auto interrupted, repo.store().FindInterrupted());
   for (const auto& run : interrupted) report.interrupted.push_back(run.id);
@@ -544,12 +632,26 @@ Result<GcReport> CollectGarbage(Repo& repo, bool dry_run) {
       stale.push_back(root);
   }
   report.stale_stat_blobs = stale.size();
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(objects.root()));
   if (!dry_run) {
     for (const std::string& hash : report.unreferenced)
       CMF_RETURN_IF_ERROR(objects.Remove(hash));
     CMF_RETURN_IF_ERROR(repo.store().DropStatIndex(stale));
     report.removed = true;
   }
+  CMF_RETURN_IF_ERROR(
+      SweepTemporaries(objects.root(), temporaries, dry_run, &report));
+  return report;
+}
+
+Result<GcReport> CollectBareGarbage(const fs::path& dir, bool dry_run) {
+  GcReport report;
+  CMF_ASSIGN_OR_RETURN(std::vector<data::Temporary> temporaries,
+                       data::StaleTemporaries(dir / "objects"));
+  CMF_RETURN_IF_ERROR(
+      SweepTemporaries(dir / "objects", temporaries, dry_run, &report));
+  report.removed = !dry_run;
   return report;
 }
 

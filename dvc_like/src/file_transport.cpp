@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cmf/data/fault.h"
+#include "cmf/data/hash.h"
 #include "cmf/data/transport.h"
 
 namespace fs = std::filesystem;
@@ -74,7 +75,8 @@ class FileTransport : public ObjectTransport {
     return Errno("cannot read '" + PathOf(hash).string() + "'", errno);
   }
 
-  Status Put(std::span<const PutItem> items, Progress* progress) override {
+  Status Put(std::span<const PutItem> items, Progress* progress,
+             std::vector<std::string>* damaged) override {
     if (items.empty()) return Status::Ok();
     fs::path tmp = root_ / "tmp";
     std::error_code ec;
@@ -85,7 +87,9 @@ class FileTransport : public ObjectTransport {
     }
     // Copy everything under temporary names on all cores, flush the file
     // system once, then name each object (and flush again for the names).
+    // A copy whose bytes do not match its name is dropped before that.
     std::vector<std::string> temps(items.size());
+    std::vector<char> bad(items.size(), 0);
     std::atomic<std::size_t> next{0};
     std::mutex mutex;
     Status failed;
@@ -96,6 +100,15 @@ class FileTransport : public ObjectTransport {
           if (!failed.ok()) return;
         }
         Status st = CopyOne(items[i], tmp, &temps[i], progress);
+        if (st.ok()) {
+          Result<std::string> actual = HashFile(temps[i]);
+          st = actual.status();
+          if (actual.ok() && *actual != items[i].hash) {
+            ::unlink(temps[i].c_str());
+            temps[i].clear();
+            bad[i] = 1;
+          }
+        }
         if (!st.ok()) {
           std::lock_guard<std::mutex> lock(mutex);
           if (failed.ok()) failed = st;
@@ -120,6 +133,11 @@ class FileTransport : public ObjectTransport {
     CMF_RETURN_IF_ERROR(SyncFs(tmp));
     CrashPoint("put:renamed-none");
     for (std::size_t i = 0; i < items.size(); ++i) {
+      if (bad[i]) {
+        if (damaged) damaged->push_back(items[i].hash);
+        continue;
+      }
+      // rename() replaces what is there: a copy whose bytes were wrong too.
       fs::path final_path = PathOf(items[i].hash);
       fs::create_directories(final_path.parent_path(), ec);
       if (::rename(temps[i].c_str(), final_path.c_str()) != 0) {
@@ -146,6 +164,15 @@ class FileTransport : public ObjectTransport {
         CopyFd(src, fd, "cannot copy '" + path.string() + "'", progress);
     ::close(src);
     return st;
+  }
+
+  Result<bool> Verify(const std::string& hash) override {
+    Result<std::string> actual = HashFile(PathOf(hash));
+    if (!actual.ok() && actual.status().code() == Code::kNotFound) {
+      return Status::NotFound("'" + url_ + "' has no object " + hash);
+    }
+    CMF_RETURN_IF_ERROR(actual.status());
+    return *actual == hash;
   }
 
   Result<std::string> ReadSmall(const std::string& name) override {

@@ -805,4 +805,58 @@ Status ObjectCache::Remove(const std::string& hash) const {
   return Status::Ok();
 }
 
+namespace {
+
+// Whether the file at PATH (as lstat sees it) was last modified MIN_AGE ago or
+// earlier; fills SIZE.
+bool OldEnough(const fs::path& path, std::chrono::seconds min_age,
+               std::uint64_t* size) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  *size = static_cast<std::uint64_t>(st.st_size);
+  return now.tv_sec - st.st_mtim.tv_sec >= min_age.count();
+}
+
+}  // namespace
+
+Result<std::vector<Temporary>> StaleTemporaries(const fs::path& root,
+                                                std::chrono::seconds min_age) {
+  std::vector<Temporary> out;
+  fs::path tmp = root / "tmp";
+  DIR* dir = ::opendir(tmp.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) return out;
+    return ErrnoStatus("cannot list '" + tmp.string() + "'", errno);
+  }
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::uint64_t size = 0;
+    if (OldEnough(tmp / name, min_age, &size))
+      out.push_back({"tmp/" + name, size});
+  }
+  ::closedir(dir);
+  std::sort(out.begin(), out.end(), [](const Temporary& a, const Temporary& b) {
+    return a.name < b.name;
+  });
+  return out;
+}
+
+Result<bool> RemoveTemporary(const fs::path& root, const Temporary& temporary,
+                             std::chrono::seconds min_age) {
+  fs::path path = root / temporary.name;
+  if (path.parent_path() != root / "tmp")
+    return Status::InvalidArgument("'" + temporary.name +
+                                   "' is not under tmp/");
+  std::uint64_t size = 0;
+  if (!OldEnough(path, min_age, &size)) return false;
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoStatus("cannot remove '" + path.string() + "'", errno);
+  }
+  return true;
+}
+
 }  // namespace cmf::data

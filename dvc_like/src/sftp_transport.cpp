@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cmf/data/fault.h"
+#include "cmf/data/hash.h"
 #include "cmf/data/ssh.h"
 #include "cmf/data/transport.h"
 #include "cmf_config.h"
@@ -116,7 +117,8 @@ class SftpTransport : public ObjectTransport {
     return SftpError("cannot read '" + path + "'");
   }
 
-  Status Put(std::span<const PutItem> items, Progress* progress) override {
+  Status Put(std::span<const PutItem> items, Progress* progress,
+             std::vector<std::string>* damaged) override {
     CMF_RETURN_IF_ERROR(MakeDirs("tmp"));
     std::vector<char> buffer(1 << 20);
     for (const PutItem& item : items) {
@@ -140,6 +142,7 @@ class SftpTransport : public ObjectTransport {
         return SftpError("cannot write '" + temp + "'");
       }
       Status st;
+      Sha256 hasher;  // the bytes as they are sent, checked before the rename
       for (;;) {
         ssize_t n = ::read(src, buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) continue;
@@ -148,6 +151,7 @@ class SftpTransport : public ObjectTransport {
           break;
         }
         if (n == 0) break;
+        hasher.Update(buffer.data(), static_cast<std::size_t>(n));
         for (ssize_t done = 0; done < n;) {
           ssize_t w = libssh2_sftp_write(h, buffer.data() + done, n - done);
           if (w < 0) {
@@ -167,15 +171,33 @@ class SftpTransport : public ObjectTransport {
         libssh2_sftp_unlink(sftp_, temp.c_str());
         return st;
       }
+      if (ToHex(hasher.Finish()) != item.hash) {
+        // A damaged local object: never named in the store.
+        libssh2_sftp_unlink(sftp_, temp.c_str());
+        if (damaged) damaged->push_back(item.hash);
+        if (progress) progress->Add(1, 0);
+        continue;
+      }
       CrashPoint("put:renamed-none");
       std::string final_path = PathOf(item.hash);
       if (libssh2_sftp_rename(sftp_, temp.c_str(), final_path.c_str()) != 0) {
-        // OpenSSH refuses to rename over an existing file: then another
-        // writer put the same object first, which is as good.
-        Result<bool> there = Has(item.hash);
-        libssh2_sftp_unlink(sftp_, temp.c_str());
-        if (!there.ok() || !*there) {
-          return SftpError("cannot name object '" + final_path + "'");
+        // OpenSSH refuses to rename over an existing file (SFTP version 3
+        // has no replacing rename): a copy whose bytes are wrong is removed
+        // first, so that readers find the object missing for a moment,
+        // never damaged; otherwise another writer put the same object first,
+        // which is as good.
+        bool renamed = false;
+        if (item.replace) {
+          libssh2_sftp_unlink(sftp_, final_path.c_str());
+          renamed =
+              libssh2_sftp_rename(sftp_, temp.c_str(), final_path.c_str()) == 0;
+        }
+        if (!renamed) {
+          Result<bool> there = Has(item.hash);
+          libssh2_sftp_unlink(sftp_, temp.c_str());
+          if (!there.ok() || !*there || item.replace) {
+            return SftpError("cannot name object '" + final_path + "'");
+          }
         }
       }
       if (progress) progress->Add(1, 0);
@@ -217,6 +239,32 @@ class SftpTransport : public ObjectTransport {
     }
     libssh2_sftp_close(h);
     return st;
+  }
+
+  Result<bool> Verify(const std::string& hash) override {
+    std::string path = PathOf(hash);
+    LIBSSH2_SFTP_HANDLE* h =
+        libssh2_sftp_open(sftp_, path.c_str(), LIBSSH2_FXF_READ, 0);
+    if (h == nullptr) {
+      if (IsMissing()) {
+        return Status::NotFound("'" + url_ + "' has no object " + hash);
+      }
+      return SftpError("cannot read '" + path + "'");
+    }
+    std::vector<char> buffer(1 << 20);
+    Sha256 hasher;
+    for (;;) {
+      ssize_t n = libssh2_sftp_read(h, buffer.data(), buffer.size());
+      if (n < 0) {
+        Status st = SftpError("cannot read '" + path + "'");
+        libssh2_sftp_close(h);
+        return st;
+      }
+      if (n == 0) break;
+      hasher.Update(buffer.data(), static_cast<std::size_t>(n));
+    }
+    libssh2_sftp_close(h);
+    return ToHex(hasher.Finish()) == hash;
   }
 
   Result<std::string> ReadSmall(const std::string& name) override {

@@ -14,7 +14,7 @@
 
 namespace cmf::data {
 
-constexpr int kSshModuleAbi = 1;
+constexpr int kSshModuleAbi = 2;  // 2: Put reports damaged items; Verify
 
 struct SshModule {
   ModuleHeader header;  // first: what the loader checks

@@ -1,7 +1,9 @@
 // End-to-end tests of data versioning and slices: the real cmf binary.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "cmf/data/hash.h"
@@ -51,7 +53,15 @@ TEST_CASE("data: add, status, checkout round trip through the CLI") {
   Outcome text = r({"status"});
   CHECK(text.out.find("modified: data/a.txt") != std::string::npos);
 
-  CHECK(r({"checkout", "data"}).exit_code == 0);
+  // The edit is kept unless it is to be discarded.
+  Outcome kept = r({"checkout", "data"});
+  CHECK(kept.exit_code == 1);
+  CHECK(kept.err ==
+        "cmf: error: 'data/a.txt' has local changes; commit them with cmf "
+        "add, or use --force to discard them\n");
+  CHECK(cmf::test::ReadFile(r / "data/a.txt") == "changed");
+  CHECK_FALSE(fs::exists(r / "data/b/c.txt"));
+  CHECK(r({"checkout", "--force", "data"}).exit_code == 0);
   CHECK(cmf::test::ReadFile(r / "data/a.txt") == "alpha");
   CHECK(cmf::test::ReadFile(r / "data/b/c.txt") == "gamma");
   CHECK(r.Json({"status", "--json"})["clean"] == true);
@@ -94,6 +104,86 @@ TEST_CASE(
   status = clean.Json({"status", "--json"});
   CHECK(status["changes"][0].count("cache_damaged") == 0);
   CHECK(clean({"fsck"}).exit_code == 0);
+}
+
+TEST_CASE("data: checkout refuses to restore a damaged object") {
+  Workspace r;
+  REQUIRE(r({"config", "cache.link", "copy"}).exit_code == 0);
+  cmf::test::WriteFile(r / "run.csv", "step,loss\n1,0.5\n");
+  REQUIRE(r({"add", "-q", "run.csv"}).exit_code == 0);
+  const std::string hash = cmf::data::HashBytes("step,loss\n1,0.5\n");
+  fs::path object =
+      r / (".cmf/objects/sha256/" + hash.substr(0, 2) + "/" + hash.substr(2));
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  cmf::test::WriteFile(object, "step,loss\n1,0.4\n");  // one byte flipped
+  cmf::test::WriteFile(r / "run.csv", "my own edit\n");
+
+  Outcome forced = r({"checkout", "--force", "run.csv"});
+  CHECK(forced.exit_code == 1);
+  CHECK(IsError(forced,
+                "the cached object " + hash + " of 'run.csv' is damaged"));
+  CHECK(forced.out.find("restored") == std::string::npos);
+  CHECK(cmf::test::ReadFile(r / "run.csv") == "my own edit\n");
+  fs::remove(r / "run.csv");
+  CHECK(IsError(r({"checkout", "run.csv"}), "is damaged"));
+  CHECK_FALSE(fs::exists(r / "run.csv"));
+  CHECK(r({"fsck"}).exit_code == 1);
+}
+
+namespace {
+
+// Writes CONTENT to PATH and makes it look last written AGE ago.
+void WriteOld(const fs::path& path, const std::string& content,
+              std::chrono::seconds age) {
+  cmf::test::WriteFile(path, content);
+  struct timespec times[2] = {};
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age.count();
+  times[1] = times[0];
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "data: gc removes the temporary files a killed command left, after a "
+    "day, and fsck counts them") {
+  using std::chrono::hours;
+  Workspace r;
+  cmf::test::WriteFile(r / "kept.txt", "kept");
+  REQUIRE(r({"add", "-q", "kept.txt"}).exit_code == 0);
+  const fs::path tmp = r / ".cmf/objects/tmp";
+  WriteOld(tmp / "obj-killed", std::string(1000, 'k'), hours(25));
+  WriteOld(tmp / "obj-older", std::string(24, 'o'), hours(24 * 30));
+  WriteOld(tmp / "obj-writing", "a running add's", hours(1));
+  cmf::test::WriteFile(tmp / "obj-new", "just now");
+
+  json fsck = r.Json({"fsck", "--json"});
+  CHECK(fsck["ok"] == true);
+  CHECK(fsck["temporaries"] == 2);
+  CHECK(fsck["temporary_bytes"] == 1024);
+  Outcome text = r({"fsck"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("2 temporary files (1.0 KiB) left") != std::string::npos);
+
+  json dry = r.Json({"gc", "--json"});
+  CHECK(dry["temporaries"] ==
+        json::parse(R"(["tmp/obj-killed", "tmp/obj-older"])"));
+  CHECK(dry["temporary_bytes"] == 1024);
+  CHECK(dry["removed"] == false);
+  CHECK(fs::exists(tmp / "obj-killed"));
+  CHECK(r({"gc"}).out.find("tmp/obj-killed\n") != std::string::npos);
+
+  json done = r.Json({"gc", "--force", "--json"});
+  CHECK(done["removed"] == true);
+  CHECK(done["temporaries"].size() == 2);
+  CHECK_FALSE(fs::exists(tmp / "obj-killed"));
+  CHECK_FALSE(fs::exists(tmp / "obj-older"));
+  CHECK(fs::exists(tmp / "obj-writing"));
+  CHECK(fs::exists(tmp / "obj-new"));
+  CHECK(r.Json({"fsck", "--json"})["temporaries"] == 0);
+  CHECK(r.Json({"gc", "--json"})["temporaries"].empty());
+  CHECK(cmf::test::ReadFile(r / "kept.txt") == "kept");
 }
 
 TEST_CASE("data: add refuses paths outside the workspace and inside .cmf/") {

@@ -84,7 +84,9 @@ TEST_CASE("transport: file store puts whole objects and gets them back") {
       {HashBytes("alpha"), dir / "a", 5},
       {*HashFile(dir / "b"), dir / "b", 3u << 20}};
   CHECK_FALSE(*(*t)->Has(items[0].hash));
-  REQUIRE((*t)->Put(items, nullptr).ok());
+  std::vector<std::string> damaged;
+  REQUIRE((*t)->Put(items, nullptr, &damaged).ok());
+  CHECK(damaged.empty());
   CHECK(*(*t)->Has(items[0].hash));
   CHECK(*(*t)->Has(items[1].hash));
   CHECK(cmf::test::CountFiles(dir / "store" / "tmp") ==
@@ -125,4 +127,42 @@ TEST_CASE(
   CHECK(st.code() == Code::kCorruption);
   CHECK_FALSE(cache.Has(claimed));
   CHECK(cmf::test::CountFiles(dir / "cache") == 0);
+}
+
+TEST_CASE(
+    "transport: a file store never names bytes that do not match, and "
+    "replaces a damaged copy when asked") {
+  TempDir dir;
+  fs::create_directories(dir / "store");
+  Result<std::unique_ptr<ObjectTransport>> t =
+      OpenTransport((dir / "store").string());
+  REQUIRE(t.ok());
+  const std::string good = HashBytes("good bytes");
+  const std::string other = HashBytes("other");
+  WriteFile(dir / "damaged", "gone bad!!");  // claims to be "good bytes"
+  WriteFile(dir / "other", "other");
+  std::vector<ObjectTransport::PutItem> items{{good, dir / "damaged", 10},
+                                              {other, dir / "other", 5}};
+  std::vector<std::string> damaged;
+  REQUIRE((*t)->Put(items, nullptr, &damaged).ok());
+  CHECK(damaged == std::vector<std::string>{good});
+  CHECK_FALSE(*(*t)->Has(good));
+  CHECK(*(*t)->Has(other));
+  CHECK(cmf::test::CountFiles(dir / "store" / "tmp") == 0);
+  CHECK(*(*t)->Verify(other));
+  CHECK((*t)->Verify(good).status().code() == Code::kNotFound);
+
+  // A copy there whose bytes are wrong (an older push of a damaged object):
+  // Verify finds it, and a put with replace mends it.
+  fs::path there = dir / "store/sha256" / good.substr(0, 2) / good.substr(2);
+  WriteFile(there, "gone bad!!");
+  CHECK_FALSE(*(*t)->Verify(good));
+  WriteFile(dir / "restored", "good bytes");
+  std::vector<ObjectTransport::PutItem> fix{
+      {good, dir / "restored", 10, /*replace=*/true}};
+  damaged.clear();
+  REQUIRE((*t)->Put(fix, nullptr, &damaged).ok());
+  CHECK(damaged.empty());
+  CHECK(*(*t)->Verify(good));
+  CHECK(ReadFile(there) == "good bytes");
 }

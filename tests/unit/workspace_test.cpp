@@ -134,7 +134,16 @@ TEST_CASE(
   fs::remove_all(dir / "d" / "sub");
   REQUIRE(Unlock(repo, dir / "d" / "a.txt").ok());
   test::WriteFile(dir / "d" / "a.txt", "scribbled");
-  Result<CheckoutResult> r = Checkout(repo, dir / "d", std::nullopt);
+  // A file with local changes is kept unless they are to be discarded.
+  Result<CheckoutResult> kept = Checkout(repo, dir / "d", std::nullopt);
+  CHECK(kept.status().code() == Code::kConflict);
+  CHECK(kept.status().message() ==
+        "'d/a.txt' has local changes; commit them with cmf add, or use "
+        "--force to discard them");
+  CHECK(test::ReadFile(dir / "d" / "a.txt") == "scribbled");
+  CHECK_FALSE(fs::exists(dir / "d" / "sub" / "b.txt"));
+  Result<CheckoutResult> r =
+      Checkout(repo, dir / "d", std::nullopt, /*force=*/true);
   REQUIRE(r.ok());
   CHECK(r->restored_files == 2);
   CHECK(test::ReadFile(dir / "d" / "a.txt") == "version two");
@@ -399,6 +408,55 @@ TEST_CASE(
   CHECK(repo.objects().Has(
       data::HashBytes("kept")));  // needed through the manifest
   CHECK(Fsck(repo, Quiet())->ok());
+}
+
+TEST_CASE(
+    "workspace: checkout verifies an object before it places it, and keeps "
+    "local changes without force") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  REQUIRE(repo.config().Set("cache.link", "copy").ok());
+  test::WriteFile(dir / "one.txt", "the recorded bytes");
+  test::WriteFile(dir / "d" / "a.txt", "alpha");
+  test::WriteFile(dir / "d" / "b.txt", "beta");
+  REQUIRE(Add(repo, {dir / "one.txt", dir / "d"}, Quiet()).ok());
+  auto damage = [&](const std::string& content) {
+    fs::path object = repo.objects().PathOf(data::HashBytes(content));
+    fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+    std::string bytes = test::ReadFile(object);
+    bytes[0] ^= 1;
+    test::WriteFile(object, bytes);
+  };
+
+  // A missing file whose object is damaged: nothing is written.
+  fs::remove(dir / "one.txt");
+  damage("the recorded bytes");
+  Result<CheckoutResult> bad = Checkout(repo, dir / "one.txt", std::nullopt);
+  CHECK(bad.status().code() == Code::kCorruption);
+  CHECK(bad.status().message().find(data::HashBytes("the recorded bytes")) !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "one.txt"));
+
+  // A modified file: refused without force; with force, the damaged object
+  // still leaves it as it is.
+  test::WriteFile(dir / "one.txt", "my edit");
+  CHECK(Checkout(repo, dir / "one.txt", std::nullopt).status().code() ==
+        Code::kConflict);
+  CHECK(Checkout(repo, dir / "one.txt", std::nullopt, /*force=*/true)
+            .status()
+            .code() == Code::kCorruption);
+  CHECK(test::ReadFile(dir / "one.txt") == "my edit");
+
+  // In a directory: one damaged file stops the whole checkout first.
+  fs::remove(dir / "d" / "a.txt");
+  fs::remove(dir / "d" / "b.txt");
+  damage("beta");
+  CHECK(Checkout(repo, dir / "d", std::nullopt).status().code() ==
+        Code::kCorruption);
+  CHECK_FALSE(fs::exists(dir / "d" / "a.txt"));
+  // The intact one alone is fine.
+  REQUIRE(Checkout(repo, dir / "d" / "a.txt", std::nullopt).ok());
+  CHECK(test::ReadFile(dir / "d" / "a.txt") == "alpha");
 }
 
 TEST_CASE(

@@ -43,6 +43,10 @@ struct DiscoverOptions {
   std::filesystem::path cmf_dir;
 };
 
+// True when DIR is a bare repository (cmf init --bare): a config that says
+// core.bare = true, beside log.git/ and objects/.
+bool IsBareRepository(const std::filesystem::path& dir);
+
 class Repo {
  public:
   // Creates .cmf/ in WORKSPACE (which must exist) with a new site id, an empty

@@ -79,9 +79,26 @@ struct SyncReport {
   std::uint64_t objects_received = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t objects_left = 0;  // left where they are by the data policy
+  // Objects whose bytes do not match their name. Push: damaged in the local
+  // cache; not sent, and their artifacts get no location (the rest is sent).
+  // Pull: damaged in the remote's store; not fetched (counted in objects_left
+  // too), and noted so that a later push to that store replaces them.
+  struct Damaged {
+    std::string hash;
+    std::string path;  // the artifact it belongs to, as recorded
+  };
+  std::vector<Damaged> damaged;
+  // (push) objects of the remote's store whose bytes were wrong, replaced by
+  // good ones from here (counted in objects_sent too).
+  std::uint64_t objects_repaired = 0;
   int tries = 0;
 };
 
+// Every object is hashed as it is sent, and one whose bytes do not match its
+// name is left out (report.damaged) while the rest and the metadata go. An
+// object the store has already is trusted, unless the data policy was given
+// as all (SyncOptions::data), or a pull or get found it damaged there: then
+// the store's copy is read and hashed, and replaced when it is wrong.
 Result<SyncReport> Push(Repo& repo, const std::string& remote,
                         const SyncOptions& options);
 Result<SyncReport> Pull(Repo& repo, const std::string& remote,

@@ -82,10 +82,14 @@ struct CheckoutResult {
 
 // Restores PATH (a tracked path, or a path inside a tracked directory) from the
 // cache. With REV (an artifact hash or a unique prefix of one), restores that
-// content instead and tracks it at PATH. NotFound when PATH is not tracked or
-// the content is not in the cache.
+// content instead and tracks it at PATH. Every object is verified against its
+// name before it is placed. NotFound when PATH is not tracked or the content
+// is not in the cache; Corruption (nothing written) when an object is damaged;
+// Conflict (nothing written) when a file to be replaced has local changes (its
+// content is not what the store tracked at PATH), unless FORCE.
 Result<CheckoutResult> Checkout(Repo& repo, const std::filesystem::path& path,
-                                const std::optional<std::string>& rev);
+                                const std::optional<std::string>& rev,
+                                bool force = false);
 
 // Replaces each file under PATH that shares its bytes with the cache (a hard
 // link or a symbolic link into it) by a private, writable copy. Returns the
@@ -101,6 +105,11 @@ struct FsckReport {
     std::string path;  // where the artifact was seen
   };
   std::vector<Missing> missing;  // expected in the cache but absent
+  // Temporary files of the cache (objects/tmp/) left by a killed add, push or
+  // pull: untouched for data::kStaleTemporaryAge. Not damage (fsck stays ok);
+  // `cmf gc --force` removes them.
+  std::uint64_t temporaries = 0;
+  std::uint64_t temporary_bytes = 0;
   // What SQLite's integrity check found wrong in metadata.db (at most 100
   // lines); empty when it is sound.
   std::vector<std::string> store_errors;
@@ -128,11 +137,23 @@ struct GcReport {
   // Stat-index blobs of paths that exist no more (a folder deleted or moved,
   // the workspace moved): removed with the objects.
   std::size_t stale_stat_blobs = 0;
+  // Temporary files of the object store left by a killed add, push or pull
+  // (untouched for data::kStaleTemporaryAge): removed with the objects. Names
+  // are relative to the objects/ folder ("tmp/obj-Ab12Cd").
+  std::vector<std::string> temporaries;
+  std::uint64_t temporary_bytes = 0;
 };
 
 // Finds the objects that nothing references (directly or through a manifest):
-// not tracked now, not used or made by any execution, and the stat-index
-// blobs of paths that no longer exist. Unless DRY_RUN, removes them.
+// not tracked now, not used or made by any execution, the stat-index blobs of
+// paths that no longer exist, and the stale temporary files of the cache.
+// Unless DRY_RUN, removes them.
 Result<GcReport> CollectGarbage(Repo& repo, bool dry_run);
+
+// As CollectGarbage for a bare repository at DIR (cmf init --bare), which has
+// no store to say which objects are referenced: only the stale temporary
+// files of its object store (DIR/objects/tmp/, left by killed pushes).
+Result<GcReport> CollectBareGarbage(const std::filesystem::path& dir,
+                                    bool dry_run);
 
 }  // namespace cmf

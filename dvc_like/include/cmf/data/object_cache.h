@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -73,6 +74,33 @@ struct ObjectInfo {
       0;  // bytes of a file; for a directory the sum of its files
   bool is_directory = false;
 };
+
+// How long a file under tmp/ must have gone unwritten before it counts as left
+// behind by a command that was killed (and `cmf gc` removes it). A command that
+// is still running writes its temporary files as it goes and names them soon
+// after; a day leaves room for the slowest push of many large objects.
+inline constexpr std::chrono::seconds kStaleTemporaryAge =
+    std::chrono::hours(24);
+
+// A file under an object store's tmp/ folder.
+struct Temporary {
+  std::string name;  // relative to the store's root: "tmp/obj-Ab12Cd"
+  std::uint64_t size = 0;
+};
+
+// The regular files under ROOT/tmp/ (ROOT: a cache's or a remote store's
+// objects/ folder) whose last modification is at least MIN_AGE old, sorted by
+// name. Empty when there is no tmp/. IOError when it cannot be listed.
+Result<std::vector<Temporary>> StaleTemporaries(
+    const std::filesystem::path& root,
+    std::chrono::seconds min_age = kStaleTemporaryAge);
+
+// Removes ROOT/NAME (from StaleTemporaries) when it is still at least MIN_AGE
+// old; one written meanwhile is kept. Returns whether it was removed; IOError
+// when it cannot be.
+Result<bool> RemoveTemporary(const std::filesystem::path& root,
+                             const Temporary& temporary,
+                             std::chrono::seconds min_age = kStaleTemporaryAge);
 
 class ObjectCache {
  public:

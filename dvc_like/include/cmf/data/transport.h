@@ -35,13 +35,25 @@ class ObjectTransport {
 
   struct PutItem {
     std::string hash;
-    std::filesystem::path source;  // a local file with exactly that content
+    std::filesystem::path source;  // a local file that should hold that content
     std::uint64_t size = 0;
+    // The store holds an object HASH whose bytes are wrong (see Verify):
+    // replace it.
+    bool replace = false;
   };
   // Uploads ITEMS (each under a temporary name, then renamed), counting bytes
-  // on PROGRESS. On error, the objects already renamed stay (they are whole),
-  // and no temporary is left behind where the transport can remove it.
-  virtual Status Put(std::span<const PutItem> items, Progress* progress) = 0;
+  // on PROGRESS. The bytes of each item are hashed as they are written: one
+  // whose bytes do not match its hash (a damaged local object) never gets its
+  // name in the store; its temporary is removed, its hash is appended to
+  // DAMAGED, and the other items go on. On error, the objects already renamed
+  // stay (they are whole), and no temporary is left behind where the transport
+  // can remove it.
+  virtual Status Put(std::span<const PutItem> items, Progress* progress,
+                     std::vector<std::string>* damaged) = 0;
+
+  // Reads the store's object HASH and hashes it: true when its bytes match
+  // its name. NotFound when the store does not hold it.
+  virtual Result<bool> Verify(const std::string& hash) = 0;
 
   // Writes the bytes of object HASH to the open file FD. NotFound when the
   // store does not hold it. The caller verifies the bytes.
