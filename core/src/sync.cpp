@@ -435,6 +435,7 @@ Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
             CMF_ASSIGN_OR_RETURN(
                 report.commit,
                 log.CommitSegment(repo.site(), s.hash, s.text, text));
+            data::CrashPoint("commit:logged");  // in the log, not the store
             return repo.store().SetIngestedTip(report.commit);
           }));
   report.segment = segment.hash;
