@@ -237,6 +237,15 @@ Result<std::string> StoreId(data::ObjectTransport& t) {
   return id;
 }
 
+// Records ID as the store-id of remote NAME, writing the config only when it
+// changes (most pushes and pulls then write nothing there).
+Status RememberStoreId(Repo& repo, const std::string& name,
+                       const std::string& id) {
+  const std::string key = "remote." + name + ".store-id";
+  if (repo.config().GetOr(key, "") == id) return Status::Ok();
+  return repo.config().Set(key, id);
+}
+
 // Ingests every segment reachable from main that the store does not hold yet:
 // those a merge just brought, or those left by a run cut short between moving
 // main and ingesting. Moves the store's ingested tip to main in the same
@@ -318,8 +327,24 @@ Result<MetaLog> OpenLog(const Repo& repo) {
   return MetaLog::Open(repo.cmf_dir() / "log.git");
 }
 
+// Takes .cmf/log.lock: one cmf process at a time changes the log. Every
+// writer of the log holds it, so a lock file of git's own found then (a ref's
+// `*.lock`, left by a process killed while it moved that ref) belongs to
+// nobody alive; it would refuse every later update of the ref, and goes.
 Result<FileLock> LockLog(const Repo& repo) {
-  return FileLock::Acquire(repo.cmf_dir() / "log.lock");
+  CMF_ASSIGN_OR_RETURN(FileLock lock,
+                       FileLock::Acquire(repo.cmf_dir() / "log.lock"));
+  const fs::path git_dir = repo.cmf_dir() / "log.git";
+  std::error_code ec;
+  for (const char* name : {"HEAD.lock", "packed-refs.lock"})
+    fs::remove(git_dir / name, ec);
+  for (auto it = fs::recursive_directory_iterator(git_dir / "refs", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() == ".lock" && it->is_regular_file(ec)) {
+      fs::remove(it->path(), ec);
+    }
+  }
+  return lock;
 }
 
 // Downloads the objects HASHES from T into the cache, verifying each.
@@ -380,8 +405,7 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
         CMF_RETURN_IF_ERROR(opened.status());
         t = std::move(opened).value();
         CMF_ASSIGN_OR_RETURN(store_id, StoreId(*t));
-        CMF_RETURN_IF_ERROR(
-            repo.config().Set("remote." + name + ".store-id", store_id));
+        CMF_RETURN_IF_ERROR(RememberStoreId(repo, name, store_id));
       }
       Status got = Status::Ok();
       if (!cache.Has(a.hash)) {
@@ -632,6 +656,7 @@ Result<SyncReport> Fetch(Repo& repo, const std::string& name,
                          const SyncOptions&) {
   CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
   CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
   CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
   SyncReport report;
   report.remote = name;
@@ -738,8 +763,7 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
         if (!transport) {
           CMF_ASSIGN_OR_RETURN(transport, data::OpenTransport(ends.data_url));
           CMF_ASSIGN_OR_RETURN(store_id, StoreId(*transport));
-          CMF_RETURN_IF_ERROR(
-              repo.config().Set("remote." + name + ".store-id", store_id));
+          CMF_RETURN_IF_ERROR(RememberStoreId(repo, name, store_id));
         }
         CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));
         if (!std::all_of(objects.begin(), objects.end(),
