@@ -347,6 +347,19 @@ Result<FileLock> LockLog(const Repo& repo) {
   return lock;
 }
 
+// With the push lock of a remote's log on a path held, removes the lock of
+// its `main` that a push killed while it moved it left behind (else every
+// later push fails: "kept moving"). A git process that pushes there without
+// that lock (over ssh) and loses its lock so fails once and is retried; it
+// never loses an update, as cmf moves `main` by compare-and-swap.
+void RemoveStaleRemoteMainLock(const Endpoints& ends) {
+  if (data::UrlScheme(ends.git_url) != "file") return;
+  std::error_code ec;
+  fs::remove(fs::path(data::FileUrlPath(ends.git_url)) / "refs" / "heads" /
+                 "main.lock",
+             ec);
+}
+
 // Downloads the objects HASHES from T into the cache, verifying each.
 Status Download(Repo& repo, data::ObjectTransport& t,
                 const std::vector<std::string>& hashes,
@@ -726,6 +739,7 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
                            FileLock::AcquireIfSupported(ends.lock));
       if (l) remote_lock.emplace(std::move(*l));
     }
+    if (remote_lock) RemoveStaleRemoteMainLock(ends);
     CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
     std::string remote_tip;
     CMF_RETURN_IF_ERROR(

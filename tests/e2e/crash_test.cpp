@@ -458,3 +458,29 @@ TEST_CASE(
             << " did not converge, " << seconds << " s" << std::endl;
   CHECK(failed == 0);
 }
+
+TEST_CASE(
+    "crash: git lock files left by a killed commit, push or pull, here or in "
+    "the hub's log, block nothing") {
+  TempDir remotes;
+  Ok(Cmf({"init", "--bare", (remotes / "hub").string()}, remotes.path()));
+  Workspace a, b;
+  for (const Workspace* w : {&a, &b}) {
+    Ok((*w)({"remote", "add", "hub", (remotes / "hub").string()}));
+  }
+  Produce(a, "one.txt", "one");
+  Ok(a({"commit"}));
+  Ok(a({"push", "hub"}));
+  // What kill -9 leaves while git moves a ref, and while cmf writes config.
+  WriteFile(a / ".cmf/log.git/refs/heads/main.lock", "");
+  WriteFile(a / ".cmf/log.git/refs/remotes/hub/main.lock", "");
+  WriteFile(a / ".cmf/config.lock", "");
+  WriteFile(remotes / "hub/log.git/refs/heads/main.lock", "");
+  Produce(a, "two.txt", "two");
+  Ok(a({"commit"}));
+  Ok(a({"push", "hub"}));
+  Ok(a({"remote", "add", "other", (remotes / "hub").string()}));
+  Ok(b({"pull", "hub"}));
+  CHECK(Ids(b) == Ids(a));
+  CHECK(Ids(b).size() == 2);
+}
