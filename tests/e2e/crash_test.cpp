@@ -360,7 +360,7 @@ TEST_CASE(
 TEST_CASE(
     "chaos: three sites in random schedules of exec, commit, push and pull "
     "converge to the same facts") {
-  const std::size_t schedules = EnvCount("CMF_CHAOS_SCHEDULES", 30);
+  const std::size_t schedules = EnvCount("CMF_CHAOS_SCHEDULES", 12);
   const std::uint64_t seed = EnvCount("CMF_CHAOS_SEED", 1);
   std::size_t failed = 0, steps_run = 0;
   auto start = std::chrono::steady_clock::now();
