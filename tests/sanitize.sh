@@ -37,6 +37,7 @@ run_sanitized() {
   mkdir -p "$reports"
   local common="log_path=$reports/report:print_stacktrace=1:halt_on_error=1"
   local start=$SECONDS rc=0
+  export CMF_SANITIZER_REPORTS="$reports"
   if [ "$kind" = asan ]; then
     ASAN_OPTIONS="$common:detect_leaks=1:check_initialization_order=1" \
     UBSAN_OPTIONS="$common" \
@@ -46,6 +47,14 @@ run_sanitized() {
       meson test -C "$dir" --print-errorlogs "$@" || rc=$?
   fi
   [ $rc -eq 0 ] || status=$rc
+  # Reports printed to standard error instead (UBSan beside ASan ignores log_path): the test
+  # binaries' own, in the test log, and those of the cmf processes they ran, kept by
+  # tests/support.cpp.
+  if grep -q -e 'runtime error: ' -e '^==[0-9]*==ERROR: ' -e 'WARNING: ThreadSanitizer' \
+      "$dir/meson-logs/testlog.txt" 2>/dev/null; then
+    grep -B2 -A20 -e 'runtime error: ' -e '^==[0-9]*==ERROR: ' -e 'WARNING: ThreadSanitizer' \
+      "$dir/meson-logs/testlog.txt" > "$reports/testlog.txt"
+  fi
   local n
   n=$(find "$reports" -type f | wc -l)
   if [ "$n" -gt 0 ]; then
