@@ -89,7 +89,8 @@ std::size_t Segments(const Workspace& w) {
 // uncommitted facts of its own).
 std::vector<std::string> Facts(const Workspace& w, bool locations) {
   std::vector<std::string> out;
-  for (const json& f : w.Json({"export"})["facts"]) {
+  const json exported = w.Json({"export"});
+  for (const json& f : exported["facts"]) {
     if (locations || f["t"] != "location") out.push_back(f.dump());
   }
   return out;
