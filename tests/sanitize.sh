@@ -4,7 +4,8 @@
 # start, and every module it loads, runs sanitized too); then builds the unit tests with
 # ThreadSanitizer in build-tsan/ and runs the test cases that use threads. Fails when a test
 # fails or when any process wrote a sanitizer report, even a cmf process that a test expected to
-# fail: reports go to files under build-*/sanitizer-reports/, not to the tests' standard error.
+# fail: reports go to files under build-*/sanitizer-reports/ (UBSan's, which go to standard
+# error, are picked out of it there).
 #
 #   bash tests/sanitize.sh [asan|tsan|all]     (default: all; tests/run.sh runs it after the suite)
 #
@@ -15,8 +16,7 @@ cd "$(dirname "$0")/.."
 which=${1:-all}
 
 # The test cases of the ThreadSanitizer run: scanning and hashing on all cores, objects named in
-# parallel (add, the file transport's puts), the progress thread, and two store connections
-# writing at once. (Concurrent cmf processes are separate processes, which ThreadSanitizer does
+# parallel (add, the file transport's puts), and two store connections writing at once. (Concurrent cmf processes are separate processes, which ThreadSanitizer does
 # not see across; the end-to-end tests of them run under AddressSanitizer above.)
 tsan_cases='scan:*,hash:*,object cache:*,workspace:*,transport:*,store: two connections*'
 
