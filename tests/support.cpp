@@ -117,6 +117,17 @@ Outcome RunProcess(const std::vector<std::string>& argv, const fs::path& cwd,
   o.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   o.out = ReadFile(out_path);
   o.err = ReadFile(err_path);
+  // Under tests/sanitize.sh, an UndefinedBehaviorSanitizer report that a child
+  // printed is kept where the script looks for reports (built together with
+  // AddressSanitizer, UBSan writes to standard error whatever log_path says).
+  const char* reports = std::getenv("CMF_SANITIZER_REPORTS");
+  if (reports && *reports &&
+      o.err.find("runtime error: ") != std::string::npos) {
+    std::string what;
+    for (const auto& a : argv) what += a + " ";
+    WriteFile(fs::path(reports) / ("child-" + std::to_string(pid) + ".txt"),
+              what + "\n" + o.err);
+  }
   return o;
 }
 

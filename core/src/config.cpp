@@ -1,6 +1,8 @@
 #include "cmf/config.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -316,21 +318,52 @@ struct Config::Impl {
     return Status::Ok();
   }
 
+  // Takes LOCK, the file that becomes the new config, as git does: it is
+  // created only where none exists. It is also flock()ed before its name
+  // appears, and stays so until it is renamed into place, so that a lock left
+  // by a process that died while it held it (kill -9, a power cut) is known
+  // for one: nobody holds its flock. Such a lock is removed and taken.
+  Result<int> TakeLock(const std::string& lock) {
+    auto fail = [&](int err) {
+      return Status::IOError("cannot write config '" + path +
+                             "': " + std::strerror(err));
+    };
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::string temp = lock + "-XXXXXX";
+      int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+      if (fd < 0) return fail(errno);
+      ::fchmod(fd, 0644);
+      ::flock(fd, LOCK_EX);  // a new file: nobody else holds it
+      int rc = ::link(temp.c_str(), lock.c_str());
+      int err = errno;
+      ::unlink(temp.c_str());
+      if (rc == 0) return fd;
+      ::close(fd);
+      if (err != EEXIST) return fail(err);
+      int old = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+      if (old < 0) {
+        if (errno == ENOENT) continue;  // its writer just finished
+        return fail(errno);
+      }
+      struct stat held {}, named{};
+      bool stale = ::flock(old, LOCK_EX | LOCK_NB) == 0 &&
+                   ::fstat(old, &held) == 0 &&
+                   ::stat(lock.c_str(), &named) == 0 &&
+                   held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+      if (stale) ::unlink(lock.c_str());  // its writer died: take it over
+      ::close(old);
+      if (!stale) break;
+    }
+    return Status::Conflict("config '" + path +
+                            "' is being written by another process ('" +
+                            lock + "' exists)");
+  }
+
   // Re-reads the file under its lock, lets CHANGE edit the lines, and writes
   // them back atomically (a lock file renamed into place, as git does).
   Status Rewrite(const std::function<Status()>& change) {
     const std::string lock = path + ".lock";
-    int fd =
-        ::open(lock.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      if (errno == EEXIST) {
-        return Status::Conflict("config '" + path +
-                                "' is being written by another process ('" +
-                                lock + "' exists)");
-      }
-      return Status::IOError("cannot write config '" + path +
-                             "': " + std::strerror(errno));
-    }
+    CMF_ASSIGN_OR_RETURN(int fd, TakeLock(lock));
     Status st = Load();
     if (st.ok()) st = change();
     if (st.ok()) {
@@ -353,13 +386,13 @@ struct Config::Impl {
         st = Status::IOError("cannot write config '" + path +
                              "': " + std::strerror(errno));
     }
-    ::close(fd);
     if (st.ok() && ::rename(lock.c_str(), path.c_str()) != 0) {
       st = Status::IOError("cannot write config '" + path +
                            "': " + std::strerror(errno));
     }
+    if (!st.ok()) ::unlink(lock.c_str());
+    ::close(fd);  // the flock goes with it, after the rename
     if (!st.ok()) {
-      ::unlink(lock.c_str());
       // Back to what the file holds; the write's error is the one to report
       // (a file that cannot be read again leaves what was read before).
       static_cast<void>(Load());

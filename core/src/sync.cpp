@@ -256,6 +256,15 @@ void WarnQuarantined(const std::string& site, const std::string& hash,
   }
 }
 
+// Records ID as the store-id of remote NAME, writing the config only when it
+// changes (most pushes and pulls then write nothing there).
+Status RememberStoreId(Repo& repo, const std::string& name,
+                       const std::string& id) {
+  const std::string key = "remote." + name + ".store-id";
+  if (repo.config().GetOr(key, "") == id) return Status::Ok();
+  return repo.config().Set(key, id);
+}
+
 // Ingests every segment reachable from main that the store does not hold yet:
 // those a merge just brought, or those left by a run cut short between moving
 // main and ingesting. Moves the store's ingested tip to main in the same
@@ -372,8 +381,37 @@ Result<MetaLog> OpenLog(const Repo& repo) {
   return MetaLog::Open(repo.cmf_dir() / "log.git");
 }
 
+// Takes .cmf/log.lock: one cmf process at a time changes the log. Every
+// writer of the log holds it, so a lock file of git's own found then (a ref's
+// `*.lock`, left by a process killed while it moved that ref) belongs to
+// nobody alive; it would refuse every later update of the ref, and goes.
 Result<FileLock> LockLog(const Repo& repo) {
-  return FileLock::Acquire(repo.cmf_dir() / "log.lock");
+  CMF_ASSIGN_OR_RETURN(FileLock lock,
+                       FileLock::Acquire(repo.cmf_dir() / "log.lock"));
+  const fs::path git_dir = repo.cmf_dir() / "log.git";
+  std::error_code ec;
+  for (const char* name : {"HEAD.lock", "packed-refs.lock"})
+    fs::remove(git_dir / name, ec);
+  for (auto it = fs::recursive_directory_iterator(git_dir / "refs", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() == ".lock" && it->is_regular_file(ec)) {
+      fs::remove(it->path(), ec);
+    }
+  }
+  return lock;
+}
+
+// With the push lock of a remote's log on a path held, removes the lock of
+// its `main` that a push killed while it moved it left behind (else every
+// later push fails: "kept moving"). A git process that pushes there without
+// that lock (over ssh) and loses its lock so fails once and is retried; it
+// never loses an update, as cmf moves `main` by compare-and-swap.
+void RemoveStaleRemoteMainLock(const Endpoints& ends) {
+  if (data::UrlScheme(ends.git_url) != "file") return;
+  std::error_code ec;
+  fs::remove(fs::path(data::FileUrlPath(ends.git_url)) / "refs" / "heads" /
+                 "main.lock",
+             ec);
 }
 
 // Objects that a pull or get found damaged in an object store:
@@ -518,8 +556,7 @@ Status PullData(Repo& repo, const std::string& name, const Endpoints& ends,
         CMF_RETURN_IF_ERROR(opened.status());
         t = std::move(opened).value();
         CMF_ASSIGN_OR_RETURN(store_id, StoreId(*t));
-        CMF_RETURN_IF_ERROR(
-            repo.config().Set("remote." + name + ".store-id", store_id));
+        CMF_RETURN_IF_ERROR(RememberStoreId(repo, name, store_id));
       }
       // An object whose bytes do not match its name is not fetched, and the
       // others go on (Download notes it for a push that repairs the store).
@@ -590,6 +627,7 @@ Result<CommitReport> CommitMetadata(Repo& repo, const std::string& message) {
             CMF_ASSIGN_OR_RETURN(
                 report.commit,
                 log.CommitSegment(repo.site(), s.hash, s.text, text));
+            data::CrashPoint("commit:logged");  // in the log, not the store
             return repo.store().SetIngestedTip(report.commit);
           }));
   report.segment = segment.hash;
@@ -786,6 +824,7 @@ Result<SyncReport> Fetch(Repo& repo, const std::string& name,
                          const SyncOptions&) {
   CMF_ASSIGN_OR_RETURN(RemoteSpec remote, FindRemote(repo.config(), name));
   CMF_ASSIGN_OR_RETURN(Endpoints ends, Resolve(repo, remote));
+  CMF_ASSIGN_OR_RETURN(FileLock lock, LockLog(repo));
   CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
   SyncReport report;
   report.remote = name;
@@ -856,6 +895,7 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
                            FileLock::AcquireIfSupported(ends.lock));
       if (l) remote_lock.emplace(std::move(*l));
     }
+    if (remote_lock) RemoveStaleRemoteMainLock(ends);
     CMF_ASSIGN_OR_RETURN(MetaLog log, OpenLog(repo));
     std::string remote_tip;
     CMF_RETURN_IF_ERROR(
@@ -904,8 +944,7 @@ Result<SyncReport> Push(Repo& repo, const std::string& name,
         if (!transport) {
           CMF_ASSIGN_OR_RETURN(transport, data::OpenTransport(ends.data_url));
           CMF_ASSIGN_OR_RETURN(store_id, StoreId(*transport));
-          CMF_RETURN_IF_ERROR(
-              repo.config().Set("remote." + name + ".store-id", store_id));
+          CMF_RETURN_IF_ERROR(RememberStoreId(repo, name, store_id));
         }
         if (!suspects) suspects = Suspects(repo, store_id);
         CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, h, a->kind));

@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "cmf/data/fault.h"
 #include "cmf/data/hash.h"
 #include "cmf/data/scan.h"
 #include "file_reader.h"
@@ -167,11 +168,13 @@ class TempObject {
     if (ec)
       return Status::IOError("cannot create '" + dir.string() +
                              "': " + ec.message());
+    CrashPoint("cache:written");
     if (int err = ops_.Rename(path_, final_path.string())) {
       return ErrnoStatus(
           "cannot move object into '" + final_path.string() + "'", err);
     }
     path_.clear();
+    CrashPoint("cache:named");
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ops_.Fsync(dfd);  // best effort: makes the new name durable
@@ -557,6 +560,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
     Discard(pending);
     return ready;
   }
+  CrashPoint("cache:written");
 
   // Names one object; returns 0 or an errno value.
   auto publish = [&](Pending& p) -> int {
@@ -626,6 +630,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (std::thread& t : pool) t.join();
+  CrashPoint("cache:named");
   if (!first.ok()) {
     std::vector<Pending> rest;
     for (std::size_t i = 0; i < pending.size(); ++i) {

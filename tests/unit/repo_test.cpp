@@ -1,6 +1,9 @@
 #include "cmf/repo.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "cmf/clock.h"
 #include "support.h"
@@ -98,6 +101,34 @@ TEST_CASE("config: values round-trip through the git-config file") {
 }
 
 TEST_CASE(
+    "config: a lock left by a writer that was killed is taken over; a live "
+    "writer's lock is respected") {
+  TempDir dir;
+  Repo repo = Repo::Init(dir.path()).value();
+  const fs::path lock = dir / ".cmf" / "config.lock";
+  // What kill -9 in the middle of a write leaves behind.
+  test::WriteFile(lock, "[core]\n\thalf = writ");
+  REQUIRE(repo.config().Set("core.pipeline", "ALDKL").ok());
+  CHECK(!fs::exists(lock));
+  CHECK(Config::Open(dir / ".cmf" / "config")->Get("core.pipeline").value() ==
+        "ALDKL");
+  // A writer that is alive holds its lock's flock: it is waited for, not
+  // overwritten.
+  test::WriteFile(lock, "");
+  int held = ::open(lock.c_str(), O_RDONLY);
+  REQUIRE(held >= 0);
+  REQUIRE(::flock(held, LOCK_EX) == 0);
+  Status busy = repo.config().Set("core.pipeline", "other");
+  CHECK(busy.code() == Code::kConflict);
+  CHECK(busy.message().find("being written by another process") !=
+        std::string::npos);
+  CHECK(fs::exists(lock));
+  ::close(held);
+  fs::remove(lock);
+  CHECK(repo.config().Get("core.pipeline").value() == "ALDKL");
+}
+
+TEST_CASE(
     "config: reads what git writes and writes what git reads (quotes, "
     "escapes, subsections, comments, continued lines)") {
   TempDir dir;
@@ -166,10 +197,13 @@ TEST_CASE(
   CHECK_FALSE(Config::Open(dir / "orphan").ok());
   CHECK(again->Set("core.9lives", "x").code() == Code::kInvalidArgument);
   CHECK(again->Set(".x", "x").code() == Code::kInvalidArgument);
-  // A writer that finds the lock taken fails and changes nothing.
+  // A writer that finds the lock held fails and changes nothing.
   test::WriteFile(dir / "config.lock", "");
+  int held = ::open((dir / "config.lock").c_str(), O_RDONLY);
+  REQUIRE(::flock(held, LOCK_EX) == 0);
   CHECK(again->Set("core.pipeline", "x").code() == Code::kConflict);
   CHECK(Config::Open(file)->Get("core.pipeline").value() == "two  words");
+  ::close(held);
 }
 
 TEST_CASE(
