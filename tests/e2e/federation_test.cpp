@@ -610,101 +610,6 @@ std::size_t Count(const std::string& text, const std::string& fragment) {
     ++n;
   }
   return n;
-
-// Where object HASH lies in the object store at STORE.
-fs::path ObjectIn(const fs::path& store, const std::string& hash) {
-  return store / "sha256" / hash.substr(0, 2) / hash.substr(2);
-}
-
-// Writes BYTES over FILE in place, as root can write a read-only file (and
-// its owner after a chmod): through a hard link into the cache, the object
-// changes too.
-void WriteInPlace(const fs::path& file, const std::string& bytes) {
-  fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
-  WriteFile(file, bytes);
-}
-
-// The story of finding 4, over the hub at HUB reached by URL: a damaged
-// object is never pushed, a hub poisoned by an older push does not stop a
-// pull, and a push with --data all repairs the hub.
-void DamagedObjectStory(const fs::path& hub, const std::string& url,
-                        const std::map<std::string, std::string>& env) {
-  Workspace a, b;
-  a.env = b.env = env;
-  Ok(a({"remote", "add", "hpc", url}));
-  Ok(b({"remote", "add", "hpc", url}));
-  const std::string original = "calibration, as measured\n";
-  const std::string bad = cmf::data::HashBytes(original);
-  const std::string good = cmf::data::HashBytes("a good output\n");
-  WriteFile(a / "calib.txt", original);
-  WriteFile(a / "good.txt", "a good output\n");
-  Ok(a({"add", "-q", "calib.txt", "good.txt"}));
-  Ok(a({"commit", "-m", "two files"}));
-  // Added files are hard links into the cache (cache.link auto).
-  struct stat st {};
-  REQUIRE(::stat((a / "calib.txt").c_str(), &st) == 0);
-  REQUIRE(st.st_nlink == 2);
-  WriteInPlace(a / "calib.txt", "scribbled over it!!!\n");
-  CHECK(a({"fsck"}).exit_code == 1);
-
-  // The damaged object stays here; the rest and the metadata go.
-  Outcome pushed = a({"push", "hpc", "--json"});
-  CHECK(pushed.exit_code == 1);
-  CHECK(pushed.err.find("cmf: warning: object " + bad +
-                        " of 'calib.txt' is damaged in the cache") !=
-        std::string::npos);
-  CHECK(pushed.err.find("run cmf fsck") != std::string::npos);
-  CHECK(pushed.err.find("cmf: error: 1 damaged object not pushed") !=
-        std::string::npos);
-  json report = json::parse(pushed.out);
-  CHECK(report["objects_sent"] == 1);
-  CHECK(report["objects_damaged"] == 1);
-  CHECK(report["damaged"][0]["hash"] == bad);
-  CHECK(report["damaged"][0]["path"] == "calib.txt");
-  CHECK(report["commits_sent"].get<int>() >= 1);
-  CHECK(fs::exists(ObjectIn(hub / "objects", good)));
-  CHECK_FALSE(fs::exists(ObjectIn(hub / "objects", bad)));
-  CHECK(cmf::test::CountFiles(hub / "objects" / "tmp") == 0);
-
-  // As an older cmf did: the damaged bytes under the object's name.
-  fs::create_directories(ObjectIn(hub / "objects", bad).parent_path());
-  WriteFile(ObjectIn(hub / "objects", bad), "scribbled over it!!!\n");
-
-  // A pull skips that object, with a warning, and takes the rest.
-  Outcome pulled = b({"pull", "hpc", "--json"});
-  INFO(pulled.err);
-  CHECK(pulled.exit_code == 0);
-  CHECK(pulled.err.find("cmf: warning: object " + bad) != std::string::npos);
-  CHECK(pulled.err.find("in the store of 'hpc' does not match its name; not "
-                        "fetched") != std::string::npos);
-  json got = json::parse(pulled.out);
-  CHECK(got["objects_received"] == 1);
-  CHECK(got["objects_damaged"] == 1);
-  CHECK(got["damaged"][0]["hash"] == bad);
-  CHECK(b.Json({"whereis", good, "--json"})["here"] == true);
-  CHECK(b.Json({"whereis", bad, "--json"})["here"] == false);
-  CHECK_FALSE(fs::exists(ObjectIn(b / ".cmf/objects", bad)));
-
-  // The file is restored (so is its object); a plain push trusts the name
-  // there, a push of all the data reads the hub's copy back and replaces it.
-  WriteInPlace(a / "calib.txt", original);
-  Ok(a({"fsck"}));
-  CHECK(a.Json({"push", "hpc", "--json"})["objects_sent"] == 0);
-  json repaired = a.Json({"push", "hpc", "--data", "all", "--json"});
-  CHECK(repaired["objects_repaired"] == 1);
-  CHECK(repaired["objects_sent"] == 1);
-  CHECK(repaired["objects_damaged"] == 0);
-  CHECK(ReadFile(ObjectIn(hub / "objects", bad)) == original);
-  CHECK(cmf::test::CountFiles(hub / "objects" / "tmp") == 0);
-  CHECK(a.Json({"push", "hpc", "--data", "all", "--json"})["objects_sent"] ==
-        0);
-
-  // The other site's next pull gets the right bytes.
-  json again = b.Json({"pull", "hpc", "--json"});
-  CHECK(again["objects_received"] == 1);
-  CHECK(again["objects_damaged"] == 0);
-  CHECK(ReadFile(ObjectIn(b / ".cmf/objects", bad)) == original);
-  Ok(b({"fsck"}));
 }
 
 }  // namespace
@@ -827,7 +732,109 @@ TEST_CASE(
   CHECK(Ids(a) == Ids(b));
   CHECK(Ids(a).size() == 3);
   Ok(a({"fsck"}));
+}
 
+namespace {
+
+// Where object HASH lies in the object store at STORE.
+fs::path ObjectIn(const fs::path& store, const std::string& hash) {
+  return store / "sha256" / hash.substr(0, 2) / hash.substr(2);
+}
+
+// Writes BYTES over FILE in place, as root can write a read-only file (and
+// its owner after a chmod): through a hard link into the cache, the object
+// changes too.
+void WriteInPlace(const fs::path& file, const std::string& bytes) {
+  fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
+  WriteFile(file, bytes);
+}
+
+// The story of finding 4, over the hub at HUB reached by URL: a damaged
+// object is never pushed, a hub poisoned by an older push does not stop a
+// pull, and a push with --data all repairs the hub.
+void DamagedObjectStory(const fs::path& hub, const std::string& url,
+                        const std::map<std::string, std::string>& env) {
+  Workspace a, b;
+  a.env = b.env = env;
+  Ok(a({"remote", "add", "hpc", url}));
+  Ok(b({"remote", "add", "hpc", url}));
+  const std::string original = "calibration, as measured\n";
+  const std::string bad = cmf::data::HashBytes(original);
+  const std::string good = cmf::data::HashBytes("a good output\n");
+  WriteFile(a / "calib.txt", original);
+  WriteFile(a / "good.txt", "a good output\n");
+  Ok(a({"add", "-q", "calib.txt", "good.txt"}));
+  Ok(a({"commit", "-m", "two files"}));
+  // Added files are hard links into the cache (cache.link auto).
+  struct stat st {};
+  REQUIRE(::stat((a / "calib.txt").c_str(), &st) == 0);
+  REQUIRE(st.st_nlink == 2);
+  WriteInPlace(a / "calib.txt", "scribbled over it!!!\n");
+  CHECK(a({"fsck"}).exit_code == 1);
+
+  // The damaged object stays here; the rest and the metadata go.
+  Outcome pushed = a({"push", "hpc", "--json"});
+  CHECK(pushed.exit_code == 1);
+  CHECK(pushed.err.find("cmf: warning: object " + bad +
+                        " of 'calib.txt' is damaged in the cache") !=
+        std::string::npos);
+  CHECK(pushed.err.find("run cmf fsck") != std::string::npos);
+  CHECK(pushed.err.find("cmf: error: 1 damaged object not pushed") !=
+        std::string::npos);
+  json report = json::parse(pushed.out);
+  CHECK(report["objects_sent"] == 1);
+  CHECK(report["objects_damaged"] == 1);
+  CHECK(report["damaged"][0]["hash"] == bad);
+  CHECK(report["damaged"][0]["path"] == "calib.txt");
+  CHECK(report["commits_sent"].get<int>() >= 1);
+  CHECK(fs::exists(ObjectIn(hub / "objects", good)));
+  CHECK_FALSE(fs::exists(ObjectIn(hub / "objects", bad)));
+  CHECK(cmf::test::CountFiles(hub / "objects" / "tmp") == 0);
+
+  // As an older cmf did: the damaged bytes under the object's name.
+  fs::create_directories(ObjectIn(hub / "objects", bad).parent_path());
+  WriteFile(ObjectIn(hub / "objects", bad), "scribbled over it!!!\n");
+
+  // A pull skips that object, with a warning, and takes the rest.
+  Outcome pulled = b({"pull", "hpc", "--json"});
+  INFO(pulled.err);
+  CHECK(pulled.exit_code == 0);
+  CHECK(pulled.err.find("cmf: warning: object " + bad) != std::string::npos);
+  CHECK(pulled.err.find("in the store of 'hpc' does not match its name; not "
+                        "fetched") != std::string::npos);
+  json got = json::parse(pulled.out);
+  CHECK(got["objects_received"] == 1);
+  CHECK(got["objects_damaged"] == 1);
+  CHECK(got["damaged"][0]["hash"] == bad);
+  CHECK(b.Json({"whereis", good, "--json"})["here"] == true);
+  CHECK(b.Json({"whereis", bad, "--json"})["here"] == false);
+  CHECK_FALSE(fs::exists(ObjectIn(b / ".cmf/objects", bad)));
+
+  // The file is restored (so is its object); a plain push trusts the name
+  // there, a push of all the data reads the hub's copy back and replaces it.
+  WriteInPlace(a / "calib.txt", original);
+  Ok(a({"fsck"}));
+  CHECK(a.Json({"push", "hpc", "--json"})["objects_sent"] == 0);
+  json repaired = a.Json({"push", "hpc", "--data", "all", "--json"});
+  CHECK(repaired["objects_repaired"] == 1);
+  CHECK(repaired["objects_sent"] == 1);
+  CHECK(repaired["objects_damaged"] == 0);
+  CHECK(ReadFile(ObjectIn(hub / "objects", bad)) == original);
+  CHECK(cmf::test::CountFiles(hub / "objects" / "tmp") == 0);
+  CHECK(a.Json({"push", "hpc", "--data", "all", "--json"})["objects_sent"] ==
+        0);
+
+  // The other site's next pull gets the right bytes.
+  json again = b.Json({"pull", "hpc", "--json"});
+  CHECK(again["objects_received"] == 1);
+  CHECK(again["objects_damaged"] == 0);
+  CHECK(ReadFile(ObjectIn(b / ".cmf/objects", bad)) == original);
+  Ok(b({"fsck"}));
+}
+
+}  // namespace
+
+TEST_CASE(
     "federation: a damaged object is never pushed, and push --data all "
     "repairs a hub that holds one") {
   TempDir remotes;
