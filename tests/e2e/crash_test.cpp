@@ -24,6 +24,9 @@
 extern char** environ;
 
 using cmf::test::Cmf;
+using cmf::test::Ids;
+using cmf::test::Ok;
+using cmf::test::Produce;
 using cmf::test::Outcome;
 using cmf::test::ReadFile;
 using cmf::test::TempDir;
@@ -33,29 +36,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Runs a stage at W that writes OUT (CONTENT), recorded as an output.
-void Produce(const Workspace& w, const std::string& out,
-             const std::string& content) {
-  WriteFile(w / (out + ".src"), content);
-  Outcome o = w({"exec", "-q", "--stage", "make", "--out", out, "--", "cp",
-                 out + ".src", out});
-  INFO(o.err);
-  REQUIRE(o.exit_code == 0);
-}
-
-std::vector<std::string> Ids(const Workspace& w) {
-  std::vector<std::string> ids;
-  for (const auto& e : w.Log()) ids.push_back(e["id"]);
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-void Ok(const Outcome& o) {
-  INFO(o.err);
-  INFO(o.out);
-  REQUIRE(o.exit_code == 0);
-}
 
 // Runs cmf at W killed at crash point POINT; checks that it was.
 void Killed(const Workspace& w, const std::vector<std::string>& args,

@@ -17,6 +17,9 @@
 
 using cmf::test::Cmf;
 using cmf::test::IsError;
+using cmf::test::Ids;
+using cmf::test::Ok;
+using cmf::test::Produce;
 using cmf::test::Outcome;
 using cmf::test::ReadFile;
 using cmf::test::RunProcess;
@@ -27,30 +30,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Runs a stage at W that writes OUT (CONTENT), recorded as an output.
-void Produce(const Workspace& w, const std::string& out,
-             const std::string& content, const std::string& stage = "make") {
-  WriteFile(w / (out + ".src"), content);
-  Outcome o = w({"exec", "-q", "--stage", stage, "--out", out, "--", "cp",
-                 out + ".src", out});
-  INFO(o.err);
-  REQUIRE(o.exit_code == 0);
-}
-
-// The ids of every execution W lists, sorted.
-std::vector<std::string> Ids(const Workspace& w) {
-  std::vector<std::string> ids;
-  for (const auto& e : w.Log()) ids.push_back(e["id"]);
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-void Ok(const Outcome& o) {
-  INFO(o.err);
-  INFO(o.out);
-  REQUIRE(o.exit_code == 0);
-}
 
 // Runs SQL on the store of W (to plant what a hostile site could send).
 void Sql(const Workspace& w, const std::string& sql) {
@@ -715,7 +694,7 @@ TEST_CASE(
   for (const auto& q : report["quarantined"]) {
     CHECK(q["reason"].get<std::string>().size() > 0);
     if (q["segment"] == h_newer) {
-      CHECK(q["needs_format"] == 2);
+      CHECK(q["needs_format"] == 3);
       CHECK(q["site"] == "evil");
     } else {
       CHECK(q["needs_format"].is_null());

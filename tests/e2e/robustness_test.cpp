@@ -14,6 +14,7 @@
 
 using cmf::test::Cmf;
 using cmf::test::IsError;
+using cmf::test::Ok;
 using cmf::test::Outcome;
 using cmf::test::ReadFile;
 using cmf::test::TempDir;
@@ -23,12 +24,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-void Ok(const Outcome& o) {
-  INFO(o.err);
-  INFO(o.out);
-  REQUIRE(o.exit_code == 0);
-}
 
 // A file name that is not UTF-8: "f", then é in Latin-1.
 const std::string kLatin1Name = "f\xe9";

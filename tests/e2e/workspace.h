@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -34,5 +35,29 @@ struct Workspace {
   // Every execution, newest first, as `cmf log --json` prints them.
   nlohmann::json Log() const { return Json({"log", "--json"}); }
 };
+
+// Requires O to have succeeded, showing what it printed when it did not.
+inline void Ok(const Outcome& o) {
+  INFO(o.err);
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+}
+
+// Runs a stage at W that writes OUT (CONTENT), recorded as an output.
+inline void Produce(const Workspace& w, const std::string& out,
+                    const std::string& content,
+                    const std::string& stage = "make") {
+  WriteFile(w / (out + ".src"), content);
+  Ok(w({"exec", "-q", "--stage", stage, "--out", out, "--", "cp",
+        out + ".src", out}));
+}
+
+// The ids of every execution W lists, sorted.
+inline std::vector<std::string> Ids(const Workspace& w) {
+  std::vector<std::string> ids;
+  for (const auto& e : w.Log()) ids.push_back(e["id"]);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
 
 }  // namespace cmf::test
