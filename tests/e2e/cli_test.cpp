@@ -440,7 +440,10 @@ TEST_CASE(
     "interrupted") {
   Workspace ws;
   std::string script =
-      "\"$0\" exec -q --stage s -- sleep 30 & p=$!; sleep 0.5; kill -TERM $p; "
+      // TERM once the run is recorded (a slow, sanitized cmf may take a while)
+      "\"$0\" exec -q --stage s -- sleep 30 & p=$!; "
+      "for i in $(seq 600); do \"$0\" log --oneline | grep -q running && "
+      "break; sleep 0.05; done; kill -TERM $p; "
       "wait $p; "
       "echo rc=$?";
   Outcome o = cmf::test::RunProcess(
