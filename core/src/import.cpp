@@ -175,7 +175,15 @@ Status Apply(Store& store, const std::vector<json>& facts, ImportReport* report,
     auto it = rank.find(KindOfFact(f));
     json copy = f;  // a cmflib store's strings are bytes: keep them so
     EncodeByteStrings(copy);
-    ordered.emplace_back(it == rank.end() ? 8 : it->second, copy.dump());
+    std::string line;
+    try {  // a key (a parameter's name) cannot carry bytes that are not UTF-8
+      line = copy.dump();
+    } catch (const json::exception&) {
+      return Status::InvalidArgument(
+          "a fact holds a name that is not UTF-8 text: " +
+          KindOfFact(f));
+    }
+    ordered.emplace_back(it == rank.end() ? 8 : it->second, std::move(line));
     Count(f, report);
   }
   std::stable_sort(

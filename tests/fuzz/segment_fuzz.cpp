@@ -33,12 +33,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
 
   const std::string hash = data::HashBytes(text);
   fuzz::InRolledBackBatch([&](Store& store) {
-    Result<bool> applied = store.IngestSegment(hash, text);
-    if (applied.ok() && *applied) {
+    using Kind = Store::IngestOutcome::Kind;
+    // Only the store itself may fail an ingest: bad bytes are quarantined.
+    Result<Store::IngestOutcome> first = store.IngestSegment(hash, text);
+    Require(first.ok(), "an ingest fails only when the store does");
+    if (first->kind == Kind::kApplied) {
       // A segment already applied is skipped.
-      Result<bool> twice = store.IngestSegment(hash, text);
-      Require(twice.ok() && !*twice, "a segment is ingested only once");
+      Result<Store::IngestOutcome> twice = store.IngestSegment(hash, text);
+      Require(twice.ok() && twice->kind == Kind::kKnown,
+              "a segment is ingested only once");
       static_cast<void>(store.ExportFacts(std::nullopt));
+    } else if (first->kind == Kind::kQuarantined) {
+      // ... and said once.
+      Result<Store::IngestOutcome> again = store.IngestSegment(hash, text);
+      Require(again.ok() && again->kind == Kind::kQuarantined &&
+                  !again->first_time,
+              "a quarantined segment is reported once");
     }
   });
   fuzz::InRolledBackBatch([&](Store& store) {
