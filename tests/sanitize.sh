@@ -40,6 +40,7 @@ run_sanitized() {
   export CMF_SANITIZER_REPORTS="$reports"
   if [ "$kind" = asan ]; then
     ASAN_OPTIONS="$common:detect_leaks=1:check_initialization_order=1" \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS="$common" \
       meson test -C "$dir" --print-errorlogs "$@" || rc=$?
   else
