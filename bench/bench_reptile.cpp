@@ -1,29 +1,41 @@
-// Benchmark of the reptile plugin (issue: the reptile plugin), through the
-// real cmf binary:
+// Benchmark of the reptile plugin, through the real cmf binary.
 //
-// 1. The headline: on a generated family (cmf-gen-eels, 13 experiments: 10 to
-//    meta-train on, 3 held out), meta-train with `cmf run reptile`, then run
-//    `cmf run dkl-al --acquisition mu` on each held-out experiment for several
-//    seeds, cold and seeded (--init meta.pt). Take the value the cold start's
-//    mean RMSE curve reaches at step 30; print the first step at which the
-//    cold mean curve reaches it, the first at which the seeded one does, and
-//    the reduction 1 - seeded/cold (target: at least 30 %). Also the step at
-//    which `ei` first measures a top-1 % location, seeded and cold.
-// 2. Speed: 9 iterations of 10 tasks, 16 inner steps, the 256-1000-500-50-2
+// 1. Speed: 9 iterations of 10 tasks, 16 inner steps, the 256-1000-500-50-2
 //    extractor, `cmf run reptile` beside a plain PyTorch (Python) loop of the
-//    same algorithm (bench/reptile_reference.py); target at least 2x.
+//    same algorithm (bench/reptile_reference.py).
+// 2. The meta-learning claim, cross-validated (issue 16): a family of
+//    generated experiments (cmf-gen-eels) dealt into K folds, each held out
+//    once. An edge run (cold `dkl-al`) on every experiment gives the tasks:
+//    its measured-points slice, what an edge sends to the datacenter. For
+//    each fold and each of several meta-training seeds, `cmf run reptile` on
+//    the other folds' slices, and the baseline `reptile --method pretrain`
+//    (one model fitted to the slices pooled); then `dkl-al` on each held-out
+//    experiment for several seeds: cold, from the pretrained model and from
+//    the meta-model. Every tool runs at its defaults unless --dkl-args or
+//    --reptile-args say otherwise; dkl-al normalises targets over what it has
+//    measured, as a live run. Printed, with 95 % confidence intervals over the
+//    held-out experiments: RMSE at steps 1, 5, 10, 20, 30 (and the measurements
+//    each stands for, seed points included), the area under the curve, the
+//    paired AUC gain, and the first step after which each mean curve stays
+//    below the cold curve's step-30 value (spread over meta-training seeds).
+//    Then across families: meta-trained on one family, adapted on another.
 //
 //   cmf_bench_reptile --cmf build-release/cmf_cli/cmf --gen build-release/samples/cmf-gen-eels
-//       [--seeds 3] [--steps 40] [--iterations 50] [--epsilon 1] [--architecture default]
+//       [--family gold] [--family-size 12] [--folds 4] [--meta-seeds 3] [--seeds 2]
+//       [--steps 30] [--edge-steps 40] [--cross-family silver] [--cross-size 3]
+//       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only 1]
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
@@ -53,23 +65,350 @@ std::string Capture(const std::string& command, const fs::path& dir) {
   return out;
 }
 
-std::string Opt(const std::map<std::string, std::string>& o, const std::string& k) {
-  return o.at(k);
+
+// ---- The meta-learning claim, cross-validated --------------------------------
+
+using Curve = std::vector<double>;  // RMSE of the predicted map at steps 1..S
+
+struct Stats {
+  double mean = 0;
+  double sd = 0;
+  double half = 0;  // half-width of the 95 % confidence interval of the mean
+  int n = 0;
+};
+
+// Student's t at 0.975 for DF degrees of freedom.
+double T975(int df) {
+  static const double kTable[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447,
+                                  2.365, 2.306,  2.262, 2.228, 2.201, 2.179, 2.160,
+                                  2.145, 2.131,  2.120, 2.110, 2.101, 2.093, 2.086};
+  if (df < 1) return 0;
+  if (df <= 20) return kTable[df];
+  return df <= 40 ? 2.042 : 1.984;
 }
 
+Stats Summarise(const std::vector<double>& v) {
+  Stats s;
+  s.n = static_cast<int>(v.size());
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x / s.n;
+  if (s.n < 2) return s;
+  double ss = 0;
+  for (double x : v) ss += (x - s.mean) * (x - s.mean);
+  s.sd = std::sqrt(ss / (s.n - 1));
+  s.half = T975(s.n - 1) * s.sd / std::sqrt(static_cast<double>(s.n));
+  return s;
+}
+
+std::string Show(const Stats& s) {
+  return s.n < 2 ? fmt::format("{:.4f}", s.mean) : fmt::format("{:.4f} ± {:.4f}", s.mean, s.half);
+}
+
+// "-23 % (95 % CI -31 to -15 %)" of relative changes.
+std::string ShowChange(const Stats& s) {
+  if (s.n < 2) return fmt::format("{:+.0f} %", 100 * s.mean);
+  return fmt::format("{:+.0f} % (95 % CI {:+.0f} to {:+.0f} %)", 100 * s.mean,
+                     100 * (s.mean - s.half), 100 * (s.mean + s.half));
+}
+
+Curve MeanOf(const std::vector<Curve>& curves) {
+  Curve mean(curves.front().size(), 0.0);
+  for (const Curve& c : curves)
+    for (std::size_t i = 0; i < mean.size(); ++i) mean[i] += c[i] / curves.size();
+  return mean;
+}
+
+// The first step from which CURVE stays at or below TARGET to its end; the
+// curve's length + 1 when its last value is above.
+int StaysBelowFrom(const Curve& curve, double target) {
+  int from = static_cast<int>(curve.size()) + 1;
+  for (int s = static_cast<int>(curve.size()); s >= 1 && curve[s - 1] <= target; --s) from = s;
+  return from;
+}
+
+// Area under the curve against the number of measurements (one per step, the
+// trapezoidal rule): lower is better.
+double Auc(const Curve& curve) {
+  double area = 0;
+  for (std::size_t i = 1; i < curve.size(); ++i) area += (curve[i - 1] + curve[i]) / 2;
+  return area;
+}
+
+// Runs cmf in one workspace and reads back what the runs logged.
+class Lab {
+ public:
+  Lab(std::string cmf, fs::path dir) : cmf_(std::move(cmf)), dir_(std::move(dir)) {}
+
+  // A dkl-al run on DATA from INIT (none: a cold start); its RMSE curve.
+  Curve Al(const std::string& data, int steps, int seed, const std::string& init,
+           const std::string& out, const std::string& extra) {
+    Capture(Quote(cmf_) + " run -q dkl-al --data " + Quote(data) + " --steps " +
+                std::to_string(steps) + " --seed " + std::to_string(seed) +
+                (init.empty() ? "" : " --init " + Quote(init)) + " --out " + Quote(out) +
+                " " + extra,
+            dir_);
+    json e = json::parse(Capture(Quote(cmf_) + " log -n 1 --json", dir_))[0];
+    json m = json::parse(Capture(
+        Quote(cmf_) + " metrics " + e["id"].get<std::string>() + " --series rmse --json", dir_));
+    Curve curve(steps, std::nan(""));
+    for (const json& p : m["series"]["rmse"]) {
+      int step = p[0].get<int>();
+      if (step >= 1 && step <= steps) curve[step - 1] = p[1].get<double>();
+    }
+    for (double v : curve)
+      if (std::isnan(v)) {
+        fmt::print(stderr, "bench: dkl-al on {} logged fewer than {} steps\n", data, steps);
+        std::exit(1);
+      }
+    return curve;
+  }
+
+  // Meta-trains on TASKS (or pretrains, METHOD "pretrain") into OUT.
+  void Meta(const std::vector<std::string>& tasks, int seed, const std::string& method,
+            const std::string& out, const std::string& extra) {
+    std::string list;
+    for (const std::string& t : tasks) list += " " + Quote(t);
+    Capture(Quote(cmf_) + " run -q reptile --tasks" + list + " --method " + method +
+                " --seed " + std::to_string(seed) + " -o " + Quote(out) + " " + extra,
+            dir_);
+  }
+
+ private:
+  std::string cmf_;
+  fs::path dir_;
+};
+
+// The table of one comparison: per-experiment curves of each start (already
+// averaged over active-learning seeds and meta-training seeds), and the mean
+// curves of each meta-training seed.
+struct Comparison {
+  std::vector<std::string> starts;                     // "cold", "pretrained", "reptile"
+  std::map<std::string, std::vector<Curve>> per_task;  // start -> one curve per experiment
+  std::map<std::string, std::vector<Curve>> per_seed;  // start -> one mean curve per meta-seed
+};
+
+void Report(const Comparison& c, int seed_points) {
+  const int steps = static_cast<int>(c.per_task.at("cold").front().size());
+  fmt::print("  RMSE of the predicted map, mean over {} held-out experiments ± 95 % CI:\n",
+             c.per_task.at("cold").size());
+  fmt::print("    {:>5} {:>9}", "step", "measured");
+  for (const std::string& s : c.starts) fmt::print("  {:>17}", s);
+  fmt::print("\n");
+  for (int step : {1, 5, 10, 20, 30, 40, 50}) {
+    if (step > steps) continue;
+    fmt::print("    {:>5} {:>9}", step, seed_points + step - 1);
+    for (const std::string& s : c.starts) {
+      std::vector<double> v;
+      for (const Curve& curve : c.per_task.at(s)) v.push_back(curve[step - 1]);
+      fmt::print("  {:>17}", Show(Summarise(v)));
+    }
+    fmt::print("\n");
+  }
+  fmt::print("    {:>15}", "AUC");
+  std::map<std::string, std::vector<double>> auc;
+  for (const std::string& s : c.starts) {
+    for (const Curve& curve : c.per_task.at(s)) auc[s].push_back(Auc(curve));
+    fmt::print("  {:>17}", Show(Summarise(auc[s])));
+  }
+  fmt::print("   (RMSE x measurements, steps 1-{}; lower is better)\n", steps);
+  for (const std::string& s : c.starts) {
+    if (s == "cold") continue;
+    std::vector<double> change;
+    for (std::size_t t = 0; t < auc[s].size(); ++t)
+      change.push_back(auc[s][t] / auc["cold"][t] - 1);
+    fmt::print("  AUC of {} against cold, paired by experiment: {}\n", s,
+               ShowChange(Summarise(change)));
+  }
+  if (c.per_task.contains("pretrained") && c.per_task.contains("reptile")) {
+    std::vector<double> change;
+    for (std::size_t t = 0; t < auc["reptile"].size(); ++t)
+      change.push_back(auc["reptile"][t] / auc["pretrained"][t] - 1);
+    fmt::print("  AUC of reptile against pretrained, paired by experiment: {}\n",
+               ShowChange(Summarise(change)));
+  }
+  const Curve cold = MeanOf(c.per_task.at("cold"));
+  const int at = std::min(30, steps);
+  const double target = cold[at - 1];
+  const int cold_step = StaysBelowFrom(cold, target);
+  fmt::print("  target: the cold mean curve's RMSE at step {}, {:.4f}; the first step after "
+             "which a mean curve stays at or below it (of {}; {} = never):\n",
+             at, target, steps, steps + 1);
+  fmt::print("    cold {}\n", cold_step);
+  for (const std::string& s : c.starts) {
+    if (s == "cold") continue;
+    std::vector<double> saved;
+    std::string each;
+    for (const Curve& curve : c.per_seed.at(s)) {
+      int step = StaysBelowFrom(curve, target);
+      each += fmt::format(" {}", step);
+      saved.push_back(1.0 - static_cast<double>(step) / cold_step);
+    }
+    const int pooled = StaysBelowFrom(MeanOf(c.per_task.at(s)), target);
+    auto [lo, hi] = std::minmax_element(saved.begin(), saved.end());
+    fmt::print("    {} {} (each meta-training seed:{}): steps saved {:.0f} % (over the seeds "
+               "{:.0f} to {:.0f} %)\n",
+               s, pooled, each, 100 * (1.0 - static_cast<double>(pooled) / cold_step),
+               100 * *lo, 100 * *hi);
+  }
+}
+
+// K-fold cross-validation of Reptile against a cold start and a pretrained
+// model, on the measured-point slices that edge runs send to the datacenter,
+// and a cross-family test.
+void CrossValidate(const std::string& cmf, const std::string& gen, const fs::path& dir,
+                   std::map<std::string, std::string>& opt) {
+  const std::string family = opt["family"], cross = opt["cross-family"];
+  const int size = std::stoi(opt["family-size"]), cross_size = std::stoi(opt["cross-size"]);
+  const int folds = std::stoi(opt["folds"]), meta_seeds = std::stoi(opt["meta-seeds"]);
+  const int seeds = std::stoi(opt["seeds"]), steps = std::stoi(opt["steps"]);
+  const int edge_steps = std::stoi(opt["edge-steps"]);
+  const std::string dkl_extra = opt["dkl-args"], meta_extra = opt["reptile-args"] +
+                                                               " --threads " + opt["threads"];
+  const int seed_points = 2;  // dkl-al's default, which the bench keeps
+  if (folds < 2 || size < folds || meta_seeds < 1 || seeds < 1 || steps < 2) {
+    fmt::print(stderr, "bench: needs --folds >= 2, --family-size >= folds, --steps >= 2\n");
+    std::exit(2);
+  }
+  Lab lab(cmf, dir);
+  Capture(Quote(gen) + " --family " + Quote(family) + " --family-size " + std::to_string(size) +
+              " --out-dir cv >/dev/null",
+          dir);
+  Capture(Quote(gen) + " --family " + Quote(cross) + " --family-size " +
+              std::to_string(cross_size) + " --out-dir cross >/dev/null",
+          dir);
+  auto member = [&](const std::string& folder, const std::string& f, int i) {
+    return fmt::format("{}/{}-{:02d}.h5", folder, f, i);
+  };
+  auto start = Clock::now();
+  auto progress = [&](const std::string& what) {
+    fmt::print(stderr, "[{:6.0f} s] {}\n", SecondsSince(start), what);
+  };
+
+  // What each edge sends: the measured points of a cold run on its experiment.
+  std::vector<std::string> slice(size);
+  for (int i = 0; i < size; ++i) {
+    progress(fmt::format("edge run {}/{}", i + 1, size));
+    std::string out = fmt::format("edge-{:02d}", i);
+    lab.Al(member("cv", family, i), edge_steps, 1000 + i, "", out, dkl_extra);
+    slice[i] = out + "/measured.h5";
+  }
+  // Folds: experiments dealt round-robin in a fixed shuffled order.
+  std::vector<int> order(size);
+  for (int i = 0; i < size; ++i) order[i] = i;
+  std::uint64_t state = 0x5eed;
+  for (int i = size - 1; i > 0; --i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    std::swap(order[i], order[(state >> 33) % (i + 1)]);
+  }
+  const std::vector<std::string> starts = {"cold", "pretrained", "reptile"};
+  Comparison cv{starts, {}, {}};
+  std::map<std::string, std::vector<std::vector<Curve>>> by_seed;  // start -> seed -> curves
+  for (const std::string& s : starts) by_seed[s].resize(meta_seeds);
+  for (int fold = 0; fold < folds; ++fold) {
+    std::vector<int> test;
+    std::vector<std::string> tasks;
+    for (int k = 0; k < size; ++k)
+      (k % folds == fold ? test.push_back(order[k]) : tasks.push_back(slice[order[k]]));
+    std::map<int, std::map<std::string, std::vector<Curve>>> task_curves;  // test -> start -> runs
+    for (int t : test)
+      for (int seed = 0; seed < seeds; ++seed) {
+        progress(fmt::format("fold {}/{}: cold start on experiment {}, seed {}", fold + 1, folds,
+                             t, seed));
+        Curve c = lab.Al(member("cv", family, t), steps, seed, "", "al", dkl_extra);
+        task_curves[t]["cold"].push_back(c);
+        for (int m = 0; m < meta_seeds; ++m) by_seed["cold"][m].push_back(c);
+      }
+    for (int m = 0; m < meta_seeds; ++m) {
+      for (const auto& [start_name, method] :
+           std::vector<std::pair<std::string, std::string>>{{"pretrained", "pretrain"},
+                                                            {"reptile", "reptile"}}) {
+        progress(fmt::format("fold {}/{}: {} on {} slices, meta-seed {}", fold + 1, folds, method,
+                             tasks.size(), m));
+        std::string model = fmt::format("{}-{}-{}.pt", method, fold, m);
+        lab.Meta(tasks, m, method, model, meta_extra);
+        for (int t : test)
+          for (int seed = 0; seed < seeds; ++seed) {
+            Curve c = lab.Al(member("cv", family, t), steps, seed, model, "al", dkl_extra);
+            task_curves[t][start_name].push_back(c);
+            by_seed[start_name][m].push_back(c);
+          }
+      }
+    }
+    for (auto& [t, curves] : task_curves)
+      for (auto& [s, runs] : curves) cv.per_task[s].push_back(MeanOf(runs));
+  }
+  for (const std::string& s : starts)
+    for (int m = 0; m < meta_seeds; ++m) cv.per_seed[s].push_back(MeanOf(by_seed[s][m]));
+
+  // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
+  Comparison x{starts, {}, {}};
+  std::map<std::string, std::vector<std::vector<Curve>>> x_seed;
+  for (const std::string& s : starts) x_seed[s].resize(meta_seeds);
+  std::map<int, std::map<std::string, std::vector<Curve>>> x_curves;
+  for (int t = 0; t < cross_size; ++t)
+    for (int seed = 0; seed < seeds; ++seed) {
+      progress(fmt::format("{}: cold start on experiment {}, seed {}", cross, t, seed));
+      Curve c = lab.Al(member("cross", cross, t), steps, seed, "", "al", dkl_extra);
+      x_curves[t]["cold"].push_back(c);
+      for (int m = 0; m < meta_seeds; ++m) x_seed["cold"][m].push_back(c);
+    }
+  for (int m = 0; m < meta_seeds; ++m)
+    for (const auto& [start_name, method] :
+         std::vector<std::pair<std::string, std::string>>{{"pretrained", "pretrain"},
+                                                          {"reptile", "reptile"}}) {
+      progress(fmt::format("{} -> {}: {}, meta-seed {}", family, cross, method, m));
+      std::string model = fmt::format("{}-all-{}.pt", method, m);
+      lab.Meta(slice, m, method, model, meta_extra);
+      for (int t = 0; t < cross_size; ++t)
+        for (int seed = 0; seed < seeds; ++seed) {
+          Curve c = lab.Al(member("cross", cross, t), steps, seed, model, "al", dkl_extra);
+          x_curves[t][start_name].push_back(c);
+          x_seed[start_name][m].push_back(c);
+        }
+    }
+  for (auto& [t, curves] : x_curves)
+    for (auto& [s, runs] : curves) x.per_task[s].push_back(MeanOf(runs));
+  for (const std::string& s : starts)
+    for (int m = 0; m < meta_seeds; ++m) x.per_seed[s].push_back(MeanOf(x_seed[s][m]));
+
+  fmt::print("Meta-learning, cross-validated ({:.0f} s)\n", SecondsSince(start));
+  fmt::print("  tasks: the measured points of a {}-step cold dkl-al run on each experiment (what "
+             "an edge sends)\n",
+             edge_steps);
+  fmt::print("  {}-fold over {} experiments of family '{}' (each held out once), {} meta-training "
+             "seeds, {} active-learning seeds\n",
+             folds, size, family, meta_seeds, seeds);
+  fmt::print("  cold: no --init; pretrained: reptile --method pretrain (the tasks pooled); "
+             "reptile: reptile at its defaults\n");
+  fmt::print("  dkl-al: --steps {}{}{}; reptile:{}; targets normalised over the points measured "
+             "so far (as a live run)\n\n",
+             steps, dkl_extra.empty() ? " and every default" : " ", dkl_extra,
+             opt["reptile-args"].empty() ? " every default" : " " + opt["reptile-args"]);
+  Report(cv, seed_points);
+  fmt::print("\nAcross families: meta-trained on all {} slices of '{}', adapted on {} "
+             "experiments of '{}'\n",
+             size, family, cross_size, cross);
+  Report(x, seed_points);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> opt = {
-      {"cmf", ""},        {"gen", ""},          {"reference", ""},
-      {"seeds", "3"},     {"steps", "40"},      {"iterations", "50"},
-      {"epsilon", "1"},   {"epsilon-final", "0"}, {"architecture", "default"},
-      {"inner-steps", "16"}, {"threads", "2"},  {"speed-only", "0"}};
+      {"cmf", ""},          {"gen", ""},           {"reference", ""},
+      {"threads", "2"},     {"speed-only", "0"},   {"family", "gold"},
+      {"family-size", "12"}, {"cross-family", "silver"}, {"cross-size", "3"},
+      {"folds", "4"},       {"meta-seeds", "3"},   {"seeds", "2"},
+      {"steps", "30"},      {"edge-steps", "40"},  {"dkl-args", ""},
+      {"reptile-args", ""}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (!a.starts_with("--") || !opt.contains(a.substr(2))) {
-      fmt::print(stderr, "usage: cmf_bench_reptile --cmf CMF --gen CMF_GEN_EELS [--seeds N] "
-                         "[--steps N] [--iterations N] [--epsilon E] [--architecture A]\n");
+      fmt::print(stderr, "usage: cmf_bench_reptile --cmf CMF --gen CMF_GEN_EELS [--OPTION VALUE]...; "
+                         "options: {}\n", [&] {
+                           std::string names;
+                           for (const auto& [k, v] : opt) names += " --" + k;
+                           return names;
+                         }());
       return 2;
     }
     opt[a.substr(2)] = argv[i + 1];
@@ -85,17 +424,9 @@ int main(int argc, char** argv) {
   fs::path dir = fs::temp_directory_path() / fmt::format("cmf-bench-reptile-{}", ::getpid());
   fs::create_directories(dir);
   Capture(Quote(cmf) + " init -q", dir);
-  Capture(Quote(gen) + " --family gold --family-size 13 --out-dir priors >/dev/null", dir);
-  std::vector<std::string> train, held;
-  for (int i = 0; i < 13; ++i)
-    (i < 10 ? train : held).push_back(fmt::format("priors/gold-{:02d}.h5", i));
+  Capture(Quote(gen) + " --family gold --family-size 10 --out-dir priors >/dev/null", dir);
   std::string train_list;
-  for (const std::string& t : train) train_list += " " + t;
-  const std::string arch = " --architecture " + opt["architecture"];
-
-  fmt::print("Reptile on a generated family (cmf-gen-eels --family gold: 10 experiments to "
-             "meta-train on, 3 held out, 62x75x1496 each), {} extractor\n\n",
-             opt["architecture"]);
+  for (int i = 0; i < 10; ++i) train_list += fmt::format(" priors/gold-{:02d}.h5", i);
 
   // Speed: 9 iterations of 10 tasks, 16 inner steps, beside PyTorch.
   {
@@ -133,76 +464,7 @@ int main(int argc, char** argv) {
   }
   if (opt["speed-only"] == "1") return 0;
 
-  // Headline.
-  auto start = Clock::now();
-  Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + arch +
-              " --iterations " + opt["iterations"] + " --tasks-per-iteration 10 --inner-steps " +
-              opt["inner-steps"] + " --epsilon " + opt["epsilon"] + " --epsilon-final " +
-              opt["epsilon-final"] + " --threads " + opt["threads"] + " -o meta.pt",
-          dir);
-  double meta_seconds = SecondsSince(start);
-  const int steps = std::stoi(opt["steps"]);
-  const int seeds = std::stoi(opt["seeds"]);
-  std::map<std::string, std::vector<double>> curve;  // "cold"/"seeded" -> mean rmse per step
-  std::map<std::string, std::vector<double>> top1;   // first top-1 % step (ei)
-  for (const std::string& mode : {"cold", "seeded"}) {
-    curve[mode].assign(steps, 0.0);
-    int runs = 0;
-    for (const std::string& h : held) {
-      for (int seed = 0; seed < seeds; ++seed) {
-        for (const std::string& acq : {"mu", "ei"}) {
-          std::string init = mode == "seeded" ? " --init meta.pt" : "";
-          Capture(Quote(cmf) + " run -q dkl-al --data " + h + arch + " --acquisition " + acq +
-                      " --steps " + std::to_string(steps) + " --seed " +
-                      std::to_string(seed) + init + " --out al-" + mode + "-" + acq,
-                  dir);
-          json e = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir))[0];
-          if (acq == "ei") {
-            std::int64_t first = e["properties"]["first_top1_step"];
-            top1[mode].push_back(first < 0 ? steps + 1 : first);
-            continue;
-          }
-          json m = json::parse(Capture(Quote(cmf) + " metrics " + e["id"].get<std::string>() +
-                                           " --series rmse --json",
-                                       dir));
-          for (const json& p : m["series"]["rmse"])
-            curve[mode][p[0].get<int>() - 1] += p[1].get<double>();
-          ++runs;
-        }
-      }
-    }
-    for (double& v : curve[mode]) v /= runs;
-  }
-  const int at = std::min(30, steps);
-  const double target = curve["cold"][at - 1];
-  auto first_reaching = [&](const std::vector<double>& c) {
-    for (int s = 0; s < static_cast<int>(c.size()); ++s)
-      if (c[s] <= target) return s + 1;
-    return static_cast<int>(c.size()) + 1;
-  };
-  int cold_step = first_reaching(curve["cold"]);
-  int seeded_step = first_reaching(curve["seeded"]);
-  auto mean = [](const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0.0 : s / v.size();
-  };
-  fmt::print("Headline: meta-training {} iterations, epsilon {} -> {}, {} inner steps: {:.1f} s\n",
-             opt["iterations"], opt["epsilon"], opt["epsilon-final"], opt["inner-steps"],
-             meta_seconds);
-  fmt::print("  mean RMSE over 3 held-out experiments x {} seeds (mu), step: cold / seeded\n", seeds);
-  for (int s : {1, 2, 5, 10, 20, 30, 40, 50})
-    if (s <= steps)
-      fmt::print("    {:3d}: {:.4f} / {:.4f}\n", s, curve["cold"][s - 1], curve["seeded"][s - 1]);
-  fmt::print("  the cold curve's value at step {}: {:.4f}\n", at, target);
-  fmt::print("  first step reaching it: cold {}, seeded {}{}\n", cold_step, seeded_step,
-             seeded_step > steps ? " (not within the steps run)" : "");
-  double reduction = 1.0 - static_cast<double>(seeded_step) / cold_step;
-  fmt::print("  steps saved: {:.0f} % (target at least 30 %: {})\n", 100 * reduction,
-             reduction >= 0.3 ? "met" : "NOT met");
-  fmt::print("  ei, first step measuring a top-1 % location (mean; not found counts as {}): "
-             "cold {:.1f}, seeded {:.1f}\n",
-             steps + 1, mean(top1["cold"]), mean(top1["seeded"]));
+  CrossValidate(cmf, gen, dir, opt);
   std::error_code ec;
   fs::remove_all(dir, ec);
   return 0;

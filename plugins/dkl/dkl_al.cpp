@@ -41,6 +41,7 @@ struct Settings {
   fs::path init;
   std::string instrument;
   double instrument_timeout = 0;
+  bool normalise_all = false;  // replay: targets over the whole recorded map
   int epochs = 0;
   double lr = 0;
   double extractor_lr = 0;
@@ -81,6 +82,10 @@ Settings ReadSettings(Context& ctx) {
   if (ctx.HasParam("init")) s.init = ctx.Param("init");
   s.instrument = ctx.Param("instrument");
   s.instrument_timeout = ctx.RealParam("instrument-timeout");
+  s.normalise_all = ctx.Param("normalise") == "all";
+  Require(!s.normalise_all || s.instrument == "replay",
+          "--normalise all needs --instrument replay (a live instrument only "
+          "knows what it has measured)");
   Require(s.instrument_timeout > 0, "--instrument-timeout must be positive");
   s.epochs = static_cast<int>(ctx.IntParam("epochs"));
   Require(s.epochs >= 0, "--epochs must not be negative");
@@ -158,7 +163,12 @@ int RunDklAl(Context& ctx) {
     model.SetInitialToCurrent();
   }
 
-  // Replay: the truth of every candidate, normalised over the whole set.
+  // Replay: the truth of every candidate, normalised over the whole set. The
+  // model learns it so only with --normalise all; by default it learns, as
+  // with a live instrument, targets normalised over the points measured so
+  // far, and its map is brought to the truth's scale for the RMSE (every
+  // scalarizer commutes with the min-max map: it takes band means, peaks or
+  // channels of the normalised spectrum).
   std::vector<double> truth;  // count * outputs
   std::vector<double> all_pooled;
   ml::Range replay_range;
@@ -217,6 +227,7 @@ int RunDklAl(Context& ctx) {
     points.spectra.insert(points.spectra.end(), spectrum.begin(),
                           spectrum.end());
   };
+  ml::Range measured_range;  // of the pooled spectra measured so far
   auto training_set = [&](std::vector<float>* x, std::vector<double>* y) {
     x->clear();
     for (int i : chosen)
@@ -225,16 +236,17 @@ int RunDklAl(Context& ctx) {
                     static_cast<std::size_t>(i) * patches.features,
                 patches.values.begin() +
                     static_cast<std::size_t>(i + 1) * patches.features);
-    if (replay) {
+    if (s.normalise_all) {
       y->clear();
       for (int i : chosen)
         y->insert(y->end(), truth.begin() + static_cast<std::size_t>(i) * outputs,
                   truth.begin() + static_cast<std::size_t>(i + 1) * outputs);
     } else {
-      // A live instrument: normalise over what has been measured so far.
+      // As a live instrument: normalise over what has been measured so far.
       std::vector<double> flat;
       for (const auto& p : pooled) flat.insert(flat.end(), p.begin(), p.end());
-      *y = Targets(pooled, ml::RangeOf(flat), s.scalarizer, band, groups);
+      measured_range = ml::RangeOf(flat);
+      *y = Targets(pooled, measured_range, s.scalarizer, band, groups);
     }
   };
 
@@ -263,9 +275,17 @@ int RunDklAl(Context& ctx) {
   ml::Prediction prediction;
   // The RMSE of the predicted map against the recorded truth (replay).
   auto map_rmse = [&]() {
+    // Measured scale -> raw -> the truth's scale.
+    const double width = replay_range.max - replay_range.min;
+    double scale = 1, shift = 0;
+    if (!s.normalise_all) {
+      // A flat map's truth is 0 everywhere (ml::Range).
+      scale = width > 0 ? (measured_range.max - measured_range.min) / width : 0;
+      shift = width > 0 ? (measured_range.min - replay_range.min) / width : 0;
+    }
     double sum = 0;
     for (std::size_t i = 0; i < truth.size(); ++i) {
-      double d = prediction.mean[i] - truth[i];
+      double d = prediction.mean[i] * scale + shift - truth[i];
       sum += d * d;
     }
     return std::sqrt(sum / static_cast<double>(truth.size()));
@@ -388,6 +408,7 @@ int RunDklAl(Context& ctx) {
 
 const char* const kAcquisitions[] = {"mu", "ei", "ucb", "random", nullptr};
 const char* const kInstruments[] = {"replay", "proc:", nullptr};
+const char* const kNormalisations[] = {"measured", "all", nullptr};
 
 const cmf_param kParams[] = {
     {"data", CMF_PARAM_PATH, nullptr,
@@ -419,6 +440,11 @@ const cmf_param kParams[] = {
      kInstruments, 0},
     {"instrument-timeout", CMF_PARAM_REAL, "60",
      "seconds to wait for each answer of a controller", nullptr, 0},
+    {"normalise", CMF_PARAM_STRING, "measured",
+     "targets min-max normalised over the points measured so far, as a live "
+     "run must; all: over the whole recorded map (replay only; knows more "
+     "than a microscope can)",
+     kNormalisations, 0},
     {"epochs", CMF_PARAM_INT, "20", "Adam steps per active-learning step",
      nullptr, 0},
     {"lr", CMF_PARAM_REAL, "0.01",

@@ -149,6 +149,35 @@ void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
       std::swap(order[base], order[k]);
       report.tasks.push_back(order[base]);
     }
+    if (options.method == MetaMethod::kPretrain) {
+      // The iteration's tasks pooled into one; theta trained on it directly.
+      std::vector<float> x;
+      std::vector<double> y;
+      int points = 0;
+      for (int slot = 0; slot < per_iteration; ++slot) {
+        const Task& task = tasks[report.tasks[slot]];
+        x.insert(x.end(), task.x.begin(), task.x.end());
+        y.insert(y.end(), task.y.begin(), task.y.end());
+        points += task.points;
+      }
+      SetTorchThreads(1);
+      DklModel& model = *models[0];
+      SetParameters(model, theta);
+      std::vector<double> losses = model.TrainMinibatches(
+          x, points, y, options.inner_steps * per_iteration, options.batch,
+          SeedOf(options.seed, it, 0));
+      MetaParameters trained = ParametersOf(model);
+      theta.extractor = std::move(trained.extractor);
+      if (options.meta_gp) theta.gp = std::move(trained.gp);
+      report.epsilon = 1;
+      report.meta_loss = losses.empty() ? 0 : losses.front();
+      report.adapted_loss = losses.empty() ? 0 : losses.back();
+      report.seconds = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      if (!after(report)) return;
+      continue;
+    }
     std::vector<MetaParameters> phis(per_iteration);
     std::vector<double> first_loss(per_iteration), last_loss(per_iteration);
     auto work = [&](int thread) {

@@ -23,7 +23,18 @@
 
 namespace cmf::ml {
 
+// How theta learns from the tasks. kReptile: the algorithm above. kPretrain:
+// the baseline Reptile must beat, one model fitted to the tasks pooled (each
+// iteration trains theta itself on mini-batches drawn from the union of the
+// sampled tasks, for as many Adam steps as Reptile's inner loops take in
+// total, and keeps the result: no meta step).
+enum class MetaMethod { kReptile, kPretrain };
+
+inline constexpr const char* kMetaMethodChoices[] = {"reptile", "pretrain",
+                                                     nullptr};
+
 struct ReptileOptions {
+  MetaMethod method = MetaMethod::kReptile;
   int iterations = 50;
   int tasks_per_iteration = 10;
   int inner_steps = 16;

@@ -49,6 +49,7 @@ std::string Schedule(const ml::ReptileOptions& o,
                 o.meta_gp ? 1 : 0,
                 static_cast<unsigned long long>(o.seed));
   std::string s = buf;
+  if (o.method == ml::MetaMethod::kPretrain) s += " method=pretrain";
   s += " window=" + std::to_string(prep.window) + " pool=" +
        std::to_string(prep.pool) + " scalarizer=" + prep.scalarizer.ToString();
   for (const ml::Task& t : tasks) s += " " + t.hash;
@@ -158,6 +159,7 @@ ml::DklConfig ModelConfig(Context& ctx, const ml::TaskPreparation& prep,
 
 int RunReptile(Context& ctx) {
   ml::ReptileOptions o = ReadOptions(ctx, true);
+  if (ctx.Param("method") == "pretrain") o.method = ml::MetaMethod::kPretrain;
   const int checkpoint_every = static_cast<int>(ctx.IntParam("checkpoint-every"));
   Require(checkpoint_every >= 0, "--checkpoint-every must not be negative");
   ml::TaskPreparation prep = ReadPreparation(ctx);
@@ -425,6 +427,10 @@ const cmf_param kCommon[] = {
 
 const cmf_param kReptileOwn[] = {
     {"iterations", CMF_PARAM_INT, "50", "meta-iterations", nullptr, 0},
+    {"method", CMF_PARAM_STRING, "reptile",
+     "reptile, or pretrain: the baseline, one model fitted to the tasks pooled "
+     "(as many Adam steps, no meta step)",
+     ml::kMetaMethodChoices, 0},
     {"out", CMF_PARAM_PATH, "meta.pt", "the meta-model to write", nullptr, 0,
      "o"},
     {"checkpoint-every", CMF_PARAM_INT, "0",

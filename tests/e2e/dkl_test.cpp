@@ -249,6 +249,38 @@ TEST_CASE("dkl-al: --init starts from a model and records it as an input it "
   CHECK(IsError(bad, "takes 64 features"));
 }
 
+TEST_CASE("dkl-al: a replay run learns targets normalised over the points "
+          "measured so far, as a live run, and scores its map on the truth's "
+          "scale") {
+  Workspace ws;
+  // 12x12 with a window of 8: 25 candidates, every one measured by the end.
+  Generate(ws, "s.h5", {"--height", "12", "--width", "12", "--channels", "64",
+                        "--particles", "2", "--seed", "3"});
+  auto final_rmse = [&](const std::string& normalise) {
+    Outcome o = ws(SmallRun({"--steps", "23", "--normalise", normalise,
+                             "--out", "r-" + normalise}));
+    INFO(o.err);
+    REQUIRE(o.exit_code == 0);
+    json e = ws.Log()[0];
+    CHECK(e["params"]["normalise"] == normalise);
+    CHECK(e["properties"]["measured_points"] == 25);
+    json m = Metrics(ws, e["id"]);
+    return std::make_pair(e["properties"]["final_rmse"].get<double>(), m["rmse"]);
+  };
+  auto [measured, measured_curve] = final_rmse("measured");
+  auto [all, all_curve] = final_rmse("all");
+  // With every point measured the two ranges are one: the final models learn
+  // the same targets, and the scores agree.
+  CHECK(measured == doctest::Approx(all).epsilon(1e-3));
+  // Before that they learn different targets (the first steps see a few
+  // points, whose range is narrower than the map's).
+  CHECK(measured_curve[0][1].get<double>() != all_curve[0][1].get<double>());
+  // The default is what a live run does.
+  Outcome o = ws(SmallRun({"--steps", "1", "--out", "r-default"}));
+  REQUIRE(o.exit_code == 0);
+  CHECK(ws.Log()[0]["params"]["normalise"] == "measured");
+}
+
 TEST_CASE("dkl-al: bad input is a clear error before anything is measured") {
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
@@ -267,6 +299,8 @@ TEST_CASE("dkl-al: bad input is a clear error before anything is measured") {
            {{"--scalarizer", "vector", "--acquisition", "ei"},
             "needs one target value"},
            {{"--pool", "100"}, "exceeds the 64 channels"},
+           {{"--normalise", "all", "--instrument", "proc:true"},
+            "--normalise all needs --instrument replay"},
        }) {
     std::vector<std::string> args = SmallRun({});
     args.insert(args.end(), c.args.begin(), c.args.end());

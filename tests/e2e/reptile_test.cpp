@@ -145,6 +145,43 @@ TEST_CASE("reptile: a resumed run equals an uninterrupted one, and resuming "
   Outcome bad = ws(Reptile(c));
   CHECK(bad.exit_code == 1);
   CHECK(IsError(bad, "was made with other settings or tasks"));
+  // A Reptile checkpoint does not resume the pretrain baseline.
+  std::vector<std::string> d = common;
+  d.insert(d.end(), {"--resume", "whole-iter2.pt", "--method", "pretrain", "-o", "p.pt"});
+  Outcome other_method = ws(Reptile(d));
+  CHECK(other_method.exit_code == 1);
+  CHECK(IsError(other_method, "was made with other settings or tasks"));
+}
+
+TEST_CASE("reptile: --method pretrain writes the baseline, one model fitted to "
+          "the tasks pooled, which dkl-al starts from as from a meta-model") {
+  Workspace ws;
+  Family(ws, 3);
+  std::vector<std::string> common = {"--tasks", Prior(0), Prior(1), Prior(2),
+                                     "--iterations", "3", "--tasks-per-iteration", "2"};
+  std::vector<std::string> pre = common;
+  pre.insert(pre.end(), {"--method", "pretrain", "-o", "pre.pt"});
+  Outcome o = ws(Reptile(pre));
+  INFO(o.err);
+  REQUIRE(o.exit_code == 0);
+  json e = ws.Log()[0];
+  CHECK(e["params"]["method"] == "pretrain");
+  json m = ws.Json({"metrics", e["id"], "--json"})["series"];
+  REQUIRE(m["epsilon"].size() == 3);
+  for (const json& point : m["epsilon"]) CHECK(point[1] == 1.0);  // no meta step
+  std::vector<std::string> rep = common;
+  rep.insert(rep.end(), {"-o", "meta.pt"});
+  REQUIRE(ws(Reptile(rep)).exit_code == 0);
+  CHECK(ws.Log()[0]["params"]["method"] == "reptile");
+  CHECK_FALSE(SameTensors(ws, "pre.pt", "meta.pt"));
+  Outcome al = ws({"run", "dkl-al", "--data", Prior(0), "--init", "pre.pt",
+                   "--window", "8", "--pool", "8", "--scalarizer",
+                   "band-mean:0.5:3.5", "--architecture", "small", "--steps",
+                   "2", "--epochs", "3", "--out", "al"});
+  INFO(al.err);
+  CHECK(al.exit_code == 0);
+  Outcome bad = ws(Reptile({"--tasks", Prior(0), "--method", "maml"}));
+  CHECK(bad.exit_code == 2);
 }
 
 TEST_CASE("reptile: missing, unreadable and incompatible tasks are clear errors "

@@ -434,6 +434,53 @@ TEST_CASE("reptile: the result does not depend on the number of threads") {
   }
 }
 
+TEST_CASE("reptile: the pretrain baseline fits the tasks pooled, with no meta "
+          "step, and lowers their pooled loss") {
+  std::vector<cmf::ml::Task> tasks = ToyTasks(4, 30, 16);
+  cmf::ml::ReptileOptions o;
+  o.iterations = 6;
+  o.tasks_per_iteration = 4;
+  o.inner_steps = 5;
+  o.batch = 16;
+  o.seed = 5;
+  auto run = [&](cmf::ml::MetaMethod method, int threads,
+                 std::vector<cmf::ml::IterationReport>* reports) {
+    cmf::ml::ReptileOptions m = o;
+    m.method = method;
+    m.threads = threads;
+    DklModel model(ToyConfig(), m.seed);
+    cmf::ml::MetaParameters theta = cmf::ml::ParametersOf(model);
+    cmf::ml::MetaTrain(ToyConfig(), tasks, m, 0, theta,
+                       [&](const cmf::ml::IterationReport& r) {
+                         if (reports != nullptr) reports->push_back(r);
+                         return true;
+                       });
+    return theta;
+  };
+  std::vector<cmf::ml::IterationReport> reports;
+  cmf::ml::MetaParameters pre = run(cmf::ml::MetaMethod::kPretrain, 1, &reports);
+  cmf::ml::MetaParameters reptile = run(cmf::ml::MetaMethod::kReptile, 1, nullptr);
+  DklModel initial(ToyConfig(), o.seed);
+  CHECK(pre.extractor != cmf::ml::ParametersOf(initial).extractor);
+  CHECK(pre.extractor != reptile.extractor);
+  // Every iteration keeps what it trained (epsilon 1), and threads change nothing.
+  REQUIRE(reports.size() == 6);
+  for (const cmf::ml::IterationReport& r : reports) CHECK(r.epsilon == 1.0);
+  CHECK(run(cmf::ml::MetaMethod::kPretrain, 2, nullptr).extractor == pre.extractor);
+  // The loss over all the tasks' points together is lower than at the start.
+  std::vector<float> x;
+  std::vector<double> y;
+  int n = 0;
+  for (const cmf::ml::Task& t : tasks) {
+    x.insert(x.end(), t.x.begin(), t.x.end());
+    y.insert(y.end(), t.y.begin(), t.y.end());
+    n += t.points;
+  }
+  DklModel fitted(ToyConfig(), 99);
+  cmf::ml::SetParameters(fitted, pre);
+  CHECK(fitted.Loss(x, n, y) < initial.Loss(x, n, y));
+}
+
 TEST_CASE("reptile: resuming from a checkpoint equals an uninterrupted run") {
   cmf::test::TempDir dir;
   std::vector<cmf::ml::Task> tasks = ToyTasks(4, 30, 16);
