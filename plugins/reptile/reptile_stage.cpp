@@ -20,6 +20,7 @@
 #include "data.h"
 #include "dkl.h"
 #include "reptile.h"
+#include "stats.h"
 #include "tasks.h"
 
 namespace cmf::reptile {
@@ -327,15 +328,31 @@ int RunReptileEval(Context& ctx) {
   for (int i = static_cast<int>(order.size()) - 1; i > 0; --i)
     std::swap(order[i], order[ml::UniformIndex(&state, i + 1)]);
 
-  std::printf("%-5s %6s %5s  %-10s %10s %10s\n", "fold", "train", "test",
+  const int meta_seeds = static_cast<int>(ctx.IntParam("meta-seeds"));
+  Require(meta_seeds >= 1, "--meta-seeds must be at least 1");
+
+  std::printf("%-5s %6s %5s  %-12s %10s %10s\n", "fold", "train", "test",
               "start", "MLL/point", "RMSE");
-  std::map<std::string, std::pair<double, int>> means;  // label -> (sum, n)
+  // Per held-out task and start: its scores, averaged over meta-seeds.
+  std::map<std::string, std::map<int, Score>> per_task;  // label -> task -> score
+  std::vector<std::string> labels = {"cold"};
+  for (int count : counts) labels.push_back("pretrain" + std::to_string(count));
+  for (int count : counts) labels.push_back("meta" + std::to_string(count));
   for (int fold = 0; fold < folds; ++fold) {
     std::vector<ml::Task> train, test;
-    for (std::size_t i = 0; i < order.size(); ++i)
-      (static_cast<int>(i) % folds == fold ? test : train).push_back(tasks[order[i]]);
-    auto evaluate = [&](const std::string& label, const ml::MetaParameters* theta) {
-      Score total;
+    std::vector<int> test_ids;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      if (static_cast<int>(i) % folds == fold) {
+        test.push_back(tasks[order[i]]);
+        test_ids.push_back(order[i]);
+      } else {
+        train.push_back(tasks[order[i]]);
+      }
+    }
+    // Scores every held-out task from THETA (none: cold), weighted by 1/WEIGHT.
+    std::map<std::string, Score> fold_total;  // label -> mean over the test tasks
+    auto evaluate = [&](const std::string& label, const ml::MetaParameters* theta,
+                        double weight) {
       for (std::size_t t = 0; t < test.size(); ++t) {
         std::uint64_t seed = o.seed + 1000 * (fold + 1) + t;
         ml::DklModel model(config, seed);
@@ -345,38 +362,74 @@ int RunReptileEval(Context& ctx) {
           model.Reset();
         }
         Score s = Adapt(model, test[t], shots, epochs, seed);
-        total.mll += s.mll / static_cast<double>(test.size());
-        total.rmse += s.rmse / static_cast<double>(test.size());
+        per_task[label][test_ids[t]].mll += s.mll / weight;
+        per_task[label][test_ids[t]].rmse += s.rmse / weight;
+        fold_total[label].mll += s.mll / static_cast<double>(test.size()) / weight;
+        fold_total[label].rmse += s.rmse / static_cast<double>(test.size()) / weight;
       }
-      std::printf("%-5d %6zu %5zu  %-10s %10.4f %10.4f\n", fold + 1, train.size(),
+    };
+    evaluate("cold", nullptr, 1);
+    for (int m = 0; m < meta_seeds && !train.empty(); ++m) {
+      for (ml::MetaMethod method : {ml::MetaMethod::kPretrain, ml::MetaMethod::kReptile}) {
+        const std::string name = method == ml::MetaMethod::kPretrain ? "pretrain" : "meta";
+        ml::ReptileOptions upto = o;  // one annealing schedule, to the largest count
+        upto.method = method;
+        upto.seed = o.seed + static_cast<std::uint64_t>(m);
+        ml::DklModel start(config, upto.seed);
+        ml::MetaParameters theta = ml::ParametersOf(start);
+        int done = 0;
+        for (int count : counts) {
+          ml::MetaTrain(config, train, upto, done, theta,
+                        [&](const ml::IterationReport& r) {
+                          const int run = (fold * meta_seeds + m) * 2 +
+                                          (method == ml::MetaMethod::kReptile ? 1 : 0);
+                          ctx.Progress(run * o.iterations + r.iteration + 1,
+                                       folds * meta_seeds * 2 * o.iterations,
+                                       "fold " + std::to_string(fold + 1) + ", " + name);
+                          return r.iteration + 1 < count && !ctx.Cancelled();
+                        });
+          done = count;
+          if (ctx.Cancelled()) return 0;
+          evaluate(name + std::to_string(count), &theta, meta_seeds);
+        }
+      }
+    }
+    for (const std::string& label : labels) {
+      if (!fold_total.contains(label)) continue;
+      const Score& total = fold_total[label];
+      std::printf("%-5d %6zu %5zu  %-12s %10.4f %10.4f\n", fold + 1, train.size(),
                   test.size(), label.c_str(), total.mll, total.rmse);
-      std::fflush(stdout);
       ctx.LogMetric(("mll/" + label).c_str(), fold + 1, total.mll);
       ctx.LogMetric(("rmse/" + label).c_str(), fold + 1, total.rmse);
-      means[label].first += total.rmse;
-      means[label].second += 1;
-    };
-    evaluate("cold", nullptr);
-    if (train.empty()) continue;
-    ml::DklModel start(config, o.seed);
-    ml::MetaParameters theta = ml::ParametersOf(start);
-    int done = 0;
-    for (int count : counts) {
-      ml::ReptileOptions upto = o;
-      upto.iterations = o.iterations;  // one annealing schedule, to the largest count
-      ml::MetaTrain(config, train, upto, done, theta,
-                    [&](const ml::IterationReport& r) {
-                      ctx.Progress(fold * o.iterations + r.iteration + 1,
-                                   folds * o.iterations, "fold " + std::to_string(fold + 1));
-                      return r.iteration + 1 < count && !ctx.Cancelled();
-                    });
-      done = count;
-      if (ctx.Cancelled()) return 0;
-      evaluate("meta" + std::to_string(count), &theta);
     }
+    std::fflush(stdout);
   }
-  for (const auto& [label, sum] : means)
-    ctx.SetProperty(("mean_rmse_" + label).c_str(), sum.first / sum.second);
+  // Over the held-out tasks: the mean with its 95 % confidence interval, and
+  // the RMSE's change against the cold start, paired by task.
+  std::printf("\nover %zu held-out tasks (each once), %d meta-training seed%s, "
+              "mean and 95 %% CI:\n",
+              tasks.size(), meta_seeds, meta_seeds == 1 ? "" : "s");
+  std::printf("%-12s %19s %19s %26s\n", "start", "MLL/point", "RMSE",
+              "RMSE against cold");
+  for (const std::string& label : labels) {
+    if (!per_task.contains(label)) continue;
+    std::vector<double> mll, rmse, change;
+    for (const auto& [task, score] : per_task[label]) {
+      mll.push_back(score.mll);
+      rmse.push_back(score.rmse);
+      change.push_back(score.rmse / per_task["cold"][task].rmse - 1);
+    }
+    ml::Stats a = ml::Summarise(mll), b = ml::Summarise(rmse), c = ml::Summarise(change);
+    std::printf("%-12s %9.4f ± %7.4f %9.4f ± %7.4f", label.c_str(), a.mean, a.half, b.mean,
+                b.half);
+    if (label == "cold")
+      std::printf("\n");
+    else
+      std::printf("   %+5.1f %% (%+5.1f to %+5.1f %%)\n", 100 * c.mean,
+                  100 * (c.mean - c.half), 100 * (c.mean + c.half));
+    ctx.SetProperty(("mean_rmse_" + label).c_str(), b.mean);
+    ctx.SetProperty(("rmse_ci95_" + label).c_str(), b.half);
+  }
   return 0;
 }
 
@@ -449,6 +502,9 @@ const cmf_param kEvalOwn[] = {
     {"shots", CMF_PARAM_INT, "10", "points each held-out task adapts on",
      nullptr, 0},
     {"epochs", CMF_PARAM_INT, "20", "Adam steps of the adaptation", nullptr, 0},
+    {"meta-seeds", CMF_PARAM_INT, "1",
+     "meta-training seeds (--seed, --seed + 1, ...), each a meta-model per fold",
+     nullptr, 0},
 };
 
 std::vector<cmf_param> Join(const cmf_param* own, std::size_t n) {

@@ -263,22 +263,40 @@ TEST_CASE("reptile-eval: K-fold cross-validation prints and logs few-shot "
   std::vector<std::string> args = Reptile({"--tasks", Prior(0), Prior(1), Prior(2),
                                            Prior(3), "--folds", "2", "--iterations",
                                            "2,4", "--shots", "8", "--epochs", "3",
-                                           "--tasks-per-iteration", "2"});
+                                           "--tasks-per-iteration", "2",
+                                           "--meta-seeds", "2"});
   args[1] = "reptile-eval";
   Outcome eval = ws(args);
   INFO(eval.err);
   REQUIRE(eval.exit_code == 0);
   CHECK(eval.out.find("fold") != std::string::npos);
   CHECK(eval.out.find("meta4") != std::string::npos);
+  CHECK(eval.out.find("pretrain4") != std::string::npos);
+  // The summary over the 4 held-out tasks, each with its interval, and the
+  // change against the cold start for every other start.
+  std::size_t summary = eval.out.find("over 4 held-out tasks (each once), 2 meta-training seeds");
+  REQUIRE(summary != std::string::npos);
+  std::string table = eval.out.substr(summary);
+  for (const char* label : {"cold", "pretrain2", "pretrain4", "meta2", "meta4"}) {
+    INFO(label);
+    std::size_t at = table.find(std::string("\n") + label + " ");
+    REQUIRE(at != std::string::npos);
+    std::string line = table.substr(at + 1, table.find('\n', at + 1) - at - 1);
+    CHECK(line.find("±") != std::string::npos);
+    CHECK((line.find("%") != std::string::npos) == (std::string(label) != "cold"));
+  }
   json e = ws.Log()[0];
   CHECK(e["stage"] == "reptile-eval");
   json m = ws.Json({"metrics", e["id"], "--json"})["series"];
-  for (const char* series : {"rmse/cold", "rmse/meta2", "rmse/meta4", "mll/cold", "mll/meta4"}) {
+  for (const char* series : {"rmse/cold", "rmse/meta2", "rmse/meta4", "mll/cold", "mll/meta4",
+                             "rmse/pretrain4"}) {
     INFO(series);
     CHECK(m[series].size() == 2);  // one point per fold
   }
   CHECK(e["properties"].contains("mean_rmse_cold"));
   CHECK(e["properties"].contains("mean_rmse_meta4"));
+  CHECK(e["properties"].contains("mean_rmse_pretrain4"));
+  CHECK(e["properties"].contains("rmse_ci95_meta4"));
   std::vector<std::string> too_many = args;
   too_many[std::find(args.begin(), args.end(), "--folds") - args.begin() + 1] = "9";
   Outcome bad = ws(too_many);
