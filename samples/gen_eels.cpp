@@ -2,7 +2,9 @@
 // and benchmarks. Each file holds a HAADF-like survey image of metal
 // nanoparticles on a thin substrate, a spectrum image whose plasmon modes
 // follow the local geometry (gaps, tips, edges, faces) and the energy axis,
-// in cmf's experiment-file layout. The data is simulated, not measured; see
+// in cmf's experiment-file layout. A family is a material; each member is
+// another sample of it (substrate, particle batch, thickness, instrument
+// settings, drift). The data is simulated, not measured; see
 // doc/sample-data.md for the model.
 
 #include <fmt/core.h>
@@ -35,14 +37,19 @@ namespace {
 constexpr char kProgram[] = "cmf-gen-eels";
 // The version of the model: bumped whenever the same arguments would give
 // different data.
-constexpr int kModelVersion = 1;
+constexpr int kModelVersion = 2;
 constexpr char kInstrument[] = "synthetic STEM-EELS (cmf-gen-eels)";
 constexpr double kPixelSizeNm = 2.0;
 // Mode energies of a material are quoted for a particle of this size; bigger
 // particles shift them down, smaller ones up.
 constexpr double kReferenceSizePx = 13.0;
+// ... and for particles in surroundings of this effective permittivity; a
+// substrate of higher permittivity shifts them down, a hole up.
+constexpr double kReferencePermittivity = 1.4;
 constexpr double kMinSizePx = 6.0;
 constexpr double kMaxSizePx = 20.0;
+// The additive noise of a spectrum channel per unit of relative noise.
+constexpr double kAdditiveNoise = 1.0;
 // The largest /spectra chunk, and so the largest block held in memory.
 constexpr std::uint64_t kMaxChunkBytes = 4u << 20;
 constexpr unsigned kDeflateLevel = 1;
@@ -64,15 +71,18 @@ options:
   --channels E      energy channels (default 1496)
   --emin EV         energy of the first channel in eV (default 0.5)
   --emax EV         energy of the last channel in eV (default 3.5)
-  --seed S          seed of the particle layouts and the noise (default 0)
-  --family NAME     the material; members of a family share its physics
-                    (default "default")
+  --seed S          seed of the particle layout and the noise: another area
+                    of the same sample (default 0)
+  --family NAME     the material: gold, silver, aluminium, or any other name
+                    for a gold-like material drawn from the name (default
+                    "default"); each member is another sample of it
   --member K        the member of the family to write (default 0)
   --family-size N   write members 0 to N-1 as DIR/NAME-00.h5, ... (instead
                     of -o and --member)
   --out-dir DIR     the folder --family-size writes to (created if missing)
-  --noise X         relative Gaussian noise of the spectra; also sets the
-                    shot noise of the image (default 0.02)
+  --noise X         noise of the spectra (relative, plus an additive part)
+                    and of the image, times each member's own noise scale
+                    (default 0.02)
   --particles N     mean number of particles; a member has N-2 to N+2, at
                     least 1 (default 6; 0 gives an empty substrate)
   -h, --help        print this help and exit
@@ -314,64 +324,263 @@ class Rng {
 
 // -------------------------------------------------------------- material --
 
+struct Vec {
+  double x;
+  double y;
+};
+
 // One plasmon mode: a Lorentzian of this energy and width (FWHM), scaled by
-// amplitude and by the local weight of the mode. Its energy goes as
-// (kReferenceSizePx / size)^size_exponent.
+// amplitude and by the local weight of the mode. Energies and widths are
+// quoted for a particle of kReferenceSizePx in an environment of
+// kReferencePermittivity; the energy goes as
+// (kReferenceSizePx / size)^size_exponent and as
+// (kReferencePermittivity / permittivity)^env_exponent.
 struct Mode {
   double energy_ev;
   double fwhm_ev;
   double amplitude;
   double size_exponent;
+  double env_exponent;  // how strongly the surroundings shift the mode
 };
 
-// What the members of a family share. Drawn from the family name alone.
+// What the members of a family share: the material. A named family (gold,
+// silver, aluminium) has fixed values; any other name draws them from a hash
+// of the name.
 struct Material {
-  Mode gap;   // dimer mode in the gap between two close particles
-  Mode tip;   // dipole-like mode at corners and tips
-  Mode edge;  // mode along the edges, reaching a few pixels into vacuum
-  Mode face;  // short-wavelength face mode over the particle's interior
-  double edge_decay_px;   // decay length of the edge mode into the vacuum
-  double tip_radius_px;   // reach of the tip mode around a corner
-  double gap_reach_px;    // gaps much wider than this host no gap mode
-  double gap_shift;       // relative redshift of the gap mode in narrow gaps
-  double tail_amplitude;  // zero-loss tail A * E^-r in vacuum, at 1 eV
-  double tail_exponent;   // r
-  double mean_size_px;    // longest extent of a particle
-  double size_spread_px;
+  std::string name;  // "gold", ...; "generic" for a drawn one
+  Mode gap;          // dimer mode in the gap between two close particles
+  Mode tip;          // dipole-like mode at corners and tips
+  Mode edge;         // mode along the edges, reaching a few pixels into vacuum
+  Mode face;         // short-wavelength face mode over the particle's interior
+  double edge_decay_px;  // decay length of the edge mode into the vacuum
+  double tip_radius_px;  // reach of the tip mode around a corner
+  double gap_reach_px;   // gaps much wider than this host no gap mode
+  double gap_shift;      // relative redshift of the gap mode in narrow gaps
+  // Interband damping: modes above interband_ev widen by interband_slope eV
+  // per eV; modes near bump_ev widen by up to bump_fwhm_ev.
+  double interband_ev;
+  double interband_slope;
+  double bump_ev;
+  double bump_fwhm_ev;
+  double contrast;         // HAADF brightness of a particle (atomic number)
+  double median_size_px;   // longest extent of a particle: log-normal
+  double size_log_spread;  // standard deviation of its logarithm
   std::array<double, 4> shape_weights;  // ellipse, rectangle, rod, triangle
   double dimer_fraction;  // share of particles placed across a gap from another
+  double oxide_permittivity;  // up to this much from a native oxide shell
 };
 
-Material MaterialOf(std::string_view family) {
+Material Gold() {
+  Material m{};
+  m.name = "gold";
+  m.gap = {0.90, 0.08, 2.0, 0.0, 0.30};
+  m.tip = {1.18, 0.16, 1.0, 0.14, 0.30};
+  m.edge = {1.70, 0.20, 0.75, 0.12, 0.25};
+  m.face = {2.40, 0.30, 0.55, 0.03, 0.12};
+  m.edge_decay_px = 3.0;
+  m.tip_radius_px = 2.2;
+  m.gap_reach_px = 4.2;
+  m.gap_shift = 0.03;
+  m.interband_ev = 2.3;  // the d-band edge of gold damps what lies above
+  m.interband_slope = 0.8;
+  m.bump_ev = 0;
+  m.bump_fwhm_ev = 0;
+  m.contrast = 0.90;
+  m.median_size_px = 13;
+  m.size_log_spread = 0.20;
+  m.shape_weights = {1.2, 0.8, 1.0, 1.0};
+  m.dimer_fraction = 0.40;
+  m.oxide_permittivity = 0;
+  return m;
+}
+
+Material Silver() {
+  Material m{};
+  m.name = "silver";
+  m.gap = {1.15, 0.05, 2.4, 0.0, 0.30};
+  m.tip = {1.55, 0.10, 1.2, 0.14, 0.30};
+  m.edge = {2.25, 0.13, 0.90, 0.12, 0.25};
+  m.face = {3.05, 0.20, 0.60, 0.03, 0.12};
+  m.edge_decay_px = 3.5;
+  m.tip_radius_px = 2.2;
+  m.gap_reach_px = 4.5;
+  m.gap_shift = 0.035;
+  m.interband_ev = 3.7;  // silver's interband edge: above the default window
+  m.interband_slope = 1.0;
+  m.bump_ev = 0;
+  m.bump_fwhm_ev = 0;
+  m.contrast = 0.70;
+  m.median_size_px = 11;
+  m.size_log_spread = 0.25;
+  m.shape_weights = {0.8, 1.3, 0.6, 1.5};  // cubes and prisms
+  m.dimer_fraction = 0.35;
+  m.oxide_permittivity = 0;
+  return m;
+}
+
+Material Aluminium() {
+  Material m{};
+  m.name = "aluminium";
+  m.gap = {1.45, 0.16, 1.4, 0.0, 0.30};
+  m.tip = {1.95, 0.26, 0.80, 0.12, 0.30};
+  m.edge = {2.60, 0.32, 0.65, 0.10, 0.25};
+  m.face = {3.30, 0.45, 0.50, 0.02, 0.12};
+  m.edge_decay_px = 2.6;
+  m.tip_radius_px = 2.4;
+  m.gap_reach_px = 3.8;
+  m.gap_shift = 0.025;
+  m.interband_ev = 100;  // none
+  m.interband_slope = 0;
+  m.bump_ev = 1.5;  // aluminium's parallel-band transition
+  m.bump_fwhm_ev = 0.25;
+  m.contrast = 0.35;
+  m.median_size_px = 15;
+  m.size_log_spread = 0.22;
+  m.shape_weights = {1.5, 1.0, 0.5, 1.0};
+  m.dimer_fraction = 0.30;
+  m.oxide_permittivity = 0.35;
+  return m;
+}
+
+// A material for any other family name, drawn from a hash of the name within
+// ranges around gold's (so that the default family keeps its gap mode near
+// 0.9 eV).
+Material Generic(std::string_view family) {
   Rng r(Combine(HashName(family), 0x6d6174657269616cull));
-  Material m;
+  Material m{};
+  m.name = "generic";
   m.gap = {r.Uniform(0.87, 0.93), r.Uniform(0.05, 0.08), r.Uniform(1.6, 2.2),
-           0.0};
+           0.0, 0.30};
   m.tip = {r.Uniform(1.05, 1.30), r.Uniform(0.12, 0.20), r.Uniform(0.8, 1.1),
-           r.Uniform(0.10, 0.18)};
+           r.Uniform(0.10, 0.18), 0.30};
   m.edge = {r.Uniform(1.50, 1.90), r.Uniform(0.15, 0.25), r.Uniform(0.6, 0.9),
-            r.Uniform(0.08, 0.15)};
+            r.Uniform(0.08, 0.15), 0.25};
   m.face = {r.Uniform(2.30, 2.80), r.Uniform(0.30, 0.50), r.Uniform(0.4, 0.7),
-            r.Uniform(0.02, 0.05)};
+            r.Uniform(0.02, 0.05), 0.12};
   m.edge_decay_px = r.Uniform(2.0, 4.0);
   m.tip_radius_px = r.Uniform(1.8, 2.6);
   m.gap_reach_px = r.Uniform(3.5, 5.0);
   m.gap_shift = r.Uniform(0.02, 0.04);
-  m.tail_amplitude = r.Uniform(0.15, 0.30);
-  m.tail_exponent = r.Uniform(2.5, 3.5);
-  m.mean_size_px = r.Uniform(10.0, 15.0);
-  m.size_spread_px = r.Uniform(2.0, 4.0);
+  m.interband_ev = r.Uniform(2.3, 3.5);
+  m.interband_slope = r.Uniform(0.5, 1.0);
+  m.bump_ev = 0;
+  m.bump_fwhm_ev = 0;
+  m.contrast = r.Uniform(0.7, 0.9);
+  m.median_size_px = r.Uniform(10.0, 15.0);
+  m.size_log_spread = r.Uniform(0.15, 0.30);
   for (double& w : m.shape_weights) w = r.Uniform(0.5, 1.5);
   m.dimer_fraction = r.Uniform(0.3, 0.5);
+  m.oxide_permittivity = 0;
   return m;
 }
 
-// -------------------------------------------------------------- geometry --
+Material MaterialOf(std::string_view family) {
+  if (family == "gold") return Gold();
+  if (family == "silver") return Silver();
+  if (family == "aluminium" || family == "aluminum") return Aluminium();
+  return Generic(family);
+}
 
-struct Vec {
-  double x;
-  double y;
+// What a substrate does: its permittivity (a particle's near field reaches
+// into it) and how bright it is in the HAADF image.
+struct Substrate {
+  const char* name;
+  double permittivity;
+  double brightness;
 };
+
+constexpr std::array<Substrate, 4> kSubstrates = {{
+    {"none", 1.0, 0.01},  // particles over a hole of a holey film
+    {"carbon", 3.0, 0.04},
+    {"silica", 2.1, 0.06},
+    {"silicon nitride", 4.0, 0.09},
+}};
+
+// What makes one member of a family a different sample of the same material:
+// its surroundings, its batch of particles, how thick they are, and how the
+// microscope recorded it. Drawn from a hash of the family name and the member
+// number (not the seed: a seed is another area of the same sample).
+struct Sample {
+  int substrate;          // index into kSubstrates
+  double permittivity;    // effective permittivity of the surroundings
+  double median_size_px;  // of this batch of particles
+  double size_log_spread;
+  std::array<double, 4> shape_weights;
+  double dimer_fraction;
+  double thickness;        // scale of the particles' thickness
+  double inhomogeneity;    // relative spread of a particle's energies
+  double resolution_ev;    // FWHM of the instrument's energy response
+  double tail_amplitude;   // residual zero-loss tail A * E^-r at 1 eV
+  double tail_exponent;    // r
+  double background;       // flat background (substrate, dark level)
+  double noise_scale;      // times --noise (dose, detector)
+  Vec drift_px;            // spatial drift over the whole scan
+  Vec drift_offset_px;     // offset of the spectrum image at its start
+  double energy_drift_ev;  // energy drift over the whole scan
+};
+
+Sample SampleOf(const Material& m, std::string_view family, int member,
+                int height, int width) {
+  Rng r(Combine(Combine(HashName(family), static_cast<std::uint64_t>(member)),
+                0x73616d706c65ull));
+  Sample s{};
+  s.substrate = r.Int(0, static_cast<int>(kSubstrates.size()) - 1);
+  const double contact = r.Uniform(0.15, 0.30);
+  s.permittivity = 1 + contact * (kSubstrates[s.substrate].permittivity - 1) +
+                   m.oxide_permittivity * r.Uniform(0.3, 1.0);
+  s.median_size_px =
+      std::clamp(m.median_size_px * std::exp(0.18 * r.Normal()), 8.0, 17.0);
+  s.size_log_spread = m.size_log_spread * r.Uniform(0.6, 1.6);
+  for (std::size_t i = 0; i < s.shape_weights.size(); ++i) {
+    s.shape_weights[i] = m.shape_weights[i] * std::exp(0.6 * r.Normal());
+  }
+  s.dimer_fraction =
+      std::clamp(m.dimer_fraction + r.Uniform(-0.15, 0.15), 0.1, 0.7);
+  s.thickness = std::clamp(std::exp(0.2 * r.Normal()), 0.65, 1.4);
+  s.inhomogeneity = r.Uniform(0.005, 0.03);
+  s.resolution_ev = r.Uniform(0.08, 0.30);
+  s.tail_amplitude =
+      0.01 * (s.resolution_ev / 0.15) * std::exp(0.5 * r.Normal());
+  s.tail_exponent = r.Uniform(2.5, 3.5);
+  s.background = r.Uniform(0.02, 0.06);
+  s.noise_scale = std::clamp(std::exp(0.35 * r.Normal()), 0.5, 2.0);
+  // Drift grows with the time a scan takes, so with its pixel count; it is
+  // held to 5 % of the larger side.
+  const double scan = static_cast<double>(height) * width;
+  const double drift =
+      std::min(r.Uniform(0, 0.6) * scan / 1000, 0.05 * std::max(height, width));
+  const double direction = r.Uniform(0, 2 * kPi);
+  s.drift_px = {drift * std::cos(direction), drift * std::sin(direction)};
+  s.drift_offset_px = {r.Uniform(-1, 1), r.Uniform(-1, 1)};
+  s.energy_drift_ev = r.Uniform(-0.03, 0.03);
+  return s;
+}
+
+// The energy of a mode for a particle of this size in the sample's
+// surroundings.
+double ModeEnergy(const Mode& mode, const Sample& s, double size_px) {
+  return mode.energy_ev *
+         std::pow(kReferenceSizePx / size_px, mode.size_exponent) *
+         std::pow(kReferencePermittivity / s.permittivity, mode.env_exponent);
+}
+
+// The intrinsic width of a mode at this energy for a particle of this size:
+// the material's width, more for small particles (surface scattering) and for
+// big ones (radiation), plus interband damping.
+double ModeWidth(const Mode& mode, const Material& m, double energy_ev,
+                 double size_px) {
+  const double relative = size_px / kReferenceSizePx;
+  double w = mode.fwhm_ev * (0.7 + 0.3 / relative) +
+             0.02 * relative * relative * relative;
+  w += m.interband_slope * std::max(0.0, energy_ev - m.interband_ev);
+  if (m.bump_fwhm_ev > 0) {
+    const double d = (energy_ev - m.bump_ev) / 0.3;
+    w += m.bump_fwhm_ev * std::exp(-d * d);
+  }
+  return w;
+}
+
+// -------------------------------------------------------------- geometry --
 
 enum class Shape { kEllipse, kRectangle, kRod, kTriangle };
 
@@ -393,11 +602,15 @@ struct Particle {
   double radius;           // largest distance from the centre
   double equivalent_size;  // diameter of the disc of the same area
   double length;           // longest extent
-  double thickness;        // relative, 0.7 to 1
-  // Mode energies of this particle, after the size shift.
+  double thickness;        // relative, 0.7 to 1 times the sample's scale
+  // Mode energies and intrinsic widths (FWHM) of this particle, after the
+  // shifts of its size, its surroundings and its own small differences.
   double tip_ev;
   double edge_ev;
   double face_ev;
+  double tip_fwhm_ev;
+  double edge_fwhm_ev;
+  double face_fwhm_ev;
 };
 
 Vec ToLocal(const Particle& p, Vec q) {
@@ -437,32 +650,30 @@ double SignedDistance(const Particle& p, Vec q) {
   return (k - 1.0) * r / k;
 }
 
-Shape DrawShape(const Material& m, Rng& rng) {
+Shape DrawShape(const Sample& s, Rng& rng) {
   double total = 0;
-  for (double w : m.shape_weights) total += w;
+  for (double w : s.shape_weights) total += w;
   double pick = rng.Uniform() * total;
   for (int i = 0; i < 3; ++i) {
-    if (pick < m.shape_weights[i]) return static_cast<Shape>(i);
-    pick -= m.shape_weights[i];
+    if (pick < s.shape_weights[i]) return static_cast<Shape>(i);
+    pick -= s.shape_weights[i];
   }
   return Shape::kTriangle;
 }
 
-double ShiftedEnergy(const Mode& mode, double size_px) {
-  return mode.energy_ev *
-         std::pow(kReferenceSizePx / size_px, mode.size_exponent);
-}
-
-// A particle of the material's kind, centred at the origin for now.
-Particle DrawParticle(const Material& m, Rng& rng) {
+// A particle of the sample's batch, centred at the origin for now.
+Particle DrawParticle(const Material& m, const Sample& s, Rng& rng) {
   Particle p{};
-  p.shape = DrawShape(m, rng);
-  const double size = std::clamp(
-      m.mean_size_px + m.size_spread_px * rng.Normal(), kMinSizePx, kMaxSizePx);
+  p.shape = DrawShape(s, rng);
+  const double size =
+      std::clamp(s.median_size_px * std::exp(s.size_log_spread * rng.Normal()),
+                 kMinSizePx, kMaxSizePx);
   const double angle = rng.Uniform(0, 2 * kPi);
   p.cos_a = std::cos(angle);
   p.sin_a = std::sin(angle);
-  p.thickness = rng.Uniform(0.7, 1.0);
+  p.thickness = rng.Uniform(0.7, 1.0) * s.thickness;
+  // Facets, ligands and the local substrate shift each particle a little.
+  const double own = 1 + s.inhomogeneity * rng.Normal();
   p.length = size;
   double area = 0;
   switch (p.shape) {
@@ -506,9 +717,14 @@ Particle DrawParticle(const Material& m, Rng& rng) {
     }
   }
   p.equivalent_size = 2 * std::sqrt(area / kPi);
-  p.tip_ev = ShiftedEnergy(m.tip, p.length);
-  p.edge_ev = ShiftedEnergy(m.edge, p.equivalent_size);
-  p.face_ev = ShiftedEnergy(m.face, p.equivalent_size);
+  // Thinner particles have lower in-plane mode energies.
+  const double flat = std::pow(s.thickness, 0.15);
+  p.tip_ev = own * flat * ModeEnergy(m.tip, s, p.length);
+  p.edge_ev = own * flat * ModeEnergy(m.edge, s, p.equivalent_size);
+  p.face_ev = own * ModeEnergy(m.face, s, p.equivalent_size);
+  p.tip_fwhm_ev = ModeWidth(m.tip, m, p.tip_ev, p.length);
+  p.edge_fwhm_ev = ModeWidth(m.edge, m, p.edge_ev, p.equivalent_size);
+  p.face_fwhm_ev = ModeWidth(m.face, m, p.face_ev, p.equivalent_size);
   return p;
 }
 
@@ -573,18 +789,19 @@ class Field {
 };
 
 // Places the particles one by one, never overlapping: some at random with
-// room around them, some (the material's dimer fraction) across a narrow gap
+// room around them, some (the sample's dimer fraction) across a narrow gap
 // from one placed before. A particle that finds no room is left out.
-std::vector<Particle> PlaceParticles(const Material& m, int mean_count,
-                                     int height, int width, Rng& rng) {
+std::vector<Particle> PlaceParticles(const Material& m, const Sample& s,
+                                     int mean_count, int height, int width,
+                                     Rng& rng) {
   const int count =
       mean_count == 0 ? 0 : std::max(1, mean_count + rng.Int(-2, 2));
   Field field(height, width);
   std::vector<Particle> placed;
   constexpr double kLooseClearancePx = 4.0;
   for (int i = 0; i < count; ++i) {
-    Particle p = DrawParticle(m, rng);
-    const bool dimer = !placed.empty() && rng.Uniform() < m.dimer_fraction;
+    Particle p = DrawParticle(m, s, rng);
+    const bool dimer = !placed.empty() && rng.Uniform() < s.dimer_fraction;
     bool ok = false;
     for (int attempt = 0; attempt < 200 && !ok; ++attempt) {
       if (dimer && attempt < 60) {
@@ -678,15 +895,20 @@ double Thickness(const std::vector<Particle>& particles, const Local& l) {
 
 // ----------------------------------------------------------------- image --
 
+// The HAADF-like survey image: the substrate's brightness plus the
+// material's contrast times the projected thickness, blurred a little, with
+// shot noise. It is the reference frame; the spectrum image drifts from it.
 std::vector<float> RenderImage(const std::vector<Particle>& particles,
-                               int height, int width, double noise, Rng& rng) {
+                               const Material& m, const Sample& s, int height,
+                               int width, double noise, Rng& rng) {
   const std::size_t n = static_cast<std::size_t>(height) * width;
+  const double substrate = kSubstrates[s.substrate].brightness;
   std::vector<double> clean(n);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
       const Local l = Describe(particles, {double(x), double(y)});
       clean[static_cast<std::size_t>(y) * width + x] =
-          0.04 + 0.9 * Thickness(particles, l);
+          substrate + m.contrast * Thickness(particles, l);
     }
   }
   // A slight probe blur: [1 2 1] / 4 along rows, then along columns.
@@ -708,8 +930,8 @@ std::vector<float> RenderImage(const std::vector<Particle>& particles,
       const double v =
           (at(rows, y - 1, x) + 2 * at(rows, y, x) + at(rows, y + 1, x)) / 4;
       // Shot noise: the variance grows with the signal.
-      image[static_cast<std::size_t>(y) * width + x] =
-          static_cast<float>(v + noise * std::sqrt(v + 0.01) * rng.Normal());
+      image[static_cast<std::size_t>(y) * width + x] = static_cast<float>(
+          v + noise * s.noise_scale * std::sqrt(v + 0.01) * rng.Normal());
     }
   }
   return image;
@@ -717,46 +939,86 @@ std::vector<float> RenderImage(const std::vector<Particle>& particles,
 
 // --------------------------------------------------------------- spectra --
 
-// The energy-independent part of the spectrum model, per channel.
+// The energy axis and the background of one row of the spectrum image, whose
+// energies are shifted by the energy drift at the time of that row.
 struct Axis {
   std::vector<double> energy;
-  std::vector<double> tail;  // E^-r
+  double shift = 0;          // energy drift of this row, eV
+  std::vector<double> tail;  // (E - shift)^-r
 };
 
-Axis MakeAxis(const Options& o, const Material& m) {
+Axis MakeAxis(const Options& o) {
   Axis a;
   a.energy.resize(static_cast<std::size_t>(o.channels));
   a.tail.resize(a.energy.size());
   for (int i = 0; i < o.channels; ++i) {
-    const double e = o.emin + (o.emax - o.emin) * i / (o.channels - 1);
-    a.energy[static_cast<std::size_t>(i)] = e;
-    a.tail[static_cast<std::size_t>(i)] = std::pow(e, -m.tail_exponent);
+    a.energy[static_cast<std::size_t>(i)] =
+        o.emin + (o.emax - o.emin) * i / (o.channels - 1);
   }
   return a;
 }
 
-void AddLorentzian(const Axis& axis, double centre, double fwhm, double height,
-                   double* out) {
-  const double hw2 = fwhm * fwhm / 4;
-  for (std::size_t i = 0; i < axis.energy.size(); ++i) {
-    const double d = axis.energy[i] - centre;
-    out[i] += height * hw2 / (d * d + hw2);
+// Sets the energy drift of the row scanned at time t (0 to 1).
+void DriftAxis(Axis& a, const Sample& s, double t) {
+  a.shift = s.energy_drift_ev * (t - 0.5);
+  for (std::size_t i = 0; i < a.energy.size(); ++i) {
+    // The tail's origin moves with the drift; the clamp keeps it finite for
+    // a window that starts right at 0 eV.
+    const double e = std::max(a.energy[i] - a.shift, 0.5 * a.energy[i]);
+    a.tail[i] = std::pow(e, -s.tail_exponent);
   }
 }
 
-// The spectrum at pixel q, noise included, into out[0 .. channels).
+// A mode of this intrinsic (Lorentzian) FWHM and peak height, seen through
+// an instrument of Gaussian FWHM `resolution`: a pseudo-Voigt profile
+// (Thompson, Cox and Hastings 1987) of the same area.
+void AddPeak(const Axis& axis, double centre, double fwhm, double height,
+             double resolution, double* out) {
+  const double l = fwhm;
+  const double g = resolution;
+  const double f =
+      std::pow(g * g * g * g * g + 2.69269 * g * g * g * g * l +
+                   2.42843 * g * g * g * l * l + 4.47163 * g * g * l * l * l +
+                   0.07842 * g * l * l * l * l + l * l * l * l * l,
+               0.2);
+  const double r = l / f;
+  const double eta = 1.36603 * r - 0.47719 * r * r + 0.11116 * r * r * r;
+  const double area = height * kPi * l / 2;
+  const double lorentz = area * eta * 2 / (kPi * f);
+  const double gauss =
+      area * (1 - eta) * 2 * std::sqrt(std::log(2.0) / kPi) / f;
+  const double hw2 = f * f / 4;
+  const double k = 4 * std::log(2.0) / (f * f);
+  const double c = centre + axis.shift;
+  for (std::size_t i = 0; i < axis.energy.size(); ++i) {
+    const double d = axis.energy[i] - c;
+    double v = lorentz * hw2 / (d * d + hw2);
+    const double z = k * d * d;
+    if (z < 40) v += gauss * std::exp(-z);
+    out[i] += v;
+  }
+}
+
+// The spectrum at pixel q of the survey image, noise included, into
+// out[0 .. channels). The beam is at q shifted by the spatial drift at time t
+// (0 to 1) of the scan.
 void Spectrum(const std::vector<Particle>& particles, const Material& m,
-              const Axis& axis, double noise, Vec q, Rng& rng,
-              std::vector<double>& work, float* out) {
+              const Sample& s, const Axis& axis, double noise, Vec q, double t,
+              Rng& rng, std::vector<double>& work, float* out) {
+  q = {q.x + s.drift_offset_px.x + s.drift_px.x * t,
+       q.y + s.drift_offset_px.y + s.drift_px.y * t};
   const Local l = Describe(particles, q);
-  const double t = Thickness(particles, l);
+  const double thick = Thickness(particles, l);
   const std::size_t n = axis.energy.size();
-  // The zero-loss tail, stronger where the beam crosses metal.
-  const double tail = m.tail_amplitude * (1 + 0.5 * t);
-  for (std::size_t i = 0; i < n; ++i) work[i] = tail * axis.tail[i];
+  // The residual zero-loss tail, stronger where the beam crosses metal, and a
+  // flat background.
+  const double tail = s.tail_amplitude * (1 + 0.5 * thick);
+  const double flat = s.background * (1 + 0.5 * thick);
+  for (std::size_t i = 0; i < n; ++i) work[i] = flat + tail * axis.tail[i];
 
   // Modes weaker than this are left out; far below the noise.
   constexpr double kNegligible = 1e-3;
+  const double res = s.resolution_ev;
   // Edge and tip modes: every particle near enough adds its own, at its own
   // energies.
   const double edge_reach =
@@ -771,11 +1033,11 @@ void Spectrum(const std::vector<Particle>& particles, const Material& m,
         static_cast<int>(k) == l.nearest ? l.d1 : SignedDistance(p, q);
     const double edge = EdgeWeight(m, d) * m.edge.amplitude;
     if (edge > kNegligible) {
-      AddLorentzian(axis, p.edge_ev, m.edge.fwhm_ev, edge, work.data());
+      AddPeak(axis, p.edge_ev, p.edge_fwhm_ev, edge, res, work.data());
     }
     const double tip = TipWeight(p, m, q) * m.tip.amplitude;
     if (tip > kNegligible) {
-      AddLorentzian(axis, p.tip_ev, m.tip.fwhm_ev, tip, work.data());
+      AddPeak(axis, p.tip_ev, p.tip_fwhm_ev, tip, res, work.data());
     }
   }
   if (l.nearest >= 0) {
@@ -786,7 +1048,7 @@ void Spectrum(const std::vector<Particle>& particles, const Material& m,
                           (0.6 + 0.4 * (1 - l.radial * l.radial)) *
                           p.thickness * m.face.amplitude;
       if (face > kNegligible) {
-        AddLorentzian(axis, p.face_ev, m.face.fwhm_ev, face, work.data());
+        AddPeak(axis, p.face_ev, p.face_fwhm_ev, face, res, work.data());
       }
     }
   }
@@ -801,13 +1063,19 @@ void Spectrum(const std::vector<Particle>& particles, const Material& m,
         std::exp(-(reach * reach) / (m.gap_reach_px * m.gap_reach_px));
     if (gap > kNegligible) {
       const double gap_ev =
-          m.gap.energy_ev *
+          ModeEnergy(m.gap, s, kReferenceSizePx) *
           (1 + m.gap_shift * std::tanh((out1 + out2 - 2.5) / 1.5));
-      AddLorentzian(axis, gap_ev, m.gap.fwhm_ev, gap, work.data());
+      AddPeak(axis, gap_ev, ModeWidth(m.gap, m, gap_ev, kReferenceSizePx), gap,
+              res, work.data());
     }
   }
+  // Noise: relative (shot-like) plus additive (detector read-out), both
+  // scaled by --noise and the sample's noise scale.
+  const double relative = noise * s.noise_scale;
+  const double additive = kAdditiveNoise * relative;
   for (std::size_t i = 0; i < n; ++i) {
-    out[i] = static_cast<float>(work[i] * (1 + noise * rng.Normal()));
+    out[i] = static_cast<float>(work[i] * (1 + relative * rng.Normal()) +
+                                additive * rng.Normal());
   }
 }
 
@@ -931,6 +1199,7 @@ class TempFile {
 // Writes one member of a family to `out`.
 void WriteExperiment(const Options& o, int member, const fs::path& out) {
   const Material m = MaterialOf(o.family);
+  const Sample sample = SampleOf(m, o.family, member, o.height, o.width);
   const std::uint64_t layout_seed = Combine(
       Combine(HashName(o.family), static_cast<std::uint64_t>(member)), o.seed);
   Rng layout_rng(layout_seed);
@@ -938,10 +1207,10 @@ void WriteExperiment(const Options& o, int member, const fs::path& out) {
   Rng spectra_rng(Combine(layout_seed, 2));
 
   const std::vector<Particle> particles =
-      PlaceParticles(m, o.particles, o.height, o.width, layout_rng);
+      PlaceParticles(m, sample, o.particles, o.height, o.width, layout_rng);
   const std::vector<float> image =
-      RenderImage(particles, o.height, o.width, o.noise, image_rng);
-  const Axis axis = MakeAxis(o, m);
+      RenderImage(particles, m, sample, o.height, o.width, o.noise, image_rng);
+  Axis axis = MakeAxis(o);
   const std::vector<float> energy(axis.energy.begin(), axis.energy.end());
 
   const std::string created = CreatedTime();
@@ -977,12 +1246,19 @@ void WriteExperiment(const Options& o, int member, const fs::path& out) {
 
     std::vector<float> buffer(block * e);
     std::vector<double> work(e);
+    const double pixels = static_cast<double>(h) * static_cast<double>(w);
     for (hsize_t y = 0; y < h; ++y) {
+      // The scan runs row by row; the energy drift is set once per row.
+      DriftAxis(axis, sample, (static_cast<double>(y) + 0.5) / h);
       for (hsize_t x0 = 0; x0 < w; x0 += block) {
         const hsize_t n = std::min(block, w - x0);
         for (hsize_t x = 0; x < n; ++x) {
-          Spectrum(particles, m, axis, o.noise, {double(x0 + x), double(y)},
-                   spectra_rng, work, buffer.data() + x * e);
+          const double t =
+              (static_cast<double>(y) * w + static_cast<double>(x0 + x)) /
+              pixels;
+          Spectrum(particles, m, sample, axis, o.noise,
+                   {double(x0 + x), double(y)}, t, spectra_rng, work,
+                   buffer.data() + x * e);
         }
         const hsize_t start[3] = {y, x0, 0};
         const hsize_t count[3] = {1, n, e};
@@ -1016,6 +1292,19 @@ void WriteExperiment(const Options& o, int member, const fs::path& out) {
   WriteAttribute(root, "member", H5T_STD_I64LE, &member64);
   WriteAttribute(root, "particles", H5T_STD_I64LE, &count);
   WriteAttribute(root, "noise", H5T_IEEE_F64LE, &noise);
+  // What makes this member a sample of its own (doc/sample-data.md).
+  const double drift = std::hypot(sample.drift_px.x, sample.drift_px.y);
+  WriteStringAttribute(root, "material", m.name);
+  WriteStringAttribute(root, "substrate", kSubstrates[sample.substrate].name);
+  WriteAttribute(root, "permittivity", H5T_IEEE_F64LE, &sample.permittivity);
+  WriteAttribute(root, "median_size_px", H5T_IEEE_F64LE,
+                 &sample.median_size_px);
+  WriteAttribute(root, "thickness", H5T_IEEE_F64LE, &sample.thickness);
+  WriteAttribute(root, "resolution_ev", H5T_IEEE_F64LE, &sample.resolution_ev);
+  WriteAttribute(root, "noise_scale", H5T_IEEE_F64LE, &sample.noise_scale);
+  WriteAttribute(root, "drift_px", H5T_IEEE_F64LE, &drift);
+  WriteAttribute(root, "energy_drift_ev", H5T_IEEE_F64LE,
+                 &sample.energy_drift_ev);
 
   Require(file.Close(), fmt::format("cannot write {}", tmp.path().string()));
   std::error_code ec;

@@ -2,6 +2,7 @@
 
 #include <hdf5.h>
 
+#include <limits>
 #include <stdexcept>
 
 namespace cmf::test {
@@ -75,6 +76,24 @@ std::string ReadStringAttribute(const std::filesystem::path& file,
   H5Aclose(a);
   H5Fclose(f);
   return out;
+}
+
+double ReadNumberAttribute(const std::filesystem::path& file,
+                           const std::string& dataset,
+                           const std::string& name) {
+  double value = std::numeric_limits<double>::quiet_NaN();
+  hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return value;
+  hid_t a = H5Aopen_by_name(f, dataset.c_str(), name.c_str(), H5P_DEFAULT,
+                            H5P_DEFAULT);
+  if (a >= 0) {
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &value) < 0) {
+      value = std::numeric_limits<double>::quiet_NaN();
+    }
+    H5Aclose(a);
+  }
+  H5Fclose(f);
+  return value;
 }
 
 }  // namespace cmf::test

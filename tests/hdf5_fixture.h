@@ -24,4 +24,8 @@ std::string ReadStringAttribute(const std::filesystem::path& file,
                                 const std::string& dataset,
                                 const std::string& name);
 
+// Reads a numeric attribute of DATASET as a double; NaN when it is missing.
+double ReadNumberAttribute(const std::filesystem::path& file,
+                           const std::string& dataset, const std::string& name);
+
 }  // namespace cmf::test

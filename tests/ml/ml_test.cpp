@@ -526,7 +526,9 @@ TEST_CASE("reptile: on a generated family, meta-training lowers the held-out "
   cmf::ml::TaskPreparation prep;
   prep.window = 8;
   prep.pool = 8;
-  prep.scalarizer = cmf::ml::Scalarizer::Parse("band-peak:0.85:0.95");
+  // The band of silver's gap mode (1.15 eV in the generator's reference
+  // surroundings; each member's substrate shifts it by up to about 10 %).
+  prep.scalarizer = cmf::ml::Scalarizer::Parse("band-peak:1.1:1.2");
   std::vector<cmf::ml::Task> train, held_out;
   for (int i = 0; i < 7; ++i) {
     char name[32];
