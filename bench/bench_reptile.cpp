@@ -23,7 +23,7 @@
 //   cmf_bench_reptile --cmf build-release/cmf_cli/cmf --gen build-release/samples/cmf-gen-eels
 //       [--family gold] [--family-size 12] [--folds 4] [--meta-seeds 3] [--seeds 2]
 //       [--steps 30] [--edge-steps 40] [--cross-family silver] [--cross-size 3]
-//       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only 1]
+//       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only 1] [--cv-only 1]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -369,7 +369,7 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
 int main(int argc, char** argv) {
   std::map<std::string, std::string> opt = {
       {"cmf", ""},          {"gen", ""},           {"reference", ""},
-      {"threads", "2"},     {"speed-only", "0"},   {"family", "gold"},
+      {"threads", "2"},     {"speed-only", "0"},   {"cv-only", "0"},   {"family", "gold"},
       {"family-size", "12"}, {"cross-family", "silver"}, {"cross-size", "3"},
       {"folds", "4"},       {"meta-seeds", "3"},   {"seeds", "2"},
       {"steps", "30"},      {"edge-steps", "40"},  {"dkl-args", ""},
@@ -403,7 +403,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 10; ++i) train_list += fmt::format(" priors/gold-{:02d}.h5", i);
 
   // Speed: 9 iterations of 10 tasks, 16 inner steps, beside PyTorch.
-  {
+  if (opt["cv-only"] != "1") {
     std::string common = fmt::format(
         " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr 0.01");
     auto start = Clock::now();

@@ -24,8 +24,8 @@ say cmf-gen-eels --family gold --family-size "$priors" --out-dir priors
 say cmf-gen-eels --family gold --member "$priors" -o held-out.h5
 "$gen" --family gold --member "$priors" -o held-out.h5
 
-say cmf run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 -o meta.pt
-"$cmf" run reptile --tasks priors/*.h5 --iterations 50 --epsilon 1 -o meta.pt
+say cmf run reptile --tasks priors/*.h5 -o meta.pt
+"$cmf" run reptile --tasks priors/*.h5 -o meta.pt
 
 for mode in cold seeded; do
   init=()

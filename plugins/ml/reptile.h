@@ -42,7 +42,7 @@ struct ReptileOptions {
   double inner_lr = 0.01;            // Adam's, for the GP's hyperparameters
   double inner_extractor_lr = 0.001;  // Adam's, for the extractor (as dkl-al:
                                       // 0.01 kills the default extractor's ReLUs)
-  double epsilon = 0.1;
+  double epsilon = 1.0;  // chosen by cross-validation: doc/meta-learning.md
   double epsilon_final = 0.0;
   bool meta_gp = true;
   int threads = 1;

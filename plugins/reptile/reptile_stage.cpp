@@ -455,7 +455,7 @@ const cmf_param kCommon[] = {
      "Adam's learning rate in the inner loop, for the feature extractor",
      nullptr, 0},
     {"batch-size", CMF_PARAM_INT, "64", "points per inner step", nullptr, 0},
-    {"epsilon", CMF_PARAM_REAL, "0.1", "the meta step size at the first iteration",
+    {"epsilon", CMF_PARAM_REAL, "1", "the meta step size at the first iteration",
      nullptr, 0},
     {"epsilon-final", CMF_PARAM_REAL, "0",
      "the meta step size at the last (annealed linearly)", nullptr, 0},

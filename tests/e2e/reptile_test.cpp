@@ -82,7 +82,7 @@ TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
   CHECK(e["stage"] == "reptile");
   CHECK(e["status"] == "ok");
   CHECK(e["params"]["iterations"] == 4);
-  CHECK(e["params"]["epsilon"] == 0.1);
+  CHECK(e["params"]["epsilon"] == 1.0);
   CHECK(e["params"]["meta-gp"] == true);
   CHECK(e["params"]["out"] == "meta.pt");
   CHECK(e["properties"]["tasks"] == 3);
@@ -93,8 +93,8 @@ TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
     INFO(series);
     CHECK(m[series].size() == 4);
   }
-  CHECK(m["epsilon"][0][1] == 0.1);
-  CHECK(m["epsilon"][3][1].get<double>() == doctest::Approx(0.025));
+  CHECK(m["epsilon"][0][1] == 1.0);
+  CHECK(m["epsilon"][3][1].get<double>() == doctest::Approx(0.25));
   json lineage = ws.Json({"lineage", "meta.pt", "--json"});
   std::set<std::string> paths;
   for (const json& node : lineage["nodes"])
