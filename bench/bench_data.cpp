@@ -106,12 +106,23 @@ double AllCoreSha256() {
   return static_cast<double>(total.load()) / SecondsSince(start);
 }
 
+// Removes PATH, and says so on stderr when it cannot (the figures printed
+// are kept either way).
+void RemoveAll(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) {
+    fmt::print(stderr, "cmf_bench_data: cannot remove '{}': {}\n",
+               path.string(), ec.message());
+  }
+}
+
 // A fresh copy of TEMPLATE at DEST, set up by SETUP (a repository made), then
 // everything written to disk (as the data a scientist adds, and a repository
 // in use, usually are) and read once so that the page cache is warm.
 void FreshCopy(const fs::path& templ, const fs::path& dest,
                const std::vector<std::vector<std::string>>& setup) {
-  fs::remove_all(dest);
+  RemoveAll(dest);
   Timed({"cp", "-r", templ.string(), dest.string()}, "/");
   for (const auto& command : setup) Timed(command, dest);
   Timed({"sync"}, "/");
@@ -123,6 +134,8 @@ void FreshCopy(const fs::path& templ, const fs::path& dest,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line by line, so that every figure printed survives a later failure.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string cmf;
   int big = 8, small = 2000, status_files = 100000;
   bool keep = false;
@@ -196,7 +209,7 @@ int main(int argc, char** argv) {
       best = first;
       best_mode = mode;
     }
-    fs::remove_all(ws);
+    RemoveAll(ws);
   }
 
   // git annex add at one job (its default) and at one job per core, each of
@@ -226,7 +239,7 @@ int main(int argc, char** argv) {
                       jobs > 1 ? "s" : ""),
           run.seconds);
       annex_runs.push_back(run);
-      fs::remove_all(ws);
+      RemoveAll(ws);
     }
   } else {
     fmt::print("  (git-annex not installed: no git annex add peer)\n");
@@ -298,6 +311,9 @@ int main(int argc, char** argv) {
                "cmf status (median of 5)", runs[2]);
     if (Have("git")) {
       Timed({"git", "init", "-q", "."}, ws / "data");
+      // No automatic gc: it would go on in the background, beside the timed
+      // git status runs (and beside the removal of the tree).
+      Timed({"git", "config", "gc.auto", "0"}, ws / "data");
       Timed({"git", "add", "."}, ws / "data");
       Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org",
              "commit", "-qm", "x"},
@@ -310,13 +326,13 @@ int main(int argc, char** argv) {
       fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)",
                  git_runs[2]);
     }
-    fs::remove_all(ws);
+    RemoveAll(ws);
   }
 
   if (keep) {
     fmt::print("\nkept {}\n", root.string());
   } else {
-    fs::remove_all(root);
+    RemoveAll(root);
   }
   return 0;
 }
