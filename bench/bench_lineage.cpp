@@ -1,19 +1,29 @@
 // Lineage and query benchmark at scale: a store of 1,000,000 executions and
 // 3,000,000 artifacts shaped like the real work (long chains of
 // active-learning steps, each making a data slice, a model and metrics; a
-// wide fan-in of Reptile updates over ten task models), logged through the
-// store's API, then the user-facing verbs timed as processes:
+// wide fan-in of Reptile updates over ten task models; one meta-model trained
+// over the last models of 2,000 chains), logged through the store's API, then
+// the user-facing verbs timed as processes:
 //   - a lineage walk up from a leaf 50 steps deep,
 //   - a walk down from a root with 10,000 descendants,
-//   - cmf query executions --stage reptile (1,000 rows),
+//   - the hard walk: up from the meta-model, a fan-in over 2,000 task runs,
+//     each leading 50 steps further up to its raw file (200,042 nodes),
+//   - cmf query executions --stage reptile (1,001 rows),
 //   - cmf log -n 20.
-// Targets: each under 50 ms, and under 200 MiB of memory.
+// Targets for the easy walks and queries: each under 50 ms, and under 200 MiB
+// of memory; the hard walk has none and is printed as it is.
+//
+// Every answer is checked: the nodes and edges of each walk, and the rows of
+// each query, must be those the generator built (computed from its shape
+// below), or the bench fails and says which differ.
 //
 //   cmf_bench_lineage --cmf PATH [--executions N] [--dir D] [--keep]
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "bench_util.h"
 #include "cmf/clock.h"
@@ -38,6 +48,99 @@ std::string Hash(std::uint64_t n) { return fmt::format("{:064x}", n); }
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// What one answer holds: a walk's nodes and edges (the "nodes" and "edges"
+// arrays of cmf lineage --json), the rows of a JSON array (cmf query --json),
+// or the executions of cmf log's text (lines that start "execution ").
+struct Counts {
+  std::int64_t nodes = -1;
+  std::int64_t edges = -1;
+  std::int64_t rows = -1;
+  bool operator==(const Counts&) const = default;
+};
+
+std::string Describe(const Counts& c) {
+  if (c.rows >= 0) return fmt::format("{} rows", c.rows);
+  return fmt::format("{} nodes, {} edges", c.nodes, c.edges);
+}
+
+// Counts the objects of a JSON answer without building it in memory (a hard
+// walk's answer is tens of MiB): objects in a top-level array are rows,
+// objects in the top-level object's "nodes" and "edges" arrays are nodes and
+// edges.
+class CountingSax {
+ public:
+  using json = nlohmann::json;
+  explicit CountingSax(Counts& counts) : c_(counts) {}
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) {
+    return true;
+  }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool key(json::string_t& k) {
+    if (depth_ == 1) key_ = k;
+    return true;
+  }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      c_.nodes = c_.edges = 0;
+    } else if (depth_ == 1 && top_array_) {
+      ++c_.rows;
+    } else if (depth_ == 2 && !top_array_ && key_ == "nodes") {
+      ++c_.nodes;
+    } else if (depth_ == 2 && !top_array_ && key_ == "edges") {
+      ++c_.edges;
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ == 0) {
+      top_array_ = true;
+      c_.rows = 0;
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  Counts& c_;
+  int depth_ = 0;
+  bool top_array_ = false;
+  std::string key_;
+};
+
+// The counts of the answer in FILE, read as JSON or as cmf log's text.
+Counts CountAnswer(const fs::path& file, bool json) {
+  Counts counts;
+  std::ifstream in(file, std::ios::binary);
+  if (json) {
+    CountingSax sax(counts);
+    if (!nlohmann::json::sax_parse(in, &sax)) return Counts{};
+    return counts;
+  }
+  counts.rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("execution ", 0) == 0) ++counts.rows;
+  }
+  return counts;
 }
 
 }  // namespace
@@ -72,12 +175,15 @@ int main(int argc, char** argv) {
 
   // The shape: experiments of 50 chains x 50 steps from one raw file each;
   // every step uses the model before it and makes a slice, a model and
-  // metrics. 1,000 Reptile updates each take ten models from across chains.
+  // metrics. The last models of the first 5,000 chains are the task models:
+  // 1,000 Reptile updates each take ten of them, and one Reptile
+  // meta-training (the meta-model) takes the first 2,000.
   constexpr int kChains = 50, kSteps = 50, kReptile = 1000, kFanIn = 10;
+  constexpr std::size_t kTaskModels = 5000, kMetaTasks = 2000;
   const std::int64_t per_experiment = kChains * kSteps;
   const std::int64_t experiments =
-      std::max<std::int64_t>(1, (total - kReptile) / per_experiment);
-  std::string leaf, first_root;
+      std::max<std::int64_t>(1, (total - kReptile - 1) / per_experiment);
+  std::string leaf, first_root, meta_model;
   std::vector<std::string> some_models;
   auto start = cmf::bench::Clock::now();
   {
@@ -131,7 +237,7 @@ int main(int argc, char** argv) {
           finish(e);
           previous = model;
           if (x == 0 && c == 0 && s == kSteps - 1) leaf = model.hash;
-          if (s == kSteps - 1 && some_models.size() < 5000)
+          if (s == kSteps - 1 && some_models.size() < kTaskModels)
             some_models.push_back(model.hash);
         }
       }
@@ -146,6 +252,22 @@ int main(int argc, char** argv) {
       }
       ArtifactRef meta{fmt::format("meta-{}.pt", r), Hash(next_hash++), 1 << 20,
                        ArtifactKind::kModel};
+      Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
+      finish(e);
+    }
+    {
+      // The meta-model: one Reptile meta-training over the task models.
+      const std::size_t tasks = std::min(kMetaTasks, some_models.size());
+      RowId e = execution("reptile", kReptile);
+      for (std::size_t k = 0; k < tasks; ++k) {
+        ArtifactRef in{"task-model.pt", some_models[k], 1 << 20,
+                       ArtifactKind::kModel};
+        Must(store.AddEvent(e, Direction::kInput, static_cast<int>(k), in),
+             "meta fan-in");
+      }
+      ArtifactRef meta{"meta-model.pt", Hash(next_hash++), 1 << 20,
+                       ArtifactKind::kModel};
+      meta_model = meta.hash;
       Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
       finish(e);
     }
@@ -164,37 +286,101 @@ int main(int argc, char** argv) {
   }
   fmt::print("store size: {:.0f} MiB\n\n", bytes / 1048576.0);
 
+  // The answers the generator's shape implies. Task model i is the last model
+  // of chain i % kChains of experiment i / kChains.
+  const std::int64_t task_models = std::min<std::int64_t>(
+      kTaskModels, experiments * kChains);
+  const std::int64_t meta_tasks =
+      std::min<std::int64_t>(kMetaTasks, task_models);
+  // Up from a leaf: its chain's executions and models, and the raw file.
+  const Counts leaf_up{.nodes = 2 * kSteps + 1, .edges = 2 * kSteps};
+  // Down from the first raw file: every step of its experiment's chains with
+  // their three outputs, then each Reptile execution that took one of its
+  // chains' last models (task models 0 to kChains - 1) with its output.
+  Counts root_down{.nodes = 1 + 4 * per_experiment,
+                   .edges = 4 * per_experiment};
+  auto consumer = [&](std::int64_t inputs_from_first) {
+    if (inputs_from_first == 0) return;
+    root_down.nodes += 2;
+    root_down.edges += inputs_from_first + 1;
+  };
+  for (int r = 0; r < kReptile; ++r) {
+    std::int64_t from_first = 0;
+    for (int k = 0; k < kFanIn; ++k)
+      from_first += (r * kFanIn + k) % task_models < kChains;
+    consumer(from_first);
+  }
+  consumer(std::min<std::int64_t>(meta_tasks, kChains));
+  // Up from the meta-model: its execution, then for each task its chain's 50
+  // executions and 50 models, and the raw files of the experiments they
+  // belong to.
+  const Counts meta_up{
+      .nodes = 2 + meta_tasks * 2 * kSteps + (meta_tasks + kChains - 1) / kChains,
+      .edges = 1 + meta_tasks + meta_tasks * 2 * kSteps};
+
   struct Case {
     std::string what;
     std::vector<std::string> args;
+    Counts expected;
+    bool json = true;
+    bool has_target = true;
   };
   std::vector<Case> cases = {
-      {"lineage up from a leaf 50 steps deep", {"lineage", leaf, "--json"}},
-      {"lineage down from a root (10,000 descendants)",
-       {"lineage", first_root, "--down", "--json"}},
-      {"query executions --stage reptile (1,000 rows)",
-       {"query", "executions", "--stage", "reptile", "--json"}},
-      {"log -n 20", {"log", "-n", "20"}},
+      {"lineage up from a leaf 50 steps deep",
+       {"lineage", leaf, "--json"},
+       leaf_up},
+      {fmt::format("lineage down from a root ({} nodes)", root_down.nodes),
+       {"lineage", first_root, "--down", "--json"},
+       root_down},
+      {fmt::format("lineage up from the meta-model ({} tasks, {} nodes)",
+                   meta_tasks, meta_up.nodes),
+       {"lineage", meta_model, "--json"},
+       meta_up,
+       true,
+       false},
+      {fmt::format("query executions --stage reptile ({} rows)",
+                   kReptile + 1),
+       {"query", "executions", "--stage", "reptile", "--json"},
+       {.rows = kReptile + 1}},
+      {"log -n 20", {"log", "-n", "20"}, {.rows = 20}, false},
   };
-  fmt::print("  {:<48} {:>9} {:>10}   (targets: 50 ms, 200 MiB)\n", "", "time",
-             "memory");
+  fmt::print(
+      "  {:<56} {:>9} {:>10}   (targets but for the meta-model: 50 ms, 200 "
+      "MiB)\n",
+      "", "time", "memory");
+  const fs::path answer = root / "answer.out";
   for (const Case& c : cases) {
     std::vector<std::string> argv{cmf_bin};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
     // The first run warms the page cache, as a user's second look would, and
-    // measures the peak memory (through GNU time); the times are of the
-    // binary alone.
+    // measures the peak memory (through GNU time); the second keeps the
+    // answer to check it; the times are of the binary alone, spawned
+    // directly.
     ProcessCost cost = RunQuiet(argv, root);
     Must(cost.exit_code == 0 ? Status::Ok() : Status::IOError(c.what), c.what);
     const long rss = cost.max_rss_kib;
+    Must(SpawnToFile(argv, root, answer) ? Status::Ok()
+                                         : Status::IOError(c.what),
+         c.what);
+    const Counts got = CountAnswer(answer, c.json);
+    if (!(got == c.expected)) {
+      fmt::print(stderr,
+                 "cmf_bench_lineage: wrong answer: {}: cmf {} returned {}; "
+                 "the generator built {}\n",
+                 c.what, fmt::join(c.args, " "), Describe(got),
+                 Describe(c.expected));
+      return 1;
+    }
     std::vector<double> times;
     for (int i = 0; i < 5; ++i) {
       times.push_back(SpawnTimed(argv, root));
       Must(times.back() >= 0 ? Status::Ok() : Status::IOError(c.what), c.what);
     }
-    fmt::print("  {:<48} {:>7.1f}ms {:>6.1f} MiB\n", c.what,
-               Median(times) * 1e3, rss / 1024.0);
+    fmt::print("  {:<56} {:>7.1f}ms {:>6.1f} MiB   {} as built{}\n", c.what,
+               Median(times) * 1e3, rss / 1024.0, Describe(got),
+               c.has_target ? "" : " (no target)");
   }
+  fs::remove(answer);
   if (!keep) fs::remove_all(root);
   return 0;
 }

@@ -99,6 +99,30 @@ inline double SpawnTimed(const std::vector<std::string>& argv,
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? seconds : -1;
 }
 
+// Runs ARGV in CWD directly, as SpawnTimed does, with its standard output
+// written to OUT (stderr to /dev/null). True when it ran and exited 0.
+inline bool SpawnToFile(const std::vector<std::string>& argv,
+                        const std::filesystem::path& cwd,
+                        const std::filesystem::path& out) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> args = argv;
+  std::vector<char*> p;
+  for (auto& a : args) p.push_back(a.data());
+  p.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, p[0], &actions, nullptr, p.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return false;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 // True when PROGRAM is on the PATH.
 inline bool Have(const std::string& program) {
   return Timed({"sh", "-c", "command -v " + program}, "/") >= 0;
