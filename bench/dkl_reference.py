@@ -90,7 +90,8 @@ def build_parser():
                    help="acquisition function (default mu)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads(N) (default: PyTorch's default)")
+                   help="torch.set_num_threads(N) (default: PyTorch's default); "
+                        "OpenBLAS's threads come from OPENBLAS_NUM_THREADS")
     p.add_argument("--loop", type=int, default=None, metavar="STEPS",
                    help="run a full active-learning loop of STEPS steps instead")
     p.add_argument("--verbose", action="store_true",
@@ -334,6 +335,19 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def openblas_threads():
+    """OpenBLAS's thread count in this process (it reads OPENBLAS_NUM_THREADS
+    when torch loads it), or None when the BLAS loaded is not OpenBLAS."""
+    import ctypes
+    for name in ("libopenblas.so.0", "libblas.so.3"):
+        try:
+            lib = ctypes.CDLL(name, mode=os.RTLD_NOLOAD)
+            return int(lib.openblas_get_num_threads())
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -365,7 +379,9 @@ def main(argv=None):
         threads = torch.get_num_threads()
         emit({"impl": "pytorch", "prepare_seconds": prep, "candidates": N,
               "features": info["features"], "groups": info["groups"],
-              "band_groups": info["band_groups"], "threads": threads})
+              "band_groups": info["band_groups"], "threads": threads,
+              "blas_threads": openblas_threads(),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")})
 
         if args.loop is None:
             for n in points:

@@ -7,6 +7,17 @@ implementation in plugins/ml/reptile.cpp.  The data preparation, the DKL model
 directly in torch/numpy; no GP library is used.  The inner loops use autograd
 and torch.optim.Adam, the way one would write it in PyTorch.
 
+Threading, as cmf's reptile does it and as a PyTorch user who knows the
+machine would: OpenBLAS on one thread (--blas-threads, which sets
+OPENBLAS_NUM_THREADS before torch is imported) and PyTorch's own operations on
+one thread (--threads), because the inner loops of an iteration are
+independent and run side by side instead (--workers): the process and
+WORKERS - 1 processes forked from it each adapt their share of the iteration's
+tasks (slots w, w + WORKERS, ...) from the same theta, held in shared memory,
+and write their phi_i into a shared buffer; the process then averages them in
+slot order. Every random choice is seeded per (seed, iteration, slot), so the
+result does not depend on WORKERS.
+
 Tasks: experiment HDF5 files with
     /image    float32 [H, W]
     /spectra  float32 [H, W, E]
@@ -30,7 +41,8 @@ Output, one JSON object per line on stdout:
     {"iteration": k, "meta_loss": ..., "adapted_loss": ..., "epsilon": ...,
      "seconds": ...}                         for k = 1 .. I (cmf's metric steps)
     {"impl": "pytorch", "total_seconds": T, "prepare_seconds": P,
-     "iterations": I, "tasks": N, "threads": ...}
+     "iterations": I, "tasks": N, "threads": ..., "workers": ...,
+     "blas_threads": ...}
 meta_loss is, as in cmf, the mean over the sampled tasks of theta's loss on the
 first inner batch; adapted_loss the mean of the last inner step's loss.
 total_seconds covers the meta-training only; prepare_seconds the reading and
@@ -99,8 +111,14 @@ def build_parser():
     p.add_argument("--epsilon-final", type=float, default=0.0,
                    help="meta step size at the last iteration (default 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads(N) (default: PyTorch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads(N) in every process (default 1)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="OPENBLAS_NUM_THREADS for every process; 0 keeps the "
+                        "environment's (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes running an iteration's inner loops side by side "
+                        "(default 1: this process alone)")
     p.add_argument("--window", type=int, default=16, help="patch size in pixels (default 16)")
     p.add_argument("--pool", type=int, default=32,
                    help="spectral channels averaged into one (default 32)")
@@ -141,8 +159,12 @@ def check_args(args):
     for name in ("epsilon", "epsilon_final"):
         if not math.isfinite(getattr(args, name)):
             raise UsageError("--%s must be a finite number" % name.replace("_", "-"))
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         raise UsageError("--threads must be at least 1")
+    if args.blas_threads < 0:
+        raise UsageError("--blas-threads must not be negative")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     if args.window < 1 or args.pool < 1:
         raise UsageError("--window and --pool must be positive")
     if args.seed < 0:
@@ -351,7 +373,8 @@ def sample_tasks(seed, iteration, count, per_iteration):
 
 def inner_loop(torch, model, theta, x, y, steps, batch, lr, extractor_lr, seed):
     """MODEL set to THETA, then STEPS Adam steps on mini-batches of (X, Y), the
-    extractor at EXTRACTOR_LR and the GP at LR. Returns (losses, phi)."""
+    extractor at EXTRACTOR_LR and the GP at LR. Returns the losses; phi is left
+    in MODEL."""
     model.load(theta)
     opt = torch.optim.Adam(
         [{"params": list(model.extractor.parameters()), "lr": extractor_lr},
@@ -372,43 +395,119 @@ def inner_loop(torch, model, theta, x, y, steps, batch, lr, extractor_lr, seed):
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    return losses, model.state()
+    return losses
+
+
+def adapt_share(torch, model, args, tasks, theta, it, picked, share, workers, phis, losses):
+    """The inner loops of slots SHARE, SHARE + WORKERS, ... of iteration IT:
+    each from THETA, its phi written into PHIS[name][slot] and its first and
+    last loss into LOSSES[slot]."""
+    for slot in range(share, len(picked), workers):
+        x, y = tasks[picked[slot]]
+        l = inner_loop(torch, model, theta, x, y, args.inner_steps, args.batch_size,
+                       args.inner_lr, args.inner_extractor_lr,
+                       seed_of(args.seed, it, slot))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                phis[name][slot].copy_(p)
+        losses[slot, 0] = l[0]
+        losses[slot, 1] = l[-1]
+
+
+def worker_main(torch, conn, share, workers, args, tasks, theta, phis, losses):
+    """A forked worker: for each (iteration, picked) received, adapts its share
+    and answers None, or the error's text."""
+    torch.set_num_threads(args.threads)
+    model = Dkl(torch, tasks[0][0].shape[1])
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        it, picked = job
+        try:
+            adapt_share(torch, model, args, tasks, theta, it, picked, share, workers,
+                        phis, losses)
+            conn.send(None)
+        except Exception as exc:  # e.g. a Cholesky failure, reported by the parent
+            conn.send(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
 
 
 def reptile_update(torch, theta, phis, epsilon):
-    """theta <- theta + epsilon (mean(phis) - theta), in float64, per tensor."""
-    for name, t in theta.items():
-        mean = torch.stack([phi[name].to(torch.float64) for phi in phis]).mean(0)
-        t64 = t.to(torch.float64)
-        theta[name] = (t64 + epsilon * (mean - t64)).to(t.dtype)
+    """theta <- theta + epsilon (mean(phis) - theta), in float64, per tensor,
+    in place (theta may be shared with the workers)."""
+    with torch.no_grad():
+        for name, t in theta.items():
+            mean = phis[name].to(torch.float64).mean(0)
+            t64 = t.to(torch.float64)
+            t.copy_((t64 + epsilon * (mean - t64)).to(t.dtype))
 
 
 def meta_train(torch, args, tasks):
+    import multiprocessing
     torch.manual_seed(args.seed)
     model = Dkl(torch, tasks[0][0].shape[1])
+    per_iteration = args.tasks_per_iteration
+    workers = min(args.workers, per_iteration)
     theta = model.state()
+    phis = {name: torch.empty((per_iteration,) + tuple(t.shape), dtype=t.dtype)
+            for name, t in theta.items()}
+    losses = torch.zeros(per_iteration, 2, dtype=torch.float64)
+    conns, procs = [], []
+    if workers > 1:
+        # Shared memory, mapped before the fork, so that the workers read the
+        # current theta and the process reads their phi_i without copies.
+        for t in list(theta.values()) + list(phis.values()) + [losses]:
+            t.share_memory_()
+        ctx = multiprocessing.get_context("fork")
+        for share in range(1, workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, daemon=True,
+                               args=(torch, child, share, workers, args, tasks, theta,
+                                     phis, losses))
+            proc.start()
+            child.close()
+            conns.append(parent)
+            procs.append(proc)
     total = 0.0
-    for it in range(args.iterations):
-        start = time.perf_counter()
-        eps = epsilon_at(it, args.iterations, args.epsilon, args.epsilon_final)
-        picked = sample_tasks(args.seed, it, len(tasks), args.tasks_per_iteration)
-        phis, first, last = [], [], []
-        for slot, t in enumerate(picked):
-            x, y = tasks[t]
-            losses, phi = inner_loop(torch, model, theta, x, y, args.inner_steps,
-                                     args.batch_size, args.inner_lr,
-                                     args.inner_extractor_lr,
-                                     seed_of(args.seed, it, slot))
-            phis.append(phi)
-            first.append(losses[0])
-            last.append(losses[-1])
-        reptile_update(torch, theta, phis, eps)
-        seconds = time.perf_counter() - start
-        total += seconds
-        emit({"iteration": it + 1, "meta_loss": sum(first) / len(first),
-              "adapted_loss": sum(last) / len(last), "epsilon": eps,
-              "seconds": seconds})
-    return theta, total
+    try:
+        for it in range(args.iterations):
+            start = time.perf_counter()
+            eps = epsilon_at(it, args.iterations, args.epsilon, args.epsilon_final)
+            picked = sample_tasks(args.seed, it, len(tasks), per_iteration)
+            for conn in conns:
+                conn.send((it, picked))
+            errors = []
+            try:
+                adapt_share(torch, model, args, tasks, theta, it, picked, 0, workers,
+                            phis, losses)
+            except RuntimeError as exc:
+                errors.append(str(exc).strip().splitlines()[0])
+            for conn in conns:
+                try:
+                    answer = conn.recv()
+                except EOFError:
+                    answer = "a worker process ended"
+                if answer is not None:
+                    errors.append(answer)
+            if errors:
+                raise RuntimeError(errors[0])
+            reptile_update(torch, theta, phis, eps)
+            seconds = time.perf_counter() - start
+            total += seconds
+            emit({"iteration": it + 1, "meta_loss": float(losses[:, 0].mean()),
+                  "adapted_loss": float(losses[:, 1].mean()), "epsilon": eps,
+                  "seconds": seconds})
+    finally:
+        for conn in conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+    return {name: t.clone() for name, t in theta.items()}, total
 
 
 # --------------------------------------------------------------------------
@@ -427,12 +526,14 @@ def main(argv=None):
             if os.path.exists(parent) and not os.path.isdir(parent):
                 raise UsageError("cannot write --out '%s': '%s' is not a directory"
                                  % (args.out, parent))
+        # OpenBLAS reads its thread count once, when torch loads it.
+        if args.blas_threads > 0:
+            os.environ["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
         try:
             import torch
         except ImportError as exc:
             raise UsageError("cannot import torch (%s); run with /usr/bin/python3" % exc)
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
 
         t0 = time.perf_counter()
         tasks = []
@@ -455,7 +556,9 @@ def main(argv=None):
                 raise UsageError("cannot write --out '%s': %s" % (args.out, exc))
         emit({"impl": "pytorch", "total_seconds": total,
               "prepare_seconds": prepare_seconds, "iterations": args.iterations,
-              "tasks": len(tasks), "threads": torch.get_num_threads()})
+              "tasks": len(tasks), "threads": torch.get_num_threads(),
+              "workers": min(args.workers, args.tasks_per_iteration),
+              "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "")})
     except UsageError as exc:
         fail(str(exc))
     return 0
