@@ -413,8 +413,11 @@ int main(int argc, char** argv) {
   // side on one worker and on two, OpenBLAS and PyTorch's own operations on
   // one thread on both (cmf's reptile sets that itself; the reference is told).
   if (opt["cv-only"] != "1") {
+    // Every setting of the algorithm spelled out, so that a default that
+    // changes on one side does not make the two run different algorithms.
     const std::string common =
-        " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr 0.01";
+        " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr 0.01"
+        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 --epsilon-final 0 --seed 0";
     const int repeat = std::max(1, std::stoi(opt["speed-repeat"]));
     // Seconds of meta-training (the iterations' own time, without loading and
     // logging) of cmf at THREADS.

@@ -106,8 +106,8 @@ def build_parser():
                         "extractor (default 0.001)")
     p.add_argument("--batch-size", type=int, default=64,
                    help="points per inner step (default 64)")
-    p.add_argument("--epsilon", type=float, default=0.1,
-                   help="meta step size at the first iteration (default 0.1)")
+    p.add_argument("--epsilon", type=float, default=1.0,
+                   help="meta step size at the first iteration (default 1, as cmf's)")
     p.add_argument("--epsilon-final", type=float, default=0.0,
                    help="meta step size at the last iteration (default 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
