@@ -281,75 +281,71 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
     std::swap(order[i], order[(state >> 33) % (i + 1)]);
   }
   const std::vector<std::string> starts = {"cold", "pretrained", "reptile"};
-  Comparison cv{starts, {}, {}};
-  std::map<std::string, std::vector<std::vector<Curve>>> by_seed;  // start -> seed -> curves
-  for (const std::string& s : starts) by_seed[s].resize(meta_seeds);
-  for (int fold = 0; fold < folds; ++fold) {
-    std::vector<int> test;
-    std::vector<std::string> tasks;
-    for (int k = 0; k < size; ++k)
-      (k % folds == fold ? test.push_back(order[k]) : tasks.push_back(slice[order[k]]));
-    std::map<int, std::map<std::string, std::vector<Curve>>> task_curves;  // test -> start -> runs
-    for (int t : test)
+  const std::vector<std::pair<std::string, std::string>> methods = {{"pretrained", "pretrain"},
+                                                                    {"reptile", "reptile"}};
+  // The held-out experiments' curves: experiment -> start -> meta-seed -> one
+  // curve per active-learning seed (a cold start has one meta-seed slot).
+  using Runs = std::map<std::string, std::map<std::string, std::vector<std::vector<Curve>>>>;
+  // Adapts on each experiment of TEST cold, and from the pretrained model and
+  // the meta-model of TASKS for each meta-seed; TAG names it in the progress.
+  int evaluations = 0;
+  auto evaluate = [&](const std::vector<std::string>& tasks, const std::vector<std::string>& test,
+                      const std::string& tag, Runs* runs) {
+    for (const std::string& t : test) {
+      (*runs)[t]["cold"].resize(1);
       for (int seed = 0; seed < seeds; ++seed) {
-        progress(fmt::format("fold {}/{}: cold start on experiment {}, seed {}", fold + 1, folds,
-                             t, seed));
-        Curve c = lab.Al(member("cv", family, t), steps, seed, "", "al", dkl_extra);
-        task_curves[t]["cold"].push_back(c);
-        for (int m = 0; m < meta_seeds; ++m) by_seed["cold"][m].push_back(c);
+        progress(fmt::format("{}: cold start on {}, seed {}", tag, t, seed));
+        (*runs)[t]["cold"][0].push_back(lab.Al(t, steps, seed, "", "al", dkl_extra));
       }
-    for (int m = 0; m < meta_seeds; ++m) {
-      for (const auto& [start_name, method] :
-           std::vector<std::pair<std::string, std::string>>{{"pretrained", "pretrain"},
-                                                            {"reptile", "reptile"}}) {
-        progress(fmt::format("fold {}/{}: {} on {} slices, meta-seed {}", fold + 1, folds, method,
-                             tasks.size(), m));
-        std::string model = fmt::format("{}-{}-{}.pt", method, fold, m);
+    }
+    ++evaluations;
+    for (int m = 0; m < meta_seeds; ++m)
+      for (const auto& [start_name, method] : methods) {
+        progress(fmt::format("{}: {} on {} slices, meta-seed {}", tag, method, tasks.size(), m));
+        std::string model = fmt::format("{}-{}-{}.pt", method, evaluations, m);
         lab.Meta(tasks, m, method, model, meta_extra);
-        for (int t : test)
-          for (int seed = 0; seed < seeds; ++seed) {
-            Curve c = lab.Al(member("cv", family, t), steps, seed, model, "al", dkl_extra);
-            task_curves[t][start_name].push_back(c);
-            by_seed[start_name][m].push_back(c);
-          }
-      }
-    }
-    for (auto& [t, curves] : task_curves)
-      for (auto& [s, runs] : curves) cv.per_task[s].push_back(MeanOf(runs));
-  }
-  for (const std::string& s : starts)
-    for (int m = 0; m < meta_seeds; ++m) cv.per_seed[s].push_back(MeanOf(by_seed[s][m]));
-
-  // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
-  Comparison x{starts, {}, {}};
-  std::map<std::string, std::vector<std::vector<Curve>>> x_seed;
-  for (const std::string& s : starts) x_seed[s].resize(meta_seeds);
-  std::map<int, std::map<std::string, std::vector<Curve>>> x_curves;
-  for (int t = 0; t < cross_size; ++t)
-    for (int seed = 0; seed < seeds; ++seed) {
-      progress(fmt::format("{}: cold start on experiment {}, seed {}", cross, t, seed));
-      Curve c = lab.Al(member("cross", cross, t), steps, seed, "", "al", dkl_extra);
-      x_curves[t]["cold"].push_back(c);
-      for (int m = 0; m < meta_seeds; ++m) x_seed["cold"][m].push_back(c);
-    }
-  for (int m = 0; m < meta_seeds; ++m)
-    for (const auto& [start_name, method] :
-         std::vector<std::pair<std::string, std::string>>{{"pretrained", "pretrain"},
-                                                          {"reptile", "reptile"}}) {
-      progress(fmt::format("{} -> {}: {}, meta-seed {}", family, cross, method, m));
-      std::string model = fmt::format("{}-all-{}.pt", method, m);
-      lab.Meta(slice, m, method, model, meta_extra);
-      for (int t = 0; t < cross_size; ++t)
-        for (int seed = 0; seed < seeds; ++seed) {
-          Curve c = lab.Al(member("cross", cross, t), steps, seed, model, "al", dkl_extra);
-          x_curves[t][start_name].push_back(c);
-          x_seed[start_name][m].push_back(c);
+        for (const std::string& t : test) {
+          (*runs)[t][start_name].resize(meta_seeds);
+          for (int seed = 0; seed < seeds; ++seed)
+            (*runs)[t][start_name][m].push_back(lab.Al(t, steps, seed, model, "al", dkl_extra));
         }
+      }
+  };
+  // The table's curves: per experiment over every run, per meta-seed over
+  // every experiment (a cold start counts in each meta-seed's).
+  auto compare = [&](const Runs& runs) {
+    Comparison c{starts, {}, {}};
+    for (const std::string& s : starts) {
+      std::vector<std::vector<Curve>> by_seed(meta_seeds);
+      for (const auto& [experiment, by_start] : runs) {
+        const std::vector<std::vector<Curve>>& slots = by_start.at(s);
+        std::vector<Curve> all;
+        for (const std::vector<Curve>& slot : slots) all.insert(all.end(), slot.begin(), slot.end());
+        c.per_task[s].push_back(MeanOf(all));
+        for (int m = 0; m < meta_seeds; ++m) {
+          const std::vector<Curve>& slot = slots[std::min<std::size_t>(m, slots.size() - 1)];
+          by_seed[m].insert(by_seed[m].end(), slot.begin(), slot.end());
+        }
+      }
+      for (const std::vector<Curve>& curves : by_seed) c.per_seed[s].push_back(MeanOf(curves));
     }
-  for (auto& [t, curves] : x_curves)
-    for (auto& [s, runs] : curves) x.per_task[s].push_back(MeanOf(runs));
-  for (const std::string& s : starts)
-    for (int m = 0; m < meta_seeds; ++m) x.per_seed[s].push_back(MeanOf(x_seed[s][m]));
+    return c;
+  };
+  Runs cv_runs;
+  for (int fold = 0; fold < folds; ++fold) {
+    std::vector<std::string> tasks, test;
+    for (int k = 0; k < size; ++k)
+      (k % folds == fold ? test.push_back(member("cv", family, order[k]))
+                         : tasks.push_back(slice[order[k]]));
+    evaluate(tasks, test, fmt::format("fold {}/{}", fold + 1, folds), &cv_runs);
+  }
+  const Comparison cv = compare(cv_runs);
+  // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
+  std::vector<std::string> cross_test;
+  for (int t = 0; t < cross_size; ++t) cross_test.push_back(member("cross", cross, t));
+  Runs cross_runs;
+  evaluate(slice, cross_test, family + " -> " + cross, &cross_runs);
+  const Comparison x = compare(cross_runs);
 
   fmt::print("Meta-learning, cross-validated ({:.0f} s)\n", SecondsSince(start));
   fmt::print("  tasks: the measured points of a {}-step cold dkl-al run on each experiment (what "
