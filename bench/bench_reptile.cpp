@@ -355,7 +355,7 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
              "seeds, {} active-learning seeds\n",
              folds, size, family, meta_seeds, seeds);
   fmt::print("  cold: no --init; pretrained: reptile --method pretrain (the tasks pooled); "
-             "reptile: reptile at its defaults\n");
+             "reptile: cmf run reptile (settings below)\n");
   fmt::print("  dkl-al: --steps {}{}{}; reptile:{}; targets normalised over the points measured "
              "so far (as a live run)\n\n",
              steps, dkl_extra.empty() ? " and every default" : " ", dkl_extra,
