@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -206,64 +207,28 @@ class SftpTransport : public ObjectTransport {
   }
 
   Status Get(const std::string& hash, int fd, Progress* progress) override {
-    std::string path = PathOf(hash);
-    LIBSSH2_SFTP_HANDLE* h =
-        libssh2_sftp_open(sftp_, path.c_str(), LIBSSH2_FXF_READ, 0);
-    if (h == nullptr) {
-      if (IsMissing()) {
-        return Status::NotFound("'" + url_ + "' has no object " + hash);
-      }
-      return SftpError("cannot read '" + path + "'");
-    }
-    std::vector<char> buffer(1 << 20);
-    Status st;
-    for (;;) {
-      ssize_t n = libssh2_sftp_read(h, buffer.data(), buffer.size());
-      if (n < 0) {
-        st = SftpError("cannot read '" + path + "'");
-        break;
-      }
-      if (n == 0) break;
-      for (ssize_t done = 0; done < n;) {
-        ssize_t w = ::write(fd, buffer.data() + done, n - done);
+    return ReadObject(hash, [&](const char* data, std::size_t n) -> Status {
+      for (std::size_t done = 0; done < n;) {
+        ssize_t w = ::write(fd, data + done, n - done);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-          st = Status::IOError(std::string("cannot write a fetched object: ") +
-                               std::strerror(errno));
-          break;
+          return Status::IOError(std::string("cannot write a fetched object: ") +
+                                 std::strerror(errno));
         }
-        done += w;
+        done += static_cast<std::size_t>(w);
       }
-      if (!st.ok()) break;
       if (progress) progress->Add(0, static_cast<std::uint64_t>(n));
-    }
-    libssh2_sftp_close(h);
-    return st;
+      return Status::Ok();
+    });
   }
 
   Result<bool> Verify(const std::string& hash) override {
-    std::string path = PathOf(hash);
-    LIBSSH2_SFTP_HANDLE* h =
-        libssh2_sftp_open(sftp_, path.c_str(), LIBSSH2_FXF_READ, 0);
-    if (h == nullptr) {
-      if (IsMissing()) {
-        return Status::NotFound("'" + url_ + "' has no object " + hash);
-      }
-      return SftpError("cannot read '" + path + "'");
-    }
-    std::vector<char> buffer(1 << 20);
     Sha256 hasher;
-    for (;;) {
-      ssize_t n = libssh2_sftp_read(h, buffer.data(), buffer.size());
-      if (n < 0) {
-        Status st = SftpError("cannot read '" + path + "'");
-        libssh2_sftp_close(h);
-        return st;
-      }
-      if (n == 0) break;
-      hasher.Update(buffer.data(), static_cast<std::size_t>(n));
-    }
-    libssh2_sftp_close(h);
+    Status st = ReadObject(hash, [&](const char* data, std::size_t n) {
+      hasher.Update(data, n);
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
     return ToHex(hasher.Finish()) == hash;
   }
 
@@ -327,6 +292,35 @@ class SftpTransport : public ObjectTransport {
   }
 
  private:
+  // Reads the object HASH of the remote in 1 MiB pieces, handing each to SINK
+  // (which may stop the read with an error).
+  Status ReadObject(const std::string& hash,
+                    const std::function<Status(const char*, std::size_t)>& sink) {
+    std::string path = PathOf(hash);
+    LIBSSH2_SFTP_HANDLE* h =
+        libssh2_sftp_open(sftp_, path.c_str(), LIBSSH2_FXF_READ, 0);
+    if (h == nullptr) {
+      if (IsMissing()) {
+        return Status::NotFound("'" + url_ + "' has no object " + hash);
+      }
+      return SftpError("cannot read '" + path + "'");
+    }
+    std::vector<char> buffer(1 << 20);
+    Status st;
+    for (;;) {
+      ssize_t n = libssh2_sftp_read(h, buffer.data(), buffer.size());
+      if (n < 0) {
+        st = SftpError("cannot read '" + path + "'");
+        break;
+      }
+      if (n == 0) break;
+      st = sink(buffer.data(), static_cast<std::size_t>(n));
+      if (!st.ok()) break;
+    }
+    libssh2_sftp_close(h);
+    return st;
+  }
+
   std::string Join(const std::string& relative) const {
     std::string base = target_.path;
     if (!base.empty() && base.back() != '/') base += '/';
