@@ -2,11 +2,13 @@
 // seconds per step of cmf's model (plugins/ml, LibTorch) at 10, 50 and 200
 // measured points, side by side with a PyTorch (Python) implementation of the
 // same data preparation, model and step (bench/dkl_reference.py), on a 62x75
-// generated experiment with the default architecture and 20 epochs per step.
+// generated experiment with dkl-al's default architecture (small: 256-64-64-2;
+// --architecture large: 256-1000-500-50-2) and 20 epochs per step.
 //
 //   cmf_bench_dkl --gen build/samples/cmf-gen-eels [--reference bench/dkl_reference.py]
 //                 [--points 10,50,200] [--repeat 3] [--epochs 20]
 //                 [--torch-threads 1,2] [--blas-threads 1,CORES]
+//                 [--architecture small|large]
 //
 // A step is what dkl-al does between two measurements: a fresh model, EPOCHS
 // full-batch Adam steps on the measured points, the posterior over all 2,820
@@ -24,6 +26,7 @@
 // each side's fastest set-up and says which it was.
 #include <dlfcn.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -108,6 +111,7 @@ int Worker(const std::map<std::string, std::string>& opt) {
                          .dump());
   cmf::ml::DklConfig config;
   config.features = patches.features;
+  config.hidden = cmf::ml::DklConfig::Architecture(opt.at("architecture"));
   cmf::ml::DklModel model(config, 0);
   std::mt19937_64 rng(0);
   for (int n : ParseList(opt.at("points"))) {
@@ -191,6 +195,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> opt = {{"points", "10,50,200"},
                                             {"repeat", "3"},
                                             {"epochs", "20"},
+                                            {"architecture", "small"},
                                             {"threads", "1"},
                                             {"torch-threads", "1,2"},
                                             {"blas-threads", ""},
@@ -207,9 +212,17 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr, "usage: cmf_bench_dkl --gen CMF_GEN_EELS [--reference "
                          "dkl_reference.py] [--points 10,50,200] [--repeat 3] "
-                         "[--torch-threads 1,2] [--blas-threads 1,CORES]\n");
+                         "[--torch-threads 1,2] [--blas-threads 1,CORES] "
+                         "[--architecture small|large]\n");
       return 2;
     }
+  }
+  std::vector<int> hidden;
+  try {
+    hidden = cmf::ml::DklConfig::Architecture(opt["architecture"]);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench: --architecture: {}\n", e.what());
+    return 2;
   }
   if (worker) return Worker(opt);
 
@@ -232,8 +245,9 @@ int main(int argc, char** argv) {
   } else {
     data = opt["data"];
   }
-  std::string common = fmt::format("--data '{}' --points {} --repeat {} --epochs {}",
-                                    data.string(), opt["points"], opt["repeat"], opt["epochs"]);
+  std::string common = fmt::format(
+      "--data '{}' --points {} --repeat {} --epochs {} --architecture {}", data.string(),
+      opt["points"], opt["repeat"], opt["epochs"], opt["architecture"]);
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   if (opt["blas-threads"].empty())
     opt["blas-threads"] = cores > 1 ? fmt::format("1,{}", cores) : "1";
@@ -267,9 +281,9 @@ int main(int argc, char** argv) {
         for (bool cmf : {true, false})
           configs.push_back({cmf, torch_threads, blas_threads, passive, {}});
   fmt::print("DKL active-learning step: 62x75 generated experiment (cmf-gen-eels --seed 0), "
-             "window 16, pool 32, 256-1000-500-50-2, {} epochs, median of {} steps, "
-             "{} cores\n\n",
-             opt["epochs"], opt["repeat"], cores);
+             "window 16, pool 32, --architecture {} (256-{}-2), {} epochs, median of {} "
+             "steps, {} cores\n\n",
+             opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"], cores);
   for (Config& c : configs) {
     c.result = Collect(c.Command(self.string(), opt["reference"], common));
     // A set-up that did not take (an OpenBLAS that ignores the variable, a

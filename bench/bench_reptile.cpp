@@ -419,7 +419,7 @@ int main(int argc, char** argv) {
     // logging) of cmf at THREADS.
     auto time_cmf = [&](int threads) {
       Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + common +
-                  " --architecture default --threads " + std::to_string(threads) +
+                  " --architecture large --threads " + std::to_string(threads) +
                   " -o speed.pt",
               dir);
       json log = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir));

@@ -88,6 +88,9 @@ def build_parser():
                    help="band-peak:LO:HI or band-mean:LO:HI (default band-peak:0.85:0.95)")
     p.add_argument("--acquisition", default="mu", choices=("mu", "ei", "ucb", "random"),
                    help="acquisition function (default mu)")
+    p.add_argument("--architecture", default="small", choices=tuple(ARCHITECTURES),
+                   help="feature extractor, as dkl-al's (default small: F-64-64-2; "
+                        "large: F-1000-500-50-2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads(N) (default: PyTorch's default); "
@@ -189,14 +192,17 @@ def prepare(image, spectra, energy, window, pool, scalarizer):
 # Model: MLP feature extractor + exact GP (float64), written by hand
 # --------------------------------------------------------------------------
 
-def make_model(torch, in_features):
+ARCHITECTURES = {"small": (64, 64), "large": (1000, 500, 50)}  # as dkl-al's
+
+
+def make_model(torch, in_features, architecture):
     nn = torch.nn
-    net = nn.Sequential(
-        nn.Linear(in_features, 1000), nn.ReLU(),
-        nn.Linear(1000, 500), nn.ReLU(),
-        nn.Linear(500, 50), nn.ReLU(),
-        nn.Linear(50, 2),
-    )
+    layers = []
+    width = in_features
+    for hidden in ARCHITECTURES[architecture]:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    net = nn.Sequential(*layers, nn.Linear(width, 2))
     gp = {
         "mean": torch.zeros((), dtype=torch.float64, requires_grad=True),
         "raw_outputscale": torch.zeros((), dtype=torch.float64, requires_grad=True),
@@ -225,9 +231,9 @@ def scale_embedding(torch, e, lo=None, hi=None):
     return torch.tanh(e).to(torch.float64)
 
 
-def train(torch, feats_t, y_t, idx, epochs, verbose=False):
+def train(torch, feats_t, y_t, idx, epochs, architecture, verbose=False):
     """Fresh model trained for `epochs` full-batch Adam steps on candidates `idx`."""
-    net, gp = make_model(torch, feats_t.shape[1])
+    net, gp = make_model(torch, feats_t.shape[1], architecture)
     x = feats_t[idx]
     y = y_t[idx]
     with torch.no_grad():
@@ -318,7 +324,8 @@ def rmse(mean, y_true):
 
 def al_step(torch, feats_t, y_t, y_true, idx, args, rng, verbose=False):
     """One complete step: re-init + train + predict all + acquisition + rmse."""
-    net, gp, lo, hi, losses = train(torch, feats_t, y_t, idx, args.epochs, verbose)
+    net, gp, lo, hi, losses = train(torch, feats_t, y_t, idx, args.epochs, args.architecture,
+                                    verbose)
     mean, var = predict(torch, net, gp, lo, hi, feats_t, y_t, idx)
     measured = np.zeros(y_true.shape[0], dtype=bool)
     measured[idx.numpy()] = True

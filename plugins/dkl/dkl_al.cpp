@@ -453,8 +453,9 @@ const cmf_param kParams[] = {
      "Adam's learning rate for the feature extractor", nullptr, 0},
     {"seed", CMF_PARAM_INT, "0", "seeds the weights and every random choice",
      nullptr, 0},
-    {"architecture", CMF_PARAM_STRING, "default",
-     "feature extractor: default (w*w-1000-500-50-2) or small (w*w-64-64-2)",
+    {"architecture", CMF_PARAM_STRING, "small",
+     "feature extractor: small (w*w-64-64-2) or large (w*w-1000-500-50-2; "
+     "'default' is its old name)",
      ml::kArchitectureChoices, 0},
     {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", ml::kKernelChoices, 0},
     {"noise-floor", CMF_PARAM_REAL, "0.0001", "the GP noise's lower bound",

@@ -16,10 +16,18 @@
 namespace cmf::ml {
 
 std::vector<int> DklConfig::Architecture(const std::string& name) {
-  if (name == "default") return {1000, 500, 50};
+  if (name == "large" || name == "default") return {1000, 500, 50};
   if (name == "small") return {64, 64};
   throw std::runtime_error("unknown architecture '" + name +
-                           "' (default or small)");
+                           "' (small or large)");
+}
+
+std::string DklConfig::ArchitectureName(const std::vector<int>& hidden) {
+  if (hidden == std::vector<int>{64, 64}) return "small";
+  if (hidden == std::vector<int>{1000, 500, 50}) return "large";
+  std::string widths;
+  for (int w : hidden) widths += (widths.empty() ? "" : "-") + std::to_string(w);
+  return widths.empty() ? "none" : widths;
 }
 
 void SetTorchThreads(int threads) {
@@ -749,7 +757,10 @@ void DklModel::Load(const std::filesystem::path& path) {
              std::to_string(c.features));
   if (meta.value("hidden", std::vector<int>{}) != c.hidden ||
       meta.value("embedding", -1) != c.embedding)
-    mismatch("another architecture");
+    mismatch("it was trained with --architecture " +
+             DklConfig::ArchitectureName(meta.value("hidden", std::vector<int>{})) +
+             ", this run has " + DklConfig::ArchitectureName(c.hidden) +
+             (meta.value("embedding", -1) != c.embedding ? " (and another embedding size)" : ""));
   if (meta.value("kernel", "") !=
       (c.kernel == Kernel::kRbf ? "rbf" : "matern52"))
     mismatch("another kernel (" + meta.value("kernel", std::string("?")) + ")");

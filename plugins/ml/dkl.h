@@ -23,7 +23,7 @@ enum class Kernel { kRbf, kMatern52 };
 
 struct DklConfig {
   int features = 256;                   // input size (window * window)
-  std::vector<int> hidden = {1000, 500, 50};  // "default"; {64, 64}: "small"
+  std::vector<int> hidden = {1000, 500, 50};  // "large"; {64, 64}: "small"
   int embedding = 2;                    // the GP's input dimension
   Kernel kernel = Kernel::kRbf;
   int outputs = 1;                      // independent GPs
@@ -37,13 +37,16 @@ struct DklConfig {
   // hand-written gradient and Adam (same arithmetic; the tests compare them).
   bool use_autograd = false;
 
-  // "default" (256 -> 1000 -> 500 -> 50 -> 2) or "small" (-> 64 -> 64 -> 2).
+  // "small" (256 -> 64 -> 64 -> 2, the plugins' default) or "large" (-> 1000
+  // -> 500 -> 50 -> 2; "default" is its old name, still taken).
   static std::vector<int> Architecture(const std::string& name);
+  // The name of HIDDEN ("small", "large"), or the widths joined by '-'.
+  static std::string ArchitectureName(const std::vector<int>& hidden);
 };
 
 // The names DklConfig::Architecture and the kernel parameter take, as plugin
 // parameters' allowed values.
-inline constexpr const char* kArchitectureChoices[] = {"default", "small",
+inline constexpr const char* kArchitectureChoices[] = {"small", "large", "default",
                                                        nullptr};
 inline constexpr const char* kKernelChoices[] = {"rbf", "matern52", nullptr};
 

@@ -3,6 +3,8 @@
 // is logged, the instrument protocol's failure cases, and bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -247,6 +249,30 @@ TEST_CASE("dkl-al: --init starts from a model and records it as an input it "
   Outcome bad = ws(SmallRun({"--window", "6", "--init", "first/model.pt"}));
   CHECK(bad.exit_code == 1);
   CHECK(IsError(bad, "takes 64 features"));
+
+  // The default extractor is the small one: a run that names none starts from
+  // it, and a model of the large one (or its old name, default) is refused
+  // with both names.
+  std::vector<std::string> plain = SmallRun({"--steps", "1"});
+  auto named = std::find(plain.begin(), plain.end(), "--architecture");
+  plain.erase(named, named + 2);
+  REQUIRE(std::find(plain.begin(), plain.end(), "small") == plain.end());
+  std::vector<std::string> from_small = plain;
+  for (const char* a : {"--out", "third", "--init", "first/model.pt"}) from_small.push_back(a);
+  Outcome fits = ws(from_small);
+  INFO(fits.err);
+  CHECK(fits.exit_code == 0);
+  REQUIRE(ws(SmallRun({"--steps", "1", "--out", "big", "--architecture", "large"})).exit_code ==
+          0);
+  REQUIRE(ws(SmallRun({"--steps", "1", "--out", "old", "--architecture", "default"}))
+              .exit_code == 0);
+  for (const char* model : {"big/model.pt", "old/model.pt"}) {
+    std::vector<std::string> from_large = plain;
+    for (const char* a : {"--out", "fourth", "--init", model}) from_large.push_back(a);
+    Outcome refused = ws(from_large);
+    CHECK(refused.exit_code == 1);
+    CHECK(IsError(refused, "trained with --architecture large, this run has small"));
+  }
 }
 
 TEST_CASE("dkl-al: a replay run learns targets normalised over the points "
