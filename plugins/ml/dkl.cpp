@@ -27,7 +27,7 @@ std::string DklConfig::ArchitectureName(const std::vector<int>& hidden) {
   if (hidden == std::vector<int>{1000, 500, 50}) return "large";
   std::string widths;
   for (int w : hidden) widths += (widths.empty() ? "" : "-") + std::to_string(w);
-  return widths.empty() ? "none" : widths;
+  return "of its own (hidden layers " + (widths.empty() ? "none" : widths) + ")";
 }
 
 void SetTorchThreads(int threads) {

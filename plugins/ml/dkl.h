@@ -40,7 +40,8 @@ struct DklConfig {
   // "small" (256 -> 64 -> 64 -> 2, the plugins' default) or "large" (-> 1000
   // -> 500 -> 50 -> 2; "default" is its old name, still taken).
   static std::vector<int> Architecture(const std::string& name);
-  // The name of HIDDEN ("small", "large"), or the widths joined by '-'.
+  // The name of HIDDEN ("small", "large"), or "of its own (hidden layers
+  // 32-16)" for widths that neither name has.
   static std::string ArchitectureName(const std::vector<int>& hidden);
 };
 
