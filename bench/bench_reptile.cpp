@@ -1,8 +1,9 @@
 // Benchmark of the reptile plugin, through the real cmf binary.
 //
-// 1. Speed: 9 iterations of 10 tasks, 16 inner steps, the 256-1000-500-50-2
-//    extractor, `cmf run reptile` beside a PyTorch (Python) loop of the same
-//    algorithm (bench/reptile_reference.py) given the same threading: OpenBLAS
+// 1. Speed: 9 iterations of 10 tasks, 16 inner steps, the extractor of
+//    --speed-architecture (default small, as the plugins), `cmf run reptile`
+//    beside a PyTorch (Python) loop of the same algorithm
+//    (bench/reptile_reference.py) given the same threading: OpenBLAS
 //    and PyTorch's own operations on one thread, the inner loops of an
 //    iteration run side by side. cmf at --threads 1 against the reference in
 //    one process, cmf at --threads 2 against the reference on two processes
@@ -29,7 +30,7 @@
 //       [--family gold] [--family-size 12] [--folds 4] [--meta-seeds 3] [--seeds 2]
 //       [--steps 30] [--edge-steps 40] [--cross-family silver] [--cross-size 3]
 //       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only 1]
-//       [--speed-repeat 3] [--cv-only 1]
+//       [--speed-repeat 3] [--speed-architecture small|large] [--cv-only 1]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -376,7 +377,7 @@ int main(int argc, char** argv) {
       {"folds", "4"},       {"meta-seeds", "3"},   {"seeds", "2"},
       {"steps", "30"},      {"edge-steps", "40"},  {"dkl-args", ""},
       {"reptile-args", ""},
-      {"speed-repeat", "3"}};
+      {"speed-repeat", "3"}, {"speed-architecture", "small"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (!a.starts_with("--") || !opt.contains(a.substr(2))) {
@@ -413,13 +414,15 @@ int main(int argc, char** argv) {
     // changes on one side does not make the two run different algorithms.
     const std::string common =
         " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr 0.01"
-        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 --epsilon-final 0 --seed 0";
+        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 --epsilon-final 0 --seed 0"
+        " --architecture " +
+        opt["speed-architecture"];
     const int repeat = std::max(1, std::stoi(opt["speed-repeat"]));
     // Seconds of meta-training (the iterations' own time, without loading and
     // logging) of cmf at THREADS.
     auto time_cmf = [&](int threads) {
       Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + common +
-                  " --architecture large --threads " + std::to_string(threads) +
+                  " --threads " + std::to_string(threads) +
                   " -o speed.pt",
               dir);
       json log = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir));
@@ -469,10 +472,10 @@ int main(int argc, char** argv) {
                          *std::min_element(v.begin(), v.end()),
                          *std::max_element(v.begin(), v.end()));
     };
-    fmt::print("Speed: 9 iterations x 10 tasks x 16 inner steps, 256-1000-500-50-2; "
+    fmt::print("Speed: 9 iterations x 10 tasks x 16 inner steps, --architecture {}; "
                "OpenBLAS and PyTorch's own operations on one thread on both sides; "
                "seconds of meta-training, median of {} (fastest to slowest)\n",
-               repeat);
+               opt["speed-architecture"], repeat);
     bool met = true;
     for (int workers : {1, 2}) {
       double ratio = median(torch_runs[workers]) / median(cmf_runs[workers]);

@@ -61,7 +61,7 @@ import numpy as np
 PROG = "reptile_reference"
 LOG_2PI = math.log(2.0 * math.pi)
 INITIAL_NOISE = 0.01
-HIDDEN = (1000, 500, 50)
+ARCHITECTURES = {"small": (64, 64), "large": (1000, 500, 50)}  # as cmf's --architecture
 EMBEDDING = 2
 
 
@@ -110,6 +110,9 @@ def build_parser():
                    help="meta step size at the first iteration (default 1, as cmf's)")
     p.add_argument("--epsilon-final", type=float, default=0.0,
                    help="meta step size at the last iteration (default 0)")
+    p.add_argument("--architecture", default="small", choices=tuple(ARCHITECTURES),
+                   help="feature extractor, as cmf's (default small: F-64-64-2; "
+                        "large: F-1000-500-50-2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch.set_num_threads(N) in every process (default 1)")
@@ -253,10 +256,10 @@ class Dkl:
     hyperparameters, shaped as cmf's (one output): mean [1],
     raw_outputscale [1], raw_lengthscale [1, 2], raw_noise [1]."""
 
-    def __init__(self, torch, features):
+    def __init__(self, torch, features, architecture):
         self.torch = torch
         nn = torch.nn
-        sizes = (features,) + HIDDEN + (EMBEDDING,)
+        sizes = (features,) + ARCHITECTURES[architecture] + (EMBEDDING,)
         layers = []
         for i in range(len(sizes) - 1):
             layers.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -418,7 +421,7 @@ def worker_main(torch, conn, share, workers, args, tasks, theta, phis, losses):
     """A forked worker: for each (iteration, picked) received, adapts its share
     and answers None, or the error's text."""
     torch.set_num_threads(args.threads)
-    model = Dkl(torch, tasks[0][0].shape[1])
+    model = Dkl(torch, tasks[0][0].shape[1], args.architecture)
     while True:
         job = conn.recv()
         if job is None:
@@ -445,7 +448,7 @@ def reptile_update(torch, theta, phis, epsilon):
 def meta_train(torch, args, tasks):
     import multiprocessing
     torch.manual_seed(args.seed)
-    model = Dkl(torch, tasks[0][0].shape[1])
+    model = Dkl(torch, tasks[0][0].shape[1], args.architecture)
     per_iteration = args.tasks_per_iteration
     workers = min(args.workers, per_iteration)
     theta = model.state()
