@@ -23,8 +23,8 @@ std::vector<int> DklConfig::Architecture(const std::string& name) {
 }
 
 std::string DklConfig::ArchitectureName(const std::vector<int>& hidden) {
-  if (hidden == std::vector<int>{64, 64}) return "small";
-  if (hidden == std::vector<int>{1000, 500, 50}) return "large";
+  for (const char* name : {"small", "large"})
+    if (hidden == Architecture(name)) return name;
   std::string widths;
   for (int w : hidden) widths += (widths.empty() ? "" : "-") + std::to_string(w);
   return "of its own (hidden layers " + (widths.empty() ? "none" : widths) + ")";
