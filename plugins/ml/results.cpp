@@ -15,88 +15,11 @@ namespace {
   throw std::runtime_error(message);
 }
 
-
-void Write(hid_t file, const char* name, hid_t mem_type, hid_t file_type,
-           const std::vector<hsize_t>& dims, const void* data,
-           const std::string& path) {
-  H5 space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-           H5Sclose);
-  H5 d(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                  H5P_DEFAULT),
-       H5Dclose);
-  if (!d.ok() || H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                          data) < 0)
-    Fail("cannot write " + std::string(name) + " to '" + path + "'");
-}
-
-void Attribute(hid_t obj, const std::string& name, const std::string& value) {
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  H5 space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5 a(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT,
-                  H5P_DEFAULT),
-       H5Aclose);
-  const char* text = value.c_str();
-  H5Awrite(a.get(), type.get(), &text);
-}
-
-void IntAttribute(hid_t obj, const std::string& name, long long value) {
-  H5 space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5 a(H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT,
-                  H5P_DEFAULT),
-       H5Aclose);
-  H5Awrite(a.get(), H5T_NATIVE_LLONG, &value);
-}
-
-// Creates PATH.tmp; Commit renames it over PATH.
-class NewFile {
- public:
-  explicit NewFile(std::filesystem::path path)
-      : path_(std::move(path)), tmp_(path_.string() + ".tmp") {
-    QuietHdf5();
-    id_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (id_ < 0) Fail("cannot create '" + tmp_.string() + "'");
-  }
-  ~NewFile() {
-    if (id_ >= 0) {
-      H5Fclose(id_);
-      std::error_code ec;
-      std::filesystem::remove(tmp_, ec);
-    }
-  }
-  hid_t get() const { return id_; }
-  const std::string path() const { return path_.string(); }
-  void Commit() {
-    H5Fflush(id_, H5F_SCOPE_GLOBAL);
-    H5Fclose(id_);
-    id_ = -1;
-    std::filesystem::rename(tmp_, path_);
-  }
-
- private:
-  std::filesystem::path path_;
-  std::filesystem::path tmp_;
-  hid_t id_ = -1;
-};
-
-template <typename T>
-std::vector<T> ReadAll(hid_t file, const char* name, hid_t mem_type,
-                       std::vector<hsize_t>* dims, const std::string& path) {
-  H5 d(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
-  if (!d.ok()) Fail("'" + path + "' has no " + name);
-  H5 space(H5Dget_space(d.get()), H5Sclose);
-  int rank = H5Sget_simple_extent_ndims(space.get());
-  dims->assign(rank, 0);
-  H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
-  hsize_t n = 1;
-  for (hsize_t v : *dims) n *= v;
-  std::vector<T> out(n);
-  if (n > 0 && H5Dread(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                       out.data()) < 0)
-    Fail("cannot read " + std::string(name) + " of '" + path + "'");
-  return out;
-}
+using h5::Attribute;
+using h5::IntAttribute;
+using h5::NewFile;
+using h5::ReadAll;
+using h5::Write;
 
 }  // namespace
 

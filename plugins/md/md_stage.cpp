@@ -1,0 +1,285 @@
+// The md plugin: `cmf run md-mos2` runs molecular dynamics of a MoS2
+// monolayer with LAMMPS (a child process, under MPI when asked) and writes
+// its frames as a trajectory file; `cmf run trajectory-import` reads what a
+// site's own VASP or LAMMPS runs (or ASE) wrote into the same layout. Both
+// record their sources as inputs and the trajectory as a dataset output.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cmf/plugin.h"
+#include "cmf/plugin_cpp.h"
+#include "lammps.h"
+#include "mos2.h"
+#include "readers.h"
+#include "trajectory.h"
+
+namespace cmf::md {
+namespace {
+
+namespace fs = std::filesystem;
+using plugin::Context;
+
+constexpr const char* kVersion = "0.1.0";
+// The largest source file trajectory-import reads (it holds a file whole).
+constexpr std::size_t kMaxSourceBytes = std::size_t{4} << 30;
+
+void Require(bool ok, const std::string& message) {
+  if (!ok) throw plugin::Error(message);
+}
+
+// A directory that removes itself and what is in it.
+class TempDir {
+ public:
+  explicit TempDir(const fs::path& near) {
+    std::string pattern = (near / ".cmf-md-XXXXXX").string();
+    Require(::mkdtemp(pattern.data()) != nullptr,
+            "cannot create a working directory in '" + near.string() + "'");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Writes TEXT to PATH through a temporary file.
+void WriteText(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw plugin::Error("cannot write '" + tmp.string() + "'");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  Require(!ec, "cannot write '" + path.string() + "': " + ec.message());
+}
+
+std::vector<std::string> Words(const std::string& text) {
+  std::istringstream in(text);
+  return {std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+}
+
+// Per-frame energies as the step series `energy`, and their summary.
+void LogEnergies(Context& ctx, const Trajectory& t) {
+  if (t.energy.empty()) return;
+  auto lowest = std::min_element(t.energy.begin(), t.energy.end());
+  for (int i = 0; i < t.frames(); ++i) ctx.LogMetric("energy", i, t.energy[i]);
+  ctx.SetProperty("energy_min", *lowest);
+  ctx.SetProperty("energy_min_frame", static_cast<std::int64_t>(lowest - t.energy.begin()));
+}
+
+fs::path Stem(const fs::path& out) {
+  fs::path p = out;
+  if (p.extension() == ".h5" || p.extension() == ".hdf5") p.replace_extension();
+  return p;
+}
+
+int RunMd(Context& ctx) {
+  Mos2Options mo;
+  mo.supercell = static_cast<int>(ctx.IntParam("supercell"));
+  mo.vacancies = static_cast<int>(ctx.IntParam("vacancies"));
+  mo.displacement = ctx.RealParam("displacement");
+  mo.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
+  MdOptions md;
+  md.temperature = ctx.RealParam("temperature");
+  md.timestep_fs = ctx.RealParam("timestep");
+  md.steps = static_cast<int>(ctx.IntParam("steps"));
+  md.every = static_cast<int>(ctx.IntParam("every"));
+  md.equilibrate = static_cast<int>(ctx.IntParam("equilibrate"));
+  md.seed = mo.seed;
+  const int ranks = static_cast<int>(ctx.IntParam("mpi-ranks"));
+  Require(md.temperature > 0 && md.temperature <= 5000, "--temperature must be above 0 and at most 5000 K");
+  Require(md.timestep_fs > 0 && md.timestep_fs <= 10, "--timestep must be above 0 and at most 10 fs");
+  Require(md.steps >= 1 && md.steps <= 100'000'000, "--steps must be 1 to 100000000");
+  Require(md.every >= 1 && md.every <= md.steps, "--every must be 1 to --steps");
+  Require(md.equilibrate >= 0 && md.equilibrate <= 100'000'000, "--equilibrate must be 0 to 100000000");
+  Require(ranks >= 1 && ranks <= 4096, "--mpi-ranks must be 1 to 4096");
+  Require(ctx.IntParam("seed") >= 0, "--seed must not be negative");
+  Structure s;
+  try {
+    s = BuildMos2(mo);
+  } catch (const std::invalid_argument& e) {
+    throw plugin::Error(e.what());
+  }
+
+  const fs::path out = ctx.Param("out");
+  Require(out.extension() == ".h5" || out.extension() == ".hdf5", "--out must end in .h5");
+  fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  Require(fs::is_directory(dir), "the folder of --out, '" + dir.string() + "', does not exist");
+  const std::string lammps = FindProgram(ctx.Param("lammps"));
+  Require(!lammps.empty(), "cannot run LAMMPS: '" + ctx.Param("lammps") +
+                               "' is not an executable in PATH (install Debian's lammps and "
+                               "openkim-models, or pass --lammps PATH)");
+
+  // The input script lives beside the trajectory: it is what reproduces it.
+  fs::path input = Stem(out);
+  input += ".lammps";
+  WriteText(input, LammpsInput(s, md, "frames.lammpstrj"));
+  const std::string input_hash = ctx.LogInput(input.string(), "file");
+  ctx.SetProperty("kim_model", std::string(kMos2KimModel));
+  ctx.SetProperty("atoms", static_cast<std::int64_t>(s.species.size()));
+  ctx.SetProperty("lammps_seed", static_cast<std::int64_t>(LammpsSeed(md.seed)));
+  std::string sites;
+  for (int v : s.vacancy_sites) sites += (sites.empty() ? "" : " ") + std::to_string(v);
+  ctx.SetProperty("vacancy_sites", sites);
+
+  TempDir work(dir);
+  LammpsJob job;
+  job.lammps = lammps;
+  job.mpi_ranks = ranks;
+  job.mpirun = Words(ctx.Param("mpirun"));
+  job.workdir = fs::absolute(work.path());
+  job.input = fs::absolute(input);
+  job.log = job.workdir / "log.lammps";
+  job.cancelled = [&ctx] { return ctx.Cancelled(); };
+  ctx.Progress(0, 0, "LAMMPS: " + std::to_string(md.equilibrate + md.steps) + " steps of " +
+                         std::to_string(s.species.size()) + " atoms");
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    RunLammps(job);
+  } catch (const std::runtime_error& e) {
+    if (ctx.Cancelled()) return 1;  // recorded as interrupted
+    throw;
+  }
+  ctx.SetProperty("lammps_seconds",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  Source dump = ReadSource((work.path() / "frames.lammpstrj").string(), kMaxSourceBytes);
+  Source log = ReadSource(job.log.string(), kMaxSourceBytes);
+  Trajectory t = ReadLammps(dump, &log, ReadOptions{});
+  Require(t.frames() == md.steps / md.every + 1,
+          "LAMMPS wrote " + std::to_string(t.frames()) + " frames, not " +
+              std::to_string(md.steps / md.every + 1));
+  t.text["potential"] = kMos2KimModel;
+  t.text["input_sha256"] = input_hash;
+  t.text["vacancy_sites"] = sites;
+  t.real["temperature_K"] = md.temperature;
+  t.real["timestep_fs"] = md.timestep_fs;
+  t.integer["supercell"] = mo.supercell;
+  t.integer["vacancies"] = mo.vacancies;
+  t.integer["seed"] = static_cast<long long>(mo.seed);
+  t.integer["equilibration_steps"] = md.equilibrate;
+  if (t.text.count("engine_version")) ctx.SetProperty("lammps_version", t.text["engine_version"]);
+  WriteTrajectory(out, t);
+  const std::string out_hash = ctx.LogOutput(out.string(), "dataset");
+  ctx.LogDerivedFrom(out_hash, input_hash);
+  LogEnergies(ctx, t);
+  ctx.SetProperty("frames", static_cast<std::int64_t>(t.frames()));
+  ctx.Info(out.string() + ": " + std::to_string(t.frames()) + " frames of " +
+           std::to_string(t.atoms()) + " atoms; input " + input.string());
+  return 0;
+}
+
+int RunImport(Context& ctx) {
+  const std::string format = ctx.Param("format");
+  const std::vector<std::string> files = ctx.Params("files");
+  const fs::path out = ctx.Param("out");
+  Require(out.extension() == ".h5" || out.extension() == ".hdf5", "--out must end in .h5");
+  ReadOptions o;
+  o.species = ctx.Params("species");
+  o.timestep_fs = ctx.RealParam("timestep");
+  Require(o.timestep_fs >= 0, "--timestep must not be negative");
+  for (const std::string& s : o.species)
+    Require(AtomicNumber(s) != 0, "--species: '" + s + "' is not an element symbol");
+  if (format == "extxyz")
+    Require(files.size() == 1, "--format extxyz takes one file: --files traj.xyz");
+  else if (format == "vasp")
+    Require(files.size() == 1 || files.size() == 2,
+            "--format vasp takes --files XDATCAR [OSZICAR]");
+  else
+    Require(files.size() == 1 || files.size() == 2,
+            "--format lammps takes --files DUMP [LOG]");
+  for (const std::string& f : files)
+    Require(fs::is_regular_file(f), "'" + f + "' is not a file");
+
+  std::vector<Source> sources;
+  std::vector<std::string> hashes;
+  for (const std::string& f : files) {
+    sources.push_back(ReadSource(f, kMaxSourceBytes));
+    hashes.push_back(ctx.LogInput(f, "file"));
+  }
+  const Source* second = sources.size() > 1 ? &sources[1] : nullptr;
+  Trajectory t = format == "vasp"     ? ReadVasp(sources[0], second, o)
+                 : format == "lammps" ? ReadLammps(sources[0], second, o)
+                                      : ReadExtxyz(sources[0], o);
+  std::string joined;
+  for (const std::string& h : hashes) joined += (joined.empty() ? "" : " ") + h;
+  t.text["source_sha256"] = joined;
+  t.text["source_format"] = format;
+  if (o.timestep_fs > 0) t.real["timestep_fs"] = o.timestep_fs;
+  WriteTrajectory(out, t);
+  const std::string out_hash = ctx.LogOutput(out.string(), "dataset");
+  for (const std::string& h : hashes) ctx.LogDerivedFrom(out_hash, h);
+  LogEnergies(ctx, t);
+  ctx.SetProperty("frames", static_cast<std::int64_t>(t.frames()));
+  ctx.SetProperty("atoms", static_cast<std::int64_t>(t.atoms()));
+  ctx.Info(out.string() + ": " + std::to_string(t.frames()) + " frames of " +
+           std::to_string(t.atoms()) + " atoms" + (t.energy.empty() ? ", no energies" : ""));
+  return 0;
+}
+
+const cmf_param kMdParams[] = {
+    {"supercell", CMF_PARAM_INT, "6", "the monolayer is N x N primitive cells (3 N^2 sites)", nullptr, 0},
+    {"vacancies", CMF_PARAM_INT, "0", "S sites left empty, drawn with the seed", nullptr, 0},
+    {"temperature", CMF_PARAM_REAL, "300", "NVT temperature (K)", nullptr, 0},
+    {"steps", CMF_PARAM_INT, "2500", "recorded MD steps, after equilibration", nullptr, 0},
+    {"every", CMF_PARAM_INT, "10", "a frame every this many steps", nullptr, 0},
+    {"equilibrate", CMF_PARAM_INT, "1000", "steps run before the first frame, not recorded", nullptr, 0},
+    {"timestep", CMF_PARAM_REAL, "1", "MD time step (fs)", nullptr, 0},
+    {"displacement", CMF_PARAM_REAL, "0.05", "random start displacement of each atom (Å, per axis)", nullptr, 0},
+    {"seed", CMF_PARAM_INT, "0", "vacancy sites, displacements and velocities", nullptr, 0},
+    {"mpi-ranks", CMF_PARAM_INT, "1", "run LAMMPS under MPI with this many ranks", nullptr, 0},
+    {"lammps", CMF_PARAM_STRING, "lmp", "the LAMMPS executable", nullptr, 0},
+    {"mpirun", CMF_PARAM_STRING, "mpirun", "the MPI launcher and its options (with --mpi-ranks > 1)", nullptr, 0},
+    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr, 0, "o"},
+};
+
+const char* const kFormats[] = {"vasp", "lammps", "extxyz", nullptr};
+
+const cmf_param kImportParams[] = {
+    {"format", CMF_PARAM_STRING, nullptr, "what wrote the files", kFormats, CMF_PARAM_REQUIRED},
+    {"files", CMF_PARAM_PATH, nullptr,
+     "vasp: XDATCAR [OSZICAR]; lammps: DUMP [LOG]; extxyz: FILE", nullptr,
+     CMF_PARAM_MULTIPLE | CMF_PARAM_REQUIRED},
+    {"species", CMF_PARAM_STRING, nullptr,
+     "element of each LAMMPS atom type (type 1 first), or VASP 4's species", nullptr, CMF_PARAM_MULTIPLE},
+    {"timestep", CMF_PARAM_REAL, "0", "time step (fs) where the files do not give it; 0: unknown", nullptr, 0},
+    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr, 0, "o"},
+};
+
+const cmf_stage kStages[] = {
+    {"md-mos2", "Molecular dynamics of a MoS2 monolayer with S vacancies (LAMMPS, OpenKIM SW)",
+     kMdParams, std::size(kMdParams), &plugin::Invoke<&RunMd>},
+    {"trajectory-import", "Read a VASP, LAMMPS or extended-XYZ trajectory into a trajectory file",
+     kImportParams, std::size(kImportParams), &plugin::Invoke<&RunImport>},
+};
+
+const cmf_plugin kPlugin = {CMF_PLUGIN_ABI_VERSION, "md", kVersion,
+                            "Molecular dynamics and trajectory readers", kStages,
+                            std::size(kStages)};
+
+}  // namespace
+}  // namespace cmf::md
+
+extern "C" const cmf_plugin* cmf_plugin_entry(uint32_t) { return &cmf::md::kPlugin; }

@@ -1,0 +1,228 @@
+#include "trajectory.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+#include "h5io.h"
+
+namespace cmf::md {
+namespace {
+
+using h5::H5;
+
+[[noreturn]] void Fail(const std::string& message) {
+  throw std::runtime_error(message);
+}
+
+constexpr std::array<std::string_view, 118> kElements = {
+    "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg",
+    "Al", "Si", "P",  "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr",
+    "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
+    "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd",
+    "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd",
+    "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
+    "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po",
+    "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am", "Cm",
+    "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
+    "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+
+// The longest symbol, and the size of a /species string.
+constexpr std::size_t kSymbolBytes = 3;
+
+double Determinant(const double* m) {
+  return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+         m[2] * (m[3] * m[7] - m[4] * m[6]);
+}
+
+template <typename T>
+bool AllFinite(const std::vector<T>& v) {
+  return std::all_of(v.begin(), v.end(), [](T x) { return std::isfinite(x); });
+}
+
+}  // namespace
+
+int AtomicNumber(std::string_view symbol) {
+  for (std::size_t i = 0; i < kElements.size(); ++i)
+    if (kElements[i] == symbol) return static_cast<int>(i) + 1;
+  return 0;
+}
+
+void Validate(const Trajectory& t, const std::string& what) {
+  const std::size_t n = t.species.size();
+  const std::size_t frames = t.step.size();
+  if (n == 0) Fail(what + ": no atoms");
+  if (frames == 0) Fail(what + ": no frames");
+  for (const std::string& s : t.species)
+    if (AtomicNumber(s) == 0) Fail(what + ": '" + s + "' is not an element symbol");
+  if (t.positions.size() != frames * n * 3)
+    Fail(what + ": positions of " + std::to_string(t.positions.size() / 3) +
+         " atoms for " + std::to_string(frames) + " frames of " + std::to_string(n));
+  if (t.cell.size() != 9 && t.cell.size() != 9 * frames)
+    Fail(what + ": the cell is neither fixed nor one per frame");
+  if (!t.energy.empty() && t.energy.size() != frames)
+    Fail(what + ": " + std::to_string(t.energy.size()) + " energies for " +
+         std::to_string(frames) + " frames");
+  if (!t.time_fs.empty() && t.time_fs.size() != frames)
+    Fail(what + ": " + std::to_string(t.time_fs.size()) + " times for " +
+         std::to_string(frames) + " frames");
+  if (!t.forces.empty() && t.forces.size() != t.positions.size())
+    Fail(what + ": forces and positions differ in size");
+  if (!AllFinite(t.positions)) Fail(what + ": a position is not a finite number");
+  if (!AllFinite(t.cell)) Fail(what + ": the cell is not finite");
+  if (!AllFinite(t.energy)) Fail(what + ": an energy is not a finite number");
+  if (!AllFinite(t.forces)) Fail(what + ": a force is not a finite number");
+  if (!AllFinite(t.time_fs)) Fail(what + ": a time is not a finite number");
+  for (std::size_t c = 0; c < t.cell.size(); c += 9)
+    if (!(Determinant(t.cell.data() + c) > 1e-6))
+      Fail(what + ": the cell of frame " + std::to_string(c / 9) +
+           " has no positive volume");
+  for (std::size_t i = 1; i < frames; ++i)
+    if (t.step[i] <= t.step[i - 1])
+      Fail(what + ": step " + std::to_string(t.step[i]) + " follows step " +
+           std::to_string(t.step[i - 1]));
+}
+
+void CollapseCell(Trajectory* t) {
+  if (!t->variable_cell()) return;
+  for (std::size_t i = 9; i < t->cell.size(); ++i)
+    if (t->cell[i] != t->cell[i % 9]) return;
+  t->cell.resize(9);
+}
+
+void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t) {
+  Validate(t, "'" + path.string() + "'");
+  const hsize_t frames = static_cast<hsize_t>(t.frames());
+  const hsize_t n = static_cast<hsize_t>(t.atoms());
+  h5::NewFile f(path);
+  const std::string where = f.path();
+  h5::Write(f.get(), "positions", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {frames, n, 3},
+            t.positions.data(), where);
+  std::string symbols(n * kSymbolBytes, '\0');
+  for (hsize_t i = 0; i < n; ++i)
+    std::copy(t.species[i].begin(), t.species[i].end(), symbols.begin() + i * kSymbolBytes);
+  H5 text(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(text.get(), kSymbolBytes);
+  H5Tset_strpad(text.get(), H5T_STR_NULLPAD);
+  h5::Write(f.get(), "species", text.get(), text.get(), {n}, symbols.data(), where);
+  std::vector<hsize_t> cell_dims = {3, 3};
+  if (t.variable_cell()) cell_dims.insert(cell_dims.begin(), frames);
+  h5::Write(f.get(), "cell", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, cell_dims,
+            t.cell.data(), where);
+  h5::Write(f.get(), "step", H5T_NATIVE_INT64, H5T_STD_I64LE, {frames},
+            t.step.data(), where);
+  if (!t.energy.empty())
+    h5::Write(f.get(), "energy", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {frames},
+              t.energy.data(), where);
+  if (!t.time_fs.empty())
+    h5::Write(f.get(), "time_fs", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {frames},
+              t.time_fs.data(), where);
+  if (!t.forces.empty())
+    h5::Write(f.get(), "forces", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {frames, n, 3},
+              t.forces.data(), where);
+  for (const auto& [k, v] : t.text) h5::Attribute(f.get(), k, v);
+  for (const auto& [k, v] : t.real) h5::RealAttribute(f.get(), k, v);
+  for (const auto& [k, v] : t.integer) h5::IntAttribute(f.get(), k, v);
+  f.Commit();
+}
+
+namespace {
+
+// The shape of dataset NAME, or empty when it does not exist.
+std::vector<hsize_t> ShapeOf(hid_t file, const char* name, const std::string& where) {
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return {};
+  H5 d(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+  if (!d.ok()) Fail(where + ": cannot open /" + name);
+  H5 space(H5Dget_space(d.get()), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 3) Fail(where + ": /" + std::string(name) + " has rank " + std::to_string(rank));
+  std::vector<hsize_t> dims(rank);
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+std::vector<std::string> ReadSpecies(hid_t file, hsize_t n, const std::string& where) {
+  H5 d(H5Dopen2(file, "species", H5P_DEFAULT), H5Dclose);
+  H5 type(H5Dget_type(d.get()), H5Tclose);
+  if (!d.ok() || H5Tget_class(type.get()) != H5T_STRING)
+    Fail(where + ": /species is not a dataset of strings");
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    std::vector<char*> raw(n, nullptr);
+    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      Fail(where + ": cannot read /species");
+    for (char* s : raw) out.emplace_back(s ? s : "");
+    H5 space(H5Dget_space(d.get()), H5Sclose);
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+  } else {
+    std::size_t size = H5Tget_size(type.get());
+    if (size == 0 || size > 64) Fail(where + ": /species strings are " + std::to_string(size) + " bytes");
+    H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), size);
+    std::string raw(n * size, '\0');
+    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      Fail(where + ": cannot read /species");
+    for (hsize_t i = 0; i < n; ++i) {
+      std::string s = raw.substr(i * size, size);
+      s.resize(std::min(s.find('\0'), s.find(' ')));
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Trajectory ReadTrajectory(const std::filesystem::path& path) {
+  const std::string where = "'" + path.string() + "'";
+  h5::QuietHdf5();
+  if (H5Fis_hdf5(path.c_str()) <= 0) Fail(where + " is not an HDF5 file");
+  H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!f.ok()) Fail("cannot open " + where);
+  std::vector<hsize_t> pos = ShapeOf(f.get(), "positions", where);
+  if (pos.size() != 3 || pos[2] != 3 || pos[0] == 0 || pos[1] == 0)
+    Fail(where + ": /positions is not [frames, atoms, 3]");
+  const hsize_t frames = pos[0], n = pos[1];
+  if (ShapeOf(f.get(), "species", where) != std::vector<hsize_t>{n})
+    Fail(where + ": /species is not [" + std::to_string(n) + "]");
+  std::vector<hsize_t> cell = ShapeOf(f.get(), "cell", where);
+  if (cell != std::vector<hsize_t>{3, 3} && cell != std::vector<hsize_t>{frames, 3, 3})
+    Fail(where + ": /cell is neither [3, 3] nor [frames, 3, 3]");
+  for (const char* name : {"energy", "time_fs", "step"}) {
+    std::vector<hsize_t> s = ShapeOf(f.get(), name, where);
+    if (!s.empty() && s != std::vector<hsize_t>{frames})
+      Fail(where + ": /" + std::string(name) + " is not [" + std::to_string(frames) + "]");
+  }
+  std::vector<hsize_t> forces = ShapeOf(f.get(), "forces", where);
+  if (!forces.empty() && forces != pos) Fail(where + ": /forces is not shaped as /positions");
+
+  Trajectory t;
+  std::vector<hsize_t> dims;
+  t.positions = h5::ReadAll<float>(f.get(), "positions", H5T_NATIVE_FLOAT, &dims, where);
+  t.species = ReadSpecies(f.get(), n, where);
+  t.cell = h5::ReadAll<double>(f.get(), "cell", H5T_NATIVE_DOUBLE, &dims, where);
+  if (H5Lexists(f.get(), "step", H5P_DEFAULT) > 0) {
+    std::vector<long long> s =
+        h5::ReadAll<long long>(f.get(), "step", H5T_NATIVE_LLONG, &dims, where);
+    t.step.assign(s.begin(), s.end());
+  } else {
+    for (hsize_t i = 0; i < frames; ++i) t.step.push_back(static_cast<std::int64_t>(i));
+  }
+  if (H5Lexists(f.get(), "energy", H5P_DEFAULT) > 0)
+    t.energy = h5::ReadAll<double>(f.get(), "energy", H5T_NATIVE_DOUBLE, &dims, where);
+  if (H5Lexists(f.get(), "time_fs", H5P_DEFAULT) > 0)
+    t.time_fs = h5::ReadAll<double>(f.get(), "time_fs", H5T_NATIVE_DOUBLE, &dims, where);
+  if (!forces.empty())
+    t.forces = h5::ReadAll<float>(f.get(), "forces", H5T_NATIVE_FLOAT, &dims, where);
+  for (const char* name : {"engine", "potential", "units", "source"})
+    if (auto v = h5::TextAttribute(f.get(), name)) t.text[name] = *v;
+  for (const char* name : {"temperature_K", "timestep_fs"})
+    if (auto v = h5::RealAttributeOf(f.get(), name)) t.real[name] = *v;
+  Validate(t, where);
+  return t;
+}
+
+}  // namespace cmf::md
