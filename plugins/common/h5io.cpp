@@ -144,6 +144,7 @@ std::optional<std::string> TextAttribute(hid_t obj, const char* name) {
   if (H5Tis_variable_str(type.get()) > 0) {
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     char* text = nullptr;
     if (H5Aread(a.get(), mem.get(), &text) < 0 || text == nullptr)
       return std::nullopt;
@@ -156,6 +157,7 @@ std::optional<std::string> TextAttribute(hid_t obj, const char* name) {
   std::string out(size, '\0');
   H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mem.get(), size);
+  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
   if (H5Aread(a.get(), mem.get(), out.data()) < 0) return std::nullopt;
   out.resize(out.find('\0') == std::string::npos ? size : out.find('\0'));
   return out;

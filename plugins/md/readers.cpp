@@ -83,6 +83,7 @@ class Lines {
     if (end == std::string_view::npos) end = text_.size();
     *line = text_.substr(pos_, end - pos_);
     if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
+    unterminated_ = end == text_.size();
     pos_ = end + 1;
     ++number_;
     return true;
@@ -103,7 +104,9 @@ class Lines {
   const std::string& name() const { return name_; }
 
   [[noreturn]] void FailHere(const std::string& message) const {
-    Fail(name_ + ":" + std::to_string(number_) + ": " + message);
+    // A last line without its newline is most often a file cut short.
+    Fail(name_ + ":" + std::to_string(number_) + ": " + message +
+         (unterminated_ ? " (the file ends in this line: truncated?)" : ""));
   }
   [[noreturn]] void FailEnd(const std::string& what) const {
     Fail(name_ + ":" + std::to_string(number_) + ": the file ends where " + what +
@@ -134,6 +137,7 @@ class Lines {
   std::string_view text_;
   std::size_t pos_ = 0;
   int number_ = 0;
+  bool unterminated_ = false;
 };
 
 std::string CheckedSymbol(const Lines& in, std::string_view symbol) {

@@ -151,6 +151,7 @@ std::vector<std::string> ReadSpecies(hid_t file, hsize_t n, const std::string& w
   if (H5Tis_variable_str(type.get()) > 0) {
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     std::vector<char*> raw(n, nullptr);
     if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
       Fail(where + ": cannot read /species");
@@ -162,6 +163,7 @@ std::vector<std::string> ReadSpecies(hid_t file, hsize_t n, const std::string& w
     if (size == 0 || size > 64) Fail(where + ": /species strings are " + std::to_string(size) + " bytes");
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), size);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     std::string raw(n * size, '\0');
     if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
       Fail(where + ": cannot read /species");
