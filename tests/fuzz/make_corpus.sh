@@ -14,7 +14,7 @@ mlmd=$root/../shared/data/cmflib-mlmd/aldkl.mlmd.sqlite
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$corpus"
-mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url}
+mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url,trajectory}
 
 # A workspace: a tracked folder (a manifest, stat-cache blobs), two executions with parameters,
 # metrics, inputs and outputs, a commit (a segment), a remote, an export.
@@ -88,5 +88,15 @@ printf 'edge\0me@edge:cmf/repo\0\0' > "$corpus/url/scp"
 printf 'pair\0\0file:///srv/log.git\0/srv/objects' > "$corpus/url/pair"
 printf 'web\0https://user:token@example.org/x\0\0' > "$corpus/url/password"
 printf 'v6\0ssh://[::1]:22/x\0\0' > "$corpus/url/ipv6"
+
+# Trajectories: the first byte picks the reader (0 VASP, 1 LAMMPS, 2 extended XYZ; +128 gives
+# --species Mo S), then the file, then after a NUL the energies' file.
+xdatcar='MoS2\n 1.0\n 4.0 0.0 0.0\n 2.0 3.0 0.0\n 0.0 0.0 10.0\n Mo S\n 1 2\nDirect configuration=     1\n 0.0 0.0 0.5\n 0.5 0.25 0.6\n 0.5 0.25 0.4\n'
+printf "\000${xdatcar}\000   1 T=   300. E= -.10E+02 F= -.11E+02 E0= -.11E+02  EK= 0.1E+01\n" \
+  > "$corpus/trajectory/vasp"
+printf '\001ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS xy xz yz pp pp pp\n-1 5 2\n0 3 0\n-5 5 0\nITEM: ATOMS id type x y z fx fy fz\n2 2 1 1 1 0.1 0.2 0.3\n1 1 0 0 0 0 0 0\n\000LAMMPS (29 Sep 2021)\nunits metal\ntimestep 0.001\nkim interactions Mo S\nStep Temp PotEng\n0 300 -10.5\nLoop time of 1\n' \
+  > "$corpus/trajectory/lammps"
+printf '\0022\nLattice="4 0 0 2 3 0 0 0 10" Properties=species:S:1:pos:R:3:forces:R:3 energy=-10.25 pbc="T T F"\nMo 0 0 5 0 0 0\nS 1 1 6.5 0.1 0.2 0.3\n' \
+  > "$corpus/trajectory/extxyz"
 
 du -sh "$corpus"/* | sed "s|$root/||"
