@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "h5io.h"
@@ -225,6 +226,106 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
     if (auto v = h5::RealAttributeOf(f.get(), name)) t.real[name] = *v;
   Validate(t, where);
   return t;
+}
+
+}  // namespace cmf::md
+
+namespace cmf::md {
+namespace {
+
+// Standard atomic weights of the elements a MoS2 study meets, and a few
+// neighbours; other elements get 2 Z (a placeholder a user will see).
+double Mass(const std::string& symbol) {
+  static const std::map<std::string, double> kMass = {
+      {"H", 1.008},  {"C", 12.011}, {"N", 14.007}, {"O", 15.999}, {"S", 32.06},
+      {"Se", 78.971}, {"Te", 127.6}, {"Mo", 95.95}, {"W", 183.84}, {"Nb", 92.906},
+      {"Re", 186.207}};
+  auto it = kMass.find(symbol);
+  return it != kMass.end() ? it->second : 2.0 * AtomicNumber(symbol);
+}
+
+std::string Fmt(const char* format, double a, double b = 0, double c = 0) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, format, a, b, c);
+  return buf;
+}
+
+}  // namespace
+
+Trajectory Subset(const Trajectory& t, const std::vector<int>& frames) {
+  Trajectory s;
+  s.species = t.species;
+  s.text = t.text;
+  s.real = t.real;
+  s.integer = t.integer;
+  const std::size_t n3 = static_cast<std::size_t>(t.atoms()) * 3;
+  for (int f : frames) {
+    if (f < 0 || f >= t.frames()) throw std::out_of_range("frame out of range");
+    s.positions.insert(s.positions.end(), t.positions.begin() + f * n3,
+                       t.positions.begin() + (f + 1) * n3);
+    if (!t.forces.empty())
+      s.forces.insert(s.forces.end(), t.forces.begin() + f * n3, t.forces.begin() + (f + 1) * n3);
+    if (!t.energy.empty()) s.energy.push_back(t.energy[f]);
+    if (!t.time_fs.empty()) s.time_fs.push_back(t.time_fs[f]);
+    s.step.push_back(t.step[f]);
+    if (t.variable_cell() || s.cell.empty())
+      s.cell.insert(s.cell.end(), t.cell_of(f), t.cell_of(f) + 9);
+  }
+  return s;
+}
+
+std::string LammpsData(const Trajectory& t, int frame, const std::string& title) {
+  std::vector<std::string> kinds;
+  for (const std::string& s : t.species)
+    if (std::find(kinds.begin(), kinds.end(), s) == kinds.end()) kinds.push_back(s);
+  const double* m = t.cell_of(frame);
+  // LAMMPS wants a1 along x, a2 in the xy plane: true of the cells cmf
+  // writes from LAMMPS and md-mos2; other cells are rotated into that frame.
+  const double ax = std::sqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2]);
+  double ex[3] = {m[0] / ax, m[1] / ax, m[2] / ax};
+  double bx = m[3] * ex[0] + m[4] * ex[1] + m[5] * ex[2];
+  double b_perp[3] = {m[3] - bx * ex[0], m[4] - bx * ex[1], m[5] - bx * ex[2]};
+  double by = std::sqrt(b_perp[0] * b_perp[0] + b_perp[1] * b_perp[1] + b_perp[2] * b_perp[2]);
+  double ey[3] = {b_perp[0] / by, b_perp[1] / by, b_perp[2] / by};
+  double ez[3] = {ex[1] * ey[2] - ex[2] * ey[1], ex[2] * ey[0] - ex[0] * ey[2],
+                  ex[0] * ey[1] - ex[1] * ey[0]};
+  auto project = [&](const double* v, double* out) {
+    out[0] = v[0] * ex[0] + v[1] * ex[1] + v[2] * ex[2];
+    out[1] = v[0] * ey[0] + v[1] * ey[1] + v[2] * ey[2];
+    out[2] = v[0] * ez[0] + v[1] * ez[1] + v[2] * ez[2];
+  };
+  double c[3];
+  project(m + 6, c);
+  std::string out = "# " + title + "\n\n";
+  out += std::to_string(t.atoms()) + " atoms\n" + std::to_string(kinds.size()) + " atom types\n\n";
+  out += Fmt("0 %.10f xlo xhi\n", ax);
+  out += Fmt("0 %.10f ylo yhi\n", by);
+  out += Fmt("0 %.10f zlo zhi\n", c[2]);
+  out += Fmt("%.10f %.10f %.10f xy xz yz\n\nMasses\n\n", bx, c[0], c[1]);
+  for (std::size_t k = 0; k < kinds.size(); ++k)
+    out += std::to_string(k + 1) + Fmt(" %.4f", Mass(kinds[k])) + "  # " + kinds[k] + "\n";
+  out += "\nAtoms  # atomic\n\n";
+  const float* p = t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
+  for (int i = 0; i < t.atoms(); ++i) {
+    double v[3] = {p[3 * i], p[3 * i + 1], p[3 * i + 2]}, r[3];
+    project(v, r);
+    int type = static_cast<int>(std::find(kinds.begin(), kinds.end(), t.species[i]) - kinds.begin()) + 1;
+    out += std::to_string(i + 1) + " " + std::to_string(type) + Fmt(" %.8f %.8f %.8f\n", r[0], r[1], r[2]);
+  }
+  return out;
+}
+
+std::string ExtxyzFrame(const Trajectory& t, int frame) {
+  const double* m = t.cell_of(frame);
+  std::string out = std::to_string(t.atoms()) + "\nLattice=\"";
+  for (int k = 0; k < 9; ++k) out += Fmt(k ? " %.10f" : "%.10f", m[k]);
+  out += "\" Properties=species:S:1:pos:R:3";
+  if (!t.energy.empty()) out += Fmt(" energy=%.10f", t.energy[frame]);
+  out += " pbc=\"T T T\"\n";
+  const float* p = t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
+  for (int i = 0; i < t.atoms(); ++i)
+    out += t.species[i] + Fmt(" %.8f %.8f", p[3 * i], p[3 * i + 1]) + Fmt(" %.8f\n", p[3 * i + 2]);
+  return out;
 }
 
 }  // namespace cmf::md

@@ -63,3 +63,20 @@ void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t);
 Trajectory ReadTrajectory(const std::filesystem::path& path);
 
 }  // namespace cmf::md
+
+namespace cmf::md {
+
+// Frames FRAMES of T as a trajectory of their own (same atoms, attributes
+// kept), e.g. a data slice of T.
+Trajectory Subset(const Trajectory& t, const std::vector<int>& frames);
+
+// Frame F of T as a LAMMPS data file (atom_style atomic, a triclinic box at
+// the origin, one atom type per species in order of first appearance, with
+// their masses), from which the next MD can start.
+std::string LammpsData(const Trajectory& t, int frame, const std::string& title);
+
+// Frame F of T as one extended-XYZ frame (Lattice, Properties, energy when
+// known), as ASE reads it.
+std::string ExtxyzFrame(const Trajectory& t, int frame);
+
+}  // namespace cmf::md

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "frame_features.h"
 #include "mos2.h"
 #include "readers.h"
 #include "support.h"
@@ -326,4 +327,122 @@ TEST_CASE("md: the MoS2 builder places 3 n^2 - K atoms with a Mo-S bond of 2.4 �
   std::size_t atoms = 0;
   for (std::size_t at = in.find("create_atoms"); at != std::string::npos; at = in.find("create_atoms", at + 1)) ++atoms;
   CHECK(atoms == s.species.size());
+}
+
+namespace {
+
+// A one-frame trajectory of the seeded MoS2 structure.
+Trajectory Mos2Frame(int supercell, int vacancies, double displacement, std::uint64_t seed) {
+  cmf::md::Mos2Options o;
+  o.supercell = supercell;
+  o.vacancies = vacancies;
+  o.displacement = displacement;
+  o.seed = seed;
+  cmf::md::Structure s = cmf::md::BuildMos2(o);
+  Trajectory t;
+  t.species = s.species;
+  t.cell.assign(s.cell, s.cell + 9);
+  t.positions.assign(s.positions.begin(), s.positions.end());
+  t.step = {0};
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("md features: the bond descriptor does not change when a frame is rotated, moved or "
+          "renumbered, and does change when the atoms move") {
+  Trajectory t = Mos2Frame(3, 1, 0.08, 11);
+  cmf::md::BondOptions o;
+  std::vector<float> f = cmf::md::BondFeatures(t, 0, o);
+  REQUIRE(static_cast<int>(f.size()) == cmf::md::BondFeatureCount(2, o));
+  // The Mo-S histogram holds 6 bonds per Mo (each counted half from each end,
+  // per atom): 9 Mo x 6 - the bonds of the missing S, over 26 atoms.
+  double mos = 0;
+  for (int b = 0; b < o.r_bins; ++b) mos += f[o.r_bins + b];
+  double bonds_in_range = 0;  // Mo-S pairs between 2.0 and 3.6 Å: the 6 nearest per Mo
+  bonds_in_range = (9 * 6 - 3) / 26.0;
+  CHECK(mos == doctest::Approx(bonds_in_range).epsilon(0.02));
+
+  // Rotate cell and positions by one rotation, shift, and reverse the atoms.
+  const double a = 0.7, b = -1.1;
+  const double r[9] = {std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0, 0, 0, 1};
+  const double q[9] = {1, 0, 0, 0, std::cos(b), -std::sin(b), 0, std::sin(b), std::cos(b)};
+  double rq[9];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      rq[3 * i + j] = 0;
+      for (int k = 0; k < 3; ++k) rq[3 * i + j] += r[3 * i + k] * q[3 * k + j];
+    }
+  auto turn = [&](const double* v, double* out) {
+    for (int i = 0; i < 3; ++i) out[i] = rq[3 * i] * v[0] + rq[3 * i + 1] * v[1] + rq[3 * i + 2] * v[2];
+  };
+  Trajectory u = t;
+  for (int row = 0; row < 3; ++row) turn(t.cell.data() + 3 * row, u.cell.data() + 3 * row);
+  const int n = t.atoms();
+  for (int i = 0; i < n; ++i) {
+    const int from = n - 1 - i;
+    double v[3] = {t.positions[3 * from] + 1.5, t.positions[3 * from + 1] - 0.25,
+                   t.positions[3 * from + 2]};
+    double w[3];
+    turn(v, w);
+    for (int k = 0; k < 3; ++k) u.positions[3 * i + k] = static_cast<float>(w[k]);
+    u.species[i] = t.species[from];
+  }
+  // The species' order of first appearance changed with the renumbering: S
+  // comes first now, so compare the histograms by pair, not by position.
+  std::vector<float> g = cmf::md::BondFeatures(u, 0, o);
+  REQUIRE(g.size() == f.size());
+  const int rb = o.r_bins, ab = o.angle_bins;
+  auto same = [&](int fi, int gi, int count) {
+    double worst = 0;
+    for (int k = 0; k < count; ++k) worst = std::max(worst, std::fabs(double(f[fi + k]) - g[gi + k]));
+    return worst;
+  };
+  // f: Mo-Mo, Mo-S, S-S, angles at Mo, at S; g: S-S, S-Mo, Mo-Mo, at S, at Mo.
+  CHECK(same(0, 2 * rb, rb) < 1e-4);
+  CHECK(same(rb, rb, rb) < 1e-4);
+  CHECK(same(2 * rb, 0, rb) < 1e-4);
+  CHECK(same(3 * rb, 3 * rb + ab, ab) < 1e-4);
+  CHECK(same(3 * rb + ab, 3 * rb, ab) < 1e-4);
+  // Another thermal configuration gives other features.
+  std::vector<float> h = cmf::md::BondFeatures(Mos2Frame(3, 1, 0.08, 12), 0, o);
+  double moved = 0;
+  for (std::size_t k = 0; k < f.size(); ++k) moved = std::max(moved, std::fabs(double(f[k]) - h[k]));
+  CHECK(moved > 1e-2);
+}
+
+TEST_CASE("md features: the ADF renderer puts an atom where the cell says, periodic images "
+          "included, with Z-contrast") {
+  Trajectory t;
+  t.species = {"Mo", "S"};
+  t.cell = {30, 0, 0, 0, 30, 0, 0, 0, 20};
+  // Mo at (12.35, 16.05), S at (19.95, 13.05): both inside a 10 Å window.
+  t.positions = {12.35f, 16.05f, 10.f, 19.95f, 13.05f, 10.f};
+  t.step = {0};
+  cmf::md::RenderOptions o;
+  o.pixel = 0.1;
+  o.size = 100;  // a 10 Å window centred on the cell's centre (15, 15): x, y from 10 to 20
+  std::vector<float> img = cmf::md::RenderAdf(t, 0, o);
+  auto at = [&](int row, int col) { return img[static_cast<std::size_t>(row) * o.size + col]; };
+  // Pixel (row, col) is centred at (10 + (col + 0.5) 0.1, 10 + (row + 0.5) 0.1).
+  int best = static_cast<int>(std::max_element(img.begin(), img.end()) - img.begin());
+  CHECK(best / o.size == 60);  // y = 16.05
+  CHECK(best % o.size == 23);  // x = 12.35
+  // Z-contrast: Mo (42) over S (16) at their centres, (42/16)^1.7.
+  CHECK(at(60, 23) / at(30, 99) == doctest::Approx(std::pow(42.0 / 16.0, 1.7)).epsilon(0.05));
+  // A window larger than the cell (40 Å: x and y from -5 to 35): an atom at
+  // x = 2.05 shows again at 32.05, one cell vector away, equally bright.
+  t.positions = {2.05f, 16.05f, 10.f, 19.95f, 13.05f, 10.f};
+  o.size = 400;
+  img = cmf::md::RenderAdf(t, 0, o);
+  auto big = [&](int row, int col) { return img[static_cast<std::size_t>(row) * 400 + col]; };
+  CHECK(big(210, 70) > 0);
+  CHECK(big(210, 370) == doctest::Approx(big(210, 70)).epsilon(1e-4));
+  CHECK(big(210, 220) < 1e-3f * big(210, 70));  // nothing half-way
+  // Pooling keeps the mean.
+  std::vector<float> pooled = cmf::md::Pool(img, 400, 20);
+  double a = 0, b = 0;
+  for (float v : img) a += v;
+  for (float v : pooled) b += v;
+  CHECK(b / pooled.size() == doctest::Approx(a / img.size()).epsilon(1e-4));
 }
