@@ -1,0 +1,145 @@
+#include "aimd_loop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "acquisition.h"
+
+namespace cmf::aimd {
+
+Pick ParsePick(const std::string& name) {
+  if (name == "lcb") return Pick::kLcb;
+  if (name == "mu") return Pick::kMu;
+  if (name == "ei") return Pick::kEi;
+  if (name == "random") return Pick::kRandom;
+  throw std::runtime_error("unknown acquisition '" + name + "' (lcb, mu, ei, random)");
+}
+
+std::string ToString(Pick p) {
+  switch (p) {
+    case Pick::kLcb: return "lcb";
+    case Pick::kMu: return "mu";
+    case Pick::kEi: return "ei";
+    case Pick::kRandom: return "random";
+  }
+  return "?";
+}
+
+namespace {
+
+// The model maximises y = -(target - mean) / sd: lcb on the target is ucb on
+// y with beta = kappa, and ei on y is expected improvement on -target.
+ml::Acquisition AcquisitionOf(Pick p) {
+  switch (p) {
+    case Pick::kLcb: return ml::Acquisition::kUcb;
+    case Pick::kMu: return ml::Acquisition::kMaxUncertainty;
+    case Pick::kEi: return ml::Acquisition::kExpectedImprovement;
+    case Pick::kRandom: return ml::Acquisition::kRandom;
+  }
+  return ml::Acquisition::kRandom;
+}
+
+}  // namespace
+
+LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
+                   const std::function<double(int)>& evaluate,
+                   const std::vector<double>* truth,
+                   const std::function<bool(const StepLog&)>& on_step) {
+  if (pool.count < 2) throw std::runtime_error("fewer than 2 frames to choose from");
+  if (static_cast<int>(pool.x.size()) != pool.count * pool.features)
+    throw std::runtime_error("the feature rows do not match the frame count");
+  if (o.seed_frames < 1 || o.seed_frames >= pool.count)
+    throw std::runtime_error("--seed-frames must be 1 to " + std::to_string(pool.count - 1));
+  ml::DklConfig config = o.model;
+  config.features = pool.features;
+  config.outputs = 1;
+  ml::DklModel model(config, o.seed);
+  if (!o.init.empty()) {
+    model.Load(o.init);
+    model.SetInitialToCurrent();
+  }
+  double true_min = std::numeric_limits<double>::infinity();
+  if (truth != nullptr) true_min = *std::min_element(truth->begin(), truth->end());
+
+  LoopResult r;
+  std::vector<char> measured(pool.count, 0);
+  std::uint64_t rng = o.seed * 0x9e3779b97f4a7c15ULL + 7;
+  auto evaluate_frame = [&](int i) {
+    double t = evaluate(i);
+    if (!std::isfinite(t)) throw std::runtime_error("the energy of frame " + std::to_string(i) + " is not finite");
+    measured[i] = 1;
+    r.order.push_back(i);
+    r.target.push_back(t);
+  };
+  while (static_cast<int>(r.order.size()) < o.seed_frames) {
+    int i = ml::UniformIndex(&rng, pool.count);
+    if (!measured[i]) evaluate_frame(i);
+  }
+  ml::AcquisitionParams params;
+  params.beta = o.kappa;
+  const ml::Acquisition acquisition = AcquisitionOf(o.pick);
+  std::vector<float> train_x;
+  std::vector<double> train_y;
+  for (int step = 1;; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    // Standardise the evaluated targets; the model maximises their negation.
+    const int n = static_cast<int>(r.order.size());
+    double mean = std::accumulate(r.target.begin(), r.target.end(), 0.0) / n;
+    double var = 0;
+    for (double t : r.target) var += (t - mean) * (t - mean);
+    double sd = n > 1 ? std::sqrt(var / (n - 1)) : 0;
+    if (!(sd > 1e-12)) sd = 1;
+    train_x.clear();
+    train_y.clear();
+    for (int k = 0; k < n; ++k) {
+      const float* row = pool.x.data() + static_cast<std::size_t>(r.order[k]) * pool.features;
+      train_x.insert(train_x.end(), row, row + pool.features);
+      train_y.push_back(-(r.target[k] - mean) / sd);
+    }
+    model.Reset();
+    model.Train(train_x, n, train_y, o.epochs);
+    ml::Prediction p = model.Predict(pool.x.data(), pool.count);
+    r.predicted.resize(pool.count);
+    r.uncertainty.resize(pool.count);
+    double max_sd = 0;
+    for (int i = 0; i < pool.count; ++i) {
+      r.predicted[i] = -p.mean[i] * sd + mean;
+      r.uncertainty[i] = std::sqrt(std::max(0.0, p.variance[i])) * sd;
+      if (!measured[i]) max_sd = std::max(max_sd, r.uncertainty[i]);
+    }
+    if (step > o.steps || n >= pool.count) break;  // the last model is trained; done
+    double best_y = *std::max_element(train_y.begin(), train_y.end());
+    std::vector<double> values = ml::AcquisitionValues(acquisition, p.mean, p.variance, best_y, params);
+    int next = ml::Choose(acquisition, values, measured, &rng);
+    if (next < 0) break;
+    StepLog log;
+    log.step = step;
+    log.index = next;
+    log.predicted = r.predicted[next];
+    log.uncertainty = r.uncertainty[next];
+    log.max_uncertainty = max_sd;
+    log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    evaluate_frame(next);
+    log.target = r.target.back();
+    log.best = *std::min_element(r.target.begin(), r.target.end());
+    if (truth != nullptr) {
+      log.regret = log.best - true_min;
+      double sum = 0;
+      for (int i = 0; i < pool.count; ++i) {
+        double d = r.predicted[i] - (*truth)[i];
+        sum += d * d;
+      }
+      log.rmse = std::sqrt(sum / pool.count);
+    }
+    if (!on_step(log)) {
+      r.stopped = true;
+      break;
+    }
+  }
+  return r;
+}
+
+}  // namespace cmf::aimd
