@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,7 @@ void RunLammps(const LammpsJob& job) {
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0)
     Fail(std::string("cannot start LAMMPS: ") + std::strerror(errno));
+  const pid_t cmf_pid = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(report[0]);
@@ -107,6 +109,10 @@ void RunLammps(const LammpsJob& job) {
     // Its own process group: the terminal's Ctrl-C goes to cmf, which stops
     // the whole group (mpirun and its ranks) itself.
     ::setpgid(0, 0);
+    // Should cmf itself be killed (a second Ctrl-C, kill -9), LAMMPS (or
+    // mpirun, which passes it on to its ranks) is told to end too.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != cmf_pid) ::_exit(126);  // cmf is gone already
     if (::chdir(job.workdir.c_str()) != 0) ::_exit(126);
     int out = ::open(screen.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int in = ::open("/dev/null", O_RDONLY);

@@ -3,7 +3,11 @@
 // its frames as a trajectory file; `cmf run trajectory-import` reads what a
 // site's own VASP or LAMMPS runs (or ASE) wrote into the same layout. Both
 // record their sources as inputs and the trajectory as a dataset output.
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <chrono>
@@ -37,11 +41,14 @@ void Require(bool ok, const std::string& message) {
   if (!ok) throw plugin::Error(message);
 }
 
-// A directory that removes itself and what is in it.
+// A directory that removes itself and what is in it. Its name holds this
+// process's id, so that a later run can remove the folder of a run that was
+// killed (kill -9 gives no chance to clean up).
 class TempDir {
  public:
   explicit TempDir(const fs::path& near) {
-    std::string pattern = (near / ".cmf-md-XXXXXX").string();
+    RemoveStale(near);
+    std::string pattern = (near / (".cmf-md-" + std::to_string(::getpid()) + "-XXXXXX")).string();
     Require(::mkdtemp(pattern.data()) != nullptr,
             "cannot create a working directory in '" + near.string() + "'");
     path_ = pattern;
@@ -53,6 +60,18 @@ class TempDir {
   const fs::path& path() const { return path_; }
 
  private:
+  // Removes the scratch folders in DIR of md-mos2 runs whose process is gone.
+  static void RemoveStale(const fs::path& dir) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(".cmf-md-", 0) != 0) continue;
+      long pid = std::strtol(name.c_str() + 8, nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+        fs::remove_all(e.path(), ec);
+    }
+  }
+
   fs::path path_;
 };
 

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -160,16 +162,34 @@ TEST_CASE("md-mos2: a LAMMPS that is missing, fails or is interrupted is a clear
   CHECK(ws.Log()[0]["status"] == "failed");
   CHECK(!fs::exists(ws / "traj.h5"));
   CHECK(!LeftoverWorkDir(ws.dir.path()));
-  // Ctrl-C during a long run: LAMMPS is stopped, the execution is interrupted.
+  // Ctrl-C during a long run (one SIGINT, to cmf alone, as a terminal sends
+  // it): LAMMPS is stopped, the execution is interrupted.
   Outcome cut = cmf::test::RunProcess(
-      {"timeout", "--preserve-status", "-s", "INT", "3", cmf::test::CmfBinary(), "run",
-       "md-mos2", "--steps", "100000000", "-o", "long.h5"},
+      {"timeout", "--foreground", "--preserve-status", "-s", "INT", "3",
+       cmf::test::CmfBinary(), "run", "md-mos2", "--steps", "100000000", "-o", "long.h5"},
       ws.dir.path());
   CHECK(cut.exit_code == 130);
   CHECK(ws.Log()[0]["status"] == "interrupted");
   CHECK(!fs::exists(ws / "long.h5"));
   CHECK(!LeftoverWorkDir(ws.dir.path()));
   CHECK(!Running((ws / "long.lammps").string()));
+  // cmf killed outright (kill -9): LAMMPS ends with it, and the next run
+  // removes the scratch folder the killed one left.
+  Outcome killed = cmf::test::RunProcess(
+      {"timeout", "--foreground", "-s", "KILL", "3", cmf::test::CmfBinary(), "run", "md-mos2",
+       "--steps", "100000000", "-o", "killed.h5"},
+      ws.dir.path());
+  CHECK(killed.exit_code == 137);
+  CHECK(LeftoverWorkDir(ws.dir.path()));
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !Running((ws / "killed.lammps").string());
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(gone);
+  CHECK(!fs::exists(ws / "killed.h5"));
+  Ok(ws(Small({"-o", "after.h5"})));
+  CHECK(!LeftoverWorkDir(ws.dir.path()));
   // Out-of-range settings are refused before LAMMPS starts.
   CHECK(IsError(ws(Small({"--vacancies", "18"})), "--vacancies must be 0 to 17"));
   CHECK(IsError(ws(Small({"--every", "500"})), "--every must be 1 to --steps"));
