@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "aimd_loop.h"
+#include "aimd_pool.h"
 #include "cmf/plugin.h"
 #include "cmf/plugin_cpp.h"
 #include "dkl.h"
-#include "frame_features.h"
 #include "h5io.h"
 #include "trajectory.h"
 
@@ -30,11 +30,6 @@ namespace fs = std::filesystem;
 using plugin::Context;
 
 constexpr const char* kVersion = "0.1.0";
-// The image features: the published 208 x 208 crops at the real frame's
-// 0.12 Å per pixel, pooled to 16 x 16, the width of a microscope patch and so
-// of a meta-model trained on experiments.
-constexpr int kImagePool = 16;
-
 void Require(bool ok, const std::string& message) {
   if (!ok) throw plugin::Error(message);
 }
@@ -43,65 +38,7 @@ struct Source {
   std::string path;
   std::string hash;
   md::Trajectory t;
-  int first = 0;  // index of its frame 0 in the pool
 };
-
-// One feature row per frame of every trajectory, then standardised: bonds
-// column by column (mean 0, sd 1 over all frames; a constant column 0),
-// images by one global minimum and maximum to [0, 1], as microscope patches.
-Pool Features(const std::vector<Source>& sources, const std::string& kind, Context& ctx) {
-  Pool pool;
-  for (const Source& s : sources) pool.count += s.t.frames();
-  md::BondOptions bonds;
-  md::RenderOptions render;
-  std::vector<std::string> species;
-  for (const Source& s : sources)
-    for (const std::string& e : s.t.species)
-      if (std::find(species.begin(), species.end(), e) == species.end()) species.push_back(e);
-  if (kind == "bonds") {
-    // Every trajectory must name its species in the same order of first
-    // appearance, so that a histogram means the same pair everywhere.
-    for (const Source& s : sources) {
-      std::vector<std::string> own;
-      for (const std::string& e : s.t.species)
-        if (std::find(own.begin(), own.end(), e) == own.end()) own.push_back(e);
-      Require(own == species, "'" + s.path + "' lists its elements in another order (or others) "
-                              "than the first trajectory: the bond features would not line up");
-    }
-    pool.features = md::BondFeatureCount(static_cast<int>(species.size()), bonds);
-  } else {
-    pool.features = kImagePool * kImagePool;
-  }
-  pool.x.reserve(static_cast<std::size_t>(pool.count) * pool.features);
-  int done = 0;
-  for (const Source& s : sources) {
-    for (int f = 0; f < s.t.frames(); ++f) {
-      std::vector<float> row =
-          kind == "bonds" ? md::BondFeatures(s.t, f, bonds)
-                          : md::Pool(md::RenderAdf(s.t, f, render), render.size, kImagePool);
-      pool.x.insert(pool.x.end(), row.begin(), row.end());
-      if (++done % 50 == 0) ctx.Progress(done, pool.count, "features of frame " + std::to_string(done));
-      if (ctx.Cancelled()) throw plugin::Error("interrupted");
-    }
-  }
-  const std::size_t w = static_cast<std::size_t>(pool.features);
-  if (kind == "bonds") {
-    for (std::size_t c = 0; c < w; ++c) {
-      double sum = 0, sq = 0;
-      for (int i = 0; i < pool.count; ++i) sum += pool.x[i * w + c];
-      double mean = sum / pool.count;
-      for (int i = 0; i < pool.count; ++i) sq += (pool.x[i * w + c] - mean) * (pool.x[i * w + c] - mean);
-      double sd = std::sqrt(sq / pool.count);
-      for (int i = 0; i < pool.count; ++i)
-        pool.x[i * w + c] = sd > 1e-9 ? static_cast<float>((pool.x[i * w + c] - mean) / sd) : 0.f;
-    }
-  } else {
-    auto [lo, hi] = std::minmax_element(pool.x.begin(), pool.x.end());
-    float a = *lo, span = *hi - *lo;
-    for (float& v : pool.x) v = span > 0 ? (v - a) / span : 0.f;
-  }
-  return pool;
-}
 
 void WriteText(const fs::path& path, const std::string& text) {
   fs::path tmp = path;
@@ -170,23 +107,21 @@ int Run(Context& ctx) {
     init_hash = ctx.LogInput(o.init, "model");
   }
 
-  // The target: energy per atom, centred per trajectory (by the mean of its
-  // recorded frames) unless --absolute.
-  std::vector<double> truth;
+  std::vector<const md::Trajectory*> trajectories;
   std::vector<int> traj_of, frame_of;
   for (std::size_t k = 0; k < sources.size(); ++k) {
-    Source& s = sources[k];
-    s.first = static_cast<int>(truth.size());
-    double mean = 0;
-    for (double e : s.t.energy) mean += e / s.t.atoms();
-    mean /= s.t.frames();
-    for (int f = 0; f < s.t.frames(); ++f) {
-      truth.push_back(s.t.energy[f] / s.t.atoms() - (absolute ? 0.0 : mean));
+    trajectories.push_back(&sources[k].t);
+    for (int f = 0; f < sources[k].t.frames(); ++f) {
       traj_of.push_back(static_cast<int>(k));
       frame_of.push_back(f);
     }
   }
-  Pool pool = Features(sources, features, ctx);
+  // The target: energy per atom, centred per trajectory unless --absolute.
+  const std::vector<double> truth = Targets(trajectories, absolute);
+  Pool pool = MakePool(trajectories, features, [&ctx](int done, int total) {
+    ctx.Progress(done, total, "features of frame " + std::to_string(done));
+    return !ctx.Cancelled();
+  });
   const int true_min = static_cast<int>(std::min_element(truth.begin(), truth.end()) - truth.begin());
   ctx.SetProperty("frames", static_cast<std::int64_t>(pool.count));
   ctx.SetProperty("features_width", static_cast<std::int64_t>(pool.features));
