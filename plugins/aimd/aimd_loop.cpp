@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <stdexcept>
 
@@ -44,6 +45,22 @@ ml::Acquisition AcquisitionOf(Pick p) {
 
 }  // namespace
 
+std::vector<double> CentredTargets(const LoopResult& r, const LoopOptions& o) {
+  if (o.centre_groups.empty()) return r.value;
+  std::map<int, std::pair<double, int>> sums;  // group -> (sum, count)
+  for (std::size_t k = 0; k < r.order.size(); ++k) {
+    auto& [sum, count] = sums[o.centre_groups[r.order[k]]];
+    sum += r.value[k];
+    ++count;
+  }
+  std::vector<double> out;
+  for (std::size_t k = 0; k < r.order.size(); ++k) {
+    const auto& [sum, count] = sums[o.centre_groups[r.order[k]]];
+    out.push_back(r.value[k] - sum / count);
+  }
+  return out;
+}
+
 LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
                    const std::function<double(int)>& evaluate,
                    const std::vector<double>* truth,
@@ -51,6 +68,8 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
   if (pool.count < 2) throw std::runtime_error("fewer than 2 frames to choose from");
   if (static_cast<int>(pool.x.size()) != pool.count * pool.features)
     throw std::runtime_error("the feature rows do not match the frame count");
+  if (!o.centre_groups.empty() && static_cast<int>(o.centre_groups.size()) != pool.count)
+    throw std::runtime_error("one centring group per frame");
   if (o.seed_frames < 1 || o.seed_frames >= pool.count)
     throw std::runtime_error("--seed-frames must be 1 to " + std::to_string(pool.count - 1));
   ml::DklConfig config = o.model;
@@ -68,11 +87,12 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
   std::vector<char> measured(pool.count, 0);
   std::uint64_t rng = o.seed * 0x9e3779b97f4a7c15ULL + 7;
   auto evaluate_frame = [&](int i) {
-    double t = evaluate(i);
-    if (!std::isfinite(t)) throw std::runtime_error("the energy of frame " + std::to_string(i) + " is not finite");
+    double v = evaluate(i);
+    if (!std::isfinite(v)) throw std::runtime_error("the energy of frame " + std::to_string(i) + " is not finite");
     measured[i] = 1;
     r.order.push_back(i);
-    r.target.push_back(t);
+    r.value.push_back(v);
+    r.target = CentredTargets(r, o);
   };
   while (static_cast<int>(r.order.size()) < o.seed_frames) {
     int i = ml::UniformIndex(&rng, pool.count);

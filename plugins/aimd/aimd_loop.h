@@ -34,6 +34,11 @@ struct LoopOptions {
   std::uint64_t seed = 0;
   ml::DklConfig model;   // model.features: the width of a feature row
   std::string init;      // a DKL checkpoint to start every retraining from, or ""
+  // When set (one entry per frame), a frame's target is what EVALUATE gave
+  // minus the mean of what it gave for the frames of the same group evaluated
+  // so far, recomputed at every step: centring per trajectory when only the
+  // evaluated energies are known (an energy driver).
+  std::vector<int> centre_groups;
 };
 
 // The candidates: one row of features per frame.
@@ -60,20 +65,24 @@ struct StepLog {
 
 struct LoopResult {
   std::vector<int> order;          // frames evaluated, in order (seed frames first)
-  std::vector<double> target;      // their targets
+  std::vector<double> value;       // what EVALUATE gave for each
+  std::vector<double> target;      // their targets (value, centred when asked)
   std::vector<double> predicted;   // the last model's mean of every frame
   std::vector<double> uncertainty; // and its standard deviation
   bool stopped = false;            // ON_STEP asked to stop
 };
 
-// Runs the loop over POOL. EVALUATE gives the target of a frame (it may throw:
-// the loop ends, and what was evaluated is in the exception's wake lost only
-// for that frame, because ON_STEP saw every earlier step). TRUTH, when given
-// (replay), the target of every frame: for regret and rmse. ON_STEP is called
-// after every step and returns false to stop.
+// Runs the loop over POOL. EVALUATE gives the value of a frame (the target
+// itself, or what is centred into it); when it throws, the exception leaves
+// the loop, and ON_EVALUATED has seen every value before it. TRUTH, when given
+// (replay), is the target of every frame: for regret and rmse. ON_STEP is
+// called after every step and returns false to stop.
 LoopResult RunLoop(const Pool& pool, const LoopOptions& options,
                    const std::function<double(int)>& evaluate,
                    const std::vector<double>* truth,
                    const std::function<bool(const StepLog&)>& on_step);
+
+// The targets of LOOP's evaluations under OPTIONS (centred when asked).
+std::vector<double> CentredTargets(const LoopResult& loop, const LoopOptions& options);
 
 }  // namespace cmf::aimd

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "cmf/plugin.h"
 #include "cmf/plugin_cpp.h"
 #include "dkl.h"
+#include "energy_driver.h"
 #include "h5io.h"
 #include "trajectory.h"
 
@@ -88,14 +90,19 @@ int Run(Context& ctx) {
   Require(calibration >= 0, "--calibration must not be negative");
   Require(ctx.IntParam("seed") >= 0, "--seed must not be negative");
   const fs::path out = ctx.Param("out");
+  const std::string energy = ctx.Param("energy");
+  const bool replay = energy == "replay";
+  const double timeout = ctx.RealParam("energy-timeout");
+  Require(timeout > 0, "--energy-timeout must be positive");
 
   std::vector<Source> sources;
   for (const std::string& path : ctx.Params("trajectories")) {
     Source s;
     s.path = path;
     s.t = md::ReadTrajectory(path);
-    Require(!s.t.energy.empty(), "'" + path + "' has no /energy: --energy replay reveals the "
-                                 "recorded energies, and this trajectory has none");
+    Require(!replay || !s.t.energy.empty(),
+            "'" + path + "' has no /energy: --energy replay reveals the recorded energies, and "
+            "this trajectory has none (ask a driver: --energy proc:CMD)");
     s.hash = ctx.LogInput(path, "dataset");
     sources.push_back(std::move(s));
   }
@@ -116,47 +123,99 @@ int Run(Context& ctx) {
       frame_of.push_back(f);
     }
   }
-  // The target: energy per atom, centred per trajectory unless --absolute.
-  const std::vector<double> truth = Targets(trajectories, absolute);
   Pool pool = MakePool(trajectories, features, [&ctx](int done, int total) {
     ctx.Progress(done, total, "features of frame " + std::to_string(done));
     return !ctx.Cancelled();
   });
-  const int true_min = static_cast<int>(std::min_element(truth.begin(), truth.end()) - truth.begin());
   ctx.SetProperty("frames", static_cast<std::int64_t>(pool.count));
   ctx.SetProperty("features_width", static_cast<std::int64_t>(pool.features));
-  ctx.SetProperty("true_minimum", truth[true_min]);
-  ctx.SetProperty("true_minimum_trajectory", static_cast<std::int64_t>(traj_of[true_min]));
-  ctx.SetProperty("true_minimum_frame", static_cast<std::int64_t>(frame_of[true_min]));
 
-  int found_at = -1;  // the evaluation that first reached the true minimum
-  int evaluations = 0;
-  auto evaluate = [&](int i) {
-    ++evaluations;
-    if (i == true_min && found_at < 0) found_at = evaluations;
-    return truth[i];
+  // The target: energy per atom, centred per trajectory unless --absolute.
+  // Replay centres by the mean of every recorded frame, as the published
+  // work did; a driver's energies are centred by the mean of the frames of
+  // that trajectory evaluated so far (recomputed at every step).
+  std::vector<double> truth;
+  int true_min = -1;
+  if (replay) {
+    truth = Targets(trajectories, absolute);
+    true_min = static_cast<int>(std::min_element(truth.begin(), truth.end()) - truth.begin());
+    ctx.SetProperty("true_minimum", truth[true_min]);
+    ctx.SetProperty("true_minimum_trajectory", static_cast<std::int64_t>(traj_of[true_min]));
+    ctx.SetProperty("true_minimum_frame", static_cast<std::int64_t>(frame_of[true_min]));
+  } else if (!absolute) {
+    o.centre_groups = traj_of;
+  }
+  std::unique_ptr<md::EnergyDriver> driver;
+  if (!replay) driver = std::make_unique<md::EnergyDriver>(energy.substr(5), timeout);
+
+  // Every evaluation, as it happens: what evaluated.h5 keeps, even when the
+  // driver fails half-way.
+  struct Evaluation {
+    int trajectory, frame;
+    double energy;  // eV, the whole frame
   };
-  LoopResult r = RunLoop(pool, o, evaluate, &truth, [&](const StepLog& s) {
+  std::vector<Evaluation> evaluations;
+  int found_at = -1;  // the evaluation that first reached the true minimum (replay)
+  auto evaluate = [&](int i) {
+    const Source& s = sources[traj_of[i]];
+    const int f = frame_of[i];
+    const double e = replay ? s.t.energy[f] : driver->Energy(s.t, traj_of[i], f);
+    evaluations.push_back({traj_of[i], f, e});
+    if (i == true_min && found_at < 0) found_at = static_cast<int>(evaluations.size());
+    return replay ? truth[i] : e / s.t.atoms();
+  };
+  auto save_evaluations = [&]() {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    Require(fs::is_directory(out), "cannot create the folder '" + out.string() + "'");
+    h5::NewFile f(out / "evaluated.h5");
+    const hsize_t n = static_cast<hsize_t>(evaluations.size());
+    std::vector<int> t, fr;
+    std::vector<double> e, per_atom;
+    for (const Evaluation& v : evaluations) {
+      t.push_back(v.trajectory);
+      fr.push_back(v.frame);
+      e.push_back(v.energy);
+      per_atom.push_back(v.energy / sources[v.trajectory].t.atoms());
+    }
+    h5::Write(f.get(), "trajectory", H5T_NATIVE_INT, H5T_STD_I32LE, {n}, t.data(), f.path());
+    h5::Write(f.get(), "frame", H5T_NATIVE_INT, H5T_STD_I32LE, {n}, fr.data(), f.path());
+    h5::Write(f.get(), "energy", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n}, e.data(), f.path());
+    h5::Write(f.get(), "energy_per_atom", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n}, per_atom.data(), f.path());
+    h5::Attribute(f.get(), "energy_source", energy);
+    f.Commit();
+    const std::string hash = ctx.LogOutput((out / "evaluated.h5").string(), "dataset");
+    for (const Source& s : sources) ctx.LogDerivedFrom(hash, s.hash);
+  };
+  LoopResult r;
+  try {
+    r = RunLoop(pool, o, evaluate, replay ? &truth : nullptr, [&](const StepLog& s) {
     ctx.LogMetric("trajectory", s.step, traj_of[s.index]);
     ctx.LogMetric("frame", s.step, frame_of[s.index]);
     ctx.LogMetric("predicted", s.step, s.predicted);
     ctx.LogMetric("uncertainty", s.step, s.uncertainty);
     ctx.LogMetric("best", s.step, s.best);
     ctx.LogMetric("max_uncertainty", s.step, s.max_uncertainty);
-    ctx.LogMetric("regret", s.step, s.regret);
-    ctx.LogMetric("rmse", s.step, s.rmse);
+    if (replay) ctx.LogMetric("regret", s.step, s.regret);
+    if (replay) ctx.LogMetric("rmse", s.step, s.rmse);
     ctx.LogMetric("step_seconds", s.step, s.seconds);
     ctx.Progress(s.step, o.steps, "step " + std::to_string(s.step) + "/" + std::to_string(o.steps) +
                                       ", best " + std::to_string(s.best));
     return !ctx.Cancelled();
-  });
+    });
+  } catch (...) {
+    // The driver (or the model) failed: keep what was evaluated.
+    try {
+      if (!evaluations.empty()) save_evaluations();
+    } catch (...) {
+    }
+    throw;
+  }
   ctx.SetProperty("evaluations", static_cast<std::int64_t>(r.order.size()));
-  ctx.SetProperty("found_minimum_at", static_cast<std::int64_t>(found_at));
+  if (replay) ctx.SetProperty("found_minimum_at", static_cast<std::int64_t>(found_at));
 
   // Outputs, each written whole or not at all.
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  Require(fs::is_directory(out), "cannot create the folder '" + out.string() + "'");
+  save_evaluations();
   {
     h5::NewFile f(out / "predictions.h5");
     const hsize_t n = static_cast<hsize_t>(pool.count);
@@ -224,7 +283,7 @@ int Run(Context& ctx) {
 }
 
 const char* const kFeatures[] = {"bonds", "image", nullptr};
-const char* const kEnergy[] = {"replay", nullptr};
+const char* const kEnergy[] = {"replay", "proc:", nullptr};
 
 const cmf_param kParams[] = {
     {"trajectories", CMF_PARAM_PATH, nullptr, "trajectory files (md-mos2, trajectory-import)",
@@ -234,8 +293,10 @@ const cmf_param kParams[] = {
     {"features", CMF_PARAM_STRING, "bonds", "what the model reads of a frame", kFeatures, 0},
     {"acquisition", CMF_PARAM_STRING, "lcb", "how the next frame is chosen", kPickChoices, 0},
     {"kappa", CMF_PARAM_REAL, "2", "lcb: mean - kappa * sd", nullptr, 0},
-    {"energy", CMF_PARAM_STRING, "replay", "where energies come from: the recorded /energy",
-     kEnergy, 0},
+    {"energy", CMF_PARAM_STRING, "replay",
+     "replay (the recorded /energy) or proc:CMD (a driver, doc/aimd.md)", kEnergy, 0},
+    {"energy-timeout", CMF_PARAM_REAL, "3600", "seconds the driver may take for one energy",
+     nullptr, 0},
     {"init", CMF_PARAM_PATH, nullptr, "a DKL meta-model (reptile) to start from (--features image)",
      nullptr, 0},
     {"architecture", CMF_PARAM_STRING, "small", "the feature extractor", ml::kArchitectureChoices, 0},

@@ -203,3 +203,77 @@ TEST_CASE("aimd-al: trajectories without energies, unreadable files and impossib
   CHECK(ws(Run({"--energy", "dft"})).exit_code == 2);
   CHECK(!fs::exists(ws / "aimd/predictions.h5"));
 }
+
+namespace {
+
+// A driver (sh) that greets, answers N energies of -500.5 eV, then does AFTER.
+std::string Driver(int n, const std::string& after) {
+  return "proc:n=0; while read -r line; do case \"$line\" in *hello*) echo '{\"ready\": true}';; "
+         "*energy*) n=$((n+1)); if [ $n -gt " + std::to_string(n) + " ]; then " + after +
+         "; fi; echo '{\"energy\": -500.5}';; *bye*) exit 0;; esac; done";
+}
+
+}  // namespace
+
+TEST_CASE("aimd-al: the sample LAMMPS driver gives the energies md-mos2 recorded") {
+  if (!HaveLammps()) return;
+  Workspace ws;
+  Simulate(ws);
+  const std::string driver = (fs::path(std::getenv("CMF_SOURCE_ROOT")) / "samples/energy_driver_lammps.py").string();
+  Outcome o = ws(Run({"--steps", "3", "--seed-frames", "2", "--energy", "proc:/usr/bin/python3 '" + driver + "'",
+                      "-o", "drv"}));
+  INFO(o.err);
+  REQUIRE(o.exit_code == 0);
+  json e = ws.Log()[0];
+  CHECK(e["properties"]["evaluations"] == 5);
+  CHECK(!e["properties"].contains("found_minimum_at"));  // no truth without replay
+  std::vector<float> energy = cmf::test::ReadFloatDataset(ws / "drv/evaluated.h5", "energy");
+  std::vector<float> traj = cmf::test::ReadFloatDataset(ws / "drv/evaluated.h5", "trajectory");
+  std::vector<float> frame = cmf::test::ReadFloatDataset(ws / "drv/evaluated.h5", "frame");
+  REQUIRE(energy.size() == 5u);
+  for (std::size_t k = 0; k < energy.size(); ++k) {
+    cmf::md::Trajectory t = cmf::md::ReadTrajectory(ws / ("t" + std::to_string(int(traj[k])) + ".h5"));
+    // Single points of float32 positions against the MD's own energies.
+    CHECK(energy[k] == doctest::Approx(t.energy[int(frame[k])]).epsilon(1e-6));
+  }
+  CHECK(Metrics(ws)["best"].size() == 3u);
+  CHECK(!Metrics(ws).contains("regret"));
+}
+
+TEST_CASE("aimd-al: a driver that dies, hangs, or answers garbage ends the run with a clear "
+          "error, and every evaluation so far is kept") {
+  if (!HaveLammps()) return;
+  Workspace ws;
+  Simulate(ws);
+  struct Case {
+    std::string name, energy, error;
+    std::vector<std::string> extra;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"dies", Driver(4, "exit 3"), "exited with status 3"},
+           {"hangs", Driver(4, "sleep 30"), "did not answer within 1 s", {"--energy-timeout", "1"}},
+           {"garbage", Driver(4, "echo 'not json'; continue"), "not a JSON object: 'not json'"},
+           {"no number", Driver(4, "echo '{\"energy\": \"low\"}'; continue"), "without a number"},
+           {"error answer", Driver(4, "echo '{\"error\": \"SCF did not converge\"}'; continue"),
+            "reported an error for frame"},
+       }) {
+    CAPTURE(c.name);
+    std::vector<std::string> extra = {"--steps", "6", "--seed-frames", "3", "--energy", c.energy,
+                                      "-o", "res-" + c.name};
+    extra.insert(extra.end(), c.extra.begin(), c.extra.end());
+    Outcome o = ws(Run(extra));
+    CHECK(o.exit_code == 1);
+    CHECK(IsError(o, c.error));
+    json e = ws.Log()[0];
+    CHECK(e["status"] == "failed");
+    // 3 seed frames and 1 step were evaluated before the driver failed.
+    CHECK(Metrics(ws)["frame"].size() == 1u);
+    std::vector<float> kept = cmf::test::ReadFloatDataset(ws / ("res-" + c.name + "/evaluated.h5"), "energy");
+    CHECK(kept.size() == 4u);
+    bool logged = false;
+    for (const json& out : e["outputs"]) logged |= out["path"] == "res-" + c.name + "/evaluated.h5";
+    CHECK(logged);
+  }
+  Outcome silent = ws(Run({"--energy", "proc:exit 0"}));
+  CHECK(IsError(silent, "exited with status 0 before answering"));
+}

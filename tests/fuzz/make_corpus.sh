@@ -14,7 +14,7 @@ mlmd=$root/../shared/data/cmflib-mlmd/aldkl.mlmd.sqlite
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$corpus"
-mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url,trajectory}
+mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url,trajectory,energy_reply}
 
 # A workspace: a tracked folder (a manifest, stat-cache blobs), two executions with parameters,
 # metrics, inputs and outputs, a commit (a segment), a remote, an export.
@@ -98,5 +98,10 @@ printf '\001ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS xy xz 
   > "$corpus/trajectory/lammps"
 printf '\0022\nLattice="4 0 0 2 3 0 0 0 10" Properties=species:S:1:pos:R:3:forces:R:3 energy=-10.25 pbc="T T F"\nMo 0 0 5 0 0 0\nS 1 1 6.5 0.1 0.2 0.3\n' \
   > "$corpus/trajectory/extxyz"
+
+# Energy driver answers: one line each.
+printf '{"energy": -541.2516}' > "$corpus/energy_reply/energy"
+printf '{"ready": {"driver": "energy_driver_lammps.py"}}' > "$corpus/energy_reply/ready"
+printf '{"error": "SCF did not converge"}' > "$corpus/energy_reply/error"
 
 du -sh "$corpus"/* | sed "s|$root/||"

@@ -3,11 +3,14 @@
 // trajectory file's round trip, and the MoS2 builder.
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "energy_driver.h"
 #include "frame_features.h"
 #include "mos2.h"
 #include "readers.h"
@@ -20,6 +23,7 @@ using cmf::md::ReadOptions;
 using cmf::md::ReadVasp;
 using cmf::md::Source;
 using cmf::md::Trajectory;
+using nlohmann::json;
 
 namespace {
 
@@ -445,4 +449,30 @@ TEST_CASE("md features: the ADF renderer puts an atom where the cell says, perio
   for (float v : img) a += v;
   for (float v : pooled) b += v;
   CHECK(b / pooled.size() == doctest::Approx(a / img.size()).epsilon(1e-4));
+}
+
+TEST_CASE("md: an energy driver's answers are checked before they are believed") {
+  CHECK(cmf::md::ParseEnergyReply("{\"energy\": -541.25}", 0, 3) == -541.25);
+  CHECK(cmf::md::ParseEnergyReply("  {\"energy\": -1e2, \"note\": \"ignored\"}  ", 1, 0) == -100);
+  auto error = [](const std::string& line) {
+    return ErrorOf([&] { cmf::md::ParseEnergyReply(line, 2, 7); });
+  };
+  CHECK(error("{\"error\": \"SCF did not converge\"}").find("frame 7 of trajectory 2: SCF did not converge") != std::string::npos);
+  CHECK(error("not json").find("not a JSON object") != std::string::npos);
+  CHECK(error("[1, 2]").find("not a JSON object") != std::string::npos);
+  CHECK(error("{\"energy\": \"low\"}").find("without a number") != std::string::npos);
+  CHECK(error("{\"energy\": 1e300}").find("not a finite number below 1e9") != std::string::npos);
+  CHECK(error("{\"energy\": NaN}").find("not a JSON object") != std::string::npos);
+  CHECK(error("{}").find("without a number") != std::string::npos);
+  CHECK(error(std::string(100000, '[')).find("not a JSON object") != std::string::npos);
+  CHECK(ErrorOf([] { cmf::md::CheckDriverGreeting("{\"ready\": true}"); }).empty());
+  CHECK(!ErrorOf([] { cmf::md::CheckDriverGreeting("{\"hello\": 1}"); }).empty());
+  // The request holds what a DFT code needs: species, positions, cell.
+  Trajectory t = ReadExtxyz({"traj.xyz", kXyz}, {});
+  json r = json::parse(cmf::md::EnergyRequest(t, 1, 1));
+  CHECK(r["energy"]["frame"] == 1);
+  CHECK(r["energy"]["trajectory"] == 1);
+  CHECK(r["energy"]["species"][2] == "S");
+  CHECK(r["energy"]["positions"][0][0].get<double>() == doctest::Approx(0.1));
+  CHECK(r["energy"]["cell"][1][0].get<double>() == doctest::Approx(2.0));
 }
