@@ -8,6 +8,7 @@
 //                  [--seeds 10] [--budget 150] [--seed-frames 5] [--epochs 20]
 //                  [--features bonds,image] [--acquisitions lcb,mu]
 //                  [--init meta.pt]   (image features also seeded by a reptile meta-model)
+//                  [--reference bench/aimd_reference.py] [--speed-steps 30]
 //   cmf_bench_aimd --render FILE    (the image features' renderer on a perfect
 //                                    monolayer, for bench/adf_check.py)
 //
@@ -20,10 +21,18 @@
 // training one (the same distribution: its median is about half the frames).
 // Figures are of the same loop the stage runs (plugins/aimd/aimd_loop.h) on
 // the same features (aimd_pool.h), with the stage's defaults.
+//
+// Then the time per step beside a PyTorch (Python) reference of the same loop
+// (bench/aimd_reference.py, on bench/dkl_reference.py's model code): SPEED_STEPS
+// steps of lcb on the bond features, both sides at 1 and at 2 threads of
+// PyTorch's own (torch.set_num_threads; cmf's ml::SetTorchThreads), BLAS as the
+// environment sets it (run with OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE,
+// as the README does: both sides inherit them); the median step of each.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -73,6 +82,8 @@ std::string Show(double median, int budget) {
 
 int main(int argc, char** argv) {
   std::string cmf, init;
+  std::string reference = std::string(CMF_BENCH_SOURCE_DIR) + "/aimd_reference.py";
+  int speed_steps = 30;
   std::vector<std::string> paths;
   int seeds = 10, budget = 150, seed_frames = 5, epochs = 20;
   std::vector<std::string> features = {"bonds", "image"}, acquisitions = {"lcb", "mu"};
@@ -95,6 +106,8 @@ int main(int argc, char** argv) {
     else if (a == "--features") features = Split(next());
     else if (a == "--acquisitions") acquisitions = Split(next());
     else if (a == "--init") init = next();
+    else if (a == "--reference") reference = next();
+    else if (a == "--speed-steps") speed_steps = std::stoi(next());
     else if (a == "--render") {
       // A perfect 6 x 6 monolayer as the image features see it, at 512 x 512
       // pixels, float32, for bench/adf_check.py.
@@ -155,6 +168,7 @@ int main(int argc, char** argv) {
   fmt::print("{} frames in {} trajectories; the lowest (centred) energy per atom is frame {}; "
              "{} seeds, {} seed frames, budget {} evaluations after them, {} epochs\n\n",
              frames, trajectories.size(), true_min, seeds, seed_frames, budget, epochs);
+  if (seeds < 1) features.clear();  // --seeds 0: the speed comparison only
   std::string header = fmt::format("{:<8} {:<8}", "features", "acq.");
   for (int m : marks) header += fmt::format(" {:>6}", fmt::format("@{}", m));
   header += fmt::format(" {:>10} {:>10} {:>9}", "median", "vs random", "s/step");
@@ -175,7 +189,7 @@ int main(int argc, char** argv) {
     }
     random_found.push_back(k);
   }
-  const double random_median = Median(random_found);
+  const double random_median = seeds > 0 ? Median(random_found) : 0;
   auto row = [&](const std::string& f, const std::string& a, const std::vector<double>& found,
                  double seconds) {
     std::string line = fmt::format("{:<8} {:<8}", f, a);
@@ -191,7 +205,7 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", line);
     return median;
   };
-  row("-", "random", random_found, 0);
+  if (seeds > 0) row("-", "random", random_found, 0);
 
   std::map<std::string, double> best_median;
   for (const std::string& f : features) {
@@ -240,11 +254,66 @@ int main(int argc, char** argv) {
   fmt::print("\ntargets: the median run within 10 % of the frames ({} evaluations) and 3x sooner "
              "than random (median over these seeds {:.1f}, expectation {:.1f}: {:.1f} taken)\n",
              frames / 10, random_median, random_expected, random_ref);
-  for (const auto& [f, m] : best_median)
+  for (const auto& [f, m] : best_median)  // (empty with --seeds 0)
     fmt::print("  {:<6} best median {}: {} and {}\n", f, Show(m, seed_frames + budget),
                m <= frames / 10 ? "within 10 %" : "NOT within 10 %",
                m * 3 <= random_ref ? fmt::format("{:.1f}x sooner than random", random_ref / m)
                                    : "NOT 3x sooner than random");
+
+  // Speed beside the PyTorch reference, on the bond features.
+  if (speed_steps > 0) {
+    cmf::aimd::Pool pool = cmf::aimd::MakePool(trajectories, "bonds", {});
+    fs::path scratch = fs::temp_directory_path() / fmt::format("cmf-bench-aimd-ref-{}", ::getpid());
+    fs::create_directories(scratch);
+    {
+      std::FILE* f = std::fopen((scratch / "x.f32").c_str(), "wb");
+      std::fwrite(pool.x.data(), sizeof(float), pool.x.size(), f);
+      std::fclose(f);
+      f = std::fopen((scratch / "t.f64").c_str(), "wb");
+      std::fwrite(truth.data(), sizeof(double), truth.size(), f);
+      std::fclose(f);
+    }
+    fmt::print("\ntime per step, {} steps of lcb on the bond features ({} frames), median:\n",
+               speed_steps, frames);
+    fmt::print("{:<8} {:>12} {:>12} {:>8}\n", "threads", "cmf (ms)", "PyTorch (ms)", "ratio");
+    double best_cmf = 1e30, best_ref = 1e30;
+    for (int threads : {1, 2}) {
+      cmf::ml::SetTorchThreads(threads);
+      LoopOptions o;
+      o.steps = speed_steps;
+      o.seed_frames = seed_frames;
+      o.epochs = epochs;
+      o.model.hidden = cmf::ml::DklConfig::Architecture("small");
+      std::vector<double> seconds;
+      cmf::aimd::RunLoop(pool, o, [&](int i) { return truth[i]; }, nullptr,
+                         [&](const cmf::aimd::StepLog& log) {
+                           seconds.push_back(log.seconds);
+                           return true;
+                         });
+      const double ours = Median(seconds);
+      std::string command = fmt::format(
+          "/usr/bin/python3 '{}' --features '{}' --width {} --targets '{}' --steps {} "
+          "--seed-frames {} --epochs {} --threads {}",
+          reference, (scratch / "x.f32").string(), pool.features, (scratch / "t.f64").string(),
+          speed_steps, seed_frames, epochs, threads);
+      std::string out;
+      if (std::FILE* p = ::popen(command.c_str(), "r")) {
+        char buf[4096];
+        while (std::fgets(buf, sizeof buf, p)) out += buf;
+        ::pclose(p);
+      }
+      double theirs = std::nan("");
+      std::size_t at = out.find("\"step_seconds\": ");
+      if (at != std::string::npos) theirs = std::stod(out.substr(at + 16));
+      best_cmf = std::min(best_cmf, ours);
+      if (theirs == theirs) best_ref = std::min(best_ref, theirs);
+      fmt::print("{:<8} {:>12.2f} {:>12.2f} {:>7.2f}x\n", threads, 1e3 * ours, 1e3 * theirs,
+                 theirs / ours);
+    }
+    fmt::print("best against best: cmf {:.2f} ms, PyTorch {:.2f} ms: {:.2f}x\n", 1e3 * best_cmf,
+               1e3 * best_ref, best_ref / best_cmf);
+    fs::remove_all(scratch);
+  }
   if (!work.empty()) fs::remove_all(work);
   return 0;
 }

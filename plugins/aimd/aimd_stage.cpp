@@ -190,18 +190,18 @@ int Run(Context& ctx) {
   LoopResult r;
   try {
     r = RunLoop(pool, o, evaluate, replay ? &truth : nullptr, [&](const StepLog& s) {
-    ctx.LogMetric("trajectory", s.step, traj_of[s.index]);
-    ctx.LogMetric("frame", s.step, frame_of[s.index]);
-    ctx.LogMetric("predicted", s.step, s.predicted);
-    ctx.LogMetric("uncertainty", s.step, s.uncertainty);
-    ctx.LogMetric("best", s.step, s.best);
-    ctx.LogMetric("max_uncertainty", s.step, s.max_uncertainty);
-    if (replay) ctx.LogMetric("regret", s.step, s.regret);
-    if (replay) ctx.LogMetric("rmse", s.step, s.rmse);
-    ctx.LogMetric("step_seconds", s.step, s.seconds);
-    ctx.Progress(s.step, o.steps, "step " + std::to_string(s.step) + "/" + std::to_string(o.steps) +
-                                      ", best " + std::to_string(s.best));
-    return !ctx.Cancelled();
+      ctx.LogMetric("trajectory", s.step, traj_of[s.index]);
+      ctx.LogMetric("frame", s.step, frame_of[s.index]);
+      ctx.LogMetric("predicted", s.step, s.predicted);
+      ctx.LogMetric("uncertainty", s.step, s.uncertainty);
+      ctx.LogMetric("best", s.step, s.best);
+      ctx.LogMetric("max_uncertainty", s.step, s.max_uncertainty);
+      if (replay) ctx.LogMetric("regret", s.step, s.regret);
+      if (replay) ctx.LogMetric("rmse", s.step, s.rmse);
+      ctx.LogMetric("step_seconds", s.step, s.seconds);
+      ctx.Progress(s.step, o.steps, "step " + std::to_string(s.step) + "/" + std::to_string(o.steps) +
+                                        ", best " + std::to_string(s.best));
+      return !ctx.Cancelled();
     });
   } catch (...) {
     // The driver (or the model) failed: keep what was evaluated.
