@@ -23,6 +23,7 @@
 #include "dkl.h"
 #include "energy_driver.h"
 #include "h5io.h"
+#include "text_file.h"
 #include "trajectory.h"
 
 namespace cmf::aimd {
@@ -41,18 +42,6 @@ struct Source {
   std::string hash;
   md::Trajectory t;
 };
-
-void WriteText(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    Require(static_cast<bool>(out), "cannot write '" + tmp.string() + "'");
-  }
-  fs::rename(tmp, path);
-}
 
 // Frames of SOURCE as a data slice: the frames' own trajectory file, with the
 // attributes that name its parent and the selection.
@@ -248,10 +237,10 @@ int Run(Context& ctx) {
   const Source& bs = sources[traj_of[best]];
   const std::string slice_hash = WriteSlice(ctx, out / "most_stable.h5", bs, {frame_of[best]},
                                             "the lowest energy aimd-al evaluated");
-  WriteText(out / "most_stable.data",
+  h5::WriteTextFile(out / "most_stable.data",
             md::LammpsData(bs.t, frame_of[best], "most stable frame " + std::to_string(frame_of[best]) +
                                                       " of " + bs.path + " (cmf run aimd-al)"));
-  WriteText(out / "most_stable.xyz", md::ExtxyzFrame(bs.t, frame_of[best]));
+  h5::WriteTextFile(out / "most_stable.xyz", md::ExtxyzFrame(bs.t, frame_of[best]));
   for (const char* name : {"most_stable.data", "most_stable.xyz"})
     ctx.LogDerivedFrom(ctx.LogOutput((out / name).string(), "file"), slice_hash);
   ctx.SetProperty("most_stable_trajectory", static_cast<std::int64_t>(traj_of[best]));

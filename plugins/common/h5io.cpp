@@ -1,9 +1,11 @@
 #include "h5io.h"
+#include "text_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <fstream>
 #include <stdexcept>
 
 namespace cmf::h5 {
@@ -173,6 +175,30 @@ std::optional<double> RealAttributeOf(hid_t obj, const char* name) {
   double v = 0;
   if (H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v) < 0) return std::nullopt;
   return v;
+}
+
+void WriteTextFile(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  std::error_code ec;
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp, ec);
+      Fail("cannot write '" + tmp.string() + "'");
+    }
+  }
+  if (!SyncPath(tmp, O_RDONLY)) {
+    std::filesystem::remove(tmp, ec);
+    Fail("cannot write '" + tmp.string() + "'");
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    Fail("cannot rename '" + tmp.string() + "' to '" + path.string() + "'");
+  }
 }
 
 }  // namespace cmf::h5

@@ -25,6 +25,7 @@
 #include "lammps.h"
 #include "mos2.h"
 #include "readers.h"
+#include "text_file.h"
 #include "trajectory.h"
 
 namespace cmf::md {
@@ -74,25 +75,6 @@ class TempDir {
 
   fs::path path_;
 };
-
-// Writes TEXT to PATH through a temporary file.
-void WriteText(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw plugin::Error("cannot write '" + tmp.string() + "'");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  Require(!ec, "cannot write '" + path.string() + "': " + ec.message());
-}
 
 std::vector<std::string> Words(const std::string& text) {
   std::istringstream in(text);
@@ -154,7 +136,7 @@ int RunMd(Context& ctx) {
   // The input script lives beside the trajectory: it is what reproduces it.
   fs::path input = Stem(out);
   input += ".lammps";
-  WriteText(input, LammpsInput(s, md, "frames.lammpstrj"));
+  h5::WriteTextFile(input, LammpsInput(s, md, "frames.lammpstrj"));
   const std::string input_hash = ctx.LogInput(input.string(), "file");
   ctx.SetProperty("kim_model", std::string(kMos2KimModel));
   ctx.SetProperty("atoms", static_cast<std::int64_t>(s.species.size()));

@@ -13,10 +13,12 @@
 
 #include "hdf5_fixture.h"
 #include "lammps.h"
+#include "lammps_check.h"
 #include "support.h"
 #include "trajectory.h"
 #include "workspace.h"
 
+using cmf::test::HaveLammps;
 using cmf::test::IsError;
 using cmf::test::Ok;
 using cmf::test::Outcome;
@@ -25,17 +27,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool HaveLammps() {
-  static const bool have = !cmf::md::FindProgram("lmp").empty();
-  if (!have) {
-    const char* ci = std::getenv("CI");
-    if (ci != nullptr && std::string(ci) == "true")
-      FAIL("CI=true and LAMMPS (lmp) is not installed: .ci/setup must install lammps");
-    MESSAGE("skipped: LAMMPS (lmp) is not installed (apt-get install lammps openkim-models)");
-  }
-  return have;
-}
 
 // Two small trajectories (3 x 3 cells, 0 and 1 vacancy, 31 frames each).
 void Simulate(const Workspace& ws) {

@@ -14,10 +14,12 @@
 #include <string>
 
 #include "lammps.h"
+#include "lammps_check.h"
 #include "support.h"
 #include "trajectory.h"
 #include "workspace.h"
 
+using cmf::test::HaveLammps;
 using cmf::test::IsError;
 using cmf::test::Ok;
 using cmf::test::Outcome;
@@ -26,19 +28,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// LAMMPS and its KIM model are Debian packages that CI installs; a user's
-// machine may lack them: skip there, fail in CI.
-bool HaveLammps() {
-  static const bool have = !cmf::md::FindProgram("lmp").empty();
-  if (!have) {
-    const char* ci = std::getenv("CI");
-    if (ci != nullptr && std::string(ci) == "true")
-      FAIL("CI=true and LAMMPS (lmp) is not installed: .ci/setup must install lammps");
-    MESSAGE("skipped: LAMMPS (lmp) is not installed (apt-get install lammps openkim-models)");
-  }
-  return have;
-}
 
 // A small, quick run: a 3x3 cell (27 sites), 200 recorded steps.
 std::vector<std::string> Small(std::vector<std::string> extra) {
