@@ -1,6 +1,7 @@
 // cmf plugins [--json]: the plugins found, their stages and parameter schemas.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "cmf/plugin_host.h"
@@ -67,12 +68,16 @@ class PluginsVerb : public Verb {
       fmt::print(".\n");
       return kExitOk;
     }
+    // Stage names in one column, as wide as the longest.
+    std::size_t width = 16;
+    for (const PluginModule& m : catalog.plugins)
+      for (const std::string& name : m.stages) width = std::max(width, name.size());
     for (const PluginModule& m : catalog.plugins) {
       fmt::print("{} {}  {}\n", m.name, m.version, m.summary);
       if (verbose_) fmt::print("  module: {}\n", m.path.string());
       for (const std::string& name : m.stages) {
         const PluginStage& s = *catalog.FindStage(name);
-        fmt::print("  {:<16} {}\n", s.name, s.summary);
+        fmt::print("  {:<{}} {}\n", s.name, width, s.summary);
         if (!verbose_) continue;
         for (const PluginParam& p : s.params) {
           fmt::print("      --{} {}{}{}\n", p.name, ParamTypeName(p.type),
