@@ -24,6 +24,37 @@ bool SyncPath(const std::filesystem::path& path, int flags) {
   return ok;
 }
 
+// VALUE as well-formed UTF-8: any byte that does not belong to a valid
+// sequence (a file name from another system) written as \xNN, so that every
+// reader of the attribute can decode it.
+std::string Utf8(const std::string& value) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(value.data());
+  const std::size_t n = value.size();
+  for (std::size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && len == 2) ok = c >= 0xC2;                              // overlong
+    if (ok && len == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) &&      // overlong
+                             !(c == 0xED && p[i + 1] >= 0xA0);      // surrogates
+    if (ok && len == 4) ok = c <= 0xF4 && !(c == 0xF0 && p[i + 1] < 0x90) &&
+                             !(c == 0xF4 && p[i + 1] >= 0x90);
+    if (ok && c != 0) {
+      out.append(value, i, len);
+      i += len;
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 NewFile::NewFile(std::filesystem::path path)
@@ -80,7 +111,8 @@ void Attribute(hid_t obj, const std::string& name, const std::string& value) {
   H5 a(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT,
                   H5P_DEFAULT),
        H5Aclose);
-  const char* text = value.c_str();
+  const std::string valid = Utf8(value);
+  const char* text = valid.c_str();
   if (!a.ok() || H5Awrite(a.get(), type.get(), &text) < 0)
     Fail("cannot write the attribute " + name);
 }

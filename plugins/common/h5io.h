@@ -57,7 +57,9 @@ void Write(hid_t file, const char* name, hid_t mem_type, hid_t file_type,
            const std::vector<hsize_t>& dims, const void* data,
            const std::string& path);
 
-// Scalar attributes of OBJ (a file or a dataset).
+// Scalar attributes of OBJ (a file or a dataset). Text is stored as UTF-8; a
+// byte of VALUE that is not part of well-formed UTF-8 (a file name from
+// another system) is written as the four characters \xNN.
 void Attribute(hid_t obj, const std::string& name, const std::string& value);
 void IntAttribute(hid_t obj, const std::string& name, long long value);
 void RealAttribute(hid_t obj, const std::string& name, double value);

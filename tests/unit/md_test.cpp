@@ -281,6 +281,7 @@ TEST_CASE("md: a trajectory file round-trips, and a file of inconsistent shapes 
   cmf::test::TempDir dir;
   Trajectory t = ReadExtxyz({"traj.xyz", kXyz}, {});
   t.text["engine"] = "test";
+  t.text["source"] = std::string("caf\xe9/traj-\xc3\x85.xyz");  // a Latin-1 byte, then UTF-8 Å
   t.real["temperature_K"] = 300;
   cmf::md::WriteTrajectory(dir / "t.h5", t);
   CHECK(!std::filesystem::exists(dir / "t.h5.tmp"));
@@ -292,6 +293,8 @@ TEST_CASE("md: a trajectory file round-trips, and a file of inconsistent shapes 
   CHECK(back.cell == t.cell);
   CHECK(back.step == t.step);
   CHECK(back.text["engine"] == "test");
+  // An attribute stays well-formed UTF-8: the stray byte as \xNN, the valid Å as it is.
+  CHECK(back.text["source"] == "caf\\xe9/traj-\xc3\x85.xyz");
   CHECK(back.real["temperature_K"] == 300);
   // Validation happens before anything is written.
   Trajectory bad = t;
