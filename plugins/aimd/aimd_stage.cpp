@@ -61,23 +61,25 @@ std::string WriteSlice(Context& ctx, const fs::path& path, const Source& s,
 }
 
 int Run(Context& ctx) {
+  // Every integer is checked as the 64-bit value given before it is narrowed.
+  auto bounded = [&ctx](const char* name, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t v = ctx.IntParam(name);
+    Require(v >= lo && v <= hi, std::string("--") + name + " must be " + std::to_string(lo) +
+                                    " to " + std::to_string(hi));
+    return v;
+  };
   LoopOptions o;
-  o.steps = static_cast<int>(ctx.IntParam("steps"));
-  o.seed_frames = static_cast<int>(ctx.IntParam("seed-frames"));
+  o.steps = static_cast<int>(bounded("steps", 1, 1'000'000));
+  o.seed_frames = static_cast<int>(bounded("seed-frames", 1, 1'000'000));
   o.pick = ParsePick(ctx.Param("acquisition"));
   o.kappa = ctx.RealParam("kappa");
-  o.epochs = static_cast<int>(ctx.IntParam("epochs"));
-  o.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
+  o.epochs = static_cast<int>(bounded("epochs", 1, 100'000));
+  o.seed = static_cast<std::uint64_t>(bounded("seed", 0, INT64_MAX));
   o.model.hidden = ml::DklConfig::Architecture(ctx.Param("architecture"));
   const std::string features = ctx.Param("features");
   const bool absolute = ctx.BoolParam("absolute");
-  const int calibration = static_cast<int>(ctx.IntParam("calibration"));
-  Require(o.steps >= 1, "--steps must be at least 1");
-  Require(o.seed_frames >= 1, "--seed-frames must be at least 1");
+  const int calibration = static_cast<int>(bounded("calibration", 0, 1'000'000));
   Require(o.kappa >= 0, "--kappa must not be negative");
-  Require(o.epochs >= 1, "--epochs must be at least 1");
-  Require(calibration >= 0, "--calibration must not be negative");
-  Require(ctx.IntParam("seed") >= 0, "--seed must not be negative");
   const fs::path out = ctx.Param("out");
   const std::string energy = ctx.Param("energy");
   const bool replay = energy == "replay";
@@ -135,7 +137,9 @@ int Run(Context& ctx) {
     o.centre_groups = traj_of;
   }
   std::unique_ptr<md::EnergyDriver> driver;
-  if (!replay) driver = std::make_unique<md::EnergyDriver>(energy.substr(5), timeout);
+  if (!replay)
+    driver = std::make_unique<md::EnergyDriver>(energy.substr(5), timeout,
+                                                [&ctx] { return ctx.Cancelled(); });
 
   // Every evaluation, as it happens: what evaluated.h5 keeps, even when the
   // driver fails half-way.

@@ -55,6 +55,13 @@ std::string Utf8(const std::string& value) {
   return out;
 }
 
+// True when attribute A holds exactly one value (a list would overrun the
+// room for one).
+bool Scalar(hid_t a) {
+  H5 space(H5Aget_space(a), H5Sclose);
+  return space.ok() && H5Sget_simple_extent_npoints(space.get()) == 1;
+}
+
 }  // namespace
 
 NewFile::NewFile(std::filesystem::path path)
@@ -145,12 +152,14 @@ std::vector<T> ReadAll(hid_t file, const char* name, hid_t mem_type,
   if (rank < 0 || rank > 8) Fail("'" + path + "': " + name + " has no usable shape");
   dims->assign(rank, 0);
   H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
+  // A bound well above the trajectories and maps cmf reads (4 GiB a dataset),
+  // so that a hostile header (a huge dataset never written) cannot ask for an
+  // allocation that ends the process.
+  const hsize_t max_elements = (hsize_t{4} << 30) / sizeof(T);
   hsize_t n = 1;
   for (hsize_t v : *dims) {
-    // A bound well above any trajectory or map, so that a hostile header
-    // cannot ask for an allocation that ends the process.
-    if (v != 0 && n > (hsize_t{1} << 34) / v)
-      Fail("'" + path + "': " + name + " is too large");
+    if (v != 0 && n > max_elements / v)
+      Fail("'" + path + "': " + name + " is larger than 4 GiB");
     n *= v;
   }
   std::vector<T> out(n);
@@ -174,7 +183,7 @@ std::optional<std::string> TextAttribute(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) return std::nullopt;
   H5 a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   H5 type(H5Aget_type(a.get()), H5Tclose);
-  if (!a.ok() || H5Tget_class(type.get()) != H5T_STRING) return std::nullopt;
+  if (!a.ok() || H5Tget_class(type.get()) != H5T_STRING || !Scalar(a.get())) return std::nullopt;
   if (H5Tis_variable_str(type.get()) > 0) {
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
@@ -201,7 +210,7 @@ std::optional<double> RealAttributeOf(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) return std::nullopt;
   H5 a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   H5 type(H5Aget_type(a.get()), H5Tclose);
-  if (!a.ok()) return std::nullopt;
+  if (!a.ok() || !Scalar(a.get())) return std::nullopt;
   H5T_class_t c = H5Tget_class(type.get());
   if (c != H5T_FLOAT && c != H5T_INTEGER) return std::nullopt;
   double v = 0;

@@ -65,12 +65,13 @@ void IntAttribute(hid_t obj, const std::string& name, long long value);
 void RealAttribute(hid_t obj, const std::string& name, double value);
 
 // The whole dataset NAME converted to MEM_TYPE; its shape in DIMS. Fails when
-// it is missing or unreadable.
+// it is missing, unreadable, or larger than 4 GiB in memory.
 template <typename T>
 std::vector<T> ReadAll(hid_t file, const char* name, hid_t mem_type,
                        std::vector<hsize_t>* dims, const std::string& path);
 
-// The attribute NAME of OBJ when it exists and has that type, else nullopt.
+// The attribute NAME of OBJ when it exists, holds one value and has that
+// type, else nullopt.
 std::optional<std::string> TextAttribute(hid_t obj, const char* name);
 std::optional<double> RealAttributeOf(hid_t obj, const char* name);
 

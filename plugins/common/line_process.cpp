@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -62,6 +64,8 @@ LineProcess::LineProcess(std::string command, std::string who, std::string timeo
     // Its own process group, so that stopping it reaches what the shell
     // started too (dash forks rather than execs a command).
     ::setpgid(0, 0);
+    // Should cmf be killed outright, the program is told to end too.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::dup2(in[0], STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
     ::execl("/bin/sh", "sh", "-c", command_.c_str(), static_cast<char*>(nullptr));
@@ -156,9 +160,11 @@ std::string LineProcess::ReadLine() {
     int wait_ms = static_cast<int>(
                       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) +
                   1;
+    // Wake at least every 200 ms to see whether the run was cancelled.
     pollfd pfd = {from_child_, POLLIN, 0};
-    int r = ::poll(&pfd, 1, wait_ms);
-    if (r < 0 && errno == EINTR) continue;  // Ctrl-C: the caller checks
+    int r = ::poll(&pfd, 1, std::min(wait_ms, 200));
+    if (cancelled_ && cancelled_()) Fail("interrupted while waiting for " + who_);
+    if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
     char chunk[65536];
     ssize_t n = ::read(from_child_, chunk, sizeof chunk);

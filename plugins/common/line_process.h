@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 namespace cmf::proc {
@@ -27,6 +28,9 @@ class LineProcess {
   LineProcess& operator=(const LineProcess&) = delete;
 
   void set_bye(std::string line) { bye_ = std::move(line); }
+  // Polled while an answer is awaited (a signal such as Ctrl-C wakes the
+  // wait): when it returns true, Exchange throws "interrupted".
+  void set_cancelled(std::function<bool()> cancelled) { cancelled_ = std::move(cancelled); }
 
   // Writes REQUEST and a newline; returns the next answer line that is not
   // blank, without its line end. Throws when the program ended, closed its
@@ -45,6 +49,7 @@ class LineProcess {
   std::string timeout_flag_;
   double timeout_;
   std::string bye_;
+  std::function<bool()> cancelled_;
   pid_t pid_ = -1;
   int to_child_ = -1;
   int from_child_ = -1;

@@ -67,11 +67,13 @@ std::string EnergyRequest(const Trajectory& t, int trajectory, int f) {
   return request.dump();
 }
 
-EnergyDriver::EnergyDriver(const std::string& command, double timeout_seconds) {
+EnergyDriver::EnergyDriver(const std::string& command, double timeout_seconds,
+                           std::function<bool()> cancelled) {
   if (command.empty()) Fail("--energy proc: needs a command after 'proc:'");
   process_ = std::make_unique<proc::LineProcess>(command, "the energy driver", "--energy-timeout",
                                                  timeout_seconds);
   process_->set_bye("{\"bye\": {}}");
+  process_->set_cancelled(std::move(cancelled));
   nlohmann::json hello = {
       {"hello", {{"protocol", 1}, {"units", {{"length", "angstrom"}, {"energy", "eV"}}}}}};
   CheckDriverGreeting(process_->Exchange(hello.dump()));

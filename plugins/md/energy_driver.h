@@ -6,6 +6,7 @@
 // std::runtime_error with a message for the user. Torch-free.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,8 +31,10 @@ std::string EnergyRequest(const Trajectory& t, int trajectory, int f);
 
 class EnergyDriver {
  public:
-  // Starts COMMAND (/bin/sh -c) and greets it; TIMEOUT bounds every answer.
-  EnergyDriver(const std::string& command, double timeout_seconds);
+  // Starts COMMAND (/bin/sh -c) and greets it; TIMEOUT bounds every answer,
+  // and CANCELLED (may be empty), polled while one is awaited, ends the wait.
+  EnergyDriver(const std::string& command, double timeout_seconds,
+               std::function<bool()> cancelled = {});
   ~EnergyDriver();
   // The potential energy of frame F of T, in eV.
   double Energy(const Trajectory& t, int trajectory, int f);

@@ -56,7 +56,8 @@ void ImageRange(const double* m, double r, int range[3]) {
     double area = std::sqrt(faces[k][0] * faces[k][0] + faces[k][1] * faces[k][1] +
                             faces[k][2] * faces[k][2]);
     double width = volume / area;
-    range[k] = std::min(8, static_cast<int>(std::ceil(r / width)));
+    // In double first: a sliver of a cell would overflow an int.
+    range[k] = static_cast<int>(std::min(8.0, std::ceil(r / std::max(width, 1e-9))));
   }
 }
 
@@ -147,9 +148,9 @@ std::vector<float> RenderAdf(const Trajectory& t, int frame, const RenderOptions
   const double x0 = cx - half, y0 = cy - half;
   // Images along a1 and a2 until the window is covered.
   const double span = half * 2 + reach;
-  int ra = static_cast<int>(std::ceil(span / std::max(1e-9, std::hypot(m[0], m[1])))) + 1;
-  int rb = static_cast<int>(std::ceil(span / std::max(1e-9, std::hypot(m[3], m[4])))) + 1;
-  ra = std::min(ra, 64), rb = std::min(rb, 64);
+  // Clamped in double: a vector along the view has no length in the plane.
+  const int ra = static_cast<int>(std::min(64.0, std::ceil(span / std::max(1e-9, std::hypot(m[0], m[1]))) + 1));
+  const int rb = static_cast<int>(std::min(64.0, std::ceil(span / std::max(1e-9, std::hypot(m[3], m[4]))) + 1));
   std::vector<float> image(static_cast<std::size_t>(o.size) * o.size, 0.f);
   std::vector<double> gx, gy;
   for (int i = 0; i < n; ++i) {

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -43,13 +44,14 @@ void Require(bool ok, const std::string& message) {
 }
 
 // A directory that removes itself and what is in it. Its name holds this
-// process's id, so that a later run can remove the folder of a run that was
-// killed (kill -9 gives no chance to clean up).
+// host's name and this process's id, so that a later run on the same host can
+// remove the folder of a run that was killed (kill -9 gives no chance to clean
+// up); a folder of another host (a shared file system) is never touched.
 class TempDir {
  public:
   explicit TempDir(const fs::path& near) {
     RemoveStale(near);
-    std::string pattern = (near / (".cmf-md-" + std::to_string(::getpid()) + "-XXXXXX")).string();
+    std::string pattern = (near / (Prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
     Require(::mkdtemp(pattern.data()) != nullptr,
             "cannot create a working directory in '" + near.string() + "'");
     path_ = pattern;
@@ -61,13 +63,25 @@ class TempDir {
   const fs::path& path() const { return path_; }
 
  private:
-  // Removes the scratch folders in DIR of md-mos2 runs whose process is gone.
+  // ".cmf-md-HOST-": the host name with anything but [A-Za-z0-9.] as '_'.
+  static std::string Prefix() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+    std::string name = host;
+    for (char& c : name)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.') c = '_';
+    return ".cmf-md-" + name + "-";
+  }
+
+  // Removes the scratch folders in DIR of this host's md-mos2 runs whose
+  // process is gone.
   static void RemoveStale(const fs::path& dir) {
+    const std::string prefix = Prefix();
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind(".cmf-md-", 0) != 0) continue;
-      long pid = std::strtol(name.c_str() + 8, nullptr, 10);
+      if (name.rfind(prefix, 0) != 0) continue;
+      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
       if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
         fs::remove_all(e.path(), ec);
     }
@@ -97,26 +111,37 @@ fs::path Stem(const fs::path& out) {
 }
 
 int RunMd(Context& ctx) {
+  // Every integer is checked as the 64-bit value given before it is narrowed.
+  auto bounded = [&ctx](const char* name, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t v = ctx.IntParam(name);
+    Require(v >= lo && v <= hi, std::string("--") + name + " must be " + std::to_string(lo) +
+                                    " to " + std::to_string(hi));
+    return v;
+  };
   Mos2Options mo;
-  mo.supercell = static_cast<int>(ctx.IntParam("supercell"));
-  mo.vacancies = static_cast<int>(ctx.IntParam("vacancies"));
+  mo.supercell = static_cast<int>(bounded("supercell", 1, 50));
+  mo.vacancies = static_cast<int>(bounded("vacancies", 0, 2 * mo.supercell * mo.supercell - 1));
   mo.displacement = ctx.RealParam("displacement");
-  mo.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
+  mo.seed = static_cast<std::uint64_t>(bounded("seed", 0, INT64_MAX));
   MdOptions md;
   md.temperature = ctx.RealParam("temperature");
   md.timestep_fs = ctx.RealParam("timestep");
-  md.steps = static_cast<int>(ctx.IntParam("steps"));
+  md.steps = static_cast<int>(bounded("steps", 1, 100'000'000));
   md.every = static_cast<int>(ctx.IntParam("every"));
-  md.equilibrate = static_cast<int>(ctx.IntParam("equilibrate"));
+  Require(ctx.IntParam("every") >= 1 && ctx.IntParam("every") <= md.steps,
+          "--every must be 1 to --steps");
+  md.equilibrate = static_cast<int>(bounded("equilibrate", 0, 100'000'000));
   md.seed = mo.seed;
-  const int ranks = static_cast<int>(ctx.IntParam("mpi-ranks"));
+  const int ranks = static_cast<int>(bounded("mpi-ranks", 1, 4096));
   Require(md.temperature > 0 && md.temperature <= 5000, "--temperature must be above 0 and at most 5000 K");
   Require(md.timestep_fs > 0 && md.timestep_fs <= 10, "--timestep must be above 0 and at most 10 fs");
-  Require(md.steps >= 1 && md.steps <= 100'000'000, "--steps must be 1 to 100000000");
-  Require(md.every >= 1 && md.every <= md.steps, "--every must be 1 to --steps");
-  Require(md.equilibrate >= 0 && md.equilibrate <= 100'000'000, "--equilibrate must be 0 to 100000000");
-  Require(ranks >= 1 && ranks <= 4096, "--mpi-ranks must be 1 to 4096");
-  Require(ctx.IntParam("seed") >= 0, "--seed must not be negative");
+  // The dump is read back whole: refuse a run whose frames it could not hold
+  // (about 100 bytes an atom a frame) before spending hours on it.
+  const double dump_bytes = 100.0 * (md.steps / md.every + 1) * 3 * mo.supercell * mo.supercell;
+  Require(dump_bytes < static_cast<double>(kMaxSourceBytes),
+          "--steps / --every frames of " + std::to_string(3 * mo.supercell * mo.supercell) +
+              " atoms would make a dump of about " + std::to_string(static_cast<long long>(dump_bytes / 1e9)) +
+              " GB, more than the 4 GiB cmf reads back: record fewer frames (--every)");
   Structure s;
   try {
     s = BuildMos2(mo);

@@ -131,7 +131,9 @@ std::string LammpsInput(const Structure& s, const MdOptions& md, const std::stri
     in += "thermo " + std::to_string(std::max(1, md.equilibrate / 10)) + "\n";
     in += "run " + std::to_string(md.equilibrate) + "\n";
   }
-  in += "reset_timestep 0\n";
+  // No reset_timestep: the recorded frames' steps go on from the
+  // equilibration's, so that no step of the log's thermo tables has two
+  // energies (the reader refuses such a log).
   in += "thermo " + std::to_string(md.every) + "\n";
   in += "dump frames all custom " + std::to_string(md.every) + " " + dump_path +
         " id element x y z fx fy fz\n";

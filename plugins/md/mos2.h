@@ -49,7 +49,8 @@ int LammpsSeed(std::uint64_t seed);
 
 // The input script: the structure, the potential, velocities drawn at the
 // temperature, equilibration, then a `dump custom` frame and a thermo row
-// every `every` steps, to DUMP_PATH (relative to LAMMPS's directory).
+// every `every` steps, to DUMP_PATH (relative to LAMMPS's directory). Steps
+// count from the start: the first frame is at step `equilibrate`.
 std::string LammpsInput(const Structure& s, const MdOptions& md, const std::string& dump_path);
 
 }  // namespace cmf::md

@@ -100,7 +100,7 @@ class Lines {
     if (!Next(&line)) FailEnd(what);
     return line;
   }
-  int number() const { return number_; }
+  long long number() const { return number_; }
   const std::string& name() const { return name_; }
 
   [[noreturn]] void FailHere(const std::string& message) const {
@@ -136,7 +136,7 @@ class Lines {
   std::string name_;
   std::string_view text_;
   std::size_t pos_ = 0;
-  int number_ = 0;
+  long long number_ = 0;
   bool unterminated_ = false;
 };
 
@@ -210,6 +210,7 @@ VaspHeader ReadVaspHeader(Lines& in, const ReadOptions& o) {
   for (std::size_t i = 0; i < t.size(); ++i) {
     long long c = in.Int(t[i], "count of atoms");
     if (c <= 0) in.FailHere("count of atoms " + std::to_string(c));
+    CheckAtoms(in, c, o);  // before the sum, which could overflow
     total += c;
     CheckAtoms(in, total, o);
     h.species.insert(h.species.end(), static_cast<std::size_t>(c), names[i]);
@@ -324,7 +325,18 @@ LammpsLog ReadLammpsLog(const Source& src) {
           in.FailHere("a thermo row of " + std::to_string(r.size()) + " values under " +
                       std::to_string(columns) + " columns (truncated?)");
         long long step = in.Int(r[0], "step");
-        log.energy[step] = in.Double(r[pe], "PotEng") * units->energy_ev;
+        const double energy = in.Double(r[pe], "PotEng") * units->energy_ev;
+        // A step in two tables is the end of one run and the start of the
+        // next (the same state, the same energy), or two runs that reused
+        // the step numbers (reset_timestep): then a dump frame of that step
+        // could belong to either, and the pair cannot be aligned.
+        if (auto it = log.energy.find(step);
+            it != log.energy.end() &&
+            std::fabs(it->second - energy) > 1e-9 * std::max(1.0, std::fabs(energy)))
+          in.FailHere("step " + std::to_string(step) + " is in an earlier thermo table with "
+                      "another PotEng (reset_timestep?): a dump frame of that step could be of "
+                      "either run");
+        log.energy[step] = energy;
         log.time_fs[step] = time < columns ? in.Double(r[time], "Time") * units->time_fs
                                            : static_cast<double>(step) * dt * units->time_fs;
         for (std::size_t i = 1; i < columns; ++i) (void)in.Double(r[i], "a thermo value");
@@ -416,7 +428,7 @@ Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar, const ReadOpti
   Trajectory t;
   t.species = first.species;
   const std::size_t n = first.species.size();
-  std::vector<int> config_line;
+  std::vector<long long> config_line;
   while (in.NextNonBlank(&line)) {
     std::string_view s = Trim(line);
     bool direct = StartsWith(s, "Direct");
@@ -481,7 +493,7 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
   Trajectory t;
   std::vector<long long> ids, types;          // of the first frame, in id order
   std::vector<std::string> elements;          // per atom, when the dump names them
-  std::vector<int> frame_line;
+  std::vector<long long> frame_line;
   std::string_view line;
   while (in.NextNonBlank(&line)) {
     if (Trim(line) != "ITEM: TIMESTEP") in.FailHere("'ITEM: TIMESTEP' expected, found " + Quote(line));
@@ -677,7 +689,7 @@ XyzColumns ParseProperties(const Lines& in, const std::string& spec) {
 Trajectory ReadExtxyz(const Source& xyz, const ReadOptions& o) {
   Lines in(xyz);
   Trajectory t;
-  std::vector<int> frame_line;
+  std::vector<long long> frame_line;
   bool energies = false;
   std::string_view line;
   while (in.NextNonBlank(&line)) {

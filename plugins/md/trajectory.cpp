@@ -189,6 +189,7 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
   if (pos.size() != 3 || pos[2] != 3 || pos[0] == 0 || pos[1] == 0)
     Fail(where + ": /positions is not [frames, atoms, 3]");
   const hsize_t frames = pos[0], n = pos[1];
+  if (n > 10'000'000) Fail(where + ": more than 10,000,000 atoms");
   if (ShapeOf(f.get(), "species", where) != std::vector<hsize_t>{n})
     Fail(where + ": /species is not [" + std::to_string(n) + "]");
   std::vector<hsize_t> cell = ShapeOf(f.get(), "cell", where);
@@ -220,10 +221,31 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
     t.time_fs = h5::ReadAll<double>(f.get(), "time_fs", H5T_NATIVE_DOUBLE, &dims, where);
   if (!forces.empty())
     t.forces = h5::ReadAll<float>(f.get(), "forces", H5T_NATIVE_FLOAT, &dims, where);
-  for (const char* name : {"engine", "potential", "units", "source"})
-    if (auto v = h5::TextAttribute(f.get(), name)) t.text[name] = *v;
-  for (const char* name : {"temperature_K", "timestep_fs"})
-    if (auto v = h5::RealAttributeOf(f.get(), name)) t.real[name] = *v;
+  // Every attribute of one value on the root, by its type: provenance
+  // (input_sha256, source_sha256, vacancy_sites, ...) travels into slices.
+  std::vector<std::string> names;
+  H5Aiterate2(
+      f.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        auto* list = static_cast<std::vector<std::string>*>(data);
+        if (list->size() >= 1000) return 1;  // enough of a hostile file's attributes
+        list->emplace_back(name);
+        return 0;
+      },
+      &names);
+  for (const std::string& name : names) {
+    H5 a(H5Aopen(f.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+    H5 type(H5Aget_type(a.get()), H5Tclose);
+    if (!a.ok() || !type.ok()) continue;
+    const H5T_class_t c = H5Tget_class(type.get());
+    if (c == H5T_STRING) {
+      if (auto v = h5::TextAttribute(f.get(), name.c_str())) t.text[name] = *v;
+    } else if (c == H5T_INTEGER) {
+      if (auto v = h5::RealAttributeOf(f.get(), name.c_str())) t.integer[name] = static_cast<long long>(*v);
+    } else if (c == H5T_FLOAT) {
+      if (auto v = h5::RealAttributeOf(f.get(), name.c_str())) t.real[name] = *v;
+    }
+  }
   Validate(t, where);
   return t;
 }
@@ -245,9 +267,11 @@ double Mass(const std::string& symbol) {
 }
 
 std::string Fmt(const char* format, double a, double b = 0, double c = 0) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, format, a, b, c);
-  return buf;
+  int n = std::snprintf(nullptr, 0, format, a, b, c);  // %.10f of 1e300 is 311 characters
+  std::string out(static_cast<std::size_t>(std::max(n, 0)) + 1, '\0');
+  std::snprintf(out.data(), out.size(), format, a, b, c);
+  out.pop_back();
+  return out;
 }
 
 }  // namespace

@@ -59,7 +59,8 @@ void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t);
 
 // Reads a trajectory file written by WriteTrajectory (or by another program
 // to the same layout: /step may be absent, and counts 0, 1, ...). Every
-// dataset's shape is checked against the others before it is read.
+// dataset's shape is checked against the others before it is read. The root's
+// attributes of one value (text, integer, real) come along.
 Trajectory ReadTrajectory(const std::filesystem::path& path);
 
 }  // namespace cmf::md

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -267,4 +268,17 @@ TEST_CASE("aimd-al: a driver that dies, hangs, or answers garbage ends the run w
   }
   Outcome silent = ws(Run({"--energy", "proc:exit 0"}));
   CHECK(IsError(silent, "exited with status 0 before answering"));
+  // Ctrl-C while the driver computes (a DFT step may take hours): the run
+  // stops at once, interrupted, with what was evaluated kept.
+  std::vector<std::string> args = {"timeout", "--foreground", "--preserve-status", "-s", "INT",
+                                   "8", cmf::test::CmfBinary()};
+  for (const std::string& a : Run({"--steps", "6", "--seed-frames", "3", "--energy",
+                                   Driver(4, "sleep 300"), "-o", "res-cut"}))
+    args.push_back(a);
+  auto start = std::chrono::steady_clock::now();
+  Outcome cut = cmf::test::RunProcess(args, ws.dir.path());
+  CHECK(cut.exit_code == 130);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
+  CHECK(ws.Log()[0]["status"] == "interrupted");
+  CHECK(cmf::test::ReadFloatDataset(ws / "res-cut/evaluated.h5", "energy").size() == 4u);
 }

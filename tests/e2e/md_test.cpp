@@ -78,7 +78,8 @@ TEST_CASE("md-mos2: a seeded MoS2 trajectory with its energies, its input file a
   // About -5 eV per atom for this potential, and moving: thermal frames.
   CHECK(t.energy[0] / t.atoms() == doctest::Approx(-5.0).epsilon(0.05));
   CHECK(t.energy[0] != t.energy[20]);
-  CHECK(t.time_fs[20] == doctest::Approx(200.0));
+  CHECK(t.step[0] == 100);  // steps count from the start: equilibration first
+  CHECK(t.time_fs[20] == doctest::Approx(300.0));
   CHECK(t.forces.size() == t.positions.size());
   CHECK(t.text["potential"] == "SW_MX2_WenShirodkarPlechac_2017_MoS__MO_201919462778_001");
   CHECK(t.cell[8] >= 15.0 + 3.0);  // vacuum
@@ -155,7 +156,7 @@ TEST_CASE("md-mos2: a LAMMPS that is missing, fails or is interrupted is a clear
   // it): LAMMPS is stopped, the execution is interrupted.
   Outcome cut = cmf::test::RunProcess(
       {"timeout", "--foreground", "--preserve-status", "-s", "INT", "3",
-       cmf::test::CmfBinary(), "run", "md-mos2", "--steps", "100000000", "-o", "long.h5"},
+       cmf::test::CmfBinary(), "run", "md-mos2", "--steps", "100000000", "--every", "1000000", "-o", "long.h5"},
       ws.dir.path());
   CHECK(cut.exit_code == 130);
   CHECK(ws.Log()[0]["status"] == "interrupted");
@@ -166,7 +167,7 @@ TEST_CASE("md-mos2: a LAMMPS that is missing, fails or is interrupted is a clear
   // removes the scratch folder the killed one left.
   Outcome killed = cmf::test::RunProcess(
       {"timeout", "--foreground", "-s", "KILL", "3", cmf::test::CmfBinary(), "run", "md-mos2",
-       "--steps", "100000000", "-o", "killed.h5"},
+       "--steps", "100000000", "--every", "1000000", "-o", "killed.h5"},
       ws.dir.path());
   CHECK(killed.exit_code == 137);
   CHECK(LeftoverWorkDir(ws.dir.path()));
@@ -182,6 +183,9 @@ TEST_CASE("md-mos2: a LAMMPS that is missing, fails or is interrupted is a clear
   // Out-of-range settings are refused before LAMMPS starts.
   CHECK(IsError(ws(Small({"--vacancies", "18"})), "--vacancies must be 0 to 17"));
   CHECK(IsError(ws(Small({"--every", "500"})), "--every must be 1 to --steps"));
+  CHECK(IsError(ws(Small({"--steps", "4294967396"})), "--steps must be 1 to 100000000"));
+  CHECK(IsError(ws({"run", "md-mos2", "--steps", "100000000", "--every", "1"}),
+                "more than the 4 GiB cmf reads back"));
 }
 
 TEST_CASE("trajectory-import: VASP, LAMMPS and extended XYZ files of md-mos2's frames read "

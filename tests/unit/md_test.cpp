@@ -234,6 +234,14 @@ TEST_CASE("md readers: bad LAMMPS dumps and logs are refused with the file and l
   CHECK(log_error(Replace(kLog, "PotEng", "E_pair")).find("PotEng") != std::string::npos);
   CHECK(log_error(Replace(kLog, "units metal", "units lj")).find("log.lammps:2") != std::string::npos);
   CHECK(log_error(Replace(kLog, "-10.75", "nan")).find("log.lammps:9") != std::string::npos);
+  // Two runs that reuse step numbers (reset_timestep) with other energies: a
+  // frame of step 10 could be of either, so the log is refused; the same
+  // state at the end of one run and the start of the next is fine.
+  std::string twice = std::string(kLog) + "reset_timestep 0\nStep Temp PotEng TotEng \n"
+                      "       0          300   -10.5   -10.0 \n      10          302   -11.0  -10.2 \n";
+  CHECK(log_error(twice).find("log.lammps:14: step 10 is in an earlier thermo table") != std::string::npos);
+  std::string continued = std::string(kLog) + "Step Temp PotEng TotEng \n      10          302   -10.75  -10.2 \n";
+  CHECK(log_error(continued).empty());
   // Types with nothing that names their elements.
   CHECK(ErrorOf([&] { ReadLammps(d, nullptr, {}); }).find("--species") != std::string::npos);
 }
