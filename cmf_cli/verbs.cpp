@@ -30,6 +30,9 @@ std::unique_ptr<Verb> MakeWhereisVerb();
 std::unique_ptr<Verb> MakeGetVerb();
 std::unique_ptr<Verb> MakeLineageVerb();
 std::unique_ptr<Verb> MakeQueryVerb();
+std::unique_ptr<Verb> MakeCompareVerb();
+std::unique_ptr<Verb> MakeDiffVerb();
+std::unique_ptr<Verb> MakeTagVerb();
 std::unique_ptr<Verb> MakeImportVerb();
 std::unique_ptr<Verb> MakeExportVerb();
 std::unique_ptr<Verb> MakeRunVerb();
@@ -56,6 +59,15 @@ constexpr std::array kVerbs = {
              Needs::kRepoToRead, MakeLineageVerb},
     VerbInfo{"query", "Find executions or artifacts by their records",
              Needs::kRepoToRead, MakeQueryVerb},
+    VerbInfo{"compare",
+             "Compare executions: a row each, their params and metrics",
+             Needs::kRepoToRead, MakeCompareVerb},
+    VerbInfo{"diff",
+             "What differs between two executions: params, metrics, "
+             "environment",
+             Needs::kRepoToRead, MakeDiffVerb},
+    VerbInfo{"tag", "Tag an execution or artifact (NAME=VALUE), or list tags",
+             Needs::kRepo, MakeTagVerb},
     VerbInfo{"import", "Import a cmflib (MLMD) store or a cmf export",
              Needs::kRepo, MakeImportVerb},
     VerbInfo{"export", "Write every record as JSON that cmf import reads back",

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "../format.h"
+#include "../selection.h"
 #include "../verb.h"
 #include "cmf/json_output.h"
 
@@ -17,23 +18,34 @@ class LogVerb : public Verb {
         ->check(CLI::NonNegativeNumber);
     app.add_option("--pipeline", pipeline_, "Only executions of this pipeline");
     app.add_option("--stage", stage_, "Only executions of this stage");
+    app.add_option("--where", where_,
+                   "Only executions for which EXPR holds, such as "
+                   "\"metrics.rmse < 0.02 and params.acquisition = 'ei'\" "
+                   "(repeatable: all must hold)")
+        ->type_name("EXPR");
     app.add_flag("--oneline", oneline_, "One line per execution");
     app.add_flag("--json", json_,
                  "Print a JSON array (the format of doc/json.md)");
   }
 
   int Run(Context& ctx) override {
-    ExecutionFilter filter;
-    filter.limit = limit_;
-    filter.pipeline = pipeline_;
-    filter.stage = stage_;
+    Selection selection;
+    selection.limit = limit_;
+    selection.filter.pipeline = pipeline_;
+    selection.filter.stage = stage_;
+    for (const std::string& w : where_) {
+      Status st = selection.AddWhere(w, /*legacy=*/false);
+      if (!st.ok()) return WhereError(st);
+    }
     // Printed a page at a time: memory stays flat however many executions there
     // are.
     ExecutionsJsonWriter writer;
     bool first = true;
     if (json_) fmt::print("{}", writer.Begin());
-    Status st = ctx.repo->store().ScanExecutions(
-        filter, [&](std::vector<ExecutionRecord>& page) {
+    Status st = ScanSelection(
+        ctx.repo->store(), std::move(selection),
+        [&](std::vector<ExecutionRecord>& page,
+            const std::map<std::string, MetricSummaries>&) {
           std::string out;
           if (json_) {
             out = writer.Add(page);
@@ -59,6 +71,7 @@ class LogVerb : public Verb {
   std::optional<std::int64_t> limit_;
   std::optional<std::string> pipeline_;
   std::optional<std::string> stage_;
+  std::vector<std::string> where_;
   bool oneline_ = false;
   bool json_ = false;
 };

@@ -4,33 +4,13 @@
 #include <optional>
 
 #include "../format.h"
+#include "../selection.h"
 #include "../verb.h"
+#include "cmf/clock.h"
 #include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {
-
-// "2026-01-01", "2026-01-01T12:30", "2026-01-01T12:30:05Z" (UTC) to Unix ms.
-std::optional<std::int64_t> ParseDate(const std::string& text) {
-  std::tm tm{};
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  char tail[8] = {};
-  int n = std::sscanf(text.c_str(), "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%7s", &y, &mo,
-                      &d, &h, &mi, &s, tail);
-  if (n < 3) return std::nullopt;
-  if (n == 3 && text.size() != 10) return std::nullopt;
-  if (n >= 7 && std::string(tail) != "Z") return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
-    return std::nullopt;
-  }
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<std::int64_t>(::timegm(&tm)) * 1000;
-}
 
 class QueryVerb : public Verb {
  public:
@@ -46,7 +26,10 @@ class QueryVerb : public Verb {
     executions_->add_option("--until", until_, "Started before DATE");
     executions_->add_option(
         "--where", where_,
-        "NAME=VALUE: a parameter or property with that value (repeatable)");
+        "EXPR: only executions for which it holds, such as \"metrics.rmse < "
+        "0.02 and params.acquisition = 'ei'\" (cmf-log(1)); or NAME=VALUE, a "
+        "parameter or property with that value (repeatable: all must hold)")
+        ->type_name("EXPR");
     executions_->add_option("-n,--max-count", limit_, "At most N")
         ->check(CLI::NonNegativeNumber);
     executions_->add_flag("--json", json_, "A JSON array, as cmf log --json");
@@ -77,14 +60,15 @@ class QueryVerb : public Verb {
       }
       return kExitOk;
     }
-    ExecutionFilter filter;
+    Selection selection;
+    ExecutionFilter& filter = selection.filter;
     filter.pipeline = pipeline_;
     filter.stage = stage_;
-    filter.limit = limit_;
+    selection.limit = limit_;
     for (auto [text, out] : {std::pair{&since_, &filter.since_ms},
                              std::pair{&until_, &filter.until_ms}}) {
       if (!text->has_value()) continue;
-      std::optional<std::int64_t> ms = ParseDate(**text);
+      std::optional<std::int64_t> ms = ParseDateUtc(**text);
       if (!ms) {
         return UsageError(
             "'" + **text +
@@ -93,16 +77,15 @@ class QueryVerb : public Verb {
       *out = *ms;
     }
     for (const std::string& w : where_) {
-      auto eq = w.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return UsageError("--where takes NAME=VALUE, not '" + w + "'");
-      }
-      filter.where.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+      Status st = selection.AddWhere(w, /*legacy=*/true);
+      if (!st.ok()) return WhereError(st);
     }
     ExecutionsJsonWriter writer;
     if (json_) fmt::print("{}", writer.Begin());
-    Status st = ctx.repo->store().ScanExecutions(
-        filter, [&](std::vector<ExecutionRecord>& page) {
+    Status st = ScanSelection(
+        ctx.repo->store(), std::move(selection),
+        [&](std::vector<ExecutionRecord>& page,
+            const std::map<std::string, MetricSummaries>&) {
           std::string out;
           if (json_) {
             out = writer.Add(page);

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "../format.h"
+#include "../selection.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
 #include "cmf/json_output.h"
@@ -22,14 +25,21 @@ std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
 class ShowVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("id", id_, "Execution id, or any unique prefix of it")
-        ->required();
+    auto* id = app.add_option("id", id_,
+                              "Execution id, or any unique prefix of it");
+    auto* artifact = app.add_option(
+        "--artifact", artifact_,
+        "Show an artifact instead (a path, a hash or prefix, or "
+        "@NAME=VALUE: the one most recently tagged so) with its lineage");
+    id->excludes(artifact);
     app.add_flag("--json", json_,
                  "Print a JSON object (the format of doc/json.md)");
   }
 
   int Run(Context& ctx) override {
     Store& store = ctx.repo->store();
+    if (artifact_) return ShowArtifact(ctx);
+    if (id_.empty()) return UsageError("show needs an execution id or --artifact");
     Result<std::string> id = store.ResolveExecution(id_);
     if (!id.ok()) return Fail(id.status());
     Result<ExecutionRecord> r = store.GetExecution(*id);
@@ -64,6 +74,13 @@ class ShowVerb : public Verb {
         out += fmt::format("  {} = {}\n", name, ToText(value));
       }
     }
+    if (!r->tags.empty()) {
+      out += "Tags:\n";
+      for (const auto& [name, value] : r->tags) {
+        out += fmt::format("  {} = {}\n", EscapeForDisplay(name),
+                           EscapeForDisplay(value));
+      }
+    }
     if (!r->inputs.empty()) out += "Inputs:\n" + ArtifactLines(r->inputs);
     if (!r->outputs.empty()) out += "Outputs:\n" + ArtifactLines(r->outputs);
     if (!metrics->empty()) {
@@ -79,6 +96,58 @@ class ShowVerb : public Verb {
   }
 
  private:
+  // The artifact --artifact names: what it is, its tags, where its bytes
+  // are, and the lineage it came from.
+  int ShowArtifact(Context& ctx) {
+    Store& store = ctx.repo->store();
+    Result<LineageTarget> target = ResolveTarget(ctx, *artifact_);
+    if (!target.ok()) return Fail(target.status());
+    if (target->type != LineageNode::Type::kArtifact) {
+      return Fail(Status::InvalidArgument("'" + *artifact_ +
+                                          "' names an execution, not an "
+                                          "artifact (cmf show ID)"));
+    }
+    Result<ArtifactRef> a = store.GetArtifact(target->id);
+    if (!a.ok()) return Fail(a.status());
+    Result<std::map<std::string, std::string>> tags =
+        store.GetTags(RecordType::kArtifact, a->hash);
+    if (!tags.ok()) return Fail(tags.status());
+    Result<std::vector<std::string>> locations = store.Locations(a->hash);
+    if (!locations.ok()) return Fail(locations.status());
+    LineageOptions up;
+    Result<LineageGraph> graph = Lineage(store, *target, up);
+    if (!graph.ok()) return Fail(graph.status());
+    if (json_) {
+      nlohmann::json out = {
+          {"hash", a->hash},
+          {"kind", std::string(ToString(a->kind))},
+          {"size", a->size},
+          {"tags", *tags},
+          {"locations", *locations},
+          {"lineage", nlohmann::json::parse(LineageJson(*graph))}};
+      fmt::print("{}\n", out.dump(2, ' ', false,
+                                  nlohmann::json::error_handler_t::replace));
+      return kExitOk;
+    }
+    std::string out = fmt::format("artifact {}\nKind:     {}\nSize:     {}\n",
+                                  a->hash, ToString(a->kind),
+                                  HumanSize(a->size));
+    if (!locations->empty()) {
+      out += fmt::format("Held by:  {}\n", fmt::join(*locations, ", "));
+    }
+    if (!tags->empty()) {
+      out += "Tags:\n";
+      for (const auto& [name, value] : *tags) {
+        out += fmt::format("  {} = {}\n", EscapeForDisplay(name),
+                           EscapeForDisplay(value));
+      }
+    }
+    out += "Lineage:\n" + LineageText(*graph, up);
+    fmt::print("{}", out);
+    return kExitOk;
+  }
+
+  std::optional<std::string> artifact_;
   std::string id_;
   bool json_ = false;
 };

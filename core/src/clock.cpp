@@ -4,6 +4,7 @@
 #include <sys/random.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <stdexcept>
 
@@ -92,6 +93,31 @@ std::string FormatDuration(std::int64_t ms) {
   std::int64_t s = ms / 1000;
   if (s < 3600) return fmt::format("{} min {} s", s / 60, s % 60);
   return fmt::format("{} h {:02} min", s / 3600, (s % 3600) / 60);
+}
+
+}  // namespace cmf
+
+namespace cmf {
+
+std::optional<std::int64_t> ParseDateUtc(const std::string& text) {
+  std::tm tm{};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  char tail[8] = {};
+  int n = std::sscanf(text.c_str(), "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%7s", &y, &mo,
+                      &d, &h, &mi, &s, tail);
+  if (n < 3) return std::nullopt;
+  if (n == 3 && text.size() != 10) return std::nullopt;
+  if (n >= 7 && std::string(tail) != "Z") return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
+    return std::nullopt;
+  }
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1000;
 }
 
 }  // namespace cmf

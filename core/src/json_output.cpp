@@ -56,6 +56,7 @@ json ToJson(const ExecutionRecord& r) {
       {"host", r.host},
       {"user", r.user},
       {"site", r.site},
+      {"tags", r.tags},
       {"message", r.message},
       {"inputs", ArtifactsJson(r.inputs)},
       {"outputs", ArtifactsJson(r.outputs)},
@@ -267,6 +268,22 @@ void AppendExecution(std::string& out, const ExecutionRecord& r,
   out += ",\n";
   key("status");
   AppendString(out, ToString(r.status));
+  out += ",\n";
+  key("tags");
+  if (r.tags.empty()) {
+    out += "{}";
+  } else {
+    out += "{\n";
+    std::size_t n = 0;
+    for (const auto& [name, value] : r.tags) {
+      out += i2;
+      AppendString(out, name);
+      out += ": ";
+      AppendString(out, value);
+      out += ++n < r.tags.size() ? ",\n" : "\n";
+    }
+    out += i1 + "}";
+  }
   out += ",\n";
   key("user");
   AppendString(out, r.user);

@@ -47,6 +47,29 @@ std::string DotQuote(const std::string& s) {
 Result<LineageTarget> ResolveLineageTarget(Store& store,
                                            const std::string& workspace_path,
                                            const std::string& text) {
+  // @NAME=VALUE or @NAME: the record most recently tagged so (an alias).
+  if (!text.empty() && text[0] == '@') {
+    const auto eq = text.find('=');
+    const std::string name = text.substr(1, eq == std::string::npos
+                                                ? std::string::npos
+                                                : eq - 1);
+    std::optional<std::string> value;
+    if (eq != std::string::npos) value = text.substr(eq + 1);
+    if (name.empty()) {
+      return Status::InvalidArgument("'" + text +
+                                     "' names no tag (@NAME or @NAME=VALUE)");
+    }
+    CMF_ASSIGN_OR_RETURN(std::vector<Store::Tagged> tagged,
+                         store.FindTagged(name, value));
+    if (tagged.empty()) {
+      return Status::NotFound("no execution or artifact is tagged '" +
+                              text.substr(1) + "'");
+    }
+    return LineageTarget{tagged.front().type == RecordType::kExecution
+                             ? LineageNode::Type::kExecution
+                             : LineageNode::Type::kArtifact,
+                         tagged.front().key};
+  }
   // An id or a hash first when it looks like one (hex digits and dashes), a
   // path first otherwise; each falls back to the other.
   const bool looks_like_id =

@@ -12,6 +12,7 @@
 #include "cmf/code_version.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/data/scan.h"
+#include "cmf/environment.h"
 #include "cmf/process.h"
 #include "store_stat_cache.h"
 
@@ -118,6 +119,12 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
   // without recording how the run ended.
   const ProcessIdentity self = ProcessIdentity::Self();
   CMF_ASSIGN_OR_RETURN(run.row_, repo.store().BeginExecution(record, &self));
+  // The software it runs with, so that cmf diff can say what changed
+  // between two runs (config core.environment=false: not recorded).
+  if (spec.environment && repo.config().GetOr("core.environment", "true") !=
+                              "false") {
+    CMF_RETURN_IF_ERROR(RecordEnvironment(repo, record.id).status());
+  }
   run.repo_ = &repo;
   run.id_ = record.id;
   run.pipeline_ = record.pipeline;

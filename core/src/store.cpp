@@ -261,6 +261,46 @@ CREATE TABLE quarantine (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: tags (cmf tag), facts like properties whose value NULL is a
+// removal; and the summary of each step-metric series (cmf compare reads one
+// row per series instead of every step), kept by every write of a metric and
+// filled here from the steps already logged.
+constexpr char kMigrateV7[] = R"sql(
+CREATE TABLE tag (
+  target_type TEXT NOT NULL CHECK (target_type IN ('execution', 'artifact')),
+  target_id   INTEGER NOT NULL,
+  name        TEXT NOT NULL,
+  hlc         INTEGER NOT NULL,
+  site        TEXT NOT NULL,
+  value       TEXT,
+  seg         INTEGER,
+  PRIMARY KEY (target_type, target_id, name, hlc, site)
+) WITHOUT ROWID;
+CREATE INDEX tag_pending ON tag(target_type) WHERE seg IS NULL;
+CREATE INDEX tag_by_name ON tag(name, value);
+
+CREATE TABLE metric_summary (
+  execution_id INTEGER NOT NULL REFERENCES execution(id),
+  series_id    INTEGER NOT NULL REFERENCES series(id),
+  steps        INTEGER NOT NULL,
+  last_step    INTEGER NOT NULL,
+  last_value   REAL,
+  min_value    REAL,
+  max_value    REAL,
+  sum_value    REAL,
+  values_n     INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, series_id)
+) WITHOUT ROWID;
+INSERT INTO metric_summary(execution_id, series_id, steps, last_step, min_value, max_value,
+                           sum_value, values_n)
+  SELECT execution_id, series_id, count(*), max(step), min(value), max(value), sum(value),
+         count(value)
+  FROM metric GROUP BY execution_id, series_id;
+UPDATE metric_summary SET last_value = (SELECT value FROM metric m WHERE
+  m.execution_id = metric_summary.execution_id AND m.series_id = metric_summary.series_id
+  AND m.step = metric_summary.last_step);
+)sql";
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -349,6 +389,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
       CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
+      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV7));
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt s,
           impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -372,6 +413,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
         if (user_version < 4) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
         if (user_version < 5) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
         if (user_version < 6) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
+        if (user_version < 7) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV7));
         return impl->Exec(
             fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
       }));
@@ -559,7 +601,7 @@ Status Store::LogMetrics(RowId execution, const std::string& series,
                               .Bind(4, p.value)
                               .Run());
     }
-    return Status::Ok();
+    return m.UpdateMetricSummary(execution, series_id, points);
   });
 }
 
@@ -626,7 +668,7 @@ Status Store::SetProperty(RecordType type, const std::string& key,
 // of executions.
 Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-    std::int64_t limit) {
+    std::int64_t limit, bool events) {
   CMF_ASSIGN_OR_RETURN(auto snapshot, BeginRead());
 
   CMF_RETURN_IF_ERROR(
@@ -748,7 +790,24 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
-  {
+  {  // the newest fact of each tag wins; a removal (NULL) takes it away
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT x.target_id, x.name, x.value FROM temp.selected t "
+                "CROSS JOIN tag x ON x.target_type = 'execution' AND "
+                "x.target_id = t.id ORDER BY t.id, x.name, x.hlc, x.site"));
+    while (s.Step(&st)) {
+      auto& tags = out[index.at(s.Int(0))].tags;
+      if (s.IsNull(2)) {
+        tags.erase(s.Text(1));
+      } else {
+        tags[s.Text(1)] = s.Text(2);
+      }
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
+  if (events) {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         Prepare(
@@ -839,7 +898,7 @@ Status Store::ScanExecutions(
                     .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
               }
             },
-            want));
+            want, filter.events));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;
@@ -1091,12 +1150,17 @@ Result<std::vector<Store::ArtifactUse>> Store::ListArtifacts() {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
       impl_->Prepare(
+          // The environments executions name (cmf/environment.h) are kept
+          // and shared like their outputs.
+          "WITH env(hash) AS (SELECT value FROM property WHERE target_type = "
+          "'execution' AND name = 'environment') "
           "SELECT a.hash, a.kind, "
           "EXISTS(SELECT 1 FROM tracked t WHERE t.artifact_id = a.id) OR "
           "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id AND "
-          "e.direction = 1), "
+          "e.direction = 1) OR a.hash IN env, "
           "EXISTS(SELECT 1 FROM tracked t WHERE t.artifact_id = a.id) OR "
-          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id), "
+          "EXISTS(SELECT 1 FROM event e WHERE e.artifact_id = a.id) OR "
+          "a.hash IN env, "
           "COALESCE((SELECT t.path FROM tracked t WHERE t.artifact_id = a.id "
           "LIMIT 1), "
           "(SELECT e.path FROM event e WHERE e.artifact_id = a.id LIMIT 1), "

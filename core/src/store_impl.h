@@ -205,7 +205,14 @@ struct Store::Impl {
 
   Result<std::vector<ExecutionRecord>> Load(
       const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-      std::int64_t limit);
+      std::int64_t limit, bool events = true);
+
+  // Brings the summary of series SERIES of EXECUTION up to date after POINTS
+  // were written to it (store_tags.cpp): added to it when every point lies
+  // after its last step, else computed again from the steps. Call inside the
+  // write transaction that wrote them.
+  Status UpdateMetricSummary(RowId execution, RowId series,
+                             std::span<const MetricPoint> points);
 };
 
 }  // namespace cmf

@@ -67,7 +67,7 @@ Line MakeLine(int rank, json j) {
 struct FactScope {
   bool locations_only = false;
   std::string location, artifacts, execution, state, event, derived, metric,
-      property;
+      property, tag;
 
   // The facts made here and not yet committed.
   static FactScope Pending(bool locations_only) {
@@ -87,9 +87,11 @@ struct FactScope {
                   "UNION SELECT artifact_id FROM derived_from WHERE seg "
                   "IS NULL UNION SELECT parent_id FROM derived_from "
                   "WHERE seg IS NULL UNION SELECT target_id FROM property "
-                  "WHERE seg IS NULL AND target_type = 'artifact')");
+                  "WHERE seg IS NULL AND target_type = 'artifact' UNION "
+                  "SELECT target_id FROM tag WHERE seg IS NULL AND "
+                  "target_type = 'artifact')");
     f.execution = "e.seg IS NULL";
-    f.state = f.event = f.metric = f.property = "x.seg IS NULL";
+    f.state = f.event = f.metric = f.property = f.tag = "x.seg IS NULL";
     f.derived = "d.seg IS NULL";
     return f;
   }
@@ -99,7 +101,7 @@ struct FactScope {
     FactScope f;
     if (!pipeline) {
       f.location = f.artifacts = f.execution = f.state = f.event = f.derived =
-          f.metric = f.property = "1";
+          f.metric = f.property = f.tag = "1";
       return f;
     }
     const std::string execs = "(SELECT id FROM temp.export_exec)";
@@ -115,6 +117,9 @@ struct FactScope {
                  "pipeline FROM temp.export_pipeline)) OR (x.target_type = "
                  "'stage' AND x.target_id IN (SELECT id FROM stage WHERE "
                  "pipeline_id = (SELECT pipeline FROM temp.export_pipeline))))";
+    f.tag = "((x.target_type = 'execution' AND x.target_id IN " + execs +
+            ") OR (x.target_type = 'artifact' AND x.target_id IN " + arts +
+            "))";
     return f;
   }
 };
@@ -285,6 +290,19 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
           j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
           lines.push_back(MakeLine(6, j));
         }));
+    CMF_RETURN_IF_ERROR(each(
+        "SELECT x.target_type, CASE x.target_type WHEN 'execution' THEN "
+        "(SELECT uuid FROM execution WHERE id = x.target_id) ELSE (SELECT "
+        "hash FROM artifact WHERE id = x.target_id) END, x.name, x.hlc, "
+        "x.site, x.value FROM tag x WHERE " +
+            scope.tag,
+        [&](sql::Stmt& s) {
+          json j{{"t", "tag"},          {"target_type", s.Text(0)},
+                 {"target", s.Text(1)}, {"name", s.Text(2)},
+                 {"hlc", s.Int(3)},     {"site", s.Text(4)}};
+          j["value"] = s.IsNull(5) ? json(nullptr) : json(s.Text(5));
+          lines.push_back(MakeLine(8, j));
+        }));
   }
   return Status::Ok();
 }
@@ -294,8 +312,9 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
 Result<Store::Pending> Store::CountPending() {
   Impl& m = *impl_;
   Pending total;
-  for (const char* table : {"execution", "execution_state", "artifact", "event",
-                            "derived_from", "metric", "property", "location"}) {
+  for (const char* table :
+       {"execution", "execution_state", "artifact", "event", "derived_from",
+        "metric", "property", "location", "tag"}) {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s, m.Prepare(fmt::format(
                          "SELECT count(*) FROM {} WHERE seg IS NULL", table)));
@@ -391,7 +410,7 @@ Result<Store::Segment> Store::CommitPending(
     if (!options.locations_only) {
       tables.insert(tables.end(),
                     {"artifact", "execution", "execution_state", "event",
-                     "derived_from", "metric", "property"});
+                     "derived_from", "metric", "property", "tag"});
     }
     for (const char* table : tables) {
       CMF_ASSIGN_OR_RETURN(
@@ -1097,6 +1116,8 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
               m.Prepare("INSERT OR REPLACE INTO metric(execution_id, "
                         "series_id, step, value, seg) VALUES(?1, ?2, ?3, ?4, "
                         "?5)"));
+          std::vector<MetricPoint> written;
+          written.reserve(points.size());
           for (const auto& [step, value] : points) {
             line_status = s.Bind(1, e)
                               .Bind(2, series)
@@ -1105,6 +1126,10 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
                               .Bind(5, seg)
                               .Run();
             if (!line_status.ok()) break;
+            written.push_back({step, value});
+          }
+          if (line_status.ok()) {
+            line_status = m.UpdateMetricSummary(e, series, written);
           }
         } else if (t == "property") {
           const std::string type_name = facts::OneOf(
@@ -1146,6 +1171,33 @@ Result<bool> Store::ApplyFacts(const std::string& hash, std::string_view text,
                 s.Bind(1, type_name).Bind(2, id).Bind(3, name);
                 s.Bind(4, hlc).Bind(5, property_site).Bind(6, type);
                 s.BindValue(7, *v).Bind(8, seg);
+              });
+        } else if (t == "tag") {
+          const std::string type_name =
+              facts::OneOf(j, "target_type", {"execution", "artifact"});
+          const std::string name = facts::Name(j, "name");
+          const std::int64_t hlc = facts::Hlc(j, "hlc", now_ms);
+          const std::string tag_site = facts::Site(j, "site");
+          const json& v = facts::Member(j, "value");
+          if (!v.is_null() && !v.is_string()) {
+            throw facts::FactError("a tag's value is not a string or null");
+          }
+          std::optional<std::string> value;
+          if (v.is_string()) value = facts::Text(j, "value");
+          RowId id = 0;
+          if (type_name == "execution") {
+            CMF_ASSIGN_OR_RETURN(id, exec_id(facts::ExecutionId(j, "target")));
+          } else {
+            CMF_ASSIGN_OR_RETURN(id,
+                                 artifact_id(facts::ArtifactName(j, "target")));
+          }
+          max_hlc = std::max(max_hlc, hlc);
+          line_status = apply(
+              "INSERT OR IGNORE INTO tag(target_type, target_id, name, hlc, "
+              "site, value, seg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+              [&](sql::Stmt& s) {
+                s.Bind(1, type_name).Bind(2, id).Bind(3, name);
+                s.Bind(4, hlc).Bind(5, tag_site).Bind(6, value).Bind(7, seg);
               });
         } else if (t == "location") {
           const std::string hash = facts::ArtifactName(j, "hash");

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace cmf {
@@ -36,6 +37,10 @@ std::string RandomHex(int bytes);
 
 // "2026-11-27T10:41:02.123Z".
 std::string FormatIsoUtc(std::int64_t unix_ms);
+
+// "2026-01-01", "2026-01-01T12:30" or "2026-01-01T12:30:05Z" (UTC; a space
+// may stand for the T) as Unix milliseconds; absent when TEXT is none of them.
+std::optional<std::int64_t> ParseDateUtc(const std::string& text);
 
 // "2026-11-27 10:41:02" in UTC, for people.
 std::string FormatHumanUtc(std::int64_t unix_ms);

@@ -62,9 +62,10 @@ struct LineageGraph {
 std::string_view ToString(LineageEdge::Type type);
 
 // Resolves TARGET to a node: a path the store records (as given relative to
-// the workspace), an execution id or unique prefix, or an artifact hash or
-// unique prefix. NotFound when nothing matches; InvalidArgument when it is
-// ambiguous.
+// the workspace), an execution id or unique prefix, an artifact hash or
+// unique prefix, or @NAME=VALUE (@NAME: any value), the execution or artifact
+// most recently tagged so (cmf tag). NotFound when nothing matches;
+// InvalidArgument when it is ambiguous.
 struct LineageTarget {
   LineageNode::Type type = LineageNode::Type::kArtifact;
   std::string id;

@@ -82,6 +82,7 @@ struct ExecutionRecord {
   std::optional<int> exit_code;
   std::string message;  // why it failed, when it did
   std::map<std::string, Value> properties;
+  std::map<std::string, std::string> tags;  // cmf tag: name -> value
   std::vector<ArtifactRef> inputs;
   std::vector<ArtifactRef> outputs;
 };
@@ -94,5 +95,19 @@ struct MetricPoint {
 
 // An execution's step metrics: series name -> points, steps ascending.
 using MetricSeries = std::map<std::string, std::vector<MetricPoint>>;
+
+// What a step-metric series comes to, kept by the store as steps are logged.
+// NaN steps count in STEPS and can be LAST; MIN, MAX and MEAN are over the
+// other steps (NaN when there are none).
+struct MetricSummary {
+  std::int64_t steps = 0;
+  std::int64_t last_step = 0;
+  double last = 0;
+  double min = 0;
+  double max = 0;
+  double mean = 0;
+};
+// Series name -> summary.
+using MetricSummaries = std::map<std::string, MetricSummary>;
 
 }  // namespace cmf

@@ -38,6 +38,9 @@ struct RunSpec {
   std::map<std::string, Value> params;
   std::string id;  // empty: a new UUIDv7 (give one to know it before Start)
   std::optional<std::int64_t> started_ms;  // absent: now
+  // Record the Debian and Python packages it could use (cmf/environment.h),
+  // unless config core.environment is false.
+  bool environment = true;
 };
 
 class Run {

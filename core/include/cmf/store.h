@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -37,7 +38,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 6;
+inline constexpr int kStoreSchemaVersion = 7;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -59,6 +60,9 @@ struct ExecutionFilter {
   // is VALUE (0.01 matches a real 0.01 or the string "0.01"; true/false match
   // a bool).
   std::vector<std::pair<std::string, std::string>> where;
+  // False: leave ExecutionRecord's inputs and outputs empty (a listing that
+  // does not show them reads less).
+  bool events = true;
 };
 
 // A row id of the local database. Row ids never leave this store: records are
@@ -107,6 +111,10 @@ class Store {
   Status AddEvent(RowId execution, Direction direction, int position,
                   const ArtifactRef& artifact);
 
+  // Records the artifact REF (REF.path unused) without an event: what an
+  // execution names by a property, such as its environment.
+  Status RecordArtifact(const ArtifactRef& ref);
+
   // Records that CHILD was derived from PARENT (both artifact hashes, both
   // already recorded).
   Status AddDerivedFrom(const std::string& child_hash,
@@ -123,7 +131,35 @@ class Store {
   Status SetProperty(RecordType type, const std::string& key,
                      const std::string& name, const Value& value);
 
+  // Sets tag NAME of an execution (KEY its full id) or an artifact (KEY its
+  // hash) to VALUE, or removes it (VALUE absent): a fact like a property, the
+  // newest (hlc, site) wins. NotFound when the record does not exist, or when
+  // removing a tag it does not have; InvalidArgument for another record type
+  // or a name that is not UTF-8 or is empty.
+  Status SetTag(RecordType type, const std::string& key,
+                const std::string& name,
+                const std::optional<std::string>& value);
+
   // --- reads ---
+
+  // The current tags of an execution or an artifact.
+  Result<std::map<std::string, std::string>> GetTags(RecordType type,
+                                                     const std::string& key);
+  // The records whose current tag NAME has VALUE (any value when absent),
+  // most recently tagged first: an alias names the newest.
+  struct Tagged {
+    RecordType type = RecordType::kArtifact;
+    std::string key;  // the execution's id or the artifact's hash
+    std::string value;
+    std::int64_t hlc = 0;
+  };
+  Result<std::vector<Tagged>> FindTagged(const std::string& name,
+                                         const std::optional<std::string>& value);
+
+  // The summary of every step-metric series of each execution IDS names (full
+  // ids); an execution without metrics is left out.
+  Result<std::map<std::string, MetricSummaries>> SummarizeMetrics(
+      std::span<const std::string> ids);
 
   // Executions matching FILTER, newest first, with everything in
   // ExecutionRecord.

@@ -1,0 +1,97 @@
+#include "selection.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "verb.h"
+
+namespace cmf::cli {
+
+Status Selection::AddWhere(const std::string& text, bool legacy) {
+  Result<WhereExpr> expr = WhereExpr::Parse(text);
+  if (expr.ok()) {
+    where.push_back(std::move(*expr));
+    return Status::Ok();
+  }
+  // NAME=VALUE: one '=', a name with nothing an expression would hold.
+  auto eq = text.find('=');
+  if (legacy && eq != std::string::npos && eq > 0 &&
+      text.find_first_of(" \t()'\"!<>") == std::string::npos &&
+      text.find('=', eq + 1) == std::string::npos) {
+    filter.where.emplace_back(text.substr(0, eq), text.substr(eq + 1));
+    return Status::Ok();
+  }
+  return expr.status();
+}
+
+Status ScanSelection(Store& store, Selection selection,
+                     const SelectionSink& sink) {
+  for (const WhereExpr& w : selection.where) {
+    w.Narrow(&selection.filter);
+    selection.metrics = selection.metrics || w.NeedsMetrics();
+  }
+  // With an expression to check, the store cannot count: the walk stops here
+  // once the limit is reached.
+  selection.filter.limit =
+      selection.where.empty() ? selection.limit : std::nullopt;
+  std::int64_t left = selection.limit.value_or(-1);
+  if (left == 0) return Status::Ok();
+  static const std::string kEnough = "enough rows";
+  Status st = store.ScanExecutions(
+      selection.filter, [&](std::vector<ExecutionRecord>& page) -> Status {
+        std::map<std::string, MetricSummaries> metrics;
+        if (selection.metrics) {
+          std::vector<std::string> ids;
+          ids.reserve(page.size());
+          for (const ExecutionRecord& r : page) ids.push_back(r.id);
+          CMF_ASSIGN_OR_RETURN(metrics, store.SummarizeMetrics(ids));
+        }
+        if (!selection.where.empty()) {
+          static const MetricSummaries kNone;
+          std::erase_if(page, [&](const ExecutionRecord& r) {
+            auto it = metrics.find(r.id);
+            const MetricSummaries* m = it == metrics.end() ? &kNone : &it->second;
+            return !std::all_of(
+                selection.where.begin(), selection.where.end(),
+                [&](const WhereExpr& w) {
+                  return w.Matches(r, m, selection.aggregates);
+                });
+          });
+        }
+        bool last = false;
+        if (left >= 0 && static_cast<std::int64_t>(page.size()) >= left) {
+          page.resize(static_cast<std::size_t>(left));
+          last = true;
+        }
+        if (left > 0) left -= static_cast<std::int64_t>(page.size());
+        if (!page.empty()) CMF_RETURN_IF_ERROR(sink(page, metrics));
+        return last ? Status::Conflict(kEnough) : Status::Ok();
+      });
+  if (st.code() == Code::kConflict && st.message() == kEnough) {
+    return Status::Ok();
+  }
+  return st;
+}
+
+int WhereError(const Status& status) {
+  return UsageError("--where: " + status.message());
+}
+
+}  // namespace cmf::cli
+
+namespace cmf::cli {
+
+Result<LineageTarget> ResolveTarget(Context& ctx, const std::string& text) {
+  // A path is taken relative to here, then to the workspace.
+  std::string relative;
+  std::error_code ec;
+  std::filesystem::path abs =
+      std::filesystem::absolute(text, ec).lexically_normal();
+  std::filesystem::path rel = abs.lexically_relative(ctx.repo->workspace());
+  if (!ec && !rel.empty() && *rel.begin() != "..") relative = rel.string();
+  return ResolveLineageTarget(ctx.repo->store(), relative, text);
+}
+
+}  // namespace cmf::cli
