@@ -49,6 +49,7 @@ TEST_CASE("federation: commit, push to a bare remote, pull at another edge") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
+  NoEnvironment(a); NoEnvironment(b);
   Ok(a({"remote", "add", "hpc", (remotes / "hpc").string()}));
   Ok(b({"remote", "add", "hpc", "file://" + (remotes / "hpc").string()}));
   CHECK(b.Json({"remote", "--json"})[0]["url"] ==
@@ -110,6 +111,7 @@ TEST_CASE("federation: the data policy leaves big raw data where it is") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
+  NoEnvironment(a); NoEnvironment(b);
   for (const Workspace* w : {&a, &b}) {
     Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
     Ok((*w)({"config", "push.max-size", "1K"}));
@@ -362,6 +364,7 @@ TEST_CASE("federation: metadata in a plain git repository, bytes in a folder") {
       remotes.path()));
   fs::create_directories(remotes / "store");
   Workspace a, b;
+  NoEnvironment(a); NoEnvironment(b);
   for (const Workspace* w : {&a, &b}) {
     Ok((*w)({"remote", "add", "hub", "--metadata",
              (remotes / "meta.git").string(), "--data",
@@ -388,6 +391,7 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
+  NoEnvironment(a); NoEnvironment(b);
   a.env = b.env = server.Env();
   const std::string url = server.Url(remotes / "hpc");
   Ok(a({"remote", "add", "hpc", url}));
@@ -879,6 +883,7 @@ TEST_CASE(
   const fs::path hub = remotes / "hpc";
   Ok(Cmf({"init", "--bare", hub.string()}, remotes.path()));
   Workspace a;
+  NoEnvironment(a);
   Ok(a({"remote", "add", "hpc", hub.string()}));
   Produce(a, "out.txt", "pushed whole");
   Ok(a({"commit"}));

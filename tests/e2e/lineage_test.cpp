@@ -140,8 +140,9 @@ TEST_CASE("query: executions by stage, date and value; artifacts by kind") {
   CHECK(w({"query", "executions", "--where", "lr"}).exit_code == 2);
   CHECK(w({"query"}).exit_code == 2);
 
+  // The three the runs used and made, and the environment they ran in.
   json all = w.Json({"query", "artifacts", "--json"});
-  CHECK(all.size() == 3);
+  CHECK(all.size() == 4);
   json models = w.Json({"query", "artifacts", "--kind", "model", "--json"});
   REQUIRE(models.size() == 1);
   CHECK(models[0]["paths"][0] == "model.pt");

@@ -43,6 +43,12 @@ inline void Ok(const Outcome& o) {
   REQUIRE(o.exit_code == 0);
 }
 
+// Stops W from recording each run's environment (its description would be
+// one more object in the counts a test of the data policy checks).
+inline void NoEnvironment(const Workspace& w) {
+  Ok(w({"config", "core.environment", "false"}));
+}
+
 // Runs a stage at W that writes OUT (CONTENT), recorded as an output.
 inline void Produce(const Workspace& w, const std::string& out,
                     const std::string& content,

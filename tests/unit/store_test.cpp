@@ -454,6 +454,7 @@ TEST_CASE(
          "ALTER TABLE metric DROP COLUMN seg;"
          "ALTER TABLE property DROP COLUMN seg;"
          "DROP TABLE stat_index; DROP TABLE live_run; DROP TABLE quarantine;"
+         "DROP TABLE tag; DROP TABLE metric_summary;"
          "CREATE TABLE stat_cache (path TEXT PRIMARY KEY, dev INTEGER NOT "
          "NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER "
          "NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;"
