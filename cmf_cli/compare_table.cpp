@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <variant>
 
@@ -13,14 +12,6 @@
 
 namespace cmf::cli {
 namespace {
-
-using nlohmann::json;
-
-json ValueToJson(const Value& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
-
-json NumberJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
 // A sortable cell: absent, a number or a text.
 using Cell = std::variant<std::monostate, double, std::string>;
@@ -84,8 +75,16 @@ Result<SortKey> ParseSortKey(const std::string& text) {
       text + "'");
 }
 
-void CompareTable::Add(ExecutionRecord record, const MetricSummaries& m) {
-  rows.push_back({std::move(record), m});
+void CompareTable::Add(ExecutionRecord record) {
+  std::vector<ExecutionRecord> page;
+  page.push_back(std::move(record));
+  AddPage(std::move(page));
+}
+
+void CompareTable::AddPage(std::vector<ExecutionRecord> page) {
+  pages_.push_back(std::make_unique<std::vector<ExecutionRecord>>(
+      std::move(page)));
+  for (const ExecutionRecord& r : *pages_.back()) rows.push_back({&r});
 }
 
 MetricAggregate CompareTable::AggregateOf(const std::string& name) const {
@@ -93,16 +92,16 @@ MetricAggregate CompareTable::AggregateOf(const std::string& name) const {
   return it == aggregates.end() ? MetricAggregate::kLast : it->second;
 }
 
-std::optional<double> CompareTable::Metric(const Row& row,
+std::optional<double> CompareTable::Metric(const ExecutionRecord& r,
                                            const std::string& name) const {
-  auto it = row.metrics.find(name);
-  if (it == row.metrics.end()) return std::nullopt;
+  auto it = r.metric_summaries.find(name);
+  if (it == r.metric_summaries.end()) return std::nullopt;
   return Summarise(it->second, AggregateOf(name));
 }
 
 void CompareTable::Sort(const SortKey& key, bool descending) {
   auto cell = [&](const Row& row) -> Cell {
-    const ExecutionRecord& r = row.record;
+    const ExecutionRecord& r = *row.record;
     switch (key.field) {
       case SortKey::Field::kParam: {
         auto it = r.params.find(key.name);
@@ -110,7 +109,7 @@ void CompareTable::Sort(const SortKey& key, bool descending) {
         return ValueCell(it->second);
       }
       case SortKey::Field::kMetric: {
-        std::optional<double> v = Metric(row, key.name);
+        std::optional<double> v = Metric(*row.record, key.name);
         if (!v || std::isnan(*v)) return std::monostate{};
         return *v;
       }
@@ -148,27 +147,27 @@ void CompareTable::Sort(const SortKey& key, bool descending) {
 void CompareTable::Columns(bool only_changed) {
   std::set<std::string> p, m;
   for (const Row& row : rows) {
-    for (const auto& [name, v] : row.record.params) p.insert(name);
-    for (const auto& [name, s] : row.metrics) m.insert(name);
+    for (const auto& [name, v] : row.record->params) p.insert(name);
+    for (const auto& [name, s] : row.record->metric_summaries) m.insert(name);
   }
   params.assign(p.begin(), p.end());
   metrics.assign(m.begin(), m.end());
   if (!only_changed || rows.size() < 2) return;
   std::erase_if(params, [&](const std::string& name) {
-    auto first = rows.front().record.params.find(name);
+    auto first = rows.front().record->params.find(name);
     for (const Row& row : rows) {
-      auto it = row.record.params.find(name);
-      const bool has = it != row.record.params.end();
-      const bool first_has = first != rows.front().record.params.end();
+      auto it = row.record->params.find(name);
+      const bool has = it != row.record->params.end();
+      const bool first_has = first != rows.front().record->params.end();
       if (has != first_has || (has && !(it->second == first->second)))
         return false;
     }
     return true;
   });
   std::erase_if(metrics, [&](const std::string& name) {
-    std::optional<double> first = Metric(rows.front(), name);
+    std::optional<double> first = Metric(*rows.front().record, name);
     for (const Row& row : rows) {
-      std::optional<double> v = Metric(row, name);
+      std::optional<double> v = Metric(*row.record, name);
       if (v.has_value() != first.has_value()) return false;
       if (v && !(*v == *first || (std::isnan(*v) && std::isnan(*first))))
         return false;
@@ -179,149 +178,296 @@ void CompareTable::Columns(bool only_changed) {
 
 namespace {
 
-// The header and the cells of every row, as text (ids shortened to the
-// fewest characters, at least 8, that tell the rows apart, when SHORT).
-struct Grid {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> cells;
-  std::vector<bool> numeric;  // per column: right-aligned
-};
-
-Grid MakeGrid(const CompareTable& t, bool short_ids, bool escape) {
-  Grid g;
-  g.header = {"id", "pipeline", "stage", "status", "started"};
-  g.numeric.assign(g.header.size(), false);
-  for (const std::string& p : t.params) {
-    g.header.push_back("params." + p);
-    g.numeric.push_back(false);
-  }
-  for (const std::string& m : t.metrics) {
-    const MetricAggregate how = t.AggregateOf(m);
-    g.header.push_back("metrics." + m +
-                       (how == MetricAggregate::kLast
-                            ? ""
-                            : ":" + std::string(ToString(how))));
-    g.numeric.push_back(true);
-  }
-  std::size_t id_length = 36;
-  if (short_ids) {
-    for (id_length = 8; id_length < 36; ++id_length) {
-      std::set<std::string> seen;
-      bool distinct = true;
-      for (const auto& row : t.rows) {
-        distinct = distinct && seen.insert(row.record.id.substr(0, id_length)).second;
-      }
-      if (distinct) break;
-    }
-  }
-  auto text = [&](const std::string& s) {
-    return escape ? EscapeForDisplay(s) : s;
-  };
-  for (const auto& row : t.rows) {
-    const ExecutionRecord& r = row.record;
-    std::vector<std::string> c = {r.id.substr(0, id_length), text(r.pipeline),
-                                  text(r.stage), std::string(ToString(r.status)),
-                                  FormatIsoUtc(r.started_ms)};
+// What each output writes: the header, which columns are numbers, and each
+// row's cells handed to a callback one at a time (no table of strings is
+// built: on 10,000 rows its allocations cost more than the store's reads).
+class Cells {
+ public:
+  Cells(const CompareTable& t, bool short_ids, bool escape)
+      : t_(t), escape_(escape) {
+    header_ = {"id", "pipeline", "stage", "status", "started"};
+    numeric_.assign(header_.size(), false);
     for (const std::string& p : t.params) {
-      auto it = r.params.find(p);
-      c.push_back(it == r.params.end() ? "-" : text(ToText(it->second)));
+      header_.push_back("params." + p);
+      numeric_.push_back(false);
     }
     for (const std::string& m : t.metrics) {
-      std::optional<double> v = t.Metric(row, m);
-      c.push_back(v ? FormatNumber(*v) : "-");
+      const MetricAggregate how = t.AggregateOf(m);
+      header_.push_back("metrics." + m +
+                        (how == MetricAggregate::kLast
+                             ? ""
+                             : ":" + std::string(ToString(how))));
+      numeric_.push_back(true);
     }
-    g.cells.push_back(std::move(c));
+    if (short_ids) {
+      // The fewest characters (at least 8) that tell the rows apart: one
+      // more than the longest prefix two neighbours share, once sorted.
+      std::vector<std::string_view> ids;
+      ids.reserve(t.rows.size());
+      for (const auto& row : t.rows) ids.push_back(row.record->id);
+      std::sort(ids.begin(), ids.end());
+      id_length_ = 8;
+      for (std::size_t i = 1; i < ids.size(); ++i) {
+        std::size_t common = 0;
+        while (common < ids[i].size() && common < ids[i - 1].size() &&
+               ids[i][common] == ids[i - 1][common]) {
+          ++common;
+        }
+        id_length_ = std::max(id_length_, common + 1);
+      }
+      id_length_ = std::min<std::size_t>(id_length_, 36);
+    }
   }
-  return g;
-}
+
+  const std::vector<std::string>& header() const { return header_; }
+  const std::vector<bool>& numeric() const { return numeric_; }
+
+  // Calls EMIT(column, text) for each cell of ROW; an absent value is "-".
+  template <typename F>
+  void Row(const ExecutionRecord& r, F&& emit) {
+    std::size_t col = 0;
+    emit(col++, std::string_view(r.id).substr(0, id_length_));
+    emit(col++, Text(r.pipeline));
+    emit(col++, Text(r.stage));
+    emit(col++, ToString(r.status));
+    emit(col++, std::string_view(FormatIsoUtc(r.started_ms)));
+    for (const std::string& p : t_.params) {
+      auto it = r.params.find(p);
+      if (it == r.params.end()) {
+        emit(col++, "-");
+      } else {
+        scratch_ = ToText(it->second);
+        emit(col++, Text(scratch_));
+      }
+    }
+    for (const std::string& m : t_.metrics) {
+      std::optional<double> v = t_.Metric(r, m);
+      if (!v) {
+        emit(col++, "-");
+      } else {
+        number_ = FormatNumber(*v);
+        emit(col++, std::string_view(number_));
+      }
+    }
+  }
+
+ private:
+  std::string_view Text(const std::string& s) {
+    if (!escape_) return s;
+    shown_ = EscapeForDisplay(s);
+    return shown_;
+  }
+
+  const CompareTable& t_;
+  bool escape_;
+  std::vector<std::string> header_;
+  std::vector<bool> numeric_;
+  std::size_t id_length_ = 36;
+  std::string scratch_, number_, shown_;
+};
 
 }  // namespace
 
 std::string CompareTable::Text() const {
-  Grid g = MakeGrid(*this, /*short_ids=*/true, /*escape=*/true);
-  std::vector<std::size_t> width(g.header.size());
-  for (std::size_t i = 0; i < g.header.size(); ++i) {
-    width[i] = g.header[i].size();
-    for (const auto& c : g.cells) width[i] = std::max(width[i], c[i].size());
+  Cells cells(*this, /*short_ids=*/true, /*escape=*/true);
+  const std::size_t n = cells.header().size();
+  std::vector<std::size_t> width(n);
+  for (std::size_t i = 0; i < n; ++i) width[i] = cells.header()[i].size();
+  // Every cell twice: once for the widths, once to write it.
+  for (const auto& row : rows) {
+    cells.Row(*row.record, [&](std::size_t i, std::string_view c) {
+      width[i] = std::max(width[i], c.size());
+    });
   }
-  std::string out;
-  auto line = [&](const std::vector<std::string>& c) {
-    std::string l;
-    for (std::size_t i = 0; i < c.size(); ++i) {
-      const std::size_t pad = width[i] - c[i].size();
-      if (g.numeric[i]) l += std::string(pad, ' ');
-      l += c[i];
-      if (!g.numeric[i] && i + 1 < c.size()) l += std::string(pad, ' ');
-      if (i + 1 < c.size()) l += "  ";
+  std::string out, line;
+  auto put = [&](std::size_t i, std::string_view c) {
+    const std::size_t pad = width[i] - c.size();
+    if (cells.numeric()[i]) line.append(pad, ' ');
+    line += c;
+    if (i + 1 < n) {
+      if (!cells.numeric()[i]) line.append(pad, ' ');
+      line += "  ";
+    } else {
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line;
+      out += '\n';
+      line.clear();
     }
-    while (!l.empty() && l.back() == ' ') l.pop_back();
-    out += l + "\n";
   };
-  line(g.header);
-  for (const auto& c : g.cells) line(c);
+  for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
+  for (const auto& row : rows) cells.Row(*row.record, put);
   return out;
 }
 
 std::string CompareTable::Csv() const {
-  Grid g = MakeGrid(*this, /*short_ids=*/false, /*escape=*/false);
+  Cells cells(*this, /*short_ids=*/false, /*escape=*/false);
+  const std::size_t n = cells.header().size();
   std::string out;
-  auto line = [&](const std::vector<std::string>& c) {
-    for (std::size_t i = 0; i < c.size(); ++i) {
-      out += CsvField(c[i]);
-      out += i + 1 < c.size() ? "," : "\n";
-    }
+  auto put = [&](std::size_t i, std::string_view c) {
+    // CSV: an empty field is no value.
+    if (c != "-" || i < 5) out += CsvField(std::string(c));
+    out += i + 1 < n ? ',' : '\n';
   };
-  line(g.header);
-  for (auto c : g.cells) {
-    for (std::string& cell : c) {
-      if (cell == "-") cell.clear();  // CSV: an empty field is no value
-    }
-    line(c);
-  }
+  for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
+  for (const auto& row : rows) cells.Row(*row.record, put);
   return out;
 }
 
 std::string CompareTable::Markdown() const {
-  Grid g = MakeGrid(*this, /*short_ids=*/true, /*escape=*/true);
+  Cells cells(*this, /*short_ids=*/true, /*escape=*/true);
+  const std::size_t n = cells.header().size();
   std::string out;
-  auto line = [&](const std::vector<std::string>& c) {
-    out += "|";
-    for (const std::string& cell : c) out += " " + MarkdownField(cell) + " |";
-    out += "\n";
+  auto put = [&](std::size_t i, std::string_view c) {
+    out += i == 0 ? "| " : " ";
+    out += MarkdownField(std::string(c));
+    out += i + 1 < n ? " |" : " |\n";
   };
-  line(g.header);
+  for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
   out += "|";
-  for (bool numeric : g.numeric) out += numeric ? " ---: |" : " --- |";
+  for (bool numeric : cells.numeric()) out += numeric ? " ---: |" : " --- |";
   out += "\n";
-  for (const auto& c : g.cells) line(c);
+  for (const auto& row : rows) cells.Row(*row.record, put);
   return out;
 }
 
-std::string CompareTable::Json() const {
-  json out = json::array();
-  for (const Row& row : rows) {
-    const ExecutionRecord& r = row.record;
-    json params = json::object();
-    for (const std::string& p : this->params) {
-      auto it = r.params.find(p);
-      if (it != r.params.end()) params[p] = ValueToJson(it->second);
-    }
-    json metrics = json::object();
-    for (const std::string& m : this->metrics) {
-      if (std::optional<double> v = Metric(row, m)) metrics[m] = NumberJson(*v);
-    }
-    out.push_back({{"id", r.id},
-                   {"pipeline", r.pipeline},
-                   {"stage", r.stage},
-                   {"status", std::string(ToString(r.status))},
-                   {"started", FormatIsoUtc(r.started_ms)},
-                   {"ended", r.ended_ms ? json(FormatIsoUtc(*r.ended_ms))
-                                        : json(nullptr)},
-                   {"params", params},
-                   {"metrics", metrics},
-                   {"tags", r.tags}});
+namespace {
+
+// TEXT as a JSON string. Bytes that are not UTF-8 are shown as \xNN text
+// (EscapeForDisplay), so that the document stays valid.
+void AppendJsonString(std::string& out, std::string_view text) {
+  std::string shown;
+  if (!IsUtf8(text)) {
+    shown = EscapeForDisplay(text);
+    text = shown;
   }
-  return out.dump(2, ' ', false, json::error_handler_t::replace);
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+void AppendJsonNumber(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+  } else {
+    fmt::format_to(std::back_inserter(out), "{}", v);
+  }
+}
+
+void AppendJsonValue(std::string& out, const Value& v) {
+  if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    fmt::format_to(std::back_inserter(out), "{}", *i);
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    AppendJsonNumber(out, *d);
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "true" : "false";
+  } else {
+    AppendJsonString(out, std::get<std::string>(v));
+  }
+}
+
+}  // namespace
+
+// Written directly rather than through a JSON document: a table of 10,000
+// rows spent more on building the document than on reading the store.
+std::string CompareTable::Json() const {
+  std::string out = "[";
+  out.reserve(rows.size() * 512);
+  bool first_row = true;
+  for (const Row& row : rows) {
+    const ExecutionRecord& r = *row.record;
+    out += first_row ? "\n  {" : ",\n  {";
+    first_row = false;
+    auto key = [&](const char* k) {
+      out += "\n    \"";
+      out += k;
+      out += "\": ";
+    };
+    key("id");
+    AppendJsonString(out, r.id);
+    out += ',';
+    key("pipeline");
+    AppendJsonString(out, r.pipeline);
+    out += ',';
+    key("stage");
+    AppendJsonString(out, r.stage);
+    out += ',';
+    key("status");
+    AppendJsonString(out, ToString(r.status));
+    out += ',';
+    key("started");
+    AppendJsonString(out, FormatIsoUtc(r.started_ms));
+    out += ',';
+    key("ended");
+    if (r.ended_ms) {
+      AppendJsonString(out, FormatIsoUtc(*r.ended_ms));
+    } else {
+      out += "null";
+    }
+    out += ',';
+    key("params");
+    out += '{';
+    bool first = true;
+    for (const std::string& p : params) {
+      auto it = r.params.find(p);
+      if (it == r.params.end()) continue;
+      out += first ? "" : ", ";
+      first = false;
+      AppendJsonString(out, p);
+      out += ": ";
+      AppendJsonValue(out, it->second);
+    }
+    out += "},";
+    key("metrics");
+    out += '{';
+    first = true;
+    for (const std::string& m : metrics) {
+      std::optional<double> v = Metric(*row.record, m);
+      if (!v) continue;
+      out += first ? "" : ", ";
+      first = false;
+      AppendJsonString(out, m);
+      out += ": ";
+      AppendJsonNumber(out, *v);
+    }
+    out += "},";
+    key("tags");
+    out += '{';
+    first = true;
+    for (const auto& [name, value] : r.tags) {
+      out += first ? "" : ", ";
+      first = false;
+      AppendJsonString(out, name);
+      out += ": ";
+      AppendJsonString(out, value);
+    }
+    out += "}\n  }";
+  }
+  out += rows.empty() ? "]" : "\n]";
+  return out;
 }
 
 }  // namespace cmf::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,15 +25,16 @@ Result<SortKey> ParseSortKey(const std::string& text);
 
 struct CompareTable {
   struct Row {
-    ExecutionRecord record;
-    MetricSummaries metrics;
+    const ExecutionRecord* record;  // with its metric_summaries
   };
   std::vector<Row> rows;
   std::map<std::string, MetricAggregate> aggregates;  // default: last
   std::vector<std::string> params;   // the parameter columns, by name
   std::vector<std::string> metrics;  // the metric columns, by series name
 
-  void Add(ExecutionRecord record, const MetricSummaries& metrics);
+  void Add(ExecutionRecord record);
+  // Adds a page of rows, kept whole (no record is moved again).
+  void AddPage(std::vector<ExecutionRecord> page);
   // Orders the rows by KEY (rows without a value last), stably.
   void Sort(const SortKey& key, bool descending);
   // Chooses the columns: every parameter and series of any row, or, with
@@ -42,12 +44,16 @@ struct CompareTable {
   // How series NAME is summarised, and its value in ROW (absent: no such
   // series).
   MetricAggregate AggregateOf(const std::string& name) const;
-  std::optional<double> Metric(const Row& row, const std::string& name) const;
+  std::optional<double> Metric(const ExecutionRecord& row,
+                               const std::string& name) const;
 
   std::string Text() const;
   std::string Csv() const;
   std::string Markdown() const;
   std::string Json() const;
+
+ private:
+  std::vector<std::unique_ptr<std::vector<ExecutionRecord>>> pages_;
 };
 
 // A number as tables show it: up to 6 significant digits, "nan".

@@ -39,24 +39,16 @@ Status ScanSelection(Store& store, Selection selection,
   std::int64_t left = selection.limit.value_or(-1);
   if (left == 0) return Status::Ok();
   static const std::string kEnough = "enough rows";
+  selection.filter.metric_summaries = selection.metrics;
   Status st = store.ScanExecutions(
       selection.filter, [&](std::vector<ExecutionRecord>& page) -> Status {
-        std::map<std::string, MetricSummaries> metrics;
-        if (selection.metrics) {
-          std::vector<std::string> ids;
-          ids.reserve(page.size());
-          for (const ExecutionRecord& r : page) ids.push_back(r.id);
-          CMF_ASSIGN_OR_RETURN(metrics, store.SummarizeMetrics(ids));
-        }
         if (!selection.where.empty()) {
-          static const MetricSummaries kNone;
           std::erase_if(page, [&](const ExecutionRecord& r) {
-            auto it = metrics.find(r.id);
-            const MetricSummaries* m = it == metrics.end() ? &kNone : &it->second;
             return !std::all_of(
                 selection.where.begin(), selection.where.end(),
                 [&](const WhereExpr& w) {
-                  return w.Matches(r, m, selection.aggregates);
+                  return w.Matches(r, &r.metric_summaries,
+                                   selection.aggregates);
                 });
           });
         }
@@ -66,7 +58,7 @@ Status ScanSelection(Store& store, Selection selection,
           last = true;
         }
         if (left > 0) left -= static_cast<std::int64_t>(page.size());
-        if (!page.empty()) CMF_RETURN_IF_ERROR(sink(page, metrics));
+        if (!page.empty()) CMF_RETURN_IF_ERROR(sink(page));
         return last ? Status::Conflict(kEnough) : Status::Ok();
       });
   if (st.code() == Code::kConflict && st.message() == kEnough) {

@@ -31,10 +31,9 @@ struct Selection {
   Status AddWhere(const std::string& text, bool legacy);
 };
 
-// The rows of one page, and their metric summaries when wanted.
-using SelectionSink = std::function<Status(
-    std::vector<ExecutionRecord>& rows,
-    const std::map<std::string, MetricSummaries>& metrics)>;
+// The rows of one page (with their metric_summaries when Selection::metrics
+// or an expression names a metric).
+using SelectionSink = std::function<Status(std::vector<ExecutionRecord>& rows)>;
 
 // Walks the executions SELECTION picks, newest first, a page at a time, and
 // stops after its limit.

@@ -97,29 +97,22 @@ class CompareVerb : public Verb {
       Result<std::map<std::string, MetricSummaries>> metrics =
           store.SummarizeMetrics(full);
       if (!metrics.ok()) return Fail(metrics.status());
-      static const MetricSummaries kNone;
       for (ExecutionRecord& r : rows) {
         auto it = metrics->find(r.id);
-        const MetricSummaries& m = it == metrics->end() ? kNone : it->second;
+        if (it != metrics->end()) r.metric_summaries = std::move(it->second);
         bool keep = std::all_of(
             selection.where.begin(), selection.where.end(),
             [&](const WhereExpr& w) {
-              return w.Matches(r, &m, selection.aggregates);
+              return w.Matches(r, &r.metric_summaries, selection.aggregates);
             });
-        if (keep) table.Add(std::move(r), m);
+        if (keep) table.Add(std::move(r));
       }
     } else {
       selection.limit = limit_;
       Status st = ScanSelection(
           store, std::move(selection),
-          [&](std::vector<ExecutionRecord>& page,
-              const std::map<std::string, MetricSummaries>& metrics) {
-            static const MetricSummaries kNone;
-            for (ExecutionRecord& r : page) {
-              auto it = metrics.find(r.id);
-              table.Add(std::move(r),
-                        it == metrics.end() ? kNone : it->second);
-            }
+          [&](std::vector<ExecutionRecord>& page) {
+            table.AddPage(std::move(page));
             return Status::Ok();
           });
       if (!st.ok()) return Fail(st);

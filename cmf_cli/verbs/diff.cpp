@@ -9,6 +9,7 @@
 #include "../verb.h"
 #include "cmf/byte_strings.h"
 #include "cmf/environment.h"
+#include "cmf/metalog.h"
 
 namespace cmf::cli {
 namespace {
@@ -45,9 +46,11 @@ std::string Shown(const std::optional<double>& v) {
 class DiffVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    app.add_option("a", a_, "The older execution (id or unique prefix)")
+    app.add_option("a", a_,
+                   "The older execution (id or unique prefix), or a commit of "
+                   "the metadata log (40 hex digits, or main)")
         ->required();
-    app.add_option("b", b_, "The newer execution")->required();
+    app.add_option("b", b_, "The newer execution, or commit")->required();
     app.add_option("--metric", metrics_,
                    "NAME=last|min|max|mean|steps: how the series NAME is "
                    "summarised (default last; repeatable)")
@@ -58,6 +61,7 @@ class DiffVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
+    if (IsCommit(a_) && IsCommit(b_)) return DiffCommits(ctx);
     Store& store = ctx.repo->store();
     CompareTable table;  // for the summaries' choice and formatting
     for (const std::string& m : metrics_) {
@@ -83,25 +87,26 @@ class DiffVerb : public Verb {
     for (const std::string& id : ids) {
       Result<ExecutionRecord> r = store.GetExecution(id);
       if (!r.ok()) return Fail(r.status());
-      table.Add(std::move(*r), Find(*summaries, id).value_or(MetricSummaries{}));
+      r->metric_summaries = Find(*summaries, id).value_or(MetricSummaries{});
+      table.Add(std::move(*r));
     }
     const CompareTable::Row& a = table.rows[0];
     const CompareTable::Row& b = table.rows[1];
 
-    json out = {{"a", a.record.id},
-                {"b", b.record.id},
+    json out = {{"a", a.record->id},
+                {"b", b.record->id},
                 {"params", json::object()},
                 {"metrics", json::object()},
                 {"tags", json::object()}};
     std::string text;
     // Parameters.
     std::set<std::string> names;
-    for (const auto& [n, v] : a.record.params) names.insert(n);
-    for (const auto& [n, v] : b.record.params) names.insert(n);
+    for (const auto& [n, v] : a.record->params) names.insert(n);
+    for (const auto& [n, v] : b.record->params) names.insert(n);
     std::string block;
     for (const std::string& n : names) {
-      std::optional<Value> old = Find(a.record.params, n);
-      std::optional<Value> now = Find(b.record.params, n);
+      std::optional<Value> old = Find(a.record->params, n);
+      std::optional<Value> now = Find(b.record->params, n);
       if (old == now && !all_) continue;
       out["params"][n] = {{"old", ValueToJson(old)}, {"new", ValueToJson(now)}};
       block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(old),
@@ -110,12 +115,12 @@ class DiffVerb : public Verb {
     if (!block.empty()) text += "Params:\n" + block;
     // Metrics, with the change.
     names.clear();
-    for (const auto& [n, v] : a.metrics) names.insert(n);
-    for (const auto& [n, v] : b.metrics) names.insert(n);
+    for (const auto& [n, v] : a.record->metric_summaries) names.insert(n);
+    for (const auto& [n, v] : b.record->metric_summaries) names.insert(n);
     block.clear();
     for (const std::string& n : names) {
-      std::optional<double> old = table.Metric(a, n);
-      std::optional<double> now = table.Metric(b, n);
+      std::optional<double> old = table.Metric(*a.record, n);
+      std::optional<double> now = table.Metric(*b.record, n);
       const bool same = old.has_value() == now.has_value() &&
                         (!old || *old == *now ||
                          (std::isnan(*old) && std::isnan(*now)));
@@ -138,12 +143,12 @@ class DiffVerb : public Verb {
     if (!block.empty()) text += "Metrics:\n" + block;
     // Tags.
     names.clear();
-    for (const auto& [n, v] : a.record.tags) names.insert(n);
-    for (const auto& [n, v] : b.record.tags) names.insert(n);
+    for (const auto& [n, v] : a.record->tags) names.insert(n);
+    for (const auto& [n, v] : b.record->tags) names.insert(n);
     block.clear();
     for (const std::string& n : names) {
-      std::optional<std::string> old = Find(a.record.tags, n);
-      std::optional<std::string> now = Find(b.record.tags, n);
+      std::optional<std::string> old = Find(a.record->tags, n);
+      std::optional<std::string> now = Find(b.record->tags, n);
       if (old == now && !all_) continue;
       out["tags"][n] = {{"old", old ? json(*old) : json(nullptr)},
                         {"new", now ? json(*now) : json(nullptr)}};
@@ -152,17 +157,17 @@ class DiffVerb : public Verb {
     }
     if (!block.empty()) text += "Tags:\n" + block;
     // The software each ran with.
-    text += Environment(ctx, a.record, b.record, out);
+    text += Environment(ctx, *a.record, *b.record, out);
     if (json_) {
       fmt::print("{}\n",
                  out.dump(2, ' ', false, json::error_handler_t::replace));
       return kExitOk;
     }
-    fmt::print("a: {} {}/{} {}\nb: {} {}/{} {}\n", a.record.id,
-               EscapeForDisplay(a.record.pipeline),
-               EscapeForDisplay(a.record.stage), ToString(a.record.status),
-               b.record.id, EscapeForDisplay(b.record.pipeline),
-               EscapeForDisplay(b.record.stage), ToString(b.record.status));
+    fmt::print("a: {} {}/{} {}\nb: {} {}/{} {}\n", a.record->id,
+               EscapeForDisplay(a.record->pipeline),
+               EscapeForDisplay(a.record->stage), ToString(a.record->status),
+               b.record->id, EscapeForDisplay(b.record->pipeline),
+               EscapeForDisplay(b.record->stage), ToString(b.record->status));
     fmt::print("{}", text.empty() ? "No differences in params, metrics, tags "
                                     "or environment.\n"
                                   : text);
@@ -170,6 +175,159 @@ class DiffVerb : public Verb {
   }
 
  private:
+  static bool IsCommit(const std::string& text) {
+    return text == "main" ||
+           (text.size() == 40 &&
+            text.find_first_not_of("0123456789abcdef") == std::string::npos);
+  }
+
+  // What the records of commit B say that those of commit A do not, and the
+  // other way round: the segments each reaches and the other does not, read
+  // from the metadata log (they came from any site: every line is checked,
+  // and one that does not parse is counted, not trusted).
+  int DiffCommits(Context& ctx) {
+    Result<MetaLog> log = MetaLog::Open(ctx.repo->cmf_dir() / "log.git");
+    if (!log.ok()) return Fail(log.status());
+    std::string ids[2] = {a_, b_};
+    for (std::string& id : ids) {
+      if (id == "main") {
+        Result<std::string> tip = log->Tip();
+        if (!tip.ok()) return Fail(tip.status());
+        if (tip->empty())
+          return Fail(Status::NotFound("the metadata log has no commit yet"));
+        id = *tip;
+      }
+      // Walking from it to itself reads nothing, but fails for a commit
+      // the log does not hold.
+      Status known = log->ForEachNewSegment(
+          id, {id}, [](const std::string&, const std::string&) {
+            return Status::Ok();
+          });
+      if (!known.ok()) {
+        return Fail(Status::NotFound("no commit " + id +
+                                     " in the metadata log"));
+      }
+    }
+    json out = {{"a", ids[0]}, {"b", ids[1]}};
+    std::string text = fmt::format("a: commit {}\nb: commit {}\n", ids[0], ids[1]);
+    const char* sides[2] = {"only_in_b", "only_in_a"};
+    for (int side = 0; side < 2; ++side) {
+      const std::string& tip = side == 0 ? ids[1] : ids[0];
+      const std::string& hide = side == 0 ? ids[0] : ids[1];
+      json part = {{"segments", 0},     {"facts", 0},
+                   {"unreadable", 0},   {"executions", json::array()},
+                   {"states", json::array()}, {"properties", json::array()},
+                   {"tags", json::array()}, {"metrics", json::array()},
+                   {"artifacts", 0},    {"locations", 0}};
+      Status st = log->ForEachNewSegment(
+          tip, {hide}, [&](const std::string&, const std::string& segment) {
+            part["segments"] = part["segments"].get<int>() + 1;
+            std::size_t start = segment.find('\n');
+            while (start != std::string::npos && start + 1 < segment.size()) {
+              std::size_t end = segment.find('\n', start + 1);
+              std::string_view line(segment.data() + start + 1,
+                                    (end == std::string::npos ? segment.size()
+                                                              : end) -
+                                        start - 1);
+              start = end;
+              if (line.empty()) continue;
+              part["facts"] = part["facts"].get<int>() + 1;
+              json f = json::parse(line, nullptr, /*allow_exceptions=*/false);
+              if (!f.is_object() || !f.contains("t") || !f["t"].is_string()) {
+                part["unreadable"] = part["unreadable"].get<int>() + 1;
+                continue;
+              }
+              const std::string t = f["t"];
+              auto get = [&](const char* k) {
+                return f.contains(k) ? f[k] : json(nullptr);
+              };
+              if (t == "execution") {
+                json params = json::object();
+                if (f.contains("params") && f["params"].is_object()) {
+                  for (auto& [k, v] : f["params"].items()) {
+                    params[k] = v.is_object() && v.contains("value")
+                                    ? v["value"]
+                                    : v;
+                  }
+                }
+                part["executions"].push_back({{"id", get("id")},
+                                              {"pipeline", get("pipeline")},
+                                              {"stage", get("stage")},
+                                              {"params", params}});
+              } else if (t == "state") {
+                part["states"].push_back(
+                    {{"execution", get("execution")}, {"status", get("status")}});
+              } else if (t == "property") {
+                part["properties"].push_back({{"target", get("target")},
+                                              {"name", get("name")},
+                                              {"value", get("value")}});
+              } else if (t == "tag") {
+                part["tags"].push_back({{"target", get("target")},
+                                        {"name", get("name")},
+                                        {"value", get("value")}});
+              } else if (t == "metrics") {
+                part["metrics"].push_back(
+                    {{"execution", get("execution")},
+                     {"series", get("series")},
+                     {"steps", f.contains("steps") && f["steps"].is_array()
+                                   ? f["steps"].size()
+                                   : 0}});
+              } else if (t == "artifact") {
+                part["artifacts"] = part["artifacts"].get<int>() + 1;
+              } else if (t == "location") {
+                part["locations"] = part["locations"].get<int>() + 1;
+              }
+            }
+            return Status::Ok();
+          });
+      if (!st.ok()) return Fail(st);
+      auto shown = [](const json& j) {
+        return j.is_string() ? EscapeForDisplay(j.get<std::string>())
+                             : j.dump(-1, ' ', false,
+                                      json::error_handler_t::replace);
+      };
+      text += fmt::format(
+          "{} ({} segments, {} facts{}):\n", side == 0 ? "Only in b" : "Only in a",
+          part["segments"].get<int>(), part["facts"].get<int>(),
+          part["unreadable"].get<int>() > 0
+              ? fmt::format(", {} unreadable", part["unreadable"].get<int>())
+              : "");
+      for (const json& e : part["executions"]) {
+        text += fmt::format("  execution {} {}/{}\n", shown(e["id"]),
+                            shown(e["pipeline"]), shown(e["stage"]));
+      }
+      for (const json& e : part["states"]) {
+        text += fmt::format("  state {} {}\n", shown(e["execution"]),
+                            shown(e["status"]));
+      }
+      for (const json& e : part["properties"]) {
+        text += fmt::format("  property {} {} = {}\n", shown(e["target"]),
+                            shown(e["name"]), shown(e["value"]));
+      }
+      for (const json& e : part["tags"]) {
+        text += fmt::format("  tag {} {} = {}\n", shown(e["target"]),
+                            shown(e["name"]),
+                            e["value"].is_null() ? "(removed)" : shown(e["value"]));
+      }
+      for (const json& e : part["metrics"]) {
+        text += fmt::format("  metrics {} {}: {} steps\n", shown(e["execution"]),
+                            shown(e["series"]), e["steps"].dump());
+      }
+      if (part["artifacts"].get<int>() + part["locations"].get<int>() > 0) {
+        text += fmt::format("  {} artifacts, {} locations\n",
+                            part["artifacts"].get<int>(),
+                            part["locations"].get<int>());
+      }
+      out[sides[side]] = part;
+    }
+    if (json_) {
+      fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
+    } else {
+      fmt::print("{}", text);
+    }
+    return kExitOk;
+  }
+
   // The packages that differ between the environments of A and B, into OUT's
   // "environment" and as text.
   std::string Environment(Context& ctx, const ExecutionRecord& a,

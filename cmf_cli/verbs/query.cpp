@@ -84,8 +84,7 @@ class QueryVerb : public Verb {
     if (json_) fmt::print("{}", writer.Begin());
     Status st = ScanSelection(
         ctx.repo->store(), std::move(selection),
-        [&](std::vector<ExecutionRecord>& page,
-            const std::map<std::string, MetricSummaries>&) {
+        [&](std::vector<ExecutionRecord>& page) {
           std::string out;
           if (json_) {
             out = writer.Add(page);

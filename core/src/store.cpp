@@ -668,7 +668,7 @@ Status Store::SetProperty(RecordType type, const std::string& key,
 // of executions.
 Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-    std::int64_t limit, bool events) {
+    std::int64_t limit, bool events, bool summaries) {
   CMF_ASSIGN_OR_RETURN(auto snapshot, BeginRead());
 
   CMF_RETURN_IF_ERROR(
@@ -677,7 +677,10 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   CMF_RETURN_IF_ERROR(Exec("DELETE FROM temp.selected"));
 
   std::vector<ExecutionRecord> out;
+  // Records are large: growing the vector would move each several times.
+  if (limit > 0) out.reserve(static_cast<std::size_t>(std::min<std::int64_t>(limit, 4096)));
   std::unordered_map<RowId, std::size_t> index;
+  index.reserve(out.capacity());
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
@@ -807,6 +810,20 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
+  if (summaries) {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        Prepare("SELECT x.execution_id, r.name, x.steps, x.last_step, "
+                "x.last_value, x.min_value, x.max_value, x.sum_value, "
+                "x.values_n FROM temp.selected t CROSS JOIN metric_summary x "
+                "ON x.execution_id = t.id JOIN series r ON r.id = x.series_id"));
+    while (s.Step(&st)) {
+      out[index.at(s.Int(0))].metric_summaries[s.Text(1)] =
+          MetricSummaryOfRow(s, 2);
+    }
+    s.Reset();
+    CMF_RETURN_IF_ERROR(st);
+  }
   if (events) {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
@@ -898,7 +915,7 @@ Status Store::ScanExecutions(
                     .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
               }
             },
-            want, filter.events));
+            want, filter.events, filter.metric_summaries));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;

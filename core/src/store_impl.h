@@ -20,6 +20,10 @@
 
 namespace cmf {
 
+// The summary in columns FIRST.. of Q: steps, last_step, last_value,
+// min_value, max_value, sum_value, values_n (store_tags.cpp).
+MetricSummary MetricSummaryOfRow(sql::Stmt& q, int first);
+
 // The name a record type has in the property table ("pipeline", ...).
 std::string_view RecordTypeName(RecordType type);
 
@@ -205,7 +209,7 @@ struct Store::Impl {
 
   Result<std::vector<ExecutionRecord>> Load(
       const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-      std::int64_t limit, bool events = true);
+      std::int64_t limit, bool events = true, bool summaries = false);
 
   // Brings the summary of series SERIES of EXECUTION up to date after POINTS
   // were written to it (store_tags.cpp): added to it when every point lies

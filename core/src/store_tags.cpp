@@ -59,6 +59,19 @@ Result<std::optional<std::string>> CurrentTag(StoreState& m,
 
 }  // namespace
 
+MetricSummary MetricSummaryOfRow(sql::Stmt& q, int first) {
+  MetricSummary s;
+  s.steps = q.Int(first);
+  s.last_step = q.Int(first + 1);
+  s.last = q.Real(first + 2);  // NULL (a NaN step) reads as NaN
+  const std::int64_t n = q.Int(first + 6);
+  const double nan = std::nan("");
+  s.min = n > 0 ? q.Real(first + 3) : nan;
+  s.max = n > 0 ? q.Real(first + 4) : nan;
+  s.mean = n > 0 ? q.Real(first + 5) / static_cast<double>(n) : nan;
+  return s;
+}
+
 Status Store::SetTag(RecordType type, const std::string& key,
                      const std::string& name,
                      const std::optional<std::string>& value) {
@@ -191,18 +204,7 @@ Result<std::map<std::string, MetricSummaries>> Store::SummarizeMetrics(
                 "series r ON r.id = x.series_id"));
   std::map<std::string, MetricSummaries> out;
   Status st;
-  const double nan = std::nan("");
-  while (q.Step(&st)) {
-    MetricSummary s;
-    s.steps = q.Int(2);
-    s.last_step = q.Int(3);
-    s.last = q.Real(4);  // NULL (a NaN step) reads as NaN
-    const std::int64_t n = q.Int(8);
-    s.min = n > 0 ? q.Real(5) : nan;
-    s.max = n > 0 ? q.Real(6) : nan;
-    s.mean = n > 0 ? q.Real(7) / static_cast<double>(n) : nan;
-    out[q.Text(0)][q.Text(1)] = s;
-  }
+  while (q.Step(&st)) out[q.Text(0)][q.Text(1)] = MetricSummaryOfRow(q, 2);
   q.Reset();
   CMF_RETURN_IF_ERROR(st);
   return out;

@@ -187,3 +187,37 @@ TEST_CASE("tag: tags are facts that travel by push and pull, and aliases") {
   CHECK(hpc({"tag", "-d", run}).exit_code == 2);
   CHECK(hpc({"tag", "no-such-thing", "x=1"}).exit_code == 1);
 }
+
+TEST_CASE("diff: two commits of the log, by what each one's records say") {
+  Workspace w;
+  const std::string a_run = Train(w, "0.01", "ei", {0.3});
+  const std::string first = w.Json({"commit", "--json"})["commit"];
+  const std::string b_run = Train(w, "0.02", "ucb", {0.2, 0.1});
+  Ok(w({"tag", a_run, "baseline"}));
+  const std::string second = w.Json({"commit", "--json"})["commit"];
+
+  json d = w.Json({"diff", first, second, "--json"});
+  CHECK(d["a"] == first);
+  CHECK(d["b"] == second);
+  const json& added = d["only_in_b"];
+  CHECK(added["segments"] == 1);
+  REQUIRE(added["executions"].size() == 1);
+  CHECK(added["executions"][0]["id"] == b_run);
+  CHECK(added["executions"][0]["params"]["acquisition"] == "ucb");
+  REQUIRE(added["tags"].size() == 1);
+  CHECK(added["tags"][0]["target"] == a_run);
+  CHECK(added["tags"][0]["name"] == "baseline");
+  REQUIRE(added["metrics"].size() == 1);
+  CHECK(added["metrics"][0]["steps"] == 2);
+  CHECK(d["only_in_a"]["segments"] == 0);
+  // main names the tip; the other way round, the sides swap.
+  CHECK(w.Json({"diff", second, first, "--json"})["only_in_a"]["segments"] == 1);
+  CHECK(w.Json({"diff", first, "main", "--json"})["b"] == second);
+  Outcome text = w({"diff", first, second});
+  Ok(text);
+  CHECK(text.out.find("execution " + b_run) != std::string::npos);
+  CHECK(text.out.find("tag " + a_run + " baseline") != std::string::npos);
+  Outcome missing = w({"diff", first, std::string(40, '0')});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("no commit") != std::string::npos);
+}

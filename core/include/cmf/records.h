@@ -66,6 +66,20 @@ struct CodeVersion {
   std::string repo;    // the work tree's path
 };
 
+// What a step-metric series comes to, kept by the store as steps are logged.
+// NaN steps count in STEPS and can be LAST; MIN, MAX and MEAN are over the
+// other steps (NaN when there are none).
+struct MetricSummary {
+  std::int64_t steps = 0;
+  std::int64_t last_step = 0;
+  double last = 0;
+  double min = 0;
+  double max = 0;
+  double mean = 0;
+};
+// Series name -> summary.
+using MetricSummaries = std::map<std::string, MetricSummary>;
+
 struct ExecutionRecord {
   std::string id;  // UUIDv7, 36 characters
   std::string pipeline;
@@ -85,6 +99,9 @@ struct ExecutionRecord {
   std::map<std::string, std::string> tags;  // cmf tag: name -> value
   std::vector<ArtifactRef> inputs;
   std::vector<ArtifactRef> outputs;
+  // The summary of each step-metric series: filled only where a listing
+  // asks for it (ExecutionFilter::metric_summaries).
+  MetricSummaries metric_summaries;
 };
 
 // One step of a step-metric series.
@@ -96,18 +113,5 @@ struct MetricPoint {
 // An execution's step metrics: series name -> points, steps ascending.
 using MetricSeries = std::map<std::string, std::vector<MetricPoint>>;
 
-// What a step-metric series comes to, kept by the store as steps are logged.
-// NaN steps count in STEPS and can be LAST; MIN, MAX and MEAN are over the
-// other steps (NaN when there are none).
-struct MetricSummary {
-  std::int64_t steps = 0;
-  std::int64_t last_step = 0;
-  double last = 0;
-  double min = 0;
-  double max = 0;
-  double mean = 0;
-};
-// Series name -> summary.
-using MetricSummaries = std::map<std::string, MetricSummary>;
 
 }  // namespace cmf

@@ -63,6 +63,8 @@ struct ExecutionFilter {
   // False: leave ExecutionRecord's inputs and outputs empty (a listing that
   // does not show them reads less).
   bool events = true;
+  // True: fill ExecutionRecord's metric_summaries.
+  bool metric_summaries = false;
 };
 
 // A row id of the local database. Row ids never leave this store: records are
