@@ -9,6 +9,7 @@
 
 #include "cmf/byte_strings.h"
 #include "cmf/clock.h"
+#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {
@@ -253,7 +254,11 @@ class Cells {
 
  private:
   std::string_view Text(const std::string& s) {
-    if (!escape_) return s;
+    // Printable ASCII shows as it is (most names and values): no copy.
+    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= 0x20 && c < 0x7f && c != '\\' && c != '"';
+    });
+    if (!escape_ || plain) return s;
     shown_ = EscapeForDisplay(s);
     return shown_;
   }
@@ -332,60 +337,11 @@ std::string CompareTable::Markdown() const {
 
 namespace {
 
-// TEXT as a JSON string. Bytes that are not UTF-8 are shown as \xNN text
-// (EscapeForDisplay), so that the document stays valid.
-void AppendJsonString(std::string& out, std::string_view text) {
-  std::string shown;
-  if (!IsUtf8(text)) {
-    shown = EscapeForDisplay(text);
-    text = shown;
-  }
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 void AppendJsonNumber(std::string& out, double v) {
   if (!std::isfinite(v)) {
     out += "null";
   } else {
     fmt::format_to(std::back_inserter(out), "{}", v);
-  }
-}
-
-void AppendJsonValue(std::string& out, const Value& v) {
-  if (const auto* i = std::get_if<std::int64_t>(&v)) {
-    fmt::format_to(std::back_inserter(out), "{}", *i);
-  } else if (const auto* d = std::get_if<double>(&v)) {
-    AppendJsonNumber(out, *d);
-  } else if (const auto* b = std::get_if<bool>(&v)) {
-    out += *b ? "true" : "false";
-  } else {
-    AppendJsonString(out, std::get<std::string>(v));
   }
 }
 

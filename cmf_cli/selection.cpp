@@ -67,6 +67,22 @@ Status ScanSelection(Store& store, Selection selection,
   return st;
 }
 
+Status ParseMetricOptions(const std::vector<std::string>& options,
+                          std::map<std::string, MetricAggregate>* aggregates) {
+  for (const std::string& m : options) {
+    auto eq = m.find('=');
+    std::optional<MetricAggregate> how;
+    if (eq != std::string::npos && eq > 0)
+      how = ParseMetricAggregate(m.substr(eq + 1));
+    if (!how) {
+      return Status::InvalidArgument(
+          "--metric takes NAME=last|min|max|mean|steps, not '" + m + "'");
+    }
+    (*aggregates)[m.substr(0, eq)] = *how;
+  }
+  return Status::Ok();
+}
+
 int WhereError(const Status& status) {
   return UsageError("--where: " + status.message());
 }

@@ -40,6 +40,11 @@ using SelectionSink = std::function<Status(std::vector<ExecutionRecord>& rows)>;
 Status ScanSelection(Store& store, Selection selection,
                      const SelectionSink& sink);
 
+// Reads --metric NAME=last|min|max|mean|steps options into AGGREGATES.
+// InvalidArgument (a usage error) for one that is not.
+Status ParseMetricOptions(const std::vector<std::string>& options,
+                          std::map<std::string, MetricAggregate>* aggregates);
+
 // Prints "cmf: error: --where: MESSAGE" and returns the usage exit code.
 int WhereError(const Status& status);
 

@@ -15,7 +15,7 @@ root=$PWD
 
 seconds=${1:-30}
 shift || true
-all=(segment import_json cmflib config manifest stat_cache instrument_reply url trajectory energy_reply)
+all=(segment import_json cmflib config manifest stat_cache instrument_reply url trajectory energy_reply where)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 build=${CMF_FUZZ_BUILD:-build-fuzz}

@@ -58,16 +58,8 @@ class CompareVerb : public Verb {
     selection.filter.stage = stage_;
     selection.filter.events = false;
     selection.metrics = true;
-    for (const std::string& m : metrics_) {
-      auto eq = m.find('=');
-      std::optional<MetricAggregate> how;
-      if (eq != std::string::npos && eq > 0)
-        how = ParseMetricAggregate(m.substr(eq + 1));
-      if (!how) {
-        return UsageError("--metric takes NAME=last|min|max|mean|steps, not '" +
-                          m + "'");
-      }
-      selection.aggregates[m.substr(0, eq)] = *how;
+    if (Status st = ParseMetricOptions(metrics_, &selection.aggregates); !st.ok()) {
+      return UsageError(st.message());
     }
     for (const std::string& w : where_) {
       Status st = selection.AddWhere(w, /*legacy=*/false);

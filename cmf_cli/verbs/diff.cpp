@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "../compare_table.h"
+#include "../selection.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
 #include "cmf/environment.h"
@@ -64,16 +65,8 @@ class DiffVerb : public Verb {
     if (IsCommit(a_) && IsCommit(b_)) return DiffCommits(ctx);
     Store& store = ctx.repo->store();
     CompareTable table;  // for the summaries' choice and formatting
-    for (const std::string& m : metrics_) {
-      auto eq = m.find('=');
-      std::optional<MetricAggregate> how;
-      if (eq != std::string::npos && eq > 0)
-        how = ParseMetricAggregate(m.substr(eq + 1));
-      if (!how) {
-        return UsageError("--metric takes NAME=last|min|max|mean|steps, not '" +
-                          m + "'");
-      }
-      table.aggregates[m.substr(0, eq)] = *how;
+    if (Status st = ParseMetricOptions(metrics_, &table.aggregates); !st.ok()) {
+      return UsageError(st.message());
     }
     std::vector<std::string> ids;
     for (const std::string* text : {&a_, &b_}) {

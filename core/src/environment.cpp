@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -211,7 +212,8 @@ Result<std::string> RecordEnvironment(Repo& repo, const std::string& id) {
     CMF_ASSIGN_OR_RETURN(hash, repo.objects().PutBytes(description));
     size = description.size();
     // Only a shortcut: a cache that cannot be written costs a read next time.
-    const fs::path tmp = cache.string() + ".tmp";
+    const fs::path tmp =
+        cache.string() + ".tmp-" + std::to_string(::getpid());
     {
       std::ofstream out(tmp, std::ios::trunc);
       out << fingerprint << hash << '\n';

@@ -292,6 +292,12 @@ void AppendExecution(std::string& out, const ExecutionRecord& r,
 
 }  // namespace
 
+void AppendJsonString(std::string& out, std::string_view v) {
+  AppendString(out, v);
+}
+
+void AppendJsonValue(std::string& out, const Value& v) { AppendValue(out, v); }
+
 std::string ExecutionsJsonWriter::Add(
     const std::vector<ExecutionRecord>& records) {
   std::string out;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <stdexcept>
 #include <utility>
 
 namespace cmf {
@@ -72,6 +73,14 @@ std::string ToText(const Value& value) {
   if (auto* d = std::get_if<double>(&value)) return fmt::format("{}", *d);
   if (auto* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
   return std::get<std::string>(value);
+}
+
+const MetricSummary& MetricSummaries::at(std::string_view name) const {
+  auto it = find(name);
+  if (it == end()) {
+    throw std::out_of_range("no metric series '" + std::string(name) + "'");
+  }
+  return it->second;
 }
 
 }  // namespace cmf

@@ -702,8 +702,9 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
       r.id = s.Text(1);
       r.pipeline = s.Text(2);
       r.stage = s.Text(3);
-      auto command =
-          nlohmann::json::parse(s.Text(4), nullptr, /*allow_exceptions=*/false);
+      auto command = events ? nlohmann::json::parse(s.Text(4), nullptr,
+                                                    /*allow_exceptions=*/false)
+                            : nlohmann::json();
       if (command.is_array()) {
         for (const auto& arg : command) {
           if (auto bytes = DecodeByteString(arg)) r.command.push_back(*bytes);

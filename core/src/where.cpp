@@ -327,7 +327,10 @@ class Parser {
     }
     if (node->field == Field::kStarted || node->field == Field::kEnded) {
       if (lit.number && value.kind == Token::Kind::kWord) {
-        lit.time_ms = static_cast<std::int64_t>(*lit.number);
+        // Milliseconds within a year of 292 million either way.
+        if (std::fabs(*lit.number) < 9.2e18) {
+          lit.time_ms = static_cast<std::int64_t>(*lit.number);
+        }
       } else {
         lit.time_ms = ParseDateUtc(value.text);
       }

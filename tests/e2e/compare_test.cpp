@@ -142,7 +142,7 @@ TEST_CASE("diff: a changed parameter, metric and environment") {
   Outcome nothing = w({"diff", b, c});
   CHECK(nothing.out.find("No differences") != std::string::npos);
   // gc keeps the descriptions the executions name.
-  Ok(w({"gc"}));
+  Ok(w({"gc", "--force"}));
   CHECK(w.Json({"diff", a, b, "--json"})["environment"]["complete"] == true);
   CHECK(w({"diff", a}).exit_code == 2);
   CHECK(w({"diff", a, "0000"}).exit_code == 1);

@@ -14,7 +14,7 @@ mlmd=$root/../shared/data/cmflib-mlmd/aldkl.mlmd.sqlite
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$corpus"
-mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url,trajectory,energy_reply}
+mkdir -p "$corpus"/{segment,import_json,cmflib,config,manifest,stat_cache,instrument_reply,url,trajectory,energy_reply,where}
 
 # A workspace: a tracked folder (a manifest, stat-cache blobs), two executions with parameters,
 # metrics, inputs and outputs, a commit (a segment), a remote, an export.
@@ -103,5 +103,12 @@ printf '\0022\nLattice="4 0 0 2 3 0 0 0 10" Properties=species:S:1:pos:R:3:force
 printf '{"energy": -541.2516}' > "$corpus/energy_reply/energy"
 printf '{"ready": {"driver": "energy_driver_lammps.py"}}' > "$corpus/energy_reply/ready"
 printf '{"error": "SCF did not converge"}' > "$corpus/energy_reply/error"
+
+# --where expressions.
+printf "metrics.rmse < 0.02 and params.acquisition = 'ei'" > "$corpus/where/and"
+printf "not (status = 'failed' or tags.deployed = \"microscope-2\")" > "$corpus/where/not"
+printf "started >= '2026-12-01' and started < '2026-12-02T10:00:00Z' and metrics.loss:max > 0.1" > "$corpus/where/dates"
+printf "params.epochs > 9 or params.cold = true and stage = dkl-al" > "$corpus/where/precedence"
+printf "params.x = 'it''s'" > "$corpus/where/quote"
 
 du -sh "$corpus"/* | sed "s|$root/||"

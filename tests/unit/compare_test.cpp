@@ -81,7 +81,8 @@ TEST_CASE("where: comparisons, numbers as numbers, and/or/not precedence") {
                            {"cold", true}});
   r.status = ExecStatus::kOk;
   r.tags = {{"deployed", "microscope-2"}};
-  MetricSummaries m = {{"rmse", Summary(0.015, 0.01, 0.2, 0.05, 50)}};
+  MetricSummaries m;
+  m["rmse"] = Summary(0.015, 0.01, 0.2, 0.05, 50);
 
   CHECK(Holds("metrics.rmse < 0.02 and params.acquisition = 'ei'", r, m));
   CHECK_FALSE(Holds("metrics.rmse < 0.01", r, m));
@@ -109,7 +110,8 @@ TEST_CASE("where: comparisons, numbers as numbers, and/or/not precedence") {
 
 TEST_CASE("where: a value the execution lacks makes every comparison false") {
   ExecutionRecord r = Run("train", 1'700'000'000'000, {{"lr", 0.01}});
-  MetricSummaries m = {{"loss", Summary(std::nan(""), 0.1, 0.3, 0.2, 3)}};
+  MetricSummaries m;
+  m["loss"] = Summary(std::nan(""), 0.1, 0.3, 0.2, 3);
   CHECK_FALSE(Holds("params.missing = 1", r, m));
   CHECK_FALSE(Holds("params.missing != 1", r, m));
   CHECK(Holds("not params.missing = 1", r, m));

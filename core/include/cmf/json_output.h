@@ -68,6 +68,11 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
                              int indent = 2);
 
 // cmf lineage --format json: {"root", "nodes": [...], "edges": [...]}.
+// Appends V as a JSON string (as ExecutionJson writes strings) or value, for
+// writers that build a large document directly.
+void AppendJsonString(std::string& out, std::string_view v);
+void AppendJsonValue(std::string& out, const Value& v);
+
 std::string LineageJson(const LineageGraph& graph, int indent = 2);
 // The same text, and a newline, written to OUT as it is made (in pieces of
 // about 64 KiB: a walk of tens of thousands of nodes is megabytes of JSON).

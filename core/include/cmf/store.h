@@ -60,8 +60,8 @@ struct ExecutionFilter {
   // is VALUE (0.01 matches a real 0.01 or the string "0.01"; true/false match
   // a bool).
   std::vector<std::pair<std::string, std::string>> where;
-  // False: leave ExecutionRecord's inputs and outputs empty (a listing that
-  // does not show them reads less).
+  // False: leave ExecutionRecord's command, inputs and outputs empty (a
+  // listing that does not show them reads less).
   bool events = true;
   // True: fill ExecutionRecord's metric_summaries.
   bool metric_summaries = false;
