@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "verb.h"
 
@@ -86,10 +87,6 @@ Status ParseMetricOptions(const std::vector<std::string>& options,
 int WhereError(const Status& status) {
   return UsageError("--where: " + status.message());
 }
-
-}  // namespace cmf::cli
-
-namespace cmf::cli {
 
 Result<LineageTarget> ResolveTarget(Context& ctx, const std::string& text) {
   // A path is taken relative to here, then to the workspace.

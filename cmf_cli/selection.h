@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "cmf/lineage.h"
 #include "cmf/status.h"
 #include "cmf/store.h"
 #include "cmf/where.h"
+#include "verb.h"
 
 namespace cmf::cli {
 
@@ -47,13 +49,6 @@ Status ParseMetricOptions(const std::vector<std::string>& options,
 
 // Prints "cmf: error: --where: MESSAGE" and returns the usage exit code.
 int WhereError(const Status& status);
-
-}  // namespace cmf::cli
-
-#include "cmf/lineage.h"
-#include "verb.h"
-
-namespace cmf::cli {
 
 // An execution or artifact named on the command line as cmf lineage takes it
 // (a path relative to here, an id or hash prefix, @NAME=VALUE).

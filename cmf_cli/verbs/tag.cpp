@@ -24,13 +24,13 @@ class TagVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
+    if (delete_ && tags_.empty()) return UsageError("-d needs the NAMEs to remove");
     Result<LineageTarget> target = ResolveTarget(ctx, target_);
     if (!target.ok()) return Fail(target.status());
     const RecordType type = target->type == LineageNode::Type::kExecution
                                 ? RecordType::kExecution
                                 : RecordType::kArtifact;
     Store& store = ctx.repo->store();
-    if (delete_ && tags_.empty()) return UsageError("-d needs the NAMEs to remove");
     for (const std::string& t : tags_) {
       auto eq = t.find('=');
       const std::string name = t.substr(0, eq);
