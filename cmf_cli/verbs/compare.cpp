@@ -1,21 +1,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <variant>
 
 #include "../compare_table.h"
 #include "../selection.h"
 #include "../verb.h"
-#include "cmf/byte_strings.h"
-#include "cmf/clock.h"
 
 namespace cmf::cli {
 namespace {
-
-using nlohmann::json;
 
 class CompareVerb : public Verb {
  public:

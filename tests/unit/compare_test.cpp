@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cmf/clock.h"
+#include "cmf/data/hash.h"
 #include "cmf/environment.h"
 #include "cmf/store.h"
 #include "cmf/where.h"
@@ -327,6 +328,33 @@ TEST_CASE("tags travel in segments; the newest fact wins at every site") {
   pass(*a, *b);
   CHECK(b->GetExecution(r.id)->tags.empty());
   CHECK(a->GetExecution(r.id)->tags.empty());
+}
+
+TEST_CASE("tags: a malformed tag fact from another site keeps its segment out") {
+  TempDir dir;
+  auto a = NewStore(dir / "a.db", "site-a");
+  auto b = NewStore(dir / "b.db", "site-b");
+  ExecutionRecord r = Run("train", 1000, {});
+  REQUIRE(a->BeginExecution(r).ok());
+  REQUIRE(a->SetTag(RecordType::kExecution, r.id, "deployed", "mic-1").ok());
+  Result<Store::Segment> seg =
+      a->CommitPending({}, [](const Store::Segment&) { return Status::Ok(); });
+  REQUIRE(seg.ok());
+  // The same segment with the tag's value a number, then with a target
+  // type tags do not have: each is refused whole (the execution too).
+  for (auto [from, to] : {std::pair{"\"value\":\"mic-1\"", "\"value\":7"},
+                          std::pair{"\"target_type\":\"execution\",\"value\"",
+                                    "\"target_type\":\"stage\",\"value\""}}) {
+    std::string text = seg->text;
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, std::string(from).size(), to);
+    auto outcome = b->IngestSegment(data::HashBytes(text), text);
+    REQUIRE(outcome.ok());
+    CHECK(outcome->kind == Store::IngestOutcome::Kind::kQuarantined);
+    CHECK(outcome->reason.find("tag") != std::string::npos);
+    CHECK(b->GetExecution(r.id).status().code() == Code::kNotFound);
+  }
 }
 
 TEST_CASE("environment: Debian packages and Python distributions, sorted") {
