@@ -143,7 +143,13 @@ void AppendString(std::string& out, std::string_view v) {
 void AppendValue(std::string& out, const Value& v) {
   if (const auto* s = std::get_if<std::string>(&v)) {
     AppendString(out, *s);
-  } else {
+  } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    char text[24];
+    auto [end, ec] = std::to_chars(text, text + sizeof text, *i);
+    out.append(text, end);
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "true" : "false";
+  } else {  // a real, in the JSON library's own form (1.0, not 1)
     out += Dump(ValueJson(v), -1);
   }
 }

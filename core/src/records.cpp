@@ -83,4 +83,25 @@ const MetricSummary& MetricSummaries::at(std::string_view name) const {
   return it->second;
 }
 
+void MetricSummaries::Assign(std::vector<value_type> items) {
+  auto by_name = [](const value_type& a, const value_type& b) {
+    return a.first < b.first;
+  };
+  // Usually in order already (series are made in the order they are logged):
+  // then no sort, and no buffer for one.
+  if (!std::is_sorted(items.begin(), items.end(), by_name)) {
+    std::stable_sort(items.begin(), items.end(), by_name);
+  }
+  // Of a run of equal names, the last one stays.
+  auto out = items.begin();
+  for (auto it = items.begin(); it != items.end(); ++it) {
+    auto next = std::next(it);
+    if (next != items.end() && next->first == it->first) continue;
+    if (out != it) *out = std::move(*it);
+    ++out;
+  }
+  items.erase(out, items.end());
+  items_ = std::move(items);
+}
+
 }  // namespace cmf

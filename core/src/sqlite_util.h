@@ -64,8 +64,13 @@ class Stmt {
   // Steps to completion of a statement that returns no rows.
   Status Run();
 
+  int ColumnCount() const { return sqlite3_column_count(stmt_); }
   std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Real(int col) const;  // NULL reads as NaN
+  // A column that cannot hold NULL (one call where Real makes two).
+  double RealNotNull(int col) const {
+    return sqlite3_column_double(stmt_, col);
+  }
   bool IsNull(int col) const {
     return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
   }

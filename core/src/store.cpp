@@ -662,7 +662,43 @@ Status Store::SetProperty(RecordType type, const std::string& key,
   });
 }
 
-// Loads the executions selected by WHERE (a condition on e, s and p, with its
+namespace {
+
+// The texts of the few rows (stages, series) that many rows refer to, each
+// read from the store once: a join would look one up for every row.
+class TextsById {
+ public:
+  // QUERY selects the texts of the row whose id is ?1.
+  explicit TextsById(sql::Stmt query) : query_(query) {}
+
+  Result<const std::vector<std::string>*> Get(RowId id) {
+    auto it = texts_.find(id);
+    if (it != texts_.end()) return &it->second;
+    Status st;
+    std::vector<std::string> texts;
+    query_.Bind(1, id);
+    if (query_.Step(&st)) {
+      for (int i = 0; i < query_.ColumnCount(); ++i) {
+        texts.push_back(query_.Text(i));
+      }
+    }
+    query_.Reset();
+    CMF_RETURN_IF_ERROR(st);
+    if (texts.empty()) {
+      return Status::Corruption("the store refers to a missing row " +
+                                std::to_string(id));
+    }
+    return &texts_.emplace(id, std::move(texts)).first->second;
+  }
+
+ private:
+  sql::Stmt query_;
+  std::unordered_map<RowId, std::vector<std::string>> texts_;
+};
+
+}  // namespace
+
+// Loads the executions selected by WHERE (a condition on e, with its
 // parameters bound by BIND), newest first, at most LIMIT (-1: all). Everything
 // is read in one snapshot with a fixed number of queries, whatever the number
 // of executions.
@@ -671,38 +707,38 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     std::int64_t limit, bool events, bool summaries) {
   CMF_ASSIGN_OR_RETURN(auto snapshot, BeginRead());
 
-  CMF_RETURN_IF_ERROR(
-      Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY KEY, "
-           "pos INTEGER)"));
-  CMF_RETURN_IF_ERROR(Exec("DELETE FROM temp.selected"));
-
   std::vector<ExecutionRecord> out;
   // Records are large: growing the vector would move each several times.
   if (limit > 0) out.reserve(static_cast<std::size_t>(std::min<std::int64_t>(limit, 4096)));
   std::unordered_map<RowId, std::size_t> index;
   index.reserve(out.capacity());
+  RowId lowest = 0, highest = 0;
   {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT e.id, e.uuid, p.name, s.name, e.command, "
+        Prepare(std::string("SELECT e.id, e.uuid, e.stage_id, ") +
+                (events ? "e.command, " : "NULL, ") +
                 "e.code_commit, e.code_dirty, "
                 "e.code_repo, e.host, e.user, e.site, e.started_ms "
-                "FROM execution e JOIN stage s ON s.id = e.stage_id "
-                "JOIN pipeline p ON p.id = s.pipeline_id WHERE " +
+                "FROM execution e WHERE " +
                 where + " ORDER BY e.started_ms DESC, e.uuid DESC LIMIT ?9"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt stage_names,
+        Prepare("SELECT p.name, s.name FROM stage s JOIN pipeline p ON "
+                "p.id = s.pipeline_id WHERE s.id = ?1"));
+    TextsById stages(stage_names);
     bind(s);
     s.Bind(9, limit);  // ?9: parameters ?1..?8 belong to WHERE
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt keep,
-        Prepare("INSERT INTO temp.selected(id, pos) VALUES(?1, ?2)"));
     Status st;
     while (s.Step(&st)) {
-      ExecutionRecord r;
+      ExecutionRecord& r = out.emplace_back();  // filled in place: no move
       RowId id = s.Int(0);
       r.id = s.Text(1);
-      r.pipeline = s.Text(2);
-      r.stage = s.Text(3);
-      auto command = events ? nlohmann::json::parse(s.Text(4), nullptr,
+      CMF_ASSIGN_OR_RETURN(const std::vector<std::string>* names,
+                           stages.Get(s.Int(2)));
+      r.pipeline = (*names)[0];
+      r.stage = (*names)[1];
+      auto command = events ? nlohmann::json::parse(s.Text(3), nullptr,
                                                     /*allow_exceptions=*/false)
                             : nlohmann::json();
       if (command.is_array()) {
@@ -710,37 +746,74 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
           if (auto bytes = DecodeByteString(arg)) r.command.push_back(*bytes);
         }
       }
-      if (!s.IsNull(5))
-        r.code = CodeVersion{s.Text(5), s.Int(6) != 0, s.Text(7)};
-      r.host = s.Text(8);
-      r.user = s.Text(9);
-      r.site = s.Text(10);
-      r.started_ms = s.Int(11);
-      CMF_RETURN_IF_ERROR(keep.Bind(1, id)
-                              .Bind(2, static_cast<std::int64_t>(out.size()))
-                              .Run());
-      index.emplace(id, out.size());
-      out.push_back(std::move(r));
+      if (!s.IsNull(4))
+        r.code = CodeVersion{s.Text(4), s.Int(5) != 0, s.Text(6)};
+      r.host = s.Text(7);
+      r.user = s.Text(8);
+      r.site = s.Text(9);
+      r.started_ms = s.Int(10);
+      lowest = index.empty() ? id : std::min(lowest, id);
+      highest = index.empty() ? id : std::max(highest, id);
+      index.emplace(id, out.size() - 1);
     }
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
   if (out.empty()) return out;
 
-  // Each query below walks the selected ids (CROSS JOIN keeps SQLite from
-  // scanning the big table instead) and reaches their rows through the primary
-  // keys, in key order.
+  // Each query below reads the rows of the selected executions. When they
+  // are most of the executions between the lowest and highest id (a listing
+  // of one stage, or of everything), a walk over that range of the table's
+  // key reads them in order, and the few others are skipped. Otherwise the
+  // ids go into a temp table that each query walks (CROSS JOIN keeps SQLite
+  // from scanning the big table instead), reaching their rows through the
+  // keys.
+  const bool range = highest - lowest < 2 * static_cast<RowId>(out.size());
+  if (!range) {
+    CMF_RETURN_IF_ERROR(
+        Exec("CREATE TEMP TABLE IF NOT EXISTS selected(id INTEGER PRIMARY "
+             "KEY)"));
+    CMF_RETURN_IF_ERROR(Exec("DELETE FROM temp.selected"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt keep,
+                         Prepare("INSERT INTO temp.selected(id) VALUES(?1)"));
+    for (const auto& [id, at] : index) {
+      CMF_RETURN_IF_ERROR(keep.Bind(1, id).Run());
+    }
+  }
+  // "FROM TABLE x" and the condition that picks the selected executions' rows
+  // by the column KEY (ON is the join's, or the range's WHERE); ORDER BY
+  // puts each execution's rows together, in key order.
+  auto rows_of = [&](const std::string& table, const std::string& key,
+                     const std::string& also = "",
+                     const std::string& join = "") {
+    return range ? "FROM " + table + " x " + join + " WHERE " + also + "x." +
+                       key + " BETWEEN ?1 AND ?2 ORDER BY x." + key
+                 : "FROM temp.selected t CROSS JOIN " + table + " x ON " +
+                       also + "x." + key + " = t.id " + join + " ORDER BY t.id";
+  };
+  auto prepare = [&](const std::string& text) -> Result<sql::Stmt> {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, Prepare(text));
+    if (range) s.Bind(1, lowest).Bind(2, highest);
+    return s;
+  };
+  // The record of execution ID, or null for one in the range not selected.
+  auto record = [&](RowId id) -> ExecutionRecord* {
+    auto it = index.find(id);
+    return it == index.end() ? nullptr : &out[it->second];
+  };
   Status st;
   {  // the newest state fact wins: rows come oldest first, so the last one
      // stays
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
-                         Prepare("SELECT x.execution_id, x.status, "
-                                 "x.exit_code, x.ended_ms, x.message "
-                                 "FROM temp.selected t CROSS JOIN "
-                                 "execution_state x ON x.execution_id = t.id "
-                                 "ORDER BY t.id, x.hlc, x.site"));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        prepare("SELECT x.execution_id, x.status, x.exit_code, x.ended_ms, "
+                "x.message " +
+                rows_of("execution_state", "execution_id") +
+                ", x.hlc, x.site"));
     while (s.Step(&st)) {
-      ExecutionRecord& r = out[index.at(s.Int(0))];
+      ExecutionRecord* found = record(s.Int(0));
+      if (found == nullptr) continue;
+      ExecutionRecord& r = *found;
       r.status = ParseExecStatus(s.Text(1)).value_or(ExecStatus::kFailed);
       r.exit_code = s.IsNull(2)
                         ? std::nullopt
@@ -771,37 +844,42 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
 
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s, Prepare("SELECT x.execution_id, x.name, x.type, x.value "
-                             "FROM temp.selected t "
-                             "CROSS JOIN param x ON x.execution_id = t.id"));
+        sql::Stmt s, prepare("SELECT x.execution_id, x.name, x.type, "
+                             "x.value " +
+                             rows_of("param", "execution_id") + ", x.name"));
     while (s.Step(&st)) {
-      out[index.at(s.Int(0))].params[s.Text(1)] = s.ValueAs(3, s.Text(2));
+      ExecutionRecord* r = record(s.Int(0));
+      if (r == nullptr) continue;
+      // In name order: each goes in at the end of the map, without a search.
+      r->params.emplace_hint(r->params.end(), s.Text(1),
+                             s.ValueAs(3, s.Text(2)));
     }
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
   {
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        Prepare(
-            "SELECT x.target_id, x.name, x.type, x.value FROM temp.selected t "
-            "CROSS JOIN property x ON x.target_type = 'execution' AND "
-            "x.target_id = t.id "
-            "ORDER BY t.id, x.name, x.hlc, x.site"));
+        sql::Stmt s, prepare("SELECT x.target_id, x.name, x.type, x.value " +
+                             rows_of("property", "target_id",
+                                     "x.target_type = 'execution' AND ") +
+                             ", x.name, x.hlc, x.site"));
     while (s.Step(&st)) {
-      out[index.at(s.Int(0))].properties[s.Text(1)] = s.ValueAs(3, s.Text(2));
+      ExecutionRecord* r = record(s.Int(0));
+      if (r != nullptr) r->properties[s.Text(1)] = s.ValueAs(3, s.Text(2));
     }
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
   }
   {  // the newest fact of each tag wins; a removal (NULL) takes it away
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        Prepare("SELECT x.target_id, x.name, x.value FROM temp.selected t "
-                "CROSS JOIN tag x ON x.target_type = 'execution' AND "
-                "x.target_id = t.id ORDER BY t.id, x.name, x.hlc, x.site"));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                         prepare("SELECT x.target_id, x.name, x.value " +
+                                 rows_of("tag", "target_id",
+                                         "x.target_type = 'execution' AND ") +
+                                 ", x.name, x.hlc, x.site"));
     while (s.Step(&st)) {
-      auto& tags = out[index.at(s.Int(0))].tags;
+      ExecutionRecord* r = record(s.Int(0));
+      if (r == nullptr) continue;
+      auto& tags = r->tags;
       if (s.IsNull(2)) {
         tags.erase(s.Text(1));
       } else {
@@ -814,28 +892,51 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   if (summaries) {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare("SELECT x.execution_id, r.name, x.steps, x.last_step, "
+        prepare("SELECT x.execution_id, x.series_id, x.steps, x.last_step, "
                 "x.last_value, x.min_value, x.max_value, x.sum_value, "
-                "x.values_n FROM temp.selected t CROSS JOIN metric_summary x "
-                "ON x.execution_id = t.id JOIN series r ON r.id = x.series_id"));
+                "x.values_n " +
+                rows_of("metric_summary", "execution_id")));
+    CMF_ASSIGN_OR_RETURN(sql::Stmt series_names,
+                         Prepare("SELECT name FROM series WHERE id = ?1"));
+    TextsById series(series_names);
+    // Rows come grouped by execution (in the order SQLite walks them, so the
+    // ORDER BY costs no sort): each one's series are gathered, then sorted
+    // once.
+    std::vector<MetricSummaries::value_type> items;
+    RowId current = 0;
+    std::size_t last_count = 0;  // the next execution likely has as many
+    auto flush = [&] {
+      if (!items.empty()) {
+        last_count = items.size();
+        record(current)->metric_summaries.Assign(std::move(items));
+      }
+      items.clear();
+      items.reserve(last_count);
+    };
     while (s.Step(&st)) {
-      out[index.at(s.Int(0))].metric_summaries[s.Text(1)] =
-          MetricSummaryOfRow(s, 2);
+      if (s.Int(0) != current) flush();
+      current = s.Int(0);
+      if (record(current) == nullptr) continue;
+      CMF_ASSIGN_OR_RETURN(const std::vector<std::string>* name,
+                           series.Get(s.Int(1)));
+      items.emplace_back(name->front(), MetricSummaryOfRow(s, 2));
     }
     s.Reset();
     CMF_RETURN_IF_ERROR(st);
+    flush();
   }
   if (events) {
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
-        Prepare(
-            "SELECT x.execution_id, x.direction, x.path, a.hash, a.size, "
-            "a.kind "
-            "FROM temp.selected t CROSS JOIN event x ON x.execution_id = t.id "
-            "JOIN artifact a ON a.id = x.artifact_id "
-            "ORDER BY t.id, x.direction, x.position"));
+        prepare("SELECT x.execution_id, x.direction, x.path, a.hash, "
+                "a.size, a.kind " +
+                rows_of("event", "execution_id", "",
+                        "JOIN artifact a ON a.id = x.artifact_id") +
+                ", x.direction, x.position"));
     while (s.Step(&st)) {
-      ExecutionRecord& r = out[index.at(s.Int(0))];
+      ExecutionRecord* found = record(s.Int(0));
+      if (found == nullptr) continue;
+      ExecutionRecord& r = *found;
       ArtifactRef a;
       a.path = s.Text(2);
       a.hash = s.Text(3);

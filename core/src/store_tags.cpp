@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "cmf/byte_strings.h"
 #include "store_impl.h"
@@ -65,10 +66,11 @@ MetricSummary MetricSummaryOfRow(sql::Stmt& q, int first) {
   s.last_step = q.Int(first + 1);
   s.last = q.Real(first + 2);  // NULL (a NaN step) reads as NaN
   const std::int64_t n = q.Int(first + 6);
-  const double nan = std::nan("");
-  s.min = n > 0 ? q.Real(first + 3) : nan;
-  s.max = n > 0 ? q.Real(first + 4) : nan;
-  s.mean = n > 0 ? q.Real(first + 5) / static_cast<double>(n) : nan;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // With a value counted, minimum, maximum and sum are never NULL.
+  s.min = n > 0 ? q.RealNotNull(first + 3) : nan;
+  s.max = n > 0 ? q.RealNotNull(first + 4) : nan;
+  s.mean = n > 0 ? q.RealNotNull(first + 5) / static_cast<double>(n) : nan;
   return s;
 }
 

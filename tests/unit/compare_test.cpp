@@ -227,6 +227,144 @@ TEST_CASE("metric summaries follow appends, replaced steps and NaN") {
   CHECK(store->SummarizeMetrics(both).value().count(quiet.id) == 0);
 }
 
+TEST_CASE(
+    "metric summaries: a listing reads each execution's series, by name") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  // Series made out of name order, shared by executions over several pages
+  // of the scan, and one execution with none.
+  std::vector<std::string> ids;
+  for (int e = 0; e < 7; ++e) {
+    ExecutionRecord r = Run("train", 1000 + e, {});
+    RowId row = store->BeginExecution(r).value();
+    ids.push_back(r.id);
+    if (e == 3) continue;
+    for (const char* name : {"zeta", "alpha", "mid"}) {
+      MetricPoint p{0, e + (name[0] == 'a' ? 0.5 : 0.0)};
+      REQUIRE(store->LogMetrics(row, name, {&p, 1}).ok());
+    }
+    if (e == 5) {
+      MetricPoint p{0, 9.0};
+      REQUIRE(store->LogMetrics(row, "beta", {&p, 1}).ok());
+    }
+  }
+  ExecutionFilter filter;
+  filter.metric_summaries = true;
+  filter.events = false;
+  std::map<std::string, MetricSummaries> seen;
+  REQUIRE(store
+              ->ScanExecutions(
+                  filter,
+                  [&](std::vector<ExecutionRecord>& page) {
+                    for (ExecutionRecord& r : page) {
+                      seen[r.id] = r.metric_summaries;
+                    }
+                    return Status::Ok();
+                  },
+                  /*page_size=*/2)
+              .ok());
+  REQUIRE(seen.size() == 7);
+  for (int e = 0; e < 7; ++e) {
+    const MetricSummaries& m = seen.at(ids[e]);
+    if (e == 3) {
+      CHECK(m.empty());
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, s] : m) names.push_back(name);
+    std::vector<std::string> want = {"alpha", "mid", "zeta"};
+    if (e == 5) want = {"alpha", "beta", "mid", "zeta"};
+    CHECK(names == want);
+    CHECK(m.at("alpha").last == e + 0.5);
+    CHECK(m.at("zeta").last == e);
+  }
+  // As SummarizeMetrics says.
+  CHECK(store->SummarizeMetrics(ids).value().at(ids[5]).at("beta").last == 9.0);
+}
+
+TEST_CASE(
+    "listings read the same records whether their ids are dense or sparse") {
+  // Three stages interleaved: a listing of one stage has ids three apart
+  // (read through a temp table of ids), a listing of all of them has every
+  // id (read by a walk over the range); either must give each record whole.
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  const std::vector<std::string> stages = {"a", "b", "c"};
+  for (int e = 0; e < 12; ++e) {
+    ExecutionRecord r =
+        Run(stages[e % 3], 1000 + e, {{"e", std::int64_t{e}}, {"lr", 0.5}});
+    RowId row = store->BeginExecution(r).value();
+    REQUIRE(store
+                ->SetProperty(RecordType::kExecution, r.id, "k",
+                              Value{std::int64_t{e * 10}})
+                .ok());
+    REQUIRE(
+        store
+            ->SetTag(RecordType::kExecution, r.id, "t", "v" + std::to_string(e))
+            .ok());
+    MetricPoint p{0, e * 1.5};
+    REQUIRE(store->LogMetrics(row, "loss", {&p, 1}).ok());
+    ArtifactRef in{"in.h5", std::string(64, 'a'), 10, ArtifactKind::kDataset};
+    ArtifactRef out{"out-" + std::to_string(e),
+                    std::string(63, 'b') + "0123456789ab"[e], 20,
+                    ArtifactKind::kModel};
+    REQUIRE(store->AddEvent(row, Direction::kInput, 0, in).ok());
+    REQUIRE(store->AddEvent(row, Direction::kOutput, 0, out).ok());
+    REQUIRE(
+        store->SetExecutionState(row, ExecStatus::kOk, 0, 2000 + e, "").ok());
+  }
+  auto check = [&](const ExecutionRecord& r) {
+    const std::int64_t e = std::get<std::int64_t>(r.params.at("e"));
+    INFO("execution ", e);
+    CHECK(r.stage == stages[e % 3]);
+    CHECK(r.params.size() == 2);
+    CHECK(std::get<std::int64_t>(r.properties.at("k")) == e * 10);
+    CHECK(r.tags.at("t") == "v" + std::to_string(e));
+    CHECK(r.metric_summaries.at("loss").last == e * 1.5);
+    CHECK(r.status == ExecStatus::kOk);
+    CHECK(r.ended_ms == 2000 + e);
+    REQUIRE(r.inputs.size() == 1);
+    REQUIRE(r.outputs.size() == 1);
+    CHECK(r.outputs[0].path == "out-" + std::to_string(e));
+  };
+  ExecutionFilter one;
+  one.stage = "b";
+  one.metric_summaries = true;
+  std::vector<ExecutionRecord> b = store->ListExecutions(one).value();
+  REQUIRE(b.size() == 4);
+  for (const ExecutionRecord& r : b) check(r);
+  ExecutionFilter all;
+  all.metric_summaries = true;
+  std::vector<ExecutionRecord> every = store->ListExecutions(all).value();
+  REQUIRE(every.size() == 12);
+  for (const ExecutionRecord& r : every) check(r);
+  // Newest first, whichever way they were read.
+  CHECK(std::get<std::int64_t>(b.front().params.at("e")) == 10);
+  CHECK(std::get<std::int64_t>(every.front().params.at("e")) == 11);
+}
+
+TEST_CASE("metric summaries: Assign sorts by name and keeps the later of two") {
+  MetricSummaries m;
+  m.Assign({{"b", Summary(1, 1, 1, 1, 1)},
+            {"a", Summary(2, 2, 2, 2, 2)},
+            {"b", Summary(3, 3, 3, 3, 3)}});
+  REQUIRE(m.size() == 2);
+  CHECK(m.begin()->first == "a");
+  CHECK(m.at("b").last == 3);
+  m.Assign({});
+  CHECK(m.empty());
+}
+
+TEST_CASE(
+    "FormatIsoUtc: milliseconds, before 1970, and years past four digits") {
+  CHECK(FormatIsoUtc(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(FormatIsoUtc(1'764'979'200'123) == "2025-12-06T00:00:00.123Z");
+  CHECK(FormatIsoUtc(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(FormatIsoUtc(951'782'400'000) == "2000-02-29T00:00:00.000Z");
+  // Year 10000 and after: the year takes the digits it needs.
+  CHECK(FormatIsoUtc(253'402'300'800'000) == "10000-01-01T00:00:00.000Z");
+}
+
 TEST_CASE("store: a version 6 store gets tags and the summaries of its metrics") {
   TempDir dir;
   ExecutionRecord r = Run("train", 1000, {});

@@ -111,6 +111,10 @@ class MetricSummaries {
   }
   // The summary of NAME; std::out_of_range when there is none.
   const MetricSummary& at(std::string_view name) const;
+  // Replaces the contents with ITEMS, in any order (one sort, where adding
+  // them one by one would move the vector each time); of two items with one
+  // name the later stays.
+  void Assign(std::vector<value_type> items);
 
  private:
   const_iterator LowerBound(std::string_view name) const {
