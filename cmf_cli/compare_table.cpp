@@ -1,10 +1,13 @@
 #include "compare_table.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <set>
+#include <cstdio>
+#include <iterator>
 #include <variant>
 
 #include "cmf/byte_strings.h"
@@ -15,9 +18,9 @@ namespace cmf::cli {
 namespace {
 
 // A sortable cell: absent, a number or a text.
-using Cell = std::variant<std::monostate, double, std::string>;
+using SortCell = std::variant<std::monostate, double, std::string>;
 
-Cell ValueCell(const Value& v) {
+SortCell ValueCell(const Value& v) {
   if (const auto* i = std::get_if<std::int64_t>(&v))
     return static_cast<double>(*i);
   if (const auto* d = std::get_if<double>(&v)) return *d;
@@ -25,30 +28,35 @@ Cell ValueCell(const Value& v) {
   return std::get<std::string>(v);
 }
 
-std::string CsvField(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
+void AppendCsvField(std::string& out, std::string_view text) {
+  if (text.find_first_of(",\"\n\r") == std::string_view::npos) {
+    out += text;
+    return;
+  }
+  out += '"';
   for (char c : text) {
     if (c == '"') out += '"';
     out += c;
   }
-  return out + "\"";
+  out += '"';
 }
 
-std::string MarkdownField(const std::string& text) {
-  std::string out;
+void AppendMarkdownField(std::string& out, std::string_view text) {
   for (char c : text) {
     if (c == '|') out += '\\';
     out += (c == '\n' || c == '\r') ? ' ' : c;
   }
-  return out;
 }
 
 }  // namespace
 
 std::string FormatNumber(double v) {
   if (std::isnan(v)) return "nan";
-  return fmt::format("{:.6g}", v);
+  // As printf's %.6g.
+  char text[32];
+  auto [end, ec] =
+      std::to_chars(text, text + sizeof text, v, std::chars_format::general, 6);
+  return ec == std::errc() ? std::string(text, end) : fmt::format("{:.6g}", v);
 }
 
 Result<SortKey> ParseSortKey(const std::string& text) {
@@ -76,53 +84,104 @@ Result<SortKey> ParseSortKey(const std::string& text) {
       text + "'");
 }
 
-void CompareTable::Add(ExecutionRecord record) {
-  std::vector<ExecutionRecord> page;
-  page.push_back(std::move(record));
-  AddPage(std::move(page));
+MetricAggregate MetricChoice::Of(const std::string& name) const {
+  auto it = how.find(name);
+  return it == how.end() ? MetricAggregate::kLast : it->second;
 }
 
-void CompareTable::AddPage(std::vector<ExecutionRecord> page) {
-  pages_.push_back(std::make_unique<std::vector<ExecutionRecord>>(
-      std::move(page)));
-  for (const ExecutionRecord& r : *pages_.back()) rows.push_back({&r});
-}
-
-MetricAggregate CompareTable::AggregateOf(const std::string& name) const {
-  auto it = aggregates.find(name);
-  return it == aggregates.end() ? MetricAggregate::kLast : it->second;
-}
-
-std::optional<double> CompareTable::Metric(const ExecutionRecord& r,
-                                           const std::string& name) const {
+std::optional<double> MetricChoice::Value(const ExecutionRecord& r,
+                                          const std::string& name) const {
   auto it = r.metric_summaries.find(name);
   if (it == r.metric_summaries.end()) return std::nullopt;
-  return Summarise(it->second, AggregateOf(name));
+  return Summarise(it->second, Of(name));
+}
+
+CompareTable::Column CompareTable::Names::Number(const std::string& name) {
+  auto [it, added] =
+      numbers.try_emplace(name, static_cast<Column>(names.size()));
+  if (added) names.push_back(name);
+  return it->second;
+}
+
+std::optional<CompareTable::Column> CompareTable::Names::Find(
+    const std::string& name) const {
+  auto it = numbers.find(name);
+  if (it == numbers.end()) return std::nullopt;
+  return it->second;
+}
+
+void CompareTable::Add(ExecutionRecord&& r) {
+  Row& row = rows_.emplace_back();
+  row.id = std::move(r.id);
+  row.pipeline = texts_.Number(r.pipeline);
+  row.stage = texts_.Number(r.stage);
+  row.status = r.status;
+  row.started_ms = r.started_ms;
+  row.ended_ms = r.ended_ms;
+  row.params.reserve(r.params.size());
+  for (auto& [name, value] : r.params) {
+    row.params.emplace_back(param_names_.Number(name), std::move(value));
+  }
+  row.metrics.reserve(r.metric_summaries.size());
+  for (const auto& [name, summary] : r.metric_summaries) {
+    const Column c = metric_names_.Number(name);
+    if (c == metric_how_.size()) metric_how_.push_back(choice_.Of(name));
+    row.metrics.emplace_back(c, Summarise(summary, metric_how_[c]));
+  }
+  row.tags.assign(std::make_move_iterator(r.tags.begin()),
+                  std::make_move_iterator(r.tags.end()));
+}
+
+const Value* CompareTable::Param(const Row& r, Column c) const {
+  for (const auto& [column, value] : r.params) {
+    if (column == c) return &value;
+  }
+  return nullptr;
+}
+
+const double* CompareTable::MetricCell(const Row& r, Column c) const {
+  for (const auto& [column, value] : r.metrics) {
+    if (column == c) return &value;
+  }
+  return nullptr;
+}
+
+void CompareTable::AddPage(std::vector<ExecutionRecord>& page) {
+  for (ExecutionRecord& r : page) Add(std::move(r));
+}
+
+void CompareTable::Truncate(std::size_t n) {
+  if (rows_.size() > n)
+    rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(n), rows_.end());
 }
 
 void CompareTable::Sort(const SortKey& key, bool descending) {
-  auto cell = [&](const Row& row) -> Cell {
-    const ExecutionRecord& r = *row.record;
+  std::optional<Column> column;
+  if (key.field == SortKey::Field::kParam) column = param_names_.Find(key.name);
+  if (key.field == SortKey::Field::kMetric)
+    column = metric_names_.Find(key.name);
+  auto cell = [&](const Row& r) -> SortCell {
     switch (key.field) {
       case SortKey::Field::kParam: {
-        auto it = r.params.find(key.name);
-        if (it == r.params.end()) return std::monostate{};
-        return ValueCell(it->second);
+        const Value* v = column ? Param(r, *column) : nullptr;
+        if (v == nullptr) return std::monostate{};
+        return ValueCell(*v);
       }
       case SortKey::Field::kMetric: {
-        std::optional<double> v = Metric(*row.record, key.name);
-        if (!v || std::isnan(*v)) return std::monostate{};
+        const double* v = column ? MetricCell(r, *column) : nullptr;
+        if (v == nullptr || std::isnan(*v)) return std::monostate{};
         return *v;
       }
       case SortKey::Field::kTag: {
-        auto it = r.tags.find(key.name);
-        if (it == r.tags.end()) return std::monostate{};
-        return it->second;
+        for (const auto& [name, value] : r.tags) {
+          if (name == key.name) return value;
+        }
+        return std::monostate{};
       }
       case SortKey::Field::kStarted:
         return static_cast<double>(r.started_ms);
       case SortKey::Field::kStage:
-        return r.stage;
+        return texts_.names[r.stage];
       case SortKey::Field::kStatus:
         return std::string(ToString(r.status));
       case SortKey::Field::kId:
@@ -130,9 +189,10 @@ void CompareTable::Sort(const SortKey& key, bool descending) {
     }
     return std::monostate{};
   };
-  std::vector<std::pair<Cell, Row>> keyed;
-  keyed.reserve(rows.size());
-  for (Row& row : rows) keyed.emplace_back(cell(row), std::move(row));
+  std::vector<std::pair<SortCell, std::size_t>> keyed;
+  keyed.reserve(rows_.size());
+  for (std::size_t i = 0; i < rows_.size(); ++i)
+    keyed.emplace_back(cell(rows_[i]), i);
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
     const bool a_none = a.first.index() == 0, b_none = b.first.index() == 0;
     if (a_none || b_none) return !a_none && b_none;  // absent values last
@@ -141,71 +201,78 @@ void CompareTable::Sort(const SortKey& key, bool descending) {
       return (a.first.index() < b.first.index()) != descending;
     return descending ? b.first < a.first : a.first < b.first;
   });
-  rows.clear();
-  for (auto& [c, row] : keyed) rows.push_back(std::move(row));
+  std::vector<Row> sorted;
+  sorted.reserve(rows_.size());
+  for (const auto& [c, i] : keyed) sorted.push_back(std::move(rows_[i]));
+  rows_ = std::move(sorted);
 }
 
 void CompareTable::Columns(bool only_changed) {
-  std::set<std::string> p, m;
-  for (const Row& row : rows) {
-    for (const auto& [name, v] : row.record->params) p.insert(name);
-    for (const auto& [name, s] : row.record->metric_summaries) m.insert(name);
+  // Every name some row has (not one only rows cut off by -n had), in name
+  // order.
+  std::vector<bool> has_param(param_names_.names.size()),
+      has_metric(metric_names_.names.size());
+  for (const Row& r : rows_) {
+    for (const auto& [c, v] : r.params) has_param[c] = true;
+    for (const auto& [c, v] : r.metrics) has_metric[c] = true;
   }
-  params.assign(p.begin(), p.end());
-  metrics.assign(m.begin(), m.end());
-  if (!only_changed || rows.size() < 2) return;
-  std::erase_if(params, [&](const std::string& name) {
-    auto first = rows.front().record->params.find(name);
-    for (const Row& row : rows) {
-      auto it = row.record->params.find(name);
-      const bool has = it != row.record->params.end();
-      const bool first_has = first != rows.front().record->params.end();
-      if (has != first_has || (has && !(it->second == first->second)))
-        return false;
+  auto by_name = [](const Names& n, const std::vector<bool>& has) {
+    std::vector<Column> columns;
+    for (Column c = 0; c < has.size(); ++c) {
+      if (has[c]) columns.push_back(c);
     }
-    return true;
+    std::sort(columns.begin(), columns.end(),
+              [&](Column a, Column b) { return n.names[a] < n.names[b]; });
+    return columns;
+  };
+  params_ = by_name(param_names_, has_param);
+  metrics_ = by_name(metric_names_, has_metric);
+  if (!only_changed || rows_.size() < 2) return;
+  std::erase_if(params_, [&](Column c) {
+    const Value* first = Param(rows_.front(), c);
+    return std::all_of(rows_.begin(), rows_.end(), [&](const Row& r) {
+      const Value* v = Param(r, c);
+      return (v == nullptr) == (first == nullptr) && (!v || *v == *first);
+    });
   });
-  std::erase_if(metrics, [&](const std::string& name) {
-    std::optional<double> first = Metric(*rows.front().record, name);
-    for (const Row& row : rows) {
-      std::optional<double> v = Metric(*row.record, name);
-      if (v.has_value() != first.has_value()) return false;
-      if (v && !(*v == *first || (std::isnan(*v) && std::isnan(*first))))
-        return false;
-    }
-    return true;
+  std::erase_if(metrics_, [&](Column c) {
+    const double* first = MetricCell(rows_.front(), c);
+    return std::all_of(rows_.begin(), rows_.end(), [&](const Row& r) {
+      const double* v = MetricCell(r, c);
+      if ((v == nullptr) != (first == nullptr)) return false;
+      return !v || *v == *first || (std::isnan(*v) && std::isnan(*first));
+    });
   });
 }
-
-namespace {
 
 // What each output writes: the header, which columns are numbers, and each
 // row's cells handed to a callback one at a time (no table of strings is
 // built: on 10,000 rows its allocations cost more than the store's reads).
-class Cells {
+class CompareTable::Cells {
  public:
   Cells(const CompareTable& t, bool short_ids, bool escape)
       : t_(t), escape_(escape) {
     header_ = {"id", "pipeline", "stage", "status", "started"};
     numeric_.assign(header_.size(), false);
-    for (const std::string& p : t.params) {
-      header_.push_back("params." + p);
+    for (Column p : t.params_) {
+      header_.push_back("params." + t.param_names_.names[p]);
       numeric_.push_back(false);
     }
-    for (const std::string& m : t.metrics) {
-      const MetricAggregate how = t.AggregateOf(m);
-      header_.push_back("metrics." + m +
-                        (how == MetricAggregate::kLast
-                             ? ""
-                             : ":" + std::string(ToString(how))));
+    for (Column m : t.metrics_) {
+      std::string name = "metrics." + t.metric_names_.names[m];
+      if (t.metric_how_[m] != MetricAggregate::kLast) {
+        name += ':';
+        name += ToString(t.metric_how_[m]);
+      }
+      header_.push_back(std::move(name));
       numeric_.push_back(true);
     }
     if (short_ids) {
       // The fewest characters (at least 8) that tell the rows apart: one
       // more than the longest prefix two neighbours share, once sorted.
       std::vector<std::string_view> ids;
-      ids.reserve(t.rows.size());
-      for (const auto& row : t.rows) ids.push_back(row.record->id);
+      ids.reserve(t.rows_.size());
+      for (const Row& row : t.rows_) ids.push_back(row.id);
       std::sort(ids.begin(), ids.end());
       id_length_ = 8;
       for (std::size_t i = 1; i < ids.size(); ++i) {
@@ -225,25 +292,25 @@ class Cells {
 
   // Calls EMIT(column, text) for each cell of ROW; an absent value is "-".
   template <typename F>
-  void Row(const ExecutionRecord& r, F&& emit) {
+  void ForEachCell(const Row& r, F&& emit) {
     std::size_t col = 0;
     emit(col++, std::string_view(r.id).substr(0, id_length_));
-    emit(col++, Text(r.pipeline));
-    emit(col++, Text(r.stage));
+    emit(col++, Text(t_.texts_.names[r.pipeline]));
+    emit(col++, Text(t_.texts_.names[r.stage]));
     emit(col++, ToString(r.status));
     emit(col++, std::string_view(FormatIsoUtc(r.started_ms)));
-    for (const std::string& p : t_.params) {
-      auto it = r.params.find(p);
-      if (it == r.params.end()) {
+    for (Column p : t_.params_) {
+      const Value* v = t_.Param(r, p);
+      if (v == nullptr) {
         emit(col++, "-");
       } else {
-        scratch_ = ToText(it->second);
+        scratch_ = ToText(*v);
         emit(col++, Text(scratch_));
       }
     }
-    for (const std::string& m : t_.metrics) {
-      std::optional<double> v = t_.Metric(r, m);
-      if (!v) {
+    for (Column m : t_.metrics_) {
+      const double* v = t_.MetricCell(r, m);
+      if (v == nullptr) {
         emit(col++, "-");
       } else {
         number_ = FormatNumber(*v);
@@ -271,16 +338,37 @@ class Cells {
   std::string scratch_, number_, shown_;
 };
 
+namespace {
+
+// Output leaves in pieces of about 64 KiB: a table of ten thousand rows is
+// never held whole (its pages, first touched, cost more than writing it).
+void Spill(std::string& out, std::FILE* file, bool last = false) {
+  if (out.size() < (1u << 16) && !last) return;
+  std::fwrite(out.data(), 1, out.size(), file);
+  out.clear();
+}
+
+void AppendJsonNumber(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  // The shortest text that reads back as V (a compiled format: twice as fast
+  // as std::to_chars here, and 70,000 numbers in a 10,000-row table).
+  char text[32];
+  out.append(text, fmt::format_to(text, FMT_COMPILE("{}"), v));
+}
+
 }  // namespace
 
-std::string CompareTable::Text() const {
+void CompareTable::WriteText(std::FILE* file) const {
   Cells cells(*this, /*short_ids=*/true, /*escape=*/true);
   const std::size_t n = cells.header().size();
   std::vector<std::size_t> width(n);
   for (std::size_t i = 0; i < n; ++i) width[i] = cells.header()[i].size();
   // Every cell twice: once for the widths, once to write it.
-  for (const auto& row : rows) {
-    cells.Row(*row.record, [&](std::size_t i, std::string_view c) {
+  for (const Row& row : rows_) {
+    cells.ForEachCell(row, [&](std::size_t i, std::string_view c) {
       width[i] = std::max(width[i], c.size());
     });
   }
@@ -300,61 +388,69 @@ std::string CompareTable::Text() const {
     }
   };
   for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
-  for (const auto& row : rows) cells.Row(*row.record, put);
-  return out;
+  for (const Row& row : rows_) {
+    cells.ForEachCell(row, put);
+    Spill(out, file);
+  }
+  Spill(out, file, /*last=*/true);
 }
 
-std::string CompareTable::Csv() const {
+void CompareTable::WriteCsv(std::FILE* file) const {
   Cells cells(*this, /*short_ids=*/false, /*escape=*/false);
   const std::size_t n = cells.header().size();
   std::string out;
   auto put = [&](std::size_t i, std::string_view c) {
     // CSV: an empty field is no value.
-    if (c != "-" || i < 5) out += CsvField(std::string(c));
+    if (c != "-" || i < 5) AppendCsvField(out, c);
     out += i + 1 < n ? ',' : '\n';
   };
   for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
-  for (const auto& row : rows) cells.Row(*row.record, put);
-  return out;
+  for (const Row& row : rows_) {
+    cells.ForEachCell(row, put);
+    Spill(out, file);
+  }
+  Spill(out, file, /*last=*/true);
 }
 
-std::string CompareTable::Markdown() const {
+void CompareTable::WriteMarkdown(std::FILE* file) const {
   Cells cells(*this, /*short_ids=*/true, /*escape=*/true);
   const std::size_t n = cells.header().size();
   std::string out;
   auto put = [&](std::size_t i, std::string_view c) {
     out += i == 0 ? "| " : " ";
-    out += MarkdownField(std::string(c));
+    AppendMarkdownField(out, c);
     out += i + 1 < n ? " |" : " |\n";
   };
   for (std::size_t i = 0; i < n; ++i) put(i, cells.header()[i]);
   out += "|";
   for (bool numeric : cells.numeric()) out += numeric ? " ---: |" : " --- |";
   out += "\n";
-  for (const auto& row : rows) cells.Row(*row.record, put);
-  return out;
-}
-
-namespace {
-
-void AppendJsonNumber(std::string& out, double v) {
-  if (!std::isfinite(v)) {
-    out += "null";
-  } else {
-    fmt::format_to(std::back_inserter(out), "{}", v);
+  for (const Row& row : rows_) {
+    cells.ForEachCell(row, put);
+    Spill(out, file);
   }
+  Spill(out, file, /*last=*/true);
 }
-
-}  // namespace
 
 // Written directly rather than through a JSON document: a table of 10,000
 // rows spent more on building the document than on reading the store.
-std::string CompareTable::Json() const {
+void CompareTable::WriteJson(std::FILE* file) const {
+  // Each name in its JSON form once, not once per row.
+  auto quoted = [](const std::vector<std::string>& names, const char* after) {
+    std::vector<std::string> out(names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      AppendJsonString(out[i], names[i]);
+      out[i] += after;
+    }
+    return out;
+  };
+  const std::vector<std::string> texts = quoted(texts_.names, ",");
+  const std::vector<std::string> param_keys = quoted(param_names_.names, ": ");
+  const std::vector<std::string> metric_keys =
+      quoted(metric_names_.names, ": ");
   std::string out = "[";
-  out.reserve(rows.size() * 512);
   bool first_row = true;
-  for (const Row& row : rows) {
-    const ExecutionRecord& r = *row.record;
+  for (const Row& r : rows_) {
     out += first_row ? "\n  {" : ",\n  {";
     first_row = false;
     auto key = [&](const char* k) {
@@ -366,11 +462,9 @@ std::string CompareTable::Json() const {
     AppendJsonString(out, r.id);
     out += ',';
     key("pipeline");
-    AppendJsonString(out, r.pipeline);
-    out += ',';
+    out += texts[r.pipeline];
     key("stage");
-    AppendJsonString(out, r.stage);
-    out += ',';
+    out += texts[r.stage];
     key("status");
     AppendJsonString(out, ToString(r.status));
     out += ',';
@@ -387,26 +481,24 @@ std::string CompareTable::Json() const {
     key("params");
     out += '{';
     bool first = true;
-    for (const std::string& p : params) {
-      auto it = r.params.find(p);
-      if (it == r.params.end()) continue;
+    for (Column p : params_) {
+      const Value* v = Param(r, p);
+      if (v == nullptr) continue;
       out += first ? "" : ", ";
       first = false;
-      AppendJsonString(out, p);
-      out += ": ";
-      AppendJsonValue(out, it->second);
+      out += param_keys[p];
+      AppendJsonValue(out, *v);
     }
     out += "},";
     key("metrics");
     out += '{';
     first = true;
-    for (const std::string& m : metrics) {
-      std::optional<double> v = Metric(*row.record, m);
-      if (!v) continue;
+    for (Column m : metrics_) {
+      const double* v = MetricCell(r, m);
+      if (v == nullptr) continue;
       out += first ? "" : ", ";
       first = false;
-      AppendJsonString(out, m);
-      out += ": ";
+      out += metric_keys[m];
       AppendJsonNumber(out, *v);
     }
     out += "},";
@@ -421,9 +513,10 @@ std::string CompareTable::Json() const {
       AppendJsonString(out, value);
     }
     out += "}\n  }";
+    Spill(out, file);
   }
-  out += rows.empty() ? "]" : "\n]";
-  return out;
+  out += rows_.empty() ? "]\n" : "\n]\n";
+  Spill(out, file, /*last=*/true);
 }
 
 }  // namespace cmf::cli

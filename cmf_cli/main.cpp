@@ -2,10 +2,13 @@
 // repository for the verbs that need one, and maps failures to exit codes (0
 // success, 1 failure, 2 usage).
 #include <fmt/format.h>
+#include <malloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -70,7 +73,39 @@ int UnknownVerb(const std::string& name) {
   return UsageError(message);
 }
 
+// Memory for verbs that read thousands of records. A listing reads them a
+// page at a time and frees each page: with glibc's defaults the freed memory
+// goes back to the system and every large vector is mapped afresh, so the
+// next page faults its memory in again. So freed memory is kept for reuse, up
+// to a bound, and the first 24 MiB of the heap are reserved at once and
+// offered to the kernel for huge pages (madvise; the kernel's choice, and
+// nothing when transparent huge pages are off): a 10,000-row cmf compare
+// first-touched some 2,000 pages of 4 KiB, at a few microseconds each on a
+// virtual machine, a third of its time. Address space only: nothing is
+// touched until used.
+void TuneAllocator() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 8 << 20);
+  void* block = std::malloc(16 << 20);  // below the mmap threshold: the heap
+  if (block == nullptr) return;
+  std::free(block);  // stays, as the heap's top, under the trim threshold
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  const auto from =
+      (reinterpret_cast<std::uintptr_t>(block) + kHuge - 1) & ~(kHuge - 1);
+  const auto to = reinterpret_cast<std::uintptr_t>(sbrk(0)) & ~(kHuge - 1);
+  // Only a block inside the heap (a sanitizer's allocator puts it elsewhere).
+  if (to > from && to - from <= (std::uintptr_t{32} << 20)) {
+    // Advice only: a kernel without huge pages refuses it, and that is fine.
+    static_cast<void>(
+        ::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE));
+  }
+#endif
+}
+
 int Main(int argc, char** argv) {
+  TuneAllocator();
   std::string verb_name = RequestedVerb(argc, argv);
   if (!verb_name.empty() && FindVerb(verb_name) == nullptr)
     return UnknownVerb(verb_name);

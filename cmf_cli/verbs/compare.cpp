@@ -1,5 +1,3 @@
-#include <fmt/format.h>
-
 #include <algorithm>
 
 #include "../compare_table.h"
@@ -64,8 +62,7 @@ class CompareVerb : public Verb {
       sort = *key;
     }
 
-    CompareTable table;
-    table.aggregates = selection.aggregates;
+    CompareTable table(MetricChoice{selection.aggregates});
     if (!ids_.empty()) {
       // The executions named, in the order named, kept when they match.
       std::vector<ExecutionRecord> rows;
@@ -92,28 +89,26 @@ class CompareVerb : public Verb {
         if (keep) table.Add(std::move(r));
       }
     } else {
-      selection.limit = limit_;
-      Status st = ScanSelection(
-          store, std::move(selection),
-          [&](std::vector<ExecutionRecord>& page) {
-            table.AddPage(std::move(page));
-            return Status::Ok();
-          });
+      // Sorted, the first N are known only once every row is read.
+      if (!sort) selection.limit = limit_;
+      Status st = ScanSelection(store, std::move(selection),
+                                [&](std::vector<ExecutionRecord>& page) {
+                                  table.AddPage(page);
+                                  return Status::Ok();
+                                });
       if (!st.ok()) return Fail(st);
     }
     if (sort) table.Sort(*sort, sort_order_ == "desc");
-    if (limit_ && table.rows.size() > static_cast<std::size_t>(*limit_)) {
-      table.rows.resize(static_cast<std::size_t>(*limit_));
-    }
+    if (limit_) table.Truncate(static_cast<std::size_t>(*limit_));
     table.Columns(only_changed_);
     if (json_) {
-      fmt::print("{}\n", table.Json());
+      table.WriteJson(stdout);
     } else if (csv_) {
-      fmt::print("{}", table.Csv());
+      table.WriteCsv(stdout);
     } else if (md_) {
-      fmt::print("{}", table.Markdown());
+      table.WriteMarkdown(stdout);
     } else {
-      fmt::print("{}", table.Text());
+      table.WriteText(stdout);
     }
     return kExitOk;
   }

@@ -64,8 +64,8 @@ class DiffVerb : public Verb {
   int Run(Context& ctx) override {
     if (IsCommit(a_) && IsCommit(b_)) return DiffCommits(ctx);
     Store& store = ctx.repo->store();
-    CompareTable table;  // for the summaries' choice and formatting
-    if (Status st = ParseMetricOptions(metrics_, &table.aggregates); !st.ok()) {
+    MetricChoice choice;
+    if (Status st = ParseMetricOptions(metrics_, &choice.how); !st.ok()) {
       return UsageError(st.message());
     }
     std::vector<std::string> ids;
@@ -77,29 +77,30 @@ class DiffVerb : public Verb {
     Result<std::map<std::string, MetricSummaries>> summaries =
         store.SummarizeMetrics(ids);
     if (!summaries.ok()) return Fail(summaries.status());
+    std::vector<ExecutionRecord> records;
     for (const std::string& id : ids) {
       Result<ExecutionRecord> r = store.GetExecution(id);
       if (!r.ok()) return Fail(r.status());
       r->metric_summaries = Find(*summaries, id).value_or(MetricSummaries{});
-      table.Add(std::move(*r));
+      records.push_back(std::move(*r));
     }
-    const CompareTable::Row& a = table.rows[0];
-    const CompareTable::Row& b = table.rows[1];
+    const ExecutionRecord& a = records[0];
+    const ExecutionRecord& b = records[1];
 
-    json out = {{"a", a.record->id},
-                {"b", b.record->id},
+    json out = {{"a", a.id},
+                {"b", b.id},
                 {"params", json::object()},
                 {"metrics", json::object()},
                 {"tags", json::object()}};
     std::string text;
     // Parameters.
     std::set<std::string> names;
-    for (const auto& [n, v] : a.record->params) names.insert(n);
-    for (const auto& [n, v] : b.record->params) names.insert(n);
+    for (const auto& [n, v] : a.params) names.insert(n);
+    for (const auto& [n, v] : b.params) names.insert(n);
     std::string block;
     for (const std::string& n : names) {
-      std::optional<Value> old = Find(a.record->params, n);
-      std::optional<Value> now = Find(b.record->params, n);
+      std::optional<Value> old = Find(a.params, n);
+      std::optional<Value> now = Find(b.params, n);
       if (old == now && !all_) continue;
       out["params"][n] = {{"old", ValueToJson(old)}, {"new", ValueToJson(now)}};
       block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(old),
@@ -108,19 +109,19 @@ class DiffVerb : public Verb {
     if (!block.empty()) text += "Params:\n" + block;
     // Metrics, with the change.
     names.clear();
-    for (const auto& [n, v] : a.record->metric_summaries) names.insert(n);
-    for (const auto& [n, v] : b.record->metric_summaries) names.insert(n);
+    for (const auto& [n, v] : a.metric_summaries) names.insert(n);
+    for (const auto& [n, v] : b.metric_summaries) names.insert(n);
     block.clear();
     for (const std::string& n : names) {
-      std::optional<double> old = table.Metric(*a.record, n);
-      std::optional<double> now = table.Metric(*b.record, n);
+      std::optional<double> old = choice.Value(a, n);
+      std::optional<double> now = choice.Value(b, n);
       const bool same = old.has_value() == now.has_value() &&
                         (!old || *old == *now ||
                          (std::isnan(*old) && std::isnan(*now)));
       if (same && !all_) continue;
       json m = {{"old", NumberJson(old)},
                 {"new", NumberJson(now)},
-                {"summary", std::string(ToString(table.AggregateOf(n)))}};
+                {"summary", std::string(ToString(choice.Of(n)))}};
       std::string change;
       if (old && now && !std::isnan(*old) && !std::isnan(*now)) {
         m["change"] = *now - *old;
@@ -136,12 +137,12 @@ class DiffVerb : public Verb {
     if (!block.empty()) text += "Metrics:\n" + block;
     // Tags.
     names.clear();
-    for (const auto& [n, v] : a.record->tags) names.insert(n);
-    for (const auto& [n, v] : b.record->tags) names.insert(n);
+    for (const auto& [n, v] : a.tags) names.insert(n);
+    for (const auto& [n, v] : b.tags) names.insert(n);
     block.clear();
     for (const std::string& n : names) {
-      std::optional<std::string> old = Find(a.record->tags, n);
-      std::optional<std::string> now = Find(b.record->tags, n);
+      std::optional<std::string> old = Find(a.tags, n);
+      std::optional<std::string> now = Find(b.tags, n);
       if (old == now && !all_) continue;
       out["tags"][n] = {{"old", old ? json(*old) : json(nullptr)},
                         {"new", now ? json(*now) : json(nullptr)}};
@@ -150,17 +151,16 @@ class DiffVerb : public Verb {
     }
     if (!block.empty()) text += "Tags:\n" + block;
     // The software each ran with.
-    text += Environment(ctx, *a.record, *b.record, out);
+    text += Environment(ctx, a, b, out);
     if (json_) {
       fmt::print("{}\n",
                  out.dump(2, ' ', false, json::error_handler_t::replace));
       return kExitOk;
     }
-    fmt::print("a: {} {}/{} {}\nb: {} {}/{} {}\n", a.record->id,
-               EscapeForDisplay(a.record->pipeline),
-               EscapeForDisplay(a.record->stage), ToString(a.record->status),
-               b.record->id, EscapeForDisplay(b.record->pipeline),
-               EscapeForDisplay(b.record->stage), ToString(b.record->status));
+    fmt::print("a: {} {}/{} {}\nb: {} {}/{} {}\n", a.id,
+               EscapeForDisplay(a.pipeline), EscapeForDisplay(a.stage),
+               ToString(a.status), b.id, EscapeForDisplay(b.pipeline),
+               EscapeForDisplay(b.stage), ToString(b.status));
     fmt::print("{}", text.empty() ? "No differences in params, metrics, tags "
                                     "or environment.\n"
                                   : text);

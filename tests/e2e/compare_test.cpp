@@ -57,6 +57,16 @@ TEST_CASE("compare: a row per execution, summaries, filters and formats") {
   rows = w.Json({"compare", "--stage", "dkl-al", "--sort-by", "params.lr",
                  "--sort-order", "desc", "--json"});
   CHECK(rows[2]["id"] == a);
+  // -n with --sort-by: the first N of every row sorted, not of the newest N.
+  rows = w.Json({"compare", "--stage", "dkl-al", "--metric", "rmse=min",
+                 "--sort-by", "metrics.rmse", "--sort-order", "desc", "-n",
+                 "1", "--json"});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["id"] == b);
+  // Without, the newest N.
+  Outcome newest = w({"compare", "-n", "1", "--csv"});
+  Ok(newest);
+  CHECK(newest.out.find(",other,") != std::string::npos);
   // Named executions, in the order named; --only-changed drops what is equal.
   rows = w.Json({"compare", a, b, "--only-changed", "--json"});
   REQUIRE(rows.size() == 2);
@@ -85,6 +95,16 @@ TEST_CASE("compare: a row per execution, summaries, filters and formats") {
   CHECK(w({"compare", "--sort-by", "colour"}).exit_code == 2);
   CHECK(w({"compare", "--metric", "rmse=median"}).exit_code == 2);
   CHECK(w({"compare", "ffffffff"}).exit_code == 1);
+
+  // A column only rows cut off by -n had is left out.
+  Ok(w({"exec", "-q", "--stage", "dkl-al", "-p", "extra=7", "--", "true"}));
+  Outcome top = w({"compare", "--stage", "dkl-al", "--sort-by", "params.lr",
+                   "-n", "1", "--csv"});
+  Ok(top);
+  CHECK(top.out.find("params.extra") == std::string::npos);
+  CHECK(top.out.find(a) != std::string::npos);
+  CHECK(w({"compare", "--stage", "dkl-al", "--csv"}).out.find("params.extra") !=
+        std::string::npos);
 }
 
 TEST_CASE("log and query executions take --where; query keeps NAME=VALUE") {
