@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include <doctest/doctest.h>
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -137,6 +139,30 @@ std::string CmfBinary() {
     throw std::runtime_error(
         "CMF_BINARY is not set (run the tests with meson test)");
   return bin;
+}
+
+std::filesystem::path SharedDataDir() {
+  const char* root = std::getenv("CMF_SOURCE_ROOT");
+  if (!root || !*root)
+    throw std::runtime_error(
+        "CMF_SOURCE_ROOT is not set (run the tests with meson test)");
+  std::filesystem::path checkout = std::filesystem::path(root).lexically_normal();
+  if (!checkout.has_filename()) checkout = checkout.parent_path();  // "x/"
+  return checkout.parent_path() / "shared" / "data";
+}
+
+bool HaveSharedData(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return true;
+  const char* ci = std::getenv("CI");
+  if (ci != nullptr && std::string(ci) == "true") {
+    FAIL("CI=true and " << path.string()
+                        << " is missing: ../shared must sit beside the checkout");
+  }
+  MESSAGE("skipped: " << path.string()
+                      << " is not here (the real data of ../shared/data, "
+                         "beside the checkout; see README)");
+  return false;
 }
 
 bool IsError(const Outcome& o, const std::string& fragment) {

@@ -48,6 +48,14 @@ Outcome RunProcess(const std::vector<std::string>& argv,
 // The cmf binary under test (CMF_BINARY, set by meson test).
 std::string CmfBinary();
 
+// ../shared/data beside the checkout (CMF_SOURCE_ROOT's parent): the real
+// data that some tests read.
+std::filesystem::path SharedDataDir();
+// True when PATH exists. When it does not (a user's clone without ../shared
+// beside it), the caller returns and the test is reported skipped, with the
+// reason; with CI=true its absence fails the test.
+bool HaveSharedData(const std::filesystem::path& path);
+
 // True when O's standard error starts "cmf: error: " and holds FRAGMENT.
 bool IsError(const Outcome& o, const std::string& fragment);
 
