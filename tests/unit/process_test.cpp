@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <string>
+
+#include "cmf/status.h"
+
 TEST_CASE("process: this process is not gone; one that ended, or ran before "
           "the last boot, is") {
   const cmf::ProcessIdentity self = cmf::ProcessIdentity::Self();
@@ -48,4 +52,29 @@ TEST_CASE("process: this process is not gone; one that ended, or ran before "
   cmf::ProcessIdentity elsewhere = rebooted;  // nothing can be told of
   elsewhere.host = "another-host";            // another machine
   CHECK_FALSE(elsewhere.Gone());
+}
+
+TEST_CASE("Result: the value of a failed result is never read: the process "
+          "aborts and says why, in every build") {
+  int err[2];
+  REQUIRE(::pipe(err) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::dup2(err[1], 2);
+    cmf::Result<int> failed = cmf::Status::NotFound("no execution 'x'");
+    const int v = failed.value();
+    ::_exit(v == 0 ? 3 : 4);  // not reached
+  }
+  ::close(err[1]);
+  std::string said;
+  char buf[256];
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) said.append(buf, n);
+  ::close(err[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(said.find("cmf: internal error: the value of a failed result was used "
+                  "(no execution 'x')") != std::string::npos);
 }

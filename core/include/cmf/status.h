@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
@@ -69,6 +71,19 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+namespace detail {
+// The value of a Result that holds an error was asked for: a bug in the
+// caller, never the user's doing. Says so on standard error, with the error
+// the Result held, and aborts: in every build, not only where assert() is on.
+[[noreturn]] inline void BadResultAccess(const Status& status) {
+  std::fprintf(stderr,
+               "cmf: internal error: the value of a failed result was used "
+               "(%s)\n",
+               status.message().c_str());
+  std::abort();
+}
+}  // namespace detail
+
 // Either a T or a non-ok Status. Construct from a T for success, from a Status
 // for failure.
 template <typename T>
@@ -78,23 +93,29 @@ class [[nodiscard]] Result {
   Result(Status status)
       : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "a Result built from a Status must hold an error");
+    // In a build without assert(): an error all the same, not a value that
+    // is not there.
+    if (status_.ok()) {
+      status_ = Status::InvalidArgument(
+          "internal error: a result was made of a success without a value");
+    }
   }
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
 
   T& value() & {
-    assert(ok());
+    if (!ok()) detail::BadResultAccess(status_);
     return *value_;
   }
   const T& value() const& {
-    assert(ok());
+    if (!ok()) detail::BadResultAccess(status_);
     return *value_;
   }
   // On a temporary, moves the value out (by value, so that `for (x :
   // F().value())` is safe).
   T value() && {
-    assert(ok());
+    if (!ok()) detail::BadResultAccess(status_);
     return std::move(*value_);
   }
   T* operator->() { return &value(); }
