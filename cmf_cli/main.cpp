@@ -81,7 +81,7 @@ int UnknownVerb(const std::string& name) {
 // offered to the kernel for huge pages (madvise; the kernel's choice, and
 // nothing when transparent huge pages are off): a 10,000-row cmf compare
 // first-touched some 2,000 pages of 4 KiB, at a few microseconds each on a
-// virtual machine, a third of its time. Address space only: nothing is
+// virtual machine, over a quarter of its time. Address space only: nothing is
 // touched until used.
 void TuneAllocator() {
 #ifdef __GLIBC__

@@ -87,8 +87,8 @@ void MetricSummaries::Assign(std::vector<value_type> items) {
   auto by_name = [](const value_type& a, const value_type& b) {
     return a.first < b.first;
   };
-  // Usually in order already (series are made in the order they are logged):
-  // then no sort, and no buffer for one.
+  // Often in order already (a store reads them by series id, and series are
+  // often made in name order): then no sort, and no buffer for one.
   if (!std::is_sorted(items.begin(), items.end(), by_name)) {
     std::stable_sort(items.begin(), items.end(), by_name);
   }
