@@ -3,11 +3,13 @@
 // each kind of features, over SEEDS seeds, beside random choice.
 //
 //   cmf_bench_aimd --cmf build/cmf_cli/cmf          (makes the trajectories of
-//                                                    samples/simulate.sh with md-mos2)
+//                                                    samples/simulate.sh with
+//                                                    md-mos2)
 //   cmf_bench_aimd --trajectories a.h5 b.h5 c.h5    (or reads these)
 //                  [--seeds 10] [--budget 150] [--seed-frames 5] [--epochs 20]
 //                  [--features bonds,image] [--acquisitions lcb,mu]
-//                  [--init meta.pt]   (image features also seeded by a reptile meta-model)
+//                  [--init meta.pt]   (image features also seeded by a reptile
+//                  meta-model)
 //                  [--reference bench/aimd_reference.py] [--speed-steps 30]
 //   cmf_bench_aimd --render FILE    (the image features' renderer on a perfect
 //                                    monolayer, for bench/adf_check.py)
@@ -23,11 +25,12 @@
 // the same features (aimd_pool.h), with the stage's defaults.
 //
 // Then the time per step beside a PyTorch (Python) reference of the same loop
-// (bench/aimd_reference.py, on bench/dkl_reference.py's model code): SPEED_STEPS
-// steps of lcb on the bond features, both sides at 1 and at 2 threads of
-// PyTorch's own (torch.set_num_threads; cmf's ml::SetTorchThreads), BLAS as the
-// environment sets it (run with OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE,
-// as the README does: both sides inherit them); the median step of each.
+// (bench/aimd_reference.py, on bench/dkl_reference.py's model code):
+// SPEED_STEPS steps of lcb on the bond features, both sides at 1 and at 2
+// threads of PyTorch's own (torch.set_num_threads; cmf's ml::SetTorchThreads),
+// BLAS as the environment sets it (run with OPENBLAS_NUM_THREADS=1
+// OMP_WAIT_POLICY=PASSIVE, as the README does: both sides inherit them); the
+// median step of each.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -75,18 +78,21 @@ double Median(std::vector<double> values) {
 }
 
 std::string Show(double median, int budget) {
-  return std::isinf(median) ? fmt::format("> {}", budget) : fmt::format("{:.1f}", median);
+  return std::isinf(median) ? fmt::format("> {}", budget)
+                            : fmt::format("{:.1f}", median);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string cmf, init;
-  std::string reference = std::string(CMF_BENCH_SOURCE_DIR) + "/aimd_reference.py";
+  std::string reference =
+      std::string(CMF_BENCH_SOURCE_DIR) + "/aimd_reference.py";
   int speed_steps = 30;
   std::vector<std::string> paths;
   int seeds = 10, budget = 150, seed_frames = 5, epochs = 20;
-  std::vector<std::string> features = {"bonds", "image"}, acquisitions = {"lcb", "mu"};
+  std::vector<std::string> features = {"bonds", "image"},
+                           acquisitions = {"lcb", "mu"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -96,18 +102,29 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--cmf") cmf = next();
+    if (a == "--cmf")
+      cmf = next();
     else if (a == "--trajectories") {
-      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) paths.push_back(argv[++i]);
-    } else if (a == "--seeds") seeds = std::stoi(next());
-    else if (a == "--budget") budget = std::stoi(next());
-    else if (a == "--seed-frames") seed_frames = std::stoi(next());
-    else if (a == "--epochs") epochs = std::stoi(next());
-    else if (a == "--features") features = Split(next());
-    else if (a == "--acquisitions") acquisitions = Split(next());
-    else if (a == "--init") init = next();
-    else if (a == "--reference") reference = next();
-    else if (a == "--speed-steps") speed_steps = std::stoi(next());
+      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
+        paths.push_back(argv[++i]);
+    } else if (a == "--seeds")
+      seeds = std::stoi(next());
+    else if (a == "--budget")
+      budget = std::stoi(next());
+    else if (a == "--seed-frames")
+      seed_frames = std::stoi(next());
+    else if (a == "--epochs")
+      epochs = std::stoi(next());
+    else if (a == "--features")
+      features = Split(next());
+    else if (a == "--acquisitions")
+      acquisitions = Split(next());
+    else if (a == "--init")
+      init = next();
+    else if (a == "--reference")
+      reference = next();
+    else if (a == "--speed-steps")
+      speed_steps = std::stoi(next());
     else if (a == "--render") {
       // A perfect 6 x 6 monolayer as the image features see it, at 512 x 512
       // pixels, float32, for bench/adf_check.py.
@@ -123,61 +140,87 @@ int main(int argc, char** argv) {
       r.size = 512;
       std::vector<float> image = cmf::md::RenderAdf(t, 0, r);
       std::FILE* f = std::fopen(next().c_str(), "wb");
-      if (f == nullptr || std::fwrite(image.data(), sizeof(float), image.size(), f) != image.size()) return 1;
+      if (f == nullptr || std::fwrite(image.data(), sizeof(float), image.size(),
+                                      f) != image.size())
+        return 1;
       std::fclose(f);
       return 0;
     } else {
-      fmt::print(stderr, "usage: cmf_bench_aimd (--cmf CMF | --trajectories F...) [--seeds N] "
-                         "[--budget N] [--seed-frames N] [--epochs N] [--features bonds,image] "
-                         "[--acquisitions lcb,mu,ei]\n");
+      fmt::print(
+          stderr,
+          "usage: cmf_bench_aimd (--cmf CMF | --trajectories F...) [--seeds N] "
+          "[--budget N] [--seed-frames N] [--epochs N] [--features "
+          "bonds,image] "
+          "[--acquisitions lcb,mu,ei]\n");
       return 2;
     }
   }
   fs::path work;
   if (paths.empty()) {
     if (cmf.empty()) {
-      fmt::print(stderr, "give --cmf (to make trajectories with md-mos2) or --trajectories\n");
+      fmt::print(
+          stderr,
+          "give --cmf (to make trajectories with md-mos2) or --trajectories\n");
       return 2;
     }
-    work = fs::temp_directory_path() / fmt::format("cmf-bench-aimd-{}", ::getpid());
+    work = fs::temp_directory_path() /
+           fmt::format("cmf-bench-aimd-{}", ::getpid());
     fs::create_directories(work);
-    if (cmf::bench::RunQuiet({cmf, "init", "-q"}, work).exit_code != 0) return 1;
+    if (cmf::bench::RunQuiet({cmf, "init", "-q"}, work).exit_code != 0)
+      return 1;
     for (int k = 0; k < 3; ++k) {
       std::string out = fmt::format("traj-v{}.h5", k);
-      auto c = cmf::bench::RunQuiet({cmf, "run", "-q", "md-mos2", "--supercell", "6", "--vacancies",
-                                     std::to_string(k), "--seed", std::to_string(k), "-o", out},
-                                    work);
+      auto c = cmf::bench::RunQuiet(
+          {cmf, "run", "-q", "md-mos2", "--supercell", "6", "--vacancies",
+           std::to_string(k), "--seed", std::to_string(k), "-o", out},
+          work);
       if (c.exit_code != 0) {
         fmt::print(stderr, "cmf run md-mos2 failed (is LAMMPS installed?)\n");
         return 1;
       }
       paths.push_back((work / out).string());
     }
-    fmt::print("trajectories: samples/simulate.sh's (md-mos2 --supercell 6 --vacancies 0/1/2 "
-               "--seed 0/1/2), in {}\n", work.string());
+    fmt::print(
+        "trajectories: samples/simulate.sh's (md-mos2 --supercell 6 "
+        "--vacancies 0/1/2 "
+        "--seed 0/1/2), in {}\n",
+        work.string());
   }
   std::vector<cmf::md::Trajectory> owned;
-  for (const std::string& p : paths) owned.push_back(cmf::md::ReadTrajectory(p));
+  for (const std::string& p : paths)
+    owned.push_back(cmf::md::ReadTrajectory(p));
   std::vector<const cmf::md::Trajectory*> trajectories;
   for (const auto& t : owned) trajectories.push_back(&t);
   const std::vector<double> truth = cmf::aimd::Targets(trajectories, false);
   const int frames = static_cast<int>(truth.size());
-  const int true_min = static_cast<int>(std::min_element(truth.begin(), truth.end()) - truth.begin());
+  const int true_min = static_cast<int>(
+      std::min_element(truth.begin(), truth.end()) - truth.begin());
   budget = std::min(budget, frames - seed_frames);
-  const std::vector<int> marks = {10, 25, 50, frames / 10, 100, seed_frames + budget};
-  fmt::print("{} frames in {} trajectories; the lowest (centred) energy per atom is frame {}; "
-             "{} seeds, {} seed frames, budget {} evaluations after them, {} epochs\n\n",
-             frames, trajectories.size(), true_min, seeds, seed_frames, budget, epochs);
+  const std::vector<int> marks = {10,          25,  50,
+                                  frames / 10, 100, seed_frames + budget};
+  fmt::print(
+      "{} frames in {} trajectories; the lowest (centred) energy per atom is "
+      "frame {}; "
+      "{} seeds, {} seed frames, budget {} evaluations after them, {} "
+      "epochs\n\n",
+      frames, trajectories.size(), true_min, seeds, seed_frames, budget,
+      epochs);
   if (seeds < 1) features.clear();  // --seeds 0: the speed comparison only
   std::string header = fmt::format("{:<8} {:<8}", "features", "acq.");
   for (int m : marks) header += fmt::format(" {:>6}", fmt::format("@{}", m));
-  header += fmt::format(" {:>10} {:>10} {:>9}", "median", "vs random", "s/step");
-  fmt::print("fraction of runs that have evaluated the minimum after n evaluations\n{}\n", header);
+  header +=
+      fmt::format(" {:>10} {:>10} {:>9}", "median", "vs random", "s/step");
+  fmt::print(
+      "fraction of runs that have evaluated the minimum after n "
+      "evaluations\n{}\n",
+      header);
 
-  // Random: the evaluation at which a uniform draw without replacement meets the minimum.
+  // Random: the evaluation at which a uniform draw without replacement meets
+  // the minimum.
   std::vector<double> random_found;
   for (int s = 0; s < seeds; ++s) {
-    std::uint64_t rng = static_cast<std::uint64_t>(s) * 0x9e3779b97f4a7c15ULL + 7;
+    std::uint64_t rng =
+        static_cast<std::uint64_t>(s) * 0x9e3779b97f4a7c15ULL + 7;
     std::vector<char> seen(frames, 0);
     int k = 0;
     while (true) {
@@ -190,18 +233,21 @@ int main(int argc, char** argv) {
     random_found.push_back(k);
   }
   const double random_median = seeds > 0 ? Median(random_found) : 0;
-  auto row = [&](const std::string& f, const std::string& a, const std::vector<double>& found,
-                 double seconds) {
+  auto row = [&](const std::string& f, const std::string& a,
+                 const std::vector<double>& found, double seconds) {
     std::string line = fmt::format("{:<8} {:<8}", f, a);
     for (int m : marks) {
       int hits = 0;
       for (double v : found) hits += v <= m;
-      line += fmt::format(" {:>6.2f}", static_cast<double>(hits) / found.size());
+      line +=
+          fmt::format(" {:>6.2f}", static_cast<double>(hits) / found.size());
     }
     const double median = Median(found);
-    line += fmt::format(" {:>10} {:>10} {:>9}", Show(median, seed_frames + budget),
-                        std::isinf(median) ? "-" : fmt::format("{:.1f}x", random_median / median),
-                        seconds > 0 ? fmt::format("{:.3f}", seconds) : "-");
+    line += fmt::format(
+        " {:>10} {:>10} {:>9}", Show(median, seed_frames + budget),
+        std::isinf(median) ? "-"
+                           : fmt::format("{:.1f}x", random_median / median),
+        seconds > 0 ? fmt::format("{:.3f}", seconds) : "-");
     fmt::print("{}\n", line);
     return median;
   };
@@ -213,8 +259,8 @@ int main(int argc, char** argv) {
     cmf::aimd::Pool pool = cmf::aimd::MakePool(trajectories, f, {});
     double feature_seconds = cmf::bench::SecondsSince(start);
     for (const std::string& a : acquisitions) {
-      // Image features read 16 x 16 patches, the input of a meta-model trained on
-      // microscope experiments: with --init, each run again seeded by it.
+      // Image features read 16 x 16 patches, the input of a meta-model trained
+      // on microscope experiments: with --init, each run again seeded by it.
       std::vector<std::string> starts = {""};
       if (f == "image" && !init.empty()) starts.push_back(init);
       for (const std::string& start : starts) {
@@ -235,35 +281,45 @@ int main(int argc, char** argv) {
             if (i == true_min && at < 0) at = evaluations;
             return truth[i];
           };
-          cmf::aimd::RunLoop(pool, o, evaluate, nullptr, [&](const cmf::aimd::StepLog& log) {
-            step_seconds.push_back(log.seconds);
-            return at < 0;  // stop once the minimum is found
-          });
-          found.push_back(at < 0 ? std::numeric_limits<double>::infinity() : at);
+          cmf::aimd::RunLoop(pool, o, evaluate, nullptr,
+                             [&](const cmf::aimd::StepLog& log) {
+                               step_seconds.push_back(log.seconds);
+                               return at < 0;  // stop once the minimum is found
+                             });
+          found.push_back(at < 0 ? std::numeric_limits<double>::infinity()
+                                 : at);
         }
-        double m = row(start.empty() ? f : f + "+init", a, found, Median(step_seconds));
+        double m = row(start.empty() ? f : f + "+init", a, found,
+                       Median(step_seconds));
         if (!best_median.count(f) || m < best_median[f]) best_median[f] = m;
       }
     }
-    fmt::print("  ({} features: {} wide, {:.1f} s for all frames)\n", f, pool.features, feature_seconds);
+    fmt::print("  ({} features: {} wide, {:.1f} s for all frames)\n", f,
+               pool.features, feature_seconds);
   }
-  // Over few seeds random's median is noisy; its expectation is (frames + 1) / 2. The
-  // verdict takes whichever of the two is less flattering.
+  // Over few seeds random's median is noisy; its expectation is (frames + 1)
+  // / 2. The verdict takes whichever of the two is less flattering.
   const double random_expected = (frames + 1) / 2.0;
   const double random_ref = std::min(random_median, random_expected);
-  fmt::print("\ntargets: the median run within 10 % of the frames ({} evaluations) and 3x sooner "
-             "than random (median over these seeds {:.1f}, expectation {:.1f}: {:.1f} taken)\n",
-             frames / 10, random_median, random_expected, random_ref);
+  fmt::print(
+      "\ntargets: the median run within 10 % of the frames ({} evaluations) "
+      "and 3x sooner "
+      "than random (median over these seeds {:.1f}, expectation {:.1f}: {:.1f} "
+      "taken)\n",
+      frames / 10, random_median, random_expected, random_ref);
   for (const auto& [f, m] : best_median)  // (empty with --seeds 0)
-    fmt::print("  {:<6} best median {}: {} and {}\n", f, Show(m, seed_frames + budget),
+    fmt::print("  {:<6} best median {}: {} and {}\n", f,
+               Show(m, seed_frames + budget),
                m <= frames / 10 ? "within 10 %" : "NOT within 10 %",
-               m * 3 <= random_ref ? fmt::format("{:.1f}x sooner than random", random_ref / m)
-                                   : "NOT 3x sooner than random");
+               m * 3 <= random_ref
+                   ? fmt::format("{:.1f}x sooner than random", random_ref / m)
+                   : "NOT 3x sooner than random");
 
   // Speed beside the PyTorch reference, on the bond features.
   if (speed_steps > 0) {
     cmf::aimd::Pool pool = cmf::aimd::MakePool(trajectories, "bonds", {});
-    fs::path scratch = fs::temp_directory_path() / fmt::format("cmf-bench-aimd-ref-{}", ::getpid());
+    fs::path scratch = fs::temp_directory_path() /
+                       fmt::format("cmf-bench-aimd-ref-{}", ::getpid());
     fs::create_directories(scratch);
     {
       std::FILE* f = std::fopen((scratch / "x.f32").c_str(), "wb");
@@ -273,9 +329,12 @@ int main(int argc, char** argv) {
       std::fwrite(truth.data(), sizeof(double), truth.size(), f);
       std::fclose(f);
     }
-    fmt::print("\ntime per step, {} steps of lcb on the bond features ({} frames), median:\n",
-               speed_steps, frames);
-    fmt::print("{:<8} {:>12} {:>12} {:>8}\n", "threads", "cmf (ms)", "PyTorch (ms)", "ratio");
+    fmt::print(
+        "\ntime per step, {} steps of lcb on the bond features ({} frames), "
+        "median:\n",
+        speed_steps, frames);
+    fmt::print("{:<8} {:>12} {:>12} {:>8}\n", "threads", "cmf (ms)",
+               "PyTorch (ms)", "ratio");
     double best_cmf = 1e30, best_ref = 1e30;
     for (int threads : {1, 2}) {
       cmf::ml::SetTorchThreads(threads);
@@ -285,17 +344,20 @@ int main(int argc, char** argv) {
       o.epochs = epochs;
       o.model.hidden = cmf::ml::DklConfig::Architecture("small");
       std::vector<double> seconds;
-      cmf::aimd::RunLoop(pool, o, [&](int i) { return truth[i]; }, nullptr,
-                         [&](const cmf::aimd::StepLog& log) {
-                           seconds.push_back(log.seconds);
-                           return true;
-                         });
+      cmf::aimd::RunLoop(
+          pool, o, [&](int i) { return truth[i]; }, nullptr,
+          [&](const cmf::aimd::StepLog& log) {
+            seconds.push_back(log.seconds);
+            return true;
+          });
       const double ours = Median(seconds);
       std::string command = fmt::format(
-          "/usr/bin/python3 '{}' --features '{}' --width {} --targets '{}' --steps {} "
+          "/usr/bin/python3 '{}' --features '{}' --width {} --targets '{}' "
+          "--steps {} "
           "--seed-frames {} --epochs {} --threads {}",
-          reference, (scratch / "x.f32").string(), pool.features, (scratch / "t.f64").string(),
-          speed_steps, seed_frames, epochs, threads);
+          reference, (scratch / "x.f32").string(), pool.features,
+          (scratch / "t.f64").string(), speed_steps, seed_frames, epochs,
+          threads);
       std::string out;
       if (std::FILE* p = ::popen(command.c_str(), "r")) {
         char buf[4096];
@@ -307,11 +369,11 @@ int main(int argc, char** argv) {
       if (at != std::string::npos) theirs = std::stod(out.substr(at + 16));
       best_cmf = std::min(best_cmf, ours);
       if (theirs == theirs) best_ref = std::min(best_ref, theirs);
-      fmt::print("{:<8} {:>12.2f} {:>12.2f} {:>7.2f}x\n", threads, 1e3 * ours, 1e3 * theirs,
-                 theirs / ours);
+      fmt::print("{:<8} {:>12.2f} {:>12.2f} {:>7.2f}x\n", threads, 1e3 * ours,
+                 1e3 * theirs, theirs / ours);
     }
-    fmt::print("best against best: cmf {:.2f} ms, PyTorch {:.2f} ms: {:.2f}x\n", 1e3 * best_cmf,
-               1e3 * best_ref, best_ref / best_cmf);
+    fmt::print("best against best: cmf {:.2f} ms, PyTorch {:.2f} ms: {:.2f}x\n",
+               1e3 * best_cmf, 1e3 * best_ref, best_ref / best_cmf);
     fs::remove_all(scratch);
   }
   if (!work.empty()) fs::remove_all(work);

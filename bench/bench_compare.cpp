@@ -32,11 +32,13 @@ int main(int argc, char** argv) {
   int executions = 10000;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cmf")) cmf_binary = argv[i + 1];
-    if (!std::strcmp(argv[i], "--executions")) executions = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--executions"))
+      executions = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--keep")) keep = argv[i + 1];
   }
   if (cmf_binary.empty()) {
-    fmt::print(stderr, "usage: cmf_bench_compare --cmf PATH [--executions N]\n");
+    fmt::print(stderr,
+               "usage: cmf_bench_compare --cmf PATH [--executions N]\n");
     return 2;
   }
   const fs::path dir =
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
     for (int e = 0; e < executions; ++e) {
       ExecutionRecord r;
       r.started_ms = 1'700'000'000'000 + e * 1000;
-      r.id = NewUuidV7(r.started_ms);
+      r.id = NewUuidV7(r.started_ms).value();
       r.pipeline = "ALDKL";
       r.stage = "dkl-al";
       r.params = {{"lr", 0.001 * (1 + e % 10)},
@@ -79,11 +81,11 @@ int main(int argc, char** argv) {
       }
     }
     if (!s.EndBatch(true).ok()) return 1;
-    fmt::print("store: {} executions, {} series of {} steps each ({} steps), "
-               "made in {:.1f} s\n",
-               executions, kSeries, kSteps,
-               static_cast<long>(executions) * kSeries * kSteps,
-               SecondsSince(t0));
+    fmt::print(
+        "store: {} executions, {} series of {} steps each ({} steps), "
+        "made in {:.1f} s\n",
+        executions, kSeries, kSteps,
+        static_cast<long>(executions) * kSeries * kSteps, SecondsSince(t0));
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -134,16 +136,19 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  fmt::print("cmf compare --stage dkl-al --json      {:7.1f} ms (median of {})\n",
-             json_s * 1e3, kRuns);
-  fmt::print("cmf compare --stage dkl-al (table)     {:7.1f} ms\n", text_s * 1e3);
+  fmt::print(
+      "cmf compare --stage dkl-al --json      {:7.1f} ms (median of {})\n",
+      json_s * 1e3, kRuns);
+  fmt::print("cmf compare --stage dkl-al (table)     {:7.1f} ms\n",
+             text_s * 1e3);
   fmt::print("cmf compare ... --where (metric, param) {:6.1f} ms\n",
              where_s * 1e3);
   fmt::print("cmf compare ... --metric series_0=min --csv {:6.1f} ms\n",
              min_s * 1e3);
-  fmt::print("peer: SQL aggregate over every step     {:7.1f} ms (in process, "
-             "no output)\n",
-             median(peer) * 1e3);
+  fmt::print(
+      "peer: SQL aggregate over every step     {:7.1f} ms (in process, "
+      "no output)\n",
+      median(peer) * 1e3);
   fmt::print("of each, start and open (cmf log -n 1) {:6.1f} ms\n",
              start_s * 1e3);
   fmt::print("target: under 100 ms for the first line\n");

@@ -225,9 +225,9 @@ int main(int argc, char** argv) {
     if (cores > 1) job_counts.push_back(cores);
     for (unsigned jobs : job_counts) {
       fs::path ws = root / fmt::format("annex-J{}", jobs);
-      FreshCopy(root / "template", ws,
-                {{"git", "init", "-q", "."},
-                 {"git", "annex", "init", "bench"}});
+      FreshCopy(
+          root / "template", ws,
+          {{"git", "init", "-q", "."}, {"git", "annex", "init", "bench"}});
       std::vector<std::string> argv = {"git", "annex", "add", "--quiet"};
       if (jobs > 1) argv.push_back(fmt::format("-J{}", jobs));
       argv.insert(argv.end(), {"raw", "patches"});

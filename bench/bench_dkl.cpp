@@ -5,7 +5,8 @@
 // generated experiment with dkl-al's default architecture (small: 256-64-64-2;
 // --architecture large: 256-1000-500-50-2) and 20 epochs per step.
 //
-//   cmf_bench_dkl --gen build/samples/cmf-gen-eels [--reference bench/dkl_reference.py]
+//   cmf_bench_dkl --gen build/samples/cmf-gen-eels [--reference
+//   bench/dkl_reference.py]
 //                 [--points 10,50,200] [--repeat 3] [--epochs 20]
 //                 [--torch-threads 1,2] [--blas-threads 1,CORES]
 //                 [--architecture small|large]
@@ -68,7 +69,8 @@ int OpenBlasThreads() {
   for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
     void* handle = ::dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
     if (handle == nullptr) continue;
-    auto get = reinterpret_cast<int (*)()>(::dlsym(handle, "openblas_get_num_threads"));
+    auto get = reinterpret_cast<int (*)()>(
+        ::dlsym(handle, "openblas_get_num_threads"));
     int threads = get != nullptr ? get() : -1;
     ::dlclose(handle);  // only drops the reference dlopen took
     if (threads > 0) return threads;
@@ -100,9 +102,9 @@ int Worker(const std::map<std::string, std::string>& opt) {
       norm[g] = range.Normalise(pooled[i * groups + g]);
     scalarizer.Apply(norm.data(), band, groups, &truth[i]);
   }
-  double prepare = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - t0)
-                       .count();
+  double prepare =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   fmt::print("{}\n", json{{"impl", "cmf"},
                           {"prepare_seconds", prepare},
                           {"candidates", patches.count},
@@ -135,10 +137,13 @@ int Worker(const std::map<std::string, std::string>& opt) {
       model.Reset();
       model.Train(x, n, y, epochs);
       auto trained = std::chrono::steady_clock::now();
-      cmf::ml::Prediction p = model.Predict(patches.values.data(), patches.count);
+      cmf::ml::Prediction p =
+          model.Predict(patches.values.data(), patches.count);
       auto predicted = std::chrono::steady_clock::now();
-      train_seconds.push_back(std::chrono::duration<double>(trained - start).count());
-      predict_seconds.push_back(std::chrono::duration<double>(predicted - trained).count());
+      train_seconds.push_back(
+          std::chrono::duration<double>(trained - start).count());
+      predict_seconds.push_back(
+          std::chrono::duration<double>(predicted - trained).count());
       std::vector<double> values = cmf::ml::AcquisitionValues(
           cmf::ml::Acquisition::kMaxUncertainty, p.mean, p.variance, 0, {});
       std::uint64_t state = 1;
@@ -156,14 +161,16 @@ int Worker(const std::map<std::string, std::string>& opt) {
     std::sort(seconds.begin(), seconds.end());
     std::sort(train_seconds.begin(), train_seconds.end());
     std::sort(predict_seconds.begin(), predict_seconds.end());
-    fmt::print("{}\n", json{{"impl", "cmf"},
-                            {"points", n},
-                            {"seconds_per_step", seconds[seconds.size() / 2]},
-                            {"train_seconds", train_seconds[train_seconds.size() / 2]},
-                            {"predict_seconds", predict_seconds[predict_seconds.size() / 2]},
-                            {"rmse", rmse},
-                            {"threads", threads}}
-                           .dump());
+    fmt::print(
+        "{}\n",
+        json{{"impl", "cmf"},
+             {"points", n},
+             {"seconds_per_step", seconds[seconds.size() / 2]},
+             {"train_seconds", train_seconds[train_seconds.size() / 2]},
+             {"predict_seconds", predict_seconds[predict_seconds.size() / 2]},
+             {"rmse", rmse},
+             {"threads", threads}}
+            .dump());
     std::fflush(stdout);
   }
   return 0;
@@ -185,7 +192,8 @@ std::map<int, json> Collect(const std::string& command) {
       out[0] = j;
   }
   int status = ::pclose(p);
-  if (status != 0) fmt::print(stderr, "bench: '{}' failed ({})\n", command, status);
+  if (status != 0)
+    fmt::print(stderr, "bench: '{}' failed ({})\n", command, status);
   return out;
 }
 
@@ -210,10 +218,11 @@ int main(int argc, char** argv) {
     } else if (a.starts_with("--") && i + 1 < argc) {
       opt[a.substr(2)] = argv[++i];
     } else {
-      fmt::print(stderr, "usage: cmf_bench_dkl --gen CMF_GEN_EELS [--reference "
-                         "dkl_reference.py] [--points 10,50,200] [--repeat 3] "
-                         "[--torch-threads 1,2] [--blas-threads 1,CORES] "
-                         "[--architecture small|large]\n");
+      fmt::print(stderr,
+                 "usage: cmf_bench_dkl --gen CMF_GEN_EELS [--reference "
+                 "dkl_reference.py] [--points 10,50,200] [--repeat 3] "
+                 "[--torch-threads 1,2] [--blas-threads 1,CORES] "
+                 "[--architecture small|large]\n");
       return 2;
     }
   }
@@ -228,16 +237,19 @@ int main(int argc, char** argv) {
 
   fs::path self = fs::canonical("/proc/self/exe");
   if (opt["reference"].empty())
-    opt["reference"] = (fs::path(CMF_BENCH_SOURCE_DIR) / "dkl_reference.py").string();
+    opt["reference"] =
+        (fs::path(CMF_BENCH_SOURCE_DIR) / "dkl_reference.py").string();
   if (opt["gen"].empty()) {
     fmt::print(stderr, "bench: --gen (the cmf-gen-eels binary) is needed\n");
     return 2;
   }
-  fs::path dir = fs::temp_directory_path() / fmt::format("cmf-bench-dkl-{}", ::getpid());
+  fs::path dir =
+      fs::temp_directory_path() / fmt::format("cmf-bench-dkl-{}", ::getpid());
   fs::create_directories(dir);
   fs::path data = dir / "sample.h5";
   if (opt["data"].empty()) {
-    std::string gen = fmt::format("'{}' -o '{}' --seed 0 >/dev/null", opt["gen"], data.string());
+    std::string gen = fmt::format("'{}' -o '{}' --seed 0 >/dev/null",
+                                  opt["gen"], data.string());
     if (std::system(gen.c_str()) != 0) {
       fmt::print(stderr, "bench: cannot generate the experiment\n");
       return 1;
@@ -246,8 +258,9 @@ int main(int argc, char** argv) {
     data = opt["data"];
   }
   std::string common = fmt::format(
-      "--data '{}' --points {} --repeat {} --epochs {} --architecture {}", data.string(),
-      opt["points"], opt["repeat"], opt["epochs"], opt["architecture"]);
+      "--data '{}' --points {} --repeat {} --epochs {} --architecture {}",
+      data.string(), opt["points"], opt["repeat"], opt["epochs"],
+      opt["architecture"]);
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   if (opt["blas-threads"].empty())
     opt["blas-threads"] = cores > 1 ? fmt::format("1,{}", cores) : "1";
@@ -258,20 +271,22 @@ int main(int argc, char** argv) {
     bool passive;
     std::map<int, json> result;
     std::string Name() const {
-      return fmt::format("{:<8}torch {}, OpenBLAS {}, {}", cmf ? "cmf" : "pytorch",
-                         torch_threads, blas_threads, passive ? "OMP PASSIVE" : "OMP default");
+      return fmt::format("{:<8}torch {}, OpenBLAS {}, {}",
+                         cmf ? "cmf" : "pytorch", torch_threads, blas_threads,
+                         passive ? "OMP PASSIVE" : "OMP default");
     }
     std::string Command(const std::string& self, const std::string& reference,
                         const std::string& common) const {
       // env -u: an OMP_WAIT_POLICY or OMP_NUM_THREADS of the caller's must not
       // leak into a set-up that is meant to run without it.
-      std::string env = fmt::format("env -u OMP_WAIT_POLICY -u OMP_NUM_THREADS "
-                                    "OPENBLAS_NUM_THREADS={}{}",
-                                    blas_threads, passive ? " OMP_WAIT_POLICY=PASSIVE" : "");
-      return cmf ? fmt::format("{} '{}' --worker {} --threads {}", env, self, common,
-                               torch_threads)
-                 : fmt::format("{} /usr/bin/python3 '{}' {} --threads {}", env, reference,
-                               common, torch_threads);
+      std::string env = fmt::format(
+          "env -u OMP_WAIT_POLICY -u OMP_NUM_THREADS "
+          "OPENBLAS_NUM_THREADS={}{}",
+          blas_threads, passive ? " OMP_WAIT_POLICY=PASSIVE" : "");
+      return cmf ? fmt::format("{} '{}' --worker {} --threads {}", env, self,
+                               common, torch_threads)
+                 : fmt::format("{} /usr/bin/python3 '{}' {} --threads {}", env,
+                               reference, common, torch_threads);
     }
   };
   std::vector<Config> configs;
@@ -280,25 +295,33 @@ int main(int argc, char** argv) {
       for (bool passive : {false, true})
         for (bool cmf : {true, false})
           configs.push_back({cmf, torch_threads, blas_threads, passive, {}});
-  fmt::print("DKL active-learning step: 62x75 generated experiment (cmf-gen-eels --seed 0), "
-             "window 16, pool 32, --architecture {} (256-{}-2), {} epochs, median of {} "
-             "steps, {} cores\n\n",
-             opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"], cores);
+  fmt::print(
+      "DKL active-learning step: 62x75 generated experiment (cmf-gen-eels "
+      "--seed 0), "
+      "window 16, pool 32, --architecture {} (256-{}-2), {} epochs, median of "
+      "{} "
+      "steps, {} cores\n\n",
+      opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"],
+      cores);
   for (Config& c : configs) {
     c.result = Collect(c.Command(self.string(), opt["reference"], common));
     // A set-up that did not take (an OpenBLAS that ignores the variable, a
     // BLAS that is not OpenBLAS) is said, not silently mislabelled.
     const json& head = c.result[0];
-    if (head.contains("blas_threads") && head["blas_threads"].is_number_integer() &&
+    if (head.contains("blas_threads") &&
+        head["blas_threads"].is_number_integer() &&
         head["blas_threads"].get<int>() != c.blas_threads)
       fmt::print("note: {} ran OpenBLAS on {} threads\n", c.Name(),
                  head["blas_threads"].get<int>());
-    if (head.contains("threads") && head["threads"].get<int>() != c.torch_threads)
-      fmt::print("note: {} ran {} torch threads\n", c.Name(), head["threads"].get<int>());
+    if (head.contains("threads") &&
+        head["threads"].get<int>() != c.torch_threads)
+      fmt::print("note: {} ran {} torch threads\n", c.Name(),
+                 head["threads"].get<int>());
     c.result.erase(0);
   }
   fmt::print("{:<44}", "seconds per step (rmse)");
-  for (int n : ParseList(opt["points"])) fmt::print("{:>18}", fmt::format("n = {}", n));
+  for (int n : ParseList(opt["points"]))
+    fmt::print("{:>18}", fmt::format("n = {}", n));
   fmt::print("\n");
   for (bool cmf : {true, false}) {
     for (const Config& c : configs) {
@@ -310,15 +333,17 @@ int main(int argc, char** argv) {
           fmt::print("{:>18}", "failed");
           continue;
         }
-        fmt::print("{:>18}", fmt::format("{:.3f} ({:.3f})",
-                                         it->second["seconds_per_step"].get<double>(),
-                                         it->second["rmse"].get<double>()));
+        fmt::print("{:>18}",
+                   fmt::format("{:.3f} ({:.3f})",
+                               it->second["seconds_per_step"].get<double>(),
+                               it->second["rmse"].get<double>()));
       }
       fmt::print("\n");
     }
   }
   // Each side's fastest set-up against the other's, size by size.
-  fmt::print("\nbest against best (each side's fastest set-up at each size):\n");
+  fmt::print(
+      "\nbest against best (each side's fastest set-up at each size):\n");
   bool met = true;
   for (int n : ParseList(opt["points"])) {
     const Config* best[2] = {nullptr, nullptr};  // pytorch, cmf
@@ -338,13 +363,18 @@ int main(int argc, char** argv) {
     double ratio = seconds(best[0]) / seconds(best[1]);
     met = met && ratio >= 2;
     auto setup = [](const Config* c) {
-      return fmt::format("torch {}, OpenBLAS {}, {}", c->torch_threads, c->blas_threads,
+      return fmt::format("torch {}, OpenBLAS {}, {}", c->torch_threads,
+                         c->blas_threads,
                          c->passive ? "OMP PASSIVE" : "OMP default");
     };
-    fmt::print("  n = {:<4} cmf {:.3f} s ({})   pytorch {:.3f} s ({})   speed-up {:.2f}x\n", n,
-               seconds(best[1]), setup(best[1]), seconds(best[0]), setup(best[0]), ratio);
+    fmt::print(
+        "  n = {:<4} cmf {:.3f} s ({})   pytorch {:.3f} s ({})   speed-up "
+        "{:.2f}x\n",
+        n, seconds(best[1]), setup(best[1]), seconds(best[0]), setup(best[0]),
+        ratio);
   }
-  fmt::print("target (at least 2x at every size): {}\n", met ? "met" : "NOT met");
+  fmt::print("target (at least 2x at every size): {}\n",
+             met ? "met" : "NOT met");
   std::error_code ec;
   if (opt["data"].empty()) fs::remove_all(dir, ec);
   return 0;

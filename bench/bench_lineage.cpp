@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
     auto execution = [&](const std::string& stage, std::int64_t i) -> RowId {
       ExecutionRecord r;
       r.started_ms = ++t;
-      r.id = NewUuidV7(r.started_ms);
+      r.id = NewUuidV7(r.started_ms).value();
       r.pipeline = "ALDKL";
       r.stage = stage;
       r.command = {"step", std::to_string(i)};
@@ -288,8 +288,8 @@ int main(int argc, char** argv) {
 
   // The answers the generator's shape implies. Task model i is the last model
   // of chain i % kChains of experiment i / kChains.
-  const std::int64_t task_models = std::min<std::int64_t>(
-      kTaskModels, experiments * kChains);
+  const std::int64_t task_models =
+      std::min<std::int64_t>(kTaskModels, experiments * kChains);
   const std::int64_t meta_tasks =
       std::min<std::int64_t>(kMetaTasks, task_models);
   // Up from a leaf: its chain's executions and models, and the raw file.
@@ -314,9 +314,9 @@ int main(int argc, char** argv) {
   // Up from the meta-model: its execution, then for each task its chain's 50
   // executions and 50 models, and the raw files of the experiments they
   // belong to.
-  const Counts meta_up{
-      .nodes = 2 + meta_tasks * 2 * kSteps + (meta_tasks + kChains - 1) / kChains,
-      .edges = 1 + meta_tasks + meta_tasks * 2 * kSteps};
+  const Counts meta_up{.nodes = 2 + meta_tasks * 2 * kSteps +
+                                (meta_tasks + kChains - 1) / kChains,
+                       .edges = 1 + meta_tasks + meta_tasks * 2 * kSteps};
 
   struct Case {
     std::string what;
@@ -338,8 +338,7 @@ int main(int argc, char** argv) {
        meta_up,
        true,
        false},
-      {fmt::format("query executions --stage reptile ({} rows)",
-                   kReptile + 1),
+      {fmt::format("query executions --stage reptile ({} rows)", kReptile + 1),
        {"query", "executions", "--stage", "reptile", "--json"},
        {.rows = kReptile + 1}},
       {"log -n 20", {"log", "-n", "20"}, {.rows = 20}, false},

@@ -257,26 +257,26 @@ int main(int argc, char** argv) {
     for (int i = 0; i < kSpawns; ++i) {
       std::vector<std::string> argv = {"true"};
       if (have_sqlite_cli) {
-        argv = {"sqlite3", (root / "raw-normal.db").string(),
-                fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)",
-                            i)};
+        argv = {
+            "sqlite3", (root / "raw-normal.db").string(),
+            fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)", i)};
       }
       double s = SpawnTimed(argv, root);
       if (s < 0) failed = true;
       seconds += s;
     }
     std::string what =
-        have_sqlite_cli
-            ? "  peer: a process per log call (sqlite3 CLI insert)"
-            : "  peer: a process per log call (spawn of true only)";
+        have_sqlite_cli ? "  peer: a process per log call (sqlite3 CLI insert)"
+                        : "  peer: a process per log call (spawn of true only)";
     if (failed) {
       fmt::print("{:<58} {:>10}\n", what, "failed");
     } else {
       fmt::print("{:<58} {:>10.1f}\n", what, seconds / kSpawns * 1e6);
     }
-    fmt::print("  (the peer's {} calls: each spawned directly, posix_spawn of "
-               "the program, no shell)\n",
-               kSpawns);
+    fmt::print(
+        "  (the peer's {} calls: each spawned directly, posix_spawn of "
+        "the program, no shell)\n",
+        kSpawns);
   }
 
   fmt::print("\n## cmf log over {} executions\n", executions);

@@ -26,10 +26,13 @@
 //    below the cold curve's step-30 value (spread over meta-training seeds).
 //    Then across families: meta-trained on one family, adapted on another.
 //
-//   cmf_bench_reptile --cmf build-release/cmf_cli/cmf --gen build-release/samples/cmf-gen-eels
-//       [--family gold] [--family-size 12] [--folds 4] [--meta-seeds 3] [--seeds 2]
+//   cmf_bench_reptile --cmf build-release/cmf_cli/cmf --gen
+//   build-release/samples/cmf-gen-eels
+//       [--family gold] [--family-size 12] [--folds 4] [--meta-seeds 3]
+//       [--seeds 2]
 //       [--steps 30] [--edge-steps 40] [--cross-family silver] [--cross-size 3]
-//       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only 1]
+//       [--dkl-args '...'] [--reptile-args '...'] [--threads 2] [--speed-only
+//       1]
 //       [--speed-repeat 3] [--speed-architecture small|large] [--cv-only 1]
 #include <fmt/format.h>
 
@@ -45,13 +48,13 @@
 #include <utility>
 #include <vector>
 
-#include "bench_util.h"
 #include "../plugins/ml/stats.h"
+#include "bench_util.h"
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using cmf::bench::Clock;
 using cmf::bench::SecondsSince;
+using nlohmann::json;
 
 namespace {
 
@@ -64,7 +67,8 @@ std::string Capture(const std::string& command, const fs::path& dir) {
   std::string out;
   char buf[4096];
   std::size_t n;
-  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
   int status = p ? ::pclose(p) : -1;
   if (status != 0) {
     fmt::print(stderr, "bench: '{}' failed ({})\n", command, status);
@@ -73,8 +77,8 @@ std::string Capture(const std::string& command, const fs::path& dir) {
   return out;
 }
 
-
-// ---- The meta-learning claim, cross-validated --------------------------------
+// ---- The meta-learning claim, cross-validated
+// --------------------------------
 
 using Curve = std::vector<double>;  // RMSE of the predicted map at steps 1..S
 
@@ -82,7 +86,8 @@ using cmf::ml::Stats;
 using cmf::ml::Summarise;
 
 std::string Show(const Stats& s) {
-  return s.n < 2 ? fmt::format("{:.4f}", s.mean) : fmt::format("{:.4f} ± {:.4f}", s.mean, s.half);
+  return s.n < 2 ? fmt::format("{:.4f}", s.mean)
+                 : fmt::format("{:.4f} ± {:.4f}", s.mean, s.half);
 }
 
 // "-23 % (95 % CI -31 to -15 %)" of relative changes.
@@ -95,7 +100,8 @@ std::string ShowChange(const Stats& s) {
 Curve MeanOf(const std::vector<Curve>& curves) {
   Curve mean(curves.front().size(), 0.0);
   for (const Curve& c : curves)
-    for (std::size_t i = 0; i < mean.size(); ++i) mean[i] += c[i] / curves.size();
+    for (std::size_t i = 0; i < mean.size(); ++i)
+      mean[i] += c[i] / curves.size();
   return mean;
 }
 
@@ -103,7 +109,9 @@ Curve MeanOf(const std::vector<Curve>& curves) {
 // curve's length + 1 when its last value is above.
 int StaysBelowFrom(const Curve& curve, double target) {
   int from = static_cast<int>(curve.size()) + 1;
-  for (int s = static_cast<int>(curve.size()); s >= 1 && curve[s - 1] <= target; --s) from = s;
+  for (int s = static_cast<int>(curve.size()); s >= 1 && curve[s - 1] <= target;
+       --s)
+    from = s;
   return from;
 }
 
@@ -111,26 +119,31 @@ int StaysBelowFrom(const Curve& curve, double target) {
 // trapezoidal rule): lower is better.
 double Auc(const Curve& curve) {
   double area = 0;
-  for (std::size_t i = 1; i < curve.size(); ++i) area += (curve[i - 1] + curve[i]) / 2;
+  for (std::size_t i = 1; i < curve.size(); ++i)
+    area += (curve[i - 1] + curve[i]) / 2;
   return area;
 }
 
 // Runs cmf in one workspace and reads back what the runs logged.
 class Lab {
  public:
-  Lab(std::string cmf, fs::path dir) : cmf_(std::move(cmf)), dir_(std::move(dir)) {}
+  Lab(std::string cmf, fs::path dir)
+      : cmf_(std::move(cmf)), dir_(std::move(dir)) {}
 
   // A dkl-al run on DATA from INIT (none: a cold start); its RMSE curve.
-  Curve Al(const std::string& data, int steps, int seed, const std::string& init,
-           const std::string& out, const std::string& extra) {
+  Curve Al(const std::string& data, int steps, int seed,
+           const std::string& init, const std::string& out,
+           const std::string& extra) {
     Capture(Quote(cmf_) + " run -q dkl-al --data " + Quote(data) + " --steps " +
                 std::to_string(steps) + " --seed " + std::to_string(seed) +
-                (init.empty() ? "" : " --init " + Quote(init)) + " --out " + Quote(out) +
-                " " + extra,
+                (init.empty() ? "" : " --init " + Quote(init)) + " --out " +
+                Quote(out) + " " + extra,
             dir_);
     json e = json::parse(Capture(Quote(cmf_) + " log -n 1 --json", dir_))[0];
-    json m = json::parse(Capture(
-        Quote(cmf_) + " metrics " + e["id"].get<std::string>() + " --series rmse --json", dir_));
+    json m = json::parse(Capture(Quote(cmf_) + " metrics " +
+                                     e["id"].get<std::string>() +
+                                     " --series rmse --json",
+                                 dir_));
     Curve curve(steps, std::nan(""));
     for (const json& p : m["series"]["rmse"]) {
       int step = p[0].get<int>();
@@ -138,19 +151,22 @@ class Lab {
     }
     for (double v : curve)
       if (std::isnan(v)) {
-        fmt::print(stderr, "bench: dkl-al on {} logged fewer than {} steps\n", data, steps);
+        fmt::print(stderr, "bench: dkl-al on {} logged fewer than {} steps\n",
+                   data, steps);
         std::exit(1);
       }
     return curve;
   }
 
   // Meta-trains on TASKS (or pretrains, METHOD "pretrain") into OUT.
-  void Meta(const std::vector<std::string>& tasks, int seed, const std::string& method,
-            const std::string& out, const std::string& extra) {
+  void Meta(const std::vector<std::string>& tasks, int seed,
+            const std::string& method, const std::string& out,
+            const std::string& extra) {
     std::string list;
     for (const std::string& t : tasks) list += " " + Quote(t);
-    Capture(Quote(cmf_) + " run -q reptile --tasks" + list + " --method " + method +
-                " --seed " + std::to_string(seed) + " -o " + Quote(out) + " " + extra,
+    Capture(Quote(cmf_) + " run -q reptile --tasks" + list + " --method " +
+                method + " --seed " + std::to_string(seed) + " -o " +
+                Quote(out) + " " + extra,
             dir_);
   }
 
@@ -163,15 +179,19 @@ class Lab {
 // averaged over active-learning seeds and meta-training seeds), and the mean
 // curves of each meta-training seed.
 struct Comparison {
-  std::vector<std::string> starts;                     // "cold", "pretrained", "reptile"
-  std::map<std::string, std::vector<Curve>> per_task;  // start -> one curve per experiment
-  std::map<std::string, std::vector<Curve>> per_seed;  // start -> one mean curve per meta-seed
+  std::vector<std::string> starts;  // "cold", "pretrained", "reptile"
+  std::map<std::string, std::vector<Curve>>
+      per_task;  // start -> one curve per experiment
+  std::map<std::string, std::vector<Curve>>
+      per_seed;  // start -> one mean curve per meta-seed
 };
 
 void Report(const Comparison& c, int seed_points) {
   const int steps = static_cast<int>(c.per_task.at("cold").front().size());
-  fmt::print("  RMSE of the predicted map, mean over {} held-out experiments ± 95 % CI:\n",
-             c.per_task.at("cold").size());
+  fmt::print(
+      "  RMSE of the predicted map, mean over {} held-out experiments ± 95 % "
+      "CI:\n",
+      c.per_task.at("cold").size());
   fmt::print("    {:>5} {:>9}", "step", "measured");
   for (const std::string& s : c.starts) fmt::print("  {:>17}", s);
   fmt::print("\n");
@@ -204,16 +224,19 @@ void Report(const Comparison& c, int seed_points) {
     std::vector<double> change;
     for (std::size_t t = 0; t < auc["reptile"].size(); ++t)
       change.push_back(auc["reptile"][t] / auc["pretrained"][t] - 1);
-    fmt::print("  AUC of reptile against pretrained, paired by experiment: {}\n",
-               ShowChange(Summarise(change)));
+    fmt::print(
+        "  AUC of reptile against pretrained, paired by experiment: {}\n",
+        ShowChange(Summarise(change)));
   }
   const Curve cold = MeanOf(c.per_task.at("cold"));
   const int at = std::min(30, steps);
   const double target = cold[at - 1];
   const int cold_step = StaysBelowFrom(cold, target);
-  fmt::print("  target: the cold mean curve's RMSE at step {}, {:.4f}; the first step after "
-             "which a mean curve stays at or below it (of {}; {} = never):\n",
-             at, target, steps, steps + 1);
+  fmt::print(
+      "  target: the cold mean curve's RMSE at step {}, {:.4f}; the first step "
+      "after "
+      "which a mean curve stays at or below it (of {}; {} = never):\n",
+      at, target, steps, steps + 1);
   fmt::print("    cold {}\n", cold_step);
   for (const std::string& s : c.starts) {
     if (s == "cold") continue;
@@ -226,33 +249,41 @@ void Report(const Comparison& c, int seed_points) {
     }
     const int pooled = StaysBelowFrom(MeanOf(c.per_task.at(s)), target);
     auto [lo, hi] = std::minmax_element(saved.begin(), saved.end());
-    fmt::print("    {} {} (each meta-training seed:{}): steps saved {:.0f} % (over the seeds "
-               "{:.0f} to {:.0f} %)\n",
-               s, pooled, each, 100 * (1.0 - static_cast<double>(pooled) / cold_step),
-               100 * *lo, 100 * *hi);
+    fmt::print(
+        "    {} {} (each meta-training seed:{}): steps saved {:.0f} % (over "
+        "the seeds "
+        "{:.0f} to {:.0f} %)\n",
+        s, pooled, each, 100 * (1.0 - static_cast<double>(pooled) / cold_step),
+        100 * *lo, 100 * *hi);
   }
 }
 
 // K-fold cross-validation of Reptile against a cold start and a pretrained
 // model, on the measured-point slices that edge runs send to the datacenter,
 // and a cross-family test.
-void CrossValidate(const std::string& cmf, const std::string& gen, const fs::path& dir,
+void CrossValidate(const std::string& cmf, const std::string& gen,
+                   const fs::path& dir,
                    std::map<std::string, std::string>& opt) {
   const std::string family = opt["family"], cross = opt["cross-family"];
-  const int size = std::stoi(opt["family-size"]), cross_size = std::stoi(opt["cross-size"]);
-  const int folds = std::stoi(opt["folds"]), meta_seeds = std::stoi(opt["meta-seeds"]);
+  const int size = std::stoi(opt["family-size"]),
+            cross_size = std::stoi(opt["cross-size"]);
+  const int folds = std::stoi(opt["folds"]),
+            meta_seeds = std::stoi(opt["meta-seeds"]);
   const int seeds = std::stoi(opt["seeds"]), steps = std::stoi(opt["steps"]);
   const int edge_steps = std::stoi(opt["edge-steps"]);
-  const std::string dkl_extra = opt["dkl-args"], meta_extra = opt["reptile-args"] +
-                                                               " --threads " + opt["threads"];
+  const std::string dkl_extra = opt["dkl-args"],
+                    meta_extra =
+                        opt["reptile-args"] + " --threads " + opt["threads"];
   const int seed_points = 2;  // dkl-al's default, which the bench keeps
   if (folds < 2 || size < folds || meta_seeds < 1 || seeds < 1 || steps < 2) {
-    fmt::print(stderr, "bench: needs --folds >= 2, --family-size >= folds, --steps >= 2\n");
+    fmt::print(
+        stderr,
+        "bench: needs --folds >= 2, --family-size >= folds, --steps >= 2\n");
     std::exit(2);
   }
   Lab lab(cmf, dir);
-  Capture(Quote(gen) + " --family " + Quote(family) + " --family-size " + std::to_string(size) +
-              " --out-dir cv >/dev/null",
+  Capture(Quote(gen) + " --family " + Quote(family) + " --family-size " +
+              std::to_string(size) + " --out-dir cv >/dev/null",
           dir);
   Capture(Quote(gen) + " --family " + Quote(cross) + " --family-size " +
               std::to_string(cross_size) + " --out-dir cross >/dev/null",
@@ -282,33 +313,38 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
     std::swap(order[i], order[(state >> 33) % (i + 1)]);
   }
   const std::vector<std::string> starts = {"cold", "pretrained", "reptile"};
-  const std::vector<std::pair<std::string, std::string>> methods = {{"pretrained", "pretrain"},
-                                                                    {"reptile", "reptile"}};
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"pretrained", "pretrain"}, {"reptile", "reptile"}};
   // The held-out experiments' curves: experiment -> start -> meta-seed -> one
   // curve per active-learning seed (a cold start has one meta-seed slot).
-  using Runs = std::map<std::string, std::map<std::string, std::vector<std::vector<Curve>>>>;
+  using Runs = std::map<std::string,
+                        std::map<std::string, std::vector<std::vector<Curve>>>>;
   // Adapts on each experiment of TEST cold, and from the pretrained model and
   // the meta-model of TASKS for each meta-seed; TAG names it in the progress.
   int evaluations = 0;
-  auto evaluate = [&](const std::vector<std::string>& tasks, const std::vector<std::string>& test,
+  auto evaluate = [&](const std::vector<std::string>& tasks,
+                      const std::vector<std::string>& test,
                       const std::string& tag, Runs* runs) {
     for (const std::string& t : test) {
       (*runs)[t]["cold"].resize(1);
       for (int seed = 0; seed < seeds; ++seed) {
         progress(fmt::format("{}: cold start on {}, seed {}", tag, t, seed));
-        (*runs)[t]["cold"][0].push_back(lab.Al(t, steps, seed, "", "al", dkl_extra));
+        (*runs)[t]["cold"][0].push_back(
+            lab.Al(t, steps, seed, "", "al", dkl_extra));
       }
     }
     ++evaluations;
     for (int m = 0; m < meta_seeds; ++m)
       for (const auto& [start_name, method] : methods) {
-        progress(fmt::format("{}: {} on {} slices, meta-seed {}", tag, method, tasks.size(), m));
+        progress(fmt::format("{}: {} on {} slices, meta-seed {}", tag, method,
+                             tasks.size(), m));
         std::string model = fmt::format("{}-{}-{}.pt", method, evaluations, m);
         lab.Meta(tasks, m, method, model, meta_extra);
         for (const std::string& t : test) {
           (*runs)[t][start_name].resize(meta_seeds);
           for (int seed = 0; seed < seeds; ++seed)
-            (*runs)[t][start_name][m].push_back(lab.Al(t, steps, seed, model, "al", dkl_extra));
+            (*runs)[t][start_name][m].push_back(
+                lab.Al(t, steps, seed, model, "al", dkl_extra));
         }
       }
   };
@@ -321,14 +357,17 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
       for (const auto& [experiment, by_start] : runs) {
         const std::vector<std::vector<Curve>>& slots = by_start.at(s);
         std::vector<Curve> all;
-        for (const std::vector<Curve>& slot : slots) all.insert(all.end(), slot.begin(), slot.end());
+        for (const std::vector<Curve>& slot : slots)
+          all.insert(all.end(), slot.begin(), slot.end());
         c.per_task[s].push_back(MeanOf(all));
         for (int m = 0; m < meta_seeds; ++m) {
-          const std::vector<Curve>& slot = slots[std::min<std::size_t>(m, slots.size() - 1)];
+          const std::vector<Curve>& slot =
+              slots[std::min<std::size_t>(m, slots.size() - 1)];
           by_seed[m].insert(by_seed[m].end(), slot.begin(), slot.end());
         }
       }
-      for (const std::vector<Curve>& curves : by_seed) c.per_seed[s].push_back(MeanOf(curves));
+      for (const std::vector<Curve>& curves : by_seed)
+        c.per_seed[s].push_back(MeanOf(curves));
     }
     return c;
   };
@@ -343,50 +382,76 @@ void CrossValidate(const std::string& cmf, const std::string& gen, const fs::pat
   const Comparison cv = compare(cv_runs);
   // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
   std::vector<std::string> cross_test;
-  for (int t = 0; t < cross_size; ++t) cross_test.push_back(member("cross", cross, t));
+  for (int t = 0; t < cross_size; ++t)
+    cross_test.push_back(member("cross", cross, t));
   Runs cross_runs;
   evaluate(slice, cross_test, family + " -> " + cross, &cross_runs);
   const Comparison x = compare(cross_runs);
 
-  fmt::print("Meta-learning, cross-validated ({:.0f} s)\n", SecondsSince(start));
-  fmt::print("  tasks: the measured points of a {}-step cold dkl-al run on each experiment (what "
-             "an edge sends)\n",
-             edge_steps);
-  fmt::print("  {}-fold over {} experiments of family '{}' (each held out once), {} meta-training "
-             "seeds, {} active-learning seeds\n",
-             folds, size, family, meta_seeds, seeds);
-  fmt::print("  cold: no --init; pretrained: reptile --method pretrain (the tasks pooled); "
-             "reptile: cmf run reptile (settings below)\n");
-  fmt::print("  dkl-al: --steps {}{}{}; reptile:{}; targets normalised over the points measured "
-             "so far (as a live run)\n\n",
-             steps, dkl_extra.empty() ? " and every default" : " ", dkl_extra,
-             opt["reptile-args"].empty() ? " every default" : " " + opt["reptile-args"]);
+  fmt::print("Meta-learning, cross-validated ({:.0f} s)\n",
+             SecondsSince(start));
+  fmt::print(
+      "  tasks: the measured points of a {}-step cold dkl-al run on each "
+      "experiment (what "
+      "an edge sends)\n",
+      edge_steps);
+  fmt::print(
+      "  {}-fold over {} experiments of family '{}' (each held out once), {} "
+      "meta-training "
+      "seeds, {} active-learning seeds\n",
+      folds, size, family, meta_seeds, seeds);
+  fmt::print(
+      "  cold: no --init; pretrained: reptile --method pretrain (the tasks "
+      "pooled); "
+      "reptile: cmf run reptile (settings below)\n");
+  fmt::print(
+      "  dkl-al: --steps {}{}{}; reptile:{}; targets normalised over the "
+      "points measured "
+      "so far (as a live run)\n\n",
+      steps, dkl_extra.empty() ? " and every default" : " ", dkl_extra,
+      opt["reptile-args"].empty() ? " every default"
+                                  : " " + opt["reptile-args"]);
   Report(cv, seed_points);
-  fmt::print("\nAcross families: meta-trained on all {} slices of '{}', adapted on {} "
-             "experiments of '{}'\n",
-             size, family, cross_size, cross);
+  fmt::print(
+      "\nAcross families: meta-trained on all {} slices of '{}', adapted on {} "
+      "experiments of '{}'\n",
+      size, family, cross_size, cross);
   Report(x, seed_points);
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {
-      {"cmf", ""},          {"gen", ""},           {"reference", ""},
-      {"threads", "2"},     {"speed-only", "0"},   {"cv-only", "0"},   {"family", "gold"},
-      {"family-size", "12"}, {"cross-family", "silver"}, {"cross-size", "3"},
-      {"folds", "4"},       {"meta-seeds", "3"},   {"seeds", "2"},
-      {"steps", "30"},      {"edge-steps", "40"},  {"dkl-args", ""},
-      {"reptile-args", ""},
-      {"speed-repeat", "3"}, {"speed-architecture", "small"}};
+  std::map<std::string, std::string> opt = {{"cmf", ""},
+                                            {"gen", ""},
+                                            {"reference", ""},
+                                            {"threads", "2"},
+                                            {"speed-only", "0"},
+                                            {"cv-only", "0"},
+                                            {"family", "gold"},
+                                            {"family-size", "12"},
+                                            {"cross-family", "silver"},
+                                            {"cross-size", "3"},
+                                            {"folds", "4"},
+                                            {"meta-seeds", "3"},
+                                            {"seeds", "2"},
+                                            {"steps", "30"},
+                                            {"edge-steps", "40"},
+                                            {"dkl-args", ""},
+                                            {"reptile-args", ""},
+                                            {"speed-repeat", "3"},
+                                            {"speed-architecture", "small"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (!a.starts_with("--") || !opt.contains(a.substr(2))) {
-      fmt::print(stderr, "usage: cmf_bench_reptile --cmf CMF --gen CMF_GEN_EELS [--OPTION VALUE]...; "
-                         "options: {}\n", [&] {
-                           std::string names;
-                           for (const auto& [k, v] : opt) names += " --" + k;
-                           return names;
-                         }());
+      fmt::print(stderr,
+                 "usage: cmf_bench_reptile --cmf CMF --gen CMF_GEN_EELS "
+                 "[--OPTION VALUE]...; "
+                 "options: {}\n",
+                 [&] {
+                   std::string names;
+                   for (const auto& [k, v] : opt) names += " --" + k;
+                   return names;
+                 }());
       return 2;
     }
     opt[a.substr(2)] = argv[i + 1];
@@ -396,15 +461,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (opt["reference"].empty())
-    opt["reference"] = (fs::path(CMF_BENCH_SOURCE_DIR) / "reptile_reference.py").string();
+    opt["reference"] =
+        (fs::path(CMF_BENCH_SOURCE_DIR) / "reptile_reference.py").string();
   const std::string cmf = fs::absolute(opt["cmf"]).string();
   const std::string gen = fs::absolute(opt["gen"]).string();
-  fs::path dir = fs::temp_directory_path() / fmt::format("cmf-bench-reptile-{}", ::getpid());
+  fs::path dir = fs::temp_directory_path() /
+                 fmt::format("cmf-bench-reptile-{}", ::getpid());
   fs::create_directories(dir);
   Capture(Quote(cmf) + " init -q", dir);
-  Capture(Quote(gen) + " --family gold --family-size 10 --out-dir priors >/dev/null", dir);
+  Capture(Quote(gen) +
+              " --family gold --family-size 10 --out-dir priors >/dev/null",
+          dir);
   std::string train_list;
-  for (int i = 0; i < 10; ++i) train_list += fmt::format(" priors/gold-{:02d}.h5", i);
+  for (int i = 0; i < 10; ++i)
+    train_list += fmt::format(" priors/gold-{:02d}.h5", i);
 
   // Speed: 9 iterations of 10 tasks, 16 inner steps, beside PyTorch, each
   // side on one worker and on two, OpenBLAS and PyTorch's own operations on
@@ -413,8 +483,10 @@ int main(int argc, char** argv) {
     // Every setting of the algorithm spelled out, so that a default that
     // changes on one side does not make the two run different algorithms.
     const std::string common =
-        " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr 0.01"
-        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 --epsilon-final 0 --seed 0"
+        " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr "
+        "0.01"
+        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 "
+        "--epsilon-final 0 --seed 0"
         " --architecture " +
         opt["speed-architecture"];
     const int repeat = std::max(1, std::stoi(opt["speed-repeat"]));
@@ -422,8 +494,7 @@ int main(int argc, char** argv) {
     // logging) of cmf at THREADS.
     auto time_cmf = [&](int threads) {
       Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + common +
-                  " --threads " + std::to_string(threads) +
-                  " -o speed.pt",
+                  " --threads " + std::to_string(threads) + " -o speed.pt",
               dir);
       json log = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir));
       json m = json::parse(Capture(Quote(cmf) + " metrics " +
@@ -431,7 +502,8 @@ int main(int argc, char** argv) {
                                        " --series iteration_seconds --json",
                                    dir));
       double loop = 0;
-      for (const json& p : m["series"]["iteration_seconds"]) loop += p[1].get<double>();
+      for (const json& p : m["series"]["iteration_seconds"])
+        loop += p[1].get<double>();
       return loop;
     };
     // The same for the reference on WORKERS processes.
@@ -439,13 +511,15 @@ int main(int argc, char** argv) {
       std::string out = Capture(
           "OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 " +
               Quote(opt["reference"]) + " --tasks" + train_list + common +
-              " --threads 1 --blas-threads 1 --workers " + std::to_string(workers),
+              " --threads 1 --blas-threads 1 --workers " +
+              std::to_string(workers),
           dir);
       double loop = -1;
       for (std::size_t pos = 0; pos < out.size();) {
         std::size_t nl = out.find('\n', pos);
         json j = json::parse(out.substr(pos, nl - pos), nullptr, false);
-        if (j.is_object() && j.contains("total_seconds")) loop = j["total_seconds"];
+        if (j.is_object() && j.contains("total_seconds"))
+          loop = j["total_seconds"];
         if (nl == std::string::npos) break;
         pos = nl + 1;
       }
@@ -465,30 +539,36 @@ int main(int argc, char** argv) {
     }
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
-      return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+      return v.size() % 2 ? v[v.size() / 2]
+                          : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
     };
     auto spread = [&](const std::vector<double>& v) {
       return fmt::format("{:6.2f} s ({:.2f} to {:.2f})", median(v),
                          *std::min_element(v.begin(), v.end()),
                          *std::max_element(v.begin(), v.end()));
     };
-    fmt::print("Speed: 9 iterations x 10 tasks x 16 inner steps, --architecture {}; "
-               "OpenBLAS and PyTorch's own operations on one thread on both sides; "
-               "seconds of meta-training, median of {} (fastest to slowest)\n",
-               opt["speed-architecture"], repeat);
+    fmt::print(
+        "Speed: 9 iterations x 10 tasks x 16 inner steps, --architecture {}; "
+        "OpenBLAS and PyTorch's own operations on one thread on both sides; "
+        "seconds of meta-training, median of {} (fastest to slowest)\n",
+        opt["speed-architecture"], repeat);
     bool met = true;
     for (int workers : {1, 2}) {
       double ratio = median(torch_runs[workers]) / median(cmf_runs[workers]);
       met = met && ratio >= 2;
-      fmt::print("  {} worker{}: cmf run reptile --threads {}  {}   PyTorch, {} process{}  {}"
-                 "   speed-up {:.2f}x\n",
-                 workers, workers > 1 ? "s" : " ", workers, spread(cmf_runs[workers]),
-                 workers, workers > 1 ? "es" : "  ", spread(torch_runs[workers]), ratio);
+      fmt::print(
+          "  {} worker{}: cmf run reptile --threads {}  {}   PyTorch, {} "
+          "process{}  {}"
+          "   speed-up {:.2f}x\n",
+          workers, workers > 1 ? "s" : " ", workers, spread(cmf_runs[workers]),
+          workers, workers > 1 ? "es" : "  ", spread(torch_runs[workers]),
+          ratio);
     }
     fmt::print("  two workers against one: cmf {:.2f}x, PyTorch {:.2f}x\n",
                median(cmf_runs[1]) / median(cmf_runs[2]),
                median(torch_runs[1]) / median(torch_runs[2]));
-    fmt::print("  target (at least 2x at each): {}\n\n", met ? "met" : "NOT met");
+    fmt::print("  target (at least 2x at each): {}\n\n",
+               met ? "met" : "NOT met");
   }
   if (opt["speed-only"] == "1") {
     std::error_code ec;

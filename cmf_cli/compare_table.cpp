@@ -12,7 +12,7 @@
 
 #include "cmf/byte_strings.h"
 #include "cmf/clock.h"
-#include "cmf/json_output.h"
+#include "json_output.h"
 
 namespace cmf::cli {
 namespace {
@@ -193,14 +193,15 @@ void CompareTable::Sort(const SortKey& key, bool descending) {
   keyed.reserve(rows_.size());
   for (std::size_t i = 0; i < rows_.size(); ++i)
     keyed.emplace_back(cell(rows_[i]), i);
-  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
-    const bool a_none = a.first.index() == 0, b_none = b.first.index() == 0;
-    if (a_none || b_none) return !a_none && b_none;  // absent values last
-    // Numbers before texts; within a kind, by value.
-    if (a.first.index() != b.first.index())
-      return (a.first.index() < b.first.index()) != descending;
-    return descending ? b.first < a.first : a.first < b.first;
-  });
+  std::stable_sort(
+      keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+        const bool a_none = a.first.index() == 0, b_none = b.first.index() == 0;
+        if (a_none || b_none) return !a_none && b_none;  // absent values last
+        // Numbers before texts; within a kind, by value.
+        if (a.first.index() != b.first.index())
+          return (a.first.index() < b.first.index()) != descending;
+        return descending ? b.first < a.first : a.first < b.first;
+      });
   std::vector<Row> sorted;
   sorted.reserve(rows_.size());
   for (const auto& [c, i] : keyed) sorted.push_back(std::move(rows_[i]));

@@ -45,12 +45,11 @@ Status ScanSelection(Store& store, Selection selection,
       selection.filter, [&](std::vector<ExecutionRecord>& page) -> Status {
         if (!selection.where.empty()) {
           std::erase_if(page, [&](const ExecutionRecord& r) {
-            return !std::all_of(
-                selection.where.begin(), selection.where.end(),
-                [&](const WhereExpr& w) {
-                  return w.Matches(r, &r.metric_summaries,
-                                   selection.aggregates);
-                });
+            return !std::all_of(selection.where.begin(), selection.where.end(),
+                                [&](const WhereExpr& w) {
+                                  return w.Matches(r, &r.metric_summaries,
+                                                   selection.aggregates);
+                                });
           });
         }
         bool last = false;

@@ -19,7 +19,7 @@
 namespace cmf::cli {
 
 struct Selection {
-  ExecutionFilter filter;  // what the store selects by index
+  ExecutionFilter filter;        // what the store selects by index
   std::vector<WhereExpr> where;  // what each row must also meet (all of them)
   std::optional<std::int64_t> limit;
   // How a metric named without a suffix in WHERE is summarised.

@@ -1,7 +1,6 @@
 #include "support.h"
 
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -146,7 +145,8 @@ std::filesystem::path SharedDataDir() {
   if (!root || !*root)
     throw std::runtime_error(
         "CMF_SOURCE_ROOT is not set (run the tests with meson test)");
-  std::filesystem::path checkout = std::filesystem::path(root).lexically_normal();
+  std::filesystem::path checkout =
+      std::filesystem::path(root).lexically_normal();
   if (!checkout.has_filename()) checkout = checkout.parent_path();  // "x/"
   return checkout.parent_path() / "shared" / "data";
 }
@@ -156,8 +156,9 @@ bool HaveSharedData(const std::filesystem::path& path) {
   if (std::filesystem::exists(path, ec)) return true;
   const char* ci = std::getenv("CI");
   if (ci != nullptr && std::string(ci) == "true") {
-    FAIL("CI=true and " << path.string()
-                        << " is missing: ../shared must sit beside the checkout");
+    FAIL("CI=true and "
+         << path.string()
+         << " is missing: ../shared must sit beside the checkout");
   }
   MESSAGE("skipped: " << path.string()
                       << " is not here (the real data of ../shared/data, "

@@ -1,9 +1,9 @@
 #include <fmt/format.h>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
-#include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
 namespace cmf::cli {
@@ -32,10 +32,10 @@ class AddVerb : public Verb {
         std::string files = r.artifact.kind == ArtifactKind::kDirectory
                                 ? fmt::format("{} files, ", r.files)
                                 : "";
-        fmt::print("{} {}  {} ({}{}; {} hashed)\n",
-                   r.changed ? "added" : "unchanged", EscapeForDisplay(r.artifact.path),
-                   r.artifact.hash.substr(0, 12), files,
-                   HumanSize(r.artifact.size), HumanSize(r.hashed_bytes));
+        fmt::print(
+            "{} {}  {} ({}{}; {} hashed)\n", r.changed ? "added" : "unchanged",
+            EscapeForDisplay(r.artifact.path), r.artifact.hash.substr(0, 12),
+            files, HumanSize(r.artifact.size), HumanSize(r.hashed_bytes));
       }
     }
     return kExitOk;

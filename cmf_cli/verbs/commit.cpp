@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/json_output.h"
 #include "cmf/sync.h"
 
 namespace cmf::cli {

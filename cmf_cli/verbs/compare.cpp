@@ -48,7 +48,8 @@ class CompareVerb : public Verb {
     selection.filter.stage = stage_;
     selection.filter.events = false;
     selection.metrics = true;
-    if (Status st = ParseMetricOptions(metrics_, &selection.aggregates); !st.ok()) {
+    if (Status st = ParseMetricOptions(metrics_, &selection.aggregates);
+        !st.ok()) {
       return UsageError(st.message());
     }
     for (const std::string& w : where_) {
@@ -81,11 +82,11 @@ class CompareVerb : public Verb {
       for (ExecutionRecord& r : rows) {
         auto it = metrics->find(r.id);
         if (it != metrics->end()) r.metric_summaries = std::move(it->second);
-        bool keep = std::all_of(
-            selection.where.begin(), selection.where.end(),
-            [&](const WhereExpr& w) {
-              return w.Matches(r, &r.metric_summaries, selection.aggregates);
-            });
+        bool keep = std::all_of(selection.where.begin(), selection.where.end(),
+                                [&](const WhereExpr& w) {
+                                  return w.Matches(r, &r.metric_summaries,
+                                                   selection.aggregates);
+                                });
         if (keep) table.Add(std::move(r));
       }
     } else {

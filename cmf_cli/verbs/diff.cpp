@@ -115,9 +115,9 @@ class DiffVerb : public Verb {
     for (const std::string& n : names) {
       std::optional<double> old = choice.Value(a, n);
       std::optional<double> now = choice.Value(b, n);
-      const bool same = old.has_value() == now.has_value() &&
-                        (!old || *old == *now ||
-                         (std::isnan(*old) && std::isnan(*now)));
+      const bool same =
+          old.has_value() == now.has_value() &&
+          (!old || *old == *now || (std::isnan(*old) && std::isnan(*now)));
       if (same && !all_) continue;
       json m = {{"old", NumberJson(old)},
                 {"new", NumberJson(now)},
@@ -193,35 +193,35 @@ class DiffVerb : public Verb {
       // Walking from it to itself reads nothing, but fails for a commit
       // the log does not hold.
       Status known = log->ForEachNewSegment(
-          id, {id}, [](const std::string&, const std::string&) {
-            return Status::Ok();
-          });
+          id, {id},
+          [](const std::string&, const std::string&) { return Status::Ok(); });
       if (!known.ok()) {
-        return Fail(Status::NotFound("no commit " + id +
-                                     " in the metadata log"));
+        return Fail(
+            Status::NotFound("no commit " + id + " in the metadata log"));
       }
     }
     json out = {{"a", ids[0]}, {"b", ids[1]}};
-    std::string text = fmt::format("a: commit {}\nb: commit {}\n", ids[0], ids[1]);
+    std::string text =
+        fmt::format("a: commit {}\nb: commit {}\n", ids[0], ids[1]);
     const char* sides[2] = {"only_in_b", "only_in_a"};
     for (int side = 0; side < 2; ++side) {
       const std::string& tip = side == 0 ? ids[1] : ids[0];
       const std::string& hide = side == 0 ? ids[0] : ids[1];
-      json part = {{"segments", 0},     {"facts", 0},
-                   {"unreadable", 0},   {"executions", json::array()},
+      json part = {{"segments", 0},           {"facts", 0},
+                   {"unreadable", 0},         {"executions", json::array()},
                    {"states", json::array()}, {"properties", json::array()},
-                   {"tags", json::array()}, {"metrics", json::array()},
-                   {"artifacts", 0},    {"locations", 0}};
+                   {"tags", json::array()},   {"metrics", json::array()},
+                   {"artifacts", 0},          {"locations", 0}};
       Status st = log->ForEachNewSegment(
           tip, {hide}, [&](const std::string&, const std::string& segment) {
             part["segments"] = part["segments"].get<int>() + 1;
             std::size_t start = segment.find('\n');
             while (start != std::string::npos && start + 1 < segment.size()) {
               std::size_t end = segment.find('\n', start + 1);
-              std::string_view line(segment.data() + start + 1,
-                                    (end == std::string::npos ? segment.size()
-                                                              : end) -
-                                        start - 1);
+              std::string_view line(
+                  segment.data() + start + 1,
+                  (end == std::string::npos ? segment.size() : end) - start -
+                      1);
               start = end;
               if (line.empty()) continue;
               part["facts"] = part["facts"].get<int>() + 1;
@@ -238,9 +238,8 @@ class DiffVerb : public Verb {
                 json params = json::object();
                 if (f.contains("params") && f["params"].is_object()) {
                   for (auto& [k, v] : f["params"].items()) {
-                    params[k] = v.is_object() && v.contains("value")
-                                    ? v["value"]
-                                    : v;
+                    params[k] =
+                        v.is_object() && v.contains("value") ? v["value"] : v;
                   }
                 }
                 part["executions"].push_back({{"id", get("id")},
@@ -248,8 +247,8 @@ class DiffVerb : public Verb {
                                               {"stage", get("stage")},
                                               {"params", params}});
               } else if (t == "state") {
-                part["states"].push_back(
-                    {{"execution", get("execution")}, {"status", get("status")}});
+                part["states"].push_back({{"execution", get("execution")},
+                                          {"status", get("status")}});
               } else if (t == "property") {
                 part["properties"].push_back({{"target", get("target")},
                                               {"name", get("name")},
@@ -275,13 +274,14 @@ class DiffVerb : public Verb {
           });
       if (!st.ok()) return Fail(st);
       auto shown = [](const json& j) {
-        return j.is_string() ? EscapeForDisplay(j.get<std::string>())
-                             : j.dump(-1, ' ', false,
-                                      json::error_handler_t::replace);
+        return j.is_string()
+                   ? EscapeForDisplay(j.get<std::string>())
+                   : j.dump(-1, ' ', false, json::error_handler_t::replace);
       };
       text += fmt::format(
-          "{} ({} segments, {} facts{}):\n", side == 0 ? "Only in b" : "Only in a",
-          part["segments"].get<int>(), part["facts"].get<int>(),
+          "{} ({} segments, {} facts{}):\n",
+          side == 0 ? "Only in b" : "Only in a", part["segments"].get<int>(),
+          part["facts"].get<int>(),
           part["unreadable"].get<int>() > 0
               ? fmt::format(", {} unreadable", part["unreadable"].get<int>())
               : "");
@@ -298,13 +298,14 @@ class DiffVerb : public Verb {
                             shown(e["name"]), shown(e["value"]));
       }
       for (const json& e : part["tags"]) {
-        text += fmt::format("  tag {} {} = {}\n", shown(e["target"]),
-                            shown(e["name"]),
-                            e["value"].is_null() ? "(removed)" : shown(e["value"]));
+        text += fmt::format(
+            "  tag {} {} = {}\n", shown(e["target"]), shown(e["name"]),
+            e["value"].is_null() ? "(removed)" : shown(e["value"]));
       }
       for (const json& e : part["metrics"]) {
-        text += fmt::format("  metrics {} {}: {} steps\n", shown(e["execution"]),
-                            shown(e["series"]), e["steps"].dump());
+        text +=
+            fmt::format("  metrics {} {}: {} steps\n", shown(e["execution"]),
+                        shown(e["series"]), e["steps"].dump());
       }
       if (part["artifacts"].get<int>() + part["locations"].get<int>() > 0) {
         text += fmt::format("  {} artifacts, {} locations\n",
@@ -314,7 +315,8 @@ class DiffVerb : public Verb {
       out[sides[side]] = part;
     }
     if (json_) {
-      fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
+      fmt::print("{}\n",
+                 out.dump(2, ' ', false, json::error_handler_t::replace));
     } else {
       fmt::print("{}", text);
     }

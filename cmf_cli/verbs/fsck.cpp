@@ -1,9 +1,9 @@
 #include <fmt/format.h>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
-#include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
 namespace cmf::cli {

@@ -1,8 +1,8 @@
 #include <fmt/format.h>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
 namespace cmf::cli {

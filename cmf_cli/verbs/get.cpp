@@ -1,9 +1,8 @@
 #include <fmt/format.h>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/data/progress.h"
-#include "cmf/json_output.h"
 #include "cmf/sync.h"
 
 namespace cmf::cli {
@@ -17,7 +16,8 @@ class GetVerb : public Verb {
         ->required();
     app.add_option("--from", from_,
                    "The remote to fetch from (default: any that has it)");
-    app.add_flag("-q,--quiet", quiet_, "Print nothing on success (no progress line)");
+    app.add_flag("-q,--quiet", quiet_,
+                 "Print nothing on success (no progress line)");
     app.add_flag("--json", json_, "Print what was fetched as JSON");
   }
 
@@ -25,8 +25,7 @@ class GetVerb : public Verb {
     std::optional<std::string> from;
     if (!from_.empty()) from = from_;
     Result<GetReport> report =
-        Get(*ctx.repo, target_, from,
-            !quiet_ && !json_ && data::Progress::Wanted());
+        Get(*ctx.repo, target_, from, !quiet_ && !json_ && ProgressWanted());
     if (!report.ok()) return Fail(report.status());
     if (json_) {
       fmt::print("{}\n", GetJson(*report));

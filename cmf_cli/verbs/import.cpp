@@ -72,26 +72,13 @@ class ExportVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
+    if (!output_.empty()) {
+      Status written = ExportJsonToFile(ctx.repo->store(), pipeline_, output_);
+      return written.ok() ? kExitOk : Fail(written);
+    }
     Result<std::string> text = ExportJson(ctx.repo->store(), pipeline_);
     if (!text.ok()) return Fail(text.status());
-    if (output_.empty()) {
-      fmt::print("{}", *text);
-      return kExitOk;
-    }
-    std::string temp = output_ + ".cmf-tmp";
-    {
-      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-      out << *text;
-      out.flush();
-      if (!out) {
-        std::remove(temp.c_str());
-        return Fail(Status::IOError("cannot write '" + output_ + "'"));
-      }
-    }
-    if (std::rename(temp.c_str(), output_.c_str()) != 0) {
-      std::remove(temp.c_str());
-      return Fail(Status::IOError("cannot write '" + output_ + "'"));
-    }
+    fmt::print("{}", *text);
     return kExitOk;
   }
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {

@@ -3,9 +3,9 @@
 #include <optional>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../selection.h"
 #include "../verb.h"
-#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {
@@ -42,25 +42,25 @@ class LogVerb : public Verb {
     ExecutionsJsonWriter writer;
     bool first = true;
     if (json_) fmt::print("{}", writer.Begin());
-    Status st = ScanSelection(
-        ctx.repo->store(), std::move(selection),
-        [&](std::vector<ExecutionRecord>& page) {
-          std::string out;
-          if (json_) {
-            out = writer.Add(page);
-          } else {
-            for (const ExecutionRecord& r : page) {
-              if (oneline_) {
-                out += ExecutionOneLine(r) + "\n";
-              } else {
-                out += (first ? "" : "\n") + ExecutionSummary(r);
-              }
-              first = false;
-            }
-          }
-          fmt::print("{}", out);
-          return Status::Ok();
-        });
+    Status st =
+        ScanSelection(ctx.repo->store(), std::move(selection),
+                      [&](std::vector<ExecutionRecord>& page) {
+                        std::string out;
+                        if (json_) {
+                          out = writer.Add(page);
+                        } else {
+                          for (const ExecutionRecord& r : page) {
+                            if (oneline_) {
+                              out += ExecutionOneLine(r) + "\n";
+                            } else {
+                              out += (first ? "" : "\n") + ExecutionSummary(r);
+                            }
+                            first = false;
+                          }
+                        }
+                        fmt::print("{}", out);
+                        return Status::Ok();
+                      });
     if (json_) fmt::print("{}\n", writer.End());
     if (!st.ok()) return Fail(st);
     return kExitOk;

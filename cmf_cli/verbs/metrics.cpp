@@ -2,8 +2,8 @@
 
 #include <optional>
 
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {

@@ -2,10 +2,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 
-#include "cmf/plugin_host.h"
+#include "../json_output.h"
 #include "../verb.h"
+#include "cmf/plugin_host.h"
 
 namespace cmf::cli {
 namespace {
@@ -25,40 +25,7 @@ class PluginsVerb : public Verb {
     for (const std::string& w : catalog.warnings)
       fmt::print(stderr, "cmf: warning: {}\n", w);
     if (json_) {
-      nlohmann::json out;
-      out["search_path"] = nlohmann::json::array();
-      for (const auto& p : search) out["search_path"].push_back(p.string());
-      out["plugins"] = nlohmann::json::array();
-      for (const PluginModule& m : catalog.plugins) {
-        nlohmann::json plugin = {{"name", m.name},
-                                 {"version", m.version},
-                                 {"summary", m.summary},
-                                 {"path", m.path.string()},
-                                 {"stages", nlohmann::json::array()}};
-        for (const std::string& name : m.stages) {
-          const PluginStage& s = *catalog.FindStage(name);
-          nlohmann::json stage = {{"name", s.name},
-                                  {"summary", s.summary},
-                                  {"params", nlohmann::json::array()}};
-          for (const PluginParam& p : s.params) {
-            nlohmann::json param = {{"name", p.name},
-                                    {"type", ParamTypeName(p.type)},
-                                    {"help", p.help},
-                                    {"multiple", p.multiple},
-                                    {"required", p.required},
-                                    {"allowed", p.allowed}};
-            param["default"] = p.default_value ? nlohmann::json(*p.default_value)
-                                               : nlohmann::json(nullptr);
-            param["short"] = p.short_name ? nlohmann::json(std::string(1, p.short_name))
-                                          : nlohmann::json(nullptr);
-            stage["params"].push_back(std::move(param));
-          }
-          plugin["stages"].push_back(std::move(stage));
-        }
-        out["plugins"].push_back(std::move(plugin));
-      }
-      out["warnings"] = catalog.warnings;
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", PluginsJson(catalog, search));
       return kExitOk;
     }
     if (catalog.plugins.empty()) {
@@ -71,7 +38,8 @@ class PluginsVerb : public Verb {
     // Stage names in one column, as wide as the longest.
     std::size_t width = 16;
     for (const PluginModule& m : catalog.plugins)
-      for (const std::string& name : m.stages) width = std::max(width, name.size());
+      for (const std::string& name : m.stages)
+        width = std::max(width, name.size());
     for (const PluginModule& m : catalog.plugins) {
       fmt::print("{} {}  {}\n", m.name, m.version, m.summary);
       if (verbose_) fmt::print("  module: {}\n", m.path.string());

@@ -4,10 +4,10 @@
 #include <optional>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../selection.h"
 #include "../verb.h"
 #include "cmf/clock.h"
-#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {
@@ -24,11 +24,14 @@ class QueryVerb : public Verb {
         "--since", since_,
         "Started on or after DATE (UTC, YYYY-MM-DD[THH:MM[:SS]Z])");
     executions_->add_option("--until", until_, "Started before DATE");
-    executions_->add_option(
-        "--where", where_,
-        "EXPR: only executions for which it holds, such as \"metrics.rmse < "
-        "0.02 and params.acquisition = 'ei'\" (cmf-log(1)); or NAME=VALUE, a "
-        "parameter or property with that value (repeatable: all must hold)")
+    executions_
+        ->add_option(
+            "--where", where_,
+            "EXPR: only executions for which it holds, such as \"metrics.rmse "
+            "< "
+            "0.02 and params.acquisition = 'ei'\" (cmf-log(1)); or NAME=VALUE, "
+            "a "
+            "parameter or property with that value (repeatable: all must hold)")
         ->type_name("EXPR");
     executions_->add_option("-n,--max-count", limit_, "At most N")
         ->check(CLI::NonNegativeNumber);
@@ -82,19 +85,18 @@ class QueryVerb : public Verb {
     }
     ExecutionsJsonWriter writer;
     if (json_) fmt::print("{}", writer.Begin());
-    Status st = ScanSelection(
-        ctx.repo->store(), std::move(selection),
-        [&](std::vector<ExecutionRecord>& page) {
-          std::string out;
-          if (json_) {
-            out = writer.Add(page);
-          } else {
-            for (const ExecutionRecord& r : page)
-              out += ExecutionOneLine(r) + "\n";
-          }
-          fmt::print("{}", out);
-          return Status::Ok();
-        });
+    Status st = ScanSelection(ctx.repo->store(), std::move(selection),
+                              [&](std::vector<ExecutionRecord>& page) {
+                                std::string out;
+                                if (json_) {
+                                  out = writer.Add(page);
+                                } else {
+                                  for (const ExecutionRecord& r : page)
+                                    out += ExecutionOneLine(r) + "\n";
+                                }
+                                fmt::print("{}", out);
+                                return Status::Ok();
+                              });
     if (json_) fmt::print("{}\n", writer.End());
     if (!st.ok()) return Fail(st);
     return kExitOk;

@@ -1,8 +1,7 @@
 #include <fmt/format.h>
 
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/data/transport.h"
-#include "cmf/json_output.h"
 #include "cmf/sync.h"
 
 namespace cmf::cli {
@@ -57,9 +56,8 @@ class RemoteVerb : public Verb {
         fmt::print("{}\n", r.name);
         continue;
       }
-      std::string meta =
-          data::RedactUrl(r.metadata.empty() ? r.url : r.metadata);
-      std::string bytes = data::RedactUrl(r.data.empty() ? r.url : r.data);
+      std::string meta = RedactUrl(r.metadata.empty() ? r.url : r.metadata);
+      std::string bytes = RedactUrl(r.data.empty() ? r.url : r.data);
       fmt::print("{}\t{} (metadata)\n", r.name, meta);
       fmt::print("{}\t{} (data)\n", r.name, bytes.empty() ? "-" : bytes);
     }

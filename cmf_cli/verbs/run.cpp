@@ -6,8 +6,8 @@
 
 #include <cstdlib>
 
-#include "cmf/plugin_host.h"
 #include "../verb.h"
+#include "cmf/plugin_host.h"
 
 namespace cmf::cli {
 namespace {
@@ -41,10 +41,6 @@ class RunVerb : public Verb {
       if (a == "--help" || a == "-h") return help = true;
       return false;
     });
-    // OpenMP reads this once, when a plugin first loads it: idle OpenMP
-    // threads that spin fight BLAS's threads for the cores (on 2 cores a DKL
-    // step was 4x slower with 2 spinning threads; bench/bench_dkl.cpp).
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
     std::vector<std::filesystem::path> search = PluginSearchPath();
     PluginCatalog catalog = LoadPlugins(search);
     const PluginStage* stage = catalog.FindStage(stage_);

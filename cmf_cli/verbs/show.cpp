@@ -1,14 +1,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../selection.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
-#include "cmf/json_output.h"
 
 namespace cmf::cli {
 namespace {
@@ -17,7 +16,8 @@ std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
   std::string out;
   for (const ArtifactRef& a : refs) {
     out += fmt::format("  {}  {:<9} {:>10}  {}\n", a.hash.substr(0, 12),
-                       ToString(a.kind), HumanSize(a.size), EscapeForDisplay(a.path));
+                       ToString(a.kind), HumanSize(a.size),
+                       EscapeForDisplay(a.path));
   }
   return out;
 }
@@ -25,8 +25,8 @@ std::string ArtifactLines(const std::vector<ArtifactRef>& refs) {
 class ShowVerb : public Verb {
  public:
   void Setup(CLI::App& app) override {
-    auto* id = app.add_option("id", id_,
-                              "Execution id, or any unique prefix of it");
+    auto* id =
+        app.add_option("id", id_, "Execution id, or any unique prefix of it");
     auto* artifact = app.add_option(
         "--artifact", artifact_,
         "Show an artifact instead (a path, a hash or prefix, or "
@@ -39,7 +39,8 @@ class ShowVerb : public Verb {
   int Run(Context& ctx) override {
     Store& store = ctx.repo->store();
     if (artifact_) return ShowArtifact(ctx);
-    if (id_.empty()) return UsageError("show needs an execution id or --artifact");
+    if (id_.empty())
+      return UsageError("show needs an execution id or --artifact");
     Result<std::string> id = store.ResolveExecution(id_);
     if (!id.ok()) return Fail(id.status());
     Result<ExecutionRecord> r = store.GetExecution(*id);
@@ -129,9 +130,9 @@ class ShowVerb : public Verb {
                                   nlohmann::json::error_handler_t::replace));
       return kExitOk;
     }
-    std::string out = fmt::format("artifact {}\nKind:     {}\nSize:     {}\n",
-                                  a->hash, ToString(a->kind),
-                                  HumanSize(a->size));
+    std::string out =
+        fmt::format("artifact {}\nKind:     {}\nSize:     {}\n", a->hash,
+                    ToString(a->kind), HumanSize(a->size));
     if (!locations->empty()) {
       out += fmt::format("Held by:  {}\n", fmt::join(*locations, ", "));
     }

@@ -1,8 +1,7 @@
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
 #include "cmf/dataslice.h"
 
@@ -65,16 +64,7 @@ class SliceVerb : public Verb {
     Result<std::vector<data::DatasetInfo>> sets = data::ListDatasets(file_);
     if (!sets.ok()) return Fail(sets.status());
     if (json_) {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& d : *sets) {
-        out.push_back({{"path", d.path},
-                       {"shape", d.shape},
-                       {"dtype", d.dtype},
-                       {"chunks", d.chunks.empty() ? nlohmann::json(nullptr)
-                                                   : nlohmann::json(d.chunks)},
-                       {"compression", d.compression}});
-      }
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", DatasetsJson(*sets));
       return kExitOk;
     }
     for (const auto& d : *sets) {

@@ -1,8 +1,8 @@
 #include <fmt/format.h>
 
+#include "../json_output.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
-#include "cmf/json_output.h"
 #include "cmf/workspace.h"
 
 namespace cmf::cli {
@@ -37,9 +37,10 @@ class StatusVerb : public Verb {
           "checkout --force PATH' to discard them):\n";
       bool damaged = false;
       for (const Change& c : report->changes) {
-        out += fmt::format("  {:<10}{}{}\n",
-                           std::string(ToString(c.kind)) + ":", EscapeForDisplay(c.path),
-                           c.cache_damaged ? "  (cached copy damaged)" : "");
+        out +=
+            fmt::format("  {:<10}{}{}\n", std::string(ToString(c.kind)) + ":",
+                        EscapeForDisplay(c.path),
+                        c.cache_damaged ? "  (cached copy damaged)" : "");
         damaged = damaged || c.cache_damaged;
       }
       if (damaged) {

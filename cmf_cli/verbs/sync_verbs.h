@@ -4,9 +4,8 @@
 #include <fmt/format.h>
 
 #include "../format.h"
+#include "../json_output.h"
 #include "../verb.h"
-#include "cmf/data/progress.h"
-#include "cmf/json_output.h"
 #include "cmf/sync.h"
 
 namespace cmf::cli {
@@ -34,7 +33,7 @@ class SyncVerb : public Verb {
   int Run(Context& ctx) override {
     SyncOptions options;
     if (!data_.empty()) options.data = ParseDataPolicy(data_).value();
-    options.progress = !quiet_ && !json_ && data::Progress::Wanted();
+    options.progress = !quiet_ && !json_ && ProgressWanted();
     Result<SyncReport> report =
         kind_ == Kind::kPush   ? Push(*ctx.repo, remote_, options)
         : kind_ == Kind::kPull ? Pull(*ctx.repo, remote_, options)

@@ -24,7 +24,8 @@ class TagVerb : public Verb {
   }
 
   int Run(Context& ctx) override {
-    if (delete_ && tags_.empty()) return UsageError("-d needs the NAMEs to remove");
+    if (delete_ && tags_.empty())
+      return UsageError("-d needs the NAMEs to remove");
     Result<LineageTarget> target = ResolveTarget(ctx, target_);
     if (!target.ok()) return Fail(target.status());
     const RecordType type = target->type == LineageNode::Type::kExecution

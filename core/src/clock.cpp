@@ -1,12 +1,15 @@
 #include "cmf/clock.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/random.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
-#include <stdexcept>
 
 namespace cmf {
 
@@ -23,16 +26,40 @@ std::shared_ptr<Clock> SystemClock::Get() {
 
 namespace {
 
-void FillRandom(unsigned char* out, std::size_t size) {
+// SIZE random bytes from the kernel (getrandom; /dev/urandom where the kernel
+// is older than getrandom).
+Status FillRandom(unsigned char* out, std::size_t size) {
   while (size > 0) {
     ssize_t n = ::getrandom(out, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ENOSYS) break;
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("getrandom failed");
+      return Status::IOError(std::string("no random bytes from the kernel: ") +
+                             std::strerror(errno));
     }
     out += n;
     size -= static_cast<std::size_t>(n);
   }
+  if (size == 0) return Status::Ok();
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::IOError(std::string("no random bytes from the kernel: ") +
+                           "/dev/urandom: " + std::strerror(errno));
+  }
+  while (size > 0) {
+    ssize_t n = ::read(fd, out, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return Status::IOError(std::string("no random bytes from the kernel: ") +
+                             "/dev/urandom: " + std::strerror(err));
+    }
+    out += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  return Status::Ok();
 }
 
 std::tm UtcParts(std::int64_t unix_ms) {
@@ -45,9 +72,9 @@ std::tm UtcParts(std::int64_t unix_ms) {
 
 }  // namespace
 
-std::string NewUuidV7(std::int64_t unix_ms) {
+Result<std::string> NewUuidV7(std::int64_t unix_ms) {
   unsigned char b[16];
-  FillRandom(b + 6, 10);
+  CMF_RETURN_IF_ERROR(FillRandom(b + 6, 10));
   std::uint64_t ms = static_cast<std::uint64_t>(unix_ms);
   for (int i = 0; i < 6; ++i)
     b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
@@ -64,9 +91,10 @@ std::string NewUuidV7(std::int64_t unix_ms) {
   return out;
 }
 
-std::string RandomHex(int bytes) {
+Result<std::string> RandomHex(int bytes) {
   std::string raw(static_cast<std::size_t>(bytes), '\0');
-  FillRandom(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
+  CMF_RETURN_IF_ERROR(
+      FillRandom(reinterpret_cast<unsigned char*>(raw.data()), raw.size()));
   std::string out;
   for (unsigned char c : raw) out += fmt::format("{:02x}", c);
   return out;

@@ -7,14 +7,43 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <functional>
+#include <limits>
+#include <string_view>
 
+#include "cmf/data/file_ops.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/segment.h"
-#include "cmf/sync.h"
 
 namespace cmf {
+
+Result<std::uint64_t> ParseSize(const std::string& text) {
+  std::uint64_t n = 0;
+  const char* end = text.data() + text.size();
+  auto [rest, err] = std::from_chars(text.data(), end, n);
+  const std::string_view suffix(rest, static_cast<std::size_t>(end - rest));
+  std::uint64_t unit = 0;
+  if (suffix.empty())
+    unit = 1;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    unit = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB")
+    unit = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB")
+    unit = 1ull << 30;
+  if (err == std::errc::result_out_of_range ||
+      (unit != 0 && err == std::errc() &&
+       n > std::numeric_limits<std::uint64_t>::max() / unit)) {
+    return Status::InvalidArgument("'" + text + "' is too large a size");
+  }
+  if (err != std::errc() || unit == 0) {
+    return Status::InvalidArgument(
+        "'" + text + "' is not a size (a number of bytes, or with K, M or G)");
+  }
+  return n * unit;
+}
 namespace {
 
 std::string Lower(std::string text) {
@@ -345,7 +374,8 @@ struct Config::Impl {
         if (errno == ENOENT) continue;  // its writer just finished
         return fail(errno);
       }
-      struct stat held {}, named{};
+      struct stat held {
+      }, named{};
       bool stale = ::flock(old, LOCK_EX | LOCK_NB) == 0 &&
                    ::fstat(old, &held) == 0 &&
                    ::stat(lock.c_str(), &named) == 0 &&
@@ -355,8 +385,8 @@ struct Config::Impl {
       if (!stale) break;
     }
     return Status::Conflict("config '" + path +
-                            "' is being written by another process ('" +
-                            lock + "' exists)");
+                            "' is being written by another process ('" + lock +
+                            "' exists)");
   }
 
   // Re-reads the file under its lock, lets CHANGE edit the lines, and writes
@@ -366,31 +396,31 @@ struct Config::Impl {
     CMF_ASSIGN_OR_RETURN(int fd, TakeLock(lock));
     Status st = Load();
     if (st.ok()) st = change();
+    // Written, flushed, renamed and the folder flushed, as AtomicFile does
+    // (the lock file is the temporary here).
+    data::FileOps& ops = data::FileOps::Default();
+    auto fail = [&](int err) {
+      return Status::IOError("cannot write config '" + path +
+                             "': " + std::strerror(err));
+    };
     if (st.ok()) {
       std::string text;
       for (const Line& l : lines) text += l.raw;
-      const char* p = text.data();
-      std::size_t left = text.size();
-      while (st.ok() && left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          st = Status::IOError("cannot write config '" + path +
-                               "': " + std::strerror(errno));
-          break;
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
-      if (st.ok() && ::fsync(fd) != 0)
-        st = Status::IOError("cannot write config '" + path +
-                             "': " + std::strerror(errno));
+      if (int err = ops.Write(fd, text.data(), text.size())) st = fail(err);
     }
-    if (st.ok() && ::rename(lock.c_str(), path.c_str()) != 0) {
-      st = Status::IOError("cannot write config '" + path +
-                           "': " + std::strerror(errno));
+    if (st.ok()) {
+      if (int err = ops.Fsync(fd)) st = fail(err);
     }
-    if (!st.ok()) ::unlink(lock.c_str());
+    bool renamed = false;
+    if (st.ok()) {
+      if (int err = ops.Rename(lock, path)) st = fail(err);
+      renamed = st.ok();
+    }
+    if (st.ok()) {
+      std::filesystem::path dir = std::filesystem::path(path).parent_path();
+      st = data::FsyncFolder(dir.empty() ? "." : dir);
+    }
+    if (!renamed) ::unlink(lock.c_str());
     ::close(fd);  // the flock goes with it, after the rename
     if (!st.ok()) {
       // Back to what the file holds; the write's error is the one to report

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "cmf/data/file_ops.h"
 #include "cmf/data/object_cache.h"
 
 namespace fs = std::filesystem;
@@ -89,7 +90,8 @@ void AddPython(const fs::path& folder, std::set<std::string>& lines) {
       if (sep) {
         if (normal.empty() || normal.back() != '-') normal += '-';
       } else {
-        normal += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        normal +=
+            static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       }
     }
     bool printable = !version.empty();
@@ -135,8 +137,8 @@ std::vector<fs::path> PythonFolders() {
     while (std::getline(parts, part, ':')) add(part);
   }
   if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) {
-    for (const fs::path& p : PythonVersions(fs::path(venv) / "lib",
-                                            "site-packages"))
+    for (const fs::path& p :
+         PythonVersions(fs::path(venv) / "lib", "site-packages"))
       add(p);
   }
   if (const char* home = std::getenv("HOME"); home && *home) {
@@ -168,9 +170,8 @@ std::map<std::string, std::string> ParseEnvironment(std::string_view text) {
     std::string_view line = text.substr(start, end - start);
     start = end + 1;
     auto first = line.find(' ');
-    auto second = first == std::string_view::npos
-                      ? std::string_view::npos
-                      : line.find(' ', first + 1);
+    auto second = first == std::string_view::npos ? std::string_view::npos
+                                                  : line.find(' ', first + 1);
     if (second == std::string_view::npos) continue;
     out[std::string(line.substr(0, second))] =
         std::string(line.substr(second + 1));
@@ -178,8 +179,7 @@ std::map<std::string, std::string> ParseEnvironment(std::string_view text) {
   return out;
 }
 
-Result<std::string> ReadEnvironment(const Repo& repo,
-                                    const std::string& hash) {
+Result<std::string> ReadEnvironment(const Repo& repo, const std::string& hash) {
   return repo.objects().ReadObject(hash);
 }
 
@@ -211,15 +211,12 @@ Result<std::string> RecordEnvironment(Repo& repo, const std::string& id) {
     const std::string description = DescribeEnvironment(sources);
     CMF_ASSIGN_OR_RETURN(hash, repo.objects().PutBytes(description));
     size = description.size();
-    // Only a shortcut: a cache that cannot be written costs a read next time.
-    const fs::path tmp =
-        cache.string() + ".tmp-" + std::to_string(::getpid());
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << fingerprint << hash << '\n';
-    }
-    std::error_code ec;
-    fs::rename(tmp, cache, ec);
+    // Only a shortcut: a cache that cannot be written costs a read next time
+    // (and one lost to a power cut, the same).
+    data::AtomicFile::Options options;
+    options.durability = data::Durability::kAtomic;
+    static_cast<void>(
+        data::WriteFileAtomically(cache, fingerprint + hash + '\n', options));
   } else {
     std::error_code ec;
     size = fs::file_size(repo.objects().PathOf(hash), ec);

@@ -275,7 +275,7 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   // The command starts before the execution is recorded, so that one that
   // cannot be started leaves no record; it learns its id from its environment.
   const std::int64_t started_ms = SystemClock::Get()->NowMs();
-  const std::string id = NewUuidV7(started_ms);
+  CMF_ASSIGN_OR_RETURN(const std::string id, NewUuidV7(started_ms));
 
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) {

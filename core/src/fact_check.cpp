@@ -6,7 +6,6 @@
 #include <limits>
 
 #include "cmf/byte_strings.h"
-#include "cmf/segment.h"
 
 namespace cmf::facts {
 namespace {
@@ -96,6 +95,14 @@ bool IsExecutionId(std::string_view text) {
   return true;
 }
 
+bool IsSiteId(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
 bool IsName(std::string_view text) {
   return !text.empty() && text.size() <= kMaxNameBytes && IsPlainText(text);
 }
@@ -150,7 +157,7 @@ std::string Name(const json& j, const char* key) {
 
 std::string Site(const json& j, const char* key) {
   std::string s = Text(j, key);
-  if (!IsValidSiteId(s)) Fail(fmt::format("'{}' is not a site id", key));
+  if (!IsSiteId(s)) Fail(fmt::format("'{}' is not a site id", key));
   return s;
 }
 

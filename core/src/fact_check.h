@@ -67,6 +67,8 @@ bool IsArtifactHash(std::string_view hash, std::string_view algorithm);
 bool IsExecutionId(std::string_view text);
 // True for a name: 1 to kMaxNameBytes bytes, none of them a control character.
 bool IsName(std::string_view text);
+// A site id (cmf/segment.h's IsValidSiteId): 1 to 64 of [A-Za-z0-9_-].
+bool IsSiteId(std::string_view text);
 // True when TEXT holds no control character (it may be empty).
 bool IsPlainText(std::string_view text);
 

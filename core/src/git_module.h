@@ -3,9 +3,10 @@
 // never touch git (add, status, log, lineage, query…) do not load libgit2 and
 // the dozen libraries it links: about 2 ms of every start.
 //
-// The module holds the metadata log's implementation (metalog.cpp) and the
-// reading of the code's git version (code_version.cpp); cmf's MetaLog and
-// ReadCodeVersion forward to it (metalog_facade.cpp).
+// The module holds the metadata log's implementation (git_log.h: git_log.cpp,
+// git_transfer.cpp) and the reading of the code's git version
+// (code_version.cpp); cmf's MetaLog and ReadCodeVersion forward to it
+// (metalog.cpp).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@
 
 namespace cmf {
 
-constexpr int kGitModuleAbi = 2;
+constexpr int kGitModuleAbi = 3;  // 3: the header holds a build id
 
 // What MetaLog does, implemented over libgit2 in the module.
 class MetaLogBackend {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cmf/byte_strings.h"
+#include "cmf/data/file_ops.h"
 #include "cmf/data/hash.h"
 #include "cmf/segment.h"
 #include "cmf/store.h"
@@ -180,8 +181,7 @@ Status Apply(Store& store, const std::vector<json>& facts, ImportReport* report,
       line = copy.dump();
     } catch (const json::exception&) {
       return Status::InvalidArgument(
-          "a fact holds a name that is not UTF-8 text: " +
-          KindOfFact(f));
+          "a fact holds a name that is not UTF-8 text: " + KindOfFact(f));
     }
     ordered.emplace_back(it == rank.end() ? 8 : it->second, std::move(line));
     Count(f, report);
@@ -205,15 +205,22 @@ Result<std::string> ExportJson(Store& store,
   CMF_ASSIGN_OR_RETURN(std::vector<std::string> lines,
                        store.ExportFacts(pipeline, &bytes));
   // Written by hand around the facts, each already canonical JSON.
-  std::string out = "{\"format\": \"" + std::string(kExportFormat) +
-                    "\", \"version\": " +
-                    std::to_string(bytes ? kExportVersion : kExportVersionPlain) +
-                    ",\n \"facts\": [";
+  std::string out =
+      "{\"format\": \"" + std::string(kExportFormat) + "\", \"version\": " +
+      std::to_string(bytes ? kExportVersion : kExportVersionPlain) +
+      ",\n \"facts\": [";
   for (std::size_t i = 0; i < lines.size(); ++i) {
     out += (i ? ",\n  " : "\n  ") + lines[i];
   }
   out += lines.empty() ? "]}\n" : "\n ]}\n";
   return out;
+}
+
+Status ExportJsonToFile(Store& store,
+                        const std::optional<std::string>& pipeline,
+                        const std::filesystem::path& file) {
+  CMF_ASSIGN_OR_RETURN(std::string text, ExportJson(store, pipeline));
+  return data::WriteFileAtomically(file, text);
 }
 
 Result<ImportReport> ImportJson(Store& store, const std::string& text) {

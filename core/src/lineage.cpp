@@ -50,9 +50,8 @@ Result<LineageTarget> ResolveLineageTarget(Store& store,
   // @NAME=VALUE or @NAME: the record most recently tagged so (an alias).
   if (!text.empty() && text[0] == '@') {
     const auto eq = text.find('=');
-    const std::string name = text.substr(1, eq == std::string::npos
-                                                ? std::string::npos
-                                                : eq - 1);
+    const std::string name =
+        text.substr(1, eq == std::string::npos ? std::string::npos : eq - 1);
     std::optional<std::string> value;
     if (eq != std::string::npos) value = text.substr(eq + 1);
     if (name.empty()) {

@@ -41,8 +41,8 @@ std::int64_t StartTicks(std::int64_t pid) {
     }
     if (field == 22) {
       std::int64_t ticks = -1;
-      auto [p, ec] = std::from_chars(stat.data() + pos, stat.data() + end,
-                                     ticks);
+      auto [p, ec] =
+          std::from_chars(stat.data() + pos, stat.data() + end, ticks);
       return ec == std::errc() ? ticks : -1;
     }
     pos = end;

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "cmf/clock.h"
+#include "cmf/data/file_ops.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/metalog.h"
 
@@ -41,26 +42,18 @@ Status Populate(const fs::path& dir) {
   CMF_ASSIGN_OR_RETURN(Config config, Config::Open(dir / "config"));
   CMF_RETURN_IF_ERROR(
       config.Set("core.repositoryformatversion", std::to_string(kFormat)));
-  const std::string site = RandomHex(8);
+  CMF_ASSIGN_OR_RETURN(const std::string site, RandomHex(8));
   CMF_RETURN_IF_ERROR(config.Set("core.site", site));
   CMF_RETURN_IF_ERROR(MetaLog::Create(dir / "log.git"));
   // The object cache's 256 folders, made now rather than by the first add.
   CMF_RETURN_IF_ERROR(data::ObjectCache(dir / "objects").CreateFolders());
-  {  // names this cache as an object store when the repository is a remote
-    std::ofstream id(dir / "objects" / "store-id");
-    id << site;
-    if (!id)
-      return Status::IOError("cannot write '" +
-                             (dir / "objects" / "store-id").string() + "'");
-  }
-
-  {  // keeps the code's git repository from ever seeing cmf's own files
-    std::ofstream ignore(dir / ".gitignore");
-    ignore << "# cmf's repository: not part of the code's git history\n*\n";
-    if (!ignore)
-      return Status::IOError("cannot write '" + (dir / ".gitignore").string() +
-                             "'");
-  }
+  // Names this cache as an object store when the repository is a remote.
+  CMF_RETURN_IF_ERROR(
+      data::WriteFileAtomically(dir / "objects" / "store-id", site));
+  // Keeps the code's git repository from ever seeing cmf's own files.
+  CMF_RETURN_IF_ERROR(data::WriteFileAtomically(
+      dir / ".gitignore",
+      "# cmf's repository: not part of the code's git history\n*\n"));
 
   StoreOptions options;
   options.create = true;
@@ -71,31 +64,12 @@ Status Populate(const fs::path& dir) {
 }  // namespace
 
 Result<CacheLock> CacheLock::Acquire(const Repo& repo, bool exclusive) {
-  std::string path = (repo.cmf_dir() / "lock").string();
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Status::IOError("cannot open '" + path +
-                           "': " + std::strerror(errno));
-  }
-  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
-    if (errno == EINTR) continue;
-    int err = errno;
-    ::close(fd);
-    return Status::IOError("cannot lock '" + path + "': " + std::strerror(err));
-  }
-  return CacheLock(fd);
-}
-
-CacheLock& CacheLock::operator=(CacheLock&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-CacheLock::~CacheLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  CMF_ASSIGN_OR_RETURN(
+      data::FileLock lock,
+      data::FileLock::Acquire(repo.cmf_dir() / "lock",
+                              exclusive ? data::FileLock::Kind::kExclusive
+                                        : data::FileLock::Kind::kShared));
+  return CacheLock(std::move(lock));
 }
 
 Repo::Repo(Repo&&) noexcept = default;
@@ -133,6 +107,8 @@ Result<Repo> Repo::Init(const fs::path& workspace) {
                                      root.string() + "'")
              : Status::IOError("cannot create '" + final_dir.string() +
                                "': " + std::strerror(errno));
+  } else if (st.ok()) {
+    st = data::FsyncFolder(root);  // the new name, on disk
   }
   if (!st.ok()) {
     fs::remove_all(temp, ec);

@@ -14,7 +14,7 @@
 #include "cmf/data/scan.h"
 #include "cmf/environment.h"
 #include "cmf/process.h"
-#include "store_stat_cache.h"
+#include "cmf/store_stat_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -104,7 +104,11 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
 
   ExecutionRecord record;
   record.started_ms = spec.started_ms.value_or(SystemClock::Get()->NowMs());
-  record.id = spec.id.empty() ? NewUuidV7(record.started_ms) : spec.id;
+  if (spec.id.empty()) {
+    CMF_ASSIGN_OR_RETURN(record.id, NewUuidV7(record.started_ms));
+  } else {
+    record.id = spec.id;
+  }
   record.pipeline = spec.pipeline;
   record.stage = spec.stage;
   record.command = std::move(spec.command);
@@ -121,8 +125,8 @@ Result<Run> Run::Start(Repo& repo, RunSpec spec) {
   CMF_ASSIGN_OR_RETURN(run.row_, repo.store().BeginExecution(record, &self));
   // The software it runs with, so that cmf diff can say what changed
   // between two runs (config core.environment=false: not recorded).
-  if (spec.environment && repo.config().GetOr("core.environment", "true") !=
-                              "false") {
+  if (spec.environment &&
+      repo.config().GetOr("core.environment", "true") != "false") {
     CMF_RETURN_IF_ERROR(RecordEnvironment(repo, record.id).status());
   }
   run.repo_ = &repo;

@@ -54,13 +54,7 @@ std::string SegmentPath(const std::string& site, const std::string& hash) {
   return "segments/" + site + "/" + hash.substr(0, 2) + "/" + hash + ".jsonl";
 }
 
-bool IsValidSiteId(std::string_view site) {
-  if (site.empty() || site.size() > 64) return false;
-  return std::all_of(site.begin(), site.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '_';
-  });
-}
+bool IsValidSiteId(std::string_view site) { return facts::IsSiteId(site); }
 
 Result<std::vector<std::string>> SegmentArtifacts(std::string_view text) {
   std::vector<std::string> out;

@@ -143,8 +143,9 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
       "a.id = l.artifact_id WHERE " +
           scope.location,
       [&](sql::Stmt& s) {
-        lines.push_back(MakeLine(7, json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}
-                    ));
+        lines.push_back(MakeLine(
+            7,
+            json{{"t", "location"}, {"hash", s.Text(0)}, {"at", s.Text(1)}}));
       }));
   // Every artifact a sealed fact names goes in as well, committed before or
   // not, so that a segment never depends on another for its artifacts (the
@@ -154,11 +155,10 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
       scope.artifacts;
   CMF_RETURN_IF_ERROR(each(artifacts_sql, [&](sql::Stmt& s) {
     lines.push_back(MakeLine(0, json{{"t", "artifact"},
-                             {"hash", s.Text(0)},
-                             {"algorithm", s.Text(1)},
-                             {"kind", s.Text(2)},
-                             {"size", s.Int(3)}}
-                            ));
+                                     {"hash", s.Text(0)},
+                                     {"algorithm", s.Text(1)},
+                                     {"kind", s.Text(2)},
+                                     {"size", s.Int(3)}}));
   }));
   if (!scope.locations_only) {
     std::map<RowId, json> executions;
@@ -221,13 +221,13 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
         "a.id = x.artifact_id WHERE " +
             scope.event,
         [&](sql::Stmt& s) {
-          lines.push_back(MakeLine(3, json{{"t", "event"},
-                       {"execution", s.Text(0)},
-                       {"direction", s.Int(1) == 0 ? "input" : "output"},
-                       {"position", s.Int(2)},
-                       {"artifact", s.Text(3)},
-                       {"path", s.Text(4)}}
-                      ));
+          lines.push_back(MakeLine(
+              3, json{{"t", "event"},
+                      {"execution", s.Text(0)},
+                      {"direction", s.Int(1) == 0 ? "input" : "output"},
+                      {"position", s.Int(2)},
+                      {"artifact", s.Text(3)},
+                      {"path", s.Text(4)}}));
         }));
     CMF_RETURN_IF_ERROR(
         each("SELECT c.hash, p.hash FROM derived_from d JOIN artifact c ON "
@@ -236,9 +236,8 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
                  scope.derived,
              [&](sql::Stmt& s) {
                lines.push_back(MakeLine(4, json{{"t", "derived_from"},
-                                        {"artifact", s.Text(0)},
-                                        {"parent", s.Text(1)}}
-                                       ));
+                                                {"artifact", s.Text(0)},
+                                                {"parent", s.Text(1)}}));
              }));
     {  // one line per series of an execution, steps ascending
       json current;
@@ -290,19 +289,19 @@ Status CollectFacts(StoreState& m, const FactScope& scope,
           j["value"] = ValueJson(s.ValueAs(6, s.Text(5)));
           lines.push_back(MakeLine(6, j));
         }));
-    CMF_RETURN_IF_ERROR(each(
-        "SELECT x.target_type, CASE x.target_type WHEN 'execution' THEN "
-        "(SELECT uuid FROM execution WHERE id = x.target_id) ELSE (SELECT "
-        "hash FROM artifact WHERE id = x.target_id) END, x.name, x.hlc, "
-        "x.site, x.value FROM tag x WHERE " +
-            scope.tag,
-        [&](sql::Stmt& s) {
-          json j{{"t", "tag"},          {"target_type", s.Text(0)},
-                 {"target", s.Text(1)}, {"name", s.Text(2)},
-                 {"hlc", s.Int(3)},     {"site", s.Text(4)}};
-          j["value"] = s.IsNull(5) ? json(nullptr) : json(s.Text(5));
-          lines.push_back(MakeLine(8, j));
-        }));
+    CMF_RETURN_IF_ERROR(
+        each("SELECT x.target_type, CASE x.target_type WHEN 'execution' THEN "
+             "(SELECT uuid FROM execution WHERE id = x.target_id) ELSE (SELECT "
+             "hash FROM artifact WHERE id = x.target_id) END, x.name, x.hlc, "
+             "x.site, x.value FROM tag x WHERE " +
+                 scope.tag,
+             [&](sql::Stmt& s) {
+               json j{{"t", "tag"},          {"target_type", s.Text(0)},
+                      {"target", s.Text(1)}, {"name", s.Text(2)},
+                      {"hlc", s.Int(3)},     {"site", s.Text(4)}};
+               j["value"] = s.IsNull(5) ? json(nullptr) : json(s.Text(5));
+               lines.push_back(MakeLine(8, j));
+             }));
   }
   return Status::Ok();
 }

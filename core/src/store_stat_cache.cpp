@@ -1,4 +1,4 @@
-#include "store_stat_cache.h"
+#include "cmf/store_stat_cache.h"
 
 #include <algorithm>
 #include <cstring>

@@ -177,9 +177,9 @@ Result<std::vector<Store::Tagged>> Store::FindTagged(
   }
   q.Reset();
   CMF_RETURN_IF_ERROR(st);
-  std::stable_sort(out.begin(), out.end(), [](const Tagged& a, const Tagged& b) {
-    return a.hlc > b.hlc;
-  });
+  std::stable_sort(
+      out.begin(), out.end(),
+      [](const Tagged& a, const Tagged& b) { return a.hlc > b.hlc; });
   return out;
 }
 
@@ -195,7 +195,8 @@ Result<std::map<std::string, MetricSummaries>> Store::SummarizeMetrics(
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt ins,
         m.Prepare("INSERT OR IGNORE INTO temp.summarize(uuid) VALUES(?1)"));
-    for (const std::string& id : ids) CMF_RETURN_IF_ERROR(ins.Bind(1, id).Run());
+    for (const std::string& id : ids)
+      CMF_RETURN_IF_ERROR(ins.Bind(1, id).Run());
   }
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt q,
@@ -261,19 +262,20 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
   // the side that is not.
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt put,
-      Prepare("INSERT INTO metric_summary(execution_id, series_id, steps, "
-              "last_step, last_value, min_value, max_value, sum_value, "
-              "values_n) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON "
-              "CONFLICT(execution_id, series_id) DO UPDATE SET steps = steps "
-              "+ excluded.steps, last_step = excluded.last_step, last_value = "
-              "excluded.last_value, min_value = CASE WHEN min_value IS NULL OR "
-              "excluded.min_value < min_value THEN coalesce(excluded.min_value, "
-              "min_value) ELSE min_value END, max_value = CASE WHEN max_value "
-              "IS NULL OR excluded.max_value > max_value THEN "
-              "coalesce(excluded.max_value, max_value) ELSE max_value END, "
-              "sum_value = CASE WHEN excluded.sum_value IS NULL THEN sum_value "
-              "ELSE coalesce(sum_value, 0) + excluded.sum_value END, values_n "
-              "= values_n + excluded.values_n"));
+      Prepare(
+          "INSERT INTO metric_summary(execution_id, series_id, steps, "
+          "last_step, last_value, min_value, max_value, sum_value, "
+          "values_n) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON "
+          "CONFLICT(execution_id, series_id) DO UPDATE SET steps = steps "
+          "+ excluded.steps, last_step = excluded.last_step, last_value = "
+          "excluded.last_value, min_value = CASE WHEN min_value IS NULL OR "
+          "excluded.min_value < min_value THEN coalesce(excluded.min_value, "
+          "min_value) ELSE min_value END, max_value = CASE WHEN max_value "
+          "IS NULL OR excluded.max_value > max_value THEN "
+          "coalesce(excluded.max_value, max_value) ELSE max_value END, "
+          "sum_value = CASE WHEN excluded.sum_value IS NULL THEN sum_value "
+          "ELSE coalesce(sum_value, 0) + excluded.sum_value END, values_n "
+          "= values_n + excluded.values_n"));
   return put.Bind(1, execution)
       .Bind(2, series)
       .Bind(3, static_cast<std::int64_t>(points.size()))

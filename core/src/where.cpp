@@ -76,8 +76,8 @@ enum class Op { kEq, kNe, kLt, kLe, kGt, kGe };
 
 struct Literal {
   std::string text;
-  std::optional<double> number;  // TEXT is a number
-  std::optional<bool> boolean;   // TEXT is true or false
+  std::optional<double> number;         // TEXT is a number
+  std::optional<bool> boolean;          // TEXT is true or false
   std::optional<std::int64_t> time_ms;  // for started and ended
 };
 
@@ -168,11 +168,11 @@ class Parser {
                            std::string(1, c), start});
         ++i;
       } else if (ops_chars.find(c) != std::string_view::npos) {
-        while (i < text_.size() && ops_chars.find(text_[i]) != std::string::npos)
+        while (i < text_.size() &&
+               ops_chars.find(text_[i]) != std::string::npos)
           ++i;
-        tokens_.push_back(
-            {Token::Kind::kOp, std::string(text_.substr(start, i - start)),
-             start});
+        tokens_.push_back({Token::Kind::kOp,
+                           std::string(text_.substr(start, i - start)), start});
       } else if (c == '\'' || c == '"') {
         std::string value;
         ++i;
@@ -300,15 +300,17 @@ class Parser {
     CMF_RETURN_IF_ERROR(ReadField(field, node.get()));
     const Token op = Take();
     static const std::map<std::string, Op> kOps = {
-        {"=", Op::kEq},  {"==", Op::kEq}, {"!=", Op::kNe}, {"<>", Op::kNe},
-        {"<", Op::kLt},  {"<=", Op::kLe}, {">", Op::kGt},  {">=", Op::kGe}};
+        {"=", Op::kEq}, {"==", Op::kEq}, {"!=", Op::kNe}, {"<>", Op::kNe},
+        {"<", Op::kLt}, {"<=", Op::kLe}, {">", Op::kGt},  {">=", Op::kGe}};
     auto found = op.kind == Token::Kind::kOp ? kOps.find(op.text) : kOps.end();
     if (found == kOps.end()) {
       return Error(op.pos, op.kind == Token::Kind::kEnd
                                ? "expected an operator (=, !=, <, <=, >, >=) "
-                                 "after '" + field.text + "'"
+                                 "after '" +
+                                     field.text + "'"
                                : "expected an operator (=, !=, <, <=, >, >=), "
-                                 "found '" + op.text + "'");
+                                 "found '" +
+                                     op.text + "'");
     }
     node->op = found->second;
     const Token value = Take();
@@ -317,7 +319,8 @@ class Parser {
         (value.kind == Token::Kind::kWord && IsAnyKeyword(value))) {
       return Error(value.pos,
                    "expected a value (a number, 'text', true or false) after "
-                   "'" + op.text + "'");
+                   "'" +
+                       op.text + "'");
     }
     Literal& lit = node->literal;
     lit.text = value.text;
@@ -351,10 +354,10 @@ class Parser {
 
   Status ReadField(const Token& t, Node* node) {
     static const std::map<std::string, Field> kPlain = {
-        {"id", Field::kId},         {"pipeline", Field::kPipeline},
-        {"stage", Field::kStage},   {"status", Field::kStatus},
-        {"site", Field::kSite},     {"host", Field::kHost},
-        {"user", Field::kUser},     {"started", Field::kStarted},
+        {"id", Field::kId},       {"pipeline", Field::kPipeline},
+        {"stage", Field::kStage}, {"status", Field::kStatus},
+        {"site", Field::kSite},   {"host", Field::kHost},
+        {"user", Field::kUser},   {"started", Field::kStarted},
         {"ended", Field::kEnded}};
     static const std::map<std::string, Field> kNamed = {
         {"params", Field::kParam},
@@ -389,8 +392,8 @@ class Parser {
       }
     }
     if (node->name.empty()) {
-      return Error(t.pos + dot + 1, "expected a name after '" +
-                                        t.text.substr(0, dot + 1) + "'");
+      return Error(t.pos + dot + 1,
+                   "expected a name after '" + t.text.substr(0, dot + 1) + "'");
     }
     return Status::Ok();
   }
@@ -437,7 +440,8 @@ bool CompareValue(const Value& v, Op op, const Literal& lit) {
   if (const auto* i = std::get_if<std::int64_t>(&v)) {
     return CompareNumber(static_cast<double>(*i), op, lit);
   }
-  if (const auto* d = std::get_if<double>(&v)) return CompareNumber(*d, op, lit);
+  if (const auto* d = std::get_if<double>(&v))
+    return CompareNumber(*d, op, lit);
   if (const auto* b = std::get_if<bool>(&v)) {
     if (!lit.boolean || (op != Op::kEq && op != Op::kNe)) return false;
     return Holds(op, *b == *lit.boolean ? 0 : 1);

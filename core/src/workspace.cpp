@@ -15,12 +15,13 @@
 #include <thread>
 #include <unordered_map>
 
+#include "cmf/data/file_ops.h"
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
 #include "cmf/data/progress.h"
 #include "cmf/data/scan.h"
 #include "cmf/run.h"
-#include "store_stat_cache.h"
+#include "cmf/store_stat_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -96,22 +97,24 @@ Status RefuseLinkOnTheWay(const Repo& repo, const fs::path& dest) {
   return Status::Ok();
 }
 
-// Writes a private, writable copy of the file at PATH in its place.
+// Writes a private, writable copy of the file at PATH in its place (not
+// flushed: the cache holds the same bytes).
 Status MakePrivateCopy(const fs::path& path, bool executable) {
-  std::string temp = path.string() + ".cmf-unlock";
+  data::AtomicFile::Options options;
+  options.durability = data::Durability::kAtomic;
+  CMF_ASSIGN_OR_RETURN(data::AtomicFile copy,
+                       data::AtomicFile::Create(path, options));
   std::error_code ec;
-  fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
+  fs::copy_file(path, copy.temp_path(), fs::copy_options::overwrite_existing,
+                ec);
   if (ec)
     return Status::IOError("cannot copy '" + path.string() +
                            "': " + ec.message());
-  ::chmod(temp.c_str(), executable ? 0755 : 0644);
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return Status::IOError("cannot replace '" + path.string() +
-                           "': " + std::strerror(err));
-  }
-  return Status::Ok();
+  // copy_file gave it the object's read-only mode.
+  if (::fchmod(copy.fd(), executable ? 0755 : 0644) != 0)
+    return Status::IOError("cannot make '" + path.string() +
+                           "' writable: " + std::strerror(errno));
+  return copy.Commit();
 }
 
 // Counts TEMPORARIES of the store at ROOT into REPORT and, unless DRY_RUN,
@@ -366,7 +369,7 @@ Result<CheckoutResult> Checkout(Repo& repo, const fs::path& path,
   fs::path target = Absolute(repo, target_rel);
   result.hash = hash;
   if (!files.ok()) {  // a single file
-    Result<data::ObjectInfo> current = objects.Hash(target);
+    Result<data::ObjectInfo> current = data::HashPath(objects, target);
     if (!current.ok() || current->hash != hash) {
       bool there = current.ok() || current.status().code() != Code::kNotFound;
       bool as_recorded = current.ok() && recorded != nullptr &&

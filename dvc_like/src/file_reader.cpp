@@ -12,11 +12,10 @@
 #include <cstring>
 #include <memory>
 
-#include "cmf/data/hash.h"
+#include "cmf/data/file_ops.h"
+#include "cmf/data/sha256.h"
 
 namespace cmf::data {
-
-void (*g_after_map_for_test)(const std::string& path) = nullptr;
 
 namespace {
 
@@ -220,7 +219,7 @@ Result<std::uint64_t> HashMapped(const OpenFile& file, Sha256& hasher) {
                        static_cast<off_t>(offset));
     if (map == MAP_FAILED) break;  // e.g. a file system that cannot map
     ::madvise(map, length, MADV_SEQUENTIAL);
-    if (g_after_map_for_test != nullptr) g_after_map_for_test(file.name());
+    FileOps::Default().AfterMap(file.name());
     bool whole = GuardedUpdate(hasher, static_cast<const char*>(map), length);
     ::munmap(map, length);
     if (!whole) return file.Changed();

@@ -34,8 +34,4 @@ Status ReadFileInBlocks(
 Result<std::string> HashFileContent(const std::filesystem::path& path,
                                     const FileStat* expected);
 
-// For tests: when set, called with a large file's path once it is mapped and
-// before it is hashed (to change the file at exactly that moment).
-extern void (*g_after_map_for_test)(const std::string& path);
-
 }  // namespace cmf::data

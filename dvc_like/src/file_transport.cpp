@@ -9,10 +9,12 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "cmf/data/fault.h"
+#include "cmf/data/file_ops.h"
 #include "cmf/data/hash.h"
 #include "cmf/data/transport.h"
 
@@ -87,8 +89,9 @@ class FileTransport : public ObjectTransport {
     }
     // Copy everything under temporary names on all cores, flush the file
     // system once, then name each object (and flush again for the names).
-    // A copy whose bytes do not match its name is dropped before that.
-    std::vector<std::string> temps(items.size());
+    // A copy whose bytes do not match its name is dropped before that. An
+    // error anywhere drops every temporary (AtomicFile's destructor).
+    std::vector<std::optional<AtomicFile>> copies(items.size());
     std::vector<char> bad(items.size(), 0);
     std::atomic<std::size_t> next{0};
     std::mutex mutex;
@@ -99,13 +102,12 @@ class FileTransport : public ObjectTransport {
           std::lock_guard<std::mutex> lock(mutex);
           if (!failed.ok()) return;
         }
-        Status st = CopyOne(items[i], tmp, &temps[i], progress);
+        Status st = CopyOne(items[i], tmp, &copies[i], progress);
         if (st.ok()) {
-          Result<std::string> actual = HashFile(temps[i]);
+          Result<std::string> actual = HashFile(copies[i]->temp_path());
           st = actual.status();
           if (actual.ok() && *actual != items[i].hash) {
-            ::unlink(temps[i].c_str());
-            temps[i].clear();
+            copies[i].reset();
             bad[i] = 1;
           }
         }
@@ -121,15 +123,7 @@ class FileTransport : public ObjectTransport {
     for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
-    auto drop_temps = [&] {
-      for (const std::string& t : temps) {
-        if (!t.empty()) ::unlink(t.c_str());
-      }
-    };
-    if (!failed.ok()) {
-      drop_temps();
-      return failed;
-    }
+    if (!failed.ok()) return failed;
     CMF_RETURN_IF_ERROR(SyncFs(tmp));
     CrashPoint("put:renamed-none");
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -137,16 +131,9 @@ class FileTransport : public ObjectTransport {
         if (damaged) damaged->push_back(items[i].hash);
         continue;
       }
-      // rename() replaces what is there: a copy whose bytes were wrong too.
-      fs::path final_path = PathOf(items[i].hash);
-      fs::create_directories(final_path.parent_path(), ec);
-      if (::rename(temps[i].c_str(), final_path.c_str()) != 0) {
-        Status st =
-            Errno("cannot name object '" + final_path.string() + "'", errno);
-        drop_temps();
-        return st;
-      }
-      temps[i].clear();
+      // The rename replaces what is there: a copy whose bytes were wrong too.
+      fs::create_directories(copies[i]->path().parent_path(), ec);
+      CMF_RETURN_IF_ERROR(copies[i]->Commit());
     }
     return SyncFs(tmp);
   }
@@ -189,23 +176,15 @@ class FileTransport : public ObjectTransport {
                                   const std::string& content) override {
     std::error_code ec;
     fs::create_directories(root_ / "tmp", ec);
-    std::string temp = (root_ / "tmp" / (name + "-XXXXXX")).string();
-    int fd = ::mkstemp(temp.data());
-    if (fd < 0) return Errno("cannot write to '" + root_.string() + "'", errno);
-    bool ok = ::write(fd, content.data(), content.size()) ==
-                  static_cast<ssize_t>(content.size()) &&
-              ::fsync(fd) == 0;
-    ::close(fd);
-    if (ok) ::chmod(temp.c_str(), 0444);
-    // link() never replaces: whoever links first names the store.
-    int rc = ok ? ::link(temp.c_str(), (root_ / name).c_str()) : -1;
-    int err = errno;
-    ::unlink(temp.c_str());
-    if (!ok)
-      return Errno("cannot write '" + (root_ / name).string() + "'", err);
-    if (rc != 0 && err != EEXIST) {
-      return Errno("cannot create '" + (root_ / name).string() + "'", err);
-    }
+    AtomicFile::Options options;
+    options.mode = 0444;
+    options.temp_dir = root_ / "tmp";
+    CMF_ASSIGN_OR_RETURN(AtomicFile file,
+                         AtomicFile::Create(root_ / name, options));
+    CMF_RETURN_IF_ERROR(file.Write(content));
+    // A new name only: whoever names it first names the store.
+    Status made = file.CommitNew();
+    if (!made.ok() && made.code() != Code::kAlreadyExists) return made;
     return ReadSmall(name);
   }
 
@@ -215,25 +194,28 @@ class FileTransport : public ObjectTransport {
   }
 
  private:
-  Status CopyOne(const PutItem& item, const fs::path& tmp, std::string* temp,
-                 Progress* progress) {
+  // Copies ITEM into a new temporary under TMP, named for its object but
+  // not renamed: each is renamed once all are flushed (so not flushed one by
+  // one here).
+  Status CopyOne(const PutItem& item, const fs::path& tmp,
+                 std::optional<AtomicFile>* copy, Progress* progress) {
     int src = ::open(item.source.c_str(), O_RDONLY | O_CLOEXEC);
     if (src < 0) {
       return Errno("cannot read '" + item.source.string() + "'", errno);
     }
-    std::string pattern = (tmp / "put-XXXXXX").string();
-    int dst = ::mkostemp(pattern.data(), O_CLOEXEC);
-    if (dst < 0) {
-      int err = errno;
+    AtomicFile::Options options;
+    options.mode = 0444;
+    options.durability = Durability::kAtomic;
+    options.temp_dir = tmp;
+    Result<AtomicFile> made = AtomicFile::Create(PathOf(item.hash), options);
+    if (!made.ok()) {
       ::close(src);
-      return Errno("cannot write to '" + tmp.string() + "'", err);
+      return made.status();
     }
-    *temp = pattern;
-    Status st = CopyFd(src, dst, "cannot copy to '" + url_ + "'", progress);
+    copy->emplace(std::move(made).value());
+    Status st =
+        CopyFd(src, (*copy)->fd(), "cannot copy to '" + url_ + "'", progress);
     ::close(src);
-    if (st.ok() && ::fchmod(dst, 0444) != 0)
-      st = Errno("cannot protect", errno);
-    ::close(dst);
     if (progress) progress->Add(1, 0);
     return st;
   }

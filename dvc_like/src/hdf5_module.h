@@ -13,7 +13,7 @@
 
 namespace cmf::data {
 
-constexpr int kHdf5ModuleAbi = 1;
+constexpr int kHdf5ModuleAbi = 2;  // 2: the header holds a build id
 
 struct Hdf5Module {
   ModuleHeader header;  // first: what the loader checks

@@ -2,16 +2,19 @@
 // (hdf5_module.cpp) only when a command reads or writes HDF5, so that the
 // HDF5 library and everything it links (curl, TLS, Kerberos, LDAP) are not
 // loaded by every cmf command. That costs about 4.5 ms per start here.
-#include <hdf5.h>
-
 #include "cmf/data/hdf5_slice.h"
-#include "cmf_config.h"
-#include "hdf5_module.h"
+
+#include <hdf5.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <system_error>
+
+#include "cmf/data/file_ops.h"
+#include "cmf_build_id.h"
+#include "cmf_config.h"
+#include "hdf5_module.h"
 
 namespace fs = std::filesystem;
 
@@ -235,14 +238,8 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
   for (const SliceDim& d : dims) result.elements *= d.count;
 
   // Written under a temporary name and renamed: OUT is whole or absent.
-  std::string temp = out.string() + ".cmf-slice";
-  struct Cleanup {
-    std::string path;
-    bool keep = false;
-    ~Cleanup() {
-      if (!keep) std::remove(path.c_str());
-    }
-  } cleanup{temp};
+  CMF_ASSIGN_OR_RETURN(AtomicFile output, AtomicFile::Create(out));
+  const std::string& temp = output.temp_path();
   {
     Hid file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
              H5Fclose);
@@ -338,17 +335,14 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
       return Status::IOError("cannot write '" + out.string() + "'");
     }
   }
-  std::error_code ec;
-  fs::rename(temp, out, ec);
-  if (ec)
-    return Status::IOError("cannot write '" + out.string() +
-                           "': " + ec.message());
-  cleanup.keep = true;
+  // HDF5 has closed the file; the flush, the rename and the folder's flush
+  // remain.
+  CMF_RETURN_IF_ERROR(output.Commit());
   return result;
 }
 
 const Hdf5Module kModule = {
-    .header = {kHdf5ModuleAbi, CMF_VERSION},
+    .header = {kHdf5ModuleAbi, CMF_VERSION, CMF_BUILD_ID},
     .list_datasets = &ModuleListDatasets,
     .write_slice = &ModuleWriteSlice,
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cmf/data/executable.h"
+#include "cmf_build_id.h"
 #include "cmf_config.h"
 
 namespace fs = std::filesystem;
@@ -45,11 +46,25 @@ Result<const ModuleHeader*> LoadModule(const ModuleSpec& spec) {
     auto entry = reinterpret_cast<const ModuleHeader* (*)()>(
         ::dlsym(handle, spec.entry));
     const ModuleHeader* module = entry ? entry() : nullptr;
-    if (!module || module->abi != spec.abi ||
-        std::string_view(module->version) != CMF_VERSION) {
+    // The ABI number first: an older module's header may end before the id.
+    std::string differs;
+    if (module == nullptr) {
+      differs = std::string("it has no entry point ") + spec.entry;
+    } else if (module->abi != spec.abi) {
+      differs = "its module ABI is " + std::to_string(module->abi) +
+                ", this cmf's is " + std::to_string(spec.abi);
+    } else if (module->build_id == nullptr ||
+               std::string_view(module->build_id) != CMF_BUILD_ID) {
+      differs = std::string("its build id is ") +
+                (module->build_id ? module->build_id : "none") +
+                ", this cmf's is " + CMF_BUILD_ID;
+    }
+    if (!differs.empty()) {
       return Status::IOError("the " + std::string(spec.what) + " module " +
                              path.string() + " is not from this build of cmf " +
-                             CMF_VERSION);
+                             CMF_VERSION + " (" + differs +
+                             "): rebuild it (ninja -C <build folder>) or "
+                             "reinstall cmf");
     }
     return module;
   }

@@ -19,44 +19,11 @@
 
 #include "cmf/data/fault.h"
 #include "cmf/data/hash.h"
-#include "cmf/data/scan.h"
 #include "file_reader.h"
 
 namespace fs = std::filesystem;
 
 namespace cmf::data {
-
-int FileOps::Write(int fd, const void* data, std::size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return 0;
-}
-
-int FileOps::Fsync(int fd) { return ::fsync(fd) == 0 ? 0 : errno; }
-
-int FileOps::SyncFs(int fd) { return ::syncfs(fd) == 0 ? 0 : errno; }
-
-int FileOps::Rename(const std::string& from, const std::string& to) {
-  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
-}
-
-int FileOps::CreateTemp(std::string& pattern) {
-  int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-  return fd >= 0 ? fd : -errno;
-}
-
-std::shared_ptr<FileOps> FileOps::Real() {
-  static std::shared_ptr<FileOps> real = std::make_shared<FileOps>();
-  return real;
-}
 
 std::string_view ToString(LinkMode mode) {
   switch (mode) {
@@ -114,52 +81,39 @@ Status ErrnoStatus(const std::string& what, int err) {
   return Status::IOError(what + ": " + std::strerror(err));
 }
 
-// A temporary path under the cache's tmp/ folder, removed unless committed.
+// A temporary object under the cache's tmp/ folder, removed unless committed.
 class TempObject {
  public:
   TempObject(const fs::path& tmp_dir, FileOps& ops)
       : tmp_dir_(tmp_dir), ops_(ops) {}
-  ~TempObject() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
 
   // Creates an empty temporary file, open for writing.
   Status Open() {
     std::error_code ec;
     fs::create_directories(tmp_dir_, ec);
-    std::string pattern = (tmp_dir_ / "obj-XXXXXX").string();
-    int fd = ops_.CreateTemp(pattern);
-    if (fd < 0) {
-      return ErrnoStatus(
-          "cannot write to the object cache '" + tmp_dir_.string() + "'", -fd);
+    AtomicFile::Options options;
+    options.temp_dir = tmp_dir_;
+    options.ops = &ops_;
+    Result<AtomicFile> file = AtomicFile::Create(tmp_dir_ / "obj", options);
+    if (!file.ok()) {
+      return Status::IOError("cannot write to the object cache: " +
+                             file.status().message());
     }
-    fd_ = fd;
-    path_ = pattern;
+    file_.emplace(std::move(file).value());
     return Status::Ok();
   }
 
   // Gives up the temporary: it is no longer removed, and its path is returned.
-  std::string Release() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    return std::exchange(path_, std::string());
-  }
+  std::string Release() { return file_ ? file_->Release() : std::string(); }
 
-  int fd() const { return fd_; }
-  const std::string& path() const { return path_; }
+  int fd() const { return file_ ? file_->fd() : -1; }
+  const std::string& path() const { return file_->temp_path(); }
 
   // Makes the object read-only, flushes it and moves it to FINAL (unless an
   // object is already there: same name, same bytes).
   Status Commit(const fs::path& final_path) {
-    if (::chmod(path_.c_str(), 0444) != 0)
+    if (::fchmod(file_->fd(), 0444) != 0)
       return ErrnoStatus("cannot protect object", errno);
-    int fd = fd_ >= 0 ? fd_ : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      int err = ops_.Fsync(fd);
-      if (fd != fd_) ::close(fd);
-      if (err) return ErrnoStatus("cannot flush object to disk", err);
-    }
     std::error_code ec;
     if (fs::exists(final_path, ec))
       return Status::Ok();  // the destructor removes ours
@@ -169,25 +123,15 @@ class TempObject {
       return Status::IOError("cannot create '" + dir.string() +
                              "': " + ec.message());
     CrashPoint("cache:written");
-    if (int err = ops_.Rename(path_, final_path.string())) {
-      return ErrnoStatus(
-          "cannot move object into '" + final_path.string() + "'", err);
-    }
-    path_.clear();
+    CMF_RETURN_IF_ERROR(file_->Commit(final_path));
     CrashPoint("cache:named");
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ops_.Fsync(dfd);  // best effort: makes the new name durable
-      ::close(dfd);
-    }
     return Status::Ok();
   }
 
  private:
   fs::path tmp_dir_;
   FileOps& ops_;
-  int fd_ = -1;
-  std::string path_;
+  std::optional<AtomicFile> file_;
 };
 
 // Replaces DEST by a new hard link to TARGET (atomically, through a temporary
@@ -285,19 +229,6 @@ bool ObjectCache::Has(const std::string& hash) const {
   name[65] = '\0';
   struct stat st {};
   return ::fstatat(dir, name, &st, 0) == 0 && S_ISREG(st.st_mode);
-}
-
-Result<ObjectInfo> ObjectCache::Hash(const fs::path& path) const {
-  CMF_ASSIGN_OR_RETURN(ScanResult scan, Scan(*this, path, ScanOptions{}));
-  return scan.info;
-}
-
-Result<ObjectInfo> ObjectCache::Store(const fs::path& path) const {
-  ScanOptions options;
-  options.store = true;
-  options.link_order = {LinkMode::kReflink, LinkMode::kCopy};
-  CMF_ASSIGN_OR_RETURN(ScanResult scan, Scan(*this, path, options));
-  return scan.info;
 }
 
 Result<ObjectCache::Stored> ObjectCache::StoreFile(
@@ -447,10 +378,10 @@ Result<ObjectCache::Stored> ObjectCache::StoreFile(
       pending->push_back(std::move(p));
       return stored;
     }
-    TempObject temp(root_ / "tmp", *ops_);
+    TempObject temp(root_ / "tmp", ops());
     if (mode == LinkMode::kCopy) {
       CMF_RETURN_IF_ERROR(temp.Open());
-      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), *ops_, listed.stat,
+      CMF_RETURN_IF_ERROR(CopyHashing(path, temp.fd(), ops(), listed.stat,
                                       &stored.hash, &stored.size));
     } else {  // reflink
       if (no_reflink_.load(std::memory_order_relaxed)) continue;
@@ -503,7 +434,7 @@ bool ObjectCache::IsObjectInode(const std::string& hash,
 int ObjectCache::SyncCacheFs() const {
   int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return errno;
-  int err = ops_->SyncFs(root_fd);
+  int err = ops().SyncFs(root_fd);
   ::close(root_fd);
   return err;
 }
@@ -568,7 +499,7 @@ Status ObjectCache::Publish(std::vector<Pending>& pending,
     if (!p.temp.empty()) {
       // A complete new copy: it takes the name even when an object is there
       // already (same bytes, or it mends a damaged one).
-      return ops_->Rename(p.temp, p.final_path.string());
+      return ops().Rename(p.temp, p.final_path.string());
     }
     ::chmod(p.source.c_str(), p.executable ? 0555 : 0444);
     int err = ::link(p.source.c_str(), p.final_path.c_str()) == 0 ? 0 : errno;
@@ -670,8 +601,8 @@ Status WriteTemp(TempObject& temp, FileOps& ops, std::string_view bytes) {
 Result<std::string> ObjectCache::PutBytes(std::string_view bytes) const {
   std::string hash = HashBytes(bytes);
   if (Has(hash)) return hash;
-  TempObject temp(root_ / "tmp", *ops_);
-  CMF_RETURN_IF_ERROR(WriteTemp(temp, *ops_, bytes));
+  TempObject temp(root_ / "tmp", ops());
+  CMF_RETURN_IF_ERROR(WriteTemp(temp, ops(), bytes));
   CMF_RETURN_IF_ERROR(temp.Commit(PathOf(hash)));  // flushes this one file
   return hash;
 }
@@ -680,8 +611,8 @@ Result<std::string> ObjectCache::PutBytes(std::string_view bytes,
                                           std::vector<Pending>* pending) const {
   std::string hash = HashBytes(bytes);
   if (Has(hash)) return hash;
-  TempObject temp(root_ / "tmp", *ops_);
-  CMF_RETURN_IF_ERROR(WriteTemp(temp, *ops_, bytes));
+  TempObject temp(root_ / "tmp", ops());
+  CMF_RETURN_IF_ERROR(WriteTemp(temp, ops(), bytes));
   if (::chmod(temp.path().c_str(), 0444) != 0)
     return ErrnoStatus("cannot protect object", errno);
   pending->push_back({temp.Release(), PathOf(hash), {}, LinkMode::kCopy});
@@ -694,7 +625,7 @@ Status ObjectCache::Import(const std::string& hash,
     return Status::InvalidArgument("not an object name: '" + hash + "'");
   }
   if (Has(hash)) return Status::Ok();
-  TempObject temp(root_ / "tmp", *ops_);
+  TempObject temp(root_ / "tmp", ops());
   CMF_RETURN_IF_ERROR(temp.Open());
   CMF_RETURN_IF_ERROR(fill(temp.fd()));
   CMF_ASSIGN_OR_RETURN(std::string actual, HashFile(temp.path()));
@@ -734,33 +665,34 @@ Status ObjectCache::Materialize(const std::string& hash, const fs::path& dest,
       err = RelinkSymbolic(object, dest);
     } else {
       // reflink or copy: a private, writable file, built beside DEST and
-      // renamed.
-      std::string temp = dest.string() + ".cmf-checkout";
-      int out =
-          ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (out < 0)
-        return ErrnoStatus("cannot write '" + dest.string() + "'", errno);
+      // renamed (not flushed: the cache holds the bytes, a checkout can be
+      // made again, and git does not flush its checkouts either).
+      AtomicFile::Options options;
+      options.durability = Durability::kAtomic;
+      options.ops = &ops();
+      Result<AtomicFile> out = AtomicFile::Create(dest, options);
+      if (!out.ok()) return out.status();
       bool done = false;
       if (mode == LinkMode::kReflink) {
         int in = ::open(object.c_str(), O_RDONLY | O_CLOEXEC);
-        done = in >= 0 && ::ioctl(out, FICLONE, in) == 0;
+        done = in >= 0 && ::ioctl(out->fd(), FICLONE, in) == 0;
         err = done ? 0 : errno;
         if (in >= 0) ::close(in);
       } else {
         Status st =
             ReadFileInBlocks(object, [&](const char* data, std::size_t n) {
-              if (int e = ops_->Write(out, data, n))
-                return ErrnoStatus("cannot write", e);
-              return Status::Ok();
+              return out->Write(std::string_view(data, n));
             });
         done = st.ok();
-        if (!st.ok()) last = st.With("'" + dest.string() + "'");
+        if (!st.ok()) last = st;
       }
-      ::close(out);
-      if (done && ::rename(temp.c_str(), dest.c_str()) == 0)
-        return Status::Ok();
-      if (done) err = errno;
-      ::unlink(temp.c_str());
+      if (done) {
+        Status named = out->Commit();
+        if (named.ok()) return named;
+        last = named;
+        err = 0;
+        continue;
+      }
       if (mode == LinkMode::kCopy && !done) continue;
     }
     if (err == 0) return Status::Ok();

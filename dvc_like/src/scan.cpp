@@ -43,11 +43,11 @@ struct Entry {
   FileStat stat;
   std::int64_t ctime_ns = 0;
   bool executable = false;
-  bool is_link = false;   // the path is a symbolic link (to a file)
+  bool is_link = false;      // the path is a symbolic link (to a file)
   bool behind_link = false;  // reached through a symbolic link to a folder
   std::uint64_t links = 1;   // st_nlink
-  bool has_stat = false;  // stat and executable are filled in
-  std::size_t root = 0;   // which of the scanned paths it lies under
+  bool has_stat = false;     // stat and executable are filled in
+  std::size_t root = 0;      // which of the scanned paths it lies under
   std::string hash;
   bool need_hash = false;            // not in the stat cache
   bool need_store = false;           // to be stored in the object cache
@@ -547,6 +547,19 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     return options.stat_cache->Flush();
   }));
   return results;
+}
+
+Result<ObjectInfo> HashPath(const ObjectCache& cache, const fs::path& path) {
+  CMF_ASSIGN_OR_RETURN(ScanResult scan, Scan(cache, path, ScanOptions{}));
+  return scan.info;
+}
+
+Result<ObjectInfo> StorePath(const ObjectCache& cache, const fs::path& path) {
+  ScanOptions options;
+  options.store = true;
+  options.link_order = {LinkMode::kReflink, LinkMode::kCopy};
+  CMF_ASSIGN_OR_RETURN(ScanResult scan, Scan(cache, path, options));
+  return scan.info;
 }
 
 }  // namespace cmf::data

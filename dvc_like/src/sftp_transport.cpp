@@ -20,6 +20,7 @@
 #include "cmf/data/hash.h"
 #include "cmf/data/ssh.h"
 #include "cmf/data/transport.h"
+#include "cmf_build_id.h"
 #include "cmf_config.h"
 #include "ssh_module.h"
 
@@ -212,8 +213,9 @@ class SftpTransport : public ObjectTransport {
         ssize_t w = ::write(fd, data + done, n - done);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-          return Status::IOError(std::string("cannot write a fetched object: ") +
-                                 std::strerror(errno));
+          return Status::IOError(
+              std::string("cannot write a fetched object: ") +
+              std::strerror(errno));
         }
         done += static_cast<std::size_t>(w);
       }
@@ -270,6 +272,9 @@ class SftpTransport : public ObjectTransport {
         LIBSSH2_SFTP_S_IRUSR | LIBSSH2_SFTP_S_IRGRP | LIBSSH2_SFTP_S_IROTH);
     if (h == nullptr) return SftpError("cannot write '" + temp + "'");
     ssize_t w = libssh2_sftp_write(h, content.data(), content.size());
+    // Another site's host: AtomicFile cannot reach it. Best effort, as for
+    // objects: needs OpenSSH's fsync extension.
+    if (w == static_cast<ssize_t>(content.size())) libssh2_sftp_fsync(h);
     libssh2_sftp_close(h);
     if (w != static_cast<ssize_t>(content.size())) {
       libssh2_sftp_unlink(sftp_, temp.c_str());
@@ -294,8 +299,9 @@ class SftpTransport : public ObjectTransport {
  private:
   // Reads the object HASH of the remote in 1 MiB pieces, handing each to SINK
   // (which may stop the read with an error).
-  Status ReadObject(const std::string& hash,
-                    const std::function<Status(const char*, std::size_t)>& sink) {
+  Status ReadObject(
+      const std::string& hash,
+      const std::function<Status(const char*, std::size_t)>& sink) {
     std::string path = PathOf(hash);
     LIBSSH2_SFTP_HANDLE* h =
         libssh2_sftp_open(sftp_, path.c_str(), LIBSSH2_FXF_READ, 0);
@@ -437,7 +443,7 @@ Result<std::unique_ptr<ObjectTransport>> OpenSftp(const std::string& url) {
   return std::unique_ptr<ObjectTransport>(std::move(t));
 }
 
-const SshModule kModule{{kSshModuleAbi, CMF_VERSION}, OpenSftp};
+const SshModule kModule{{kSshModuleAbi, CMF_VERSION, CMF_BUILD_ID}, OpenSftp};
 
 }  // namespace
 }  // namespace cmf::data

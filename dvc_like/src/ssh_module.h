@@ -14,7 +14,8 @@
 
 namespace cmf::data {
 
-constexpr int kSshModuleAbi = 2;  // 2: Put reports damaged items; Verify
+constexpr int kSshModuleAbi = 3;  // 2: Put reports damaged items; Verify.
+                                  // 3: the header holds a build id
 
 struct SshModule {
   ModuleHeader header;  // first: what the loader checks

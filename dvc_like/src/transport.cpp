@@ -1,50 +1,8 @@
 #include "cmf/data/transport.h"
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
-#include <map>
-#include <mutex>
-
-#include "cmf/data/fault.h"
-#include "ssh_module.h"
 
 namespace cmf::data {
-
-Result<std::unique_ptr<ObjectTransport>> OpenFileTransport(
-    const std::string& url);
-
-namespace {
-
-// ssh object stores are served by the module cmf-ssh.so, loaded on first use.
-Result<std::unique_ptr<ObjectTransport>> OpenSftpTransport(
-    const std::string& url) {
-  CMF_ASSIGN_OR_RETURN(const SshModule* module,
-                       LoadModuleOnce<SshModule>(
-                           {"ssh", "CMF_SSH_MODULE", "dvc_like", "cmf-ssh.so",
-                            "cmf_ssh_module", kSshModuleAbi}));
-  return module->open_sftp(url);
-}
-
-std::mutex registry_mutex;
-
-std::map<std::string, TransportFactory>& Registry() {
-  static std::map<std::string, TransportFactory> registry{
-      {"file", OpenFileTransport}, {"ssh", OpenSftpTransport}};
-  return registry;
-}
-
-}  // namespace
-
-void CrashPoint(std::string_view point) {
-  const char* at = std::getenv("CMF_CRASH_AT");
-  if (at != nullptr && point == at) std::raise(SIGKILL);
-}
-
-void RegisterTransport(const std::string& scheme, TransportFactory factory) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  Registry()[scheme] = std::move(factory);
-}
 
 std::string UrlScheme(const std::string& url) {
   auto colon = url.find("://");
@@ -65,26 +23,6 @@ std::string UrlScheme(const std::string& url) {
     return "ssh";
   }
   return "file";
-}
-
-Result<std::unique_ptr<ObjectTransport>> OpenTransport(const std::string& url) {
-  std::string scheme = UrlScheme(url);
-  TransportFactory factory;
-  std::string known;
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    auto it = Registry().find(scheme);
-    if (it != Registry().end()) factory = it->second;
-    for (const auto& [name, f] : Registry()) {
-      known += (known.empty() ? "" : ", ") + name;
-    }
-  }
-  if (!factory) {
-    return Status::InvalidArgument("unknown URL scheme '" + scheme + "' in '" +
-                                   RedactUrl(url) + "' (cmf knows: " + known +
-                                   ", and paths)");
-  }
-  return factory(url);
 }
 
 bool UrlHasPassword(const std::string& url) {

@@ -16,15 +16,20 @@ Pick ParsePick(const std::string& name) {
   if (name == "mu") return Pick::kMu;
   if (name == "ei") return Pick::kEi;
   if (name == "random") return Pick::kRandom;
-  throw std::runtime_error("unknown acquisition '" + name + "' (lcb, mu, ei, random)");
+  throw std::runtime_error("unknown acquisition '" + name +
+                           "' (lcb, mu, ei, random)");
 }
 
 std::string ToString(Pick p) {
   switch (p) {
-    case Pick::kLcb: return "lcb";
-    case Pick::kMu: return "mu";
-    case Pick::kEi: return "ei";
-    case Pick::kRandom: return "random";
+    case Pick::kLcb:
+      return "lcb";
+    case Pick::kMu:
+      return "mu";
+    case Pick::kEi:
+      return "ei";
+    case Pick::kRandom:
+      return "random";
   }
   return "?";
 }
@@ -35,10 +40,14 @@ namespace {
 // y with beta = kappa, and ei on y is expected improvement on -target.
 ml::Acquisition AcquisitionOf(Pick p) {
   switch (p) {
-    case Pick::kLcb: return ml::Acquisition::kUcb;
-    case Pick::kMu: return ml::Acquisition::kMaxUncertainty;
-    case Pick::kEi: return ml::Acquisition::kExpectedImprovement;
-    case Pick::kRandom: return ml::Acquisition::kRandom;
+    case Pick::kLcb:
+      return ml::Acquisition::kUcb;
+    case Pick::kMu:
+      return ml::Acquisition::kMaxUncertainty;
+    case Pick::kEi:
+      return ml::Acquisition::kExpectedImprovement;
+    case Pick::kRandom:
+      return ml::Acquisition::kRandom;
   }
   return ml::Acquisition::kRandom;
 }
@@ -65,13 +74,16 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
                    const std::function<double(int)>& evaluate,
                    const std::vector<double>* truth,
                    const std::function<bool(const StepLog&)>& on_step) {
-  if (pool.count < 2) throw std::runtime_error("fewer than 2 frames to choose from");
+  if (pool.count < 2)
+    throw std::runtime_error("fewer than 2 frames to choose from");
   if (static_cast<int>(pool.x.size()) != pool.count * pool.features)
     throw std::runtime_error("the feature rows do not match the frame count");
-  if (!o.centre_groups.empty() && static_cast<int>(o.centre_groups.size()) != pool.count)
+  if (!o.centre_groups.empty() &&
+      static_cast<int>(o.centre_groups.size()) != pool.count)
     throw std::runtime_error("one centring group per frame");
   if (o.seed_frames < 1 || o.seed_frames >= pool.count)
-    throw std::runtime_error("--seed-frames must be 1 to " + std::to_string(pool.count - 1));
+    throw std::runtime_error("--seed-frames must be 1 to " +
+                             std::to_string(pool.count - 1));
   ml::DklConfig config = o.model;
   config.features = pool.features;
   config.outputs = 1;
@@ -81,14 +93,17 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
     model.SetInitialToCurrent();
   }
   double true_min = std::numeric_limits<double>::infinity();
-  if (truth != nullptr) true_min = *std::min_element(truth->begin(), truth->end());
+  if (truth != nullptr)
+    true_min = *std::min_element(truth->begin(), truth->end());
 
   LoopResult r;
   std::vector<char> measured(pool.count, 0);
   std::uint64_t rng = o.seed * 0x9e3779b97f4a7c15ULL + 7;
   auto evaluate_frame = [&](int i) {
     double v = evaluate(i);
-    if (!std::isfinite(v)) throw std::runtime_error("the energy of frame " + std::to_string(i) + " is not finite");
+    if (!std::isfinite(v))
+      throw std::runtime_error("the energy of frame " + std::to_string(i) +
+                               " is not finite");
     measured[i] = 1;
     r.order.push_back(i);
     r.value.push_back(v);
@@ -115,7 +130,8 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
     train_x.clear();
     train_y.clear();
     for (int k = 0; k < n; ++k) {
-      const float* row = pool.x.data() + static_cast<std::size_t>(r.order[k]) * pool.features;
+      const float* row =
+          pool.x.data() + static_cast<std::size_t>(r.order[k]) * pool.features;
       train_x.insert(train_x.end(), row, row + pool.features);
       train_y.push_back(-(r.target[k] - mean) / sd);
     }
@@ -130,9 +146,11 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
       r.uncertainty[i] = std::sqrt(std::max(0.0, p.variance[i])) * sd;
       if (!measured[i]) max_sd = std::max(max_sd, r.uncertainty[i]);
     }
-    if (step > o.steps || n >= pool.count) break;  // the last model is trained; done
+    if (step > o.steps || n >= pool.count)
+      break;  // the last model is trained; done
     double best_y = *std::max_element(train_y.begin(), train_y.end());
-    std::vector<double> values = ml::AcquisitionValues(acquisition, p.mean, p.variance, best_y, params);
+    std::vector<double> values =
+        ml::AcquisitionValues(acquisition, p.mean, p.variance, best_y, params);
     int next = ml::Choose(acquisition, values, measured, &rng);
     if (next < 0) break;
     StepLog log;
@@ -141,7 +159,9 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
     log.predicted = r.predicted[next];
     log.uncertainty = r.uncertainty[next];
     log.max_uncertainty = max_sd;
-    log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     evaluate_frame(next);
     log.target = r.target.back();
     log.best = *std::min_element(r.target.begin(), r.target.end());

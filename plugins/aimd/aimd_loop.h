@@ -23,17 +23,18 @@ namespace cmf::aimd {
 enum class Pick { kLcb, kMu, kEi, kRandom };
 Pick ParsePick(const std::string& name);  // throws on an unknown name
 std::string ToString(Pick p);
-inline constexpr const char* kPickChoices[] = {"lcb", "mu", "ei", "random", nullptr};
+inline constexpr const char* kPickChoices[] = {"lcb", "mu", "ei", "random",
+                                               nullptr};
 
 struct LoopOptions {
-  int steps = 30;        // evaluations after the seed frames
-  int seed_frames = 5;   // frames evaluated at random first
+  int steps = 30;       // evaluations after the seed frames
+  int seed_frames = 5;  // frames evaluated at random first
   Pick pick = Pick::kLcb;
-  double kappa = 2.0;    // lcb's weight of the uncertainty
-  int epochs = 20;       // Adam steps per retraining
+  double kappa = 2.0;  // lcb's weight of the uncertainty
+  int epochs = 20;     // Adam steps per retraining
   std::uint64_t seed = 0;
-  ml::DklConfig model;   // model.features: the width of a feature row
-  std::string init;      // a DKL checkpoint to start every retraining from, or ""
+  ml::DklConfig model;  // model.features: the width of a feature row
+  std::string init;  // a DKL checkpoint to start every retraining from, or ""
   // When set (one entry per frame), a frame's target is what EVALUATE gave
   // minus the mean of what it gave for the frames of the same group evaluated
   // so far, recomputed at every step: centring per trajectory when only the
@@ -55,21 +56,24 @@ struct StepLog {
   int index = -1;        // the frame chosen, in the pool
   double predicted = 0;  // the model's mean at that frame before evaluating it
   double uncertainty = 0;  // and its standard deviation
-  double target = 0;     // what the evaluation gave
-  double best = 0;       // the lowest target evaluated so far
-  double max_uncertainty = 0;  // over the frames not evaluated, before the choice
-  double regret = std::numeric_limits<double>::quiet_NaN();  // best - true minimum
-  double rmse = std::numeric_limits<double>::quiet_NaN();    // of the prediction over all frames
-  double seconds = 0;    // training, prediction and choice
+  double target = 0;       // what the evaluation gave
+  double best = 0;         // the lowest target evaluated so far
+  double max_uncertainty =
+      0;  // over the frames not evaluated, before the choice
+  double regret =
+      std::numeric_limits<double>::quiet_NaN();  // best - true minimum
+  double rmse = std::numeric_limits<double>::quiet_NaN();  // of the prediction
+                                                           // over all frames
+  double seconds = 0;  // training, prediction and choice
 };
 
 struct LoopResult {
-  std::vector<int> order;          // frames evaluated, in order (seed frames first)
-  std::vector<double> value;       // what EVALUATE gave for each
-  std::vector<double> target;      // their targets (value, centred when asked)
-  std::vector<double> predicted;   // the last model's mean of every frame
-  std::vector<double> uncertainty; // and its standard deviation
-  bool stopped = false;            // ON_STEP asked to stop
+  std::vector<int> order;      // frames evaluated, in order (seed frames first)
+  std::vector<double> value;   // what EVALUATE gave for each
+  std::vector<double> target;  // their targets (value, centred when asked)
+  std::vector<double> predicted;    // the last model's mean of every frame
+  std::vector<double> uncertainty;  // and its standard deviation
+  bool stopped = false;             // ON_STEP asked to stop
 };
 
 // Runs the loop over POOL. EVALUATE gives the value of a frame (the target
@@ -83,6 +87,7 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& options,
                    const std::function<bool(const StepLog&)>& on_step);
 
 // The targets of LOOP's evaluations under OPTIONS (centred when asked).
-std::vector<double> CentredTargets(const LoopResult& loop, const LoopOptions& options);
+std::vector<double> CentredTargets(const LoopResult& loop,
+                                   const LoopOptions& options);
 
 }  // namespace cmf::aimd

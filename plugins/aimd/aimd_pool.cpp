@@ -18,10 +18,12 @@ std::vector<std::string> Elements(const md::Trajectory& t) {
 
 }  // namespace
 
-Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std::string& kind,
+Pool MakePool(const std::vector<const md::Trajectory*>& trajectories,
+              const std::string& kind,
               const std::function<bool(int, int)>& progress) {
   if (trajectories.empty()) throw std::runtime_error("no trajectories");
-  if (kind != "bonds" && kind != "image") throw std::runtime_error("unknown features '" + kind + "'");
+  if (kind != "bonds" && kind != "image")
+    throw std::runtime_error("unknown features '" + kind + "'");
   Pool pool;
   for (const md::Trajectory* t : trajectories) pool.count += t->frames();
   md::BondOptions bonds;
@@ -31,10 +33,12 @@ Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std:
     // A histogram must mean the same pair of elements in every trajectory.
     for (std::size_t k = 1; k < trajectories.size(); ++k)
       if (Elements(*trajectories[k]) != elements)
-        throw std::runtime_error("trajectory " + std::to_string(k) +
-                                 " lists its elements in another order (or others) than the "
-                                 "first: the bond features would not line up");
-    pool.features = md::BondFeatureCount(static_cast<int>(elements.size()), bonds);
+        throw std::runtime_error(
+            "trajectory " + std::to_string(k) +
+            " lists its elements in another order (or others) than the "
+            "first: the bond features would not line up");
+    pool.features =
+        md::BondFeatureCount(static_cast<int>(elements.size()), bonds);
   } else {
     pool.features = kImagePool * kImagePool;
   }
@@ -42,9 +46,10 @@ Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std:
   int done = 0;
   for (const md::Trajectory* t : trajectories) {
     for (int f = 0; f < t->frames(); ++f) {
-      std::vector<float> row = kind == "bonds"
-                                   ? md::BondFeatures(*t, f, bonds)
-                                   : md::Pool(md::RenderAdf(*t, f, render), render.size, kImagePool);
+      std::vector<float> row =
+          kind == "bonds"
+              ? md::BondFeatures(*t, f, bonds)
+              : md::Pool(md::RenderAdf(*t, f, render), render.size, kImagePool);
       pool.x.insert(pool.x.end(), row.begin(), row.end());
       ++done;
       if (progress && done % 25 == 0 && !progress(done, pool.count))
@@ -58,10 +63,13 @@ Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std:
       double sum = 0, sq = 0;
       for (std::size_t i = 0; i < n; ++i) sum += pool.x[i * w + c];
       const double mean = sum / static_cast<double>(n);
-      for (std::size_t i = 0; i < n; ++i) sq += (pool.x[i * w + c] - mean) * (pool.x[i * w + c] - mean);
+      for (std::size_t i = 0; i < n; ++i)
+        sq += (pool.x[i * w + c] - mean) * (pool.x[i * w + c] - mean);
       const double sd = std::sqrt(sq / static_cast<double>(n));
       for (std::size_t i = 0; i < n; ++i)
-        pool.x[i * w + c] = sd > 1e-9 ? static_cast<float>((pool.x[i * w + c] - mean) / sd) : 0.f;
+        pool.x[i * w + c] =
+            sd > 1e-9 ? static_cast<float>((pool.x[i * w + c] - mean) / sd)
+                      : 0.f;
     }
   } else {
     auto [lo, hi] = std::minmax_element(pool.x.begin(), pool.x.end());
@@ -71,10 +79,12 @@ Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std:
   return pool;
 }
 
-std::vector<double> Targets(const std::vector<const md::Trajectory*>& trajectories, bool absolute) {
+std::vector<double> Targets(
+    const std::vector<const md::Trajectory*>& trajectories, bool absolute) {
   std::vector<double> out;
   for (const md::Trajectory* t : trajectories) {
-    if (t->energy.empty()) throw std::runtime_error("a trajectory without /energy");
+    if (t->energy.empty())
+      throw std::runtime_error("a trajectory without /energy");
     double mean = 0;
     for (double e : t->energy) mean += e / t->atoms();
     mean /= t->frames();

@@ -23,13 +23,14 @@ inline constexpr int kImagePool = 16;
 // microscope patches are. PROGRESS (may be empty) is called now and then with
 // the frames done; returning false stops with an exception. Throws when the
 // trajectories' elements do not line up for bonds.
-Pool MakePool(const std::vector<const md::Trajectory*>& trajectories, const std::string& kind,
+Pool MakePool(const std::vector<const md::Trajectory*>& trajectories,
+              const std::string& kind,
               const std::function<bool(int done, int total)>& progress);
 
 // Each frame's target: its energy per atom, centred per trajectory (minus the
 // mean over that trajectory's frames) unless ABSOLUTE. Every trajectory must
 // have /energy.
-std::vector<double> Targets(const std::vector<const md::Trajectory*>& trajectories,
-                            bool absolute);
+std::vector<double> Targets(
+    const std::vector<const md::Trajectory*>& trajectories, bool absolute);
 
 }  // namespace cmf::aimd

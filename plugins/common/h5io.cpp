@@ -1,5 +1,4 @@
 #include "h5io.h"
-#include "text_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,6 +6,8 @@
 #include <cstdint>
 #include <fstream>
 #include <stdexcept>
+
+#include "text_file.h"
 
 namespace cmf::h5 {
 namespace {
@@ -33,14 +34,20 @@ std::string Utf8(const std::string& value) {
   const std::size_t n = value.size();
   for (std::size_t i = 0; i < n;) {
     unsigned char c = p[i];
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    std::size_t len = c < 0x80         ? 1
+                      : (c >> 5) == 6  ? 2
+                      : (c >> 4) == 14 ? 3
+                      : (c >> 3) == 30 ? 4
+                                       : 0;
     bool ok = len > 0 && i + len <= n;
     for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
-    if (ok && len == 2) ok = c >= 0xC2;                              // overlong
-    if (ok && len == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) &&      // overlong
-                             !(c == 0xED && p[i + 1] >= 0xA0);      // surrogates
-    if (ok && len == 4) ok = c <= 0xF4 && !(c == 0xF0 && p[i + 1] < 0x90) &&
-                             !(c == 0xF4 && p[i + 1] >= 0x90);
+    if (ok && len == 2) ok = c >= 0xC2;  // overlong
+    if (ok && len == 3)
+      ok = !(c == 0xE0 && p[i + 1] < 0xA0) &&  // overlong
+           !(c == 0xED && p[i + 1] >= 0xA0);   // surrogates
+    if (ok && len == 4)
+      ok = c <= 0xF4 && !(c == 0xF0 && p[i + 1] < 0x90) &&
+           !(c == 0xF4 && p[i + 1] >= 0x90);
     if (ok && c != 0) {
       out.append(value, i, len);
       i += len;
@@ -100,13 +107,14 @@ void NewFile::Commit() {
 void Write(hid_t file, const char* name, hid_t mem_type, hid_t file_type,
            const std::vector<hsize_t>& dims, const void* data,
            const std::string& path) {
-  H5 space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-           H5Sclose);
+  H5 space(
+      H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose);
   H5 d(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
                   H5P_DEFAULT),
        H5Dclose);
-  if (!d.ok() || H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                          data) < 0)
+  if (!d.ok() ||
+      H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     Fail("cannot write " + std::string(name) + " to '" + path + "'");
 }
 
@@ -149,7 +157,8 @@ std::vector<T> ReadAll(hid_t file, const char* name, hid_t mem_type,
   if (!d.ok()) Fail("'" + path + "' has no " + name);
   H5 space(H5Dget_space(d.get()), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.get());
-  if (rank < 0 || rank > 8) Fail("'" + path + "': " + name + " has no usable shape");
+  if (rank < 0 || rank > 8)
+    Fail("'" + path + "': " + name + " has no usable shape");
   dims->assign(rank, 0);
   H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
   // A bound well above the trajectories and maps cmf reads (4 GiB a dataset),
@@ -163,18 +172,21 @@ std::vector<T> ReadAll(hid_t file, const char* name, hid_t mem_type,
     n *= v;
   }
   std::vector<T> out(n);
-  if (n > 0 && H5Dread(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                       out.data()) < 0)
+  if (n > 0 &&
+      H5Dread(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
     Fail("cannot read " + std::string(name) + " of '" + path + "'");
   return out;
 }
 
 template std::vector<float> ReadAll<float>(hid_t, const char*, hid_t,
-                                           std::vector<hsize_t>*, const std::string&);
+                                           std::vector<hsize_t>*,
+                                           const std::string&);
 template std::vector<double> ReadAll<double>(hid_t, const char*, hid_t,
-                                             std::vector<hsize_t>*, const std::string&);
+                                             std::vector<hsize_t>*,
+                                             const std::string&);
 template std::vector<int> ReadAll<int>(hid_t, const char*, hid_t,
-                                       std::vector<hsize_t>*, const std::string&);
+                                       std::vector<hsize_t>*,
+                                       const std::string&);
 template std::vector<long long> ReadAll<long long>(hid_t, const char*, hid_t,
                                                    std::vector<hsize_t>*,
                                                    const std::string&);
@@ -183,7 +195,8 @@ std::optional<std::string> TextAttribute(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) return std::nullopt;
   H5 a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   H5 type(H5Aget_type(a.get()), H5Tclose);
-  if (!a.ok() || H5Tget_class(type.get()) != H5T_STRING || !Scalar(a.get())) return std::nullopt;
+  if (!a.ok() || H5Tget_class(type.get()) != H5T_STRING || !Scalar(a.get()))
+    return std::nullopt;
   if (H5Tis_variable_str(type.get()) > 0) {
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
@@ -240,6 +253,8 @@ void WriteTextFile(const std::filesystem::path& path, const std::string& text) {
     std::filesystem::remove(tmp, ec);
     Fail("cannot rename '" + tmp.string() + "' to '" + path.string() + "'");
   }
+  std::filesystem::path dir = path.parent_path();
+  SyncPath(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace cmf::h5

@@ -40,14 +40,15 @@ void LineProcess::Fail(const std::string& message) const {
   throw std::runtime_error(message);
 }
 
-LineProcess::LineProcess(std::string command, std::string who, std::string timeout_flag,
-                         double timeout_seconds)
+LineProcess::LineProcess(std::string command, std::string who,
+                         std::string timeout_flag, double timeout_seconds)
     : command_(std::move(command)),
       who_(std::move(who)),
       timeout_flag_(std::move(timeout_flag)),
       timeout_(timeout_seconds) {
   int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0) Fail(std::string("cannot create pipes: ") + std::strerror(errno));
+  if (::pipe2(in, O_CLOEXEC) != 0)
+    Fail(std::string("cannot create pipes: ") + std::strerror(errno));
   if (::pipe2(out, O_CLOEXEC) != 0) {
     int e = errno;
     ::close(in[0]);
@@ -68,7 +69,8 @@ LineProcess::LineProcess(std::string command, std::string who, std::string timeo
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::dup2(in[0], STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
-    ::execl("/bin/sh", "sh", "-c", command_.c_str(), static_cast<char*>(nullptr));
+    ::execl("/bin/sh", "sh", "-c", command_.c_str(),
+            static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(in[0]);
@@ -113,8 +115,10 @@ std::string LineProcess::ExitDescription() {
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       exited_ = true;
-      if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-      if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
+      if (WIFEXITED(status))
+        return "exited with status " + std::to_string(WEXITSTATUS(status));
+      if (WIFSIGNALED(status))
+        return "was killed by signal " + std::to_string(WTERMSIG(status));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -130,8 +134,8 @@ std::string LineProcess::Exchange(const std::string& request) {
     ssize_t n = ::write(to_child_, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      Fail(who_ + " '" + command_ + "' " + ExitDescription() + " (writing to it failed: " +
-           std::strerror(errno) + ")");
+      Fail(who_ + " '" + command_ + "' " + ExitDescription() +
+           " (writing to it failed: " + std::strerror(errno) + ")");
     p += n;
     left -= static_cast<std::size_t>(n);
   }
@@ -139,7 +143,8 @@ std::string LineProcess::Exchange(const std::string& request) {
 }
 
 std::string LineProcess::ReadLine() {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration<double>(timeout_);
   for (;;) {
     std::size_t nl = buffer_.find('\n');
     if (nl != std::string::npos) {
@@ -149,27 +154,33 @@ std::string LineProcess::ReadLine() {
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       return line;
     }
-    if (buffer_.size() > (64u << 20)) Fail(who_ + " sent a line of more than 64 MiB");
+    if (buffer_.size() > (64u << 20))
+      Fail(who_ + " sent a line of more than 64 MiB");
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%g", timeout_);
-      Fail(who_ + " '" + command_ + "' did not answer within " + buf + " s (see " +
-           timeout_flag_ + ")");
+      Fail(who_ + " '" + command_ + "' did not answer within " + buf +
+           " s (see " + timeout_flag_ + ")");
     }
-    int wait_ms = static_cast<int>(
-                      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) +
-                  1;
+    int wait_ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             deadline - now)
+                             .count()) +
+        1;
     // Wake at least every 200 ms to see whether the run was cancelled.
     pollfd pfd = {from_child_, POLLIN, 0};
     int r = ::poll(&pfd, 1, std::min(wait_ms, 200));
-    if (cancelled_ && cancelled_()) Fail("interrupted while waiting for " + who_);
+    if (cancelled_ && cancelled_())
+      Fail("interrupted while waiting for " + who_);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
     char chunk[65536];
     ssize_t n = ::read(from_child_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) Fail(who_ + " '" + command_ + "' " + ExitDescription() + " before answering");
+    if (n <= 0)
+      Fail(who_ + " '" + command_ + "' " + ExitDescription() +
+           " before answering");
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }
 }

@@ -30,7 +30,9 @@ class LineProcess {
   void set_bye(std::string line) { bye_ = std::move(line); }
   // Polled while an answer is awaited (a signal such as Ctrl-C wakes the
   // wait): when it returns true, Exchange throws "interrupted".
-  void set_cancelled(std::function<bool()> cancelled) { cancelled_ = std::move(cancelled); }
+  void set_cancelled(std::function<bool()> cancelled) {
+    cancelled_ = std::move(cancelled);
+  }
 
   // Writes REQUEST and a newline; returns the next answer line that is not
   // blank, without its line end. Throws when the program ended, closed its

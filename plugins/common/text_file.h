@@ -1,5 +1,7 @@
-// Writing a small text file whole or not at all: a temporary name beside it,
-// fsync, rename over PATH. Throws std::runtime_error naming the file.
+// Writing a small file whole or not at all (the plugins' side of the host's
+// AtomicFile, which plugins do not link): a temporary name beside it, fsync,
+// rename over PATH, fsync of its folder. TEXT may hold any bytes. Throws
+// std::runtime_error naming the file.
 #pragma once
 
 #include <filesystem>

@@ -95,13 +95,12 @@ Settings ReadSettings(Context& ctx) {
   Require(s.extractor_lr > 0, "--extractor-lr must be positive");
   s.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
   s.hidden = ml::DklConfig::Architecture(ctx.Param("architecture"));
-  s.kernel =
-      ctx.Param("kernel") == "matern52" ? ml::Kernel::kMatern52 : ml::Kernel::kRbf;
+  s.kernel = ctx.Param("kernel") == "matern52" ? ml::Kernel::kMatern52
+                                               : ml::Kernel::kRbf;
   s.noise_floor = ctx.RealParam("noise-floor");
   Require(s.noise_floor > 0, "--noise-floor must be positive");
-  s.out = ctx.HasParam("out")
-              ? fs::path(ctx.Param("out"))
-              : fs::path("dkl-al") / ctx.ExecutionId();
+  s.out = ctx.HasParam("out") ? fs::path(ctx.Param("out"))
+                              : fs::path("dkl-al") / ctx.ExecutionId();
   s.threads = static_cast<int>(ctx.IntParam("threads"));
   s.batch = static_cast<int>(ctx.IntParam("batch"));
   Require(s.batch >= 1, "--batch must be at least 1");
@@ -131,9 +130,8 @@ int RunDklAl(Context& ctx) {
   // Data: the survey image always; the recorded spectra when replaying.
   const bool replay = s.instrument == "replay";
   ml::Experiment experiment = ml::ReadExperiment(s.data, replay);
-  ml::Patches patches =
-      ml::MakePatches(experiment.image, experiment.height, experiment.width,
-                      s.window);
+  ml::Patches patches = ml::MakePatches(experiment.image, experiment.height,
+                                        experiment.width, s.window);
   const int groups = experiment.channels / s.pool;
   Require(groups >= 1, "--pool " + std::to_string(s.pool) + " exceeds the " +
                            std::to_string(experiment.channels) +
@@ -141,9 +139,9 @@ int RunDklAl(Context& ctx) {
   std::vector<double> group_energy = ml::PoolEnergy(experiment.energy, s.pool);
   std::vector<int> band = s.scalarizer.Band(group_energy);
   const int outputs = s.scalarizer.Outputs(groups);
-  Require(s.seed_points <= patches.count,
-          "--seed-points exceeds the " + std::to_string(patches.count) +
-              " candidate locations");
+  Require(s.seed_points <= patches.count, "--seed-points exceeds the " +
+                                              std::to_string(patches.count) +
+                                              " candidate locations");
 
   ml::DklConfig config;
   config.features = patches.features;
@@ -216,8 +214,8 @@ int RunDklAl(Context& ctx) {
     std::vector<float> spectrum = instrument->Measure(x, y);
     measured[index] = 1;
     chosen.push_back(index);
-    pooled.push_back(ml::PoolSpectrum(spectrum.data(), experiment.channels,
-                                      s.pool));
+    pooled.push_back(
+        ml::PoolSpectrum(spectrum.data(), experiment.channels, s.pool));
     points.x.push_back(x);
     points.y.push_back(y);
     points.step.push_back(step);
@@ -239,7 +237,8 @@ int RunDklAl(Context& ctx) {
     if (s.normalise_all) {
       y->clear();
       for (int i : chosen)
-        y->insert(y->end(), truth.begin() + static_cast<std::size_t>(i) * outputs,
+        y->insert(y->end(),
+                  truth.begin() + static_cast<std::size_t>(i) * outputs,
                   truth.begin() + static_cast<std::size_t>(i + 1) * outputs);
     } else {
       // As a live instrument: normalise over what has been measured so far.
@@ -303,9 +302,8 @@ int RunDklAl(Context& ctx) {
       auto start = std::chrono::steady_clock::now();
       training_set(&train_x, &train_y);
       model.Reset();
-      std::vector<double> losses =
-          model.Train(train_x, static_cast<int>(chosen.size()), train_y,
-                      s.epochs);
+      std::vector<double> losses = model.Train(
+          train_x, static_cast<int>(chosen.size()), train_y, s.epochs);
       prediction = model.Predict(patches.values.data(), patches.count);
 
       // One value per candidate for the acquisition: the target itself, or
@@ -336,15 +334,14 @@ int RunDklAl(Context& ctx) {
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
-      if (first_top1_step < 0 && replay && outputs == 1 &&
-          truth[next] >= top1)
+      if (first_top1_step < 0 && replay && outputs == 1 && truth[next] >= top1)
         first_top1_step = step;
 
       ctx.LogMetric("x", step, patches.CentreX(next));
       ctx.LogMetric("y", step, patches.CentreY(next));
-      ctx.LogMetric("acquisition", step,
-                    s.acquisition == ml::Acquisition::kRandom ? 0.0
-                                                              : values[next]);
+      ctx.LogMetric(
+          "acquisition", step,
+          s.acquisition == ml::Acquisition::kRandom ? 0.0 : values[next]);
       ctx.LogMetric("max_uncertainty", step, max_sd);
       ctx.LogMetric("train_loss", step,
                     losses.empty() ? std::nan("") : losses.back());
@@ -368,8 +365,8 @@ int RunDklAl(Context& ctx) {
   // The final model, conditioned on every measured point, and its maps.
   training_set(&train_x, &train_y);
   model.Reset();
-  std::vector<double> losses = model.Train(
-      train_x, static_cast<int>(chosen.size()), train_y, s.epochs);
+  std::vector<double> losses =
+      model.Train(train_x, static_cast<int>(chosen.size()), train_y, s.epochs);
   prediction = model.Predict(patches.values.data(), patches.count);
   fs::path model_file = s.out / "model.pt";
   model.Save(model_file, {{"execution", ctx.ExecutionId()},
@@ -468,8 +465,8 @@ const cmf_param kParams[] = {
      "LibTorch's own threads (OpenBLAS uses every core for the matrix "
      "products either way; 0: LibTorch's default)",
      nullptr, 0},
-    {"batch", CMF_PARAM_INT, "4096", "candidates per prediction batch",
-     nullptr, 0},
+    {"batch", CMF_PARAM_INT, "4096", "candidates per prediction batch", nullptr,
+     0},
 };
 
 const cmf_stage kStages[] = {

@@ -30,7 +30,8 @@ class Process : public Instrument {
  public:
   Process(const std::string& command, const ml::Experiment& e, double timeout)
       : channels_(e.channels),
-        process_(command, "the instrument controller", "--instrument-timeout", timeout) {
+        process_(command, "the instrument controller", "--instrument-timeout",
+                 timeout) {
     process_.set_bye("{\"bye\": {}}");
   }
 
@@ -47,7 +48,8 @@ class Process : public Instrument {
 
   std::vector<float> Measure(int x, int y) override {
     nlohmann::json request = {{"measure", {{"x", x}, {"y", y}}}};
-    return ParseSpectrumReply(process_.Exchange(request.dump()), channels_, x, y);
+    return ParseSpectrumReply(process_.Exchange(request.dump()), channels_, x,
+                              y);
   }
 
   std::string Describe() const override { return "proc:" + process_.command(); }
@@ -69,7 +71,8 @@ std::unique_ptr<Instrument> MakeProcess(const std::string& command,
                                         const ml::Experiment& experiment,
                                         double timeout_seconds) {
   if (command.empty()) Fail("--instrument proc: needs a command after 'proc:'");
-  auto process = std::make_unique<Process>(command, experiment, timeout_seconds);
+  auto process =
+      std::make_unique<Process>(command, experiment, timeout_seconds);
   process->Greet(experiment);
   return process;
 }

@@ -26,10 +26,13 @@ std::vector<std::string> Kinds(const Trajectory& t, std::vector<int>* kind_of) {
 
 // Adds a Gaussian of width SIGMA at X, of total weight W, to the bins of
 // HIST over [LO, HI).
-void Smear(float* hist, int bins, double lo, double hi, double x, double sigma, double w) {
+void Smear(float* hist, int bins, double lo, double hi, double x, double sigma,
+           double w) {
   const double width = (hi - lo) / bins;
-  int first = std::max(0, static_cast<int>(std::floor((x - 4 * sigma - lo) / width)));
-  int last = std::min(bins - 1, static_cast<int>(std::floor((x + 4 * sigma - lo) / width)));
+  int first =
+      std::max(0, static_cast<int>(std::floor((x - 4 * sigma - lo) / width)));
+  int last = std::min(
+      bins - 1, static_cast<int>(std::floor((x + 4 * sigma - lo) / width)));
   for (int b = first; b <= last; ++b) {
     double a = (lo + b * width - x) / (sigma * std::sqrt(2.0));
     double c = (lo + (b + 1) * width - x) / (sigma * std::sqrt(2.0));
@@ -53,11 +56,13 @@ void ImageRange(const double* m, double r, int range[3]) {
   double volume = std::fabs(m[0] * c12[0] + m[1] * c12[1] + m[2] * c12[2]);
   const double* faces[3] = {c12, c20, c01};
   for (int k = 0; k < 3; ++k) {
-    double area = std::sqrt(faces[k][0] * faces[k][0] + faces[k][1] * faces[k][1] +
-                            faces[k][2] * faces[k][2]);
+    double area =
+        std::sqrt(faces[k][0] * faces[k][0] + faces[k][1] * faces[k][1] +
+                  faces[k][2] * faces[k][2]);
     double width = volume / area;
     // In double first: a sliver of a cell would overflow an int.
-    range[k] = static_cast<int>(std::min(8.0, std::ceil(r / std::max(width, 1e-9))));
+    range[k] =
+        static_cast<int>(std::min(8.0, std::ceil(r / std::max(width, 1e-9))));
   }
 }
 
@@ -68,7 +73,8 @@ struct Neighbour {
 };
 
 // Every neighbour of every atom within R (periodic images included).
-std::vector<std::vector<Neighbour>> Neighbours(const Trajectory& t, int frame, double r) {
+std::vector<std::vector<Neighbour>> Neighbours(const Trajectory& t, int frame,
+                                               double r) {
   const int n = t.atoms();
   const double* m = t.cell_of(frame);
   const float* p = t.positions.data() + static_cast<std::size_t>(frame) * n * 3;
@@ -84,7 +90,8 @@ std::vector<std::vector<Neighbour>> Neighbours(const Trajectory& t, int frame, d
             Neighbour nb{j, {}, 0};
             double s = 0;
             for (int k = 0; k < 3; ++k) {
-              nb.d[k] = p[3 * j + k] - p[3 * i + k] + a * m[k] + b * m[3 + k] + c * m[6 + k];
+              nb.d[k] = p[3 * j + k] - p[3 * i + k] + a * m[k] + b * m[3 + k] +
+                        c * m[6 + k];
               s += nb.d[k] * nb.d[k];
             }
             nb.r = std::sqrt(s);
@@ -101,7 +108,8 @@ int BondFeatureCount(int s, const BondOptions& o) {
   return s * (s + 1) / 2 * o.r_bins + s * o.angle_bins;
 }
 
-std::vector<float> BondFeatures(const Trajectory& t, int frame, const BondOptions& o) {
+std::vector<float> BondFeatures(const Trajectory& t, int frame,
+                                const BondOptions& o) {
   std::vector<int> kind;
   const std::vector<std::string> kinds = Kinds(t, &kind);
   const int s = static_cast<int>(kinds.size());
@@ -116,8 +124,8 @@ std::vector<float> BondFeatures(const Trajectory& t, int frame, const BondOption
   for (int i = 0; i < t.atoms(); ++i) {
     for (const Neighbour& a : nb[i]) {
       // Each unordered pair once: half a count from each end.
-      Smear(f.data() + pair_index(kind[i], kind[a.j]) * o.r_bins, o.r_bins, o.r_min, o.r_max,
-            a.r, o.r_sigma, 0.5 * per_atom);
+      Smear(f.data() + pair_index(kind[i], kind[a.j]) * o.r_bins, o.r_bins,
+            o.r_min, o.r_max, a.r, o.r_sigma, 0.5 * per_atom);
     }
     float* angles = f.data() + pairs * o.r_bins + kind[i] * o.angle_bins;
     for (std::size_t x = 0; x < nb[i].size(); ++x) {
@@ -126,17 +134,21 @@ std::vector<float> BondFeatures(const Trajectory& t, int frame, const BondOption
       for (std::size_t y = x + 1; y < nb[i].size(); ++y) {
         const Neighbour& b = nb[i][y];
         if (b.r >= o.cutoff || kind[b.j] == kind[i]) continue;
-        double dot = (a.d[0] * b.d[0] + a.d[1] * b.d[1] + a.d[2] * b.d[2]) / (a.r * b.r);
+        double dot =
+            (a.d[0] * b.d[0] + a.d[1] * b.d[1] + a.d[2] * b.d[2]) / (a.r * b.r);
         double theta = std::acos(std::clamp(dot, -1.0, 1.0)) * 180.0 / kPi;
-        Smear(angles, o.angle_bins, 40.0, 180.0, theta, o.angle_sigma, per_atom);
+        Smear(angles, o.angle_bins, 40.0, 180.0, theta, o.angle_sigma,
+              per_atom);
       }
     }
   }
   return f;
 }
 
-std::vector<float> RenderAdf(const Trajectory& t, int frame, const RenderOptions& o) {
-  if (o.size < 1 || o.size > 4096 || !(o.pixel > 0)) throw std::invalid_argument("bad render size");
+std::vector<float> RenderAdf(const Trajectory& t, int frame,
+                             const RenderOptions& o) {
+  if (o.size < 1 || o.size > 4096 || !(o.pixel > 0))
+    throw std::invalid_argument("bad render size");
   const int n = t.atoms();
   const double* m = t.cell_of(frame);
   const float* p = t.positions.data() + static_cast<std::size_t>(frame) * n * 3;
@@ -149,8 +161,10 @@ std::vector<float> RenderAdf(const Trajectory& t, int frame, const RenderOptions
   // Images along a1 and a2 until the window is covered.
   const double span = half * 2 + reach;
   // Clamped in double: a vector along the view has no length in the plane.
-  const int ra = static_cast<int>(std::min(64.0, std::ceil(span / std::max(1e-9, std::hypot(m[0], m[1]))) + 1));
-  const int rb = static_cast<int>(std::min(64.0, std::ceil(span / std::max(1e-9, std::hypot(m[3], m[4]))) + 1));
+  const int ra = static_cast<int>(std::min(
+      64.0, std::ceil(span / std::max(1e-9, std::hypot(m[0], m[1]))) + 1));
+  const int rb = static_cast<int>(std::min(
+      64.0, std::ceil(span / std::max(1e-9, std::hypot(m[3], m[4]))) + 1));
   std::vector<float> image(static_cast<std::size_t>(o.size) * o.size, 0.f);
   std::vector<double> gx, gy;
   for (int i = 0; i < n; ++i) {
@@ -163,10 +177,16 @@ std::vector<float> RenderAdf(const Trajectory& t, int frame, const RenderOptions
             y > y0 + 2 * half + reach)
           continue;
         // Separable Gaussian over the pixels within reach.
-        int c0 = std::max(0, static_cast<int>(std::floor((x - reach - x0) / o.pixel)));
-        int c1 = std::min(o.size - 1, static_cast<int>(std::ceil((x + reach - x0) / o.pixel)));
-        int r0 = std::max(0, static_cast<int>(std::floor((y - reach - y0) / o.pixel)));
-        int r1 = std::min(o.size - 1, static_cast<int>(std::ceil((y + reach - y0) / o.pixel)));
+        int c0 = std::max(
+            0, static_cast<int>(std::floor((x - reach - x0) / o.pixel)));
+        int c1 =
+            std::min(o.size - 1,
+                     static_cast<int>(std::ceil((x + reach - x0) / o.pixel)));
+        int r0 = std::max(
+            0, static_cast<int>(std::floor((y - reach - y0) / o.pixel)));
+        int r1 =
+            std::min(o.size - 1,
+                     static_cast<int>(std::ceil((y + reach - y0) / o.pixel)));
         if (c0 > c1 || r0 > r1) continue;
         gx.assign(c1 - c0 + 1, 0);
         gy.assign(r1 - r0 + 1, 0);
@@ -189,12 +209,14 @@ std::vector<float> RenderAdf(const Trajectory& t, int frame, const RenderOptions
 }
 
 std::vector<float> Pool(const std::vector<float>& image, int size, int out) {
-  if (out < 1 || size % out != 0) throw std::invalid_argument("pool: size not a multiple");
+  if (out < 1 || size % out != 0)
+    throw std::invalid_argument("pool: size not a multiple");
   const int k = size / out;
   std::vector<float> pooled(static_cast<std::size_t>(out) * out, 0.f);
   for (int r = 0; r < size; ++r)
     for (int c = 0; c < size; ++c)
-      pooled[static_cast<std::size_t>(r / k) * out + c / k] += image[static_cast<std::size_t>(r) * size + c];
+      pooled[static_cast<std::size_t>(r / k) * out + c / k] +=
+          image[static_cast<std::size_t>(r) * size + c];
   for (float& v : pooled) v /= static_cast<float>(k * k);
   return pooled;
 }

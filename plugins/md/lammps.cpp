@@ -24,7 +24,8 @@ namespace {
 
 bool Executable(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         ::access(path.c_str(), X_OK) == 0;
 }
 
 // The first line of FILE that starts with "ERROR", or its last nonblank line.
@@ -57,7 +58,8 @@ void StopGroup(pid_t pid) {
 std::string FindProgram(const std::string& program) {
   if (program.empty()) return "";
   if (program.find('/') != std::string::npos)
-    return Executable(program) ? std::filesystem::absolute(program).string() : "";
+    return Executable(program) ? std::filesystem::absolute(program).string()
+                               : "";
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/bin:/bin";
   std::size_t start = 0;
@@ -79,14 +81,16 @@ void RunLammps(const LammpsJob& job) {
     std::string launcher = FindProgram(job.mpirun[0]);
     if (launcher.empty())
       Fail("cannot run LAMMPS under MPI: '" + job.mpirun[0] +
-           "' is not an executable in PATH (install Debian's mpi-default-bin, or pass --mpirun)");
+           "' is not an executable in PATH (install Debian's mpi-default-bin, "
+           "or pass --mpirun)");
     argv.push_back(launcher);
     argv.insert(argv.end(), job.mpirun.begin() + 1, job.mpirun.end());
     argv.push_back("-np");
     argv.push_back(std::to_string(job.mpi_ranks));
   }
   argv.push_back(job.lammps);
-  argv.insert(argv.end(), {"-in", job.input.string(), "-log", job.log.string(), "-nocite"});
+  argv.insert(argv.end(),
+              {"-in", job.input.string(), "-log", job.log.string(), "-nocite"});
   const std::filesystem::path screen = job.workdir / "screen.txt";
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
@@ -148,7 +152,8 @@ void RunLammps(const LammpsJob& job) {
   while (true) {
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
-    if (r < 0 && errno != EINTR) Fail(std::string("cannot wait for LAMMPS: ") + std::strerror(errno));
+    if (r < 0 && errno != EINTR)
+      Fail(std::string("cannot wait for LAMMPS: ") + std::strerror(errno));
     if (job.cancelled && job.cancelled()) {
       StopGroup(pid);
       Fail("interrupted: LAMMPS was stopped");
@@ -164,7 +169,8 @@ void RunLammps(const LammpsJob& job) {
     why = std::string("killed by signal ") + ::strsignal(WTERMSIG(status));
   std::string complaint = Complaint(screen);
   if (complaint.empty()) complaint = Complaint(job.log);
-  Fail("LAMMPS failed (" + why + ")" + (complaint.empty() ? "" : ": " + complaint));
+  Fail("LAMMPS failed (" + why + ")" +
+       (complaint.empty() ? "" : ": " + complaint));
 }
 
 }  // namespace cmf::md

@@ -14,8 +14,8 @@ namespace cmf::md {
 std::string FindProgram(const std::string& program);
 
 struct LammpsJob {
-  std::string lammps;            // the executable (a path, as FindProgram gives)
-  int mpi_ranks = 1;             // > 1: runs under MPIRUN -np MPI_RANKS
+  std::string lammps;  // the executable (a path, as FindProgram gives)
+  int mpi_ranks = 1;   // > 1: runs under MPIRUN -np MPI_RANKS
   std::vector<std::string> mpirun;  // the MPI launcher and its own options
   std::filesystem::path workdir;    // LAMMPS's working directory
   std::filesystem::path input;      // the input script

@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,7 +50,8 @@ class TempDir {
  public:
   explicit TempDir(const fs::path& near) {
     RemoveStale(near);
-    std::string pattern = (near / (Prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
+    std::string pattern =
+        (near / (Prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
     Require(::mkdtemp(pattern.data()) != nullptr,
             "cannot create a working directory in '" + near.string() + "'");
     path_ = pattern;
@@ -66,7 +66,8 @@ class TempDir {
   // ".cmf-md-HOST-": the host name with anything but [A-Za-z0-9.] as '_'.
   static std::string Prefix() {
     char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+    if (::gethostname(host, sizeof host - 1) != 0)
+      std::snprintf(host, sizeof host, "unknown");
     std::string name = host;
     for (char& c : name)
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.') c = '_';
@@ -92,7 +93,8 @@ class TempDir {
 
 std::vector<std::string> Words(const std::string& text) {
   std::istringstream in(text);
-  return {std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+  return {std::istream_iterator<std::string>(in),
+          std::istream_iterator<std::string>()};
 }
 
 // Per-frame energies as the step series `energy`, and their summary.
@@ -101,7 +103,8 @@ void LogEnergies(Context& ctx, const Trajectory& t) {
   auto lowest = std::min_element(t.energy.begin(), t.energy.end());
   for (int i = 0; i < t.frames(); ++i) ctx.LogMetric("energy", i, t.energy[i]);
   ctx.SetProperty("energy_min", *lowest);
-  ctx.SetProperty("energy_min_frame", static_cast<std::int64_t>(lowest - t.energy.begin()));
+  ctx.SetProperty("energy_min_frame",
+                  static_cast<std::int64_t>(lowest - t.energy.begin()));
 }
 
 fs::path Stem(const fs::path& out) {
@@ -114,13 +117,15 @@ int RunMd(Context& ctx) {
   // Every integer is checked as the 64-bit value given before it is narrowed.
   auto bounded = [&ctx](const char* name, std::int64_t lo, std::int64_t hi) {
     const std::int64_t v = ctx.IntParam(name);
-    Require(v >= lo && v <= hi, std::string("--") + name + " must be " + std::to_string(lo) +
-                                    " to " + std::to_string(hi));
+    Require(v >= lo && v <= hi, std::string("--") + name + " must be " +
+                                    std::to_string(lo) + " to " +
+                                    std::to_string(hi));
     return v;
   };
   Mos2Options mo;
   mo.supercell = static_cast<int>(bounded("supercell", 1, 50));
-  mo.vacancies = static_cast<int>(bounded("vacancies", 0, 2 * mo.supercell * mo.supercell - 1));
+  mo.vacancies = static_cast<int>(
+      bounded("vacancies", 0, 2 * mo.supercell * mo.supercell - 1));
   mo.displacement = ctx.RealParam("displacement");
   mo.seed = static_cast<std::uint64_t>(bounded("seed", 0, INT64_MAX));
   MdOptions md;
@@ -133,15 +138,21 @@ int RunMd(Context& ctx) {
   md.equilibrate = static_cast<int>(bounded("equilibrate", 0, 100'000'000));
   md.seed = mo.seed;
   const int ranks = static_cast<int>(bounded("mpi-ranks", 1, 4096));
-  Require(md.temperature > 0 && md.temperature <= 5000, "--temperature must be above 0 and at most 5000 K");
-  Require(md.timestep_fs > 0 && md.timestep_fs <= 10, "--timestep must be above 0 and at most 10 fs");
+  Require(md.temperature > 0 && md.temperature <= 5000,
+          "--temperature must be above 0 and at most 5000 K");
+  Require(md.timestep_fs > 0 && md.timestep_fs <= 10,
+          "--timestep must be above 0 and at most 10 fs");
   // The dump is read back whole: refuse a run whose frames it could not hold
   // (about 100 bytes an atom a frame) before spending hours on it.
-  const double dump_bytes = 100.0 * (md.steps / md.every + 1) * 3 * mo.supercell * mo.supercell;
+  const double dump_bytes =
+      100.0 * (md.steps / md.every + 1) * 3 * mo.supercell * mo.supercell;
   Require(dump_bytes < static_cast<double>(kMaxSourceBytes),
-          "--steps / --every frames of " + std::to_string(3 * mo.supercell * mo.supercell) +
-              " atoms would make a dump of about " + std::to_string(static_cast<long long>(dump_bytes / 1e9)) +
-              " GB, more than the 4 GiB cmf reads back: record fewer frames (--every)");
+          "--steps / --every frames of " +
+              std::to_string(3 * mo.supercell * mo.supercell) +
+              " atoms would make a dump of about " +
+              std::to_string(static_cast<long long>(dump_bytes / 1e9)) +
+              " GB, more than the 4 GiB cmf reads back: record fewer frames "
+              "(--every)");
   Structure s;
   try {
     s = BuildMos2(mo);
@@ -150,13 +161,16 @@ int RunMd(Context& ctx) {
   }
 
   const fs::path out = ctx.Param("out");
-  Require(out.extension() == ".h5" || out.extension() == ".hdf5", "--out must end in .h5");
+  Require(out.extension() == ".h5" || out.extension() == ".hdf5",
+          "--out must end in .h5");
   fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  Require(fs::is_directory(dir), "the folder of --out, '" + dir.string() + "', does not exist");
+  Require(fs::is_directory(dir),
+          "the folder of --out, '" + dir.string() + "', does not exist");
   const std::string lammps = FindProgram(ctx.Param("lammps"));
-  Require(!lammps.empty(), "cannot run LAMMPS: '" + ctx.Param("lammps") +
-                               "' is not an executable in PATH (install Debian's lammps and "
-                               "openkim-models, or pass --lammps PATH)");
+  Require(!lammps.empty(),
+          "cannot run LAMMPS: '" + ctx.Param("lammps") +
+              "' is not an executable in PATH (install Debian's lammps and "
+              "openkim-models, or pass --lammps PATH)");
 
   // The input script lives beside the trajectory: it is what reproduces it.
   fs::path input = Stem(out);
@@ -165,9 +179,11 @@ int RunMd(Context& ctx) {
   const std::string input_hash = ctx.LogInput(input.string(), "file");
   ctx.SetProperty("kim_model", std::string(kMos2KimModel));
   ctx.SetProperty("atoms", static_cast<std::int64_t>(s.species.size()));
-  ctx.SetProperty("lammps_seed", static_cast<std::int64_t>(LammpsSeed(md.seed)));
+  ctx.SetProperty("lammps_seed",
+                  static_cast<std::int64_t>(LammpsSeed(md.seed)));
   std::string sites;
-  for (int v : s.vacancy_sites) sites += (sites.empty() ? "" : " ") + std::to_string(v);
+  for (int v : s.vacancy_sites)
+    sites += (sites.empty() ? "" : " ") + std::to_string(v);
   ctx.SetProperty("vacancy_sites", sites);
 
   TempDir work(dir);
@@ -179,8 +195,9 @@ int RunMd(Context& ctx) {
   job.input = fs::absolute(input);
   job.log = job.workdir / "log.lammps";
   job.cancelled = [&ctx] { return ctx.Cancelled(); };
-  ctx.Progress(0, 0, "LAMMPS: " + std::to_string(md.equilibrate + md.steps) + " steps of " +
-                         std::to_string(s.species.size()) + " atoms");
+  ctx.Progress(0, 0,
+               "LAMMPS: " + std::to_string(md.equilibrate + md.steps) +
+                   " steps of " + std::to_string(s.species.size()) + " atoms");
   auto t0 = std::chrono::steady_clock::now();
   try {
     RunLammps(job);
@@ -188,10 +205,12 @@ int RunMd(Context& ctx) {
     if (ctx.Cancelled()) return 1;  // recorded as interrupted
     throw;
   }
-  ctx.SetProperty("lammps_seconds",
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  ctx.SetProperty("lammps_seconds", std::chrono::duration<double>(
+                                        std::chrono::steady_clock::now() - t0)
+                                        .count());
 
-  Source dump = ReadSource((work.path() / "frames.lammpstrj").string(), kMaxSourceBytes);
+  Source dump =
+      ReadSource((work.path() / "frames.lammpstrj").string(), kMaxSourceBytes);
   Source log = ReadSource(job.log.string(), kMaxSourceBytes);
   Trajectory t = ReadLammps(dump, &log, ReadOptions{});
   Require(t.frames() == md.steps / md.every + 1,
@@ -206,7 +225,8 @@ int RunMd(Context& ctx) {
   t.integer["vacancies"] = mo.vacancies;
   t.integer["seed"] = static_cast<long long>(mo.seed);
   t.integer["equilibration_steps"] = md.equilibrate;
-  if (t.text.count("engine_version")) ctx.SetProperty("lammps_version", t.text["engine_version"]);
+  if (t.text.count("engine_version"))
+    ctx.SetProperty("lammps_version", t.text["engine_version"]);
   WriteTrajectory(out, t);
   const std::string out_hash = ctx.LogOutput(out.string(), "dataset");
   ctx.LogDerivedFrom(out_hash, input_hash);
@@ -221,15 +241,18 @@ int RunImport(Context& ctx) {
   const std::string format = ctx.Param("format");
   const std::vector<std::string> files = ctx.Params("files");
   const fs::path out = ctx.Param("out");
-  Require(out.extension() == ".h5" || out.extension() == ".hdf5", "--out must end in .h5");
+  Require(out.extension() == ".h5" || out.extension() == ".hdf5",
+          "--out must end in .h5");
   ReadOptions o;
   o.species = ctx.Params("species");
   o.timestep_fs = ctx.RealParam("timestep");
   Require(o.timestep_fs >= 0, "--timestep must not be negative");
   for (const std::string& s : o.species)
-    Require(AtomicNumber(s) != 0, "--species: '" + s + "' is not an element symbol");
+    Require(AtomicNumber(s) != 0,
+            "--species: '" + s + "' is not an element symbol");
   if (format == "extxyz")
-    Require(files.size() == 1, "--format extxyz takes one file: --files traj.xyz");
+    Require(files.size() == 1,
+            "--format extxyz takes one file: --files traj.xyz");
   else if (format == "vasp")
     Require(files.size() == 1 || files.size() == 2,
             "--format vasp takes --files XDATCAR [OSZICAR]");
@@ -261,51 +284,73 @@ int RunImport(Context& ctx) {
   ctx.SetProperty("frames", static_cast<std::int64_t>(t.frames()));
   ctx.SetProperty("atoms", static_cast<std::int64_t>(t.atoms()));
   ctx.Info(out.string() + ": " + std::to_string(t.frames()) + " frames of " +
-           std::to_string(t.atoms()) + " atoms" + (t.energy.empty() ? ", no energies" : ""));
+           std::to_string(t.atoms()) + " atoms" +
+           (t.energy.empty() ? ", no energies" : ""));
   return 0;
 }
 
 const cmf_param kMdParams[] = {
-    {"supercell", CMF_PARAM_INT, "6", "the monolayer is N x N primitive cells (3 N^2 sites)", nullptr, 0},
-    {"vacancies", CMF_PARAM_INT, "0", "S sites left empty, drawn with the seed", nullptr, 0},
+    {"supercell", CMF_PARAM_INT, "6",
+     "the monolayer is N x N primitive cells (3 N^2 sites)", nullptr, 0},
+    {"vacancies", CMF_PARAM_INT, "0", "S sites left empty, drawn with the seed",
+     nullptr, 0},
     {"temperature", CMF_PARAM_REAL, "300", "NVT temperature (K)", nullptr, 0},
-    {"steps", CMF_PARAM_INT, "2500", "recorded MD steps, after equilibration", nullptr, 0},
+    {"steps", CMF_PARAM_INT, "2500", "recorded MD steps, after equilibration",
+     nullptr, 0},
     {"every", CMF_PARAM_INT, "10", "a frame every this many steps", nullptr, 0},
-    {"equilibrate", CMF_PARAM_INT, "1000", "steps run before the first frame, not recorded", nullptr, 0},
+    {"equilibrate", CMF_PARAM_INT, "1000",
+     "steps run before the first frame, not recorded", nullptr, 0},
     {"timestep", CMF_PARAM_REAL, "1", "MD time step (fs)", nullptr, 0},
-    {"displacement", CMF_PARAM_REAL, "0.05", "random start displacement of each atom (Å, per axis)", nullptr, 0},
-    {"seed", CMF_PARAM_INT, "0", "vacancy sites, displacements and velocities", nullptr, 0},
-    {"mpi-ranks", CMF_PARAM_INT, "1", "run LAMMPS under MPI with this many ranks", nullptr, 0},
+    {"displacement", CMF_PARAM_REAL, "0.05",
+     "random start displacement of each atom (Å, per axis)", nullptr, 0},
+    {"seed", CMF_PARAM_INT, "0", "vacancy sites, displacements and velocities",
+     nullptr, 0},
+    {"mpi-ranks", CMF_PARAM_INT, "1",
+     "run LAMMPS under MPI with this many ranks", nullptr, 0},
     {"lammps", CMF_PARAM_STRING, "lmp", "the LAMMPS executable", nullptr, 0},
-    {"mpirun", CMF_PARAM_STRING, "mpirun", "the MPI launcher and its options (with --mpi-ranks > 1)", nullptr, 0},
-    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr, 0, "o"},
+    {"mpirun", CMF_PARAM_STRING, "mpirun",
+     "the MPI launcher and its options (with --mpi-ranks > 1)", nullptr, 0},
+    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr,
+     0, "o"},
 };
 
 const char* const kFormats[] = {"vasp", "lammps", "extxyz", nullptr};
 
 const cmf_param kImportParams[] = {
-    {"format", CMF_PARAM_STRING, nullptr, "what wrote the files", kFormats, CMF_PARAM_REQUIRED},
+    {"format", CMF_PARAM_STRING, nullptr, "what wrote the files", kFormats,
+     CMF_PARAM_REQUIRED},
     {"files", CMF_PARAM_PATH, nullptr,
      "vasp: XDATCAR [OSZICAR]; lammps: DUMP [LOG]; extxyz: FILE", nullptr,
      CMF_PARAM_MULTIPLE | CMF_PARAM_REQUIRED},
     {"species", CMF_PARAM_STRING, nullptr,
-     "element of each LAMMPS atom type (type 1 first), or VASP 4's species", nullptr, CMF_PARAM_MULTIPLE},
-    {"timestep", CMF_PARAM_REAL, "0", "time step (fs) where the files do not give it; 0: unknown", nullptr, 0},
-    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr, 0, "o"},
+     "element of each LAMMPS atom type (type 1 first), or VASP 4's species",
+     nullptr, CMF_PARAM_MULTIPLE},
+    {"timestep", CMF_PARAM_REAL, "0",
+     "time step (fs) where the files do not give it; 0: unknown", nullptr, 0},
+    {"out", CMF_PARAM_PATH, "traj.h5", "the trajectory file to write", nullptr,
+     0, "o"},
 };
 
 const cmf_stage kStages[] = {
-    {"md-mos2", "Molecular dynamics of a MoS2 monolayer with S vacancies (LAMMPS, OpenKIM SW)",
+    {"md-mos2",
+     "Molecular dynamics of a MoS2 monolayer with S vacancies (LAMMPS, OpenKIM "
+     "SW)",
      kMdParams, std::size(kMdParams), &plugin::Invoke<&RunMd>},
-    {"trajectory-import", "Read a VASP, LAMMPS or extended-XYZ trajectory into a trajectory file",
+    {"trajectory-import",
+     "Read a VASP, LAMMPS or extended-XYZ trajectory into a trajectory file",
      kImportParams, std::size(kImportParams), &plugin::Invoke<&RunImport>},
 };
 
-const cmf_plugin kPlugin = {CMF_PLUGIN_ABI_VERSION, "md", kVersion,
-                            "Molecular dynamics and trajectory readers", kStages,
+const cmf_plugin kPlugin = {CMF_PLUGIN_ABI_VERSION,
+                            "md",
+                            kVersion,
+                            "Molecular dynamics and trajectory readers",
+                            kStages,
                             std::size(kStages)};
 
 }  // namespace
 }  // namespace cmf::md
 
-extern "C" const cmf_plugin* cmf_plugin_entry(uint32_t) { return &cmf::md::kPlugin; }
+extern "C" const cmf_plugin* cmf_plugin_entry(uint32_t) {
+  return &cmf::md::kPlugin;
+}

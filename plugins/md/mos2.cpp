@@ -24,7 +24,9 @@ class Rng {
   // Uniform in [0, 1).
   double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
   // Uniform integer in [0, n).
-  std::uint64_t Below(std::uint64_t n) { return static_cast<std::uint64_t>(Uniform() * n); }
+  std::uint64_t Below(std::uint64_t n) {
+    return static_cast<std::uint64_t>(Uniform() * n);
+  }
   // Standard normal (Box-Muller).
   double Normal() {
     double u = 1.0 - Uniform();
@@ -50,9 +52,9 @@ Structure BuildMos2(const Mos2Options& o) {
   const int n = o.supercell;
   const int s_sites = 2 * n * n;
   if (o.vacancies < 0 || o.vacancies >= s_sites)
-    throw std::invalid_argument("--vacancies must be 0 to " + std::to_string(s_sites - 1) +
-                                " for a " + std::to_string(n) + "x" + std::to_string(n) +
-                                " supercell");
+    throw std::invalid_argument(
+        "--vacancies must be 0 to " + std::to_string(s_sites - 1) + " for a " +
+        std::to_string(n) + "x" + std::to_string(n) + " supercell");
   if (!(o.displacement >= 0 && o.displacement < 0.5))
     throw std::invalid_argument("the displacement must be 0 to 0.5 Å");
   Rng rng(o.seed);
@@ -60,7 +62,8 @@ Structure BuildMos2(const Mos2Options& o) {
   std::vector<int> sites(s_sites);
   std::iota(sites.begin(), sites.end(), 0);
   for (int i = 0; i < o.vacancies; ++i) {
-    int j = i + static_cast<int>(rng.Below(static_cast<std::uint64_t>(s_sites - i)));
+    int j = i + static_cast<int>(
+                    rng.Below(static_cast<std::uint64_t>(s_sites - i)));
     std::swap(sites[i], sites[j]);
   }
   Structure s;
@@ -88,8 +91,10 @@ Structure BuildMos2(const Mos2Options& o) {
     for (int i = 0; i < n; ++i) {
       int k = j * n + i;
       place("Mo", i, j, zmid);
-      if (!empty[2 * k]) place("S", i + 1.0 / 3, j + 1.0 / 3, zmid + o.thickness / 2);
-      if (!empty[2 * k + 1]) place("S", i + 1.0 / 3, j + 1.0 / 3, zmid - o.thickness / 2);
+      if (!empty[2 * k])
+        place("S", i + 1.0 / 3, j + 1.0 / 3, zmid + o.thickness / 2);
+      if (!empty[2 * k + 1])
+        place("S", i + 1.0 / 3, j + 1.0 / 3, zmid - o.thickness / 2);
     }
   }
   return s;
@@ -100,11 +105,16 @@ int LammpsSeed(std::uint64_t seed) {
   return 1 + static_cast<int>(rng.Next() % 2147483646ULL);
 }
 
-std::string LammpsInput(const Structure& s, const MdOptions& md, const std::string& dump_path) {
+std::string LammpsInput(const Structure& s, const MdOptions& md,
+                        const std::string& dump_path) {
   const double* c = s.cell;
   std::string in;
-  in += "# Written by cmf run md-mos2: NVT molecular dynamics of a MoS2 monolayer.\n";
-  in += "# Potential: the Stillinger-Weber model of Wen, Shirodkar, Plechac et al.,\n";
+  in +=
+      "# Written by cmf run md-mos2: NVT molecular dynamics of a MoS2 "
+      "monolayer.\n";
+  in +=
+      "# Potential: the Stillinger-Weber model of Wen, Shirodkar, Plechac et "
+      "al.,\n";
   in += "# J. Appl. Phys. 122, 244301 (2017), from OpenKIM.\n";
   in += std::string("kim init ") + kMos2KimModel + " metal\n";
   in += "boundary p p p\n";
@@ -113,18 +123,21 @@ std::string LammpsInput(const Structure& s, const MdOptions& md, const std::stri
   in += Format(" %.10f %.10f %.10f units box\n", c[3], c[6], c[7]);
   in += "create_box 2 cell\n";
   for (std::size_t i = 0; i < s.species.size(); ++i) {
-    in += s.species[i] == "Mo" ? "create_atoms 1 single" : "create_atoms 2 single";
+    in += s.species[i] == "Mo" ? "create_atoms 1 single"
+                               : "create_atoms 2 single";
     in += Format(" %.10f %.10f %.10f units box remap yes\n", s.positions[3 * i],
                  s.positions[3 * i + 1], s.positions[3 * i + 2]);
   }
   in += "mass 1 95.95\nmass 2 32.06\n";
   in += "kim interactions Mo S\n";
   in += Format("timestep %.10g\n", md.timestep_fs / 1000.0, 0, 0);
-  in += Format("velocity all create %.10g %.0f mom yes rot yes dist gaussian loop geom\n",
-               md.temperature, LammpsSeed(md.seed), 0);
+  in += Format(
+      "velocity all create %.10g %.0f mom yes rot yes dist gaussian loop "
+      "geom\n",
+      md.temperature, LammpsSeed(md.seed), 0);
   // Nose-Hoover thermostat, damped over 100 time steps.
-  in += Format("fix nvt all nvt temp %.10g %.10g %.10g\n", md.temperature, md.temperature,
-               100 * md.timestep_fs / 1000.0);
+  in += Format("fix nvt all nvt temp %.10g %.10g %.10g\n", md.temperature,
+               md.temperature, 100 * md.timestep_fs / 1000.0);
   in += "thermo_style custom step temp pe etotal\n";
   in += "thermo_modify format float %.15g\n";
   if (md.equilibrate > 0) {

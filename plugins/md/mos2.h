@@ -15,20 +15,22 @@ inline constexpr const char* kMos2KimModel =
     "SW_MX2_WenShirodkarPlechac_2017_MoS__MO_201919462778_001";
 
 struct Mos2Options {
-  int supercell = 6;       // n: n x n primitive cells, 3 n^2 sites
-  int vacancies = 0;       // S sites left empty, drawn with the seed
-  double lattice = 3.16;   // a (Å)
-  double thickness = 3.17; // S-S distance across the layer (Å)
-  double vacuum = 16.0;    // empty space between periodic images (Å)
-  double displacement = 0.05;  // Gaussian displacement of every atom (Å, per axis)
+  int supercell = 6;        // n: n x n primitive cells, 3 n^2 sites
+  int vacancies = 0;        // S sites left empty, drawn with the seed
+  double lattice = 3.16;    // a (Å)
+  double thickness = 3.17;  // S-S distance across the layer (Å)
+  double vacuum = 16.0;     // empty space between periodic images (Å)
+  double displacement =
+      0.05;  // Gaussian displacement of every atom (Å, per axis)
   std::uint64_t seed = 0;
 };
 
 struct Structure {
-  double cell[9] = {};             // rows: a1, a2, a3 (Å)
+  double cell[9] = {};  // rows: a1, a2, a3 (Å)
   std::vector<std::string> species;
-  std::vector<double> positions;   // N x 3, Cartesian (Å)
-  std::vector<int> vacancy_sites;  // the S sites (0-based over the 2 n^2) left empty
+  std::vector<double> positions;  // N x 3, Cartesian (Å)
+  std::vector<int>
+      vacancy_sites;  // the S sites (0-based over the 2 n^2) left empty
 };
 
 // The seeded structure; fails (std::invalid_argument) when the options are out
@@ -51,6 +53,7 @@ int LammpsSeed(std::uint64_t seed);
 // temperature, equilibration, then a `dump custom` frame and a thermo row
 // every `every` steps, to DUMP_PATH (relative to LAMMPS's directory). Steps
 // count from the start: the first frame is at step `equilibrate`.
-std::string LammpsInput(const Structure& s, const MdOptions& md, const std::string& dump_path);
+std::string LammpsInput(const Structure& s, const MdOptions& md,
+                        const std::string& dump_path);
 
 }  // namespace cmf::md

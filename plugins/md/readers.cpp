@@ -67,8 +67,10 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -109,22 +111,25 @@ class Lines {
          (unterminated_ ? " (the file ends in this line: truncated?)" : ""));
   }
   [[noreturn]] void FailEnd(const std::string& what) const {
-    Fail(name_ + ":" + std::to_string(number_) + ": the file ends where " + what +
-         " should be (truncated?)");
+    Fail(name_ + ":" + std::to_string(number_) + ": the file ends where " +
+         what + " should be (truncated?)");
   }
 
   double Double(std::string_view token, const std::string& what) const {
     double v;
-    if (!ParseDouble(token, &v)) FailHere(what + " " + Quote(token) + " is not a finite number");
+    if (!ParseDouble(token, &v))
+      FailHere(what + " " + Quote(token) + " is not a finite number");
     return v;
   }
   long long Int(std::string_view token, const std::string& what) const {
     long long v;
-    if (!ParseInt(token, &v)) FailHere(what + " " + Quote(token) + " is not an integer");
+    if (!ParseInt(token, &v))
+      FailHere(what + " " + Quote(token) + " is not an integer");
     return v;
   }
   // Reads K numbers from LINE's first K tokens (at least K tokens).
-  void Numbers(std::string_view line, int k, double* out, const std::string& what) const {
+  void Numbers(std::string_view line, int k, double* out,
+               const std::string& what) const {
     std::vector<std::string_view> t = Split(line);
     if (static_cast<int>(t.size()) < k)
       FailHere(what + ": " + std::to_string(k) + " numbers expected, found " +
@@ -142,19 +147,22 @@ class Lines {
 
 std::string CheckedSymbol(const Lines& in, std::string_view symbol) {
   std::string s(symbol);
-  if (AtomicNumber(s) == 0) in.FailHere(Quote(symbol) + " is not an element symbol");
+  if (AtomicNumber(s) == 0)
+    in.FailHere(Quote(symbol) + " is not an element symbol");
   return s;
 }
 
 double Det(const double* m) {
-  return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+  return m[0] * (m[4] * m[8] - m[5] * m[7]) -
+         m[1] * (m[3] * m[8] - m[5] * m[6]) +
          m[2] * (m[3] * m[7] - m[4] * m[6]);
 }
 
 // Cartesian position of fractional F in the cell M (rows are vectors).
 void ToCartesian(const double* m, const double* f, float* out) {
   for (int k = 0; k < 3; ++k)
-    out[k] = static_cast<float>(f[0] * m[k] + f[1] * m[3 + k] + f[2] * m[6 + k]);
+    out[k] =
+        static_cast<float>(f[0] * m[k] + f[1] * m[3 + k] + f[2] * m[6 + k]);
 }
 
 void CheckAtoms(const Lines& in, long long n, const ReadOptions& o) {
@@ -179,13 +187,16 @@ VaspHeader ReadVaspHeader(Lines& in, const ReadOptions& o) {
   in.Numbers(in.Require("the scale factor"), 1, &scale, "scale factor");
   if (scale == 0) in.FailHere("the scale factor is 0");
   for (int i = 0; i < 3; ++i)
-    in.Numbers(in.Require("a lattice vector"), 3, h.cell + 3 * i, "lattice vector");
+    in.Numbers(in.Require("a lattice vector"), 3, h.cell + 3 * i,
+               "lattice vector");
   double det = Det(h.cell);
-  if (!(std::fabs(det) > 1e-12)) in.FailHere("the lattice vectors span no volume");
+  if (!(std::fabs(det) > 1e-12))
+    in.FailHere("the lattice vectors span no volume");
   // A negative scale is the cell's volume.
   double s = scale > 0 ? scale : std::cbrt(-scale / std::fabs(det));
   for (double& v : h.cell) v *= s;
-  std::vector<std::string_view> t = Split(in.Require("the species or their counts"));
+  std::vector<std::string_view> t =
+      Split(in.Require("the species or their counts"));
   std::vector<std::string> names;
   long long probe;
   if (!t.empty() && !ParseInt(t[0], &probe)) {
@@ -200,12 +211,14 @@ VaspHeader ReadVaspHeader(Lines& in, const ReadOptions& o) {
     t = Split(in.Require("the counts of atoms"));
   } else {
     if (o.species.empty())
-      in.FailHere("this XDATCAR does not name its species (VASP 4): give them with --species");
+      in.FailHere(
+          "this XDATCAR does not name its species (VASP 4): give them with "
+          "--species");
     names = o.species;
   }
   if (t.size() != names.size())
-    in.FailHere(std::to_string(t.size()) + " counts for " + std::to_string(names.size()) +
-                " species");
+    in.FailHere(std::to_string(t.size()) + " counts for " +
+                std::to_string(names.size()) + " species");
   long long total = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     long long c = in.Int(t[i], "count of atoms");
@@ -226,7 +239,8 @@ std::map<long long, double> ReadOszicar(const Source& src) {
   while (in.Next(&line)) {
     std::vector<std::string_view> t = Split(line);
     long long step;
-    if (t.size() < 2 || !ParseInt(t[0], &step)) continue;  // electronic steps, headers
+    if (t.size() < 2 || !ParseInt(t[0], &step))
+      continue;  // electronic steps, headers
     std::optional<double> f;
     for (std::size_t i = 1; i < t.size(); ++i) {
       if (!StartsWith(t[i], "F=")) continue;
@@ -240,8 +254,8 @@ std::map<long long, double> ReadOszicar(const Source& src) {
     }
     if (!f) continue;
     if (step <= last)
-      in.FailHere("ionic step " + std::to_string(step) + " follows step " + std::to_string(last) +
-                  " (two runs in one file?)");
+      in.FailHere("ionic step " + std::to_string(step) + " follows step " +
+                  std::to_string(last) + " (two runs in one file?)");
     last = step;
     energy[step] = *f;
   }
@@ -253,8 +267,8 @@ std::map<long long, double> ReadOszicar(const Source& src) {
 
 struct Units {
   std::string name;
-  double energy_ev = 1;  // one energy unit in eV
-  double time_fs = 1;    // one time unit in fs
+  double energy_ev = 1;         // one energy unit in eV
+  double time_fs = 1;           // one time unit in fs
   double default_timestep = 0;  // in the time unit
 };
 
@@ -262,8 +276,9 @@ Units UnitsNamed(const Lines& in, std::string_view name) {
   if (name == "metal") return {"metal", 1.0, 1000.0, 0.001};
   // 1 kcal/mol = 4184 J / 6.02214076e23 = 0.0433641 eV.
   if (name == "real") return {"real", 0.0433641043, 1.0, 1.0};
-  in.FailHere("units " + std::string(name) +
-              ": cmf converts LAMMPS units metal and real to Å and eV, not these");
+  in.FailHere(
+      "units " + std::string(name) +
+      ": cmf converts LAMMPS units metal and real to Å and eV, not these");
 }
 
 struct LammpsLog {
@@ -295,23 +310,30 @@ LammpsLog ReadLammpsLog(const Source& src) {
     } else if ((t[0] == "kim" && t.size() >= 3 && t[1] == "interactions") ||
                t[0] == "kim_interactions") {
       log.elements.clear();
-      for (std::size_t i = t[0] == "kim" ? 2 : 1; i < t.size() && t[i][0] != '#'; ++i)
+      for (std::size_t i = t[0] == "kim" ? 2 : 1;
+           i < t.size() && t[i][0] != '#'; ++i)
         log.elements.emplace_back(t[i]);
-    } else if (t[0] == "pair_coeff" && t.size() >= 4 && t[1] == "*" && t[2] == "*") {
+    } else if (t[0] == "pair_coeff" && t.size() >= 4 && t[1] == "*" &&
+               t[2] == "*") {
       // pair_coeff * * FILE A B ...: the trailing element symbols.
       std::vector<std::string> trailing;
       for (std::size_t i = t.size(); i > 3 && AtomicNumber(t[i - 1]) != 0; --i)
         trailing.insert(trailing.begin(), std::string(t[i - 1]));
       if (!trailing.empty()) log.elements = trailing;
     } else if (t[0] == "Step" && t.size() >= 2) {
-      if (!units) in.FailHere("a thermo table before any 'units' line: the log's units are unknown");
+      if (!units)
+        in.FailHere(
+            "a thermo table before any 'units' line: the log's units are "
+            "unknown");
       std::size_t pe = t.size(), time = t.size();
       for (std::size_t i = 0; i < t.size(); ++i) {
         if (t[i] == "PotEng") pe = i;
         if (t[i] == "Time") time = i;
       }
       if (pe == t.size())
-        in.FailHere("this thermo table has no PotEng column (add pe to thermo_style custom)");
+        in.FailHere(
+            "this thermo table has no PotEng column (add pe to thermo_style "
+            "custom)");
       any_table = true;
       const std::size_t columns = t.size();
       const double dt = timestep.value_or(units->default_timestep);
@@ -320,10 +342,12 @@ LammpsLog ReadLammpsLog(const Source& src) {
         std::vector<std::string_view> r = Split(row);
         if (r.empty() || StartsWith(Trim(row), "WARNING")) continue;
         double first;
-        if (!ParseDouble(r[0], &first)) break;  // "Loop time of ...", an ERROR line, ...
+        if (!ParseDouble(r[0], &first))
+          break;  // "Loop time of ...", an ERROR line, ...
         if (r.size() != columns)
-          in.FailHere("a thermo row of " + std::to_string(r.size()) + " values under " +
-                      std::to_string(columns) + " columns (truncated?)");
+          in.FailHere("a thermo row of " + std::to_string(r.size()) +
+                      " values under " + std::to_string(columns) +
+                      " columns (truncated?)");
         long long step = in.Int(r[0], "step");
         const double energy = in.Double(r[pe], "PotEng") * units->energy_ev;
         // A step in two tables is the end of one run and the start of the
@@ -332,18 +356,24 @@ LammpsLog ReadLammpsLog(const Source& src) {
         // could belong to either, and the pair cannot be aligned.
         if (auto it = log.energy.find(step);
             it != log.energy.end() &&
-            std::fabs(it->second - energy) > 1e-9 * std::max(1.0, std::fabs(energy)))
-          in.FailHere("step " + std::to_string(step) + " is in an earlier thermo table with "
-                      "another PotEng (reset_timestep?): a dump frame of that step could be of "
+            std::fabs(it->second - energy) >
+                1e-9 * std::max(1.0, std::fabs(energy)))
+          in.FailHere("step " + std::to_string(step) +
+                      " is in an earlier thermo table with "
+                      "another PotEng (reset_timestep?): a dump frame of that "
+                      "step could be of "
                       "either run");
         log.energy[step] = energy;
-        log.time_fs[step] = time < columns ? in.Double(r[time], "Time") * units->time_fs
-                                           : static_cast<double>(step) * dt * units->time_fs;
-        for (std::size_t i = 1; i < columns; ++i) (void)in.Double(r[i], "a thermo value");
+        log.time_fs[step] =
+            time < columns ? in.Double(r[time], "Time") * units->time_fs
+                           : static_cast<double>(step) * dt * units->time_fs;
+        for (std::size_t i = 1; i < columns; ++i)
+          (void)in.Double(r[i], "a thermo value");
       }
     }
   }
-  if (!any_table) Fail(src.name + ": no thermo table (no line that starts with Step)");
+  if (!any_table)
+    Fail(src.name + ": no thermo table (no line that starts with Step)");
   log.units = *units;
   return log;
 }
@@ -356,7 +386,8 @@ struct DumpColumns {
   std::size_t count = 0;
 };
 
-DumpColumns ParseDumpColumns(const Lines& in, const std::vector<std::string_view>& names) {
+DumpColumns ParseDumpColumns(const Lines& in,
+                             const std::vector<std::string_view>& names) {
   DumpColumns c;
   c.count = names.size();
   auto find = [&](std::string_view n) {
@@ -367,8 +398,10 @@ DumpColumns ParseDumpColumns(const Lines& in, const std::vector<std::string_view
   c.id = find("id");
   c.type = find("type");
   c.element = find("element");
-  static const char* kSets[4][3] = {
-      {"x", "y", "z"}, {"xu", "yu", "zu"}, {"xs", "ys", "zs"}, {"xsu", "ysu", "zsu"}};
+  static const char* kSets[4][3] = {{"x", "y", "z"},
+                                    {"xu", "yu", "zu"},
+                                    {"xs", "ys", "zs"},
+                                    {"xsu", "ysu", "zsu"}};
   for (int s = 0; s < 4 && c.pos[0] < 0; ++s) {
     int a = find(kSets[s][0]), b = find(kSets[s][1]), d = find(kSets[s][2]);
     if (a >= 0 && b >= 0 && d >= 0) {
@@ -376,10 +409,13 @@ DumpColumns ParseDumpColumns(const Lines& in, const std::vector<std::string_view
       c.scaled = s >= 2;
     }
   }
-  if (c.pos[0] < 0) in.FailHere("the atoms have no x y z (or xs ys zs, xu yu zu) columns");
-  if (c.type < 0 && c.element < 0) in.FailHere("the atoms have neither a type nor an element column");
+  if (c.pos[0] < 0)
+    in.FailHere("the atoms have no x y z (or xs ys zs, xu yu zu) columns");
+  if (c.type < 0 && c.element < 0)
+    in.FailHere("the atoms have neither a type nor an element column");
   c.force[0] = find("fx"), c.force[1] = find("fy"), c.force[2] = find("fz");
-  if ((c.force[0] < 0) != (c.force[2] < 0) || (c.force[0] < 0) != (c.force[1] < 0))
+  if ((c.force[0] < 0) != (c.force[2] < 0) ||
+      (c.force[0] < 0) != (c.force[1] < 0))
     in.FailHere("some but not all of fx fy fz");
   return c;
 }
@@ -388,7 +424,8 @@ DumpColumns ParseDumpColumns(const Lines& in, const std::vector<std::string_view
 void ReadDumpBox(Lines& in, bool triclinic, double* origin, double* cell) {
   double b[3][3] = {};
   for (int i = 0; i < 3; ++i)
-    in.Numbers(in.Require("the box bounds"), triclinic ? 3 : 2, b[i], "box bound");
+    in.Numbers(in.Require("the box bounds"), triclinic ? 3 : 2, b[i],
+               "box bound");
   double xy = triclinic ? b[0][2] : 0, xz = triclinic ? b[1][2] : 0,
          yz = triclinic ? b[2][2] : 0;
   // A triclinic dump gives the bounding box; the cell's own bounds are inside.
@@ -411,15 +448,17 @@ Source ReadSource(const std::string& path, std::size_t max_bytes) {
   std::streamoff size = in.tellg();
   if (size < 0) Fail("cannot read '" + path + "'");
   if (static_cast<unsigned long long>(size) > max_bytes)
-    Fail("'" + path + "' is " + std::to_string(size) + " bytes, more than the limit of " +
-         std::to_string(max_bytes));
+    Fail("'" + path + "' is " + std::to_string(size) +
+         " bytes, more than the limit of " + std::to_string(max_bytes));
   in.seekg(0);
   Source s{path, std::string(static_cast<std::size_t>(size), '\0')};
-  if (size > 0 && !in.read(s.text.data(), size)) Fail("cannot read '" + path + "'");
+  if (size > 0 && !in.read(s.text.data(), size))
+    Fail("cannot read '" + path + "'");
   return s;
 }
 
-Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar, const ReadOptions& o) {
+Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar,
+                    const ReadOptions& o) {
   Lines in(xdatcar);
   std::string_view line;
   if (!in.NextNonBlank(&line)) Fail(xdatcar.name + ": the file is empty");
@@ -441,18 +480,19 @@ Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar, const ReadOpti
       continue;
     }
     std::size_t eq = s.find('=');
-    if (eq == std::string_view::npos) in.FailHere("a configuration line without '= N'");
+    if (eq == std::string_view::npos)
+      in.FailHere("a configuration line without '= N'");
     long long step = in.Int(Trim(s.substr(eq + 1)), "configuration number");
     if (!t.step.empty() && step <= t.step.back())
-      in.FailHere("configuration " + std::to_string(step) + " follows configuration " +
-                  std::to_string(t.step.back()));
+      in.FailHere("configuration " + std::to_string(step) +
+                  " follows configuration " + std::to_string(t.step.back()));
     t.step.push_back(step);
     config_line.push_back(in.number());
     t.cell.insert(t.cell.end(), h.cell, h.cell + 9);
     for (std::size_t i = 0; i < n; ++i) {
       double v[3];
-      in.Numbers(in.Require("atom " + std::to_string(i + 1) + " of configuration " +
-                            std::to_string(step)),
+      in.Numbers(in.Require("atom " + std::to_string(i + 1) +
+                            " of configuration " + std::to_string(step)),
                  3, v, "coordinate");
       float r[3];
       if (direct) {
@@ -464,7 +504,8 @@ Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar, const ReadOpti
       t.positions.insert(t.positions.end(), r, r + 3);
     }
   }
-  if (t.step.empty()) Fail(xdatcar.name + ": no configuration (no 'Direct configuration=' line)");
+  if (t.step.empty())
+    Fail(xdatcar.name + ": no configuration (no 'Direct configuration=' line)");
   CollapseCell(&t);
   if (oszicar != nullptr) {
     std::map<long long, double> f = ReadOszicar(*oszicar);
@@ -472,49 +513,58 @@ Trajectory ReadVasp(const Source& xdatcar, const Source* oszicar, const ReadOpti
       auto it = f.find(t.step[i]);
       if (it == f.end())
         Fail(oszicar->name + ": no ionic step " + std::to_string(t.step[i]) +
-             " for the configuration at " + xdatcar.name + ":" + std::to_string(config_line[i]) +
-             " (steps " + std::to_string(f.begin()->first) + " to " +
-             std::to_string(f.rbegin()->first) + "): these files do not come from the same run");
+             " for the configuration at " + xdatcar.name + ":" +
+             std::to_string(config_line[i]) + " (steps " +
+             std::to_string(f.begin()->first) + " to " +
+             std::to_string(f.rbegin()->first) +
+             "): these files do not come from the same run");
       t.energy.push_back(it->second);
     }
   }
   if (o.timestep_fs > 0)
-    for (std::int64_t s : t.step) t.time_fs.push_back(static_cast<double>(s) * o.timestep_fs);
+    for (std::int64_t s : t.step)
+      t.time_fs.push_back(static_cast<double>(s) * o.timestep_fs);
   t.text["engine"] = "VASP";
   t.text["units"] = "Å, eV (F=, the free energy TOTEN)";
   Validate(t, xdatcar.name);
   return t;
 }
 
-Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOptions& o) {
+Trajectory ReadLammps(const Source& dump, const Source* log_source,
+                      const ReadOptions& o) {
   std::optional<LammpsLog> log;
   if (log_source != nullptr) log = ReadLammpsLog(*log_source);
   Lines in(dump);
   Trajectory t;
-  std::vector<long long> ids, types;          // of the first frame, in id order
-  std::vector<std::string> elements;          // per atom, when the dump names them
+  std::vector<long long> ids, types;  // of the first frame, in id order
+  std::vector<std::string> elements;  // per atom, when the dump names them
   std::vector<long long> frame_line;
   std::string_view line;
   while (in.NextNonBlank(&line)) {
-    if (Trim(line) != "ITEM: TIMESTEP") in.FailHere("'ITEM: TIMESTEP' expected, found " + Quote(line));
+    if (Trim(line) != "ITEM: TIMESTEP")
+      in.FailHere("'ITEM: TIMESTEP' expected, found " + Quote(line));
     frame_line.push_back(in.number());
     long long step = in.Int(Trim(in.Require("the time step")), "time step");
     if (!t.step.empty() && step <= t.step.back())
-      in.FailHere("step " + std::to_string(step) + " follows step " + std::to_string(t.step.back()));
+      in.FailHere("step " + std::to_string(step) + " follows step " +
+                  std::to_string(t.step.back()));
     if (Trim(in.Require("ITEM: NUMBER OF ATOMS")) != "ITEM: NUMBER OF ATOMS")
       in.FailHere("'ITEM: NUMBER OF ATOMS' expected");
-    long long n = in.Int(Trim(in.Require("the number of atoms")), "number of atoms");
+    long long n =
+        in.Int(Trim(in.Require("the number of atoms")), "number of atoms");
     CheckAtoms(in, n, o);
     if (!t.step.empty() && static_cast<std::size_t>(n) != ids.size())
-      in.FailHere("a frame of " + std::to_string(n) + " atoms; the first frame has " +
-                  std::to_string(ids.size()));
+      in.FailHere("a frame of " + std::to_string(n) +
+                  " atoms; the first frame has " + std::to_string(ids.size()));
     std::string_view box = Trim(in.Require("ITEM: BOX BOUNDS"));
-    if (!StartsWith(box, "ITEM: BOX BOUNDS")) in.FailHere("'ITEM: BOX BOUNDS' expected");
+    if (!StartsWith(box, "ITEM: BOX BOUNDS"))
+      in.FailHere("'ITEM: BOX BOUNDS' expected");
     bool triclinic = box.find("xy") != std::string_view::npos;
     double origin[3], cell[9];
     ReadDumpBox(in, triclinic, origin, cell);
     std::string_view header = Trim(in.Require("ITEM: ATOMS"));
-    if (!StartsWith(header, "ITEM: ATOMS")) in.FailHere("'ITEM: ATOMS' expected");
+    if (!StartsWith(header, "ITEM: ATOMS"))
+      in.FailHere("'ITEM: ATOMS' expected");
     std::vector<std::string_view> names = Split(header.substr(11));
     DumpColumns c = ParseDumpColumns(in, names);
     struct Row {
@@ -523,12 +573,15 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
       float r[3], f[3];
     };
     std::vector<Row> rows;
-    rows.reserve(std::min<std::size_t>(static_cast<std::size_t>(n), dump.text.size() / 8 + 1));
+    rows.reserve(std::min<std::size_t>(static_cast<std::size_t>(n),
+                                       dump.text.size() / 8 + 1));
     for (long long i = 0; i < n; ++i) {
-      std::string_view a = in.Require("atom " + std::to_string(i + 1) + " of step " + std::to_string(step));
+      std::string_view a = in.Require("atom " + std::to_string(i + 1) +
+                                      " of step " + std::to_string(step));
       std::vector<std::string_view> v = Split(a);
       if (v.size() != c.count)
-        in.FailHere(std::to_string(v.size()) + " values for " + std::to_string(c.count) + " columns");
+        in.FailHere(std::to_string(v.size()) + " values for " +
+                    std::to_string(c.count) + " columns");
       Row row{};
       row.id = c.id >= 0 ? in.Int(v[c.id], "atom id") : i + 1;
       row.type = c.type >= 0 ? in.Int(v[c.type], "atom type") : 0;
@@ -538,16 +591,21 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
       if (c.scaled) {
         ToCartesian(cell, p, row.r);
       } else {
-        for (int k = 0; k < 3; ++k) row.r[k] = static_cast<float>(p[k] - origin[k]);
+        for (int k = 0; k < 3; ++k)
+          row.r[k] = static_cast<float>(p[k] - origin[k]);
       }
       for (int k = 0; k < 3; ++k)
-        row.f[k] = c.force[0] >= 0 ? static_cast<float>(in.Double(v[c.force[k]], "force")) : 0.f;
+        row.f[k] = c.force[0] >= 0
+                       ? static_cast<float>(in.Double(v[c.force[k]], "force"))
+                       : 0.f;
       rows.push_back(std::move(row));
     }
-    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+    std::sort(rows.begin(), rows.end(),
+              [](const Row& a, const Row& b) { return a.id < b.id; });
     for (std::size_t i = 1; i < rows.size(); ++i)
       if (rows[i].id == rows[i - 1].id)
-        in.FailHere("atom id " + std::to_string(rows[i].id) + " appears twice in step " + std::to_string(step));
+        in.FailHere("atom id " + std::to_string(rows[i].id) +
+                    " appears twice in step " + std::to_string(step));
     if (t.step.empty()) {
       for (const Row& r : rows) {
         ids.push_back(r.id);
@@ -557,8 +615,10 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
       if (c.force[0] >= 0) t.forces.reserve(rows.size() * 3);
     } else {
       for (std::size_t i = 0; i < rows.size(); ++i)
-        if (rows[i].id != ids[i] || rows[i].type != types[i] || rows[i].element != elements[i])
-          in.FailHere("step " + std::to_string(step) + " has other atoms (ids or types) than the first frame");
+        if (rows[i].id != ids[i] || rows[i].type != types[i] ||
+            rows[i].element != elements[i])
+          in.FailHere("step " + std::to_string(step) +
+                      " has other atoms (ids or types) than the first frame");
       if ((c.force[0] >= 0) != !t.forces.empty())
         in.FailHere("forces in some frames but not in others");
     }
@@ -566,7 +626,8 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
     for (const Row& r : rows) {
       t.positions.insert(t.positions.end(), r.r, r.r + 3);
       if (c.force[0] >= 0)
-        for (int k = 0; k < 3; ++k) t.forces.push_back(static_cast<float>(r.f[k] * scale_f));
+        for (int k = 0; k < 3; ++k)
+          t.forces.push_back(static_cast<float>(r.f[k] * scale_f));
     }
     t.step.push_back(step);
     t.cell.insert(t.cell.end(), cell, cell + 9);
@@ -583,23 +644,29 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
       continue;
     }
     if (by_type.empty())
-      Fail(dump.name + ": the dump gives atom types, not elements, and nothing names them: give "
+      Fail(dump.name +
+           ": the dump gives atom types, not elements, and nothing names them: "
+           "give "
            "--species (one symbol per type, type 1 first)");
     if (types[i] < 1 || static_cast<std::size_t>(types[i]) > by_type.size())
-      Fail(dump.name + ": atom type " + std::to_string(types[i]) + ", but only " +
-           std::to_string(by_type.size()) + " element symbols for the types");
+      Fail(dump.name + ": atom type " + std::to_string(types[i]) +
+           ", but only " + std::to_string(by_type.size()) +
+           " element symbols for the types");
     t.species.push_back(by_type[static_cast<std::size_t>(types[i]) - 1]);
   }
   for (const std::string& s : t.species)
-    if (AtomicNumber(s) == 0) Fail(dump.name + ": '" + s + "' is not an element symbol");
+    if (AtomicNumber(s) == 0)
+      Fail(dump.name + ": '" + s + "' is not an element symbol");
 
   if (log) {
     for (std::size_t i = 0; i < t.step.size(); ++i) {
       auto it = log->energy.find(t.step[i]);
       if (it == log->energy.end())
-        Fail(log_source->name + ": no thermo row for step " + std::to_string(t.step[i]) +
-             " (the frame at " + dump.name + ":" + std::to_string(frame_line[i]) +
-             "): make the thermo interval divide the dump interval, or these files are not of "
+        Fail(log_source->name + ": no thermo row for step " +
+             std::to_string(t.step[i]) + " (the frame at " + dump.name + ":" +
+             std::to_string(frame_line[i]) +
+             "): make the thermo interval divide the dump interval, or these "
+             "files are not of "
              "one run");
       t.energy.push_back(it->second);
       t.time_fs.push_back(log->time_fs.at(t.step[i]));
@@ -615,7 +682,8 @@ Trajectory ReadLammps(const Source& dump, const Source* log_source, const ReadOp
 namespace {
 
 // The key=value pairs of an extended XYZ comment line; a bare key is "T".
-std::map<std::string, std::string> ParseComment(const Lines& in, std::string_view s) {
+std::map<std::string, std::string> ParseComment(const Lines& in,
+                                                std::string_view s) {
   std::map<std::string, std::string> out;
   std::size_t i = 0;
   while (true) {
@@ -637,7 +705,8 @@ std::map<std::string, std::string> ParseComment(const Lines& in, std::string_vie
         if (s[i] == '\\' && i + 1 < s.size()) ++i;
         value += s[i++];
       }
-      if (i >= s.size()) in.FailHere("the value of " + Quote(key) + " is not closed");
+      if (i >= s.size())
+        in.FailHere("the value of " + Quote(key) + " is not closed");
       ++i;
     } else {
       std::size_t v = i;
@@ -660,23 +729,31 @@ XyzColumns ParseProperties(const Lines& in, const std::string& spec) {
   std::size_t start = 0;
   while (true) {
     std::size_t colon = spec.find(':', start);
-    parts.push_back(spec.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    parts.push_back(spec.substr(
+        start, colon == std::string::npos ? std::string::npos : colon - start));
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
-  if (parts.size() % 3 != 0) in.FailHere("Properties=" + Quote(spec) + " is not name:type:count triples");
+  if (parts.size() % 3 != 0)
+    in.FailHere("Properties=" + Quote(spec) +
+                " is not name:type:count triples");
   for (std::size_t i = 0; i < parts.size(); i += 3) {
     const std::string& name = parts[i];
     const std::string& type = parts[i + 1];
     long long n;
     if (!ParseInt(parts[i + 2], &n) || n < 1 || n > 64)
-      in.FailHere("Properties: " + Quote(parts[i + 2]) + " is not a column count");
+      in.FailHere("Properties: " + Quote(parts[i + 2]) +
+                  " is not a column count");
     if (type != "S" && type != "R" && type != "I" && type != "L")
-      in.FailHere("Properties: type " + Quote(type) + " (S, R, I or L expected)");
+      in.FailHere("Properties: type " + Quote(type) +
+                  " (S, R, I or L expected)");
     int at = static_cast<int>(c.count);
-    if ((name == "species" || name == "symbols") && type == "S" && n == 1) c.species = at;
-    if ((name == "pos" || name == "positions") && type == "R" && n == 3) c.pos = at;
-    if ((name == "forces" || name == "force") && type == "R" && n == 3) c.forces = at;
+    if ((name == "species" || name == "symbols") && type == "S" && n == 1)
+      c.species = at;
+    if ((name == "pos" || name == "positions") && type == "R" && n == 3)
+      c.pos = at;
+    if ((name == "forces" || name == "force") && type == "R" && n == 3)
+      c.forces = at;
     c.count += static_cast<std::size_t>(n);
   }
   if (c.species < 0 || c.pos < 0)
@@ -696,42 +773,53 @@ Trajectory ReadExtxyz(const Source& xyz, const ReadOptions& o) {
     long long n = in.Int(Trim(line), "the atom count");
     CheckAtoms(in, n, o);
     if (!t.step.empty() && static_cast<std::size_t>(n) != t.species.size())
-      in.FailHere("a frame of " + std::to_string(n) + " atoms; the first frame has " +
+      in.FailHere("a frame of " + std::to_string(n) +
+                  " atoms; the first frame has " +
                   std::to_string(t.species.size()));
     const int frame = t.frames();
     frame_line.push_back(in.number());
-    auto kv = ParseComment(in, in.Require("the comment line of frame " + std::to_string(frame)));
+    auto kv = ParseComment(
+        in, in.Require("the comment line of frame " + std::to_string(frame)));
     auto lattice = kv.find("Lattice");
-    if (lattice == kv.end()) in.FailHere("frame " + std::to_string(frame) + " has no Lattice=");
+    if (lattice == kv.end())
+      in.FailHere("frame " + std::to_string(frame) + " has no Lattice=");
     double cell[9];
     in.Numbers(lattice->second, 9, cell, "Lattice");
-    XyzColumns c = ParseProperties(in, kv.count("Properties") ? kv["Properties"] : "species:S:1:pos:R:3");
+    XyzColumns c = ParseProperties(
+        in, kv.count("Properties") ? kv["Properties"] : "species:S:1:pos:R:3");
     auto e = kv.find("energy");
     if (frame == 0) energies = e != kv.end();
     if ((e != kv.end()) != energies)
-      in.FailHere("frame " + std::to_string(frame) + (energies ? " has no energy=" : " has an energy=") +
+      in.FailHere("frame " + std::to_string(frame) +
+                  (energies ? " has no energy=" : " has an energy=") +
                   ", unlike the first frame");
     if (energies) t.energy.push_back(in.Double(e->second, "energy"));
-    if (frame == 0 && c.forces >= 0) t.forces.reserve(static_cast<std::size_t>(n) * 3);
+    if (frame == 0 && c.forces >= 0)
+      t.forces.reserve(static_cast<std::size_t>(n) * 3);
     if (frame > 0 && (c.forces >= 0) != !t.forces.empty())
       in.FailHere("forces in some frames but not in others");
     for (long long i = 0; i < n; ++i) {
       std::vector<std::string_view> v =
-          Split(in.Require("atom " + std::to_string(i + 1) + " of frame " + std::to_string(frame)));
+          Split(in.Require("atom " + std::to_string(i + 1) + " of frame " +
+                           std::to_string(frame)));
       if (v.size() != c.count)
-        in.FailHere(std::to_string(v.size()) + " values for " + std::to_string(c.count) + " columns");
+        in.FailHere(std::to_string(v.size()) + " values for " +
+                    std::to_string(c.count) + " columns");
       std::string symbol = CheckedSymbol(in, v[c.species]);
       if (frame == 0) {
         t.species.push_back(symbol);
       } else if (t.species[static_cast<std::size_t>(i)] != symbol) {
-        in.FailHere("atom " + std::to_string(i + 1) + " is " + symbol + " here and " +
-                    t.species[static_cast<std::size_t>(i)] + " in the first frame");
+        in.FailHere("atom " + std::to_string(i + 1) + " is " + symbol +
+                    " here and " + t.species[static_cast<std::size_t>(i)] +
+                    " in the first frame");
       }
       for (int k = 0; k < 3; ++k)
-        t.positions.push_back(static_cast<float>(in.Double(v[c.pos + k], "coordinate")));
+        t.positions.push_back(
+            static_cast<float>(in.Double(v[c.pos + k], "coordinate")));
       if (c.forces >= 0)
         for (int k = 0; k < 3; ++k)
-          t.forces.push_back(static_cast<float>(in.Double(v[c.forces + k], "force")));
+          t.forces.push_back(
+              static_cast<float>(in.Double(v[c.forces + k], "force")));
     }
     t.step.push_back(frame);
     t.cell.insert(t.cell.end(), cell, cell + 9);
@@ -739,7 +827,8 @@ Trajectory ReadExtxyz(const Source& xyz, const ReadOptions& o) {
   if (t.step.empty()) Fail(xyz.name + ": no frame");
   CollapseCell(&t);
   if (o.timestep_fs > 0)
-    for (std::int64_t s : t.step) t.time_fs.push_back(static_cast<double>(s) * o.timestep_fs);
+    for (std::int64_t s : t.step)
+      t.time_fs.push_back(static_cast<double>(s) * o.timestep_fs);
   t.text["engine"] = "extended XYZ";
   Validate(t, xyz.name);
   return t;

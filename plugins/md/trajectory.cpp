@@ -33,7 +33,8 @@ constexpr std::array<std::string_view, 118> kElements = {
 constexpr std::size_t kSymbolBytes = 3;
 
 double Determinant(const double* m) {
-  return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+  return m[0] * (m[4] * m[8] - m[5] * m[7]) -
+         m[1] * (m[3] * m[8] - m[5] * m[6]) +
          m[2] * (m[3] * m[7] - m[4] * m[6]);
 }
 
@@ -56,10 +57,12 @@ void Validate(const Trajectory& t, const std::string& what) {
   if (n == 0) Fail(what + ": no atoms");
   if (frames == 0) Fail(what + ": no frames");
   for (const std::string& s : t.species)
-    if (AtomicNumber(s) == 0) Fail(what + ": '" + s + "' is not an element symbol");
+    if (AtomicNumber(s) == 0)
+      Fail(what + ": '" + s + "' is not an element symbol");
   if (t.positions.size() != frames * n * 3)
     Fail(what + ": positions of " + std::to_string(t.positions.size() / 3) +
-         " atoms for " + std::to_string(frames) + " frames of " + std::to_string(n));
+         " atoms for " + std::to_string(frames) + " frames of " +
+         std::to_string(n));
   if (t.cell.size() != 9 && t.cell.size() != 9 * frames)
     Fail(what + ": the cell is neither fixed nor one per frame");
   if (!t.energy.empty() && t.energy.size() != frames)
@@ -70,7 +73,8 @@ void Validate(const Trajectory& t, const std::string& what) {
          std::to_string(frames) + " frames");
   if (!t.forces.empty() && t.forces.size() != t.positions.size())
     Fail(what + ": forces and positions differ in size");
-  if (!AllFinite(t.positions)) Fail(what + ": a position is not a finite number");
+  if (!AllFinite(t.positions))
+    Fail(what + ": a position is not a finite number");
   if (!AllFinite(t.cell)) Fail(what + ": the cell is not finite");
   if (!AllFinite(t.energy)) Fail(what + ": an energy is not a finite number");
   if (!AllFinite(t.forces)) Fail(what + ": a force is not a finite number");
@@ -98,15 +102,17 @@ void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t) {
   const hsize_t n = static_cast<hsize_t>(t.atoms());
   h5::NewFile f(path);
   const std::string where = f.path();
-  h5::Write(f.get(), "positions", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {frames, n, 3},
-            t.positions.data(), where);
+  h5::Write(f.get(), "positions", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE,
+            {frames, n, 3}, t.positions.data(), where);
   std::string symbols(n * kSymbolBytes, '\0');
   for (hsize_t i = 0; i < n; ++i)
-    std::copy(t.species[i].begin(), t.species[i].end(), symbols.begin() + i * kSymbolBytes);
+    std::copy(t.species[i].begin(), t.species[i].end(),
+              symbols.begin() + i * kSymbolBytes);
   H5 text(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(text.get(), kSymbolBytes);
   H5Tset_strpad(text.get(), H5T_STR_NULLPAD);
-  h5::Write(f.get(), "species", text.get(), text.get(), {n}, symbols.data(), where);
+  h5::Write(f.get(), "species", text.get(), text.get(), {n}, symbols.data(),
+            where);
   std::vector<hsize_t> cell_dims = {3, 3};
   if (t.variable_cell()) cell_dims.insert(cell_dims.begin(), frames);
   h5::Write(f.get(), "cell", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, cell_dims,
@@ -120,8 +126,8 @@ void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t) {
     h5::Write(f.get(), "time_fs", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {frames},
               t.time_fs.data(), where);
   if (!t.forces.empty())
-    h5::Write(f.get(), "forces", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {frames, n, 3},
-              t.forces.data(), where);
+    h5::Write(f.get(), "forces", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE,
+              {frames, n, 3}, t.forces.data(), where);
   for (const auto& [k, v] : t.text) h5::Attribute(f.get(), k, v);
   for (const auto& [k, v] : t.real) h5::RealAttribute(f.get(), k, v);
   for (const auto& [k, v] : t.integer) h5::IntAttribute(f.get(), k, v);
@@ -131,19 +137,23 @@ void WriteTrajectory(const std::filesystem::path& path, const Trajectory& t) {
 namespace {
 
 // The shape of dataset NAME, or empty when it does not exist.
-std::vector<hsize_t> ShapeOf(hid_t file, const char* name, const std::string& where) {
+std::vector<hsize_t> ShapeOf(hid_t file, const char* name,
+                             const std::string& where) {
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return {};
   H5 d(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (!d.ok()) Fail(where + ": cannot open /" + name);
   H5 space(H5Dget_space(d.get()), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.get());
-  if (rank < 1 || rank > 3) Fail(where + ": /" + std::string(name) + " has rank " + std::to_string(rank));
+  if (rank < 1 || rank > 3)
+    Fail(where + ": /" + std::string(name) + " has rank " +
+         std::to_string(rank));
   std::vector<hsize_t> dims(rank);
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   return dims;
 }
 
-std::vector<std::string> ReadSpecies(hid_t file, hsize_t n, const std::string& where) {
+std::vector<std::string> ReadSpecies(hid_t file, hsize_t n,
+                                     const std::string& where) {
   H5 d(H5Dopen2(file, "species", H5P_DEFAULT), H5Dclose);
   H5 type(H5Dget_type(d.get()), H5Tclose);
   if (!d.ok() || H5Tget_class(type.get()) != H5T_STRING)
@@ -154,19 +164,22 @@ std::vector<std::string> ReadSpecies(hid_t file, hsize_t n, const std::string& w
     H5Tset_size(mem.get(), H5T_VARIABLE);
     H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     std::vector<char*> raw(n, nullptr);
-    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) <
+        0)
       Fail(where + ": cannot read /species");
     for (char* s : raw) out.emplace_back(s ? s : "");
     H5 space(H5Dget_space(d.get()), H5Sclose);
     H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
   } else {
     std::size_t size = H5Tget_size(type.get());
-    if (size == 0 || size > 64) Fail(where + ": /species strings are " + std::to_string(size) + " bytes");
+    if (size == 0 || size > 64)
+      Fail(where + ": /species strings are " + std::to_string(size) + " bytes");
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), size);
     H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     std::string raw(n * size, '\0');
-    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+    if (H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) <
+        0)
       Fail(where + ": cannot read /species");
     for (hsize_t i = 0; i < n; ++i) {
       std::string s = raw.substr(i * size, size);
@@ -193,34 +206,43 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
   if (ShapeOf(f.get(), "species", where) != std::vector<hsize_t>{n})
     Fail(where + ": /species is not [" + std::to_string(n) + "]");
   std::vector<hsize_t> cell = ShapeOf(f.get(), "cell", where);
-  if (cell != std::vector<hsize_t>{3, 3} && cell != std::vector<hsize_t>{frames, 3, 3})
+  if (cell != std::vector<hsize_t>{3, 3} &&
+      cell != std::vector<hsize_t>{frames, 3, 3})
     Fail(where + ": /cell is neither [3, 3] nor [frames, 3, 3]");
   for (const char* name : {"energy", "time_fs", "step"}) {
     std::vector<hsize_t> s = ShapeOf(f.get(), name, where);
     if (!s.empty() && s != std::vector<hsize_t>{frames})
-      Fail(where + ": /" + std::string(name) + " is not [" + std::to_string(frames) + "]");
+      Fail(where + ": /" + std::string(name) + " is not [" +
+           std::to_string(frames) + "]");
   }
   std::vector<hsize_t> forces = ShapeOf(f.get(), "forces", where);
-  if (!forces.empty() && forces != pos) Fail(where + ": /forces is not shaped as /positions");
+  if (!forces.empty() && forces != pos)
+    Fail(where + ": /forces is not shaped as /positions");
 
   Trajectory t;
   std::vector<hsize_t> dims;
-  t.positions = h5::ReadAll<float>(f.get(), "positions", H5T_NATIVE_FLOAT, &dims, where);
+  t.positions =
+      h5::ReadAll<float>(f.get(), "positions", H5T_NATIVE_FLOAT, &dims, where);
   t.species = ReadSpecies(f.get(), n, where);
-  t.cell = h5::ReadAll<double>(f.get(), "cell", H5T_NATIVE_DOUBLE, &dims, where);
+  t.cell =
+      h5::ReadAll<double>(f.get(), "cell", H5T_NATIVE_DOUBLE, &dims, where);
   if (H5Lexists(f.get(), "step", H5P_DEFAULT) > 0) {
     std::vector<long long> s =
         h5::ReadAll<long long>(f.get(), "step", H5T_NATIVE_LLONG, &dims, where);
     t.step.assign(s.begin(), s.end());
   } else {
-    for (hsize_t i = 0; i < frames; ++i) t.step.push_back(static_cast<std::int64_t>(i));
+    for (hsize_t i = 0; i < frames; ++i)
+      t.step.push_back(static_cast<std::int64_t>(i));
   }
   if (H5Lexists(f.get(), "energy", H5P_DEFAULT) > 0)
-    t.energy = h5::ReadAll<double>(f.get(), "energy", H5T_NATIVE_DOUBLE, &dims, where);
+    t.energy =
+        h5::ReadAll<double>(f.get(), "energy", H5T_NATIVE_DOUBLE, &dims, where);
   if (H5Lexists(f.get(), "time_fs", H5P_DEFAULT) > 0)
-    t.time_fs = h5::ReadAll<double>(f.get(), "time_fs", H5T_NATIVE_DOUBLE, &dims, where);
+    t.time_fs = h5::ReadAll<double>(f.get(), "time_fs", H5T_NATIVE_DOUBLE,
+                                    &dims, where);
   if (!forces.empty())
-    t.forces = h5::ReadAll<float>(f.get(), "forces", H5T_NATIVE_FLOAT, &dims, where);
+    t.forces =
+        h5::ReadAll<float>(f.get(), "forces", H5T_NATIVE_FLOAT, &dims, where);
   // Every attribute of one value on the root, by its type: provenance
   // (input_sha256, source_sha256, vacancy_sites, ...) travels into slices.
   std::vector<std::string> names;
@@ -228,7 +250,8 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
       f.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
       [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
         auto* list = static_cast<std::vector<std::string>*>(data);
-        if (list->size() >= 1000) return 1;  // enough of a hostile file's attributes
+        if (list->size() >= 1000)
+          return 1;  // enough of a hostile file's attributes
         list->emplace_back(name);
         return 0;
       },
@@ -241,9 +264,11 @@ Trajectory ReadTrajectory(const std::filesystem::path& path) {
     if (c == H5T_STRING) {
       if (auto v = h5::TextAttribute(f.get(), name.c_str())) t.text[name] = *v;
     } else if (c == H5T_INTEGER) {
-      if (auto v = h5::RealAttributeOf(f.get(), name.c_str())) t.integer[name] = static_cast<long long>(*v);
+      if (auto v = h5::RealAttributeOf(f.get(), name.c_str()))
+        t.integer[name] = static_cast<long long>(*v);
     } else if (c == H5T_FLOAT) {
-      if (auto v = h5::RealAttributeOf(f.get(), name.c_str())) t.real[name] = *v;
+      if (auto v = h5::RealAttributeOf(f.get(), name.c_str()))
+        t.real[name] = *v;
     }
   }
   Validate(t, where);
@@ -259,15 +284,16 @@ namespace {
 // neighbours; other elements get 2 Z (a placeholder a user will see).
 double Mass(const std::string& symbol) {
   static const std::map<std::string, double> kMass = {
-      {"H", 1.008},  {"C", 12.011}, {"N", 14.007}, {"O", 15.999}, {"S", 32.06},
-      {"Se", 78.971}, {"Te", 127.6}, {"Mo", 95.95}, {"W", 183.84}, {"Nb", 92.906},
-      {"Re", 186.207}};
+      {"H", 1.008},  {"C", 12.011},  {"N", 14.007},  {"O", 15.999},
+      {"S", 32.06},  {"Se", 78.971}, {"Te", 127.6},  {"Mo", 95.95},
+      {"W", 183.84}, {"Nb", 92.906}, {"Re", 186.207}};
   auto it = kMass.find(symbol);
   return it != kMass.end() ? it->second : 2.0 * AtomicNumber(symbol);
 }
 
 std::string Fmt(const char* format, double a, double b = 0, double c = 0) {
-  int n = std::snprintf(nullptr, 0, format, a, b, c);  // %.10f of 1e300 is 311 characters
+  int n = std::snprintf(nullptr, 0, format, a, b,
+                        c);  // %.10f of 1e300 is 311 characters
   std::string out(static_cast<std::size_t>(std::max(n, 0)) + 1, '\0');
   std::snprintf(out.data(), out.size(), format, a, b, c);
   out.pop_back();
@@ -288,7 +314,8 @@ Trajectory Subset(const Trajectory& t, const std::vector<int>& frames) {
     s.positions.insert(s.positions.end(), t.positions.begin() + f * n3,
                        t.positions.begin() + (f + 1) * n3);
     if (!t.forces.empty())
-      s.forces.insert(s.forces.end(), t.forces.begin() + f * n3, t.forces.begin() + (f + 1) * n3);
+      s.forces.insert(s.forces.end(), t.forces.begin() + f * n3,
+                      t.forces.begin() + (f + 1) * n3);
     if (!t.energy.empty()) s.energy.push_back(t.energy[f]);
     if (!t.time_fs.empty()) s.time_fs.push_back(t.time_fs[f]);
     s.step.push_back(t.step[f]);
@@ -298,10 +325,12 @@ Trajectory Subset(const Trajectory& t, const std::vector<int>& frames) {
   return s;
 }
 
-std::string LammpsData(const Trajectory& t, int frame, const std::string& title) {
+std::string LammpsData(const Trajectory& t, int frame,
+                       const std::string& title) {
   std::vector<std::string> kinds;
   for (const std::string& s : t.species)
-    if (std::find(kinds.begin(), kinds.end(), s) == kinds.end()) kinds.push_back(s);
+    if (std::find(kinds.begin(), kinds.end(), s) == kinds.end())
+      kinds.push_back(s);
   const double* m = t.cell_of(frame);
   // LAMMPS wants a1 along x, a2 in the xy plane: true of the cells cmf
   // writes from LAMMPS and md-mos2; other cells are rotated into that frame.
@@ -309,7 +338,8 @@ std::string LammpsData(const Trajectory& t, int frame, const std::string& title)
   double ex[3] = {m[0] / ax, m[1] / ax, m[2] / ax};
   double bx = m[3] * ex[0] + m[4] * ex[1] + m[5] * ex[2];
   double b_perp[3] = {m[3] - bx * ex[0], m[4] - bx * ex[1], m[5] - bx * ex[2]};
-  double by = std::sqrt(b_perp[0] * b_perp[0] + b_perp[1] * b_perp[1] + b_perp[2] * b_perp[2]);
+  double by = std::sqrt(b_perp[0] * b_perp[0] + b_perp[1] * b_perp[1] +
+                        b_perp[2] * b_perp[2]);
   double ey[3] = {b_perp[0] / by, b_perp[1] / by, b_perp[2] / by};
   double ez[3] = {ex[1] * ey[2] - ex[2] * ey[1], ex[2] * ey[0] - ex[0] * ey[2],
                   ex[0] * ey[1] - ex[1] * ey[0]};
@@ -321,20 +351,27 @@ std::string LammpsData(const Trajectory& t, int frame, const std::string& title)
   double c[3];
   project(m + 6, c);
   std::string out = "# " + title + "\n\n";
-  out += std::to_string(t.atoms()) + " atoms\n" + std::to_string(kinds.size()) + " atom types\n\n";
+  out += std::to_string(t.atoms()) + " atoms\n" + std::to_string(kinds.size()) +
+         " atom types\n\n";
   out += Fmt("0 %.10f xlo xhi\n", ax);
   out += Fmt("0 %.10f ylo yhi\n", by);
   out += Fmt("0 %.10f zlo zhi\n", c[2]);
   out += Fmt("%.10f %.10f %.10f xy xz yz\n\nMasses\n\n", bx, c[0], c[1]);
   for (std::size_t k = 0; k < kinds.size(); ++k)
-    out += std::to_string(k + 1) + Fmt(" %.4f", Mass(kinds[k])) + "  # " + kinds[k] + "\n";
+    out += std::to_string(k + 1) + Fmt(" %.4f", Mass(kinds[k])) + "  # " +
+           kinds[k] + "\n";
   out += "\nAtoms  # atomic\n\n";
-  const float* p = t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
+  const float* p =
+      t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
   for (int i = 0; i < t.atoms(); ++i) {
     double v[3] = {p[3 * i], p[3 * i + 1], p[3 * i + 2]}, r[3];
     project(v, r);
-    int type = static_cast<int>(std::find(kinds.begin(), kinds.end(), t.species[i]) - kinds.begin()) + 1;
-    out += std::to_string(i + 1) + " " + std::to_string(type) + Fmt(" %.8f %.8f %.8f\n", r[0], r[1], r[2]);
+    int type =
+        static_cast<int>(std::find(kinds.begin(), kinds.end(), t.species[i]) -
+                         kinds.begin()) +
+        1;
+    out += std::to_string(i + 1) + " " + std::to_string(type) +
+           Fmt(" %.8f %.8f %.8f\n", r[0], r[1], r[2]);
   }
   return out;
 }
@@ -346,9 +383,11 @@ std::string ExtxyzFrame(const Trajectory& t, int frame) {
   out += "\" Properties=species:S:1:pos:R:3";
   if (!t.energy.empty()) out += Fmt(" energy=%.10f", t.energy[frame]);
   out += " pbc=\"T T T\"\n";
-  const float* p = t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
+  const float* p =
+      t.positions.data() + static_cast<std::size_t>(frame) * t.atoms() * 3;
   for (int i = 0; i < t.atoms(); ++i)
-    out += t.species[i] + Fmt(" %.8f %.8f", p[3 * i], p[3 * i + 1]) + Fmt(" %.8f\n", p[3 * i + 2]);
+    out += t.species[i] + Fmt(" %.8f %.8f", p[3 * i], p[3 * i + 1]) +
+           Fmt(" %.8f\n", p[3 * i + 2]);
   return out;
 }
 

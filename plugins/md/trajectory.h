@@ -21,10 +21,10 @@ struct Trajectory {
   // T x N x 3, Cartesian (Å), with the cell's origin at 0: fractional
   // coordinates are positions times the inverse of the cell.
   std::vector<float> positions;
-  std::vector<double> energy;        // T potential energies (eV), or empty
-  std::vector<float> forces;         // T x N x 3 (eV/Å), or empty
-  std::vector<std::int64_t> step;    // T: the engine's step of each frame
-  std::vector<double> time_fs;       // T, or empty when the source lacks it
+  std::vector<double> energy;      // T potential energies (eV), or empty
+  std::vector<float> forces;       // T x N x 3 (eV/Å), or empty
+  std::vector<std::int64_t> step;  // T: the engine's step of each frame
+  std::vector<double> time_fs;     // T, or empty when the source lacks it
   // File attributes: engine, potential, temperature, timestep, sources...
   std::map<std::string, std::string> text;
   std::map<std::string, double> real;
@@ -35,7 +35,8 @@ struct Trajectory {
   bool variable_cell() const { return cell.size() > 9; }
   // The 9 values of frame T's cell.
   const double* cell_of(int t) const {
-    return cell.data() + (variable_cell() ? static_cast<std::size_t>(t) * 9 : 0);
+    return cell.data() +
+           (variable_cell() ? static_cast<std::size_t>(t) * 9 : 0);
   }
 };
 
@@ -74,7 +75,8 @@ Trajectory Subset(const Trajectory& t, const std::vector<int>& frames);
 // Frame F of T as a LAMMPS data file (atom_style atomic, a triclinic box at
 // the origin, one atom type per species in order of first appearance, with
 // their masses), from which the next MD can start.
-std::string LammpsData(const Trajectory& t, int frame, const std::string& title);
+std::string LammpsData(const Trajectory& t, int frame,
+                       const std::string& title);
 
 // Frame F of T as one extended-XYZ frame (Lattice, Properties, energy when
 // known), as ASE reads it.

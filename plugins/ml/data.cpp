@@ -1,7 +1,5 @@
 #include "data.h"
 
-#include "h5.h"
-
 #include <hdf5.h>
 
 #include <algorithm>
@@ -11,14 +9,14 @@
 #include <limits>
 #include <stdexcept>
 
+#include "h5.h"
+
 namespace cmf::ml {
 namespace {
 
 [[noreturn]] void Fail(const std::string& message) {
   throw std::runtime_error(message);
 }
-
-
 
 std::vector<hsize_t> Shape(hid_t dataset) {
   H5 space(H5Dget_space(dataset), H5Sclose);
@@ -35,12 +33,13 @@ bool HasLink(hid_t file, const char* name) {
 std::vector<float> ReadAll(hid_t file, const char* name,
                            const std::string& path) {
   H5 d(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
-  if (!d.ok()) Fail("cannot open dataset '" + std::string(name) + "' of '" + path + "'");
+  if (!d.ok())
+    Fail("cannot open dataset '" + std::string(name) + "' of '" + path + "'");
   hsize_t n = 1;
   for (hsize_t v : Shape(d.get())) n *= v;
   std::vector<float> out(n);
-  if (n > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                       H5P_DEFAULT, out.data()) < 0)
+  if (n > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                       out.data()) < 0)
     Fail("cannot read dataset '" + std::string(name) + "' of '" + path + "'");
   return out;
 }
@@ -137,8 +136,9 @@ std::vector<double> Experiment::PooledAtCentres(const Patches& p,
       int x = c + p.window / 2;
       std::vector<double> pooled = PoolSpectrum(
           row.data() + static_cast<std::size_t>(x) * channels, channels, pool);
-      std::copy(pooled.begin(), pooled.end(),
-                out.begin() + (static_cast<std::size_t>(r) * p.cols + c) * groups);
+      std::copy(
+          pooled.begin(), pooled.end(),
+          out.begin() + (static_cast<std::size_t>(r) * p.cols + c) * groups);
     }
   }
   return out;
@@ -155,8 +155,9 @@ Patches MakePatches(const std::vector<float>& image, int height, int width,
                     int window) {
   if (window < 1) Fail("the window must be at least 1 pixel");
   if (window > height || window > width)
-    Fail("a window of " + std::to_string(window) + " pixels does not fit in a " +
-         std::to_string(height) + "x" + std::to_string(width) + " image");
+    Fail("a window of " + std::to_string(window) +
+         " pixels does not fit in a " + std::to_string(height) + "x" +
+         std::to_string(width) + " image");
   Patches p;
   p.window = window;
   p.rows = height - window + 1;
@@ -307,7 +308,8 @@ std::vector<double> ReadNpy(const std::filesystem::path& path,
   } else {
     unsigned char b[4];
     in.read(reinterpret_cast<char*>(b), 4);
-    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+    header_len = b[0] | (b[1] << 8) | (b[2] << 16) |
+                 (static_cast<std::uint32_t>(b[3]) << 24);
   }
   std::string header(header_len, '\0');
   in.read(header.data(), header_len);
@@ -320,14 +322,16 @@ std::vector<double> ReadNpy(const std::filesystem::path& path,
   bool f4 = descr.find("<f4") != std::string::npos;
   bool f8 = descr.find("<f8") != std::string::npos;
   if (!f4 && !f8) Fail("'" + path.string() + "' holds neither <f4 nor <f8");
-  bool fortran = field("fortran_order").find("True") < field("fortran_order").find(',');
+  bool fortran =
+      field("fortran_order").find("True") < field("fortran_order").find(',');
   std::string sh = field("shape");
   sh = sh.substr(sh.find('(') + 1, sh.find(')') - sh.find('(') - 1);
   shape->clear();
   std::size_t pos = 0;
   while (pos < sh.size()) {
     std::size_t comma = sh.find(',', pos);
-    std::string part = sh.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string part = sh.substr(
+        pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (part.find_first_of("0123456789") != std::string::npos)
       shape->push_back(std::stoll(part));
     if (comma == std::string::npos) break;
@@ -350,7 +354,8 @@ std::vector<double> ReadNpy(const std::filesystem::path& path,
   const std::vector<std::int64_t>& s = *shape;
   if (s.size() != 2) Fail("'" + path.string() + "': Fortran order above 2-D");
   for (std::int64_t i = 0; i < s[0]; ++i)
-    for (std::int64_t j = 0; j < s[1]; ++j) out[i * s[1] + j] = raw[j * s[0] + i];
+    for (std::int64_t j = 0; j < s[1]; ++j)
+      out[i * s[1] + j] = raw[j * s[0] + i];
   return out;
 }
 

@@ -21,8 +21,8 @@ namespace cmf::ml {
 struct Experiment {
   int height = 0;
   int width = 0;
-  int channels = 0;          // E; 0 when the file has no /energy
-  std::vector<float> image;  // H * W, row-major
+  int channels = 0;           // E; 0 when the file has no /energy
+  std::vector<float> image;   // H * W, row-major
   std::vector<float> energy;  // E, eV
   bool has_spectra = false;
 
@@ -43,10 +43,10 @@ Experiment ReadExperiment(const std::filesystem::path& path, bool need_spectra);
 // normalised over the whole set to [0, 1].
 struct Patches {
   int window = 0;
-  int rows = 0;  // H - w + 1
-  int cols = 0;  // W - w + 1
-  int count = 0;  // rows * cols
-  int features = 0;  // w * w
+  int rows = 0;               // H - w + 1
+  int cols = 0;               // W - w + 1
+  int count = 0;              // rows * cols
+  int features = 0;           // w * w
   std::vector<float> values;  // count * features
 
   int CentreX(int i) const { return i % cols + window / 2; }
@@ -85,8 +85,8 @@ struct Scalarizer {
 
 // What Scalarizer::Parse takes, as a plugin parameter's allowed values (an
 // entry ending in ':' is a prefix).
-inline constexpr const char* kScalarizerChoices[] = {"band-mean:", "band-peak:",
-                                                     "vector", nullptr};
+inline constexpr const char* kScalarizerChoices[] = {
+    "band-mean:", "band-peak:", "vector", nullptr};
 
 // Min-max normalisation constants over a set of pooled spectra.
 struct Range {

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "text_file.h"
+
 namespace cmf::ml {
 
 std::vector<int> DklConfig::Architecture(const std::string& name) {
@@ -26,8 +28,10 @@ std::string DklConfig::ArchitectureName(const std::vector<int>& hidden) {
   for (const char* name : {"small", "large"})
     if (hidden == Architecture(name)) return name;
   std::string widths;
-  for (int w : hidden) widths += (widths.empty() ? "" : "-") + std::to_string(w);
-  return "of its own (hidden layers " + (widths.empty() ? "none" : widths) + ")";
+  for (int w : hidden)
+    widths += (widths.empty() ? "" : "-") + std::to_string(w);
+  return "of its own (hidden layers " + (widths.empty() ? "none" : widths) +
+         ")";
 }
 
 void SetTorchThreads(int threads) {
@@ -73,9 +77,9 @@ struct GpTensors {
 
 // The pieces of an exact GP fit: loss and what prediction needs.
 struct GpFit {
-  Tensor loss;     // scalar
-  Tensor chol;     // [C, n, n]
-  Tensor alpha;    // [C, n, 1]
+  Tensor loss;   // scalar
+  Tensor chol;   // [C, n, n]
+  Tensor alpha;  // [C, n, 1]
 };
 
 GpFit FitGp(const Tensor& z, const Tensor& y /* [n, C] */, const GpTensors& p,
@@ -92,15 +96,16 @@ GpFit FitGp(const Tensor& z, const Tensor& y /* [n, C] */, const GpTensors& p,
   fit.chol = torch::linalg::cholesky(k);
   Tensor r = (y.t() - p.mean.unsqueeze(1)).unsqueeze(-1);  // [C, n, 1]
   fit.alpha = torch::cholesky_solve(r, fit.chol);
-  Tensor quad = (r * fit.alpha).sum({1, 2});  // [C]
-  Tensor logdet =
-      2 * fit.chol.diagonal(0, -2, -1).log().sum(-1);  // [C]
+  Tensor quad = (r * fit.alpha).sum({1, 2});                       // [C]
+  Tensor logdet = 2 * fit.chol.diagonal(0, -2, -1).log().sum(-1);  // [C]
   fit.loss = (0.5 * (quad + logdet + n * kLog2Pi) / n).mean();
   return fit;
 }
 
 // The inverse of softplus, for initial values.
-double InverseSoftplus(double v) { return v > 20 ? v : std::log(std::expm1(v)); }
+double InverseSoftplus(double v) {
+  return v > 20 ? v : std::log(std::expm1(v));
+}
 
 GpTensors InitialGp(int outputs, int d, double noise_floor) {
   GpTensors p;
@@ -109,7 +114,9 @@ GpTensors InitialGp(int outputs, int d, double noise_floor) {
   p.raw_lengthscale = torch::zeros({outputs, d}, kF64);
   // Targets are normalised to [0, 1]: start from a noise of 0.01 (in variance)
   // rather than softplus(0) = 0.69, which would explain away every target.
-  p.raw_noise = torch::full({outputs}, InverseSoftplus(std::max(kInitialNoise - noise_floor, 1e-6)), kF64);
+  p.raw_noise = torch::full(
+      {outputs}, InverseSoftplus(std::max(kInitialNoise - noise_floor, 1e-6)),
+      kF64);
   return p;
 }
 
@@ -151,7 +158,6 @@ double ExactGpLoss(const std::vector<double>& z, int n, int d,
   return fit.loss.item<double>();
 }
 
-
 // ---------------------------------------------------------------------------
 // Training without autograd: the forward pass keeps its activations, the GP's
 // loss comes with its gradient in closed form, the gradient flows back through
@@ -174,13 +180,14 @@ GpGrad GpLossAndGrad(const Tensor& z, const Tensor& y, const GpTensors& p,
                      Kernel kernel, double noise_floor) {
   const int64_t n = z.size(0);
   const int64_t outputs = y.size(1);
-  Tensor lengthscale = torch::softplus(p.raw_lengthscale);       // [C, d]
-  Tensor outputscale = torch::softplus(p.raw_outputscale);       // [C]
-  Tensor noise = torch::softplus(p.raw_noise) + noise_floor;     // [C]
-  Tensor inv_l2 = lengthscale.pow(-2).unsqueeze(1);              // [C, 1, d]
-  Tensor diff = z.unsqueeze(0) - z.unsqueeze(1);                 // [n, n, d]: z_j - z_i
-  Tensor diff2 = diff.pow(2);                                    // [n, n, d]
-  Tensor d2 = torch::einsum("ijk,ck->cij", {diff2, inv_l2.squeeze(1)});  // [C, n, n]
+  Tensor lengthscale = torch::softplus(p.raw_lengthscale);    // [C, d]
+  Tensor outputscale = torch::softplus(p.raw_outputscale);    // [C]
+  Tensor noise = torch::softplus(p.raw_noise) + noise_floor;  // [C]
+  Tensor inv_l2 = lengthscale.pow(-2).unsqueeze(1);           // [C, 1, d]
+  Tensor diff = z.unsqueeze(0) - z.unsqueeze(1);  // [n, n, d]: z_j - z_i
+  Tensor diff2 = diff.pow(2);                     // [n, n, d]
+  Tensor d2 =
+      torch::einsum("ijk,ck->cij", {diff2, inv_l2.squeeze(1)});  // [C, n, n]
   Tensor base;  // the kernel without outputscale
   Tensor q;     // -d base / d(d2) * 2: what multiplies (z_i - z_j)/l^2
   if (kernel == Kernel::kRbf) {
@@ -197,26 +204,27 @@ GpGrad GpLossAndGrad(const Tensor& z, const Tensor& y, const GpTensors& p,
   Tensor k = outputscale.view({-1, 1, 1}) * base + noise.view({-1, 1, 1}) * eye;
   GpGrad g;
   g.chol = torch::linalg::cholesky(k);
-  Tensor r = (y.t() - p.mean.unsqueeze(1)).unsqueeze(-1);        // [C, n, 1]
-  g.alpha = torch::cholesky_solve(r, g.chol);                    // [C, n, 1]
+  Tensor r = (y.t() - p.mean.unsqueeze(1)).unsqueeze(-1);  // [C, n, 1]
+  g.alpha = torch::cholesky_solve(r, g.chol);              // [C, n, 1]
   Tensor quad = (r * g.alpha).sum({1, 2});
   Tensor logdet = 2 * g.chol.diagonal(0, -2, -1).log().sum(-1);
   g.loss = (0.5 * (quad + logdet + n * kLog2Pi) / n).mean().item<double>();
   // dL/dK = (K^-1 - alpha alpha') / (2 n C).
   Tensor k_inv = torch::cholesky_inverse(g.chol);
   Tensor gk = (k_inv - g.alpha.bmm(g.alpha.transpose(1, 2))) /
-              (2.0 * n * outputs);                               // [C, n, n]
+              (2.0 * n * outputs);  // [C, n, n]
   g.params.mean = -g.alpha.squeeze(-1).sum(1) / (double(n) * outputs);
   g.params.raw_outputscale =
       (gk * base).sum({1, 2}) * torch::sigmoid(p.raw_outputscale);
   g.params.raw_noise =
       gk.diagonal(0, -2, -1).sum(-1) * torch::sigmoid(p.raw_noise);
-  Tensor m = gk * q * outputscale.view({-1, 1, 1});              // [C, n, n]
+  Tensor m = gk * q * outputscale.view({-1, 1, 1});  // [C, n, n]
   // dK_ij/dl_k = s q_ij (z_ik - z_jk)^2 / l_k^3
-  Tensor dl = torch::einsum("cij,ijk->ck", {m, diff2}) *
-              lengthscale.pow(-3);                               // [C, d]
+  Tensor dl =
+      torch::einsum("cij,ijk->ck", {m, diff2}) * lengthscale.pow(-3);  // [C, d]
   g.params.raw_lengthscale = dl * torch::sigmoid(p.raw_lengthscale);
-  // dL/dz_ik = sum_j 2 G_ij dK_ij/dz_ik, dK_ij/dz_ik = -s q_ij (z_ik - z_jk)/l_k^2
+  // dL/dz_ik = sum_j 2 G_ij dK_ij/dz_ik, dK_ij/dz_ik = -s q_ij (z_ik -
+  // z_jk)/l_k^2
   //          = 2 sum_c sum_j m_cij (z_jk - z_ik) / l_ck^2
   g.z = 2 * torch::einsum("cij,ijk,ck->ik", {m, diff, inv_l2.squeeze(1)});
   return g;
@@ -227,8 +235,10 @@ GpGrad GpLossAndGrad(const Tensor& z, const Tensor& y, const GpTensors& p,
 // O3 turns on the vectoriser at any build type, and an AVX2 clone is chosen
 // at run time where the processor has it.
 template <typename T>
-__attribute__((always_inline)) inline void AdamLoop(
-    T* p, const T* g, T* m, T* v, int64_t count, T step_size, T inv_sqrt_c2) {
+__attribute__((always_inline)) inline void AdamLoop(T* p, const T* g, T* m,
+                                                    T* v, int64_t count,
+                                                    T step_size,
+                                                    T inv_sqrt_c2) {
   const T b1 = 0.9, b2 = 0.999, ob1 = 1 - b1, ob2 = 1 - b2, eps = 1e-8;
   for (int64_t i = 0; i < count; ++i) {
     T gi = g[i];
@@ -276,15 +286,16 @@ struct DklModel::Impl {
   GpTensors gp;
   // Reset returns here when set (a meta-model seed), else draws afresh.
   bool has_initial = false;
-  bool fresh = false;  // GP hyperparameters at their defaults: the mean starts at the data's
+  bool fresh = false;  // GP hyperparameters at their defaults: the mean starts
+                       // at the data's
   std::vector<Tensor> initial_weights;
   GpTensors initial_gp;
   // What Predict conditions on.
-  Tensor train_x;   // [n, features] float
-  Tensor train_y;   // [n, C] double
-  Tensor train_z;   // [n, d] double
-  Tensor chol;      // [C, n, n]
-  Tensor alpha;     // [C, n, 1]
+  Tensor train_x;  // [n, features] float
+  Tensor train_y;  // [n, C] double
+  Tensor train_z;  // [n, d] double
+  Tensor chol;     // [C, n, n]
+  Tensor alpha;    // [C, n, 1]
   bool trained = false;
 
   std::vector<int> Sizes() const {
@@ -367,8 +378,7 @@ void DklModel::Reset() {
   torch::NoGradGuard no_grad;
   if (m.has_initial) {
     m.weights.clear();
-    for (const Tensor& w : m.initial_weights)
-      m.weights.push_back(w.clone());
+    for (const Tensor& w : m.initial_weights) m.weights.push_back(w.clone());
     m.gp = m.initial_gp;
     m.fresh = false;
     m.gp.mean = m.gp.mean.clone();
@@ -377,7 +387,8 @@ void DklModel::Reset() {
     m.gp.raw_noise = m.gp.raw_noise.clone();
   } else {
     m.DrawWeights();
-    m.gp = InitialGp(m.config.outputs, m.config.embedding, m.config.noise_floor);
+    m.gp =
+        InitialGp(m.config.outputs, m.config.embedding, m.config.noise_floor);
     m.fresh = true;
   }
   m.trained = false;
@@ -386,11 +397,11 @@ void DklModel::Reset() {
 void DklModel::SetInitialToCurrent() {
   Impl& m = *impl_;
   m.initial_weights.clear();
-  for (const Tensor& w : m.weights) m.initial_weights.push_back(w.detach().clone());
-  m.initial_gp = {m.gp.mean.detach().clone(),
-                  m.gp.raw_outputscale.detach().clone(),
-                  m.gp.raw_lengthscale.detach().clone(),
-                  m.gp.raw_noise.detach().clone()};
+  for (const Tensor& w : m.weights)
+    m.initial_weights.push_back(w.detach().clone());
+  m.initial_gp = {
+      m.gp.mean.detach().clone(), m.gp.raw_outputscale.detach().clone(),
+      m.gp.raw_lengthscale.detach().clone(), m.gp.raw_noise.detach().clone()};
   m.has_initial = true;
 }
 
@@ -443,8 +454,8 @@ void TrainWithAutograd(DklModel::Impl& m, int epochs,
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(m.weights, std::make_unique<torch::optim::AdamOptions>(
                                      c.extractor_learning_rate));
-  groups.emplace_back(gp_params, std::make_unique<torch::optim::AdamOptions>(
-                                     c.learning_rate));
+  groups.emplace_back(
+      gp_params, std::make_unique<torch::optim::AdamOptions>(c.learning_rate));
   torch::optim::Adam adam(std::move(groups),
                           torch::optim::AdamOptions(c.learning_rate));
   for (int epoch = 0; epoch < epochs; ++epoch) {
@@ -487,7 +498,8 @@ void TrainByHand(DklModel::Impl& m, int epochs, std::vector<double>* losses,
     Tensor y = m.train_y;
     h[0] = m.train_x;
     if (minibatch) {
-      Tensor pick = torch::randperm(n, sampler, torch::kLong).slice(0, 0, batch);
+      Tensor pick =
+          torch::randperm(n, sampler, torch::kLong).slice(0, 0, batch);
       h[0] = m.train_x.index_select(0, pick);
       y = m.train_y.index_select(0, pick);
     }
@@ -536,24 +548,24 @@ Prediction DklModel::Predict(const float* x, int count) const {
     Tensor xb = torch::from_blob(
         const_cast<float*>(x) + static_cast<std::size_t>(start) * c.features,
         {b, c.features}, kF32);
-    Tensor z = m.Scale(m.Extract(xb));                    // [b, d]
+    Tensor z = m.Scale(m.Extract(xb));  // [b, d]
     Tensor kxs = outputscale.view({-1, 1, 1}) *
                  KernelOf(SquaredDistances(m.train_z, z, lengthscale),
-                          c.kernel);                      // [C, n, b]
+                          c.kernel);  // [C, n, b]
     Tensor mean = m.gp.mean.unsqueeze(1) +
                   (kxs.transpose(1, 2).bmm(m.alpha)).squeeze(-1);  // [C, b]
     Tensor v = torch::linalg::solve_triangular(m.chol, kxs, /*upper=*/false,
                                                /*left=*/true,
                                                /*unitriangular=*/false);
-    Tensor var =
-        (outputscale.unsqueeze(1) - v.pow(2).sum(1)).clamp_min(1e-12);  // [C, b]
+    Tensor var = (outputscale.unsqueeze(1) - v.pow(2).sum(1))
+                     .clamp_min(1e-12);  // [C, b]
     Tensor mt = mean.t().contiguous();
     Tensor vt = var.t().contiguous();
     std::copy(mt.data_ptr<double>(), mt.data_ptr<double>() + mt.numel(),
               out.mean.begin() + static_cast<std::size_t>(start) * c.outputs);
-    std::copy(vt.data_ptr<double>(), vt.data_ptr<double>() + vt.numel(),
-              out.variance.begin() +
-                  static_cast<std::size_t>(start) * c.outputs);
+    std::copy(
+        vt.data_ptr<double>(), vt.data_ptr<double>() + vt.numel(),
+        out.variance.begin() + static_cast<std::size_t>(start) * c.outputs);
   }
   return out;
 }
@@ -647,7 +659,8 @@ std::vector<char> ReadBytes(const std::filesystem::path& path) {
   return std::vector<char>(std::istreambuf_iterator<char>(in), {});
 }
 
-c10::Dict<c10::IValue, c10::IValue> LoadDict(const std::filesystem::path& path) {
+c10::Dict<c10::IValue, c10::IValue> LoadDict(
+    const std::filesystem::path& path) {
   c10::IValue v;
   try {
     v = torch::pickle_load(ReadBytes(path));
@@ -721,16 +734,7 @@ void DklModel::Save(const std::filesystem::path& path,
   top.insert(c10::IValue(std::string("meta")), c10::IValue(meta.dump()));
   top.insert(c10::IValue(std::string("state")), c10::IValue(state));
   std::vector<char> bytes = torch::pickle_save(top);
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out)
-      throw std::runtime_error("cannot write '" + tmp.string() + "'");
-  }
-  std::filesystem::rename(tmp, path);
+  h5::WriteTextFile(path, std::string(bytes.begin(), bytes.end()));
 }
 
 std::map<std::string, std::string> DklModel::ReadMetadata(
@@ -757,10 +761,13 @@ void DklModel::Load(const std::filesystem::path& path) {
              std::to_string(c.features));
   if (meta.value("hidden", std::vector<int>{}) != c.hidden ||
       meta.value("embedding", -1) != c.embedding)
-    mismatch("it was trained with --architecture " +
-             DklConfig::ArchitectureName(meta.value("hidden", std::vector<int>{})) +
-             ", this run has " + DklConfig::ArchitectureName(c.hidden) +
-             (meta.value("embedding", -1) != c.embedding ? " (and another embedding size)" : ""));
+    mismatch(
+        "it was trained with --architecture " +
+        DklConfig::ArchitectureName(meta.value("hidden", std::vector<int>{})) +
+        ", this run has " + DklConfig::ArchitectureName(c.hidden) +
+        (meta.value("embedding", -1) != c.embedding
+             ? " (and another embedding size)"
+             : ""));
   if (meta.value("kernel", "") !=
       (c.kernel == Kernel::kRbf ? "rbf" : "matern52"))
     mismatch("another kernel (" + meta.value("kernel", std::string("?")) + ")");

@@ -1,7 +1,7 @@
 // Deep kernel learning: an MLP feature extractor whose output, squashed into
-// (-1, 1) by tanh, feeds an exact Gaussian process; both are trained together with
-// Adam on the negative exact marginal log likelihood divided by n, through a
-// Cholesky factorisation in double precision. LibTorch stays inside dkl.cpp:
+// (-1, 1) by tanh, feeds an exact Gaussian process; both are trained together
+// with Adam on the negative exact marginal log likelihood divided by n, through
+// a Cholesky factorisation in double precision. LibTorch stays inside dkl.cpp:
 // this header is plain C++.
 //
 // With several outputs (a "vector" scalarizer) the GP is a batch of
@@ -22,17 +22,17 @@ namespace cmf::ml {
 enum class Kernel { kRbf, kMatern52 };
 
 struct DklConfig {
-  int features = 256;                   // input size (window * window)
+  int features = 256;                         // input size (window * window)
   std::vector<int> hidden = {1000, 500, 50};  // "large"; {64, 64}: "small"
-  int embedding = 2;                    // the GP's input dimension
+  int embedding = 2;                          // the GP's input dimension
   Kernel kernel = Kernel::kRbf;
-  int outputs = 1;                      // independent GPs
+  int outputs = 1;  // independent GPs
   double noise_floor = 1e-4;
-  double learning_rate = 0.01;            // Adam's, for the GP's hyperparameters
+  double learning_rate = 0.01;  // Adam's, for the GP's hyperparameters
   // Adam's, for the extractor's weights: 0.01 kills the ReLUs of the default
   // extractor within a few dozen epochs on the AE-DKL arrays; 0.001 does not.
   double extractor_learning_rate = 0.001;
-  int predict_batch = 4096;             // candidates per batch in Predict
+  int predict_batch = 4096;  // candidates per batch in Predict
   // Train through LibTorch's autograd and optimiser instead of the
   // hand-written gradient and Adam (same arithmetic; the tests compare them).
   bool use_autograd = false;
@@ -47,8 +47,8 @@ struct DklConfig {
 
 // The names DklConfig::Architecture and the kernel parameter take, as plugin
 // parameters' allowed values.
-inline constexpr const char* kArchitectureChoices[] = {"small", "large", "default",
-                                                       nullptr};
+inline constexpr const char* kArchitectureChoices[] = {"small", "large",
+                                                       "default", nullptr};
 inline constexpr const char* kKernelChoices[] = {"rbf", "matern52", nullptr};
 
 // The GP's hyperparameters before their transforms: outputscale =

@@ -14,11 +14,13 @@ namespace {
 
 template <typename T>
 void MoveToward(std::vector<T>& theta,
-                const std::vector<const std::vector<T>*>& phis, double epsilon) {
+                const std::vector<const std::vector<T>*>& phis,
+                double epsilon) {
   const double inv = 1.0 / static_cast<double>(phis.size());
   for (std::size_t i = 0; i < theta.size(); ++i) {
     double mean = 0;
-    for (const std::vector<T>* phi : phis) mean += static_cast<double>((*phi)[i]);
+    for (const std::vector<T>* phi : phis)
+      mean += static_cast<double>((*phi)[i]);
     mean *= inv;
     double t = static_cast<double>(theta[i]);
     theta[i] = static_cast<T>(t + epsilon * (mean - t));
@@ -112,7 +114,8 @@ void SetParameters(DklModel& model, const MetaParameters& theta) {
 void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
                const ReptileOptions& options, int first, MetaParameters& theta,
                const std::function<bool(const IterationReport&)>& after) {
-  if (tasks.empty()) throw std::runtime_error("Reptile needs at least one task");
+  if (tasks.empty())
+    throw std::runtime_error("Reptile needs at least one task");
   for (const Task& t : tasks) {
     if (t.features != config.features || t.outputs != config.outputs)
       throw std::runtime_error("task '" + t.name + "' does not fit the model");
@@ -132,18 +135,21 @@ void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
     auto start = std::chrono::steady_clock::now();
     IterationReport report;
     report.iteration = it;
-    report.epsilon =
-        EpsilonAt(it, options.iterations, options.epsilon, options.epsilon_final);
+    report.epsilon = EpsilonAt(it, options.iterations, options.epsilon,
+                               options.epsilon_final);
     // The tasks of this iteration: without replacement while there are
     // enough, seeded by (seed, iteration).
     std::uint64_t pick_state = SeedOf(options.seed, it, -1);
     std::vector<int> order(tasks.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    for (std::size_t i = 0; i < order.size(); ++i)
+      order[i] = static_cast<int>(i);
     for (int slot = 0; slot < per_iteration; ++slot) {
-      int remaining = static_cast<int>(order.size()) - slot % static_cast<int>(order.size());
+      int remaining = static_cast<int>(order.size()) -
+                      slot % static_cast<int>(order.size());
       int base = slot % static_cast<int>(order.size());
       if (base == 0 && slot > 0) {
-        for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+        for (std::size_t i = 0; i < order.size(); ++i)
+          order[i] = static_cast<int>(i);
       }
       int k = base + UniformIndex(&pick_state, remaining);
       std::swap(order[base], order[k]);
@@ -220,9 +226,9 @@ void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
       report.meta_loss += first_loss[slot] / per_iteration;
       report.adapted_loss += last_loss[slot] / per_iteration;
     }
-    report.seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     if (!after(report)) return;
   }
 }

@@ -38,10 +38,11 @@ struct ReptileOptions {
   int iterations = 50;
   int tasks_per_iteration = 10;
   int inner_steps = 16;
-  int batch = 64;             // points per inner step
-  double inner_lr = 0.01;            // Adam's, for the GP's hyperparameters
-  double inner_extractor_lr = 0.001;  // Adam's, for the extractor (as dkl-al:
-                                      // 0.01 kills the default extractor's ReLUs)
+  int batch = 64;          // points per inner step
+  double inner_lr = 0.01;  // Adam's, for the GP's hyperparameters
+  double inner_extractor_lr =
+      0.001;             // Adam's, for the extractor (as dkl-al:
+                         // 0.01 kills the default extractor's ReLUs)
   double epsilon = 1.0;  // chosen by cross-validation: doc/meta-learning.md
   double epsilon_final = 0.0;
   bool meta_gp = true;
@@ -57,8 +58,9 @@ struct MetaParameters {
 
 // THETA <- THETA + EPSILON (mean(PHIS) - THETA), element by element, in
 // double precision; the GP's part too when META_GP.
-void ReptileUpdate(MetaParameters& theta, const std::vector<MetaParameters>& phis,
-                   double epsilon, bool meta_gp);
+void ReptileUpdate(MetaParameters& theta,
+                   const std::vector<MetaParameters>& phis, double epsilon,
+                   bool meta_gp);
 
 // Epsilon at ITERATION (0-based) of ITERATIONS: FIRST + (LAST - FIRST) *
 // ITERATION / ITERATIONS, linear from FIRST towards LAST.
@@ -71,7 +73,7 @@ struct IterationReport {
                             // the first inner batch
   double adapted_loss = 0;  // mean of the last inner step's loss
   double seconds = 0;
-  std::vector<int> tasks;   // which were sampled
+  std::vector<int> tasks;  // which were sampled
 };
 
 // Runs iterations FIRST .. options.iterations - 1 from THETA (updated in

@@ -1,12 +1,12 @@
 #include "results.h"
 
-#include "h5.h"
-
 #include <hdf5.h>
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+
+#include "h5.h"
 
 namespace cmf::ml {
 namespace {
@@ -41,9 +41,10 @@ void WriteMaps(const std::filesystem::path& path, const Patches& patches,
   Write(f.get(), "uncertainty", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims,
         sd.data(), f.path());
   std::vector<unsigned char> mask(measured.begin(), measured.end());
-  Write(f.get(), "measured", H5T_NATIVE_UCHAR, H5T_STD_U8LE,
-        {static_cast<hsize_t>(patches.rows), static_cast<hsize_t>(patches.cols)},
-        mask.data(), f.path());
+  Write(
+      f.get(), "measured", H5T_NATIVE_UCHAR, H5T_STD_U8LE,
+      {static_cast<hsize_t>(patches.rows), static_cast<hsize_t>(patches.cols)},
+      mask.data(), f.path());
   IntAttribute(f.get(), "window", patches.window);
   IntAttribute(f.get(), "first_centre_x", patches.window / 2);
   IntAttribute(f.get(), "first_centre_y", patches.window / 2);
@@ -51,8 +52,7 @@ void WriteMaps(const std::filesystem::path& path, const Patches& patches,
   f.Commit();
 }
 
-void WriteMeasured(const std::filesystem::path& path,
-                   const MeasuredPoints& p,
+void WriteMeasured(const std::filesystem::path& path, const MeasuredPoints& p,
                    const std::map<std::string, std::string>& attributes) {
   NewFile f(path);
   const hsize_t n = static_cast<hsize_t>(p.size());
@@ -94,13 +94,13 @@ MeasuredPoints ReadMeasured(const std::filesystem::path& path) {
   if (dims.size() != 2 || dims[0] != n)
     Fail("'" + path.string() + "': /spectra is not [n, E]");
   p.channels = static_cast<int>(dims[1]);
-  p.energy = ReadAll<float>(f.get(), "energy", H5T_NATIVE_FLOAT, &dims,
-                            path.string());
+  p.energy =
+      ReadAll<float>(f.get(), "energy", H5T_NATIVE_FLOAT, &dims, path.string());
   p.x = ReadAll<int>(f.get(), "x", H5T_NATIVE_INT, &dims, path.string());
   p.y = ReadAll<int>(f.get(), "y", H5T_NATIVE_INT, &dims, path.string());
   p.step = ReadAll<int>(f.get(), "step", H5T_NATIVE_INT, &dims, path.string());
-  if (static_cast<int>(p.energy.size()) != p.channels ||
-      p.x.size() != n || p.y.size() != n || p.step.size() != n)
+  if (static_cast<int>(p.energy.size()) != p.channels || p.x.size() != n ||
+      p.y.size() != n || p.step.size() != n)
     Fail("'" + path.string() + "': datasets of inconsistent sizes");
   return p;
 }

@@ -27,11 +27,11 @@ void WriteMaps(const std::filesystem::path& path, const Patches& patches,
 struct MeasuredPoints {
   int window = 0;
   int channels = 0;
-  std::vector<float> energy;    // E
-  std::vector<int> x, y;        // pixel of each point (the patch centre)
-  std::vector<int> step;        // 0 for seed points, else the AL step
-  std::vector<float> patches;   // n * window * window, raw image values
-  std::vector<float> spectra;   // n * E, as measured
+  std::vector<float> energy;   // E
+  std::vector<int> x, y;       // pixel of each point (the patch centre)
+  std::vector<int> step;       // 0 for seed points, else the AL step
+  std::vector<float> patches;  // n * window * window, raw image values
+  std::vector<float> spectra;  // n * E, as measured
   int size() const { return static_cast<int>(x.size()); }
 };
 

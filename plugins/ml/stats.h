@@ -17,9 +17,10 @@ struct Stats {
 
 // Student's t at 0.975 with DF degrees of freedom (0 for none).
 inline double T975(int df) {
-  static const double kTable[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447,
-                                  2.365, 2.306,  2.262, 2.228, 2.201, 2.179, 2.160,
-                                  2.145, 2.131,  2.120, 2.110, 2.101, 2.093, 2.086};
+  static const double kTable[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571,
+                                  2.447, 2.365,  2.306, 2.262, 2.228, 2.201,
+                                  2.179, 2.160,  2.145, 2.131, 2.120, 2.110,
+                                  2.101, 2.093,  2.086};
   if (df < 1) return 0;
   if (df <= 20) return kTable[df];
   return df <= 40 ? 2.042 : 1.984;

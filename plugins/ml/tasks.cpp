@@ -28,8 +28,10 @@ std::vector<double> TargetsOf(const std::vector<double>& pooled, int points,
   std::vector<double> norm(groups);
   for (int i = 0; i < points; ++i) {
     for (int g = 0; g < groups; ++g)
-      norm[g] = range.Normalise(pooled[static_cast<std::size_t>(i) * groups + g]);
-    scalarizer.Apply(norm.data(), band, groups, y.data() + static_cast<std::size_t>(i) * outputs);
+      norm[g] =
+          range.Normalise(pooled[static_cast<std::size_t>(i) * groups + g]);
+    scalarizer.Apply(norm.data(), band, groups,
+                     y.data() + static_cast<std::size_t>(i) * outputs);
   }
   return y;
 }
@@ -81,7 +83,8 @@ Task LoadTask(const std::filesystem::path& path, const TaskPreparation& prep) {
     Fail("task '" + path.string() + "' was measured with a window of " +
          std::to_string(m.window) + " pixels; this run uses " +
          std::to_string(prep.window) + " (--window)");
-  if (m.size() < 2) Fail("task '" + path.string() + "' has fewer than 2 points");
+  if (m.size() < 2)
+    Fail("task '" + path.string() + "' has fewer than 2 points");
   const int groups = m.channels / prep.pool;
   if (groups < 1)
     Fail("task '" + path.string() + "' has " + std::to_string(m.channels) +

@@ -20,8 +20,8 @@ struct TaskPreparation {
 };
 
 struct Task {
-  std::string name;   // as given (a path or an artifact id)
-  std::string hash;   // content hash, when known
+  std::string name;  // as given (a path or an artifact id)
+  std::string hash;  // content hash, when known
   int points = 0;
   int features = 0;
   int outputs = 0;

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <iterator>
-#include <nlohmann/json.hpp>
 #include <filesystem>
+#include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -47,12 +47,12 @@ std::string Schedule(const ml::ReptileOptions& o,
                 "epsilon-final=%.17g meta-gp=%d seed=%llu",
                 o.iterations, o.tasks_per_iteration, o.inner_steps, o.batch,
                 o.inner_lr, o.inner_extractor_lr, o.epsilon, o.epsilon_final,
-                o.meta_gp ? 1 : 0,
-                static_cast<unsigned long long>(o.seed));
+                o.meta_gp ? 1 : 0, static_cast<unsigned long long>(o.seed));
   std::string s = buf;
   if (o.method == ml::MetaMethod::kPretrain) s += " method=pretrain";
-  s += " window=" + std::to_string(prep.window) + " pool=" +
-       std::to_string(prep.pool) + " scalarizer=" + prep.scalarizer.ToString();
+  s += " window=" + std::to_string(prep.window) +
+       " pool=" + std::to_string(prep.pool) +
+       " scalarizer=" + prep.scalarizer.ToString();
   for (const ml::Task& t : tasks) s += " " + t.hash;
   return s;
 }
@@ -60,7 +60,8 @@ std::string Schedule(const ml::ReptileOptions& o,
 // Reptile's settings, shared by reptile and reptile-eval.
 ml::ReptileOptions ReadOptions(Context& ctx, bool with_iterations) {
   ml::ReptileOptions o;
-  if (with_iterations) o.iterations = static_cast<int>(ctx.IntParam("iterations"));
+  if (with_iterations)
+    o.iterations = static_cast<int>(ctx.IntParam("iterations"));
   o.tasks_per_iteration = static_cast<int>(ctx.IntParam("tasks-per-iteration"));
   o.inner_steps = static_cast<int>(ctx.IntParam("inner-steps"));
   o.batch = static_cast<int>(ctx.IntParam("batch-size"));
@@ -73,7 +74,8 @@ ml::ReptileOptions ReadOptions(Context& ctx, bool with_iterations) {
   o.threads = static_cast<int>(ctx.IntParam("threads"));
   o.seed = static_cast<std::uint64_t>(ctx.IntParam("seed"));
   Require(o.iterations >= 1, "--iterations must be at least 1");
-  Require(o.tasks_per_iteration >= 1, "--tasks-per-iteration must be at least 1");
+  Require(o.tasks_per_iteration >= 1,
+          "--tasks-per-iteration must be at least 1");
   Require(o.inner_steps >= 1, "--inner-steps must be at least 1");
   Require(o.batch >= 2, "--batch-size must be at least 2");
   Require(o.inner_lr > 0, "--inner-lr must be positive");
@@ -86,7 +88,8 @@ ml::TaskPreparation ReadPreparation(Context& ctx) {
   prep.window = static_cast<int>(ctx.IntParam("window"));
   prep.pool = static_cast<int>(ctx.IntParam("pool"));
   prep.scalarizer = ml::Scalarizer::Parse(ctx.Param("scalarizer"));
-  Require(prep.window >= 1 && prep.pool >= 1, "--window and --pool must be positive");
+  Require(prep.window >= 1 && prep.pool >= 1,
+          "--window and --pool must be positive");
   return prep;
 }
 
@@ -98,7 +101,7 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
     std::string name;
     std::string path;
     std::string hash;
-    bool in_store;      // named by hash: logged by hash
+    bool in_store;        // named by hash: logged by hash
     std::string seen_at;  // the path another run recorded it at
   };
   std::vector<Ref> refs;
@@ -109,8 +112,9 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
   }
   if (ctx.HasParam("tasks-from-stage")) {
     std::size_t before = refs.size();
-    for (const auto& o2 : ctx.StageOutputs(ctx.Param("tasks-from-stage"),
-                                           ctx.Param("pipeline"), "dataslice")) {
+    for (const auto& o2 :
+         ctx.StageOutputs(ctx.Param("tasks-from-stage"), ctx.Param("pipeline"),
+                          "dataslice")) {
       std::string hash;
       std::string path = ctx.ResolveArtifact(o2.hash, &hash);
       refs.push_back({o2.path + " (" + o2.execution.substr(0, 13) + ")", path,
@@ -120,7 +124,8 @@ std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
                                       ctx.Param("tasks-from-stage") +
                                       "' has a measured-points slice");
   }
-  Require(!refs.empty(), "no tasks: give --tasks FILE... or --tasks-from-stage STAGE");
+  Require(!refs.empty(),
+          "no tasks: give --tasks FILE... or --tasks-from-stage STAGE");
   std::vector<ml::Task> tasks;
   std::set<std::string> seen;
   for (const Ref& r : refs) {
@@ -161,7 +166,8 @@ ml::DklConfig ModelConfig(Context& ctx, const ml::TaskPreparation& prep,
 int RunReptile(Context& ctx) {
   ml::ReptileOptions o = ReadOptions(ctx, true);
   if (ctx.Param("method") == "pretrain") o.method = ml::MetaMethod::kPretrain;
-  const int checkpoint_every = static_cast<int>(ctx.IntParam("checkpoint-every"));
+  const int checkpoint_every =
+      static_cast<int>(ctx.IntParam("checkpoint-every"));
   Require(checkpoint_every >= 0, "--checkpoint-every must not be negative");
   ml::TaskPreparation prep = ReadPreparation(ctx);
   fs::path out = ctx.Param("out");
@@ -243,14 +249,14 @@ int RunReptile(Context& ctx) {
   return 0;
 }
 
-
 // Iteration counts: "30,50" -> {30, 50}, ascending.
 std::vector<int> ParseCounts(const std::string& text) {
   std::vector<int> out;
   std::size_t pos = 0;
   while (pos <= text.size()) {
     std::size_t comma = text.find(',', pos);
-    std::string part = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string part = text.substr(
+        pos, comma == std::string::npos ? std::string::npos : comma - pos);
     char* end = nullptr;
     long v = std::strtol(part.c_str(), &end, 10);
     Require(!part.empty() && *end == '\0' && v >= 1,
@@ -279,11 +285,14 @@ Score Adapt(ml::DklModel& model, const ml::Task& task, int shots, int epochs,
   for (int i = 0; i < shots; ++i)
     std::swap(order[i], order[i + ml::UniformIndex(&state, task.points - i)]);
   const int f = task.features, c = task.outputs;
-  auto gather = [&](int from, int to, std::vector<float>* x, std::vector<double>* y) {
+  auto gather = [&](int from, int to, std::vector<float>* x,
+                    std::vector<double>* y) {
     for (int i = from; i < to; ++i) {
-      x->insert(x->end(), task.x.begin() + static_cast<std::size_t>(order[i]) * f,
+      x->insert(x->end(),
+                task.x.begin() + static_cast<std::size_t>(order[i]) * f,
                 task.x.begin() + static_cast<std::size_t>(order[i] + 1) * f);
-      y->insert(y->end(), task.y.begin() + static_cast<std::size_t>(order[i]) * c,
+      y->insert(y->end(),
+                task.y.begin() + static_cast<std::size_t>(order[i]) * c,
                 task.y.begin() + static_cast<std::size_t>(order[i] + 1) * c);
     }
   };
@@ -297,7 +306,8 @@ Score Adapt(ml::DklModel& model, const ml::Task& task, int shots, int epochs,
   score.mll = -model.Loss(xr, rest, yr);
   ml::Prediction p = model.Predict(xr.data(), rest);
   double sum = 0;
-  for (std::size_t i = 0; i < yr.size(); ++i) sum += (p.mean[i] - yr[i]) * (p.mean[i] - yr[i]);
+  for (std::size_t i = 0; i < yr.size(); ++i)
+    sum += (p.mean[i] - yr[i]) * (p.mean[i] - yr[i]);
   score.rmse = std::sqrt(sum / static_cast<double>(yr.size()));
   return score;
 }
@@ -314,10 +324,12 @@ int RunReptileEval(Context& ctx) {
   ml::TaskPreparation prep = ReadPreparation(ctx);
   std::vector<ml::Task> tasks = LoadTasks(ctx, prep);
   Require(static_cast<int>(tasks.size()) >= folds,
-          "--folds " + std::to_string(folds) + " needs at least as many tasks; there are " +
+          "--folds " + std::to_string(folds) +
+              " needs at least as many tasks; there are " +
               std::to_string(tasks.size()));
   for (const ml::Task& t : tasks)
-    Require(t.points > shots, "task '" + t.name + "' has no more than --shots points");
+    Require(t.points > shots,
+            "task '" + t.name + "' has no more than --shots points");
   ml::DklConfig config = ModelConfig(ctx, prep, tasks.front().outputs);
   ml::SetTorchThreads(1);
 
@@ -334,7 +346,8 @@ int RunReptileEval(Context& ctx) {
   std::printf("%-5s %6s %5s  %-12s %10s %10s\n", "fold", "train", "test",
               "start", "MLL/point", "RMSE");
   // Per held-out task and start: its scores, averaged over meta-seeds.
-  std::map<std::string, std::map<int, Score>> per_task;  // label -> task -> score
+  std::map<std::string, std::map<int, Score>>
+      per_task;  // label -> task -> score
   std::vector<std::string> labels = {"cold"};
   for (int count : counts) labels.push_back("pretrain" + std::to_string(count));
   for (int count : counts) labels.push_back("meta" + std::to_string(count));
@@ -350,9 +363,10 @@ int RunReptileEval(Context& ctx) {
       }
     }
     // Scores every held-out task from THETA (none: cold), weighted by 1/WEIGHT.
-    std::map<std::string, Score> fold_total;  // label -> mean over the test tasks
-    auto evaluate = [&](const std::string& label, const ml::MetaParameters* theta,
-                        double weight) {
+    std::map<std::string, Score>
+        fold_total;  // label -> mean over the test tasks
+    auto evaluate = [&](const std::string& label,
+                        const ml::MetaParameters* theta, double weight) {
       for (std::size_t t = 0; t < test.size(); ++t) {
         std::uint64_t seed = o.seed + 1000 * (fold + 1) + t;
         ml::DklModel model(config, seed);
@@ -364,30 +378,36 @@ int RunReptileEval(Context& ctx) {
         Score s = Adapt(model, test[t], shots, epochs, seed);
         per_task[label][test_ids[t]].mll += s.mll / weight;
         per_task[label][test_ids[t]].rmse += s.rmse / weight;
-        fold_total[label].mll += s.mll / static_cast<double>(test.size()) / weight;
-        fold_total[label].rmse += s.rmse / static_cast<double>(test.size()) / weight;
+        fold_total[label].mll +=
+            s.mll / static_cast<double>(test.size()) / weight;
+        fold_total[label].rmse +=
+            s.rmse / static_cast<double>(test.size()) / weight;
       }
     };
     evaluate("cold", nullptr, 1);
     for (int m = 0; m < meta_seeds && !train.empty(); ++m) {
-      for (ml::MetaMethod method : {ml::MetaMethod::kPretrain, ml::MetaMethod::kReptile}) {
-        const std::string name = method == ml::MetaMethod::kPretrain ? "pretrain" : "meta";
-        ml::ReptileOptions upto = o;  // one annealing schedule, to the largest count
+      for (ml::MetaMethod method :
+           {ml::MetaMethod::kPretrain, ml::MetaMethod::kReptile}) {
+        const std::string name =
+            method == ml::MetaMethod::kPretrain ? "pretrain" : "meta";
+        ml::ReptileOptions upto =
+            o;  // one annealing schedule, to the largest count
         upto.method = method;
         upto.seed = o.seed + static_cast<std::uint64_t>(m);
         ml::DklModel start(config, upto.seed);
         ml::MetaParameters theta = ml::ParametersOf(start);
         int done = 0;
         for (int count : counts) {
-          ml::MetaTrain(config, train, upto, done, theta,
-                        [&](const ml::IterationReport& r) {
-                          const int run = (fold * meta_seeds + m) * 2 +
-                                          (method == ml::MetaMethod::kReptile ? 1 : 0);
-                          ctx.Progress(run * o.iterations + r.iteration + 1,
-                                       folds * meta_seeds * 2 * o.iterations,
-                                       "fold " + std::to_string(fold + 1) + ", " + name);
-                          return r.iteration + 1 < count && !ctx.Cancelled();
-                        });
+          ml::MetaTrain(
+              config, train, upto, done, theta,
+              [&](const ml::IterationReport& r) {
+                const int run = (fold * meta_seeds + m) * 2 +
+                                (method == ml::MetaMethod::kReptile ? 1 : 0);
+                ctx.Progress(run * o.iterations + r.iteration + 1,
+                             folds * meta_seeds * 2 * o.iterations,
+                             "fold " + std::to_string(fold + 1) + ", " + name);
+                return r.iteration + 1 < count && !ctx.Cancelled();
+              });
           done = count;
           if (ctx.Cancelled()) return 0;
           evaluate(name + std::to_string(count), &theta, meta_seeds);
@@ -397,8 +417,9 @@ int RunReptileEval(Context& ctx) {
     for (const std::string& label : labels) {
       if (!fold_total.contains(label)) continue;
       const Score& total = fold_total[label];
-      std::printf("%-5d %6zu %5zu  %-12s %10.4f %10.4f\n", fold + 1, train.size(),
-                  test.size(), label.c_str(), total.mll, total.rmse);
+      std::printf("%-5d %6zu %5zu  %-12s %10.4f %10.4f\n", fold + 1,
+                  train.size(), test.size(), label.c_str(), total.mll,
+                  total.rmse);
       ctx.LogMetric(("mll/" + label).c_str(), fold + 1, total.mll);
       ctx.LogMetric(("rmse/" + label).c_str(), fold + 1, total.rmse);
     }
@@ -406,9 +427,10 @@ int RunReptileEval(Context& ctx) {
   }
   // Over the held-out tasks: the mean with its 95 % confidence interval, and
   // the RMSE's change against the cold start, paired by task.
-  std::printf("\nover %zu held-out tasks (each once), %d meta-training seed%s, "
-              "mean and 95 %% CI:\n",
-              tasks.size(), meta_seeds, meta_seeds == 1 ? "" : "s");
+  std::printf(
+      "\nover %zu held-out tasks (each once), %d meta-training seed%s, "
+      "mean and 95 %% CI:\n",
+      tasks.size(), meta_seeds, meta_seeds == 1 ? "" : "s");
   std::printf("%-12s %19s %19s %26s\n", "start", "MLL/point", "RMSE",
               "RMSE against cold");
   for (const std::string& label : labels) {
@@ -419,9 +441,10 @@ int RunReptileEval(Context& ctx) {
       rmse.push_back(score.rmse);
       change.push_back(score.rmse / per_task["cold"][task].rmse - 1);
     }
-    ml::Stats a = ml::Summarise(mll), b = ml::Summarise(rmse), c = ml::Summarise(change);
-    std::printf("%-12s %9.4f ± %7.4f %9.4f ± %7.4f", label.c_str(), a.mean, a.half, b.mean,
-                b.half);
+    ml::Stats a = ml::Summarise(mll), b = ml::Summarise(rmse),
+              c = ml::Summarise(change);
+    std::printf("%-12s %9.4f ± %7.4f %9.4f ± %7.4f", label.c_str(), a.mean,
+                a.half, b.mean, b.half);
     if (label == "cold")
       std::printf("\n");
     else
@@ -432,7 +455,6 @@ int RunReptileEval(Context& ctx) {
   }
   return 0;
 }
-
 
 // Parameters both stages take, after their own.
 const cmf_param kCommon[] = {
@@ -455,24 +477,28 @@ const cmf_param kCommon[] = {
      "Adam's learning rate in the inner loop, for the feature extractor",
      nullptr, 0},
     {"batch-size", CMF_PARAM_INT, "64", "points per inner step", nullptr, 0},
-    {"epsilon", CMF_PARAM_REAL, "1", "the meta step size at the first iteration",
-     nullptr, 0},
+    {"epsilon", CMF_PARAM_REAL, "1",
+     "the meta step size at the first iteration", nullptr, 0},
     {"epsilon-final", CMF_PARAM_REAL, "0",
      "the meta step size at the last (annealed linearly)", nullptr, 0},
     {"meta-gp", CMF_PARAM_BOOL, "true",
-     "meta-learn the GP's hyperparameters too (--no-meta-gp: only the extractor)",
+     "meta-learn the GP's hyperparameters too (--no-meta-gp: only the "
+     "extractor)",
      nullptr, 0},
     {"threads", CMF_PARAM_INT, "1",
-     "inner loops run in parallel (the result does not depend on it)", nullptr, 0},
+     "inner loops run in parallel (the result does not depend on it)", nullptr,
+     0},
     {"seed", CMF_PARAM_INT, "0", "seeds the initial model and every choice",
      nullptr, 0},
-    {"window", CMF_PARAM_INT, "16", "patch size in pixels (as dkl-al)", nullptr, 0},
-    {"pool", CMF_PARAM_INT, "32", "spectral channels averaged into one", nullptr, 0},
+    {"window", CMF_PARAM_INT, "16", "patch size in pixels (as dkl-al)", nullptr,
+     0},
+    {"pool", CMF_PARAM_INT, "32", "spectral channels averaged into one",
+     nullptr, 0},
     {"scalarizer", CMF_PARAM_STRING, "band-peak:0.85:0.95",
      "the target, as dkl-al's --scalarizer", ml::kScalarizerChoices, 0},
     {"architecture", CMF_PARAM_STRING, "small",
-     "feature extractor: small or large (as dkl-al)",
-     ml::kArchitectureChoices, 0},
+     "feature extractor: small or large (as dkl-al)", ml::kArchitectureChoices,
+     0},
     {"kernel", CMF_PARAM_STRING, "rbf", "GP kernel", ml::kKernelChoices, 0},
     {"noise-floor", CMF_PARAM_REAL, "0.0001", "the GP noise's lower bound",
      nullptr, 0},
@@ -497,13 +523,15 @@ const cmf_param kEvalOwn[] = {
     {"folds", CMF_PARAM_INT, "3", "K of the K-fold cross-validation over tasks",
      nullptr, 0},
     {"iterations", CMF_PARAM_STRING, "30,50",
-     "meta-iteration counts to evaluate (one annealing schedule to the largest)",
+     "meta-iteration counts to evaluate (one annealing schedule to the "
+     "largest)",
      nullptr, 0},
     {"shots", CMF_PARAM_INT, "10", "points each held-out task adapts on",
      nullptr, 0},
     {"epochs", CMF_PARAM_INT, "20", "Adam steps of the adaptation", nullptr, 0},
     {"meta-seeds", CMF_PARAM_INT, "1",
-     "meta-training seeds (--seed, --seed + 1, ...), each a meta-model per fold",
+     "meta-training seeds (--seed, --seed + 1, ...), each a meta-model per "
+     "fold",
      nullptr, 0},
 };
 
@@ -521,16 +549,21 @@ const cmf_stage kStages[] = {
     {"reptile",
      "Reptile meta-learning of a DKL model over prior experiments (seeds "
      "dkl-al --init)",
-     kReptileParams.data(), kReptileParams.size(), &plugin::Invoke<&RunReptile>},
+     kReptileParams.data(), kReptileParams.size(),
+     &plugin::Invoke<&RunReptile>},
     {"reptile-eval",
      "K-fold cross-validation of Reptile: few-shot adaptation from the "
      "meta-model against a cold start",
      kEvalParams.data(), kEvalParams.size(), &plugin::Invoke<&RunReptileEval>},
 };
 
-const cmf_plugin kPlugin = {CMF_PLUGIN_ABI_VERSION, "reptile", kVersion,
-                            "Reptile meta-learning for few-shot active learning",
-                            kStages, std::size(kStages)};
+const cmf_plugin kPlugin = {
+    CMF_PLUGIN_ABI_VERSION,
+    "reptile",
+    kVersion,
+    "Reptile meta-learning for few-shot active learning",
+    kStages,
+    std::size(kStages)};
 
 }  // namespace
 }  // namespace cmf::reptile

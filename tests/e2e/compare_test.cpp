@@ -43,8 +43,9 @@ TEST_CASE("compare: a row per execution, summaries, filters and formats") {
   CHECK(rows[2]["params"]["acquisition"] == "ei");
 
   // The published kind of question: which ei run ended below 0.04?
-  rows = w.Json({"compare", "--where",
-                 "metrics.rmse < 0.04 and params.acquisition = 'ei'", "--json"});
+  rows =
+      w.Json({"compare", "--where",
+              "metrics.rmse < 0.04 and params.acquisition = 'ei'", "--json"});
   REQUIRE(rows.size() == 1);
   CHECK(rows[0]["id"] == a);
   // --metric: the best value of the series instead of its last.
@@ -59,8 +60,8 @@ TEST_CASE("compare: a row per execution, summaries, filters and formats") {
   CHECK(rows[2]["id"] == a);
   // -n with --sort-by: the first N of every row sorted, not of the newest N.
   rows = w.Json({"compare", "--stage", "dkl-al", "--metric", "rmse=min",
-                 "--sort-by", "metrics.rmse", "--sort-order", "desc", "-n",
-                 "1", "--json"});
+                 "--sort-by", "metrics.rmse", "--sort-order", "desc", "-n", "1",
+                 "--json"});
   REQUIRE(rows.size() == 1);
   CHECK(rows[0]["id"] == b);
   // Without, the newest N.
@@ -81,7 +82,8 @@ TEST_CASE("compare: a row per execution, summaries, filters and formats") {
   Outcome csv = w({"compare", a, "--csv"});
   Ok(csv);
   CHECK(csv.out.rfind("id,pipeline,stage,status,started,params.acquisition,"
-                      "params.lr,metrics.rmse\n" + a + ",",
+                      "params.lr,metrics.rmse\n" +
+                          a + ",",
                       0) == 0);
   Outcome md = w({"compare", a, "--md"});
   Ok(md);
@@ -114,7 +116,8 @@ TEST_CASE("log and query executions take --where; query keeps NAME=VALUE") {
   json log = w.Json({"log", "--json", "--where", "metrics.rmse < 0.1"});
   REQUIRE(log.size() == 1);
   CHECK(log[0]["id"] == a);
-  json q = w.Json({"query", "executions", "--where", "acquisition=ei", "--json"});
+  json q =
+      w.Json({"query", "executions", "--where", "acquisition=ei", "--json"});
   REQUIRE(q.size() == 1);  // the older form: a parameter with that value
   CHECK(q[0]["id"] == a);
   q = w.Json({"query", "executions", "--where", "params.lr >= 0.01", "--where",
@@ -139,8 +142,7 @@ TEST_CASE("diff: a changed parameter, metric and environment") {
   CHECK(d["params"]["lr"]["old"] == "0.01");
   CHECK(d["params"]["lr"]["new"] == "0.05");
   CHECK_FALSE(d["params"].contains("acquisition"));  // equal: left out
-  CHECK(d["metrics"]["rmse"]["change"].get<double>() ==
-        doctest::Approx(0.03));
+  CHECK(d["metrics"]["rmse"]["change"].get<double>() == doctest::Approx(0.03));
   CHECK(d["environment"]["old"] != d["environment"]["new"]);
   CHECK(d["environment"]["complete"] == true);
   CHECK(d["environment"]["packages"]["python numpy"]["old"] == "1.24.2");
@@ -185,7 +187,8 @@ TEST_CASE("tag: tags are facts that travel by push and pull, and aliases") {
   Ok(edge({"pull", "-q", "hub"}));
 
   // The alias resolves at the edge to the artifact and its lineage.
-  json shown = edge.Json({"show", "--artifact", "@deployed=microscope-2", "--json"});
+  json shown =
+      edge.Json({"show", "--artifact", "@deployed=microscope-2", "--json"});
   CHECK(shown["kind"] == "model");
   CHECK(shown["tags"]["deployed"] == "microscope-2");
   CHECK(shown["lineage"]["nodes"].size() >= 2);
@@ -201,7 +204,8 @@ TEST_CASE("tag: tags are facts that travel by push and pull, and aliases") {
   Ok(hpc({"pull", "-q", "hub"}));
   Outcome gone = hpc({"show", "--artifact", "@deployed=microscope-2"});
   CHECK(gone.exit_code == 1);
-  CHECK(gone.err.find("no execution or artifact is tagged") != std::string::npos);
+  CHECK(gone.err.find("no execution or artifact is tagged") !=
+        std::string::npos);
 
   CHECK(hpc({"tag", run, "-d", "never-set"}).exit_code == 1);
   CHECK(hpc({"tag", "-d", run}).exit_code == 2);
@@ -231,7 +235,8 @@ TEST_CASE("diff: two commits of the log, by what each one's records say") {
   CHECK(added["metrics"][0]["steps"] == 2);
   CHECK(d["only_in_a"]["segments"] == 0);
   // main names the tip; the other way round, the sides swap.
-  CHECK(w.Json({"diff", second, first, "--json"})["only_in_a"]["segments"] == 1);
+  CHECK(w.Json({"diff", second, first, "--json"})["only_in_a"]["segments"] ==
+        1);
   CHECK(w.Json({"diff", first, "main", "--json"})["b"] == second);
   Outcome text = w({"diff", first, second});
   Ok(text);

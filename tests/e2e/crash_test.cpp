@@ -26,8 +26,8 @@ extern char** environ;
 using cmf::test::Cmf;
 using cmf::test::Ids;
 using cmf::test::Ok;
-using cmf::test::Produce;
 using cmf::test::Outcome;
+using cmf::test::Produce;
 using cmf::test::ReadFile;
 using cmf::test::TempDir;
 using cmf::test::Workspace;
@@ -55,10 +55,9 @@ std::size_t Uncommitted(const Workspace& w) {
 std::size_t Segments(const Workspace& w) {
   std::size_t n = 0;
   fs::path log = w / ".cmf/log.git";
-  Outcome o = cmf::test::RunProcess(
-      {"git", "--git-dir", log.string(), "ls-tree", "-r", "--name-only",
-       "main"},
-      w.dir.path());
+  Outcome o = cmf::test::RunProcess({"git", "--git-dir", log.string(),
+                                     "ls-tree", "-r", "--name-only", "main"},
+                                    w.dir.path());
   REQUIRE(o.exit_code == 0);
   for (char c : o.out) n += c == '\n';
   return n;
@@ -99,9 +98,7 @@ TEST_CASE(
   CHECK(Uncommitted(a) == 1);
   Ok(a({"fsck"}));
 
-  SUBCASE("the next verb is a commit with nothing new") {
-    Ok(a({"commit"}));
-  }
+  SUBCASE("the next verb is a commit with nothing new") { Ok(a({"commit"})); }
   SUBCASE("new work comes first") {
     Produce(a, "more.txt", "more");
     Ok(a({"commit"}));
@@ -217,8 +214,8 @@ Ending Race(const Workspace& w, const std::vector<std::string>& args,
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addchdir_np(&actions, w.dir.path().c_str());
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(),
-                         envp.data());
+  int rc =
+      ::posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE(rc == 0);
   auto deadline = std::chrono::steady_clock::now() + delay;
@@ -281,15 +278,14 @@ TEST_CASE(
     } else {
       args.push_back("hub");
     }
-    auto delay = std::chrono::microseconds(
-        static_cast<long>(rng() % static_cast<std::uint64_t>(
-                                      ms[op] * 1200 + 1)));
+    auto delay = std::chrono::microseconds(static_cast<long>(
+        rng() % static_cast<std::uint64_t>(ms[op] * 1200 + 1)));
     Ending ending = Race(at, args, delay);
     if (ending.killed) ++killed;
     auto note = [&](const std::string& what, const Outcome& o) {
       ++damaged;
-      damage.push_back("try " + std::to_string(tries) + " (" + op + "): " +
-                       what + ": " + o.err);
+      damage.push_back("try " + std::to_string(tries) + " (" + op +
+                       "): " + what + ": " + o.err);
     };
     Outcome fsck = at({"fsck"});
     if (fsck.exit_code != 0) note("fsck after the kill", fsck);
@@ -327,12 +323,12 @@ TEST_CASE(
     ++damaged;
     damage.push_back("the two sites hold different facts");
   }
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   std::cout << "kill loop: seed " << seed << ", " << killed << " kills in "
-            << tries << " tries, " << damaged << " damaged, " << seconds
-            << " s" << std::endl;
+            << tries << " tries, " << damaged << " damaged, " << seconds << " s"
+            << std::endl;
   for (const std::string& d : damage) std::cout << "  " << d << std::endl;
   CHECK(killed >= std::min<std::size_t>(kills, tries / 3));
   CHECK(damaged == 0);
@@ -431,11 +427,11 @@ TEST_CASE(
                 << std::endl;
     }
   }
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
-  std::cout << "schedules: seed " << seed << ", " << schedules
-            << " schedules (" << steps_run << " random steps), " << failed
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  std::cout << "schedules: seed " << seed << ", " << schedules << " schedules ("
+            << steps_run << " random steps), " << failed
             << " did not converge, " << seconds << " s" << std::endl;
   CHECK(failed == 0);
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cmf/data/hash.h"
@@ -317,6 +318,18 @@ TEST_CASE("data: HDF5 is loaded by slice alone, and its absence is clear") {
   Outcome o = r({"slice", "raw.h5", "/image", ":2,:", "-o", "s.h5"});
   CHECK(o.exit_code == 1);
   CHECK(IsError(o, "HDF5 support is not installed"));
+  CHECK_FALSE(fs::exists(r / "s.h5"));
+
+  // A module of another build is refused by name, before anything in it runs.
+  const char* plugins = std::getenv("CMF_TEST_PLUGIN_DIR");
+  REQUIRE(plugins != nullptr);
+  const std::string stale = (fs::path(plugins) / "stale-hdf5.so").string();
+  r.env["CMF_HDF5_MODULE"] = stale;
+  Outcome refused = r({"slice", "raw.h5", "/image", ":2,:", "-o", "s.h5"});
+  CHECK(refused.exit_code == 1);
+  CHECK(IsError(refused,
+                "the HDF5 module " + stale + " is not from this build of cmf"));
+  CHECK(refused.err.find("rebuild it") != std::string::npos);
   CHECK_FALSE(fs::exists(r / "s.h5"));
   for (const json& e : r.Json({"log", "--json"})) CHECK(e["stage"] != "slice");
 }

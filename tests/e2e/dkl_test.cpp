@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -38,14 +37,23 @@ void Generate(const Workspace& ws, const std::string& name,
 }
 
 // A small, fast configuration: a 24x24 image, 64 channels, window 8, pool 8.
-const std::vector<std::string> kSmall = {"--height", "24", "--width", "24",
-                                         "--channels", "64", "--particles",
-                                         "3"};
+const std::vector<std::string> kSmall = {
+    "--height", "24", "--width", "24", "--channels", "64", "--particles", "3"};
 std::vector<std::string> SmallRun(std::vector<std::string> extra) {
-  std::vector<std::string> args = {
-      "run",         "dkl-al",  "--data",   "s.h5",       "--window",
-      "8",           "--pool",  "8",        "--scalarizer", "band-mean:0.5:3.5",
-      "--architecture", "small", "--epochs", "5"};
+  std::vector<std::string> args = {"run",
+                                   "dkl-al",
+                                   "--data",
+                                   "s.h5",
+                                   "--window",
+                                   "8",
+                                   "--pool",
+                                   "8",
+                                   "--scalarizer",
+                                   "band-mean:0.5:3.5",
+                                   "--architecture",
+                                   "small",
+                                   "--epochs",
+                                   "5"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -68,8 +76,9 @@ json Metrics(const Workspace& ws, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("dkl-al: a replay run logs every step and its three outputs, each "
-          "derived from the experiment") {
+TEST_CASE(
+    "dkl-al: a replay run logs every step and its three outputs, each "
+    "derived from the experiment") {
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
   Outcome o = ws(SmallRun({"--steps", "4", "--out", "res"}));
@@ -89,9 +98,10 @@ TEST_CASE("dkl-al: a replay run logs every step and its three outputs, each "
   std::map<std::string, std::string> kinds;
   for (const json& out : e["outputs"])
     kinds[fs::path(out["path"].get<std::string>()).filename()] = out["kind"];
-  CHECK(kinds == std::map<std::string, std::string>{{"maps.h5", "dataset"},
-                                                    {"measured.h5", "dataslice"},
-                                                    {"model.pt", "model"}});
+  CHECK(kinds ==
+        std::map<std::string, std::string>{{"maps.h5", "dataset"},
+                                           {"measured.h5", "dataslice"},
+                                           {"model.pt", "model"}});
   json m = Metrics(ws, e["id"]);
   for (const char* series : {"x", "y", "acquisition", "max_uncertainty",
                              "train_loss", "step_seconds", "rmse"}) {
@@ -103,11 +113,13 @@ TEST_CASE("dkl-al: a replay run logs every step and its three outputs, each "
     CHECK(point[1].get<double>() <= 20);
   }
   // The measured points are a slice of the experiment, and travel as such.
-  std::vector<float> xs = cmf::test::ReadFloatDataset(ws / "res/measured.h5", "spectra");
+  std::vector<float> xs =
+      cmf::test::ReadFloatDataset(ws / "res/measured.h5", "spectra");
   CHECK(xs.size() == 6u * 64u);
   json lineage = ws.Json({"lineage", "res/measured.h5", "--json"});
   bool derived = false;
-  for (const json& edge : lineage["edges"]) derived |= edge["type"] == "derived_from";
+  for (const json& edge : lineage["edges"])
+    derived |= edge["type"] == "derived_from";
   CHECK(derived);
   // PyTorch in Python reads the checkpoint (doc/dkl-checkpoint.md).
   Outcome py = cmf::test::RunProcess(
@@ -126,8 +138,9 @@ TEST_CASE("dkl-al: a replay run logs every step and its three outputs, each "
   CHECK(py.out == "ok rbf\n");
 }
 
-TEST_CASE("dkl-al: on generated data, ei finds the top 1 % sooner than random, "
-          "and 50 steps lower the map's error below the seed points' alone") {
+TEST_CASE(
+    "dkl-al: on generated data, ei finds the top 1 % sooner than random, "
+    "and 50 steps lower the map's error below the seed points' alone") {
   Workspace ws;
   Generate(ws, "s.h5", {"--seed", "0"});
   const int steps = 50;
@@ -153,15 +166,17 @@ TEST_CASE("dkl-al: on generated data, ei finds the top 1 % sooner than random, "
     }
   }
   INFO("mean first step in the top 1 %: ei " << ei_sum / 3 << ", random "
-                                              << random_sum / 3);
+                                             << random_sum / 3);
   CHECK(ei_sum * 2 <= random_sum);
 }
 
-TEST_CASE("dkl-al: a controller process measures through the documented "
-          "protocol") {
+TEST_CASE(
+    "dkl-al: a controller process measures through the documented "
+    "protocol") {
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
-  Outcome o = ws(SmallRun({"--steps", "3", "--instrument", Controller(100, "true")}));
+  Outcome o =
+      ws(SmallRun({"--steps", "3", "--instrument", Controller(100, "true")}));
   INFO(o.err);
   REQUIRE(o.exit_code == 0);
   json e = ws.Log()[0];
@@ -176,15 +191,16 @@ TEST_CASE("dkl-al: the sample microscope simulator drives a run") {
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
   std::string sim = Env("CMF_SOURCE_ROOT") + "/samples/microscope_sim.py";
-  Outcome o = ws(SmallRun(
-      {"--steps", "2", "--instrument", "proc:/usr/bin/python3 '" + sim + "' s.h5"}));
+  Outcome o = ws(SmallRun({"--steps", "2", "--instrument",
+                           "proc:/usr/bin/python3 '" + sim + "' s.h5"}));
   INFO(o.err);
   REQUIRE(o.exit_code == 0);
   CHECK(ws.Log()[0]["properties"]["measured_points"] == 4);
 }
 
-TEST_CASE("dkl-al: a controller that dies, hangs, or answers garbage ends the "
-          "run with a clear error, and every step so far is kept") {
+TEST_CASE(
+    "dkl-al: a controller that dies, hangs, or answers garbage ends the "
+    "run with a clear error, and every step so far is kept") {
   struct Case {
     std::string name;
     std::string instrument;
@@ -193,20 +209,24 @@ TEST_CASE("dkl-al: a controller that dies, hangs, or answers garbage ends the "
   };
   for (const Case& c : std::vector<Case>{
            {"dies", Controller(4, "exit 3"), "exited with status 3"},
-           {"hangs", Controller(4, "sleep 30"), "did not answer within 1 s",
+           {"hangs",
+            Controller(4, "sleep 30"),
+            "did not answer within 1 s",
             {"--instrument-timeout", "1"}},
            {"garbage", Controller(4, "echo 'not json'; continue"),
             "not a JSON object: 'not json'"},
-           {"short spectrum", Controller(4, "echo '{\"spectrum\": [1, 2]}'; continue"),
+           {"short spectrum",
+            Controller(4, "echo '{\"spectrum\": [1, 2]}'; continue"),
             "a spectrum of 2 values; the energy axis has 64"},
-           {"error answer", Controller(4, "echo '{\"error\": \"stage drift\"}'; continue"),
+           {"error answer",
+            Controller(4, "echo '{\"error\": \"stage drift\"}'; continue"),
             "reported an error at"},
        }) {
     INFO(c.name);
     Workspace ws;
     Generate(ws, "s.h5", kSmall);
-    std::vector<std::string> extra = {"--steps", "6", "--out", "res",
-                                      "--instrument", c.instrument};
+    std::vector<std::string> extra = {
+        "--steps", "6", "--out", "res", "--instrument", c.instrument};
     extra.insert(extra.end(), c.extra.begin(), c.extra.end());
     Outcome o = ws(SmallRun(extra));
     CHECK(o.exit_code == 1);
@@ -219,8 +239,9 @@ TEST_CASE("dkl-al: a controller that dies, hangs, or answers garbage ends the "
     bool kept = false;
     for (const json& out : e["outputs"]) kept |= out["kind"] == "dataslice";
     CHECK(kept);
-    CHECK(cmf::test::ReadFloatDataset(ws / "res/measured.h5", "spectra").size() ==
-          4u * 64u);
+    CHECK(
+        cmf::test::ReadFloatDataset(ws / "res/measured.h5", "spectra").size() ==
+        4u * 64u);
   }
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
@@ -229,13 +250,14 @@ TEST_CASE("dkl-al: a controller that dies, hangs, or answers garbage ends the "
   CHECK(IsError(silent, "exited with status 0 before answering"));
 }
 
-TEST_CASE("dkl-al: --init starts from a model and records it as an input it "
-          "derives from") {
+TEST_CASE(
+    "dkl-al: --init starts from a model and records it as an input it "
+    "derives from") {
   Workspace ws;
   Generate(ws, "s.h5", kSmall);
   REQUIRE(ws(SmallRun({"--steps", "1", "--out", "first"})).exit_code == 0);
-  Outcome o = ws(SmallRun({"--steps", "1", "--out", "second", "--init",
-                           "first/model.pt"}));
+  Outcome o = ws(SmallRun(
+      {"--steps", "1", "--out", "second", "--init", "first/model.pt"}));
   INFO(o.err);
   REQUIRE(o.exit_code == 0);
   json e = ws.Log()[0];
@@ -243,7 +265,8 @@ TEST_CASE("dkl-al: --init starts from a model and records it as an input it "
   CHECK(e["inputs"][1]["kind"] == "model");
   json lineage = ws.Json({"lineage", "second/model.pt", "--json"});
   int derived = 0;
-  for (const json& edge : lineage["edges"]) derived += edge["type"] == "derived_from";
+  for (const json& edge : lineage["edges"])
+    derived += edge["type"] == "derived_from";
   CHECK(derived >= 2);  // from the experiment and from the seed model
   // A model for another window does not fit.
   Outcome bad = ws(SmallRun({"--window", "6", "--init", "first/model.pt"}));
@@ -258,40 +281,48 @@ TEST_CASE("dkl-al: --init starts from a model and records it as an input it "
   plain.erase(named, named + 2);
   REQUIRE(std::find(plain.begin(), plain.end(), "small") == plain.end());
   std::vector<std::string> from_small = plain;
-  for (const char* a : {"--out", "third", "--init", "first/model.pt"}) from_small.push_back(a);
+  for (const char* a : {"--out", "third", "--init", "first/model.pt"})
+    from_small.push_back(a);
   Outcome fits = ws(from_small);
   INFO(fits.err);
   CHECK(fits.exit_code == 0);
-  REQUIRE(ws(SmallRun({"--steps", "1", "--out", "big", "--architecture", "large"})).exit_code ==
-          0);
-  REQUIRE(ws(SmallRun({"--steps", "1", "--out", "old", "--architecture", "default"}))
+  REQUIRE(
+      ws(SmallRun({"--steps", "1", "--out", "big", "--architecture", "large"}))
+          .exit_code == 0);
+  REQUIRE(ws(SmallRun(
+                 {"--steps", "1", "--out", "old", "--architecture", "default"}))
               .exit_code == 0);
   for (const char* model : {"big/model.pt", "old/model.pt"}) {
     std::vector<std::string> from_large = plain;
-    for (const char* a : {"--out", "fourth", "--init", model}) from_large.push_back(a);
+    for (const char* a : {"--out", "fourth", "--init", model})
+      from_large.push_back(a);
     Outcome refused = ws(from_large);
     CHECK(refused.exit_code == 1);
-    CHECK(IsError(refused, "trained with --architecture large, this run has small"));
+    CHECK(IsError(refused,
+                  "trained with --architecture large, this run has small"));
   }
 }
 
-TEST_CASE("dkl-al: a replay run learns targets normalised over the points "
-          "measured so far, as a live run, and scores its map on the truth's "
-          "scale") {
+TEST_CASE(
+    "dkl-al: a replay run learns targets normalised over the points "
+    "measured so far, as a live run, and scores its map on the truth's "
+    "scale") {
   Workspace ws;
   // 12x12 with a window of 8: 25 candidates, every one measured by the end.
-  Generate(ws, "s.h5", {"--height", "12", "--width", "12", "--channels", "64",
-                        "--particles", "2", "--seed", "3"});
+  Generate(ws, "s.h5",
+           {"--height", "12", "--width", "12", "--channels", "64",
+            "--particles", "2", "--seed", "3"});
   auto final_rmse = [&](const std::string& normalise) {
-    Outcome o = ws(SmallRun({"--steps", "23", "--normalise", normalise,
-                             "--out", "r-" + normalise}));
+    Outcome o = ws(SmallRun({"--steps", "23", "--normalise", normalise, "--out",
+                             "r-" + normalise}));
     INFO(o.err);
     REQUIRE(o.exit_code == 0);
     json e = ws.Log()[0];
     CHECK(e["params"]["normalise"] == normalise);
     CHECK(e["properties"]["measured_points"] == 25);
     json m = Metrics(ws, e["id"]);
-    return std::make_pair(e["properties"]["final_rmse"].get<double>(), m["rmse"]);
+    return std::make_pair(e["properties"]["final_rmse"].get<double>(),
+                          m["rmse"]);
   };
   auto [measured, measured_curve] = final_rmse("measured");
   auto [all, all_curve] = final_rmse("all");
@@ -336,6 +367,7 @@ TEST_CASE("dkl-al: bad input is a clear error before anything is measured") {
     CHECK(IsError(o, c.error));
   }
   // Usage errors are caught by the host before a run is recorded.
-  Outcome usage = ws({"run", "dkl-al", "--data", "s.h5", "--acquisition", "best"});
+  Outcome usage =
+      ws({"run", "dkl-al", "--data", "s.h5", "--acquisition", "best"});
   CHECK(usage.exit_code == 2);
 }

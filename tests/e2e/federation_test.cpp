@@ -16,11 +16,11 @@
 #include "support.h"
 
 using cmf::test::Cmf;
-using cmf::test::IsError;
 using cmf::test::Ids;
+using cmf::test::IsError;
 using cmf::test::Ok;
-using cmf::test::Produce;
 using cmf::test::Outcome;
+using cmf::test::Produce;
 using cmf::test::ReadFile;
 using cmf::test::RunProcess;
 using cmf::test::TempDir;
@@ -49,7 +49,8 @@ TEST_CASE("federation: commit, push to a bare remote, pull at another edge") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
-  NoEnvironment(a); NoEnvironment(b);
+  NoEnvironment(a);
+  NoEnvironment(b);
   Ok(a({"remote", "add", "hpc", (remotes / "hpc").string()}));
   Ok(b({"remote", "add", "hpc", "file://" + (remotes / "hpc").string()}));
   CHECK(b.Json({"remote", "--json"})[0]["url"] ==
@@ -111,7 +112,8 @@ TEST_CASE("federation: the data policy leaves big raw data where it is") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
-  NoEnvironment(a); NoEnvironment(b);
+  NoEnvironment(a);
+  NoEnvironment(b);
   for (const Workspace* w : {&a, &b}) {
     Ok((*w)({"remote", "add", "hpc", (remotes / "hpc").string()}));
     Ok((*w)({"config", "push.max-size", "1K"}));
@@ -364,7 +366,8 @@ TEST_CASE("federation: metadata in a plain git repository, bytes in a folder") {
       remotes.path()));
   fs::create_directories(remotes / "store");
   Workspace a, b;
-  NoEnvironment(a); NoEnvironment(b);
+  NoEnvironment(a);
+  NoEnvironment(b);
   for (const Workspace* w : {&a, &b}) {
     Ok((*w)({"remote", "add", "hub", "--metadata",
              (remotes / "meta.git").string(), "--data",
@@ -391,7 +394,8 @@ TEST_CASE("federation: ssh remotes through a real OpenSSH server") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hpc").string()}, remotes.path()));
   Workspace a, b;
-  NoEnvironment(a); NoEnvironment(b);
+  NoEnvironment(a);
+  NoEnvironment(b);
   a.env = b.env = server.Env();
   const std::string url = server.Url(remotes / "hpc");
   Ok(a({"remote", "add", "hpc", url}));

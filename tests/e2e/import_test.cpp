@@ -166,6 +166,18 @@ TEST_CASE("export: json that import reads back losslessly") {
   for (const auto& f : part["facts"]) executions += f["t"] == "execution";
   CHECK(executions == 10);
   CHECK(IsError(a({"export", "--pipeline", "nope"}), "no pipeline"));
+
+  // A file that cannot be written is an error that names it; nothing is left
+  // behind, and an export written before stays whole.
+  Outcome nowhere = a({"export", "-o", "no/such/folder/x.json"});
+  CHECK(nowhere.exit_code == 1);
+  CHECK(IsError(nowhere, "cannot write '"));
+  CHECK(nowhere.err.find("x.json") != std::string::npos);
+  const std::string before = ReadFile(a / "aldkl.json");
+  REQUIRE(a({"export", "-o", "aldkl.json"}).exit_code == 0);
+  CHECK(ReadFile(a / "aldkl.json") != before);
+  for (const auto& e : fs::directory_iterator(a.dir.path()))
+    CHECK(e.path().filename().string().find(".cmf-") == std::string::npos);
 }
 
 TEST_CASE(

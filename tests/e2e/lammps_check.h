@@ -17,8 +17,12 @@ inline bool HaveLammps() {
   if (!have) {
     const char* ci = std::getenv("CI");
     if (ci != nullptr && std::string(ci) == "true")
-      FAIL("CI=true and LAMMPS (lmp) is not installed: .ci/setup must install lammps");
-    MESSAGE("skipped: LAMMPS (lmp) is not installed (apt-get install lammps openkim-models)");
+      FAIL(
+          "CI=true and LAMMPS (lmp) is not installed: .ci/setup must install "
+          "lammps");
+    MESSAGE(
+        "skipped: LAMMPS (lmp) is not installed (apt-get install lammps "
+        "openkim-models)");
   }
   return have;
 }

@@ -33,8 +33,9 @@ struct PluginWorkspace : Workspace {
 
 }  // namespace
 
-TEST_CASE("plugins: the good module is listed with its stages and schemas; "
-          "bad ones are skipped with a warning that names them") {
+TEST_CASE(
+    "plugins: the good module is listed with its stages and schemas; "
+    "bad ones are skipped with a warning that names them") {
   PluginWorkspace ws;
   Outcome o = ws({"plugins", "--json"});
   REQUIRE(o.exit_code == 0);
@@ -68,8 +69,9 @@ TEST_CASE("plugins: the good module is listed with its stages and schemas; "
   CHECK(j["warnings"].size() >= 2);
 }
 
-TEST_CASE("plugins: a file that is not a shared object is skipped, never a "
-          "crash") {
+TEST_CASE(
+    "plugins: a file that is not a shared object is skipped, never a "
+    "crash") {
   PluginWorkspace ws;
   TempDir extra;
   cmf::test::WriteFile(extra / "cmf-garbage.so", "not an ELF file\n");
@@ -83,8 +85,33 @@ TEST_CASE("plugins: a file that is not a shared object is skipped, never a "
   CHECK(ws({"run", "-q", "echo"}).exit_code == 0);
 }
 
-TEST_CASE("run: records every parameter, the plugin and its version, the "
-          "logged artifacts, metrics and properties") {
+TEST_CASE(
+    "plugins: a module's environment file sets defaults before it "
+    "loads; the user's value wins; a bad line is a warning") {
+  PluginWorkspace ws;
+  TempDir extra;
+  fs::copy_file(fs::path(TestPluginDir()) / "cmf-testplug.so",
+                extra / "cmf-testplug.so");
+  cmf::test::WriteFile(extra / "cmf-testplug.env",
+                       "# defaults\nCMF_TESTPLUG_ENV=from the file\n"
+                       "lower=case\nNO_EQUALS\n");
+  ws.env["CMF_PLUGIN_PATH"] = extra.path().string();
+  Outcome listed = ws({"plugins"});
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.err.find("ignoring line 3 of '" +
+                        (extra / "cmf-testplug.env").string() +
+                        "': not NAME=VALUE") != std::string::npos);
+  CHECK(listed.err.find("ignoring line 4 of") != std::string::npos);
+  REQUIRE(ws({"run", "-q", "echo", "-o", "o.txt"}).exit_code == 0);
+  CHECK(ws.Log()[0]["properties"]["env"] == "from the file");
+  ws.env["CMF_TESTPLUG_ENV"] = "the user's";
+  REQUIRE(ws({"run", "-q", "echo", "-o", "o.txt"}).exit_code == 0);
+  CHECK(ws.Log()[0]["properties"]["env"] == "the user's");
+}
+
+TEST_CASE(
+    "run: records every parameter, the plugin and its version, the "
+    "logged artifacts, metrics and properties") {
   PluginWorkspace ws;
   cmf::test::WriteFile(ws / "a.txt", "a");
   cmf::test::WriteFile(ws / "b.txt", "b");
@@ -123,8 +150,9 @@ TEST_CASE("run: records every parameter, the plugin and its version, the "
   CHECK(derived);
 }
 
-TEST_CASE("run: unknown, ill-typed, disallowed and missing parameters are "
-          "usage errors that record nothing") {
+TEST_CASE(
+    "run: unknown, ill-typed, disallowed and missing parameters are "
+    "usage errors that record nothing") {
   PluginWorkspace ws;
   struct Case {
     std::vector<std::string> args;
@@ -154,8 +182,9 @@ TEST_CASE("run: unknown, ill-typed, disallowed and missing parameters are "
         0);
 }
 
-TEST_CASE("run: STAGE --help is generated from the schema and works outside "
-          "a repository") {
+TEST_CASE(
+    "run: STAGE --help is generated from the schema and works outside "
+    "a repository") {
   TempDir dir;
   Outcome o = Cmf({"run", "echo", "--help"}, dir.path(),
                   {{"CMF_PLUGIN_PATH", TestPluginDir()}});
@@ -166,14 +195,15 @@ TEST_CASE("run: STAGE --help is generated from the schema and works outside "
   CHECK(o.out.find("[a|b|proc:...]") != std::string::npos);
   CHECK(o.out.find("--inputs path ...") != std::string::npos);
   CHECK(o.out.find("-o, --out path") != std::string::npos);
-  Outcome run = Cmf({"run", "echo"}, dir.path(),
-                    {{"CMF_PLUGIN_PATH", TestPluginDir()}});
+  Outcome run =
+      Cmf({"run", "echo"}, dir.path(), {{"CMF_PLUGIN_PATH", TestPluginDir()}});
   CHECK(run.exit_code == 1);
   CHECK(IsError(run, "not a cmf repository"));
 }
 
-TEST_CASE("run: a failing stage is recorded as failed with its message, "
-          "and what it logged is kept") {
+TEST_CASE(
+    "run: a failing stage is recorded as failed with its message, "
+    "and what it logged is kept") {
   PluginWorkspace ws;
   Outcome o = ws({"run", "fail"});
   CHECK(o.exit_code == 1);
@@ -194,8 +224,9 @@ TEST_CASE("run: a failing stage is recorded as failed with its message, "
   CHECK(IsError(b, "does-not-exist.bin"));
 }
 
-TEST_CASE("run: Ctrl-C records the run as interrupted and keeps the steps "
-          "logged so far") {
+TEST_CASE(
+    "run: Ctrl-C records the run as interrupted and keeps the steps "
+    "logged so far") {
   PluginWorkspace ws;
   std::string script =
       "\"$CMF\" run wait-cancel --started started & pid=$!; "
@@ -228,8 +259,9 @@ TEST_CASE("run: log and status never load a plugin") {
   }
 }
 
-TEST_CASE("run: a cmf run killed by SIGKILL shows as interrupted, and commit "
-          "records it so") {
+TEST_CASE(
+    "run: a cmf run killed by SIGKILL shows as interrupted, and commit "
+    "records it so") {
   PluginWorkspace ws;
   auto env = ws.env;
   env["CMF_CRASH_AT"] = "run:started";
@@ -238,7 +270,6 @@ TEST_CASE("run: a cmf run killed by SIGKILL shows as interrupted, and commit "
   json e = ws.Log()[0];
   CHECK(e["stage"] == "echo");
   CHECK(e["status"] == "interrupted");
-  CHECK(ws.Json({"commit", "--json"})["interrupted"] ==
-        json::array({e["id"]}));
+  CHECK(ws.Json({"commit", "--json"})["interrupted"] == json::array({e["id"]}));
   CHECK(ws.Json({"show", e["id"], "--json"})["status"] == "interrupted");
 }

@@ -2,9 +2,9 @@
 // on families of experiments made by samples/cmf-gen-eels.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <algorithm>
 #include <set>
 
 #include "hdf5_fixture.h"
@@ -45,20 +45,32 @@ std::string Prior(int i) {
 // reptile on the small experiments: window 8, pool 8, a band that every
 // pooled channel falls in, the small extractor.
 std::vector<std::string> Reptile(std::vector<std::string> extra) {
-  std::vector<std::string> args = {
-      "run",        "reptile", "--window",     "8",       "--pool",
-      "8",          "--scalarizer", "band-mean:0.5:3.5", "--architecture",
-      "small",      "--batch-size", "16",      "--inner-steps", "3"};
+  std::vector<std::string> args = {"run",
+                                   "reptile",
+                                   "--window",
+                                   "8",
+                                   "--pool",
+                                   "8",
+                                   "--scalarizer",
+                                   "band-mean:0.5:3.5",
+                                   "--architecture",
+                                   "small",
+                                   "--batch-size",
+                                   "16",
+                                   "--inner-steps",
+                                   "3"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
 
 // True when the tensors of two checkpoints are equal (PyTorch in Python).
-bool SameTensors(const Workspace& ws, const std::string& a, const std::string& b) {
+bool SameTensors(const Workspace& ws, const std::string& a,
+                 const std::string& b) {
   Outcome o = cmf::test::RunProcess(
       {"/usr/bin/python3", "-c",
        "import sys, torch\n"
-       "a = torch.load(sys.argv[1])['state']; b = torch.load(sys.argv[2])['state']\n"
+       "a = torch.load(sys.argv[1])['state']; b = "
+       "torch.load(sys.argv[2])['state']\n"
        "ok = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)\n"
        "sys.exit(0 if ok else 3)\n",
        a, b},
@@ -69,8 +81,9 @@ bool SameTensors(const Workspace& ws, const std::string& a, const std::string& b
 
 }  // namespace
 
-TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
-          "every iteration and each checkpoint derived from the previous") {
+TEST_CASE(
+    "reptile: meta-trains over experiment files and logs the tasks, "
+    "every iteration and each checkpoint derived from the previous") {
   Workspace ws;
   Family(ws, 3);
   Outcome o = ws(Reptile({"--tasks", Prior(0), Prior(1), Prior(2),
@@ -89,7 +102,8 @@ TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
   CHECK(e["inputs"].size() == 3);
   REQUIRE(e["outputs"].size() == 2);  // meta-iter2.pt, meta.pt
   json m = ws.Json({"metrics", e["id"], "--json"})["series"];
-  for (const char* series : {"meta_loss", "adapted_loss", "epsilon", "iteration_seconds"}) {
+  for (const char* series :
+       {"meta_loss", "adapted_loss", "epsilon", "iteration_seconds"}) {
     INFO(series);
     CHECK(m[series].size() == 4);
   }
@@ -106,22 +120,46 @@ TEST_CASE("reptile: meta-trains over experiment files and logs the tasks, "
   cmf::test::RunProcess({GenEels(), "-o", "new.h5", "--height", "24", "--width",
                          "24", "--channels", "64", "--seed", "9"},
                         ws.dir.path());
-  Outcome al = ws({"run", "dkl-al", "--data", "new.h5", "--init", "meta.pt",
-                   "--window", "8", "--pool", "8", "--scalarizer",
-                   "band-mean:0.5:3.5", "--architecture", "small", "--steps",
-                   "2", "--epochs", "3", "--out", "al"});
+  Outcome al = ws({"run",
+                   "dkl-al",
+                   "--data",
+                   "new.h5",
+                   "--init",
+                   "meta.pt",
+                   "--window",
+                   "8",
+                   "--pool",
+                   "8",
+                   "--scalarizer",
+                   "band-mean:0.5:3.5",
+                   "--architecture",
+                   "small",
+                   "--steps",
+                   "2",
+                   "--epochs",
+                   "3",
+                   "--out",
+                   "al"});
   INFO(al.err);
   CHECK(al.exit_code == 0);
   CHECK(ws.Log()[0]["inputs"][1]["kind"] == "model");
 }
 
-TEST_CASE("reptile: a resumed run equals an uninterrupted one, and resuming "
-          "with other settings is refused") {
+TEST_CASE(
+    "reptile: a resumed run equals an uninterrupted one, and resuming "
+    "with other settings is refused") {
   Workspace ws;
   Family(ws, 3);
-  std::vector<std::string> common = {"--tasks", Prior(0), Prior(1), Prior(2),
-                                     "--iterations", "4", "--tasks-per-iteration",
-                                     "2", "--seed", "5"};
+  std::vector<std::string> common = {"--tasks",
+                                     Prior(0),
+                                     Prior(1),
+                                     Prior(2),
+                                     "--iterations",
+                                     "4",
+                                     "--tasks-per-iteration",
+                                     "2",
+                                     "--seed",
+                                     "5"};
   std::vector<std::string> a = common;
   a.insert(a.end(), {"--checkpoint-every", "2", "-o", "whole.pt"});
   REQUIRE(ws(Reptile(a)).exit_code == 0);
@@ -141,24 +179,33 @@ TEST_CASE("reptile: a resumed run equals an uninterrupted one, and resuming "
   CHECK(SameTensors(ws, "whole.pt", "from-copy.pt"));
   CHECK_FALSE(SameTensors(ws, "whole.pt", "whole-iter2.pt"));
   std::vector<std::string> c = common;
-  c.insert(c.end(), {"--resume", "whole-iter2.pt", "--inner-lr", "0.5", "-o", "x.pt"});
+  c.insert(c.end(),
+           {"--resume", "whole-iter2.pt", "--inner-lr", "0.5", "-o", "x.pt"});
   Outcome bad = ws(Reptile(c));
   CHECK(bad.exit_code == 1);
   CHECK(IsError(bad, "was made with other settings or tasks"));
   // A Reptile checkpoint does not resume the pretrain baseline.
   std::vector<std::string> d = common;
-  d.insert(d.end(), {"--resume", "whole-iter2.pt", "--method", "pretrain", "-o", "p.pt"});
+  d.insert(d.end(), {"--resume", "whole-iter2.pt", "--method", "pretrain", "-o",
+                     "p.pt"});
   Outcome other_method = ws(Reptile(d));
   CHECK(other_method.exit_code == 1);
   CHECK(IsError(other_method, "was made with other settings or tasks"));
 }
 
-TEST_CASE("reptile: --method pretrain writes the baseline, one model fitted to "
-          "the tasks pooled, which dkl-al starts from as from a meta-model") {
+TEST_CASE(
+    "reptile: --method pretrain writes the baseline, one model fitted to "
+    "the tasks pooled, which dkl-al starts from as from a meta-model") {
   Workspace ws;
   Family(ws, 3);
-  std::vector<std::string> common = {"--tasks", Prior(0), Prior(1), Prior(2),
-                                     "--iterations", "3", "--tasks-per-iteration", "2"};
+  std::vector<std::string> common = {"--tasks",
+                                     Prior(0),
+                                     Prior(1),
+                                     Prior(2),
+                                     "--iterations",
+                                     "3",
+                                     "--tasks-per-iteration",
+                                     "2"};
   std::vector<std::string> pre = common;
   pre.insert(pre.end(), {"--method", "pretrain", "-o", "pre.pt"});
   Outcome o = ws(Reptile(pre));
@@ -168,24 +215,42 @@ TEST_CASE("reptile: --method pretrain writes the baseline, one model fitted to "
   CHECK(e["params"]["method"] == "pretrain");
   json m = ws.Json({"metrics", e["id"], "--json"})["series"];
   REQUIRE(m["epsilon"].size() == 3);
-  for (const json& point : m["epsilon"]) CHECK(point[1] == 1.0);  // no meta step
+  for (const json& point : m["epsilon"])
+    CHECK(point[1] == 1.0);  // no meta step
   std::vector<std::string> rep = common;
   rep.insert(rep.end(), {"-o", "meta.pt"});
   REQUIRE(ws(Reptile(rep)).exit_code == 0);
   CHECK(ws.Log()[0]["params"]["method"] == "reptile");
   CHECK_FALSE(SameTensors(ws, "pre.pt", "meta.pt"));
-  Outcome al = ws({"run", "dkl-al", "--data", Prior(0), "--init", "pre.pt",
-                   "--window", "8", "--pool", "8", "--scalarizer",
-                   "band-mean:0.5:3.5", "--architecture", "small", "--steps",
-                   "2", "--epochs", "3", "--out", "al"});
+  Outcome al = ws({"run",
+                   "dkl-al",
+                   "--data",
+                   Prior(0),
+                   "--init",
+                   "pre.pt",
+                   "--window",
+                   "8",
+                   "--pool",
+                   "8",
+                   "--scalarizer",
+                   "band-mean:0.5:3.5",
+                   "--architecture",
+                   "small",
+                   "--steps",
+                   "2",
+                   "--epochs",
+                   "3",
+                   "--out",
+                   "al"});
   INFO(al.err);
   CHECK(al.exit_code == 0);
   Outcome bad = ws(Reptile({"--tasks", Prior(0), "--method", "maml"}));
   CHECK(bad.exit_code == 2);
 }
 
-TEST_CASE("reptile: missing, unreadable and incompatible tasks are clear errors "
-          "before any training") {
+TEST_CASE(
+    "reptile: missing, unreadable and incompatible tasks are clear errors "
+    "before any training") {
   Workspace ws;
   Family(ws, 1);
   cmf::test::WriteFile(ws / "notes.txt", "not hdf5");
@@ -203,11 +268,12 @@ TEST_CASE("reptile: missing, unreadable and incompatible tasks are clear errors 
            {"missing.h5", "'missing.h5' is neither a file nor an artifact"},
            {"notes.txt", "is not an HDF5 file"},
            {"image-only.h5", "has no /spectra: a task needs measured spectra"},
-           {"w6/measured.h5", "was measured with a window of 6 pixels; this run uses 8"},
+           {"w6/measured.h5",
+            "was measured with a window of 6 pixels; this run uses 8"},
        }) {
     INFO(c.task);
-    Outcome o = ws(Reptile({"--tasks", Prior(0), c.task, "--iterations", "1",
-                            "-o", "never.pt"}));
+    Outcome o = ws(Reptile(
+        {"--tasks", Prior(0), c.task, "--iterations", "1", "-o", "never.pt"}));
     CHECK(o.exit_code == 1);
     CHECK(IsError(o, c.error));
     CHECK(ws.Log()[0]["status"] == "failed");
@@ -218,8 +284,9 @@ TEST_CASE("reptile: missing, unreadable and incompatible tasks are clear errors 
   CHECK(IsError(none, "no tasks"));
 }
 
-TEST_CASE("reptile: --tasks-from-stage takes every measured-points slice that "
-          "dkl-al logged; a task may also be an artifact id") {
+TEST_CASE(
+    "reptile: --tasks-from-stage takes every measured-points slice that "
+    "dkl-al logged; a task may also be an artifact id") {
   Workspace ws;
   Family(ws, 2);
   for (int i = 0; i < 2; ++i) {
@@ -255,16 +322,16 @@ TEST_CASE("reptile: --tasks-from-stage takes every measured-points slice that "
   CHECK(by_id.exit_code == 0);
 }
 
-TEST_CASE("reptile-eval: K-fold cross-validation prints and logs few-shot "
-          "scores from the meta-model beside a cold start") {
+TEST_CASE(
+    "reptile-eval: K-fold cross-validation prints and logs few-shot "
+    "scores from the meta-model beside a cold start") {
   Workspace ws;
   Family(ws, 4);
   // Reptile() names the stage reptile; this one is reptile-eval.
-  std::vector<std::string> args = Reptile({"--tasks", Prior(0), Prior(1), Prior(2),
-                                           Prior(3), "--folds", "2", "--iterations",
-                                           "2,4", "--shots", "8", "--epochs", "3",
-                                           "--tasks-per-iteration", "2",
-                                           "--meta-seeds", "2"});
+  std::vector<std::string> args =
+      Reptile({"--tasks", Prior(0), Prior(1), Prior(2), Prior(3), "--folds",
+               "2", "--iterations", "2,4", "--shots", "8", "--epochs", "3",
+               "--tasks-per-iteration", "2", "--meta-seeds", "2"});
   args[1] = "reptile-eval";
   Outcome eval = ws(args);
   INFO(eval.err);
@@ -274,22 +341,25 @@ TEST_CASE("reptile-eval: K-fold cross-validation prints and logs few-shot "
   CHECK(eval.out.find("pretrain4") != std::string::npos);
   // The summary over the 4 held-out tasks, each with its interval, and the
   // change against the cold start for every other start.
-  std::size_t summary = eval.out.find("over 4 held-out tasks (each once), 2 meta-training seeds");
+  std::size_t summary =
+      eval.out.find("over 4 held-out tasks (each once), 2 meta-training seeds");
   REQUIRE(summary != std::string::npos);
   std::string table = eval.out.substr(summary);
-  for (const char* label : {"cold", "pretrain2", "pretrain4", "meta2", "meta4"}) {
+  for (const char* label :
+       {"cold", "pretrain2", "pretrain4", "meta2", "meta4"}) {
     INFO(label);
     std::size_t at = table.find(std::string("\n") + label + " ");
     REQUIRE(at != std::string::npos);
     std::string line = table.substr(at + 1, table.find('\n', at + 1) - at - 1);
     CHECK(line.find("±") != std::string::npos);
-    CHECK((line.find("%") != std::string::npos) == (std::string(label) != "cold"));
+    CHECK((line.find("%") != std::string::npos) ==
+          (std::string(label) != "cold"));
   }
   json e = ws.Log()[0];
   CHECK(e["stage"] == "reptile-eval");
   json m = ws.Json({"metrics", e["id"], "--json"})["series"];
-  for (const char* series : {"rmse/cold", "rmse/meta2", "rmse/meta4", "mll/cold", "mll/meta4",
-                             "rmse/pretrain4"}) {
+  for (const char* series : {"rmse/cold", "rmse/meta2", "rmse/meta4",
+                             "mll/cold", "mll/meta4", "rmse/pretrain4"}) {
     INFO(series);
     CHECK(m[series].size() == 2);  // one point per fold
   }
@@ -298,7 +368,8 @@ TEST_CASE("reptile-eval: K-fold cross-validation prints and logs few-shot "
   CHECK(e["properties"].contains("mean_rmse_pretrain4"));
   CHECK(e["properties"].contains("rmse_ci95_meta4"));
   std::vector<std::string> too_many = args;
-  too_many[std::find(args.begin(), args.end(), "--folds") - args.begin() + 1] = "9";
+  too_many[std::find(args.begin(), args.end(), "--folds") - args.begin() + 1] =
+      "9";
   Outcome bad = ws(too_many);
   CHECK(bad.exit_code == 1);
   CHECK(IsError(bad, "--folds 9 needs at least as many tasks"));

@@ -30,8 +30,9 @@ const std::string kLatin1Name = "f\xe9";
 
 }  // namespace
 
-TEST_CASE("bytes: a path that is not UTF-8 is recorded, committed, exported "
-          "and pulled byte for byte") {
+TEST_CASE(
+    "bytes: a path that is not UTF-8 is recorded, committed, exported "
+    "and pulled byte for byte") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hub").string()}, remotes.path()));
   Workspace a, b;
@@ -82,8 +83,9 @@ TEST_CASE("bytes: a path that is not UTF-8 is recorded, committed, exported "
   CHECK(lineage.out.find("\"f\\xe9\"") != std::string::npos);
 }
 
-TEST_CASE("bytes: a command argument that is not UTF-8 is recorded and shown "
-          "so that it can be pasted back") {
+TEST_CASE(
+    "bytes: a command argument that is not UTF-8 is recorded and shown "
+    "so that it can be pasted back") {
   Workspace w;
   Outcome o = w({"exec", "--stage", "s", "--", "echo", "caf\xe9"});
   Ok(o);
@@ -100,8 +102,9 @@ TEST_CASE("bytes: a command argument that is not UTF-8 is recorded and shown "
   CHECK(plain.Json({"export"})["version"] == 1);
 }
 
-TEST_CASE("bytes: a parameter name that is not UTF-8 is refused, and nothing "
-          "is recorded") {
+TEST_CASE(
+    "bytes: a parameter name that is not UTF-8 is refused, and nothing "
+    "is recorded") {
   Workspace w;
   Outcome o = w({"exec", "--stage", "s", "-p", "r\xe9=1", "--", "true"});
   CHECK(o.exit_code != 0);
@@ -109,8 +112,9 @@ TEST_CASE("bytes: a parameter name that is not UTF-8 is refused, and nothing "
   CHECK(w.Log().empty());
 }
 
-TEST_CASE("interrupted: a cmf exec killed by SIGKILL shows as interrupted, "
-          "and commit seals it so for every site") {
+TEST_CASE(
+    "interrupted: a cmf exec killed by SIGKILL shows as interrupted, "
+    "and commit seals it so for every site") {
   TempDir remotes;
   Ok(Cmf({"init", "--bare", (remotes / "hub").string()}, remotes.path()));
   for (const char* point : {"exec:started", "exec:ended"}) {
@@ -160,8 +164,9 @@ TEST_CASE("interrupted: a run whose process still runs stays running") {
   CHECK(w.Json({"commit", "--json"})["interrupted"].empty());
 }
 
-TEST_CASE("fsck: pages of metadata.db overwritten with noise are found, "
-          "with a clear error") {
+TEST_CASE(
+    "fsck: pages of metadata.db overwritten with noise are found, "
+    "with a clear error") {
   Workspace w;
   for (int i = 0; i < 40; ++i) {
     Ok(w({"exec", "-q", "--stage", "stage-" + std::to_string(i), "-p",

@@ -54,8 +54,8 @@ inline void Produce(const Workspace& w, const std::string& out,
                     const std::string& content,
                     const std::string& stage = "make") {
   WriteFile(w / (out + ".src"), content);
-  Ok(w({"exec", "-q", "--stage", stage, "--out", out, "--", "cp",
-        out + ".src", out}));
+  Ok(w({"exec", "-q", "--stage", stage, "--out", out, "--", "cp", out + ".src",
+        out}));
 }
 
 // The ids of every execution W lists, sorted.

@@ -1,7 +1,7 @@
-// Fuzz target: the answers of aimd-al's energy driver (plugins/md/energy_driver.h),
-// parsed apart from the process. The input is one answer line. An answer is
-// either refused with a message or gives a finite energy below 1e9 eV. Seeds:
-// tests/fuzz/corpus/energy_reply.
+// Fuzz target: the answers of aimd-al's energy driver
+// (plugins/md/energy_driver.h), parsed apart from the process. The input is one
+// answer line. An answer is either refused with a message or gives a finite
+// energy below 1e9 eV. Seeds: tests/fuzz/corpus/energy_reply.
 
 #include <cmath>
 #include <cstddef>
@@ -14,7 +14,8 @@
 
 using cmf::fuzz::Require;
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
+                                      std::size_t size) {
   const std::string line(cmf::fuzz::Bytes(data, size));
   try {
     cmf::md::CheckDriverGreeting(line);
@@ -22,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     double e = cmf::md::ParseEnergyReply(line, 1, 2);
-    Require(std::isfinite(e) && std::fabs(e) < 1e9, "an energy is finite and below 1e9 eV");
+    Require(std::isfinite(e) && std::fabs(e) < 1e9,
+            "an energy is finite and below 1e9 eV");
   } catch (const std::runtime_error&) {
   }
   return 0;

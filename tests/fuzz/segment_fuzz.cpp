@@ -46,9 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
     } else if (first->kind == Kind::kQuarantined) {
       // ... and said once.
       Result<Store::IngestOutcome> again = store.IngestSegment(hash, text);
-      Require(again.ok() && again->kind == Kind::kQuarantined &&
-                  !again->first_time,
-              "a quarantined segment is reported once");
+      Require(
+          again.ok() && again->kind == Kind::kQuarantined && !again->first_time,
+          "a quarantined segment is reported once");
     }
   });
   fuzz::InRolledBackBatch([&](Store& store) {

@@ -1,9 +1,9 @@
 // Fuzz target: the stat-cache blob of a scanned path (stat_index in
-// metadata.db, core/src/store_stat_cache.h), which a damaged or hand-edited
-// store may hold. Decode must refuse what is not a blob; what it accepts,
-// Encode writes again and Decode reads back. The blob is also saved in a real
-// store and used as a scan uses it (Prefetch, Lookup, Remember, Flush), in a
-// batch rolled back afterwards. Seeds: tests/fuzz/corpus/stat_cache (blobs
+// metadata.db, core/include/cmf/store_stat_cache.h), which a damaged or
+// hand-edited store may hold. Decode must refuse what is not a blob; what it
+// accepts, Encode writes again and Decode reads back. The blob is also saved in
+// a real store and used as a scan uses it (Prefetch, Lookup, Remember, Flush),
+// in a batch rolled back afterwards. Seeds: tests/fuzz/corpus/stat_cache (blobs
 // that the real `cmf add` saved).
 
 #include <cstddef>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../../core/src/store_stat_cache.h"
+#include "cmf/store_stat_cache.h"
 #include "fuzz_util.h"
 
 using namespace cmf;

@@ -16,14 +16,17 @@
 
 using cmf::fuzz::Require;
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
+                                      std::size_t size) {
   if (size == 0) return 0;
   const int reader = data[0] % 3;
   std::string rest(cmf::fuzz::Bytes(data + 1, size - 1));
   std::size_t nul = rest.find('\0');
   cmf::md::Source first{"first", rest.substr(0, nul)};
-  cmf::md::Source second{"second", nul == std::string::npos ? "" : rest.substr(nul + 1)};
-  const cmf::md::Source* energies = nul == std::string::npos ? nullptr : &second;
+  cmf::md::Source second{"second",
+                         nul == std::string::npos ? "" : rest.substr(nul + 1)};
+  const cmf::md::Source* energies =
+      nul == std::string::npos ? nullptr : &second;
   cmf::md::ReadOptions options;
   options.max_atoms = 4096;  // enough for any seed; keeps each input quick
   if (data[0] & 0x80) options.species = {"Mo", "S"};
@@ -33,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         : reader == 1 ? cmf::md::ReadLammps(first, energies, options)
                       : cmf::md::ReadExtxyz(first, options);
     cmf::md::Validate(t, "fuzz");
-    Require(t.positions.size() == static_cast<std::size_t>(t.frames()) * t.atoms() * 3,
+    Require(t.positions.size() ==
+                static_cast<std::size_t>(t.frames()) * t.atoms() * 3,
             "positions of every atom of every frame");
     Require(t.energy.empty() || static_cast<int>(t.energy.size()) == t.frames(),
             "an energy per frame or none");

@@ -14,7 +14,8 @@
 
 using cmf::fuzz::Require;
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
+                                      std::size_t size) {
   const std::string text(cmf::fuzz::Bytes(data, size));
   cmf::Result<cmf::WhereExpr> expr = cmf::WhereExpr::Parse(text);
   if (!expr.ok()) {
@@ -28,8 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   r.stage = "dkl-al";
   r.status = cmf::ExecStatus::kOk;
   r.started_ms = 1'700'000'000'000;
-  r.params = {{"lr", 0.01}, {"epochs", std::int64_t{200}},
-              {"acquisition", std::string("ei")}, {"cold", true}};
+  r.params = {{"lr", 0.01},
+              {"epochs", std::int64_t{200}},
+              {"acquisition", std::string("ei")},
+              {"cold", true}};
   r.tags = {{"deployed", "microscope-2"}};
   r.metric_summaries["rmse"] = {50, 49, 0.02, 0.01, 0.3, 0.05};
   r.metric_summaries["loss"] = {3, 2, std::nan(""), 0.1, 0.2, 0.15};

@@ -13,8 +13,8 @@
 #include "dkl.h"
 #include "reptile.h"
 #include "results.h"
-#include "tasks.h"
 #include "support.h"
+#include "tasks.h"
 
 using cmf::ml::DklConfig;
 using cmf::ml::DklModel;
@@ -30,8 +30,9 @@ double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 // The negative exact marginal log likelihood divided by n, and its gradient,
 // written out by hand in Eigen for one output and an RBF kernel:
 //   L = (r' K^-1 r + log|K| + n log 2 pi) / (2n),  r = y - c,
-//   K = s R + (noise + floor) I,  R_ij = exp(-1/2 sum_d (z_id - z_jd)^2 / l_d^2),
-//   dL/dc = -sum(alpha) / n,  dL/dtheta = tr((K^-1 - alpha alpha') dK/dtheta) / (2n).
+//   K = s R + (noise + floor) I,  R_ij = exp(-1/2 sum_d (z_id - z_jd)^2 /
+//   l_d^2), dL/dc = -sum(alpha) / n,  dL/dtheta = tr((K^-1 - alpha alpha')
+//   dK/dtheta) / (2n).
 double HandLoss(const Eigen::MatrixXd& z, const Eigen::VectorXd& y,
                 const GpParams& p, double floor, GpParams* grad) {
   const int n = static_cast<int>(z.rows());
@@ -60,15 +61,15 @@ double HandLoss(const Eigen::MatrixXd& z, const Eigen::VectorXd& y,
   double logdet = 0;
   for (int i = 0; i < n; ++i) logdet += 2 * std::log(llt.matrixL()(i, i));
   double loss = 0.5 * (r.dot(alpha) + logdet + n * std::log(2 * M_PI)) / n;
-  Eigen::MatrixXd w = llt.solve(Eigen::MatrixXd::Identity(n, n)) -
-                      alpha * alpha.transpose();
+  Eigen::MatrixXd w =
+      llt.solve(Eigen::MatrixXd::Identity(n, n)) - alpha * alpha.transpose();
   auto trace_with = [&](const Eigen::MatrixXd& dk) {
     return 0.5 * (w.cwiseProduct(dk)).sum() / n;
   };
   grad->mean = {-alpha.sum() / n};
   grad->raw_outputscale = {trace_with(Sigmoid(p.raw_outputscale[0]) * r_mat)};
-  grad->raw_noise = {trace_with(Sigmoid(p.raw_noise[0]) *
-                                Eigen::MatrixXd::Identity(n, n))};
+  grad->raw_noise = {
+      trace_with(Sigmoid(p.raw_noise[0]) * Eigen::MatrixXd::Identity(n, n))};
   grad->raw_lengthscale.resize(d);
   for (int k = 0; k < d; ++k) {
     Eigen::MatrixXd dk = s * r_mat.cwiseProduct(sq[k]) / std::pow(l[k], 3) *
@@ -144,10 +145,12 @@ TEST_CASE("gp: the Matérn 5/2 loss's gradient matches finite differences") {
           doctest::Approx(fd(&GpParams::raw_lengthscale, k)).epsilon(1e-5));
 }
 
-TEST_CASE("data: a 62x75 image with a window of 16 gives 2,820 patches of 256 "
-          "values; 1,496 channels pooled by 32 give 46") {
+TEST_CASE(
+    "data: a 62x75 image with a window of 16 gives 2,820 patches of 256 "
+    "values; 1,496 channels pooled by 32 give 46") {
   std::vector<float> image(62 * 75);
-  for (int i = 0; i < 62 * 75; ++i) image[i] = static_cast<float>(i % 75 + 3 * (i / 75));
+  for (int i = 0; i < 62 * 75; ++i)
+    image[i] = static_cast<float>(i % 75 + 3 * (i / 75));
   cmf::ml::Patches p = cmf::ml::MakePatches(image, 62, 75, 16);
   CHECK(p.rows == 47);
   CHECK(p.cols == 60);
@@ -167,14 +170,15 @@ TEST_CASE("data: a 62x75 image with a window of 16 gives 2,820 patches of 256 "
   for (int i = 0; i < 1496; ++i) spectrum[i] = static_cast<float>(i);
   std::vector<double> pooled = cmf::ml::PoolSpectrum(spectrum.data(), 1496, 32);
   CHECK(pooled.size() == 46);
-  CHECK(pooled[0] == doctest::Approx(15.5));   // mean of 0..31
+  CHECK(pooled[0] == doctest::Approx(15.5));  // mean of 0..31
   CHECK(pooled[45] == doctest::Approx(45 * 32 + 15.5));
   CHECK_THROWS_WITH_AS(cmf::ml::MakePatches(image, 62, 75, 80),
                        doctest::Contains("does not fit"), std::runtime_error);
 }
 
-TEST_CASE("data: scalarizers reduce a band of the pooled spectrum; bad ones "
-          "are refused") {
+TEST_CASE(
+    "data: scalarizers reduce a band of the pooled spectrum; bad ones "
+    "are refused") {
   using cmf::ml::Scalarizer;
   std::vector<double> energy = {0.5, 0.8, 0.9, 1.0, 1.5};
   std::vector<double> pooled = {0.1, 0.4, 0.9, 0.2, 0.3};
@@ -189,7 +193,8 @@ TEST_CASE("data: scalarizers reduce a band of the pooled spectrum; bad ones "
   CHECK(out == doctest::Approx(0.5));
   CHECK(Scalarizer::Parse("vector").Outputs(46) == 46);
   CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-max:1:2"),
-                       doctest::Contains("is not band-mean"), std::runtime_error);
+                       doctest::Contains("is not band-mean"),
+                       std::runtime_error);
   CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-mean:2:1"),
                        doctest::Contains("LO is above HI"), std::runtime_error);
   CHECK_THROWS_WITH_AS(Scalarizer::Parse("band-mean:5:6").Band(energy),
@@ -215,12 +220,13 @@ TEST_CASE("acquisition: each function picks the candidate it should") {
   double sd = std::sqrt(0.2), gain = -0.11, zz = gain / sd;
   double ei = gain * 0.5 * std::erfc(-zz / std::sqrt(2.0)) +
               sd * std::exp(-0.5 * zz * zz) / std::sqrt(2 * M_PI);
-  CHECK(cmf::ml::AcquisitionValues(Acquisition::kExpectedImprovement, mean,
-                                   var, 0.6, {})[2] == doctest::Approx(ei));
+  CHECK(cmf::ml::AcquisitionValues(Acquisition::kExpectedImprovement, mean, var,
+                                   0.6, {})[2] == doctest::Approx(ei));
 }
 
-TEST_CASE("dkl: training on the real AE-DKL arrays lowers the loss and "
-          "predicts the training spectra back within noise") {
+TEST_CASE(
+    "dkl: training on the real AE-DKL arrays lowers the loss and "
+    "predicts the training spectra back within noise") {
   if (!cmf::test::HaveSharedData(SharedData() / "ae-dkl")) return;
   std::vector<std::int64_t> ps, ss;
   std::vector<double> patches =
@@ -247,13 +253,15 @@ TEST_CASE("dkl: training on the real AE-DKL arrays lowers the loss and "
     noise_sd = std::max(noise_sd, std::sqrt(Softplus(h.raw_noise[c]) + 1e-4));
   for (int i = 0; i < n * channels; ++i)
     worst = std::max(worst, std::abs(p.mean[i] - y[i]));
-  INFO("worst error " << worst << ", noise sd " << noise_sd << ", loss " << losses.front() << " -> " << losses.back());
+  INFO("worst error " << worst << ", noise sd " << noise_sd << ", loss "
+                      << losses.front() << " -> " << losses.back());
   CHECK(worst < 3 * noise_sd);
   CHECK(worst < 0.05);  // the targets span 0..1
 }
 
-TEST_CASE("dkl: a checkpoint loads back into a model that predicts the same, "
-          "and refuses a model of another shape") {
+TEST_CASE(
+    "dkl: a checkpoint loads back into a model that predicts the same, "
+    "and refuses a model of another shape") {
   cmf::test::TempDir dir;
   DklConfig config;
   config.features = 16;
@@ -261,7 +269,8 @@ TEST_CASE("dkl: a checkpoint loads back into a model that predicts the same, "
   DklModel model(config, 1);
   std::vector<float> x(5 * 16);
   std::vector<double> y(5);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 11) / 11.0f;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>((i * 37) % 11) / 11.0f;
   for (int i = 0; i < 5; ++i) y[i] = 0.2 * i;
   model.Train(x, 5, y, 10);
   model.Save(dir / "m.pt", {{"note", "test"}});
@@ -310,8 +319,9 @@ TEST_CASE("results: measured points round-trip through their data slice") {
   CHECK_FALSE(fs::exists(dir / "m.h5.tmp"));
 }
 
-TEST_CASE("dkl: the hand-written training step equals LibTorch's autograd and "
-          "Adam") {
+TEST_CASE(
+    "dkl: the hand-written training step equals LibTorch's autograd and "
+    "Adam") {
   for (Kernel kernel : {Kernel::kRbf, Kernel::kMatern52}) {
     for (int outputs : {1, 3}) {
       CAPTURE(outputs);
@@ -381,11 +391,14 @@ cmf::ml::DklConfig ToyConfig() {
 
 }  // namespace
 
-TEST_CASE("reptile: one update moves theta by epsilon toward the mean of the "
-          "inner results, as by hand") {
-  cmf::ml::MetaParameters theta{{1.0f, 2.0f}, {{0.5}, {0.0}, {1.0, -1.0}, {0.2}}};
+TEST_CASE(
+    "reptile: one update moves theta by epsilon toward the mean of the "
+    "inner results, as by hand") {
+  cmf::ml::MetaParameters theta{{1.0f, 2.0f},
+                                {{0.5}, {0.0}, {1.0, -1.0}, {0.2}}};
   cmf::ml::MetaParameters phi1{{3.0f, 2.0f}, {{1.5}, {1.0}, {1.0, 1.0}, {0.2}}};
-  cmf::ml::MetaParameters phi2{{1.0f, 6.0f}, {{0.5}, {-1.0}, {3.0, -1.0}, {0.6}}};
+  cmf::ml::MetaParameters phi2{{1.0f, 6.0f},
+                               {{0.5}, {-1.0}, {3.0, -1.0}, {0.6}}};
   // Means: extractor (2, 4); gp mean 1.0, outputscale 0, lengthscale (2, 0),
   // noise 0.4. theta + 0.5 (mean - theta):
   cmf::ml::MetaParameters a = theta;
@@ -431,8 +444,9 @@ TEST_CASE("reptile: the result does not depend on the number of threads") {
   }
 }
 
-TEST_CASE("reptile: the pretrain baseline fits the tasks pooled, with no meta "
-          "step, and lowers their pooled loss") {
+TEST_CASE(
+    "reptile: the pretrain baseline fits the tasks pooled, with no meta "
+    "step, and lowers their pooled loss") {
   std::vector<cmf::ml::Task> tasks = ToyTasks(4, 30, 16);
   cmf::ml::ReptileOptions o;
   o.iterations = 6;
@@ -455,15 +469,19 @@ TEST_CASE("reptile: the pretrain baseline fits the tasks pooled, with no meta "
     return theta;
   };
   std::vector<cmf::ml::IterationReport> reports;
-  cmf::ml::MetaParameters pre = run(cmf::ml::MetaMethod::kPretrain, 1, &reports);
-  cmf::ml::MetaParameters reptile = run(cmf::ml::MetaMethod::kReptile, 1, nullptr);
+  cmf::ml::MetaParameters pre =
+      run(cmf::ml::MetaMethod::kPretrain, 1, &reports);
+  cmf::ml::MetaParameters reptile =
+      run(cmf::ml::MetaMethod::kReptile, 1, nullptr);
   DklModel initial(ToyConfig(), o.seed);
   CHECK(pre.extractor != cmf::ml::ParametersOf(initial).extractor);
   CHECK(pre.extractor != reptile.extractor);
-  // Every iteration keeps what it trained (epsilon 1), and threads change nothing.
+  // Every iteration keeps what it trained (epsilon 1), and threads change
+  // nothing.
   REQUIRE(reports.size() == 6);
   for (const cmf::ml::IterationReport& r : reports) CHECK(r.epsilon == 1.0);
-  CHECK(run(cmf::ml::MetaMethod::kPretrain, 2, nullptr).extractor == pre.extractor);
+  CHECK(run(cmf::ml::MetaMethod::kPretrain, 2, nullptr).extractor ==
+        pre.extractor);
   // The loss over all the tasks' points together is lower than at the start.
   std::vector<float> x;
   std::vector<double> y;
@@ -509,8 +527,9 @@ TEST_CASE("reptile: resuming from a checkpoint equals an uninterrupted run") {
   CHECK(second_half.gp.raw_noise == straight.gp.raw_noise);
 }
 
-TEST_CASE("reptile: on a generated family, meta-training lowers the held-out "
-          "tasks' error after few-shot adaptation, against a cold start") {
+TEST_CASE(
+    "reptile: on a generated family, meta-training lowers the held-out "
+    "tasks' error after few-shot adaptation, against a cold start") {
   const char* gen = std::getenv("CMF_GEN_EELS");
   REQUIRE(gen != nullptr);
   cmf::test::TempDir dir;
@@ -557,7 +576,8 @@ TEST_CASE("reptile: on a generated family, meta-training lowers the held-out "
       for (int i = 0; i < task.points; ++i) order[i] = i;
       std::uint64_t state = seed + 5;
       for (int i = 0; i < 10; ++i)
-        std::swap(order[i], order[i + cmf::ml::UniformIndex(&state, task.points - i)]);
+        std::swap(order[i],
+                  order[i + cmf::ml::UniformIndex(&state, task.points - i)]);
       std::vector<float> x;
       std::vector<double> y;
       for (int i = 0; i < 10; ++i) {
@@ -583,6 +603,6 @@ TEST_CASE("reptile: on a generated family, meta-training lowers the held-out "
     }
   }
   MESSAGE("mean RMSE after 10 shots: seeded " << seeded_sum / 10 << ", cold "
-                                           << cold_sum / 10);
+                                              << cold_sum / 10);
   CHECK(seeded_sum < 0.95 * cold_sum);
 }

@@ -2,6 +2,7 @@
 // module cmf-testplug.so, one that claims another ABI version, and one without
 // the entry point. Its stages exercise every host function.
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -41,6 +42,9 @@ int Echo(Context& ctx) {
   ctx.SetProperty("answer", std::int64_t{42});
   ctx.SetProperty("ratio", 0.25);
   ctx.SetProperty("note", std::string("hello"));
+  // What a module's environment file (cmf-testplug.env) set, when it did.
+  if (const char* v = std::getenv("CMF_TESTPLUG_ENV"))
+    ctx.SetProperty("env", std::string(v));
   ctx.Info("done");
   return 0;
 }
@@ -102,9 +106,10 @@ const cmf_stage kStages[] = {
 #define TEST_PLUGIN_ABI CMF_PLUGIN_ABI_VERSION
 #endif
 
-const cmf_plugin kPlugin = {TEST_PLUGIN_ABI, TEST_PLUGIN_NAME, "1.2.3",
-                            "Stages for the plugin host's tests", kStages,
-                            std::size(kStages)};
+const cmf_plugin kPlugin = {
+    TEST_PLUGIN_ABI, TEST_PLUGIN_NAME,
+    "1.2.3",         "Stages for the plugin host's tests",
+    kStages,         std::size(kStages)};
 
 }  // namespace
 

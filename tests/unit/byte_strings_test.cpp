@@ -11,22 +11,24 @@ using nlohmann::json;
 TEST_CASE("bytes: UTF-8 is told from other bytes as nlohmann::json tells it") {
   for (const std::string& ok : std::vector<std::string>{
            "", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x94\xac",
-        "\xf4\x8f\xbf\xbf", std::string("nul\0inside", 10)}) {
+           "\xf4\x8f\xbf\xbf", std::string("nul\0inside", 10)}) {
     CAPTURE(ok);
     CHECK(cmf::IsUtf8(ok));
     CHECK_NOTHROW((void)json(ok).dump());
   }
   for (const std::string& bad : std::vector<std::string>{
            "caf\xe9", "\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\x80", "\xff", "ok\xe2\x82"}) {
+           "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\x80", "\xff",
+           "ok\xe2\x82"}) {
     CAPTURE(bad);
     CHECK_FALSE(cmf::IsUtf8(bad));
     CHECK_THROWS((void)json(bad).dump());
   }
 }
 
-TEST_CASE("bytes: strings that are not UTF-8 become {\"hex\"} objects and come "
-          "back byte for byte") {
+TEST_CASE(
+    "bytes: strings that are not UTF-8 become {\"hex\"} objects and come "
+    "back byte for byte") {
   json j = {{"path", "f\xe9"},
             {"name", "plain"},
             {"command", {"echo", "caf\xe9", "ok"}},
@@ -48,8 +50,9 @@ TEST_CASE("bytes: strings that are not UTF-8 become {\"hex\"} objects and come "
   }
 }
 
-TEST_CASE("bytes: names are shown unchanged, or quoted with escapes when they "
-          "hold what a terminal would hide") {
+TEST_CASE(
+    "bytes: names are shown unchanged, or quoted with escapes when they "
+    "hold what a terminal would hide") {
   CHECK(cmf::EscapeForDisplay("data/run 3.h5") == "data/run 3.h5");
   CHECK(cmf::EscapeForDisplay("caf\xc3\xa9") == "caf\xc3\xa9");
   CHECK(cmf::EscapeForDisplay("f\xe9") == "\"f\\xe9\"");

@@ -32,7 +32,7 @@ std::unique_ptr<Store> NewStore(const fs::path& path,
 ExecutionRecord Run(const std::string& stage, std::int64_t started_ms,
                     std::map<std::string, Value> params) {
   ExecutionRecord r;
-  r.id = NewUuidV7(started_ms);
+  r.id = NewUuidV7(started_ms).value();
   r.pipeline = "ALDKL";
   r.stage = stage;
   r.params = std::move(params);
@@ -102,11 +102,12 @@ TEST_CASE("where: comparisons, numbers as numbers, and/or/not precedence") {
   CHECK(Holds("status = 'ok' and stage = 'dkl-al' and pipeline = ALDKL", r));
   // not binds tighter than and, and tighter than or.
   CHECK(Holds("status = 'failed' or stage = 'dkl-al' and params.lr < 1", r));
-  CHECK_FALSE(Holds("(status = 'failed' or stage = 'dkl-al') and params.lr > 1",
-                    r));
-  CHECK(Holds("not status = 'failed' and not (params.lr > 1 or "
-              "params.epochs < 100)",
-              r));
+  CHECK_FALSE(
+      Holds("(status = 'failed' or stage = 'dkl-al') and params.lr > 1", r));
+  CHECK(
+      Holds("not status = 'failed' and not (params.lr > 1 or "
+            "params.epochs < 100)",
+            r));
 }
 
 TEST_CASE("where: a value the execution lacks makes every comparison false") {
@@ -125,8 +126,8 @@ TEST_CASE("where: a value the execution lacks makes every comparison false") {
 }
 
 TEST_CASE("where: started and ended compare with dates") {
-  ExecutionRecord r = Run("train", ParseDateUtc("2026-12-01T10:00:00Z").value(),
-                          {});
+  ExecutionRecord r =
+      Run("train", ParseDateUtc("2026-12-01T10:00:00Z").value(), {});
   r.ended_ms = r.started_ms + 60'000;
   CHECK(Holds("started >= '2026-12-01' and started < '2026-12-02'", r));
   CHECK(Holds("started = '2026-12-01T10:00:00Z'", r));
@@ -134,8 +135,9 @@ TEST_CASE("where: started and ended compare with dates") {
   CHECK(Holds("started < " + std::to_string(r.started_ms + 1), r));
   // The store is asked only for the days the expression allows.
   ExecutionFilter filter;
-  WhereExpr::Parse("stage = train and started >= '2026-12-01' and started < "
-                   "'2026-12-02' and params.lr > 0")
+  WhereExpr::Parse(
+      "stage = train and started >= '2026-12-01' and started < "
+      "'2026-12-02' and params.lr > 0")
       ->Narrow(&filter);
   CHECK(filter.stage == "train");
   CHECK(filter.since_ms == ParseDateUtc("2026-12-01"));
@@ -365,7 +367,8 @@ TEST_CASE(
   CHECK(FormatIsoUtc(253'402'300'800'000) == "10000-01-01T00:00:00.000Z");
 }
 
-TEST_CASE("store: a version 6 store gets tags and the summaries of its metrics") {
+TEST_CASE(
+    "store: a version 6 store gets tags and the summaries of its metrics") {
   TempDir dir;
   ExecutionRecord r = Run("train", 1000, {});
   {
@@ -409,7 +412,8 @@ TEST_CASE("tags: set, replace, remove; an alias names the newest") {
   REQUIRE(store->SetTag(RecordType::kExecution, r.id, "note", "b").ok());
   CHECK(store->GetExecution(r.id)->tags ==
         std::map<std::string, std::string>{{"best", ""}, {"note", "b"}});
-  REQUIRE(store->SetTag(RecordType::kExecution, r.id, "best", std::nullopt).ok());
+  REQUIRE(
+      store->SetTag(RecordType::kExecution, r.id, "best", std::nullopt).ok());
   CHECK(store->GetTags(RecordType::kExecution, r.id).value() ==
         std::map<std::string, std::string>{{"note", "b"}});
   CHECK(store->SetTag(RecordType::kExecution, r.id, "best", std::nullopt)
@@ -424,15 +428,18 @@ TEST_CASE("tags: set, replace, remove; an alias names the newest") {
         Code::kInvalidArgument);
 
   // The alias moves: tagging m2 after m1 makes m2 the one it names.
-  REQUIRE(store->SetTag(RecordType::kArtifact, m1.hash, "deployed", "mic-2").ok());
-  REQUIRE(store->SetTag(RecordType::kArtifact, m2.hash, "deployed", "mic-2").ok());
+  REQUIRE(
+      store->SetTag(RecordType::kArtifact, m1.hash, "deployed", "mic-2").ok());
+  REQUIRE(
+      store->SetTag(RecordType::kArtifact, m2.hash, "deployed", "mic-2").ok());
   auto tagged = store->FindTagged("deployed", std::string("mic-2")).value();
   REQUIRE(tagged.size() == 2);
   CHECK(tagged[0].key == m2.hash);
   CHECK(tagged[0].type == RecordType::kArtifact);
   CHECK(store->FindTagged("deployed", std::string("mic-9"))->empty());
-  REQUIRE(store->SetTag(RecordType::kArtifact, m2.hash, "deployed", std::nullopt)
-              .ok());
+  REQUIRE(
+      store->SetTag(RecordType::kArtifact, m2.hash, "deployed", std::nullopt)
+          .ok());
   tagged = store->FindTagged("deployed", std::nullopt).value();
   REQUIRE(tagged.size() == 1);
   CHECK(tagged[0].key == m1.hash);
@@ -462,13 +469,15 @@ TEST_CASE("tags travel in segments; the newest fact wins at every site") {
   REQUIRE(b->SetTag(RecordType::kExecution, r.id, "deployed", "mic-2").ok());
   pass(*b, *a);
   CHECK(a->GetExecution(r.id)->tags.at("deployed") == "mic-2");
-  REQUIRE(a->SetTag(RecordType::kExecution, r.id, "deployed", std::nullopt).ok());
+  REQUIRE(
+      a->SetTag(RecordType::kExecution, r.id, "deployed", std::nullopt).ok());
   pass(*a, *b);
   CHECK(b->GetExecution(r.id)->tags.empty());
   CHECK(a->GetExecution(r.id)->tags.empty());
 }
 
-TEST_CASE("tags: a malformed tag fact from another site keeps its segment out") {
+TEST_CASE(
+    "tags: a malformed tag fact from another site keeps its segment out") {
   TempDir dir;
   auto a = NewStore(dir / "a.db", "site-a");
   auto b = NewStore(dir / "b.db", "site-b");

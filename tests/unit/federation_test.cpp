@@ -6,11 +6,11 @@
 #include <random>
 
 #include "cmf/data/hash.h"
-#include "cmf/json_output.h"
 #include "cmf/metalog.h"
 #include "cmf/run.h"
 #include "cmf/segment.h"
 #include "cmf/sync.h"
+#include "json_output.h"
 #include "support.h"
 
 using namespace cmf;

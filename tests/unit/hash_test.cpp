@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
-#include "../../dvc_like/src/file_reader.h"
+#include "cmf/data/file_ops.h"
 #include "support.h"
 
 using namespace cmf;
@@ -54,13 +54,18 @@ TEST_CASE(
 
   // Truncated after it is mapped and before it is read: the pages past the
   // new end are gone (SIGBUS), which must end as an error for this file.
-  static std::string victim;
-  victim = (dir / "big").string();
-  data::g_after_map_for_test = [](const std::string& path) {
-    if (path == victim) REQUIRE(::truncate(path.c_str(), 8192) == 0);
-  };
-  Result<std::string> cut = data::HashFile(dir / "big");
-  data::g_after_map_for_test = nullptr;
+  struct Truncating : data::FileOps {
+    std::string victim;
+    void AfterMap(const std::string& path) override {
+      if (path == victim) REQUIRE(::truncate(path.c_str(), 8192) == 0);
+    }
+  } truncating;
+  truncating.victim = (dir / "big").string();
+  Result<std::string> cut = Status::IOError("not hashed");
+  {
+    data::ScopedDefaultFileOps scoped(truncating);
+    cut = data::HashFile(dir / "big");
+  }
   REQUIRE_FALSE(cut.ok());
   CHECK(cut.status().message().find("changed while it was read") !=
         std::string::npos);

@@ -425,7 +425,7 @@ TEST_CASE(
   CHECK(Ingest(*store, poisoned).kind ==
         Store::IngestOutcome::Kind::kQuarantined);
   ExecutionRecord r;
-  r.id = NewUuidV7(kNow);
+  r.id = NewUuidV7(kNow).value();
   r.pipeline = "al";
   r.stage = "measure";
   r.host = "edge";

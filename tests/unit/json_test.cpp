@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cmf/clock.h"
-#include "cmf/json_output.h"
+#include "json_output.h"
 
 using namespace cmf;
 using nlohmann::json;
@@ -13,7 +13,7 @@ namespace {
 
 ExecutionRecord Sample(int i) {
   ExecutionRecord r;
-  r.id = NewUuidV7(1'700'000'000'000 + i);
+  r.id = NewUuidV7(1'700'000'000'000 + i).value();
   r.pipeline = "ALDKL";
   r.stage = "train";
   r.command = {"./train", "--name", "it's \"quoted\"\n"};

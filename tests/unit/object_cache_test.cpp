@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cmf/data/hash.h"
+#include "cmf/data/scan.h"
 #include "support.h"
 
 using namespace cmf;
@@ -45,7 +46,7 @@ TEST_CASE(
   TempDir dir;
   test::WriteFile(dir / "a.txt", "some bytes");
   data::ObjectCache cache(dir / "objects");
-  Result<data::ObjectInfo> info = cache.Store(dir / "a.txt");
+  Result<data::ObjectInfo> info = data::StorePath(cache, dir / "a.txt");
   REQUIRE(info.ok());
   CHECK(info->hash == data::HashBytes("some bytes"));
   CHECK(info->size == 10);
@@ -64,7 +65,7 @@ TEST_CASE("object cache: hashing alone stores nothing") {
   TempDir dir;
   test::WriteFile(dir / "a.txt", "x");
   data::ObjectCache cache(dir / "objects");
-  Result<data::ObjectInfo> info = cache.Hash(dir / "a.txt");
+  Result<data::ObjectInfo> info = data::HashPath(cache, dir / "a.txt");
   REQUIRE(info.ok());
   CHECK_FALSE(cache.Has(info->hash));
   CHECK(test::CountFiles(dir / "objects") == 0);
@@ -75,8 +76,8 @@ TEST_CASE("object cache: storing the same content twice keeps one object") {
   test::WriteFile(dir / "a", "same");
   test::WriteFile(dir / "b", "same");
   data::ObjectCache cache(dir / "objects");
-  REQUIRE(cache.Store(dir / "a").ok());
-  REQUIRE(cache.Store(dir / "b").ok());
+  REQUIRE(data::StorePath(cache, dir / "a").ok());
+  REQUIRE(data::StorePath(cache, dir / "b").ok());
   CHECK(test::CountFiles(dir / "objects") == 1);
 }
 
@@ -87,7 +88,7 @@ TEST_CASE(
   test::WriteFile(dir / "d" / "x.txt", "one");
   test::WriteFile(dir / "d" / "sub" / "y.txt", "two");
   data::ObjectCache cache(dir / "objects");
-  Result<data::ObjectInfo> first = cache.Store(dir / "d");
+  Result<data::ObjectInfo> first = data::StorePath(cache, dir / "d");
   REQUIRE(first.ok());
   CHECK(first->is_directory);
   CHECK(first->size == 6);
@@ -98,11 +99,11 @@ TEST_CASE(
   CHECK(cache.Has(data::HashBytes("one")));
   CHECK(cache.Has(data::HashBytes("two")));
 
-  Result<data::ObjectInfo> same = cache.Hash(dir / "d");
+  Result<data::ObjectInfo> same = data::HashPath(cache, dir / "d");
   REQUIRE(same.ok());
   CHECK(same->hash == first->hash);
   test::WriteFile(dir / "d" / "sub" / "y.txt", "changed");
-  Result<data::ObjectInfo> changed = cache.Hash(dir / "d");
+  Result<data::ObjectInfo> changed = data::HashPath(cache, dir / "d");
   REQUIRE(changed.ok());
   CHECK(changed->hash != first->hash);
 }
@@ -113,7 +114,7 @@ TEST_CASE(
   TempDir dir;
   test::WriteFile(dir / "big", std::string(3 << 20, 'z'));
   data::ObjectCache cache(dir / "objects", std::make_shared<FullDisk>(1 << 20));
-  Result<data::ObjectInfo> info = cache.Store(dir / "big");
+  Result<data::ObjectInfo> info = data::StorePath(cache, dir / "big");
   REQUIRE_FALSE(info.ok());
   CHECK(info.status().code() == Code::kIOError);
   CHECK(info.status().message().find("No space left") != std::string::npos);
@@ -126,7 +127,7 @@ TEST_CASE(
   TempDir dir;
   test::WriteFile(dir / "f", "content");
   data::ObjectCache cache(dir / "objects", std::make_shared<RenameFails>());
-  REQUIRE_FALSE(cache.Store(dir / "f").ok());
+  REQUIRE_FALSE(data::StorePath(cache, dir / "f").ok());
   CHECK_FALSE(cache.Has(data::HashBytes("content")));
   CHECK(test::CountFiles(dir / "objects") == 0);
 }
@@ -134,9 +135,9 @@ TEST_CASE(
 TEST_CASE("object cache: a missing path is NotFound, a FIFO is refused") {
   TempDir dir;
   data::ObjectCache cache(dir / "objects");
-  CHECK(cache.Hash(dir / "none").status().code() == Code::kNotFound);
+  CHECK(data::HashPath(cache, dir / "none").status().code() == Code::kNotFound);
   REQUIRE(::mkfifo((dir / "fifo").c_str(), 0644) == 0);
-  Result<data::ObjectInfo> fifo = cache.Hash(dir / "fifo");
+  Result<data::ObjectInfo> fifo = data::HashPath(cache, dir / "fifo");
   CHECK(fifo.status().code() == Code::kIOError);
   CHECK(fifo.status().message().find(
             "neither a regular file nor a directory") != std::string::npos);

@@ -11,8 +11,9 @@
 
 #include "cmf/status.h"
 
-TEST_CASE("process: this process is not gone; one that ended, or ran before "
-          "the last boot, is") {
+TEST_CASE(
+    "process: this process is not gone; one that ended, or ran before "
+    "the last boot, is") {
   const cmf::ProcessIdentity self = cmf::ProcessIdentity::Self();
   CHECK(self.pid == ::getpid());
   CHECK(self.start_ticks > 0);
@@ -55,8 +56,9 @@ TEST_CASE("process: this process is not gone; one that ended, or ran before "
   CHECK_FALSE(elsewhere.Gone());
 }
 
-TEST_CASE("Result: the value of a failed result is never read: the process "
-          "aborts and says why, in every build") {
+TEST_CASE(
+    "Result: the value of a failed result is never read: the process "
+    "aborts and says why, in every build") {
   int err[2];
   REQUIRE(::pipe(err) == 0);
   const pid_t child = ::fork();
@@ -75,7 +77,8 @@ TEST_CASE("Result: the value of a failed result is never read: the process "
   ::close(err[1]);
   std::string said;
   char buf[256];
-  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) said.append(buf, n);
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+    said.append(buf, n);
   ::close(err[0]);
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);

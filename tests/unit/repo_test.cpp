@@ -299,7 +299,7 @@ TEST_CASE(
   REQUIRE(repo.ok());
   CHECK(repo->site().empty());
   ExecutionRecord r;
-  r.id = NewUuidV7(1);
+  r.id = NewUuidV7(1).value();
   r.pipeline = "p";
   r.stage = "s";
   Result<RowId> row = repo->store().BeginExecution(r);

@@ -1,6 +1,7 @@
 #include "cmf/data/scan.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,7 +61,10 @@ class ChangesUnderfoot : public data::FileOps {
 
 class ReadOnlyCache : public data::FileOps {
  public:
-  int CreateTemp(std::string&) override { return -EROFS; }
+  int Open(const std::string& path, int flags, mode_t mode) override {
+    if (flags & O_CREAT) return -EROFS;
+    return FileOps::Open(path, flags, mode);
+  }
 };
 
 }  // namespace

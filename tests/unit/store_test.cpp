@@ -29,7 +29,7 @@ std::unique_ptr<Store> NewStore(const fs::path& path,
 
 ExecutionRecord Record(const std::string& stage, std::int64_t started_ms) {
   ExecutionRecord r;
-  r.id = NewUuidV7(started_ms);
+  r.id = NewUuidV7(started_ms).value();
   r.pipeline = "ALDKL";
   r.stage = stage;
   r.command = {"./train", "--epochs", "3"};
@@ -284,7 +284,8 @@ TEST_CASE(
   CHECK(one->size() == 1);
   CHECK(store->GetMetrics(r.id, std::string("nope")).status().code() ==
         Code::kNotFound);
-  CHECK(store->GetMetrics(NewUuidV7(1)).status().code() == Code::kNotFound);
+  CHECK(store->GetMetrics(NewUuidV7(1).value()).status().code() ==
+        Code::kNotFound);
 }
 
 TEST_CASE("store: the newest property value wins") {

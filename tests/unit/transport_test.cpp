@@ -6,6 +6,7 @@
 
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
+#include "cmf/data/open_transport.h"
 #include "cmf/data/ssh.h"
 #include "cmf/sync.h"
 #include "support.h"
@@ -29,12 +30,12 @@ TEST_CASE("transport: URL schemes, and credentials never shown") {
   CHECK(UrlHasPassword("https://me:hunter2@example.org/x"));
   CHECK_FALSE(UrlHasPassword("ssh://me@example.org/x"));
   CHECK_FALSE(UrlHasPassword("/a:b@c/d"));
-  CHECK(RedactUrl("ssh://me:hunter2@host/x") == "ssh://me@host/x");
-  CHECK(RedactUrl("https://me:hunter2@example.org/x") ==
+  CHECK(data::RedactUrl("ssh://me:hunter2@host/x") == "ssh://me@host/x");
+  CHECK(data::RedactUrl("https://me:hunter2@example.org/x") ==
         "https://example.org/x");
-  CHECK(RedactUrl("https://ghp_token@example.org/x") ==
+  CHECK(data::RedactUrl("https://ghp_token@example.org/x") ==
         "https://example.org/x");
-  CHECK(RedactUrl("ssh://me@host/x") == "ssh://me@host/x");
+  CHECK(data::RedactUrl("ssh://me@host/x") == "ssh://me@host/x");
 
   Result<std::unique_ptr<ObjectTransport>> s3 = OpenTransport("s3://bucket/x");
   CHECK(s3.status().code() == Code::kInvalidArgument);
@@ -68,6 +69,16 @@ TEST_CASE("transport: sizes and data policies") {
   CHECK_FALSE(ParseSize("lots").ok());
   CHECK_FALSE(ParseSize("-1M").ok());
   CHECK_FALSE(ParseSize("5T").ok());
+  CHECK_FALSE(ParseSize("").ok());
+  CHECK_FALSE(ParseSize(" 5M").ok());
+  CHECK_FALSE(ParseSize("+5M").ok());
+  CHECK(*ParseSize("16777215G") == 16777215ull << 30);
+  // No silent wrap-around past 2^64 - 1.
+  CHECK(ParseSize("17179869184G").status().message().find("too large") !=
+        std::string::npos);
+  CHECK(
+      ParseSize("99999999999999999999").status().message().find("too large") !=
+      std::string::npos);
   CHECK(*ParseDataPolicy("relevant") == DataPolicy::kRelevant);
   CHECK_FALSE(ParseDataPolicy("some").ok());
 }

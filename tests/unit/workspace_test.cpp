@@ -5,9 +5,9 @@
 
 #include <chrono>
 
-#include "../../core/src/store_stat_cache.h"
 #include "cmf/data/hash.h"
 #include "cmf/data/object_cache.h"
+#include "cmf/store_stat_cache.h"
 #include "support.h"
 
 using namespace cmf;

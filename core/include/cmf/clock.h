@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "cmf/status.h"
+
 namespace cmf {
 
 class Clock {
@@ -29,11 +31,13 @@ class SystemClock : public Clock {
 
 // A UUID version 7 (RFC 9562) for the given Unix time in milliseconds: 48 bits
 // of time, then 74 random bits, as 36 lowercase characters with dashes. Ids
-// made later sort after earlier ones.
-std::string NewUuidV7(std::int64_t unix_ms);
+// made later sort after earlier ones. IOError when the kernel gives no random
+// bytes.
+Result<std::string> NewUuidV7(std::int64_t unix_ms);
 
 // Random bytes as lowercase hex (2 * BYTES characters), from the kernel.
-std::string RandomHex(int bytes);
+// IOError when it gives none.
+Result<std::string> RandomHex(int bytes);
 
 // "2026-11-27T10:41:02.123Z".
 std::string FormatIsoUtc(std::int64_t unix_ms);

@@ -30,6 +30,10 @@
 
 namespace cmf {
 
+// "64M", "1G", "4096" (K, M, G or KiB, MiB, GiB: powers of 1024): bytes.
+// InvalidArgument for anything else, and for a size over 2^64 - 1.
+Result<std::uint64_t> ParseSize(const std::string& text);
+
 class Config {
  public:
   // Opens the config file at PATH (created on the first Set when missing).

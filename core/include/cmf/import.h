@@ -31,6 +31,12 @@ inline constexpr int kExportVersionPlain = 1;
 Result<std::string> ExportJson(Store& store,
                                const std::optional<std::string>& pipeline);
 
+// Writes ExportJson's text as the whole new content of FILE: a reader, or a
+// crash, sees the old file or the new one, never a part.
+Status ExportJsonToFile(Store& store,
+                        const std::optional<std::string>& pipeline,
+                        const std::filesystem::path& file);
+
 struct ImportReport {
   std::int64_t executions = 0;
   std::int64_t artifacts = 0;

@@ -14,6 +14,12 @@
 // loaded until the process exits (LibTorch and friends do not survive
 // dlclose), so only `cmf plugins` and `cmf run` call LoadPlugins.
 //
+// A module may ship a file beside it, cmf-NAME.env, of lines NAME=VALUE (and
+// # comments): environment defaults that its libraries read when they load,
+// such as OpenMP's OMP_WAIT_POLICY for the LibTorch plugins. They are set,
+// where the user has not set them, before any module is loaded (the first
+// module's libraries read them at once). A malformed line is a warning.
+//
 // Not thread-safe: load and run from one thread.
 #pragma once
 

@@ -8,8 +8,8 @@
 // behaviour beyond small conversions; they are safe to copy between threads.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -157,6 +157,5 @@ struct MetricPoint {
 
 // An execution's step metrics: series name -> points, steps ascending.
 using MetricSeries = std::map<std::string, std::vector<MetricPoint>>;
-
 
 }  // namespace cmf

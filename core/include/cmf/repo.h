@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "cmf/config.h"
+#include "cmf/data/file_ops.h"
 #include "cmf/status.h"
 #include "cmf/store.h"
 
@@ -94,13 +95,10 @@ class CacheLock {
  public:
   // Waits for the lock. IOError when the lock file cannot be opened.
   static Result<CacheLock> Acquire(const Repo& repo, bool exclusive);
-  CacheLock(CacheLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  CacheLock& operator=(CacheLock&& other) noexcept;
-  ~CacheLock();
 
  private:
-  explicit CacheLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit CacheLock(data::FileLock lock) : lock_(std::move(lock)) {}
+  data::FileLock lock_;
 };
 
 // Finds the .cmf folder for OPTIONS without opening anything. NotFound when

@@ -155,8 +155,8 @@ class Store {
     std::string value;
     std::int64_t hlc = 0;
   };
-  Result<std::vector<Tagged>> FindTagged(const std::string& name,
-                                         const std::optional<std::string>& value);
+  Result<std::vector<Tagged>> FindTagged(
+      const std::string& name, const std::optional<std::string>& value);
 
   // The summary of every step-metric series of each execution IDS names (full
   // ids); an execution without metrics is left out.
@@ -366,8 +366,7 @@ class Store {
   // when given, is set when a line holds a string that is not UTF-8
   // (cmf/byte_strings.h).
   Result<std::vector<std::string>> ExportFacts(
-      const std::optional<std::string>& pipeline,
-      bool* byte_strings = nullptr);
+      const std::optional<std::string>& pipeline, bool* byte_strings = nullptr);
 
   // True when segment HASH was sealed here or ingested.
   Result<bool> HasSegment(const std::string& hash);

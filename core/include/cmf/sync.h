@@ -52,11 +52,17 @@ Status RemoveRemote(Config& config, const std::string& name);
 
 // --- push, pull, fetch ---
 
+// URL as it may be shown: any password removed (user:secret@host becomes
+// user@host), and for http(s) the whole user part.
+std::string RedactUrl(const std::string& url);
+
+// True when progress lines would be seen (standard output is a terminal): what
+// SyncOptions::progress and friends should be by default.
+bool ProgressWanted();
+
 enum class DataPolicy { kRelevant, kAll, kNone };
 // "relevant", "all", "none".
 Result<DataPolicy> ParseDataPolicy(const std::string& text);
-// "64M", "1G", "4096": bytes.
-Result<std::uint64_t> ParseSize(const std::string& text);
 
 struct SyncOptions {
   std::optional<DataPolicy> data;  // absent: config push.data / pull.data

@@ -53,9 +53,9 @@ class WhereExpr {
   // Whether RECORD (with METRICS, the summaries of its series) matches.
   // AGGREGATES says how a series named without a suffix is summarised
   // (absent: its last value).
-  bool Matches(const ExecutionRecord& record, const MetricSummaries* metrics,
-               const std::map<std::string, MetricAggregate>& aggregates = {})
-      const;
+  bool Matches(
+      const ExecutionRecord& record, const MetricSummaries* metrics,
+      const std::map<std::string, MetricAggregate>& aggregates = {}) const;
 
   // True when it names a metric (the caller must then pass summaries).
   bool NeedsMetrics() const;

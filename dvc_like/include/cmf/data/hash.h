@@ -1,48 +1,14 @@
-// Content hashing for cmf: SHA-256 through OpenSSL, as 64 lowercase hex digits.
-//
-// Sha256 is an incremental hasher owned by one thread at a time. The free
-// functions are thread-safe and may be called from many threads at once.
+// Content hashing for cmf: the SHA-256 of files, as 64 lowercase hex digits
+// (and, through cmf/data/sha256.h, of bytes). Thread-safe.
 #pragma once
 
-#include <array>
-#include <cstddef>
-#include <cstdint>
 #include <filesystem>
 #include <string>
-#include <string_view>
 
+#include "cmf/data/sha256.h"
 #include "cmf/status.h"
 
 namespace cmf::data {
-
-using Digest = std::array<std::uint8_t, 32>;
-
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void Update(const void* data, std::size_t size);
-  void Update(std::string_view text) { Update(text.data(), text.size()); }
-  // Returns the digest of everything passed to Update; the hasher must not be
-  // used afterwards.
-  Digest Finish();
-
- private:
-  struct Impl;
-  Impl* impl_;
-};
-
-// Lowercase hex of a digest (64 characters).
-std::string ToHex(const Digest& digest);
-
-// The SHA-256 of a byte string, in hex.
-std::string HashBytes(std::string_view bytes);
-
-// True when TEXT is exactly 64 lowercase hex digits.
-bool IsSha256Hex(std::string_view text);
 
 // The SHA-256 of a regular file's content, in hex. NotFound when it does not
 // exist, IOError when it cannot be read or changed while it was read.

@@ -6,7 +6,10 @@
 // beside the running binary's build tree (<exe>/../BUILD_DIR/FILE), else where
 // `meson install` puts it (<libdir>/cmf/FILE). It exports one C function,
 // ENTRY, returning a static table that begins with a ModuleHeader; the table
-// is accepted only when its ABI number and cmf version match this build's.
+// is accepted only when its ABI number and build id match this build's (the
+// id changes with the headers, the compiler and the build options:
+// dvc_like/module_build_id.py), so a module left from another build is
+// refused with the file to rebuild, never called with other types.
 #pragma once
 
 #include <mutex>
@@ -19,7 +22,8 @@ namespace cmf::data {
 // The first members of every module's table.
 struct ModuleHeader {
   int abi;
-  const char* version;  // CMF_VERSION of the build that made the module
+  const char* version;   // CMF_VERSION of the build that made the module
+  const char* build_id;  // its CMF_BUILD_ID (read only when ABI matches)
 };
 
 struct ModuleSpec {

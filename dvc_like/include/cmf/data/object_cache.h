@@ -33,29 +33,11 @@
 #include <string_view>
 #include <vector>
 
+#include "cmf/data/file_ops.h"
 #include "cmf/data/file_stat.h"
 #include "cmf/status.h"
 
 namespace cmf::data {
-
-// The few file-system calls through which objects are written: a seam for tests
-// that need a write that fails halfway, a full disk, a read-only cache or a
-// rename that never happens. Each returns 0 or an errno value.
-class FileOps {
- public:
-  virtual ~FileOps() = default;
-  virtual int Write(int fd, const void* data, std::size_t size);
-  virtual int Fsync(int fd);
-  // Flushes the whole file system that FD lies on (syncfs).
-  virtual int SyncFs(int fd);
-  virtual int Rename(const std::string& from, const std::string& to);
-  // Creates and opens a new temporary file from PATTERN (mkostemp); returns the
-  // descriptor or -errno.
-  virtual int CreateTemp(std::string& pattern);
-
-  // The real calls, shared by every cache that is given no other.
-  static std::shared_ptr<FileOps> Real();
-};
 
 enum class LinkMode { kReflink, kHardlink, kSymlink, kCopy };
 
@@ -105,8 +87,9 @@ Result<bool> RemoveTemporary(const std::filesystem::path& root,
 class ObjectCache {
  public:
   // ROOT is the objects/ folder; it need not exist until the first write.
+  // OPS: the calls that write objects; null, FileOps::Default() at each write.
   explicit ObjectCache(std::filesystem::path root,
-                       std::shared_ptr<FileOps> ops = FileOps::Real());
+                       std::shared_ptr<FileOps> ops = nullptr);
   ~ObjectCache();
   ObjectCache(const ObjectCache&) = delete;
   ObjectCache& operator=(const ObjectCache&) = delete;
@@ -123,17 +106,6 @@ class ObjectCache {
 
   // True when the object HASH is in the cache.
   bool Has(const std::string& hash) const;
-
-  // Hashes the file or directory at PATH without storing it (see Scan for the
-  // options: stat cache, threads, progress). NotFound when PATH does not exist;
-  // IOError when it cannot be read, changes while it is read, or holds a file
-  // of a kind other than regular file or directory.
-  Result<ObjectInfo> Hash(const std::filesystem::path& path) const;
-
-  // Hashes the file or directory at PATH and stores its content, copying (or
-  // reflinking) so that PATH is left as it was. Errors as Hash, plus IOError
-  // when the cache cannot be written; on error no object is left half-written.
-  Result<ObjectInfo> Store(const std::filesystem::path& path) const;
 
   // Stores the regular file at PATH by the first strategy of ORDER that works
   // and returns its hash and the strategy used. With kHardlink the file becomes
@@ -250,6 +222,7 @@ class ObjectCache {
  private:
   std::filesystem::path root_;
   std::shared_ptr<FileOps> ops_;
+  FileOps& ops() const { return ops_ ? *ops_ : FileOps::Default(); }
   // The device of the cache's file system (hard links must stay on it), looked
   // up once; and which of the 256 folders objects/sha256/XX/ are known to
   // exist, so that naming an object creates its folder at most once.

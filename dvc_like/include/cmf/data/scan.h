@@ -106,4 +106,18 @@ std::string BuildManifest(const std::vector<ScannedFile>& files);
 // The files a manifest lists. Corruption when TEXT is not a manifest.
 Result<std::vector<ScannedFile>> ParseManifest(std::string_view text);
 
+// Hashes the file or directory at PATH without storing it (Scan without
+// options). NotFound when PATH does not exist; IOError when it cannot be read,
+// changes while it is read, or holds a file of a kind other than regular file
+// or directory.
+Result<ObjectInfo> HashPath(const ObjectCache& cache,
+                            const std::filesystem::path& path);
+
+// Hashes the file or directory at PATH and stores its content in CACHE,
+// copying (or reflinking) so that PATH is left as it was. Errors as HashPath,
+// plus IOError when the cache cannot be written; on error no object is left
+// half-written.
+Result<ObjectInfo> StorePath(const ObjectCache& cache,
+                             const std::filesystem::path& path);
+
 }  // namespace cmf::data

@@ -71,20 +71,8 @@ class ObjectTransport {
   virtual Result<bool> HasFolder(const std::string& relative) = 0;
 };
 
-using TransportFactory = std::function<Result<std::unique_ptr<ObjectTransport>>(
-    const std::string& url)>;
-
-// Registers FACTORY for URLs of SCHEME ("file", "ssh"). The built-in ones are
-// registered on first use.
-void RegisterTransport(const std::string& scheme, TransportFactory factory);
-
 // The scheme of URL: "file" for a plain path, "ssh" for user@host:path.
 std::string UrlScheme(const std::string& url);
-
-// Opens the object store at URL (nothing is created). InvalidArgument for an
-// unknown scheme (the message lists the known ones); the transport's errors
-// otherwise.
-Result<std::unique_ptr<ObjectTransport>> OpenTransport(const std::string& url);
 
 // URL as it may be shown: any password removed (user:secret@host becomes
 // user@host), and for http(s) the whole user part (often a token).

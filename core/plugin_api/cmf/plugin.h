@@ -51,20 +51,21 @@ typedef enum cmf_param_type {
 } cmf_param_type;
 
 /* cmf_param.flags */
-#define CMF_PARAM_MULTIPLE 1u /* takes several values: --NAME a b c, or
+#define CMF_PARAM_MULTIPLE                                              \
+  1u                          /* takes several values: --NAME a b c, or \
                                  --NAME a --NAME b */
 #define CMF_PARAM_REQUIRED 2u /* has no default: the run is refused without */
 
 typedef struct cmf_param {
-  const char* name;          /* --NAME on the command line: [a-z0-9-]+ */
+  const char* name; /* --NAME on the command line: [a-z0-9-]+ */
   cmf_param_type type;
-  const char* default_value; /* its text form; NULL or "" when none */
-  const char* help;          /* one line */
+  const char* default_value;  /* its text form; NULL or "" when none */
+  const char* help;           /* one line */
   const char* const* allowed; /* NULL-terminated list of allowed values, or
                                  NULL for any value of the type */
-  uint32_t flags;            /* CMF_PARAM_* flags */
-  const char* short_name;    /* one letter for -X on the command line, or
-                                NULL (since ABI version 2) */
+  uint32_t flags;             /* CMF_PARAM_* flags */
+  const char* short_name;     /* one letter for -X on the command line, or
+                                 NULL (since ABI version 2) */
 } cmf_param;
 
 /* One run of a stage, owned by the host. */

@@ -1,5 +1,6 @@
-// Internal: the stat cache of data::Scan, kept in the store's stat_index
-// table as one blob of entries per scanned path.
+// The stat cache of data::Scan, kept in the store's stat_index table as one
+// blob of entries per scanned path. Used by the workspace verbs and `cmf run`;
+// public for the tests and the fuzzer of its blob format.
 #pragma once
 
 #include <atomic>

@@ -150,9 +150,7 @@ class Context {
                                kind, each, &out));
     return out;
   }
-  void Fail(const std::string& message) {
-    host_->fail(ctx_, message.c_str());
-  }
+  void Fail(const std::string& message) { host_->fail(ctx_, message.c_str()); }
 
  private:
   void Check(int rc) {

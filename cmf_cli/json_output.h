@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "cmf/dataslice.h"
 #include "cmf/lineage.h"
+#include "cmf/plugin_host.h"
 #include "cmf/records.h"
 #include "cmf/store.h"
 #include "cmf/sync.h"
@@ -78,5 +81,15 @@ std::string LineageJson(const LineageGraph& graph, int indent = 2);
 // about 64 KiB: a walk of tens of thousands of nodes is megabytes of JSON).
 // False when writing failed.
 bool WriteLineageJson(const LineageGraph& graph, std::FILE* out);
+
+// `cmf plugins --json`: the folders searched, every plugin with its stages
+// and their parameter schemas, and the warnings of the search.
+std::string PluginsJson(const PluginCatalog& catalog,
+                        const std::vector<std::filesystem::path>& search,
+                        int indent = 2);
+
+// `cmf slice --list --json`: the datasets of an HDF5 file.
+std::string DatasetsJson(const std::vector<data::DatasetInfo>& sets,
+                         int indent = 2);
 
 }  // namespace cmf

@@ -1,4 +1,4 @@
-#include "cmf/json_output.h"
+#include "json_output.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cmf/clock.h"
-#include "cmf/data/transport.h"
 
 namespace cmf {
 namespace {
@@ -419,10 +418,10 @@ std::string RemotesJson(const std::vector<RemoteSpec>& remotes, int indent) {
   json all = json::array();
   for (const RemoteSpec& r : remotes) {
     json j{{"name", r.name}};
-    j["url"] = r.url.empty() ? json(nullptr) : json(data::RedactUrl(r.url));
+    j["url"] = r.url.empty() ? json(nullptr) : json(RedactUrl(r.url));
     j["metadata"] =
-        r.metadata.empty() ? json(nullptr) : json(data::RedactUrl(r.metadata));
-    j["data"] = r.data.empty() ? json(nullptr) : json(data::RedactUrl(r.data));
+        r.metadata.empty() ? json(nullptr) : json(RedactUrl(r.metadata));
+    j["data"] = r.data.empty() ? json(nullptr) : json(RedactUrl(r.data));
     all.push_back(std::move(j));
   }
   return Dump(all, indent);
@@ -567,6 +566,55 @@ std::string MetricsJson(const MetricSeries& series, int indent) {
     all[name] = std::move(rows);
   }
   return Dump(json{{"series", all}}, indent);
+}
+
+std::string PluginsJson(const PluginCatalog& catalog,
+                        const std::vector<std::filesystem::path>& search,
+                        int indent) {
+  json out;
+  out["search_path"] = json::array();
+  for (const auto& p : search) out["search_path"].push_back(p.string());
+  out["plugins"] = json::array();
+  for (const PluginModule& m : catalog.plugins) {
+    json plugin = {{"name", m.name},
+                   {"version", m.version},
+                   {"summary", m.summary},
+                   {"path", m.path.string()},
+                   {"stages", json::array()}};
+    for (const std::string& name : m.stages) {
+      const PluginStage& s = *catalog.FindStage(name);
+      json stage = {
+          {"name", s.name}, {"summary", s.summary}, {"params", json::array()}};
+      for (const PluginParam& p : s.params) {
+        json param = {{"name", p.name},         {"type", ParamTypeName(p.type)},
+                      {"help", p.help},         {"multiple", p.multiple},
+                      {"required", p.required}, {"allowed", p.allowed}};
+        param["default"] =
+            p.default_value ? json(*p.default_value) : json(nullptr);
+        param["short"] =
+            p.short_name ? json(std::string(1, p.short_name)) : json(nullptr);
+        stage["params"].push_back(std::move(param));
+      }
+      plugin["stages"].push_back(std::move(stage));
+    }
+    out["plugins"].push_back(std::move(plugin));
+  }
+  out["warnings"] = catalog.warnings;
+  return out.dump(indent);
+}
+
+std::string DatasetsJson(const std::vector<data::DatasetInfo>& sets,
+                         int indent) {
+  json out = json::array();
+  for (const auto& d : sets) {
+    out.push_back(
+        {{"path", d.path},
+         {"shape", d.shape},
+         {"dtype", d.dtype},
+         {"chunks", d.chunks.empty() ? json(nullptr) : json(d.chunks)},
+         {"compression", d.compression}});
+  }
+  return out.dump(indent);
 }
 
 }  // namespace cmf
