@@ -117,8 +117,11 @@ Result<AtomicFile> AtomicFile::Create(const fs::path& path,
   FileOps& ops = OpsOr(options.ops);
   const fs::path dir =
       options.temp_dir.empty() ? path.parent_path() : options.temp_dir;
-  const std::string stem =
-      (dir / (path.filename().string() + ".cmf-")).string();
+  // The name's first 200 bytes at most: a name near the 255-byte limit must
+  // still leave room for the suffix.
+  std::string base = path.filename().string();
+  if (base.size() > 200) base.resize(200);
+  const std::string stem = (dir / (base + ".cmf-")).string();
   // O_EXCL under a fresh random name (as mkstemp, but with creat's mode, so
   // that the umask applies as it would to any new file).
   for (int attempt = 0;; ++attempt) {

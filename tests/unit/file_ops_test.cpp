@@ -157,6 +157,14 @@ TEST_CASE("atomic file: a folder that cannot be flushed is reported") {
   CHECK(st.message().find("cannot flush folder") != std::string::npos);
 }
 
+TEST_CASE("atomic file: a name of 255 bytes (the limit) is written too") {
+  TempDir dir;
+  const std::string name(255, 'n');
+  REQUIRE(data::WriteFileAtomically(dir / name, "long").ok());
+  CHECK(test::ReadFile(dir / name) == "long");
+  CHECK(Names(dir.path()) == std::set<std::string>{name});
+}
+
 TEST_CASE("atomic file: dropped uncommitted, nothing remains") {
   TempDir dir;
   {

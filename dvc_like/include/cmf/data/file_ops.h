@@ -76,7 +76,7 @@ class AtomicFile {
     std::optional<mode_t> mode;
     Durability durability = Durability::kDurable;
     // The folder of the temporary (on the file system of PATH); empty: beside
-    // PATH, as "NAME.cmf-XXXXXX".
+    // PATH, as "NAME.cmf-XXXXXX" (NAME cut to its first 200 bytes).
     std::filesystem::path temp_dir;
     // The calls to make; null: FileOps::Default().
     FileOps* ops = nullptr;
