@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <git2.h>
 #include <signal.h>
-#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +11,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <set>
 #include <unordered_set>
 
 #include "cmf/data/fault.h"

@@ -1,14 +1,8 @@
 // The store's artifacts (cmf/store.h): tracked paths, lookups by hash or
 // prefix, listings and queries, and the stat index of data::Scan.
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
-#include <functional>
-#include <iterator>
-#include <map>
-#include <nlohmann/json.hpp>
-#include <system_error>
 #include <unordered_map>
 
 #include "cmf/byte_strings.h"

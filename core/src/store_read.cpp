@@ -7,9 +7,7 @@
 #include <cctype>
 #include <functional>
 #include <iterator>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <system_error>
 #include <unordered_map>
 
 #include "cmf/byte_strings.h"

@@ -3,13 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
-#include <functional>
-#include <iterator>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <system_error>
-#include <unordered_map>
 
 #include "cmf/byte_strings.h"
 #include "cmf/store.h"

@@ -2,18 +2,12 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <fstream>
 #include <map>
-#include <random>
 #include <set>
-#include <thread>
 
 #include "cmf/data/fault.h"
 #include "cmf/data/hash.h"

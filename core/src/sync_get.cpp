@@ -1,19 +1,8 @@
 // Whereis and get (cmf/sync.h): which sites and stores hold an object's
 // bytes, and fetching them on demand.
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <fstream>
 #include <map>
-#include <random>
-#include <set>
-#include <thread>
 
 #include "cmf/data/fault.h"
 #include "cmf/data/open_transport.h"

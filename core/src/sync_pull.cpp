@@ -1,19 +1,7 @@
 // Commit, fetch and pull (cmf/sync.h): sealing pending records into the log,
 // and bringing a remote's commits and data here.
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <fstream>
-#include <map>
-#include <random>
-#include <set>
-#include <thread>
 
 #include "cmf/data/fault.h"
 #include "cmf/data/open_transport.h"

@@ -1,16 +1,8 @@
 // Push (cmf/sync.h): the data the commits need, then the commits, retried
 // when the remote moved meanwhile.
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <map>
 #include <random>
 #include <set>
 #include <thread>

@@ -1,19 +1,11 @@
 // Remotes (cmf/sync.h): listing, adding and removing them, bare repositories
 // to push to, the data policy's names.
-#include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <random>
-#include <set>
-#include <thread>
 
 #include "cmf/clock.h"
 #include "cmf/data/open_transport.h"
