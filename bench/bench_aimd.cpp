@@ -82,9 +82,7 @@ std::string Show(double median, int budget) {
                             : fmt::format("{:.1f}", median);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   std::string cmf, init;
   std::string reference =
       std::string(CMF_BENCH_SOURCE_DIR) + "/aimd_reference.py";
@@ -93,6 +91,27 @@ int main(int argc, char** argv) {
   int seeds = 10, budget = 150, seed_frames = 5, epochs = 20;
   std::vector<std::string> features = {"bonds", "image"},
                            acquisitions = {"lcb", "mu"};
+};
+
+// A perfect 6 x 6 monolayer as the image features see it, at 512 x 512
+// pixels, float32, for bench/adf_check.py.
+std::vector<float> RenderMonolayer() {
+  cmf::md::Mos2Options mo;
+  mo.displacement = 0;
+  cmf::md::Structure s = cmf::md::BuildMos2(mo);
+  cmf::md::Trajectory t;
+  t.species = s.species;
+  t.cell.assign(s.cell, s.cell + 9);
+  t.positions.assign(s.positions.begin(), s.positions.end());
+  t.step = {0};
+  cmf::md::RenderOptions r;
+  r.size = 512;
+  return cmf::md::RenderAdf(t, 0, r);
+}
+
+// Reads the options into OPT; -1 to go on, or the exit code to end with
+// (--render writes its image and ends here).
+int ParseOptions(int argc, char** argv, Options* opt) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -103,42 +122,30 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--cmf")
-      cmf = next();
+      opt->cmf = next();
     else if (a == "--trajectories") {
       while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
-        paths.push_back(argv[++i]);
+        opt->paths.push_back(argv[++i]);
     } else if (a == "--seeds")
-      seeds = std::stoi(next());
+      opt->seeds = std::stoi(next());
     else if (a == "--budget")
-      budget = std::stoi(next());
+      opt->budget = std::stoi(next());
     else if (a == "--seed-frames")
-      seed_frames = std::stoi(next());
+      opt->seed_frames = std::stoi(next());
     else if (a == "--epochs")
-      epochs = std::stoi(next());
+      opt->epochs = std::stoi(next());
     else if (a == "--features")
-      features = Split(next());
+      opt->features = Split(next());
     else if (a == "--acquisitions")
-      acquisitions = Split(next());
+      opt->acquisitions = Split(next());
     else if (a == "--init")
-      init = next();
+      opt->init = next();
     else if (a == "--reference")
-      reference = next();
+      opt->reference = next();
     else if (a == "--speed-steps")
-      speed_steps = std::stoi(next());
+      opt->speed_steps = std::stoi(next());
     else if (a == "--render") {
-      // A perfect 6 x 6 monolayer as the image features see it, at 512 x 512
-      // pixels, float32, for bench/adf_check.py.
-      cmf::md::Mos2Options mo;
-      mo.displacement = 0;
-      cmf::md::Structure s = cmf::md::BuildMos2(mo);
-      cmf::md::Trajectory t;
-      t.species = s.species;
-      t.cell.assign(s.cell, s.cell + 9);
-      t.positions.assign(s.positions.begin(), s.positions.end());
-      t.step = {0};
-      cmf::md::RenderOptions r;
-      r.size = 512;
-      std::vector<float> image = cmf::md::RenderAdf(t, 0, r);
+      std::vector<float> image = RenderMonolayer();
       std::FILE* f = std::fopen(next().c_str(), "wb");
       if (f == nullptr || std::fwrite(image.data(), sizeof(float), image.size(),
                                       f) != image.size())
@@ -155,68 +162,55 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  fs::path work;
-  if (paths.empty()) {
-    if (cmf.empty()) {
-      fmt::print(
-          stderr,
-          "give --cmf (to make trajectories with md-mos2) or --trajectories\n");
-      return 2;
-    }
-    work = fs::temp_directory_path() /
-           fmt::format("cmf-bench-aimd-{}", ::getpid());
-    fs::create_directories(work);
-    if (cmf::bench::RunQuiet({cmf, "init", "-q"}, work).exit_code != 0)
-      return 1;
-    for (int k = 0; k < 3; ++k) {
-      std::string out = fmt::format("traj-v{}.h5", k);
-      auto c = cmf::bench::RunQuiet(
-          {cmf, "run", "-q", "md-mos2", "--supercell", "6", "--vacancies",
-           std::to_string(k), "--seed", std::to_string(k), "-o", out},
-          work);
-      if (c.exit_code != 0) {
-        fmt::print(stderr, "cmf run md-mos2 failed (is LAMMPS installed?)\n");
-        return 1;
-      }
-      paths.push_back((work / out).string());
-    }
-    fmt::print(
-        "trajectories: samples/simulate.sh's (md-mos2 --supercell 6 "
-        "--vacancies 0/1/2 "
-        "--seed 0/1/2), in {}\n",
-        work.string());
-  }
-  std::vector<cmf::md::Trajectory> owned;
-  for (const std::string& p : paths)
-    owned.push_back(cmf::md::ReadTrajectory(p));
-  std::vector<const cmf::md::Trajectory*> trajectories;
-  for (const auto& t : owned) trajectories.push_back(&t);
-  const std::vector<double> truth = cmf::aimd::Targets(trajectories, false);
-  const int frames = static_cast<int>(truth.size());
-  const int true_min = static_cast<int>(
-      std::min_element(truth.begin(), truth.end()) - truth.begin());
-  budget = std::min(budget, frames - seed_frames);
-  const std::vector<int> marks = {10,          25,  50,
-                                  frames / 10, 100, seed_frames + budget};
-  fmt::print(
-      "{} frames in {} trajectories; the lowest (centred) energy per atom is "
-      "frame {}; "
-      "{} seeds, {} seed frames, budget {} evaluations after them, {} "
-      "epochs\n\n",
-      frames, trajectories.size(), true_min, seeds, seed_frames, budget,
-      epochs);
-  if (seeds < 1) features.clear();  // --seeds 0: the speed comparison only
-  std::string header = fmt::format("{:<8} {:<8}", "features", "acq.");
-  for (int m : marks) header += fmt::format(" {:>6}", fmt::format("@{}", m));
-  header +=
-      fmt::format(" {:>10} {:>10} {:>9}", "median", "vs random", "s/step");
-  fmt::print(
-      "fraction of runs that have evaluated the minimum after n "
-      "evaluations\n{}\n",
-      header);
+  return -1;
+}
 
-  // Random: the evaluation at which a uniform draw without replacement meets
-  // the minimum.
+// Makes samples/simulate.sh's three trajectories with md-mos2 in a new
+// folder WORK, and adds them to PATHS; -1, or the exit code on a failure.
+int MakeTrajectories(const std::string& cmf, fs::path* work,
+                     std::vector<std::string>* paths) {
+  if (cmf.empty()) {
+    fmt::print(
+        stderr,
+        "give --cmf (to make trajectories with md-mos2) or --trajectories\n");
+    return 2;
+  }
+  *work =
+      fs::temp_directory_path() / fmt::format("cmf-bench-aimd-{}", ::getpid());
+  fs::create_directories(*work);
+  if (cmf::bench::RunQuiet({cmf, "init", "-q"}, *work).exit_code != 0) return 1;
+  for (int k = 0; k < 3; ++k) {
+    std::string out = fmt::format("traj-v{}.h5", k);
+    auto c = cmf::bench::RunQuiet(
+        {cmf, "run", "-q", "md-mos2", "--supercell", "6", "--vacancies",
+         std::to_string(k), "--seed", std::to_string(k), "-o", out},
+        *work);
+    if (c.exit_code != 0) {
+      fmt::print(stderr, "cmf run md-mos2 failed (is LAMMPS installed?)\n");
+      return 1;
+    }
+    paths->push_back((*work / out).string());
+  }
+  fmt::print(
+      "trajectories: samples/simulate.sh's (md-mos2 --supercell 6 "
+      "--vacancies 0/1/2 "
+      "--seed 0/1/2), in {}\n",
+      work->string());
+  return -1;
+}
+
+// The frames of every trajectory, their targets, and the frame of the lowest.
+struct Frames {
+  std::vector<const cmf::md::Trajectory*> trajectories;
+  std::vector<double> truth;
+  int frames = 0;
+  int true_min = 0;
+};
+
+// Random: the evaluation at which a uniform draw without replacement meets
+// the minimum, for each of SEEDS seeds.
+std::vector<double> RandomFound(int seeds, const Frames& fr) {
+  const int frames = fr.frames, true_min = fr.true_min;
   std::vector<double> random_found;
   for (int s = 0; s < seeds; ++s) {
     std::uint64_t rng =
@@ -232,71 +226,117 @@ int main(int argc, char** argv) {
     }
     random_found.push_back(k);
   }
-  const double random_median = seeds > 0 ? Median(random_found) : 0;
-  auto row = [&](const std::string& f, const std::string& a,
-                 const std::vector<double>& found, double seconds) {
-    std::string line = fmt::format("{:<8} {:<8}", f, a);
-    for (int m : marks) {
-      int hits = 0;
-      for (double v : found) hits += v <= m;
-      line +=
-          fmt::format(" {:>6.2f}", static_cast<double>(hits) / found.size());
-    }
-    const double median = Median(found);
-    line += fmt::format(
-        " {:>10} {:>10} {:>9}", Show(median, seed_frames + budget),
-        std::isinf(median) ? "-"
-                           : fmt::format("{:.1f}x", random_median / median),
-        seconds > 0 ? fmt::format("{:.3f}", seconds) : "-");
-    fmt::print("{}\n", line);
-    return median;
-  };
-  if (seeds > 0) row("-", "random", random_found, 0);
+  return random_found;
+}
 
+// The columns of the table: the evaluations it gives the fraction at, the
+// last evaluation a run may make, and random's median.
+struct Table {
+  std::vector<int> marks;
+  int limit = 0;  // seed frames + budget
+  double random_median = 0;
+};
+
+// Prints the table's header.
+void PrintHeader(const Table& t) {
+  std::string header = fmt::format("{:<8} {:<8}", "features", "acq.");
+  for (int m : t.marks) header += fmt::format(" {:>6}", fmt::format("@{}", m));
+  header +=
+      fmt::format(" {:>10} {:>10} {:>9}", "median", "vs random", "s/step");
+  fmt::print(
+      "fraction of runs that have evaluated the minimum after n "
+      "evaluations\n{}\n",
+      header);
+}
+
+// Prints the row of features F and acquisition A from the evaluations at
+// which each run FOUND the minimum and the median SECONDS per step; returns
+// the median of FOUND.
+double PrintRow(const Table& t, const std::string& f, const std::string& a,
+                const std::vector<double>& found, double seconds) {
+  std::string line = fmt::format("{:<8} {:<8}", f, a);
+  for (int m : t.marks) {
+    int hits = 0;
+    for (double v : found) hits += v <= m;
+    line += fmt::format(" {:>6.2f}", static_cast<double>(hits) / found.size());
+  }
+  const double median = Median(found);
+  line += fmt::format(" {:>10} {:>10} {:>9}", Show(median, t.limit),
+                      std::isinf(median)
+                          ? "-"
+                          : fmt::format("{:.1f}x", t.random_median / median),
+                      seconds > 0 ? fmt::format("{:.3f}", seconds) : "-");
+  fmt::print("{}\n", line);
+  return median;
+}
+
+// Runs the stage's loop on POOL with acquisition A from model START (none:
+// cold) for each seed; the evaluation at which each found the minimum
+// (infinity: never), and the seconds of every step in STEP_SECONDS.
+std::vector<double> RunSeeds(const cmf::aimd::Pool& pool, const Options& opt,
+                             const Frames& fr, const std::string& a,
+                             const std::string& start,
+                             std::vector<double>* step_seconds) {
+  std::vector<double> found;
+  for (int s = 0; s < opt.seeds; ++s) {
+    LoopOptions o;
+    o.steps = opt.budget;
+    o.seed_frames = opt.seed_frames;
+    o.pick = cmf::aimd::ParsePick(a);
+    o.epochs = opt.epochs;
+    o.seed = static_cast<std::uint64_t>(s);
+    o.model.hidden = cmf::ml::DklConfig::Architecture("small");
+    o.init = start;
+    int evaluations = 0, at = -1;
+    auto evaluate = [&](int i) {
+      ++evaluations;
+      if (i == fr.true_min && at < 0) at = evaluations;
+      return fr.truth[i];
+    };
+    cmf::aimd::RunLoop(pool, o, evaluate, nullptr,
+                       [&](const cmf::aimd::StepLog& log) {
+                         step_seconds->push_back(log.seconds);
+                         return at < 0;  // stop once the minimum is found
+                       });
+    found.push_back(at < 0 ? std::numeric_limits<double>::infinity() : at);
+  }
+  return found;
+}
+
+// A row for each features, acquisition and start; the best median of each
+// features.
+std::map<std::string, double> RunFeatures(const Options& opt, const Frames& fr,
+                                          const Table& table) {
   std::map<std::string, double> best_median;
-  for (const std::string& f : features) {
+  for (const std::string& f : opt.features) {
     auto start = std::chrono::steady_clock::now();
-    cmf::aimd::Pool pool = cmf::aimd::MakePool(trajectories, f, {});
+    cmf::aimd::Pool pool = cmf::aimd::MakePool(fr.trajectories, f, {});
     double feature_seconds = cmf::bench::SecondsSince(start);
-    for (const std::string& a : acquisitions) {
+    for (const std::string& a : opt.acquisitions) {
       // Image features read 16 x 16 patches, the input of a meta-model trained
       // on microscope experiments: with --init, each run again seeded by it.
       std::vector<std::string> starts = {""};
-      if (f == "image" && !init.empty()) starts.push_back(init);
+      if (f == "image" && !opt.init.empty()) starts.push_back(opt.init);
       for (const std::string& start : starts) {
-        std::vector<double> found;
         std::vector<double> step_seconds;
-        for (int s = 0; s < seeds; ++s) {
-          LoopOptions o;
-          o.steps = budget;
-          o.seed_frames = seed_frames;
-          o.pick = cmf::aimd::ParsePick(a);
-          o.epochs = epochs;
-          o.seed = static_cast<std::uint64_t>(s);
-          o.model.hidden = cmf::ml::DklConfig::Architecture("small");
-          o.init = start;
-          int evaluations = 0, at = -1;
-          auto evaluate = [&](int i) {
-            ++evaluations;
-            if (i == true_min && at < 0) at = evaluations;
-            return truth[i];
-          };
-          cmf::aimd::RunLoop(pool, o, evaluate, nullptr,
-                             [&](const cmf::aimd::StepLog& log) {
-                               step_seconds.push_back(log.seconds);
-                               return at < 0;  // stop once the minimum is found
-                             });
-          found.push_back(at < 0 ? std::numeric_limits<double>::infinity()
-                                 : at);
-        }
-        double m = row(start.empty() ? f : f + "+init", a, found,
-                       Median(step_seconds));
+        std::vector<double> found =
+            RunSeeds(pool, opt, fr, a, start, &step_seconds);
+        double m = PrintRow(table, start.empty() ? f : f + "+init", a, found,
+                            Median(step_seconds));
         if (!best_median.count(f) || m < best_median[f]) best_median[f] = m;
       }
     }
     fmt::print("  ({} features: {} wide, {:.1f} s for all frames)\n", f,
                pool.features, feature_seconds);
   }
+  return best_median;
+}
+
+// Prints the verdict of each features' best median against the targets.
+void PrintTargets(const std::map<std::string, double>& best_median,
+                  const Frames& fr, const Table& table) {
+  const int frames = fr.frames;
+  const double random_median = table.random_median;
   // Over few seeds random's median is noisy; its expectation is (frames + 1)
   // / 2. The verdict takes whichever of the two is less flattering.
   const double random_expected = (frames + 1) / 2.0;
@@ -308,74 +348,141 @@ int main(int argc, char** argv) {
       "taken)\n",
       frames / 10, random_median, random_expected, random_ref);
   for (const auto& [f, m] : best_median)  // (empty with --seeds 0)
-    fmt::print("  {:<6} best median {}: {} and {}\n", f,
-               Show(m, seed_frames + budget),
+    fmt::print("  {:<6} best median {}: {} and {}\n", f, Show(m, table.limit),
                m <= frames / 10 ? "within 10 %" : "NOT within 10 %",
                m * 3 <= random_ref
                    ? fmt::format("{:.1f}x sooner than random", random_ref / m)
                    : "NOT 3x sooner than random");
+}
 
-  // Speed beside the PyTorch reference, on the bond features.
-  if (speed_steps > 0) {
-    cmf::aimd::Pool pool = cmf::aimd::MakePool(trajectories, "bonds", {});
-    fs::path scratch = fs::temp_directory_path() /
-                       fmt::format("cmf-bench-aimd-ref-{}", ::getpid());
-    fs::create_directories(scratch);
-    {
-      std::FILE* f = std::fopen((scratch / "x.f32").c_str(), "wb");
-      std::fwrite(pool.x.data(), sizeof(float), pool.x.size(), f);
-      std::fclose(f);
-      f = std::fopen((scratch / "t.f64").c_str(), "wb");
-      std::fwrite(truth.data(), sizeof(double), truth.size(), f);
-      std::fclose(f);
-    }
-    fmt::print(
-        "\ntime per step, {} steps of lcb on the bond features ({} frames), "
-        "median:\n",
-        speed_steps, frames);
-    fmt::print("{:<8} {:>12} {:>12} {:>8}\n", "threads", "cmf (ms)",
-               "PyTorch (ms)", "ratio");
-    double best_cmf = 1e30, best_ref = 1e30;
-    for (int threads : {1, 2}) {
-      cmf::ml::SetTorchThreads(threads);
-      LoopOptions o;
-      o.steps = speed_steps;
-      o.seed_frames = seed_frames;
-      o.epochs = epochs;
-      o.model.hidden = cmf::ml::DklConfig::Architecture("small");
-      std::vector<double> seconds;
-      cmf::aimd::RunLoop(
-          pool, o, [&](int i) { return truth[i]; }, nullptr,
-          [&](const cmf::aimd::StepLog& log) {
-            seconds.push_back(log.seconds);
-            return true;
-          });
-      const double ours = Median(seconds);
-      std::string command = fmt::format(
-          "/usr/bin/python3 '{}' --features '{}' --width {} --targets '{}' "
-          "--steps {} "
-          "--seed-frames {} --epochs {} --threads {}",
-          reference, (scratch / "x.f32").string(), pool.features,
-          (scratch / "t.f64").string(), speed_steps, seed_frames, epochs,
-          threads);
-      std::string out;
-      if (std::FILE* p = ::popen(command.c_str(), "r")) {
-        char buf[4096];
-        while (std::fgets(buf, sizeof buf, p)) out += buf;
-        ::pclose(p);
-      }
-      double theirs = std::nan("");
-      std::size_t at = out.find("\"step_seconds\": ");
-      if (at != std::string::npos) theirs = std::stod(out.substr(at + 16));
-      best_cmf = std::min(best_cmf, ours);
-      if (theirs == theirs) best_ref = std::min(best_ref, theirs);
-      fmt::print("{:<8} {:>12.2f} {:>12.2f} {:>7.2f}x\n", threads, 1e3 * ours,
-                 1e3 * theirs, theirs / ours);
-    }
-    fmt::print("best against best: cmf {:.2f} ms, PyTorch {:.2f} ms: {:.2f}x\n",
-               1e3 * best_cmf, 1e3 * best_ref, best_ref / best_cmf);
-    fs::remove_all(scratch);
+// Writes the features of POOL and the targets TRUTH where the reference
+// reads them, into a new scratch folder; the folder.
+fs::path WriteReferenceInputs(const cmf::aimd::Pool& pool,
+                              const std::vector<double>& truth) {
+  fs::path scratch = fs::temp_directory_path() /
+                     fmt::format("cmf-bench-aimd-ref-{}", ::getpid());
+  fs::create_directories(scratch);
+  {
+    std::FILE* f = std::fopen((scratch / "x.f32").c_str(), "wb");
+    std::fwrite(pool.x.data(), sizeof(float), pool.x.size(), f);
+    std::fclose(f);
+    f = std::fopen((scratch / "t.f64").c_str(), "wb");
+    std::fwrite(truth.data(), sizeof(double), truth.size(), f);
+    std::fclose(f);
   }
+  return scratch;
+}
+
+// The median step of cmf's loop on POOL at THREADS torch threads.
+double CmfStepSeconds(const cmf::aimd::Pool& pool, const Options& opt,
+                      const std::vector<double>& truth, int threads) {
+  cmf::ml::SetTorchThreads(threads);
+  LoopOptions o;
+  o.steps = opt.speed_steps;
+  o.seed_frames = opt.seed_frames;
+  o.epochs = opt.epochs;
+  o.model.hidden = cmf::ml::DklConfig::Architecture("small");
+  std::vector<double> seconds;
+  cmf::aimd::RunLoop(
+      pool, o, [&](int i) { return truth[i]; }, nullptr,
+      [&](const cmf::aimd::StepLog& log) {
+        seconds.push_back(log.seconds);
+        return true;
+      });
+  return Median(seconds);
+}
+
+// The median step the reference run by COMMAND printed; NaN when it printed
+// none.
+double ReferenceStepSeconds(const std::string& command) {
+  std::string out;
+  if (std::FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    ::pclose(p);
+  }
+  double theirs = std::nan("");
+  std::size_t at = out.find("\"step_seconds\": ");
+  if (at != std::string::npos) theirs = std::stod(out.substr(at + 16));
+  return theirs;
+}
+
+// Speed beside the PyTorch reference, on the bond features.
+void CompareSpeed(const Options& opt, const Frames& fr) {
+  const int speed_steps = opt.speed_steps, seed_frames = opt.seed_frames,
+            epochs = opt.epochs, frames = fr.frames;
+  cmf::aimd::Pool pool = cmf::aimd::MakePool(fr.trajectories, "bonds", {});
+  const fs::path scratch = WriteReferenceInputs(pool, fr.truth);
+  fmt::print(
+      "\ntime per step, {} steps of lcb on the bond features ({} frames), "
+      "median:\n",
+      speed_steps, frames);
+  fmt::print("{:<8} {:>12} {:>12} {:>8}\n", "threads", "cmf (ms)",
+             "PyTorch (ms)", "ratio");
+  double best_cmf = 1e30, best_ref = 1e30;
+  for (int threads : {1, 2}) {
+    const double ours = CmfStepSeconds(pool, opt, fr.truth, threads);
+    std::string command = fmt::format(
+        "/usr/bin/python3 '{}' --features '{}' --width {} --targets '{}' "
+        "--steps {} "
+        "--seed-frames {} --epochs {} --threads {}",
+        opt.reference, (scratch / "x.f32").string(), pool.features,
+        (scratch / "t.f64").string(), speed_steps, seed_frames, epochs,
+        threads);
+    double theirs = ReferenceStepSeconds(command);
+    best_cmf = std::min(best_cmf, ours);
+    if (theirs == theirs) best_ref = std::min(best_ref, theirs);
+    fmt::print("{:<8} {:>12.2f} {:>12.2f} {:>7.2f}x\n", threads, 1e3 * ours,
+               1e3 * theirs, theirs / ours);
+  }
+  fmt::print("best against best: cmf {:.2f} ms, PyTorch {:.2f} ms: {:.2f}x\n",
+             1e3 * best_cmf, 1e3 * best_ref, best_ref / best_cmf);
+  fs::remove_all(scratch);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (int rc = ParseOptions(argc, argv, &opt); rc >= 0) return rc;
+  fs::path work;
+  if (opt.paths.empty()) {
+    if (int rc = MakeTrajectories(opt.cmf, &work, &opt.paths); rc >= 0)
+      return rc;
+  }
+  std::vector<cmf::md::Trajectory> owned;
+  for (const std::string& p : opt.paths)
+    owned.push_back(cmf::md::ReadTrajectory(p));
+  Frames fr;
+  for (const auto& t : owned) fr.trajectories.push_back(&t);
+  fr.truth = cmf::aimd::Targets(fr.trajectories, false);
+  fr.frames = static_cast<int>(fr.truth.size());
+  fr.true_min = static_cast<int>(
+      std::min_element(fr.truth.begin(), fr.truth.end()) - fr.truth.begin());
+  const int frames = fr.frames;
+  opt.budget = std::min(opt.budget, frames - opt.seed_frames);
+  Table table;
+  table.marks = {10, 25, 50, frames / 10, 100, opt.seed_frames + opt.budget};
+  table.limit = opt.seed_frames + opt.budget;
+  fmt::print(
+      "{} frames in {} trajectories; the lowest (centred) energy per atom is "
+      "frame {}; "
+      "{} seeds, {} seed frames, budget {} evaluations after them, {} "
+      "epochs\n\n",
+      frames, fr.trajectories.size(), fr.true_min, opt.seeds, opt.seed_frames,
+      opt.budget, opt.epochs);
+  if (opt.seeds < 1)
+    opt.features.clear();  // --seeds 0: the speed comparison only
+  PrintHeader(table);
+
+  std::vector<double> random_found = RandomFound(opt.seeds, fr);
+  table.random_median = opt.seeds > 0 ? Median(random_found) : 0;
+  if (opt.seeds > 0) PrintRow(table, "-", "random", random_found, 0);
+
+  const std::map<std::string, double> best_median = RunFeatures(opt, fr, table);
+  PrintTargets(best_median, fr, table);
+
+  if (opt.speed_steps > 0) CompareSpeed(opt, fr);
   if (!work.empty()) fs::remove_all(work);
   return 0;
 }

@@ -131,57 +131,53 @@ void FreshCopy(const fs::path& templ, const fs::path& dest,
       std::chrono::milliseconds(1100));  // older than the racy window
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Line by line, so that every figure printed survives a later failure.
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+struct Options {
   std::string cmf;
   int big = 8, small = 2000, status_files = 100000;
   bool keep = false;
+};
+
+// Reads --cmf, --big, --small, --status-files and --keep; cmf is found beside
+// the bench by default.
+Options ParseOptions(int argc, char** argv) {
+  Options o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--keep") keep = true;
+    if (flag == "--keep") o.keep = true;
     if (i + 1 >= argc) continue;
-    if (flag == "--cmf") cmf = fs::absolute(argv[++i]).string();
-    if (flag == "--big") big = std::atoi(argv[++i]);
-    if (flag == "--small") small = std::atoi(argv[++i]);
-    if (flag == "--status-files") status_files = std::atoi(argv[++i]);
+    if (flag == "--cmf") o.cmf = fs::absolute(argv[++i]).string();
+    if (flag == "--big") o.big = std::atoi(argv[++i]);
+    if (flag == "--small") o.small = std::atoi(argv[++i]);
+    if (flag == "--status-files") o.status_files = std::atoi(argv[++i]);
   }
-  if (cmf.empty())
-    cmf = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
-              .string();
-  cmf = fs::absolute(cmf).string();
+  if (o.cmf.empty())
+    o.cmf = (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
+                .string();
+  o.cmf = fs::absolute(o.cmf).string();
+  return o;
+}
 
-  fs::path root =
-      fs::temp_directory_path() / fmt::format("cmf-bench-data-{}", ::getpid());
-  fs::create_directories(root);
-  fmt::print(
-      "# cmf add benchmark (figures vary with the machine and its load)\n\n");
-  std::uint64_t bytes = MakeTree(root / "template", big, small);
-  double mib = static_cast<double>(bytes) / (1 << 20);
-  fmt::print(
-      "data: {} files of 96 MiB + {} files of 64 KiB = {:.0f} MiB, random "
-      "bytes, page "
-      "cache warm\n",
-      big, small, mib);
+// One row of the table: WHAT took S seconds over MIB MiB.
+void Row(const std::string& what, double s, double mib) {
+  if (s < 0) {
+    fmt::print("{:<64} {:>9}\n", what, "failed");
+  } else {
+    fmt::print("{:<64} {:>9.3f} {:>10.0f}\n", what, s, mib / s);
+  }
+}
 
-  double sha = AllCoreSha256();
-  fmt::print("machine limit: OpenSSL SHA-256 on {} cores = {:.0f} MiB/s\n\n",
-             std::thread::hardware_concurrency(), sha / (1 << 20));
-
-  fmt::print("{:<64} {:>9} {:>10}\n", "command", "seconds", "MiB/s");
-  auto row = [&](const std::string& what, double s) {
-    if (s < 0) {
-      fmt::print("{:<64} {:>9}\n", what, "failed");
-    } else {
-      fmt::print("{:<64} {:>9.3f} {:>10.0f}\n", what, s, mib / s);
-    }
-  };
-
-  // cmf, with each link strategy that this file system offers.
+// The cmf add figures the ratios are made of: the default link strategy's
+// first and second add, and the fastest first add with its strategy.
+struct CmfAdds {
   double first_default = -1, second_default = -1, best = -1;
   std::string best_mode;
+};
+
+// Times cmf add, twice, in a fresh copy of ROOT/template for each link
+// strategy, and prints a row for each.
+CmfAdds TimeCmfAdds(const fs::path& root, const std::string& cmf, double mib) {
+  // cmf, with each link strategy that this file system offers.
+  CmfAdds adds;
   // auto is reflink,hardlink,copy; reflink,copy is what keeps workspace files
   // separate from the cache (a copy where the file system cannot clone).
   for (std::string mode : {"auto", "hardlink", "symlink", "reflink,copy"}) {
@@ -197,28 +193,34 @@ int main(int argc, char** argv) {
       again.push_back(SpawnTimed({cmf, "add", "-q", "raw", "patches"}, ws));
     std::sort(again.begin(), again.end());
     double second = again.front() < 0 ? -1 : again[2];
-    row(fmt::format("cmf add (cache.link={})", mode), first);
-    row(fmt::format("cmf add again, unchanged (cache.link={}; median of 5)",
+    Row(fmt::format("cmf add (cache.link={})", mode), first, mib);
+    Row(fmt::format("cmf add again, unchanged (cache.link={}; median of 5)",
                     mode),
-        second);
+        second, mib);
     if (mode == "auto") {
-      first_default = first;
-      second_default = second;
+      adds.first_default = first;
+      adds.second_default = second;
     }
-    if (first > 0 && (best < 0 || first < best)) {
-      best = first;
-      best_mode = mode;
+    if (first > 0 && (adds.best < 0 || first < adds.best)) {
+      adds.best = first;
+      adds.best_mode = mode;
     }
     RemoveAll(ws);
   }
+  return adds;
+}
 
+struct AnnexRun {
+  std::string label;
+  double seconds = -1;
+};
+
+// Times git annex add of fresh copies of ROOT/template, and prints a row for
+// each; none when git-annex is not installed.
+std::vector<AnnexRun> TimeAnnexAdds(const fs::path& root, double mib) {
   // git annex add at one job (its default) and at one job per core, each of
   // a fresh copy of the same tree in a fresh annex repository.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  struct AnnexRun {
-    std::string label;
-    double seconds = -1;
-  };
   std::vector<AnnexRun> annex_runs;
   if (Have("git-annex")) {
     std::vector<unsigned> job_counts = {1};
@@ -235,15 +237,25 @@ int main(int argc, char** argv) {
       run.label = jobs > 1 ? fmt::format("git annex add -J{}", jobs)
                            : std::string("git annex add");
       run.seconds = SpawnTimed(argv, ws);
-      row(fmt::format("  peer: {} (SHA256E, {} job{})", run.label, jobs,
+      Row(fmt::format("  peer: {} (SHA256E, {} job{})", run.label, jobs,
                       jobs > 1 ? "s" : ""),
-          run.seconds);
+          run.seconds, mib);
       annex_runs.push_back(run);
       RemoveAll(ws);
     }
   } else {
     fmt::print("  (git-annex not installed: no git annex add peer)\n");
   }
+  return annex_runs;
+}
+
+// Prints the three ratios against their targets, from the adds of BYTES
+// bytes and the all-core SHA-256 rate SHA.
+void PrintRatios(const CmfAdds& adds, const std::vector<AnnexRun>& annex_runs,
+                 std::uint64_t bytes, double sha) {
+  const double first_default = adds.first_default,
+               second_default = adds.second_default, best = adds.best;
+  const std::string& best_mode = adds.best_mode;
   // The headline peer is the faster annex run.
   const AnnexRun* annex = nullptr;
   for (const AnnexRun& r : annex_runs) {
@@ -286,50 +298,85 @@ int main(int argc, char** argv) {
         "%)\n",
         100.0 * second_default / first_default);
   }
+}
+
+// Commits the files under WS/data to a new git repository there and prints
+// the median of 5 git status runs over them.
+void TimeGitStatus(const fs::path& ws) {
+  Timed({"git", "init", "-q", "."}, ws / "data");
+  // No automatic gc: it would go on in the background, beside the timed
+  // git status runs (and beside the removal of the tree).
+  Timed({"git", "config", "gc.auto", "0"}, ws / "data");
+  Timed({"git", "add", "."}, ws / "data");
+  Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org", "commit",
+         "-qm", "x"},
+        ws / "data");
+  std::vector<double> git_runs;
+  for (int r = 0; r < 5; ++r)
+    git_runs.push_back(Timed({"git", "status", "--porcelain"}, ws / "data"));
+  std::sort(git_runs.begin(), git_runs.end());
+  fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)",
+             git_runs[2]);
+}
+
+// Times cmf add and cmf status over FILES small files under ROOT/many, and
+// git status beside it when git is installed.
+void TimeStatus(const fs::path& root, const std::string& cmf, int files) {
+  fs::path ws = root / "many";
+  for (int i = 0; i < files; ++i) {
+    fs::path dir = ws / "data" / fmt::format("{:03}", i / 1000);
+    if (i % 1000 == 0) fs::create_directories(dir);
+    std::ofstream(dir / fmt::format("f{:06}.txt", i)) << "sample " << i << "\n";
+  }
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(1100));  // past the racy window
+  Timed({cmf, "init", "-q"}, ws);
+  double add = Timed({cmf, "add", "-q", "data"}, ws);
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) runs.push_back(Timed({cmf, "status", "-q"}, ws));
+  std::sort(runs.begin(), runs.end());
+  fmt::print("\n{} unchanged files of ~15 bytes:\n", files);
+  fmt::print("{:<64} {:>9.2f}\n", fmt::format("cmf add ({} files)", files),
+             add);
+  fmt::print("{:<64} {:>9.3f}   (target: well under 1 s)\n",
+             "cmf status (median of 5)", runs[2]);
+  if (Have("git")) TimeGitStatus(ws);
+  RemoveAll(ws);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Line by line, so that every figure printed survives a later failure.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const Options o = ParseOptions(argc, argv);
+
+  fs::path root =
+      fs::temp_directory_path() / fmt::format("cmf-bench-data-{}", ::getpid());
+  fs::create_directories(root);
+  fmt::print(
+      "# cmf add benchmark (figures vary with the machine and its load)\n\n");
+  std::uint64_t bytes = MakeTree(root / "template", o.big, o.small);
+  double mib = static_cast<double>(bytes) / (1 << 20);
+  fmt::print(
+      "data: {} files of 96 MiB + {} files of 64 KiB = {:.0f} MiB, random "
+      "bytes, page "
+      "cache warm\n",
+      o.big, o.small, mib);
+
+  double sha = AllCoreSha256();
+  fmt::print("machine limit: OpenSSL SHA-256 on {} cores = {:.0f} MiB/s\n\n",
+             std::thread::hardware_concurrency(), sha / (1 << 20));
+
+  fmt::print("{:<64} {:>9} {:>10}\n", "command", "seconds", "MiB/s");
+  const CmfAdds adds = TimeCmfAdds(root, o.cmf, mib);
+  const std::vector<AnnexRun> annex_runs = TimeAnnexAdds(root, mib);
+  PrintRatios(adds, annex_runs, bytes, sha);
   // cmf status over many unchanged small files, beside git status over the same
   // files committed to git (both answer from a stat cache).
-  if (status_files > 0) {
-    fs::path ws = root / "many";
-    for (int i = 0; i < status_files; ++i) {
-      fs::path dir = ws / "data" / fmt::format("{:03}", i / 1000);
-      if (i % 1000 == 0) fs::create_directories(dir);
-      std::ofstream(dir / fmt::format("f{:06}.txt", i))
-          << "sample " << i << "\n";
-    }
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(1100));  // past the racy window
-    Timed({cmf, "init", "-q"}, ws);
-    double add = Timed({cmf, "add", "-q", "data"}, ws);
-    std::vector<double> runs;
-    for (int r = 0; r < 5; ++r)
-      runs.push_back(Timed({cmf, "status", "-q"}, ws));
-    std::sort(runs.begin(), runs.end());
-    fmt::print("\n{} unchanged files of ~15 bytes:\n", status_files);
-    fmt::print("{:<64} {:>9.2f}\n",
-               fmt::format("cmf add ({} files)", status_files), add);
-    fmt::print("{:<64} {:>9.3f}   (target: well under 1 s)\n",
-               "cmf status (median of 5)", runs[2]);
-    if (Have("git")) {
-      Timed({"git", "init", "-q", "."}, ws / "data");
-      // No automatic gc: it would go on in the background, beside the timed
-      // git status runs (and beside the removal of the tree).
-      Timed({"git", "config", "gc.auto", "0"}, ws / "data");
-      Timed({"git", "add", "."}, ws / "data");
-      Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org",
-             "commit", "-qm", "x"},
-            ws / "data");
-      std::vector<double> git_runs;
-      for (int r = 0; r < 5; ++r)
-        git_runs.push_back(
-            Timed({"git", "status", "--porcelain"}, ws / "data"));
-      std::sort(git_runs.begin(), git_runs.end());
-      fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)",
-                 git_runs[2]);
-    }
-    RemoveAll(ws);
-  }
+  if (o.status_files > 0) TimeStatus(root, o.cmf, o.status_files);
 
-  if (keep) {
+  if (o.keep) {
     fmt::print("\nkept {}\n", root.string());
   } else {
     RemoveAll(root);

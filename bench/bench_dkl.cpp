@@ -197,112 +197,88 @@ std::map<int, json> Collect(const std::string& command) {
   return out;
 }
 
-}  // namespace
+using Options = std::map<std::string, std::string>;
 
-int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {{"points", "10,50,200"},
-                                            {"repeat", "3"},
-                                            {"epochs", "20"},
-                                            {"architecture", "small"},
-                                            {"threads", "1"},
-                                            {"torch-threads", "1,2"},
-                                            {"blas-threads", ""},
-                                            {"reference", ""},
-                                            {"gen", ""},
-                                            {"data", ""}};
-  bool worker = false;
+// Reads --worker and --NAME VALUE pairs into OPT (over its defaults); false
+// (after the usage) on anything else.
+bool ParseOptions(int argc, char** argv, Options* opt, bool* worker) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--worker") {
-      worker = true;
+      *worker = true;
     } else if (a.starts_with("--") && i + 1 < argc) {
-      opt[a.substr(2)] = argv[++i];
+      (*opt)[a.substr(2)] = argv[++i];
     } else {
       fmt::print(stderr,
                  "usage: cmf_bench_dkl --gen CMF_GEN_EELS [--reference "
                  "dkl_reference.py] [--points 10,50,200] [--repeat 3] "
                  "[--torch-threads 1,2] [--blas-threads 1,CORES] "
                  "[--architecture small|large]\n");
-      return 2;
+      return false;
     }
   }
-  std::vector<int> hidden;
-  try {
-    hidden = cmf::ml::DklConfig::Architecture(opt["architecture"]);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bench: --architecture: {}\n", e.what());
-    return 2;
-  }
-  if (worker) return Worker(opt);
+  return true;
+}
 
-  fs::path self = fs::canonical("/proc/self/exe");
-  if (opt["reference"].empty())
-    opt["reference"] =
-        (fs::path(CMF_BENCH_SOURCE_DIR) / "dkl_reference.py").string();
-  if (opt["gen"].empty()) {
-    fmt::print(stderr, "bench: --gen (the cmf-gen-eels binary) is needed\n");
-    return 2;
-  }
-  fs::path dir =
-      fs::temp_directory_path() / fmt::format("cmf-bench-dkl-{}", ::getpid());
-  fs::create_directories(dir);
+// The experiment at DIR/sample.h5, made by --gen, or --data when given;
+// empty (after saying so) when it cannot be made.
+fs::path PrepareData(Options& opt, const fs::path& dir) {
   fs::path data = dir / "sample.h5";
   if (opt["data"].empty()) {
     std::string gen = fmt::format("'{}' -o '{}' --seed 0 >/dev/null",
                                   opt["gen"], data.string());
     if (std::system(gen.c_str()) != 0) {
       fmt::print(stderr, "bench: cannot generate the experiment\n");
-      return 1;
+      return {};
     }
   } else {
     data = opt["data"];
   }
-  std::string common = fmt::format(
-      "--data '{}' --points {} --repeat {} --epochs {} --architecture {}",
-      data.string(), opt["points"], opt["repeat"], opt["epochs"],
-      opt["architecture"]);
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  if (opt["blas-threads"].empty())
-    opt["blas-threads"] = cores > 1 ? fmt::format("1,{}", cores) : "1";
-  struct Config {
-    bool cmf;
-    int torch_threads;
-    int blas_threads;
-    bool passive;
-    std::map<int, json> result;
-    std::string Name() const {
-      return fmt::format("{:<8}torch {}, OpenBLAS {}, {}",
-                         cmf ? "cmf" : "pytorch", torch_threads, blas_threads,
-                         passive ? "OMP PASSIVE" : "OMP default");
-    }
-    std::string Command(const std::string& self, const std::string& reference,
-                        const std::string& common) const {
-      // env -u: an OMP_WAIT_POLICY or OMP_NUM_THREADS of the caller's must not
-      // leak into a set-up that is meant to run without it.
-      std::string env = fmt::format(
-          "env -u OMP_WAIT_POLICY -u OMP_NUM_THREADS "
-          "OPENBLAS_NUM_THREADS={}{}",
-          blas_threads, passive ? " OMP_WAIT_POLICY=PASSIVE" : "");
-      return cmf ? fmt::format("{} '{}' --worker {} --threads {}", env, self,
-                               common, torch_threads)
-                 : fmt::format("{} /usr/bin/python3 '{}' {} --threads {}", env,
-                               reference, common, torch_threads);
-    }
-  };
+  return data;
+}
+
+// One threading set-up of one side, and what it printed by size.
+struct Config {
+  bool cmf;
+  int torch_threads;
+  int blas_threads;
+  bool passive;
+  std::map<int, json> result;
+  std::string Name() const {
+    return fmt::format("{:<8}torch {}, OpenBLAS {}, {}",
+                       cmf ? "cmf" : "pytorch", torch_threads, blas_threads,
+                       passive ? "OMP PASSIVE" : "OMP default");
+  }
+  std::string Command(const std::string& self, const std::string& reference,
+                      const std::string& common) const {
+    // env -u: an OMP_WAIT_POLICY or OMP_NUM_THREADS of the caller's must not
+    // leak into a set-up that is meant to run without it.
+    std::string env = fmt::format(
+        "env -u OMP_WAIT_POLICY -u OMP_NUM_THREADS "
+        "OPENBLAS_NUM_THREADS={}{}",
+        blas_threads, passive ? " OMP_WAIT_POLICY=PASSIVE" : "");
+    return cmf ? fmt::format("{} '{}' --worker {} --threads {}", env, self,
+                             common, torch_threads)
+               : fmt::format("{} /usr/bin/python3 '{}' {} --threads {}", env,
+                             reference, common, torch_threads);
+  }
+};
+
+// Every set-up of --torch-threads and --blas-threads, OMP_WAIT_POLICY unset
+// and PASSIVE, cmf's and the reference's alternating.
+std::vector<Config> MakeConfigs(Options& opt) {
   std::vector<Config> configs;
   for (int torch_threads : ParseList(opt["torch-threads"]))
     for (int blas_threads : ParseList(opt["blas-threads"]))
       for (bool passive : {false, true})
         for (bool cmf : {true, false})
           configs.push_back({cmf, torch_threads, blas_threads, passive, {}});
-  fmt::print(
-      "DKL active-learning step: 62x75 generated experiment (cmf-gen-eels "
-      "--seed 0), "
-      "window 16, pool 32, --architecture {} (256-{}-2), {} epochs, median of "
-      "{} "
-      "steps, {} cores\n\n",
-      opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"],
-      cores);
+  return configs;
+}
+
+// Runs every set-up in turn, each in its own process, and keeps its figures.
+void RunConfigs(std::vector<Config>& configs, const fs::path& self,
+                Options& opt, const std::string& common) {
   for (Config& c : configs) {
     c.result = Collect(c.Command(self.string(), opt["reference"], common));
     // A set-up that did not take (an OpenBLAS that ignores the variable, a
@@ -319,15 +295,19 @@ int main(int argc, char** argv) {
                  head["threads"].get<int>());
     c.result.erase(0);
   }
+}
+
+// The table: a row per set-up, cmf's first, a column per size.
+void PrintTable(const std::vector<Config>& configs,
+                const std::vector<int>& points) {
   fmt::print("{:<44}", "seconds per step (rmse)");
-  for (int n : ParseList(opt["points"]))
-    fmt::print("{:>18}", fmt::format("n = {}", n));
+  for (int n : points) fmt::print("{:>18}", fmt::format("n = {}", n));
   fmt::print("\n");
   for (bool cmf : {true, false}) {
     for (const Config& c : configs) {
       if (c.cmf != cmf) continue;
       fmt::print("{:<44}", c.Name());
-      for (int n : ParseList(opt["points"])) {
+      for (int n : points) {
         auto it = c.result.find(n);
         if (it == c.result.end()) {
           fmt::print("{:>18}", "failed");
@@ -341,11 +321,17 @@ int main(int argc, char** argv) {
       fmt::print("\n");
     }
   }
+}
+
+// Each side's fastest set-up against the other's, size by size, and whether
+// the target was met.
+void PrintBestAgainstBest(const std::vector<Config>& configs,
+                          const std::vector<int>& points) {
   // Each side's fastest set-up against the other's, size by size.
   fmt::print(
       "\nbest against best (each side's fastest set-up at each size):\n");
   bool met = true;
-  for (int n : ParseList(opt["points"])) {
+  for (int n : points) {
     const Config* best[2] = {nullptr, nullptr};  // pytorch, cmf
     auto seconds = [n](const Config* c) {
       return c->result.at(n)["seconds_per_step"].get<double>();
@@ -375,6 +361,64 @@ int main(int argc, char** argv) {
   }
   fmt::print("target (at least 2x at every size): {}\n",
              met ? "met" : "NOT met");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt = {{"points", "10,50,200"},
+                 {"repeat", "3"},
+                 {"epochs", "20"},
+                 {"architecture", "small"},
+                 {"threads", "1"},
+                 {"torch-threads", "1,2"},
+                 {"blas-threads", ""},
+                 {"reference", ""},
+                 {"gen", ""},
+                 {"data", ""}};
+  bool worker = false;
+  if (!ParseOptions(argc, argv, &opt, &worker)) return 2;
+  std::vector<int> hidden;
+  try {
+    hidden = cmf::ml::DklConfig::Architecture(opt["architecture"]);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench: --architecture: {}\n", e.what());
+    return 2;
+  }
+  if (worker) return Worker(opt);
+
+  fs::path self = fs::canonical("/proc/self/exe");
+  if (opt["reference"].empty())
+    opt["reference"] =
+        (fs::path(CMF_BENCH_SOURCE_DIR) / "dkl_reference.py").string();
+  if (opt["gen"].empty()) {
+    fmt::print(stderr, "bench: --gen (the cmf-gen-eels binary) is needed\n");
+    return 2;
+  }
+  fs::path dir =
+      fs::temp_directory_path() / fmt::format("cmf-bench-dkl-{}", ::getpid());
+  fs::create_directories(dir);
+  const fs::path data = PrepareData(opt, dir);
+  if (data.empty()) return 1;
+  std::string common = fmt::format(
+      "--data '{}' --points {} --repeat {} --epochs {} --architecture {}",
+      data.string(), opt["points"], opt["repeat"], opt["epochs"],
+      opt["architecture"]);
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  if (opt["blas-threads"].empty())
+    opt["blas-threads"] = cores > 1 ? fmt::format("1,{}", cores) : "1";
+  std::vector<Config> configs = MakeConfigs(opt);
+  fmt::print(
+      "DKL active-learning step: 62x75 generated experiment (cmf-gen-eels "
+      "--seed 0), "
+      "window 16, pool 32, --architecture {} (256-{}-2), {} epochs, median of "
+      "{} "
+      "steps, {} cores\n\n",
+      opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"],
+      cores);
+  RunConfigs(configs, self, opt, common);
+  PrintTable(configs, ParseList(opt["points"]));
+  PrintBestAgainstBest(configs, ParseList(opt["points"]));
   std::error_code ec;
   if (opt["data"].empty()) fs::remove_all(dir, ec);
   return 0;

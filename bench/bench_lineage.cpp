@@ -143,140 +143,173 @@ Counts CountAnswer(const fs::path& file, bool json) {
   return counts;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   std::string cmf_bin;
   std::int64_t total = 1000000;
   bool keep = false;
   fs::path root = fs::temp_directory_path() /
                   fmt::format("cmf-bench-lineage-{}", ::getpid());
+};
+
+// Reads --cmf, --executions, --dir and --keep; false when --cmf is missing.
+bool ParseOptions(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--keep")) keep = true;
+    if (!std::strcmp(argv[i], "--keep")) o->keep = true;
     if (i + 1 >= argc) continue;
     if (!std::strcmp(argv[i], "--cmf"))
-      cmf_bin = fs::absolute(argv[i + 1]).string();
-    if (!std::strcmp(argv[i], "--executions")) total = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--dir")) root = argv[i + 1];
+      o->cmf_bin = fs::absolute(argv[i + 1]).string();
+    if (!std::strcmp(argv[i], "--executions"))
+      o->total = std::atoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dir")) o->root = argv[i + 1];
   }
-  if (cmf_bin.empty()) {
-    fmt::print(stderr,
-               "usage: cmf_bench_lineage --cmf PATH [--executions N]\n");
-    return 2;
-  }
-  fs::remove_all(root);
-  fs::create_directories(root);
-  Must(Repo::Init(root).status(), "init");
-  Must(RunQuiet({cmf_bin, "config", "store.synchronous", "normal"}, root)
-                   .exit_code == 0
-           ? Status::Ok()
-           : Status::IOError("config"),
-       "config");
+  return !o->cmf_bin.empty();
+}
 
-  // The shape: experiments of 50 chains x 50 steps from one raw file each;
-  // every step uses the model before it and makes a slice, a model and
-  // metrics. The last models of the first 5,000 chains are the task models:
-  // 1,000 Reptile updates each take ten of them, and one Reptile
-  // meta-training (the meta-model) takes the first 2,000.
-  constexpr int kChains = 50, kSteps = 50, kReptile = 1000, kFanIn = 10;
-  constexpr std::size_t kTaskModels = 5000, kMetaTasks = 2000;
-  const std::int64_t per_experiment = kChains * kSteps;
-  const std::int64_t experiments =
-      std::max<std::int64_t>(1, (total - kReptile - 1) / per_experiment);
+// The shape: experiments of 50 chains x 50 steps from one raw file each;
+// every step uses the model before it and makes a slice, a model and
+// metrics. The last models of the first 5,000 chains are the task models:
+// 1,000 Reptile updates each take ten of them, and one Reptile
+// meta-training (the meta-model) takes the first 2,000.
+constexpr int kChains = 50, kSteps = 50, kReptile = 1000, kFanIn = 10;
+constexpr std::size_t kTaskModels = 5000, kMetaTasks = 2000;
+constexpr std::int64_t kPerExperiment = kChains * kSteps;
+
+// What the walks start from, as the generator made it.
+struct Built {
   std::string leaf, first_root, meta_model;
   std::vector<std::string> some_models;
-  auto start = cmf::bench::Clock::now();
-  {
-    Result<Repo> repo = Repo::Open({.start = root});
-    Must(repo.status(), "open");
-    Store& store = repo->store();
-    std::uint64_t next_hash = 1;
-    std::int64_t t = 1700000000000;
-    std::int64_t made = 0;
-    Must(store.BeginBatch(), "batch");
-    auto execution = [&](const std::string& stage, std::int64_t i) -> RowId {
-      ExecutionRecord r;
-      r.started_ms = ++t;
-      r.id = NewUuidV7(r.started_ms).value();
-      r.pipeline = "ALDKL";
-      r.stage = stage;
-      r.command = {"step", std::to_string(i)};
-      r.params = {{"i", std::int64_t{i}}, {"lr", 0.01}};
-      r.host = "edge";
-      r.user = "sci";
-      r.site = "bench";
-      Result<RowId> id = store.BeginExecution(r);
-      Must(id.status(), "execution");
-      if (++made % 20000 == 0) {
-        Must(store.EndBatch(true), "commit");
-        Must(store.BeginBatch(), "batch");
-      }
-      return *id;
-    };
-    auto finish = [&](RowId e) {
-      Must(store.SetExecutionState(e, ExecStatus::kOk, 0, t + 1, ""), "state");
-    };
-    for (std::int64_t x = 0; x < experiments; ++x) {
-      ArtifactRef raw{"raw/sample-" + std::to_string(x) + ".h5",
-                      Hash(next_hash++), 1 << 30, ArtifactKind::kDataset};
-      if (x == 0) first_root = raw.hash;
-      for (int c = 0; c < kChains; ++c) {
-        ArtifactRef previous = raw;
-        for (int s = 0; s < kSteps; ++s) {
-          RowId e = execution("al-step", s);
-          Must(store.AddEvent(e, Direction::kInput, 0, previous), "input");
-          ArtifactRef slice{fmt::format("measured/{}-{}-{}.h5", x, c, s),
-                            Hash(next_hash++), 4096, ArtifactKind::kDataslice};
-          ArtifactRef model{fmt::format("models/{}-{}-{}.pt", x, c, s),
-                            Hash(next_hash++), 1 << 20, ArtifactKind::kModel};
-          ArtifactRef metrics{fmt::format("metrics/{}-{}-{}.json", x, c, s),
-                              Hash(next_hash++), 512, ArtifactKind::kMetrics};
-          Must(store.AddEvent(e, Direction::kOutput, 0, slice), "output");
-          Must(store.AddEvent(e, Direction::kOutput, 1, model), "output");
-          Must(store.AddEvent(e, Direction::kOutput, 2, metrics), "output");
-          finish(e);
-          previous = model;
-          if (x == 0 && c == 0 && s == kSteps - 1) leaf = model.hash;
-          if (s == kSteps - 1 && some_models.size() < kTaskModels)
-            some_models.push_back(model.hash);
-        }
-      }
+  std::uint64_t next_hash = 1;
+};
+
+// Logs executions into a store in batches of 20,000, each with a fresh
+// start time.
+class Generator {
+ public:
+  explicit Generator(Store& store) : store_(store) {}
+
+  // Begins execution I of STAGE; its row.
+  RowId Execution(const std::string& stage, std::int64_t i) {
+    ExecutionRecord r;
+    r.started_ms = ++t_;
+    r.id = NewUuidV7(r.started_ms).value();
+    r.pipeline = "ALDKL";
+    r.stage = stage;
+    r.command = {"step", std::to_string(i)};
+    r.params = {{"i", std::int64_t{i}}, {"lr", 0.01}};
+    r.host = "edge";
+    r.user = "sci";
+    r.site = "bench";
+    Result<RowId> id = store_.BeginExecution(r);
+    Must(id.status(), "execution");
+    if (++made_ % 20000 == 0) {
+      Must(store_.EndBatch(true), "commit");
+      Must(store_.BeginBatch(), "batch");
     }
-    for (int r = 0; r < kReptile; ++r) {
-      RowId e = execution("reptile", r);
-      for (int k = 0; k < kFanIn; ++k) {
-        ArtifactRef in{"task-model.pt",
-                       some_models[(r * kFanIn + k) % some_models.size()],
-                       1 << 20, ArtifactKind::kModel};
-        Must(store.AddEvent(e, Direction::kInput, k, in), "fan-in");
-      }
-      ArtifactRef meta{fmt::format("meta-{}.pt", r), Hash(next_hash++), 1 << 20,
-                       ArtifactKind::kModel};
-      Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
-      finish(e);
-    }
-    {
-      // The meta-model: one Reptile meta-training over the task models.
-      const std::size_t tasks = std::min(kMetaTasks, some_models.size());
-      RowId e = execution("reptile", kReptile);
-      for (std::size_t k = 0; k < tasks; ++k) {
-        ArtifactRef in{"task-model.pt", some_models[k], 1 << 20,
-                       ArtifactKind::kModel};
-        Must(store.AddEvent(e, Direction::kInput, static_cast<int>(k), in),
-             "meta fan-in");
-      }
-      ArtifactRef meta{"meta-model.pt", Hash(next_hash++), 1 << 20,
-                       ArtifactKind::kModel};
-      meta_model = meta.hash;
-      Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
-      finish(e);
-    }
-    Must(store.EndBatch(true), "commit");
-    Result<std::int64_t> n = store.CountExecutions();
-    fmt::print("cmf lineage and query benchmark\n\n");
-    fmt::print("store: {} executions, {} artifacts, logged in {:.0f} s\n", *n,
-               next_hash - 1, SecondsSince(start));
+    return *id;
   }
+
+  // Marks execution E finished, and well.
+  void Finish(RowId e) {
+    Must(store_.SetExecutionState(e, ExecStatus::kOk, 0, t_ + 1, ""), "state");
+  }
+
+  // The store it logs into.
+  Store& store() { return store_; }
+
+ private:
+  Store& store_;
+  std::int64_t t_ = 1700000000000;
+  std::int64_t made_ = 0;
+};
+
+// The active-learning chains of EXPERIMENTS experiments.
+void LogChains(Generator& gen, std::int64_t experiments, Built* b) {
+  Store& store = gen.store();
+  for (std::int64_t x = 0; x < experiments; ++x) {
+    ArtifactRef raw{"raw/sample-" + std::to_string(x) + ".h5",
+                    Hash(b->next_hash++), 1 << 30, ArtifactKind::kDataset};
+    if (x == 0) b->first_root = raw.hash;
+    for (int c = 0; c < kChains; ++c) {
+      ArtifactRef previous = raw;
+      for (int s = 0; s < kSteps; ++s) {
+        RowId e = gen.Execution("al-step", s);
+        Must(store.AddEvent(e, Direction::kInput, 0, previous), "input");
+        ArtifactRef slice{fmt::format("measured/{}-{}-{}.h5", x, c, s),
+                          Hash(b->next_hash++), 4096, ArtifactKind::kDataslice};
+        ArtifactRef model{fmt::format("models/{}-{}-{}.pt", x, c, s),
+                          Hash(b->next_hash++), 1 << 20, ArtifactKind::kModel};
+        ArtifactRef metrics{fmt::format("metrics/{}-{}-{}.json", x, c, s),
+                            Hash(b->next_hash++), 512, ArtifactKind::kMetrics};
+        Must(store.AddEvent(e, Direction::kOutput, 0, slice), "output");
+        Must(store.AddEvent(e, Direction::kOutput, 1, model), "output");
+        Must(store.AddEvent(e, Direction::kOutput, 2, metrics), "output");
+        gen.Finish(e);
+        previous = model;
+        if (x == 0 && c == 0 && s == kSteps - 1) b->leaf = model.hash;
+        if (s == kSteps - 1 && b->some_models.size() < kTaskModels)
+          b->some_models.push_back(model.hash);
+      }
+    }
+  }
+}
+
+// The Reptile updates, each over kFanIn task models, and the meta-model.
+void LogReptile(Generator& gen, Built* b) {
+  Store& store = gen.store();
+  const std::vector<std::string>& some_models = b->some_models;
+  for (int r = 0; r < kReptile; ++r) {
+    RowId e = gen.Execution("reptile", r);
+    for (int k = 0; k < kFanIn; ++k) {
+      ArtifactRef in{"task-model.pt",
+                     some_models[(r * kFanIn + k) % some_models.size()],
+                     1 << 20, ArtifactKind::kModel};
+      Must(store.AddEvent(e, Direction::kInput, k, in), "fan-in");
+    }
+    ArtifactRef meta{fmt::format("meta-{}.pt", r), Hash(b->next_hash++),
+                     1 << 20, ArtifactKind::kModel};
+    Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
+    gen.Finish(e);
+  }
+  {
+    // The meta-model: one Reptile meta-training over the task models.
+    const std::size_t tasks = std::min(kMetaTasks, some_models.size());
+    RowId e = gen.Execution("reptile", kReptile);
+    for (std::size_t k = 0; k < tasks; ++k) {
+      ArtifactRef in{"task-model.pt", some_models[k], 1 << 20,
+                     ArtifactKind::kModel};
+      Must(store.AddEvent(e, Direction::kInput, static_cast<int>(k), in),
+           "meta fan-in");
+    }
+    ArtifactRef meta{"meta-model.pt", Hash(b->next_hash++), 1 << 20,
+                     ArtifactKind::kModel};
+    b->meta_model = meta.hash;
+    Must(store.AddEvent(e, Direction::kOutput, 0, meta), "output");
+    gen.Finish(e);
+  }
+}
+
+// Logs the whole shape into the repository at ROOT and prints its size and
+// how long it took.
+Built BuildStore(const fs::path& root, std::int64_t experiments) {
+  Built b;
+  auto start = cmf::bench::Clock::now();
+  Result<Repo> repo = Repo::Open({.start = root});
+  Must(repo.status(), "open");
+  Store& store = repo->store();
+  Must(store.BeginBatch(), "batch");
+  Generator gen(store);
+  LogChains(gen, experiments, &b);
+  LogReptile(gen, &b);
+  Must(store.EndBatch(true), "commit");
+  Result<std::int64_t> n = store.CountExecutions();
+  fmt::print("cmf lineage and query benchmark\n\n");
+  fmt::print("store: {} executions, {} artifacts, logged in {:.0f} s\n", *n,
+             b.next_hash - 1, SecondsSince(start));
+  return b;
+}
+
+// Prints the size of the store at ROOT, write-ahead log included.
+void PrintStoreSize(const fs::path& root) {
   std::error_code ec;
   std::uint64_t bytes = 0;
   for (const char* f : {"metadata.db", "metadata.db-wal"}) {
@@ -285,7 +318,19 @@ int main(int argc, char** argv) {
                  : 0;
   }
   fmt::print("store size: {:.0f} MiB\n\n", bytes / 1048576.0);
+}
 
+struct Case {
+  std::string what;
+  std::vector<std::string> args;
+  Counts expected;
+  bool json = true;
+  bool has_target = true;
+};
+
+// The walks and queries timed, each with the answer the generator's shape
+// implies for EXPERIMENTS experiments.
+std::vector<Case> MakeCases(const Built& b, std::int64_t experiments) {
   // The answers the generator's shape implies. Task model i is the last model
   // of chain i % kChains of experiment i / kChains.
   const std::int64_t task_models =
@@ -297,8 +342,8 @@ int main(int argc, char** argv) {
   // Down from the first raw file: every step of its experiment's chains with
   // their three outputs, then each Reptile execution that took one of its
   // chains' last models (task models 0 to kChains - 1) with its output.
-  Counts root_down{.nodes = 1 + 4 * per_experiment,
-                   .edges = 4 * per_experiment};
+  Counts root_down{.nodes = 1 + 4 * kPerExperiment,
+                   .edges = 4 * kPerExperiment};
   auto consumer = [&](std::int64_t inputs_from_first) {
     if (inputs_from_first == 0) return;
     root_down.nodes += 2;
@@ -318,23 +363,16 @@ int main(int argc, char** argv) {
                                 (meta_tasks + kChains - 1) / kChains,
                        .edges = 1 + meta_tasks + meta_tasks * 2 * kSteps};
 
-  struct Case {
-    std::string what;
-    std::vector<std::string> args;
-    Counts expected;
-    bool json = true;
-    bool has_target = true;
-  };
-  std::vector<Case> cases = {
+  return {
       {"lineage up from a leaf 50 steps deep",
-       {"lineage", leaf, "--json"},
+       {"lineage", b.leaf, "--json"},
        leaf_up},
       {fmt::format("lineage down from a root ({} nodes)", root_down.nodes),
-       {"lineage", first_root, "--down", "--json"},
+       {"lineage", b.first_root, "--down", "--json"},
        root_down},
       {fmt::format("lineage up from the meta-model ({} tasks, {} nodes)",
                    meta_tasks, meta_up.nodes),
-       {"lineage", meta_model, "--json"},
+       {"lineage", b.meta_model, "--json"},
        meta_up,
        true,
        false},
@@ -343,6 +381,12 @@ int main(int argc, char** argv) {
        {.rows = kReptile + 1}},
       {"log -n 20", {"log", "-n", "20"}, {.rows = 20}, false},
   };
+}
+
+// Runs each case, checks its answer and prints its time and memory; false
+// (and says which) when an answer is not the one the generator built.
+bool TimeCases(const std::vector<Case>& cases, const std::string& cmf_bin,
+               const fs::path& root) {
   fmt::print(
       "  {:<56} {:>9} {:>10}   (targets but for the meta-model: 50 ms, 200 "
       "MiB)\n",
@@ -368,7 +412,7 @@ int main(int argc, char** argv) {
                  "the generator built {}\n",
                  c.what, fmt::join(c.args, " "), Describe(got),
                  Describe(c.expected));
-      return 1;
+      return false;
     }
     std::vector<double> times;
     for (int i = 0; i < 5; ++i) {
@@ -380,6 +424,33 @@ int main(int argc, char** argv) {
                c.has_target ? "" : " (no target)");
   }
   fs::remove(answer);
-  if (!keep) fs::remove_all(root);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!ParseOptions(argc, argv, &o)) {
+    fmt::print(stderr,
+               "usage: cmf_bench_lineage --cmf PATH [--executions N]\n");
+    return 2;
+  }
+  const fs::path& root = o.root;
+  fs::remove_all(root);
+  fs::create_directories(root);
+  Must(Repo::Init(root).status(), "init");
+  Must(RunQuiet({o.cmf_bin, "config", "store.synchronous", "normal"}, root)
+                   .exit_code == 0
+           ? Status::Ok()
+           : Status::IOError("config"),
+       "config");
+
+  const std::int64_t experiments =
+      std::max<std::int64_t>(1, (o.total - kReptile - 1) / kPerExperiment);
+  const Built built = BuildStore(root, experiments);
+  PrintStoreSize(root);
+  if (!TimeCases(MakeCases(built, experiments), o.cmf_bin, root)) return 1;
+  if (!o.keep) fs::remove_all(root);
   return 0;
 }

@@ -202,31 +202,68 @@ bool BuildGitPeer(const fs::path& dir, int commits) {
   return RunQuiet({"sh", "-c", cmd}, dir).exit_code == 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   int executions = 100000;
   std::string cmf_binary;
   bool keep = false;
+};
+
+// Reads --executions, --cmf and --keep; cmf is found beside the bench by
+// default.
+Options ParseOptions(int argc, char** argv) {
+  Options o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--keep") keep = true;
+    if (flag == "--keep") o.keep = true;
     if (i + 1 >= argc) continue;
-    if (flag == "--executions") executions = std::atoi(argv[++i]);
-    if (flag == "--cmf") cmf_binary = fs::absolute(argv[++i]).string();
+    if (flag == "--executions") o.executions = std::atoi(argv[++i]);
+    if (flag == "--cmf") o.cmf_binary = fs::absolute(argv[++i]).string();
   }
-  if (cmf_binary.empty()) {
-    cmf_binary =
+  if (o.cmf_binary.empty()) {
+    o.cmf_binary =
         (fs::path(argv[0]).parent_path().parent_path() / "cmf_cli" / "cmf")
             .string();
   }
-  cmf_binary = fs::absolute(cmf_binary).string();
-  fs::path root =
-      fs::temp_directory_path() / fmt::format("cmf-bench-{}", ::getpid());
-  fs::create_directories(root);
+  o.cmf_binary = fs::absolute(o.cmf_binary).string();
+  return o;
+}
 
+// The process-per-call peer: the mean cost of spawning the sqlite3 CLI (or
+// true) once per value, printed as a row of the logging table.
+void MeasureProcessPerCall(const fs::path& root) {
+  // The process-per-call peer, spawned directly (posix_spawn of the
+  // program, no shell), as the timed processes below are.
+  constexpr int kSpawns = 100;
+  bool have_sqlite_cli = bench::Have("sqlite3");
+  double seconds = 0;
+  bool failed = false;
+  for (int i = 0; i < kSpawns; ++i) {
+    std::vector<std::string> argv = {"true"};
+    if (have_sqlite_cli) {
+      argv = {"sqlite3", (root / "raw-normal.db").string(),
+              fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)", i)};
+    }
+    double s = SpawnTimed(argv, root);
+    if (s < 0) failed = true;
+    seconds += s;
+  }
+  std::string what =
+      have_sqlite_cli ? "  peer: a process per log call (sqlite3 CLI insert)"
+                      : "  peer: a process per log call (spawn of true only)";
+  if (failed) {
+    fmt::print("{:<58} {:>10}\n", what, "failed");
+  } else {
+    fmt::print("{:<58} {:>10.1f}\n", what, seconds / kSpawns * 1e6);
+  }
   fmt::print(
-      "# cmf benchmarks (figures vary with the machine and its load)\n\n");
+      "  (the peer's {} calls: each spawned directly, posix_spawn of "
+      "the program, no shell)\n",
+      kSpawns);
+}
+
+// Part 1: the cost of one step metric through the logging API, beside raw
+// SQLite and a process per call.
+void MeasureLogging(const fs::path& root) {
   fmt::print("## Logging one step metric (one transaction per call)\n");
   constexpr int kCalls = 2000;
   double full = MetricCostUs(root / "ws-full", "full", kCalls);
@@ -247,39 +284,12 @@ int main(int argc, char** argv) {
              raw_normal);
   fmt::print("{:<58} {:>10.2f}\n", "cmf Run::LogMetrics, batch of 100,000",
              batch);
-  {
-    // The process-per-call peer, spawned directly (posix_spawn of the
-    // program, no shell), as the timed processes below are.
-    constexpr int kSpawns = 100;
-    bool have_sqlite_cli = bench::Have("sqlite3");
-    double seconds = 0;
-    bool failed = false;
-    for (int i = 0; i < kSpawns; ++i) {
-      std::vector<std::string> argv = {"true"};
-      if (have_sqlite_cli) {
-        argv = {
-            "sqlite3", (root / "raw-normal.db").string(),
-            fmt::format("INSERT OR REPLACE INTO m VALUES(2, 1, {}, 0.5)", i)};
-      }
-      double s = SpawnTimed(argv, root);
-      if (s < 0) failed = true;
-      seconds += s;
-    }
-    std::string what =
-        have_sqlite_cli ? "  peer: a process per log call (sqlite3 CLI insert)"
-                        : "  peer: a process per log call (spawn of true only)";
-    if (failed) {
-      fmt::print("{:<58} {:>10}\n", what, "failed");
-    } else {
-      fmt::print("{:<58} {:>10.1f}\n", what, seconds / kSpawns * 1e6);
-    }
-    fmt::print(
-        "  (the peer's {} calls: each spawned directly, posix_spawn of "
-        "the program, no shell)\n",
-        kSpawns);
-  }
+  MeasureProcessPerCall(root);
+}
 
-  fmt::print("\n## cmf log over {} executions\n", executions);
+// Builds the store of EXECUTIONS executions at ROOT/ws-log and prints what
+// that took and how big it is.
+void BuildLogStore(const fs::path& root, int executions) {
   auto build_start = Clock::now();
   BuildStore(root / "ws-log", executions);
   double build_s = SecondsSince(build_start);
@@ -294,40 +304,64 @@ int main(int argc, char** argv) {
       "one output, 3 metrics); store {:.1f} MiB\n",
       build_s, build_s / executions * 1e6,
       (db_size + (ec ? 0 : wal)) / 1048576.0);
+}
+
+// One row of the cmf log table: milliseconds and peak memory of C.
+void Show(const std::string& what, const ProcessCost& c) {
+  if (c.exit_code != 0) {
+    fmt::print("{:<44} {:>10}\n", what, "failed");
+  } else if (c.max_rss_kib > 0) {
+    fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3,
+               c.max_rss_kib / 1024.0);
+  } else {
+    fmt::print("{:<44} {:>10.1f} {:>12}\n", what, c.seconds * 1e3, "(no time)");
+  }
+}
+
+// Part 2: `cmf log` over a store of EXECUTIONS executions, beside `git log`
+// over as many commits.
+void MeasureLog(const fs::path& root, const std::string& cmf_binary,
+                int executions) {
+  fmt::print("\n## cmf log over {} executions\n", executions);
+  BuildLogStore(root, executions);
   fmt::print(
       "(each side spawned directly, posix_spawn of the program, no shell: ms "
       "is the median of 7 runs, 3 for the whole history; peak memory from "
       "one more run under GNU time)\n");
   fmt::print("{:<44} {:>10} {:>12}\n", "command", "ms", "peak MiB");
-  auto show = [](const std::string& what, const ProcessCost& c) {
-    if (c.exit_code != 0) {
-      fmt::print("{:<44} {:>10}\n", what, "failed");
-    } else if (c.max_rss_kib > 0) {
-      fmt::print("{:<44} {:>10.1f} {:>12.1f}\n", what, c.seconds * 1e3,
-                 c.max_rss_kib / 1024.0);
-    } else {
-      fmt::print("{:<44} {:>10.1f} {:>12}\n", what, c.seconds * 1e3,
-                 "(no time)");
-    }
-  };
   fs::path ws = root / "ws-log";
-  show("cmf log -n 20", Median({cmf_binary, "log", "-n", "20"}, ws, 7));
-  show("cmf log -n 20 --json",
+  Show("cmf log -n 20", Median({cmf_binary, "log", "-n", "20"}, ws, 7));
+  Show("cmf log -n 20 --json",
        Median({cmf_binary, "log", "-n", "20", "--json"}, ws, 7));
-  show("cmf log --oneline (all)",
+  Show("cmf log --oneline (all)",
        Median({cmf_binary, "log", "--oneline"}, ws, 3));
-  show("cmf log --json (all)", Median({cmf_binary, "log", "--json"}, ws, 3));
+  Show("cmf log --json (all)", Median({cmf_binary, "log", "--json"}, ws, 3));
   if (bench::Have("git") && BuildGitPeer(root / "git-peer", executions)) {
     fs::path g = root / "git-peer";
-    show("  peer: git log -n 20", Median({"git", "log", "-n", "20"}, g, 7));
-    show("  peer: git log --oneline (all)",
+    Show("  peer: git log -n 20", Median({"git", "log", "-n", "20"}, g, 7));
+    Show("  peer: git log --oneline (all)",
          Median({"git", "log", "--oneline"}, g, 3));
   } else {
     fmt::print("  (git not installed: no git log peer)\n");
   }
-  if (keep) {
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = ParseOptions(argc, argv);
+  fs::path root =
+      fs::temp_directory_path() / fmt::format("cmf-bench-{}", ::getpid());
+  fs::create_directories(root);
+
+  fmt::print(
+      "# cmf benchmarks (figures vary with the machine and its load)\n\n");
+  MeasureLogging(root);
+  MeasureLog(root, o.cmf_binary, o.executions);
+  if (o.keep) {
     fmt::print("\nworkspaces kept under {}\n", root.string());
   } else {
+    std::error_code ec;
     fs::remove_all(root, ec);
   }
   return 0;

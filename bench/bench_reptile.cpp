@@ -258,109 +258,123 @@ void Report(const Comparison& c, int seed_points) {
   }
 }
 
-// K-fold cross-validation of Reptile against a cold start and a pretrained
-// model, on the measured-point slices that edge runs send to the datacenter,
-// and a cross-family test.
-void CrossValidate(const std::string& cmf, const std::string& gen,
-                   const fs::path& dir,
-                   std::map<std::string, std::string>& opt) {
-  const std::string family = opt["family"], cross = opt["cross-family"];
-  const int size = std::stoi(opt["family-size"]),
-            cross_size = std::stoi(opt["cross-size"]);
-  const int folds = std::stoi(opt["folds"]),
-            meta_seeds = std::stoi(opt["meta-seeds"]);
-  const int seeds = std::stoi(opt["seeds"]), steps = std::stoi(opt["steps"]);
-  const int edge_steps = std::stoi(opt["edge-steps"]);
-  const std::string dkl_extra = opt["dkl-args"],
-                    meta_extra =
-                        opt["reptile-args"] + " --threads " + opt["threads"];
-  const int seed_points = 2;  // dkl-al's default, which the bench keeps
-  if (folds < 2 || size < folds || meta_seeds < 1 || seeds < 1 || steps < 2) {
+using Options = std::map<std::string, std::string>;
+
+// The settings of the cross-validation, read from the options.
+struct CvSettings {
+  std::string family, cross;
+  int size = 0, cross_size = 0;
+  int folds = 0, meta_seeds = 0;
+  int seeds = 0, steps = 0;
+  int edge_steps = 0;
+  std::string dkl_extra, meta_extra;
+  int seed_points = 0;
+};
+
+// Reads the settings from OPT; exits (2) when they cannot make the folds.
+CvSettings ReadCvSettings(Options& opt) {
+  CvSettings cs;
+  cs.family = opt["family"];
+  cs.cross = opt["cross-family"];
+  cs.size = std::stoi(opt["family-size"]);
+  cs.cross_size = std::stoi(opt["cross-size"]);
+  cs.folds = std::stoi(opt["folds"]);
+  cs.meta_seeds = std::stoi(opt["meta-seeds"]);
+  cs.seeds = std::stoi(opt["seeds"]);
+  cs.steps = std::stoi(opt["steps"]);
+  cs.edge_steps = std::stoi(opt["edge-steps"]);
+  cs.dkl_extra = opt["dkl-args"];
+  cs.meta_extra = opt["reptile-args"] + " --threads " + opt["threads"];
+  cs.seed_points = 2;  // dkl-al's default, which the bench keeps
+  if (cs.folds < 2 || cs.size < cs.folds || cs.meta_seeds < 1 || cs.seeds < 1 ||
+      cs.steps < 2) {
     fmt::print(
         stderr,
         "bench: needs --folds >= 2, --family-size >= folds, --steps >= 2\n");
     std::exit(2);
   }
-  Lab lab(cmf, dir);
-  Capture(Quote(gen) + " --family " + Quote(family) + " --family-size " +
-              std::to_string(size) + " --out-dir cv >/dev/null",
-          dir);
-  Capture(Quote(gen) + " --family " + Quote(cross) + " --family-size " +
-              std::to_string(cross_size) + " --out-dir cross >/dev/null",
-          dir);
-  auto member = [&](const std::string& folder, const std::string& f, int i) {
-    return fmt::format("{}/{}-{:02d}.h5", folder, f, i);
-  };
-  auto start = Clock::now();
-  auto progress = [&](const std::string& what) {
-    fmt::print(stderr, "[{:6.0f} s] {}\n", SecondsSince(start), what);
-  };
+  return cs;
+}
+
+// The I-th experiment of family F in FOLDER.
+std::string Member(const std::string& folder, const std::string& f, int i) {
+  return fmt::format("{}/{}-{:02d}.h5", folder, f, i);
+}
+
+// The held-out experiments' curves: experiment -> start -> meta-seed -> one
+// curve per active-learning seed (a cold start has one meta-seed slot).
+using Runs = std::map<std::string,
+                      std::map<std::string, std::vector<std::vector<Curve>>>>;
+
+// Runs the edge runs, meta-training and adaptation of the cross-validation
+// through LAB, saying on stderr how far it has got since it was made.
+class CvRunner {
+ public:
+  CvRunner(const CvSettings& cs, Lab& lab) : cs_(cs), lab_(lab) {}
+
+  // Says WHAT it is doing now, after how many seconds.
+  void Progress(const std::string& what) const {
+    fmt::print(stderr, "[{:6.0f} s] {}\n", SecondsSince(start_), what);
+  }
+
+  // The seconds since it was made.
+  double Seconds() const { return SecondsSince(start_); }
 
   // What each edge sends: the measured points of a cold run on its experiment.
-  std::vector<std::string> slice(size);
-  for (int i = 0; i < size; ++i) {
-    progress(fmt::format("edge run {}/{}", i + 1, size));
-    std::string out = fmt::format("edge-{:02d}", i);
-    lab.Al(member("cv", family, i), edge_steps, 1000 + i, "", out, dkl_extra);
-    slice[i] = out + "/measured.h5";
+  std::vector<std::string> EdgeSlices() {
+    std::vector<std::string> slice(cs_.size);
+    for (int i = 0; i < cs_.size; ++i) {
+      Progress(fmt::format("edge run {}/{}", i + 1, cs_.size));
+      std::string out = fmt::format("edge-{:02d}", i);
+      lab_.Al(Member("cv", cs_.family, i), cs_.edge_steps, 1000 + i, "", out,
+              cs_.dkl_extra);
+      slice[i] = out + "/measured.h5";
+    }
+    return slice;
   }
-  // Folds: experiments dealt round-robin in a fixed shuffled order.
-  std::vector<int> order(size);
-  for (int i = 0; i < size; ++i) order[i] = i;
-  std::uint64_t state = 0x5eed;
-  for (int i = size - 1; i > 0; --i) {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    std::swap(order[i], order[(state >> 33) % (i + 1)]);
-  }
-  const std::vector<std::string> starts = {"cold", "pretrained", "reptile"};
-  const std::vector<std::pair<std::string, std::string>> methods = {
-      {"pretrained", "pretrain"}, {"reptile", "reptile"}};
-  // The held-out experiments' curves: experiment -> start -> meta-seed -> one
-  // curve per active-learning seed (a cold start has one meta-seed slot).
-  using Runs = std::map<std::string,
-                        std::map<std::string, std::vector<std::vector<Curve>>>>;
+
   // Adapts on each experiment of TEST cold, and from the pretrained model and
   // the meta-model of TASKS for each meta-seed; TAG names it in the progress.
-  int evaluations = 0;
-  auto evaluate = [&](const std::vector<std::string>& tasks,
-                      const std::vector<std::string>& test,
-                      const std::string& tag, Runs* runs) {
+  void Evaluate(const std::vector<std::string>& tasks,
+                const std::vector<std::string>& test, const std::string& tag,
+                Runs* runs) {
     for (const std::string& t : test) {
       (*runs)[t]["cold"].resize(1);
-      for (int seed = 0; seed < seeds; ++seed) {
-        progress(fmt::format("{}: cold start on {}, seed {}", tag, t, seed));
+      for (int seed = 0; seed < cs_.seeds; ++seed) {
+        Progress(fmt::format("{}: cold start on {}, seed {}", tag, t, seed));
         (*runs)[t]["cold"][0].push_back(
-            lab.Al(t, steps, seed, "", "al", dkl_extra));
+            lab_.Al(t, cs_.steps, seed, "", "al", cs_.dkl_extra));
       }
     }
-    ++evaluations;
-    for (int m = 0; m < meta_seeds; ++m)
-      for (const auto& [start_name, method] : methods) {
-        progress(fmt::format("{}: {} on {} slices, meta-seed {}", tag, method,
+    ++evaluations_;
+    for (int m = 0; m < cs_.meta_seeds; ++m)
+      for (const auto& [start_name, method] : methods_) {
+        Progress(fmt::format("{}: {} on {} slices, meta-seed {}", tag, method,
                              tasks.size(), m));
-        std::string model = fmt::format("{}-{}-{}.pt", method, evaluations, m);
-        lab.Meta(tasks, m, method, model, meta_extra);
+        std::string model = fmt::format("{}-{}-{}.pt", method, evaluations_, m);
+        lab_.Meta(tasks, m, method, model, cs_.meta_extra);
         for (const std::string& t : test) {
-          (*runs)[t][start_name].resize(meta_seeds);
-          for (int seed = 0; seed < seeds; ++seed)
+          (*runs)[t][start_name].resize(cs_.meta_seeds);
+          for (int seed = 0; seed < cs_.seeds; ++seed)
             (*runs)[t][start_name][m].push_back(
-                lab.Al(t, steps, seed, model, "al", dkl_extra));
+                lab_.Al(t, cs_.steps, seed, model, "al", cs_.dkl_extra));
         }
       }
-  };
+  }
+
   // The table's curves: per experiment over every run, per meta-seed over
   // every experiment (a cold start counts in each meta-seed's).
-  auto compare = [&](const Runs& runs) {
-    Comparison c{starts, {}, {}};
-    for (const std::string& s : starts) {
-      std::vector<std::vector<Curve>> by_seed(meta_seeds);
+  Comparison Compare(const Runs& runs) const {
+    Comparison c{starts_, {}, {}};
+    for (const std::string& s : starts_) {
+      std::vector<std::vector<Curve>> by_seed(cs_.meta_seeds);
       for (const auto& [experiment, by_start] : runs) {
         const std::vector<std::vector<Curve>>& slots = by_start.at(s);
         std::vector<Curve> all;
         for (const std::vector<Curve>& slot : slots)
           all.insert(all.end(), slot.begin(), slot.end());
         c.per_task[s].push_back(MeanOf(all));
-        for (int m = 0; m < meta_seeds; ++m) {
+        for (int m = 0; m < cs_.meta_seeds; ++m) {
           const std::vector<Curve>& slot =
               slots[std::min<std::size_t>(m, slots.size() - 1)];
           by_seed[m].insert(by_seed[m].end(), slot.begin(), slot.end());
@@ -370,36 +384,43 @@ void CrossValidate(const std::string& cmf, const std::string& gen,
         c.per_seed[s].push_back(MeanOf(curves));
     }
     return c;
-  };
-  Runs cv_runs;
-  for (int fold = 0; fold < folds; ++fold) {
-    std::vector<std::string> tasks, test;
-    for (int k = 0; k < size; ++k)
-      (k % folds == fold ? test.push_back(member("cv", family, order[k]))
-                         : tasks.push_back(slice[order[k]]));
-    evaluate(tasks, test, fmt::format("fold {}/{}", fold + 1, folds), &cv_runs);
   }
-  const Comparison cv = compare(cv_runs);
-  // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
-  std::vector<std::string> cross_test;
-  for (int t = 0; t < cross_size; ++t)
-    cross_test.push_back(member("cross", cross, t));
-  Runs cross_runs;
-  evaluate(slice, cross_test, family + " -> " + cross, &cross_runs);
-  const Comparison x = compare(cross_runs);
 
-  fmt::print("Meta-learning, cross-validated ({:.0f} s)\n",
-             SecondsSince(start));
+ private:
+  const CvSettings& cs_;
+  Lab& lab_;
+  const Clock::time_point start_ = Clock::now();
+  int evaluations_ = 0;
+  const std::vector<std::string> starts_ = {"cold", "pretrained", "reptile"};
+  const std::vector<std::pair<std::string, std::string>> methods_ = {
+      {"pretrained", "pretrain"}, {"reptile", "reptile"}};
+};
+
+// Folds: experiments dealt round-robin in a fixed shuffled order.
+std::vector<int> FoldOrder(int size) {
+  std::vector<int> order(size);
+  for (int i = 0; i < size; ++i) order[i] = i;
+  std::uint64_t state = 0x5eed;
+  for (int i = size - 1; i > 0; --i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    std::swap(order[i], order[(state >> 33) % (i + 1)]);
+  }
+  return order;
+}
+
+// Prints what the cross-validation ran, after SECONDS.
+void PrintCvHeader(const CvSettings& cs, Options& opt, double seconds) {
+  fmt::print("Meta-learning, cross-validated ({:.0f} s)\n", seconds);
   fmt::print(
       "  tasks: the measured points of a {}-step cold dkl-al run on each "
       "experiment (what "
       "an edge sends)\n",
-      edge_steps);
+      cs.edge_steps);
   fmt::print(
       "  {}-fold over {} experiments of family '{}' (each held out once), {} "
       "meta-training "
       "seeds, {} active-learning seeds\n",
-      folds, size, family, meta_seeds, seeds);
+      cs.folds, cs.size, cs.family, cs.meta_seeds, cs.seeds);
   fmt::print(
       "  cold: no --init; pretrained: reptile --method pretrain (the tasks "
       "pooled); "
@@ -408,38 +429,164 @@ void CrossValidate(const std::string& cmf, const std::string& gen,
       "  dkl-al: --steps {}{}{}; reptile:{}; targets normalised over the "
       "points measured "
       "so far (as a live run)\n\n",
-      steps, dkl_extra.empty() ? " and every default" : " ", dkl_extra,
+      cs.steps, cs.dkl_extra.empty() ? " and every default" : " ", cs.dkl_extra,
       opt["reptile-args"].empty() ? " every default"
                                   : " " + opt["reptile-args"]);
-  Report(cv, seed_points);
+}
+
+// K-fold cross-validation of Reptile against a cold start and a pretrained
+// model, on the measured-point slices that edge runs send to the datacenter,
+// and a cross-family test.
+void CrossValidate(const std::string& cmf, const std::string& gen,
+                   const fs::path& dir, Options& opt) {
+  const CvSettings cs = ReadCvSettings(opt);
+  Lab lab(cmf, dir);
+  Capture(Quote(gen) + " --family " + Quote(cs.family) + " --family-size " +
+              std::to_string(cs.size) + " --out-dir cv >/dev/null",
+          dir);
+  Capture(Quote(gen) + " --family " + Quote(cs.cross) + " --family-size " +
+              std::to_string(cs.cross_size) + " --out-dir cross >/dev/null",
+          dir);
+  CvRunner runner(cs, lab);
+  const std::vector<std::string> slice = runner.EdgeSlices();
+  const std::vector<int> order = FoldOrder(cs.size);
+  Runs cv_runs;
+  for (int fold = 0; fold < cs.folds; ++fold) {
+    std::vector<std::string> tasks, test;
+    for (int k = 0; k < cs.size; ++k)
+      (k % cs.folds == fold ? test.push_back(Member("cv", cs.family, order[k]))
+                            : tasks.push_back(slice[order[k]]));
+    runner.Evaluate(tasks, test, fmt::format("fold {}/{}", fold + 1, cs.folds),
+                    &cv_runs);
+  }
+  const Comparison cv = runner.Compare(cv_runs);
+  // Across families: meta-train on every slice of FAMILY, adapt on CROSS.
+  std::vector<std::string> cross_test;
+  for (int t = 0; t < cs.cross_size; ++t)
+    cross_test.push_back(Member("cross", cs.cross, t));
+  Runs cross_runs;
+  runner.Evaluate(slice, cross_test, cs.family + " -> " + cs.cross,
+                  &cross_runs);
+  const Comparison x = runner.Compare(cross_runs);
+
+  PrintCvHeader(cs, opt, runner.Seconds());
+  Report(cv, cs.seed_points);
   fmt::print(
       "\nAcross families: meta-trained on all {} slices of '{}', adapted on {} "
       "experiments of '{}'\n",
-      size, family, cross_size, cross);
-  Report(x, seed_points);
+      cs.size, cs.family, cs.cross_size, cs.cross);
+  Report(x, cs.seed_points);
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {{"cmf", ""},
-                                            {"gen", ""},
-                                            {"reference", ""},
-                                            {"threads", "2"},
-                                            {"speed-only", "0"},
-                                            {"cv-only", "0"},
-                                            {"family", "gold"},
-                                            {"family-size", "12"},
-                                            {"cross-family", "silver"},
-                                            {"cross-size", "3"},
-                                            {"folds", "4"},
-                                            {"meta-seeds", "3"},
-                                            {"seeds", "2"},
-                                            {"steps", "30"},
-                                            {"edge-steps", "40"},
-                                            {"dkl-args", ""},
-                                            {"reptile-args", ""},
-                                            {"speed-repeat", "3"},
-                                            {"speed-architecture", "small"}};
+// ---- Speed, beside the PyTorch reference
+
+// Seconds of meta-training (the iterations' own time, without loading and
+// logging) of cmf at THREADS, on the tasks of TRAIN_LIST with settings COMMON.
+double TimeCmf(const std::string& cmf, const fs::path& dir,
+               const std::string& train_list, const std::string& common,
+               int threads) {
+  Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + common +
+              " --threads " + std::to_string(threads) + " -o speed.pt",
+          dir);
+  json log = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir));
+  json m = json::parse(Capture(Quote(cmf) + " metrics " +
+                                   log[0]["id"].get<std::string>() +
+                                   " --series iteration_seconds --json",
+                               dir));
+  double loop = 0;
+  for (const json& p : m["series"]["iteration_seconds"])
+    loop += p[1].get<double>();
+  return loop;
+}
+
+// The same for the reference REFERENCE on WORKERS processes.
+double TimeTorch(const std::string& reference, const fs::path& dir,
+                 const std::string& train_list, const std::string& common,
+                 int workers) {
+  std::string out = Capture(
+      "OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 " +
+          Quote(reference) + " --tasks" + train_list + common +
+          " --threads 1 --blas-threads 1 --workers " + std::to_string(workers),
+      dir);
+  double loop = -1;
+  for (std::size_t pos = 0; pos < out.size();) {
+    std::size_t nl = out.find('\n', pos);
+    json j = json::parse(out.substr(pos, nl - pos), nullptr, false);
+    if (j.is_object() && j.contains("total_seconds")) loop = j["total_seconds"];
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  if (loop < 0) {
+    fmt::print(stderr, "bench: the reference printed no total_seconds\n");
+    std::exit(1);
+  }
+  return loop;
+}
+
+// The median of V (the mean of the middle two when V is even).
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2]
+                      : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// "median s (fastest to slowest)" of V.
+std::string Spread(const std::vector<double>& v) {
+  return fmt::format("{:6.2f} s ({:.2f} to {:.2f})", Median(v),
+                     *std::min_element(v.begin(), v.end()),
+                     *std::max_element(v.begin(), v.end()));
+}
+
+// Speed: 9 iterations of 10 tasks, 16 inner steps, beside PyTorch, each
+// side on one worker and on two, OpenBLAS and PyTorch's own operations on
+// one thread on both (cmf's reptile sets that itself; the reference is told).
+void MeasureSpeed(const std::string& cmf, const fs::path& dir, Options& opt,
+                  const std::string& train_list) {
+  // Every setting of the algorithm spelled out, so that a default that
+  // changes on one side does not make the two run different algorithms.
+  const std::string common =
+      " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr "
+      "0.01"
+      " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 "
+      "--epsilon-final 0 --seed 0"
+      " --architecture " +
+      opt["speed-architecture"];
+  const int repeat = std::max(1, std::stoi(opt["speed-repeat"]));
+  // Interleaved, so that a change in the machine's load hits both sides.
+  std::map<int, std::vector<double>> cmf_runs, torch_runs;  // by workers
+  for (int r = 0; r < repeat; ++r) {
+    for (int workers : {1, 2}) {
+      cmf_runs[workers].push_back(
+          TimeCmf(cmf, dir, train_list, common, workers));
+      torch_runs[workers].push_back(
+          TimeTorch(opt["reference"], dir, train_list, common, workers));
+    }
+  }
+  fmt::print(
+      "Speed: 9 iterations x 10 tasks x 16 inner steps, --architecture {}; "
+      "OpenBLAS and PyTorch's own operations on one thread on both sides; "
+      "seconds of meta-training, median of {} (fastest to slowest)\n",
+      opt["speed-architecture"], repeat);
+  bool met = true;
+  for (int workers : {1, 2}) {
+    double ratio = Median(torch_runs[workers]) / Median(cmf_runs[workers]);
+    met = met && ratio >= 2;
+    fmt::print(
+        "  {} worker{}: cmf run reptile --threads {}  {}   PyTorch, {} "
+        "process{}  {}"
+        "   speed-up {:.2f}x\n",
+        workers, workers > 1 ? "s" : " ", workers, Spread(cmf_runs[workers]),
+        workers, workers > 1 ? "es" : "  ", Spread(torch_runs[workers]), ratio);
+  }
+  fmt::print("  two workers against one: cmf {:.2f}x, PyTorch {:.2f}x\n",
+             Median(cmf_runs[1]) / Median(cmf_runs[2]),
+             Median(torch_runs[1]) / Median(torch_runs[2]));
+  fmt::print("  target (at least 2x at each): {}\n\n", met ? "met" : "NOT met");
+}
+
+// Reads --NAME VALUE pairs into OPT (over its defaults); false (after the
+// usage) on a name it does not know.
+bool ParseOptions(int argc, char** argv, Options& opt) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (!a.starts_with("--") || !opt.contains(a.substr(2))) {
@@ -452,10 +599,35 @@ int main(int argc, char** argv) {
                    for (const auto& [k, v] : opt) names += " --" + k;
                    return names;
                  }());
-      return 2;
+      return false;
     }
     opt[a.substr(2)] = argv[i + 1];
   }
+  return true;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt = {{"cmf", ""},
+                 {"gen", ""},
+                 {"reference", ""},
+                 {"threads", "2"},
+                 {"speed-only", "0"},
+                 {"cv-only", "0"},
+                 {"family", "gold"},
+                 {"family-size", "12"},
+                 {"cross-family", "silver"},
+                 {"cross-size", "3"},
+                 {"folds", "4"},
+                 {"meta-seeds", "3"},
+                 {"seeds", "2"},
+                 {"steps", "30"},
+                 {"edge-steps", "40"},
+                 {"dkl-args", ""},
+                 {"reptile-args", ""},
+                 {"speed-repeat", "3"},
+                 {"speed-architecture", "small"}};
+  if (!ParseOptions(argc, argv, opt)) return 2;
   if (opt["cmf"].empty() || opt["gen"].empty()) {
     fmt::print(stderr, "bench: --cmf and --gen are needed\n");
     return 2;
@@ -476,100 +648,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 10; ++i)
     train_list += fmt::format(" priors/gold-{:02d}.h5", i);
 
-  // Speed: 9 iterations of 10 tasks, 16 inner steps, beside PyTorch, each
-  // side on one worker and on two, OpenBLAS and PyTorch's own operations on
-  // one thread on both (cmf's reptile sets that itself; the reference is told).
-  if (opt["cv-only"] != "1") {
-    // Every setting of the algorithm spelled out, so that a default that
-    // changes on one side does not make the two run different algorithms.
-    const std::string common =
-        " --iterations 9 --tasks-per-iteration 10 --inner-steps 16 --inner-lr "
-        "0.01"
-        " --inner-extractor-lr 0.001 --batch-size 64 --epsilon 1 "
-        "--epsilon-final 0 --seed 0"
-        " --architecture " +
-        opt["speed-architecture"];
-    const int repeat = std::max(1, std::stoi(opt["speed-repeat"]));
-    // Seconds of meta-training (the iterations' own time, without loading and
-    // logging) of cmf at THREADS.
-    auto time_cmf = [&](int threads) {
-      Capture(Quote(cmf) + " run -q reptile --tasks" + train_list + common +
-                  " --threads " + std::to_string(threads) + " -o speed.pt",
-              dir);
-      json log = json::parse(Capture(Quote(cmf) + " log -n 1 --json", dir));
-      json m = json::parse(Capture(Quote(cmf) + " metrics " +
-                                       log[0]["id"].get<std::string>() +
-                                       " --series iteration_seconds --json",
-                                   dir));
-      double loop = 0;
-      for (const json& p : m["series"]["iteration_seconds"])
-        loop += p[1].get<double>();
-      return loop;
-    };
-    // The same for the reference on WORKERS processes.
-    auto time_torch = [&](int workers) {
-      std::string out = Capture(
-          "OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 " +
-              Quote(opt["reference"]) + " --tasks" + train_list + common +
-              " --threads 1 --blas-threads 1 --workers " +
-              std::to_string(workers),
-          dir);
-      double loop = -1;
-      for (std::size_t pos = 0; pos < out.size();) {
-        std::size_t nl = out.find('\n', pos);
-        json j = json::parse(out.substr(pos, nl - pos), nullptr, false);
-        if (j.is_object() && j.contains("total_seconds"))
-          loop = j["total_seconds"];
-        if (nl == std::string::npos) break;
-        pos = nl + 1;
-      }
-      if (loop < 0) {
-        fmt::print(stderr, "bench: the reference printed no total_seconds\n");
-        std::exit(1);
-      }
-      return loop;
-    };
-    // Interleaved, so that a change in the machine's load hits both sides.
-    std::map<int, std::vector<double>> cmf_runs, torch_runs;  // by workers
-    for (int r = 0; r < repeat; ++r) {
-      for (int workers : {1, 2}) {
-        cmf_runs[workers].push_back(time_cmf(workers));
-        torch_runs[workers].push_back(time_torch(workers));
-      }
-    }
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v.size() % 2 ? v[v.size() / 2]
-                          : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-    };
-    auto spread = [&](const std::vector<double>& v) {
-      return fmt::format("{:6.2f} s ({:.2f} to {:.2f})", median(v),
-                         *std::min_element(v.begin(), v.end()),
-                         *std::max_element(v.begin(), v.end()));
-    };
-    fmt::print(
-        "Speed: 9 iterations x 10 tasks x 16 inner steps, --architecture {}; "
-        "OpenBLAS and PyTorch's own operations on one thread on both sides; "
-        "seconds of meta-training, median of {} (fastest to slowest)\n",
-        opt["speed-architecture"], repeat);
-    bool met = true;
-    for (int workers : {1, 2}) {
-      double ratio = median(torch_runs[workers]) / median(cmf_runs[workers]);
-      met = met && ratio >= 2;
-      fmt::print(
-          "  {} worker{}: cmf run reptile --threads {}  {}   PyTorch, {} "
-          "process{}  {}"
-          "   speed-up {:.2f}x\n",
-          workers, workers > 1 ? "s" : " ", workers, spread(cmf_runs[workers]),
-          workers, workers > 1 ? "es" : "  ", spread(torch_runs[workers]),
-          ratio);
-    }
-    fmt::print("  two workers against one: cmf {:.2f}x, PyTorch {:.2f}x\n",
-               median(cmf_runs[1]) / median(cmf_runs[2]),
-               median(torch_runs[1]) / median(torch_runs[2]));
-    fmt::print("  target (at least 2x at each): {}\n\n",
-               met ? "met" : "NOT met");
-  }
+  if (opt["cv-only"] != "1") MeasureSpeed(cmf, dir, opt, train_list);
   if (opt["speed-only"] == "1") {
     std::error_code ec;
     fs::remove_all(dir, ec);  // the generated family: a few hundred MB

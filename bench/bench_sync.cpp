@@ -114,56 +114,55 @@ void WriteRandom(const fs::path& path, std::size_t bytes, std::uint64_t seed) {
   std::fclose(f);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   int big = 10000;
   int mib = 1024;
   bool keep = false;
   fs::path root =
       fs::temp_directory_path() / fmt::format("cmf-bench-sync-{}", ::getpid());
+};
+
+// Reads --cmf (into cmf_bin), --commits, --mib, --dir and --keep.
+Options ParseOptions(int argc, char** argv) {
+  Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cmf"))
       cmf_bin = fs::absolute(argv[i + 1]).string();
-    if (!std::strcmp(argv[i], "--commits")) big = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--mib")) mib = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--dir")) root = argv[i + 1];
+    if (!std::strcmp(argv[i], "--commits")) o.big = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--mib")) o.mib = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dir")) o.root = argv[i + 1];
   }
-  for (int i = 1; i < argc; ++i) keep |= !std::strcmp(argv[i], "--keep");
-  Must(!cmf_bin.empty(), "--cmf PATH");
-  fs::remove_all(root);
-  fs::create_directories(root);
+  for (int i = 1; i < argc; ++i) o.keep |= !std::strcmp(argv[i], "--keep");
+  return o;
+}
 
+// Builds remote NAME under ROOT with a history of N commits, and an edge and
+// a reader that have pulled it; prints what that cost, then times one new
+// commit against it.
+OneCommit History(const fs::path& root, const std::string& name, int n) {
+  fs::path remote = root / (name + ".cmf");
+  MustRun({cmf_bin, "init", "--bare", "-q", remote.string()}, root);
+  fs::path maker = root / (name + "-maker");
+  MakeSite(maker, remote);
+  auto start = cmf::bench::Clock::now();
+  Commits(maker, n);
+  double made = SecondsSince(start);
+  double first_push = Timed({cmf_bin, "push", "-q", "r"}, maker);
+  fs::path edge = root / (name + "-edge"), reader = root / (name + "-reader");
+  MakeSite(edge, remote);
+  MakeSite(reader, remote);
+  double first_pull = Timed({cmf_bin, "pull", "-q", "r"}, edge);
+  MustRun({cmf_bin, "pull", "-q", "r"}, reader);
   fmt::print(
-      "cmf federation benchmark ({} commits in the big remote, {} MiB of "
-      "objects)\n\n",
-      big, mib);
+      "  {:>6} commits: made in {:.1f} s, first push {:.2f} s, first pull "
+      "{:.2f} s, log {:.1f} MiB\n",
+      n, made, first_push, first_pull,
+      TreeBytes(remote / "log.git") / 1048576.0);
+  return MeasureOne(edge, reader, remote, 5);
+}
 
-  // --- one new commit against a small and a big history ---
-  auto history = [&](const std::string& name, int n) {
-    fs::path remote = root / (name + ".cmf");
-    MustRun({cmf_bin, "init", "--bare", "-q", remote.string()}, root);
-    fs::path maker = root / (name + "-maker");
-    MakeSite(maker, remote);
-    auto start = cmf::bench::Clock::now();
-    Commits(maker, n);
-    double made = SecondsSince(start);
-    double first_push = Timed({cmf_bin, "push", "-q", "r"}, maker);
-    fs::path edge = root / (name + "-edge"), reader = root / (name + "-reader");
-    MakeSite(edge, remote);
-    MakeSite(reader, remote);
-    double first_pull = Timed({cmf_bin, "pull", "-q", "r"}, edge);
-    MustRun({cmf_bin, "pull", "-q", "r"}, reader);
-    fmt::print(
-        "  {:>6} commits: made in {:.1f} s, first push {:.2f} s, first pull "
-        "{:.2f} s, log {:.1f} MiB\n",
-        n, made, first_push, first_pull,
-        TreeBytes(remote / "log.git") / 1048576.0);
-    return MeasureOne(edge, reader, remote, 5);
-  };
-  fmt::print("Building the histories:\n");
-  OneCommit small = history("small", 10);
-  OneCommit large = history("big", big);
+// Prints the table of one new commit against the small and the big history.
+void PrintOneCommit(const OneCommit& small, const OneCommit& large, int big) {
   fmt::print(
       "\nOne new commit (median of 5), {} commits vs 10 in the remote:\n", big);
   fmt::print("  {:<28} {:>10} {:>10} {:>8}\n", "", "10", std::to_string(big),
@@ -176,11 +175,11 @@ int main(int argc, char** argv) {
              "remote log growth per push", small.bytes, large.bytes,
              static_cast<double>(large.bytes) /
                  std::max<std::uint64_t>(1, small.bytes));
+}
 
-  // --- objects to a file:// remote ---
-  fmt::print(
-      "\nPushing {} MiB of objects ({} files of 16 MiB) to a file:// remote:\n",
-      mib, mib / 16);
+// A workspace under ROOT with MIB MiB of random files in files of 16 MiB,
+// added and committed, whose remote "r" is a new file:// remote.
+fs::path MakeDataEdge(const fs::path& root, int mib) {
   fs::path ws = root / "data-edge";
   fs::create_directories(ws / "data");
   for (int i = 0; i < mib / 16; ++i) {
@@ -191,23 +190,12 @@ int main(int argc, char** argv) {
   MakeSite(ws, "file://" + remote.string());
   MustRun({cmf_bin, "add", "-q", "data"}, ws);
   MustRun({cmf_bin, "commit", "-q", "-m", "data"}, ws);
-  MustRun({"sync"}, root);
-  double push = Timed({cmf_bin, "push", "-q", "r", "--data", "all"}, ws);
-  Must(push > 0, "cmf push --data all");
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n",
-             "cmf push --data all (flushed to disk)", push, mib / push);
-  MustRun({"sync"}, root);
-  double cp = Timed({"cp", "-r", (ws / ".cmf/objects/sha256").string(),
-                     (root / "cp-copy").string()},
-                    root);
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r (not flushed)",
-             cp, mib / cp);
-  double cp_sync = Timed(
-      {"sh", "-c", "cp -r \"$0\" \"$1\" && sync",
-       (ws / ".cmf/objects/sha256").string(), (root / "cp-copy2").string()},
-      root);
-  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r && sync",
-             cp_sync, mib / cp_sync);
+  return ws;
+}
+
+// Times `git annex copy --to` a directory special remote of the data of WS
+// and prints it; -1 (and says so) when git-annex is not installed.
+double TimeAnnexCopy(const fs::path& root, const fs::path& ws, int mib) {
   double annex = -1;
   if (Have("git-annex")) {
     fs::path g = root / "annex";
@@ -228,6 +216,34 @@ int main(int argc, char** argv) {
   } else {
     fmt::print("  (git-annex not installed: no git annex copy peer)\n");
   }
+  return annex;
+}
+
+// Times `cmf push --data all` of MIB MiB to a file:// remote beside `cp -r`
+// (with and without a sync) and `git annex copy`, and prints the ratios.
+void MeasureObjects(const fs::path& root, int mib) {
+  fmt::print(
+      "\nPushing {} MiB of objects ({} files of 16 MiB) to a file:// remote:\n",
+      mib, mib / 16);
+  fs::path ws = MakeDataEdge(root, mib);
+  MustRun({"sync"}, root);
+  double push = Timed({cmf_bin, "push", "-q", "r", "--data", "all"}, ws);
+  Must(push > 0, "cmf push --data all");
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n",
+             "cmf push --data all (flushed to disk)", push, mib / push);
+  MustRun({"sync"}, root);
+  double cp = Timed({"cp", "-r", (ws / ".cmf/objects/sha256").string(),
+                     (root / "cp-copy").string()},
+                    root);
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r (not flushed)",
+             cp, mib / cp);
+  double cp_sync = Timed(
+      {"sh", "-c", "cp -r \"$0\" \"$1\" && sync",
+       (ws / ".cmf/objects/sha256").string(), (root / "cp-copy2").string()},
+      root);
+  fmt::print("  {:<40} {:7.2f} s  {:7.0f} MiB/s\n", "peer: cp -r && sync",
+             cp_sync, mib / cp_sync);
+  double annex = TimeAnnexCopy(root, ws, mib);
   fmt::print(
       "\n  cmf push speed / cp -r speed:          {:5.2f}x   (>= 0.7x)\n",
       cp / push);
@@ -237,6 +253,29 @@ int main(int argc, char** argv) {
     fmt::print("  cmf push speed / git annex copy speed: {:5.2f}x\n",
                annex / push);
   }
-  if (!keep) fs::remove_all(root);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = ParseOptions(argc, argv);
+  Must(!cmf_bin.empty(), "--cmf PATH");
+  fs::remove_all(o.root);
+  fs::create_directories(o.root);
+
+  fmt::print(
+      "cmf federation benchmark ({} commits in the big remote, {} MiB of "
+      "objects)\n\n",
+      o.big, o.mib);
+
+  // --- one new commit against a small and a big history ---
+  fmt::print("Building the histories:\n");
+  OneCommit small = History(o.root, "small", 10);
+  OneCommit large = History(o.root, "big", o.big);
+  PrintOneCommit(small, large, o.big);
+
+  // --- objects to a file:// remote ---
+  MeasureObjects(o.root, o.mib);
+  if (!o.keep) fs::remove_all(o.root);
   return 0;
 }

@@ -90,10 +90,10 @@ void TuneAllocator() {
   mallopt(M_TOP_PAD, 8 << 20);
   void* block = std::malloc(16 << 20);  // below the mmap threshold: the heap
   if (block == nullptr) return;
+  const auto start = reinterpret_cast<std::uintptr_t>(block);
   std::free(block);  // stays, as the heap's top, under the trim threshold
   constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
-  const auto from =
-      (reinterpret_cast<std::uintptr_t>(block) + kHuge - 1) & ~(kHuge - 1);
+  const auto from = (start + kHuge - 1) & ~(kHuge - 1);
   const auto to = reinterpret_cast<std::uintptr_t>(sbrk(0)) & ~(kHuge - 1);
   // Only a block inside the heap (a sanitizer's allocator puts it elsewhere).
   if (to > from && to - from <= (std::uintptr_t{32} << 20)) {

@@ -1,11 +1,12 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <variant>
 
 #include "../compare_table.h"
+#include "../diff_report.h"
+#include "../json_output.h"
 #include "../selection.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
@@ -14,17 +15,6 @@
 
 namespace cmf::cli {
 namespace {
-
-using nlohmann::json;
-
-json ValueToJson(const std::optional<Value>& v) {
-  if (!v) return nullptr;
-  return std::visit([](const auto& x) { return json(x); }, *v);
-}
-
-json NumberJson(std::optional<double> v) {
-  return v && !std::isnan(*v) ? json(*v) : json(nullptr);
-}
 
 template <typename M>
 auto Find(const M& m, const std::string& k)
@@ -42,6 +32,132 @@ std::string Shown(const std::optional<std::string>& v) {
 }
 std::string Shown(const std::optional<double>& v) {
   return v ? FormatNumber(*v) : "-";
+}
+std::string Shown(const FactValue& v) {
+  return v.is_string ? EscapeForDisplay(v.text) : v.text;
+}
+
+// The names either of A and B has, in order.
+template <typename M>
+std::set<std::string> NamesOf(const M& a, const M& b) {
+  std::set<std::string> names;
+  for (const auto& [n, v] : a) names.insert(n);
+  for (const auto& [n, v] : b) names.insert(n);
+  return names;
+}
+
+// The params, metrics and tags that differ between A and B (with ALL, those
+// that do not too); not the environment.
+ExecutionDiff DiffRecords(const ExecutionRecord& a, const ExecutionRecord& b,
+                          const MetricChoice& choice, bool all) {
+  ExecutionDiff d;
+  d.a = a.id;
+  d.b = b.id;
+  for (const std::string& n : NamesOf(a.params, b.params)) {
+    std::optional<Value> old = Find(a.params, n);
+    std::optional<Value> now = Find(b.params, n);
+    if (old == now && !all) continue;
+    d.params[n] = {old, now};
+  }
+  for (const std::string& n : NamesOf(a.metric_summaries, b.metric_summaries)) {
+    std::optional<double> old = choice.Value(a, n);
+    std::optional<double> now = choice.Value(b, n);
+    const bool same =
+        old.has_value() == now.has_value() &&
+        (!old || *old == *now || (std::isnan(*old) && std::isnan(*now)));
+    if (same && !all) continue;
+    d.metrics[n] = {old, now, choice.Of(n)};
+  }
+  for (const std::string& n : NamesOf(a.tags, b.tags)) {
+    std::optional<std::string> old = Find(a.tags, n);
+    std::optional<std::string> now = Find(b.tags, n);
+    if (old == now && !all) continue;
+    d.tags[n] = {old, now};
+  }
+  return d;
+}
+
+// D's params, metrics (with the change) and tags, a block each.
+std::string ChangesText(const ExecutionDiff& d) {
+  std::string text;
+  // Parameters.
+  std::string block;
+  for (const auto& [n, c] : d.params) {
+    block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(c.old),
+                         Shown(c.now));
+  }
+  if (!block.empty()) text += "Params:\n" + block;
+  // Metrics, with the change.
+  block.clear();
+  for (const auto& [n, m] : d.metrics) {
+    std::string change;
+    if (std::optional<double> delta = m.Delta()) {
+      change =
+          fmt::format(" ({}{})", *delta >= 0 ? "+" : "", FormatNumber(*delta));
+    }
+    block += fmt::format("  {}: {} -> {}{}\n", EscapeForDisplay(n),
+                         Shown(m.old), Shown(m.now), change);
+  }
+  if (!block.empty()) text += "Metrics:\n" + block;
+  // Tags.
+  block.clear();
+  for (const auto& [n, c] : d.tags) {
+    block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(c.old),
+                         Shown(c.now));
+  }
+  if (!block.empty()) text += "Tags:\n" + block;
+  return text;
+}
+
+// The environments of ENV as text: nothing when they are the same (unless
+// ALL), else their hashes and the packages that differ.
+std::string EnvironmentText(const EnvironmentDiff& env, bool all) {
+  if (env.old == env.now && !all) return "";
+  std::string text = fmt::format("Environment: {} -> {}\n",
+                                 env.old ? env.old->substr(0, 12) : "-",
+                                 env.now ? env.now->substr(0, 12) : "-");
+  if (env.old == env.now) return text;
+  if (env.missing) {
+    return text + "  (the description of " + env.missing->substr(0, 12) +
+           " is not here: cmf get it, or pull its bytes)\n";
+  }
+  for (const auto& [n, c] : env.packages) {
+    text += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(c.old),
+                        Shown(c.now));
+  }
+  return text;
+}
+
+// One side of a diff of commits: its counts, then its facts a line each.
+std::string SideText(const char* title, const CommitDiffSide& part) {
+  std::string text = fmt::format(
+      "{} ({} segments, {} facts{}):\n", title, part.segments, part.facts,
+      part.unreadable > 0 ? fmt::format(", {} unreadable", part.unreadable)
+                          : "");
+  for (const auto& e : part.executions) {
+    text += fmt::format("  execution {} {}/{}\n", Shown(e.id),
+                        Shown(e.pipeline), Shown(e.stage));
+  }
+  for (const auto& e : part.states) {
+    text += fmt::format("  state {} {}\n", Shown(e.execution), Shown(e.status));
+  }
+  for (const auto& e : part.properties) {
+    text += fmt::format("  property {} {} = {}\n", Shown(e.target),
+                        Shown(e.name), Shown(e.value));
+  }
+  for (const auto& e : part.tags) {
+    text += fmt::format("  tag {} {} = {}\n", Shown(e.target), Shown(e.name),
+                        e.value.is_null() ? "(removed)" : Shown(e.value));
+  }
+  for (const auto& e : part.metrics) {
+    text += fmt::format("  metrics {} {}: {} steps\n", Shown(e.execution),
+                        Shown(e.series), e.steps);
+  }
+  if (part.artifacts + part.locations > 0) {
+    text += fmt::format("  {} artifacts, {} locations\n", part.artifacts,
+                        part.locations);
+  }
+  return text;
 }
 
 class DiffVerb : public Verb {
@@ -86,77 +202,15 @@ class DiffVerb : public Verb {
     }
     const ExecutionRecord& a = records[0];
     const ExecutionRecord& b = records[1];
-
-    json out = {{"a", a.id},
-                {"b", b.id},
-                {"params", json::object()},
-                {"metrics", json::object()},
-                {"tags", json::object()}};
-    std::string text;
-    // Parameters.
-    std::set<std::string> names;
-    for (const auto& [n, v] : a.params) names.insert(n);
-    for (const auto& [n, v] : b.params) names.insert(n);
-    std::string block;
-    for (const std::string& n : names) {
-      std::optional<Value> old = Find(a.params, n);
-      std::optional<Value> now = Find(b.params, n);
-      if (old == now && !all_) continue;
-      out["params"][n] = {{"old", ValueToJson(old)}, {"new", ValueToJson(now)}};
-      block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(old),
-                           Shown(now));
-    }
-    if (!block.empty()) text += "Params:\n" + block;
-    // Metrics, with the change.
-    names.clear();
-    for (const auto& [n, v] : a.metric_summaries) names.insert(n);
-    for (const auto& [n, v] : b.metric_summaries) names.insert(n);
-    block.clear();
-    for (const std::string& n : names) {
-      std::optional<double> old = choice.Value(a, n);
-      std::optional<double> now = choice.Value(b, n);
-      const bool same =
-          old.has_value() == now.has_value() &&
-          (!old || *old == *now || (std::isnan(*old) && std::isnan(*now)));
-      if (same && !all_) continue;
-      json m = {{"old", NumberJson(old)},
-                {"new", NumberJson(now)},
-                {"summary", std::string(ToString(choice.Of(n)))}};
-      std::string change;
-      if (old && now && !std::isnan(*old) && !std::isnan(*now)) {
-        m["change"] = *now - *old;
-        change = fmt::format(" ({}{})", *now - *old >= 0 ? "+" : "",
-                             FormatNumber(*now - *old));
-      } else {
-        m["change"] = nullptr;
-      }
-      out["metrics"][n] = m;
-      block += fmt::format("  {}: {} -> {}{}\n", EscapeForDisplay(n),
-                           Shown(old), Shown(now), change);
-    }
-    if (!block.empty()) text += "Metrics:\n" + block;
-    // Tags.
-    names.clear();
-    for (const auto& [n, v] : a.tags) names.insert(n);
-    for (const auto& [n, v] : b.tags) names.insert(n);
-    block.clear();
-    for (const std::string& n : names) {
-      std::optional<std::string> old = Find(a.tags, n);
-      std::optional<std::string> now = Find(b.tags, n);
-      if (old == now && !all_) continue;
-      out["tags"][n] = {{"old", old ? json(*old) : json(nullptr)},
-                        {"new", now ? json(*now) : json(nullptr)}};
-      block += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(old),
-                           Shown(now));
-    }
-    if (!block.empty()) text += "Tags:\n" + block;
+    ExecutionDiff diff = DiffRecords(a, b, choice, all_);
     // The software each ran with.
-    text += Environment(ctx, a, b, out);
+    diff.environment = DiffEnvironments(ctx, a, b);
     if (json_) {
-      fmt::print("{}\n",
-                 out.dump(2, ' ', false, json::error_handler_t::replace));
+      fmt::print("{}\n", ExecutionDiffJson(diff));
       return kExitOk;
     }
+    const std::string text =
+        ChangesText(diff) + EnvironmentText(diff.environment, all_);
     fmt::print("a: {} {}/{} {}\nb: {} {}/{} {}\n", a.id,
                EscapeForDisplay(a.pipeline), EscapeForDisplay(a.stage),
                ToString(a.status), b.id, EscapeForDisplay(b.pipeline),
@@ -174,6 +228,28 @@ class DiffVerb : public Verb {
             text.find_first_not_of("0123456789abcdef") == std::string::npos);
   }
 
+  // The commit TEXT names (main: the log's tip), checked to be in LOG.
+  static Result<std::string> ResolveCommit(MetaLog& log,
+                                           const std::string& text) {
+    std::string id = text;
+    if (id == "main") {
+      Result<std::string> tip = log.Tip();
+      if (!tip.ok()) return tip.status();
+      if (tip->empty())
+        return Status::NotFound("the metadata log has no commit yet");
+      id = *tip;
+    }
+    // Walking from it to itself reads nothing, but fails for a commit
+    // the log does not hold.
+    Status known = log.ForEachNewSegment(
+        id, {id},
+        [](const std::string&, const std::string&) { return Status::Ok(); });
+    if (!known.ok()) {
+      return Status::NotFound("no commit " + id + " in the metadata log");
+    }
+    return id;
+  }
+
   // What the records of commit B say that those of commit A do not, and the
   // other way round: the segments each reaches and the other does not, read
   // from the metadata log (they came from any site: every line is checked,
@@ -181,173 +257,49 @@ class DiffVerb : public Verb {
   int DiffCommits(Context& ctx) {
     Result<MetaLog> log = MetaLog::Open(ctx.repo->cmf_dir() / "log.git");
     if (!log.ok()) return Fail(log.status());
-    std::string ids[2] = {a_, b_};
-    for (std::string& id : ids) {
-      if (id == "main") {
-        Result<std::string> tip = log->Tip();
-        if (!tip.ok()) return Fail(tip.status());
-        if (tip->empty())
-          return Fail(Status::NotFound("the metadata log has no commit yet"));
-        id = *tip;
-      }
-      // Walking from it to itself reads nothing, but fails for a commit
-      // the log does not hold.
-      Status known = log->ForEachNewSegment(
-          id, {id},
-          [](const std::string&, const std::string&) { return Status::Ok(); });
-      if (!known.ok()) {
-        return Fail(
-            Status::NotFound("no commit " + id + " in the metadata log"));
-      }
-    }
-    json out = {{"a", ids[0]}, {"b", ids[1]}};
-    std::string text =
-        fmt::format("a: commit {}\nb: commit {}\n", ids[0], ids[1]);
-    const char* sides[2] = {"only_in_b", "only_in_a"};
+    CommitDiff diff;
+    Result<std::string> a = ResolveCommit(*log, a_);
+    if (!a.ok()) return Fail(a.status());
+    Result<std::string> b = ResolveCommit(*log, b_);
+    if (!b.ok()) return Fail(b.status());
+    diff.a = *a;
+    diff.b = *b;
     for (int side = 0; side < 2; ++side) {
-      const std::string& tip = side == 0 ? ids[1] : ids[0];
-      const std::string& hide = side == 0 ? ids[0] : ids[1];
-      json part = {{"segments", 0},           {"facts", 0},
-                   {"unreadable", 0},         {"executions", json::array()},
-                   {"states", json::array()}, {"properties", json::array()},
-                   {"tags", json::array()},   {"metrics", json::array()},
-                   {"artifacts", 0},          {"locations", 0}};
+      const std::string& tip = side == 0 ? diff.b : diff.a;
+      const std::string& hide = side == 0 ? diff.a : diff.b;
+      CommitDiffSide& part = side == 0 ? diff.only_in_b : diff.only_in_a;
       Status st = log->ForEachNewSegment(
           tip, {hide}, [&](const std::string&, const std::string& segment) {
-            part["segments"] = part["segments"].get<int>() + 1;
-            std::size_t start = segment.find('\n');
-            while (start != std::string::npos && start + 1 < segment.size()) {
-              std::size_t end = segment.find('\n', start + 1);
-              std::string_view line(
-                  segment.data() + start + 1,
-                  (end == std::string::npos ? segment.size() : end) - start -
-                      1);
-              start = end;
-              if (line.empty()) continue;
-              part["facts"] = part["facts"].get<int>() + 1;
-              json f = json::parse(line, nullptr, /*allow_exceptions=*/false);
-              if (!f.is_object() || !f.contains("t") || !f["t"].is_string()) {
-                part["unreadable"] = part["unreadable"].get<int>() + 1;
-                continue;
-              }
-              const std::string t = f["t"];
-              auto get = [&](const char* k) {
-                return f.contains(k) ? f[k] : json(nullptr);
-              };
-              if (t == "execution") {
-                json params = json::object();
-                if (f.contains("params") && f["params"].is_object()) {
-                  for (auto& [k, v] : f["params"].items()) {
-                    params[k] =
-                        v.is_object() && v.contains("value") ? v["value"] : v;
-                  }
-                }
-                part["executions"].push_back({{"id", get("id")},
-                                              {"pipeline", get("pipeline")},
-                                              {"stage", get("stage")},
-                                              {"params", params}});
-              } else if (t == "state") {
-                part["states"].push_back({{"execution", get("execution")},
-                                          {"status", get("status")}});
-              } else if (t == "property") {
-                part["properties"].push_back({{"target", get("target")},
-                                              {"name", get("name")},
-                                              {"value", get("value")}});
-              } else if (t == "tag") {
-                part["tags"].push_back({{"target", get("target")},
-                                        {"name", get("name")},
-                                        {"value", get("value")}});
-              } else if (t == "metrics") {
-                part["metrics"].push_back(
-                    {{"execution", get("execution")},
-                     {"series", get("series")},
-                     {"steps", f.contains("steps") && f["steps"].is_array()
-                                   ? f["steps"].size()
-                                   : 0}});
-              } else if (t == "artifact") {
-                part["artifacts"] = part["artifacts"].get<int>() + 1;
-              } else if (t == "location") {
-                part["locations"] = part["locations"].get<int>() + 1;
-              }
-            }
+            AddSegment(segment, &part);
             return Status::Ok();
           });
       if (!st.ok()) return Fail(st);
-      auto shown = [](const json& j) {
-        return j.is_string()
-                   ? EscapeForDisplay(j.get<std::string>())
-                   : j.dump(-1, ' ', false, json::error_handler_t::replace);
-      };
-      text += fmt::format(
-          "{} ({} segments, {} facts{}):\n",
-          side == 0 ? "Only in b" : "Only in a", part["segments"].get<int>(),
-          part["facts"].get<int>(),
-          part["unreadable"].get<int>() > 0
-              ? fmt::format(", {} unreadable", part["unreadable"].get<int>())
-              : "");
-      for (const json& e : part["executions"]) {
-        text += fmt::format("  execution {} {}/{}\n", shown(e["id"]),
-                            shown(e["pipeline"]), shown(e["stage"]));
-      }
-      for (const json& e : part["states"]) {
-        text += fmt::format("  state {} {}\n", shown(e["execution"]),
-                            shown(e["status"]));
-      }
-      for (const json& e : part["properties"]) {
-        text += fmt::format("  property {} {} = {}\n", shown(e["target"]),
-                            shown(e["name"]), shown(e["value"]));
-      }
-      for (const json& e : part["tags"]) {
-        text += fmt::format(
-            "  tag {} {} = {}\n", shown(e["target"]), shown(e["name"]),
-            e["value"].is_null() ? "(removed)" : shown(e["value"]));
-      }
-      for (const json& e : part["metrics"]) {
-        text +=
-            fmt::format("  metrics {} {}: {} steps\n", shown(e["execution"]),
-                        shown(e["series"]), e["steps"].dump());
-      }
-      if (part["artifacts"].get<int>() + part["locations"].get<int>() > 0) {
-        text += fmt::format("  {} artifacts, {} locations\n",
-                            part["artifacts"].get<int>(),
-                            part["locations"].get<int>());
-      }
-      out[sides[side]] = part;
     }
     if (json_) {
-      fmt::print("{}\n",
-                 out.dump(2, ' ', false, json::error_handler_t::replace));
+      fmt::print("{}\n", CommitDiffJson(diff));
     } else {
-      fmt::print("{}", text);
+      fmt::print("a: commit {}\nb: commit {}\n{}{}", diff.a, diff.b,
+                 SideText("Only in b", diff.only_in_b),
+                 SideText("Only in a", diff.only_in_a));
     }
     return kExitOk;
   }
 
-  // The packages that differ between the environments of A and B, into OUT's
-  // "environment" and as text.
-  std::string Environment(Context& ctx, const ExecutionRecord& a,
-                          const ExecutionRecord& b, json& out) {
+  // The environments A and B ran in, and when they differ, the packages that
+  // do (when this site holds both descriptions).
+  static EnvironmentDiff DiffEnvironments(Context& ctx,
+                                          const ExecutionRecord& a,
+                                          const ExecutionRecord& b) {
     auto hash_of = [](const ExecutionRecord& r) -> std::optional<std::string> {
       auto it = r.properties.find("environment");
       if (it == r.properties.end()) return std::nullopt;
       if (const auto* s = std::get_if<std::string>(&it->second)) return *s;
       return std::nullopt;
     };
-    std::optional<std::string> old = hash_of(a), now = hash_of(b);
-    json env = {{"old", old ? json(*old) : json(nullptr)},
-                {"new", now ? json(*now) : json(nullptr)},
-                {"packages", json::object()}};
-    if (old == now && !all_) {
-      out["environment"] = env;
-      return "";
-    }
-    std::string text =
-        fmt::format("Environment: {} -> {}\n", old ? old->substr(0, 12) : "-",
-                    now ? now->substr(0, 12) : "-");
-    if (old == now) {
-      out["environment"] = env;
-      return text;
-    }
+    EnvironmentDiff env;
+    env.old = hash_of(a);
+    env.now = hash_of(b);
+    if (env.old == env.now) return env;
     // The descriptions, when this site holds their bytes.
     auto packages = [&](const std::optional<std::string>& hash)
         -> std::optional<std::map<std::string, std::string>> {
@@ -356,29 +308,17 @@ class DiffVerb : public Verb {
       if (!bytes.ok()) return std::nullopt;
       return ParseEnvironment(*bytes);
     };
-    auto p_old = packages(old), p_new = packages(now);
+    auto p_old = packages(env.old), p_new = packages(env.now);
     if (!p_old || !p_new) {
-      env["complete"] = false;
-      text += "  (the description of " +
-              (!p_old ? old->substr(0, 12) : now->substr(0, 12)) +
-              " is not here: cmf get it, or pull its bytes)\n";
-      out["environment"] = env;
-      return text;
+      env.missing = !p_old ? env.old : env.now;
+      return env;
     }
-    env["complete"] = true;
-    std::set<std::string> names;
-    for (const auto& [n, v] : *p_old) names.insert(n);
-    for (const auto& [n, v] : *p_new) names.insert(n);
-    for (const std::string& n : names) {
+    for (const std::string& n : NamesOf(*p_old, *p_new)) {
       std::optional<std::string> x = Find(*p_old, n), y = Find(*p_new, n);
       if (x == y) continue;
-      env["packages"][n] = {{"old", x ? json(*x) : json(nullptr)},
-                            {"new", y ? json(*y) : json(nullptr)}};
-      text += fmt::format("  {}: {} -> {}\n", EscapeForDisplay(n), Shown(x),
-                          Shown(y));
+      env.packages[n] = {x, y};
     }
-    out["environment"] = env;
-    return text;
+    return env;
   }
 
   std::string a_, b_;

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "../json_output.h"
 #include "../verb.h"
 
 namespace cmf::cli {
@@ -41,10 +42,7 @@ class ImportVerb : public Verb {
     }
     if (!report.ok()) return Fail(report.status());
     if (json_) {
-      fmt::print(
-          "{{\"executions\": {}, \"artifacts\": {}, \"events\": {}, \"facts\": "
-          "{}}}\n",
-          report->executions, report->artifacts, report->events, report->facts);
+      fmt::print("{}\n", ImportReportJson(*report));
     } else {
       fmt::print(
           "imported {} executions, {} artifacts, {} events ({} facts); "

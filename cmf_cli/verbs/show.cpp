@@ -1,7 +1,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 
 #include "../format.h"
 #include "../json_output.h"
@@ -119,15 +118,7 @@ class ShowVerb : public Verb {
     Result<LineageGraph> graph = Lineage(store, *target, up);
     if (!graph.ok()) return Fail(graph.status());
     if (json_) {
-      nlohmann::json out = {
-          {"hash", a->hash},
-          {"kind", std::string(ToString(a->kind))},
-          {"size", a->size},
-          {"tags", *tags},
-          {"locations", *locations},
-          {"lineage", nlohmann::json::parse(LineageJson(*graph))}};
-      fmt::print("{}\n", out.dump(2, ' ', false,
-                                  nlohmann::json::error_handler_t::replace));
+      fmt::print("{}\n", ArtifactJson(*a, *tags, *locations, *graph));
       return kExitOk;
     }
     std::string out =

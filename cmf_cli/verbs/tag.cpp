@@ -1,7 +1,6 @@
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
+#include "../json_output.h"
 #include "../selection.h"
 #include "../verb.h"
 #include "cmf/byte_strings.h"
@@ -49,8 +48,7 @@ class TagVerb : public Verb {
         store.GetTags(type, target->id);
     if (!tags.ok()) return Fail(tags.status());
     if (json_) {
-      nlohmann::json out = *tags;
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", TagsJson(*tags));
       return kExitOk;
     }
     for (const auto& [name, value] : *tags) {

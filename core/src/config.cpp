@@ -157,91 +157,105 @@ Result<std::string> ParseValue(std::string_view text, std::size_t& pos) {
   return value;
 }
 
+// The Corruption error WHAT, for line NUMBER of the file.
+Status LineError(std::size_t number, const std::string& what) {
+  return Status::Corruption("line " + std::to_string(number) + ": " + what);
+}
+
+// Parses the section header at P (its '[') into HEADER; returns its line's end.
+Result<std::size_t> ParseHeader(std::string_view text, std::size_t p,
+                                std::size_t number, Key* header) {
+  auto error = [&](const std::string& what) { return LineError(number, what); };
+  std::size_t close = p + 1;
+  while (close < text.size() && IsNameChar(text[close])) ++close;
+  header->section = Lower(std::string(text.substr(p + 1, close - p - 1)));
+  if (close < text.size() && text[close] == '.') {  // [section.sub], old
+    // As git reads it: name characters and dots, on this line.
+    std::size_t end = close + 1;
+    while (end < text.size() && (IsNameChar(text[end]) || text[end] == '.'))
+      ++end;
+    if (end >= text.size()) return error("unclosed section");
+    if (text[end] != ']') return error("malformed section header");
+    header->has_sub = true;
+    header->sub = Lower(std::string(text.substr(close + 1, end - close - 1)));
+    close = end;
+  } else if (close < text.size() &&
+             (text[close] == ' ' || text[close] == '\t')) {
+    while (close < text.size() && (text[close] == ' ' || text[close] == '\t'))
+      ++close;
+    if (close >= text.size() || text[close] != '"')
+      return error("malformed section header");
+    header->has_sub = true;
+    for (++close; close < text.size() && text[close] != '"'; ++close) {
+      if (text[close] == '\\' && close + 1 < text.size()) ++close;
+      // Not even escaped: a key with a line break cannot be named.
+      if (text[close] == '\n') return error("malformed section header");
+      header->sub += text[close];
+    }
+    if (close >= text.size()) return error("malformed section header");
+    ++close;
+  }
+  if (close >= text.size() || text[close] != ']' || header->section.empty())
+    return error("malformed section header");
+  p = close + 1;
+  // The rest of the line may hold a comment (or, rarely, a variable:
+  // not supported, as cmf never writes one).
+  while (p < text.size() &&
+         (text[p] == ' ' || text[p] == '\t' || text[p] == '\r'))
+    ++p;
+  if (p < text.size() && text[p] != '\n' && text[p] != '#' && text[p] != ';')
+    return error("text after a section header");
+  return text.find('\n', p);
+}
+
+// Parses the variable at P (its name) of SECTION into LINE; returns its end.
+Result<std::size_t> ParseVariable(std::string_view text, std::size_t p,
+                                  std::size_t number, const Key& section,
+                                  Line* line) {
+  auto error = [&](const std::string& what) { return LineError(number, what); };
+  std::size_t end = p;
+  while (end < text.size() && IsNameChar(text[end])) ++end;
+  line->kind = Line::Kind::kVariable;
+  line->key = section;
+  line->key.name = Lower(std::string(text.substr(p, end - p)));
+  while (end < text.size() && (text[end] == ' ' || text[end] == '\t')) ++end;
+  if (end < text.size() && text[end] == '=') {
+    ++end;
+    Result<std::string> value = ParseValue(text, end);
+    if (!value.ok()) return error(value.status().message());
+    line->value = std::move(value).value();
+    return end;
+  }
+  if (end >= text.size() || text[end] == '\n' || text[end] == '#' ||
+      text[end] == ';' || text[end] == '\r') {
+    line->value = "true";  // a bare name is a true boolean, as in git
+    return text.find('\n', end);
+  }
+  return error("malformed variable");
+}
+
 Result<std::vector<Line>> Parse(std::string_view text) {
   std::vector<Line> lines;
   Key section;
   bool in_section = false;
   std::size_t pos = 0, number = 1;
-  auto error = [&](const std::string& what) {
-    return Status::Corruption("line " + std::to_string(number) + ": " + what);
-  };
+  auto error = [&](const std::string& what) { return LineError(number, what); };
   while (pos < text.size()) {
     const std::size_t start = pos;
     Line line;
     std::size_t p = pos;
     while (p < text.size() && (text[p] == ' ' || text[p] == '\t')) ++p;
     if (p < text.size() && text[p] == '[') {
-      std::size_t close = p + 1;
       Key header;
-      while (close < text.size() && IsNameChar(text[close])) ++close;
-      header.section = Lower(std::string(text.substr(p + 1, close - p - 1)));
-      if (close < text.size() && text[close] == '.') {  // [section.sub], old
-        // As git reads it: name characters and dots, on this line.
-        std::size_t end = close + 1;
-        while (end < text.size() && (IsNameChar(text[end]) || text[end] == '.'))
-          ++end;
-        if (end >= text.size()) return error("unclosed section");
-        if (text[end] != ']') return error("malformed section header");
-        header.has_sub = true;
-        header.sub =
-            Lower(std::string(text.substr(close + 1, end - close - 1)));
-        close = end;
-      } else if (close < text.size() &&
-                 (text[close] == ' ' || text[close] == '\t')) {
-        while (close < text.size() &&
-               (text[close] == ' ' || text[close] == '\t'))
-          ++close;
-        if (close >= text.size() || text[close] != '"')
-          return error("malformed section header");
-        header.has_sub = true;
-        for (++close; close < text.size() && text[close] != '"'; ++close) {
-          if (text[close] == '\\' && close + 1 < text.size()) ++close;
-          // Not even escaped: a key with a line break cannot be named.
-          if (text[close] == '\n') return error("malformed section header");
-          header.sub += text[close];
-        }
-        if (close >= text.size()) return error("malformed section header");
-        ++close;
-      }
-      if (close >= text.size() || text[close] != ']' || header.section.empty())
-        return error("malformed section header");
+      CMF_ASSIGN_OR_RETURN(pos, ParseHeader(text, p, number, &header));
       section = header;
       in_section = true;
       line.kind = Line::Kind::kHeader;
       line.key = header;
-      p = close + 1;
-      // The rest of the line may hold a comment (or, rarely, a variable:
-      // not supported, as cmf never writes one).
-      while (p < text.size() &&
-             (text[p] == ' ' || text[p] == '\t' || text[p] == '\r'))
-        ++p;
-      if (p < text.size() && text[p] != '\n' && text[p] != '#' &&
-          text[p] != ';')
-        return error("text after a section header");
-      pos = text.find('\n', p);
     } else if (p < text.size() &&
                std::isalpha(static_cast<unsigned char>(text[p]))) {
       if (!in_section) return error("a variable outside any section");
-      std::size_t end = p;
-      while (end < text.size() && IsNameChar(text[end])) ++end;
-      line.kind = Line::Kind::kVariable;
-      line.key = section;
-      line.key.name = Lower(std::string(text.substr(p, end - p)));
-      while (end < text.size() && (text[end] == ' ' || text[end] == '\t'))
-        ++end;
-      if (end < text.size() && text[end] == '=') {
-        ++end;
-        Result<std::string> value = ParseValue(text, end);
-        if (!value.ok()) return error(value.status().message());
-        line.value = std::move(value).value();
-        pos = end;
-      } else if (end >= text.size() || text[end] == '\n' || text[end] == '#' ||
-                 text[end] == ';' || text[end] == '\r') {
-        line.value = "true";  // a bare name is a true boolean, as in git
-        pos = text.find('\n', end);
-      } else {
-        return error("malformed variable");
-      }
+      CMF_ASSIGN_OR_RETURN(pos, ParseVariable(text, p, number, section, &line));
     } else if (p >= text.size() || text[p] == '\n' || text[p] == '#' ||
                text[p] == ';' || text[p] == '\r') {
       pos = text.find('\n', p);

@@ -248,13 +248,11 @@ bool ParseMetricLine(std::string_view line, std::string* series,
   return true;
 }
 
-Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
-  if (options.run.command.empty())
-    return Status::InvalidArgument("no command to run");
-  CMF_ASSIGN_OR_RETURN(std::string program,
-                       FindExecutable(options.run.command.front()));
+namespace {
 
-  // Everything that can be checked is checked before anything is recorded.
+// Hashes OPTIONS' inputs and checks its outputs' paths, recording nothing.
+Result<std::vector<ArtifactRef>> CheckPaths(Repo& repo,
+                                            const ExecOptions& options) {
   std::vector<ArtifactRef> inputs;
   for (const fs::path& path : options.inputs) {
     CMF_ASSIGN_OR_RETURN(std::string event_path, EventPath(repo, path));
@@ -271,22 +269,11 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   for (const fs::path& path : options.outputs) {
     CMF_RETURN_IF_ERROR(EventPath(repo, path).status());
   }
+  return inputs;
+}
 
-  // The command starts before the execution is recorded, so that one that
-  // cannot be started leaves no record; it learns its id from its environment.
-  const std::int64_t started_ms = SystemClock::Get()->NowMs();
-  CMF_ASSIGN_OR_RETURN(const std::string id, NewUuidV7(started_ms));
-
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) {
-    return Status::IOError(std::string("cannot create a pipe: ") +
-                           std::strerror(errno));
-  }
-  const int read_fd = pipe_fds[0];
-  const int write_fd =
-      pipe_fds[1];  // inherited by the command, as CMF_METRICS_FD
-  ::fcntl(read_fd, F_SETFD, FD_CLOEXEC);
-
+// The command's environment: cmf's own, with its execution id and metrics fd.
+std::vector<std::string> ChildEnvironment(const std::string& id, int write_fd) {
   std::vector<std::string> env_storage;
   for (char** e = environ; *e; ++e) {
     std::string_view entry(*e);
@@ -298,15 +285,12 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   }
   env_storage.push_back("CMF_EXECUTION_ID=" + id);
   env_storage.push_back("CMF_METRICS_FD=" + std::to_string(write_fd));
-  std::vector<char*> envp;
-  for (std::string& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = options.run.command;
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  return env_storage;
+}
 
-  SignalGuard guard;
+// Spawns PROGRAM, closes WRITE_FD, sets g_child; returns posix_spawn's error.
+int SpawnChild(std::string& program, const std::vector<char*>& argv,
+               const std::vector<char*>& envp, int write_fd, pid_t* pid) {
   // SIGTERM and SIGHUP wait until the child's pid is known, to be passed on.
   sigset_t forwarded, previous;
   sigemptyset(&forwarded);
@@ -323,44 +307,42 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   posix_spawnattr_setsigmask(&attr, &previous);
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, program.c_str(), nullptr, &attr, argv.data(),
+  int rc = ::posix_spawn(pid, program.c_str(), nullptr, &attr, argv.data(),
                          envp.data());
   if (rc == ENOEXEC) {
     // A script without "#!": run it with the shell, as execvp and shells do.
     std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), program.data()};
     sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());
-    rc = ::posix_spawn(&pid, "/bin/sh", nullptr, &attr, sh_argv.data(),
+    rc = ::posix_spawn(pid, "/bin/sh", nullptr, &attr, sh_argv.data(),
                        envp.data());
   }
   posix_spawnattr_destroy(&attr);
   ::close(write_fd);
-  if (rc == 0) g_child = pid;
+  if (rc == 0) g_child = *pid;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
-  if (rc != 0) {
-    ::close(read_fd);
-    return Status::IOError(fmt::format(
-        "cannot run '{}': {}", options.run.command.front(), std::strerror(rc)));
+  return rc;
+}
+
+// Waits for the child (after killing it, when KILL_FIRST) and reports how it
+// ended; a wait that fails reports it as failed with no exit code.
+std::optional<int> WaitChild(pid_t pid, bool kill_first, bool block) {
+  if (kill_first) ::kill(pid, SIGTERM);
+  for (;;) {
+    int wait_status = 0;
+    pid_t done = ::waitpid(pid, &wait_status, block ? 0 : WNOHANG);
+    if (done == pid) return wait_status;
+    if (done == 0) return std::nullopt;
+    if (errno != EINTR) return -1;
   }
+}
 
-  // Waits for the child (after killing it, when KILL_FIRST) and reports how it
-  // ended; a wait that fails reports it as failed with no exit code.
-  auto wait_child = [&](bool kill_first, bool block) -> std::optional<int> {
-    if (kill_first) ::kill(pid, SIGTERM);
-    for (;;) {
-      int wait_status = 0;
-      pid_t done = ::waitpid(pid, &wait_status, block ? 0 : WNOHANG);
-      if (done == pid) return wait_status;
-      if (done == 0) return std::nullopt;
-      if (errno != EINTR) return -1;
-    }
-  };
-
-  options.run.id = id;
-  options.run.started_ms = started_ms;
-  Result<Run> started = Run::Start(repo, options.run);
+// Records the execution and its inputs; on failure stops the child PID first.
+Result<Run> StartRun(Repo& repo, const RunSpec& spec,
+                     const std::vector<ArtifactRef>& inputs, pid_t pid,
+                     int read_fd) {
+  Result<Run> started = Run::Start(repo, spec);
   if (!started.ok()) {
-    wait_child(/*kill_first=*/true, /*block=*/true);
+    WaitChild(pid, /*kill_first=*/true, /*block=*/true);
     ::close(read_fd);
     return started.status();
   }
@@ -368,42 +350,117 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   for (const ArtifactRef& ref : inputs) {
     Status st = run.LogHashed(Direction::kInput, ref);
     if (!st.ok()) {
-      wait_child(true, true);
+      WaitChild(pid, true, true);
       ::close(read_fd);
       (void)run.Finish(ExecStatus::kFailed, std::nullopt, st.message());
       return st;
     }
   }
+  return run;
+}
+
+// Logs metrics from READ_FD until the child PID ends; returns its wait status.
+int WaitReadingMetrics(pid_t pid, int read_fd, MetricsReader* metrics,
+                       SignalGuard* guard) {
+  bool pipe_open = true;
+  int wait_status = -1;
+  for (;;) {
+    if (pipe_open) {
+      pollfd pfd{read_fd, POLLIN, 0};
+      if (::poll(&pfd, 1, 100) > 0) pipe_open = metrics->ReadAvailable(read_fd);
+    }
+    std::optional<int> done = WaitChild(pid, false, /*block=*/!pipe_open);
+    if (done) {
+      wait_status = *done;
+      break;
+    }
+  }
+  guard->Release();  // from here on, signals reach cmf as usual
+  if (pipe_open) {   // what the command wrote just before it ended, within a
+                     // bound
+    ::fcntl(read_fd, F_SETFL, O_NONBLOCK);
+    const std::int64_t deadline = SystemClock::Get()->NowMs() + 1000;
+    while (metrics->ReadAvailable(read_fd) &&
+           SystemClock::Get()->NowMs() < deadline) {
+    }
+  }
+  metrics->Finish();
+  ::close(read_fd);
+  return wait_status;
+}
+
+// Stores OUTPUTS; the first that fails marks OUTCOME failed and stops.
+void LogOutputs(Run& run, const std::vector<fs::path>& outputs,
+                ExecOutcome* outcome) {
+  for (const fs::path& path : outputs) {
+    Result<ArtifactRef> out = run.LogOutput(path);
+    if (!out.ok()) {
+      outcome->status = ExecStatus::kFailed;
+      outcome->message = out.status().code() == Code::kNotFound
+                             ? "output '" + path.string() + "' was not produced"
+                             : "cannot store output '" + path.string() +
+                                   "': " + out.status().message();
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
+  if (options.run.command.empty())
+    return Status::InvalidArgument("no command to run");
+  CMF_ASSIGN_OR_RETURN(std::string program,
+                       FindExecutable(options.run.command.front()));
+
+  // Everything that can be checked is checked before anything is recorded.
+  CMF_ASSIGN_OR_RETURN(std::vector<ArtifactRef> inputs,
+                       CheckPaths(repo, options));
+
+  // The command starts before the execution is recorded, so that one that
+  // cannot be started leaves no record; it learns its id from its environment.
+  const std::int64_t started_ms = SystemClock::Get()->NowMs();
+  CMF_ASSIGN_OR_RETURN(const std::string id, NewUuidV7(started_ms));
+
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) {
+    return Status::IOError(std::string("cannot create a pipe: ") +
+                           std::strerror(errno));
+  }
+  const int read_fd = pipe_fds[0];
+  const int write_fd =
+      pipe_fds[1];  // inherited by the command, as CMF_METRICS_FD
+  ::fcntl(read_fd, F_SETFD, FD_CLOEXEC);
+
+  std::vector<std::string> env_storage = ChildEnvironment(id, write_fd);
+  std::vector<char*> envp;
+  for (std::string& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = options.run.command;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  SignalGuard guard;
+  pid_t pid = 0;
+  int rc = SpawnChild(program, argv, envp, write_fd, &pid);
+  if (rc != 0) {
+    ::close(read_fd);
+    return Status::IOError(fmt::format(
+        "cannot run '{}': {}", options.run.command.front(), std::strerror(rc)));
+  }
+
+  options.run.id = id;
+  options.run.started_ms = started_ms;
+  CMF_ASSIGN_OR_RETURN(Run run,
+                       StartRun(repo, options.run, inputs, pid, read_fd));
 
   data::CrashPoint("exec:started");  // recorded, the command running
 
   ExecOutcome outcome;
   outcome.id = run.id();
   MetricsReader metrics(run);
-  bool pipe_open = true;
-  int wait_status = -1;
-  for (;;) {
-    if (pipe_open) {
-      pollfd pfd{read_fd, POLLIN, 0};
-      if (::poll(&pfd, 1, 100) > 0) pipe_open = metrics.ReadAvailable(read_fd);
-    }
-    std::optional<int> done = wait_child(false, /*block=*/!pipe_open);
-    if (done) {
-      wait_status = *done;
-      break;
-    }
-  }
-  guard.Release();  // from here on, signals reach cmf as usual
-  if (pipe_open) {  // what the command wrote just before it ended, within a
-                    // bound
-    ::fcntl(read_fd, F_SETFL, O_NONBLOCK);
-    const std::int64_t deadline = SystemClock::Get()->NowMs() + 1000;
-    while (metrics.ReadAvailable(read_fd) &&
-           SystemClock::Get()->NowMs() < deadline) {
-    }
-  }
-  metrics.Finish();
-  ::close(read_fd);
+  int wait_status = WaitReadingMetrics(pid, read_fd, &metrics, &guard);
   outcome.metrics_logged = metrics.logged();
 
   ChildEnd end = wait_status < 0 ? ChildEnd{ExecStatus::kFailed, 1,
@@ -417,20 +474,7 @@ Result<ExecOutcome> Exec(Repo& repo, ExecOptions options) {
   std::optional<int> recorded_code =
       wait_status < 0 ? std::nullopt : std::optional(end.exit_code);
   data::CrashPoint("exec:ended");  // the command done, nothing recorded yet
-  if (end.status == ExecStatus::kOk) {
-    for (const fs::path& path : options.outputs) {
-      Result<ArtifactRef> out = run.LogOutput(path);
-      if (!out.ok()) {
-        outcome.status = ExecStatus::kFailed;
-        outcome.message =
-            out.status().code() == Code::kNotFound
-                ? "output '" + path.string() + "' was not produced"
-                : "cannot store output '" + path.string() +
-                      "': " + out.status().message();
-        break;
-      }
-    }
-  }
+  if (end.status == ExecStatus::kOk) LogOutputs(run, options.outputs, &outcome);
   CMF_RETURN_IF_ERROR(
       run.Finish(outcome.status, recorded_code, outcome.message));
   return outcome;

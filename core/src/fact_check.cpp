@@ -48,6 +48,20 @@ bool DepthWithin(std::string_view text, int limit) {
 
 }  // namespace
 
+std::string Printable(std::string_view text, std::size_t max) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < max; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 Result<json> ParseJson(std::string_view text, std::size_t max_bytes,
                        std::string_view what) {
   if (text.size() > max_bytes) {

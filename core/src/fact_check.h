@@ -56,6 +56,10 @@ class FactError : public std::invalid_argument {
 Result<json> ParseJson(std::string_view text, std::size_t max_bytes,
                        std::string_view what);
 
+// TEXT for a message or a listing: printable ASCII as it is, every other byte
+// as \xNN, at most MAX bytes of it (then "...").
+std::string Printable(std::string_view text, std::size_t max = 160);
+
 // True for 64 lowercase hex digits: a SHA-256 as cmf writes it.
 bool IsSha256Hex(std::string_view text);
 // True when HASH may name an artifact hashed with ALGORITHM: a SHA-256 for

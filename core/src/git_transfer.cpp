@@ -26,70 +26,66 @@ namespace {
 
 using namespace git;
 
-// Copies into DST every object of SRC reachable from commit TIP that DST
-// lacks, reading only what is new: commits not reachable from HIDE (ids that
-// SRC may not have are skipped), and of their trees only the subtrees DST does
-// not hold. Children are written before their parents, so an object present in
-// DST always has all it points to (an interrupted copy leaves DST whole).
-Status CopyNewObjects(git_repository* src, git_repository* dst,
-                      const git_oid& tip, const std::vector<git_oid>& hide,
-                      GitTransferStats* stats) {
-  git_odb* src_odb = nullptr;
-  git_odb* dst_odb = nullptr;
-  int rc = git_repository_odb(&src_odb, src);
-  if (rc == 0) rc = git_repository_odb(&dst_odb, dst);
-  struct Free {
-    git_odb* a;
-    git_odb* b;
-    ~Free() {
-      if (a) git_odb_free(a);
-      if (b) git_odb_free(b);
-    }
-  } free_odbs{src_odb, dst_odb};
-  if (rc < 0) return git::Error(rc, "cannot open the metadata logs");
+// The objects of SRC to copy into DST, in order (children before parents).
+class CopyPlan {
+ public:
+  CopyPlan(git_repository* src, git_odb* dst_odb)
+      : src_(src), dst_odb_(dst_odb) {}
 
-  // First decide what to copy (children before parents), then copy it. The
-  // destination is asked without a refresh: an object it lacks would make
-  // libgit2 rescan its pack folder on every miss.
-  std::vector<git_oid> order;
-  std::unordered_set<std::string> seen;  // raw ids queued or known in DST
-  auto key = [](const git_oid& id) {
-    return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
-  };
   // True when ID needs no copy: queued already, or DST has it (asked once).
-  auto known = [&](const git_oid& id) {
-    std::string k = key(id);
-    if (seen.count(k)) return true;
-    if (git_odb_exists_ext(dst_odb, &id, GIT_ODB_LOOKUP_NO_REFRESH)) {
-      seen.insert(std::move(k));
+  bool Known(const git_oid& id) {
+    std::string k = Key(id);
+    if (seen_.count(k)) return true;
+    if (git_odb_exists_ext(dst_odb_, &id, GIT_ODB_LOOKUP_NO_REFRESH)) {
+      seen_.insert(std::move(k));
       return true;
     }
     return false;
-  };
-  auto queue = [&](const git_oid& id) {
-    if (seen.insert(key(id)).second) order.push_back(id);
-  };
-  std::function<Status(const git_oid&)> visit_tree =
-      [&](const git_oid& id) -> Status {
-    if (known(id)) return Status::Ok();
+  }
+
+  // Adds ID to the order, unless it was seen (queued or known) before.
+  void Queue(const git_oid& id) {
+    if (seen_.insert(Key(id)).second) order_.push_back(id);
+  }
+
+  // Queues what DST lacks of the tree ID: its blobs and subtrees, then itself.
+  Status VisitTree(const git_oid& id) {
+    if (Known(id)) return Status::Ok();
     Tree tree;
-    int r = git_tree_lookup(tree.out(), src, &id);
+    int r = git_tree_lookup(tree.out(), src_, &id);
     if (r < 0) return git::Error(r, "cannot read the metadata log");
     for (std::size_t i = 0, n = git_tree_entrycount(tree.get()); i < n; ++i) {
       const git_tree_entry* e = git_tree_entry_byindex(tree.get(), i);
       const git_oid* eid = git_tree_entry_id(e);
       if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-        CMF_RETURN_IF_ERROR(visit_tree(*eid));
-      } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !known(*eid)) {
-        queue(*eid);
+        CMF_RETURN_IF_ERROR(VisitTree(*eid));
+      } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !Known(*eid)) {
+        Queue(*eid);
       }
     }
-    queue(id);
+    Queue(id);
     return Status::Ok();
-  };
+  }
 
+  const std::vector<git_oid>& order() const { return order_; }
+
+ private:
+  // ID's raw bytes, the key of seen_.
+  static std::string Key(const git_oid& id) {
+    return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
+  }
+
+  git_repository* src_;
+  git_odb* dst_odb_;
+  std::vector<git_oid> order_;
+  std::unordered_set<std::string> seen_;  // raw ids queued or known in DST
+};
+
+// Walks SRC's commits from TIP not reachable from HIDE, queueing into PLAN.
+Status WalkNewCommits(git_repository* src, git_odb* src_odb, const git_oid& tip,
+                      const std::vector<git_oid>& hide, CopyPlan* plan) {
   Walk walk;
-  rc = git_revwalk_new(walk.out(), src);
+  int rc = git_revwalk_new(walk.out(), src);
   if (rc < 0) return git::Error(rc, "cannot walk the metadata log");
   git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
   rc = git_revwalk_push(walk.get(), &tip);
@@ -102,37 +98,42 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
   }
   git_oid id;
   while ((rc = git_revwalk_next(&id, walk.get())) == 0) {
-    if (known(id)) continue;
+    if (plan->Known(id)) continue;
     Commit commit;
     rc = git_commit_lookup(commit.out(), src, &id);
     if (rc < 0) return git::Error(rc, "cannot read the metadata log");
-    CMF_RETURN_IF_ERROR(visit_tree(*git_commit_tree_id(commit.get())));
-    queue(id);
+    CMF_RETURN_IF_ERROR(plan->VisitTree(*git_commit_tree_id(commit.get())));
+    plan->Queue(id);
   }
   if (rc != GIT_ITEROVER) return git::Error(rc, "cannot walk the metadata log");
+  return Status::Ok();
+}
 
-  if (order.size() < 64) {
-    // A few objects (a push of new work): loose, each one whole on disk.
-    for (const git_oid& oid : order) {
-      git_odb_object* obj = nullptr;
-      int r = git_odb_read(&obj, src_odb, &oid);
-      if (r < 0) return git::Error(r, "cannot read the metadata log");
-      git_oid written;
-      r = git_odb_write(&written, dst_odb, git_odb_object_data(obj),
-                        git_odb_object_size(obj), git_odb_object_type(obj));
-      if (stats) {
-        stats->objects += 1;
-        stats->bytes += git_odb_object_size(obj);
-      }
-      git_odb_object_free(obj);
-      if (r < 0) return git::Error(r, "cannot write the metadata log");
+// Writes each object of ORDER into DST_ODB as a loose object.
+Status CopyLoose(git_odb* src_odb, git_odb* dst_odb,
+                 const std::vector<git_oid>& order, GitTransferStats* stats) {
+  for (const git_oid& oid : order) {
+    git_odb_object* obj = nullptr;
+    int r = git_odb_read(&obj, src_odb, &oid);
+    if (r < 0) return git::Error(r, "cannot read the metadata log");
+    git_oid written;
+    r = git_odb_write(&written, dst_odb, git_odb_object_data(obj),
+                      git_odb_object_size(obj), git_odb_object_type(obj));
+    if (stats) {
+      stats->objects += 1;
+      stats->bytes += git_odb_object_size(obj);
     }
-    return Status::Ok();
+    git_odb_object_free(obj);
+    if (r < 0) return git::Error(r, "cannot write the metadata log");
   }
-  // Many (a new site taking in a long history): one pack, which appears
-  // whole when its index is renamed into place, flushed once.
+  return Status::Ok();
+}
+
+// Writes the objects of ORDER into DST_ODB as one pack built from SRC.
+Status CopyAsPack(git_repository* src, git_odb* dst_odb,
+                  const std::vector<git_oid>& order, GitTransferStats* stats) {
   Own<git_packbuilder, git_packbuilder_free> pb;
-  rc = git_packbuilder_new(pb.out(), src);
+  int rc = git_packbuilder_new(pb.out(), src);
   if (rc < 0) return git::Error(rc, "cannot pack the metadata log");
   git_packbuilder_set_threads(pb.get(), 0);
   for (const git_oid& oid : order) {
@@ -163,6 +164,43 @@ Status CopyNewObjects(git_repository* src, git_repository* dst,
     stats->bytes += pack.bytes;
   }
   return Status::Ok();
+}
+
+// Copies into DST every object of SRC reachable from commit TIP that DST
+// lacks, reading only what is new: commits not reachable from HIDE (ids that
+// SRC may not have are skipped), and of their trees only the subtrees DST does
+// not hold. Children are written before their parents, so an object present in
+// DST always has all it points to (an interrupted copy leaves DST whole).
+Status CopyNewObjects(git_repository* src, git_repository* dst,
+                      const git_oid& tip, const std::vector<git_oid>& hide,
+                      GitTransferStats* stats) {
+  git_odb* src_odb = nullptr;
+  git_odb* dst_odb = nullptr;
+  int rc = git_repository_odb(&src_odb, src);
+  if (rc == 0) rc = git_repository_odb(&dst_odb, dst);
+  struct Free {
+    git_odb* a;
+    git_odb* b;
+    ~Free() {
+      if (a) git_odb_free(a);
+      if (b) git_odb_free(b);
+    }
+  } free_odbs{src_odb, dst_odb};
+  if (rc < 0) return git::Error(rc, "cannot open the metadata logs");
+
+  // First decide what to copy (children before parents), then copy it. The
+  // destination is asked without a refresh: an object it lacks would make
+  // libgit2 rescan its pack folder on every miss.
+  CopyPlan plan(src, dst_odb);
+  CMF_RETURN_IF_ERROR(WalkNewCommits(src, src_odb, tip, hide, &plan));
+
+  if (plan.order().size() < 64) {
+    // A few objects (a push of new work): loose, each one whole on disk.
+    return CopyLoose(src_odb, dst_odb, plan.order(), stats);
+  }
+  // Many (a new site taking in a long history): one pack, which appears
+  // whole when its index is renamed into place, flushed once.
+  return CopyAsPack(src, dst_odb, plan.order(), stats);
 }
 
 // A bare log on this machine, for the path and file:// transport.

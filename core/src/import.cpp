@@ -263,16 +263,29 @@ Result<ImportReport> ImportJson(Store& store, const std::string& text) {
   return report;
 }
 
-Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
-  Mlmd db;
-  CMF_RETURN_IF_ERROR(db.Open(path));
-  std::vector<json> facts;
+namespace {
 
+// Where cmflib ran an execution: its pipeline and stage.
+struct CmflibStage {
+  std::string pipeline, stage;
+};
+
+// An execution read from MLMD, with the fact it becomes.
+struct CmflibExec {
+  std::string uuid;
+  json fact;
+  std::int64_t updated = 0;
+  std::optional<std::int64_t> state;
+};
+
+// MLMD artifacts by row id: id -> uri, path.
+using CmflibArtifacts =
+    std::map<std::int64_t, std::pair<std::string, std::string>>;
+
+// Reads the stages of DB into STAGES, keyed by context id.
+Status ReadStages(Mlmd& db, std::map<std::int64_t, CmflibStage>* stages) {
   // Stages and their pipelines: Pipeline_Stage contexts named
   // "PIPELINE/STAGE" under a Parent_Context.
-  struct Stage {
-    std::string pipeline, stage;
-  };
   std::map<std::int64_t, std::string> pipelines;  // context id -> name
   CMF_RETURN_IF_ERROR(db.Each(
       "SELECT c.id, c.name FROM Context c JOIN Type t ON t.id = c.type_id "
@@ -280,8 +293,7 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
       {}, [&](sqlite3_stmt* s) {
         pipelines[sqlite3_column_int64(s, 0)] = Text(s, 1);
       }));
-  std::map<std::int64_t, Stage> stages;  // context id
-  CMF_RETURN_IF_ERROR(db.Each(
+  return db.Each(
       "SELECT c.id, c.name, (SELECT parent_context_id FROM ParentContext p "
       "WHERE p.context_id = c.id LIMIT 1) FROM Context c JOIN Type t ON "
       "t.id = c.type_id WHERE t.name <> 'Parent_Context'",
@@ -297,29 +309,29 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
           if (pipeline.empty()) pipeline = name.substr(0, slash);
           stage = name.substr(slash + 1);
         }
-        stages[sqlite3_column_int64(s, 0)] = {
+        (*stages)[sqlite3_column_int64(s, 0)] = {
             pipeline.empty() ? "cmflib" : pipeline,
             stage.empty() ? "imported" : stage};
-      }));
+      });
+}
 
+// Reads the executions of DB into EXECS and their non-custom properties.
+Status ReadExecutions(Mlmd& db,
+                      const std::map<std::int64_t, CmflibStage>& stages,
+                      std::map<std::int64_t, CmflibExec>* execs,
+                      std::vector<json>* exec_properties) {
   // Executions, with every property.
-  struct Exec {
-    std::string uuid;
-    json fact;
-    std::int64_t updated = 0;
-    std::optional<std::int64_t> state;
-  };
-  std::map<std::int64_t, Exec> execs;
   CMF_RETURN_IF_ERROR(db.Each(
       "SELECT e.id, e.create_time_since_epoch, e.last_update_time_since_epoch, "
       "e.last_known_state, (SELECT a.context_id FROM Association a WHERE "
       "a.execution_id = e.id ORDER BY a.context_id LIMIT 1) FROM Execution e "
       "ORDER BY e.id",
       {}, [&](sqlite3_stmt* s) {
-        Exec x;
+        CmflibExec x;
         std::int64_t ctx = sqlite3_column_int64(s, 4);
-        Stage where =
-            stages.count(ctx) ? stages[ctx] : Stage{"cmflib", "imported"};
+        CmflibStage where = stages.count(ctx)
+                                ? stages.at(ctx)
+                                : CmflibStage{"cmflib", "imported"};
         x.fact = {{"t", "execution"},
                   {"pipeline", where.pipeline},
                   {"stage", where.stage},
@@ -333,17 +345,16 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
         x.updated = sqlite3_column_int64(s, 2);
         if (sqlite3_column_type(s, 3) != SQLITE_NULL)
           x.state = sqlite3_column_int64(s, 3);
-        execs[sqlite3_column_int64(s, 0)] = std::move(x);
+        (*execs)[sqlite3_column_int64(s, 0)] = std::move(x);
       }));
-  std::vector<json> exec_properties;
-  CMF_RETURN_IF_ERROR(db.Each(
+  return db.Each(
       "SELECT execution_id, name, is_custom_property, int_value, double_value, "
       "string_value, bool_value FROM ExecutionProperty ORDER BY execution_id, "
       "name",
       {}, [&](sqlite3_stmt* s) {
-        auto it = execs.find(sqlite3_column_int64(s, 0));
-        if (it == execs.end()) return;
-        Exec& x = it->second;
+        auto it = execs->find(sqlite3_column_int64(s, 0));
+        if (it == execs->end()) return;
+        CmflibExec& x = it->second;
         std::string name = Text(s, 1);
         auto [type, value] = PropertyValue(s, 3);
         if (sqlite3_column_int64(s, 2) !=
@@ -356,12 +367,16 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
         if (name == "Execution" && type == "string") {
           x.fact["command"] = PythonList(value.get<std::string>());
         }
-        exec_properties.push_back({{"exec", it->first},
-                                   {"name", name},
-                                   {"type", type},
-                                   {"value", value}});
-      }));
-  for (auto& [id, x] : execs) {
+        exec_properties->push_back({{"exec", it->first},
+                                    {"name", name},
+                                    {"type", type},
+                                    {"value", value}});
+      });
+}
+
+// Gives each execution of EXECS the id its fact carries.
+void AssignExecutionIds(std::map<std::int64_t, CmflibExec>* execs) {
+  for (auto& [id, x] : *execs) {
     // An id cmf does not take as one (not a lowercase uuid) is replaced.
     std::transform(x.uuid.begin(), x.uuid.end(), x.uuid.begin(),
                    [](unsigned char c) { return std::tolower(c); });
@@ -370,9 +385,15 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
     }
     x.fact["id"] = x.uuid;
   }
+}
+
+// Adds the property, execution and state facts of EXECS to FACTS.
+void AddExecutionFacts(std::map<std::int64_t, CmflibExec>* execs,
+                       const std::vector<json>& exec_properties,
+                       std::vector<json>* facts) {
   // The git state, when cmflib recorded one.
   for (const json& p : exec_properties) {
-    Exec& x = execs[p["exec"].get<std::int64_t>()];
+    CmflibExec& x = (*execs)[p["exec"].get<std::int64_t>()];
     if (p["name"] == "Git_Start_Commit" && p["type"] == "string" &&
         !p["value"].get<std::string>().empty()) {
       std::string repo;
@@ -385,24 +406,24 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
       x.fact["code"] = {
           {"commit", p["value"]}, {"dirty", false}, {"repo", repo}};
     }
-    facts.push_back({{"t", "property"},
-                     {"target_type", "execution"},
-                     {"target", x.uuid},
-                     {"name", p["name"]},
-                     {"hlc", x.fact["started_ms"].get<std::int64_t>() << 16},
-                     {"site", kCmflibSite},
-                     {"type", p["type"]},
-                     {"value", p["value"]}});
+    facts->push_back({{"t", "property"},
+                      {"target_type", "execution"},
+                      {"target", x.uuid},
+                      {"name", p["name"]},
+                      {"hlc", x.fact["started_ms"].get<std::int64_t>() << 16},
+                      {"site", kCmflibSite},
+                      {"type", p["type"]},
+                      {"value", p["value"]}});
   }
-  for (auto& [id, x] : execs) {
-    facts.push_back(x.fact);
+  for (auto& [id, x] : *execs) {
+    facts->push_back(x.fact);
     // MLMD states: 4 FAILED, 6 CANCELED; anything else recorded as done.
     std::string status = !x.state        ? "ok"
                          : *x.state == 4 ? "failed"
                          : *x.state == 6 ? "interrupted"
                          : *x.state == 2 ? "running"
                                          : "ok";
-    facts.push_back(
+    facts->push_back(
         {{"t", "state"},
          {"execution", x.uuid},
          {"hlc", std::max(x.updated, x.fact["started_ms"].get<std::int64_t>())
@@ -413,10 +434,12 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
          {"ended_ms", status == "running" ? json(nullptr) : json(x.updated)},
          {"message", "imported from cmflib"}});
   }
+}
 
+// Reads the artifacts of DB into ARTIFACTS and adds their facts to FACTS.
+Status ReadArtifacts(Mlmd& db, CmflibArtifacts* artifacts,
+                     std::vector<json>* facts) {
   // Artifacts by uri, with their names and properties.
-  std::map<std::int64_t, std::pair<std::string, std::string>>
-      artifacts;  // id -> uri, path
   CMF_RETURN_IF_ERROR(db.Each(
       "SELECT a.id, a.uri, a.name, t.name, a.create_time_since_epoch FROM "
       "Artifact a JOIN Type t ON t.id = a.type_id ORDER BY a.id",
@@ -431,60 +454,86 @@ Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
         // by one made from its row.
         if (!facts::IsArtifactHash(uri, "md5"))
           uri = "mlmd-artifact-" + std::to_string(sqlite3_column_int64(s, 0));
-        artifacts[sqlite3_column_int64(s, 0)] = {uri, file};
-        facts.push_back({{"t", "artifact"},
-                         {"hash", uri},
-                         {"algorithm", "md5"},
-                         {"kind", KindOf(Text(s, 3))},
-                         {"size", 0}});
-        facts.push_back(
+        (*artifacts)[sqlite3_column_int64(s, 0)] = {uri, file};
+        facts->push_back({{"t", "artifact"},
+                          {"hash", uri},
+                          {"algorithm", "md5"},
+                          {"kind", KindOf(Text(s, 3))},
+                          {"size", 0}});
+        facts->push_back(
             {{"t", "location"}, {"hash", uri}, {"at", kCmflibSite}});
-        facts.push_back({{"t", "property"},
-                         {"target_type", "artifact"},
-                         {"target", uri},
-                         {"name", "name"},
-                         {"hlc", sqlite3_column_int64(s, 4) << 16},
-                         {"site", kCmflibSite},
-                         {"type", "string"},
-                         {"value", name}});
+        facts->push_back({{"t", "property"},
+                          {"target_type", "artifact"},
+                          {"target", uri},
+                          {"name", "name"},
+                          {"hlc", sqlite3_column_int64(s, 4) << 16},
+                          {"site", kCmflibSite},
+                          {"type", "string"},
+                          {"value", name}});
       }));
-  CMF_RETURN_IF_ERROR(db.Each(
+  return db.Each(
       "SELECT p.artifact_id, p.name, p.is_custom_property, p.int_value, "
       "p.double_value, p.string_value, p.bool_value, a.create_time_since_epoch "
       "FROM ArtifactProperty p JOIN Artifact a ON a.id = p.artifact_id",
       {}, [&](sqlite3_stmt* s) {
-        auto it = artifacts.find(sqlite3_column_int64(s, 0));
-        if (it == artifacts.end()) return;
+        auto it = artifacts->find(sqlite3_column_int64(s, 0));
+        if (it == artifacts->end()) return;
         auto [type, value] = PropertyValue(s, 3);
-        facts.push_back({{"t", "property"},
-                         {"target_type", "artifact"},
-                         {"target", it->second.first},
-                         {"name", Text(s, 1)},
-                         {"hlc", sqlite3_column_int64(s, 7) << 16},
-                         {"site", kCmflibSite},
-                         {"type", type},
-                         {"value", value}});
-      }));
+        facts->push_back({{"t", "property"},
+                          {"target_type", "artifact"},
+                          {"target", it->second.first},
+                          {"name", Text(s, 1)},
+                          {"hlc", sqlite3_column_int64(s, 7) << 16},
+                          {"site", kCmflibSite},
+                          {"type", type},
+                          {"value", value}});
+      });
+}
 
+// Reads the events of DB between EXECS and ARTIFACTS into FACTS.
+Status ReadEvents(Mlmd& db, const std::map<std::int64_t, CmflibExec>& execs,
+                  const CmflibArtifacts& artifacts, std::vector<json>* facts) {
   // Events: 3 INPUT, 4 OUTPUT (2 DECLARED_INPUT, 5 INTERNAL_INPUT count as
   // inputs; 1 DECLARED_OUTPUT, 6 INTERNAL_OUTPUT as outputs).
   std::map<std::pair<std::int64_t, int>, int> positions;
-  CMF_RETURN_IF_ERROR(
-      db.Each("SELECT execution_id, artifact_id, type FROM Event ORDER BY id",
-              {}, [&](sqlite3_stmt* s) {
-                auto e = execs.find(sqlite3_column_int64(s, 0));
-                auto a = artifacts.find(sqlite3_column_int64(s, 1));
-                if (e == execs.end() || a == artifacts.end()) return;
-                int type = sqlite3_column_int(s, 2);
-                bool input = type == 3 || type == 2 || type == 5;
-                int& position = positions[{e->first, input ? 0 : 1}];
-                facts.push_back({{"t", "event"},
-                                 {"execution", e->second.uuid},
-                                 {"direction", input ? "input" : "output"},
-                                 {"position", position++},
-                                 {"artifact", a->second.first},
-                                 {"path", a->second.second}});
-              }));
+  return db.Each(
+      "SELECT execution_id, artifact_id, type FROM Event ORDER BY id", {},
+      [&](sqlite3_stmt* s) {
+        auto e = execs.find(sqlite3_column_int64(s, 0));
+        auto a = artifacts.find(sqlite3_column_int64(s, 1));
+        if (e == execs.end() || a == artifacts.end()) return;
+        int type = sqlite3_column_int(s, 2);
+        bool input = type == 3 || type == 2 || type == 5;
+        int& position = positions[{e->first, input ? 0 : 1}];
+        facts->push_back({{"t", "event"},
+                          {"execution", e->second.uuid},
+                          {"direction", input ? "input" : "output"},
+                          {"position", position++},
+                          {"artifact", a->second.first},
+                          {"path", a->second.second}});
+      });
+}
+
+}  // namespace
+
+Result<ImportReport> ImportCmflib(Store& store, const fs::path& path) {
+  Mlmd db;
+  CMF_RETURN_IF_ERROR(db.Open(path));
+  std::vector<json> facts;
+
+  std::map<std::int64_t, CmflibStage> stages;  // context id
+  CMF_RETURN_IF_ERROR(ReadStages(db, &stages));
+
+  std::map<std::int64_t, CmflibExec> execs;
+  std::vector<json> exec_properties;
+  CMF_RETURN_IF_ERROR(ReadExecutions(db, stages, &execs, &exec_properties));
+  AssignExecutionIds(&execs);
+  AddExecutionFacts(&execs, exec_properties, &facts);
+
+  CmflibArtifacts artifacts;  // id -> uri, path
+  CMF_RETURN_IF_ERROR(ReadArtifacts(db, &artifacts, &facts));
+
+  CMF_RETURN_IF_ERROR(ReadEvents(db, execs, artifacts, &facts));
 
   ImportReport report;
   CMF_RETURN_IF_ERROR(Apply(store, facts, &report, kCmflibSite));

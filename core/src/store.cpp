@@ -23,8 +23,8 @@ namespace {
 constexpr char kFormatName[] = "cmf-metadata";
 
 // Schema version 1. doc/metadata-store.md describes every table; change both
-// together, and add a migration step in Store::Open when kStoreSchemaVersion
-// goes up.
+// together, and add a migration step to Store::Open (CreateSchema and
+// Upgrade) when kStoreSchemaVersion goes up.
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
@@ -286,6 +286,126 @@ UPDATE metric_summary SET last_value = (SELECT value FROM metric m WHERE
   AND m.step = metric_summary.last_step);
 )sql";
 
+namespace {
+
+// The steps of Store::Open. The templates take IMPL, the Store::Impl: a type
+// private to Store, which they cannot name.
+
+// Opens the database file PATH (named WHERE in errors) as *DB, set up as a
+// Store uses it.
+Status Connect(const fs::path& path, const StoreOptions& options,
+               const std::string& where, sqlite3** db) {
+  // A Store is used by one thread at a time (store.h): SQLite need not take
+  // its connection mutex on every call (a walk makes some 100,000 of them).
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+              (options.create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), db, flags, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(*db, rc, "cannot open " + where);
+  sqlite3_extended_result_codes(*db, 1);
+  sqlite3_busy_timeout(*db, options.busy_timeout_ms);
+  // The write-ahead log and its index stay on disk when the last connection
+  // closes (after the usual checkpoint), instead of being deleted and made
+  // again by the next command: every command saves creating two files.
+  int persist_wal = 1;
+  sqlite3_file_control(*db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
+  return Status::Ok();
+}
+
+// Reads the file's schema version into *USER_VERSION and its number of tables
+// into *TABLES. Corruption for a file that is not a database.
+template <typename Impl>
+Status ReadVersion(Impl& impl, const std::string& where, int* user_version,
+                   int* tables) {
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl.Prepare("PRAGMA user_version"));
+  Status st;
+  if (s.Step(&st)) *user_version = static_cast<int>(s.Int(0));
+  s.Reset();
+  if (!st.ok()) {
+    return Status::Corruption("cannot open " + where + ": " +
+                              sqlite3_errmsg(impl.db));
+  }
+  CMF_ASSIGN_OR_RETURN(sql::Stmt t,
+                       impl.Prepare("SELECT count(*) FROM sqlite_master"));
+  if (t.Step(&st)) *tables = static_cast<int>(t.Int(0));
+  t.Reset();
+  if (!st.ok()) {
+    return Status::Corruption("cannot open " + where + ": " +
+                              sqlite3_errmsg(impl.db));
+  }
+  return Status::Ok();
+}
+
+// Makes the schema of a new store, at kStoreSchemaVersion.
+template <typename Impl>
+Status CreateSchema(Impl& impl) {
+  // journal_mode cannot change inside a transaction; WAL is a property of the
+  // file.
+  CMF_RETURN_IF_ERROR(impl.Exec("PRAGMA journal_mode=WAL"));
+  return impl.InWrite([&]() -> Status {
+    CMF_RETURN_IF_ERROR(impl.Exec(kSchemaV1));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV2));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV3));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV4));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV5));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        impl.Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
+    CMF_RETURN_IF_ERROR(s.Bind(1, kFormatName).Run());
+    return impl.Exec(
+        fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
+  });
+}
+
+// Corruption unless the store's meta table says it is a cmf metadata store.
+template <typename Impl>
+Status CheckFormat(Impl& impl, const std::string& where) {
+  Result<sql::Stmt> s =
+      impl.Prepare("SELECT value FROM meta WHERE key='format'");
+  Status st;
+  bool ours = s.ok() && s->Step(&st) && s->Text(0) == kFormatName;
+  if (s.ok()) s->Reset();
+  if (!ours)
+    return Status::Corruption("cannot open " + where +
+                              ": not a cmf metadata store");
+  return Status::Ok();
+}
+
+// Brings a store of schema version USER_VERSION up to kStoreSchemaVersion.
+template <typename Impl>
+Status Upgrade(Impl& impl, int user_version) {
+  return impl.WriteAnyway([&]() -> Status {
+    if (user_version < 2) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV2));
+    if (user_version < 3) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV3));
+    if (user_version < 4) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV4));
+    if (user_version < 5) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV5));
+    if (user_version < 6) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
+    if (user_version < 7) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
+    return impl.Exec(
+        fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
+  });
+}
+
+// Sets the connection's settings that last until it closes.
+template <typename Impl>
+Status SetConnectionPragmas(Impl& impl, const StoreOptions& options) {
+  CMF_RETURN_IF_ERROR(impl.Exec("PRAGMA foreign_keys=ON"));
+  // With a size limit set, the last connection to close truncates the
+  // persistent write-ahead log to nothing after its checkpoint. Without one,
+  // the log of the last write stays whole on disk, and every later command
+  // reads all of it back at open and checkpoints it again at close (some 300
+  // reads, 100 writes and 3 syncs for a read-only `cmf status`).
+  CMF_RETURN_IF_ERROR(impl.Exec("PRAGMA journal_size_limit=4194304"));
+  // Walks and listings keep their working sets in temp tables: in memory,
+  // not in a file made and removed on every command.
+  CMF_RETURN_IF_ERROR(impl.Exec("PRAGMA temp_store=MEMORY"));
+  return impl.Exec(options.synchronous_full ? "PRAGMA synchronous=FULL"
+                                            : "PRAGMA synchronous=NORMAL");
+}
+
+}  // namespace
+
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
     case RecordType::kPipeline:
@@ -315,43 +435,13 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
   if (!options.create && !fs::exists(path, ec)) {
     return Status::NotFound("cannot open " + where + ": no such file");
   }
-  // A Store is used by one thread at a time (store.h): SQLite need not take
-  // its connection mutex on every call (a walk makes some 100,000 of them).
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-              (options.create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr);
-  if (rc != SQLITE_OK) return sql::Error(impl->db, rc, "cannot open " + where);
-  sqlite3_extended_result_codes(impl->db, 1);
-  sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
-  // The write-ahead log and its index stay on disk when the last connection
-  // closes (after the usual checkpoint), instead of being deleted and made
-  // again by the next command: every command saves creating two files.
-  int persist_wal = 1;
-  sqlite3_file_control(impl->db, "main", SQLITE_FCNTL_PERSIST_WAL,
-                       &persist_wal);
+  CMF_RETURN_IF_ERROR(Connect(path, options, where, &impl->db));
 
   // Read before anything is written: a file that is not a database, or not
   // ours, is refused untouched.
   int user_version = 0;
   int tables = 0;
-  {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl->Prepare("PRAGMA user_version"));
-    Status st;
-    if (s.Step(&st)) user_version = static_cast<int>(s.Int(0));
-    s.Reset();
-    if (!st.ok()) {
-      return Status::Corruption("cannot open " + where + ": " +
-                                sqlite3_errmsg(impl->db));
-    }
-    CMF_ASSIGN_OR_RETURN(sql::Stmt t,
-                         impl->Prepare("SELECT count(*) FROM sqlite_master"));
-    if (t.Step(&st)) tables = static_cast<int>(t.Int(0));
-    t.Reset();
-    if (!st.ok()) {
-      return Status::Corruption("cannot open " + where + ": " +
-                                sqlite3_errmsg(impl->db));
-    }
-  }
+  CMF_RETURN_IF_ERROR(ReadVersion(*impl, where, &user_version, &tables));
   if (user_version > kStoreSchemaVersion) {
     return Status::InvalidArgument(
         fmt::format("cannot open {}: it has schema version {}, newer than this "
@@ -364,59 +454,14 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path,
       return Status::Corruption("cannot open " + where +
                                 ": not a cmf metadata store");
     }
-    // journal_mode cannot change inside a transaction; WAL is a property of the
-    // file.
-    CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL"));
-    CMF_RETURN_IF_ERROR(impl->InWrite([&]() -> Status {
-      CMF_RETURN_IF_ERROR(impl->Exec(kSchemaV1));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
-      CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV7));
-      CMF_ASSIGN_OR_RETURN(
-          sql::Stmt s,
-          impl->Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
-      CMF_RETURN_IF_ERROR(s.Bind(1, kFormatName).Run());
-      return impl->Exec(
-          fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
-    }));
+    CMF_RETURN_IF_ERROR(CreateSchema(*impl));
   } else {
-    Result<sql::Stmt> s =
-        impl->Prepare("SELECT value FROM meta WHERE key='format'");
-    Status st;
-    bool ours = s.ok() && s->Step(&st) && s->Text(0) == kFormatName;
-    if (s.ok()) s->Reset();
-    if (!ours)
-      return Status::Corruption("cannot open " + where +
-                                ": not a cmf metadata store");
+    CMF_RETURN_IF_ERROR(CheckFormat(*impl, where));
     if (user_version < kStoreSchemaVersion) {  // an older store: upgrade it
-      CMF_RETURN_IF_ERROR(impl->WriteAnyway([&]() -> Status {
-        if (user_version < 2) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV2));
-        if (user_version < 3) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV3));
-        if (user_version < 4) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV4));
-        if (user_version < 5) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV5));
-        if (user_version < 6) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV6));
-        if (user_version < 7) CMF_RETURN_IF_ERROR(impl->Exec(kMigrateV7));
-        return impl->Exec(
-            fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
-      }));
+      CMF_RETURN_IF_ERROR(Upgrade(*impl, user_version));
     }
   }
-  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys=ON"));
-  // With a size limit set, the last connection to close truncates the
-  // persistent write-ahead log to nothing after its checkpoint. Without one,
-  // the log of the last write stays whole on disk, and every later command
-  // reads all of it back at open and checkpoints it again at close (some 300
-  // reads, 100 writes and 3 syncs for a read-only `cmf status`).
-  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_size_limit=4194304"));
-  // Walks and listings keep their working sets in temp tables: in memory,
-  // not in a file made and removed on every command.
-  CMF_RETURN_IF_ERROR(impl->Exec("PRAGMA temp_store=MEMORY"));
-  CMF_RETURN_IF_ERROR(impl->Exec(options.synchronous_full
-                                     ? "PRAGMA synchronous=FULL"
-                                     : "PRAGMA synchronous=NORMAL"));
+  CMF_RETURN_IF_ERROR(SetConnectionPragmas(*impl, options));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 

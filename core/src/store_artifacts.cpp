@@ -1,5 +1,6 @@
 // The store's artifacts (cmf/store.h): tracked paths, lookups by hash or
-// prefix, listings and queries, and the stat index of data::Scan.
+// prefix, listings and queries, the stat index of data::Scan, the sites that
+// hold each artifact and the artifacts this site wants.
 
 #include <algorithm>
 #include <cctype>
@@ -219,6 +220,89 @@ Status Store::DropStatIndex(std::span<const std::string> roots) {
       CMF_RETURN_IF_ERROR(s.Bind(1, root).Run());
     return Status::Ok();
   });
+}
+
+Result<std::vector<ArtifactRef>> Store::Wanted() {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(
+          "SELECT a.hash, a.size, a.kind FROM wanted w JOIN artifact a "
+          "ON a.id = w.artifact_id ORDER BY a.hash"));
+  std::vector<ArtifactRef> out;
+  Status st;
+  while (s.Step(&st)) {
+    out.push_back({"", s.Text(0), static_cast<std::uint64_t>(s.Int(1)),
+                   ParseArtifactKind(s.Text(2)).value_or(ArtifactKind::kFile)});
+  }
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status Store::DropWanted(const std::string& hash) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s, m.Prepare("DELETE FROM wanted WHERE artifact_id = "
+                               "(SELECT id FROM artifact WHERE hash = ?1)"));
+    return s.Bind(1, hash).Run();
+  });
+}
+
+Status Store::AddLocation(const std::string& hash, const std::string& id) {
+  Impl& m = *impl_;
+  return m.InWrite([&]() -> Status {
+    CMF_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m.Prepare("INSERT OR IGNORE INTO location(artifact_id, site) "
+                  "SELECT id, ?2 FROM artifact WHERE hash = ?1"));
+    CMF_RETURN_IF_ERROR(s.Bind(1, hash).Bind(2, id).Run());
+    if (sqlite3_changes(m.db) == 0) {
+      CMF_ASSIGN_OR_RETURN(sql::Stmt q,
+                           m.Prepare("SELECT 1 FROM artifact WHERE hash = ?1"));
+      Status st;
+      bool found = q.Bind(1, hash).Step(&st);
+      q.Reset();
+      CMF_RETURN_IF_ERROR(st);
+      if (!found) return Status::NotFound("no artifact '" + hash + "'");
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<std::string>> Store::Locations(const std::string& hash) {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare("SELECT l.site FROM location l JOIN artifact a ON "
+                     "a.id = l.artifact_id WHERE a.hash = ?1 ORDER BY l.site"));
+  std::vector<std::string> out;
+  Status st;
+  s.Bind(1, hash);
+  while (s.Step(&st)) out.push_back(s.Text(0));
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Result<std::string> Store::ArtifactAtPath(const std::string& path) {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      impl_->Prepare(
+          "SELECT a.hash FROM tracked t JOIN artifact a ON a.id = "
+          "t.artifact_id "
+          "WHERE t.path = ?1 UNION ALL "
+          "SELECT * FROM (SELECT a.hash FROM event x JOIN artifact a ON "
+          "a.id = x.artifact_id JOIN execution e ON e.id = x.execution_id "
+          "WHERE x.path = ?1 ORDER BY x.direction DESC, e.started_ms DESC "
+          "LIMIT 1) LIMIT 1"));
+  Status st;
+  bool found = s.Bind(1, path).Step(&st);
+  std::string hash = found ? s.Text(0) : "";
+  s.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (!found)
+    return Status::NotFound("no record names the path '" + path + "'");
+  return hash;
 }
 
 }  // namespace cmf

@@ -1,5 +1,6 @@
 // Internal: the state behind cmf::Store, shared by the files that implement
-// it (store.cpp: records and reads; store_segments.cpp: commit and ingest).
+// it (store*.cpp: records and reads; segment_export.cpp, segment_ingest.cpp
+// and fact_writer.cpp: commit, export and ingest).
 #pragma once
 
 #include <sqlite3.h>
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "cmf/process.h"
 #include "cmf/store.h"
 #include "sqlite_util.h"
 
@@ -26,6 +28,13 @@ MetricSummary MetricSummaryOfRow(sql::Stmt& q, int first);
 
 // The name a record type has in the property table ("pipeline", ...).
 std::string_view RecordTypeName(RecordType type);
+
+// This site's runs in progress (store_read.cpp): the query, the process of one
+// of its rows, and what a record says of a run whose process is gone.
+inline constexpr char kSelectLiveRuns[] =
+    "SELECT execution_id, pid, start_ticks, boot_id, host FROM live_run";
+ProcessIdentity LiveRunProcess(sql::Stmt& s);
+std::string InterruptedMessage(const ProcessIdentity& p);
 
 struct Store::Impl {
   sqlite3* db = nullptr;

@@ -93,139 +93,142 @@ std::string WalkQuery(bool up, bool limited) {
          "UNION ALL SELECT 3, t, id, via, NULL, NULL FROM walk WHERE via > 0";
 }
 
-}  // namespace
+// Pipeline and stage names by stage id.
+using StageNames =
+    std::unordered_map<RowId, std::pair<std::string, std::string>>;
 
-std::string_view ToString(LineageEdge::Type type) {
-  switch (type) {
-    case LineageEdge::Type::kInput:
-      return "input";
-    case LineageEdge::Type::kOutput:
-      return "output";
-    case LineageEdge::Type::kDerivedFrom:
-      return "derived_from";
-  }
-  return "input";
+// The row key of a node: id * 2 + t.
+constexpr std::int64_t NodeKey(std::int64_t t, std::int64_t id) {
+  return id * 2 + t;
 }
 
-Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
-                                        const LineageOptions& options) {
-  Impl& m = *impl_;
-  // One read snapshot for the whole walk.
-  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
-
-  const bool is_exec = target.type == LineageNode::Type::kExecution;
-  RowId root = 0;
-  {
-    CMF_ASSIGN_OR_RETURN(
-        sql::Stmt q,
-        m.Prepare(is_exec ? "SELECT id FROM execution WHERE uuid = ?1"
-                          : "SELECT id FROM artifact WHERE hash = ?1"));
-    Status st;
-    bool found = q.Bind(1, target.id).Step(&st);
-    root = found ? q.Int(0) : 0;
-    q.Reset();
-    CMF_RETURN_IF_ERROR(st);
-    if (!found) {
-      return Status::NotFound(fmt::format(
-          "no {} '{}'", is_exec ? "execution" : "artifact", target.id));
-    }
+struct RawEdge {
+  RowId from, to;  // row keys
+  LineageEdge::Type type;
+  bool operator<(const RawEdge& o) const {
+    return std::tie(from, to, type) < std::tie(o.from, o.to, o.type);
   }
+  bool operator==(const RawEdge& o) const = default;
+};
 
-  // Pipeline and stage names by stage id: a handful, read once.
-  std::unordered_map<RowId, std::pair<std::string, std::string>> stages;
-  Status st;
-  {
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s,
-                         m.Prepare("SELECT g.id, p.name, g.name FROM stage g "
-                                   "JOIN pipeline p ON p.id = g.pipeline_id"));
-    while (s.Step(&st)) stages[s.Int(0)] = {s.Text(1), s.Text(2)};
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
-  }
-
-  // Nodes are indexed by row key (id * 2 + t); edges and paths are gathered by
-  // row keys and resolved to node indices once every row is in.
-  auto key = [](std::int64_t t, std::int64_t id) { return id * 2 + t; };
+// What the walks return. Nodes are indexed by row key (id * 2 + t); edges and
+// paths are gathered by row keys and resolved to node indices once every row
+// is in.
+struct WalkRows {
   std::vector<LineageNode> nodes;
   std::unordered_map<RowId, std::uint32_t> index;
-  struct RawEdge {
-    RowId from, to;  // row keys
-    LineageEdge::Type type;
-    bool operator<(const RawEdge& o) const {
-      return std::tie(from, to, type) < std::tie(o.from, o.to, o.type);
-    }
-    bool operator==(const RawEdge& o) const = default;
-  };
   std::vector<RawEdge> raw_edges;
   std::vector<std::pair<RowId, std::string>> raw_paths;
-  const bool limited = options.depth.has_value();
-  for (bool up : {true, false}) {
-    if ((up && !options.up) || (!up && !options.down)) continue;
-    CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(WalkQuery(up, limited)));
-    s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root);
-    if (limited) s.Bind(3, std::max(0, *options.depth));
-    while (s.Step(&st)) {
-      switch (s.Int(0)) {
-        case 0:
-        case 1: {
-          const bool exec = s.Int(0) == 1;
-          auto [it, fresh] =
-              index.try_emplace(key(exec ? kExecution : kArtifact, s.Int(1)),
-                                static_cast<std::uint32_t>(nodes.size()));
-          if (!fresh) break;  // reached again
-          LineageNode& node = nodes.emplace_back();
-          node.id = s.Text(2);
-          if (exec) {
-            node.type = LineageNode::Type::kExecution;
-            if (auto g = stages.find(s.Int(3)); g != stages.end()) {
-              node.pipeline = g->second.first;
-              node.stage = g->second.second;
-            }
-            node.started_ms = s.Int(4);
-            node.status =
-                ParseExecStatus(s.Text(5)).value_or(ExecStatus::kRunning);
-          } else {
-            node.type = LineageNode::Type::kArtifact;
-            node.kind =
-                ParseArtifactKind(s.Text(3)).value_or(ArtifactKind::kFile);
+};
+
+// The row id of TARGET (IS_EXEC: an execution's), or NotFound. The
+// templates take IMPL, the Store::Impl: a type private to Store, which they
+// cannot name.
+template <typename Impl>
+Result<RowId> FindRoot(Impl& impl, const LineageTarget& target, bool is_exec) {
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt q,
+      impl.Prepare(is_exec ? "SELECT id FROM execution WHERE uuid = ?1"
+                           : "SELECT id FROM artifact WHERE hash = ?1"));
+  Status st;
+  bool found = q.Bind(1, target.id).Step(&st);
+  RowId root = found ? q.Int(0) : 0;
+  q.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  if (!found) {
+    return Status::NotFound(fmt::format(
+        "no {} '{}'", is_exec ? "execution" : "artifact", target.id));
+  }
+  return root;
+}
+
+// Pipeline and stage names by stage id, into STAGES: a handful, read once.
+template <typename Impl>
+Status ReadStageNames(Impl& impl, StageNames& stages) {
+  CMF_ASSIGN_OR_RETURN(sql::Stmt s,
+                       impl.Prepare("SELECT g.id, p.name, g.name FROM stage g "
+                                    "JOIN pipeline p ON p.id = g.pipeline_id"));
+  Status st;
+  while (s.Step(&st)) stages[s.Int(0)] = {s.Text(1), s.Text(2)};
+  s.Reset();
+  return st;
+}
+
+// Adds the rows of S, a WalkQuery(UP, ...), to ROWS: a node reached again is
+// kept once.
+Status ReadWalkRows(sql::Stmt& s, bool up, const StageNames& stages,
+                    WalkRows& rows) {
+  Status st;
+  while (s.Step(&st)) {
+    switch (s.Int(0)) {
+      case 0:
+      case 1: {
+        const bool exec = s.Int(0) == 1;
+        auto [it, fresh] = rows.index.try_emplace(
+            NodeKey(exec ? kExecution : kArtifact, s.Int(1)),
+            static_cast<std::uint32_t>(rows.nodes.size()));
+        if (!fresh) break;  // reached again
+        LineageNode& node = rows.nodes.emplace_back();
+        node.id = s.Text(2);
+        if (exec) {
+          node.type = LineageNode::Type::kExecution;
+          if (auto g = stages.find(s.Int(3)); g != stages.end()) {
+            node.pipeline = g->second.first;
+            node.stage = g->second.second;
           }
-          break;
+          node.started_ms = s.Int(4);
+          node.status =
+              ParseExecStatus(s.Text(5)).value_or(ExecStatus::kRunning);
+        } else {
+          node.type = LineageNode::Type::kArtifact;
+          node.kind =
+              ParseArtifactKind(s.Text(3)).value_or(ArtifactKind::kFile);
         }
-        case 2:
-          raw_paths.emplace_back(key(kArtifact, s.Int(1)), s.Text(2));
-          break;
-        case 3: {
-          RowId reached = key(s.Int(1), s.Int(2));
-          const std::int64_t via = s.Int(3);
-          RowId from = key((via >> 2) & 1, via >> 3);
-          const std::int64_t how = via & 3;
-          const LineageEdge::Type type =
-              how == kByInput    ? LineageEdge::Type::kInput
-              : how == kByOutput ? LineageEdge::Type::kOutput
-                                 : LineageEdge::Type::kDerivedFrom;
-          // Walking down, edges point the way the walk went; up, against it.
-          if (up) std::swap(reached, from);
-          raw_edges.push_back({from, reached, type});
-          break;
-        }
+        break;
+      }
+      case 2:
+        rows.raw_paths.emplace_back(NodeKey(kArtifact, s.Int(1)), s.Text(2));
+        break;
+      case 3: {
+        RowId reached = NodeKey(s.Int(1), s.Int(2));
+        const std::int64_t via = s.Int(3);
+        RowId from = NodeKey((via >> 2) & 1, via >> 3);
+        const std::int64_t how = via & 3;
+        const LineageEdge::Type type =
+            how == kByInput    ? LineageEdge::Type::kInput
+            : how == kByOutput ? LineageEdge::Type::kOutput
+                               : LineageEdge::Type::kDerivedFrom;
+        // Walking down, edges point the way the walk went; up, against it.
+        if (up) std::swap(reached, from);
+        rows.raw_edges.push_back({from, reached, type});
+        break;
       }
     }
-    s.Reset();
-    CMF_RETURN_IF_ERROR(st);
   }
-  const std::size_t n = nodes.size();
-  const std::uint32_t root_index =
-      index.at(key(is_exec ? kExecution : kArtifact, root));
-  for (auto& [artifact, path] : raw_paths) {
-    auto it = index.find(artifact);
-    if (it != index.end()) nodes[it->second].paths.push_back(std::move(path));
+  s.Reset();
+  return st;
+}
+
+// Gives each node of ROWS its paths (moved out of ROWS), sorted and unique.
+void AttachPaths(WalkRows& rows) {
+  for (auto& [artifact, path] : rows.raw_paths) {
+    auto it = rows.index.find(artifact);
+    if (it != rows.index.end()) {
+      rows.nodes[it->second].paths.push_back(std::move(path));
+    }
   }
-  for (LineageNode& node : nodes) {
+  for (LineageNode& node : rows.nodes) {
     if (node.paths.size() < 2) continue;
     std::sort(node.paths.begin(), node.paths.end());
     node.paths.erase(std::unique(node.paths.begin(), node.paths.end()),
                      node.paths.end());
   }
+}
+
+// The edges of ROWS between node indices, each once (ROWS' raw edges are
+// sorted and made unique on the way).
+std::vector<LineageEdge> ResolveEdges(WalkRows& rows) {
+  std::vector<RawEdge>& raw_edges = rows.raw_edges;
   // An edge followed at several depths of a bounded walk is one edge.
   std::sort(raw_edges.begin(), raw_edges.end());
   raw_edges.erase(std::unique(raw_edges.begin(), raw_edges.end()),
@@ -235,13 +238,19 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   for (const RawEdge& e : raw_edges) {
     // A fact naming a record the store lacks (a damaged store) loses its
     // edge rather than the walk.
-    auto from = index.find(e.from), to = index.find(e.to);
-    if (from == index.end() || to == index.end()) continue;
+    auto from = rows.index.find(e.from), to = rows.index.find(e.to);
+    if (from == rows.index.end() || to == rows.index.end()) continue;
     edges.push_back({from->second, to->second, e.type});
   }
+  return edges;
+}
 
-  // Depths: the shortest number of edges from the target, walking the same
-  // way as the query (up: against the edges, negative; down: along them).
+// Sets the depth of NODES: the shortest number of EDGES from the target
+// (ROOT_INDEX), walking the same way as the query (up: against the edges,
+// negative; down: along them).
+void SetDepths(const std::vector<LineageEdge>& edges, std::uint32_t root_index,
+               const LineageOptions& options, std::vector<LineageNode>& nodes) {
+  const std::size_t n = nodes.size();
   // Adjacency in compressed rows, both ways.
   std::vector<std::uint32_t> out_start(n + 1, 0), in_start(n + 1, 0);
   for (const LineageEdge& e : edges) {
@@ -284,10 +293,16 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   for (std::size_t i = 0; i < n; ++i) {
     if (depth[i] != kUnseen) nodes[i].depth = depth[i];
   }
+}
 
-  // Nodes: the target, then by distance, up before down, then by id. Edges:
-  // by their ends' ids, then type. Both are sorted as 64-bit keys built from
-  // each node's rank by id, then moved once.
+// The graph of NODES (moved out) and EDGES around the target ROOT (its id)
+// at ROOT_INDEX, in order. Nodes: the target, then by distance, up before
+// down, then by id. Edges: by their ends' ids, then type. Both are sorted as
+// 64-bit keys built from each node's rank by id, then moved once.
+LineageGraph SortedGraph(const std::string& root, std::uint32_t root_index,
+                         std::vector<LineageNode>& nodes,
+                         const std::vector<LineageEdge>& edges) {
+  const std::size_t n = nodes.size();
   std::vector<std::pair<std::string_view, std::uint32_t>> by_id(n);
   for (std::uint32_t i = 0; i < n; ++i) by_id[i] = {nodes[i].id, i};
   std::sort(by_id.begin(), by_id.end());
@@ -305,7 +320,7 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
   std::sort(keys.begin(), keys.end());
   std::vector<std::uint32_t> position(n);
   LineageGraph graph;
-  graph.root = target.id;
+  graph.root = root;
   graph.nodes.reserve(n);
   for (std::uint64_t k : keys) {
     const std::uint32_t i = by_id[k & 0xffffffffu].second;
@@ -327,6 +342,48 @@ Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
                            static_cast<LineageEdge::Type>(k & 3)});
   }
   return graph;
+}
+
+}  // namespace
+
+std::string_view ToString(LineageEdge::Type type) {
+  switch (type) {
+    case LineageEdge::Type::kInput:
+      return "input";
+    case LineageEdge::Type::kOutput:
+      return "output";
+    case LineageEdge::Type::kDerivedFrom:
+      return "derived_from";
+  }
+  return "input";
+}
+
+Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
+                                        const LineageOptions& options) {
+  Impl& m = *impl_;
+  // One read snapshot for the whole walk.
+  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
+
+  const bool is_exec = target.type == LineageNode::Type::kExecution;
+  CMF_ASSIGN_OR_RETURN(const RowId root, FindRoot(m, target, is_exec));
+  StageNames stages;
+  CMF_RETURN_IF_ERROR(ReadStageNames(m, stages));
+
+  WalkRows rows;
+  const bool limited = options.depth.has_value();
+  for (bool up : {true, false}) {
+    if ((up && !options.up) || (!up && !options.down)) continue;
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, m.Prepare(WalkQuery(up, limited)));
+    s.Bind(1, is_exec ? kExecution : kArtifact).Bind(2, root);
+    if (limited) s.Bind(3, std::max(0, *options.depth));
+    CMF_RETURN_IF_ERROR(ReadWalkRows(s, up, stages, rows));
+  }
+  const std::uint32_t root_index =
+      rows.index.at(NodeKey(is_exec ? kExecution : kArtifact, root));
+  AttachPaths(rows);
+  const std::vector<LineageEdge> edges = ResolveEdges(rows);
+  SetDepths(edges, root_index, options, rows.nodes);
+  return SortedGraph(target.id, root_index, rows.nodes, edges);
 }
 
 }  // namespace cmf

@@ -1,5 +1,5 @@
 // The store's writes of this site's records (cmf/store.h): executions, their
-// states, events, lineage, metrics and properties.
+// states, events, lineage, metrics and properties; and batches of writes.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -239,6 +239,35 @@ Status Store::SetProperty(RecordType type, const std::string& key,
         .BindValue(7, value)
         .Run();
   });
+}
+
+Status Store::BeginBatch() {
+  Impl& m = *impl_;
+  if (m.options.read_only) {
+    return Status::InvalidArgument(m.Where() + " was opened for reading only");
+  }
+  if (m.in_batch) return Status::InvalidArgument("a batch is open already");
+  int rc = sqlite3_exec(m.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql::Error(m.db, rc, m.Where());
+  m.in_batch = true;
+  return Status::Ok();
+}
+
+Status Store::EndBatch(bool commit) {
+  Impl& m = *impl_;
+  if (!m.in_batch) return Status::Ok();
+  m.in_batch = false;
+  if (commit) {
+    int rc = sqlite3_exec(m.db, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return Status::Ok();
+    Status st = sql::Error(m.db, rc, m.Where());
+    sqlite3_exec(m.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    m.series_ids.clear();
+    return st;
+  }
+  sqlite3_exec(m.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  m.series_ids.clear();
+  return Status::Ok();
 }
 
 }  // namespace cmf

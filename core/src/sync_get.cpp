@@ -77,6 +77,127 @@ Result<Whereabouts> WhereIs(Repo& repo, const std::string& target) {
   return w;
 }
 
+namespace {
+
+// The remotes to ask for HASH: FROM alone, else every remote, holders first.
+Result<std::vector<RemoteSpec>> CandidateRemotes(
+    Repo& repo, const std::optional<std::string>& from,
+    const std::string& hash) {
+  std::vector<RemoteSpec> candidates;
+  if (from) {
+    CMF_ASSIGN_OR_RETURN(RemoteSpec r, FindRemote(repo.config(), *from));
+    candidates.push_back(r);
+  } else {
+    CMF_ASSIGN_OR_RETURN(candidates, ListRemotes(repo.config()));
+    // Remotes known to hold the bytes first.
+    CMF_ASSIGN_OR_RETURN(auto ids, repo.store().Locations(hash));
+    std::stable_partition(
+        candidates.begin(), candidates.end(), [&](const RemoteSpec& r) {
+          std::string id =
+              repo.config().GetOr("remote." + r.name + ".store-id", "");
+          return !id.empty() && std::count(ids.begin(), ids.end(), id) > 0;
+        });
+  }
+  return candidates;
+}
+
+// True when CACHE holds the object HASH of KIND and every object it names.
+Result<bool> IsComplete(const data::ObjectCache& cache, const std::string& hash,
+                        ArtifactKind kind) {
+  CMF_ASSIGN_OR_RETURN(auto objects, ObjectsOf(cache, hash, kind));
+  return std::all_of(objects.begin(), objects.end(),
+                     [&](const std::string& o) { return cache.Has(o); }) &&
+         cache.Has(hash);
+}
+
+// Downloads ARTIFACT from REMOTE into REPORT; returns IsComplete after, false
+// (with LAST set) when another remote may do better.
+Result<bool> GetFrom(Repo& repo, const RemoteSpec& remote,
+                     const ArtifactRef& artifact, bool progress_on,
+                     GetReport* report, Status* last) {
+  const data::ObjectCache& cache = repo.objects();
+  Result<Endpoints> ends = Resolve(repo, remote);
+  if (!ends.ok() || ends->data_url.empty()) {
+    *last = ends.ok() ? Status::NotFound("no object store") : ends.status();
+    return false;
+  }
+  Result<std::unique_ptr<data::ObjectTransport>> t =
+      data::OpenTransport(ends->data_url);
+  if (!t.ok()) {
+    *last = t.status();
+    return false;
+  }
+  SyncReport counts;
+  data::Progress progress("getting objects", progress_on);
+  Result<bool> there = (*t)->Has(report->hash);
+  if (!there.ok() || !*there) {
+    *last = there.ok() ? Status::NotFound("not there") : there.status();
+    return false;
+  }
+  std::string store_id =
+      repo.config().GetOr("remote." + remote.name + ".store-id", "");
+  if (store_id.empty()) {
+    Result<std::string> id = (*t)->ReadSmall("store-id");
+    if (id.ok()) store_id = id->substr(0, id->find_first_of(" \n"));
+  }
+  // Bytes that do not match their name are not stored; another remote may
+  // hold good ones.
+  Status st = Download(repo, **t, store_id, {report->hash}, report->hash,
+                       &progress, &counts);
+  if (st.code() == Code::kCorruption) {
+    *last = st;
+    return false;
+  }
+  CMF_RETURN_IF_ERROR(st);
+  CMF_ASSIGN_OR_RETURN(auto objects,
+                       ObjectsOf(cache, report->hash, artifact.kind));
+  st = Download(repo, **t, store_id, objects, report->hash, &progress, &counts);
+  if (st.code() == Code::kCorruption) *last = st;
+  if (!st.ok() && st.code() != Code::kNotFound &&
+      st.code() != Code::kCorruption)
+    return st;
+  report->objects += counts.objects_received;
+  report->bytes += counts.bytes_received;
+  report->from = remote.name;
+  return IsComplete(cache, report->hash, artifact.kind);
+}
+
+// Materializes ARTIFACT at WORKSPACE_PATH when that is safe and free.
+Status PlaceInWorkspace(Repo& repo, const std::string& workspace_path,
+                        const ArtifactRef& artifact, GetReport* report) {
+  const data::ObjectCache& cache = repo.objects();
+  fs::path rel = fs::path(workspace_path).lexically_normal();
+  bool safe = rel.is_relative() && !rel.empty() && *rel.begin() != ".." &&
+              *rel.begin() != ".cmf";
+  fs::path dest = repo.workspace() / rel;
+  std::error_code ec;
+  if (safe) {  // and no symlinked folder on the way leads out
+    fs::path parent = fs::weakly_canonical(dest.parent_path(), ec);
+    fs::path via =
+        parent.lexically_relative(fs::weakly_canonical(repo.workspace(), ec));
+    safe =
+        !ec && !via.empty() && *via.begin() != ".." && *via.begin() != ".cmf";
+  }
+  if (safe && !fs::exists(fs::symlink_status(dest, ec))) {
+    CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(repo.config().GetOr(
+                                         "cache.link", "auto")));
+    if (artifact.kind == ArtifactKind::kDirectory) {
+      CMF_ASSIGN_OR_RETURN(std::string manifest,
+                           cache.ReadObject(report->hash));
+      CMF_ASSIGN_OR_RETURN(auto files, data::ParseManifest(manifest));
+      for (const auto& f : files) {
+        CMF_RETURN_IF_ERROR(cache.Materialize(f.hash, dest / f.path, order));
+      }
+    } else {
+      CMF_RETURN_IF_ERROR(cache.Materialize(report->hash, dest, order));
+    }
+    report->placed_at = rel.string();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<GetReport> Get(Repo& repo, const std::string& target,
                       const std::optional<std::string>& from,
                       bool progress_on) {
@@ -88,79 +209,17 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
                        repo.store().GetArtifact(report.hash));
   const data::ObjectCache& cache = repo.objects();
 
-  std::vector<RemoteSpec> candidates;
-  if (from) {
-    CMF_ASSIGN_OR_RETURN(RemoteSpec r, FindRemote(repo.config(), *from));
-    candidates.push_back(r);
-  } else {
-    CMF_ASSIGN_OR_RETURN(candidates, ListRemotes(repo.config()));
-    // Remotes known to hold the bytes first.
-    CMF_ASSIGN_OR_RETURN(auto ids, repo.store().Locations(report.hash));
-    std::stable_partition(
-        candidates.begin(), candidates.end(), [&](const RemoteSpec& r) {
-          std::string id =
-              repo.config().GetOr("remote." + r.name + ".store-id", "");
-          return !id.empty() && std::count(ids.begin(), ids.end(), id) > 0;
-        });
-  }
-  auto complete = [&]() -> Result<bool> {
-    CMF_ASSIGN_OR_RETURN(auto objects,
-                         ObjectsOf(cache, report.hash, artifact.kind));
-    return std::all_of(objects.begin(), objects.end(),
-                       [&](const std::string& o) { return cache.Has(o); }) &&
-           cache.Has(report.hash);
-  };
-  CMF_ASSIGN_OR_RETURN(bool done, complete());
+  CMF_ASSIGN_OR_RETURN(std::vector<RemoteSpec> candidates,
+                       CandidateRemotes(repo, from, report.hash));
+  CMF_ASSIGN_OR_RETURN(bool done,
+                       IsComplete(cache, report.hash, artifact.kind));
   std::string tried;
   Status last;
   for (const RemoteSpec& remote : candidates) {
     if (done) break;
     tried += (tried.empty() ? "" : ", ") + remote.name;
-    Result<Endpoints> ends = Resolve(repo, remote);
-    if (!ends.ok() || ends->data_url.empty()) {
-      last = ends.ok() ? Status::NotFound("no object store") : ends.status();
-      continue;
-    }
-    Result<std::unique_ptr<data::ObjectTransport>> t =
-        data::OpenTransport(ends->data_url);
-    if (!t.ok()) {
-      last = t.status();
-      continue;
-    }
-    SyncReport counts;
-    data::Progress progress("getting objects", progress_on);
-    Result<bool> there = (*t)->Has(report.hash);
-    if (!there.ok() || !*there) {
-      last = there.ok() ? Status::NotFound("not there") : there.status();
-      continue;
-    }
-    std::string store_id =
-        repo.config().GetOr("remote." + remote.name + ".store-id", "");
-    if (store_id.empty()) {
-      Result<std::string> id = (*t)->ReadSmall("store-id");
-      if (id.ok()) store_id = id->substr(0, id->find_first_of(" \n"));
-    }
-    // Bytes that do not match their name are not stored; another remote may
-    // hold good ones.
-    Status st = Download(repo, **t, store_id, {report.hash}, report.hash,
-                         &progress, &counts);
-    if (st.code() == Code::kCorruption) {
-      last = st;
-      continue;
-    }
-    CMF_RETURN_IF_ERROR(st);
-    CMF_ASSIGN_OR_RETURN(auto objects,
-                         ObjectsOf(cache, report.hash, artifact.kind));
-    st =
-        Download(repo, **t, store_id, objects, report.hash, &progress, &counts);
-    if (st.code() == Code::kCorruption) last = st;
-    if (!st.ok() && st.code() != Code::kNotFound &&
-        st.code() != Code::kCorruption)
-      return st;
-    report.objects += counts.objects_received;
-    report.bytes += counts.bytes_received;
-    report.from = remote.name;
-    CMF_ASSIGN_OR_RETURN(done, complete());
+    CMF_ASSIGN_OR_RETURN(
+        done, GetFrom(repo, remote, artifact, progress_on, &report, &last));
   }
   if (!done) {
     if (candidates.empty()) {
@@ -177,33 +236,8 @@ Result<GetReport> Get(Repo& repo, const std::string& target,
   // Place the content where the user named it, only inside the workspace and
   // never over an existing file.
   if (!workspace_path.empty()) {
-    fs::path rel = fs::path(workspace_path).lexically_normal();
-    bool safe = rel.is_relative() && !rel.empty() && *rel.begin() != ".." &&
-                *rel.begin() != ".cmf";
-    fs::path dest = repo.workspace() / rel;
-    std::error_code ec;
-    if (safe) {  // and no symlinked folder on the way leads out
-      fs::path parent = fs::weakly_canonical(dest.parent_path(), ec);
-      fs::path via =
-          parent.lexically_relative(fs::weakly_canonical(repo.workspace(), ec));
-      safe =
-          !ec && !via.empty() && *via.begin() != ".." && *via.begin() != ".cmf";
-    }
-    if (safe && !fs::exists(fs::symlink_status(dest, ec))) {
-      CMF_ASSIGN_OR_RETURN(auto order, data::ParseLinkOrder(repo.config().GetOr(
-                                           "cache.link", "auto")));
-      if (artifact.kind == ArtifactKind::kDirectory) {
-        CMF_ASSIGN_OR_RETURN(std::string manifest,
-                             cache.ReadObject(report.hash));
-        CMF_ASSIGN_OR_RETURN(auto files, data::ParseManifest(manifest));
-        for (const auto& f : files) {
-          CMF_RETURN_IF_ERROR(cache.Materialize(f.hash, dest / f.path, order));
-        }
-      } else {
-        CMF_RETURN_IF_ERROR(cache.Materialize(report.hash, dest, order));
-      }
-      report.placed_at = rel.string();
-    }
+    CMF_RETURN_IF_ERROR(
+        PlaceInWorkspace(repo, workspace_path, artifact, &report));
   }
   return report;
 }

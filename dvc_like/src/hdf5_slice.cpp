@@ -191,6 +191,128 @@ Result<std::vector<DatasetInfo>> ModuleListDatasets(const fs::path& file) {
   return out;
 }
 
+// A selection of a source dataset, and what of it a slice keeps.
+struct SliceShape {
+  std::vector<SliceDim> dims;     // the selection, per source dimension
+  std::vector<std::size_t> kept;  // source dimensions that the output keeps
+  std::vector<hsize_t> out_dims;  // the slice's dimensions: their counts
+};
+
+// Fills in the dimensions of SHAPE's selection that the slice keeps.
+void KeepDimensions(SliceShape& shape) {
+  const std::size_t rank = shape.dims.size();
+  for (std::size_t d = 0; d < rank; ++d) {
+    if (!shape.dims[d].index) {
+      shape.out_dims.push_back(shape.dims[d].count);
+      shape.kept.push_back(d);
+    }
+  }
+}
+
+// The creation properties of a slice of SHAPE cut from a dataset created with
+// SRC_DCPL: the source's, with its chunks cut to the slice's size, when it is
+// chunked and the slice is not a scalar; else the defaults. The caller closes
+// it.
+hid_t SliceCreatePlist(hid_t src_dcpl, const SliceShape& shape) {
+  std::vector<std::uint64_t> src_chunks = ChunksOf(src_dcpl);
+  const std::vector<hsize_t>& out_dims = shape.out_dims;
+  hid_t dcpl = src_chunks.empty() || out_dims.empty()
+                   ? H5Pcreate(H5P_DATASET_CREATE)
+                   : H5Pcopy(src_dcpl);
+  if (!src_chunks.empty() && !out_dims.empty()) {
+    std::vector<hsize_t> chunks;
+    for (std::size_t k = 0; k < shape.kept.size(); ++k) {
+      chunks.push_back(std::max<hsize_t>(
+          1, std::min<hsize_t>(src_chunks[shape.kept[k]], out_dims[k])));
+    }
+    H5Pset_chunk(dcpl, static_cast<int>(chunks.size()), chunks.data());
+  }
+  return dcpl;
+}
+
+// The open datasets of a slice copy and their dataspaces, owned by the
+// caller.
+struct CopyEnds {
+  hid_t src;        // the source dataset
+  hid_t type;       // its element type, and the slice's
+  hid_t space;      // its dataspace, where each block is selected
+  hid_t dst;        // the slice's dataset
+  hid_t out_space;  // its dataspace
+};
+
+// Copies SHAPE's selection of the source to the slice. IOError naming DATASET
+// of SOURCE when it cannot be read, OUT when the slice cannot be written.
+Status CopyBlocks(const CopyEnds& ends, const SliceShape& shape,
+                  const std::string& dataset, const fs::path& source,
+                  const fs::path& out) {
+  const std::vector<SliceDim>& dims = shape.dims;
+  const std::vector<std::size_t>& kept = shape.kept;
+  const std::vector<hsize_t>& out_dims = shape.out_dims;
+  const std::size_t rank = dims.size();
+  // Copy a block of the outermost kept dimension at a time.
+  const std::size_t elem = H5Tget_size(ends.type);
+  std::uint64_t row = 1;  // elements per step of the outermost kept dimension
+  for (std::size_t k = 1; k < kept.size(); ++k) row *= dims[kept[k]].count;
+  const std::uint64_t total = kept.empty() ? 1 : dims[kept[0]].count;
+  const std::uint64_t per_block = std::max<std::uint64_t>(
+      1, kBlockBytes / std::max<std::uint64_t>(1, row * elem));
+  std::vector<char> buffer(
+      static_cast<std::size_t>(std::min(per_block, total) * row * elem));
+  for (std::uint64_t b = 0; b < total; b += per_block) {
+    const std::uint64_t n = std::min(per_block, total - b);
+    std::vector<hsize_t> start(rank), stride(rank), count(rank);
+    for (std::size_t d = 0; d < rank; ++d) {
+      start[d] = dims[d].start;
+      stride[d] = dims[d].step;
+      count[d] = dims[d].count;
+    }
+    if (!kept.empty()) {
+      start[kept[0]] += b * dims[kept[0]].step;
+      count[kept[0]] = n;
+    }
+    if (rank > 0) {
+      H5Sselect_hyperslab(ends.space, H5S_SELECT_SET, start.data(),
+                          stride.data(), count.data(), nullptr);
+    }
+    Hid mem_in(rank > 0 ? H5Screate_simple(static_cast<int>(rank), count.data(),
+                                           nullptr)
+                        : H5Screate(H5S_SCALAR),
+               H5Sclose);
+    if (H5Dread(ends.src, ends.type, mem_in.get(), ends.space, H5P_DEFAULT,
+                buffer.data()) < 0) {
+      return Status::IOError("cannot read dataset '" + dataset + "' of '" +
+                             source.string() + "'");
+    }
+    std::vector<hsize_t> out_start(out_dims.size(), 0), out_count = out_dims;
+    if (!out_dims.empty()) {
+      out_start[0] = b;
+      out_count[0] = n;
+      H5Sselect_hyperslab(ends.out_space, H5S_SELECT_SET, out_start.data(),
+                          nullptr, out_count.data(), nullptr);
+    }
+    Hid mem_out(out_dims.empty()
+                    ? H5Screate(H5S_SCALAR)
+                    : H5Screate_simple(static_cast<int>(out_count.size()),
+                                       out_count.data(), nullptr),
+                H5Sclose);
+    if (H5Dwrite(ends.dst, ends.type, mem_out.get(), ends.out_space,
+                 H5P_DEFAULT, buffer.data()) < 0) {
+      return Status::IOError("cannot write the slice to '" + out.string() +
+                             "'");
+    }
+  }
+  return Status::Ok();
+}
+
+// Records on the slice's dataset DST where it was cut from.
+Status WriteProvenance(hid_t dst, const SliceProvenance& provenance,
+                       const std::string& dataset, std::string_view selection) {
+  CMF_RETURN_IF_ERROR(
+      WriteStringAttribute(dst, "cmf_parent_sha256", provenance.parent_hash));
+  CMF_RETURN_IF_ERROR(WriteStringAttribute(dst, "cmf_parent_dataset", dataset));
+  return WriteStringAttribute(dst, "cmf_selection", std::string(selection));
+}
+
 Result<SliceResult> ModuleWriteSlice(const fs::path& source,
                                      const std::string& dataset,
                                      std::string_view selection,
@@ -219,23 +341,15 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
   }
   Hid space(H5Dget_space(src.get()), H5Sclose);
   std::vector<std::uint64_t> shape = ShapeOf(space.get());
-  CMF_ASSIGN_OR_RETURN(std::vector<SliceDim> dims,
-                       ParseSelection(selection, shape));
-
-  const std::size_t rank = dims.size();
-  std::vector<hsize_t> out_dims;
-  std::vector<std::size_t> kept;  // source dimensions that the output keeps
-  for (std::size_t d = 0; d < rank; ++d) {
-    if (!dims[d].index) {
-      out_dims.push_back(dims[d].count);
-      kept.push_back(d);
-    }
-  }
+  SliceShape slice;
+  CMF_ASSIGN_OR_RETURN(slice.dims, ParseSelection(selection, shape));
+  KeepDimensions(slice);
+  const std::vector<hsize_t>& out_dims = slice.out_dims;
   SliceResult result;
   result.shape.assign(out_dims.begin(), out_dims.end());
   result.dtype = DtypeName(type.get());
   result.elements = 1;
-  for (const SliceDim& d : dims) result.elements *= d.count;
+  for (const SliceDim& d : slice.dims) result.elements *= d.count;
 
   // Written under a temporary name and renamed: OUT is whole or absent.
   CMF_ASSIGN_OR_RETURN(AtomicFile output, AtomicFile::Create(out));
@@ -248,19 +362,7 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
     Hid lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
     Hid src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
-    std::vector<std::uint64_t> src_chunks = ChunksOf(src_dcpl.get());
-    Hid dcpl(src_chunks.empty() || out_dims.empty()
-                 ? H5Pcreate(H5P_DATASET_CREATE)
-                 : H5Pcopy(src_dcpl.get()),
-             H5Pclose);
-    if (!src_chunks.empty() && !out_dims.empty()) {
-      std::vector<hsize_t> chunks;
-      for (std::size_t k = 0; k < kept.size(); ++k) {
-        chunks.push_back(std::max<hsize_t>(
-            1, std::min<hsize_t>(src_chunks[kept[k]], out_dims[k])));
-      }
-      H5Pset_chunk(dcpl.get(), static_cast<int>(chunks.size()), chunks.data());
-    }
+    Hid dcpl(SliceCreatePlist(src_dcpl.get(), slice), H5Pclose);
     Hid out_space(out_dims.empty()
                       ? H5Screate(H5S_SCALAR)
                       : H5Screate_simple(static_cast<int>(out_dims.size()),
@@ -272,65 +374,14 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
     if (!dst.ok())
       return Status::IOError("cannot create dataset '" + dataset +
                              "' in the slice");
-
-    // Copy a block of the outermost kept dimension at a time.
-    const std::size_t elem = H5Tget_size(type.get());
-    std::uint64_t row = 1;  // elements per step of the outermost kept dimension
-    for (std::size_t k = 1; k < kept.size(); ++k) row *= dims[kept[k]].count;
-    const std::uint64_t total = kept.empty() ? 1 : dims[kept[0]].count;
-    const std::uint64_t per_block = std::max<std::uint64_t>(
-        1, kBlockBytes / std::max<std::uint64_t>(1, row * elem));
-    std::vector<char> buffer(
-        static_cast<std::size_t>(std::min(per_block, total) * row * elem));
-    for (std::uint64_t b = 0; b < total; b += per_block) {
-      const std::uint64_t n = std::min(per_block, total - b);
-      std::vector<hsize_t> start(rank), stride(rank), count(rank);
-      for (std::size_t d = 0; d < rank; ++d) {
-        start[d] = dims[d].start;
-        stride[d] = dims[d].step;
-        count[d] = dims[d].count;
-      }
-      if (!kept.empty()) {
-        start[kept[0]] += b * dims[kept[0]].step;
-        count[kept[0]] = n;
-      }
-      if (rank > 0) {
-        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(),
-                            stride.data(), count.data(), nullptr);
-      }
-      Hid mem_in(rank > 0 ? H5Screate_simple(static_cast<int>(rank),
-                                             count.data(), nullptr)
-                          : H5Screate(H5S_SCALAR),
-                 H5Sclose);
-      if (H5Dread(src.get(), type.get(), mem_in.get(), space.get(), H5P_DEFAULT,
-                  buffer.data()) < 0) {
-        return Status::IOError("cannot read dataset '" + dataset + "' of '" +
-                               source.string() + "'");
-      }
-      std::vector<hsize_t> out_start(out_dims.size(), 0), out_count = out_dims;
-      if (!out_dims.empty()) {
-        out_start[0] = b;
-        out_count[0] = n;
-        H5Sselect_hyperslab(out_space.get(), H5S_SELECT_SET, out_start.data(),
-                            nullptr, out_count.data(), nullptr);
-      }
-      Hid mem_out(out_dims.empty()
-                      ? H5Screate(H5S_SCALAR)
-                      : H5Screate_simple(static_cast<int>(out_count.size()),
-                                         out_count.data(), nullptr),
-                  H5Sclose);
-      if (H5Dwrite(dst.get(), type.get(), mem_out.get(), out_space.get(),
-                   H5P_DEFAULT, buffer.data()) < 0) {
-        return Status::IOError("cannot write the slice to '" + out.string() +
-                               "'");
-      }
-    }
-    CMF_RETURN_IF_ERROR(WriteStringAttribute(dst.get(), "cmf_parent_sha256",
-                                             provenance.parent_hash));
+    const CopyEnds ends = {.src = src.get(),
+                           .type = type.get(),
+                           .space = space.get(),
+                           .dst = dst.get(),
+                           .out_space = out_space.get()};
+    CMF_RETURN_IF_ERROR(CopyBlocks(ends, slice, dataset, source, out));
     CMF_RETURN_IF_ERROR(
-        WriteStringAttribute(dst.get(), "cmf_parent_dataset", dataset));
-    CMF_RETURN_IF_ERROR(WriteStringAttribute(dst.get(), "cmf_selection",
-                                             std::string(selection)));
+        WriteProvenance(dst.get(), provenance, dataset, selection));
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) {
       return Status::IOError("cannot write '" + out.string() + "'");
     }

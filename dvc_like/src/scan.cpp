@@ -253,6 +253,180 @@ std::int64_t WallNs() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// The steps of ScanMany.
+
+// Lists each of PATHS: appends its absolute form to ROOTS, whether it is a
+// folder to IS_DIRECTORY, and its files to ENTRIES (a single file stat'd, the
+// files of a folder not yet). NotFound for a path that does not exist.
+Status ListPaths(std::span<const fs::path> paths, const ScanOptions& options,
+                 std::vector<fs::path>& roots, std::vector<bool>& is_directory,
+                 std::vector<Entry>& entries) {
+  for (const fs::path& path : paths) {
+    std::error_code ec;
+    fs::path root = fs::absolute(path, ec).lexically_normal();
+    if (root.has_relative_path() && !root.has_filename())
+      root = root.parent_path();
+    fs::file_status status = fs::status(root, ec);
+    if (!fs::exists(status)) {
+      if (ec && ec != std::errc::no_such_file_or_directory &&
+          ec != std::errc::not_a_directory) {
+        return Status::IOError("cannot read '" + path.string() +
+                               "': " + ec.message());
+      }
+      return Status::NotFound("no such file or directory '" + path.string() +
+                              "'");
+    }
+    is_directory.push_back(fs::is_directory(status));
+    const bool is_link = fs::is_symlink(fs::symlink_status(root, ec));
+    // A folder on the way that is a link: what lies behind it is not the
+    // caller's to link into the cache (asked only when storing).
+    bool behind_link = false;
+    if (options.store && root.has_parent_path()) {
+      fs::path parent = root.parent_path();
+      behind_link = fs::weakly_canonical(parent, ec) != parent;
+    }
+    if (is_directory.back()) {
+      CMF_RETURN_IF_ERROR(
+          ListTree(root, roots.size(), behind_link || is_link, &entries));
+    } else {
+      Entry e;
+      e.absolute = root.string();
+      CMF_RETURN_IF_ERROR(StatEntry(e));
+      e.is_link = is_link;
+      e.behind_link = behind_link;
+      e.root = roots.size();
+      entries.push_back(std::move(e));
+    }
+    roots.push_back(std::move(root));
+  }
+  return Status::Ok();
+}
+
+// Stats ENTRIES (the files under ROOTS, whose stat cache is fetched first) on
+// THREADS threads, and appends to WORK the index of each that needs hashing
+// or storing; the others are counted as done.
+Status ClassifyAll(const ObjectCache& cache, const ScanOptions& options,
+                   unsigned threads, const std::vector<fs::path>& roots,
+                   std::vector<Entry>& entries,
+                   std::vector<std::size_t>& work) {
+  if (options.stat_cache) {
+    for (const fs::path& root : roots) options.stat_cache->Prefetch(root);
+  }
+  // What each file needs: hashing (not in the stat cache), storing (not in
+  // the object cache), or nothing. A file known to be the object itself, with
+  // the ctime it had then, proves the object is there: looking it up in the
+  // cache cost as much as the file's own stat.
+  CMF_RETURN_IF_ERROR(StatAll(threads, &entries, [&](Entry& e) {
+    bool is_object = false;
+    if (options.stat_cache) {
+      if (auto known = options.stat_cache->Lookup(e.absolute, e.stat)) {
+        e.hash = std::move(known->hash);
+        e.object_ctime_ns = known->object_ctime_ns;
+        is_object = e.object_ctime_ns != 0 && e.object_ctime_ns == e.ctime_ns;
+      }
+    }
+    e.need_hash = e.hash.empty();
+    e.need_store =
+        options.store && (e.need_hash || (!is_object && !cache.Has(e.hash)));
+  }));
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    if (e.need_hash || e.need_store) {
+      work.push_back(i);
+    } else if (options.progress) {
+      options.progress->Add(1, 0);
+    }
+  }
+  return Status::Ok();
+}
+
+// Hashes the ENTRIES that WORK names, and stores those that need it (adding
+// them to PENDING), on up to THREADS threads. On error PENDING is discarded.
+Status HashAll(const ObjectCache& cache, const ScanOptions& options,
+               unsigned threads, std::vector<Entry>& entries,
+               std::vector<std::size_t>& work,
+               std::vector<ObjectCache::Pending>& pending) {
+  // Hash (and store) the files that need it, on all cores, largest first so
+  // that one big file does not run alone at the end.
+  std::sort(work.begin(), work.end(), [&](std::size_t a, std::size_t b) {
+    return entries[a].stat.size > entries[b].stat.size;
+  });
+  const unsigned workers = std::max(
+      1u, std::min<unsigned>(threads, static_cast<unsigned>(work.size())));
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  Status first_error;
+  auto worker = [&] {
+    std::vector<ObjectCache::Pending> mine;
+    auto hand_over = [&] {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      std::move(mine.begin(), mine.end(), std::back_inserter(pending));
+    };
+    for (;;) {
+      std::size_t k = next.fetch_add(1);
+      if (k >= work.size() || failed.load()) return hand_over();
+      Entry& e = entries[work[k]];
+      Status st;
+      if (e.need_store) {
+        Result<ObjectCache::Stored> stored =
+            cache.StoreFile(e.absolute, options.link_order, &mine,
+                            ObjectCache::Listed{e.stat, e.executable, e.is_link,
+                                                e.behind_link, e.links});
+        if (stored.ok()) e.hash = stored->hash;
+        st = stored.status();
+      } else {
+        Result<std::string> hash = HashFileContent(e.absolute, &e.stat);
+        if (hash.ok()) e.hash = *hash;
+        st = hash.status();
+      }
+      if (!st.ok()) {
+        hand_over();
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!failed.exchange(true)) first_error = st;
+        return;
+      }
+      if (options.progress) options.progress->Add(1, e.stat.size);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < workers; ++t) pool.emplace_back(worker);
+  if (!work.empty()) worker();
+  for (std::thread& t : pool) t.join();
+  if (failed) {
+    cache.Discard(pending);
+    return first_error;
+  }
+  return Status::Ok();
+}
+
+// Gives each of RESULTS its hash: a file its own, a folder its manifest's,
+// stored (added to PENDING) when OPTIONS.store. On error PENDING is
+// discarded.
+Status HashRoots(const ObjectCache& cache, const ScanOptions& options,
+                 std::vector<ScanResult>& results,
+                 std::vector<ObjectCache::Pending>& pending) {
+  // A folder's manifest is published with its files, after the same flush.
+  for (ScanResult& result : results) {
+    if (!result.info.is_directory) {
+      result.info.hash = result.files.front().hash;
+      continue;
+    }
+    std::string manifest = BuildManifest(result.files);
+    if (!options.store) {
+      result.info.hash = HashBytes(manifest);
+      continue;
+    }
+    Result<std::string> hash = cache.PutBytes(manifest, &pending);
+    if (!hash.ok()) {
+      cache.Discard(pending);
+      return hash.status();
+    }
+    result.info.hash = *hash;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string BuildManifest(const std::vector<ScannedFile>& files) {
@@ -372,127 +546,13 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
   std::vector<fs::path> roots;
   std::vector<bool> is_directory;
   std::vector<Entry> entries;
-  for (const fs::path& path : paths) {
-    std::error_code ec;
-    fs::path root = fs::absolute(path, ec).lexically_normal();
-    if (root.has_relative_path() && !root.has_filename())
-      root = root.parent_path();
-    fs::file_status status = fs::status(root, ec);
-    if (!fs::exists(status)) {
-      if (ec && ec != std::errc::no_such_file_or_directory &&
-          ec != std::errc::not_a_directory) {
-        return Status::IOError("cannot read '" + path.string() +
-                               "': " + ec.message());
-      }
-      return Status::NotFound("no such file or directory '" + path.string() +
-                              "'");
-    }
-    is_directory.push_back(fs::is_directory(status));
-    const bool is_link = fs::is_symlink(fs::symlink_status(root, ec));
-    // A folder on the way that is a link: what lies behind it is not the
-    // caller's to link into the cache (asked only when storing).
-    bool behind_link = false;
-    if (options.store && root.has_parent_path()) {
-      fs::path parent = root.parent_path();
-      behind_link = fs::weakly_canonical(parent, ec) != parent;
-    }
-    if (is_directory.back()) {
-      CMF_RETURN_IF_ERROR(
-          ListTree(root, roots.size(), behind_link || is_link, &entries));
-    } else {
-      Entry e;
-      e.absolute = root.string();
-      CMF_RETURN_IF_ERROR(StatEntry(e));
-      e.is_link = is_link;
-      e.behind_link = behind_link;
-      e.root = roots.size();
-      entries.push_back(std::move(e));
-    }
-    roots.push_back(std::move(root));
-  }
-  if (options.stat_cache) {
-    for (const fs::path& root : roots) options.stat_cache->Prefetch(root);
-  }
-  // What each file needs: hashing (not in the stat cache), storing (not in
-  // the object cache), or nothing. A file known to be the object itself, with
-  // the ctime it had then, proves the object is there: looking it up in the
-  // cache cost as much as the file's own stat.
-  CMF_RETURN_IF_ERROR(StatAll(threads, &entries, [&](Entry& e) {
-    bool is_object = false;
-    if (options.stat_cache) {
-      if (auto known = options.stat_cache->Lookup(e.absolute, e.stat)) {
-        e.hash = std::move(known->hash);
-        e.object_ctime_ns = known->object_ctime_ns;
-        is_object = e.object_ctime_ns != 0 && e.object_ctime_ns == e.ctime_ns;
-      }
-    }
-    e.need_hash = e.hash.empty();
-    e.need_store =
-        options.store && (e.need_hash || (!is_object && !cache.Has(e.hash)));
-  }));
+  CMF_RETURN_IF_ERROR(ListPaths(paths, options, roots, is_directory, entries));
   std::vector<std::size_t> work;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
-    if (e.need_hash || e.need_store) {
-      work.push_back(i);
-    } else if (options.progress) {
-      options.progress->Add(1, 0);
-    }
-  }
-
-  // Hash (and store) the files that need it, on all cores, largest first so
-  // that one big file does not run alone at the end.
-  std::sort(work.begin(), work.end(), [&](std::size_t a, std::size_t b) {
-    return entries[a].stat.size > entries[b].stat.size;
-  });
-  const unsigned workers = std::max(
-      1u, std::min<unsigned>(threads, static_cast<unsigned>(work.size())));
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mutex;
-  Status first_error;
+  CMF_RETURN_IF_ERROR(
+      ClassifyAll(cache, options, threads, roots, entries, work));
   std::vector<ObjectCache::Pending>
       pending;  // published together, after one flush
-  auto worker = [&] {
-    std::vector<ObjectCache::Pending> mine;
-    auto hand_over = [&] {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      std::move(mine.begin(), mine.end(), std::back_inserter(pending));
-    };
-    for (;;) {
-      std::size_t k = next.fetch_add(1);
-      if (k >= work.size() || failed.load()) return hand_over();
-      Entry& e = entries[work[k]];
-      Status st;
-      if (e.need_store) {
-        Result<ObjectCache::Stored> stored =
-            cache.StoreFile(e.absolute, options.link_order, &mine,
-                            ObjectCache::Listed{e.stat, e.executable, e.is_link,
-                                                e.behind_link, e.links});
-        if (stored.ok()) e.hash = stored->hash;
-        st = stored.status();
-      } else {
-        Result<std::string> hash = HashFileContent(e.absolute, &e.stat);
-        if (hash.ok()) e.hash = *hash;
-        st = hash.status();
-      }
-      if (!st.ok()) {
-        hand_over();
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!failed.exchange(true)) first_error = st;
-        return;
-      }
-      if (options.progress) options.progress->Add(1, e.stat.size);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < workers; ++t) pool.emplace_back(worker);
-  if (!work.empty()) worker();
-  for (std::thread& t : pool) t.join();
-  if (failed) {
-    cache.Discard(pending);
-    return first_error;
-  }
+  CMF_RETURN_IF_ERROR(HashAll(cache, options, threads, entries, work, pending));
 
   std::vector<ScanResult> results(roots.size());
   for (std::size_t r = 0; r < roots.size(); ++r)
@@ -508,24 +568,7 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     result.files.push_back(
         {std::move(e.relative), e.stat.size, e.executable, e.hash});
   }
-  // A folder's manifest is published with its files, after the same flush.
-  for (ScanResult& result : results) {
-    if (!result.info.is_directory) {
-      result.info.hash = result.files.front().hash;
-      continue;
-    }
-    std::string manifest = BuildManifest(result.files);
-    if (!options.store) {
-      result.info.hash = HashBytes(manifest);
-      continue;
-    }
-    Result<std::string> hash = cache.PutBytes(manifest, &pending);
-    if (!hash.ok()) {
-      cache.Discard(pending);
-      return hash.status();
-    }
-    result.info.hash = *hash;
-  }
+  CMF_RETURN_IF_ERROR(HashRoots(cache, options, results, pending));
   // The stat cache is saved while the names are flushed: it says what files
   // hold, whatever the cache does. It runs once every object has its name:
   // the files that became their objects have the ctime they will keep.

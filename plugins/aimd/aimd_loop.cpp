@@ -70,10 +70,19 @@ std::vector<double> CentredTargets(const LoopResult& r, const LoopOptions& o) {
   return out;
 }
 
-LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
-                   const std::function<double(int)>& evaluate,
-                   const std::vector<double>* truth,
-                   const std::function<bool(const StepLog&)>& on_step) {
+namespace {
+
+// How the loop scales the evaluated targets for the model: y = -(target -
+// mean) / sd.
+struct TargetScale {
+  double mean = 0;
+  double sd = 1;
+};
+
+// Throws unless POOL and O can run the loop: at least 2 frames, a feature row
+// for each, one centring group per frame when any, and fewer seed frames than
+// frames.
+void CheckLoopInputs(const Pool& pool, const LoopOptions& o) {
   if (pool.count < 2)
     throw std::runtime_error("fewer than 2 frames to choose from");
   if (static_cast<int>(pool.x.size()) != pool.count * pool.features)
@@ -84,6 +93,71 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
   if (o.seed_frames < 1 || o.seed_frames >= pool.count)
     throw std::runtime_error("--seed-frames must be 1 to " +
                              std::to_string(pool.count - 1));
+}
+
+// The mean and sample standard deviation of the N evaluated TARGETS (sd 1
+// when they do not spread).
+TargetScale ScaleOf(const std::vector<double>& target, int n) {
+  TargetScale s;
+  s.mean = std::accumulate(target.begin(), target.end(), 0.0) / n;
+  double var = 0;
+  for (double t : target) var += (t - s.mean) * (t - s.mean);
+  s.sd = n > 1 ? std::sqrt(var / (n - 1)) : 0;
+  if (!(s.sd > 1e-12)) s.sd = 1;
+  return s;
+}
+
+// The feature rows of the frames R evaluated into TRAIN_X and their scaled
+// targets into TRAIN_Y (both cleared first).
+void TrainingSet(const Pool& pool, const LoopResult& r, const TargetScale& s,
+                 std::vector<float>* train_x, std::vector<double>* train_y) {
+  train_x->clear();
+  train_y->clear();
+  for (std::size_t k = 0; k < r.order.size(); ++k) {
+    const float* row =
+        pool.x.data() + static_cast<std::size_t>(r.order[k]) * pool.features;
+    train_x->insert(train_x->end(), row, row + pool.features);
+    train_y->push_back(-(r.target[k] - s.mean) / s.sd);
+  }
+}
+
+// P, the model's prediction of every frame, back in target units into
+// R->predicted and R->uncertainty. Returns the largest uncertainty of the
+// frames not MEASURED.
+double StorePrediction(const ml::Prediction& p, const TargetScale& s,
+                       const std::vector<char>& measured, int count,
+                       LoopResult* r) {
+  r->predicted.resize(count);
+  r->uncertainty.resize(count);
+  double max_sd = 0;
+  for (int i = 0; i < count; ++i) {
+    r->predicted[i] = -p.mean[i] * s.sd + s.mean;
+    r->uncertainty[i] = std::sqrt(std::max(0.0, p.variance[i])) * s.sd;
+    if (!measured[i]) max_sd = std::max(max_sd, r->uncertainty[i]);
+  }
+  return max_sd;
+}
+
+// LOG's regret against TRUE_MIN and the rmse of R's prediction of the COUNT
+// frames against TRUTH.
+void ScoreAgainstTruth(const LoopResult& r, const std::vector<double>& truth,
+                       double true_min, int count, StepLog* log) {
+  log->regret = log->best - true_min;
+  double sum = 0;
+  for (int i = 0; i < count; ++i) {
+    double d = r.predicted[i] - truth[i];
+    sum += d * d;
+  }
+  log->rmse = std::sqrt(sum / count);
+}
+
+}  // namespace
+
+LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
+                   const std::function<double(int)>& evaluate,
+                   const std::vector<double>* truth,
+                   const std::function<bool(const StepLog&)>& on_step) {
+  CheckLoopInputs(pool, o);
   ml::DklConfig config = o.model;
   config.features = pool.features;
   config.outputs = 1;
@@ -122,30 +196,12 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
     auto start = std::chrono::steady_clock::now();
     // Standardise the evaluated targets; the model maximises their negation.
     const int n = static_cast<int>(r.order.size());
-    double mean = std::accumulate(r.target.begin(), r.target.end(), 0.0) / n;
-    double var = 0;
-    for (double t : r.target) var += (t - mean) * (t - mean);
-    double sd = n > 1 ? std::sqrt(var / (n - 1)) : 0;
-    if (!(sd > 1e-12)) sd = 1;
-    train_x.clear();
-    train_y.clear();
-    for (int k = 0; k < n; ++k) {
-      const float* row =
-          pool.x.data() + static_cast<std::size_t>(r.order[k]) * pool.features;
-      train_x.insert(train_x.end(), row, row + pool.features);
-      train_y.push_back(-(r.target[k] - mean) / sd);
-    }
+    const TargetScale scale = ScaleOf(r.target, n);
+    TrainingSet(pool, r, scale, &train_x, &train_y);
     model.Reset();
     model.Train(train_x, n, train_y, o.epochs);
     ml::Prediction p = model.Predict(pool.x.data(), pool.count);
-    r.predicted.resize(pool.count);
-    r.uncertainty.resize(pool.count);
-    double max_sd = 0;
-    for (int i = 0; i < pool.count; ++i) {
-      r.predicted[i] = -p.mean[i] * sd + mean;
-      r.uncertainty[i] = std::sqrt(std::max(0.0, p.variance[i])) * sd;
-      if (!measured[i]) max_sd = std::max(max_sd, r.uncertainty[i]);
-    }
+    double max_sd = StorePrediction(p, scale, measured, pool.count, &r);
     if (step > o.steps || n >= pool.count)
       break;  // the last model is trained; done
     double best_y = *std::max_element(train_y.begin(), train_y.end());
@@ -165,15 +221,8 @@ LoopResult RunLoop(const Pool& pool, const LoopOptions& o,
     evaluate_frame(next);
     log.target = r.target.back();
     log.best = *std::min_element(r.target.begin(), r.target.end());
-    if (truth != nullptr) {
-      log.regret = log.best - true_min;
-      double sum = 0;
-      for (int i = 0; i < pool.count; ++i) {
-        double d = r.predicted[i] - (*truth)[i];
-        sum += d * d;
-      }
-      log.rmse = std::sqrt(sum / pool.count);
-    }
+    if (truth != nullptr)
+      ScoreAgainstTruth(r, *truth, true_min, pool.count, &log);
     if (!on_step(log)) {
       r.stopped = true;
       break;

@@ -60,7 +60,19 @@ std::string WriteSlice(Context& ctx, const fs::path& path, const Source& s,
   return hash;
 }
 
-int Run(Context& ctx) {
+// The options of aimd-al, checked.
+struct Params {
+  LoopOptions o;
+  std::string features;
+  bool absolute = false;
+  int calibration = 0;
+  fs::path out;
+  std::string energy;  // "replay" or "proc:CMD"
+  bool replay = false;
+  double timeout = 0;  // --energy-timeout
+};
+
+Params ReadParams(Context& ctx) {
   // Every integer is checked as the 64-bit value given before it is narrowed.
   auto bounded = [&ctx](const char* name, std::int64_t lo, std::int64_t hi) {
     const std::int64_t v = ctx.IntParam(name);
@@ -69,7 +81,8 @@ int Run(Context& ctx) {
                                     std::to_string(hi));
     return v;
   };
-  LoopOptions o;
+  Params p;
+  LoopOptions& o = p.o;
   o.steps = static_cast<int>(bounded("steps", 1, 1'000'000));
   o.seed_frames = static_cast<int>(bounded("seed-frames", 1, 1'000'000));
   o.pick = ParsePick(ctx.Param("acquisition"));
@@ -77,17 +90,20 @@ int Run(Context& ctx) {
   o.epochs = static_cast<int>(bounded("epochs", 1, 100'000));
   o.seed = static_cast<std::uint64_t>(bounded("seed", 0, INT64_MAX));
   o.model.hidden = ml::DklConfig::Architecture(ctx.Param("architecture"));
-  const std::string features = ctx.Param("features");
-  const bool absolute = ctx.BoolParam("absolute");
-  const int calibration =
-      static_cast<int>(bounded("calibration", 0, 1'000'000));
+  p.features = ctx.Param("features");
+  p.absolute = ctx.BoolParam("absolute");
+  p.calibration = static_cast<int>(bounded("calibration", 0, 1'000'000));
   Require(o.kappa >= 0, "--kappa must not be negative");
-  const fs::path out = ctx.Param("out");
-  const std::string energy = ctx.Param("energy");
-  const bool replay = energy == "replay";
-  const double timeout = ctx.RealParam("energy-timeout");
-  Require(timeout > 0, "--energy-timeout must be positive");
+  p.out = ctx.Param("out");
+  p.energy = ctx.Param("energy");
+  p.replay = p.energy == "replay";
+  p.timeout = ctx.RealParam("energy-timeout");
+  Require(p.timeout > 0, "--energy-timeout must be positive");
+  return p;
+}
 
+// The trajectories of --trajectories, each read and recorded as an input.
+std::vector<Source> ReadSources(Context& ctx, bool replay) {
   std::vector<Source> sources;
   for (const std::string& path : ctx.Params("trajectories")) {
     Source s;
@@ -101,137 +117,196 @@ int Run(Context& ctx) {
     s.hash = ctx.LogInput(path, "dataset");
     sources.push_back(std::move(s));
   }
+  return sources;
+}
+
+// The meta-model of --init, recorded as an input; its hash, or "" without
+// --init.
+std::string ReadInit(Context& ctx, const std::string& features,
+                     LoopOptions* o) {
   std::string init_hash;
   if (ctx.HasParam("init")) {
     Require(features == "image",
             "--init needs --features image: a meta-model trained on "
             "microscope patches reads 16 x 16 images, not bond histograms");
-    o.init = ctx.Param("init");
-    init_hash = ctx.LogInput(o.init, "model");
+    o->init = ctx.Param("init");
+    init_hash = ctx.LogInput(o->init, "model");
   }
+  return init_hash;
+}
 
+// Every frame of the sources in pool order: frame I of the pool is frame
+// FRAME_OF[I] of TRAJECTORIES[TRAJ_OF[I]].
+struct FrameIndex {
   std::vector<const md::Trajectory*> trajectories;
   std::vector<int> traj_of, frame_of;
+};
+
+FrameIndex IndexFrames(const std::vector<Source>& sources) {
+  FrameIndex index;
   for (std::size_t k = 0; k < sources.size(); ++k) {
-    trajectories.push_back(&sources[k].t);
+    index.trajectories.push_back(&sources[k].t);
     for (int f = 0; f < sources[k].t.frames(); ++f) {
-      traj_of.push_back(static_cast<int>(k));
-      frame_of.push_back(f);
+      index.traj_of.push_back(static_cast<int>(k));
+      index.frame_of.push_back(f);
     }
   }
-  Pool pool = MakePool(trajectories, features, [&ctx](int done, int total) {
-    ctx.Progress(done, total, "features of frame " + std::to_string(done));
-    return !ctx.Cancelled();
-  });
+  return index;
+}
+
+// The features of every frame, with progress; sets the properties of the
+// pool's size.
+Pool MakeFramePool(Context& ctx, const FrameIndex& index,
+                   const std::string& features) {
+  Pool pool =
+      MakePool(index.trajectories, features, [&ctx](int done, int total) {
+        ctx.Progress(done, total, "features of frame " + std::to_string(done));
+        return !ctx.Cancelled();
+      });
   ctx.SetProperty("frames", static_cast<std::int64_t>(pool.count));
   ctx.SetProperty("features_width", static_cast<std::int64_t>(pool.features));
+  return pool;
+}
 
+// Every evaluation, as it happens: what evaluated.h5 keeps, even when the
+// driver fails half-way.
+struct Evaluation {
+  int trajectory, frame;
+  double energy;  // eV, the whole frame
+};
+
+// Where the energies come from and what they gave: the recorded ones (replay,
+// with every frame's target known) or a driver's.
+struct Search {
+  std::vector<double> truth;                 // replay: every frame's target
+  int true_min = -1;                         // replay: the frame of the lowest
+  std::unique_ptr<md::EnergyDriver> driver;  // otherwise
+  std::vector<Evaluation> evaluations;
+  int found_at =
+      -1;  // the evaluation that first reached the true minimum (replay)
+};
+
+// Sets up SEARCH (and P's centring) for the energies of --energy: replay sets
+// the properties of the true minimum; a driver is started.
+void StartSearch(Context& ctx, const FrameIndex& index, Params* p,
+                 Search* search) {
   // The target: energy per atom, centred per trajectory unless --absolute.
   // Replay centres by the mean of every recorded frame, as the published
   // work did; a driver's energies are centred by the mean of the frames of
   // that trajectory evaluated so far (recomputed at every step).
-  std::vector<double> truth;
-  int true_min = -1;
-  if (replay) {
-    truth = Targets(trajectories, absolute);
-    true_min = static_cast<int>(std::min_element(truth.begin(), truth.end()) -
-                                truth.begin());
+  std::vector<double>& truth = search->truth;
+  if (p->replay) {
+    truth = Targets(index.trajectories, p->absolute);
+    const int true_min = static_cast<int>(
+        std::min_element(truth.begin(), truth.end()) - truth.begin());
+    search->true_min = true_min;
     ctx.SetProperty("true_minimum", truth[true_min]);
     ctx.SetProperty("true_minimum_trajectory",
-                    static_cast<std::int64_t>(traj_of[true_min]));
+                    static_cast<std::int64_t>(index.traj_of[true_min]));
     ctx.SetProperty("true_minimum_frame",
-                    static_cast<std::int64_t>(frame_of[true_min]));
-  } else if (!absolute) {
-    o.centre_groups = traj_of;
+                    static_cast<std::int64_t>(index.frame_of[true_min]));
+  } else if (!p->absolute) {
+    p->o.centre_groups = index.traj_of;
   }
-  std::unique_ptr<md::EnergyDriver> driver;
-  if (!replay)
-    driver = std::make_unique<md::EnergyDriver>(
-        energy.substr(5), timeout, [&ctx] { return ctx.Cancelled(); });
+  if (!p->replay)
+    search->driver = std::make_unique<md::EnergyDriver>(
+        p->energy.substr(5), p->timeout, [&ctx] { return ctx.Cancelled(); });
+}
 
-  // Every evaluation, as it happens: what evaluated.h5 keeps, even when the
-  // driver fails half-way.
-  struct Evaluation {
-    int trajectory, frame;
-    double energy;  // eV, the whole frame
-  };
-  std::vector<Evaluation> evaluations;
-  int found_at =
-      -1;  // the evaluation that first reached the true minimum (replay)
+// Writes OUT/evaluated.h5 (creating OUT) from EVALUATIONS, recorded as a
+// dataset derived from every source.
+void SaveEvaluations(Context& ctx, const Params& p,
+                     const std::vector<Source>& sources,
+                     const std::vector<Evaluation>& evaluations) {
+  std::error_code ec;
+  fs::create_directories(p.out, ec);
+  Require(fs::is_directory(p.out),
+          "cannot create the folder '" + p.out.string() + "'");
+  h5::NewFile f(p.out / "evaluated.h5");
+  const hsize_t n = static_cast<hsize_t>(evaluations.size());
+  std::vector<int> t, fr;
+  std::vector<double> e, per_atom;
+  for (const Evaluation& v : evaluations) {
+    t.push_back(v.trajectory);
+    fr.push_back(v.frame);
+    e.push_back(v.energy);
+    per_atom.push_back(v.energy / sources[v.trajectory].t.atoms());
+  }
+  h5::Write(f.get(), "trajectory", H5T_NATIVE_INT, H5T_STD_I32LE, {n}, t.data(),
+            f.path());
+  h5::Write(f.get(), "frame", H5T_NATIVE_INT, H5T_STD_I32LE, {n}, fr.data(),
+            f.path());
+  h5::Write(f.get(), "energy", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n}, e.data(),
+            f.path());
+  h5::Write(f.get(), "energy_per_atom", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n},
+            per_atom.data(), f.path());
+  h5::Attribute(f.get(), "energy_source", p.energy);
+  f.Commit();
+  const std::string hash =
+      ctx.LogOutput((p.out / "evaluated.h5").string(), "dataset");
+  for (const Source& s : sources) ctx.LogDerivedFrom(hash, s.hash);
+}
+
+// Step S of the loop as metrics and progress; false when the run is
+// cancelled.
+bool LogStep(Context& ctx, const Params& p, const FrameIndex& index,
+             const StepLog& s) {
+  ctx.LogMetric("trajectory", s.step, index.traj_of[s.index]);
+  ctx.LogMetric("frame", s.step, index.frame_of[s.index]);
+  ctx.LogMetric("predicted", s.step, s.predicted);
+  ctx.LogMetric("uncertainty", s.step, s.uncertainty);
+  ctx.LogMetric("best", s.step, s.best);
+  ctx.LogMetric("max_uncertainty", s.step, s.max_uncertainty);
+  if (p.replay) ctx.LogMetric("regret", s.step, s.regret);
+  if (p.replay) ctx.LogMetric("rmse", s.step, s.rmse);
+  ctx.LogMetric("step_seconds", s.step, s.seconds);
+  ctx.Progress(s.step, p.o.steps,
+               "step " + std::to_string(s.step) + "/" +
+                   std::to_string(p.o.steps) + ", best " +
+                   std::to_string(s.best));
+  return !ctx.Cancelled();
+}
+
+// Runs the active-learning loop over POOL, keeping every evaluation in
+// SEARCH. When it fails, what was evaluated is saved before the failure
+// goes on.
+LoopResult RunSearch(Context& ctx, const Params& p, const Pool& pool,
+                     const std::vector<Source>& sources,
+                     const FrameIndex& index, Search* search) {
   auto evaluate = [&](int i) {
-    const Source& s = sources[traj_of[i]];
-    const int f = frame_of[i];
-    const double e =
-        replay ? s.t.energy[f] : driver->Energy(s.t, traj_of[i], f);
-    evaluations.push_back({traj_of[i], f, e});
-    if (i == true_min && found_at < 0)
-      found_at = static_cast<int>(evaluations.size());
-    return replay ? truth[i] : e / s.t.atoms();
+    const Source& s = sources[index.traj_of[i]];
+    const int f = index.frame_of[i];
+    const double e = p.replay
+                         ? s.t.energy[f]
+                         : search->driver->Energy(s.t, index.traj_of[i], f);
+    search->evaluations.push_back({index.traj_of[i], f, e});
+    if (i == search->true_min && search->found_at < 0)
+      search->found_at = static_cast<int>(search->evaluations.size());
+    return p.replay ? search->truth[i] : e / s.t.atoms();
   };
-  auto save_evaluations = [&]() {
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    Require(fs::is_directory(out),
-            "cannot create the folder '" + out.string() + "'");
-    h5::NewFile f(out / "evaluated.h5");
-    const hsize_t n = static_cast<hsize_t>(evaluations.size());
-    std::vector<int> t, fr;
-    std::vector<double> e, per_atom;
-    for (const Evaluation& v : evaluations) {
-      t.push_back(v.trajectory);
-      fr.push_back(v.frame);
-      e.push_back(v.energy);
-      per_atom.push_back(v.energy / sources[v.trajectory].t.atoms());
-    }
-    h5::Write(f.get(), "trajectory", H5T_NATIVE_INT, H5T_STD_I32LE, {n},
-              t.data(), f.path());
-    h5::Write(f.get(), "frame", H5T_NATIVE_INT, H5T_STD_I32LE, {n}, fr.data(),
-              f.path());
-    h5::Write(f.get(), "energy", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n},
-              e.data(), f.path());
-    h5::Write(f.get(), "energy_per_atom", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
-              {n}, per_atom.data(), f.path());
-    h5::Attribute(f.get(), "energy_source", energy);
-    f.Commit();
-    const std::string hash =
-        ctx.LogOutput((out / "evaluated.h5").string(), "dataset");
-    for (const Source& s : sources) ctx.LogDerivedFrom(hash, s.hash);
-  };
-  LoopResult r;
   try {
-    r = RunLoop(pool, o, evaluate, replay ? &truth : nullptr,
-                [&](const StepLog& s) {
-                  ctx.LogMetric("trajectory", s.step, traj_of[s.index]);
-                  ctx.LogMetric("frame", s.step, frame_of[s.index]);
-                  ctx.LogMetric("predicted", s.step, s.predicted);
-                  ctx.LogMetric("uncertainty", s.step, s.uncertainty);
-                  ctx.LogMetric("best", s.step, s.best);
-                  ctx.LogMetric("max_uncertainty", s.step, s.max_uncertainty);
-                  if (replay) ctx.LogMetric("regret", s.step, s.regret);
-                  if (replay) ctx.LogMetric("rmse", s.step, s.rmse);
-                  ctx.LogMetric("step_seconds", s.step, s.seconds);
-                  ctx.Progress(s.step, o.steps,
-                               "step " + std::to_string(s.step) + "/" +
-                                   std::to_string(o.steps) + ", best " +
-                                   std::to_string(s.best));
-                  return !ctx.Cancelled();
-                });
+    return RunLoop(pool, p.o, evaluate, p.replay ? &search->truth : nullptr,
+                   [&](const StepLog& s) { return LogStep(ctx, p, index, s); });
   } catch (...) {
     // The driver (or the model) failed: keep what was evaluated.
     try {
-      if (!evaluations.empty()) save_evaluations();
+      if (!search->evaluations.empty())
+        SaveEvaluations(ctx, p, sources, search->evaluations);
     } catch (...) {
     }
     throw;
   }
-  ctx.SetProperty("evaluations", static_cast<std::int64_t>(r.order.size()));
-  if (replay)
-    ctx.SetProperty("found_minimum_at", static_cast<std::int64_t>(found_at));
+}
 
-  // Outputs, each written whole or not at all.
-  save_evaluations();
+// Writes OUT/predictions.h5: the last model's prediction of every frame and
+// what was evaluated, recorded as a dataset derived from every source (and
+// the meta-model of --init).
+void WritePredictions(Context& ctx, const Params& p, const Pool& pool,
+                      const FrameIndex& index, const LoopResult& r,
+                      const std::vector<Source>& sources,
+                      const std::string& init_hash) {
   {
-    h5::NewFile f(out / "predictions.h5");
+    h5::NewFile f(p.out / "predictions.h5");
     const hsize_t n = static_cast<hsize_t>(pool.count);
     std::vector<unsigned char> evaluated(pool.count, 0);
     std::vector<double> target(pool.count,
@@ -249,26 +324,30 @@ int Run(Context& ctx) {
     h5::Write(f.get(), "target", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {n},
               target.data(), f.path());
     h5::Write(f.get(), "trajectory", H5T_NATIVE_INT, H5T_STD_I32LE, {n},
-              traj_of.data(), f.path());
+              index.traj_of.data(), f.path());
     h5::Write(f.get(), "frame", H5T_NATIVE_INT, H5T_STD_I32LE, {n},
-              frame_of.data(), f.path());
+              index.frame_of.data(), f.path());
     h5::Write(f.get(), "order", H5T_NATIVE_INT, H5T_STD_I32LE,
               {static_cast<hsize_t>(r.order.size())}, r.order.data(), f.path());
     h5::Attribute(f.get(), "target",
-                  absolute ? "energy per atom (eV)"
-                           : "energy per atom (eV), centred per trajectory");
-    h5::Attribute(f.get(), "features", features);
+                  p.absolute ? "energy per atom (eV)"
+                             : "energy per atom (eV), centred per trajectory");
+    h5::Attribute(f.get(), "features", p.features);
     f.Commit();
   }
   const std::string predictions_hash =
-      ctx.LogOutput((out / "predictions.h5").string(), "dataset");
+      ctx.LogOutput((p.out / "predictions.h5").string(), "dataset");
   for (const Source& s : sources) ctx.LogDerivedFrom(predictions_hash, s.hash);
   if (!init_hash.empty()) ctx.LogDerivedFrom(predictions_hash, init_hash);
+}
 
-  // The most stable frame evaluated.
-  std::size_t best_k = static_cast<std::size_t>(
-      std::min_element(r.target.begin(), r.target.end()) - r.target.begin());
-  const int best = r.order[best_k];
+// Frame BEST of the pool, of target TARGET, as a data slice, a LAMMPS data
+// file and extended XYZ in OUT, recorded, and its properties.
+void WriteMostStable(Context& ctx, const fs::path& out,
+                     const std::vector<Source>& sources,
+                     const FrameIndex& index, int best, double target) {
+  const std::vector<int>& traj_of = index.traj_of;
+  const std::vector<int>& frame_of = index.frame_of;
   const Source& bs = sources[traj_of[best]];
   const std::string slice_hash =
       WriteSlice(ctx, out / "most_stable.h5", bs, {frame_of[best]},
@@ -287,10 +366,14 @@ int Run(Context& ctx) {
                   static_cast<std::int64_t>(traj_of[best]));
   ctx.SetProperty("most_stable_frame",
                   static_cast<std::int64_t>(frame_of[best]));
-  ctx.SetProperty("most_stable_target", r.target[best_k]);
+  ctx.SetProperty("most_stable_target", target);
+}
 
-  // Calibration: the frames not evaluated that the last model is least sure
-  // of, one slice per trajectory that has any.
+// Calibration: the frames not evaluated that the last model is least sure
+// of, one slice per trajectory that has any.
+void WriteCalibration(Context& ctx, const Params& p, const Pool& pool,
+                      const FrameIndex& index, const LoopResult& r,
+                      const std::vector<Source>& sources) {
   std::vector<int> open;
   for (int i = 0; i < pool.count; ++i)
     if (std::find(r.order.begin(), r.order.end(), i) == r.order.end())
@@ -298,23 +381,52 @@ int Run(Context& ctx) {
   std::stable_sort(open.begin(), open.end(), [&](int a, int b) {
     return r.uncertainty[a] > r.uncertainty[b];
   });
-  if (static_cast<int>(open.size()) > calibration) open.resize(calibration);
+  if (static_cast<int>(open.size()) > p.calibration) open.resize(p.calibration);
   for (std::size_t k = 0; k < sources.size(); ++k) {
     std::vector<int> frames;
     for (int i : open)
-      if (traj_of[i] == static_cast<int>(k)) frames.push_back(frame_of[i]);
+      if (index.traj_of[i] == static_cast<int>(k))
+        frames.push_back(index.frame_of[i]);
     if (frames.empty()) continue;
     std::sort(frames.begin(), frames.end());
-    WriteSlice(ctx, out / ("calibration-" + std::to_string(k) + ".h5"),
+    WriteSlice(ctx, p.out / ("calibration-" + std::to_string(k) + ".h5"),
                sources[k], frames,
                "the frames aimd-al's model is least sure of");
   }
-  ctx.Info("most stable frame: " + std::to_string(frame_of[best]) + " of " +
-           bs.path + " (" + std::to_string(r.target[best_k]) + " eV/atom" +
-           (absolute ? "" : " from its mean") + ") after " +
+}
+
+int Run(Context& ctx) {
+  Params p = ReadParams(ctx);
+  const std::vector<Source> sources = ReadSources(ctx, p.replay);
+  const std::string init_hash = ReadInit(ctx, p.features, &p.o);
+  const FrameIndex index = IndexFrames(sources);
+  const Pool pool = MakeFramePool(ctx, index, p.features);
+  Search search;
+  StartSearch(ctx, index, &p, &search);
+  const LoopResult r = RunSearch(ctx, p, pool, sources, index, &search);
+  ctx.SetProperty("evaluations", static_cast<std::int64_t>(r.order.size()));
+  if (p.replay)
+    ctx.SetProperty("found_minimum_at",
+                    static_cast<std::int64_t>(search.found_at));
+
+  // Outputs, each written whole or not at all.
+  SaveEvaluations(ctx, p, sources, search.evaluations);
+  WritePredictions(ctx, p, pool, index, r, sources, init_hash);
+
+  // The most stable frame evaluated.
+  std::size_t best_k = static_cast<std::size_t>(
+      std::min_element(r.target.begin(), r.target.end()) - r.target.begin());
+  const int best = r.order[best_k];
+  const Source& bs = sources[index.traj_of[best]];
+  WriteMostStable(ctx, p.out, sources, index, best, r.target[best_k]);
+
+  WriteCalibration(ctx, p, pool, index, r, sources);
+  ctx.Info("most stable frame: " + std::to_string(index.frame_of[best]) +
+           " of " + bs.path + " (" + std::to_string(r.target[best_k]) +
+           " eV/atom" + (p.absolute ? "" : " from its mean") + ") after " +
            std::to_string(r.order.size()) + " of " +
            std::to_string(pool.count) + " frames evaluated; results in " +
-           out.string() + "/");
+           p.out.string() + "/");
   return r.stopped && ctx.Cancelled() ? 1 : 0;
 }
 

@@ -113,7 +113,14 @@ fs::path Stem(const fs::path& out) {
   return p;
 }
 
-int RunMd(Context& ctx) {
+// The options of md-mos2, checked.
+struct MdRun {
+  Mos2Options mo;
+  MdOptions md;
+  int ranks = 1;  // --mpi-ranks
+};
+
+MdRun ReadMdParams(Context& ctx) {
   // Every integer is checked as the 64-bit value given before it is narrowed.
   auto bounded = [&ctx](const char* name, std::int64_t lo, std::int64_t hi) {
     const std::int64_t v = ctx.IntParam(name);
@@ -122,13 +129,14 @@ int RunMd(Context& ctx) {
                                     std::to_string(hi));
     return v;
   };
-  Mos2Options mo;
+  MdRun run;
+  Mos2Options& mo = run.mo;
   mo.supercell = static_cast<int>(bounded("supercell", 1, 50));
   mo.vacancies = static_cast<int>(
       bounded("vacancies", 0, 2 * mo.supercell * mo.supercell - 1));
   mo.displacement = ctx.RealParam("displacement");
   mo.seed = static_cast<std::uint64_t>(bounded("seed", 0, INT64_MAX));
-  MdOptions md;
+  MdOptions& md = run.md;
   md.temperature = ctx.RealParam("temperature");
   md.timestep_fs = ctx.RealParam("timestep");
   md.steps = static_cast<int>(bounded("steps", 1, 100'000'000));
@@ -137,7 +145,7 @@ int RunMd(Context& ctx) {
           "--every must be 1 to --steps");
   md.equilibrate = static_cast<int>(bounded("equilibrate", 0, 100'000'000));
   md.seed = mo.seed;
-  const int ranks = static_cast<int>(bounded("mpi-ranks", 1, 4096));
+  run.ranks = static_cast<int>(bounded("mpi-ranks", 1, 4096));
   Require(md.temperature > 0 && md.temperature <= 5000,
           "--temperature must be above 0 and at most 5000 K");
   Require(md.timestep_fs > 0 && md.timestep_fs <= 10,
@@ -153,9 +161,109 @@ int RunMd(Context& ctx) {
               std::to_string(static_cast<long long>(dump_bytes / 1e9)) +
               " GB, more than the 4 GiB cmf reads back: record fewer frames "
               "(--every)");
+  return run;
+}
+
+// The LAMMPS input script of a run, as recorded.
+struct MdInput {
+  fs::path path;
+  std::string hash;   // as LogInput gave it
+  std::string sites;  // the vacancy sites, space-separated
+};
+
+// Writes the input script of S and MD beside OUT, records it as an input,
+// and sets the properties of the structure.
+MdInput WriteMdInput(Context& ctx, const Structure& s, const MdOptions& md,
+                     const fs::path& out) {
+  MdInput input;
+  // The input script lives beside the trajectory: it is what reproduces it.
+  input.path = Stem(out);
+  input.path += ".lammps";
+  h5::WriteTextFile(input.path, LammpsInput(s, md, "frames.lammpstrj"));
+  input.hash = ctx.LogInput(input.path.string(), "file");
+  ctx.SetProperty("kim_model", std::string(kMos2KimModel));
+  ctx.SetProperty("atoms", static_cast<std::int64_t>(s.species.size()));
+  ctx.SetProperty("lammps_seed",
+                  static_cast<std::int64_t>(LammpsSeed(md.seed)));
+  for (int v : s.vacancy_sites)
+    input.sites += (input.sites.empty() ? "" : " ") + std::to_string(v);
+  ctx.SetProperty("vacancy_sites", input.sites);
+  return input;
+}
+
+// The LAMMPS job of a run: LAMMPS in WORKDIR on INPUT, under --mpirun when
+// RANKS > 1, cancelled with CTX.
+LammpsJob MdJob(Context& ctx, const std::string& lammps, int ranks,
+                const fs::path& workdir, const fs::path& input) {
+  LammpsJob job;
+  job.lammps = lammps;
+  job.mpi_ranks = ranks;
+  job.mpirun = Words(ctx.Param("mpirun"));
+  job.workdir = fs::absolute(workdir);
+  job.input = fs::absolute(input);
+  job.log = job.workdir / "log.lammps";
+  job.cancelled = [&ctx] { return ctx.Cancelled(); };
+  return job;
+}
+
+// Runs JOB and records its time (lammps_seconds); false when it failed
+// because the run was cancelled.
+bool RunTimedLammps(Context& ctx, const LammpsJob& job, const MdOptions& md,
+                    const Structure& s) {
+  ctx.Progress(0, 0,
+               "LAMMPS: " + std::to_string(md.equilibrate + md.steps) +
+                   " steps of " + std::to_string(s.species.size()) + " atoms");
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    RunLammps(job);
+  } catch (const std::runtime_error& e) {
+    if (ctx.Cancelled()) return false;
+    throw;
+  }
+  ctx.SetProperty("lammps_seconds", std::chrono::duration<double>(
+                                        std::chrono::steady_clock::now() - t0)
+                                        .count());
+  return true;
+}
+
+// Reads the frames LAMMPS wrote (DUMP, with its LOG) and writes them to OUT
+// with the run's attributes, recorded as a dataset derived from INPUT.
+void WriteMdTrajectory(Context& ctx, const MdRun& run,
+                       const fs::path& dump_path, const fs::path& log_path,
+                       const MdInput& input, const fs::path& out) {
+  const Mos2Options& mo = run.mo;
+  const MdOptions& md = run.md;
+  Source dump = ReadSource(dump_path.string(), kMaxSourceBytes);
+  Source log = ReadSource(log_path.string(), kMaxSourceBytes);
+  Trajectory t = ReadLammps(dump, &log, ReadOptions{});
+  Require(t.frames() == md.steps / md.every + 1,
+          "LAMMPS wrote " + std::to_string(t.frames()) + " frames, not " +
+              std::to_string(md.steps / md.every + 1));
+  t.text["potential"] = kMos2KimModel;
+  t.text["input_sha256"] = input.hash;
+  t.text["vacancy_sites"] = input.sites;
+  t.real["temperature_K"] = md.temperature;
+  t.real["timestep_fs"] = md.timestep_fs;
+  t.integer["supercell"] = mo.supercell;
+  t.integer["vacancies"] = mo.vacancies;
+  t.integer["seed"] = static_cast<long long>(mo.seed);
+  t.integer["equilibration_steps"] = md.equilibrate;
+  if (t.text.count("engine_version"))
+    ctx.SetProperty("lammps_version", t.text["engine_version"]);
+  WriteTrajectory(out, t);
+  const std::string out_hash = ctx.LogOutput(out.string(), "dataset");
+  ctx.LogDerivedFrom(out_hash, input.hash);
+  LogEnergies(ctx, t);
+  ctx.SetProperty("frames", static_cast<std::int64_t>(t.frames()));
+  ctx.Info(out.string() + ": " + std::to_string(t.frames()) + " frames of " +
+           std::to_string(t.atoms()) + " atoms; input " + input.path.string());
+}
+
+int RunMd(Context& ctx) {
+  const MdRun run = ReadMdParams(ctx);
   Structure s;
   try {
-    s = BuildMos2(mo);
+    s = BuildMos2(run.mo);
   } catch (const std::invalid_argument& e) {
     throw plugin::Error(e.what());
   }
@@ -172,68 +280,13 @@ int RunMd(Context& ctx) {
               "' is not an executable in PATH (install Debian's lammps and "
               "openkim-models, or pass --lammps PATH)");
 
-  // The input script lives beside the trajectory: it is what reproduces it.
-  fs::path input = Stem(out);
-  input += ".lammps";
-  h5::WriteTextFile(input, LammpsInput(s, md, "frames.lammpstrj"));
-  const std::string input_hash = ctx.LogInput(input.string(), "file");
-  ctx.SetProperty("kim_model", std::string(kMos2KimModel));
-  ctx.SetProperty("atoms", static_cast<std::int64_t>(s.species.size()));
-  ctx.SetProperty("lammps_seed",
-                  static_cast<std::int64_t>(LammpsSeed(md.seed)));
-  std::string sites;
-  for (int v : s.vacancy_sites)
-    sites += (sites.empty() ? "" : " ") + std::to_string(v);
-  ctx.SetProperty("vacancy_sites", sites);
-
+  const MdInput input = WriteMdInput(ctx, s, run.md, out);
   TempDir work(dir);
-  LammpsJob job;
-  job.lammps = lammps;
-  job.mpi_ranks = ranks;
-  job.mpirun = Words(ctx.Param("mpirun"));
-  job.workdir = fs::absolute(work.path());
-  job.input = fs::absolute(input);
-  job.log = job.workdir / "log.lammps";
-  job.cancelled = [&ctx] { return ctx.Cancelled(); };
-  ctx.Progress(0, 0,
-               "LAMMPS: " + std::to_string(md.equilibrate + md.steps) +
-                   " steps of " + std::to_string(s.species.size()) + " atoms");
-  auto t0 = std::chrono::steady_clock::now();
-  try {
-    RunLammps(job);
-  } catch (const std::runtime_error& e) {
-    if (ctx.Cancelled()) return 1;  // recorded as interrupted
-    throw;
-  }
-  ctx.SetProperty("lammps_seconds", std::chrono::duration<double>(
-                                        std::chrono::steady_clock::now() - t0)
-                                        .count());
-
-  Source dump =
-      ReadSource((work.path() / "frames.lammpstrj").string(), kMaxSourceBytes);
-  Source log = ReadSource(job.log.string(), kMaxSourceBytes);
-  Trajectory t = ReadLammps(dump, &log, ReadOptions{});
-  Require(t.frames() == md.steps / md.every + 1,
-          "LAMMPS wrote " + std::to_string(t.frames()) + " frames, not " +
-              std::to_string(md.steps / md.every + 1));
-  t.text["potential"] = kMos2KimModel;
-  t.text["input_sha256"] = input_hash;
-  t.text["vacancy_sites"] = sites;
-  t.real["temperature_K"] = md.temperature;
-  t.real["timestep_fs"] = md.timestep_fs;
-  t.integer["supercell"] = mo.supercell;
-  t.integer["vacancies"] = mo.vacancies;
-  t.integer["seed"] = static_cast<long long>(mo.seed);
-  t.integer["equilibration_steps"] = md.equilibrate;
-  if (t.text.count("engine_version"))
-    ctx.SetProperty("lammps_version", t.text["engine_version"]);
-  WriteTrajectory(out, t);
-  const std::string out_hash = ctx.LogOutput(out.string(), "dataset");
-  ctx.LogDerivedFrom(out_hash, input_hash);
-  LogEnergies(ctx, t);
-  ctx.SetProperty("frames", static_cast<std::int64_t>(t.frames()));
-  ctx.Info(out.string() + ": " + std::to_string(t.frames()) + " frames of " +
-           std::to_string(t.atoms()) + " atoms; input " + input.string());
+  const LammpsJob job = MdJob(ctx, lammps, run.ranks, work.path(), input.path);
+  if (!RunTimedLammps(ctx, job, run.md, s))
+    return 1;  // recorded as interrupted
+  WriteMdTrajectory(ctx, run, work.path() / "frames.lammpstrj", job.log, input,
+                    out);
   return 0;
 }
 

@@ -1,8 +1,9 @@
 // Deep kernel learning: an MLP feature extractor whose output, squashed into
 // (-1, 1) by tanh, feeds an exact Gaussian process; both are trained together
 // with Adam on the negative exact marginal log likelihood divided by n, through
-// a Cholesky factorisation in double precision. LibTorch stays inside dkl.cpp:
-// this header is plain C++.
+// a Cholesky factorisation in double precision. LibTorch stays inside the
+// dkl_*.cpp files (dkl_model.cpp and the others dkl_impl.h names): this
+// header is plain C++.
 //
 // With several outputs (a "vector" scalarizer) the GP is a batch of
 // independent GPs over one shared extractor, one set of hyperparameters per
@@ -140,7 +141,7 @@ class DklModel {
   void SetHyperparameters(const GpParams& params);
 
  public:
-  struct Impl;  // defined in dkl.cpp
+  struct Impl;  // defined in dkl_impl.h
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -111,124 +111,191 @@ void SetParameters(DklModel& model, const MetaParameters& theta) {
   model.SetHyperparameters(theta.gp);
 }
 
-void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
-               const ReptileOptions& options, int first, MetaParameters& theta,
-               const std::function<bool(const IterationReport&)>& after) {
+namespace {
+
+// What the iterations of one MetaTrain call share.
+struct MetaRun {
+  const std::vector<Task>& tasks;
+  const ReptileOptions& options;
+  int per_iteration;                              // tasks sampled per iteration
+  int threads;                                    // inner loops run at once
+  std::vector<std::unique_ptr<DklModel>> models;  // one per thread
+};
+
+// What the inner loops of one iteration leave, slot by slot.
+struct InnerResults {
+  std::vector<MetaParameters> phis;
+  std::vector<double> first_loss;  // each inner loop's first step's loss
+  std::vector<double> last_loss;   // and its last
+};
+
+// Throws unless there are tasks and each has CONFIG's features and outputs.
+void CheckTasks(const DklConfig& config, const std::vector<Task>& tasks) {
   if (tasks.empty())
     throw std::runtime_error("Reptile needs at least one task");
   for (const Task& t : tasks) {
     if (t.features != config.features || t.outputs != config.outputs)
       throw std::runtime_error("task '" + t.name + "' does not fit the model");
   }
-  const int per_iteration = std::max(1, options.tasks_per_iteration);
-  const int threads = std::max(1, std::min(options.threads, per_iteration));
-  SingleThreadedBlas blas;
+}
+
+// One model per thread, reused across iterations, with the inner loop's
+// learning rates.
+std::vector<std::unique_ptr<DklModel>> InnerModels(
+    const DklConfig& config, const ReptileOptions& options, int threads) {
   DklConfig inner = config;
   inner.learning_rate = options.inner_lr;
   inner.extractor_learning_rate = options.inner_extractor_lr;
-  // One model per thread, reused across iterations.
   std::vector<std::unique_ptr<DklModel>> models;
   for (int t = 0; t < threads; ++t)
     models.push_back(std::make_unique<DklModel>(inner, options.seed));
+  return models;
+}
 
+// The tasks of ITERATION, PER_ITERATION of COUNT: without replacement while
+// there are enough, seeded by (seed, iteration).
+std::vector<int> PickTasks(std::uint64_t seed, int iteration, std::size_t count,
+                           int per_iteration) {
+  std::uint64_t pick_state = SeedOf(seed, iteration, -1);
+  std::vector<int> order(count);
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::vector<int> picked;
+  for (int slot = 0; slot < per_iteration; ++slot) {
+    int remaining =
+        static_cast<int>(order.size()) - slot % static_cast<int>(order.size());
+    int base = slot % static_cast<int>(order.size());
+    if (base == 0 && slot > 0) {
+      for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = static_cast<int>(i);
+    }
+    int k = base + UniformIndex(&pick_state, remaining);
+    std::swap(order[base], order[k]);
+    picked.push_back(order[base]);
+  }
+  return picked;
+}
+
+// Calls WORK(t) for t in 0 .. THREADS - 1, each on a thread of its own
+// (inline when THREADS is 1); rethrows the first exception, in thread order.
+void RunOnThreads(int threads, const std::function<void(int)>& work) {
+  if (threads == 1) {
+    work(0);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(threads);
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      try {
+        work(t);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  }
+  for (std::thread& th : pool) th.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// The inner loop of each task in PICKED from THETA, slot s on thread
+// s % threads.
+InnerResults RunInnerLoops(MetaRun& run, const MetaParameters& theta,
+                           int iteration, const std::vector<int>& picked) {
+  const ReptileOptions& options = run.options;
+  InnerResults out;
+  out.phis.resize(run.per_iteration);
+  out.first_loss.resize(run.per_iteration);
+  out.last_loss.resize(run.per_iteration);
+  RunOnThreads(run.threads, [&](int thread) {
+    // OpenMP's thread count is per thread: a new thread would use every
+    // core and sum in another order. One thread each keeps the result
+    // independent of --threads.
+    SetTorchThreads(1);
+    DklModel& model = *run.models[thread];
+    for (int slot = thread; slot < run.per_iteration; slot += run.threads) {
+      const Task& task = run.tasks[picked[slot]];
+      SetParameters(model, theta);
+      std::vector<double> losses = model.TrainMinibatches(
+          task.x, task.points, task.y, options.inner_steps, options.batch,
+          SeedOf(options.seed, iteration, slot));
+      out.first_loss[slot] = losses.empty() ? 0 : losses.front();
+      out.last_loss[slot] = losses.empty() ? 0 : losses.back();
+      out.phis[slot] = ParametersOf(model);
+    }
+  });
+  return out;
+}
+
+// A Reptile iteration: the inner loops, then theta moved toward their mean by
+// report->epsilon; the losses averaged into REPORT.
+void ReptileStep(MetaRun& run, int iteration, MetaParameters& theta,
+                 IterationReport* report) {
+  InnerResults inner = RunInnerLoops(run, theta, iteration, report->tasks);
+  ReptileUpdate(theta, inner.phis, report->epsilon, run.options.meta_gp);
+  for (int slot = 0; slot < run.per_iteration; ++slot) {
+    report->meta_loss += inner.first_loss[slot] / run.per_iteration;
+    report->adapted_loss += inner.last_loss[slot] / run.per_iteration;
+  }
+}
+
+// A pretrain iteration: the sampled tasks pooled into one, theta trained on it
+// directly and kept (epsilon 1).
+void PretrainStep(MetaRun& run, int iteration, MetaParameters& theta,
+                  IterationReport* report) {
+  const ReptileOptions& options = run.options;
+  std::vector<float> x;
+  std::vector<double> y;
+  int points = 0;
+  for (int slot = 0; slot < run.per_iteration; ++slot) {
+    const Task& task = run.tasks[report->tasks[slot]];
+    x.insert(x.end(), task.x.begin(), task.x.end());
+    y.insert(y.end(), task.y.begin(), task.y.end());
+    points += task.points;
+  }
+  SetTorchThreads(1);
+  DklModel& model = *run.models[0];
+  SetParameters(model, theta);
+  std::vector<double> losses = model.TrainMinibatches(
+      x, points, y, options.inner_steps * run.per_iteration, options.batch,
+      SeedOf(options.seed, iteration, 0));
+  MetaParameters trained = ParametersOf(model);
+  theta.extractor = std::move(trained.extractor);
+  if (options.meta_gp) theta.gp = std::move(trained.gp);
+  report->epsilon = 1;
+  report->meta_loss = losses.empty() ? 0 : losses.front();
+  report->adapted_loss = losses.empty() ? 0 : losses.back();
+}
+
+// Seconds of the steady clock since START.
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+void MetaTrain(const DklConfig& config, const std::vector<Task>& tasks,
+               const ReptileOptions& options, int first, MetaParameters& theta,
+               const std::function<bool(const IterationReport&)>& after) {
+  CheckTasks(config, tasks);
+  const int per_iteration = std::max(1, options.tasks_per_iteration);
+  const int threads = std::max(1, std::min(options.threads, per_iteration));
+  SingleThreadedBlas blas;
+  MetaRun run{tasks, options, per_iteration, threads,
+              InnerModels(config, options, threads)};
   for (int it = first; it < options.iterations; ++it) {
     auto start = std::chrono::steady_clock::now();
     IterationReport report;
     report.iteration = it;
     report.epsilon = EpsilonAt(it, options.iterations, options.epsilon,
                                options.epsilon_final);
-    // The tasks of this iteration: without replacement while there are
-    // enough, seeded by (seed, iteration).
-    std::uint64_t pick_state = SeedOf(options.seed, it, -1);
-    std::vector<int> order(tasks.size());
-    for (std::size_t i = 0; i < order.size(); ++i)
-      order[i] = static_cast<int>(i);
-    for (int slot = 0; slot < per_iteration; ++slot) {
-      int remaining = static_cast<int>(order.size()) -
-                      slot % static_cast<int>(order.size());
-      int base = slot % static_cast<int>(order.size());
-      if (base == 0 && slot > 0) {
-        for (std::size_t i = 0; i < order.size(); ++i)
-          order[i] = static_cast<int>(i);
-      }
-      int k = base + UniformIndex(&pick_state, remaining);
-      std::swap(order[base], order[k]);
-      report.tasks.push_back(order[base]);
-    }
-    if (options.method == MetaMethod::kPretrain) {
-      // The iteration's tasks pooled into one; theta trained on it directly.
-      std::vector<float> x;
-      std::vector<double> y;
-      int points = 0;
-      for (int slot = 0; slot < per_iteration; ++slot) {
-        const Task& task = tasks[report.tasks[slot]];
-        x.insert(x.end(), task.x.begin(), task.x.end());
-        y.insert(y.end(), task.y.begin(), task.y.end());
-        points += task.points;
-      }
-      SetTorchThreads(1);
-      DklModel& model = *models[0];
-      SetParameters(model, theta);
-      std::vector<double> losses = model.TrainMinibatches(
-          x, points, y, options.inner_steps * per_iteration, options.batch,
-          SeedOf(options.seed, it, 0));
-      MetaParameters trained = ParametersOf(model);
-      theta.extractor = std::move(trained.extractor);
-      if (options.meta_gp) theta.gp = std::move(trained.gp);
-      report.epsilon = 1;
-      report.meta_loss = losses.empty() ? 0 : losses.front();
-      report.adapted_loss = losses.empty() ? 0 : losses.back();
-      report.seconds = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - start)
-                           .count();
-      if (!after(report)) return;
-      continue;
-    }
-    std::vector<MetaParameters> phis(per_iteration);
-    std::vector<double> first_loss(per_iteration), last_loss(per_iteration);
-    auto work = [&](int thread) {
-      // OpenMP's thread count is per thread: a new thread would use every
-      // core and sum in another order. One thread each keeps the result
-      // independent of --threads.
-      SetTorchThreads(1);
-      DklModel& model = *models[thread];
-      for (int slot = thread; slot < per_iteration; slot += threads) {
-        const Task& task = tasks[report.tasks[slot]];
-        SetParameters(model, theta);
-        std::vector<double> losses = model.TrainMinibatches(
-            task.x, task.points, task.y, options.inner_steps, options.batch,
-            SeedOf(options.seed, it, slot));
-        first_loss[slot] = losses.empty() ? 0 : losses.front();
-        last_loss[slot] = losses.empty() ? 0 : losses.back();
-        phis[slot] = ParametersOf(model);
-      }
-    };
-    if (threads == 1) {
-      work(0);
-    } else {
-      std::vector<std::thread> pool;
-      std::vector<std::exception_ptr> errors(threads);
-      for (int t = 0; t < threads; ++t) {
-        pool.emplace_back([&, t] {
-          try {
-            work(t);
-          } catch (...) {
-            errors[t] = std::current_exception();
-          }
-        });
-      }
-      for (std::thread& th : pool) th.join();
-      for (const std::exception_ptr& e : errors)
-        if (e) std::rethrow_exception(e);
-    }
-    ReptileUpdate(theta, phis, report.epsilon, options.meta_gp);
-    for (int slot = 0; slot < per_iteration; ++slot) {
-      report.meta_loss += first_loss[slot] / per_iteration;
-      report.adapted_loss += last_loss[slot] / per_iteration;
-    }
-    report.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
+    report.tasks = PickTasks(options.seed, it, tasks.size(), per_iteration);
+    if (options.method == MetaMethod::kPretrain)
+      PretrainStep(run, it, theta, &report);
+    else
+      ReptileStep(run, it, theta, &report);
+    report.seconds = SecondsSince(start);
     if (!after(report)) return;
   }
 }

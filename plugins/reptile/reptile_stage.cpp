@@ -1,11 +1,12 @@
 // The reptile plugin: `cmf run reptile` meta-trains a DKL model over prior
 // experiments (tasks) at the datacenter; `dkl-al --init` adapts from it at
 // the edge. The algorithm is plugins/ml/reptile.h; this file is the stage:
-// parameters, tasks, logging, checkpoints and resuming.
-#include <algorithm>
-#include <cmath>
+// parameters, tasks, logging, checkpoints and resuming. The reptile-eval stage
+// is reptile_eval.cpp.
+#include "reptile_stage.h"
+
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iterator>
 #include <map>
@@ -14,50 +15,22 @@
 #include <string>
 #include <vector>
 
-#include "acquisition.h"
 #include "cmf/plugin.h"
 #include "cmf/plugin_cpp.h"
 #include "data.h"
 #include "dkl.h"
 #include "reptile.h"
-#include "stats.h"
 #include "tasks.h"
 
 namespace cmf::reptile {
-namespace {
 
 namespace fs = std::filesystem;
 using plugin::Context;
-
-constexpr const char* kVersion = "0.1.0";
 
 void Require(bool ok, const std::string& message) {
   if (!ok) throw plugin::Error(message);
 }
 
-// What must match for a checkpoint to be resumed: every setting that changes
-// the sequence of updates, and the tasks.
-std::string Schedule(const ml::ReptileOptions& o,
-                     const ml::TaskPreparation& prep,
-                     const std::vector<ml::Task>& tasks) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "iterations=%d tasks-per-iteration=%d inner-steps=%d batch=%d "
-                "inner-lr=%.17g inner-extractor-lr=%.17g epsilon=%.17g "
-                "epsilon-final=%.17g meta-gp=%d seed=%llu",
-                o.iterations, o.tasks_per_iteration, o.inner_steps, o.batch,
-                o.inner_lr, o.inner_extractor_lr, o.epsilon, o.epsilon_final,
-                o.meta_gp ? 1 : 0, static_cast<unsigned long long>(o.seed));
-  std::string s = buf;
-  if (o.method == ml::MetaMethod::kPretrain) s += " method=pretrain";
-  s += " window=" + std::to_string(prep.window) +
-       " pool=" + std::to_string(prep.pool) +
-       " scalarizer=" + prep.scalarizer.ToString();
-  for (const ml::Task& t : tasks) s += " " + t.hash;
-  return s;
-}
-
-// Reptile's settings, shared by reptile and reptile-eval.
 ml::ReptileOptions ReadOptions(Context& ctx, bool with_iterations) {
   ml::ReptileOptions o;
   if (with_iterations)
@@ -93,9 +66,6 @@ ml::TaskPreparation ReadPreparation(Context& ctx) {
   return prep;
 }
 
-// The tasks: paths or artifact ids, and every measured-points slice of a
-// stage. All are read and checked before any training; then each is logged
-// as an input.
 std::vector<ml::Task> LoadTasks(Context& ctx, const ml::TaskPreparation& prep) {
   struct Ref {
     std::string name;
@@ -161,6 +131,32 @@ ml::DklConfig ModelConfig(Context& ctx, const ml::TaskPreparation& prep,
   config.outputs = outputs;
   config.noise_floor = ctx.RealParam("noise-floor");
   return config;
+}
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// What must match for a checkpoint to be resumed: every setting that changes
+// the sequence of updates, and the tasks.
+std::string Schedule(const ml::ReptileOptions& o,
+                     const ml::TaskPreparation& prep,
+                     const std::vector<ml::Task>& tasks) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "iterations=%d tasks-per-iteration=%d inner-steps=%d batch=%d "
+                "inner-lr=%.17g inner-extractor-lr=%.17g epsilon=%.17g "
+                "epsilon-final=%.17g meta-gp=%d seed=%llu",
+                o.iterations, o.tasks_per_iteration, o.inner_steps, o.batch,
+                o.inner_lr, o.inner_extractor_lr, o.epsilon, o.epsilon_final,
+                o.meta_gp ? 1 : 0, static_cast<unsigned long long>(o.seed));
+  std::string s = buf;
+  if (o.method == ml::MetaMethod::kPretrain) s += " method=pretrain";
+  s += " window=" + std::to_string(prep.window) +
+       " pool=" + std::to_string(prep.pool) +
+       " scalarizer=" + prep.scalarizer.ToString();
+  for (const ml::Task& t : tasks) s += " " + t.hash;
+  return s;
 }
 
 int RunReptile(Context& ctx) {
@@ -246,213 +242,6 @@ int RunReptile(Context& ctx) {
     ctx.Info("meta-model " + out.string() + " after " + std::to_string(done) +
              " iterations over " + std::to_string(tasks.size()) +
              " tasks; seed dkl-al with --init " + out.string());
-  return 0;
-}
-
-// Iteration counts: "30,50" -> {30, 50}, ascending.
-std::vector<int> ParseCounts(const std::string& text) {
-  std::vector<int> out;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t comma = text.find(',', pos);
-    std::string part = text.substr(
-        pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    char* end = nullptr;
-    long v = std::strtol(part.c_str(), &end, 10);
-    Require(!part.empty() && *end == '\0' && v >= 1,
-            "--iterations wants counts like 30,50, not '" + text + "'");
-    out.push_back(static_cast<int>(v));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
-struct Score {
-  double mll = 0;   // exact GP marginal log likelihood per point of the rest
-  double rmse = 0;  // of the posterior mean on the rest
-};
-
-// Adapts MODEL (already at its starting point) to SHOTS random points of TASK
-// with EPOCHS epochs, and scores it on the other points.
-Score Adapt(ml::DklModel& model, const ml::Task& task, int shots, int epochs,
-            std::uint64_t seed) {
-  std::vector<int> order(task.points);
-  for (int i = 0; i < task.points; ++i) order[i] = i;
-  std::uint64_t state = seed;
-  for (int i = 0; i < shots; ++i)
-    std::swap(order[i], order[i + ml::UniformIndex(&state, task.points - i)]);
-  const int f = task.features, c = task.outputs;
-  auto gather = [&](int from, int to, std::vector<float>* x,
-                    std::vector<double>* y) {
-    for (int i = from; i < to; ++i) {
-      x->insert(x->end(),
-                task.x.begin() + static_cast<std::size_t>(order[i]) * f,
-                task.x.begin() + static_cast<std::size_t>(order[i] + 1) * f);
-      y->insert(y->end(),
-                task.y.begin() + static_cast<std::size_t>(order[i]) * c,
-                task.y.begin() + static_cast<std::size_t>(order[i] + 1) * c);
-    }
-  };
-  std::vector<float> xs, xr;
-  std::vector<double> ys, yr;
-  gather(0, shots, &xs, &ys);
-  gather(shots, task.points, &xr, &yr);
-  model.Train(xs, shots, ys, epochs);
-  const int rest = task.points - shots;
-  Score score;
-  score.mll = -model.Loss(xr, rest, yr);
-  ml::Prediction p = model.Predict(xr.data(), rest);
-  double sum = 0;
-  for (std::size_t i = 0; i < yr.size(); ++i)
-    sum += (p.mean[i] - yr[i]) * (p.mean[i] - yr[i]);
-  score.rmse = std::sqrt(sum / static_cast<double>(yr.size()));
-  return score;
-}
-
-int RunReptileEval(Context& ctx) {
-  ml::ReptileOptions o = ReadOptions(ctx, false);
-  std::vector<int> counts = ParseCounts(ctx.Param("iterations"));
-  o.iterations = counts.back();
-  const int folds = static_cast<int>(ctx.IntParam("folds"));
-  const int shots = static_cast<int>(ctx.IntParam("shots"));
-  const int epochs = static_cast<int>(ctx.IntParam("epochs"));
-  Require(folds >= 2, "--folds must be at least 2");
-  Require(shots >= 1, "--shots must be at least 1");
-  ml::TaskPreparation prep = ReadPreparation(ctx);
-  std::vector<ml::Task> tasks = LoadTasks(ctx, prep);
-  Require(static_cast<int>(tasks.size()) >= folds,
-          "--folds " + std::to_string(folds) +
-              " needs at least as many tasks; there are " +
-              std::to_string(tasks.size()));
-  for (const ml::Task& t : tasks)
-    Require(t.points > shots,
-            "task '" + t.name + "' has no more than --shots points");
-  ml::DklConfig config = ModelConfig(ctx, prep, tasks.front().outputs);
-  ml::SetTorchThreads(1);
-
-  // Folds: tasks shuffled by the seed, then dealt round-robin.
-  std::vector<int> order(tasks.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  std::uint64_t state = o.seed * 0x9e3779b97f4a7c15ULL + 7;
-  for (int i = static_cast<int>(order.size()) - 1; i > 0; --i)
-    std::swap(order[i], order[ml::UniformIndex(&state, i + 1)]);
-
-  const int meta_seeds = static_cast<int>(ctx.IntParam("meta-seeds"));
-  Require(meta_seeds >= 1, "--meta-seeds must be at least 1");
-
-  std::printf("%-5s %6s %5s  %-12s %10s %10s\n", "fold", "train", "test",
-              "start", "MLL/point", "RMSE");
-  // Per held-out task and start: its scores, averaged over meta-seeds.
-  std::map<std::string, std::map<int, Score>>
-      per_task;  // label -> task -> score
-  std::vector<std::string> labels = {"cold"};
-  for (int count : counts) labels.push_back("pretrain" + std::to_string(count));
-  for (int count : counts) labels.push_back("meta" + std::to_string(count));
-  for (int fold = 0; fold < folds; ++fold) {
-    std::vector<ml::Task> train, test;
-    std::vector<int> test_ids;
-    for (std::size_t i = 0; i < order.size(); ++i) {
-      if (static_cast<int>(i) % folds == fold) {
-        test.push_back(tasks[order[i]]);
-        test_ids.push_back(order[i]);
-      } else {
-        train.push_back(tasks[order[i]]);
-      }
-    }
-    // Scores every held-out task from THETA (none: cold), weighted by 1/WEIGHT.
-    std::map<std::string, Score>
-        fold_total;  // label -> mean over the test tasks
-    auto evaluate = [&](const std::string& label,
-                        const ml::MetaParameters* theta, double weight) {
-      for (std::size_t t = 0; t < test.size(); ++t) {
-        std::uint64_t seed = o.seed + 1000 * (fold + 1) + t;
-        ml::DklModel model(config, seed);
-        if (theta != nullptr) {
-          ml::SetParameters(model, *theta);
-          model.SetInitialToCurrent();
-          model.Reset();
-        }
-        Score s = Adapt(model, test[t], shots, epochs, seed);
-        per_task[label][test_ids[t]].mll += s.mll / weight;
-        per_task[label][test_ids[t]].rmse += s.rmse / weight;
-        fold_total[label].mll +=
-            s.mll / static_cast<double>(test.size()) / weight;
-        fold_total[label].rmse +=
-            s.rmse / static_cast<double>(test.size()) / weight;
-      }
-    };
-    evaluate("cold", nullptr, 1);
-    for (int m = 0; m < meta_seeds && !train.empty(); ++m) {
-      for (ml::MetaMethod method :
-           {ml::MetaMethod::kPretrain, ml::MetaMethod::kReptile}) {
-        const std::string name =
-            method == ml::MetaMethod::kPretrain ? "pretrain" : "meta";
-        ml::ReptileOptions upto =
-            o;  // one annealing schedule, to the largest count
-        upto.method = method;
-        upto.seed = o.seed + static_cast<std::uint64_t>(m);
-        ml::DklModel start(config, upto.seed);
-        ml::MetaParameters theta = ml::ParametersOf(start);
-        int done = 0;
-        for (int count : counts) {
-          ml::MetaTrain(
-              config, train, upto, done, theta,
-              [&](const ml::IterationReport& r) {
-                const int run = (fold * meta_seeds + m) * 2 +
-                                (method == ml::MetaMethod::kReptile ? 1 : 0);
-                ctx.Progress(run * o.iterations + r.iteration + 1,
-                             folds * meta_seeds * 2 * o.iterations,
-                             "fold " + std::to_string(fold + 1) + ", " + name);
-                return r.iteration + 1 < count && !ctx.Cancelled();
-              });
-          done = count;
-          if (ctx.Cancelled()) return 0;
-          evaluate(name + std::to_string(count), &theta, meta_seeds);
-        }
-      }
-    }
-    for (const std::string& label : labels) {
-      if (!fold_total.contains(label)) continue;
-      const Score& total = fold_total[label];
-      std::printf("%-5d %6zu %5zu  %-12s %10.4f %10.4f\n", fold + 1,
-                  train.size(), test.size(), label.c_str(), total.mll,
-                  total.rmse);
-      ctx.LogMetric(("mll/" + label).c_str(), fold + 1, total.mll);
-      ctx.LogMetric(("rmse/" + label).c_str(), fold + 1, total.rmse);
-    }
-    std::fflush(stdout);
-  }
-  // Over the held-out tasks: the mean with its 95 % confidence interval, and
-  // the RMSE's change against the cold start, paired by task.
-  std::printf(
-      "\nover %zu held-out tasks (each once), %d meta-training seed%s, "
-      "mean and 95 %% CI:\n",
-      tasks.size(), meta_seeds, meta_seeds == 1 ? "" : "s");
-  std::printf("%-12s %19s %19s %26s\n", "start", "MLL/point", "RMSE",
-              "RMSE against cold");
-  for (const std::string& label : labels) {
-    if (!per_task.contains(label)) continue;
-    std::vector<double> mll, rmse, change;
-    for (const auto& [task, score] : per_task[label]) {
-      mll.push_back(score.mll);
-      rmse.push_back(score.rmse);
-      change.push_back(score.rmse / per_task["cold"][task].rmse - 1);
-    }
-    ml::Stats a = ml::Summarise(mll), b = ml::Summarise(rmse),
-              c = ml::Summarise(change);
-    std::printf("%-12s %9.4f ± %7.4f %9.4f ± %7.4f", label.c_str(), a.mean,
-                a.half, b.mean, b.half);
-    if (label == "cold")
-      std::printf("\n");
-    else
-      std::printf("   %+5.1f %% (%+5.1f to %+5.1f %%)\n", 100 * c.mean,
-                  100 * (c.mean - c.half), 100 * (c.mean + c.half));
-    ctx.SetProperty(("mean_rmse_" + label).c_str(), b.mean);
-    ctx.SetProperty(("rmse_ci95_" + label).c_str(), b.half);
-  }
   return 0;
 }
 

@@ -422,6 +422,10 @@ class Store {
   Result<bool> ApplyFacts(const std::string& hash, std::string_view text,
                           bool as_pending, const std::string& site,
                           Rejection* rejected);
+  // Internal: reads facts into segment lines (segment_export.cpp), applies
+  // segment lines to the store (fact_writer.h).
+  class FactReader;
+  class FactWriter;
   std::unique_ptr<Impl> impl_;
 };
 
