@@ -61,6 +61,7 @@ std::string MetricsJson(const MetricSeries& series, int indent = 2);
 // its keys sorted).
 std::string ArtifactJson(const ArtifactRef& artifact,
                          const std::map<std::string, std::string>& tags,
+                         const std::map<std::string, Value>& properties,
                          const std::vector<std::string>& locations,
                          const LineageGraph& lineage, int indent = 2);
 

@@ -250,12 +250,18 @@ std::string ArtifactRowsJson(const std::vector<Store::ArtifactRow>& rows,
 
 std::string ArtifactJson(const ArtifactRef& artifact,
                          const std::map<std::string, std::string>& tags,
+                         const std::map<std::string, Value>& properties,
                          const std::vector<std::string>& locations,
                          const LineageGraph& lineage, int indent) {
-  json out = {
-      {"hash", artifact.hash},  {"kind", std::string(ToString(artifact.kind))},
-      {"size", artifact.size},  {"tags", tags},
-      {"locations", locations}, {"lineage", json::parse(LineageJson(lineage))}};
+  json props = json::object();
+  for (const auto& [name, value] : properties) props[name] = ValueJson(value);
+  json out = {{"hash", artifact.hash},
+              {"kind", std::string(ToString(artifact.kind))},
+              {"size", artifact.size},
+              {"tags", tags},
+              {"properties", props},
+              {"locations", locations},
+              {"lineage", json::parse(LineageJson(lineage))}};
   return Dump(out, indent);
 }
 

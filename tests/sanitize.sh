@@ -74,7 +74,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   start=$SECONDS
   if [ ! -f build-asan/build.ninja ]; then
     meson setup build-asan -Dtorch=disabled -Db_sanitize=address,undefined -Db_lundef=false \
-      "${sanitized_build[@]}" >/dev/null
+      -Dpython=disabled "${sanitized_build[@]}" >/dev/null
   fi
   rm -f build-asan/meson-logs/testlog.txt
   ninja -C build-asan
@@ -89,7 +89,7 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
   start=$SECONDS
   if [ ! -f build-tsan/build.ninja ]; then
     meson setup build-tsan -Dtorch=disabled -Db_sanitize=thread -Db_lundef=false \
-      "${sanitized_build[@]}" >/dev/null
+      -Dpython=disabled "${sanitized_build[@]}" >/dev/null
   fi
   rm -f build-tsan/meson-logs/testlog.txt
   ninja -C build-tsan tests/cmf_unit_tests dvc_like/cmf-hdf5.so dvc_like/cmf-ssh.so core/cmf-git.so

@@ -112,13 +112,17 @@ class ShowVerb : public Verb {
     Result<std::map<std::string, std::string>> tags =
         store.GetTags(RecordType::kArtifact, a->hash);
     if (!tags.ok()) return Fail(tags.status());
+    Result<std::map<std::string, Value>> properties =
+        store.GetProperties(RecordType::kArtifact, a->hash);
+    if (!properties.ok()) return Fail(properties.status());
     Result<std::vector<std::string>> locations = store.Locations(a->hash);
     if (!locations.ok()) return Fail(locations.status());
     LineageOptions up;
     Result<LineageGraph> graph = Lineage(store, *target, up);
     if (!graph.ok()) return Fail(graph.status());
     if (json_) {
-      fmt::print("{}\n", ArtifactJson(*a, *tags, *locations, *graph));
+      fmt::print("{}\n",
+                 ArtifactJson(*a, *tags, *properties, *locations, *graph));
       return kExitOk;
     }
     std::string out =
@@ -126,6 +130,13 @@ class ShowVerb : public Verb {
                     ToString(a->kind), HumanSize(a->size));
     if (!locations->empty()) {
       out += fmt::format("Held by:  {}\n", fmt::join(*locations, ", "));
+    }
+    if (!properties->empty()) {
+      out += "Properties:\n";
+      for (const auto& [name, value] : *properties) {
+        out += fmt::format("  {} = {}\n", EscapeForDisplay(name),
+                           EscapeForDisplay(ToText(value)));
+      }
     }
     if (!tags->empty()) {
       out += "Tags:\n";

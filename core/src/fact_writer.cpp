@@ -290,7 +290,8 @@ Status Store::FactWriter::Metrics(const json& j) {
                             .Bind(5, seg_)
                             .Run());
   }
-  return m_.UpdateMetricSummary(e, series, points);
+  return m_.UpdateMetricSummary(e, series, points,
+                                /*pending=*/!seg_.has_value());
 }
 
 Status Store::FactWriter::Property(const json& j) {

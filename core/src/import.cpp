@@ -15,6 +15,7 @@
 #include "cmf/segment.h"
 #include "cmf/store.h"
 #include "fact_check.h"
+#include "sqlite_util.h"
 
 namespace fs = std::filesystem;
 
@@ -53,6 +54,7 @@ class Mlmd {
       return Status::NotFound("no such file '" + path.string() + "'");
     }
     std::string uri = "file:" + path.string() + "?mode=ro&immutable=1";
+    sql::ConfigureOnce();
     int rc = sqlite3_open_v2(uri.c_str(), &db_,
                              SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
     if (rc != SQLITE_OK) {

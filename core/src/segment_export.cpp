@@ -43,6 +43,13 @@ Line MakeLine(int rank, json j) {
   return {rank, j.dump(), bytes};
 }
 
+// The step metrics not yet in a segment (alias x): the steps whose seg is
+// NULL, of the series whose summary says they have some (schema version 8:
+// there is no index of the steps by seg).
+constexpr char kPendingMetric[] =
+    "x.seg IS NULL AND (x.execution_id, x.series_id) IN (SELECT execution_id, "
+    "series_id FROM metric_summary WHERE pending = 1)";
+
 // Which facts FactReader reads: an SQL condition per table (aliases as in
 // its queries).
 struct FactScope {
@@ -72,7 +79,8 @@ struct FactScope {
                   "SELECT target_id FROM tag WHERE seg IS NULL AND "
                   "target_type = 'artifact')");
     f.execution = "e.seg IS NULL";
-    f.state = f.event = f.metric = f.property = f.tag = "x.seg IS NULL";
+    f.state = f.event = f.property = f.tag = "x.seg IS NULL";
+    f.metric = kPendingMetric;
     f.derived = "d.seg IS NULL";
     return f;
   }
@@ -339,9 +347,11 @@ Result<Store::Pending> Store::CountPending() {
   for (const char* table :
        {"execution", "execution_state", "artifact", "event", "derived_from",
         "metric", "property", "location", "tag"}) {
+    const bool metric = std::string_view(table) == "metric";
     CMF_ASSIGN_OR_RETURN(
-        sql::Stmt s, m.Prepare(fmt::format(
-                         "SELECT count(*) FROM {} WHERE seg IS NULL", table)));
+        sql::Stmt s,
+        m.Prepare(fmt::format("SELECT count(*) FROM {} x WHERE {}", table,
+                              metric ? kPendingMetric : "x.seg IS NULL")));
     Status st;
     if (s.Step(&st)) {
       total.facts += s.Int(0);
@@ -438,11 +448,16 @@ Result<Store::Segment> Store::CommitPending(
                      "derived_from", "metric", "property", "tag"});
     }
     for (const char* table : tables) {
+      const bool metric = std::string_view(table) == "metric";
       CMF_ASSIGN_OR_RETURN(
           sql::Stmt mark,
-          m.Prepare(
-              fmt::format("UPDATE {} SET seg = ?1 WHERE seg IS NULL", table)));
+          m.Prepare(fmt::format("UPDATE {} AS x SET seg = ?1 WHERE {}", table,
+                                metric ? kPendingMetric : "x.seg IS NULL")));
       CMF_RETURN_IF_ERROR(mark.Bind(1, seg).Run());
+    }
+    if (!options.locations_only) {
+      CMF_RETURN_IF_ERROR(
+          m.Exec("UPDATE metric_summary SET pending = 0 WHERE pending = 1"));
     }
     return Status::Ok();
   });

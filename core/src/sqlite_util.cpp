@@ -2,8 +2,17 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 namespace cmf::sql {
+
+void ConfigureOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // SQLITE_MISUSE when SQLite is already initialised: its defaults stay.
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  });
+}
 
 Status Error(sqlite3* db, int rc, const std::string& what) {
   std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

@@ -286,6 +286,22 @@ UPDATE metric_summary SET last_value = (SELECT value FROM metric m WHERE
   AND m.step = metric_summary.last_step);
 )sql";
 
+// Version 8: which step metrics are not yet in a segment is kept per series,
+// in the summary's pending flag, instead of an index entry per step
+// (metric_pending): a logged step then writes two pages of the store (its
+// row and its series' summary) where it wrote three, and a batch one index
+// where it wrote two. A commit reads the flagged series' steps whose seg is
+// NULL, and clears the flags.
+constexpr char kMigrateV8[] = R"sql(
+ALTER TABLE metric_summary ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+UPDATE metric_summary SET pending = 1 WHERE EXISTS (SELECT 1 FROM metric m WHERE
+  m.execution_id = metric_summary.execution_id AND m.series_id = metric_summary.series_id
+  AND m.seg IS NULL);
+CREATE INDEX metric_summary_pending ON metric_summary(execution_id, series_id)
+  WHERE pending = 1;
+DROP INDEX IF EXISTS metric_pending;
+)sql";
+
 namespace {
 
 // The steps of Store::Open. The templates take IMPL, the Store::Impl: a type
@@ -299,6 +315,7 @@ Status Connect(const fs::path& path, const StoreOptions& options,
   // its connection mutex on every call (a walk makes some 100,000 of them).
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
               (options.create ? SQLITE_OPEN_CREATE : 0);
+  sql::ConfigureOnce();
   int rc = sqlite3_open_v2(path.c_str(), db, flags, nullptr);
   if (rc != SQLITE_OK) return sql::Error(*db, rc, "cannot open " + where);
   sqlite3_extended_result_codes(*db, 1);
@@ -349,6 +366,7 @@ Status CreateSchema(Impl& impl) {
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV5));
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV8));
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         impl.Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -382,6 +400,7 @@ Status Upgrade(Impl& impl, int user_version) {
     if (user_version < 5) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV5));
     if (user_version < 6) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
     if (user_version < 7) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
+    if (user_version < 8) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV8));
     return impl.Exec(
         fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
   });

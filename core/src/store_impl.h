@@ -222,10 +222,12 @@ struct Store::Impl {
 
   // Brings the summary of series SERIES of EXECUTION up to date after POINTS
   // were written to it (store_tags.cpp): added to it when every point lies
-  // after its last step, else computed again from the steps. Call inside the
-  // write transaction that wrote them.
+  // after its last step, else computed again from the steps. PENDING: the
+  // points are made here and not yet in a segment (seg NULL), and the
+  // summary's pending flag is set, which is how a commit finds them. Call
+  // inside the write transaction that wrote them.
   Status UpdateMetricSummary(RowId execution, RowId series,
-                             std::span<const MetricPoint> points);
+                             std::span<const MetricPoint> points, bool pending);
 };
 
 }  // namespace cmf

@@ -141,6 +141,24 @@ Result<std::map<std::string, std::string>> Store::GetTags(
   return tags;
 }
 
+Result<std::map<std::string, Value>> Store::GetProperties(
+    RecordType type, const std::string& key) {
+  Impl& m = *impl_;
+  CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
+  CMF_ASSIGN_OR_RETURN(RowId target, TargetRow(m, type, key));
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt q,
+      m.Prepare("SELECT name, type, value FROM property WHERE target_type = "
+                "?1 AND target_id = ?2 ORDER BY name, hlc, site"));
+  std::map<std::string, Value> properties;
+  Status st;
+  q.Bind(1, RecordTypeName(type)).Bind(2, target);
+  while (q.Step(&st)) properties[q.Text(0)] = q.ValueAs(2, q.Text(1));
+  q.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  return properties;
+}
+
 Result<std::vector<Store::Tagged>> Store::FindTagged(
     const std::string& name, const std::optional<std::string>& value) {
   Impl& m = *impl_;
@@ -214,7 +232,8 @@ Result<std::map<std::string, MetricSummaries>> Store::SummarizeMetrics(
 }
 
 Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
-                                        std::span<const MetricPoint> points) {
+                                        std::span<const MetricPoint> points,
+                                        bool pending) {
   if (points.empty()) return Status::Ok();
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt get,
@@ -234,14 +253,18 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
     if ((known || i > 0) && points[i].step <= after) appends = false;
   }
   if (!appends) {
+    // The pending flag as it stands (a step replaced by an ingested one may
+    // leave none of the series pending; a spurious flag only costs the
+    // commit a look at the series).
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt redo,
         Prepare("INSERT OR REPLACE INTO metric_summary(execution_id, "
                 "series_id, steps, last_step, last_value, min_value, "
-                "max_value, sum_value, values_n) SELECT ?1, ?2, count(*), "
-                "max(step), (SELECT value FROM metric WHERE execution_id = ?1 "
-                "AND series_id = ?2 ORDER BY step DESC LIMIT 1), min(value), "
-                "max(value), sum(value), count(value) FROM metric WHERE "
+                "max_value, sum_value, values_n, pending) SELECT ?1, ?2, "
+                "count(*), max(step), (SELECT value FROM metric WHERE "
+                "execution_id = ?1 AND series_id = ?2 ORDER BY step DESC "
+                "LIMIT 1), min(value), max(value), sum(value), count(value), "
+                "count(*) - count(seg) > 0 FROM metric WHERE "
                 "execution_id = ?1 AND series_id = ?2"));
     return redo.Bind(1, execution).Bind(2, series).Run();
   }
@@ -265,8 +288,9 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
       Prepare(
           "INSERT INTO metric_summary(execution_id, series_id, steps, "
           "last_step, last_value, min_value, max_value, sum_value, "
-          "values_n) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON "
-          "CONFLICT(execution_id, series_id) DO UPDATE SET steps = steps "
+          "values_n, pending) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+          "?10) ON CONFLICT(execution_id, series_id) DO UPDATE SET steps = "
+          "steps "
           "+ excluded.steps, last_step = excluded.last_step, last_value = "
           "excluded.last_value, min_value = CASE WHEN min_value IS NULL OR "
           "excluded.min_value < min_value THEN coalesce(excluded.min_value, "
@@ -276,16 +300,26 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
           "sum_value = CASE WHEN excluded.sum_value IS NULL THEN sum_value "
           "ELSE coalesce(sum_value, 0) + excluded.sum_value END, values_n "
           "= values_n + excluded.values_n"));
-  return put.Bind(1, execution)
-      .Bind(2, series)
-      .Bind(3, static_cast<std::int64_t>(points.size()))
-      .Bind(4, points.back().step)
-      .Bind(5, last)
-      .Bind(6, min)
-      .Bind(7, max)
-      .Bind(8, total)
-      .Bind(9, n)
-      .Run();
+  CMF_RETURN_IF_ERROR(put.Bind(1, execution)
+                          .Bind(2, series)
+                          .Bind(3, static_cast<std::int64_t>(points.size()))
+                          .Bind(4, points.back().step)
+                          .Bind(5, last)
+                          .Bind(6, min)
+                          .Bind(7, max)
+                          .Bind(8, total)
+                          .Bind(9, n)
+                          .Bind(10, static_cast<std::int64_t>(pending))
+                          .Run());
+  // The update above leaves the flag (and so its partial index) alone: set
+  // here only where it is not set yet, so that the steps logged one by one
+  // after the first write no page more.
+  if (!known || !pending) return Status::Ok();
+  CMF_ASSIGN_OR_RETURN(
+      sql::Stmt flag,
+      Prepare("UPDATE metric_summary SET pending = 1 WHERE execution_id = ?1 "
+              "AND series_id = ?2 AND pending = 0"));
+  return flag.Bind(1, execution).Bind(2, series).Run();
 }
 
 }  // namespace cmf

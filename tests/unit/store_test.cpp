@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "cmf/clock.h"
 #include "cmf/lineage.h"
@@ -444,7 +447,7 @@ TEST_CASE(
          "DROP TABLE location; DROP TABLE segment; DROP TABLE wanted;"
          "DROP INDEX execution_pending; DROP INDEX execution_state_pending;"
          "DROP INDEX artifact_pending; DROP INDEX event_pending;"
-         "DROP INDEX derived_from_pending; DROP INDEX metric_pending;"
+         "DROP INDEX derived_from_pending;"
          "DROP INDEX property_pending; DROP INDEX artifact_by_kind;"
          "DROP INDEX event_by_path; DROP INDEX tracked_by_artifact;"
          "ALTER TABLE execution DROP COLUMN seg;"
@@ -523,4 +526,99 @@ TEST_CASE("store: a lineage walk ends on a cycle, with or without a depth") {
       CHECK(derived == 2);
     }
   }
+}
+
+namespace {
+
+// The metrics lines of the segment that commits what STORE has pending.
+std::vector<std::string> CommitMetricLines(Store& store) {
+  std::vector<std::string> lines;
+  Result<Store::Segment> seg = store.CommitPending(
+      {}, [](const Store::Segment&) { return Status::Ok(); });
+  REQUIRE_MESSAGE(seg.ok(), seg.status().message());
+  std::istringstream in(seg->text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"t\":\"metrics\"") != std::string::npos)
+      lines.push_back(line);
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "store: a commit seals the steps logged since the last one, and only "
+    "those") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  RowId row = store->BeginExecution(Record("train", 1000)).value();
+  std::vector<MetricPoint> first = {{0, 3.0}, {1, 1.0}};
+  REQUIRE(store->LogMetrics(row, "loss", first).ok());
+  REQUIRE(store->LogMetrics(row, "acc", first).ok());
+  CHECK(store->CountPending()->facts > 4);  // the execution, its state, steps
+  CHECK(CommitMetricLines(*store).size() == 2);
+  CHECK(store->CountPending()->facts == 0);
+
+  // One step more to one series, one step logged again to the other (out of
+  // order: its summary is made again from the steps), and a batch large
+  // enough to go without the foreign key checks.
+  std::vector<MetricPoint> more = {{2, 0.5}};
+  REQUIRE(store->LogMetrics(row, "loss", more).ok());
+  std::vector<MetricPoint> again = {{0, 9.0}};
+  REQUIRE(store->LogMetrics(row, "acc", again).ok());
+  std::vector<MetricPoint> big;
+  for (int i = 0; i < 100; ++i) big.push_back({i, i * 0.5});
+  REQUIRE(store->LogMetrics(row, "mll", big).ok());
+  CHECK(store->CountPending()->facts == 102);
+  std::vector<std::string> lines = CommitMetricLines(*store);
+  REQUIRE(lines.size() == 3);
+  std::sort(lines.begin(), lines.end());
+  CHECK(lines[0].find("\"series\":\"acc\",\"steps\":[0],\"t\":\"metrics\","
+                      "\"values\":[9.0]") != std::string::npos);
+  CHECK(lines[1].find("\"series\":\"loss\",\"steps\":[2],") !=
+        std::string::npos);
+  CHECK(lines[2].find("\"series\":\"mll\",\"steps\":[0,1,2,") !=
+        std::string::npos);
+  CHECK(store->CountPending()->facts == 0);
+  MetricSeries all =
+      store->GetMetrics(store->ListExecutions({})->at(0).id).value();
+  CHECK(all.at("loss").size() == 3);
+  CHECK(all.at("acc").at(0).value == 9.0);
+  CHECK(all.at("mll").size() == 100);
+
+  // A batch for an execution that is not there is refused, checks or not.
+  CHECK(store->LogMetrics(row + 100, "mll", big).code() == Code::kNotFound);
+  std::vector<MetricPoint> one = {{0, 1.0}};
+  CHECK(!store->LogMetrics(row + 100, "mll", one).ok());
+}
+
+TEST_CASE(
+    "store: a version 7 store keeps its uncommitted steps pending after the "
+    "upgrade") {
+  TempDir dir;
+  {
+    auto store = NewStore(dir / "m.db");
+    RowId row = store->BeginExecution(Record("train", 1000)).value();
+    std::vector<MetricPoint> first = {{0, 3.0}, {1, 1.0}};
+    REQUIRE(store->LogMetrics(row, "sealed", first).ok());
+    CommitMetricLines(*store);
+    REQUIRE(store->LogMetrics(row, "loss", first).ok());
+  }
+  // Back to version 7: pending steps found by an index, not by a flag.
+  RunSql(dir / "m.db",
+         "DROP INDEX metric_summary_pending;"
+         "ALTER TABLE metric_summary DROP COLUMN pending;"
+         "CREATE INDEX metric_pending ON metric(execution_id, series_id) "
+         "WHERE seg IS NULL;"
+         "PRAGMA user_version=7;");
+  StoreOptions options;
+  options.site = "site-a";
+  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
+  REQUIRE_MESSAGE(store.ok(), store.status().message());
+  CHECK(UserVersion(dir / "m.db") == kStoreSchemaVersion);
+  CHECK((*store)->CountPending()->facts == 2);
+  std::vector<std::string> lines = CommitMetricLines(**store);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("\"series\":\"loss\"") != std::string::npos);
+  CHECK((*store)->CountPending()->facts == 0);
 }

@@ -38,7 +38,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 7;
+inline constexpr int kStoreSchemaVersion = 8;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -146,6 +146,10 @@ class Store {
 
   // The current tags of an execution or an artifact.
   Result<std::map<std::string, std::string>> GetTags(RecordType type,
+                                                     const std::string& key);
+  // The current properties of an execution or an artifact (of each name,
+  // the newest value).
+  Result<std::map<std::string, Value>> GetProperties(RecordType type,
                                                      const std::string& key);
   // The records whose current tag NAME has VALUE (any value when absent),
   // most recently tagged first: an alias names the newest.

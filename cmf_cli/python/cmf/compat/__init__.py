@@ -1,0 +1,1 @@
+"""Layers that let code written for other metadata tools log into a cmf repository."""
