@@ -36,8 +36,11 @@ import numpy as np
 
 import cmf
 
-CMF_BINARY = os.environ.get(
-    "CMF_BINARY", str(Path(__file__).resolve().parent.parent / "build" / "cmf_cli" / "cmf"))
+# The cmf binary of the build tree the module comes from (<build>/cmf_cli/cmf), else the one
+# on PATH; CMF_BINARY overrides.
+_BESIDE = Path(cmf.__file__).resolve().parents[2] / "cmf"
+CMF_BINARY = os.path.abspath(os.environ["CMF_BINARY"]) if os.environ.get("CMF_BINARY") else (
+    str(_BESIDE) if _BESIDE.is_file() else "cmf")
 INSERT = "INSERT OR REPLACE INTO metric(execution_id, series_id, step, value) VALUES(?,?,?,?)"
 BARE = ("CREATE TABLE metric(execution_id INTEGER NOT NULL, series_id INTEGER NOT NULL, step "
         "INTEGER NOT NULL, value REAL, PRIMARY KEY(execution_id, series_id, step)) WITHOUT ROWID")
