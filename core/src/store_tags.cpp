@@ -290,9 +290,9 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
           "last_step, last_value, min_value, max_value, sum_value, "
           "values_n, pending) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
           "?10) ON CONFLICT(execution_id, series_id) DO UPDATE SET steps = "
-          "steps "
-          "+ excluded.steps, last_step = excluded.last_step, last_value = "
-          "excluded.last_value, min_value = CASE WHEN min_value IS NULL OR "
+          "steps + excluded.steps, last_step = excluded.last_step, "
+          "last_value = excluded.last_value, min_value = CASE WHEN min_value "
+          "IS NULL OR "
           "excluded.min_value < min_value THEN coalesce(excluded.min_value, "
           "min_value) ELSE min_value END, max_value = CASE WHEN max_value "
           "IS NULL OR excluded.max_value > max_value THEN "
@@ -311,9 +311,9 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
                           .Bind(9, n)
                           .Bind(10, static_cast<std::int64_t>(pending))
                           .Run());
-  // The update above leaves the flag (and so its partial index) alone: set
-  // here only where it is not set yet, so that the steps logged one by one
-  // after the first write no page more.
+  // The update above leaves the flag (and so its partial index) alone; it is
+  // set here only when it is not set yet, so that the steps logged one at a
+  // time after the first cost no extra page.
   if (!known || !pending) return Status::Ok();
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt flag,
