@@ -2,6 +2,7 @@
 build tree's package on PYTHONPATH and the build's cmf binary in CMF_BINARY."""
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -186,6 +187,43 @@ class FailureTest(Workspace):
         with tempfile.TemporaryDirectory() as empty:
             with self.assertRaises(cmf.NotFoundError):
                 cmf.Repo(empty)
+
+    def test_a_run_discarded_unfinished_is_interrupted(self) -> None:
+        run = self.repo.run(stage="dropped")
+        run.log_metric("loss", 0, 1.0)
+        run_id = run.id
+        del run
+        gc.collect()
+        shown = self.repo.show(run_id)
+        self.assertEqual(shown["status"], "interrupted")
+        self.assertIn("discarded before finish()", shown["message"])
+        self.assertEqual(self.repo.metrics(run_id)["loss"], [[0, 1.0]])
+
+    def test_a_forked_child_must_open_its_own_repo(self) -> None:
+        run = self.repo.run(stage="parent")
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's Repo is refused, a new one works
+            code = 1
+            try:
+                try:
+                    run.log_metric("loss", 0, 1.0)
+                except cmf.InvalidArgumentError as e:
+                    if "fork()" in str(e):
+                        code = 2
+                if code == 2:
+                    with cmf.Repo(self.dir).run(stage="child") as own:
+                        own.log_metric("loss", 0, 2.0)
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        run.log_metric("loss", 1, 3.0)  # the parent's connection is intact
+        run.finish()
+        self.assertEqual(self.repo.metrics(run.id)["loss"], [[1, 3.0]])
+        (child,) = self.repo.log(stage="child").to_list()
+        self.assertEqual(child["status"], "ok")
+        self.assertEqual(cli(self.dir, "fsck", "--json").count('"ok": true'), 1)
 
     def test_read_only_refuses_writes(self) -> None:
         reader = cmf.Repo(self.dir, read_only=True)

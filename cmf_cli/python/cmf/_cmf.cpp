@@ -9,6 +9,7 @@
 // time), and a thread waiting on a slow write does not hold up the others.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -154,10 +155,29 @@ fs::path ToPath(py::handle obj) {
 }
 
 // A repository and the lock that serialises its use.
+// A repository and the lock that serialises its use, in the process that
+// opened it. A child made by fork() inherits the SQLite connection, which it
+// must not use (two processes on one connection corrupt the store): it gets
+// an error, and its copy is never closed either.
 struct RepoBox {
   std::mutex mu;
   Repo repo;
+  const pid_t pid = ::getpid();
   explicit RepoBox(Repo r) : repo(std::move(r)) {}
+  RepoBox(const RepoBox&) = delete;
+  RepoBox& operator=(const RepoBox&) = delete;
+  ~RepoBox() {
+    if (Forked()) new Repo(std::move(repo));  // left open, on purpose
+  }
+  bool Forked() const { return ::getpid() != pid; }
+  // Raises (with the GIL held) in a forked child.
+  void CheckProcess() const {
+    if (!Forked()) return;
+    Raise(Status::InvalidArgument(
+        "this cmf.Repo was opened in process " + std::to_string(pid) +
+        ", the parent of this one: a process made by fork() opens its own "
+        "(cmf.Repo())"));
+  }
 };
 
 class PyRepo {
@@ -195,6 +215,7 @@ class PyRepo {
   // Runs FN on the store with the GIL released and the repository locked.
   template <typename Fn>
   auto Locked(Fn&& fn) const {
+    box_->CheckProcess();
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(box_->mu);
     return fn(box_->repo);
@@ -285,6 +306,7 @@ class PyRun {
           "run " + run_.id() +
           " has finished: nothing more can be logged to it"));
     }
+    box_->CheckProcess();
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(box_->mu);
     return fn();
@@ -293,6 +315,17 @@ class PyRun {
  public:
   PyRun(std::shared_ptr<RepoBox> box, Run run)
       : box_(std::move(box)), run_(std::move(run)) {}
+  PyRun(PyRun&&) noexcept = default;
+  PyRun& operator=(PyRun&&) noexcept = delete;
+  // A run that Python discards unfinished (no with-block, no finish()) can
+  // log nothing more: it is recorded as interrupted, as it would be once its
+  // process ended. The GIL is held: this may run while Python shuts down.
+  ~PyRun() {
+    if (finished_ || !box_ || box_->Forked()) return;
+    std::lock_guard<std::mutex> lock(box_->mu);
+    (void)run_.Finish(ExecStatus::kInterrupted, std::nullopt,
+                      "the Python Run object was discarded before finish()");
+  }
 
   static PyRun Start(const PyRepo& repo, const std::string& stage,
                      const std::string& pipeline, const py::object& params,
