@@ -43,12 +43,15 @@ Line MakeLine(int rank, json j) {
   return {rank, j.dump(), bytes};
 }
 
-// The step metrics not yet in a segment (alias x): the steps whose seg is
-// NULL, of the series whose summary says they have some (schema version 8:
-// there is no index of the steps by seg).
+// The step metrics not yet in a segment (alias x): of each series with a
+// pending_from (schema version 8: there is no index of the steps by seg),
+// the steps from it on whose seg is NULL, found by ranges of the primary key.
 constexpr char kPendingMetric[] =
-    "x.seg IS NULL AND (x.execution_id, x.series_id) IN (SELECT execution_id, "
-    "series_id FROM metric_summary WHERE pending = 1)";
+    "(x.execution_id, x.series_id, x.step) IN (SELECT m.execution_id, "
+    "m.series_id, m.step FROM metric_summary p JOIN metric m ON "
+    "m.execution_id = p.execution_id AND m.series_id = p.series_id AND "
+    "m.step >= p.pending_from WHERE p.pending_from IS NOT NULL AND m.seg IS "
+    "NULL)";
 
 // Which facts FactReader reads: an SQL condition per table (aliases as in
 // its queries).
@@ -456,8 +459,9 @@ Result<Store::Segment> Store::CommitPending(
       CMF_RETURN_IF_ERROR(mark.Bind(1, seg).Run());
     }
     if (!options.locations_only) {
-      CMF_RETURN_IF_ERROR(
-          m.Exec("UPDATE metric_summary SET pending = 0 WHERE pending = 1"));
+      CMF_RETURN_IF_ERROR(m.Exec(
+          "UPDATE metric_summary SET pending_from = NULL WHERE pending_from IS "
+          "NOT NULL"));
     }
     return Status::Ok();
   });

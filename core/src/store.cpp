@@ -287,18 +287,20 @@ UPDATE metric_summary SET last_value = (SELECT value FROM metric m WHERE
 )sql";
 
 // Version 8: which step metrics are not yet in a segment is kept per series,
-// in the summary's pending flag, instead of an index entry per step
+// in the summary's pending_from (the smallest step of the series that may be
+// uncommitted; NULL: none), instead of an index entry per step
 // (metric_pending): a logged step then writes two pages of the store (its
-// row and its series' summary) where it wrote three, and a batch one index
-// where it wrote two. A commit reads the flagged series' steps whose seg is
-// NULL, and clears the flags.
+// row and its series' summary) where it wrote three, and a batch one b-tree
+// where it wrote two. A commit reads, of each series that has one, the steps
+// from pending_from on whose seg is NULL (a range of the primary key: what
+// is pending, not the series' whole history), and clears pending_from.
 constexpr char kMigrateV8[] = R"sql(
-ALTER TABLE metric_summary ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
-UPDATE metric_summary SET pending = 1 WHERE EXISTS (SELECT 1 FROM metric m WHERE
+ALTER TABLE metric_summary ADD COLUMN pending_from INTEGER;
+UPDATE metric_summary SET pending_from = (SELECT min(m.step) FROM metric m WHERE
   m.execution_id = metric_summary.execution_id AND m.series_id = metric_summary.series_id
   AND m.seg IS NULL);
 CREATE INDEX metric_summary_pending ON metric_summary(execution_id, series_id)
-  WHERE pending = 1;
+  WHERE pending_from IS NOT NULL;
 DROP INDEX IF EXISTS metric_pending;
 )sql";
 

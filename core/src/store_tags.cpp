@@ -253,18 +253,17 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
     if ((known || i > 0) && points[i].step <= after) appends = false;
   }
   if (!appends) {
-    // The pending flag as it stands (a step replaced by an ingested one may
-    // leave none of the series pending; a spurious flag only costs the
-    // commit a look at the series).
+    // pending_from as the steps now stand (a step replaced by an ingested
+    // one may leave none of the series pending).
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt redo,
         Prepare("INSERT OR REPLACE INTO metric_summary(execution_id, "
                 "series_id, steps, last_step, last_value, min_value, "
-                "max_value, sum_value, values_n, pending) SELECT ?1, ?2, "
+                "max_value, sum_value, values_n, pending_from) SELECT ?1, ?2, "
                 "count(*), max(step), (SELECT value FROM metric WHERE "
                 "execution_id = ?1 AND series_id = ?2 ORDER BY step DESC "
                 "LIMIT 1), min(value), max(value), sum(value), count(value), "
-                "count(*) - count(seg) > 0 FROM metric WHERE "
+                "min(CASE WHEN seg IS NULL THEN step END) FROM metric WHERE "
                 "execution_id = ?1 AND series_id = ?2"));
     return redo.Bind(1, execution).Bind(2, series).Run();
   }
@@ -288,7 +287,7 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
       Prepare(
           "INSERT INTO metric_summary(execution_id, series_id, steps, "
           "last_step, last_value, min_value, max_value, sum_value, "
-          "values_n, pending) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+          "values_n, pending_from) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
           "?10) ON CONFLICT(execution_id, series_id) DO UPDATE SET steps = "
           "steps + excluded.steps, last_step = excluded.last_step, "
           "last_value = excluded.last_value, min_value = CASE WHEN min_value "
@@ -300,26 +299,32 @@ Status Store::Impl::UpdateMetricSummary(RowId execution, RowId series,
           "sum_value = CASE WHEN excluded.sum_value IS NULL THEN sum_value "
           "ELSE coalesce(sum_value, 0) + excluded.sum_value END, values_n "
           "= values_n + excluded.values_n"));
-  CMF_RETURN_IF_ERROR(put.Bind(1, execution)
-                          .Bind(2, series)
-                          .Bind(3, static_cast<std::int64_t>(points.size()))
-                          .Bind(4, points.back().step)
-                          .Bind(5, last)
-                          .Bind(6, min)
-                          .Bind(7, max)
-                          .Bind(8, total)
-                          .Bind(9, n)
-                          .Bind(10, static_cast<std::int64_t>(pending))
-                          .Run());
-  // The update above leaves the flag (and so its partial index) alone; it is
-  // set here only when it is not set yet, so that the steps logged one at a
-  // time after the first cost no extra page.
+  CMF_RETURN_IF_ERROR(
+      put.Bind(1, execution)
+          .Bind(2, series)
+          .Bind(3, static_cast<std::int64_t>(points.size()))
+          .Bind(4, points.back().step)
+          .Bind(5, last)
+          .Bind(6, min)
+          .Bind(7, max)
+          .Bind(8, total)
+          .Bind(9, n)
+          .Bind(10, pending ? std::optional<std::int64_t>(points.front().step)
+                            : std::nullopt)
+          .Run());
+  // The update above leaves pending_from (and so its partial index) alone;
+  // it is set here only when it is not set yet (the points all come after
+  // it when it is), so that the steps logged one at a time after the first
+  // cost no extra page.
   if (!known || !pending) return Status::Ok();
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt flag,
-      Prepare("UPDATE metric_summary SET pending = 1 WHERE execution_id = ?1 "
-              "AND series_id = ?2 AND pending = 0"));
-  return flag.Bind(1, execution).Bind(2, series).Run();
+      Prepare("UPDATE metric_summary SET pending_from = ?3 WHERE "
+              "execution_id = ?1 AND series_id = ?2 AND pending_from IS NULL"));
+  return flag.Bind(1, execution)
+      .Bind(2, series)
+      .Bind(3, points.front().step)
+      .Run();
 }
 
 }  // namespace cmf

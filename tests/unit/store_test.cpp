@@ -607,7 +607,7 @@ TEST_CASE(
   // Back to version 7: pending steps found by an index, not by a flag.
   RunSql(dir / "m.db",
          "DROP INDEX metric_summary_pending;"
-         "ALTER TABLE metric_summary DROP COLUMN pending;"
+         "ALTER TABLE metric_summary DROP COLUMN pending_from;"
          "CREATE INDEX metric_pending ON metric(execution_id, series_id) "
          "WHERE seg IS NULL;"
          "PRAGMA user_version=7;");
