@@ -53,7 +53,7 @@ int FileOps::Lock(int fd, int operation) {
   return 0;
 }
 
-void FileOps::AfterMap(const std::string&) {}
+void FileOps::AfterOpen(const std::string&) {}
 
 std::shared_ptr<FileOps> FileOps::Real() {
   static std::shared_ptr<FileOps> real = std::make_shared<FileOps>();

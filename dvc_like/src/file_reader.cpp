@@ -1,9 +1,6 @@
 #include "file_reader.h"
 
 #include <fcntl.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,15 +20,12 @@ namespace {
 // kernel's copy and the hash (64 KiB to 1 MiB measure within 3 %).
 constexpr std::size_t kBlockSize = 256 << 10;
 
-// Above this size the kernel is told that the file is read from start to end,
-// and a file is hashed through a mapping of the page cache instead of read
-// into a buffer: one copy of every byte fewer (bench_data: the hashing of 8
-// files of 96 MiB on 2 cores took 317 instead of 343 ms).
+// Above this size the kernel is told that the file is read from start to end.
+// Every file is read into a buffer, never mapped: on the virtual machines this
+// runs on, a page fault costs more than copying its 4 KiB (a 96 MiB file in
+// the page cache hashed at 670 MB/s through a mapping, at 1,170 MB/s read in
+// 256 KiB blocks; doc/performance.md).
 constexpr std::uint64_t kLargeFile = 1 << 20;
-
-// Mapped a GiB at a time, so that a file larger than memory needs no more page
-// tables than that.
-constexpr std::uint64_t kMapWindow = std::uint64_t{1} << 30;
 
 bool SameVersion(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
@@ -97,16 +91,12 @@ class OpenFile {
     return Status::Ok();
   }
 
-  // Reads from OFFSET up to the size the file had when opened; a file that
-  // grows or shrinks meanwhile fails Finish (its size or mtime differs).
-  Status ReadFrom(std::uint64_t offset,
-                  const std::function<Status(const char*, std::size_t)>& sink) {
-    if (offset > 0 && ::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0)
-      return Status::IOError("cannot read '" + name_ +
-                             "': " + std::strerror(errno));
+  // Reads the file up to the size it had when opened; a file that grows or
+  // shrinks meanwhile fails Finish (its size or mtime differs).
+  Status Read(const std::function<Status(const char*, std::size_t)>& sink) {
     BlockBuffer block;
     char* buffer = block.data();
-    for (std::uint64_t done = offset; done < size();) {
+    for (std::uint64_t done = 0; done < size();) {
       ssize_t n = ::read(fd_, buffer, kBlockSize);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -132,7 +122,6 @@ class OpenFile {
     return Status::IOError("'" + name_ + "' changed while it was read");
   }
 
-  int fd() const { return fd_; }
   const std::string& name() const { return name_; }
   std::uint64_t size() const {
     return static_cast<std::uint64_t>(before_.st_size);
@@ -143,90 +132,6 @@ class OpenFile {
   int fd_ = -1;
   struct stat before_ {};
 };
-
-// Reading a mapped file that another process truncates raises SIGBUS. While a
-// thread hashes a mapping, a handler turns SIGBUS at an address inside it into
-// a jump back to GuardedUpdate, which reports the file as changed; any other
-// SIGBUS goes where it would have gone without the handler.
-struct MapGuard {
-  sigjmp_buf jump;
-  const char* begin = nullptr;
-  const char* end = nullptr;
-};
-
-thread_local MapGuard* t_guard = nullptr;
-struct sigaction g_previous_sigbus {};
-
-void OnSigbus(int signal, siginfo_t* info, void* context) {
-  MapGuard* guard = t_guard;
-  const char* address = static_cast<const char*>(info->si_addr);
-  if (guard != nullptr && address >= guard->begin && address < guard->end)
-    siglongjmp(guard->jump, 1);
-  const struct sigaction& previous = g_previous_sigbus;
-  if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction != nullptr) {
-    previous.sa_sigaction(signal, info, context);
-    return;
-  }
-  if (!(previous.sa_flags & SA_SIGINFO) && previous.sa_handler != SIG_DFL &&
-      previous.sa_handler != SIG_IGN) {
-    previous.sa_handler(signal);
-    return;
-  }
-  // The default: returning repeats the access, which now ends the process as
-  // SIGBUS does.
-  ::signal(SIGBUS, SIG_DFL);
-}
-
-bool InstallSigbusHandler() {
-  static const bool installed = [] {
-    struct sigaction action {};
-    action.sa_sigaction = OnSigbus;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
-    return ::sigaction(SIGBUS, &action, &g_previous_sigbus) == 0;
-  }();
-  return installed;
-}
-
-// Hashes DATA[0, SIZE) of a mapping; false when the mapping lost its pages
-// (the file shrank). No C++ object with a destructor lives between the jump's
-// two ends, so the jump skips nothing that needs undoing; the hasher it
-// interrupts is thrown away.
-__attribute__((noinline)) bool GuardedUpdate(Sha256& hasher, const char* data,
-                                             std::size_t size) {
-  MapGuard guard;
-  guard.begin = data;
-  guard.end = data + size;
-  if (sigsetjmp(guard.jump, /*savesigs=*/1) != 0) {
-    t_guard = nullptr;
-    return false;
-  }
-  t_guard = &guard;
-  hasher.Update(data, size);
-  t_guard = nullptr;
-  return true;
-}
-
-// Hashes FILE through mappings of its page cache, as far as mappings can be
-// made; returns the offset reached (the caller reads the rest), or an error
-// when the file shrank meanwhile.
-Result<std::uint64_t> HashMapped(const OpenFile& file, Sha256& hasher) {
-  if (!InstallSigbusHandler()) return std::uint64_t{0};
-  std::uint64_t offset = 0;
-  while (offset < file.size()) {
-    const std::size_t length = std::min(kMapWindow, file.size() - offset);
-    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, file.fd(),
-                       static_cast<off_t>(offset));
-    if (map == MAP_FAILED) break;  // e.g. a file system that cannot map
-    ::madvise(map, length, MADV_SEQUENTIAL);
-    FileOps::Default().AfterMap(file.name());
-    bool whole = GuardedUpdate(hasher, static_cast<const char*>(map), length);
-    ::munmap(map, length);
-    if (!whole) return file.Changed();
-    offset += length;
-  }
-  return offset;
-}
 
 }  // namespace
 
@@ -242,7 +147,7 @@ Status ReadFileInBlocks(
     const FileStat* expected) {
   OpenFile file;
   CMF_RETURN_IF_ERROR(file.Open(path.string(), expected));
-  CMF_RETURN_IF_ERROR(file.ReadFrom(0, sink));
+  CMF_RETURN_IF_ERROR(file.Read(sink));
   return file.Finish();
 }
 
@@ -250,16 +155,12 @@ Result<std::string> HashFileContent(const std::filesystem::path& path,
                                     const FileStat* expected) {
   OpenFile file;
   CMF_RETURN_IF_ERROR(file.Open(path.string(), expected));
+  FileOps::Default().AfterOpen(file.name());
   Sha256 hasher;
-  std::uint64_t offset = 0;
-  if (file.size() > kLargeFile) {
-    CMF_ASSIGN_OR_RETURN(offset, HashMapped(file, hasher));
-  }
-  CMF_RETURN_IF_ERROR(
-      file.ReadFrom(offset, [&](const char* data, std::size_t n) {
-        hasher.Update(data, n);
-        return Status::Ok();
-      }));
+  CMF_RETURN_IF_ERROR(file.Read([&](const char* data, std::size_t n) {
+    hasher.Update(data, n);
+    return Status::Ok();
+  }));
   CMF_RETURN_IF_ERROR(file.Finish());
   return ToHex(hasher.Finish());
 }

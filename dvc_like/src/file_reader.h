@@ -28,9 +28,8 @@ Status ReadFileInBlocks(
     const FileStat* expected);
 
 // The SHA-256 of the file at PATH in hex, read as ReadFileInBlocks reads it
-// (EXPECTED may be null) and with its errors. Large files are hashed through a
-// mapping of the page cache; one that shrinks meanwhile is reported as
-// changed, not as a crash (SIGBUS is caught for the mapping).
+// (EXPECTED may be null) and with its errors: a file that grows or shrinks
+// meanwhile is reported as changed.
 Result<std::string> HashFileContent(const std::filesystem::path& path,
                                     const FileStat* expected);
 

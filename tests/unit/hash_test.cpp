@@ -42,21 +42,21 @@ TEST_CASE("hash: IsSha256Hex accepts only 64 lowercase hex digits") {
 }
 
 TEST_CASE(
-    "hash: a large file (hashed through a mapping) equals its bytes' hash, "
-    "and one cut short while mapped is reported, not a crash") {
+    "hash: a large file equals its bytes' hash, and one cut short while it is "
+    "read is reported") {
   TempDir dir;
-  // Above the mapping threshold, and not a whole number of blocks or pages.
+  // Several read blocks, and not a whole number of blocks or pages.
   std::string content(5 * (1 << 20) + 4099, '\0');
   for (std::size_t i = 0; i < content.size(); ++i)
     content[i] = static_cast<char>((i * 2654435761u) >> 13);
   test::WriteFile(dir / "big", content);
   CHECK(data::HashFile(dir / "big").value() == data::HashBytes(content));
 
-  // Truncated after it is mapped and before it is read: the pages past the
-  // new end are gone (SIGBUS), which must end as an error for this file.
+  // Truncated after it is opened and before it is read: the bytes read are
+  // fewer than its size at open, which must end as an error for this file.
   struct Truncating : data::FileOps {
     std::string victim;
-    void AfterMap(const std::string& path) override {
+    void AfterOpen(const std::string& path) override {
       if (path == victim) REQUIRE(::truncate(path.c_str(), 8192) == 0);
     }
   } truncating;

@@ -42,9 +42,9 @@ class FileOps {
   virtual int Open(const std::string& path, int flags, mode_t mode);
   // flock(2), waiting while OPERATION has no LOCK_NB.
   virtual int Lock(int fd, int operation);
-  // Called when a file that is being hashed has been mapped, before its bytes
+  // Called when a file that is being hashed has been opened, before its bytes
   // are read; does nothing. Tests change the file at exactly that moment.
-  virtual void AfterMap(const std::string& path);
+  virtual void AfterOpen(const std::string& path);
 
   // The real calls, shared by everything that is given no other.
   static std::shared_ptr<FileOps> Real();
