@@ -47,6 +47,7 @@ class CompareVerb : public Verb {
     selection.filter.pipeline = pipeline_;
     selection.filter.stage = stage_;
     selection.filter.events = false;
+    selection.filter.command = false;
     selection.metrics = true;
     if (Status st = ParseMetricOptions(metrics_, &selection.aggregates);
         !st.ok()) {

@@ -33,6 +33,9 @@ class LogVerb : public Verb {
     selection.limit = limit_;
     selection.filter.pipeline = pipeline_;
     selection.filter.stage = stage_;
+    // The text shows no inputs or outputs: reading them would cost a random
+    // read of the artifact table per input (thousands for a meta-training).
+    selection.filter.events = json_;
     for (const std::string& w : where_) {
       Status st = selection.AddWhere(w, /*legacy=*/false);
       if (!st.ok()) return WhereError(st);

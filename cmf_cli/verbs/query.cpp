@@ -67,6 +67,7 @@ class QueryVerb : public Verb {
     ExecutionFilter& filter = selection.filter;
     filter.pipeline = pipeline_;
     filter.stage = stage_;
+    filter.events = json_;  // the one-line text shows no inputs or outputs
     selection.limit = limit_;
     for (auto [text, out] : {std::pair{&since_, &filter.since_ms},
                              std::pair{&until_, &filter.until_ms}}) {

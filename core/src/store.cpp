@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <system_error>
 #include <unordered_map>
 
@@ -306,6 +309,37 @@ DROP INDEX IF EXISTS metric_pending;
 
 namespace {
 
+// With CMF_TRACE_SQL set in the environment, each statement a store runs is
+// told on standard error when it finishes: its time from its first step, the
+// pages it read from the file (SQLite's cache misses) and its text. It is how
+// a slow verb is taken apart (doc/performance.md). SQLite's own profile time
+// counts whole milliseconds: the start is taken here.
+int TraceStatement(unsigned type, void* /*context*/, void* stmt, void*) {
+  using Clock = std::chrono::steady_clock;
+  thread_local std::unordered_map<void*, Clock::time_point> started;
+  if (type == SQLITE_TRACE_STMT) {
+    started.try_emplace(stmt, Clock::now());
+    return 0;
+  }
+  if (type != SQLITE_TRACE_PROFILE) return 0;
+  auto it = started.find(stmt);
+  const double ms =
+      it == started.end()
+          ? 0.0
+          : std::chrono::duration<double, std::milli>(Clock::now() - it->second)
+                .count();
+  if (it != started.end()) started.erase(it);
+  auto* s = static_cast<sqlite3_stmt*>(stmt);
+  int misses = 0, high = 0;
+  sqlite3_db_status(sqlite3_db_handle(s), SQLITE_DBSTATUS_CACHE_MISS, &misses,
+                    &high, /*reset=*/1);
+  const char* text = sqlite3_sql(s);
+  std::string_view sql = text ? text : "";
+  fmt::print(stderr, "cmf: sql: {:9.3f} ms {:7} pages  {}{}\n", ms, misses,
+             sql.substr(0, 160), sql.size() > 160 ? " ..." : "");
+  return 0;
+}
+
 // The steps of Store::Open. The templates take IMPL, the Store::Impl: a type
 // private to Store, which they cannot name.
 
@@ -322,6 +356,10 @@ Status Connect(const fs::path& path, const StoreOptions& options,
   if (rc != SQLITE_OK) return sql::Error(*db, rc, "cannot open " + where);
   sqlite3_extended_result_codes(*db, 1);
   sqlite3_busy_timeout(*db, options.busy_timeout_ms);
+  if (const char* trace = std::getenv("CMF_TRACE_SQL"); trace && *trace) {
+    sqlite3_trace_v2(*db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE,
+                     TraceStatement, nullptr);
+  }
   // The write-ahead log and its index stay on disk when the last connection
   // closes (after the usual checkpoint), instead of being deleted and made
   // again by the next command: every command saves creating two files.

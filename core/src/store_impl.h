@@ -36,6 +36,14 @@ inline constexpr char kSelectLiveRuns[] =
 ProcessIdentity LiveRunProcess(sql::Stmt& s);
 std::string InterruptedMessage(const ProcessIdentity& p);
 
+// What Store::Impl::Load reads beyond an execution's row, state, parameters,
+// properties and tags.
+struct LoadParts {
+  bool command = true;     // ExecutionRecord::command
+  bool events = true;      // inputs and outputs
+  bool summaries = false;  // metric_summaries
+};
+
 struct Store::Impl {
   sqlite3* db = nullptr;
   std::filesystem::path path;
@@ -218,7 +226,7 @@ struct Store::Impl {
 
   Result<std::vector<ExecutionRecord>> Load(
       const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-      std::int64_t limit, bool events = true, bool summaries = false);
+      std::int64_t limit, LoadParts parts = {});
 
   // Brings the summary of series SERIES of EXECUTION up to date after POINTS
   // were written to it (store_tags.cpp): added to it when every point lies

@@ -361,6 +361,26 @@ std::string_view ToString(LineageEdge::Type type) {
 Result<LineageGraph> Store::WalkLineage(const LineageTarget& target,
                                         const LineageOptions& options) {
   Impl& m = *impl_;
+  // A large walk reads the same pages of the event table and its index again
+  // and again: with SQLite's default cache of 2 MiB the walk up from a
+  // meta-model over 2,000 task runs (200,000 nodes, bench_lineage) read
+  // 612,000 pages and took 3.3 s; with 32 MiB, 1.45 s. The cache only grows
+  // as pages are read (a small walk stays small), and goes back to the
+  // size it had after the walk.
+  CMF_ASSIGN_OR_RETURN(sql::Stmt size, m.Prepare("PRAGMA cache_size"));
+  Status st;
+  const std::int64_t before = size.Step(&st) ? size.Int(0) : -2000;
+  size.Reset();
+  CMF_RETURN_IF_ERROR(st);
+  CMF_RETURN_IF_ERROR(m.Exec("PRAGMA cache_size=-32768"));
+  struct RestoreCache {
+    Impl& m;
+    std::int64_t size;
+    ~RestoreCache() {
+      static_cast<void>(
+          m.Exec(fmt::format("PRAGMA cache_size={}", size).c_str()));
+    }
+  } restore{m, before};
   // One read snapshot for the whole walk.
   CMF_ASSIGN_OR_RETURN(auto snapshot, m.BeginRead());
 

@@ -86,15 +86,15 @@ struct Page {
 
 // Reads the executions selected by WHERE (a condition on e, with its
 // parameters bound by BIND), newest first, at most LIMIT (-1: all), into
-// PAGE; their commands only with EVENTS.
+// PAGE; their commands only with COMMAND.
 template <typename Impl>
 Status ReadExecutions(Impl& impl, const std::string& where,
                       const std::function<void(sql::Stmt&)>& bind,
-                      std::int64_t limit, bool events, Page& page) {
+                      std::int64_t limit, bool command, Page& page) {
   CMF_ASSIGN_OR_RETURN(
       sql::Stmt s,
       impl.Prepare(std::string("SELECT e.id, e.uuid, e.stage_id, ") +
-                   (events ? "e.command, " : "NULL, ") +
+                   (command ? "e.command, " : "NULL, ") +
                    "e.code_commit, e.code_dirty, "
                    "e.code_repo, e.host, e.user, e.site, e.started_ms "
                    "FROM execution e WHERE " +
@@ -117,11 +117,11 @@ Status ReadExecutions(Impl& impl, const std::string& where,
                          stages.Get(s.Int(2)));
     r.pipeline = (*names)[0];
     r.stage = (*names)[1];
-    auto command = events ? nlohmann::json::parse(s.Text(3), nullptr,
-                                                  /*allow_exceptions=*/false)
-                          : nlohmann::json();
-    if (command.is_array()) {
-      for (const auto& arg : command) {
+    auto argv = command ? nlohmann::json::parse(s.Text(3), nullptr,
+                                                /*allow_exceptions=*/false)
+                        : nlohmann::json();
+    if (argv.is_array()) {
+      for (const auto& arg : argv) {
         if (auto bytes = DecodeByteString(arg)) r.command.push_back(*bytes);
       }
     }
@@ -345,7 +345,7 @@ Status ReadEvents(Impl& impl, Page& page) {
 // of executions.
 Result<std::vector<ExecutionRecord>> Store::Impl::Load(
     const std::string& where, const std::function<void(sql::Stmt&)>& bind,
-    std::int64_t limit, bool events, bool summaries) {
+    std::int64_t limit, LoadParts parts) {
   CMF_ASSIGN_OR_RETURN(auto snapshot, BeginRead());
 
   Page page;
@@ -355,7 +355,8 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
         static_cast<std::size_t>(std::min<std::int64_t>(limit, 4096)));
   }
   page.index.reserve(page.records.capacity());
-  CMF_RETURN_IF_ERROR(ReadExecutions(*this, where, bind, limit, events, page));
+  CMF_RETURN_IF_ERROR(
+      ReadExecutions(*this, where, bind, limit, parts.command, page));
   if (page.records.empty()) return std::move(page.records);
 
   // Each query below reads the rows of the selected executions. When they
@@ -375,10 +376,10 @@ Result<std::vector<ExecutionRecord>> Store::Impl::Load(
   CMF_RETURN_IF_ERROR(ReadParams(*this, page));
   CMF_RETURN_IF_ERROR(ReadProperties(*this, page));
   CMF_RETURN_IF_ERROR(ReadTags(*this, page));
-  if (summaries) {
+  if (parts.summaries) {
     CMF_RETURN_IF_ERROR(ReadSummaries(*this, page));
   }
-  if (events) {
+  if (parts.events) {
     CMF_RETURN_IF_ERROR(ReadEvents(*this, page));
   }
   return std::move(page.records);

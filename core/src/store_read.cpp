@@ -92,7 +92,10 @@ Status Store::ScanExecutions(
                     .Bind(static_cast<int>(11 + 2 * i), filter.where[i].second);
               }
             },
-            want, filter.events, filter.metric_summaries));
+            want,
+            {.command = filter.command,
+             .events = filter.events,
+             .summaries = filter.metric_summaries}));
     if (page.empty()) break;
     after_started = page.back().started_ms;
     after_id = page.back().id;

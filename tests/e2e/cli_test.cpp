@@ -309,6 +309,42 @@ TEST_CASE("cli: log filters by stage and limits with -n") {
   CHECK(std::count(oneline.out.begin(), oneline.out.end(), '\n') == 3);
 }
 
+TEST_CASE(
+    "cli: log and query text show the command without reading inputs; --json "
+    "keeps them") {
+  Workspace ws;
+  cmf::test::WriteFile(ws / "in.txt", "x\n");
+  cmf::test::Ok(ws(
+      {"exec", "--stage", "s", "-q", "--in", "in.txt", "--", "true", "arg"}));
+  // The text reads no input's artifact (the trace shows every statement).
+  ws.env["CMF_TRACE_SQL"] = "1";
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"log"}, {"log", "--oneline"}, {"query", "executions"}}) {
+    Outcome text = ws(args);
+    INFO(args.front(), text.err);
+    cmf::test::Ok(text);
+    CHECK(text.out.find("true arg") != std::string::npos);
+    CHECK(text.err.find("cmf: sql: ") != std::string::npos);
+    CHECK(text.err.find("JOIN artifact") == std::string::npos);
+  }
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"log", "--json"}, {"query", "executions", "--json"}}) {
+    Outcome o = ws(args);
+    cmf::test::Ok(o);
+    CHECK(o.err.find("JOIN artifact") != std::string::npos);
+    json rows = json::parse(o.out);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["inputs"].size() == 1);
+    CHECK(rows[0]["inputs"][0]["path"] == "in.txt");
+    CHECK(rows[0]["command"] == json::array({"true", "arg"}));
+  }
+  // Without the variable, standard error stays empty.
+  ws.env.erase("CMF_TRACE_SQL");
+  CHECK(ws({"log"}).err.empty());
+}
+
 TEST_CASE("cli: a corrupt metadata.db is reported and left as it was") {
   Workspace ws;
   std::string junk(8192, '\x5a');

@@ -60,9 +60,12 @@ struct ExecutionFilter {
   // is VALUE (0.01 matches a real 0.01 or the string "0.01"; true/false match
   // a bool).
   std::vector<std::pair<std::string, std::string>> where;
-  // False: leave ExecutionRecord's command, inputs and outputs empty (a
-  // listing that does not show them reads less).
+  // False: leave ExecutionRecord's inputs and outputs empty (a listing that
+  // does not show them reads less: an execution's inputs are as many random
+  // reads of the artifact table).
   bool events = true;
+  // False: leave ExecutionRecord's command empty.
+  bool command = true;
   // True: fill ExecutionRecord's metric_summaries.
   bool metric_summaries = false;
 };
