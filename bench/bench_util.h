@@ -100,16 +100,19 @@ inline double SpawnTimed(const std::vector<std::string>& argv,
 }
 
 // Runs ARGV in CWD directly, as SpawnTimed does, with its standard output
-// written to OUT (stderr to /dev/null). True when it ran and exited 0.
+// written to OUT and its standard error to ERR. True when it ran and exited
+// 0.
 inline bool SpawnToFile(const std::vector<std::string>& argv,
                         const std::filesystem::path& cwd,
-                        const std::filesystem::path& out) {
+                        const std::filesystem::path& out,
+                        const std::filesystem::path& err = "/dev/null") {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<std::string> args = argv;
   std::vector<char*> p;
   for (auto& a : args) p.push_back(a.data());
