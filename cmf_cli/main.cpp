@@ -86,6 +86,11 @@ int UnknownVerb(const std::string& name) {
 // only 24 MiB were reserved, 1,300 with 128 MiB. Address space only: nothing
 // is touched until used, and memory is touched 2 MiB at a time.
 void TuneAllocator() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // A sanitizer's allocator ignores mallopt and keeps the block elsewhere, and
+  // poisoning 120 MiB made every sanitized cmf process 0.35 s slower.
+  return;
+#endif
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
