@@ -82,7 +82,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   # Sanitized code runs slower: the tests get three times their usual time.
   # The kill loop and the random schedules of the end-to-end tests, smaller (they run in full
   # in the main suite).
-  CMF_CHAOS_KILLS=10 CMF_CHAOS_SCHEDULES=4 run_sanitized build-asan asan --no-rebuild -t 3 unit e2e
+  CMF_CHAOS_KILLS=10 CMF_CHAOS_SCHEDULES=4 run_sanitized build-asan asan --no-rebuild -t 3 unit e2e e2e-sites
 fi
 
 if [ "$which" = tsan ] || [ "$which" = all ]; then
