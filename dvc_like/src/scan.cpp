@@ -564,9 +564,11 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
       result.hashed_bytes += e.stat.size;
     }
     result.info.size += e.stat.size;
-    // The hash stays: the stat cache is told of it after Publish.
+    // The hash of a file hashed or stored now stays: the stat cache is told
+    // of it after Publish. The stat cache knew the others already.
     result.files.push_back(
-        {std::move(e.relative), e.stat.size, e.executable, e.hash});
+        {std::move(e.relative), e.stat.size, e.executable,
+         e.need_hash || e.need_store ? e.hash : std::move(e.hash)});
   }
   CMF_RETURN_IF_ERROR(HashRoots(cache, options, results, pending));
   // The stat cache is saved while the names are flushed: it says what files

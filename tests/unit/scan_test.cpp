@@ -112,11 +112,15 @@ TEST_CASE(
 
 TEST_CASE("scan: the result does not depend on the number of threads") {
   TempDir dir;
-  for (int i = 0; i < 50; ++i) {
-    test::WriteFile(
-        dir / "d" / std::to_string(i % 7) / ("f" + std::to_string(i)),
-        std::string(static_cast<std::size_t>(i * 997),
-                    static_cast<char>('a' + i % 26)));
+  // Folders three deep beside files at every level: listed by several
+  // threads at once, one folder each.
+  for (int i = 0; i < 150; ++i) {
+    fs::path folder = dir / "d";
+    for (int level = 0; level < i % 4; ++level)
+      folder /= std::to_string((i / (level + 1)) % 5);
+    test::WriteFile(folder / ("f" + std::to_string(i)),
+                    std::string(static_cast<std::size_t>(i * 97),
+                                static_cast<char>('a' + i % 26)));
   }
   data::ObjectCache cache(dir / "objects");
   data::ScanOptions one, many;
@@ -127,10 +131,27 @@ TEST_CASE("scan: the result does not depend on the number of threads") {
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   CHECK(a->info.hash == b->info.hash);
-  CHECK(a->files.size() == 50);
+  CHECK(a->files.size() == 150);
+  REQUIRE(b->files.size() == a->files.size());
+  for (std::size_t i = 0; i < a->files.size(); ++i) {
+    CHECK(a->files[i].path == b->files[i].path);
+    CHECK(a->files[i].size == b->files[i].size);
+    CHECK(a->files[i].hash == b->files[i].hash);
+  }
   CHECK(std::is_sorted(
       a->files.begin(), a->files.end(),
       [](const auto& x, const auto& y) { return x.path < y.path; }));
+
+  // Something that is neither a file nor a folder, deep down: the same error
+  // whatever the number of threads.
+  REQUIRE(::mkfifo((dir / "d" / "1" / "0" / "pipe").c_str(), 0600) == 0);
+  Result<data::ScanResult> c = data::Scan(cache, dir / "d", one);
+  Result<data::ScanResult> d = data::Scan(cache, dir / "d", many);
+  REQUIRE_FALSE(c.ok());
+  REQUIRE_FALSE(d.ok());
+  CHECK(c.status().message() == d.status().message());
+  CHECK(c.status().message().find("neither a regular file nor a directory") !=
+        std::string::npos);
 }
 
 TEST_CASE(
