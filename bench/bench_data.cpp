@@ -10,11 +10,13 @@
 //
 // It prints the three ratios the data issue sets targets for: cmf against git
 // annex (target >= 10x; the headline is against the faster of the two annex
-// runs, and each is printed), cmf against all-core SHA-256 (target >= 70 %),
-// and the second add against the first (target < 5 %).
+// runs, and each is printed), cmf against all-core SHA-256 (target >= 90 %,
+// issue 22), and the second add against the first (target < 5 %).
 //
-// It also times `cmf status` over 100,000 unchanged files (target: well under
-// a second), beside `git status` over the same files.
+// It also times `cmf status` over 100,000 unchanged files beside `git status`
+// over the same files (target: no slower than git). Under the default's
+// first and second add and under status it prints where the time went: the
+// phases cmf tells with CMF_TRACE_PHASES, of a separate traced run.
 //
 // Usage: cmf_bench_data [--cmf PATH] [--big N] [--small N] [--status-files N]
 //                       [--keep]
@@ -40,6 +42,7 @@
 namespace fs = std::filesystem;
 using cmf::bench::Clock;
 using cmf::bench::Have;
+using cmf::bench::PrintTracedPhases;
 using cmf::bench::SecondsSince;
 using cmf::bench::SpawnTimed;
 using cmf::bench::Timed;
@@ -194,9 +197,19 @@ CmfAdds TimeCmfAdds(const fs::path& root, const std::string& cmf, double mib) {
     std::sort(again.begin(), again.end());
     double second = again.front() < 0 ? -1 : again[2];
     Row(fmt::format("cmf add (cache.link={})", mode), first, mib);
+    const std::vector<std::string> add = {cmf, "add", "-q", "raw", "patches"};
+    if (mode == "auto") {  // where the default's time goes: one more first add
+      const fs::path traced = root / "cmf-traced";
+      PrintTracedPhases(add, traced, 1, [&] {
+        FreshCopy(root / "template", traced,
+                  {{cmf, "init", "-q"}, {cmf, "config", "cache.link", mode}});
+      });
+      RemoveAll(traced);
+    }
     Row(fmt::format("cmf add again, unchanged (cache.link={}; median of 5)",
                     mode),
         second, mib);
+    if (mode == "auto") PrintTracedPhases(add, ws);
     if (mode == "auto") {
       adds.first_default = first;
       adds.second_default = second;
@@ -281,28 +294,36 @@ void PrintRatios(const CmfAdds& adds, const std::vector<AnnexRun>& annex_runs,
                  r.seconds / first_default, best_mode, r.seconds / best);
     }
   }
+  // The targets of issue 22: 90 % of the machine's hashing rate, and a
+  // second add under 5 % of the first.
+  auto met = [](bool yes) { return yes ? "met" : "NOT met"; };
   if (first_default > 0) {
+    const double pct =
+        100.0 * (static_cast<double>(bytes) / first_default) / sha;
     fmt::print(
-        "  cmf add rate / all-core SHA-256, default link: {:5.0f} %   (>= 70 "
-        "%)\n",
-        100.0 * (static_cast<double>(bytes) / first_default) / sha);
+        "  cmf add rate / all-core SHA-256, default link: {:5.0f} %   (>= 90 "
+        "%: {})\n",
+        pct, met(pct >= 90));
   }
   if (best > 0) {
+    const double pct = 100.0 * (static_cast<double>(bytes) / best) / sha;
     fmt::print(
-        "  cmf add rate / all-core SHA-256, {:<9}      {:5.0f} %   (>= 70 %)\n",
-        best_mode + ":", 100.0 * (static_cast<double>(bytes) / best) / sha);
+        "  cmf add rate / all-core SHA-256, {:<9}      {:5.0f} %   (>= 90 %: "
+        "{})\n",
+        best_mode + ":", pct, met(pct >= 90));
   }
   if (first_default > 0 && second_default > 0) {
+    const double pct = 100.0 * second_default / first_default;
     fmt::print(
         "  second add / first add, default link:          {:5.1f} %   (< 5 "
-        "%)\n",
-        100.0 * second_default / first_default);
+        "%: {})\n",
+        pct, met(pct < 5));
   }
 }
 
 // Commits the files under WS/data to a new git repository there and prints
 // the median of 5 git status runs over them.
-void TimeGitStatus(const fs::path& ws) {
+double TimeGitStatus(const fs::path& ws) {
   Timed({"git", "init", "-q", "."}, ws / "data");
   // No automatic gc: it would go on in the background, beside the timed
   // git status runs (and beside the removal of the tree).
@@ -317,6 +338,7 @@ void TimeGitStatus(const fs::path& ws) {
   std::sort(git_runs.begin(), git_runs.end());
   fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)",
              git_runs[2]);
+  return git_runs[2];
 }
 
 // Times cmf add and cmf status over FILES small files under ROOT/many, and
@@ -338,9 +360,15 @@ void TimeStatus(const fs::path& root, const std::string& cmf, int files) {
   fmt::print("\n{} unchanged files of ~15 bytes:\n", files);
   fmt::print("{:<64} {:>9.2f}\n", fmt::format("cmf add ({} files)", files),
              add);
-  fmt::print("{:<64} {:>9.3f}   (target: well under 1 s)\n",
-             "cmf status (median of 5)", runs[2]);
-  if (Have("git")) TimeGitStatus(ws);
+  fmt::print("{:<64} {:>9.3f}\n", "cmf status (median of 5)", runs[2]);
+  PrintTracedPhases({cmf, "status", "-q"}, ws);
+  if (Have("git")) {
+    const double git = TimeGitStatus(ws);
+    if (git > 0 && runs[2] > 0) {
+      fmt::print("  cmf status / git status: {:.2f}   (<= 1: {})\n",
+                 runs[2] / git, runs[2] <= git ? "met" : "NOT met");
+    }
+  }
   RemoveAll(ws);
 }
 

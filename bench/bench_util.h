@@ -8,10 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -129,6 +133,85 @@ inline bool SpawnToFile(const std::vector<std::string>& argv,
 // True when PROGRAM is on the PATH.
 inline bool Have(const std::string& program) {
   return Timed({"sh", "-c", "command -v " + program}, "/") >= 0;
+}
+
+// One phase of a cmf command, as it tells it with CMF_TRACE_PHASES set
+// ("cmf: phase: NAME MS ms").
+struct Phase {
+  std::string name;
+  double ms = 0;
+};
+
+// Runs ARGV in CWD once with CMF_TRACE_PHASES=1: its phases in the order
+// they first ended (a phase met again, as each scanned path's, is summed)
+// and its wall time in *SECONDS; empty when it failed.
+inline std::vector<Phase> TracedPhases(const std::vector<std::string>& argv,
+                                       const std::filesystem::path& cwd,
+                                       double* seconds) {
+  const std::filesystem::path err =
+      std::filesystem::temp_directory_path() /
+      fmt::format("cmf-bench-phases-{}.err", ::getpid());
+  ::setenv("CMF_TRACE_PHASES", "1", 1);
+  const auto start = Clock::now();
+  const bool ran = SpawnToFile(argv, cwd, "/dev/null", err);
+  *seconds = SecondsSince(start);
+  ::unsetenv("CMF_TRACE_PHASES");
+  std::vector<Phase> phases;
+  std::ifstream in(err);
+  for (std::string line; ran && std::getline(in, line);) {
+    constexpr std::string_view kLead = "cmf: phase: ";
+    const std::size_t ms_at = line.rfind(" ms");
+    if (line.rfind(kLead, 0) != 0 || ms_at == std::string::npos) continue;
+    const std::size_t space = line.rfind(' ', ms_at - 1);
+    if (space == std::string::npos || space < kLead.size()) continue;
+    const std::string name = line.substr(kLead.size(), space - kLead.size());
+    const double ms = std::atof(line.c_str() + space + 1);
+    auto it = std::find_if(phases.begin(), phases.end(),
+                           [&](const Phase& p) { return p.name == name; });
+    if (it == phases.end()) {
+      phases.push_back({name, ms});
+    } else {
+      it->ms += ms;
+    }
+  }
+  in.close();
+  std::filesystem::remove(err);
+  return phases;
+}
+
+// Prints the phases of ARGV in CWD: RUNS runs with CMF_TRACE_PHASES (PREPARE
+// called before each, to set up what the run needs), the one of median wall
+// time on one line, with what lies outside every phase (starting and ending
+// the process) last.
+template <typename Prepare>
+void PrintTracedPhases(const std::vector<std::string>& argv,
+                       const std::filesystem::path& cwd, int runs,
+                       Prepare prepare) {
+  std::vector<std::pair<double, std::vector<Phase>>> traced;
+  for (int r = 0; r < runs; ++r) {
+    prepare();
+    double seconds = 0;
+    std::vector<Phase> phases = TracedPhases(argv, cwd, &seconds);
+    if (phases.empty()) return;  // not a cmf that tells its phases
+    traced.emplace_back(seconds, std::move(phases));
+  }
+  std::sort(traced.begin(), traced.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto& [seconds, phases] = traced[traced.size() / 2];
+  std::string line;
+  double inside = 0;
+  for (const Phase& p : phases) {
+    line += fmt::format("{} {:.1f}, ", p.name, p.ms);
+    inside += p.ms;
+  }
+  fmt::print(
+      "      phases (ms, a traced run of {:.3f} s): {}start and exit {:.1f}\n",
+      seconds, line, seconds * 1e3 - inside);
+}
+
+inline void PrintTracedPhases(const std::vector<std::string>& argv,
+                              const std::filesystem::path& cwd, int runs = 3) {
+  PrintTracedPhases(argv, cwd, runs, [] {});
 }
 
 }  // namespace cmf::bench

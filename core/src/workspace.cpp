@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "cmf/data/object_cache.h"
+#include "cmf/data/phase_trace.h"
 #include "cmf/data/progress.h"
 #include "cmf/data/scan.h"
 #include "cmf/run.h"
@@ -71,6 +72,7 @@ std::string_view ToString(Change::Kind kind) {
 Result<std::vector<AddResult>> Add(Repo& repo,
                                    const std::vector<fs::path>& paths,
                                    const AddOptions& options) {
+  data::MarkPhase("open");
   CMF_ASSIGN_OR_RETURN(std::vector<data::LinkMode> order, LinkOrder(repo));
   std::vector<std::string> rels;
   for (const fs::path& p :
@@ -86,6 +88,7 @@ Result<std::vector<AddResult>> Add(Repo& repo,
                        repo.store().ListTracked());
   std::map<std::string, std::string> before;
   for (const ArtifactRef& t : tracked) before[t.path] = t.hash;
+  data::MarkPhase("tracked list");
 
   // Objects are named before they are recorded: gc must wait.
   CMF_ASSIGN_OR_RETURN(CacheLock lock,
@@ -122,10 +125,12 @@ Result<std::vector<AddResult>> Add(Repo& repo,
     results.push_back(std::move(r));
   }
   progress.Finish();
+  data::MarkPhase("track");
   return results;
 }
 
 Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
+  data::MarkPhase("open");
   StatusReport report;
   CMF_ASSIGN_OR_RETURN(report.tracked, repo.store().ListTracked());
   CMF_ASSIGN_OR_RETURN(Store::Pending pending, repo.store().CountPending());
@@ -133,6 +138,7 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
   report.uncommitted_facts = pending.facts;
   CMF_ASSIGN_OR_RETURN(auto interrupted, repo.store().FindInterrupted());
   for (const auto& run : interrupted) report.interrupted.push_back(run.id);
+  data::MarkPhase("tracked list");
   StoreStatCache stat_cache(repo.store());
   data::Progress progress("checking", options.progress);
   for (const ArtifactRef& t : report.tracked) {
@@ -202,6 +208,7 @@ Result<StatusReport> WorkspaceStatus(Repo& repo, const AddOptions& options) {
   progress.Finish();
   std::sort(report.changes.begin(), report.changes.end(),
             [](const Change& a, const Change& b) { return a.path < b.path; });
+  data::MarkPhase("compare");
   return report;
 }
 

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "cmf/data/hash.h"
+#include "cmf/data/phase_trace.h"
 #include "file_reader.h"
 
 namespace fs = std::filesystem;
@@ -311,6 +312,7 @@ Status ClassifyAll(const ObjectCache& cache, const ScanOptions& options,
                    std::vector<std::size_t>& work) {
   if (options.stat_cache) {
     for (const fs::path& root : roots) options.stat_cache->Prefetch(root);
+    MarkPhase("stat cache");
   }
   // What each file needs: hashing (not in the stat cache), storing (not in
   // the object cache), or nothing. A file known to be the object itself, with
@@ -547,12 +549,15 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
   std::vector<bool> is_directory;
   std::vector<Entry> entries;
   CMF_RETURN_IF_ERROR(ListPaths(paths, options, roots, is_directory, entries));
+  MarkPhase("list");
   std::vector<std::size_t> work;
   CMF_RETURN_IF_ERROR(
       ClassifyAll(cache, options, threads, roots, entries, work));
+  MarkPhase("stat");
   std::vector<ObjectCache::Pending>
       pending;  // published together, after one flush
   CMF_RETURN_IF_ERROR(HashAll(cache, options, threads, entries, work, pending));
+  MarkPhase("hash");
 
   std::vector<ScanResult> results(roots.size());
   for (std::size_t r = 0; r < roots.size(); ++r)
@@ -571,6 +576,7 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
          e.need_hash || e.need_store ? e.hash : std::move(e.hash)});
   }
   CMF_RETURN_IF_ERROR(HashRoots(cache, options, results, pending));
+  MarkPhase("manifest");
   // The stat cache is saved while the names are flushed: it says what files
   // hold, whatever the cache does. It runs once every object has its name:
   // the files that became their objects have the ctime they will keep.
@@ -591,6 +597,7 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
     }
     return options.stat_cache->Flush();
   }));
+  MarkPhase("publish");
   return results;
 }
 

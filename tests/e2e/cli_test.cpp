@@ -7,6 +7,7 @@
 #include <csignal>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "support.h"
 #include "verb.h"
@@ -343,6 +344,51 @@ TEST_CASE(
   // Without the variable, standard error stays empty.
   ws.env.erase("CMF_TRACE_SQL");
   CHECK(ws({"log"}).err.empty());
+}
+
+TEST_CASE(
+    "cli: CMF_TRACE_PHASES tells add's and status's phases on standard error "
+    "and changes nothing else") {
+  Workspace ws;
+  for (int i = 0; i < 5; ++i)
+    cmf::test::WriteFile(ws / "data" / ("f" + std::to_string(i)), "x\n");
+  const std::regex line(R"(cmf: phase: [a-z ]+ [0-9]+\.[0-9]{3} ms)");
+  // The names of the phases in ERR, in order; every line of ERR must be one.
+  auto phases = [&](const std::string& err) {
+    std::vector<std::string> names;
+    std::istringstream in(err);
+    for (std::string l; std::getline(in, l);) {
+      INFO(l);
+      CHECK(std::regex_match(l, line));
+      const std::size_t end = l.rfind(' ', l.size() - 4);
+      names.push_back(l.substr(12, end - 12));
+    }
+    return names;
+  };
+  ws.env["CMF_TRACE_PHASES"] = "1";
+  Outcome add = ws({"add", "-q", "data"});
+  cmf::test::Ok(add);
+  CHECK(phases(add.err) == std::vector<std::string>{
+                               "open", "tracked list", "list", "stat cache",
+                               "stat", "hash", "manifest", "publish", "track"});
+  Outcome traced = ws({"status"});
+  cmf::test::Ok(traced);
+  CHECK(phases(traced.err) ==
+        std::vector<std::string>{"open", "tracked list", "list", "stat cache",
+                                 "stat", "hash", "manifest", "publish",
+                                 "compare"});
+  // Without the variable (or with it empty): the same answer, nothing more.
+  for (const char* value : std::vector<const char*>{"", nullptr}) {
+    if (value) {
+      ws.env["CMF_TRACE_PHASES"] = value;
+    } else {
+      ws.env.erase("CMF_TRACE_PHASES");
+    }
+    Outcome plain = ws({"status"});
+    cmf::test::Ok(plain);
+    CHECK(plain.out == traced.out);
+    CHECK(plain.err.empty());
+  }
 }
 
 TEST_CASE("cli: a corrupt metadata.db is reported and left as it was") {
