@@ -209,8 +209,8 @@ CmfAdds TimeCmfAdds(const fs::path& root, const std::string& cmf, double mib) {
     Row(fmt::format("cmf add again, unchanged (cache.link={}; median of 5)",
                     mode),
         second, mib);
-    if (mode == "auto") PrintTracedPhases(add, ws);
     if (mode == "auto") {
+      PrintTracedPhases(add, ws);
       adds.first_default = first;
       adds.second_default = second;
     }
