@@ -77,6 +77,22 @@ bool Parse(std::string_view bytes, F&& on_entry) {
   return true;
 }
 
+// The numbers and digest of the entry whose path is PATH, a view into a
+// parsed blob: they follow the path there.
+data::FileStat StatAfter(std::string_view path) {
+  const char* p = path.data() + path.size();
+  return {Get<std::uint64_t>(p), Get<std::uint64_t>(p + 8),
+          Get<std::uint64_t>(p + 16), Get<std::int64_t>(p + 24)};
+}
+std::int64_t ObjectCtimeAfter(std::string_view path) {
+  return Get<std::int64_t>(path.data() + path.size() + 32);
+}
+data::Digest DigestAfter(std::string_view path) {
+  data::Digest digest;
+  std::memcpy(digest.data(), path.data() + path.size() + 40, digest.size());
+  return digest;
+}
+
 }  // namespace
 
 std::string StoreStatCache::Encode(std::vector<Entry> entries) {
@@ -127,13 +143,12 @@ void StoreStatCache::Load(Store::StatBlob blob) {
   index->stored = true;
   bool sorted = true;
   bool ok =
-      Parse(index->bytes,
-            [&](std::string_view path, const data::FileStat& stat,
-                std::int64_t object_ctime_ns, const data::Digest& digest) {
-              if (!index->rows.empty() && !(index->rows.back().path < path))
-                sorted = false;
-              index->rows.push_back({path, stat, object_ctime_ns, digest});
-            });
+      Parse(index->bytes, [&](std::string_view path, const data::FileStat&,
+                              std::int64_t, const data::Digest&) {
+        if (!index->rows.empty() && !(index->rows.back().path < path))
+          sorted = false;
+        index->rows.push_back({path});
+      });
   if (!ok || !sorted) index->rows.clear();  // a damaged blob is no help
   index->used.reset(new std::atomic<std::uint8_t>[index->rows.size()]());
   indexes_.push_back(std::move(index));
@@ -172,11 +187,13 @@ std::optional<data::StatCache::Known> StoreStatCache::Lookup(
     auto it = std::lower_bound(
         index->rows.begin(), index->rows.end(), rel,
         [](const Row& row, std::string_view p) { return row.path < p; });
-    if (it == index->rows.end() || it->path != rel || !(it->stat == stat))
+    if (it == index->rows.end() || it->path != rel ||
+        !(StatAfter(it->path) == stat))
       continue;
     index->used[static_cast<std::size_t>(it - index->rows.begin())].store(
         1, std::memory_order_relaxed);
-    return Known{data::ToHex(it->digest), it->object_ctime_ns};
+    return Known{data::ToHex(DigestAfter(it->path)),
+                 ObjectCtimeAfter(it->path)};
   }
   return std::nullopt;
 }
@@ -187,44 +204,62 @@ void StoreStatCache::Remember(const std::string& path,
   if (FromHex(known.hash, &e.digest)) remembered_.push_back(std::move(e));
 }
 
+// True when ROOT's blob, saved as OWN holds it, would come out the same from
+// this scan: nothing hashed under it, every one of its rows found unchanged,
+// and nothing found in another root's blob. Most scans (status, an add of an
+// unchanged tree) end here, without building a blob to compare.
+bool StoreStatCache::Unchanged(const Index& own) const {
+  if (!own.stored) return false;
+  std::string_view rel;
+  for (const Entry& e : remembered_)
+    if (Below(own.root, e.path, &rel)) return false;
+  for (const auto& index : indexes_) {
+    for (std::size_t i = 0; i < index->rows.size(); ++i) {
+      const bool used = index->used[i].load(std::memory_order_relaxed) != 0;
+      if (index.get() == &own) {
+        if (!used) return false;  // gone, changed, or found in a deeper blob
+        continue;
+      }
+      if (!used) continue;
+      const Row& row = index->rows[i];
+      std::string full = index->root;
+      if (!row.path.empty()) (full += '/') += row.path;
+      if (Below(own.root, full, &rel)) return false;
+    }
+  }
+  return true;
+}
+
 Status StoreStatCache::Flush() {
   Status result;
   for (auto& own : indexes_) {
-    if (!own->scanned) continue;
+    if (!own->scanned || Unchanged(*own)) continue;
     // ROOT's blob anew: what this scan hashed under it, then what it found
     // unchanged, in any blob (a path is looked up in the deepest blob first).
     std::vector<Entry> entries;
-    bool same = own->stored;  // as saved, at a glance
     std::string_view rel;
     for (const Entry& e : remembered_) {
       if (!Below(own->root, e.path, &rel)) continue;
       entries.push_back(
           {std::string(rel), e.stat, e.object_ctime_ns, e.digest});
-      same = false;
     }
     for (const auto& index : indexes_) {
       for (std::size_t i = 0; i < index->rows.size(); ++i) {
         const Row& row = index->rows[i];
-        const bool used = index->used[i].load(std::memory_order_relaxed) != 0;
+        if (index->used[i].load(std::memory_order_relaxed) == 0) continue;
         if (index == own) {
-          if (used) {
-            entries.push_back({std::string(row.path), row.stat,
-                               row.object_ctime_ns, row.digest});
-          } else {
-            same = false;  // gone, changed, or found in a deeper blob
-          }
+          entries.push_back({std::string(row.path), StatAfter(row.path),
+                             ObjectCtimeAfter(row.path),
+                             DigestAfter(row.path)});
           continue;
         }
-        if (!used) continue;
         std::string full = index->root;
         if (!row.path.empty()) (full += '/') += row.path;
         if (!Below(own->root, full, &rel)) continue;
-        entries.push_back(
-            {std::string(rel), row.stat, row.object_ctime_ns, row.digest});
-        same = false;
+        entries.push_back({std::string(rel), StatAfter(row.path),
+                           ObjectCtimeAfter(row.path), DigestAfter(row.path)});
       }
     }
-    if (same) continue;
     // Hashed now comes first, and so beats what was remembered.
     std::string bytes = Encode(std::move(entries));
     if (own->stored && bytes == own->bytes) continue;

@@ -122,38 +122,80 @@ Status StatEntry(Entry& e, ParentDir* dir = nullptr) {
   return Status::Ok();
 }
 
-// Appends the files of the folder ABSOLUTE (RELATIVE to the scanned ROOT, ""
-// or ending in '/') and of its subfolders to OUT, in no particular order.
-// Links to folders are followed like links to files (a loop ends in an error
-// from the file system, a path grown too long, not in a hang); what lies
-// behind one is marked so (BEHIND_LINK: this folder was reached through one).
-// Plain strings and readdir, not std::filesystem: a scan of many unchanged
-// files spent most of its listing building and parsing paths.
-Status ListFolder(const std::string& absolute, const std::string& relative,
-                  const fs::path& root, std::size_t root_index,
-                  bool behind_link, std::vector<Entry>* out) {
+// A tree as listed, before any Entry is made: each folder's names sorted so
+// that walking the folders in that order yields the files sorted by relative
+// path, and the number of files, so that the entries are made in place, in
+// order, once. Sorting 100,000 Entries by path afterwards (and growing their
+// vector by doubling) was most of the listing of an unchanged tree.
+struct Listing {
+  struct Child {
+    std::string name;
+    std::uint32_t folder = 0;   // a folder: its index in folders, plus 1
+    std::int32_t stat_at = -1;  // a link to a regular file: its stat in stats
+    bool is_link = false;
+  };
+  struct Folder {
+    std::string absolute;  // ends in '/'
+    std::string relative;  // "" or ends in '/'
+    bool behind_link = false;
+    std::vector<Child> children;
+  };
+  std::vector<Folder> folders;
+  std::vector<struct stat> stats;
+  std::size_t files = 0;
+};
+
+// Whether A sorts before B, two names of one folder, as the paths below them
+// do: a folder's name as if it ended in '/' ("a.txt" before the files of
+// "a/", which come before "a0").
+bool ListedBefore(const Listing::Child& a, const Listing::Child& b) {
+  const std::size_t n = std::min(a.name.size(), b.name.size());
+  if (int c = std::memcmp(a.name.data(), b.name.data(), n); c != 0)
+    return c < 0;
+  auto next = [n](const Listing::Child& c) -> int {
+    if (c.name.size() > n) return static_cast<unsigned char>(c.name[n]);
+    return c.folder != 0 ? '/' : -1;
+  };
+  return next(a) < next(b);
+}
+
+// Lists the folder ABSOLUTE (RELATIVE to the scanned ROOT, "" or ending in
+// '/') and its subfolders into LISTING. Links to folders are followed like
+// links to files (a loop ends in an error from the file system, a path grown
+// too long, not in a hang); what lies behind one is marked so (BEHIND_LINK:
+// this folder was reached through one). Plain strings and readdir, not
+// std::filesystem: a scan of many unchanged files spent most of its listing
+// building and parsing paths.
+Status ListFolder(std::string absolute, std::string relative,
+                  const fs::path& root, bool behind_link, Listing& listing) {
   auto failed = [&](int err) {
     return Status::IOError("cannot list '" + root.string() +
                            "': " + std::strerror(err));
   };
-  DIR* dir = ::opendir(absolute.c_str());
+  if (absolute.back() != '/') absolute += '/';
+  const std::size_t at = listing.folders.size();
+  listing.folders.push_back(
+      {std::move(absolute), std::move(relative), behind_link, {}});
+  // By index: listing.folders grows below.
+  auto folder = [&]() -> Listing::Folder& { return listing.folders[at]; };
+  DIR* dir = ::opendir(folder().absolute.c_str());
   if (dir == nullptr) return failed(errno);
   struct Closer {
     DIR* d;
     ~Closer() { ::closedir(d); }
   } closer{dir};
-  const std::string base = absolute.back() == '/' ? absolute : absolute + "/";
+  std::string path;
+  std::vector<Listing::Child> children;
   for (;;) {
     errno = 0;
     const dirent* entry = ::readdir(dir);
     if (entry == nullptr) {
       if (errno != 0) return failed(errno);
-      return Status::Ok();
+      break;
     }
     const std::string_view name = entry->d_name;
     if (name == "." || name == "..") continue;
-    std::string path = base;
-    path += name;
+    path.assign(folder().absolute).append(name);
     // The listing's file type where it has one; a link is followed.
     bool is_link = entry->d_type == DT_LNK;
     bool is_dir = entry->d_type == DT_DIR;
@@ -171,27 +213,62 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
         return failed(errno);  // a loop of links ends here (ELOOP)
       }  // a broken link is listed, and reported as one when it is stat'd
     }
+    Listing::Child& child = children.emplace_back();
+    child.name.assign(name);
+    child.is_link = is_link;
     if (is_dir) {
-      if (name == ".cmf") continue;  // a nested cmf repository is not data
+      if (name == ".cmf") {  // a nested cmf repository is not data
+        children.pop_back();
+        continue;
+      }
       std::error_code ec;
-      if (is_link && fs::canonical(path, ec).filename() == ".cmf")
-        continue;  // nor is a link to one
-      CMF_RETURN_IF_ERROR(ListFolder(path, relative + std::string(name) + "/",
-                                     root, root_index, behind_link || is_link,
-                                     out));
+      if (is_link && fs::canonical(path, ec).filename() == ".cmf") {
+        children.pop_back();  // nor is a link to one
+        continue;
+      }
+      child.folder = 1;  // told apart from a file for the sort; set below
+    } else if (followed && S_ISREG(st.st_mode)) {
+      // A link to a file (cache.link symlink) is stat'd once, here:
+      // following it walks the whole path of its target.
+      child.stat_at = static_cast<std::int32_t>(listing.stats.size());
+      listing.stats.push_back(st);
+    }
+  }
+  std::sort(children.begin(), children.end(), ListedBefore);
+  for (Listing::Child& child : children) {
+    if (child.folder == 0) {
+      ++listing.files;
       continue;
     }
-    Entry e;
-    e.relative = relative;
-    e.relative += name;
-    e.absolute = std::move(path);
-    e.is_link = is_link;
-    e.behind_link = behind_link;
+    child.folder = static_cast<std::uint32_t>(listing.folders.size()) + 1;
+    CMF_RETURN_IF_ERROR(ListFolder(folder().absolute + child.name,
+                                   folder().relative + child.name + "/", root,
+                                   behind_link || child.is_link, listing));
+  }
+  folder().children = std::move(children);
+  return Status::Ok();
+}
+
+// Appends to OUT the files of LISTING's folder AT and of its subfolders, in
+// order.
+void EmitFolder(const Listing& listing, std::size_t at, std::size_t root_index,
+                std::vector<Entry>* out) {
+  const Listing::Folder& folder = listing.folders[at];
+  for (const Listing::Child& child : folder.children) {
+    if (child.folder != 0) {
+      EmitFolder(listing, child.folder - 1, root_index, out);
+      continue;
+    }
+    Entry& e = out->emplace_back();
+    e.relative.reserve(folder.relative.size() + child.name.size());
+    e.relative.append(folder.relative).append(child.name);
+    e.absolute.reserve(folder.absolute.size() + child.name.size());
+    e.absolute.append(folder.absolute).append(child.name);
+    e.is_link = child.is_link;
+    e.behind_link = folder.behind_link;
     e.root = root_index;
-    // A link to a file (cache.link symlink) is stat'd once, here: following
-    // it walks the whole path of its target.
-    if (followed && S_ISREG(st.st_mode)) FillStat(e, st);
-    out->push_back(std::move(e));
+    if (child.stat_at >= 0)
+      FillStat(e, listing.stats[static_cast<std::size_t>(child.stat_at)]);
   }
 }
 
@@ -200,12 +277,11 @@ Status ListFolder(const std::string& absolute, const std::string& relative,
 // symbolic link.
 Status ListTree(const fs::path& root, std::size_t root_index, bool behind_link,
                 std::vector<Entry>* out) {
-  const std::size_t first = out->size();
+  Listing listing;
   CMF_RETURN_IF_ERROR(
-      ListFolder(root.string(), "", root, root_index, behind_link, out));
-  std::sort(
-      out->begin() + static_cast<std::ptrdiff_t>(first), out->end(),
-      [](const Entry& a, const Entry& b) { return a.relative < b.relative; });
+      ListFolder(root.string(), "", root, behind_link, listing));
+  out->reserve(out->size() + listing.files);
+  EmitFolder(listing, 0, root_index, out);
   return Status::Ok();
 }
 
@@ -402,6 +478,42 @@ Status HashAll(const ObjectCache& cache, const ScanOptions& options,
   return Status::Ok();
 }
 
+// Writes the manifest of FILES (sorted by path) to OUT, calling FLUSH to
+// take OUT's bytes (and clear it) whenever it holds FLUSH_AT bytes or more,
+// and at the end.
+template <typename Flush>
+void WriteManifest(const std::vector<ScannedFile>& files, std::string& out,
+                   std::size_t flush_at, Flush&& flush) {
+  const bool escaped =
+      std::any_of(files.begin(), files.end(), [](const ScannedFile& f) {
+        return f.path.find('\n') != std::string::npos;
+      });
+  out += escaped ? kEscapedHeader : kManifestHeader;
+  for (const ScannedFile& f : files) {
+    out += f.executable ? "100755 " : "100644 ";
+    out += std::to_string(f.size);
+    out += ' ';
+    out += f.hash;
+    out += ' ';
+    if (!escaped) {
+      out += f.path;
+    } else {
+      for (char c : f.path) {
+        if (c == '\\') {
+          out += "\\\\";
+        } else if (c == '\n') {
+          out += "\\n";
+        } else {
+          out += c;
+        }
+      }
+    }
+    out += '\n';
+    if (out.size() >= flush_at) flush();
+  }
+  flush();
+}
+
 // Gives each of RESULTS its hash: a file its own, a folder its manifest's,
 // stored (added to PENDING) when OPTIONS.store. On error PENDING is
 // discarded.
@@ -414,11 +526,21 @@ Status HashRoots(const ObjectCache& cache, const ScanOptions& options,
       result.info.hash = result.files.front().hash;
       continue;
     }
-    std::string manifest = BuildManifest(result.files);
     if (!options.store) {
-      result.info.hash = HashBytes(manifest);
+      // Hashed as it is written: 100,000 files make a 10 MiB manifest,
+      // which nothing else would read.
+      Sha256 sha;
+      std::string piece;
+      constexpr std::size_t kPiece = 64 << 10;
+      piece.reserve(kPiece + 512);
+      WriteManifest(result.files, piece, kPiece, [&] {
+        sha.Update(piece);
+        piece.clear();
+      });
+      result.info.hash = ToHex(sha.Finish());
       continue;
     }
+    std::string manifest = BuildManifest(result.files);
     Result<std::string> hash = cache.PutBytes(manifest, &pending);
     if (!hash.ok()) {
       cache.Discard(pending);
@@ -432,32 +554,12 @@ Status HashRoots(const ObjectCache& cache, const ScanOptions& options,
 }  // namespace
 
 std::string BuildManifest(const std::vector<ScannedFile>& files) {
-  const bool escaped =
-      std::any_of(files.begin(), files.end(), [](const ScannedFile& f) {
-        return f.path.find('\n') != std::string::npos;
-      });
-  std::string manifest(escaped ? kEscapedHeader : kManifestHeader);
-  for (const ScannedFile& f : files) {
-    manifest += f.executable ? "100755 " : "100644 ";
-    manifest += std::to_string(f.size);
-    manifest += ' ';
-    manifest += f.hash;
-    manifest += ' ';
-    if (!escaped) {
-      manifest += f.path;
-    } else {
-      for (char c : f.path) {
-        if (c == '\\') {
-          manifest += "\\\\";
-        } else if (c == '\n') {
-          manifest += "\\n";
-        } else {
-          manifest += c;
-        }
-      }
-    }
-    manifest += '\n';
-  }
+  std::string manifest;
+  // "100644 SIZE HASH PATH\n": grown once, not doubled a dozen times.
+  std::size_t length = kManifestHeader.size();
+  for (const ScannedFile& f : files) length += 7 + 21 + 65 + f.path.size() + 1;
+  manifest.reserve(length);
+  WriteManifest(files, manifest, std::string::npos, [] {});
   return manifest;
 }
 
@@ -562,6 +664,7 @@ Result<std::vector<ScanResult>> ScanMany(const ObjectCache& cache,
   std::vector<ScanResult> results(roots.size());
   for (std::size_t r = 0; r < roots.size(); ++r)
     results[r].info.is_directory = is_directory[r];
+  if (roots.size() == 1) results.front().files.reserve(entries.size());
   for (Entry& e : entries) {
     ScanResult& result = results[e.root];
     if (e.need_hash) {

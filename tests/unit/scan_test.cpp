@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <map>
@@ -152,6 +153,50 @@ TEST_CASE("scan: the result does not depend on the number of threads") {
   CHECK(c.status().message() == d.status().message());
   CHECK(c.status().message().find("neither a regular file nor a directory") !=
         std::string::npos);
+}
+
+TEST_CASE(
+    "scan: files come sorted by their paths' bytes, each folder's where its "
+    "name and '/' sort, and the folder's hash is its manifest's") {
+  TempDir dir;
+  // Names that a per-folder order gets wrong unless a folder sorts as its
+  // name and '/': "a.txt" and "a-b" before the files of "a/", "a0" after; a
+  // byte that is not UTF-8; a line break (the escaped manifest).
+  const std::vector<std::string> paths = {
+      "a/x",         "a.txt", "a-b",     "a0",      "ab",   "a.d/y",
+      "A",           "b/c/d", "b/c.txt", "b/c/e/f", "\xff", "z/\xfe/q",
+      "line\nbreak", "a/b/c", "a/b.txt", "a/b-c"};
+  for (std::size_t i = 0; i < paths.size(); ++i)
+    test::WriteFile(dir / "d" / paths[i], std::string(i + 1, 'p'));
+  // And enough long names for the manifest to be hashed in several pieces
+  // (64 KiB each).
+  for (int i = 0; i < 400; ++i) {
+    test::WriteFile(dir / "d" / "many" /
+                        (std::string(200, 'n') + std::to_string(i * 7 % 400)),
+                    std::to_string(i));
+  }
+  data::ObjectCache cache(dir / "objects");
+  Result<data::ScanResult> scan = data::Scan(cache, dir / "d", {});
+  REQUIRE(scan.ok());
+  std::vector<std::string> got, want(paths);
+  for (const data::ScannedFile& f : scan->files)
+    if (!f.path.starts_with("many/")) got.push_back(f.path);
+  std::sort(want.begin(), want.end());
+  CHECK(got == want);
+  CHECK(std::is_sorted(
+      scan->files.begin(), scan->files.end(),
+      [](const auto& x, const auto& y) { return x.path < y.path; }));
+  REQUIRE(scan->files.size() == paths.size() + 400);
+  const std::string manifest = data::BuildManifest(scan->files);
+  CHECK(manifest.size() > (100 << 10));
+  CHECK(manifest.starts_with("cmf-manifest 2\n"));
+  CHECK(scan->info.hash == data::HashBytes(manifest));
+  // Storing builds the manifest whole: the same hash.
+  data::ScanOptions store;
+  store.store = true;
+  Result<data::ScanResult> stored = data::Scan(cache, dir / "d", store);
+  REQUIRE(stored.ok());
+  CHECK(stored->info.hash == scan->info.hash);
 }
 
 TEST_CASE(
