@@ -142,7 +142,16 @@ int Main(int argc, char** argv) {
     std::unique_ptr<Verb> verb;
   };
   std::vector<Entry> entries;
+  // Only the verb asked for is set up: all of them cost CLI11 about 1 ms of
+  // allocations at every start (a tenth of `cmf log -n 20`). The bare
+  // command, `cmf help` and the top level's --help list them all.
+  bool every_verb = verb_name.empty() || verb_name == "help";
+  for (int i = 1; i < argc && argv[i] != verb_name; ++i) {
+    const std::string_view arg = argv[i];
+    every_verb = every_verb || arg == "-h" || arg == "--help";
+  }
   for (const VerbInfo& info : Verbs()) {
+    if (!every_verb && info.name != verb_name) continue;
     CLI::App* sub =
         app.add_subcommand(std::string(info.name), std::string(info.summary));
     std::unique_ptr<Verb> verb = info.make();
