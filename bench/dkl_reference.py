@@ -323,14 +323,20 @@ def rmse(mean, y_true):
 
 
 def al_step(torch, feats_t, y_t, y_true, idx, args, rng, verbose=False):
-    """One complete step: re-init + train + predict all + acquisition + rmse."""
+    """One complete step: re-init + train + predict all + acquisition + rmse.
+
+    Returns the next candidate, the RMSE, the losses and the seconds spent
+    training and predicting."""
+    t0 = time.perf_counter()
     net, gp, lo, hi, losses = train(torch, feats_t, y_t, idx, args.epochs, args.architecture,
                                     verbose)
+    t1 = time.perf_counter()
     mean, var = predict(torch, net, gp, lo, hi, feats_t, y_t, idx)
+    t2 = time.perf_counter()
     measured = np.zeros(y_true.shape[0], dtype=bool)
     measured[idx.numpy()] = True
     nxt = acquire(args.acquisition, mean, var, measured, y_true[idx.numpy()], rng)
-    return nxt, rmse(mean, y_true), losses
+    return nxt, rmse(mean, y_true), losses, (t1 - t0, t2 - t1)
 
 
 # --------------------------------------------------------------------------
@@ -395,18 +401,22 @@ def main(argv=None):
                 if n > N - 1:
                     raise UsageError("--points %d needs more than the %d candidates" % (n, N))
                 idx = torch.from_numpy(rng.choice(N, size=n, replace=False).astype(np.int64))
-                times = []
+                times, train_times, predict_times = [], [], []
                 last_rmse = None
                 for rep in range(args.repeat):
                     verbose = args.verbose and rep == 0
                     if verbose:
                         sys.stderr.write("points %d repeat %d\n" % (n, rep))
                     t = time.perf_counter()
-                    _, last_rmse, _ = al_step(torch, feats_t, y_t, y_true, idx,
-                                              args, rng, verbose)
+                    _, last_rmse, _, (tt, tp) = al_step(torch, feats_t, y_t, y_true, idx,
+                                                        args, rng, verbose)
                     times.append(time.perf_counter() - t)
+                    train_times.append(tt)
+                    predict_times.append(tp)
                 emit({"impl": "pytorch", "points": n,
                       "seconds_per_step": statistics.median(times),
+                      "train_seconds": statistics.median(train_times),
+                      "predict_seconds": statistics.median(predict_times),
                       "rmse": last_rmse, "epochs": args.epochs, "threads": threads,
                       "acquisition": args.acquisition})
         else:
@@ -416,8 +426,8 @@ def main(argv=None):
             for k in range(1, args.loop + 1):
                 idx = torch.tensor(measured, dtype=torch.int64)
                 t = time.perf_counter()
-                nxt, err, _ = al_step(torch, feats_t, y_t, y_true, idx, args, rng,
-                                      args.verbose)
+                nxt, err, _, _ = al_step(torch, feats_t, y_t, y_true, idx, args, rng,
+                                         args.verbose)
                 dt = time.perf_counter() - t
                 cy, cx = (int(v) for v in centres[nxt])
                 emit({"impl": "pytorch", "step": k, "points": len(measured),

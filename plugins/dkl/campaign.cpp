@@ -104,9 +104,14 @@ void Campaign::TrainingSet(std::vector<float>* x, std::vector<double>* y) {
 
 std::vector<double> Campaign::FitAndPredict() {
   TrainingSet(&train_x_, &train_y_);
-  model_.Reset();
-  std::vector<double> losses = model_.Train(
-      train_x_, static_cast<int>(chosen_.size()), train_y_, s_.epochs);
+  // One new point moves the posterior a little: the last step's model is a
+  // good start, and a few Adam steps bring it to the new data.
+  const bool warm = s_.warm_epochs > 0 && fitted_;
+  if (!warm) model_.Reset();
+  std::vector<double> losses =
+      model_.Train(train_x_, static_cast<int>(chosen_.size()), train_y_,
+                   warm ? s_.warm_epochs : s_.epochs);
+  fitted_ = true;
   prediction_ =
       model_.Predict(survey_.patches.values.data(), survey_.patches.count);
   return losses;

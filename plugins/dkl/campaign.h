@@ -40,6 +40,9 @@ struct Settings {
   double instrument_timeout = 0;
   bool normalise_all = false;  // replay: targets over the whole recorded map
   int epochs = 0;
+  // Adam steps of each step after the first, continuing from the model the
+  // step before trained; 0: every step trains a fresh model for EPOCHS.
+  int warm_epochs = 0;
   double lr = 0;
   double extractor_lr = 0;
   std::uint64_t seed = 0;
@@ -106,8 +109,9 @@ class Campaign {
   void Measure(int index, int step);
   // The measured points' patches (X) and targets (Y).
   void TrainingSet(std::vector<float>* x, std::vector<double>* y);
-  // Trains the model afresh on the measured points and predicts the map
-  // into prediction_; the training's losses.
+  // Trains the model on the measured points (afresh, or on from the last
+  // step's model with --warm-epochs) and predicts the map into prediction_;
+  // the training's losses.
   std::vector<double> FitAndPredict();
   // Writes and logs the measured points; also when the run ends early, so
   // that what was measured is never lost.
@@ -139,6 +143,7 @@ class Campaign {
 
   std::uint64_t rng_;
   std::int64_t first_top1_step_ = -1;
+  bool fitted_ = false;  // the model holds a step's training
   std::vector<float> train_x_;
   std::vector<double> train_y_;
   ml::Prediction prediction_;

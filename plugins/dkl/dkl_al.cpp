@@ -60,6 +60,8 @@ Settings ReadSettings(Context& ctx) {
   Require(s.instrument_timeout > 0, "--instrument-timeout must be positive");
   s.epochs = static_cast<int>(ctx.IntParam("epochs"));
   Require(s.epochs >= 0, "--epochs must not be negative");
+  s.warm_epochs = static_cast<int>(ctx.IntParam("warm-epochs"));
+  Require(s.warm_epochs >= 0, "--warm-epochs must not be negative");
   s.lr = ctx.RealParam("lr");
   Require(s.lr > 0, "--lr must be positive");
   s.extractor_lr = ctx.RealParam("extractor-lr");
@@ -222,6 +224,10 @@ const cmf_param kParams[] = {
      "than a microscope can)",
      kNormalisations, 0},
     {"epochs", CMF_PARAM_INT, "20", "Adam steps per active-learning step",
+     nullptr, 0},
+    {"warm-epochs", CMF_PARAM_INT, "5",
+     "after the first step, continue from the last step's model for this "
+     "many Adam steps instead of training a fresh one (0: fresh every step)",
      nullptr, 0},
     {"lr", CMF_PARAM_REAL, "0.01",
      "Adam's learning rate for the GP's hyperparameters", nullptr, 0},

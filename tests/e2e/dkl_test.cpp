@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -168,6 +169,44 @@ TEST_CASE(
   INFO("mean first step in the top 1 %: ei " << ei_sum / 3 << ", random "
                                              << random_sum / 3);
   CHECK(ei_sum * 2 <= random_sum);
+}
+
+TEST_CASE(
+    "dkl-al: after the first step each step goes on from the last step's "
+    "model for --warm-epochs (0: every step trains afresh)") {
+  Workspace ws;
+  Generate(ws, "s.h5", {"--seed", "0", "--height", "24", "--width", "24"});
+  // With --epochs 0 the first step trains nothing (its loss is NaN); the
+  // steps after it train --warm-epochs each, on from the step before.
+  auto losses = [&](const std::vector<std::string>& more) {
+    std::vector<std::string> argv = {
+        "run", "-q",       "dkl-al", "--data",         "s.h5", "--steps",
+        "4",   "--epochs", "0",      "--architecture", "small"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    Outcome o = ws(argv);
+    INFO(o.err);
+    REQUIRE(o.exit_code == 0);
+    json e = ws.Log()[0];
+    std::vector<double> out;
+    const json series = Metrics(ws, e["id"]);
+    for (const json& point : series["train_loss"])
+      out.push_back(point[1].is_number() ? point[1].get<double>()
+                                         : std::nan(""));
+    return std::make_pair(out, e["params"]);
+  };
+  auto [warm, params] = losses({});
+  CHECK(params["warm-epochs"] == 5);
+  REQUIRE(warm.size() == 4);
+  CHECK(std::isnan(warm[0]));
+  for (std::size_t i = 1; i < warm.size(); ++i) CHECK(std::isfinite(warm[i]));
+  auto [fresh, fresh_params] = losses({"--warm-epochs", "0"});
+  REQUIRE(fresh.size() == 4);
+  for (double loss : fresh) CHECK(std::isnan(loss));
+  Outcome bad =
+      ws({"run", "-q", "dkl-al", "--data", "s.h5", "--warm-epochs", "-1"});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("--warm-epochs must not be negative") !=
+        std::string::npos);
 }
 
 TEST_CASE(
