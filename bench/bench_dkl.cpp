@@ -499,8 +499,8 @@ int main(int argc, char** argv) {
       opt["architecture"], fmt::join(hidden, "-"), opt["epochs"], opt["repeat"],
       cores);
   RunConfigs(configs, self, opt, common);
-  PrintTable(configs, ParseList(opt["points"]));
   const std::vector<int> points = ParseList(opt["points"]);
+  PrintTable(configs, points);
   PrintBestAgainstBest(
       configs, points, "",
       fmt::format("the same work (a fresh model, {} epochs)", opt["epochs"]));

@@ -93,6 +93,25 @@ data::Digest DigestAfter(std::string_view path) {
   return digest;
 }
 
+// Calls F(below, row) for each row that this scan found in the blob of a
+// root other than OWN's and that lies below OWN's root (BELOW: its path
+// below it; ROW: the row's path, a view into its blob), until F returns
+// false; false when it did. INDEXES: StoreStatCache::indexes_.
+bool ForEachFoundElsewhere(const auto& indexes, const auto& own, auto&& f) {
+  std::string_view below;
+  for (const auto& index : indexes) {
+    if (index.get() == &own) continue;
+    for (std::size_t i = 0; i < index->rows.size(); ++i) {
+      if (index->used[i].load(std::memory_order_relaxed) == 0) continue;
+      const std::string_view row = index->rows[i].path;
+      std::string full = index->root;
+      if (!row.empty()) (full += '/') += row;
+      if (Below(own.root, full, &below) && !f(below, row)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string StoreStatCache::Encode(std::vector<Entry> entries) {
@@ -213,21 +232,12 @@ bool StoreStatCache::Unchanged(const Index& own) const {
   std::string_view rel;
   for (const Entry& e : remembered_)
     if (Below(own.root, e.path, &rel)) return false;
-  for (const auto& index : indexes_) {
-    for (std::size_t i = 0; i < index->rows.size(); ++i) {
-      const bool used = index->used[i].load(std::memory_order_relaxed) != 0;
-      if (index.get() == &own) {
-        if (!used) return false;  // gone, changed, or found in a deeper blob
-        continue;
-      }
-      if (!used) continue;
-      const Row& row = index->rows[i];
-      std::string full = index->root;
-      if (!row.path.empty()) (full += '/') += row.path;
-      if (Below(own.root, full, &rel)) return false;
-    }
+  for (std::size_t i = 0; i < own.rows.size(); ++i) {
+    if (own.used[i].load(std::memory_order_relaxed) == 0)
+      return false;  // gone, changed, or found in a deeper blob
   }
-  return true;
+  return ForEachFoundElsewhere(
+      indexes_, own, [](std::string_view, std::string_view) { return false; });
 }
 
 Status StoreStatCache::Flush() {
@@ -243,23 +253,16 @@ Status StoreStatCache::Flush() {
       entries.push_back(
           {std::string(rel), e.stat, e.object_ctime_ns, e.digest});
     }
-    for (const auto& index : indexes_) {
-      for (std::size_t i = 0; i < index->rows.size(); ++i) {
-        const Row& row = index->rows[i];
-        if (index->used[i].load(std::memory_order_relaxed) == 0) continue;
-        if (index == own) {
-          entries.push_back({std::string(row.path), StatAfter(row.path),
-                             ObjectCtimeAfter(row.path),
-                             DigestAfter(row.path)});
-          continue;
-        }
-        std::string full = index->root;
-        if (!row.path.empty()) (full += '/') += row.path;
-        if (!Below(own->root, full, &rel)) continue;
-        entries.push_back({std::string(rel), StatAfter(row.path),
-                           ObjectCtimeAfter(row.path), DigestAfter(row.path)});
-      }
+    auto keep = [&entries](std::string_view below, std::string_view row) {
+      entries.push_back({std::string(below), StatAfter(row),
+                         ObjectCtimeAfter(row), DigestAfter(row)});
+      return true;
+    };
+    for (std::size_t i = 0; i < own->rows.size(); ++i) {
+      if (own->used[i].load(std::memory_order_relaxed) != 0)
+        keep(own->rows[i].path, own->rows[i].path);
     }
+    ForEachFoundElsewhere(indexes_, *own, keep);
     // Hashed now comes first, and so beats what was remembered.
     std::string bytes = Encode(std::move(entries));
     if (own->stored && bytes == own->bytes) continue;

@@ -184,7 +184,6 @@ Status ListFolder(std::string absolute, std::string relative,
     DIR* d;
     ~Closer() { ::closedir(d); }
   } closer{dir};
-  std::string path;
   std::vector<Listing::Child> children;
   for (;;) {
     errno = 0;
@@ -195,37 +194,36 @@ Status ListFolder(std::string absolute, std::string relative,
     }
     const std::string_view name = entry->d_name;
     if (name == "." || name == "..") continue;
-    path.assign(folder().absolute).append(name);
-    // The listing's file type where it has one; a link is followed.
+    // The listing's file type where it has one; a link is followed. Looked
+    // up from the open folder: no whole path is made for a plain file.
     bool is_link = entry->d_type == DT_LNK;
     bool is_dir = entry->d_type == DT_DIR;
     struct stat st {};
-    if (entry->d_type == DT_UNKNOWN && ::lstat(path.c_str(), &st) == 0) {
+    if (entry->d_type == DT_UNKNOWN &&
+        ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
       is_link = S_ISLNK(st.st_mode);
       is_dir = S_ISDIR(st.st_mode);
     }
     bool followed = false;  // ST holds what the link leads to
     if (is_link) {
-      if (::stat(path.c_str(), &st) == 0) {
+      if (::fstatat(::dirfd(dir), entry->d_name, &st, 0) == 0) {
         is_dir = S_ISDIR(st.st_mode);
         followed = true;
       } else if (errno != ENOENT) {
         return failed(errno);  // a loop of links ends here (ELOOP)
       }  // a broken link is listed, and reported as one when it is stat'd
     }
+    // A nested cmf repository is not data, nor is a link to one.
+    if (is_dir && name == ".cmf") continue;
+    if (is_dir && is_link) {
+      std::error_code ec;
+      const std::string path = folder().absolute + std::string(name);
+      if (fs::canonical(path, ec).filename() == ".cmf") continue;
+    }
     Listing::Child& child = children.emplace_back();
     child.name.assign(name);
     child.is_link = is_link;
     if (is_dir) {
-      if (name == ".cmf") {  // a nested cmf repository is not data
-        children.pop_back();
-        continue;
-      }
-      std::error_code ec;
-      if (is_link && fs::canonical(path, ec).filename() == ".cmf") {
-        children.pop_back();  // nor is a link to one
-        continue;
-      }
       child.folder = 1;  // told apart from a file for the sort; set below
     } else if (followed && S_ISREG(st.st_mode)) {
       // A link to a file (cache.link symlink) is stat'd once, here:
