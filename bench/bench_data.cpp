@@ -322,7 +322,10 @@ void PrintRatios(const CmfAdds& adds, const std::vector<AnnexRun>& annex_runs,
 }
 
 // Commits the files under WS/data to a new git repository there and prints
-// the median of 5 git status runs over them.
+// the median of 5 git status runs over them, at git's defaults and with the
+// untracked cache on (core.untrackedCache: git then reads again only the
+// folders whose mtime moved, what an expert sets on a large tree); returns
+// the faster, git at its best.
 double TimeGitStatus(const fs::path& ws) {
   Timed({"git", "init", "-q", "."}, ws / "data");
   // No automatic gc: it would go on in the background, beside the timed
@@ -332,13 +335,22 @@ double TimeGitStatus(const fs::path& ws) {
   Timed({"git", "-c", "user.name=b", "-c", "user.email=b@example.org", "commit",
          "-qm", "x"},
         ws / "data");
-  std::vector<double> git_runs;
-  for (int r = 0; r < 5; ++r)
-    git_runs.push_back(Timed({"git", "status", "--porcelain"}, ws / "data"));
-  std::sort(git_runs.begin(), git_runs.end());
-  fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)",
-             git_runs[2]);
-  return git_runs[2];
+  auto median_of_5 = [&] {
+    std::vector<double> runs;
+    for (int r = 0; r < 5; ++r)
+      runs.push_back(Timed({"git", "status", "--porcelain"}, ws / "data"));
+    std::sort(runs.begin(), runs.end());
+    return runs[2];
+  };
+  const double plain = median_of_5();
+  fmt::print("{:<64} {:>9.3f}\n", "  peer: git status (median of 5)", plain);
+  Timed({"git", "config", "core.untrackedCache", "true"}, ws / "data");
+  Timed({"git", "status", "--porcelain"}, ws / "data");  // fills the cache
+  const double cached = median_of_5();
+  fmt::print("{:<64} {:>9.3f}\n",
+             "  peer: git status, core.untrackedCache true (median of 5)",
+             cached);
+  return std::min(plain, cached);
 }
 
 // Times cmf add and cmf status over FILES small files under ROOT/many, and
@@ -365,7 +377,7 @@ void TimeStatus(const fs::path& root, const std::string& cmf, int files) {
   if (Have("git")) {
     const double git = TimeGitStatus(ws);
     if (git > 0 && runs[2] > 0) {
-      fmt::print("  cmf status / git status: {:.2f}   (<= 1: {})\n",
+      fmt::print("  cmf status / git status at its best: {:.2f}   (<= 1: {})\n",
                  runs[2] / git, runs[2] <= git ? "met" : "NOT met");
     }
   }
