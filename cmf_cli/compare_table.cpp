@@ -252,7 +252,7 @@ void CompareTable::Columns(bool only_changed) {
 class CompareTable::Cells {
  public:
   Cells(const CompareTable& t, bool short_ids, bool escape)
-      : t_(t), escape_(escape) {
+      : t_(t), short_ids_(short_ids), escape_(escape) {
     header_ = {"id", "pipeline", "stage", "status", "started"};
     numeric_.assign(header_.size(), false);
     for (Column p : t.params_) {
@@ -268,24 +268,6 @@ class CompareTable::Cells {
       header_.push_back(std::move(name));
       numeric_.push_back(true);
     }
-    if (short_ids) {
-      // The fewest characters (at least 8) that tell the rows apart: one
-      // more than the longest prefix two neighbours share, once sorted.
-      std::vector<std::string_view> ids;
-      ids.reserve(t.rows_.size());
-      for (const Row& row : t.rows_) ids.push_back(row.id);
-      std::sort(ids.begin(), ids.end());
-      id_length_ = 8;
-      for (std::size_t i = 1; i < ids.size(); ++i) {
-        std::size_t common = 0;
-        while (common < ids[i].size() && common < ids[i - 1].size() &&
-               ids[i][common] == ids[i - 1][common]) {
-          ++common;
-        }
-        id_length_ = std::max(id_length_, common + 1);
-      }
-      id_length_ = std::min<std::size_t>(id_length_, 36);
-    }
   }
 
   const std::vector<std::string>& header() const { return header_; }
@@ -295,7 +277,10 @@ class CompareTable::Cells {
   template <typename F>
   void ForEachCell(const Row& r, F&& emit) {
     std::size_t col = 0;
-    emit(col++, std::string_view(r.id).substr(0, id_length_));
+    // The short form of an id (ShortId: its last 12 digits) where asked.
+    std::string_view id = r.id;
+    if (short_ids_ && id.size() == 36) id.remove_prefix(36 - kShortIdLength);
+    emit(col++, id);
     emit(col++, Text(t_.texts_.names[r.pipeline]));
     emit(col++, Text(t_.texts_.names[r.stage]));
     emit(col++, ToString(r.status));
@@ -332,10 +317,10 @@ class CompareTable::Cells {
   }
 
   const CompareTable& t_;
+  bool short_ids_;
   bool escape_;
   std::vector<std::string> header_;
   std::vector<bool> numeric_;
-  std::size_t id_length_ = 36;
   std::string scratch_, number_, shown_;
 };
 

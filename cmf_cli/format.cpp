@@ -74,9 +74,9 @@ std::string ExecutionSummary(const ExecutionRecord& r) {
 }
 
 std::string ExecutionOneLine(const ExecutionRecord& r) {
-  return fmt::format("{} {:<11} {}/{}  {}  {}", r.id, ToString(r.status),
-                     r.pipeline, r.stage, FormatHumanUtc(r.started_ms),
-                     ShellJoin(r.command));
+  return fmt::format("{} {:<11} {}/{}  {}  {}", ShortId(r.id),
+                     ToString(r.status), r.pipeline, r.stage,
+                     FormatHumanUtc(r.started_ms), ShellJoin(r.command));
 }
 
 std::string HumanSize(std::uint64_t bytes) {

@@ -28,12 +28,12 @@ say cmf run dkl-al --data sample.h5 --steps "$steps" --acquisition ei --scalariz
 "$cmf" run dkl-al --data sample.h5 --steps "$steps" --acquisition ei \
   --scalarizer band-peak:0.85:0.95 --out result
 
-run=$("$cmf" log -n 1 --oneline | cut -d' ' -f1)
-say cmf show "${run:0:13}"
-"$cmf" show "${run:0:13}"
+run=$("$cmf" log -n 1 --oneline | cut -d' ' -f1)  # the short id: the last 12 digits
+say cmf show "$run"
+"$cmf" show "$run"
 
-say cmf metrics "${run:0:13}" --series rmse --csv '|' tail -n 5
-"$cmf" metrics "${run:0:13}" --series rmse --csv | tail -n 5
+say cmf metrics "$run" --series rmse --csv '|' tail -n 5
+"$cmf" metrics "$run" --series rmse --csv | tail -n 5
 
 say cmf lineage result/measured.h5
 "$cmf" lineage result/measured.h5
@@ -46,5 +46,5 @@ The experiment ran in $ws. Look at:
   result/measured.h5   the measured locations with their spectra: the slice that travels to the
                        datacenter with 'cmf push'
   result/model.pt      the DKL model (PyTorch can load it: doc/dkl-checkpoint.md)
-  cmf metrics ${run:0:13}    x, y, acquisition, max_uncertainty, train_loss, step_seconds, rmse
+  cmf metrics $run     x, y, acquisition, max_uncertainty, train_loss, step_seconds, rmse
 MSG

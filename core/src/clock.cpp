@@ -91,6 +91,11 @@ Result<std::string> NewUuidV7(std::int64_t unix_ms) {
   return out;
 }
 
+std::string ShortId(std::string_view id) {
+  if (id.size() != 36 || id[23] != '-') return std::string(id);
+  return std::string(id.substr(36 - kShortIdLength));
+}
+
 Result<std::string> RandomHex(int bytes) {
   std::string raw(static_cast<std::size_t>(bytes), '\0');
   CMF_RETURN_IF_ERROR(

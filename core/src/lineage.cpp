@@ -12,9 +12,11 @@
 namespace cmf {
 namespace {
 
-// An id as people read it: 12 hex digits (13 characters with a uuid's dash).
+// An id as people read it and type it back: an execution's short form
+// (ShortId, its last 12 digits, which are random), an artifact hash's first
+// 12 digits.
 std::string Short(const std::string& id) {
-  return id.substr(0, id.size() > 8 && id[8] == '-' ? 13 : 12);
+  return id.size() == 36 && id[8] == '-' ? ShortId(id) : id.substr(0, 12);
 }
 
 std::string Label(const LineageNode& n) {

@@ -307,6 +307,15 @@ CREATE INDEX metric_summary_pending ON metric_summary(execution_id, series_id)
 DROP INDEX IF EXISTS metric_pending;
 )sql";
 
+// Version 9: execution ids by their short form (clock.h's ShortId, the last
+// 12 hex digits, which are random), so that `cmf show 5f227e03` finds its
+// run among a million by one seek, where the time-ordered prefix of a UUIDv7
+// is shared by every run of the same minute. An index on an expression: the
+// lookup in Store::ResolveExecution names the same expression.
+constexpr char kMigrateV9[] = R"sql(
+CREATE INDEX IF NOT EXISTS execution_by_short_id ON execution(substr(uuid, 25));
+)sql";
+
 namespace {
 
 // With CMF_TRACE_SQL set in the environment, each statement a store runs is
@@ -407,6 +416,7 @@ Status CreateSchema(Impl& impl) {
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
     CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV8));
+    CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV9));
     CMF_ASSIGN_OR_RETURN(
         sql::Stmt s,
         impl.Prepare("INSERT INTO meta(key, value) VALUES('format', ?1)"));
@@ -441,6 +451,7 @@ Status Upgrade(Impl& impl, int user_version) {
     if (user_version < 6) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV6));
     if (user_version < 7) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV7));
     if (user_version < 8) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV8));
+    if (user_version < 9) CMF_RETURN_IF_ERROR(impl.Exec(kMigrateV9));
     return impl.Exec(
         fmt::format("PRAGMA user_version={}", kStoreSchemaVersion).c_str());
   });

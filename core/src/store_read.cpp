@@ -8,6 +8,7 @@
 #include <functional>
 #include <iterator>
 
+#include "cmf/clock.h"
 #include "cmf/store.h"
 #include "sqlite_util.h"
 #include "store_impl.h"
@@ -120,8 +121,12 @@ Result<std::vector<ExecutionRecord>> Store::ListExecutions(
 
 Result<std::string> Store::ResolveExecution(const std::string& prefix) {
   std::string hex;
+  bool dashed_input = false;
   for (char c : prefix) {
-    if (c == '-') continue;
+    if (c == '-') {
+      dashed_input = true;
+      continue;
+    }
     if (!std::isxdigit(static_cast<unsigned char>(c))) {
       return Status::InvalidArgument("'" + prefix + "' is not an execution id");
     }
@@ -135,18 +140,34 @@ Result<std::string> Store::ResolveExecution(const std::string& prefix) {
     if (i == 8 || i == 12 || i == 16 || i == 20) dashed += '-';
     dashed += hex[i];
   }
-  CMF_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      impl_->Prepare(
-          "SELECT uuid FROM execution WHERE uuid >= ?1 AND uuid < ?2 "
-          "ORDER BY uuid LIMIT 4"));
-  s.Bind(1, dashed).Bind(
-      2, dashed + "g");  // 'g' sorts after every hex digit and '-'
+  // Ids that start with it, then (for a short form) ids whose last 12 digits
+  // do: each a range of an index ('g' sorts after every hex digit and '-').
+  // The second names the expression of the index execution_by_short_id.
   std::vector<std::string> matches;
-  Status st;
-  while (s.Step(&st)) matches.push_back(s.Text(0));
-  s.Reset();
-  CMF_RETURN_IF_ERROR(st);
+  auto find = [&](const char* text, const std::string& from) -> Status {
+    CMF_ASSIGN_OR_RETURN(sql::Stmt s, impl_->Prepare(text));
+    s.Bind(1, from).Bind(2, from + "g");
+    Status st;
+    while (s.Step(&st)) {
+      std::string id = s.Text(0);
+      if (std::find(matches.begin(), matches.end(), id) == matches.end()) {
+        matches.push_back(std::move(id));
+      }
+    }
+    s.Reset();
+    return st;
+  };
+  CMF_RETURN_IF_ERROR(
+      find("SELECT uuid FROM execution WHERE uuid >= ?1 AND uuid < ?2 "
+           "ORDER BY uuid LIMIT 4",
+           dashed));
+  if (!dashed_input && hex.size() >= kShortIdMinimum &&
+      hex.size() <= kShortIdLength && matches.size() < 4) {
+    CMF_RETURN_IF_ERROR(
+        find("SELECT uuid FROM execution WHERE substr(uuid, 25) >= ?1 AND "
+             "substr(uuid, 25) < ?2 ORDER BY substr(uuid, 25) LIMIT 4",
+             hex));
+  }
   if (matches.empty()) return Status::NotFound("no execution '" + prefix + "'");
   if (matches.size() > 1) {
     std::string names;

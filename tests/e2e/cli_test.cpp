@@ -304,6 +304,50 @@ TEST_CASE(
   CHECK(IsError(unknown, "no execution 'ffffffff'"));
 }
 
+TEST_CASE(
+    "cli: log --oneline leads with the short id (the id's last 12 digits), "
+    "which show, metrics, lineage and compare take back, as its first 8 "
+    "digits too") {
+  Workspace ws;
+  REQUIRE(ws({"exec", "--stage", "a", "-q", "--", "true"}).exit_code == 0);
+  REQUIRE(ws({"exec", "--stage", "b", "-q", "--", "true"}).exit_code == 0);
+  json log = ws.Log();
+  REQUIRE(log.size() == 2);
+  Outcome oneline = ws({"log", "--oneline"});
+  cmf::test::Ok(oneline);
+  std::vector<std::string> shown;
+  std::istringstream lines(oneline.out);
+  for (std::string line; std::getline(lines, line);) {
+    shown.push_back(line.substr(0, line.find(' ')));
+  }
+  REQUIRE(shown.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string id = log[i]["id"];
+    INFO(id);
+    CHECK(shown[i] == id.substr(24));  // newest first, as --json
+    CHECK(shown[i].size() == 12);
+    // Runs a moment apart share their first 8 digits (the time: they change
+    // every 65 s) ...
+    if (log[0]["id"].get<std::string>().substr(0, 8) ==
+        log[1]["id"].get<std::string>().substr(0, 8)) {
+      CHECK(ws({"show", id.substr(0, 8)}).exit_code == 1);
+    }
+    // ... not their short ids, whole or in part.
+    for (const std::string& typed : {shown[i], shown[i].substr(0, 8)}) {
+      json one = json::parse(ws({"show", typed, "--json"}).out);
+      CHECK(one["id"] == id);
+      cmf::test::Ok(ws({"metrics", typed}));
+      CHECK(ws.Json({"lineage", typed, "--json"})["root"] == id);
+    }
+  }
+  // The text of compare and lineage shows the same short form.
+  Outcome table = ws({"compare", "--stage", "a"});
+  cmf::test::Ok(table);
+  CHECK(table.out.find(shown[1] + " ") != std::string::npos);
+  CHECK(table.out.find(log[1]["id"].get<std::string>()) == std::string::npos);
+  CHECK(ws({"lineage", shown[0]}).out.find(shown[0]) != std::string::npos);
+}
+
 TEST_CASE("cli: log filters by stage and limits with -n") {
   Workspace ws;
   for (const char* stage : {"a", "b", "a"}) {

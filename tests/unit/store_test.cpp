@@ -258,6 +258,71 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "store: an execution's short form (its last 12 digits) and leading parts "
+    "of it resolve, where the time-ordered prefix of two runs of one minute "
+    "is ambiguous") {
+  TempDir dir;
+  auto store = NewStore(dir / "m.db");
+  ExecutionRecord a = Record("s", 1000), b = Record("s", 1000),
+                  c = Record("s", 1000), d = Record("s", 1000);
+  a.id = "01a21c9f-88c9-7f7f-b3ab-7fa20183429a";
+  b.id = "01a21c9f-88e0-76ac-b9cb-6c21ce121031";
+  c.id = "01a21c9f-88e1-7000-8000-7fa2ffffffff";  // a's short form's 4 digits
+  d.id = "01b00000-0000-7000-8000-01a21c9f88e0";  // ends as b starts
+  for (const ExecutionRecord* r : {&a, &b, &c, &d}) {
+    REQUIRE(store->BeginExecution(*r).ok());
+  }
+  CHECK(ShortId(a.id) == "7fa20183429a");
+  CHECK(ShortId("not-an-id") == "not-an-id");
+  CHECK(store->ResolveExecution(ShortId(a.id)).value() == a.id);
+  CHECK(store->ResolveExecution("7FA20183").value() == a.id);  // any case
+  CHECK(store->ResolveExecution("6c21").value() == b.id);
+  CHECK(store->ResolveExecution("7fa2f").value() == c.id);
+  Result<std::string> both = store->ResolveExecution("7fa2");
+  CHECK(both.status().code() == Code::kInvalidArgument);
+  CHECK(both.status().message().find(a.id) != std::string::npos);
+  CHECK(both.status().message().find(c.id) != std::string::npos);
+  // Three digits are too few for a short form; a dash means the long form.
+  CHECK(store->ResolveExecution("6c2").status().code() == Code::kNotFound);
+  CHECK(store->ResolveExecution("6c21-ce12").status().code() ==
+        Code::kNotFound);
+  // One run's id starts with what ends another's: ambiguous, both named.
+  Result<std::string> mixed = store->ResolveExecution("01a21c9f88e0");
+  CHECK(mixed.status().code() == Code::kInvalidArgument);
+  CHECK(mixed.status().message().find(b.id) != std::string::npos);
+  CHECK(mixed.status().message().find(d.id) != std::string::npos);
+  CHECK(store->ResolveExecution("01a21c9f-88e0").value() == b.id);
+}
+
+TEST_CASE("store: a version 8 store gets the index of short ids on upgrade") {
+  TempDir dir;
+  ExecutionRecord a = Record("s", 1000);
+  a.id = "01a21c9f-88c9-7f7f-b3ab-7fa20183429a";
+  {
+    auto store = NewStore(dir / "m.db");
+    REQUIRE(store->BeginExecution(a).ok());
+  }
+  RunSql(dir / "m.db",
+         "DROP INDEX execution_by_short_id; PRAGMA user_version=8;");
+  StoreOptions options;
+  options.site = "site-a";
+  Result<std::unique_ptr<Store>> store = Store::Open(dir / "m.db", options);
+  REQUIRE_MESSAGE(store.ok(), store.status().message());
+  CHECK(UserVersion(dir / "m.db") == kStoreSchemaVersion);
+  CHECK((*store)->ResolveExecution("7fa201").value() == a.id);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir / "m.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                     "AND name = 'execution_by_short_id'",
+                     -1, &s, nullptr);
+  CHECK((sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_CASE(
     "store: step metrics come back by series, steps ascending; NaN survives") {
   TempDir dir;
   auto store = NewStore(dir / "m.db");

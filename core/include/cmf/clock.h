@@ -1,5 +1,5 @@
-// Time and identity for records: a Clock seam, UUIDv7 execution ids and
-// timestamps as text.
+// Time and identity for records: a Clock seam, UUIDv7 execution ids (and
+// their short form) and timestamps as text.
 //
 // Clock is an interface so that tests can fix time; SystemClock is the real one
 // and is thread-safe. NewUuidV7 draws its random bits from the kernel
@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "cmf/status.h"
 
@@ -34,6 +35,16 @@ class SystemClock : public Clock {
 // made later sort after earlier ones. IOError when the kernel gives no random
 // bytes.
 Result<std::string> NewUuidV7(std::int64_t unix_ms);
+
+// The short form of execution id ID that people read and type: its last 12
+// hex digits, which are random (48 bits: among a million executions, the
+// chance that any two share them is about 0.2 %), where a prefix of a UUIDv7
+// is its time, shared by every run of the same minute. An ID that is not a
+// 36-character UUID comes back whole. Store::ResolveExecution accepts it, or
+// any leading part of it of at least kShortIdMinimum digits.
+inline constexpr std::size_t kShortIdLength = 12;
+inline constexpr std::size_t kShortIdMinimum = 4;
+std::string ShortId(std::string_view id);
 
 // Random bytes as lowercase hex (2 * BYTES characters), from the kernel.
 // IOError when it gives none.

@@ -38,7 +38,7 @@ struct LineageOptions;
 struct LineageGraph;
 
 // The schema version this binary writes (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 8;
+inline constexpr int kStoreSchemaVersion = 9;
 
 struct StoreOptions {
   bool create = false;           // create the schema in a new, empty file
@@ -185,9 +185,12 @@ class Store {
       const std::function<Status(std::vector<ExecutionRecord>&)>& sink,
       int page_size = 512);
 
-  // The full id of the one execution whose id starts with PREFIX (dashes
-  // optional, any case). NotFound when none does; InvalidArgument when several
-  // do (the message names some) or PREFIX is not hex.
+  // The full id of the one execution that PREFIX names: the id starts with
+  // PREFIX (dashes optional, any case), or PREFIX, without dashes and of
+  // kShortIdMinimum to kShortIdLength hex digits, starts its short form
+  // (clock.h's ShortId: the last 12 digits). NotFound when none does;
+  // InvalidArgument when several do (the message names some) or PREFIX is
+  // not hex.
   Result<std::string> ResolveExecution(const std::string& prefix);
 
   // One execution by its full id. NotFound when it does not exist.
