@@ -22,8 +22,9 @@ class LineageVerb : public Verb {
     app.add_flag("--down", down_, "Descendants: what was made from it");
     app.add_option("--depth", depth_, "At most this many edges from the target")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--format", format_, "text (default), json or dot")
-        ->check(CLI::IsMember({"text", "json", "dot"}));
+    app.add_option("--format", format_,
+                   "text (default), json, dot, or svg (laid out by Graphviz)")
+        ->check(CLI::IsMember({"text", "json", "dot", "svg"}));
     app.add_flag("--json", json_, "The same as --format json");
   }
 
@@ -49,6 +50,10 @@ class LineageVerb : public Verb {
         return Fail(Status::IOError("cannot write the lineage to stdout"));
     } else if (format_ == "dot") {
       fmt::print("{}", LineageDot(*graph));
+    } else if (format_ == "svg") {
+      Result<std::string> svg = LineageSvg(*graph);
+      if (!svg.ok()) return Fail(svg.status());
+      fmt::print("{}", *svg);
     } else {
       fmt::print("{}", LineageText(*graph, options));
     }

@@ -8,6 +8,7 @@
 #include "cmf/byte_strings.h"
 #include "cmf/clock.h"
 #include "cmf/store.h"
+#include "graphviz_module.h"
 
 namespace cmf {
 namespace {
@@ -117,11 +118,15 @@ std::string LineageDot(const LineageGraph& g) {
       "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
   for (const LineageNode& n : g.nodes) {
     bool exec = n.type == LineageNode::Type::kExecution;
+    // Names and paths come from other sites and from file names: shown as
+    // valid UTF-8 (bytes that are not are written \xNN), as everywhere.
     std::string label =
-        exec ? fmt::format("{}/{}\n{}\n{}", n.pipeline, n.stage, Short(n.id),
+        exec ? fmt::format("{}/{}\n{}\n{}", EscapeForDisplay(n.pipeline),
+                           EscapeForDisplay(n.stage), Short(n.id),
                            ToString(n.status))
              : fmt::format("{}\n{} {}",
-                           n.paths.empty() ? Short(n.id) : n.paths.front(),
+                           n.paths.empty() ? Short(n.id)
+                                           : EscapeForDisplay(n.paths.front()),
                            ToString(n.kind), Short(n.id));
     out += fmt::format("  {} [shape={}, label={}{}];\n", DotQuote(n.id),
                        exec ? "box" : "ellipse", DotQuote(label),
@@ -135,6 +140,21 @@ std::string LineageDot(const LineageGraph& g) {
                            : "");
   }
   return out + "}\n";
+}
+
+Result<std::string> LineageSvg(const LineageGraph& g) {
+  if (g.nodes.size() > kLineageSvgMaxNodes) {
+    return Status::InvalidArgument(fmt::format(
+        "the lineage has {} nodes; an SVG is drawn for at most {}: narrow it "
+        "with --depth",
+        g.nodes.size(), kLineageSvgMaxNodes));
+  }
+  CMF_ASSIGN_OR_RETURN(
+      const GraphvizModule* graphviz,
+      data::LoadModuleOnce<GraphvizModule>(
+          {"Graphviz", "CMF_GRAPHVIZ_MODULE", "core", "cmf-graphviz.so",
+           "cmf_graphviz_module", kGraphvizModuleAbi}));
+  return graphviz->render(LineageDot(g), "svg");
 }
 
 std::string LineageText(const LineageGraph& g, const LineageOptions& options) {

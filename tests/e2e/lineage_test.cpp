@@ -105,7 +105,7 @@ TEST_CASE("lineage: down, both ways, and every kind of target") {
   CHECK(Types(from_exec, "execution").count("acquire") == 1);
 
   CHECK(IsError(w({"lineage", "nothing-here.txt"}), "no recorded path"));
-  CHECK(w({"lineage", "model.pt", "--format", "svg"}).exit_code == 2);
+  CHECK(w({"lineage", "model.pt", "--format", "png"}).exit_code == 2);
 
   // Output that cannot be written is an error, not a silent success.
   Outcome full = cmf::test::RunProcess(
@@ -147,4 +147,59 @@ TEST_CASE("query: executions by stage, date and value; artifacts by kind") {
   REQUIRE(models.size() == 1);
   CHECK(models[0]["paths"][0] == "model.pt");
   CHECK(models[0]["size"] == 8);
+}
+
+TEST_CASE(
+    "lineage: --format svg draws every node and edge with Graphviz; names "
+    "from outside stay text") {
+  Pipeline w;
+  // A file name that is markup, and one that is not UTF-8, as the input and
+  // output of one more run.
+  const std::string markup = "<script>alert(1)</script>&.csv";
+  const std::string latin1 = "caf\xe9.csv";
+  WriteFile(w / markup, "x\n");
+  w.Run({"exec", "-q", "--stage", "<b>bold&", "--in", markup, "--in",
+         "model.pt", "--out", latin1, "--", "sh", "-c", "echo y > \"$1\"", "sh",
+         latin1});
+  json g = w.Json({"lineage", latin1, "--json"});
+  Outcome svg = w({"lineage", latin1, "--format", "svg"});
+  INFO(svg.err);
+  REQUIRE(svg.exit_code == 0);
+  CHECK(svg.out.rfind("<?xml", 0) == 0);
+  CHECK(svg.out.find("</svg>") != std::string::npos);
+  // A <g class="node"> for each node, titled with its full id or hash; a
+  // <g class="edge"> for each edge.
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = svg.out.find(what); at != std::string::npos;
+         at = svg.out.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  CHECK(count("class=\"node\"") == g["nodes"].size());
+  CHECK(count("class=\"edge\"") == g["edges"].size());
+  for (const auto& n : g["nodes"]) {
+    std::string id = n["id"];
+    std::string shown;  // Graphviz writes '-' as &#45;
+    for (char c : id)
+      shown += c == '-' ? std::string("&#45;") : std::string(1, c);
+    CHECK(svg.out.find("<title>" + shown + "</title>") != std::string::npos);
+  }
+  // Markup from a file name or a stage name is escaped text, never markup;
+  // a byte that is not UTF-8 is shown as \xe9.
+  CHECK(svg.out.find("<script") == std::string::npos);
+  CHECK(svg.out.find("<b>") == std::string::npos);
+  CHECK(svg.out.find("&lt;b&gt;bold&amp;") != std::string::npos);
+  CHECK(svg.out.find("&lt;script&gt;alert(1)&lt;/script&gt;&amp;.csv") !=
+        std::string::npos);
+  CHECK(svg.out.find("\\xe9") != std::string::npos);
+  CHECK(svg.out.find('\xe9') == std::string::npos);
+
+  // Without the Graphviz module: a clear error, nothing on stdout.
+  w.env["CMF_GRAPHVIZ_MODULE"] = (w / "no-such-module.so").string();
+  Outcome missing = w({"lineage", "model.pt", "--format", "svg"});
+  CHECK(missing.exit_code == 1);
+  CHECK(IsError(missing, "Graphviz support is not installed"));
+  CHECK(missing.out.empty());
 }

@@ -593,6 +593,22 @@ TEST_CASE("store: a lineage walk ends on a cycle, with or without a depth") {
   }
 }
 
+TEST_CASE(
+    "lineage: an SVG is refused for a graph past kLineageSvgMaxNodes, before "
+    "any layout") {
+  LineageGraph g;
+  for (std::size_t i = 0; i <= kLineageSvgMaxNodes; ++i) {
+    LineageNode n;
+    n.id = std::to_string(i);
+    g.nodes.push_back(n);
+  }
+  g.root = "0";
+  Result<std::string> svg = LineageSvg(g);
+  CHECK(svg.status().code() == Code::kInvalidArgument);
+  CHECK(svg.status().message().find("2001 nodes") != std::string::npos);
+  CHECK(svg.status().message().find("--depth") != std::string::npos);
+}
+
 namespace {
 
 // The metrics lines of the segment that commits what STORE has pending.

@@ -83,4 +83,13 @@ std::string LineageDot(const LineageGraph& graph);
 std::string LineageText(const LineageGraph& graph,
                         const LineageOptions& options);
 
+// The graph laid out by Graphviz's `dot` as SVG (from LineageDot: the same
+// nodes, labels and edges), each node a <g class="node"> whose <title> is its
+// full id or hash. Graphviz is the module cmf-graphviz.so, loaded here on first
+// use: IOError when it is not installed. A graph of more than
+// kLineageSvgMaxNodes nodes is InvalidArgument (narrow it with a depth): the
+// layout's time grows faster than the graph.
+inline constexpr std::size_t kLineageSvgMaxNodes = 2000;
+Result<std::string> LineageSvg(const LineageGraph& graph);
+
 }  // namespace cmf
