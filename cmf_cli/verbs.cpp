@@ -37,6 +37,7 @@ std::unique_ptr<Verb> MakeImportVerb();
 std::unique_ptr<Verb> MakeExportVerb();
 std::unique_ptr<Verb> MakeRunVerb();
 std::unique_ptr<Verb> MakePluginsVerb();
+std::unique_ptr<Verb> MakeUiVerb();
 
 namespace {
 
@@ -67,6 +68,9 @@ constexpr std::array kVerbs = {
              "What differs between two executions: params, metrics, "
              "environment",
              Needs::kRepoToRead, MakeDiffVerb},
+    VerbInfo{"ui",
+             "Serve pages of the executions and their lineage to a browser",
+             Needs::kRepoToRead, MakeUiVerb},
     VerbInfo{"tag", "Tag an execution or artifact (NAME=VALUE), or list tags",
              Needs::kRepo, MakeTagVerb},
     VerbInfo{"import", "Import a cmflib (MLMD) store or a cmf export",

@@ -113,7 +113,7 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
   return store.WalkLineage(target, options);
 }
 
-std::string LineageDot(const LineageGraph& g) {
+std::string LineageDot(const LineageGraph& g, const LineageLink& link) {
   std::string out =
       "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
   for (const LineageNode& n : g.nodes) {
@@ -128,9 +128,11 @@ std::string LineageDot(const LineageGraph& g) {
                            n.paths.empty() ? Short(n.id)
                                            : EscapeForDisplay(n.paths.front()),
                            ToString(n.kind), Short(n.id));
-    out += fmt::format("  {} [shape={}, label={}{}];\n", DotQuote(n.id),
-                       exec ? "box" : "ellipse", DotQuote(label),
-                       n.id == g.root ? ", penwidth=2" : "");
+    out += fmt::format(
+        "  {} [shape={}, label={}{}{}];\n", DotQuote(n.id),
+        exec ? "box" : "ellipse", DotQuote(label),
+        n.id == g.root ? ", penwidth=2" : "",
+        link ? ", URL=" + DotQuote(link(n)) + ", target=\"_top\"" : "");
   }
   for (const LineageEdge& e : g.edges) {
     out += fmt::format("  {} -> {}{};\n", DotQuote(g.nodes[e.from].id),
@@ -142,7 +144,7 @@ std::string LineageDot(const LineageGraph& g) {
   return out + "}\n";
 }
 
-Result<std::string> LineageSvg(const LineageGraph& g) {
+Result<std::string> LineageSvg(const LineageGraph& g, const LineageLink& link) {
   if (g.nodes.size() > kLineageSvgMaxNodes) {
     return Status::InvalidArgument(fmt::format(
         "the lineage has {} nodes; an SVG is drawn for at most {}: narrow it "
@@ -154,7 +156,7 @@ Result<std::string> LineageSvg(const LineageGraph& g) {
       data::LoadModuleOnce<GraphvizModule>(
           {"Graphviz", "CMF_GRAPHVIZ_MODULE", "core", "cmf-graphviz.so",
            "cmf_graphviz_module", kGraphvizModuleAbi}));
-  return graphviz->render(LineageDot(g), "svg");
+  return graphviz->render(LineageDot(g, link), "svg");
 }
 
 std::string LineageText(const LineageGraph& g, const LineageOptions& options) {

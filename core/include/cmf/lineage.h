@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,7 +80,11 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
                              const LineageOptions& options);
 
 // The graph as Graphviz DOT, and as an indented text tree.
-std::string LineageDot(const LineageGraph& graph);
+// LINK, when given, makes each node a link to the address it returns (an
+// attribute URL; Graphviz's SVG wraps the node in <a xlink:href>).
+using LineageLink = std::function<std::string(const LineageNode&)>;
+std::string LineageDot(const LineageGraph& graph,
+                       const LineageLink& link = nullptr);
 std::string LineageText(const LineageGraph& graph,
                         const LineageOptions& options);
 
@@ -90,6 +95,7 @@ std::string LineageText(const LineageGraph& graph,
 // kLineageSvgMaxNodes nodes is InvalidArgument (narrow it with a depth): the
 // layout's time grows faster than the graph.
 inline constexpr std::size_t kLineageSvgMaxNodes = 2000;
-Result<std::string> LineageSvg(const LineageGraph& graph);
+Result<std::string> LineageSvg(const LineageGraph& graph,
+                               const LineageLink& link = nullptr);
 
 }  // namespace cmf
