@@ -46,5 +46,5 @@ The experiment ran in $ws. Look at:
   result/measured.h5   the measured locations with their spectra: the slice that travels to the
                        datacenter with 'cmf push'
   result/model.pt      the DKL model (PyTorch can load it: doc/dkl-checkpoint.md)
-  cmf metrics $run     x, y, acquisition, max_uncertainty, train_loss, step_seconds, rmse
+  cmf metrics $run     x, y, acquisition, uncertainty, max_uncertainty, train_loss, step_seconds, rmse
 MSG

@@ -50,9 +50,19 @@ class UiVerb : public Verb {
                    "The address to listen on (127.0.0.1; another address "
                    "requires the token cmf prints)");
     app.add_flag("--open", open_, "Open the first page in a browser");
+    app.add_option("--export", export_,
+                   "Write the pages as static files into this folder instead "
+                   "of serving them");
+    app.add_option("executions", executions_,
+                   "With --export: the executions to write (default: all)");
   }
 
   int Run(Context& ctx) override {
+    if (!export_.empty()) return Export(*ctx.repo);
+    if (!executions_.empty()) {
+      return Fail(Status::InvalidArgument(
+          "executions are named only with --export; cmf ui serves them all"));
+    }
     // Off this machine, every request must carry the token (in the address
     // cmf prints, then in a cookie).
     std::string token;
@@ -133,6 +143,26 @@ class UiVerb : public Verb {
   }
 
  private:
+  int Export(Repo& repo) {
+    Result<UiExportSummary> done = UiExport(repo, export_, executions_);
+    if (!done.ok()) return Fail(done.status());
+    fmt::print(
+        "cmf ui: wrote {} pages ({:.1f} KiB) of {} executions to {}; open "
+        "{}\n",
+        done->pages, static_cast<double>(done->bytes) / 1024.0,
+        done->executions, export_,
+        (std::filesystem::path(export_) / "index.html").string());
+    if (done->not_drawn > 0) {
+      fmt::print(stderr,
+                 "cmf: warning: {} lineage graphs were too large to draw; "
+                 "their pages say so\n",
+                 done->not_drawn);
+    }
+    return kExitOk;
+  }
+
+  std::string export_;
+  std::vector<std::string> executions_;
   int port_ = 8780;
   std::string host_ = "127.0.0.1";
   bool open_ = false;

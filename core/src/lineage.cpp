@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <functional>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "cmf/byte_strings.h"
@@ -113,6 +115,98 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
   return store.WalkLineage(target, options);
 }
 
+LineageGraph CollapseRuns(const LineageGraph& g, std::size_t min_run,
+                          const std::set<std::string>& expanded) {
+  const std::size_t n = g.nodes.size();
+  std::vector<std::vector<const LineageEdge*>> in(n), out(n);
+  for (const LineageEdge& e : g.edges) {
+    out[e.from].push_back(&e);
+    in[e.to].push_back(&e);
+  }
+  auto is_exec = [&](std::size_t i) {
+    return g.nodes[i].type == LineageNode::Type::kExecution;
+  };
+  // next[x] = y when x made an artifact that only x made and only y used,
+  // y of the same pipeline and stage, and that is the one such y of x (and
+  // x the one such of y); between[x] is that artifact.
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> next(n, kNone), prev(n, kNone), between(n, kNone);
+  std::vector<int> nexts(n, 0), prevs(n, 0);
+  for (std::size_t a = 0; a < n; ++a) {
+    if (is_exec(a) || in[a].size() != 1 || out[a].size() != 1) continue;
+    const LineageEdge& made = *in[a][0];
+    const LineageEdge& used = *out[a][0];
+    if (made.type != LineageEdge::Type::kOutput ||
+        used.type != LineageEdge::Type::kInput) {
+      continue;
+    }
+    const std::size_t x = made.from, y = used.to;
+    if (x == y || g.nodes[x].pipeline != g.nodes[y].pipeline ||
+        g.nodes[x].stage != g.nodes[y].stage) {
+      continue;
+    }
+    ++nexts[x];
+    ++prevs[y];
+    next[x] = y;
+    prev[y] = x;
+    between[x] = a;
+  }
+  // Runs: from each execution with no unique predecessor, along unique links.
+  std::vector<std::size_t> group(n, kNone);  // node -> its run's first node
+  std::vector<std::vector<std::size_t>> runs;
+  for (std::size_t x = 0; x < n; ++x) {
+    if (!is_exec(x) || (prevs[x] == 1 && nexts[prev[x]] == 1)) continue;
+    std::vector<std::size_t> run = {x};
+    std::vector<std::size_t> inside;
+    std::size_t at = x;
+    while (nexts[at] == 1 && prevs[next[at]] == 1 && run.size() < n) {
+      inside.push_back(between[at]);
+      at = next[at];
+      run.push_back(at);
+    }
+    if (run.size() < min_run || expanded.count(g.nodes[x].id)) continue;
+    for (std::size_t i : run) group[i] = runs.size();
+    for (std::size_t i : inside) group[i] = runs.size();
+    runs.push_back(std::move(run));
+  }
+  if (runs.empty()) return g;
+  // The new nodes: each node not in a run, and each run's first execution
+  // standing for it.
+  LineageGraph c;
+  c.root = g.root;
+  std::vector<std::size_t> to_new(n, kNone);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (group[i] != kNone && runs[group[i]].front() != i) continue;
+    to_new[i] = c.nodes.size();
+    LineageNode node = g.nodes[i];
+    if (group[i] != kNone) {
+      const std::vector<std::size_t>& run = runs[group[i]];
+      node.status = g.nodes[run.back()].status;
+      for (std::size_t k : run) node.collapsed.push_back(g.nodes[k].id);
+      // The root inside a run is the run's node.
+      for (std::size_t k : run) {
+        if (g.nodes[k].id == g.root) c.root = node.id;
+      }
+    }
+    c.nodes.push_back(std::move(node));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (to_new[i] == kNone) to_new[i] = to_new[runs[group[i]].front()];
+  }
+  std::set<std::tuple<std::size_t, std::size_t, int>> seen;
+  for (const LineageEdge& e : g.edges) {
+    // Edges within a run (to and from the artifacts between) are left out.
+    if (group[e.from] != kNone && group[e.from] == group[e.to]) continue;
+    LineageEdge ne = e;
+    ne.from = to_new[e.from];
+    ne.to = to_new[e.to];
+    if (seen.insert({ne.from, ne.to, static_cast<int>(ne.type)}).second) {
+      c.edges.push_back(ne);
+    }
+  }
+  return c;
+}
+
 std::string LineageDot(const LineageGraph& g, const LineageLink& link) {
   std::string out =
       "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
@@ -121,18 +215,26 @@ std::string LineageDot(const LineageGraph& g, const LineageLink& link) {
     // Names and paths come from other sites and from file names: shown as
     // valid UTF-8 (bytes that are not are written \xNN), as everywhere.
     std::string label =
-        exec ? fmt::format("{}/{}\n{}\n{}", EscapeForDisplay(n.pipeline),
-                           EscapeForDisplay(n.stage), Short(n.id),
-                           ToString(n.status))
-             : fmt::format("{}\n{} {}",
-                           n.paths.empty() ? Short(n.id)
-                                           : EscapeForDisplay(n.paths.front()),
-                           ToString(n.kind), Short(n.id));
+        exec && n.collapsed.size() > 1
+            ? fmt::format("{}/{}\n{} runs: {} .. {}\n{}",
+                          EscapeForDisplay(n.pipeline),
+                          EscapeForDisplay(n.stage), n.collapsed.size(),
+                          Short(n.collapsed.front()), Short(n.collapsed.back()),
+                          ToString(n.status))
+        : exec
+            ? fmt::format("{}/{}\n{}\n{}", EscapeForDisplay(n.pipeline),
+                          EscapeForDisplay(n.stage), Short(n.id),
+                          ToString(n.status))
+            : fmt::format("{}\n{} {}",
+                          n.paths.empty() ? Short(n.id)
+                                          : EscapeForDisplay(n.paths.front()),
+                          ToString(n.kind), Short(n.id));
+    const std::string url = link ? link(n) : std::string();
     out += fmt::format(
         "  {} [shape={}, label={}{}{}];\n", DotQuote(n.id),
-        exec ? "box" : "ellipse", DotQuote(label),
-        n.id == g.root ? ", penwidth=2" : "",
-        link ? ", URL=" + DotQuote(link(n)) + ", target=\"_top\"" : "");
+        exec ? (n.collapsed.size() > 1 ? "box3d" : "box") : "ellipse",
+        DotQuote(label), n.id == g.root ? ", penwidth=2" : "",
+        url.empty() ? "" : ", URL=" + DotQuote(url) + ", target=\"_top\"");
   }
   for (const LineageEdge& e : g.edges) {
     out += fmt::format("  {} -> {}{};\n", DotQuote(g.nodes[e.from].id),

@@ -1,5 +1,6 @@
-// ListDatasets and WriteSlice for cmf itself: they load the HDF5 module on
-// first use. The module is looked for beside the running binary's build tree
+// ListDatasets, WriteSlice and ReadNumeric for cmf itself: they load the HDF5
+// module on first use. The module is looked for beside the running binary's
+// build tree
 // (<exe>/../dvc_like/cmf-hdf5.so), then where `meson install` puts it
 // (<libdir>/cmf/cmf-hdf5.so); CMF_HDF5_MODULE names another file.
 #include "cmf/data/hdf5_slice.h"
@@ -30,6 +31,13 @@ Result<SliceResult> WriteSlice(const fs::path& source,
                                const SliceProvenance& provenance) {
   CMF_ASSIGN_OR_RETURN(const Hdf5Module* module, Load());
   return module->write_slice(source, dataset, selection, out, provenance);
+}
+
+Result<NumericArray> ReadNumeric(const fs::path& file,
+                                 const std::string& dataset,
+                                 std::uint64_t max_extent) {
+  CMF_ASSIGN_OR_RETURN(const Hdf5Module* module, Load());
+  return module->read_numeric(file, dataset, max_extent);
 }
 
 }  // namespace cmf::data

@@ -13,7 +13,8 @@
 
 namespace cmf::data {
 
-constexpr int kHdf5ModuleAbi = 2;  // 2: the header holds a build id
+constexpr int kHdf5ModuleAbi =
+    3;  // 2: the header holds a build id; 3: read_numeric
 
 struct Hdf5Module {
   ModuleHeader header;  // first: what the loader checks
@@ -24,6 +25,9 @@ struct Hdf5Module {
                                      std::string_view selection,
                                      const std::filesystem::path& out,
                                      const SliceProvenance& provenance);
+  Result<NumericArray> (*read_numeric)(const std::filesystem::path& file,
+                                       const std::string& dataset,
+                                       std::uint64_t max_extent);
 };
 
 }  // namespace cmf::data

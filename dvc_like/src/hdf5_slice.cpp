@@ -392,10 +392,73 @@ Result<SliceResult> ModuleWriteSlice(const fs::path& source,
   return result;
 }
 
+Result<NumericArray> ModuleReadNumeric(const fs::path& file,
+                                       const std::string& dataset,
+                                       std::uint64_t max_extent) {
+  CMF_RETURN_IF_ERROR(CheckHdf5File(file));
+  if (max_extent == 0) return Status::InvalidArgument("max_extent is 0");
+  Hid f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!f.ok())
+    return Status::IOError("cannot open HDF5 file '" + file.string() + "'");
+  if (H5Lexists(f.get(), dataset.c_str(), H5P_DEFAULT) <= 0) {
+    return Status::NotFound("no dataset '" + dataset + "' in '" +
+                            file.string() + "'");
+  }
+  Hid d(H5Dopen2(f.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!d.ok()) {
+    return Status::InvalidArgument("'" + dataset + "' in '" + file.string() +
+                                   "' is not a dataset");
+  }
+  Hid type(H5Dget_type(d.get()), H5Tclose);
+  const H5T_class_t kind = H5Tget_class(type.get());
+  if (kind != H5T_INTEGER && kind != H5T_FLOAT) {
+    return Status::InvalidArgument("'" + dataset + "' in '" + file.string() +
+                                   "' holds " + DtypeName(type.get()) +
+                                   ", not numbers");
+  }
+  Hid space(H5Dget_space(d.get()), H5Sclose);
+  const std::vector<std::uint64_t> shape = ShapeOf(space.get());
+  NumericArray out;
+  std::vector<hsize_t> start(shape.size(), 0), stride(shape.size(), 1),
+      count(shape.size(), 1);
+  std::uint64_t elements = 1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const std::uint64_t step = (shape[i] + max_extent - 1) / max_extent;
+    stride[i] = std::max<std::uint64_t>(step, 1);
+    count[i] = shape[i] == 0 ? 0 : (shape[i] - 1) / stride[i] + 1;
+    out.shape.push_back(count[i]);
+    out.stride.push_back(stride[i]);
+    elements *= count[i];
+    if (elements > kMaxNumericElements) {
+      return Status::InvalidArgument("'" + dataset + "' in '" + file.string() +
+                                     "' is too large to read");
+    }
+  }
+  out.values.resize(elements);
+  if (elements == 0) return out;
+  if (!shape.empty() &&
+      H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(),
+                          stride.data(), count.data(), nullptr) < 0) {
+    return Status::Corruption("cannot select '" + dataset + "' in '" +
+                              file.string() + "'");
+  }
+  Hid mem(shape.empty() ? H5Screate(H5S_SCALAR)
+                        : H5Screate_simple(static_cast<int>(count.size()),
+                                           count.data(), nullptr),
+          H5Sclose);
+  if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, mem.get(), space.get(), H5P_DEFAULT,
+              out.values.data()) < 0) {
+    return Status::Corruption("cannot read '" + dataset + "' of '" +
+                              file.string() + "'");
+  }
+  return out;
+}
+
 const Hdf5Module kModule = {
     .header = {kHdf5ModuleAbi, CMF_VERSION, CMF_BUILD_ID},
     .list_datasets = &ModuleListDatasets,
     .write_slice = &ModuleWriteSlice,
+    .read_numeric = &ModuleReadNumeric,
 };
 
 }  // namespace

@@ -208,6 +208,7 @@ Campaign::Choice Campaign::ChooseNext() {
                                         s_.acq_params);
   choice.next = ml::Choose(s_.acquisition, choice.values, measured_, &rng_);
   if (choice.next < 0) return choice;
+  choice.sd = std::sqrt(variance[choice.next]);
   for (int i = 0; i < count; ++i)
     if (!measured_[i])
       choice.max_sd = std::max(choice.max_sd, std::sqrt(variance[i]));
@@ -223,6 +224,7 @@ void Campaign::LogStep(int step, const Choice& choice,
   ctx_.LogMetric(
       "acquisition", step,
       s_.acquisition == ml::Acquisition::kRandom ? 0.0 : choice.values[next]);
+  ctx_.LogMetric("uncertainty", step, choice.sd);
   ctx_.LogMetric("max_uncertainty", step, choice.max_sd);
   ctx_.LogMetric("train_loss", step,
                  losses.empty() ? std::nan("") : losses.back());

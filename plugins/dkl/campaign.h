@@ -103,6 +103,7 @@ class Campaign {
     std::vector<double> values;  // the acquisition's, per candidate
     int next = -1;               // -1: no candidate left
     double max_sd = 0;           // the largest sd of an unmeasured candidate
+    double sd = 0;               // the sd at the chosen candidate
   };
 
   // Measures candidate INDEX at STEP (0: a seed point).

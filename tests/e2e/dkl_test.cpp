@@ -104,10 +104,17 @@ TEST_CASE(
                                            {"measured.h5", "dataslice"},
                                            {"model.pt", "model"}});
   json m = Metrics(ws, e["id"]);
-  for (const char* series : {"x", "y", "acquisition", "max_uncertainty",
-                             "train_loss", "step_seconds", "rmse"}) {
+  for (const char* series :
+       {"x", "y", "acquisition", "uncertainty", "max_uncertainty", "train_loss",
+        "step_seconds", "rmse"}) {
     INFO(series);
     CHECK(m[series].size() == 4);
+  }
+  // The chosen point's uncertainty is one of the unmeasured candidates'.
+  for (std::size_t k = 0; k < 4; ++k) {
+    CHECK(m["uncertainty"][k][1].get<double>() >= 0);
+    CHECK(m["uncertainty"][k][1].get<double>() <=
+          m["max_uncertainty"][k][1].get<double>() + 1e-12);
   }
   for (const json& point : m["x"]) {
     CHECK(point[1].get<double>() >= 4);  // a patch centre: w/2 .. W - w/2

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <regex>
 #include <string>
 #include <thread>
@@ -230,4 +231,126 @@ TEST_CASE(
       w({"ui", "--port", std::to_string(ui.port()), "--host", "0.0.0.0"});
   CHECK(taken.exit_code == 1);
   CHECK(cmf::test::IsError(taken, "cannot listen on 0.0.0.0:"));
+}
+
+namespace {
+
+// Every link of every page under SITE (href and xlink:href, but addresses
+// with a scheme and anchors) that leads to no file there.
+std::vector<std::string> BrokenLinks(const std::filesystem::path& site) {
+  std::vector<std::string> broken;
+  const std::regex link("href=\"([^\"#]+)\"");
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(site)) {
+    if (entry.path().extension() != ".html") continue;
+    const std::string page = cmf::test::ReadFile(entry.path());
+    for (std::sregex_iterator it(page.begin(), page.end(), link), end;
+         it != end; ++it) {
+      const std::string target = (*it)[1];
+      if (target.find(':') != std::string::npos) continue;
+      if (!std::filesystem::exists(entry.path().parent_path() / target)) {
+        broken.push_back(entry.path().string() + " -> " + target);
+      }
+    }
+  }
+  return broken;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "ui: a run of steps is one node that expands; artifacts by kind with who "
+    "holds their bytes; the sites; --export writes pages that open from "
+    "disk") {
+  cmf::test::TempDir remotes;
+  Ok(cmf::test::Cmf({"init", "--bare", (remotes / "hub").string()},
+                    remotes.path()));
+  Workspace w;
+  cmf::test::WriteFile(w / "m0.txt", "0\n");
+  for (int k = 0; k < 6; ++k) {
+    const std::string in = "m" + std::to_string(k) + ".txt";
+    const std::string out = "m" + std::to_string(k + 1) + ".txt";
+    Ok(w({"exec", "-q", "--stage", "step", "--in", in, "--out", out, "--", "sh",
+          "-c",
+          "cat " + in + " > " + out + "; echo " + std::to_string(k) + " >> " +
+              out}));
+  }
+  Ok(w({"remote", "add", "hub", (remotes / "hub").string()}));
+  Ok(w({"commit", "-m", "six steps"}));
+  Ok(w({"push", "hub"}));
+  const std::string last = w.Json({"whereis", "m6.txt", "--json"})["hash"];
+
+  UiServer ui(w, {"--port", "0"});
+  REQUIRE(ui.port() > 0);
+  // Up from m6.txt: the six steps are one node, linked to the page that
+  // draws them all.
+  Reply folded = ui.Get("/lineage/" + last + "?depth=30");
+  CHECK(folded.status == 200);
+  CHECK(folded.body.find("6 runs: ") != std::string::npos);
+  CHECK(folded.body.find("click one to expand it") != std::string::npos);
+  const std::size_t folded_nodes = Count(folded.body, "class=\"node\"");
+  std::smatch m;
+  REQUIRE(std::regex_search(
+      folded.body, m, std::regex("xlink:href=\"([^\"]*expand=[^\"]+)\"")));
+  const std::string expand =
+      std::regex_replace(std::string(m[1]), std::regex("&amp;"), "&");
+  Reply open = ui.Get(expand);
+  CHECK(open.status == 200);
+  CHECK(open.body.find("6 runs: ") == std::string::npos);
+  // Six executions and the five files between them came back.
+  CHECK(Count(open.body, "class=\"node\"") == folded_nodes + 10);
+
+  // Artifacts by kind, with this site and the remote's store holding them.
+  Reply artifacts = ui.Get("/artifacts");
+  CHECK(artifacts.status == 200);
+  CHECK(artifacts.body.find("data-kind=\"file\"") != std::string::npos);
+  CHECK(artifacts.body.find("m6.txt") != std::string::npos);
+  CHECK(artifacts.body.find("this site, remote hub") != std::string::npos);
+  CHECK(ui.Get("/artifacts?kind=model").body.find("m6.txt") ==
+        std::string::npos);
+  CHECK(ui.Get("/artifacts?kind=nonsense").status == 400);
+  // The sites: the remote, with what moved there, and this site.
+  Reply sites = ui.Get("/sites");
+  CHECK(sites.status == 200);
+  CHECK(sites.body.find("<td>hub</td>") != std::string::npos);
+  CHECK(sites.body.find("(this site)") != std::string::npos);
+  CHECK(std::regex_search(sites.body,
+                          std::regex("<td>hub</td>.*?<td>[1-9][0-9]*</td>")));
+
+  // Static pages: every link leads to a file of the export.
+  json log = w.Log();
+  Ok(w({"ui", "--export", "site"}));
+  for (const char* page : {"index.html", "artifacts.html", "sites.html",
+                           "static/ui.css", "static/ui.js"}) {
+    CHECK(std::filesystem::exists(w / "site" / page));
+  }
+  for (const json& e : log) {
+    const std::string id = e["id"];
+    CHECK(std::filesystem::exists(w / "site/execution" / (id + ".html")));
+    CHECK(std::filesystem::exists(w / "site/lineage" / (id + "-down.html")));
+  }
+  CHECK(std::filesystem::exists(w / "site/lineage" / (last + ".html")));
+  const std::string index = cmf::test::ReadFile(w / "site/index.html");
+  CHECK(index.find("href=\"./execution/" + std::string(log[0]["id"]) +
+                   ".html\"") != std::string::npos);
+  CHECK(index.find("href=\"/") == std::string::npos);  // nothing absolute
+  CHECK(BrokenLinks(w / "site").empty());
+  // One execution: its pages, and no link to those not written.
+  Ok(w({"ui", "--export", "one", std::string(log[0]["id"]).substr(24)}));
+  std::size_t pages = 0;
+  for (const auto& f :
+       std::filesystem::directory_iterator(w / "one/execution")) {
+    pages += f.path().extension() == ".html";
+  }
+  CHECK(pages == 1);
+  std::string broken;
+  for (const std::string& b : BrokenLinks(w / "one")) broken += b + "\n";
+  CHECK_MESSAGE(broken.empty(), broken);
+
+  cmf::test::Outcome unknown = w({"ui", "--export", "x", "ffffffffffff"});
+  CHECK(unknown.exit_code != 0);
+  CHECK(cmf::test::IsError(unknown, "ffffffffffff"));
+  cmf::test::Outcome stray = w({"ui", "ffffffffffff"});
+  CHECK(stray.exit_code != 0);
+  CHECK(cmf::test::IsError(stray, "only with --export"));
 }

@@ -157,3 +157,34 @@ TEST_CASE(
   REQUIRE(one.ok());
   CHECK(one->at(0).count == 1);
 }
+
+TEST_CASE(
+    "hdf5: ReadNumeric gives a dataset's numbers, every k-th along a long "
+    "dimension, and refuses what is not numbers") {
+  TempDir dir;
+  // element [i, j] is i*5 + j
+  test::WriteFloatDataset(dir / "raw.h5", "/image", {7, 5});
+  Result<data::NumericArray> all =
+      data::ReadNumeric(dir / "raw.h5", "/image", 100);
+  REQUIRE(all.ok());
+  CHECK(all->shape == std::vector<std::uint64_t>{7, 5});
+  CHECK(all->stride == std::vector<std::uint64_t>{1, 1});
+  REQUIRE(all->values.size() == 35);
+  CHECK(all->values[12] == 12.0);
+  // At most 3 along each dimension: every 3rd row (0, 3, 6), every 2nd
+  // column (0, 2, 4).
+  Result<data::NumericArray> few =
+      data::ReadNumeric(dir / "raw.h5", "/image", 3);
+  REQUIRE(few.ok());
+  CHECK(few->shape == std::vector<std::uint64_t>{3, 3});
+  CHECK(few->stride == std::vector<std::uint64_t>{3, 2});
+  CHECK(few->values == std::vector<double>{0, 2, 4, 15, 17, 19, 30, 32, 34});
+
+  CHECK(data::ReadNumeric(dir / "raw.h5", "/nothing", 10).status().code() ==
+        Code::kNotFound);
+  CHECK(data::ReadNumeric(dir / "none.h5", "/image", 10).status().code() ==
+        Code::kNotFound);
+  test::WriteFile(dir / "text.h5", "not HDF5");
+  CHECK(data::ReadNumeric(dir / "text.h5", "/image", 10).status().code() ==
+        Code::kInvalidArgument);
+}

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -607,6 +608,89 @@ TEST_CASE(
   CHECK(svg.status().code() == Code::kInvalidArgument);
   CHECK(svg.status().message().find("2001 nodes") != std::string::npos);
   CHECK(svg.status().message().find("--depth") != std::string::npos);
+}
+
+namespace {
+
+// A graph of a raw file -> RUN executions of stage "step", each using the
+// model the one before made -> a final "report" execution; nodes are named
+// e0.., m0.. (the model e<k> made), raw and report.
+LineageGraph StepChain(int run) {
+  LineageGraph g;
+  auto add = [&](LineageNode::Type type, const std::string& id,
+                 const std::string& stage) {
+    LineageNode n;
+    n.type = type;
+    n.id = id;
+    n.pipeline = "p";
+    n.stage = stage;
+    g.nodes.push_back(n);
+    return g.nodes.size() - 1;
+  };
+  auto edge = [&](std::size_t from, std::size_t to, LineageEdge::Type t) {
+    g.edges.push_back({from, to, t});
+  };
+  const std::size_t raw = add(LineageNode::Type::kArtifact, "raw", "");
+  std::size_t before = raw;
+  for (int k = 0; k < run; ++k) {
+    const std::size_t e =
+        add(LineageNode::Type::kExecution, "e" + std::to_string(k), "step");
+    edge(before, e, LineageEdge::Type::kInput);
+    if (k > 0) edge(raw, e, LineageEdge::Type::kInput);  // every step reads it
+    before = add(LineageNode::Type::kArtifact, "m" + std::to_string(k), "");
+    edge(e, before, LineageEdge::Type::kOutput);
+  }
+  const std::size_t report =
+      add(LineageNode::Type::kExecution, "report", "report");
+  edge(before, report, LineageEdge::Type::kInput);
+  g.root = "report";
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "lineage: a run of executions of one stage, each using what the one "
+    "before made, collapses into one node that can be expanded") {
+  const LineageGraph g = StepChain(50);
+  REQUIRE(g.nodes.size() == 102);
+  const LineageGraph c = CollapseRuns(g, 4);
+  // raw, the run's node, the last model (used by report), report.
+  REQUIRE(c.nodes.size() == 4);
+  const LineageNode* run = nullptr;
+  for (const LineageNode& n : c.nodes) {
+    if (n.collapsed.size() > 1) run = &n;
+  }
+  REQUIRE(run != nullptr);
+  CHECK(run->id == "e0");
+  CHECK(run->collapsed.size() == 50);
+  CHECK(run->collapsed.back() == "e49");
+  // Edges: raw -> run (once, though 50 executions read it), run -> m49,
+  // m49 -> report.
+  CHECK(c.edges.size() == 3);
+  std::set<std::pair<std::string, std::string>> ends;
+  for (const LineageEdge& e : c.edges) {
+    ends.insert({c.nodes[e.from].id, c.nodes[e.to].id});
+  }
+  CHECK(ends == std::set<std::pair<std::string, std::string>>{
+                    {"raw", "e0"}, {"e0", "m49"}, {"m49", "report"}});
+  CHECK(c.root == "report");
+  CHECK(LineageDot(c).find("50 runs") != std::string::npos);
+  // Expanded, or shorter than the minimum: as it was.
+  CHECK(CollapseRuns(g, 4, {"e0"}).nodes.size() == 102);
+  CHECK(CollapseRuns(StepChain(3), 4).nodes.size() == 8);
+  // A model used by two executions breaks the run there.
+  LineageGraph forked = StepChain(10);
+  std::size_t m4 = 0, e9 = 0;
+  for (std::size_t i = 0; i < forked.nodes.size(); ++i) {
+    if (forked.nodes[i].id == "m4") m4 = i;
+    if (forked.nodes[i].id == "e9") e9 = i;
+  }
+  forked.edges.push_back({m4, e9, LineageEdge::Type::kInput});
+  const LineageGraph fc = CollapseRuns(forked, 4);
+  std::size_t runs = 0;
+  for (const LineageNode& n : fc.nodes) runs += n.collapsed.size() > 1;
+  CHECK(runs == 2);  // e0..e4 and e5..e9
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ struct LineageNode {
   std::string stage;
   std::int64_t started_ms = 0;
   ExecStatus status = ExecStatus::kRunning;
+  // CollapseRuns: the executions this node stands for (more than one: a run
+  // of executions of one stage, each using what the one before made; id is
+  // the first's, status the last's), first to last.
+  std::vector<std::string> collapsed;
 };
 
 struct LineageEdge {
@@ -58,6 +63,15 @@ struct LineageGraph {
   std::vector<LineageNode> nodes;  // the target first, then by depth
   std::vector<LineageEdge> edges;  // by their ends' ids, then type
 };
+
+// GRAPH with every run of at least MIN_RUN executions of one pipeline and
+// stage, each using an artifact that only the one before made and only it
+// used (an active-learning loop recorded a step an execution, as cmflib's
+// users do), drawn as one execution node whose `collapsed` lists them; the
+// artifacts between them are left out and the run's other edges lead to its
+// node. A run whose first execution's id is in EXPANDED stays as it was.
+LineageGraph CollapseRuns(const LineageGraph& graph, std::size_t min_run,
+                          const std::set<std::string>& expanded = {});
 
 // "input", "output", "derived_from".
 std::string_view ToString(LineageEdge::Type type);
@@ -81,7 +95,8 @@ Result<LineageGraph> Lineage(Store& store, const LineageTarget& target,
 
 // The graph as Graphviz DOT, and as an indented text tree.
 // LINK, when given, makes each node a link to the address it returns (an
-// attribute URL; Graphviz's SVG wraps the node in <a xlink:href>).
+// attribute URL; Graphviz's SVG wraps the node in <a xlink:href>); a node
+// for which it returns "" is not a link.
 using LineageLink = std::function<std::string(const LineageNode&)>;
 std::string LineageDot(const LineageGraph& graph,
                        const LineageLink& link = nullptr);

@@ -74,4 +74,23 @@ Result<SliceResult> WriteSlice(const std::filesystem::path& source,
                                const std::filesystem::path& out,
                                const SliceProvenance& provenance);
 
+// The most elements ReadNumeric returns.
+inline constexpr std::uint64_t kMaxNumericElements = 1ull << 24;
+
+struct NumericArray {
+  std::vector<std::uint64_t> shape;   // of what was read
+  std::vector<std::uint64_t> stride;  // per dimension: every stride-th one
+  std::vector<double> values;         // in C order
+};
+
+// The values of DATASET in FILE as doubles (an integer or floating-point
+// dataset of any rank): every element, or, along a dimension longer than
+// MAX_EXTENT, every k-th from the first, k the least that leaves at most
+// MAX_EXTENT (a picture of a large image). InvalidArgument for a file that is
+// not HDF5, a dataset that is not numeric, or one that would still give more
+// than kMaxNumericElements; NotFound for a missing file or dataset.
+Result<NumericArray> ReadNumeric(const std::filesystem::path& file,
+                                 const std::string& dataset,
+                                 std::uint64_t max_extent);
+
 }  // namespace cmf::data

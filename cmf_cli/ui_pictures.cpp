@@ -1,0 +1,383 @@
+#include "ui_pictures.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "html_text.h"
+
+namespace cmf::cli {
+namespace {
+
+// The largest side, in pixels, of a raster put in a page: a larger image is
+// read every k-th pixel.
+constexpr std::uint64_t kMaxRasterSide = 320;
+// The width a figure is shown at, in CSS pixels.
+constexpr int kFigureWidth = 340;
+
+std::uint32_t Crc32(std::string_view bytes, std::uint32_t crc = 0) {
+  static const std::array<std::uint32_t, 256> table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t n = 0; n < 256; ++n) {
+      std::uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void PutU32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out += static_cast<char>((v >> shift) & 0xFF);
+  }
+}
+
+void Chunk(std::string& png, std::string_view type, std::string_view data) {
+  PutU32(png, static_cast<std::uint32_t>(data.size()));
+  std::string body(type);
+  body.append(data);
+  png += body;
+  PutU32(png, Crc32(body));
+}
+
+// Finite values of A: their least and greatest (lo > hi when none).
+std::pair<double, double> Range(const std::vector<double>& values) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (double v : values) {
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  return {lo, hi};
+}
+
+// A 2-D picture of A's first two dimensions (a third, if any, at index 0).
+struct Raster {
+  int rows = 0, cols = 0;
+  std::uint64_t stride_rows = 1, stride_cols = 1;
+  std::vector<double> values;  // rows x cols
+};
+
+Result<Raster> ToRaster(const NumericArray& a, std::string_view what) {
+  if (a.shape.size() < 2 || a.shape.size() > 3) {
+    return Status::InvalidArgument(std::string(what) + " is not an image");
+  }
+  Raster r;
+  r.rows = static_cast<int>(a.shape[0]);
+  r.cols = static_cast<int>(a.shape[1]);
+  r.stride_rows = a.stride[0];
+  r.stride_cols = a.stride[1];
+  const std::size_t depth = a.shape.size() == 3 ? a.shape[2] : 1;
+  r.values.resize(static_cast<std::size_t>(r.rows) * r.cols);
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    r.values[i] = a.values[i * depth];
+  }
+  return r;
+}
+
+// RASTER as a PNG data URI, grey or through Viridis, from its finite range.
+std::string RasterUri(const Raster& r, bool grey) {
+  auto [lo, hi] = Range(r.values);
+  const double span = hi > lo ? hi - lo : 1.0;
+  std::vector<std::uint8_t> rgb(static_cast<std::size_t>(r.rows) * r.cols * 3);
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    const double v = r.values[i];
+    const double t = std::isfinite(v) ? (v - lo) / span : std::nan("");
+    if (grey) {
+      const auto g = static_cast<std::uint8_t>(
+          std::isfinite(t) ? std::lround(255 * std::clamp(t, 0.0, 1.0)) : 128);
+      rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = g;
+    } else {
+      Viridis(t, &rgb[3 * i]);
+    }
+  }
+  return "data:image/png;base64," + Base64(EncodePng(r.cols, r.rows, rgb));
+}
+
+struct Point {
+  double x = 0, y = 0;  // pixel of the survey image (column, row)
+  std::int64_t step = 0;
+  double sd = std::nan("");
+};
+
+// One figure: RASTER (which covers WIDTH x HEIGHT pixels of its own frame)
+// with POINTS, shifted by -OFFSET into that frame, numbered and coloured by
+// their sd between SD_LO and SD_HI; SEEDS as plain squares.
+std::string Figure(std::string_view id, std::string_view caption,
+                   const Raster& raster, bool grey, double offset,
+                   const std::vector<Point>& points,
+                   const std::vector<Point>& seeds, double sd_lo,
+                   double sd_hi) {
+  const double width = static_cast<double>(raster.cols * raster.stride_cols);
+  const double height = static_cast<double>(raster.rows * raster.stride_rows);
+  const double radius = std::max(width, height) / 55.0;
+  const int shown_height =
+      static_cast<int>(std::lround(kFigureWidth * height / width));
+  std::string marks;
+  for (const Point& s : seeds) {
+    marks += fmt::format(
+        "<rect class=\"seed\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
+        "height=\"{:.1f}\" fill=\"none\" stroke=\"#fff\" "
+        "stroke-width=\"{:.2f}\"/>",
+        s.x - offset + 0.5 - radius, s.y - offset + 0.5 - radius, 2 * radius,
+        2 * radius, radius / 3);
+  }
+  const double span = sd_hi > sd_lo ? sd_hi - sd_lo : 1.0;
+  for (const Point& p : points) {
+    const double cx = p.x - offset + 0.5, cy = p.y - offset + 0.5;
+    marks += fmt::format(
+        "<g class=\"point\" data-step=\"{}\"><title>step {}: ({}, {}), "
+        "uncertainty {:.4g}</title><circle cx=\"{:.1f}\" cy=\"{:.1f}\" "
+        "r=\"{:.2f}\" fill=\"{}\" stroke=\"#fff\" stroke-width=\"{:.2f}\"/>"
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{:.1f}\">{}</text></g>",
+        p.step, p.step, p.x, p.y, p.sd, cx, cy, radius,
+        ViridisHex((p.sd - sd_lo) / span), radius / 4, cx + radius * 1.1,
+        cy - radius * 0.6, radius * 1.6, p.step);
+  }
+  return fmt::format(
+      "<figure class=\"picture\" id=\"{}\"><figcaption>{}</figcaption>"
+      "<svg width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\">"
+      "<image href=\"{}\" x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" "
+      "preserveAspectRatio=\"none\" style=\"image-rendering: pixelated\"/>"
+      "{}</svg></figure>\n",
+      id, caption, kFigureWidth, shown_height, width, height,
+      RasterUri(raster, grey), width, height, marks);
+}
+
+// The colour bar of the points: uncertainty from LO to HI.
+std::string Legend(double lo, double hi) {
+  std::string stops;
+  for (int i = 0; i < 20; ++i) {
+    stops += fmt::format(
+        "<rect x=\"{}\" y=\"0\" width=\"8\" height=\"12\" fill=\"{}\"/>", i * 8,
+        ViridisHex(i / 19.0));
+  }
+  return fmt::format(
+      "<p class=\"legend\">points: the order measured, coloured by the "
+      "uncertainty (posterior sd) at the point when it was chosen: {:.3g} "
+      "<svg width=\"160\" height=\"12\">{}</svg> {:.3g}; squares: the seed "
+      "points</p>\n",
+      lo, stops, hi);
+}
+
+const ArtifactRef* FindByName(const std::vector<ArtifactRef>& list,
+                              std::string_view file_name) {
+  for (const ArtifactRef& a : list) {
+    if (std::filesystem::path(a.path).filename() == file_name) return &a;
+  }
+  return nullptr;
+}
+
+std::string Missing(std::string_view what, const Status& why) {
+  return fmt::format("<p class=\"missing\">{}: {}</p>\n", what,
+                     HtmlText(why.message()));
+}
+
+}  // namespace
+
+std::string EncodePng(int width, int height,
+                      const std::vector<std::uint8_t>& rgb) {
+  std::string png = "\x89PNG\r\n\x1a\n";
+  std::string header;
+  PutU32(header, static_cast<std::uint32_t>(width));
+  PutU32(header, static_cast<std::uint32_t>(height));
+  header += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB
+  Chunk(png, "IHDR", header);
+  // Each row: filter 0, then its pixels; the whole as zlib's stored blocks.
+  std::string raw;
+  const std::size_t row = static_cast<std::size_t>(width) * 3;
+  raw.reserve((row + 1) * height);
+  for (int y = 0; y < height; ++y) {
+    raw += '\0';
+    raw.append(reinterpret_cast<const char*>(rgb.data()) + y * row, row);
+  }
+  std::string z = "\x78\x01";
+  std::uint32_t a = 1, b = 0;
+  for (unsigned char c : raw) {
+    a = (a + c) % 65521;
+    b = (b + a) % 65521;
+  }
+  std::size_t at = 0;
+  do {
+    const std::size_t n = std::min<std::size_t>(65535, raw.size() - at);
+    const bool last = at + n == raw.size();
+    z += static_cast<char>(last ? 1 : 0);
+    z += static_cast<char>(n & 0xFF);
+    z += static_cast<char>(n >> 8);
+    z += static_cast<char>(~n & 0xFF);
+    z += static_cast<char>((~n >> 8) & 0xFF);
+    z.append(raw, at, n);
+    at += n;
+  } while (at < raw.size());
+  PutU32(z, (b << 16) | a);
+  Chunk(png, "IDAT", z);
+  Chunk(png, "IEND", "");
+  return png;
+}
+
+std::string Base64(std::string_view bytes) {
+  static constexpr char kDigits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                            (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                            static_cast<unsigned char>(bytes[i + 2]);
+    out += kDigits[v >> 18];
+    out += kDigits[(v >> 12) & 63];
+    out += kDigits[(v >> 6) & 63];
+    out += kDigits[v & 63];
+  }
+  if (i < bytes.size()) {
+    std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size())
+      v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += kDigits[v >> 18];
+    out += kDigits[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? kDigits[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+void Viridis(double t, std::uint8_t out[3]) {
+  // Five stops of matplotlib's viridis, linearly between.
+  static constexpr std::uint8_t kStops[5][3] = {{68, 1, 84},
+                                                {59, 82, 139},
+                                                {33, 145, 140},
+                                                {94, 201, 98},
+                                                {253, 231, 37}};
+  if (!std::isfinite(t)) {
+    out[0] = out[1] = out[2] = 128;
+    return;
+  }
+  const double at = std::clamp(t, 0.0, 1.0) * 4;
+  const int k = std::min(static_cast<int>(at), 3);
+  const double f = at - k;
+  for (int c = 0; c < 3; ++c) {
+    out[c] = static_cast<std::uint8_t>(
+        std::lround(kStops[k][c] + f * (kStops[k + 1][c] - kStops[k][c])));
+  }
+}
+
+std::string ViridisHex(double t) {
+  std::uint8_t c[3];
+  Viridis(t, c);
+  return fmt::format("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+}
+
+std::string DklFigures(Repo& repo, const ExecutionRecord& r,
+                       const MetricSeries& m) {
+  // The points, from the step metrics x and y; coloured by the uncertainty
+  // at the chosen point (older runs logged only the largest one).
+  std::vector<Point> points;
+  auto xs = m.find("x"), ys = m.find("y");
+  auto sds = m.find("uncertainty");
+  if (sds == m.end()) sds = m.find("max_uncertainty");
+  if (xs != m.end() && ys != m.end()) {
+    for (std::size_t i = 0; i < xs->second.size() && i < ys->second.size();
+         ++i) {
+      Point p;
+      p.x = xs->second[i].value;
+      p.y = ys->second[i].value;
+      p.step = xs->second[i].step;
+      if (!std::isfinite(p.x) || !std::isfinite(p.y)) continue;
+      if (sds != m.end()) {
+        for (const MetricPoint& s : sds->second) {
+          if (s.step == p.step) p.sd = s.value;
+        }
+      }
+      points.push_back(p);
+    }
+  }
+  std::vector<double> sd_values;
+  for (const Point& p : points) sd_values.push_back(p.sd);
+  auto [sd_lo, sd_hi] = Range(sd_values);
+  if (sd_lo > sd_hi) sd_lo = sd_hi = 0;
+  int window = 16;
+  if (auto w = r.params.find("window"); w != r.params.end()) {
+    window = std::max(1, std::atoi(ToText(w->second).c_str()));
+  }
+  const double offset = window / 2;
+
+  std::string out = "<h2>Where it measured</h2>\n";
+  out += Legend(sd_lo, sd_hi);
+  // The seed points: measured (maps.h5 /measured) but not at a step.
+  std::vector<Point> seeds;
+  const ArtifactRef* maps = FindByName(r.outputs, "maps.h5");
+  Result<NumericArray> mask =
+      maps ? ReadArtifactArray(repo, *maps, "/measured", kMaxRasterSide)
+           : Result<NumericArray>(Status::NotFound("no maps.h5"));
+  if (mask.ok() && mask->shape.size() == 2 && mask->stride[0] == 1 &&
+      mask->stride[1] == 1) {
+    const std::size_t cols = mask->shape[1];
+    for (std::size_t i = 0; i < mask->values.size(); ++i) {
+      if (mask->values[i] == 0) continue;
+      Point s;
+      s.x = static_cast<double>(i % cols) + offset;
+      s.y = static_cast<double>(i / cols) + offset;
+      const bool stepped =
+          std::any_of(points.begin(), points.end(),
+                      [&](const Point& p) { return p.x == s.x && p.y == s.y; });
+      if (!stepped) seeds.push_back(s);
+    }
+  }
+
+  // The survey image: the input given as --data.
+  std::string data_path;
+  if (auto d = r.params.find("data"); d != r.params.end()) {
+    data_path = ToText(d->second);
+  }
+  const ArtifactRef* data = nullptr;
+  for (const ArtifactRef& a : r.inputs) {
+    if (a.path == data_path) data = &a;
+  }
+  if (data == nullptr) {
+    out += Missing("survey image", Status::NotFound("no --data input"));
+  } else {
+    Result<NumericArray> image =
+        ReadArtifactArray(repo, *data, "/image", kMaxRasterSide);
+    Result<Raster> raster = image.ok() ? ToRaster(*image, "/image")
+                                       : Result<Raster>(image.status());
+    if (raster.ok()) {
+      out += Figure("survey",
+                    "survey image (/image of " + HtmlText(data->path) + ")",
+                    *raster, true, 0, points, seeds, sd_lo, sd_hi);
+    } else {
+      out += Missing("survey image", raster.status());
+    }
+  }
+  if (maps == nullptr) {
+    out += Missing("maps", Status::NotFound("the run wrote no maps.h5"));
+    return out;
+  }
+  for (const auto& [dataset, caption] :
+       {std::pair<std::string, std::string>{"/mean", "predicted map (/mean)"},
+        {"/uncertainty", "uncertainty map (/uncertainty)"}}) {
+    Result<NumericArray> a =
+        ReadArtifactArray(repo, *maps, dataset, kMaxRasterSide);
+    Result<Raster> raster =
+        a.ok() ? ToRaster(*a, dataset) : Result<Raster>(a.status());
+    if (!raster.ok()) {
+      out += Missing(caption, raster.status());
+      continue;
+    }
+    auto [lo, hi] = Range(raster->values);
+    out += Figure(dataset.substr(1),
+                  fmt::format("{}: {:.3g} to {:.3g}", caption, lo, hi), *raster,
+                  false, offset, points, seeds, sd_lo, sd_hi);
+  }
+  return out;
+}
+
+}  // namespace cmf::cli
