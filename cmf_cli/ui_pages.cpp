@@ -452,6 +452,7 @@ Result<std::string> ExecutionPage(Repo& repo, const Site& site,
   // What a run is about first: its pictures and curves; then its settings
   // and data.
   if (r->stage == "dkl-al") body += DklFigures(repo, *r, *metrics);
+  if (r->stage == "aimd-al") body += AimdFigures(repo, *r);
   body += "<h2>Step metrics</h2>\n";
   if (metrics->empty()) body += "<p>none</p>";
   body += Charts(r->stage, *metrics);

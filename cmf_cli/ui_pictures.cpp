@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "html_text.h"
 
@@ -179,6 +180,92 @@ const ArtifactRef* FindByName(const std::vector<ArtifactRef>& list,
 std::string Missing(std::string_view what, const Status& why) {
   return fmt::format("<p class=\"missing\">{}: {}</p>\n", what,
                      HtmlText(why.message()));
+}
+
+// One trajectory's chart of an aimd-al run: the recorded energy (when the
+// trajectory's bytes are here), the prediction with its band of two standard
+// deviations, the evaluated frames numbered in the order evaluated, and the
+// most stable one found ringed.
+struct AimdTrajectory {
+  std::string name;
+  std::vector<double> time;      // x of each frame: time_fs, else the frame
+  std::vector<double> recorded;  // centred energy per atom, or empty
+  std::vector<double> predicted, sd, target;
+  std::vector<int> evaluated_at;  // per frame: 1 + its place in the order, or 0
+  bool has_time = false;
+};
+
+std::string AimdChart(const AimdTrajectory& t, int best_frame) {
+  constexpr double kW = 640, kH = 220, kLeft = 60, kPad = 12, kBottom = 28;
+  const std::size_t n = t.predicted.size();
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  auto widen = [&](double v) {
+    if (std::isfinite(v)) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    widen(t.predicted[i] - 2 * t.sd[i]);
+    widen(t.predicted[i] + 2 * t.sd[i]);
+    widen(t.target[i]);
+    if (!t.recorded.empty()) widen(t.recorded[i]);
+  }
+  if (lo > hi || n == 0) return "";
+  auto [x0, x1] = Range(t.time);
+  const double xspan = x1 > x0 ? x1 - x0 : 1.0, yspan = hi > lo ? hi - lo : 1.0;
+  auto X = [&](std::size_t i) {
+    return kLeft + (kW - kLeft - kPad) * (t.time[i] - x0) / xspan;
+  };
+  auto Y = [&](double v) {
+    return kPad + (kH - kPad - kBottom) * (hi - v) / yspan;
+  };
+  std::string band, upper, lower, predicted, recorded, marks;
+  for (std::size_t i = 0; i < n; ++i) {
+    upper +=
+        fmt::format("{:.1f},{:.1f} ", X(i), Y(t.predicted[i] + 2 * t.sd[i]));
+    predicted += fmt::format("{:.1f},{:.1f} ", X(i), Y(t.predicted[i]));
+    if (!t.recorded.empty() && std::isfinite(t.recorded[i])) {
+      recorded += fmt::format("{:.1f},{:.1f} ", X(i), Y(t.recorded[i]));
+    }
+  }
+  for (std::size_t i = n; i-- > 0;) {
+    lower +=
+        fmt::format("{:.1f},{:.1f} ", X(i), Y(t.predicted[i] - 2 * t.sd[i]));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (t.evaluated_at[i] == 0 || !std::isfinite(t.target[i])) continue;
+    const bool best = static_cast<int>(i) == best_frame;
+    marks += fmt::format(
+        "<g class=\"evaluation\" data-order=\"{}\"><title>evaluation {}: "
+        "frame {}, {:.4g} eV/atom</title>{}<circle cx=\"{:.1f}\" "
+        "cy=\"{:.1f}\" r=\"4\" fill=\"#d1495b\" stroke=\"#fff\"/>"
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"9\">{}</text></g>",
+        t.evaluated_at[i], t.evaluated_at[i], i, t.target[i],
+        best ? fmt::format("<circle class=\"best\" cx=\"{:.1f}\" "
+                           "cy=\"{:.1f}\" r=\"9\" fill=\"none\" "
+                           "stroke=\"#2e933c\" stroke-width=\"2.5\"/>",
+                           X(i), Y(t.target[i]))
+             : "",
+        X(i), Y(t.target[i]), X(i) + 5, Y(t.target[i]) - 5, t.evaluated_at[i]);
+  }
+  return fmt::format(
+      "<figure class=\"aimd\"><figcaption><b>{}</b></figcaption><svg "
+      "width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\">"
+      "<polygon class=\"band\" points=\"{}{}\" fill=\"#0b5cad\" "
+      "fill-opacity=\"0.18\"/>"
+      "<polyline class=\"recorded\" points=\"{}\" fill=\"none\" "
+      "stroke=\"#888\" stroke-width=\"1\"/>"
+      "<polyline class=\"predicted\" points=\"{}\" fill=\"none\" "
+      "stroke=\"#0b5cad\" stroke-width=\"1.5\"/>{}"
+      "<text x=\"4\" y=\"{:.0f}\" font-size=\"10\">{:.3g}</text>"
+      "<text x=\"4\" y=\"{:.0f}\" font-size=\"10\">{:.3g}</text>"
+      "<text x=\"{:.0f}\" y=\"{:.0f}\" font-size=\"10\">{:.4g}</text>"
+      "<text x=\"{:.0f}\" y=\"{:.0f}\" font-size=\"10\" "
+      "text-anchor=\"end\">{:.4g} {}</text></svg></figure>\n",
+      HtmlText(t.name), kW, kH, kW, kH, upper, lower, recorded, predicted,
+      marks, kPad + 8, hi, kH - kBottom, lo, kLeft, kH - 8, x0, kW - kPad,
+      kH - 8, x1, t.has_time ? "fs" : "(frame)");
 }
 
 }  // namespace
@@ -376,6 +463,133 @@ std::string DklFigures(Repo& repo, const ExecutionRecord& r,
     out += Figure(dataset.substr(1),
                   fmt::format("{}: {:.3g} to {:.3g}", caption, lo, hi), *raster,
                   false, offset, points, seeds, sd_lo, sd_hi);
+  }
+  return out;
+}
+
+}  // namespace cmf::cli
+
+namespace cmf::cli {
+
+std::string AimdFigures(Repo& repo, const ExecutionRecord& r) {
+  const ArtifactRef* predictions = FindByName(r.outputs, "predictions.h5");
+  std::string out =
+      "<h2>Energy of each trajectory, and what it evaluated</h2>\n";
+  if (predictions == nullptr) {
+    return out + Missing("predictions",
+                         Status::NotFound("the run wrote no predictions.h5"));
+  }
+  // Every frame of every trajectory: no striding (at most 2^20 frames).
+  constexpr std::uint64_t kAll = 1u << 20;
+  std::map<std::string, NumericArray> a;
+  for (const char* name : {"/predicted", "/uncertainty", "/target",
+                           "/trajectory", "/frame", "/order"}) {
+    Result<NumericArray> read =
+        ReadArtifactArray(repo, *predictions, name, kAll);
+    if (!read.ok()) return out + Missing("predictions", read.status());
+    a[name] = std::move(*read);
+  }
+  const std::size_t n = a["/predicted"].values.size();
+  for (const char* name :
+       {"/uncertainty", "/target", "/trajectory", "/frame"}) {
+    if (a[name].values.size() != n) {
+      return out +
+             Missing("predictions",
+                     Status::Corruption("predictions.h5 is inconsistent"));
+    }
+  }
+  // The trajectories, in the order given: the inputs that are not the
+  // meta-model.
+  std::vector<const ArtifactRef*> sources;
+  for (const ArtifactRef& in : r.inputs) {
+    if (in.kind != ArtifactKind::kModel) sources.push_back(&in);
+  }
+  std::map<int, AimdTrajectory> trajectories;
+  std::map<int, std::vector<std::size_t>> frames_of;  // global index by frame
+  for (std::size_t i = 0; i < n; ++i) {
+    const double k = a["/trajectory"].values[i];
+    const double f = a["/frame"].values[i];
+    if (!(k >= 0 && k < 1e6 && f >= 0 && f < 1e9)) continue;
+    frames_of[static_cast<int>(k)].push_back(i);
+  }
+  std::vector<int> order_of(n, 0);
+  const std::vector<double>& order = a["/order"].values;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const double i = order[k];
+    if (i >= 0 && i < static_cast<double>(n)) {
+      order_of[static_cast<std::size_t>(i)] = static_cast<int>(k) + 1;
+    }
+  }
+  // The most stable evaluated frame overall.
+  std::size_t best = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (order_of[i] > 0 && std::isfinite(a["/target"].values[i]) &&
+        (best == n || a["/target"].values[i] < a["/target"].values[best])) {
+      best = i;
+    }
+  }
+  for (auto& [k, global] : frames_of) {
+    std::sort(global.begin(), global.end(), [&](std::size_t x, std::size_t y) {
+      return a["/frame"].values[x] < a["/frame"].values[y];
+    });
+    AimdTrajectory t;
+    const ArtifactRef* source =
+        k < static_cast<int>(sources.size()) ? sources[k] : nullptr;
+    t.name = source ? source->path : "trajectory " + std::to_string(k);
+    // The recorded energies and times, when this site holds the trajectory.
+    std::vector<double> energy, time;
+    std::uint64_t atoms = 0;
+    if (source) {
+      Result<NumericArray> e =
+          ReadArtifactArray(repo, *source, "/energy", kAll);
+      Result<NumericArray> tf =
+          ReadArtifactArray(repo, *source, "/time_fs", kAll);
+      // Its atoms: the second dimension of /positions [T, N, 3] (one
+      // element read).
+      Result<NumericArray> positions =
+          ReadArtifactArray(repo, *source, "/positions", 1);
+      if (e.ok() && positions.ok() && positions->dataset_shape.size() == 3 &&
+          positions->dataset_shape[1] > 0) {
+        energy = e->values;
+        atoms = positions->dataset_shape[1];
+      }
+      if (tf.ok()) time = tf->values;
+    }
+    double mean = 0;
+    for (double v : energy) mean += v / static_cast<double>(atoms);
+    if (!energy.empty()) mean /= static_cast<double>(energy.size());
+    int best_here = -1;
+    for (std::size_t i : global) {
+      const auto frame = static_cast<std::size_t>(a["/frame"].values[i]);
+      if (i == best) best_here = static_cast<int>(t.predicted.size());
+      t.has_time = frame < time.size();
+      t.time.push_back(t.has_time ? time[frame] : static_cast<double>(frame));
+      if (frame < energy.size()) {
+        t.recorded.push_back(energy[frame] / static_cast<double>(atoms) - mean);
+      }
+      t.predicted.push_back(a["/predicted"].values[i]);
+      t.sd.push_back(a["/uncertainty"].values[i]);
+      t.target.push_back(a["/target"].values[i]);
+      t.evaluated_at.push_back(order_of[i]);
+    }
+    if (t.recorded.size() != t.predicted.size()) t.recorded.clear();
+    out += AimdChart(t, best_here);
+  }
+  if (best < n) {
+    out += fmt::format(
+        "<p>The most stable frame evaluated (ringed): frame {} of {}, {:.5g} "
+        "eV/atom, found at evaluation {} of {}. Blue: the last model's "
+        "prediction with two standard deviations either side; grey: the "
+        "energy the MD recorded (centred per trajectory, when its bytes are "
+        "here); red: the frames evaluated, numbered in order.</p>\n",
+        static_cast<long long>(a["/frame"].values[best]),
+        HtmlText(sources.size() >
+                         static_cast<std::size_t>(a["/trajectory"].values[best])
+                     ? sources[static_cast<std::size_t>(
+                                   a["/trajectory"].values[best])]
+                           ->path
+                     : "its trajectory"),
+        a["/target"].values[best], order_of[best], order.size());
   }
   return out;
 }

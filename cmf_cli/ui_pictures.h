@@ -37,4 +37,11 @@ std::string ViridisHex(double t);
 std::string DklFigures(Repo& repo, const ExecutionRecord& r,
                        const MetricSeries& m);
 
+// The figures of an aimd-al execution R (its predictions.h5, and its
+// trajectories when their bytes are here): for each trajectory, the energy
+// per atom against time as the MD recorded it, the last model's prediction
+// with a band of two standard deviations, the frames evaluated numbered in
+// order, and the most stable one found.
+std::string AimdFigures(Repo& repo, const ExecutionRecord& r);
+
 }  // namespace cmf::cli

@@ -419,6 +419,7 @@ Result<NumericArray> ModuleReadNumeric(const fs::path& file,
   Hid space(H5Dget_space(d.get()), H5Sclose);
   const std::vector<std::uint64_t> shape = ShapeOf(space.get());
   NumericArray out;
+  out.dataset_shape = shape;
   std::vector<hsize_t> start(shape.size(), 0), stride(shape.size(), 1),
       count(shape.size(), 1);
   std::uint64_t elements = 1;

@@ -138,6 +138,26 @@ TEST_CASE(
   CHECK(aimd);
   CHECK(md);
   CHECK(input);
+  // Its page (cmf ui): a chart per trajectory with the recorded energy, the
+  // prediction's band and the 11 evaluations numbered, the best ringed.
+  Ok(ws({"ui", "--export", "site", std::string(e["id"])}));
+  const std::string page = cmf::test::ReadFile(
+      ws / "site/execution" / (std::string(e["id"]) + ".html"));
+  std::size_t charts = 0, marks = 0, rings = 0, not_recorded = 0;
+  for (const auto& [what, count] :
+       {std::pair<const char*, std::size_t*>{"<figure class=\"aimd\"", &charts},
+        {"<g class=\"evaluation\"", &marks},
+        {"<circle class=\"best\"", &rings},
+        {"<polyline class=\"recorded\" points=\"\"", &not_recorded}}) {
+    for (std::size_t at = page.find(what); at != std::string::npos;
+         at = page.find(what, at + 1)) {
+      ++*count;
+    }
+  }
+  CHECK(charts == 2);
+  CHECK(marks == 11);
+  CHECK(rings == 1);
+  CHECK(not_recorded == 0);  // both trajectories' bytes are here
 }
 
 TEST_CASE(

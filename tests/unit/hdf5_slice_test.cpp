@@ -178,6 +178,7 @@ TEST_CASE(
   REQUIRE(few.ok());
   CHECK(few->shape == std::vector<std::uint64_t>{3, 3});
   CHECK(few->stride == std::vector<std::uint64_t>{3, 2});
+  CHECK(few->dataset_shape == std::vector<std::uint64_t>{7, 5});
   CHECK(few->values == std::vector<double>{0, 2, 4, 15, 17, 19, 30, 32, 34});
 
   CHECK(data::ReadNumeric(dir / "raw.h5", "/nothing", 10).status().code() ==

@@ -80,6 +80,7 @@ inline constexpr std::uint64_t kMaxNumericElements = 1ull << 24;
 struct NumericArray {
   std::vector<std::uint64_t> shape;   // of what was read
   std::vector<std::uint64_t> stride;  // per dimension: every stride-th one
+  std::vector<std::uint64_t> dataset_shape;  // of the whole dataset
   std::vector<double> values;         // in C order
 };
 
