@@ -81,7 +81,7 @@ struct NumericArray {
   std::vector<std::uint64_t> shape;   // of what was read
   std::vector<std::uint64_t> stride;  // per dimension: every stride-th one
   std::vector<std::uint64_t> dataset_shape;  // of the whole dataset
-  std::vector<double> values;         // in C order
+  std::vector<double> values;                // in C order
 };
 
 // The values of DATASET in FILE as doubles (an integer or floating-point
