@@ -4,7 +4,8 @@ laid-out lineage graph of about 1,000 nodes (a chain of 500 executions, each tak
 one's output). Prints each figure (the median of --runs starts), and beside the lineage page the
 same graph drawn by `cmf lineage --format svg` in a process of its own (the peer: the same code
 from the command line; the page also loads Graphviz, the first time a server draws, and sends the
-drawing over HTTP).
+drawing over HTTP). The page draws such a chain as one node (a run of one stage) until it is
+expanded: both are timed. Then `cmf ui --export` of every page of the repository, once.
 
 usage: bench/ui_latency.py --cmf build-release/cmf_cli/cmf [--chain 500] [--runs 5]
 """
@@ -73,29 +74,44 @@ def main():
         hash_ = subprocess.run([cmf, "lineage", leaf, "--json", "--depth", "0"], cwd=ws,
                                check=True, capture_output=True, text=True).stdout
         hash_ = re.search(r'"root"\s*:\s*"([0-9a-f]+)"', hash_).group(1)
-        first, graph, nodes = [], [], 0
+        first, folded, graph, nodes, folded_nodes = [], [], [], 0, 0
         for _ in range(a.runs):
             p, port, t0 = start(cmf, ws)
             status, _ = get(port, "/")
             first.append(time.perf_counter() - t0)
             t1 = time.perf_counter()
             status2, body = get(port, f"/lineage/{hash_}?depth={2 * a.chain + 2}")
-            graph.append(time.perf_counter() - t1)
+            folded.append(time.perf_counter() - t1)
+            folded_nodes = body.count(b'class="node"')
+            expand = re.search(rb'xlink:href="([^"]*expand=[^"]+)"', body)
+            if not expand:
+                sys.exit("ui_latency: the chain was not drawn as one node")
+            t2 = time.perf_counter()
+            status3, body = get(port, expand.group(1).decode().replace("&amp;", "&"))
+            graph.append(time.perf_counter() - t2)
             nodes = body.count(b'class="node"')
             p.terminate()
             p.wait()
-            if status != 200 or status2 != 200:
-                sys.exit(f"ui_latency: pages answered {status}, {status2}")
+            if status != 200 or status2 != 200 or status3 != 200:
+                sys.exit(f"ui_latency: pages answered {status}, {status2}, {status3}")
         cli = []
         for _ in range(a.runs):
             t = time.perf_counter()
             subprocess.run([cmf, "lineage", leaf, "--format", "svg"], cwd=ws, check=True,
                            stdout=subprocess.DEVNULL)
             cli.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        exported = subprocess.run([cmf, "ui", "--export", "site"], cwd=ws, check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        export_s = time.perf_counter() - t
     print(f"  {'start to the first page (/)':44s} {1000 * median(first):7.1f} ms"
           "  (target: well under 1 s)")
-    print(f"  {f'the lineage page, {nodes} nodes laid out':44s} {1000 * median(graph):7.1f} ms")
+    print(f"  {f'the lineage page, the chain as one node ({folded_nodes})':44s} "
+          f"{1000 * median(folded):7.1f} ms")
+    print(f"  {f'the lineage page expanded, {nodes} nodes laid out':44s} "
+          f"{1000 * median(graph):7.1f} ms")
     print(f"  {'peer: cmf lineage --format svg, a process':44s} {1000 * median(cli):7.1f} ms")
+    print(f"  {'cmf ui --export, every page':44s} {export_s:7.1f} s   ({exported})")
 
 
 if __name__ == "__main__":

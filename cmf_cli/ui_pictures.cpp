@@ -68,7 +68,8 @@ struct Raster {
 };
 
 Result<Raster> ToRaster(const NumericArray& a, std::string_view what) {
-  if (a.shape.size() < 2 || a.shape.size() > 3) {
+  if (a.shape.size() < 2 || a.shape.size() > 3 || a.shape[0] == 0 ||
+      a.shape[1] == 0 || (a.shape.size() == 3 && a.shape[2] == 0)) {
     return Status::InvalidArgument(std::string(what) + " is not an image");
   }
   Raster r;
@@ -505,11 +506,15 @@ std::string AimdFigures(Repo& repo, const ExecutionRecord& r) {
     if (in.kind != ArtifactKind::kModel) sources.push_back(&in);
   }
   std::map<int, AimdTrajectory> trajectories;
+  // A file from another site may hold anything: a frame whose trajectory
+  // or frame number is not a small whole number is left out.
   std::map<int, std::vector<std::size_t>> frames_of;  // global index by frame
+  std::vector<char> valid(n, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const double k = a["/trajectory"].values[i];
     const double f = a["/frame"].values[i];
     if (!(k >= 0 && k < 1e6 && f >= 0 && f < 1e9)) continue;
+    valid[i] = 1;
     frames_of[static_cast<int>(k)].push_back(i);
   }
   std::vector<int> order_of(n, 0);
@@ -523,7 +528,7 @@ std::string AimdFigures(Repo& repo, const ExecutionRecord& r) {
   // The most stable evaluated frame overall.
   std::size_t best = n;
   for (std::size_t i = 0; i < n; ++i) {
-    if (order_of[i] > 0 && std::isfinite(a["/target"].values[i]) &&
+    if (valid[i] && order_of[i] > 0 && std::isfinite(a["/target"].values[i]) &&
         (best == n || a["/target"].values[i] < a["/target"].values[best])) {
       best = i;
     }

@@ -47,4 +47,8 @@ The experiment ran in $ws. Look at:
                        datacenter with 'cmf push'
   result/model.pt      the DKL model (PyTorch can load it: doc/dkl-checkpoint.md)
   cmf metrics $run     x, y, acquisition, uncertainty, max_uncertainty, train_loss, step_seconds, rmse
+  cmf ui               its pages in a browser: the sample with the points measured, the maps
+
+The whole loop, two microscopes and a datacenter (meta-learning, MD, a seeded edge run):
+  bash samples/steering_loop.sh
 MSG
