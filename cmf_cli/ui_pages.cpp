@@ -10,6 +10,7 @@
 #include <limits>
 #include <set>
 
+#include "cmf/artifact_data.h"
 #include "cmf/byte_strings.h"
 #include "cmf/clock.h"
 #include "cmf/config.h"
@@ -669,10 +670,13 @@ Result<std::string> ArtifactsBody(Repo& repo, const Site& site,
       std::string where;
       Result<std::vector<std::string>> at =
           repo.store().Locations(row->ref.hash);
-      if (at.ok()) {
-        for (const std::string& id : *at) {
-          where += (where.empty() ? "" : ", ") + holders.Name(id);
-        }
+      std::vector<std::string> ids = at.ok() ? *at : std::vector<std::string>();
+      if (HeldHere(repo, row->ref.hash) &&
+          std::find(ids.begin(), ids.end(), holders.site()) == ids.end()) {
+        ids.insert(ids.begin(), holders.site());
+      }
+      for (const std::string& id : ids) {
+        where += (where.empty() ? "" : ", ") + holders.Name(id);
       }
       body += fmt::format(
           "<tr><td>{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td></tr>",
@@ -718,6 +722,11 @@ Result<std::string> SitesBody(Repo& repo, const Site& site) {
   for (const Store::ArtifactRow& row : *rows) {
     Result<std::vector<std::string>> at = repo.store().Locations(row.ref.hash);
     if (!at.ok()) return at.status();
+    // This site holds what its cache holds, sealed as a location or not yet.
+    if (HeldHere(repo, row.ref.hash) &&
+        std::find(at->begin(), at->end(), holders.site()) == at->end()) {
+      at->push_back(holders.site());
+    }
     for (const std::string& id : *at) {
       ++held[id].artifacts;
       held[id].bytes += row.ref.size;

@@ -150,7 +150,37 @@ def add_dkl_run(cmf, gen, ws):
     run([cmf, "add", "-q", "sample.h5"], ws)
     run([cmf, "run", "-q", "dkl-al", "--data", "sample.h5", "--steps", "8", "--acquisition", "ei",
          "--out", "al"], ws)
-    return run([cmf, "log", "-n", "1", "--oneline"], ws).split()[0]
+    dkl = run([cmf, "log", "-n", "1", "--oneline"], ws).split()[0]
+    # A meta-model trained on what that run measured.
+    run([cmf, "run", "-q", "reptile", "--tasks-from-stage", "dkl-al", "--iterations", "4",
+         "-o", "meta.pt"], ws)
+    reptile = run([cmf, "log", "-n", "1", "--oneline"], ws).split()[0]
+    return dkl, reptile
+
+
+def check_reptile_page(browser, url, dkl, label):
+    """A reptile run: its two losses on one chart, its task leading to the dkl-al run."""
+    page = browser.dom(url)
+    m = re.search(r'<figure class="chart" data-series="meta_loss adapted_loss">(.*?)</figure>',
+                  page, re.S)
+    check(m is not None and m.group(1).count("<polyline") == 2,
+          f"{label} reptile page: meta_loss and adapted_loss drawn on one chart")
+    made_by = href_of(page, dkl)
+    check(made_by != "", f"{label} reptile page: its task links to the dkl-al run that measured it")
+    browser.shot(url, f"{label}-reptile")
+
+
+def check_lists(browser, base, suffix, label):
+    """The artifacts by kind and the sites."""
+    artifacts = browser.dom(base + "artifacts" + suffix)
+    kinds = re.findall(r'data-kind="([a-z]+)"', artifacts)
+    check("model" in kinds and "dataset" in kinds,
+          f"{label} artifacts: listed by kind ({kinds})")
+    check("this site" in artifacts, f"{label} artifacts: who holds the bytes")
+    browser.shot(base + "artifacts" + suffix, f"{label}-artifacts")
+    sites = browser.dom(base + "sites" + suffix)
+    check("(this site)" in sites and 'id="sites"' in sites, f"{label} sites: this site listed")
+    browser.shot(base + "sites" + suffix, f"{label}-sites")
 
 
 def check_dkl_page(browser, url, label):
@@ -227,7 +257,8 @@ def main():
         ws = os.path.join(top, "ws")
         os.makedirs(ws)
         train, payload = make_repository(cmf, ws)
-        dkl = add_dkl_run(cmf, gen, ws) if gen else None
+        runs = add_dkl_run(cmf, gen, ws) if gen else None
+        dkl, reptile = runs if runs else (None, None)
         if dkl is None:
             print("skipped: the dkl-al page (no dkl plugin built, or no cmf-gen-eels)")
             if os.environ.get("CI") == "true":
@@ -241,8 +272,11 @@ def main():
             line = server.stdout.readline()
             check(f"http://127.0.0.1:{port}/" in line, f"cmf ui: says where it serves ({line.strip()})")
             check_pages(browser, f"http://127.0.0.1:{port}/", train, payload, "served")
+            check_lists(browser, f"http://127.0.0.1:{port}/", "", "served")
             if dkl:
                 check_dkl_page(browser, f"http://127.0.0.1:{port}/execution/{dkl}", "served")
+                check_reptile_page(browser, f"http://127.0.0.1:{port}/execution/{reptile}",
+                                   dkl, "served")
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -251,11 +285,18 @@ def main():
         out = run([cmf, "ui", "--export", site], ws)
         check("index.html" in out, f"cmf ui --export: {out.strip()}")
         check_pages(browser, "file://" + site + "/", train, payload, "export", suffix=".html")
+        check_lists(browser, "file://" + site + "/", ".html", "export")
         if dkl:
-            full = [f for f in os.listdir(os.path.join(site, "execution")) if dkl in f]
-            check(len(full) == 1, "export: the dkl-al run's page")
-            if full:
-                check_dkl_page(browser, "file://" + os.path.join(site, "execution", full[0]), "export")
+            pages = os.listdir(os.path.join(site, "execution"))
+            for short in (dkl, reptile):
+                full = [f for f in pages if short in f]
+                check(len(full) == 1, f"export: the page of {short}")
+            full = {short: "file://" + os.path.join(site, "execution", f)
+                    for short in (dkl, reptile) for f in pages if short in f}
+            if dkl in full:
+                check_dkl_page(browser, full[dkl], "export")
+            if reptile in full:
+                check_reptile_page(browser, full[reptile], dkl, "export")
 
     print(f"{len(failures)} failed" if failures else "all passed")
     return 1 if failures else 0

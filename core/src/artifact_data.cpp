@@ -38,4 +38,8 @@ Result<NumericArray> ReadArtifactArray(Repo& repo, const ArtifactRef& artifact,
                           "' are not at this site (cmf get fetches them)");
 }
 
+bool HeldHere(const Repo& repo, const std::string& hash) {
+  return repo.objects().Has(hash);
+}
+
 }  // namespace cmf

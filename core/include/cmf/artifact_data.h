@@ -22,4 +22,8 @@ Result<NumericArray> ReadArtifactArray(Repo& repo, const ArtifactRef& artifact,
                                        const std::string& dataset,
                                        std::uint64_t max_extent);
 
+// Whether this site's object cache holds the bytes of HASH (recorded as a
+// location or not: a location fact is sealed by the next commit).
+bool HeldHere(const Repo& repo, const std::string& hash);
+
 }  // namespace cmf
