@@ -93,8 +93,10 @@ class Browser:
         self.chromium, self.profile, self.shots = chromium, profile, shots
 
     def _run(self, args, url):
+        # --no-sandbox: CI runs as root; --disable-dev-shm-usage: a container's small /dev/shm.
         cmd = [self.chromium, "--headless", "--no-sandbox", "--disable-gpu",
-               "--no-first-run", "--disable-extensions", "--hide-scrollbars",
+               "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
+               "--hide-scrollbars",
                "--user-data-dir=" + self.profile, "--virtual-time-budget=3000"] + args + [url]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:

@@ -6,6 +6,7 @@
 
 #include "../ui_pages.h"
 #include "../verb.h"
+#include "cmf/byte_strings.h"
 #include "cmf/clock.h"
 #include "cmf/http_server.h"
 
@@ -150,8 +151,9 @@ class UiVerb : public Verb {
         "cmf ui: wrote {} pages ({:.1f} KiB) of {} executions to {}; open "
         "{}\n",
         done->pages, static_cast<double>(done->bytes) / 1024.0,
-        done->executions, export_,
-        (std::filesystem::path(export_) / "index.html").string());
+        done->executions, EscapeForDisplay(export_),
+        EscapeForDisplay(
+            (std::filesystem::path(export_) / "index.html").string()));
     if (done->not_drawn > 0) {
       fmt::print(stderr,
                  "cmf: warning: {} lineage graphs were too large to draw; "
