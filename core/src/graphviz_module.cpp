@@ -19,6 +19,16 @@ namespace {
 std::mutex render_lock;
 std::string* messages = nullptr;  // where the hook writes, under the lock
 
+// One Graphviz context for the life of the process, used under the lock.
+// Graphviz's text-layout plugin (pango) remembers the name of the last font
+// it measured as a pointer into the context's font table; a context freed
+// after each drawing left that pointer dangling, read by the next drawing
+// (a use after free AddressSanitizer found in a server's second page).
+GVC_t* Context() {
+  static GVC_t* const gvc = gvContext();
+  return gvc;
+}
+
 int GatherMessage(char* text) {
   if (messages != nullptr && text != nullptr && messages->size() < 4096) {
     *messages += text;
@@ -39,22 +49,21 @@ Result<std::string> Render(const std::string& dot, const char* format) {
     messages = nullptr;
     return Status::InvalidArgument(what + (said.empty() ? "" : ": " + said));
   };
-  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), gvFreeContext);
-  if (!gvc) return fail("Graphviz did not start");
+  GVC_t* const gvc = Context();
+  if (gvc == nullptr) return fail("Graphviz did not start");
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(dot.c_str()),
                                                       agclose);
   if (!graph) return fail("Graphviz cannot read the graph");
-  if (gvLayout(gvc.get(), graph.get(), "dot") != 0) {
+  if (gvLayout(gvc, graph.get(), "dot") != 0) {
     return fail("Graphviz cannot lay the graph out");
   }
   char* data = nullptr;
   unsigned int size = 0;
-  const int rendered =
-      gvRenderData(gvc.get(), graph.get(), format, &data, &size);
+  const int rendered = gvRenderData(gvc, graph.get(), format, &data, &size);
   std::string out;
   if (rendered == 0 && data != nullptr) out.assign(data, size);
   if (data != nullptr) gvFreeRenderData(data);
-  gvFreeLayout(gvc.get(), graph.get());
+  gvFreeLayout(gvc, graph.get());
   if (rendered != 0) {
     return fail(std::string("Graphviz cannot write ") + format);
   }
